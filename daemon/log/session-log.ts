@@ -1,0 +1,142 @@
+/**
+ * The session log: an append-only, durable event log per session. This file is the
+ * whole interface the rest of the daemon sees; backends live beside it and all pass
+ * one conformance suite (test/log-conformance.ts).
+ */
+
+/** An event as the writer hands it in: the log assigns `seq` and `ts`. */
+export interface NewEvent {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** An event as stored and read back. */
+export interface StoredEvent {
+  seq: number;
+  ts: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** Session metadata kept beside the events, for listing without reading logs. */
+export interface SessionMeta {
+  sessionId: string;
+  createdAt: number;
+  updatedAt: number;
+  /** Everything else the daemon keeps (title, workspace, status, usage, ...). */
+  [key: string]: unknown;
+}
+
+export interface ReadOptions {
+  /** First seq to return (default 0). */
+  from?: number;
+  /** Stop before this seq (default: the head). */
+  to?: number;
+  /** At most this many events (default and maximum: READ_LIMIT_MAX). */
+  limit?: number;
+  /** Only events of these types; `next` still moves past the skipped ones. */
+  types?: readonly string[];
+}
+
+export interface ReadPage {
+  events: StoredEvent[];
+  /** The seq the next appended event will get: the session has [0, headSeq). */
+  headSeq: number;
+  /** Set when the page stopped before `to` (or the head): read on from here. */
+  next?: number;
+}
+
+export interface ListOptions {
+  limit?: number;
+  /** Opaque; from a previous page's `cursor`. */
+  cursor?: string;
+  /** Keep only sessions whose meta passes this test (applied before `limit`). */
+  filter?: (meta: SessionMeta) => boolean;
+}
+
+export interface ListPage {
+  sessions: SessionMeta[];
+  cursor?: string;
+}
+
+/**
+ * Receives events in seq order, one batch at a time. The next batch is not delivered
+ * until the returned promise settles, so a slow listener holds its subscription back
+ * (and may overflow it) instead of flooding memory.
+ */
+export type SubscriptionListener = (events: StoredEvent[]) => void | Promise<void>;
+
+export type SubscriptionEnd =
+  | { reason: 'closed'; next: number }
+  /** More than `maxPending` live events waited for a slow listener. */
+  | { reason: 'overflow'; next: number }
+  | { reason: 'error'; next: number; error: Error };
+
+export interface SubscribeOptions {
+  /** Live events that may wait for the listener before the subscription ends with `overflow`. */
+  maxPending?: number;
+  /** Events per catch-up batch. */
+  batchSize?: number;
+}
+
+export interface Subscription {
+  /** Ends the subscription; no batch is delivered after this returns. */
+  close(): void;
+  /** Settles once, when the subscription ends for any reason, with where to resume. */
+  readonly ended: Promise<SubscriptionEnd>;
+}
+
+export interface SessionLogSupports {
+  /** Acknowledged appends survive a crash of the process (and of the machine, where the disk honours fsync). */
+  durable: boolean;
+  /** Concurrent appends are committed together in one synced write. */
+  groupCommit: boolean;
+}
+
+export interface SessionLog {
+  readonly supports: SessionLogSupports;
+
+  /**
+   * Creates a session with its metadata and first events, atomically.
+   * Fails with LogError('exists') if the id is taken.
+   */
+  create(meta: SessionMeta, events: NewEvent[]): Promise<number[]>;
+
+  /**
+   * Appends events to a session, atomically with an optional metadata patch.
+   * Resolves with their seqs only once they are durable; a rejected append wrote nothing.
+   */
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<number[]>;
+
+  /** A range read by position: cost depends on the page, not on the session's size. */
+  read(sessionId: string, options?: ReadOptions): Promise<ReadPage>;
+
+  /** The seq the next event will get. */
+  head(sessionId: string): Promise<number>;
+
+  /** Catch-up from `from` (clamped to the head), then live; no gap, no duplicate. */
+  subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription>;
+
+  getMeta(sessionId: string): Promise<SessionMeta | undefined>;
+  /** Updates metadata without an event (a merge; `undefined` values delete keys). */
+  patchMeta(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta>;
+  /** Sessions newest first. */
+  list(options?: ListOptions): Promise<ListPage>;
+
+  /** Waits for in-flight appends, then releases the store. */
+  close(): Promise<void>;
+}
+
+export const READ_LIMIT_MAX = 10000;
+
+export type LogErrorKind = 'not_found' | 'exists' | 'closed' | 'storage' | 'invalid';
+
+/** Errors of the log; the daemon maps `kind` to a protocol error code. */
+export class LogError extends Error {
+  readonly kind: LogErrorKind;
+  constructor(kind: LogErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LogError';
+    this.kind = kind;
+  }
+}

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { NotificationType, ParameterStructures, RequestType } from 'vscode-jsonrpc';
+
+/** Who sends the message. */
+export type Direction = 'clientToDaemon' | 'daemonToClient';
+/**
+ * Where the daemon runs the work: `session` methods carry a `sessionId` and run on
+ * that session's queue (sessions never block one another); `global` ones run at once.
+ */
+export type Scope = 'global' | 'session';
+
+export interface RequestDefinition<M extends string, P extends z.ZodType, R extends z.ZodType> {
+  readonly kind: 'request';
+  readonly method: M;
+  readonly direction: Direction;
+  readonly scope: Scope;
+  readonly description: string;
+  readonly params: P;
+  readonly result: R;
+  /** The vscode-jsonrpc type; callers and handlers pass the definition, never a string. */
+  readonly type: RequestType<z.input<P>, z.output<R>, unknown>;
+}
+
+export interface NotificationDefinition<M extends string, P extends z.ZodType> {
+  readonly kind: 'notification';
+  readonly method: M;
+  readonly direction: Direction;
+  readonly scope: Scope;
+  readonly description: string;
+  readonly params: P;
+  readonly type: NotificationType<z.input<P>>;
+}
+
+export function defineRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(
+  def: Omit<RequestDefinition<M, P, R>, 'kind' | 'type'>,
+): RequestDefinition<M, P, R> {
+  return { ...def, kind: 'request', type: new RequestType(def.method, ParameterStructures.byName) };
+}
+
+export function defineNotification<M extends string, P extends z.ZodType>(
+  def: Omit<NotificationDefinition<M, P>, 'kind' | 'type'>,
+): NotificationDefinition<M, P> {
+  return { ...def, kind: 'notification', type: new NotificationType(def.method, ParameterStructures.byName) };
+}
+
+/** Params of a request or notification definition, as a handler receives them. */
+export type ParamsOf<D> = D extends { params: infer P extends z.ZodType } ? z.output<P> : never;
+/** Result of a request definition, as a handler returns it. */
+export type ResultOf<D> = D extends { result: infer R extends z.ZodType } ? z.output<R> : never;

@@ -1,0 +1,16 @@
+/**
+ * The wire contract of agentd. Imports only zod and vscode-jsonrpc: clients in any
+ * language can rely on it through the generated JSON Schema (protocol/schema/).
+ */
+export * from './version.js';
+export * from './errors.js';
+export * from './define.js';
+export * from './content.js';
+export * from './events.js';
+export * from './methods/lifecycle.js';
+export * from './methods/session.js';
+export * from './methods/events.js';
+export * from './methods/vault.js';
+export * from './methods/daemon.js';
+export * from './methods/permission.js';
+export * from './registry.js';

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { defineNotification, defineRequest } from '../define.js';
+import { Event } from '../events.js';
+import { SessionId } from './session.js';
+
+const Seq = z.number().int().nonnegative();
+
+export const SessionEvents = defineRequest({
+  method: 'session/events',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description:
+    'Reads events [from, to) by position, at most `limit`, optionally of some types. `next` is where to read on when the page was cut short.',
+  params: z.object({
+    sessionId: SessionId,
+    from: Seq.optional(),
+    to: Seq.optional(),
+    limit: z.number().int().min(1).max(10000).optional(),
+    types: z.array(z.string().min(1)).min(1).optional(),
+  }),
+  result: z.object({ events: z.array(Event), headSeq: Seq, next: Seq.optional() }),
+});
+
+export const SessionSubscribe = defineRequest({
+  method: 'session/subscribe',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description:
+    'Sends every event from `from` (default: the head) as session/event notifications: catch-up first, then live; no gap, no duplicate.',
+  params: z.object({ sessionId: SessionId, from: Seq.optional() }),
+  result: z.object({ subscriptionId: z.string(), headSeq: Seq }),
+});
+
+export const SessionUnsubscribe = defineRequest({
+  method: 'session/unsubscribe',
+  direction: 'clientToDaemon',
+  scope: 'global',
+  description: 'Ends a subscription of this connection.',
+  params: z.object({ subscriptionId: z.string() }),
+  result: z.object({}),
+});
+
+export const SessionEventNotification = defineNotification({
+  method: 'session/event',
+  direction: 'daemonToClient',
+  scope: 'session',
+  description:
+    'Durable events of a subscription, in order, as a batch of consecutive seqs (batches amortise framing during catch-up).',
+  params: z.object({ subscriptionId: z.string(), sessionId: SessionId, events: z.array(Event).min(1) }),
+});
+
+export const SessionDeltaNotification = defineNotification({
+  method: 'session/delta',
+  direction: 'daemonToClient',
+  scope: 'session',
+  description: 'Ephemeral streaming text or tool-input fragments of the running turn; never stored.',
+  params: z.object({
+    sessionId: SessionId,
+    turnId: z.string(),
+    kind: z.enum(['text', 'tool_input']),
+    index: z.number().int().nonnegative(),
+    text: z.string(),
+  }),
+});
+
+export const SubscriptionDroppedNotification = defineNotification({
+  method: 'session/subscriptionDropped',
+  direction: 'daemonToClient',
+  scope: 'session',
+  description:
+    'The subscriber fell too far behind its bounded buffer; the subscription is gone. Resubscribe from `next`.',
+  params: z.object({ subscriptionId: z.string(), sessionId: SessionId, next: Seq, reason: z.string() }),
+});

@@ -1,0 +1,36 @@
+import { z } from 'zod';
+import { defineRequest } from '../define.js';
+
+export const ClientInfo = z.object({ name: z.string().min(1), version: z.string().optional() });
+
+export const ClientCapabilities = z.object({
+  /** The client answers `permission/request`. */
+  permissionRequests: z.boolean().optional(),
+});
+export type ClientCapabilities = z.infer<typeof ClientCapabilities>;
+
+export const Initialize = defineRequest({
+  method: 'initialize',
+  direction: 'clientToDaemon',
+  scope: 'global',
+  description: 'Must be the first request on a connection; agrees on the protocol version.',
+  params: z.object({
+    protocolVersion: z.string().min(1),
+    clientInfo: ClientInfo,
+    capabilities: ClientCapabilities.default({}),
+  }),
+  result: z.object({
+    protocolVersion: z.string(),
+    serverInfo: z.object({ name: z.string(), version: z.string() }),
+    capabilities: z.object({ eventBatches: z.boolean(), maxFrameBytes: z.number().int() }),
+  }),
+});
+
+export const Shutdown = defineRequest({
+  method: 'shutdown',
+  direction: 'clientToDaemon',
+  scope: 'global',
+  description: "Ends this connection's session with the daemon: its subscriptions are freed; the daemon keeps running.",
+  params: z.object({}).optional(),
+  result: z.null(),
+});

@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import { defineRequest } from '../define.js';
+import { PromptContent, Usage } from '../content.js';
+
+export const SessionId = z.string().regex(/^s_[0-9a-z]{10,40}$/, 'a session id looks like s_<letters and digits>');
+
+export const SessionStatus = z.enum([
+  /** No turn pending. */
+  'idle',
+  /** A user message is durable and its turn has not started yet. */
+  'queued',
+  /** A turn is running. */
+  'running',
+  /** A turn waits for a permission answer. */
+  'waiting',
+  /** Read-only from now on. */
+  'archived',
+]);
+export type SessionStatus = z.infer<typeof SessionStatus>;
+
+const McpStdioServer = z.object({
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/),
+  command: z.string().min(1),
+  args: z.array(z.string()).optional(),
+  env: z.record(z.string(), z.string()).optional(),
+});
+const McpHttpServer = z.object({
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/),
+  type: z.literal('http'),
+  url: z.url(),
+  credential: z.string().optional(),
+});
+export const McpServerSpec = z.union([McpHttpServer, McpStdioServer]);
+
+export const PermissionPolicy = z.object({
+  default: z.enum(['ask', 'allow', 'deny']),
+  allow: z.array(z.string()).optional(),
+  deny: z.array(z.string()).optional(),
+});
+
+export const SessionCreateParams = z.object({
+  workspace: z.string().startsWith('/', 'workspace must be an absolute path'),
+  title: z.string().max(200).optional(),
+  model: z.string().min(1).optional(),
+  system: z.string().optional(),
+  tools: z.array(z.string()).optional(),
+  mcpServers: z.array(McpServerSpec).optional(),
+  credentials: z.array(z.string()).optional(),
+  repos: z.array(z.object({ url: z.string(), credential: z.string(), path: z.string() })).optional(),
+  sandbox: z.object({ isolation: z.enum(['bwrap', 'namespaces', 'none']).optional(), eager: z.boolean().optional() }).optional(),
+  permissions: PermissionPolicy.optional(),
+});
+export type SessionCreateParams = z.infer<typeof SessionCreateParams>;
+
+export const SessionInfo = z.object({
+  sessionId: SessionId,
+  title: z.string().optional(),
+  workspace: z.string(),
+  model: z.string().optional(),
+  status: SessionStatus,
+  /** The seq the next event will get: the session has events [0, headSeq). */
+  headSeq: z.number().int().nonnegative(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  usage: Usage,
+  forkedFrom: z.object({ sessionId: SessionId, at: z.number().int() }).optional(),
+});
+export type SessionInfo = z.infer<typeof SessionInfo>;
+
+export const SessionCreate = defineRequest({
+  method: 'session/create',
+  direction: 'clientToDaemon',
+  scope: 'global',
+  description: 'Creates a session; its log starts with session.created.',
+  params: SessionCreateParams,
+  result: z.object({ sessionId: SessionId }),
+});
+
+export const SessionList = defineRequest({
+  method: 'session/list',
+  direction: 'clientToDaemon',
+  scope: 'global',
+  description: 'Lists sessions, newest first, a page at a time.',
+  params: z
+    .object({
+      status: SessionStatus.optional(),
+      workspace: z.string().optional(),
+      limit: z.number().int().min(1).max(1000).optional(),
+      cursor: z.string().optional(),
+    })
+    .default({}),
+  result: z.object({ sessions: z.array(SessionInfo), cursor: z.string().optional() }),
+});
+
+export const SessionGet = defineRequest({
+  method: 'session/get',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description: 'One session: status, head, times, usage.',
+  params: z.object({ sessionId: SessionId }),
+  result: SessionInfo,
+});
+
+export const SessionPrompt = defineRequest({
+  method: 'session/prompt',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description: 'Appends a user message; answers once it is durable. The turn runs on.',
+  params: z.object({ sessionId: SessionId, content: PromptContent }),
+  result: z.object({ turnId: z.string(), seq: z.number().int().nonnegative() }),
+});
+
+export const SessionInterrupt = defineRequest({
+  method: 'session/interrupt',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description: 'Stops the running turn, if any.',
+  params: z.object({ sessionId: SessionId }),
+  result: z.object({ interrupted: z.boolean() }),
+});
+
+export const SessionFork = defineRequest({
+  method: 'session/fork',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description: 'A new session whose log is the events [0, at) of this one; it then runs on its own.',
+  params: z.object({ sessionId: SessionId, at: z.number().int().min(1) }),
+  result: z.object({ sessionId: SessionId }),
+});
+
+export const AttachRole = z.enum(['controller', 'observer']);
+export type AttachRole = z.infer<typeof AttachRole>;
+
+export const SessionAttach = defineRequest({
+  method: 'session/attach',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description: 'Declares this connection a controller or an observer of the session.',
+  params: z.object({ sessionId: SessionId, role: AttachRole }),
+  result: z.object({ role: AttachRole }),
+});
+
+export const SessionArchive = defineRequest({
+  method: 'session/archive',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description: 'Marks the session read-only; its log stays readable.',
+  params: z.object({ sessionId: SessionId }),
+  result: z.object({}),
+});

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { defineRequest } from '../define.js';
+
+export const VaultName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a credential name is letters, digits and _');
+
+/** What a credential unlocks. `{value}` in an HTTP header template is replaced by the secret. */
+export const VaultBinding = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('http'),
+    url: z.url(),
+    header: z.string().regex(/^[A-Za-z0-9-]+: .*\{value\}.*$/, 'header looks like "Name: ...{value}..."').optional(),
+  }),
+  z.object({ kind: z.literal('git'), url: z.url() }),
+  z.object({ kind: z.literal('mcp'), url: z.url() }),
+]);
+export type VaultBinding = z.infer<typeof VaultBinding>;
+
+export const VaultEntryInfo = z.object({
+  name: VaultName,
+  binding: VaultBinding.optional(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+});
+
+export const VaultSet = defineRequest({
+  method: 'vault/set',
+  direction: 'clientToDaemon',
+  scope: 'global',
+  description: 'Stores (or replaces) a credential, encrypted. Values are never returned by any method.',
+  params: z.object({ name: VaultName, value: z.string().min(1).max(65536), binding: VaultBinding.optional() }),
+  result: z.object({}),
+});
+
+export const VaultList = defineRequest({
+  method: 'vault/list',
+  direction: 'clientToDaemon',
+  scope: 'global',
+  description: 'Names and bindings of stored credentials; never values.',
+  params: z.object({}).optional(),
+  result: z.object({ entries: z.array(VaultEntryInfo) }),
+});
+
+export const VaultDelete = defineRequest({
+  method: 'vault/delete',
+  direction: 'clientToDaemon',
+  scope: 'global',
+  description: 'Deletes a credential.',
+  params: z.object({ name: VaultName }),
+  result: z.object({}),
+});
