@@ -328,6 +328,22 @@ test('hang: request stays in flight until the client aborts', () =>
     await emu.waitFor(() => emu.openStreams === 0 && emu.inFlight === 0);
   }));
 
+test('close() ends hanging requests and streams; disconnects are not marked aborted', async () => {
+  const emu = await startModelEmulator();
+  const client = new Anthropic({ apiKey: 'k', baseURL: emu.url, maxRetries: 0 });
+  emu.script([reply.disconnect(), reply.hang(), reply.hang({ afterEvents: 2 })]);
+  await assert.rejects(client.messages.create({ ...base, messages: [user('q')] }));
+  assert.equal(emu.requests[0]!.disconnected, true);
+  assert.equal(emu.requests[0]!.aborted, undefined);
+  const p1 = client.messages.create({ ...base, messages: [user('q')] }).then(() => 'resolved', () => 'rejected');
+  const p2 = client.messages.stream({ ...base, messages: [user('q')] }).finalMessage().then(() => 'resolved', () => 'rejected');
+  await emu.waitFor(() => emu.inFlight === 2 && emu.openStreams === 1);
+  await emu.close();
+  assert.deepEqual(await Promise.all([p1, p2]), ['rejected', 'rejected']);
+  assert.equal(emu.inFlight, 0);
+  assert.equal(emu.openStreams, 0);
+});
+
 test('delay before first byte, chunk delays, and waitForRequests', () =>
   withEmulator(async (emu, client) => {
     emu.enqueue(reply.text('slow reply', { delayMs: 30, chunkDelayMs: 5, chunks: 3 }));

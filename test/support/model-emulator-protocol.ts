@@ -17,6 +17,8 @@ export interface RecordedRequest {
   replyKind?: string;
   /** True when the client went away before the reply finished. */
   aborted?: boolean;
+  /** True when the emulator cut the connection on purpose (a `disconnect` reply). */
+  disconnected?: boolean;
 }
 
 export type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'pause_turn' | 'refusal';
@@ -264,14 +266,12 @@ export class PromptCache {
     const total = segs.reduce((n, s) => n + s.tokens, 0);
     let last = -1;
     segs.forEach((s, i) => { if (s.breakpoint) last = i; });
-    let upToLast = 0;
     let read = 0;
-    let cum = 0;
+    let upToLast = 0;
     for (let i = 0; i <= last; i++) {
-      cum += segs[i]!.tokens;
-      if (this.keys.has(segs[i]!.key)) read = cum;
+      upToLast += segs[i]!.tokens;
+      if (this.keys.has(segs[i]!.key)) read = upToLast;
     }
-    upToLast = cum;
     const commit = () => segs.forEach((s) => { if (s.breakpoint) this.keys.add(s.key); });
     return {
       usage: {

@@ -124,7 +124,7 @@ export async function startModelEmulator(options: ModelEmulatorOptions = {}): Pr
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) {
-        record.aborted = true;
+        if (!record.disconnected && !closed) record.aborted = true;
         abort.abort();
       }
       finish();
@@ -183,6 +183,7 @@ export async function startModelEmulator(options: ModelEmulatorOptions = {}): Pr
     }
     if (r.kind === 'hang' && !(stream && r.afterEvents)) return; // never answer; the client gives up
     if (r.kind === 'disconnect' && !stream) {
+      record.disconnected = true;
       res.socket?.destroy();
       return;
     }
@@ -214,6 +215,7 @@ export async function startModelEmulator(options: ModelEmulatorOptions = {}): Pr
     if (r.kind === 'disconnect') {
       // Let the written frames reach the client before cutting the connection.
       await new Promise<void>((resolve) => res.write('', () => resolve()));
+      record.disconnected = true;
       res.socket?.destroy();
       return;
     }
@@ -249,6 +251,7 @@ export async function startModelEmulator(options: ModelEmulatorOptions = {}): Pr
       closed = true;
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await waitFor(() => inFlight === 0 && openStreams === 0, 2000).catch(() => undefined);
     },
   };
 }
