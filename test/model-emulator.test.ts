@@ -266,8 +266,15 @@ test('function replies see the tool_result and drive a small agent loop', () =>
       messages.push({ role: 'user', content: results });
     }
     assert.equal(messages.length, 4);
+    assert.deepEqual(emu.errors, []);
     assert.equal((messages[3]!.content as any)[0].text, 'the sum is 5');
     assert.equal(emu.requests.length, 2);
+
+    // A reply function that throws becomes a 500 and is kept in emu.errors.
+    emu.enqueue(() => { throw new Error('script bug'); });
+    const err = await client.messages.create({ ...base, messages: [user('q')] }).then(() => null, (e) => e);
+    assert.ok(err instanceof InternalServerError, String(err));
+    assert.match(emu.errors[0]!.message, /script bug/);
   }));
 
 test('prompt cache usage: second request reads what the first wrote', () =>

@@ -28,6 +28,8 @@ export interface ModelEmulator {
   readonly inFlight: number;
   /** SSE responses whose headers are sent and which have not ended. */
   readonly openStreams: number;
+  /** Failures inside the emulator, e.g. a reply function that threw (the client got a 500). */
+  readonly errors: Error[];
   /** Scripted replies not yet consumed. */
   readonly pending: number;
   /** Replace the script queue. */
@@ -60,6 +62,7 @@ const echoReply: Reply = (req) => ({ kind: 'text', text: `echo: ${lastUserText(r
 
 export async function startModelEmulator(options: ModelEmulatorOptions = {}): Promise<ModelEmulator> {
   const requests: RecordedRequest[] = [];
+  const errors: Error[] = [];
   const queue: Reply[] = [];
   const cache = new PromptCache();
   const sockets = new Set<Socket>();
@@ -88,6 +91,7 @@ export async function startModelEmulator(options: ModelEmulatorOptions = {}): Pr
 
   const server = createServer((req, res) => {
     void handle(req, res).catch((err) => {
+      errors.push(err instanceof Error ? err : new Error(String(err)));
       if (!res.headersSent && !res.destroyed) {
         sendJson(res, 500, errorBody('api_error', `emulator failure: ${String(err)}`, newId('req_')));
       } else {
@@ -235,6 +239,7 @@ export async function startModelEmulator(options: ModelEmulatorOptions = {}): Pr
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    errors,
     get inFlight() { return inFlight; },
     get openStreams() { return openStreams; },
     get pending() { return queue.length; },
