@@ -1,0 +1,121 @@
+/**
+ * Argument checks and small pure helpers shared by every SessionLog backend, so that
+ * backends differ only in storage and agree on every edge case the conformance suite checks.
+ */
+import { LogError, READ_LIMIT_MAX } from './session-log.js';
+import type { NewEvent, ReadOptions, SessionMeta, StoredEvent } from './session-log.js';
+
+/** Printable ASCII without '!' (the key separator) or space: keeps key ranges unambiguous. */
+const SESSION_ID = /^[\x22-\x7e]{1,200}$/;
+
+export function checkSessionId(sessionId: unknown): asserts sessionId is string {
+  if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) {
+    throw new LogError('invalid', `invalid session id ${JSON.stringify(sessionId)}: expected 1-200 printable ASCII characters without '!' or space`);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+export function checkEvents(events: unknown): asserts events is NewEvent[] {
+  if (!Array.isArray(events)) throw new LogError('invalid', 'events must be an array');
+  for (const [i, event] of events.entries()) {
+    if (!isPlainObject(event)) throw new LogError('invalid', `events[${i}] must be an object`);
+    if (typeof event['type'] !== 'string' || event['type'] === '') throw new LogError('invalid', `events[${i}].type must be a non-empty string`);
+    if (!isPlainObject(event['data'])) throw new LogError('invalid', `events[${i}].data must be a plain object`);
+  }
+}
+
+export function checkPatch(patch: unknown): asserts patch is Record<string, unknown> {
+  if (!isPlainObject(patch)) throw new LogError('invalid', 'meta patch must be a plain object');
+  if ('sessionId' in patch) throw new LogError('invalid', 'meta patch may not change sessionId');
+}
+
+export function checkMeta(meta: unknown): asserts meta is SessionMeta {
+  if (!isPlainObject(meta)) throw new LogError('invalid', 'meta must be a plain object');
+  checkSessionId(meta['sessionId']);
+  if (typeof meta['createdAt'] !== 'number' || typeof meta['updatedAt'] !== 'number') {
+    throw new LogError('invalid', 'meta.createdAt and meta.updatedAt must be numbers');
+  }
+}
+
+/**
+ * Serialises `value` as stored. Failing here (cycles, BigInt) keeps a bad event from
+ * taking a whole group commit down with it.
+ */
+export function encode(value: unknown, what: string): string {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new LogError('invalid', `${what} is not JSON-serialisable: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** A stored copy: JSON round trip, so every backend returns exactly what LevelDB would. */
+export function toStored(seq: number, ts: number, event: NewEvent): { stored: StoredEvent; json: string } {
+  const json = encode({ seq, ts, type: event.type, data: event.data }, `event ${event.type}`);
+  return { stored: JSON.parse(json) as StoredEvent, json };
+}
+
+/** Merges a patch the documented way: `undefined` deletes a key; `updatedAt` moves forward. */
+export function mergeMeta(meta: SessionMeta, patch: Record<string, unknown>, now: number): SessionMeta {
+  const merged: SessionMeta = { ...meta };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) delete merged[key];
+    else merged[key] = value;
+  }
+  merged.sessionId = meta.sessionId;
+  if (typeof merged.createdAt !== 'number') merged.createdAt = meta.createdAt;
+  // Bumped unless the patch set it explicitly; never moves backwards with a skewed clock.
+  if (!('updatedAt' in patch) || typeof patch['updatedAt'] !== 'number') merged.updatedAt = Math.max(now, meta.updatedAt);
+  return JSON.parse(encode(merged, 'meta')) as SessionMeta;
+}
+
+export interface ReadRange {
+  from: number;
+  /** Exclusive end: min(to, head). */
+  end: number;
+  limit: number;
+  types: ReadonlySet<string> | undefined;
+}
+
+function checkSeq(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new LogError('invalid', `${name} must be a non-negative integer`);
+  }
+  return value;
+}
+
+/** Resolves options against the head; `from` past the head gives an empty range at the head. */
+export function readRange(options: ReadOptions | undefined, head: number): ReadRange {
+  const from = checkSeq(options?.from, 'from') ?? 0;
+  const to = checkSeq(options?.to, 'to');
+  const limitIn = options?.limit;
+  if (limitIn !== undefined && (typeof limitIn !== 'number' || !Number.isSafeInteger(limitIn) || limitIn < 1)) {
+    throw new LogError('invalid', 'limit must be a positive integer');
+  }
+  const types = options?.types;
+  if (types !== undefined && (!Array.isArray(types) || types.some((t) => typeof t !== 'string'))) {
+    throw new LogError('invalid', 'types must be an array of strings');
+  }
+  const end = Math.min(to ?? head, head);
+  return {
+    from: Math.min(from, end),
+    end,
+    limit: Math.min(limitIn ?? READ_LIMIT_MAX, READ_LIMIT_MAX),
+    types: types === undefined ? undefined : new Set(types),
+  };
+}
+
+/** Options for subscribe, with the documented defaults. */
+export function subscribeLimits(options: { maxPending?: number; batchSize?: number } | undefined): { maxPending: number; batchSize: number } {
+  const maxPending = options?.maxPending ?? 10000;
+  const batchSize = options?.batchSize ?? 512;
+  if (!Number.isSafeInteger(maxPending) || maxPending < 1) throw new LogError('invalid', 'maxPending must be a positive integer');
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new LogError('invalid', 'batchSize must be a positive integer');
+  return { maxPending, batchSize: Math.min(batchSize, READ_LIMIT_MAX) };
+}

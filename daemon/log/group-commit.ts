@@ -1,0 +1,83 @@
+/**
+ * Group commit: one synced batch is in flight at a time; appends that arrive meanwhile
+ * queue and go out together in the next one, so one fsync acknowledges many appends and
+ * throughput grows with concurrency.
+ */
+import { LogError } from './session-log.js';
+
+export interface BatchPut {
+  type: 'put';
+  key: string;
+  value: string;
+}
+
+export interface CommitEntry {
+  sessionId: string;
+  ops: BatchPut[];
+  /** Runs once the batch holding this entry is durable, in queue order. */
+  onDurable(): void;
+  onFail(error: LogError): void;
+}
+
+export type BatchWriter = (ops: BatchPut[]) => Promise<void>;
+
+export class GroupCommit {
+  private queue: CommitEntry[] = [];
+  private writing: Promise<void> | undefined;
+
+  /**
+   * `onSessionsFailed` runs after a failed batch, before any rejection is observed, so
+   * the owner can forget in-memory heads and metadata that were never made durable.
+   */
+  constructor(
+    private readonly write: BatchWriter,
+    private readonly onSessionsFailed: (sessionIds: ReadonlySet<string>) => void,
+  ) {}
+
+  enqueue(entry: CommitEntry): void {
+    this.queue.push(entry);
+    this.writing ??= this.loop();
+  }
+
+  /** Resolves once nothing is queued or in flight. */
+  async drain(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      const ops: BatchPut[] = [];
+      for (const entry of batch) for (const op of entry.ops) ops.push(op);
+      try {
+        await this.write(ops);
+      } catch (cause) {
+        this.fail(batch, storageError(cause));
+        continue;
+      }
+      for (const entry of batch) entry.onDurable();
+    }
+    this.writing = undefined;
+  }
+
+  private fail(batch: CommitEntry[], error: LogError): void {
+    const sessions = new Set(batch.map((entry) => entry.sessionId));
+    // Entries queued behind the failed ones hold seqs after the lost ones; writing them
+    // would leave a hole, so they fail too and the sessions restart from what is durable.
+    const behind = this.queue.filter((entry) => sessions.has(entry.sessionId));
+    this.queue = this.queue.filter((entry) => !sessions.has(entry.sessionId));
+    this.onSessionsFailed(sessions);
+    for (const entry of batch) entry.onFail(error);
+    const behindError = new LogError('storage', `not written: an earlier append to the same session failed (${error.message})`, { cause: error });
+    for (const entry of behind) entry.onFail(behindError);
+  }
+}
+
+/** Names the OS error (EIO, ENOSPC, EFBIG...) as LevelDB reports it. */
+export function storageError(cause: unknown, action: 'write' | 'read' = 'write'): LogError {
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  if (code === 'LEVEL_DATABASE_NOT_OPEN') return new LogError('closed', `session log is closed: ${message}`, { cause });
+  return new LogError('storage', `session log ${action} failed: ${message}${code ? ` [${code}]` : ''}`, { cause });
+}

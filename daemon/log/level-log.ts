@@ -1,0 +1,341 @@
+/**
+ * The durable SessionLog on LevelDB (classic-level). Appends are acknowledged only after a
+ * synced batch (group commit); heads and metadata are cached per session so an append
+ * needs no read, and reads are iterator range reads over ordered keys.
+ */
+import { ClassicLevel } from 'classic-level';
+import { LogError } from './session-log.js';
+import type {
+  ListOptions,
+  ListPage,
+  NewEvent,
+  ReadOptions,
+  ReadPage,
+  SessionLog,
+  SessionLogSupports,
+  SessionMeta,
+  StoredEvent,
+  SubscribeOptions,
+  Subscription,
+  SubscriptionListener,
+} from './session-log.js';
+import { checkEvents, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits } from './common.js';
+import { GroupCommit, storageError } from './group-commit.js';
+import type { BatchPut } from './group-commit.js';
+import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
+import { SubscriptionHub } from './subscriptions.js';
+
+/** A filtered read scans at most this many events before it returns a page with `next`. */
+const TYPE_SCAN_MAX = 100_000;
+const SCAN_CHUNK = 1024;
+
+interface SessionState {
+  /** The seq the next enqueued event gets (includes appends not yet durable). */
+  head: number;
+  /** Events [0, durableHead) are durable and published. */
+  durableHead: number;
+  /** Latest metadata including queued patches: patches merge against it, in call order. */
+  meta: SessionMeta;
+  durableMeta: SessionMeta | undefined;
+  /** Cleared when a failed batch leaves this cache stale; holders must load afresh. */
+  valid: boolean;
+}
+
+export class LevelSessionLog implements SessionLog {
+  readonly supports: SessionLogSupports = { durable: true, groupCommit: true };
+  private readonly states = new Map<string, SessionState>();
+  private readonly loads = new Map<string, Promise<SessionState | undefined>>();
+  private readonly hub = new SubscriptionHub((id, from, to, limit) => this.readRange(id, from, to, limit));
+  private readonly commits: GroupCommit;
+  private readonly writes = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly db: ClassicLevel<string, string>) {
+    this.commits = new GroupCommit(
+      (ops) => this.db.batch(ops, { sync: true }),
+      (ids) => this.forget(ids),
+    );
+  }
+
+  /** Opens (creating if missing) the log stored in directory `location`. */
+  static async open(location: string): Promise<LevelSessionLog> {
+    const db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    try {
+      await db.open();
+    } catch (cause) {
+      throw new LogError('storage', `cannot open session log at ${location}: ${(cause as Error).message}`, { cause });
+    }
+    return new LevelSessionLog(db);
+  }
+
+  create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
+    return this.write(() => this.createNow(meta, events));
+  }
+
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<number[]> {
+    return this.write(() => this.appendNow(sessionId, events, metaPatch));
+  }
+
+  patchMeta(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta> {
+    return this.write(() => this.patchMetaNow(sessionId, patch));
+  }
+
+  private async createNow(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
+    checkMeta(meta);
+    checkEvents(events);
+    const id = meta.sessionId;
+    const stored = JSON.parse(encode(meta, 'meta')) as SessionMeta;
+    const { ops, jsons } = this.eventOps(id, 0, events);
+    ops.push({ type: 'put', key: metaKey(id), value: JSON.stringify(stored) });
+    for (;;) {
+      const existing = await this.session(id);
+      if (existing?.valid) throw new LogError('exists', `session ${id} already exists`);
+      if (!existing) break;
+    }
+    // Re-checked after the await: another create may have claimed the id meanwhile.
+    if (this.states.has(id)) throw new LogError('exists', `session ${id} already exists`);
+    const state: SessionState = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true };
+    this.states.set(id, state);
+    return this.commit(id, state, 0, ops, jsons, stored);
+  }
+
+  private async appendNow(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<number[]> {
+    checkSessionId(sessionId);
+    checkEvents(events);
+    if (metaPatch !== undefined) checkPatch(metaPatch);
+    const state = await this.existing(sessionId, true);
+    if (events.length === 0 && metaPatch === undefined) return [];
+    const first = state.head;
+    // Everything that can throw runs before the state moves, so a bad call changes nothing.
+    const { ops, jsons } = this.eventOps(sessionId, first, events);
+    const meta = metaPatch === undefined ? undefined : mergeMeta(state.meta, metaPatch, Date.now());
+    if (meta) ops.push({ type: 'put', key: metaKey(sessionId), value: JSON.stringify(meta) });
+    state.head += events.length;
+    if (meta) state.meta = meta;
+    return this.commit(sessionId, state, first, ops, jsons, meta);
+  }
+
+  async read(sessionId: string, options?: ReadOptions): Promise<ReadPage> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    const state = await this.existing(sessionId, false);
+    const headSeq = state.durableHead;
+    const range = readRange(options, headSeq);
+    if (!range.types) {
+      const events = await this.readRange(sessionId, range.from, range.end, range.limit);
+      const reached = range.from + events.length;
+      return reached < range.end ? { events, headSeq, next: reached } : { events, headSeq };
+    }
+    const { events, reached } = await this.readTypes(sessionId, range.from, range.end, range.limit, range.types);
+    return reached < range.end ? { events, headSeq, next: reached } : { events, headSeq };
+  }
+
+  async head(sessionId: string): Promise<number> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    return (await this.existing(sessionId, false)).durableHead;
+  }
+
+  async subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    const limits = subscribeLimits(options);
+    const state = await this.existing(sessionId, false);
+    this.checkOpen();
+    // No await between reading the durable head and registering: no publish slips between.
+    const start = readRange({ from }, state.durableHead).from;
+    return this.hub.open(sessionId, start, listener, limits);
+  }
+
+  async getMeta(sessionId: string): Promise<SessionMeta | undefined> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    const state = await this.validSession(sessionId);
+    return state?.durableMeta === undefined ? undefined : structuredClone(state.durableMeta);
+  }
+
+  private async patchMetaNow(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta> {
+    checkSessionId(sessionId);
+    checkPatch(patch);
+    const state = await this.existing(sessionId, true);
+    const meta = mergeMeta(state.meta, patch, Date.now());
+    state.meta = meta;
+    await this.commit(sessionId, state, state.head, [{ type: 'put', key: metaKey(sessionId), value: JSON.stringify(meta) }], [], meta);
+    return structuredClone(meta);
+  }
+
+  async list(options?: ListOptions): Promise<ListPage> {
+    this.checkOpen();
+    const limit = options?.limit ?? Infinity;
+    const lt = options?.cursor === undefined ? META_END : metaKey(options.cursor);
+    const sessions: SessionMeta[] = [];
+    const it = this.db.values({ gte: META_FIRST, lt, reverse: true });
+    try {
+      for (;;) {
+        const chunk = await it.nextv(SCAN_CHUNK);
+        if (chunk.length === 0) return { sessions };
+        for (const value of chunk) {
+          if (sessions.length >= limit) return { sessions, cursor: sessions[sessions.length - 1]!.sessionId };
+          const meta = JSON.parse(value) as SessionMeta;
+          if (!options?.filter || options.filter(meta)) sessions.push(meta);
+        }
+      }
+    } catch (cause) {
+      throw cause instanceof LogError ? cause : storageError(cause, 'read');
+    } finally {
+      await it.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Writes called before close finish (or fail) first; each ends in the commit queue.
+      while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+      await this.commits.drain();
+      this.hub.closeAll();
+      await this.db.close();
+    })();
+    return this.closing;
+  }
+
+  /** Admits a write unless closing, and tracks it so close() can wait for it. */
+  private write<T>(op: () => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(new LogError('closed', 'session log is closed'));
+    const promise = op();
+    this.writes.add(promise);
+    const done = (): void => {
+      this.writes.delete(promise);
+    };
+    promise.then(done, done);
+    return promise;
+  }
+
+  private eventOps(sessionId: string, first: number, events: NewEvent[]): { ops: BatchPut[]; jsons: string[] } {
+    const ts = Date.now();
+    const ops: BatchPut[] = [];
+    const jsons: string[] = [];
+    for (const [i, event] of events.entries()) {
+      const json = encode({ seq: first + i, ts, type: event.type, data: event.data }, `event ${event.type}`);
+      ops.push({ type: 'put', key: eventKey(sessionId, first + i), value: json });
+      jsons.push(json);
+    }
+    return { ops, jsons };
+  }
+
+  /** Queues one append; resolves with its seqs once its batch is durable. */
+  private commit(sessionId: string, state: SessionState, first: number, ops: BatchPut[], jsons: string[], meta: SessionMeta | undefined): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      this.commits.enqueue({
+        sessionId,
+        ops,
+        onDurable: () => {
+          state.durableHead = Math.max(state.durableHead, first + jsons.length);
+          if (meta) state.durableMeta = meta;
+          // Parsed only when someone listens: the append path stays string-only.
+          if (jsons.length > 0) this.hub.publish(sessionId, jsons.map((json) => JSON.parse(json) as StoredEvent));
+          resolve(jsons.map((_, i) => first + i));
+        },
+        onFail: reject,
+      });
+    });
+  }
+
+  /** After a failed batch: drop the cached state so the next call reloads what is durable. */
+  private forget(sessionIds: ReadonlySet<string>): void {
+    for (const id of sessionIds) {
+      const state = this.states.get(id);
+      if (state) state.valid = false;
+      this.states.delete(id);
+    }
+  }
+
+  /**
+   * A session that exists. `pending` admits one whose create is still being written, so
+   * an append issued right after create queues behind it; readers see only durable ones.
+   */
+  private async existing(sessionId: string, pending: boolean): Promise<SessionState> {
+    const state = await this.validSession(sessionId);
+    if (!state || (!pending && state.durableMeta === undefined)) throw new LogError('not_found', `session ${sessionId} not found`);
+    return state;
+  }
+
+  private async validSession(sessionId: string): Promise<SessionState | undefined> {
+    for (;;) {
+      const state = await this.session(sessionId);
+      if (!state || state.valid) return state;
+    }
+  }
+
+  /** Cached state, loaded once per session by a meta get and a reverse read of the last key. */
+  private async session(sessionId: string): Promise<SessionState | undefined> {
+    const cached = this.states.get(sessionId);
+    if (cached) return cached;
+    let load = this.loads.get(sessionId);
+    if (!load) {
+      load = this.load(sessionId).finally(() => this.loads.delete(sessionId));
+      this.loads.set(sessionId, load);
+    }
+    const loaded = await load;
+    const again = this.states.get(sessionId);
+    if (again) return again;
+    if (loaded) this.states.set(sessionId, loaded);
+    return loaded;
+  }
+
+  private async load(sessionId: string): Promise<SessionState | undefined> {
+    try {
+      const [metaJson, last] = await Promise.all([
+        this.db.get(metaKey(sessionId)),
+        this.db.keys({ gte: eventKey(sessionId, 0), lt: eventRangeEnd(sessionId), reverse: true, limit: 1 }).all(),
+      ]);
+      if (metaJson === undefined) return undefined;
+      const head = last.length > 0 ? seqOfEventKey(last[0]!) + 1 : 0;
+      const meta = JSON.parse(metaJson) as SessionMeta;
+      return { head, durableHead: head, meta, durableMeta: meta, valid: true };
+    } catch (cause) {
+      throw storageError(cause, 'read');
+    }
+  }
+
+  /** Events [from, min(to, end of durable)) up to `limit`: one iterator range read. */
+  private async readRange(sessionId: string, from: number, to: number | undefined, limit: number): Promise<StoredEvent[]> {
+    const durable = (await this.validSession(sessionId))?.durableHead ?? 0;
+    const end = Math.min(to ?? durable, durable);
+    if (end <= from) return [];
+    try {
+      const values = await this.db.values({ gte: eventKey(sessionId, from), lt: eventKey(sessionId, end), limit }).all();
+      return values.map((value) => JSON.parse(value) as StoredEvent);
+    } catch (cause) {
+      throw storageError(cause, 'read');
+    }
+  }
+
+  /** A filtered read: scans in chunks and stops at `limit` matches or TYPE_SCAN_MAX scanned. */
+  private async readTypes(sessionId: string, from: number, end: number, limit: number, types: ReadonlySet<string>): Promise<{ events: StoredEvent[]; reached: number }> {
+    const events: StoredEvent[] = [];
+    let reached = from;
+    if (end <= from) return { events, reached };
+    const it = this.db.values({ gte: eventKey(sessionId, from), lt: eventKey(sessionId, end) });
+    try {
+      while (events.length < limit && reached < end && reached - from < TYPE_SCAN_MAX) {
+        const chunk = await it.nextv(SCAN_CHUNK);
+        if (chunk.length === 0) break;
+        for (const value of chunk) {
+          const event = JSON.parse(value) as StoredEvent;
+          reached = event.seq + 1;
+          if (types.has(event.type)) events.push(event);
+          if (events.length >= limit) break;
+        }
+      }
+      return { events, reached };
+    } catch (cause) {
+      throw storageError(cause, 'read');
+    } finally {
+      await it.close();
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new LogError('closed', 'session log is closed');
+  }
+}

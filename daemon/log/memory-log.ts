@@ -1,0 +1,148 @@
+/**
+ * An in-memory SessionLog: complete but not durable. It exists so unit tests run fast and
+ * so the conformance suite is proved backend-agnostic; values go through a JSON round
+ * trip, so callers see exactly what the LevelDB backend would give them.
+ */
+import { LogError } from './session-log.js';
+import type {
+  ListOptions,
+  ListPage,
+  NewEvent,
+  ReadOptions,
+  ReadPage,
+  SessionLog,
+  SessionLogSupports,
+  SessionMeta,
+  StoredEvent,
+  SubscribeOptions,
+  Subscription,
+  SubscriptionListener,
+} from './session-log.js';
+import { checkEvents, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
+import { SubscriptionHub } from './subscriptions.js';
+
+interface MemorySession {
+  meta: SessionMeta;
+  events: StoredEvent[];
+}
+
+export class MemorySessionLog implements SessionLog {
+  readonly supports: SessionLogSupports = { durable: false, groupCommit: false };
+  private readonly sessions = new Map<string, MemorySession>();
+  private readonly hub = new SubscriptionHub((id, from, to, limit) => Promise.resolve(this.slice(id, from, to, limit)));
+  private closed = false;
+
+  async create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
+    this.checkOpen();
+    checkMeta(meta);
+    checkEvents(events);
+    if (this.sessions.has(meta.sessionId)) throw new LogError('exists', `session ${meta.sessionId} already exists`);
+    const session: MemorySession = { meta: JSON.parse(encode(meta, 'meta')) as SessionMeta, events: [] };
+    const stored = this.stamp(0, events);
+    this.sessions.set(meta.sessionId, session);
+    return this.commit(meta.sessionId, session, stored);
+  }
+
+  async append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<number[]> {
+    this.checkOpen();
+    checkEvents(events);
+    if (metaPatch !== undefined) checkPatch(metaPatch);
+    const session = this.session(sessionId);
+    const stored = this.stamp(session.events.length, events);
+    // Both are computed before anything changes, so a bad patch leaves the session as it was.
+    const meta = metaPatch === undefined ? session.meta : mergeMeta(session.meta, metaPatch, Date.now());
+    session.meta = meta;
+    return this.commit(sessionId, session, stored);
+  }
+
+  async read(sessionId: string, options?: ReadOptions): Promise<ReadPage> {
+    this.checkOpen();
+    const session = this.session(sessionId);
+    const head = session.events.length;
+    const range = readRange(options, head);
+    const events: StoredEvent[] = [];
+    let seq = range.from;
+    for (; seq < range.end && events.length < range.limit; seq++) {
+      const event = session.events[seq]!;
+      if (!range.types || range.types.has(event.type)) events.push(copy(event));
+    }
+    return seq < range.end ? { events, headSeq: head, next: seq } : { events, headSeq: head };
+  }
+
+  async head(sessionId: string): Promise<number> {
+    this.checkOpen();
+    return this.session(sessionId).events.length;
+  }
+
+  async subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription> {
+    this.checkOpen();
+    const limits = subscribeLimits(options);
+    const start = readRange({ from }, this.session(sessionId).events.length).from;
+    return this.hub.open(sessionId, start, listener, limits);
+  }
+
+  async getMeta(sessionId: string): Promise<SessionMeta | undefined> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    const session = this.sessions.get(sessionId);
+    return session ? copy(session.meta) : undefined;
+  }
+
+  async patchMeta(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta> {
+    this.checkOpen();
+    checkPatch(patch);
+    const session = this.session(sessionId);
+    session.meta = mergeMeta(session.meta, patch, Date.now());
+    return copy(session.meta);
+  }
+
+  async list(options?: ListOptions): Promise<ListPage> {
+    this.checkOpen();
+    const limit = options?.limit ?? Infinity;
+    // Ids are ASCII (checkSessionId), so code-unit order is LevelDB's byte order.
+    const ids = [...this.sessions.keys()].filter((id) => options?.cursor === undefined || id < options.cursor).sort().reverse();
+    const sessions: SessionMeta[] = [];
+    for (const id of ids) {
+      if (sessions.length >= limit) return { sessions, cursor: sessions[sessions.length - 1]!.sessionId };
+      const meta = copy(this.sessions.get(id)!.meta);
+      if (!options?.filter || options.filter(meta)) sessions.push(meta);
+    }
+    return { sessions };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.hub.closeAll();
+  }
+
+  private stamp(head: number, events: NewEvent[]): StoredEvent[] {
+    const ts = Date.now();
+    return events.map((event, i) => toStored(head + i, ts, event).stored);
+  }
+
+  private commit(sessionId: string, session: MemorySession, stored: StoredEvent[]): number[] {
+    for (const event of stored) session.events.push(event);
+    this.hub.publish(sessionId, stored.map(copy));
+    return stored.map((e) => e.seq);
+  }
+
+  private slice(sessionId: string, from: number, to: number | undefined, limit: number): StoredEvent[] {
+    const events = this.sessions.get(sessionId)?.events ?? [];
+    return events.slice(from, Math.min(to ?? events.length, from + limit)).map(copy);
+  }
+
+  private session(sessionId: string): MemorySession {
+    checkSessionId(sessionId);
+    const session = this.sessions.get(sessionId);
+    if (!session) throw new LogError('not_found', `session ${sessionId} not found`);
+    return session;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new LogError('closed', 'session log is closed');
+  }
+}
+
+function copy<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}

@@ -1,0 +1,176 @@
+/**
+ * Subscriptions shared by all backends: catch-up by paged reads, then live events the
+ * backend publishes once they are durable. A subscription registers for live events
+ * *before* its first read, so every event is either published to it or already readable:
+ * the union has no gap, and dropping seqs below `next` removes the overlap.
+ */
+import type { StoredEvent, Subscription, SubscriptionEnd, SubscriptionListener } from './session-log.js';
+
+/** What a subscription needs from its backend: a durable range read [from, to). */
+export type RangeReader = (sessionId: string, from: number, to: number | undefined, limit: number) => Promise<StoredEvent[]>;
+
+export interface SubscriptionLimits {
+  maxPending: number;
+  batchSize: number;
+}
+
+class LiveSubscription implements Subscription {
+  readonly ended: Promise<SubscriptionEnd>;
+  private settle!: (end: SubscriptionEnd) => void;
+  private done = false;
+  /** Live events not yet delivered; `start` skips the delivered prefix without shifting. */
+  private buffer: StoredEvent[] = [];
+  private start = 0;
+  private caughtUp = false;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    readonly sessionId: string,
+    /** First seq not yet handed to the listener. */
+    private next: number,
+    private readonly listener: SubscriptionListener,
+    private readonly limits: SubscriptionLimits,
+    private readonly read: RangeReader,
+    private readonly onEnd: (sub: LiveSubscription) => void,
+  ) {
+    this.ended = new Promise((resolve) => {
+      this.settle = resolve;
+    });
+  }
+
+  /** Called by the backend with durable events of this session, in seq order. */
+  push(events: readonly StoredEvent[]): void {
+    if (this.done) return;
+    for (const event of events) this.buffer.push(event);
+    if (this.pending() > this.limits.maxPending) {
+      this.end({ reason: 'overflow', next: this.next });
+      return;
+    }
+    this.wake?.();
+  }
+
+  close(): void {
+    this.end({ reason: 'closed', next: this.next });
+  }
+
+  end(end: SubscriptionEnd): void {
+    if (this.done) return;
+    this.done = true;
+    // Release the buffer at once: an overflowed subscriber must not pin memory.
+    this.buffer = [];
+    this.start = 0;
+    this.onEnd(this);
+    this.wake?.();
+    this.settle(end);
+  }
+
+  private pending(): number {
+    return this.buffer.length - this.start;
+  }
+
+  private dropDelivered(): void {
+    while (this.start < this.buffer.length && this.buffer[this.start]!.seq < this.next) this.start++;
+    // Compact now and then so a long-lived subscription does not grow its array forever.
+    if (this.start > 1024 && this.start * 2 > this.buffer.length) {
+      this.buffer = this.buffer.slice(this.start);
+      this.start = 0;
+    }
+  }
+
+  async run(): Promise<void> {
+    try {
+      while (!this.done) {
+        this.dropDelivered();
+        const first = this.pending() > 0 ? this.buffer[this.start]!.seq : undefined;
+        if (first === this.next) {
+          const batch = this.takeBuffered();
+          await this.deliver(batch);
+        } else if (!this.caughtUp || first !== undefined) {
+          // Catch-up, or a hole before the first buffered event: read up to it.
+          const events = await this.read(this.sessionId, this.next, first, this.limits.batchSize);
+          if (this.done) break;
+          if (events.length > 0) {
+            await this.deliver(events);
+          } else if (first !== undefined && first > this.next) {
+            throw new Error(`session log gap: seqs ${this.next}..${first - 1} are neither stored nor published`);
+          } else {
+            this.caughtUp = true;
+          }
+        } else {
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+          });
+          this.wake = undefined;
+        }
+      }
+    } catch (error) {
+      this.end({ reason: 'error', next: this.next, error: error instanceof Error ? error : new Error(String(error)) });
+    }
+  }
+
+  private takeBuffered(): StoredEvent[] {
+    const batch: StoredEvent[] = [];
+    let seq = this.next;
+    while (batch.length < this.limits.batchSize && this.start < this.buffer.length && this.buffer[this.start]!.seq === seq) {
+      batch.push(this.buffer[this.start]!);
+      this.start++;
+      seq++;
+    }
+    return batch;
+  }
+
+  /** `next` moves when a batch is handed over; a listener that fails gets it back in `next`. */
+  private async deliver(events: StoredEvent[]): Promise<void> {
+    if (this.done) return;
+    const first = events[0]!.seq;
+    this.next = events[events.length - 1]!.seq + 1;
+    try {
+      await this.listener(events);
+    } catch (error) {
+      this.next = first;
+      throw error;
+    }
+  }
+}
+
+/** The live side of a backend: which subscriptions each session has. */
+export class SubscriptionHub {
+  private readonly bySession = new Map<string, Set<LiveSubscription>>();
+
+  constructor(private readonly read: RangeReader) {}
+
+  /**
+   * Registers first, then starts catch-up from `from`. The caller must call this
+   * synchronously after learning `from` (already clamped to the durable head), so no
+   * publish can slip between the two.
+   */
+  open(sessionId: string, from: number, listener: SubscriptionListener, limits: SubscriptionLimits): Subscription {
+    const sub = new LiveSubscription(sessionId, from, listener, limits, this.read, (s) => this.remove(s));
+    let subs = this.bySession.get(sessionId);
+    if (!subs) {
+      subs = new Set();
+      this.bySession.set(sessionId, subs);
+    }
+    subs.add(sub);
+    void sub.run();
+    return sub;
+  }
+
+  /** Durable events of one session, in seq order, exactly once each. */
+  publish(sessionId: string, events: readonly StoredEvent[]): void {
+    const subs = this.bySession.get(sessionId);
+    if (!subs || events.length === 0) return;
+    for (const sub of [...subs]) sub.push(events);
+  }
+
+  closeAll(): void {
+    for (const subs of [...this.bySession.values()]) for (const sub of [...subs]) sub.close();
+  }
+
+  private remove(sub: LiveSubscription): void {
+    const subs = this.bySession.get(sub.sessionId);
+    if (!subs) return;
+    subs.delete(sub);
+    if (subs.size === 0) this.bySession.delete(sub.sessionId);
+  }
+}

@@ -1,0 +1,393 @@
+/**
+ * The SessionLog conformance suite, written against the interface only. A backend joins
+ * with one line: `runSessionLogConformance('level', () => LevelSessionLog.open(dir()))`.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LogError } from '../daemon/log/session-log.js';
+import type { NewEvent, SessionLog, SessionMeta, StoredEvent, SubscriptionEnd } from '../daemon/log/session-log.js';
+
+export type SessionLogFactory = () => Promise<SessionLog>;
+
+function meta(sessionId: string, extra: Record<string, unknown> = {}): SessionMeta {
+  return { sessionId, createdAt: 1000, updatedAt: 1000, ...extra };
+}
+
+function events(n: number, type = 'note', base = 0): NewEvent[] {
+  return Array.from({ length: n }, (_, i) => ({ type, data: { i: base + i, text: `event ${base + i}` } }));
+}
+
+async function rejectsWith(promise: Promise<unknown>, kind: LogError['kind']): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof LogError, `expected LogError, got ${String(error)}`);
+    assert.equal(error.kind, kind);
+    return true;
+  });
+}
+
+/** Opens a log, runs `body`, closes it whatever happens. */
+async function withLog(factory: SessionLogFactory, body: (log: SessionLog) => Promise<void>): Promise<void> {
+  const log = await factory();
+  try {
+    await body(log);
+  } finally {
+    await log.close();
+  }
+}
+
+function seqs(list: readonly StoredEvent[]): number[] {
+  return list.map((e) => e.seq);
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+/** Collects subscription batches and resolves `reached(n)` once seq n-1 has arrived. */
+class Collector {
+  readonly received: StoredEvent[] = [];
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  constructor(private readonly delay: () => Promise<void> = () => Promise.resolve()) {}
+  readonly listener = async (batch: StoredEvent[]): Promise<void> => {
+    for (const event of batch) this.received.push(event);
+    const last = batch[batch.length - 1]!.seq;
+    this.waiters = this.waiters.filter((w) => (w.seq <= last + 1 ? (w.resolve(), false) : true));
+    await this.delay();
+  };
+  reached(head: number): Promise<void> {
+    const last = this.received[this.received.length - 1]?.seq ?? -1;
+    if (last + 1 >= head) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ seq: head, resolve }));
+  }
+}
+
+function tick(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export function runSessionLogConformance(name: string, factory: SessionLogFactory): void {
+  describe(`SessionLog conformance: ${name}`, () => {
+    describe('create, append, read', () => {
+      it('creates a session with dense seqs from 0 and reads them back', () =>
+        withLog(factory, async (log) => {
+          assert.deepEqual(await log.create(meta('s_a'), events(3)), [0, 1, 2]);
+          assert.deepEqual(await log.append('s_a', events(2, 'note', 3)), [3, 4]);
+          assert.deepEqual(await log.append('s_a', []), []);
+          assert.equal(await log.head('s_a'), 5);
+          const page = await log.read('s_a');
+          assert.equal(page.headSeq, 5);
+          assert.equal(page.next, undefined);
+          assert.deepEqual(seqs(page.events), [0, 1, 2, 3, 4]);
+          for (const [i, event] of page.events.entries()) {
+            assert.equal(event.type, 'note');
+            assert.deepEqual(event.data, { i, text: `event ${i}` });
+            assert.equal(typeof event.ts, 'number');
+          }
+        }));
+
+      it('creates a session with no events', () =>
+        withLog(factory, async (log) => {
+          assert.deepEqual(await log.create(meta('s_empty'), []), []);
+          assert.equal(await log.head('s_empty'), 0);
+          assert.deepEqual(await log.read('s_empty'), { events: [], headSeq: 0 });
+        }));
+
+      it('refuses a second create of the same id', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_a'), events(1));
+          await rejectsWith(log.create(meta('s_a'), events(1)), 'exists');
+          const racing = await Promise.allSettled([log.create(meta('s_b'), []), log.create(meta('s_b'), [])]);
+          assert.equal(racing.filter((r) => r.status === 'fulfilled').length, 1);
+          assert.equal(await log.head('s_a'), 1);
+        }));
+
+      it('reads any range with from, to, limit and next', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_r'), events(50));
+          let page = await log.read('s_r', { from: 10, limit: 5 });
+          assert.deepEqual(seqs(page.events), [10, 11, 12, 13, 14]);
+          assert.equal(page.next, 15);
+          assert.equal(page.headSeq, 50);
+          page = await log.read('s_r', { from: 10, to: 13 });
+          assert.deepEqual(seqs(page.events), [10, 11, 12]);
+          assert.equal(page.next, undefined);
+          page = await log.read('s_r', { from: 45, limit: 5 });
+          assert.deepEqual(seqs(page.events), [45, 46, 47, 48, 49]);
+          assert.equal(page.next, undefined);
+          page = await log.read('s_r', { from: 48, to: 1000 });
+          assert.deepEqual(seqs(page.events), [48, 49]);
+          // Paging with `next` visits every event once.
+          const all: number[] = [];
+          let from: number | undefined = 0;
+          while (from !== undefined) {
+            page = await log.read('s_r', { from, limit: 7 });
+            all.push(...seqs(page.events));
+            from = page.next;
+          }
+          assert.deepEqual(all, range(0, 50));
+        }));
+
+      it('filters by type while next moves past skipped events', () =>
+        withLog(factory, async (log) => {
+          const mixed: NewEvent[] = range(0, 20).map((i) => ({ type: i % 3 === 0 ? 'user.message' : 'tool.result', data: { i } }));
+          await log.create(meta('s_t'), mixed);
+          let page = await log.read('s_t', { types: ['user.message'] });
+          assert.deepEqual(seqs(page.events), [0, 3, 6, 9, 12, 15, 18]);
+          assert.equal(page.next, undefined);
+          page = await log.read('s_t', { types: ['user.message'], from: 1, limit: 2 });
+          assert.deepEqual(seqs(page.events), [3, 6]);
+          assert.equal(page.next, 7);
+          page = await log.read('s_t', { types: ['nothing'] });
+          assert.deepEqual(page.events, []);
+          assert.equal(page.next, undefined);
+        }));
+
+      it('gives an empty page with the head when from is past it', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_p'), events(4));
+          assert.deepEqual(await log.read('s_p', { from: 4 }), { events: [], headSeq: 4 });
+          assert.deepEqual(await log.read('s_p', { from: 100, limit: 3 }), { events: [], headSeq: 4 });
+          assert.deepEqual(await log.read('s_p', { from: 3, to: 2 }), { events: [], headSeq: 4 });
+        }));
+
+      it('keeps stored events apart from the caller’s objects', () =>
+        withLog(factory, async (log) => {
+          const input = events(1);
+          await log.create(meta('s_c'), input);
+          input[0]!.data['i'] = 'changed';
+          const first = await log.read('s_c');
+          first.events[0]!.data['i'] = 'changed too';
+          assert.equal((await log.read('s_c')).events[0]!.data['i'], 0);
+        }));
+    });
+
+    describe('metadata and listing', () => {
+      it('merges patches from append and patchMeta, bumping updatedAt', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_m', { title: 'first', status: 'idle' }), []);
+          assert.deepEqual(await log.getMeta('s_m'), meta('s_m', { title: 'first', status: 'idle' }));
+          await log.append('s_m', events(1), { status: 'running', usage: { tokens: 5 } });
+          let got = await log.getMeta('s_m');
+          assert.equal(got?.title, 'first');
+          assert.equal(got?.status, 'running');
+          assert.deepEqual(got?.usage, { tokens: 5 });
+          assert.ok(got!.updatedAt > 1000);
+          assert.equal(got?.createdAt, 1000);
+          const patched = await log.patchMeta('s_m', { title: undefined, status: 'idle' });
+          got = await log.getMeta('s_m');
+          assert.deepEqual(patched, got);
+          assert.equal('title' in got!, false);
+          assert.equal(got?.status, 'idle');
+          assert.equal(await log.head('s_m'), 1);
+          assert.equal(await log.getMeta('s_none'), undefined);
+        }));
+
+      it('applies concurrent patches of one session in call order', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_o'), []);
+          await Promise.all(range(0, 20).map((i) => (i % 2 ? log.patchMeta('s_o', { n: i }) : log.append('s_o', events(1), { n: i }))));
+          assert.equal((await log.getMeta('s_o'))?.n, 19);
+        }));
+
+      it('lists newest first with a cursor and a filter applied before the limit', () =>
+        withLog(factory, async (log) => {
+          const ids = range(0, 10).map((i) => `s_${(1000 + i).toString(36)}`);
+          for (const [i, id] of ids.entries()) await log.create(meta(id, { status: i % 2 ? 'odd' : 'even' }), []);
+          const newestFirst = [...ids].reverse();
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await log.list({ limit: 3, ...(cursor === undefined ? {} : { cursor }) });
+            assert.ok(page.sessions.length <= 3);
+            seen.push(...page.sessions.map((s) => s.sessionId));
+            cursor = page.cursor;
+          } while (cursor !== undefined);
+          assert.deepEqual(seen, newestFirst);
+          const odd = await log.list({ limit: 2, filter: (m) => m.status === 'odd' });
+          assert.deepEqual(odd.sessions.map((s) => s.sessionId), [ids[9], ids[7]]);
+          const rest = await log.list({ cursor: odd.cursor!, filter: (m) => m.status === 'odd' });
+          assert.deepEqual(rest.sessions.map((s) => s.sessionId), [ids[5], ids[3], ids[1]]);
+          assert.equal(rest.cursor, undefined);
+          assert.deepEqual((await log.list()).sessions.map((s) => s.sessionId), newestFirst);
+        }));
+    });
+
+    describe('errors', () => {
+      it('rejects unknown sessions with not_found', () =>
+        withLog(factory, async (log) => {
+          await rejectsWith(log.append('s_missing', events(1)), 'not_found');
+          await rejectsWith(log.read('s_missing'), 'not_found');
+          await rejectsWith(log.head('s_missing'), 'not_found');
+          await rejectsWith(log.patchMeta('s_missing', { a: 1 }), 'not_found');
+          await rejectsWith(log.subscribe('s_missing', 0, () => undefined), 'not_found');
+        }));
+
+      it('rejects bad arguments with invalid and writes nothing', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_i'), events(1));
+          await rejectsWith(log.create(meta('bad!id'), []), 'invalid');
+          await rejectsWith(log.append('s_i', [{ type: '', data: {} }]), 'invalid');
+          await rejectsWith(log.append('s_i', [{ type: 'x', data: [] as unknown as Record<string, unknown> }]), 'invalid');
+          await rejectsWith(log.append('s_i', events(1), { sessionId: 'other' }), 'invalid');
+          await rejectsWith(log.read('s_i', { from: -1 }), 'invalid');
+          await rejectsWith(log.read('s_i', { limit: 0 }), 'invalid');
+          assert.equal(await log.head('s_i'), 1);
+        }));
+    });
+
+    describe('concurrency', () => {
+      it('acknowledges concurrent appends from many sessions once each, with dense seqs', () =>
+        withLog(factory, async (log) => {
+          const ids = range(0, 32).map((i) => `s_c${String(i).padStart(2, '0')}`);
+          await Promise.all(ids.map((id) => log.create(meta(id), [])));
+          const acked = new Map<string, number[]>(ids.map((id) => [id, []]));
+          await Promise.all(
+            ids.flatMap((id) =>
+              range(0, 20).map(async (i) => {
+                const got = await log.append(id, events(1 + (i % 3), 'note', i));
+                acked.get(id)!.push(...got);
+              }),
+            ),
+          );
+          for (const id of ids) {
+            const head = await log.head(id);
+            assert.equal(head, range(0, 20).reduce((n, i) => n + 1 + (i % 3), 0));
+            assert.deepEqual([...acked.get(id)!].sort((a, b) => a - b), range(0, head));
+            assert.deepEqual(seqs((await log.read(id)).events), range(0, head));
+          }
+        }));
+    });
+
+    describe('subscribe', () => {
+      it('catches up in batches, then follows live appends', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_s'), events(100));
+          const sizes: number[] = [];
+          const collector = new Collector();
+          const sub = await log.subscribe('s_s', 10, async (batch) => {
+            sizes.push(batch.length);
+            await collector.listener(batch);
+          }, { batchSize: 16 });
+          await log.append('s_s', events(5, 'note', 100));
+          await log.append('s_s', events(3, 'note', 105));
+          await collector.reached(108);
+          assert.deepEqual(seqs(collector.received), range(10, 108));
+          assert.ok(sizes.every((n) => n <= 16));
+          assert.deepEqual(collector.received[0]!.data, { i: 10, text: 'event 10' });
+          sub.close();
+          assert.deepEqual(await sub.ended, { reason: 'closed', next: 108 });
+        }));
+
+      it('clamps from past the head to the head', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_h'), events(3));
+          const collector = new Collector();
+          const sub = await log.subscribe('s_h', 1000, collector.listener);
+          await log.append('s_h', events(2, 'note', 3));
+          await collector.reached(5);
+          assert.deepEqual(seqs(collector.received), [3, 4]);
+          sub.close();
+          assert.equal((await sub.ended).next, 5);
+        }));
+
+      it('has no gap or duplicate while appends race the hand-off (50 runs)', () =>
+        withLog(factory, async (log) => {
+          for (let run = 0; run < 50; run++) {
+            const id = `s_race${String(run).padStart(2, '0')}`;
+            await log.create(meta(id), events(run % 7));
+            const writers = range(0, 4).map(async (w) => {
+              for (let i = 0; i < 8; i++) {
+                await log.append(id, events(1 + ((run + w + i) % 3)));
+                if ((run + i) % 2) await tick();
+              }
+            });
+            // Subscribe at a varying moment of the race, with a listener of varying pace.
+            for (let i = 0; i < run % 5; i++) await tick();
+            const from = run % 4 === 0 ? 0 : run % 4 === 1 ? 1000 : run % 3;
+            const collector = new Collector(run % 2 ? tick : () => Promise.resolve());
+            const sub = await log.subscribe(id, from, collector.listener, { batchSize: 1 + (run % 4) });
+            await Promise.all(writers);
+            const head = await log.head(id);
+            await collector.reached(head);
+            sub.close();
+            const got = seqs(collector.received);
+            const start = got[0] ?? head;
+            // The head at subscribe time lies between the initial count and the final head.
+            assert.ok(start <= from && start >= Math.min(from, run % 7), `run ${run}: from ${from} started at ${start}`);
+            assert.deepEqual(got, range(start, head), `run ${run}`);
+            assert.deepEqual(await sub.ended, { reason: 'closed', next: head });
+          }
+        }));
+
+      it('ends with overflow and the resume point when the listener never finishes', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_o'), events(5));
+          let delivered = 0;
+          const sub = await log.subscribe('s_o', 0, (batch) => {
+            delivered += batch.length;
+            return new Promise<void>(() => undefined);
+          }, { maxPending: 50 });
+          for (let i = 0; i < 20; i++) await log.append('s_o', events(10));
+          const end = await sub.ended;
+          assert.equal(end.reason, 'overflow');
+          assert.equal(end.next, delivered);
+          assert.ok(end.next < 205);
+          // Ended: further appends neither fail nor reach the listener.
+          const before = delivered;
+          await log.append('s_o', events(100));
+          await tick();
+          assert.equal(delivered, before);
+          // A resubscription from `next` misses nothing.
+          const collector = new Collector();
+          const again = await log.subscribe('s_o', end.next, collector.listener);
+          await collector.reached(305);
+          assert.deepEqual(seqs(collector.received), range(end.next, 305));
+          again.close();
+        }));
+
+      it('ends with error when the listener throws, resuming at the failed batch', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_e'), events(10));
+          const sub = await log.subscribe('s_e', 0, (batch) => {
+            if (batch[0]!.seq >= 4) throw new Error('listener broke');
+          }, { batchSize: 4 });
+          const end: SubscriptionEnd = await sub.ended;
+          assert.equal(end.reason, 'error');
+          assert.equal(end.next, 4);
+          assert.equal(end.reason === 'error' ? end.error.message : '', 'listener broke');
+        }));
+
+      it('delivers nothing after close and settles ended once', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_x'), events(3));
+          let batches = 0;
+          const sub = await log.subscribe('s_x', 0, () => {
+            batches++;
+          });
+          sub.close();
+          const after = batches;
+          sub.close();
+          await log.append('s_x', events(3));
+          await tick();
+          assert.equal(batches, after);
+          assert.equal((await sub.ended).reason, 'closed');
+        }));
+    });
+
+    describe('close', () => {
+      it('finishes in-flight appends, then refuses new calls and ends subscriptions', async () => {
+        const log = await factory();
+        await log.create(meta('s_z'), []);
+        const sub = await log.subscribe('s_z', 0, () => undefined);
+        const inFlight = range(0, 20).map((i) => log.append('s_z', events(1, 'note', i)));
+        await log.close();
+        const acked = (await Promise.all(inFlight)).flat().sort((a, b) => a - b);
+        assert.deepEqual(acked, range(0, 20));
+        assert.equal((await sub.ended).reason, 'closed');
+        await rejectsWith(log.append('s_z', events(1)), 'closed');
+        await rejectsWith(log.read('s_z'), 'closed');
+        await log.close();
+      });
+    });
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * Both backends run the conformance suite; LevelDB also proves persistence across reopen
+ * and that a real storage failure (a file size limit) rejects and writes nothing.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LevelSessionLog, LogError, MemorySessionLog } from '../daemon/log/index.js';
+import type { NewEvent, StoredEvent } from '../daemon/log/index.js';
+import { runSessionLogConformance } from './log-conformance.js';
+import { sha256OfData } from './support/log-crash-writer.js';
+import type { AckLine } from './support/log-crash-writer.js';
+
+const WRITER = fileURLToPath(new URL('./support/log-crash-writer.js', import.meta.url));
+
+/** Temp dirs for one describe block, removed after it. */
+function tempDirs(): () => string {
+  const dirs: string[] = [];
+  after(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+  return () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentd-log-'));
+    dirs.push(dir);
+    return dir;
+  };
+}
+
+async function readAll(log: LevelSessionLog, sessionId: string): Promise<StoredEvent[]> {
+  const all: StoredEvent[] = [];
+  let from: number | undefined = 0;
+  while (from !== undefined) {
+    const page = await log.read(sessionId, { from });
+    all.push(...page.events);
+    from = page.next;
+  }
+  return all;
+}
+
+runSessionLogConformance('memory', () => Promise.resolve(new MemorySessionLog()));
+
+describe('level backend', () => {
+  const dir = tempDirs();
+  runSessionLogConformance('level', () => LevelSessionLog.open(dir()));
+});
+
+describe('LevelSessionLog', () => {
+  const dir = tempDirs();
+
+  it('says it is durable and group-commits', async () => {
+    const log = await LevelSessionLog.open(dir());
+    assert.deepEqual(log.supports, { durable: true, groupCommit: true });
+    await log.close();
+  });
+
+  it('keeps sessions, heads, events and metadata across reopen', async () => {
+    const location = dir();
+    let log = await LevelSessionLog.open(location);
+    for (const id of ['s_1', 's_2', 's_3']) {
+      await log.create({ sessionId: id, createdAt: 1, updatedAt: 1, title: id }, [{ type: 'session.created', data: { id } }]);
+    }
+    await log.append('s_2', [{ type: 'user.message', data: { text: 'hi' } }], { status: 'running' });
+    await log.close();
+
+    log = await LevelSessionLog.open(location);
+    assert.equal(await log.head('s_1'), 1);
+    assert.equal(await log.head('s_2'), 2);
+    assert.equal((await log.getMeta('s_2'))?.status, 'running');
+    assert.deepEqual((await log.list()).sessions.map((s) => s.sessionId), ['s_3', 's_2', 's_1']);
+    // The head is reloaded from the last key, so appending continues densely.
+    assert.deepEqual(await log.append('s_2', [{ type: 'turn.completed', data: {} }]), [2]);
+    await assert.rejects(log.create({ sessionId: 's_1', createdAt: 1, updatedAt: 1 }, []), (e: unknown) => e instanceof LogError && e.kind === 'exists');
+    await log.close();
+  });
+
+  it('returns byte-identical data after reopen', async () => {
+    const location = dir();
+    const data: Record<string, unknown>[] = [
+      { text: 'plain' },
+      { text: 'é✓😀 \u0000\u001f "quoted" \\ back\nslash', nested: { a: [1, 2.5, -0, 1e300, null, true], b: {} } },
+      { big: 'x'.repeat(100_000) },
+      { order: 'keys', z: 1, a: 2, m: { y: 1, b: 2 } },
+    ];
+    const input: NewEvent[] = data.map((d) => ({ type: 'tool.result', data: d }));
+    let log = await LevelSessionLog.open(location);
+    await log.create({ sessionId: 's_bytes', createdAt: 1, updatedAt: 1 }, input);
+    const before = (await readAll(log, 's_bytes')).map((e) => JSON.stringify(e));
+    await log.close();
+    log = await LevelSessionLog.open(location);
+    const after = await readAll(log, 's_bytes');
+    assert.deepEqual(after.map((e) => JSON.stringify(e)), before);
+    assert.deepEqual(after.map((e) => sha256OfData(e.data)), data.map((d) => sha256OfData(JSON.parse(JSON.stringify(d)) as Record<string, unknown>)));
+    await log.close();
+  });
+
+  it('rejects appends with kind storage when writes really fail, and keeps nothing unacknowledged', async () => {
+    const location = dir();
+    // RLIMIT_FSIZE (KiB in bash) binds root too; Node ignores SIGXFSZ, so write() fails with EFBIG.
+    const child = spawn('bash', ['-c', 'ulimit -f 256; exec "$0" "$@"', process.execPath, WRITER, location, 'fill'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    await new Promise<void>((resolve) => child.on('close', () => resolve()));
+    const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AckLine & { error?: { kind: string; message: string } });
+    const failure = lines.find((l) => l.error)?.error;
+    assert.ok(failure, 'the writer never saw a failure');
+    assert.equal(failure.kind, 'storage');
+    assert.match(failure.message, /too large|EFBIG|IO error/i);
+    const acked = lines.filter((l) => !l.error);
+    assert.ok(acked.length > 10, `only ${acked.length} appends before the failure`);
+
+    const log = await LevelSessionLog.open(location);
+    const stored = await readAll(log, 's_fill');
+    assert.equal(stored.length, acked.length, 'the failed append left an event behind');
+    assert.deepEqual(stored.map((e) => sha256OfData(e.data)), acked.map((a) => a.sha256));
+    await log.close();
+  });
+});

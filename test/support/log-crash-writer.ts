@@ -1,0 +1,95 @@
+/**
+ * Child process for test/log-crash.test.ts: opens a LevelSessionLog and appends until it
+ * is killed (mode `crash`) or until storage fails (mode `fill`, run under a file size
+ * limit). Every acknowledged event is printed as one JSON line *after* its append resolved:
+ *   {"sessionId":"s_crash_00","seq":12,"sha256":"<hex of JSON.stringify(data)>","uid":"<run>:<n>"}
+ * A failure is printed as {"error":{"kind":...,"message":...}}.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { LevelSessionLog, LogError } from '../../daemon/log/index.js';
+import type { NewEvent, SessionLog } from '../../daemon/log/index.js';
+
+export interface AckLine {
+  sessionId: string;
+  seq: number;
+  sha256: string;
+  uid: string;
+}
+
+export function sha256OfData(data: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify(data)).digest('hex');
+}
+
+/** Synchronous, so a line on the pipe means the ack happened before any kill. */
+function print(line: unknown): void {
+  writeSync(1, `${JSON.stringify(line)}\n`);
+}
+
+function makeEvents(run: string, counter: { n: number }, count: number, padBytes: number): NewEvent[] {
+  return Array.from({ length: count }, () => {
+    const uid = `${run}:${counter.n++}`;
+    return { type: 'crash.note', data: { uid, text: randomBytes(padBytes).toString('base64'), mark: 'é✓😀\u0000"\\' } };
+  });
+}
+
+async function ensureSession(log: SessionLog, sessionId: string): Promise<void> {
+  if ((await log.getMeta(sessionId)) === undefined) {
+    const now = Date.now();
+    await log.create({ sessionId, createdAt: now, updatedAt: now }, []);
+  }
+}
+
+async function appendAndAck(log: SessionLog, sessionId: string, events: NewEvent[]): Promise<void> {
+  const seqs = await log.append(sessionId, events);
+  for (const [i, seq] of seqs.entries()) {
+    const data = events[i]!.data;
+    print({ sessionId, seq, sha256: sha256OfData(data), uid: data['uid'] });
+  }
+}
+
+async function crash(log: SessionLog, sessions: number): Promise<void> {
+  const run = randomBytes(4).toString('hex');
+  const counter = { n: 0 };
+  const ids = Array.from({ length: sessions }, (_, i) => `s_crash_${String(i).padStart(2, '0')}`);
+  for (const id of ids) await ensureSession(log, id);
+  print({ ready: true });
+  await Promise.all(
+    ids.map(async (id, k) => {
+      for (let i = 0; ; i++) await appendAndAck(log, id, makeEvents(run, counter, 1 + ((i + k) % 3), 100));
+    }),
+  );
+}
+
+async function fill(log: SessionLog): Promise<void> {
+  const counter = { n: 0 };
+  await ensureSession(log, 's_fill');
+  for (;;) {
+    try {
+      await appendAndAck(log, 's_fill', makeEvents('fill', counter, 1, 1500));
+    } catch (error) {
+      const kind = error instanceof LogError ? error.kind : 'unexpected';
+      print({ error: { kind, message: (error as Error).message } });
+      return;
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const [dir, mode = 'crash', sessions = '16'] = process.argv.slice(2);
+  if (!dir) throw new Error('usage: log-crash-writer <dir> [crash|fill] [sessions]');
+  const log = await LevelSessionLog.open(dir);
+  if (mode === 'fill') await fill(log);
+  else await crash(log, Number(sessions));
+  // Exit without close(): after a storage failure LevelDB refuses to write anyway.
+  process.exit(0);
+}
+
+// Only as a child process: the tests import the helpers above.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    print({ error: { kind: error instanceof LogError ? error.kind : 'unexpected', message: String(error) } });
+    process.exit(1);
+  });
+}
