@@ -1,0 +1,210 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { HOST_CONFIG_ENV, type HostConfig } from './host/config.js';
+import { buildLaunch } from './isolation/launch.js';
+import { probeIsolation, type IsolationLevel, type IsolationReport } from './isolation/probe.js';
+import type { Sandbox, SandboxSpec, ToolContent, ToolDefinition, ToolErrorKind, ToolResult } from './provider.js';
+import { ChildProcessTransport } from './transport.js';
+
+const DEFAULT_ENV_ALLOWLIST = ['PATH', 'LANG', 'LC_ALL', 'TERM', 'TZ'];
+const CONNECT_TIMEOUT_MS = 20_000;
+const CLOSE_GRACE_MS = 2_000;
+const NO_TIMEOUT = 2 ** 31 - 1;
+const STDERR_TAIL = 4_000;
+const SERVER_NAME = /^[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*$/;
+
+const compiledRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const hostEntry = path.join(compiledRoot, 'sandbox', 'host', 'main.js');
+
+/** The compiled tree plus node_modules and package.json of the package it belongs to, read-only inside. */
+function installPaths(): string[] {
+  for (let dir = compiledRoot; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'node_modules'))) {
+      return [...new Set([compiledRoot, path.join(dir, 'node_modules'), path.join(dir, 'package.json')])];
+    }
+    if (path.dirname(dir) === dir) throw new Error(`cannot find the agentd package (package.json and node_modules) above ${compiledRoot}`);
+  }
+}
+
+let cachedReport: Promise<IsolationReport> | null = null;
+
+async function chooseLevel(requested: SandboxSpec['isolation']): Promise<IsolationLevel> {
+  cachedReport ??= probeIsolation();
+  const report = await cachedReport;
+  if (!requested || requested === 'auto') return report.best;
+  if (!report.levels[requested].ok) {
+    throw new Error(`isolation "${requested}" was requested but is not available here: ${report.levels[requested].detail}`);
+  }
+  return requested;
+}
+
+function buildEnv(spec: SandboxSpec, level: IsolationLevel, workspace: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of spec.envAllowlist ?? DEFAULT_ENV_ALLOWLIST) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+  env.HOME = level === 'bwrap' ? '/tmp' : workspace;
+  Object.assign(env, spec.env);
+  const config: HostConfig = { workspace, mcpServers: spec.mcpServers ?? [] };
+  env[HOST_CONFIG_ENV] = JSON.stringify(config);
+  return env;
+}
+
+function toContent(result: CallToolResult): ToolContent[] {
+  return result.content.map((item): ToolContent => {
+    if (item.type === 'text') return { type: 'text', text: item.text };
+    if (item.type === 'image') return { type: 'image', data: item.data, mimeType: item.mimeType };
+    return { type: 'text', text: JSON.stringify(item) };
+  });
+}
+
+function failure(kind: ToolErrorKind, message: string, started: number): ToolResult {
+  return { content: [{ type: 'text', text: message }], isError: true, errorKind: kind, durationMs: performance.now() - started };
+}
+
+class LocalSandbox implements Sandbox {
+  readonly ended: Promise<{ reason: string }>;
+  private endReason: string | null = null;
+  private closing = false;
+  private toolList: Promise<ToolDefinition[]> | null = null;
+  private stderr = '';
+
+  constructor(
+    readonly id: string,
+    readonly isolation: IsolationLevel,
+    readonly warnings: string[],
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly client: Client,
+  ) {
+    child.stderr.on('data', (chunk: Buffer) => {
+      this.stderr = (this.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL);
+    });
+    this.ended = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        const tail = this.stderr.trim() ? `: ${this.stderr.trim().slice(-500)}` : '';
+        this.endReason = this.closing ? 'closed' : `sandbox host ${how}${tail}`;
+        resolve({ reason: this.endReason });
+      });
+    });
+  }
+
+  tools(): Promise<ToolDefinition[]> {
+    this.toolList ??= this.client.listTools().then((r) =>
+      r.tools.map((t) => ({ name: t.name, description: t.description ?? '', inputSchema: t.inputSchema as Record<string, unknown> })),
+    );
+    this.toolList.catch(() => (this.toolList = null));
+    return this.toolList;
+  }
+
+  async execute(name: string, input: Record<string, unknown>, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ToolResult> {
+    const started = performance.now();
+    if (this.endReason !== null) return failure('sandbox_lost', `the sandbox is gone (${this.endReason}); a new one must be provisioned`, started);
+    if (options.signal?.aborted) return failure('interrupted', 'interrupted before it started', started);
+    const abort = new AbortController();
+    let stopped: 'interrupted' | 'timeout' | null = null;
+    const onAbort = () => {
+      stopped ??= 'interrupted';
+      abort.abort();
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = options.timeoutMs ? setTimeout(() => ((stopped ??= 'timeout'), abort.abort()), options.timeoutMs) : undefined;
+    try {
+      const call = this.client.callTool({ name, arguments: input }, undefined, { signal: abort.signal, timeout: NO_TIMEOUT }) as Promise<CallToolResult>;
+      const outcome = await Promise.race([call.then((result) => ({ result })), this.ended.then(() => null)]);
+      if (outcome === null) return failure('sandbox_lost', `the sandbox died during the call (${this.endReason})`, started);
+      const { result } = outcome;
+      const isError = result.isError === true;
+      const hostKind = (result._meta?.['agentd/errorKind'] as ToolErrorKind | undefined) ?? 'tool_error';
+      return { content: toContent(result), isError, ...(isError ? { errorKind: hostKind } : {}), durationMs: performance.now() - started };
+    } catch (error) {
+      if (stopped === 'timeout') return failure('timeout', `${name} timed out after ${options.timeoutMs} ms and was stopped`, started);
+      if (stopped === 'interrupted') return failure('interrupted', `${name} was interrupted`, started);
+      if (this.endReason !== null || this.child.exitCode !== null) {
+        return failure('sandbox_lost', `the sandbox died during the call (${this.endReason ?? 'host exited'})`, started);
+      }
+      return failure('tool_error', `${name} failed: ${(error as Error).message}`, started);
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.child.pid === undefined) return; // never started
+    if (this.endReason === null) {
+      this.closing = true;
+      await this.client.close().catch(() => undefined);
+      const grace = setTimeout(() => this.killAll(), CLOSE_GRACE_MS);
+      await this.ended;
+      clearTimeout(grace);
+    }
+    this.killAll(); // whatever is left in the host's process group
+  }
+
+  private killAll(): void {
+    try {
+      process.kill(-this.child.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+function validate(spec: SandboxSpec): string {
+  if (!path.isAbsolute(spec.workspace)) throw new Error(`workspace must be an absolute path, got ${JSON.stringify(spec.workspace)}`);
+  if (!existsSync(spec.workspace) || !statSync(spec.workspace).isDirectory()) throw new Error(`workspace ${spec.workspace} is not a directory`);
+  const names = new Set<string>();
+  for (const server of spec.mcpServers ?? []) {
+    if (!SERVER_NAME.test(server.name)) throw new Error(`MCP server name ${JSON.stringify(server.name)} must be letters, digits, "-" and single "_"`);
+    if (names.has(server.name)) throw new Error(`MCP server name ${JSON.stringify(server.name)} is used twice`);
+    names.add(server.name);
+  }
+  return realpathSync(spec.workspace);
+}
+
+/** Starts the host at the chosen isolation level and waits until it can serve a tool call. */
+export async function provisionLocal(spec: SandboxSpec): Promise<Sandbox> {
+  const workspace = validate(spec);
+  const level = await chooseLevel(spec.isolation);
+  const id = `${spec.sessionId}-${randomBytes(4).toString('hex')}`;
+  const warnings: string[] = [];
+  if (level === 'none') {
+    warnings.push(`sandbox ${id} runs WITHOUT ISOLATION: its commands can read and write anything this user can, including the network`);
+  } else if (level === 'namespaces') {
+    warnings.push(`sandbox ${id} uses namespaces only (private pid, network, ipc, uts): the filesystem is NOT hidden from it`);
+  }
+  for (const warning of warnings) process.stderr.write(`agentd: WARNING: ${warning}\n`);
+  const launch = buildLaunch({ level, hostEntry, readOnly: installPaths(), workspace, binds: spec.binds ?? [] });
+  const child = spawn(launch.command, launch.args, {
+    cwd: launch.cwd,
+    env: buildEnv(spec, level, workspace),
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true, // its own process group, so close() can kill everything it left behind
+  });
+  const client = new Client({ name: 'agentd', version: '0.1.0' });
+  const sandbox = new LocalSandbox(id, level, warnings, child, client);
+  const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
+  const died = sandbox.ended.then((e) => Promise.reject(new Error(`the sandbox host did not start: ${e.reason}`)));
+  let timer: NodeJS.Timeout | undefined;
+  const slow = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the sandbox host did not answer within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([client.connect(new ChildProcessTransport(child)), spawnFailed, died, slow]);
+  } catch (error) {
+    await sandbox.close();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    died.catch(() => undefined);
+  }
+  return sandbox;
+}

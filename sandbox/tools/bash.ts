@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { defineTool, type ToolOutput } from './define.js';
+
+const DEFAULT_TIMEOUT_MS = 120_000;
+const MAX_TIMEOUT_MS = 600_000;
+
+export const bashTool = defineTool({
+  name: 'bash',
+  description:
+    'Run a bash command in a persistent shell in the workspace. The working directory and exported variables persist between calls. ' +
+    'stdin is /dev/null (interactive programs will not get input). Output (stdout and stderr together) is capped at 30,000 characters, ' +
+    `keeping the beginning and the end. The command and everything it started are killed after timeout_ms (default ${DEFAULT_TIMEOUT_MS}, max ${MAX_TIMEOUT_MS}). ` +
+    'The result ends with the exit code.',
+  input: z.object({
+    command: z.string().describe('The command to run (may be several lines)'),
+    timeout_ms: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional().describe(`Time limit in milliseconds (default ${DEFAULT_TIMEOUT_MS})`),
+  }),
+  async handler(input, ctx): Promise<ToolOutput> {
+    const timeoutMs = input.timeout_ms ?? DEFAULT_TIMEOUT_MS;
+    const run = await ctx.shell.run(input.command, timeoutMs, ctx.signal);
+    const output = run.output.replace(/\n$/, '');
+    const lines = [output.length > 0 ? output : '(no output)'];
+    if (run.ended === 'exited') lines.push(`[exit code: ${run.exitCode}]`);
+    if (run.ended === 'timeout') lines.push(`[timed out after ${timeoutMs} ms; the command and the processes it started were killed; the shell is still running]`);
+    if (run.ended === 'interrupted') lines.push('[interrupted; the command and the processes it started were killed]');
+    if (run.ended === 'shell_exited') lines.push(`[exit code: ${run.exitCode}]`);
+    for (const note of run.notes) lines.push(`[${note}]`);
+    return {
+      content: [{ type: 'text', text: lines.join('\n') }],
+      isError: run.ended === 'timeout' || run.ended === 'interrupted',
+      timedOut: run.ended === 'timeout',
+    };
+  },
+});

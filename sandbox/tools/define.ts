@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+export type ToolContent = { type: 'text'; text: string } | { type: 'image'; data: string; mimeType: string };
+
+/** What a built-in tool returns; `timeout` marks a result cut short by the tool's own time limit. */
+export interface ToolOutput {
+  content: ToolContent[];
+  isError?: boolean;
+  timedOut?: boolean;
+}
+
+/** Per-sandbox state shared by the built-in tools inside the host. */
+export interface ToolContext {
+  workspace: string; // realpath of the workspace
+  ripgrep: string | null; // absolute path of rg, or null to use the built-in search
+  signal: AbortSignal;
+  shell: Shell;
+}
+
+export interface ShellRun {
+  output: string;
+  exitCode: number | null;
+  ended: 'exited' | 'timeout' | 'interrupted' | 'shell_exited';
+  notes: string[];
+}
+
+/** The sandbox's persistent shell (one per sandbox; see shell.ts). */
+export interface Shell {
+  run(command: string, timeoutMs: number, signal: AbortSignal): Promise<ShellRun>;
+}
+
+/** A failure the model should read: becomes a tool result with isError, never a crash. */
+export class ToolFailure extends Error {}
+
+export interface BuiltinTool<S extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+  input: S;
+  handler: (input: z.infer<S>, ctx: ToolContext) => Promise<ToolOutput>;
+}
+
+export function defineTool<S extends z.ZodType>(tool: {
+  name: string;
+  description: string;
+  input: S;
+  handler: (input: z.infer<S>, ctx: ToolContext) => Promise<ToolOutput>;
+}): BuiltinTool<S> {
+  const { $schema: _ignored, ...inputSchema } = z.toJSONSchema(tool.input, { unrepresentable: 'any' }) as Record<string, unknown>;
+  return { ...tool, inputSchema };
+}
+
+export function text(value: string, isError = false): ToolOutput {
+  return { content: [{ type: 'text', text: value }], isError };
+}
+
+/** Keeps the head and tail of an over-long text and says how much was cut. */
+export function capText(value: string, max: number): string {
+  if (value.length <= max) return value;
+  const half = Math.floor(max / 2);
+  const omitted = value.length - 2 * half;
+  return `${value.slice(0, half)}\n\n[... output truncated: ${omitted} characters omitted ...]\n\n${value.slice(value.length - half)}`;
+}

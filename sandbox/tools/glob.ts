@@ -1,0 +1,39 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { defineTool, text, ToolFailure } from './define.js';
+import { globToRegExp, walkFiles } from './walk.js';
+
+const MAX_RESULTS = 1_000;
+
+export const globTool = defineTool({
+  name: 'glob',
+  description:
+    'List workspace files whose path (relative to the workspace root) matches a glob pattern, sorted by path. ' +
+    'Supports ** (any directories), *, ?, {a,b} and [abc]; for example "**/*.ts" or "src/**/test_*.py". The .git directory is skipped.',
+  input: z.object({
+    pattern: z.string().describe('Glob pattern relative to the workspace root, e.g. "**/*.ts"'),
+  }),
+  async handler(input, ctx) {
+    let pattern = input.pattern.trim();
+    if (path.isAbsolute(pattern)) {
+      const rel = path.relative(ctx.workspace, pattern);
+      if (rel.startsWith('..') || path.isAbsolute(rel)) throw new ToolFailure(`pattern ${JSON.stringify(input.pattern)} is outside the workspace; access refused`);
+      pattern = rel;
+    }
+    if (pattern.split('/').includes('..')) throw new ToolFailure('patterns may not contain ".."; the workspace root is the top');
+    pattern = pattern.replace(/^\.\//, '');
+    if (pattern === '') throw new ToolFailure('pattern is empty');
+    const matcher = globToRegExp(pattern);
+    const matches: string[] = [];
+    let total = 0;
+    for await (const file of walkFiles(ctx.workspace, ctx.signal)) {
+      if (!matcher.test(file)) continue;
+      total++;
+      if (matches.length < MAX_RESULTS) matches.push(file);
+    }
+    if (total === 0) return text(`no files match ${JSON.stringify(input.pattern)}`);
+    matches.sort();
+    const more = total > MAX_RESULTS ? `\n[${total - MAX_RESULTS} more matches not shown; narrow the pattern]` : '';
+    return text(matches.join('\n') + more);
+  },
+});

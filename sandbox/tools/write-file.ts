@@ -1,0 +1,20 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { defineTool, text } from './define.js';
+import { displayPath, resolveInWorkspace } from './paths.js';
+
+export const writeFileTool = defineTool({
+  name: 'write_file',
+  description: 'Create or overwrite a file in the workspace with the given content. Parent directories are created as needed.',
+  input: z.object({
+    path: z.string().describe('File path, relative to the workspace root (or absolute inside it)'),
+    content: z.string().describe('The complete new content of the file'),
+  }),
+  async handler(input, ctx) {
+    const file = await resolveInWorkspace(ctx.workspace, input.path);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, input.content);
+    return text(`wrote ${Buffer.byteLength(input.content)} bytes to ${displayPath(ctx.workspace, file)}`);
+  },
+});
