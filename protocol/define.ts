@@ -4,8 +4,10 @@ import { NotificationType, ParameterStructures, RequestType } from 'vscode-jsonr
 /** Who sends the message. */
 export type Direction = 'clientToDaemon' | 'daemonToClient';
 /**
- * Where the daemon runs the work: `session` methods carry a `sessionId` and run on
- * that session's queue (sessions never block one another); `global` ones run at once.
+ * How the daemon schedules the work: `session` methods change one session (they carry
+ * a `sessionId`) and run one at a time on that session's queue, so sessions never
+ * block one another; `global` ones (including reads and interrupts, which must never
+ * wait behind a session's queue) run at once.
  */
 export type Scope = 'global' | 'session';
 

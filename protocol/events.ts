@@ -77,6 +77,7 @@ export const EventData = {
   'turn.interrupted': z.looseObject({ turnId: z.string() }),
   'turn.failed': z.looseObject({ turnId: z.string(), error: z.string() }),
   'session.archived': z.looseObject({}),
+  'session.forked': z.looseObject({ from: z.string(), at: z.number().int(), workspace: z.string() }),
 } as const;
 
 export type EventType = keyof typeof EventData;

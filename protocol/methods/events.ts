@@ -8,7 +8,7 @@ const Seq = z.number().int().nonnegative();
 export const SessionEvents = defineRequest({
   method: 'session/events',
   direction: 'clientToDaemon',
-  scope: 'session',
+  scope: 'global',
   description:
     'Reads events [from, to) by position, at most `limit`, optionally of some types. `next` is where to read on when the page was cut short.',
   params: z.object({
@@ -17,6 +17,8 @@ export const SessionEvents = defineRequest({
     to: Seq.optional(),
     limit: z.number().int().min(1).max(10000).optional(),
     types: z.array(z.string().min(1)).min(1).optional(),
+    /** When no event at `from` exists yet, wait up to this long for one (a long poll; cancellable). */
+    waitMs: z.number().int().min(0).max(60000).optional(),
   }),
   result: z.object({ events: z.array(Event), headSeq: Seq, next: Seq.optional() }),
 });
@@ -24,7 +26,7 @@ export const SessionEvents = defineRequest({
 export const SessionSubscribe = defineRequest({
   method: 'session/subscribe',
   direction: 'clientToDaemon',
-  scope: 'session',
+  scope: 'global',
   description:
     'Sends every event from `from` (default: the head) as session/event notifications: catch-up first, then live; no gap, no duplicate.',
   params: z.object({ sessionId: SessionId, from: Seq.optional() }),

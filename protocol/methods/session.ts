@@ -95,7 +95,7 @@ export const SessionList = defineRequest({
 export const SessionGet = defineRequest({
   method: 'session/get',
   direction: 'clientToDaemon',
-  scope: 'session',
+  scope: 'global',
   description: 'One session: status, head, times, usage.',
   params: z.object({ sessionId: SessionId }),
   result: SessionInfo,
@@ -113,7 +113,7 @@ export const SessionPrompt = defineRequest({
 export const SessionInterrupt = defineRequest({
   method: 'session/interrupt',
   direction: 'clientToDaemon',
-  scope: 'session',
+  scope: 'global',
   description: 'Stops the running turn, if any.',
   params: z.object({ sessionId: SessionId }),
   result: z.object({ interrupted: z.boolean() }),
@@ -134,7 +134,7 @@ export type AttachRole = z.infer<typeof AttachRole>;
 export const SessionAttach = defineRequest({
   method: 'session/attach',
   direction: 'clientToDaemon',
-  scope: 'session',
+  scope: 'global',
   description: 'Declares this connection a controller or an observer of the session.',
   params: z.object({ sessionId: SessionId, role: AttachRole }),
   result: z.object({ role: AttachRole }),

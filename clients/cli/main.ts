@@ -1,0 +1,80 @@
+import { AgentdError } from '../../protocol/index.js';
+import { DialError } from '../lib/dial.js';
+import { status, stop } from './commands/daemon.js';
+import { log } from './commands/log.js';
+import { archive, create, fork, prompt, sessions } from './commands/session.js';
+import { vault } from './commands/vault.js';
+import { CliContext, type Command, parse, UsageError } from './context.js';
+
+/** Commands handled by bin/agentd before this module loads, listed for --help. */
+const EARLY = [
+  ['daemon', 'run the daemon in the foreground (clients start it on demand)'],
+  ['stdio', 'editor bridge: pipe JSON-RPC frames between stdin/stdout and the daemon'],
+] as const;
+
+const commands: Record<string, Command> = {
+  status,
+  stop,
+  sessions,
+  new: create,
+  prompt,
+  log,
+  archive,
+  fork,
+  vault,
+};
+
+function help(): string {
+  const lines = [
+    'agentd: a daemon that runs tool-using agent sessions',
+    '',
+    'usage: agentd <command> [options]',
+    '',
+    ...EARLY.map(([name, text]) => `  ${name.padEnd(10)} ${text}`),
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`),
+    '',
+    'agentd <command> --help shows a command\'s options. Data dir: $AGENTD_HOME (default ~/.agentd).',
+  ];
+  return lines.join('\n');
+}
+
+export async function runCli(argv: string[], version: string): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${help()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`agentd: unknown command ${name}\n\n${help()}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`usage: ${command.usage}\n\n${command.summary}\n`);
+    return 0;
+  }
+  const ctx = new CliContext(version);
+  try {
+    return await command.run(parse(command, rest), ctx);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`agentd ${name}: ${error.message}\nusage: ${command.usage}\n`);
+      return 2;
+    }
+    if (error instanceof AgentdError) {
+      process.stderr.write(`agentd ${name}: ${error.message} (${AgentdError.codeName(error.code)} ${error.code})\n`);
+      return 1;
+    }
+    if (error instanceof DialError) {
+      process.stderr.write(`agentd ${name}: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    ctx.close();
+  }
+}

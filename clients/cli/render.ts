@@ -1,0 +1,62 @@
+import type { DaemonStatusResult, Event, SessionInfo } from '../../protocol/index.js';
+
+/** Human output for the CLI; `--json` prints the protocol's own shapes instead. */
+
+function clip(text: string, max: number): string {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+}
+
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((block: { type?: string; text?: string; name?: string }) =>
+        block.type === 'text' ? block.text ?? '' : block.type === 'tool_use' ? `[tool_use ${block.name}]` : `[${block.type}]`,
+      )
+      .join(' ');
+  }
+  return JSON.stringify(content);
+}
+
+function summary(event: Event): string {
+  const d = event.data;
+  switch (event.type) {
+    case 'user.message':
+    case 'assistant.message':
+      return contentText(d.content);
+    case 'tool.started':
+      return `${String(d.name)} ${JSON.stringify(d.input)}`;
+    case 'tool.result':
+      return `${d.isError ? `error (${String(d.errorKind)}) ` : ''}${contentText(d.content)}`;
+    case 'turn.failed':
+      return String(d.error);
+    default:
+      return JSON.stringify(d);
+  }
+}
+
+export function renderEvent(event: Event, width = 120): string {
+  const time = new Date(event.ts).toISOString().slice(11, 23);
+  return `${String(event.seq).padStart(6)}  ${time}  ${event.type.padEnd(20)} ${clip(summary(event), width)}`;
+}
+
+export function renderSessions(sessions: SessionInfo[]): string {
+  if (sessions.length === 0) return 'no sessions';
+  const rows = sessions.map(
+    (s) =>
+      `${s.sessionId}  ${s.status.padEnd(8)}  ${String(s.headSeq).padStart(6)} events  ${new Date(s.updatedAt).toISOString().slice(0, 19)}  ${s.title ?? ''}  ${s.workspace}`,
+  );
+  return rows.join('\n');
+}
+
+export function renderStatus(status: DaemonStatusResult): string {
+  return [
+    `agentd ${status.version} (protocol ${status.protocolVersion}), pid ${status.pid}, up ${Math.round(status.uptimeMs / 1000)} s`,
+    `data dir   ${status.dataDir}`,
+    `socket     ${status.socketPath}`,
+    `sessions   ${status.counts.sessions}   connections ${status.counts.connections}   subscriptions ${status.counts.subscriptions}`,
+    `appends    p50 ${status.appendLatencyMs.p50} ms, p99 ${status.appendLatencyMs.p99} ms over ${status.appendLatencyMs.samples}`,
+    `memory     ${Math.round(status.rssBytes / 1048576)} MB RSS`,
+  ].join('\n');
+}

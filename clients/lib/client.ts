@@ -1,0 +1,162 @@
+import type { Socket } from 'node:net';
+import {
+  createMessageConnection,
+  ResponseError,
+  SocketMessageReader,
+  SocketMessageWriter,
+  type MessageConnection,
+} from 'vscode-jsonrpc/node';
+import type { z } from 'zod';
+import {
+  AgentdError,
+  ErrorCode,
+  Initialize,
+  PROTOCOL_VERSION,
+  type ClientCapabilities,
+  type ErrorCodeValue,
+  type NotificationDefinition,
+  type RequestDefinition,
+  type Event,
+  SessionEventNotification,
+  SessionSubscribe,
+  SessionUnsubscribe,
+  SubscriptionDroppedNotification,
+} from '../../protocol/index.js';
+import { dial, type DialOptions } from './dial.js';
+
+export interface ConnectOptions extends DialOptions {
+  clientName: string;
+  clientVersion?: string;
+  capabilities?: ClientCapabilities;
+}
+
+/**
+ * The one typed connection every client uses (CLI, MCP, ACP, VS Code): requests and
+ * notifications by their protocol constants, params checked before sending, results
+ * and notifications validated on arrival, errors as AgentdError with the wire code.
+ */
+export interface SubscriptionHandlers {
+  onEvents(events: Event[]): void;
+  /** The daemon dropped a too-slow subscription; resubscribe from `next`. */
+  onDropped?(next: number, reason: string): void;
+}
+
+export class AgentdClient {
+  private readonly closedPromise: Promise<void>;
+  private readonly listeners = new Map<string, Set<(params: unknown) => void>>();
+  private readonly subscriptions = new Map<string, SubscriptionHandlers>();
+
+  constructor(
+    readonly rpc: MessageConnection,
+    private readonly socket?: Socket,
+  ) {
+    this.closedPromise = new Promise((resolve) => rpc.onClose(() => resolve()));
+    this.onNotification(SessionEventNotification, ({ subscriptionId, events }) => this.subscriptions.get(subscriptionId)?.onEvents(events));
+    this.onNotification(SubscriptionDroppedNotification, ({ subscriptionId, next, reason }) => {
+      const handlers = this.subscriptions.get(subscriptionId);
+      this.subscriptions.delete(subscriptionId);
+      handlers?.onDropped?.(next, reason);
+    });
+  }
+
+  /**
+   * Follows a session from `from` (default: the head): catch-up, then live. Events
+   * arrive in order without gaps or duplicates for as long as the subscription lives.
+   */
+  async subscribe(
+    sessionId: string,
+    from: number | undefined,
+    handlers: SubscriptionHandlers,
+  ): Promise<{ subscriptionId: string; headSeq: number; unsubscribe(): Promise<void> }> {
+    const result = await this.request(SessionSubscribe, from === undefined ? { sessionId } : { sessionId, from });
+    // The daemon sends no batch before this response, so registering now misses nothing.
+    this.subscriptions.set(result.subscriptionId, handlers);
+    return {
+      ...result,
+      unsubscribe: async () => {
+        if (!this.subscriptions.delete(result.subscriptionId)) return;
+        await this.request(SessionUnsubscribe, { subscriptionId: result.subscriptionId });
+      },
+    };
+  }
+
+  /** Settles when the connection is gone (daemon stopped, socket closed). */
+  get closed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  async request<M extends string, P extends z.ZodType, R extends z.ZodType>(
+    def: RequestDefinition<M, P, R>,
+    params: z.input<P>,
+  ): Promise<z.output<R>> {
+    try {
+      const raw: unknown = await this.rpc.sendRequest(def.method, params);
+      return def.result.parse(raw);
+    } catch (error) {
+      if (error instanceof ResponseError) throw new AgentdError(error.code as ErrorCodeValue, error.message, error.data);
+      throw error;
+    }
+  }
+
+  /** Handles a daemon → client notification; malformed ones are reported, not delivered. */
+  onNotification<M extends string, P extends z.ZodType>(
+    def: NotificationDefinition<M, P>,
+    handler: (params: z.output<P>) => void,
+  ): { dispose(): void } {
+    let set = this.listeners.get(def.method);
+    if (!set) {
+      const listeners = new Set<(params: unknown) => void>();
+      set = listeners;
+      this.listeners.set(def.method, listeners);
+      // vscode-jsonrpc keeps one handler per method; fan out to every listener here.
+      this.rpc.onNotification(def.method, (raw: unknown) => {
+        const parsed = def.params.safeParse(raw);
+        if (!parsed.success) {
+          process.emitWarning(`agentd: malformed ${def.method} from the daemon: ${parsed.error.message}`);
+          return;
+        }
+        for (const listener of listeners) listener(parsed.data);
+      });
+    }
+    const listener = handler as (params: unknown) => void;
+    set.add(listener);
+    return { dispose: () => void set.delete(listener) };
+  }
+
+  /** Answers a daemon → client request. */
+  onRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(
+    def: RequestDefinition<M, P, R>,
+    handler: (params: z.output<P>) => Promise<z.input<R>>,
+  ): { dispose(): void } {
+    return this.rpc.onRequest(def.method, async (raw: unknown) => {
+      const parsed = def.params.safeParse(raw);
+      if (!parsed.success) throw new ResponseError(ErrorCode.InvalidParams, parsed.error.message);
+      return handler(parsed.data);
+    });
+  }
+
+  close(): void {
+    this.rpc.dispose();
+    this.socket?.end();
+  }
+}
+
+/** A connected, initialized client. */
+export async function connect(options: ConnectOptions): Promise<AgentdClient> {
+  const socket = await dial(options);
+  const rpc = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+  socket.on('error', () => undefined); // surfaced as the connection closing
+  const client = new AgentdClient(rpc, socket);
+  rpc.listen();
+  try {
+    await client.request(Initialize, {
+      protocolVersion: PROTOCOL_VERSION,
+      clientInfo: { name: options.clientName, ...(options.clientVersion ? { version: options.clientVersion } : {}) },
+      capabilities: options.capabilities ?? {},
+    });
+  } catch (error) {
+    client.close();
+    throw error;
+  }
+  return client;
+}

@@ -1,0 +1,89 @@
+import type { Event } from '../../protocol/index.js';
+import type { AgentdClient } from './client.js';
+
+export interface FollowOptions {
+  sessionId: string;
+  /** First seq wanted. */
+  from: number;
+  /** Makes a fresh, initialized client (and starts the daemon if need be). */
+  connect: () => Promise<AgentdClient>;
+  /** Receives each event once, in seq order, across reconnects. */
+  onEvent: (event: Event) => void;
+  /** Told when the connection was lost and is being re-established. */
+  onReconnecting?: (error: unknown) => void;
+  /** Stops following. */
+  signal?: AbortSignal;
+  /** Give up after this many failed connection attempts in a row (default: never). */
+  maxAttempts?: number;
+}
+
+/**
+ * Follows a session for as long as asked: when the daemon restarts or the connection
+ * drops, it reconnects and resubscribes from the last seq it delivered, so the
+ * caller sees no gap and no duplicate. Resolves when `signal` aborts.
+ */
+export async function followSession(options: FollowOptions): Promise<void> {
+  let next = options.from;
+  let failures = 0;
+  const aborted = new Promise<void>((resolve) => {
+    if (options.signal?.aborted) resolve();
+    options.signal?.addEventListener('abort', () => resolve(), { once: true });
+  });
+  while (!options.signal?.aborted) {
+    let client: AgentdClient;
+    try {
+      client = await options.connect();
+      failures = 0;
+    } catch (error) {
+      failures += 1;
+      if (options.maxAttempts !== undefined && failures >= options.maxAttempts) throw error;
+      options.onReconnecting?.(error);
+      await Promise.race([aborted, sleep(Math.min(100 * 2 ** failures, 2000))]);
+      continue;
+    }
+    try {
+      await followOn(client, options.sessionId, () => next, (event) => {
+        next = event.seq + 1;
+        options.onEvent(event);
+      }, aborted);
+    } catch (error) {
+      options.onReconnecting?.(error);
+    } finally {
+      client.close();
+    }
+  }
+}
+
+/** One connection's worth of following; returns when it closes or `stop` settles. */
+async function followOn(
+  client: AgentdClient,
+  sessionId: string,
+  next: () => number,
+  deliver: (event: Event) => void,
+  stop: Promise<void>,
+): Promise<void> {
+  let resubscribe!: () => void;
+  for (;;) {
+    const dropped = new Promise<void>((resolve) => (resubscribe = resolve));
+    const sub = await client.subscribe(sessionId, next(), {
+      onEvents: (events) => {
+        for (const event of events) if (event.seq >= next()) deliver(event);
+      },
+      onDropped: () => resubscribe(),
+    });
+    const outcome = await Promise.race([
+      dropped.then(() => 'dropped' as const),
+      client.closed.then(() => 'closed' as const),
+      stop.then(() => 'stopped' as const),
+    ]);
+    if (outcome === 'closed') throw new Error('connection to the daemon closed');
+    if (outcome === 'stopped') {
+      await sub.unsubscribe().catch(() => undefined);
+      return;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,44 @@
+import {
+  PROTOCOL_VERSION,
+  type DaemonStatus,
+  type DaemonStop,
+  type VaultDelete,
+  type VaultList,
+  type VaultSet,
+} from '../../protocol/index.js';
+import type { Handler } from './context.js';
+
+export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) => {
+  const sessions = await daemon.log.list({ limit: 1_000_000 });
+  return {
+    version: daemon.version,
+    protocolVersion: PROTOCOL_VERSION,
+    pid: process.pid,
+    dataDir: daemon.paths.home,
+    socketPath: daemon.paths.socket,
+    startedAt: daemon.startedAt,
+    uptimeMs: Date.now() - daemon.startedAt,
+    rssBytes: process.memoryUsage.rss(),
+    counts: { connections: daemon.peers.size, subscriptions: daemon.hub.count, sessions: sessions.sessions.length },
+    appendLatencyMs: daemon.appendLatency.summary(),
+  };
+};
+
+export const stop: Handler<typeof DaemonStop> = async (_params, { daemon, peer }) => {
+  daemon.requestStop(`daemon/stop from connection ${peer.id} (${peer.clientName})`);
+  return {};
+};
+
+export const vaultSet: Handler<typeof VaultSet> = async ({ name, value, binding }, { daemon }) => {
+  await daemon.vault.set(name, value, binding);
+  daemon.logger.log('info', 'vault entry set', { name, binding: binding?.kind });
+  return {};
+};
+
+export const vaultList: Handler<typeof VaultList> = async (_params, { daemon }) => ({ entries: await daemon.vault.list() });
+
+export const vaultDelete: Handler<typeof VaultDelete> = async ({ name }, { daemon }) => {
+  await daemon.vault.delete(name);
+  daemon.logger.log('info', 'vault entry deleted', { name });
+  return {};
+};

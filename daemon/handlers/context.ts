@@ -1,0 +1,37 @@
+import type { CancellationToken } from 'vscode-jsonrpc/node';
+import type { ClientMethod, ClientRequests, ParamsOf, ResultOf } from '../../protocol/index.js';
+import type { LatencyWindow } from '../latency.js';
+import type { Logger } from '../logger.js';
+import type { SessionLog } from '../log/session-log.js';
+import type { DataPaths } from '../paths.js';
+import type { Peer } from '../rpc/peer.js';
+import type { SessionService } from '../sessions.js';
+import type { SubscriptionHub } from '../subscriptions.js';
+import type { Vault } from '../vault/vault.js';
+
+/** The daemon's services, as handlers see them. */
+export interface Daemon {
+  readonly version: string;
+  readonly startedAt: number;
+  readonly paths: DataPaths;
+  readonly log: SessionLog;
+  readonly sessions: SessionService;
+  readonly hub: SubscriptionHub;
+  readonly vault: Vault;
+  readonly logger: Logger;
+  readonly appendLatency: LatencyWindow;
+  readonly peers: ReadonlySet<Peer>;
+  /** Begins a graceful stop once the current reply is on its way. */
+  requestStop(reason: string): void;
+}
+
+export interface RequestContext {
+  daemon: Daemon;
+  peer: Peer;
+  token: CancellationToken;
+}
+
+export type Handler<D> = (params: ParamsOf<D>, ctx: RequestContext) => Promise<ResultOf<D>>;
+
+/** One handler per client request: a method without one does not compile. */
+export type HandlerTable = { [M in ClientMethod]: Handler<ClientRequests[M]> };

@@ -1,0 +1,29 @@
+import { fileLogger } from './logger.js';
+import { LevelSessionLog } from './log/index.js';
+import { dataPaths } from './paths.js';
+import { startDaemon, StartError } from './server.js';
+
+/**
+ * `agentd daemon`: runs in the foreground until SIGTERM/SIGINT or daemon/stop, then
+ * drains and exits 0. Diagnostics go to daemon.log and stderr, never stdout.
+ */
+export async function runDaemon(version: string): Promise<number> {
+  const paths = dataPaths();
+  const logger = fileLogger(paths.logFile, process.env.AGENTD_LOG_LEVEL === 'debug' ? 'debug' : 'info');
+  let running;
+  try {
+    running = await startDaemon({ paths, version, logger, openLog: (dir) => LevelSessionLog.open(dir) });
+  } catch (error) {
+    const message = error instanceof StartError ? error.message : `daemon failed to start: ${(error as Error).stack ?? error}`;
+    logger.log('error', message);
+    process.stderr.write(`agentd: ${message}\n`);
+    return 1;
+  }
+  const { stop, stopped } = running;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(signal));
+  process.on('SIGHUP', () => undefined);
+  process.on('unhandledRejection', (reason) => logger.log('error', 'unhandled rejection', { reason: String((reason as Error)?.stack ?? reason) }));
+  process.stderr.write(`agentd: daemon ready (pid ${process.pid}) on ${paths.socket}\n`);
+  await stopped;
+  return 0;
+}

@@ -1,0 +1,42 @@
+import type { MessageConnection } from 'vscode-jsonrpc/node';
+import type { z } from 'zod';
+import type {
+  AttachRole,
+  ClientCapabilities,
+  NotificationDefinition,
+  RequestDefinition,
+} from '../../protocol/index.js';
+
+/** One client connection as the daemon's services see it. */
+export class Peer {
+  state: 'new' | 'ready' | 'shutdown' = 'new';
+  closed = false;
+  clientName = '';
+  capabilities: ClientCapabilities = {};
+  readonly roles = new Map<string, AttachRole>();
+  readonly subscriptions = new Set<string>();
+
+  constructor(
+    readonly id: number,
+    private readonly rpc: MessageConnection,
+  ) {}
+
+  /** Resolves once the notification has been handed to the socket. */
+  notify<M extends string, P extends z.ZodType>(def: NotificationDefinition<M, P>, params: z.input<P>): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    // The generic definition is the contract; vscode-jsonrpc's overloads cannot follow it.
+    return this.rpc.sendNotification(def.method, params);
+  }
+
+  request<M extends string, P extends z.ZodType, R extends z.ZodType>(
+    def: RequestDefinition<M, P, R>,
+    params: z.input<P>,
+  ): Promise<z.output<R>> {
+    return this.rpc.sendRequest(def.method, params).then((raw: unknown) => def.result.parse(raw));
+  }
+
+  /** Controllers may change a session; a connection that never attached is one. */
+  isController(sessionId: string): boolean {
+    return (this.roles.get(sessionId) ?? 'controller') === 'controller';
+  }
+}

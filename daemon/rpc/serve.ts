@@ -1,0 +1,108 @@
+import type { Socket } from 'node:net';
+import {
+  createMessageConnection,
+  ResponseError,
+  SocketMessageWriter,
+  type CancellationToken,
+  type Logger as RpcLogger,
+  type ResponseMessage,
+} from 'vscode-jsonrpc/node';
+import { AgentdError, ClientRequests, ErrorCode, type ClientMethod } from '../../protocol/index.js';
+import { invalidParams, toResponseError } from '../errors.js';
+import { handlers, type Daemon, type RequestContext } from '../handlers/index.js';
+import type { KeyedQueue } from '../keyed-queue.js';
+import { FramedMessageReader, type FrameProblem } from './framing.js';
+import { MAX_FRAME_BYTES } from './limits.js';
+import { Peer } from './peer.js';
+
+/** What the server keeps across connections. */
+export interface ServeState {
+  daemon: Daemon;
+  peers: Set<Peer>;
+  queue: KeyedQueue;
+  /** Requests being handled; a stopping daemon waits for them. */
+  inFlight: Set<Promise<unknown>>;
+  stopping: boolean;
+}
+
+type AnyHandler = (params: unknown, ctx: RequestContext) => Promise<unknown>;
+
+let nextPeerId = 1;
+
+/** Serves JSON-RPC on one accepted socket until it closes. */
+export function serveConnection(socket: Socket, state: ServeState): Peer {
+  const { daemon } = state;
+  const writer = new SocketMessageWriter(socket);
+  const reader = new FramedMessageReader(socket, MAX_FRAME_BYTES, (problem) => onProblem(problem));
+  const rpcLogger: RpcLogger = {
+    error: (message) => daemon.logger.log('error', message, { conn: peer.id }),
+    warn: (message) => daemon.logger.log('warn', message, { conn: peer.id }),
+    info: (message) => daemon.logger.log('debug', message, { conn: peer.id }),
+    log: (message) => daemon.logger.log('debug', message, { conn: peer.id }),
+  };
+  const rpc = createMessageConnection(reader, writer, rpcLogger);
+  const peer = new Peer(nextPeerId++, rpc);
+  state.peers.add(peer);
+
+  function onProblem(problem: FrameProblem): void {
+    daemon.logger.log('warn', 'bad frame from client', { conn: peer.id, kind: problem.kind, detail: problem.message });
+    const code =
+      problem.kind === 'parse' ? ErrorCode.ParseError
+      : problem.kind === 'invalid' ? ErrorCode.InvalidRequest
+      : problem.kind === 'too_large' ? ErrorCode.MessageTooLarge
+      : ErrorCode.ParseError;
+    const id = problem.kind === 'invalid' ? problem.id : null;
+    const response: ResponseMessage = { jsonrpc: '2.0', id, error: { code, message: problem.message } };
+    const sent = writer.write(response);
+    if (problem.fatal) {
+      // The stream is out of sync (or the peer is abusive): answer, then hang up.
+      void sent.finally(() => socket.end());
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }
+  }
+
+  rpc.onRequest((method, params, token) => {
+    const work = dispatch(method, params, token, peer, state).catch((error: unknown) => {
+      throw toResponseError(error);
+    });
+    state.inFlight.add(work);
+    void work.catch(() => undefined).finally(() => state.inFlight.delete(work));
+    return work;
+  });
+  rpc.onError(([error]) => daemon.logger.log('debug', 'connection error', { conn: peer.id, error: error.message }));
+
+  socket.on('error', (error) => daemon.logger.log('debug', 'socket error', { conn: peer.id, error: error.message }));
+  socket.on('close', () => {
+    peer.closed = true;
+    daemon.hub.closeAll(peer);
+    state.peers.delete(peer);
+    rpc.dispose();
+    daemon.logger.log('debug', 'connection closed', { conn: peer.id });
+  });
+  rpc.listen();
+  return peer;
+}
+
+async function dispatch(method: string, raw: unknown, token: CancellationToken, peer: Peer, state: ServeState): Promise<unknown> {
+  if (peer.state === 'new' && method !== 'initialize') {
+    throw new ResponseError(ErrorCode.ServerNotInitialized, `not initialized: send initialize before ${method}`);
+  }
+  if (peer.state === 'shutdown') {
+    throw new AgentdError(ErrorCode.ConnectionShutDown, `this connection sent shutdown; ${method} is refused, close it`);
+  }
+  if (!Object.hasOwn(handlers, method)) throw new ResponseError(ErrorCode.MethodNotFound, `unknown method ${method}`);
+  const name = method as ClientMethod;
+  if (state.stopping && name !== 'daemon/status') {
+    throw new AgentdError(ErrorCode.DaemonStopping, `the daemon is stopping; ${method} was not run`);
+  }
+  const def = ClientRequests[name];
+  const parsed = def.params.safeParse(raw ?? undefined);
+  if (!parsed.success) throw invalidParams(method, parsed.error);
+  const handler = handlers[name] as AnyHandler;
+  const ctx: RequestContext = { daemon: state.daemon, peer, token };
+  const run = () => handler(parsed.data, ctx);
+  const result =
+    def.scope === 'session' ? await state.queue.run((parsed.data as { sessionId: string }).sessionId, run) : await run();
+  if (token.isCancellationRequested) throw new ResponseError(ErrorCode.RequestCancelled, `${method} was cancelled`);
+  return result;
+}

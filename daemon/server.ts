@@ -1,0 +1,209 @@
+import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { KeyedQueue } from './keyed-queue.js';
+import { LatencyWindow } from './latency.js';
+import type { Logger } from './logger.js';
+import type { SessionLog } from './log/session-log.js';
+import type { DataPaths } from './paths.js';
+import type { Daemon } from './handlers/index.js';
+import { SUBSCRIPTION_BATCH, SUBSCRIPTION_MAX_PENDING } from './rpc/limits.js';
+import type { Peer } from './rpc/peer.js';
+import { serveConnection, type ServeState } from './rpc/serve.js';
+import { SessionService } from './sessions.js';
+import { SubscriptionHub } from './subscriptions.js';
+import { Vault } from './vault/vault.js';
+
+export interface DaemonOptions {
+  paths: DataPaths;
+  version: string;
+  logger: Logger;
+  openLog: (dir: string) => Promise<SessionLog>;
+}
+
+export interface RunningDaemon {
+  daemon: Daemon;
+  /** Settles when the daemon has stopped; resolves with the reason. */
+  stopped: Promise<string>;
+  stop(reason: string): Promise<void>;
+}
+
+/** A failure to start, with a message for the person who ran `agentd daemon`. */
+export class StartError extends Error {}
+
+/** Starting fails fast and clearly: unusable data dir, another daemon, a socket in use. */
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const { paths, logger } = options;
+  prepareDataDir(paths.home);
+  const log = await openExclusive(options, paths);
+  const appendLatency = new LatencyWindow();
+  const timedLog = timeAppends(log, appendLatency);
+  const peers = new Set<Peer>();
+  let stopRequested: (reason: string) => void = () => undefined;
+  const daemon: Daemon = {
+    version: options.version,
+    startedAt: Date.now(),
+    paths,
+    log: timedLog,
+    sessions: new SessionService(timedLog, paths.workspaces),
+    hub: new SubscriptionHub(timedLog, logger, { maxPending: SUBSCRIPTION_MAX_PENDING, batchSize: SUBSCRIPTION_BATCH }),
+    vault: new Vault(paths.vaultFile, paths.vaultKey),
+    logger,
+    appendLatency,
+    peers,
+    requestStop: (reason) => stopRequested(reason),
+  };
+  const state: ServeState = { daemon, peers, queue: new KeyedQueue(), inFlight: new Set(), stopping: false };
+  const sockets = new Set<Socket>();
+  let server: Server;
+  try {
+    server = await listen(paths.socket, (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      serveConnection(socket, state);
+    });
+  } catch (error) {
+    await log.close();
+    throw error;
+  }
+  writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+  logger.log('info', 'daemon ready', { pid: process.pid, socket: paths.socket, version: options.version });
+
+  let resolveStopped!: (reason: string) => void;
+  const stopped = new Promise<string>((resolve) => (resolveStopped = resolve));
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.log('info', 'daemon stopping', { reason, inFlight: state.inFlight.size });
+      state.stopping = true;
+      server.close();
+      // In-flight requests (appends among them) finish and are answered before the log closes.
+      await Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]);
+      await log.close();
+      for (const peer of peers) daemon.hub.closeAll(peer);
+      await delay(20); // let the last replies reach the sockets
+      for (const socket of sockets) socket.end();
+      rmSync(paths.socket, { force: true });
+      rmSync(paths.pidFile, { force: true });
+      logger.log('info', 'daemon stopped', { reason });
+      resolveStopped(reason);
+    })();
+    return stopping;
+  };
+  // Answer the daemon/stop request first, then stop.
+  stopRequested = (reason) => void setImmediate(() => void stop(reason));
+  return { daemon, stopped, stop };
+}
+
+function prepareDataDir(home: string): void {
+  try {
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    accessSync(home, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw new StartError(`data directory ${home} is not usable: ${(error as Error).message}; set AGENTD_HOME to a writable directory`);
+  }
+}
+
+/** LevelDB's lock is the one-daemon-per-data-dir lock: the OS frees it when a daemon dies. */
+async function openExclusive(options: DaemonOptions, paths: DataPaths) {
+  try {
+    return await options.openLog(paths.db);
+  } catch (error) {
+    if (isLockError(error)) {
+      const pid = readPid(paths.pidFile);
+      throw new StartError(
+        `another agentd daemon${pid ? ` (pid ${pid})` : ''} is already running for ${paths.home}; stop it with \`agentd stop\` or use another AGENTD_HOME`,
+      );
+    }
+    throw new StartError(`cannot open the session log in ${paths.db}: ${(error as Error).message}`);
+  }
+}
+
+function isLockError(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'LEVEL_LOCKED' || /\block\b|LOCK:/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Listens on the unix socket, mode 0600 from the first moment (umask), after removing
+ * a stale socket that nobody answers on. We hold the data dir's lock, so a socket
+ * that does answer belongs to something else entirely: refuse rather than steal it.
+ */
+async function listen(path: string, onSocket: Parameters<typeof createServer>[1]): Promise<Server> {
+  if (socketExists(path)) {
+    if (await answers(path)) throw new StartError(`${path} is in use by another process; remove it or use another AGENTD_HOME`);
+    rmSync(path, { force: true });
+  }
+  const server = createServer({ allowHalfOpen: false }, onSocket);
+  const previous = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(previous);
+  }
+  chmodSync(path, 0o600);
+  return server;
+}
+
+function socketExists(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Times every durable append for daemon/status. */
+function timeAppends(log: SessionLog, window: LatencyWindow): SessionLog {
+  const append: SessionLog['append'] = async (sessionId, events, metaPatch) => {
+    const started = performance.now();
+    const seqs = await log.append(sessionId, events, metaPatch);
+    window.add(performance.now() - started);
+    return seqs;
+  };
+  return {
+    supports: log.supports,
+    create: (meta, events) => log.create(meta, events),
+    append,
+    read: (sessionId, options) => log.read(sessionId, options),
+    head: (sessionId) => log.head(sessionId),
+    subscribe: (sessionId, from, listener, options) => log.subscribe(sessionId, from, listener, options),
+    getMeta: (sessionId) => log.getMeta(sessionId),
+    patchMeta: (sessionId, patch) => log.patchMeta(sessionId, patch),
+    list: (options) => log.list(options),
+    close: () => log.close(),
+  };
+}

@@ -1,0 +1,178 @@
+import { cp, mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AgentdError,
+  ErrorCode,
+  type PromptContent,
+  type SessionCreateParams,
+  type SessionInfo,
+  type SessionStatus,
+  type Usage,
+} from '../protocol/index.js';
+import { fromLogError } from './errors.js';
+import { newSessionId, newTurnId } from './ids.js';
+import type { NewEvent, SessionLog, SessionMeta } from './log/session-log.js';
+
+const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
+/** Events copied per batch when forking, so a fork of a long session never holds it all. */
+const FORK_PAGE = 5000;
+
+/** What the daemon keeps in a session's metadata beside its log. */
+export interface SessionRecord extends SessionMeta {
+  title?: string;
+  workspace: string;
+  model?: string;
+  status: SessionStatus;
+  usage: Usage;
+  config: Omit<SessionCreateParams, 'workspace' | 'title' | 'model'>;
+  forkedFrom?: { sessionId: string; at: number };
+}
+
+/**
+ * Sessions as the protocol sees them, over the session log. Session-scoped calls
+ * arrive here already serialised per session by the daemon's queue.
+ */
+export class SessionService {
+  constructor(
+    private readonly log: SessionLog,
+    private readonly workspacesDir: string,
+  ) {}
+
+  async create(params: SessionCreateParams): Promise<{ sessionId: string }> {
+    await requireDirectory(params.workspace);
+    const now = Date.now();
+    const { workspace, title, model, ...config } = params;
+    const record: SessionRecord = {
+      sessionId: newSessionId(now),
+      createdAt: now,
+      updatedAt: now,
+      workspace,
+      status: 'idle',
+      usage: ZERO_USAGE,
+      config,
+      ...(title !== undefined ? { title } : {}),
+      ...(model !== undefined ? { model } : {}),
+    };
+    const created: NewEvent = { type: 'session.created', data: { workspace, title, model, ...config } };
+    await this.log.create(record, [created]).catch((e) => Promise.reject(fromLogError(e)));
+    return { sessionId: record.sessionId };
+  }
+
+  async record(sessionId: string): Promise<SessionRecord> {
+    const meta = await this.log.getMeta(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+    if (!meta) throw new AgentdError(ErrorCode.SessionNotFound, `unknown session ${sessionId}`, { sessionId });
+    return meta as SessionRecord;
+  }
+
+  async info(sessionId: string): Promise<SessionInfo> {
+    return toInfo(await this.record(sessionId), await this.log.head(sessionId));
+  }
+
+  async list(options: {
+    status?: SessionStatus;
+    workspace?: string;
+    limit?: number;
+    cursor?: string;
+  }): Promise<{ sessions: SessionInfo[]; cursor?: string }> {
+    const { status, workspace } = options;
+    const page = await this.log.list({
+      limit: options.limit ?? 100,
+      ...(options.cursor !== undefined ? { cursor: options.cursor } : {}),
+      filter: (meta) =>
+        (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace),
+    });
+    const sessions = await Promise.all(
+      page.sessions.map(async (meta) => toInfo(meta as SessionRecord, await this.log.head(meta.sessionId))),
+    );
+    return page.cursor !== undefined ? { sessions, cursor: page.cursor } : { sessions };
+  }
+
+  /** Appends the user message; answers once it is durable. */
+  async prompt(sessionId: string, content: PromptContent): Promise<{ turnId: string; seq: number }> {
+    const record = await this.record(sessionId);
+    requireWritable(record);
+    const turnId = newTurnId();
+    const status: SessionStatus = record.status === 'idle' ? 'queued' : record.status;
+    const [seq] = await this.log
+      .append(sessionId, [{ type: 'user.message', data: { turnId, content } }], { status })
+      .catch((e) => Promise.reject(fromLogError(e, sessionId)));
+    return { turnId, seq: seq! };
+  }
+
+  async archive(sessionId: string): Promise<void> {
+    const record = await this.record(sessionId);
+    if (record.status === 'archived') return;
+    await this.log
+      .append(sessionId, [{ type: 'session.archived', data: {} }], { status: 'archived' })
+      .catch((e) => Promise.reject(fromLogError(e, sessionId)));
+  }
+
+  /**
+   * A new session whose log is events [0, at) of this one and whose workspace is a
+   * copy of this one's files as they are now (files are not rewound to `at`).
+   */
+  async fork(sessionId: string, at: number): Promise<{ sessionId: string }> {
+    const source = await this.record(sessionId);
+    const head = await this.log.head(sessionId);
+    if (at > head) {
+      throw new AgentdError(ErrorCode.InvalidPosition, `fork position ${at} is past the head ${head}`, { headSeq: head });
+    }
+    const events: NewEvent[] = [];
+    for (let from = 0; from < at; ) {
+      const page = await this.log.read(sessionId, { from, to: at, limit: FORK_PAGE });
+      for (const e of page.events) events.push({ type: e.type, data: e.data });
+      if (page.next === undefined) break;
+      from = page.next;
+    }
+    const now = Date.now();
+    const forkId = newSessionId(now);
+    const workspace = join(this.workspacesDir, forkId);
+    await mkdir(this.workspacesDir, { recursive: true, mode: 0o700 });
+    await cp(source.workspace, workspace, { recursive: true, verbatimSymlinks: true, errorOnExist: true });
+    const record: SessionRecord = {
+      ...source,
+      sessionId: forkId,
+      createdAt: now,
+      updatedAt: now,
+      workspace,
+      status: 'idle',
+      usage: ZERO_USAGE,
+      forkedFrom: { sessionId, at },
+    };
+    events.push({ type: 'session.forked', data: { from: sessionId, at, workspace } });
+    await this.log.create(record, events).catch((e) => Promise.reject(fromLogError(e)));
+    return { sessionId: forkId };
+  }
+}
+
+function requireWritable(record: SessionRecord): void {
+  if (record.status === 'archived') {
+    throw new AgentdError(ErrorCode.SessionArchived, `session ${record.sessionId} is archived and read-only`, {
+      sessionId: record.sessionId,
+    });
+  }
+}
+
+async function requireDirectory(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isDirectory()) {
+    throw new AgentdError(ErrorCode.InvalidParams, `invalid params for session/create: workspace: ${path} is not a directory`, {
+      issues: [{ path: 'workspace', message: 'not a directory' }],
+    });
+  }
+}
+
+function toInfo(record: SessionRecord, headSeq: number): SessionInfo {
+  return {
+    sessionId: record.sessionId,
+    workspace: record.workspace,
+    status: record.status,
+    headSeq,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    usage: record.usage ?? ZERO_USAGE,
+    ...(record.title !== undefined ? { title: record.title } : {}),
+    ...(record.model !== undefined ? { model: record.model } : {}),
+    ...(record.forkedFrom !== undefined ? { forkedFrom: record.forkedFrom } : {}),
+  };
+}

@@ -1,0 +1,87 @@
+import { SessionEventNotification, SubscriptionDroppedNotification } from '../protocol/index.js';
+import { fromLogError } from './errors.js';
+import { newSubscriptionId } from './ids.js';
+import type { Logger } from './logger.js';
+import type { SessionLog, Subscription } from './log/session-log.js';
+import type { Peer } from './rpc/peer.js';
+
+export interface SubscriptionLimits {
+  /** Live events that may wait for one slow subscriber before it is dropped. */
+  maxPending: number;
+  /** Events per session/event notification during catch-up. */
+  batchSize: number;
+}
+
+interface Active {
+  peer: Peer;
+  sessionId: string;
+  subscription: Subscription;
+}
+
+/**
+ * Bridges log subscriptions to connections. Each subscription delivers one batch at
+ * a time and waits until the batch has reached the socket, so a client that stops
+ * reading holds back only its own subscription; once more than `maxPending` events
+ * wait for it, it is dropped with the cursor to resume from. Memory stays bounded.
+ */
+export class SubscriptionHub {
+  private readonly active = new Map<string, Active>();
+
+  constructor(
+    private readonly log: SessionLog,
+    private readonly logger: Logger,
+    private readonly limits: SubscriptionLimits,
+  ) {}
+
+  get count(): number {
+    return this.active.size;
+  }
+
+  async open(peer: Peer, sessionId: string, from: number | undefined): Promise<{ subscriptionId: string; headSeq: number }> {
+    const headSeq = await this.log.head(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+    const subscriptionId = newSubscriptionId();
+    // The first batch must not overtake the response that names the subscription: the
+    // reply is queued on the connection's writer within the microtasks that follow the
+    // handler's return, so batches wait for the next turn of the event loop after it.
+    let release!: () => void;
+    const replied = new Promise<void>((resolve) => (release = resolve));
+    const subscription = await this.log.subscribe(
+      sessionId,
+      Math.min(from ?? headSeq, headSeq),
+      async (events) => {
+        await replied;
+        await peer.notify(SessionEventNotification, { subscriptionId, sessionId, events });
+      },
+      this.limits,
+    );
+    this.active.set(subscriptionId, { peer, sessionId, subscription });
+    peer.subscriptions.add(subscriptionId);
+    void subscription.ended.then((end) => {
+      this.active.delete(subscriptionId);
+      peer.subscriptions.delete(subscriptionId);
+      if (end.reason === 'closed') return;
+      const reason =
+        end.reason === 'overflow'
+          ? `subscriber too slow: more than ${this.limits.maxPending} events waited`
+          : `subscription failed: ${end.error.message}`;
+      this.logger.log('warn', 'subscription dropped', { subscriptionId, sessionId, next: end.next, reason, conn: peer.id });
+      if (!peer.closed) void peer.notify(SubscriptionDroppedNotification, { subscriptionId, sessionId, next: end.next, reason }).catch(() => undefined);
+    });
+    setImmediate(release);
+    return { subscriptionId, headSeq };
+  }
+
+  /** Ends one subscription of this peer; false if it has none by that id. */
+  close(peer: Peer, subscriptionId: string): boolean {
+    const entry = this.active.get(subscriptionId);
+    if (!entry || entry.peer !== peer) return false;
+    entry.subscription.close();
+    this.active.delete(subscriptionId);
+    peer.subscriptions.delete(subscriptionId);
+    return true;
+  }
+
+  closeAll(peer: Peer): void {
+    for (const id of [...peer.subscriptions]) this.close(peer, id);
+  }
+}

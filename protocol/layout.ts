@@ -1,0 +1,17 @@
+/**
+ * Where things live in a data directory (`$AGENTD_HOME`, default `~/.agentd`). Part
+ * of the contract: clients find the daemon's socket and log file here.
+ */
+export function dataLayout(home: string) {
+  return {
+    home,
+    socket: `${home}/daemon.sock`,
+    logFile: `${home}/daemon.log`,
+    pidFile: `${home}/daemon.pid`,
+    db: `${home}/log.db`,
+    vaultFile: `${home}/vault.json`,
+    vaultKey: `${home}/vault.key`,
+    workspaces: `${home}/workspaces`,
+  };
+}
+export type DataLayout = ReturnType<typeof dataLayout>;
