@@ -33,9 +33,14 @@ function installPaths(): string[] {
 
 let cachedReport: Promise<IsolationReport> | null = null;
 
-async function chooseLevel(requested: SandboxSpec['isolation']): Promise<IsolationLevel> {
+/** The machine's isolation report, probed once per process (a few short spawns). */
+export function cachedIsolationReport(): Promise<IsolationReport> {
   cachedReport ??= probeIsolation();
-  const report = await cachedReport;
+  return cachedReport;
+}
+
+async function chooseLevel(requested: SandboxSpec['isolation'], available: Promise<IsolationReport>): Promise<IsolationLevel> {
+  const report = await available;
   if (!requested || requested === 'auto') return report.best;
   if (!report.levels[requested].ok) {
     throw new Error(`isolation "${requested}" was requested but is not available here: ${report.levels[requested].detail}`);
@@ -171,9 +176,9 @@ function validate(spec: SandboxSpec): string {
 }
 
 /** Starts the host at the chosen isolation level and waits until it can serve a tool call. */
-export async function provisionLocal(spec: SandboxSpec): Promise<Sandbox> {
+export async function provisionLocal(spec: SandboxSpec, available: Promise<IsolationReport>): Promise<Sandbox> {
   const workspace = validate(spec);
-  const level = await chooseLevel(spec.isolation);
+  const level = await chooseLevel(spec.isolation, available);
   const id = `${spec.sessionId}-${randomBytes(4).toString('hex')}`;
   const warnings: string[] = [];
   if (level === 'none') {

@@ -1,10 +1,10 @@
 // The sandbox provider's interface: the one file the rest of agentd imports from sandbox/.
 import { builtinTools } from './tools/index.js';
-import { provisionLocal } from './local-sandbox.js';
+import { cachedIsolationReport, provisionLocal } from './local-sandbox.js';
 
 export type { IsolationLevel, IsolationReport, Check } from './isolation/probe.js';
 export { probeIsolation } from './isolation/probe.js';
-import type { IsolationLevel } from './isolation/probe.js';
+import type { IsolationLevel, IsolationReport } from './isolation/probe.js';
 
 export interface SandboxSpec {
   sessionId: string; // naming and logging only
@@ -50,7 +50,11 @@ export interface SandboxProvider {
 /** The built-in tools, known before any sandbox exists (the harness offers them to the model up front). */
 export const BUILTIN_TOOLS: readonly ToolDefinition[] = builtinTools.map(({ name, description, inputSchema }) => ({ name, description, inputSchema }));
 
-/** Sandboxes as local process trees: bubblewrap, else namespaces, else a plain process (with a warning). */
-export function createLocalProvider(): SandboxProvider {
-  return { provision: provisionLocal };
+/**
+ * Sandboxes as local process trees: bubblewrap, else namespaces, else a plain process (with a
+ * warning). `isolationReport` replaces the machine probe (a test seam, and for a doctor-checked report).
+ */
+export function createLocalProvider(options: { isolationReport?: Promise<IsolationReport> } = {}): SandboxProvider {
+  const available = options.isolationReport ?? cachedIsolationReport();
+  return { provision: (spec) => provisionLocal(spec, available) };
 }
