@@ -21,7 +21,7 @@ import type {
 } from './session-log.js';
 import { checkEvents, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits } from './common.js';
 import { GroupCommit, storageError } from './group-commit.js';
-import type { BatchPut } from './group-commit.js';
+import type { BatchPut, CommitStats } from './group-commit.js';
 import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
 import { SubscriptionHub } from './subscriptions.js';
 
@@ -185,6 +185,11 @@ export class LevelSessionLog implements SessionLog {
     } finally {
       await it.close();
     }
+  }
+
+  /** Synced batches written and appends they carried, since open. */
+  commitStats(): CommitStats {
+    return { ...this.commits.stats };
   }
 
   async close(): Promise<void> {
