@@ -1,0 +1,103 @@
+// The file tools' own logic, in process: path confinement against real symlinks, and grep with
+// ripgrep against the built-in fallback on the same tree.
+import assert from 'node:assert/strict';
+import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { findExecutable } from '../sandbox/isolation/probe.js';
+import type { Shell, ToolContext } from '../sandbox/tools/define.js';
+import { globTool } from '../sandbox/tools/glob.js';
+import { grepTool } from '../sandbox/tools/grep.js';
+import { resolveInWorkspace } from '../sandbox/tools/paths.js';
+import { globToRegExp } from '../sandbox/tools/walk.js';
+import { makePlayground, type Playground } from './support/sandbox-fixtures.js';
+
+const noShell: Shell = { run: () => Promise.reject(new Error('no shell in this test')) };
+
+describe('path confinement (real symlinks, no sandbox in the way)', () => {
+  let pg: Playground;
+  before(() => {
+    pg = makePlayground();
+    mkdirSync(path.join(pg.workspace, 'dir'));
+    symlinkSync(pg.dataDir, path.join(pg.workspace, 'to-data'));
+    symlinkSync(path.join(pg.workspace, 'dir'), path.join(pg.workspace, 'to-dir'));
+    symlinkSync(path.join(pg.root, 'later', 'x'), path.join(pg.workspace, 'dangling-out'));
+    symlinkSync(path.join(pg.workspace, 'later.txt'), path.join(pg.workspace, 'dangling-in'));
+  });
+  after(() => pg.cleanup());
+
+  it('resolves paths inside the workspace, including new files and inner symlinks', async () => {
+    assert.equal(await resolveInWorkspace(pg.workspace, 'a/b/new.txt'), path.join(pg.workspace, 'a/b/new.txt'));
+    assert.equal(await resolveInWorkspace(pg.workspace, 'to-dir/f.txt'), path.join(pg.workspace, 'dir/f.txt'));
+    assert.equal(await resolveInWorkspace(pg.workspace, `${pg.workspace}/dir/../dir`), path.join(pg.workspace, 'dir'));
+    assert.equal(await resolveInWorkspace(pg.workspace, 'dangling-in'), path.join(pg.workspace, 'later.txt'));
+  });
+
+  it('refuses .., absolute paths outside, and symlinks that lead out (existing or not)', async () => {
+    for (const bad of ['..', '../home', 'dir/../../x', '/etc/passwd', pg.markerFile, 'to-data/marker.txt', 'to-data/new.txt', 'to-data', 'dangling-out', 'dangling-out/deeper']) {
+      await assert.rejects(resolveInWorkspace(pg.workspace, bad), /outside the workspace|access refused/, bad);
+    }
+    await assert.rejects(resolveInWorkspace(pg.workspace, ''), /empty/);
+  });
+});
+
+describe('glob patterns', () => {
+  it('translates **, *, ?, braces and classes', () => {
+    assert.ok(globToRegExp('**/*.ts').test('a.ts'));
+    assert.ok(globToRegExp('**/*.ts').test('x/y/a.ts'));
+    assert.ok(!globToRegExp('*.ts').test('x/a.ts'));
+    assert.ok(globToRegExp('src/{a,b}?.[jt]s').test('src/b1.ts'));
+    assert.ok(!globToRegExp('src/[!a]*.js').test('src/a.js'));
+    assert.ok(globToRegExp('a.b+c').test('a.b+c') && !globToRegExp('a.b').test('axb'));
+  });
+});
+
+describe('grep: ripgrep and the built-in fallback agree', () => {
+  let pg: Playground;
+  let workspace: string;
+  const rg = findExecutable('rg');
+  before(() => {
+    pg = makePlayground();
+    workspace = realpathSync(pg.workspace);
+    mkdirSync(path.join(workspace, 'src/deep'), { recursive: true });
+    mkdirSync(path.join(workspace, '.git'));
+    writeFileSync(path.join(workspace, 'src/a.ts'), 'const alpha = 1;\nconst beta = 2;\n');
+    writeFileSync(path.join(workspace, 'src/deep/b.ts'), 'alpha again\n');
+    writeFileSync(path.join(workspace, 'src/deep/c.md'), '# alpha docs\n');
+    writeFileSync(path.join(workspace, '.hidden.txt'), 'alpha hidden\n');
+    writeFileSync(path.join(workspace, '.git/HEAD'), 'alpha in git\n');
+    writeFileSync(path.join(workspace, 'bin.dat'), Buffer.from('alpha\0binary'));
+    writeFileSync(path.join(workspace, 'empty.txt'), '');
+  });
+  after(() => pg.cleanup());
+
+  const ctx = (ripgrep: string | null): ToolContext => ({ workspace, ripgrep, signal: new AbortController().signal, shell: noShell });
+  const cases: { pattern: string; path?: string; glob?: string }[] = [
+    { pattern: 'alpha' },
+    { pattern: 'al+pha\\b', path: 'src' },
+    { pattern: 'alpha', glob: '*.ts' },
+    { pattern: 'alpha', glob: 'src/**/*.md' },
+    { pattern: 'beta', path: 'src/a.ts' },
+    { pattern: 'nothing-matches' },
+  ];
+
+  it('ripgrep is installed here, so both paths are exercised', () => assert.ok(rg));
+
+  for (const input of cases) {
+    it(`same output for ${JSON.stringify(input)}`, async () => {
+      const withRg = await grepTool.handler(input, ctx(rg));
+      const builtin = await grepTool.handler(input, ctx(null));
+      assert.deepEqual(builtin, withRg);
+    });
+  }
+
+  it('finds what it should: hidden files yes, .git and binary files no', async () => {
+    const out = await grepTool.handler({ pattern: 'alpha' }, ctx(null));
+    assert.deepEqual(out.content, [{ type: 'text', text: '.hidden.txt:1:alpha hidden\nsrc/a.ts:1:const alpha = 1;\nsrc/deep/b.ts:1:alpha again\nsrc/deep/c.md:1:# alpha docs' }]);
+  });
+
+  it('glob lists the same tree', async () => {
+    const out = await globTool.handler({ pattern: '**/*' }, ctx(null));
+    assert.deepEqual(out.content, [{ type: 'text', text: '.hidden.txt\nbin.dat\nempty.txt\nsrc/a.ts\nsrc/deep/b.ts\nsrc/deep/c.md' }]);
+  });
+});
