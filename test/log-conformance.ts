@@ -231,6 +231,7 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           await rejectsWith(log.append('s_i', events(1), { sessionId: 'other' }), 'invalid');
           await rejectsWith(log.read('s_i', { from: -1 }), 'invalid');
           await rejectsWith(log.read('s_i', { limit: 0 }), 'invalid');
+          await rejectsWith(log.list({ limit: 0 }), 'invalid');
           assert.equal(await log.head('s_i'), 1);
         }));
     });

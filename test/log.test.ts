@@ -97,6 +97,45 @@ describe('LevelSessionLog', () => {
     await log.close();
   });
 
+  it('fails a whole batch and the same sessions queued behind it, then continues densely', async () => {
+    // A failure injected at the batch write: the one path a real EIO takes, minus the disk.
+    let gate: Promise<void> | undefined;
+    let started = (): void => undefined;
+    const log = await LevelSessionLog.open(dir(), {
+      wrapWrite: (write) => async (ops) => {
+        if (!gate) return write(ops);
+        const wait = gate;
+        gate = undefined;
+        started();
+        await wait;
+        throw Object.assign(new Error('IO error: injected: Input/output error'), { code: 'LEVEL_IO_ERROR' });
+      },
+    });
+    const one = (text: string): NewEvent[] => [{ type: 'note', data: { text } }];
+    await log.create({ sessionId: 's_a', createdAt: 1, updatedAt: 1 }, one('a0').concat(one('a1')));
+    await log.create({ sessionId: 's_b', createdAt: 1, updatedAt: 1 }, []);
+    await log.create({ sessionId: 's_c', createdAt: 1, updatedAt: 1 }, []);
+    let release = (): void => undefined;
+    gate = new Promise((resolve) => (release = resolve));
+    const writing = new Promise<void>((resolve) => (started = resolve));
+    const failing = [log.append('s_a', one('lost'), { status: 'lost' }), log.append('s_b', one('lost'))];
+    await writing;
+    const behind = log.append('s_a', one('behind'));
+    const other = log.append('s_c', one('c0'));
+    // Let both reach the queue before the failure lands.
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    const isStorage = (e: unknown): boolean => e instanceof LogError && e.kind === 'storage' && /Input\/output error/.test(e.message);
+    for (const p of [...failing, behind]) await assert.rejects(p, isStorage);
+    assert.deepEqual(await other, [0]);
+    assert.equal(await log.head('s_a'), 2);
+    assert.deepEqual(await log.append('s_a', one('a2')), [2]);
+    assert.deepEqual(await log.append('s_b', one('b0')), [0]);
+    assert.equal((await log.getMeta('s_a'))?.status, undefined);
+    assert.deepEqual((await readAll(log, 's_a')).map((e) => e.data['text']), ['a0', 'a1', 'a2']);
+    await log.close();
+  });
+
   it('rejects appends with kind storage when writes really fail, and keeps nothing unacknowledged', async () => {
     const location = dir();
     // RLIMIT_FSIZE (KiB in bash) binds root too; Node ignores SIGXFSZ, so write() fails with EFBIG.

@@ -111,6 +111,12 @@ export function readRange(options: ReadOptions | undefined, head: number): ReadR
   };
 }
 
+export function checkListLimit(limit: unknown): number {
+  if (limit === undefined) return Infinity;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) throw new LogError('invalid', 'limit must be a positive integer');
+  return limit;
+}
+
 /** Options for subscribe, with the documented defaults. */
 export function subscribeLimits(options: { maxPending?: number; batchSize?: number } | undefined): { maxPending: number; batchSize: number } {
   const maxPending = options?.maxPending ?? 10000;

@@ -19,15 +19,20 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { checkEvents, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits } from './common.js';
+import { checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits } from './common.js';
 import { GroupCommit, storageError } from './group-commit.js';
-import type { BatchPut, CommitStats } from './group-commit.js';
+import type { BatchPut, BatchWriter, CommitStats } from './group-commit.js';
 import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
 import { SubscriptionHub } from './subscriptions.js';
 
 /** A filtered read scans at most this many events before it returns a page with `next`. */
 const TYPE_SCAN_MAX = 100_000;
 const SCAN_CHUNK = 1024;
+
+export interface LevelLogOptions {
+  /** Wraps the synced batch write; tests use it to fail a chosen batch. */
+  wrapWrite?: (write: BatchWriter) => BatchWriter;
+}
 
 interface SessionState {
   /** The seq the next enqueued event gets (includes appends not yet durable). */
@@ -50,22 +55,23 @@ export class LevelSessionLog implements SessionLog {
   private readonly writes = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
 
-  private constructor(private readonly db: ClassicLevel<string, string>) {
-    this.commits = new GroupCommit(
-      (ops) => this.db.batch(ops, { sync: true }),
-      (ids) => this.forget(ids),
-    );
+  private constructor(
+    private readonly db: ClassicLevel<string, string>,
+    options: LevelLogOptions,
+  ) {
+    const write: BatchWriter = (ops) => this.db.batch(ops, { sync: true });
+    this.commits = new GroupCommit(options.wrapWrite ? options.wrapWrite(write) : write, (ids) => this.forget(ids));
   }
 
   /** Opens (creating if missing) the log stored in directory `location`. */
-  static async open(location: string): Promise<LevelSessionLog> {
+  static async open(location: string, options: LevelLogOptions = {}): Promise<LevelSessionLog> {
     const db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     try {
       await db.open();
     } catch (cause) {
       throw new LogError('storage', `cannot open session log at ${location}: ${(cause as Error).message}`, { cause });
     }
-    return new LevelSessionLog(db);
+    return new LevelSessionLog(db, options);
   }
 
   create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
@@ -166,7 +172,7 @@ export class LevelSessionLog implements SessionLog {
 
   async list(options?: ListOptions): Promise<ListPage> {
     this.checkOpen();
-    const limit = options?.limit ?? Infinity;
+    const limit = checkListLimit(options?.limit);
     const lt = options?.cursor === undefined ? META_END : metaKey(options.cursor);
     const sessions: SessionMeta[] = [];
     const it = this.db.values({ gte: META_FIRST, lt, reverse: true });

@@ -18,7 +18,7 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { checkEvents, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
+import { checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
 import { SubscriptionHub } from './subscriptions.js';
 
 interface MemorySession {
@@ -98,7 +98,7 @@ export class MemorySessionLog implements SessionLog {
 
   async list(options?: ListOptions): Promise<ListPage> {
     this.checkOpen();
-    const limit = options?.limit ?? Infinity;
+    const limit = checkListLimit(options?.limit);
     // Ids are ASCII (checkSessionId), so code-unit order is LevelDB's byte order.
     const ids = [...this.sessions.keys()].filter((id) => options?.cursor === undefined || id < options.cursor).sort().reverse();
     const sessions: SessionMeta[] = [];
