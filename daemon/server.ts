@@ -145,7 +145,7 @@ async function listen(path: string, onSocket: Parameters<typeof createServer>[1]
     if (await answers(path)) throw new StartError(`${path} is in use by another process; remove it or use another AGENTD_HOME`);
     rmSync(path, { force: true });
   }
-  const server = createServer({ allowHalfOpen: false }, onSocket);
+  const server = createServer({ allowHalfOpen: true }, onSocket);
   const previous = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {

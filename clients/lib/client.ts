@@ -50,7 +50,13 @@ export class AgentdClient {
     readonly rpc: MessageConnection,
     private readonly socket?: Socket,
   ) {
-    this.closedPromise = new Promise((resolve) => rpc.onClose(() => resolve()));
+    this.closedPromise = new Promise((resolve) =>
+      rpc.onClose(() => {
+        // Disposing rejects requests still waiting for an answer that can no longer come.
+        rpc.dispose();
+        resolve();
+      }),
+    );
     this.onNotification(SessionEventNotification, ({ subscriptionId, events }) => this.subscriptions.get(subscriptionId)?.onEvents(events));
     this.onNotification(SubscriptionDroppedNotification, ({ subscriptionId, next, reason }) => {
       const handlers = this.subscriptions.get(subscriptionId);

@@ -24,6 +24,9 @@ export const events: Handler<typeof SessionEvents> = async (params, { daemon, to
 
 /** Resolves when the session has an event at `from`, after `waitMs`, or on cancellation (-32800). */
 async function waitForEvent(log: SessionLog, sessionId: string, from: number, waitMs: number, token: CancellationToken): Promise<void> {
+  // A token cancelled before it was first read is the inert CancellationToken.Cancelled,
+  // whose event never fires: check the flag, not only the event.
+  if (token.isCancellationRequested) throw new AgentdError(ErrorCode.RequestCancelled, 'request cancelled');
   let wake!: () => void;
   const arrived = new Promise<void>((resolve) => (wake = resolve));
   const subscription = await log.subscribe(sessionId, from, () => wake(), { maxPending: 1, batchSize: 1 });

@@ -2,7 +2,7 @@
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
 /** Live events that may wait for one slow subscriber before it is dropped. */
-export const SUBSCRIPTION_MAX_PENDING = 4096;
+export const SUBSCRIPTION_MAX_PENDING = 1024;
 
 /** Events per session/event notification while catching up. */
 export const SUBSCRIPTION_BATCH = 256;

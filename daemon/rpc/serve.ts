@@ -61,13 +61,25 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
     }
   }
 
+  const mine = new Set<Promise<unknown>>();
   rpc.onRequest((method, params, token) => {
     const work = dispatch(method, params, token, peer, state).catch((error: unknown) => {
       throw toResponseError(error);
     });
     state.inFlight.add(work);
-    void work.catch(() => undefined).finally(() => state.inFlight.delete(work));
+    mine.add(work);
+    void work
+      .catch(() => undefined)
+      .finally(() => {
+        state.inFlight.delete(work);
+        mine.delete(work);
+      });
     return work;
+  });
+  // A client that half-closes (`printf ... | agentd stdio`) still gets its answers.
+  socket.on('end', () => {
+    daemon.hub.closeAll(peer);
+    void Promise.allSettled([...mine]).then(() => setImmediate(() => socket.end()));
   });
   rpc.onError(([error]) => daemon.logger.log('debug', 'connection error', { conn: peer.id, error: error.message }));
 

@@ -1,0 +1,154 @@
+/** Subscriptions over the real socket: no gap or duplicate under races, slow and vanished clients, reconnects. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { mkdtempSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DaemonStatus, DaemonStop, SessionCreate, SessionEvents, SessionPrompt, type Event } from '../protocol/index.js';
+import { connect, followSession } from '../clients/lib/index.js';
+import { startDaemon, tempHome } from './support/daemon.js';
+
+const workspace = () => mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+
+async function waitUntil(test: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function assertDense(events: Event[], from: number, to: number): void {
+  assert.deepEqual(
+    events.map((e) => e.seq),
+    Array.from({ length: to - from }, (_, i) => from + i),
+  );
+}
+
+describe('session/subscribe', () => {
+  it('delivers catch-up then live with no gap and no duplicate while others append (40 rounds)', async () => {
+    const daemon = await startDaemon();
+    try {
+      const writer = await daemon.client({ name: 'writer' });
+      const reader = await daemon.client({ name: 'reader' });
+      for (let round = 0; round < 40; round++) {
+        const { sessionId } = await writer.request(SessionCreate, { workspace: workspace() });
+        const before = round % 7;
+        for (let i = 0; i < before; i++) await writer.request(SessionPrompt, { sessionId, content: `pre ${i}` });
+        const total = 1 + before + 30;
+        const from = round % 3 === 0 ? 0 : Math.floor(Math.random() * (before + 1));
+        const seen: Event[] = [];
+        const appending = Promise.all(
+          Array.from({ length: 30 }, (_, i) => writer.request(SessionPrompt, { sessionId, content: `live ${i}` })),
+        );
+        const sub = await reader.subscribe(sessionId, from, { onEvents: (events) => seen.push(...events) });
+        await appending;
+        await waitUntil(() => seen.length >= total - from, `round ${round} events`);
+        await sub.unsubscribe();
+        assertDense(seen, from, total);
+        const stored = await reader.request(SessionEvents, { sessionId, from });
+        assert.deepEqual(seen, stored.events, 'byte-identical to what session/events returns');
+      }
+    } finally {
+      await daemon.dispose();
+    }
+  });
+
+  it('frees the subscription of a client that vanishes mid-subscribe', async () => {
+    const daemon = await startDaemon();
+    try {
+      const admin = await daemon.client();
+      const { sessionId } = await admin.request(SessionCreate, { workspace: workspace() });
+      const doomed = await daemon.client({ name: 'doomed' });
+      await doomed.subscribe(sessionId, 0, { onEvents: () => undefined });
+      assert.equal((await admin.request(DaemonStatus, {})).counts.subscriptions, 1);
+      doomed.close();
+      await waitUntil(async () => (await admin.request(DaemonStatus, {})).counts.subscriptions === 0, 'subscription freed');
+      await admin.request(SessionPrompt, { sessionId, content: 'still fine' });
+    } finally {
+      await daemon.dispose();
+    }
+  });
+
+  it('drops a subscriber that never reads, with a resume cursor, while memory stays bounded and others carry on', async () => {
+    const daemon = await startDaemon();
+    try {
+      const writer = await daemon.client({ name: 'writer' });
+      const follower = await daemon.client({ name: 'follower' });
+      const { sessionId } = await writer.request(SessionCreate, { workspace: workspace() });
+      // A raw client that subscribes and then stops reading its socket.
+      const stuck = netConnect(daemon.layout.socket);
+      await new Promise((r) => stuck.once('connect', r));
+      const frame = (m: unknown) => {
+        const body = JSON.stringify({ jsonrpc: '2.0', ...(m as object) });
+        return `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      };
+      stuck.write(frame({ id: 1, method: 'initialize', params: { protocolVersion: '1.0', clientInfo: { name: 'stuck' } } }));
+      stuck.write(frame({ id: 2, method: 'session/subscribe', params: { sessionId, from: 0 } }));
+      await new Promise((r) => setTimeout(r, 200));
+      stuck.pause();
+      let followed = 0;
+      await follower.subscribe(sessionId, 0, { onEvents: (events) => (followed += events.length) });
+      const rssBefore = (await writer.request(DaemonStatus, {})).rssBytes;
+      const payload = 'y'.repeat(8 * 1024);
+      const count = 24_000; // ~190 MB of events in all: far more than any buffer may hold
+      for (let sent = 0; sent < count; sent += 200) {
+        await Promise.all(Array.from({ length: 200 }, (_, i) => writer.request(SessionPrompt, { sessionId, content: `${sent + i} ${payload}` })));
+      }
+      const status = await writer.request(DaemonStatus, {});
+      assert.equal(status.counts.subscriptions, 1, 'only the reading follower is still subscribed');
+      // Holding the stuck client's events would take at least their full size; the
+      // daemon's own caches and garbage account for well under half of it.
+      const grewMb = (status.rssBytes - rssBefore) / 1048576;
+      const volumeMb = (count * payload.length) / 1048576;
+      assert.ok(grewMb < volumeMb / 2, `daemon memory stayed bounded (grew ${grewMb.toFixed(1)} MB while ${volumeMb.toFixed(0)} MB went by)`);
+      await waitUntil(() => followed === count + 1, 'the reading follower got everything');
+      // The stuck client, once it reads again, finds the drop notice with where to resume.
+      let text = '';
+      stuck.on('data', (d) => (text += d));
+      stuck.resume();
+      await waitUntil(() => text.includes('session/subscriptionDropped'), 'drop notice');
+      const next = Number(/"next":(\d+)/.exec(text.slice(text.indexOf('session/subscriptionDropped')))?.[1]);
+      assert.ok(Number.isInteger(next) && next > 0 && next < count + 1, `resume cursor ${next}`);
+      stuck.destroy();
+    } finally {
+      await daemon.dispose();
+    }
+  });
+
+  it('follows a session across a daemon crash and restart with no gap and no duplicate', async () => {
+    const layout = tempHome();
+    const writer = await connect({ layout, clientName: 'writer' });
+    const { sessionId } = await writer.request(SessionCreate, { workspace: workspace() });
+    for (let i = 0; i < 20; i++) await writer.request(SessionPrompt, { sessionId, content: `a${i}` });
+    const pid = (await writer.request(DaemonStatus, {})).pid;
+    writer.close();
+    const seen: Event[] = [];
+    const stop = new AbortController();
+    let reconnects = 0;
+    const following = followSession({
+      sessionId,
+      from: 0,
+      signal: stop.signal,
+      connect: () => connect({ layout, clientName: 'follower' }),
+      onEvent: (e) => seen.push(e),
+      onReconnecting: () => reconnects++,
+    });
+    await waitUntil(() => seen.length === 21, 'catch-up');
+    process.kill(pid, 'SIGKILL');
+    await waitUntil(() => reconnects > 0, 'the follower noticed');
+    const again = await connect({ layout, clientName: 'writer2' }); // restarts the daemon
+    try {
+      assert.notEqual((await again.request(DaemonStatus, {})).pid, pid);
+      for (let i = 0; i < 20; i++) await again.request(SessionPrompt, { sessionId, content: `b${i}` });
+      await waitUntil(() => seen.length >= 41, 'events after the restart');
+      stop.abort();
+      await following;
+      assertDense(seen, 0, 41);
+    } finally {
+      await again.request(DaemonStop, {});
+      again.close();
+    }
+  });
+});

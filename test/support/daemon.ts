@@ -1,0 +1,227 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dataLayout, type DataLayout } from '../../protocol/index.js';
+import { connect, type AgentdClient } from '../../clients/lib/index.js';
+
+/** The compiled `agentd` entry, as a user runs it. */
+export const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.js', import.meta.url));
+
+/** A fresh data dir for one test; no test shares one. */
+export function tempHome(prefix = 'agentd-test-'): DataLayout {
+  return dataLayout(mkdtempSync(join(tmpdir(), prefix)));
+}
+
+export interface TestDaemon {
+  layout: DataLayout;
+  proc: ChildProcess;
+  /** Everything the daemon wrote to stdout (must stay empty) and stderr. */
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  client(options?: { name?: string; permissionRequests?: boolean }): Promise<AgentdClient>;
+  kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Stops the daemon and removes its data dir. */
+  dispose(): Promise<void>;
+}
+
+/** Runs `agentd` with the given data dir and returns its outputs. */
+export function runAgentd(
+  layout: DataLayout,
+  args: string[],
+  options: { input?: string; env?: Record<string, string> } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [AGENTD_BIN, ...args], {
+      env: { ...process.env, AGENTD_HOME: layout.home, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Starts `agentd daemon` as a child process and waits until its socket answers. */
+export async function startDaemon(
+  options: { layout?: DataLayout; env?: Record<string, string>; wrap?: string } = {},
+): Promise<TestDaemon> {
+  const layout = options.layout ?? tempHome();
+  const args = [AGENTD_BIN, 'daemon'];
+  const proc = options.wrap
+    ? spawn('bash', ['-c', `${options.wrap}; exec "$0" "$@"`, process.execPath, ...args], {
+        env: { ...process.env, AGENTD_HOME: layout.home, ...options.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(process.execPath, args, {
+        env: { ...process.env, AGENTD_HOME: layout.home, ...options.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const ready = await Promise.race([waitForSocket(layout.socket), exited.then(() => false)]);
+  if (!ready) throw new Error(`daemon exited before it was ready: ${err}`);
+  const clients: AgentdClient[] = [];
+  const daemon: TestDaemon = {
+    layout,
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    async client(o = {}) {
+      const c = await connect({
+        layout,
+        autostart: false,
+        clientName: o.name ?? 'test',
+        capabilities: { permissionRequests: o.permissionRequests ?? false },
+      });
+      clients.push(c);
+      return c;
+    },
+    async kill(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+    async dispose() {
+      for (const c of clients) c.close();
+      await daemon.kill('SIGKILL');
+      rmSync(layout.home, { recursive: true, force: true });
+    },
+  };
+  return daemon;
+}
+
+async function waitForSocket(path: string, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(path)) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = netConnect(path);
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+      });
+      if (ok) return true;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`daemon socket ${path} did not appear`);
+}
+
+export function readLog(layout: DataLayout): string {
+  return existsSync(layout.logFile) ? readFileSync(layout.logFile, 'utf8') : '';
+}
+
+/** A raw LSP-framed connection for sending exactly the bytes a test wants. */
+export class RawConnection {
+  private buffer = Buffer.alloc(0);
+  private waiters: Array<() => void> = [];
+  readonly messages: Array<Record<string, unknown>> = [];
+  closed = false;
+
+  constructor(
+    input: Readable,
+    private readonly output: Writable,
+    private readonly destroy: () => void,
+  ) {
+    input.on('data', (chunk: Buffer) => {
+      this.buffer = Buffer.concat([this.buffer, chunk]);
+      this.parse();
+    });
+    input.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    input.on('error', () => undefined);
+    output.on('error', () => undefined);
+  }
+
+  /** Straight to the daemon's socket. */
+  static open(path: string): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const s: Socket = netConnect(path);
+      s.once('connect', () => resolve(new RawConnection(s, s, () => s.destroy())));
+      s.once('error', reject);
+    });
+  }
+
+  /** Through `agentd stdio`, as an editor talks to the daemon. */
+  static stdio(layout: DataLayout): RawConnection {
+    const child = spawn(process.execPath, [AGENTD_BIN, 'stdio'], {
+      env: { ...process.env, AGENTD_HOME: layout.home },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    return new RawConnection(child.stdout, child.stdin, () => child.kill('SIGKILL'));
+  }
+
+  private parse(): void {
+    for (;;) {
+      const end = this.buffer.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = Number(/Content-Length: (\d+)/i.exec(this.buffer.subarray(0, end).toString())?.[1]);
+      if (this.buffer.length < end + 4 + length) return;
+      this.messages.push(JSON.parse(this.buffer.subarray(end + 4, end + 4 + length).toString()));
+      this.buffer = this.buffer.subarray(end + 4 + length);
+      this.wake();
+    }
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  sendBytes(body: string | Buffer): void {
+    const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
+    this.output.write(Buffer.concat([Buffer.from(`Content-Length: ${bytes.length}\r\n\r\n`), bytes]));
+  }
+
+  send(message: Record<string, unknown>): void {
+    this.sendBytes(JSON.stringify({ jsonrpc: '2.0', ...message }));
+  }
+
+  /** Waits for a message matching `test` (already received or still to come). */
+  async next(test: (m: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.find(test);
+      if (found) return found;
+      if (this.closed) throw new Error('connection closed while waiting');
+      if (Date.now() > deadline) throw new Error(`no matching message; got ${JSON.stringify(this.messages)}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+  }
+
+  async request(id: number, method: string, params?: unknown): Promise<Record<string, unknown>> {
+    this.send({ id, method, ...(params !== undefined ? { params } : {}) });
+    return this.next((m) => m.id === id);
+  }
+
+  waitClosed(timeoutMs = 10_000): Promise<void> {
+    return this.next(() => false, timeoutMs).then(
+      () => undefined,
+      (e: Error) => (this.closed ? undefined : Promise.reject(e)),
+    );
+  }
+
+  close(): void {
+    this.destroy();
+  }
+}
