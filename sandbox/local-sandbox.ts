@@ -80,6 +80,7 @@ class LocalSandbox implements Sandbox {
   private closing = false;
   private toolList: Promise<ToolDefinition[]> | null = null;
   private stderr = '';
+  private readonly inFlight = new Set<() => void>(); // resolvers that report sandbox_lost to pending calls
 
   constructor(
     readonly id: string,
@@ -96,6 +97,7 @@ class LocalSandbox implements Sandbox {
         const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
         const tail = this.stderr.trim() ? `: ${this.stderr.trim().slice(-500)}` : '';
         this.endReason = this.closing ? 'closed' : `sandbox host ${how}${tail}`;
+        for (const lose of this.inFlight) lose();
         resolve({ reason: this.endReason });
       });
     });
@@ -113,19 +115,22 @@ class LocalSandbox implements Sandbox {
     const started = performance.now();
     if (this.endReason !== null) return failure('sandbox_lost', `the sandbox is gone (${this.endReason}); a new one must be provisioned`, started);
     if (options.signal?.aborted) return failure('interrupted', 'interrupted before it started', started);
-    const abort = new AbortController();
+    // Only cancellable calls pay for an AbortController and listeners (the warm path stays lean).
+    const abort = options.signal || options.timeoutMs ? new AbortController() : null;
     let stopped: 'interrupted' | 'timeout' | null = null;
     const onAbort = () => {
       stopped ??= 'interrupted';
-      abort.abort();
+      abort?.abort();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = options.timeoutMs ? setTimeout(() => ((stopped ??= 'timeout'), abort.abort()), options.timeoutMs) : undefined;
+    const timer = options.timeoutMs ? setTimeout(() => ((stopped ??= 'timeout'), abort?.abort()), options.timeoutMs) : undefined;
+    let lose!: () => void;
+    const lost = new Promise<null>((resolve) => (lose = () => resolve(null)));
+    this.inFlight.add(lose);
     try {
-      const call = this.client.callTool({ name, arguments: input }, undefined, { signal: abort.signal, timeout: NO_TIMEOUT }) as Promise<CallToolResult>;
-      const outcome = await Promise.race([call.then((result) => ({ result })), this.ended.then(() => null)]);
-      if (outcome === null) return failure('sandbox_lost', `the sandbox died during the call (${this.endReason})`, started);
-      const { result } = outcome;
+      const call = this.client.callTool({ name, arguments: input }, undefined, abort ? { signal: abort.signal, timeout: NO_TIMEOUT } : { timeout: NO_TIMEOUT });
+      const result = (await Promise.race([call, lost])) as CallToolResult | null;
+      if (result === null) return failure('sandbox_lost', `the sandbox died during the call (${this.endReason})`, started);
       const isError = result.isError === true;
       const hostKind = (result._meta?.['agentd/errorKind'] as ToolErrorKind | undefined) ?? 'tool_error';
       return { content: toContent(result), isError, ...(isError ? { errorKind: hostKind } : {}), durationMs: performance.now() - started };
@@ -137,6 +142,7 @@ class LocalSandbox implements Sandbox {
       }
       return failure('tool_error', `${name} failed: ${(error as Error).message}`, started);
     } finally {
+      this.inFlight.delete(lose);
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
     }

@@ -1,4 +1,5 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -14,10 +15,17 @@ export class ChildProcessTransport implements Transport {
   private readonly buffer = new ReadBuffer();
   private closed = false;
 
-  constructor(private readonly child: ChildProcessWithoutNullStreams) {}
+  private readonly stdin: Writable;
+  private readonly stdout: Readable;
+
+  constructor(private readonly child: ChildProcess) {
+    if (!child.stdin || !child.stdout) throw new Error('the child needs piped stdin and stdout');
+    this.stdin = child.stdin;
+    this.stdout = child.stdout;
+  }
 
   async start(): Promise<void> {
-    this.child.stdout.on('data', (chunk: Buffer) => {
+    this.stdout.on('data', (chunk: Buffer) => {
       this.buffer.append(chunk);
       for (;;) {
         let message: JSONRPCMessage | null;
@@ -31,9 +39,9 @@ export class ChildProcessTransport implements Transport {
         this.onmessage?.(message);
       }
     });
-    this.child.stdin.on('error', (error) => this.onerror?.(error));
+    this.stdin.on('error', (error) => this.onerror?.(error));
     this.child.on('exit', () => this.finish());
-    this.child.stdout.on('close', () => this.finish());
+    this.stdout.on('close', () => this.finish());
   }
 
   private finish(): void {
@@ -45,17 +53,17 @@ export class ChildProcessTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (this.closed || !this.child.stdin.writable) {
+      if (this.closed || !this.stdin.writable) {
         reject(new Error('the sandbox host is not running'));
         return;
       }
-      this.child.stdin.write(serializeMessage(message), (error) => (error ? reject(error) : resolve()));
+      this.stdin.write(serializeMessage(message), (error) => (error ? reject(error) : resolve()));
     });
   }
 
   /** Ends the host's stdin, which asks it to shut down; the owner escalates if it does not. */
   async close(): Promise<void> {
-    if (!this.child.stdin.destroyed) this.child.stdin.end();
+    if (!this.stdin.destroyed) this.stdin.end();
     this.finish();
   }
 }

@@ -21,7 +21,7 @@ export const editFileTool = defineTool({
     replace_all: z.boolean().optional().describe('Replace every occurrence instead of requiring exactly one (default false)'),
   }),
   async handler(input, ctx) {
-    const file = await resolveInWorkspace(ctx.workspace, input.path);
+    const file = resolveInWorkspace(ctx.workspace, input.path);
     const shown = displayPath(ctx.workspace, file);
     const info = await stat(file).catch(() => null);
     if (!info) throw new ToolFailure(`file not found: ${shown} (use write_file to create it)`);

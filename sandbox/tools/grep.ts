@@ -97,7 +97,7 @@ export const grepTool = defineTool({
   }),
   async handler(input, ctx) {
     if (input.pattern.length === 0) throw new ToolFailure('pattern is empty');
-    const target = await resolveInWorkspace(ctx.workspace, input.path ?? '.');
+    const target = resolveInWorkspace(ctx.workspace, input.path ?? '.');
     if (!(await stat(target).catch(() => null))) throw new ToolFailure(`path not found: ${displayPath(ctx.workspace, target)}`);
     const search: Search = { pattern: input.pattern, target, glob: input.glob };
     const output = ctx.ripgrep ? await runRipgrep(ctx.ripgrep, search, ctx) : await runBuiltin(search, ctx);

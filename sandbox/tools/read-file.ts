@@ -1,4 +1,4 @@
-import { open, stat } from 'node:fs/promises';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { capText, defineTool, text, ToolFailure } from './define.js';
@@ -11,20 +11,28 @@ const MAX_LINE_CHARS = 2_000;
 const DEFAULT_LIMIT = 2_000;
 const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif', '.webp': 'image/webp' };
 
-async function readHead(file: string, bytes: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
+// Synchronous reads: the host serves one sandbox, and files are capped at 10 MB.
+function readAll(file: string, bytes: number): Buffer {
+  const fd = openSync(file, 'r');
   try {
     const buffer = Buffer.alloc(bytes);
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead);
+    let filled = 0;
+    while (filled < bytes) {
+      const n = readSync(fd, buffer, filled, bytes - filled, filled);
+      if (n === 0) break;
+      filled += n;
+    }
+    return buffer.subarray(0, filled);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 function decode(bytes: Buffer): { text: string; note: string } {
   try {
-    return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes), note: '' };
+    return { text: strictUtf8.decode(bytes), note: '' };
   } catch {
     return { text: bytes.toString('latin1'), note: '[file is not valid UTF-8; shown decoded as Latin-1]\n' };
   }
@@ -41,22 +49,22 @@ export const readFileTool = defineTool({
     limit: z.number().int().min(1).optional().describe(`Maximum number of lines to return (default ${DEFAULT_LIMIT})`),
   }),
   async handler(input, ctx) {
-    const file = await resolveInWorkspace(ctx.workspace, input.path);
+    const file = resolveInWorkspace(ctx.workspace, input.path);
     const shown = displayPath(ctx.workspace, file);
-    const info = await stat(file).catch(() => null);
+    const info = statSync(file, { throwIfNoEntry: false });
     if (!info) throw new ToolFailure(`file not found: ${shown}`);
     if (info.isDirectory()) throw new ToolFailure(`${shown} is a directory; use glob to list files`);
     if (!info.isFile()) throw new ToolFailure(`${shown} is not a regular file`);
     if (info.size === 0) return text(`(${shown} is empty)`);
     const mimeType = IMAGE_TYPES[path.extname(file).toLowerCase()];
     if (mimeType && info.size <= MAX_IMAGE_BYTES) {
-      const data = await readHead(file, info.size);
+      const data = readAll(file, info.size);
       return { content: [{ type: 'image', data: data.toString('base64'), mimeType }] };
     }
     if (info.size > MAX_FILE_BYTES) {
       throw new ToolFailure(`${shown} is ${info.size} bytes, over the ${MAX_FILE_BYTES}-byte limit; read it with bash (head, sed -n) or grep`);
     }
-    const bytes = await readHead(file, info.size);
+    const bytes = readAll(file, info.size);
     if (bytes.subarray(0, 8192).includes(0)) {
       throw new ToolFailure(`${shown} looks binary (${info.size} bytes, contains NUL bytes); not shown`);
     }

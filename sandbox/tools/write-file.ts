@@ -12,7 +12,7 @@ export const writeFileTool = defineTool({
     content: z.string().describe('The complete new content of the file'),
   }),
   async handler(input, ctx) {
-    const file = await resolveInWorkspace(ctx.workspace, input.path);
+    const file = resolveInWorkspace(ctx.workspace, input.path);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, input.content);
     return text(`wrote ${Buffer.byteLength(input.content)} bytes to ${displayPath(ctx.workspace, file)}`);
