@@ -1,0 +1,168 @@
+/**
+ * Daemon figures, one JSON line each, every one beside a baseline measured in the same
+ * run: catch-up subscribe over the socket (vs reading the same log in-process), daemon
+ * start to ready and `agentd stdio` attach (vs a bare node start that does the same
+ * socket work), idle RSS (vs a bare node process).
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { PROTOCOL_VERSION } from '../protocol/index.js';
+import { connect } from '../clients/lib/index.js';
+import { LevelSessionLog } from '../daemon/log/index.js';
+import { AGENTD_BIN, startDaemon, tempHome } from '../test/support/daemon.js';
+import { printFigure, sampleEvent } from './log.js';
+
+const CATCH_UP_EVENTS = 200_000;
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function summary(samples: number[]): { p50: number; p95: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50: round(quantile(sorted, 0.5)), p95: round(quantile(sorted, 0.95)) };
+}
+
+function round(n: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+const INIT_FRAME = (() => {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: PROTOCOL_VERSION, clientInfo: { name: 'bench' } } });
+  return `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+})();
+
+/** Spawns a process, writes the initialize frame, resolves (ms) when a response frame comes back. */
+function timeToFirstFrame(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    child.stdin.write(INIT_FRAME);
+    child.stdout.once('data', () => {
+      const ms = performance.now() - started;
+      child.stdin.end();
+      child.kill();
+      resolve(ms);
+    });
+    child.on('error', reject);
+  });
+}
+
+/** The baseline for attach: a bare node that dials the same socket and does the same exchange. */
+const BARE_DIAL = `
+const s = require('net').connect(process.env.SOCK);
+process.stdin.pipe(s); s.pipe(process.stdout);
+`;
+
+export async function benchStartup(runs = 15): Promise<void> {
+  const starts: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const daemon = await startDaemon();
+    starts.push(performance.now() - t0);
+    await daemon.dispose();
+    const t1 = performance.now();
+    await new Promise((r) => spawn(process.execPath, ['-e', '0']).on('exit', r));
+    bare.push(performance.now() - t1);
+  }
+  const s = summary(starts);
+  const b = summary(bare);
+  printFigure({ bench: 'daemon.start_to_ready', unit: 'ms', ...s, baseline: 'bare node start to exit', baselineP50: b.p50, ratio: round(s.p50 / b.p50), target: 'p50 < 300 ms' });
+}
+
+export async function benchAttach(runs = 30): Promise<void> {
+  const daemon = await startDaemon();
+  try {
+    const env = { ...process.env, AGENTD_HOME: daemon.layout.home, SOCK: daemon.layout.socket };
+    const attach: number[] = [];
+    const bare: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      attach.push(await timeToFirstFrame(process.execPath, [AGENTD_BIN, 'stdio'], env));
+      bare.push(await timeToFirstFrame(process.execPath, ['-e', BARE_DIAL], env));
+    }
+    const a = summary(attach);
+    const b = summary(bare);
+    printFigure({ bench: 'stdio.attach', unit: 'ms', ...a, baseline: 'bare node dialing the socket', baselineP50: b.p50, ratio: round(a.p50 / b.p50), overheadP50: round(a.p50 - b.p50), target: 'p50 < 50 ms' });
+    // Idle RSS: the daemon after start and the attaches above, against a bare node process.
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle = rssBytes(daemon.proc.pid!);
+    const idleNode = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+    await new Promise((r) => setTimeout(r, 500));
+    const bareRss = rssBytes(idleNode.pid!);
+    idleNode.kill();
+    printFigure({ bench: 'daemon.idle_rss', unit: 'MB', rss: round(idle / 1048576, 1), baseline: 'bare idle node', baselineRss: round(bareRss / 1048576, 1), ratio: round(idle / bareRss), target: '<= 80 MB' });
+  } finally {
+    await daemon.dispose();
+  }
+}
+
+function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+export async function benchCatchUp(): Promise<void> {
+  const layout = tempHome();
+  // Fill the log directly (the daemon is not running yet), in large batches.
+  const log = await LevelSessionLog.open(layout.db);
+  const sessionId = 's_benchcatchup0000000';
+  await log.create({ sessionId, createdAt: Date.now(), updatedAt: Date.now(), workspace: '/tmp', status: 'idle' }, [{ type: 'session.created', data: {} }]);
+  for (let i = 1; i < CATCH_UP_EVENTS; i += 5000) {
+    await log.append(sessionId, Array.from({ length: Math.min(5000, CATCH_UP_EVENTS - i) }, (_, j) => sampleEvent(200, i + j)));
+  }
+  // Baseline: reading the same events in-process, page by page.
+  const t0 = performance.now();
+  let read = 0;
+  for (let from: number | undefined = 0; from !== undefined; ) {
+    const page: { events: unknown[]; next?: number } = await log.read(sessionId, { from, limit: 1000 });
+    read += page.events.length;
+    from = page.next;
+  }
+  const inProcess = read / ((performance.now() - t0) / 1000);
+  await log.close();
+
+  const daemon = await startDaemon({ layout });
+  try {
+    const client = await connect({ layout, clientName: 'bench', autostart: false });
+    let received = 0;
+    const t1 = performance.now();
+    await new Promise<void>((resolve) => {
+      void client.subscribe(sessionId, 0, {
+        onEvents: (events) => {
+          received += events.length;
+          if (received >= CATCH_UP_EVENTS) resolve();
+        },
+      });
+    });
+    const overSocket = received / ((performance.now() - t1) / 1000);
+    client.close();
+    printFigure({
+      bench: 'subscribe.catch_up',
+      unit: 'events/s',
+      events: CATCH_UP_EVENTS,
+      eventsPerSec: Math.round(overSocket),
+      baseline: 'in-process paged read of the same log',
+      baselineEventsPerSec: Math.round(inProcess),
+      ratio: round(overSocket / inProcess),
+      target: '>= 100,000 events/s',
+    });
+  } finally {
+    await daemon.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  await benchCatchUp();
+  await benchStartup();
+  await benchAttach();
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
+  main().catch((error) => {
+    process.stderr.write(`${(error as Error).stack}\n`);
+    process.exitCode = 1;
+  });
+}

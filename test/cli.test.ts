@@ -1,0 +1,122 @@
+/** The agentd command as a user runs it: human output, --json, exit codes, messages that say what to do. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
+
+describe('agentd CLI', () => {
+  it('prints its version and help, and rejects unknown commands with exit 2', async () => {
+    const layout = tempHome();
+    const version = await runAgentd(layout, ['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+    const help = await runAgentd(layout, ['--help']);
+    assert.equal(help.code, 0);
+    for (const command of ['daemon', 'stdio', 'status', 'stop', 'sessions', 'log']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
+    const unknown = await runAgentd(layout, ['frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command frobnicate/);
+    const badFlag = await runAgentd(layout, ['log', 's_x', '--from', 'minus-one']);
+    assert.equal(badFlag.code, 2);
+    assert.match(badFlag.stderr, /--from must be a non-negative integer/);
+  });
+
+  it('reports a daemon that is not running with exit 3, without starting one', async () => {
+    const layout = tempHome();
+    const status = await runAgentd(layout, ['status', '--json']);
+    assert.equal(status.code, 3);
+    assert.equal(JSON.parse(status.stdout).running, false);
+    const stop = await runAgentd(layout, ['stop']);
+    assert.equal(stop.code, 0);
+    assert.match(stop.stdout, /no agentd daemon is running/);
+  });
+
+  it('creates a session, prompts it and prints its log, human and --json', async () => {
+    const layout = tempHome();
+    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    try {
+      const created = await runAgentd(layout, ['new', '--workspace', workspace, '--title', 'cli test']);
+      assert.equal(created.code, 0, created.stderr);
+      const sessionId = created.stdout.trim();
+      assert.match(sessionId, /^s_[0-9a-z]+$/);
+      const prompted = await runAgentd(layout, ['prompt', sessionId, 'hello', 'there']);
+      assert.match(prompted.stdout, /user message at seq 1/);
+      const human = await runAgentd(layout, ['log', sessionId]);
+      assert.match(human.stdout, /^\s+0 .*session\.created/m);
+      assert.match(human.stdout, /^\s+1 .*user\.message\s+hello there$/m);
+      const json = await runAgentd(layout, ['log', sessionId, '--from', '1', '--to', '2', '--json']);
+      const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      assert.deepEqual(lines.map((e) => [e.seq, e.type, e.data.content]), [[1, 'user.message', 'hello there']]);
+      const list = JSON.parse((await runAgentd(layout, ['sessions', '--json'])).stdout);
+      assert.equal(list.sessions[0].sessionId, sessionId);
+      assert.equal(list.sessions[0].status, 'queued');
+      const status = JSON.parse((await runAgentd(layout, ['status', '--json'])).stdout);
+      assert.equal(status.running, true);
+      assert.equal(status.counts.sessions, 1);
+    } finally {
+      await runAgentd(layout, ['stop']);
+    }
+  });
+
+  it('says what went wrong, on stderr with exit 1, for an unknown session', async () => {
+    const layout = tempHome();
+    try {
+      const result = await runAgentd(layout, ['log', 's_0000000000nosuchsess']);
+      assert.equal(result.code, 1);
+      assert.equal(result.stdout, '');
+      assert.match(result.stderr, /unknown session s_0000000000nosuchsess \(SessionNotFound -33001\)/);
+    } finally {
+      await runAgentd(layout, ['stop']);
+    }
+  });
+
+  it('stores a vault value from stdin, never argv, and never shows it again', async () => {
+    const layout = tempHome();
+    try {
+      const set = await runAgentd(layout, ['vault', 'set', 'GITHUB_TOKEN', '--http', 'https://api.github.com', '--header', 'Authorization: Bearer {value}'], {
+        input: 'ghp_cli_secret_value\n',
+      });
+      assert.equal(set.code, 0, set.stderr);
+      const inArgv = await runAgentd(layout, ['vault', 'set', 'OTHER', 'the-secret']);
+      assert.equal(inArgv.code, 2);
+      assert.match(inArgv.stderr, /read from stdin/);
+      const list = await runAgentd(layout, ['vault', 'list', '--json']);
+      assert.deepEqual(JSON.parse(list.stdout).entries.map((e: { name: string }) => e.name), ['GITHUB_TOKEN']);
+      assert.doesNotMatch(list.stdout, /ghp_cli_secret_value/);
+      assert.equal((await runAgentd(layout, ['vault', 'delete', 'GITHUB_TOKEN'])).code, 0);
+      assert.match((await runAgentd(layout, ['vault', 'list'])).stdout, /the vault is empty/);
+    } finally {
+      await runAgentd(layout, ['stop']);
+    }
+  });
+
+  it('follows a log live with --follow until interrupted', async () => {
+    const layout = tempHome();
+    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    try {
+      const sessionId = (await runAgentd(layout, ['new', '--workspace', workspace])).stdout.trim();
+      const follower = spawn(process.execPath, [AGENTD_BIN, 'log', sessionId, '--follow', '--json'], {
+        env: { ...process.env, AGENTD_HOME: layout.home },
+      });
+      let out = '';
+      follower.stdout.on('data', (d) => (out += d));
+      const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number });
+      const until = async (n: number) => {
+        for (let i = 0; i < 500 && lines().length < n; i++) await new Promise((r) => setTimeout(r, 20));
+      };
+      await until(1);
+      await runAgentd(layout, ['prompt', sessionId, 'one']);
+      await runAgentd(layout, ['prompt', sessionId, 'two']);
+      await until(3);
+      follower.kill('SIGINT');
+      const code = await new Promise((r) => follower.on('close', r));
+      assert.equal(code, 0);
+      assert.deepEqual(lines().map((e) => e.seq), [0, 1, 2]);
+    } finally {
+      await runAgentd(layout, ['stop']);
+    }
+  });
+});

@@ -1,0 +1,59 @@
+/** The committed JSON Schema is the code's, and the layers import only what the design allows. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { protocolJsonSchema } from '../protocol/schema.js';
+import { ClientRequests, DaemonMessages, EVENT_TYPES } from '../protocol/index.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+function sources(dir: string): string[] {
+  return readdirSync(join(root, dir)).flatMap((name) => {
+    const path = join(root, dir, name);
+    if (statSync(path).isDirectory()) return sources(relative(root, path));
+    return name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+function imports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g)].map((m) => m[1]!);
+}
+
+describe('protocol schema', () => {
+  it('matches the committed protocol/schema/agentd.schema.json (run `npm run schema` after changing the protocol)', () => {
+    const committed = JSON.parse(readFileSync(join(root, 'protocol/schema/agentd.schema.json'), 'utf8'));
+    assert.deepEqual(committed, JSON.parse(JSON.stringify(protocolJsonSchema())));
+  });
+
+  it('describes every method and event type', () => {
+    const schema = protocolJsonSchema() as { methods: Record<string, unknown>; eventData: Record<string, unknown> };
+    assert.deepEqual(Object.keys(schema.methods).sort(), [...Object.keys(ClientRequests), ...Object.keys(DaemonMessages)].sort());
+    assert.deepEqual(Object.keys(schema.eventData).sort(), [...EVENT_TYPES].sort());
+  });
+});
+
+describe('layering', () => {
+  const insideProtocol = (spec: string, file: string) => resolve(dirname(file), spec).startsWith(join(root, 'protocol') + sep);
+  const allowed: Record<string, (spec: string, file: string) => boolean> = {
+    // The wire contract stands alone: zod, vscode-jsonrpc and itself.
+    protocol: (s, f) => s === 'zod' || s === 'vscode-jsonrpc' || (s.startsWith('.') && insideProtocol(s, f)),
+    // The sandbox knows neither the daemon nor the clients.
+    sandbox: (s) => !/(^|\/)(daemon|clients)\//.test(s),
+    // Clients speak the protocol; they never reach into the daemon.
+    clients: (s) => !/(^|\/)daemon\//.test(s),
+    // Nothing imports clients/ except the composition root (bin/) and tests.
+    daemon: (s) => !/(^|\/)clients\//.test(s),
+  };
+  for (const [dir, ok] of Object.entries(allowed)) {
+    it(`${dir}/ imports only what the design allows`, () => {
+      for (const file of sources(dir)) {
+        for (const spec of imports(file)) {
+          assert.ok(ok(spec, file), `${relative(root, file)} imports ${spec}`);
+        }
+      }
+    });
+  }
+});
