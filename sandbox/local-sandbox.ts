@@ -81,6 +81,7 @@ class LocalSandbox implements Sandbox {
   private toolList: Promise<ToolDefinition[]> | null = null;
   private stderr = '';
   private readonly inFlight = new Set<() => void>(); // resolvers that report sandbox_lost to pending calls
+  private connectionLost = false; // the host's stdio closed; its exit may be reported a moment later
 
   constructor(
     readonly id: string,
@@ -92,6 +93,10 @@ class LocalSandbox implements Sandbox {
     child.stderr.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL);
     });
+    client.onclose = () => {
+      this.connectionLost = true;
+      if (!this.closing) this.killAll(); // a host that cannot answer is dead: make sure its tree is too
+    };
     this.ended = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
         const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
@@ -113,7 +118,9 @@ class LocalSandbox implements Sandbox {
 
   async execute(name: string, input: Record<string, unknown>, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ToolResult> {
     const started = performance.now();
-    if (this.endReason !== null) return failure('sandbox_lost', `the sandbox is gone (${this.endReason}); a new one must be provisioned`, started);
+    if (this.endReason !== null || this.connectionLost) {
+      return failure('sandbox_lost', `the sandbox is gone (${this.endReason ?? 'its host stopped answering'}); a new one must be provisioned`, started);
+    }
     if (options.signal?.aborted) return failure('interrupted', 'interrupted before it started', started);
     // Only cancellable calls pay for an AbortController and listeners (the warm path stays lean).
     const abort = options.signal || options.timeoutMs ? new AbortController() : null;
@@ -137,8 +144,8 @@ class LocalSandbox implements Sandbox {
     } catch (error) {
       if (stopped === 'timeout') return failure('timeout', `${name} timed out after ${options.timeoutMs} ms and was stopped`, started);
       if (stopped === 'interrupted') return failure('interrupted', `${name} was interrupted`, started);
-      if (this.endReason !== null || this.child.exitCode !== null) {
-        return failure('sandbox_lost', `the sandbox died during the call (${this.endReason ?? 'host exited'})`, started);
+      if (this.endReason !== null || this.connectionLost) {
+        return failure('sandbox_lost', `the sandbox died during the call (${this.endReason ?? 'the connection to its host closed'})`, started);
       }
       return failure('tool_error', `${name} failed: ${(error as Error).message}`, started);
     } finally {
