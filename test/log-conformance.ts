@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { LogError } from '../daemon/log/session-log.js';
 import type { NewEvent, SessionLog, SessionMeta, StoredEvent, SubscriptionEnd } from '../daemon/log/session-log.js';
 
+/** A lost or repeated event shows up as a wait that never ends: fail it instead of hanging. */
+const HANG_GUARD_MS = 30_000;
+
 export type SessionLogFactory = () => Promise<SessionLog>;
 
 function meta(sessionId: string, extra: Record<string, unknown> = {}): SessionMeta {
@@ -260,7 +263,7 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
     });
 
     describe('subscribe', () => {
-      it('catches up in batches, then follows live appends', () =>
+      it('catches up in batches, then follows live appends', { timeout: HANG_GUARD_MS }, () =>
         withLog(factory, async (log) => {
           await log.create(meta('s_s'), events(100));
           const sizes: number[] = [];
@@ -279,7 +282,7 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.deepEqual(await sub.ended, { reason: 'closed', next: 108 });
         }));
 
-      it('clamps from past the head to the head', () =>
+      it('clamps from past the head to the head', { timeout: HANG_GUARD_MS }, () =>
         withLog(factory, async (log) => {
           await log.create(meta('s_h'), events(3));
           const collector = new Collector();
@@ -291,7 +294,7 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.equal((await sub.ended).next, 5);
         }));
 
-      it('has no gap or duplicate while appends race the hand-off (50 runs)', () =>
+      it('has no gap or duplicate while appends race the hand-off (50 runs)', { timeout: HANG_GUARD_MS }, () =>
         withLog(factory, async (log) => {
           for (let run = 0; run < 50; run++) {
             const id = `s_race${String(run).padStart(2, '0')}`;
@@ -320,7 +323,7 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           }
         }));
 
-      it('ends with overflow and the resume point when the listener never finishes', () =>
+      it('ends with overflow and the resume point when the listener never finishes', { timeout: HANG_GUARD_MS }, () =>
         withLog(factory, async (log) => {
           await log.create(meta('s_o'), events(5));
           let delivered = 0;
@@ -346,7 +349,7 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           again.close();
         }));
 
-      it('ends with error when the listener throws, resuming at the failed batch', () =>
+      it('ends with error when the listener throws, resuming at the failed batch', { timeout: HANG_GUARD_MS }, () =>
         withLog(factory, async (log) => {
           await log.create(meta('s_e'), events(10));
           const sub = await log.subscribe('s_e', 0, (batch) => {
@@ -358,7 +361,7 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.equal(end.reason === 'error' ? end.error.message : '', 'listener broke');
         }));
 
-      it('delivers nothing after close and settles ended once', () =>
+      it('delivers nothing after close and settles ended once', { timeout: HANG_GUARD_MS }, () =>
         withLog(factory, async (log) => {
           await log.create(meta('s_x'), events(3));
           let batches = 0;
