@@ -86,8 +86,9 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-// Only as a child process: the tests import the helpers above.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// Only as a child process with a directory: the tests import the helpers above, and
+// `node --test dist/test/` also runs this file bare, where it must do nothing.
+if (process.argv[1] !== undefined && process.argv[2] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((error: unknown) => {
     print({ error: { kind: error instanceof LogError ? error.kind : 'unexpected', message: String(error) } });
     process.exit(1);
