@@ -1,7 +1,7 @@
 // Escape attempts against each isolation level this machine offers, and the no-silent-downgrade rule.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -139,3 +139,24 @@ for (const level of levels) {
     }
   });
 }
+
+describe('extra binds (the later credential-proxy socket)', () => {
+  it('exposes a read-only bind unwritable and a read-write bind writable, at the same path', async () => {
+    const pg = makePlayground();
+    const ro = path.join(pg.root, 'ro');
+    const rw = path.join(pg.root, 'rw');
+    mkdirSync(ro);
+    mkdirSync(rw);
+    writeFileSync(path.join(ro, 'given.txt'), 'given');
+    const sb = await provider.provision({ sessionId: 'binds', workspace: pg.workspace, isolation: 'bwrap', binds: [{ path: ro, readOnly: true }, { path: rw, readOnly: false }] });
+    try {
+      const r = await bash(sb, `cat ${ro}/given.txt; echo; echo x > ${ro}/new.txt; echo made > ${rw}/made.txt && echo rw-ok`);
+      assert.match(textOf(r), /^given\n[\s\S]*Read-only file system[\s\S]*rw-ok/);
+      assert.equal(existsSync(path.join(ro, 'new.txt')), false);
+      assert.equal(existsSync(path.join(rw, 'made.txt')), true);
+    } finally {
+      await sb.close();
+      pg.cleanup();
+    }
+  });
+});

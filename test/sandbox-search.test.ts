@@ -5,12 +5,13 @@ import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findExecutable } from '../sandbox/isolation/probe.js';
+import { createLocalProvider } from '../sandbox/provider.js';
 import type { Shell, ToolContext } from '../sandbox/tools/define.js';
 import { globTool } from '../sandbox/tools/glob.js';
 import { grepTool } from '../sandbox/tools/grep.js';
 import { resolveInWorkspace } from '../sandbox/tools/paths.js';
 import { globToRegExp } from '../sandbox/tools/walk.js';
-import { makePlayground, type Playground } from './support/sandbox-fixtures.js';
+import { makePlayground, textOf, type Playground } from './support/sandbox-fixtures.js';
 
 const noShell: Shell = { run: () => Promise.reject(new Error('no shell in this test')) };
 
@@ -99,5 +100,28 @@ describe('grep: ripgrep and the built-in fallback agree', () => {
   it('glob lists the same tree', async () => {
     const out = await globTool.handler({ pattern: '**/*' }, ctx(null));
     assert.deepEqual(out.content, [{ type: 'text', text: '.hidden.txt\nbin.dat\nempty.txt\nsrc/a.ts\nsrc/deep/b.ts\nsrc/deep/c.md' }]);
+  });
+});
+
+describe('grep inside real sandboxes, with and without ripgrep on PATH', () => {
+  it('gives the same answers from the built-in search when rg is not on PATH', async () => {
+    const pg = makePlayground();
+    mkdirSync(path.join(pg.workspace, 'src'));
+    writeFileSync(path.join(pg.workspace, 'src/x.ts'), 'const wanted = 1;\nconst other = 2;\n');
+    writeFileSync(path.join(pg.workspace, 'notes.md'), 'wanted: yes\n');
+    const provider = createLocalProvider();
+    const withRg = await provider.provision({ sessionId: 'rg', workspace: pg.workspace });
+    const withoutRg = await provider.provision({ sessionId: 'nog', workspace: pg.workspace, env: { PATH: '/nonexistent' } });
+    try {
+      assert.match(textOf(await withoutRg.execute('bash', { command: 'command -v rg || echo no-rg' })), /no-rg/);
+      for (const input of [{ pattern: 'wanted' }, { pattern: 'want(ed)?', glob: '*.ts' }, { pattern: 'nothing' }]) {
+        const a = await withRg.execute('grep', input);
+        const b = await withoutRg.execute('grep', input);
+        assert.deepEqual(b.content, a.content, JSON.stringify(input));
+      }
+    } finally {
+      await Promise.all([withRg.close(), withoutRg.close()]);
+      pg.cleanup();
+    }
   });
 });

@@ -101,7 +101,7 @@ export class PtyShell implements Shell {
     });
     this.pty = pty;
     const ready = marker('READY', randomBytes(8).toString('hex'));
-    pty.write(`stty -echo -onlcr 2>/dev/null; PS0=''; unset PROMPT_COMMAND; set +o history; printf '%s\\n' ${ready.shell}\n`);
+    pty.write(`command -p stty -echo -onlcr 2>/dev/null; PS0=''; unset PROMPT_COMMAND; set +o history; printf '%s\\n' ${ready.shell}\n`);
     const seen = await this.waitFor(`${ready.seen}\n`, 5_000);
     if (!seen) {
       this.stopShell();
