@@ -109,7 +109,10 @@ export class LevelSessionLog implements SessionLog {
     checkSessionId(sessionId);
     checkEvents(events);
     if (metaPatch !== undefined) checkPatch(metaPatch);
-    const state = await this.existing(sessionId, true);
+    let state = await this.existing(sessionId, true);
+    // Re-checked after the last await, in the tick of the enqueue: a batch failure landing
+    // in between leaves the cached head stale.
+    while (!state.valid) state = await this.existing(sessionId, true);
     if (events.length === 0 && metaPatch === undefined) return [];
     const first = state.head;
     // Everything that can throw runs before the state moves, so a bad call changes nothing.
@@ -163,7 +166,8 @@ export class LevelSessionLog implements SessionLog {
   private async patchMetaNow(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta> {
     checkSessionId(sessionId);
     checkPatch(patch);
-    const state = await this.existing(sessionId, true);
+    let state = await this.existing(sessionId, true);
+    while (!state.valid) state = await this.existing(sessionId, true);
     const meta = mergeMeta(state.meta, patch, Date.now());
     state.meta = meta;
     await this.commit(sessionId, state, state.head, [{ type: 'put', key: metaKey(sessionId), value: JSON.stringify(meta) }], [], meta);
@@ -187,7 +191,8 @@ export class LevelSessionLog implements SessionLog {
         }
       }
     } catch (cause) {
-      throw cause instanceof LogError ? cause : storageError(cause, 'read');
+      // A throwing filter is the caller's error, not the store's.
+      throw isLevelError(cause) ? storageError(cause, 'read') : cause;
     } finally {
       await it.close();
     }
@@ -349,4 +354,8 @@ export class LevelSessionLog implements SessionLog {
   private checkOpen(): void {
     if (this.closing) throw new LogError('closed', 'session log is closed');
   }
+}
+
+function isLevelError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && String((error as { code: unknown }).code).startsWith('LEVEL_');
 }
