@@ -59,7 +59,7 @@ export class LevelSessionLog implements SessionLog {
     private readonly db: ClassicLevel<string, string>,
     options: LevelLogOptions,
   ) {
-    const write: BatchWriter = (ops) => this.db.batch(ops, { sync: true });
+    const write: BatchWriter = (ops) => this.writeSynced(ops);
     this.commits = new GroupCommit(options.wrapWrite ? options.wrapWrite(write) : write, (ids) => this.forget(ids));
   }
 
@@ -212,6 +212,21 @@ export class LevelSessionLog implements SessionLog {
       await this.db.close();
     })();
     return this.closing;
+  }
+
+  /**
+   * One synced LevelDB write. A chained batch costs about a quarter of the CPU of
+   * db.batch(array) here (no per-op option spreading), which is most of an append's cost.
+   */
+  private async writeSynced(ops: BatchPut[]): Promise<void> {
+    const batch = this.db.batch();
+    try {
+      for (const op of ops) batch.put(op.key, op.value);
+    } catch (error) {
+      await batch.close();
+      throw error;
+    }
+    await batch.write({ sync: true });
   }
 
   /** Admits a write unless closing, and tracks it so close() can wait for it. */
