@@ -42,6 +42,8 @@ class LiveSubscription implements Subscription {
   push(events: readonly StoredEvent[]): void {
     if (this.done) return;
     for (const event of events) this.buffer.push(event);
+    // Events the catch-up already delivered do not count as waiting.
+    this.dropDelivered();
     if (this.pending() > this.limits.maxPending) {
       this.end({ reason: 'overflow', next: this.next });
       return;
