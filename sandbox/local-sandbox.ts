@@ -164,10 +164,11 @@ class LocalSandbox implements Sandbox {
       await this.ended;
       clearTimeout(grace);
     }
-    this.killAll(); // whatever is left in the host's process group
   }
 
+  /** SIGKILLs the host's process group; only while the host is unreaped, so the group id cannot have been reused. */
   private killAll(): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     try {
       process.kill(-this.child.pid!, 'SIGKILL');
     } catch {

@@ -1,6 +1,6 @@
 // Sandboxes as cattle: interrupt, time out, die mid-call, get replaced, and run fifty at once.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { createLocalProvider } from '../sandbox/provider.js';
@@ -98,7 +98,7 @@ describe('sandbox lifecycle', () => {
     const sandboxes = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
         const workspace = path.join(pg.root, `ws-${i}`);
-        await import('node:fs/promises').then((fs) => fs.mkdir(workspace));
+        mkdirSync(workspace);
         return provider.provision({ sessionId: `many-${i}`, workspace, env: { AGENTD_TEST_TAG: pg.tag } });
       }),
     );

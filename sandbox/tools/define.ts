@@ -1,6 +1,5 @@
 import { z } from 'zod';
-
-export type ToolContent = { type: 'text'; text: string } | { type: 'image'; data: string; mimeType: string };
+import type { ToolContent } from '../provider.js';
 
 /** What a built-in tool returns; `timeout` marks a result cut short by the tool's own time limit. */
 export interface ToolOutput {
