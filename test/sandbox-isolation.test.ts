@@ -111,6 +111,11 @@ for (const level of levels) {
       assert.equal(connections, 0);
     });
 
+    it('reaps orphaned processes instead of leaving zombies', async () => {
+      const r = await bash(sb, '(sleep 0.1 &); (sleep 0.1 &); sleep 0.5; ps -eo stat= | grep -c "^Z" || true', 10_000);
+      assert.equal(textOf(r), '0\n[exit code: 0]');
+    });
+
     if (level === 'bwrap') {
       it('cannot see the data dir, the home directory or other workspaces', async () => {
         const r = await bash(sb, `cat ${pg.markerFile}; ls ${pg.dataDir}; ls ${path.dirname(pg.workspace)}; ls -a $HOME /root 2>&1; ls /work 2>&1; echo end`);

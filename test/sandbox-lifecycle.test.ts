@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { createLocalProvider } from '../sandbox/provider.js';
+import { createLocalProvider, probeIsolation, type IsolationLevel } from '../sandbox/provider.js';
 import { bash, hostPid, makePlayground, processesTagged, textOf, waitUntilGone } from './support/sandbox-fixtures.js';
 
 const provider = createLocalProvider();
+const report = await probeIsolation();
+const levels = (['bwrap', 'namespaces', 'none'] as IsolationLevel[]).filter((l) => report.levels[l].ok);
 
 describe('sandbox lifecycle', () => {
   it('an aborted call resolves as interrupted and kills the command with its background jobs', async () => {
@@ -44,32 +46,34 @@ describe('sandbox lifecycle', () => {
     }
   });
 
-  it('kill -9 of the host mid-call gives sandbox_lost, and a fresh sandbox on the same workspace works', async () => {
-    const pg = makePlayground();
-    const sb = await provider.provision({ sessionId: 'lost', workspace: pg.workspace, env: { AGENTD_TEST_TAG: pg.tag } });
-    await bash(sb, 'echo persisted > kept.txt; export SHELL_STATE=old');
-    const call = sb.execute('bash', { command: 'echo started > started.txt; sleep 1000' });
-    await waitFor(() => readFileOr(path.join(pg.workspace, 'started.txt')) !== '');
-    const killedAt = performance.now();
-    process.kill(hostPid(pg.tag), 'SIGKILL');
-    const r = await withDeadline(call, 10_000);
-    const took = performance.now() - killedAt;
-    assert.equal(r.isError, true);
-    assert.equal(r.errorKind, 'sandbox_lost');
-    console.log(`# sandbox_lost reported ${took.toFixed(0)} ms after kill -9 (target: within 1000 ms)`);
-    const ended = await withDeadline(sb.ended, 10_000);
-    assert.match(ended.reason, /sandbox host (exited|killed)/);
-    assert.equal((await bash(sb, 'echo too late')).errorKind, 'sandbox_lost');
-    assert.deepEqual(await waitUntilGone(pg.tag), []);
+  for (const level of levels) {
+    it(`kill -9 of the host mid-call gives sandbox_lost, and a fresh sandbox on the same workspace works (${level})`, async () => {
+      const pg = makePlayground();
+      const sb = await provider.provision({ sessionId: 'lost', workspace: pg.workspace, isolation: level, env: { AGENTD_TEST_TAG: pg.tag } });
+      await bash(sb, 'echo persisted > kept.txt; export SHELL_STATE=old');
+      const call = sb.execute('bash', { command: 'echo started > started.txt; sleep 1000' });
+      await waitFor(() => readFileOr(path.join(pg.workspace, 'started.txt')) !== '');
+      const killedAt = performance.now();
+      process.kill(hostPid(pg.tag), 'SIGKILL');
+      const r = await withDeadline(call, 10_000);
+      const took = performance.now() - killedAt;
+      assert.equal(r.isError, true);
+      assert.equal(r.errorKind, 'sandbox_lost');
+      console.log(`# ${level}: sandbox_lost reported ${took.toFixed(0)} ms after kill -9 (target: within 1000 ms)`);
+      const ended = await withDeadline(sb.ended, 10_000);
+      assert.match(ended.reason, /sandbox host (exited|killed)/);
+      assert.equal((await bash(sb, 'echo too late')).errorKind, 'sandbox_lost');
+      assert.deepEqual(await waitUntilGone(pg.tag), []);
 
-    const fresh = await provider.provision({ sessionId: 'lost', workspace: pg.workspace });
-    try {
-      assert.equal(textOf(await bash(fresh, 'cat kept.txt; echo "[$SHELL_STATE]"')), 'persisted\n[]\n[exit code: 0]');
-    } finally {
-      await fresh.close();
-      pg.cleanup();
-    }
-  });
+      const fresh = await provider.provision({ sessionId: 'lost', workspace: pg.workspace, isolation: level });
+      try {
+        assert.equal(textOf(await bash(fresh, 'cat kept.txt; echo "[$SHELL_STATE]"')), 'persisted\n[]\n[exit code: 0]');
+      } finally {
+        await fresh.close();
+        pg.cleanup();
+      }
+    });
+  }
 
   it('close ends the sandbox cleanly and later calls are sandbox_lost', async () => {
     const pg = makePlayground();

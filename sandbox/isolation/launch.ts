@@ -63,7 +63,12 @@ export function buildLaunch(plan: LaunchPlan): Launch {
     case 'bwrap':
       return { command: findExecutable('bwrap') ?? 'bwrap', args: bwrapArgs(plan), cwd: plan.workspace };
     case 'namespaces':
-      return { command: findExecutable('unshare') ?? 'unshare', args: [...unshareFlags(), '--', process.execPath, plan.hostEntry], cwd: plan.workspace };
+      // sh as pid 1 of the new namespace reaps orphaned processes (node would leave them as zombies).
+      return {
+        command: findExecutable('unshare') ?? 'unshare',
+        args: [...unshareFlags(), '--', '/bin/sh', '-c', 'exec 3<&0; "$0" "$1" <&3 3<&- & wait $!', process.execPath, plan.hostEntry],
+        cwd: plan.workspace,
+      };
     case 'none':
       return { command: process.execPath, args: [plan.hostEntry], cwd: plan.workspace };
   }

@@ -75,7 +75,7 @@ export function processesTagged(tag: string): number[] {
 export function hostPid(tag: string): number {
   for (const pid of processesTagged(tag)) {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (cmdline.some((arg) => arg.endsWith(path.join('sandbox', 'host', 'main.js'))) && !cmdline.some((a) => a.endsWith('bwrap') || a.endsWith('unshare'))) return pid;
+    if (cmdline[0] === process.execPath && cmdline[1]?.endsWith(path.join('sandbox', 'host', 'main.js'))) return pid;
   }
   throw new Error(`no host process tagged ${tag}`);
 }
