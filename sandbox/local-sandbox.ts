@@ -108,6 +108,20 @@ class LocalSandbox implements Sandbox {
     });
   }
 
+  /** After a failed start: how the host ended, with its stderr, once its streams are drained (bounded wait). */
+  async startupFailure(): Promise<string | null> {
+    if (this.child.pid === undefined) return null;
+    const drained = new Promise<boolean>((resolve) => {
+      if (this.child.stdout.closed && this.child.stderr.closed && this.child.exitCode !== null) resolve(true);
+      this.child.once('close', () => resolve(true));
+      setTimeout(() => resolve(false), 1_000).unref();
+    });
+    if (!(await drained)) return null;
+    const how = this.child.signalCode ? `killed by ${this.child.signalCode}` : `exited with code ${this.child.exitCode}`;
+    const stderr = this.stderr.trim();
+    return `${how}${stderr ? `: ${stderr.slice(-500)}` : ''}`;
+  }
+
   tools(): Promise<ToolDefinition[]> {
     this.toolList ??= this.client.listTools().then((r) =>
       r.tools.map((t) => ({ name: t.name, description: t.description ?? '', inputSchema: t.inputSchema as Record<string, unknown> })),
@@ -211,19 +225,18 @@ export async function provisionLocal(spec: SandboxSpec, available: Promise<Isola
   const client = new Client({ name: 'agentd', version: '0.1.0' });
   const sandbox = new LocalSandbox(id, level, warnings, child, client);
   const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
-  const died = sandbox.ended.then((e) => Promise.reject(new Error(`the sandbox host did not start: ${e.reason}`)));
   let timer: NodeJS.Timeout | undefined;
   const slow = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`the sandbox host did not answer within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
   });
   try {
-    await Promise.race([client.connect(new ChildProcessTransport(child)), spawnFailed, died, slow]);
+    await Promise.race([client.connect(new ChildProcessTransport(child)), spawnFailed, slow]);
   } catch (error) {
+    const exit = await sandbox.startupFailure();
     await sandbox.close();
-    throw error;
+    throw exit ? new Error(`the sandbox host did not start: ${exit}`) : error;
   } finally {
     clearTimeout(timer);
-    died.catch(() => undefined);
   }
   return sandbox;
 }

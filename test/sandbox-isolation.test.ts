@@ -164,4 +164,16 @@ describe('extra binds (the later credential-proxy socket)', () => {
       pg.cleanup();
     }
   });
+
+  it('fails provisioning with a clear reason when a bind does not exist', async () => {
+    const pg = makePlayground();
+    try {
+      await assert.rejects(
+        provider.provision({ sessionId: 'binds', workspace: pg.workspace, isolation: 'bwrap', binds: [{ path: path.join(pg.root, 'absent'), readOnly: true }] }),
+        /the sandbox host did not start: exited with code 1: bwrap: Can't find source path/,
+      );
+    } finally {
+      pg.cleanup();
+    }
+  });
 });
