@@ -9,7 +9,7 @@ import { ToolFailure, type ToolContext } from '../tools/define.js';
 import { builtinTools } from '../tools/index.js';
 import { PtyShell } from '../tools/shell.js';
 import { HOST_CONFIG_ENV, type HostConfig } from './config.js';
-import { SessionServers } from './session-servers.js';
+import type { SessionServers } from './session-servers.js';
 
 const OUTPUT_CAP = 30_000;
 
@@ -39,17 +39,23 @@ async function main(): Promise<void> {
   const workspace = realpathSync(config.workspace);
   const ripgrep = findOnPath('rg', env.PATH ?? '');
   const shell = new PtyShell(workspace, env, OUTPUT_CAP);
-  const servers = new SessionServers(config.mcpServers, env, workspace);
+  // The MCP client side is loaded only for sessions that have servers of their own.
+  const servers: SessionServers | null = config.mcpServers.length
+    ? new (await import('./session-servers.js')).SessionServers(config.mcpServers, env, workspace)
+    : null;
   const byName = new Map(builtinTools.map((t) => [t.name, t]));
 
   const server = new Server({ name: 'agentd-sandbox-host', version: '0.1.0' }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, async () => ({
-    tools: [...builtinTools.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema as { type: 'object' } })), ...(await servers.tools())],
+    tools: [...builtinTools.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema as { type: 'object' } })), ...(servers ? await servers.tools() : [])],
   }));
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const { name, arguments: args = {} } = request.params;
     try {
-      if (name.startsWith('mcp__')) return await servers.call(name, args, extra.signal);
+      if (name.startsWith('mcp__')) {
+        if (!servers) return errorResult(`unknown tool ${name}: this session has no MCP servers of its own`);
+        return await servers.call(name, args, extra.signal);
+      }
       const tool = byName.get(name);
       if (!tool) return errorResult(`unknown tool: ${name}`);
       const parsed = tool.input.safeParse(args);
@@ -72,7 +78,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     shell.close();
-    await servers.close();
+    await servers?.close();
     process.exit(0);
   };
   const transport = new StdioServerTransport();

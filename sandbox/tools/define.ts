@@ -45,8 +45,18 @@ export function defineTool<S extends z.ZodType>(tool: {
   input: S;
   handler: (input: z.infer<S>, ctx: ToolContext) => Promise<ToolOutput>;
 }): BuiltinTool<S> {
-  const { $schema: _ignored, ...inputSchema } = z.toJSONSchema(tool.input, { unrepresentable: 'any' }) as Record<string, unknown>;
-  return { ...tool, inputSchema };
+  let inputSchema: Record<string, unknown> | undefined;
+  return {
+    ...tool,
+    // Computed on first use: the host starts faster, and only lists tools when asked.
+    get inputSchema() {
+      if (!inputSchema) {
+        const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.input, { unrepresentable: 'any' }) as Record<string, unknown>;
+        inputSchema = schema;
+      }
+      return inputSchema;
+    },
+  };
 }
 
 export function text(value: string, isError = false): ToolOutput {
