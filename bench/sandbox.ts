@@ -168,25 +168,29 @@ async function warmExecute(): Promise<void> {
   await sb.close();
 }
 
-function treeRssKb(rootPids: number[]): number {
+/** Memory of the process trees under `rootPids`: RSS (shared pages counted in every process) and PSS (shared pages split). */
+function treeMemoryKb(rootPids: number[]): { rss: number; pss: number } {
   const children = new Map<number, number[]>();
-  const rss = new Map<number, number>();
-  for (const name of readdirNumeric('/proc')) {
+  for (const pid of readdirNumeric('/proc')) {
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(fields[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), name]);
-      rss.set(name, Number(fields[21]) * 4);
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
     } catch {
       // Gone.
     }
   }
-  let total = 0;
+  const total = { rss: 0, pss: 0 };
   const stack = [...rootPids];
   while (stack.length) {
     const pid = stack.pop()!;
-    total += rss.get(pid) ?? 0;
+    try {
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      total.rss += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      total.pss += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+    } catch {
+      // Gone, or a kernel thread.
+    }
     stack.push(...(children.get(pid) ?? []));
   }
   return total;
@@ -223,7 +227,7 @@ async function concurrent(): Promise<void> {
       return false;
     }
   });
-  const treeKb = treeRssKb(childPids);
+  const tree = treeMemoryKb(childPids);
   emit({
     figure: 'concurrent_provision',
     isolation: sandboxes[0]!.isolation,
@@ -231,8 +235,8 @@ async function concurrent(): Promise<void> {
     provision_ms: summary(times),
     all_ready_ms: round(wall),
     provider_rss_per_sandbox_kb: Math.round((rssAfter - rssBefore) / 1024 / CONCURRENT),
-    sandbox_tree_rss_per_sandbox_kb: Math.round(treeKb / CONCURRENT),
-    note: 'provider = the daemon-side process; tree = bwrap + host + shell processes (RSS, shared pages counted per process)',
+    sandbox_tree_per_sandbox_kb: { rss: Math.round(tree.rss / CONCURRENT), pss: Math.round(tree.pss / CONCURRENT) },
+    note: 'provider = RSS growth of the daemon-side process; tree = bwrap + host processes outside the daemon (PSS splits shared pages)',
   });
   await Promise.all(sandboxes.map((sb) => sb.close()));
 }
