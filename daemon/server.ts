@@ -12,12 +12,37 @@ import { serveConnection, type ServeState } from './rpc/serve.js';
 import { SessionService } from './sessions.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { Vault } from './vault/vault.js';
+import { Harness, type HarnessSettings } from './harness/index.js';
+import { DEFAULT_RETRY } from './harness/model.js';
+import { PermissionBroker } from './permissions.js';
+import { createLocalProvider, type SandboxProvider } from '../sandbox/provider.js';
 
 export interface DaemonOptions {
   paths: DataPaths;
   version: string;
   logger: Logger;
   openLog: (dir: string) => Promise<SessionLog>;
+  /** Where sandboxes come from (default: local bubblewrap/namespaces/process). */
+  sandboxes?: SandboxProvider;
+}
+
+function intFromEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name]);
+  return Number.isSafeInteger(value) && value >= 0 ? value : fallback;
+}
+
+/** Harness settings; the environment may override them (documented in the README). */
+function harnessSettings(): HarnessSettings {
+  return {
+    defaultModel: process.env.AGENTD_MODEL || 'claude-sonnet-5-5',
+    maxTokens: intFromEnv('AGENTD_MAX_TOKENS', 8192),
+    contextBudget: intFromEnv('AGENTD_CONTEXT_BUDGET', 150_000),
+    retry: {
+      maxRetries: intFromEnv('AGENTD_RETRY_MAX', DEFAULT_RETRY.maxRetries),
+      baseDelayMs: intFromEnv('AGENTD_RETRY_BASE_MS', DEFAULT_RETRY.baseDelayMs),
+      maxDelayMs: DEFAULT_RETRY.maxDelayMs,
+    },
+  };
 }
 
 export interface RunningDaemon {
@@ -39,14 +64,28 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const timedLog = timeAppends(log, appendLatency);
   const peers = new Set<Peer>();
   let stopRequested: (reason: string) => void = () => undefined;
+  const hub = new SubscriptionHub(timedLog, logger, { maxPending: SUBSCRIPTION_MAX_PENDING, batchSize: SUBSCRIPTION_BATCH });
+  const vault = new Vault(paths.vaultFile, paths.vaultKey);
+  const permissions = new PermissionBroker(() => peers, logger);
+  const harness = new Harness({
+    log: timedLog,
+    logger,
+    provider: options.sandboxes ?? createLocalProvider(),
+    apiKey: async () => process.env.ANTHROPIC_API_KEY || (await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined)),
+    delta: (sessionId, turnId, kind, index, text) => hub.broadcastDelta(sessionId, turnId, kind, index, text),
+    askPermission: (question, signal) => permissions.ask(question, signal),
+    settings: harnessSettings(),
+  });
   const daemon: Daemon = {
     version: options.version,
     startedAt: Date.now(),
     paths,
     log: timedLog,
     sessions: new SessionService(timedLog, paths.workspaces),
-    hub: new SubscriptionHub(timedLog, logger, { maxPending: SUBSCRIPTION_MAX_PENDING, batchSize: SUBSCRIPTION_BATCH }),
-    vault: new Vault(paths.vaultFile, paths.vaultKey),
+    hub,
+    vault,
+    harness,
+    permissions,
     logger,
     appendLatency,
     peers,
@@ -67,6 +106,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   }
   writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   logger.log('info', 'daemon ready', { pid: process.pid, socket: paths.socket, version: options.version });
+  void wakeUnfinished(daemon);
 
   let resolveStopped!: (reason: string) => void;
   const stopped = new Promise<string>((resolve) => (resolveStopped = resolve));
@@ -78,6 +118,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       server.close();
       // In-flight requests (appends among them) finish and are answered before the log closes.
       await Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]);
+      // Runners stop without recording an end, as in a crash: the next daemon wakes them.
+      await harness.stop();
       await log.close();
       for (const peer of peers) daemon.hub.closeAll(peer);
       await delay(20); // let the last replies reach the sockets
@@ -92,6 +134,24 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // Answer the daemon/stop request first, then stop.
   stopRequested = (reason) => void setImmediate(() => void stop(reason));
   return { daemon, stopped, stop };
+}
+
+/** After a restart (crash or not), every session whose log ends mid-turn carries on. */
+async function wakeUnfinished(daemon: Daemon): Promise<void> {
+  const unfinished = new Set(['queued', 'running', 'waiting']);
+  try {
+    for (let cursor: string | undefined; ; ) {
+      const page = await daemon.log.list({ limit: 500, ...(cursor ? { cursor } : {}), filter: (m) => unfinished.has(String(m.status)) });
+      for (const meta of page.sessions) {
+        daemon.logger.log('info', 'waking session', { sessionId: meta.sessionId, status: meta.status });
+        await daemon.harness.wake(meta.sessionId);
+      }
+      if (!page.cursor) return;
+      cursor = page.cursor;
+    }
+  } catch (error) {
+    daemon.logger.log('error', 'waking sessions failed', { error: String((error as Error)?.stack ?? error) });
+  }
 }
 
 function prepareDataDir(home: string): void {

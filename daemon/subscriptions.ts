@@ -1,4 +1,4 @@
-import { SessionEventNotification, SubscriptionDroppedNotification } from '../protocol/index.js';
+import { SessionDeltaNotification, SessionEventNotification, SubscriptionDroppedNotification } from '../protocol/index.js';
 import { fromLogError } from './errors.js';
 import { newSubscriptionId } from './ids.js';
 import type { Logger } from './logger.js';
@@ -11,6 +11,9 @@ export interface SubscriptionLimits {
   /** Events per session/event notification during catch-up. */
   batchSize: number;
 }
+
+/** Bytes waiting on a client's socket past which deltas to it are skipped. */
+const DELTA_BACKLOG_LIMIT = 1 << 20;
 
 interface Active {
   peer: Peer;
@@ -79,6 +82,20 @@ export class SubscriptionHub {
     this.active.delete(subscriptionId);
     peer.subscriptions.delete(subscriptionId);
     return true;
+  }
+
+  /**
+   * Streaming fragments go to the session's subscribers as they come; never stored,
+   * never queued behind a congested socket (a client that lags misses fragments, and
+   * still gets the durable assistant.message).
+   */
+  broadcastDelta(sessionId: string, turnId: string, kind: 'text' | 'tool_input', index: number, text: string): void {
+    const sent = new Set<Peer>();
+    for (const entry of this.active.values()) {
+      if (entry.sessionId !== sessionId || sent.has(entry.peer) || entry.peer.backlog > DELTA_BACKLOG_LIMIT) continue;
+      sent.add(entry.peer);
+      void entry.peer.notify(SessionDeltaNotification, { sessionId, turnId, kind, index, text }).catch(() => undefined);
+    }
   }
 
   closeAll(peer: Peer): void {

@@ -52,7 +52,7 @@ describe('agentd CLI', () => {
       assert.deepEqual(lines.map((e) => [e.seq, e.type, e.data.content]), [[1, 'user.message', 'hello there']]);
       const list = JSON.parse((await runAgentd(layout, ['sessions', '--json'])).stdout);
       assert.equal(list.sessions[0].sessionId, sessionId);
-      assert.equal(list.sessions[0].status, 'queued');
+      assert.ok(['queued', 'running', 'idle'].includes(list.sessions[0].status));
       const status = JSON.parse((await runAgentd(layout, ['status', '--json'])).stdout);
       assert.equal(status.running, true);
       assert.equal(status.counts.sessions, 1);
@@ -104,17 +104,20 @@ describe('agentd CLI', () => {
       let out = '';
       follower.stdout.on('data', (d) => (out += d));
       const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number });
-      const until = async (n: number) => {
-        for (let i = 0; i < 500 && lines().length < n; i++) await new Promise((r) => setTimeout(r, 20));
+      const userMessages = () => lines().filter((e) => (e as unknown as { type: string }).type === 'user.message').length;
+      const until = async (done: () => boolean) => {
+        for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
       };
-      await until(1);
+      await until(() => lines().length >= 1);
       await runAgentd(layout, ['prompt', sessionId, 'one']);
       await runAgentd(layout, ['prompt', sessionId, 'two']);
-      await until(3);
+      await until(() => userMessages() === 2);
       follower.kill('SIGINT');
       const code = await new Promise((r) => follower.on('close', r));
       assert.equal(code, 0);
-      assert.deepEqual(lines().map((e) => e.seq), [0, 1, 2]);
+      const seqs = lines().map((e) => e.seq);
+      assert.deepEqual(seqs, seqs.map((_, i) => i), 'dense from 0, no duplicate');
+      assert.equal(userMessages(), 2);
     } finally {
       await runAgentd(layout, ['stop']);
     }

@@ -47,7 +47,7 @@ describe('daemon process', () => {
     const second = await startDaemon({ layout: first.layout });
     try {
       const again = await second.client();
-      const page = await again.request(SessionEvents, { sessionId });
+      const page = await again.request(SessionEvents, { sessionId, to: 2 });
       assert.deepEqual(page.events.map((e) => e.type), ['session.created', 'user.message']);
     } finally {
       await second.dispose();

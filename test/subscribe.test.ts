@@ -5,9 +5,9 @@ import { mkdtempSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DaemonStatus, DaemonStop, SessionCreate, SessionEvents, SessionPrompt, type Event } from '../protocol/index.js';
+import { DaemonStatus, DaemonStop, SessionCreate, SessionEvents, SessionGet, SessionPrompt, type Event } from '../protocol/index.js';
 import { connect, followSession } from '../clients/lib/index.js';
-import { startDaemon, tempHome } from './support/daemon.js';
+import { startParkingDaemon, tempHome } from './support/daemon.js';
 
 const workspace = () => mkdtempSync(join(tmpdir(), 'agentd-ws-'));
 
@@ -28,16 +28,17 @@ function assertDense(events: Event[], from: number, to: number): void {
 
 describe('session/subscribe', () => {
   it('delivers catch-up then live with no gap and no duplicate while others append (40 rounds)', async () => {
-    const daemon = await startDaemon();
+    const daemon = await startParkingDaemon();
     try {
       const writer = await daemon.client({ name: 'writer' });
       const reader = await daemon.client({ name: 'reader' });
       for (let round = 0; round < 40; round++) {
-        const { sessionId } = await writer.request(SessionCreate, { workspace: workspace() });
+        const sessionId = await daemon.park(writer);
+        const parkedHead = (await writer.request(SessionEvents, { sessionId, from: 0, limit: 1 })).headSeq;
         const before = round % 7;
         for (let i = 0; i < before; i++) await writer.request(SessionPrompt, { sessionId, content: `pre ${i}` });
-        const total = 1 + before + 30;
-        const from = round % 3 === 0 ? 0 : Math.floor(Math.random() * (before + 1));
+        const total = parkedHead + before + 30;
+        const from = round % 3 === 0 ? 0 : Math.floor(Math.random() * (parkedHead + before + 1));
         const seen: Event[] = [];
         const appending = Promise.all(
           Array.from({ length: 30 }, (_, i) => writer.request(SessionPrompt, { sessionId, content: `live ${i}` })),
@@ -56,7 +57,7 @@ describe('session/subscribe', () => {
   });
 
   it('frees the subscription of a client that vanishes mid-subscribe', async () => {
-    const daemon = await startDaemon();
+    const daemon = await startParkingDaemon();
     try {
       const admin = await daemon.client();
       const { sessionId } = await admin.request(SessionCreate, { workspace: workspace() });
@@ -72,11 +73,12 @@ describe('session/subscribe', () => {
   });
 
   it('drops a subscriber that never reads, with a resume cursor, while memory stays bounded and others carry on', async () => {
-    const daemon = await startDaemon();
+    const daemon = await startParkingDaemon();
     try {
       const writer = await daemon.client({ name: 'writer' });
       const follower = await daemon.client({ name: 'follower' });
-      const { sessionId } = await writer.request(SessionCreate, { workspace: workspace() });
+      const sessionId = await daemon.park(writer);
+      const parkedHead = (await writer.request(SessionEvents, { sessionId, from: 0, limit: 1 })).headSeq;
       // A raw client that subscribes and then stops reading its socket.
       const stuck = netConnect(daemon.layout.socket);
       await new Promise((r) => stuck.once('connect', r));
@@ -103,14 +105,14 @@ describe('session/subscribe', () => {
       const grewMb = (status.rssBytes - rssBefore) / 1048576;
       const volumeMb = (count * payload.length) / 1048576;
       assert.ok(grewMb < volumeMb / 2, `daemon memory stayed bounded (grew ${grewMb.toFixed(1)} MB while ${volumeMb.toFixed(0)} MB went by)`);
-      await waitUntil(() => followed === count + 1, 'the reading follower got everything');
+      await waitUntil(() => followed === parkedHead + count, 'the reading follower got everything');
       // The stuck client, once it reads again, finds the drop notice with where to resume.
       let text = '';
       stuck.on('data', (d) => (text += d));
       stuck.resume();
       await waitUntil(() => text.includes('session/subscriptionDropped'), 'drop notice');
       const next = Number(/"next":(\d+)/.exec(text.slice(text.indexOf('session/subscriptionDropped')))?.[1]);
-      assert.ok(Number.isInteger(next) && next > 0 && next < count + 1, `resume cursor ${next}`);
+      assert.ok(Number.isInteger(next) && next > 0 && next < parkedHead + count, `resume cursor ${next}`);
       stuck.destroy();
     } finally {
       await daemon.dispose();
@@ -135,17 +137,19 @@ describe('session/subscribe', () => {
       onEvent: (e) => seen.push(e),
       onReconnecting: () => reconnects++,
     });
-    await waitUntil(() => seen.length === 21, 'catch-up');
+    await waitUntil(() => seen.length >= 21, 'catch-up');
     process.kill(pid, 'SIGKILL');
     await waitUntil(() => reconnects > 0, 'the follower noticed');
     const again = await connect({ layout, clientName: 'writer2' }); // restarts the daemon
     try {
       assert.notEqual((await again.request(DaemonStatus, {})).pid, pid);
       for (let i = 0; i < 20; i++) await again.request(SessionPrompt, { sessionId, content: `b${i}` });
-      await waitUntil(() => seen.length >= 41, 'events after the restart');
+      await waitUntil(async () => (await again.request(SessionGet, { sessionId })).status === 'idle', 'the turns settled');
+      const head = (await again.request(SessionEvents, { sessionId, from: 0, limit: 1 })).headSeq;
+      await waitUntil(() => seen.length >= head, 'events after the restart');
       stop.abort();
       await following;
-      assertDense(seen, 0, 41);
+      assertDense(seen, 0, head);
     } finally {
       await again.request(DaemonStop, {});
       again.close();

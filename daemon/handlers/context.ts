@@ -8,6 +8,8 @@ import type { Peer } from '../rpc/peer.js';
 import type { SessionService } from '../sessions.js';
 import type { SubscriptionHub } from '../subscriptions.js';
 import type { Vault } from '../vault/vault.js';
+import type { Harness } from '../harness/index.js';
+import type { PermissionBroker } from '../permissions.js';
 
 /** The daemon's services, as handlers see them. */
 export interface Daemon {
@@ -18,6 +20,8 @@ export interface Daemon {
   readonly sessions: SessionService;
   readonly hub: SubscriptionHub;
   readonly vault: Vault;
+  readonly harness: Harness;
+  readonly permissions: PermissionBroker;
   readonly logger: Logger;
   readonly appendLatency: LatencyWindow;
   readonly peers: ReadonlySet<Peer>;

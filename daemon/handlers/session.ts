@@ -23,22 +23,32 @@ function requireController(peer: Peer, sessionId: string, action: string): void 
   }
 }
 
-export const create: Handler<typeof SessionCreate> = (params, { daemon }) => daemon.sessions.create(params);
+export const create: Handler<typeof SessionCreate> = async (params, { daemon }) => {
+  const created = await daemon.sessions.create(params);
+  if (params.sandbox?.eager) {
+    daemon.harness.provisionEagerly(created.sessionId).catch((error: unknown) =>
+      daemon.logger.log('warn', 'eager sandbox provisioning failed', { sessionId: created.sessionId, error: String(error) }),
+    );
+  }
+  return created;
+};
 
 export const list: Handler<typeof SessionList> = (params, { daemon }) => daemon.sessions.list(params);
 
 export const get: Handler<typeof SessionGet> = ({ sessionId }, { daemon }) => daemon.sessions.info(sessionId);
 
-export const prompt: Handler<typeof SessionPrompt> = ({ sessionId, content }, { daemon, peer }) => {
+export const prompt: Handler<typeof SessionPrompt> = async ({ sessionId, content }, { daemon, peer }) => {
   requireController(peer, sessionId, 'prompt');
-  return daemon.sessions.prompt(sessionId, content);
+  const appended = await daemon.sessions.prompt(sessionId, content);
+  // Prompts queue in the log in order; the session's runner takes them one turn at a time.
+  void daemon.harness.kick(sessionId).catch((error: unknown) => daemon.logger.log('error', 'harness kick failed', { sessionId, error: String(error) }));
+  return appended;
 };
 
 export const interrupt: Handler<typeof SessionInterrupt> = async ({ sessionId }, { daemon, peer }) => {
   requireController(peer, sessionId, 'interrupt');
   await daemon.sessions.record(sessionId);
-  // No model turn runs in this daemon yet (the harness lands separately): nothing to stop.
-  return { interrupted: false };
+  return { interrupted: daemon.harness.interrupt(sessionId) };
 };
 
 export const fork: Handler<typeof SessionFork> = ({ sessionId, at }, { daemon }) => daemon.sessions.fork(sessionId, at);
@@ -46,11 +56,13 @@ export const fork: Handler<typeof SessionFork> = ({ sessionId, at }, { daemon })
 export const attach: Handler<typeof SessionAttach> = async ({ sessionId, role }, { daemon, peer }) => {
   await daemon.sessions.record(sessionId);
   peer.roles.set(sessionId, role);
+  if (role === 'controller') setImmediate(() => daemon.permissions.offer(peer, sessionId));
   return { role };
 };
 
 export const archive: Handler<typeof SessionArchive> = async ({ sessionId }, { daemon, peer }) => {
   requireController(peer, sessionId, 'archive it');
+  daemon.harness.interrupt(sessionId);
   await daemon.sessions.archive(sessionId);
   return {};
 };

@@ -1,4 +1,4 @@
-import type { MessageConnection } from 'vscode-jsonrpc/node';
+import type { CancellationToken, MessageConnection } from 'vscode-jsonrpc/node';
 import type { z } from 'zod';
 import type {
   AttachRole,
@@ -19,6 +19,7 @@ export class Peer {
   constructor(
     readonly id: number,
     private readonly rpc: MessageConnection,
+    private readonly pendingBytes: () => number = () => 0,
   ) {}
 
   /** Resolves once the notification has been handed to the socket. */
@@ -31,8 +32,14 @@ export class Peer {
   request<M extends string, P extends z.ZodType, R extends z.ZodType>(
     def: RequestDefinition<M, P, R>,
     params: z.input<P>,
+    token?: CancellationToken,
   ): Promise<z.output<R>> {
-    return this.rpc.sendRequest(def.method, params).then((raw: unknown) => def.result.parse(raw));
+    return this.rpc.sendRequest(def.method, params, token).then((raw: unknown) => def.result.parse(raw));
+  }
+
+  /** Bytes queued for this client and not yet taken by the socket: ephemeral deltas skip a congested one. */
+  get backlog(): number {
+    return this.pendingBytes();
   }
 
   /** Controllers may change a session; a connection that never attached is one. */

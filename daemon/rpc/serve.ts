@@ -41,7 +41,7 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
     log: (message) => daemon.logger.log('debug', message, { conn: peer.id }),
   };
   const rpc = createMessageConnection(reader, writer, rpcLogger);
-  const peer = new Peer(nextPeerId++, rpc);
+  const peer = new Peer(nextPeerId++, rpc, () => socket.writableLength);
   state.peers.add(peer);
 
   function onProblem(problem: FrameProblem): void {

@@ -49,6 +49,8 @@ export const SessionCreateParams = z.object({
   repos: z.array(z.object({ url: z.string(), credential: z.string(), path: z.string() })).optional(),
   sandbox: z.object({ isolation: z.enum(['bwrap', 'namespaces', 'none']).optional(), eager: z.boolean().optional() }).optional(),
   permissions: PermissionPolicy.optional(),
+  /** Older turns are compacted when the context would pass this many (estimated) tokens. */
+  context: z.object({ budgetTokens: z.number().int().min(1000) }).optional(),
 });
 export type SessionCreateParams = z.infer<typeof SessionCreateParams>;
 

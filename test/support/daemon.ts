@@ -225,3 +225,33 @@ export class RawConnection {
     this.destroy();
   }
 }
+
+/**
+ * A daemon whose model (the emulator) answers every call with a tool call that needs
+ * permission nobody gives: a session's first prompt parks its runner on that
+ * question, and later prompts only queue user messages. Tests of the log's mechanics
+ * get exact event counts while the real harness runs.
+ */
+export async function startParkingDaemon(): Promise<TestDaemon & { park(client: AgentdClient): Promise<string> }> {
+  const { startModelEmulator, reply } = await import('./model-emulator.js');
+  const emulator = await startModelEmulator({ apiKey: 'test-key', defaultReply: reply.toolUse({ name: 'bash', input: { command: 'true' } }) });
+  const daemon = await startDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: 'test-key' } });
+  const { SessionCreate, SessionGet, SessionPrompt } = await import('../../protocol/index.js');
+  const dispose = daemon.dispose;
+  return Object.assign(daemon, {
+    async park(client: AgentdClient): Promise<string> {
+      const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+      const { sessionId } = await client.request(SessionCreate, { workspace, permissions: { default: 'ask' } });
+      await client.request(SessionPrompt, { sessionId, content: 'park here' });
+      for (let i = 0; (await client.request(SessionGet, { sessionId })).status !== 'waiting'; i++) {
+        if (i > 500) throw new Error('session did not park');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return sessionId;
+    },
+    async dispose() {
+      await dispose();
+      await emulator.close();
+    },
+  });
+}

@@ -1,0 +1,123 @@
+import type { ContentBlock, PromptContent } from '../../protocol/index.js';
+import type { SessionState, Turn } from './fold.js';
+
+/** A tool as the Messages API takes it. */
+export interface ApiTool {
+  name: string;
+  description: string;
+  input_schema: Record<string, unknown>;
+}
+
+type CacheControl = { cache_control?: { type: 'ephemeral' } };
+type Block = ContentBlock & CacheControl;
+export interface ApiMessage {
+  role: 'user' | 'assistant';
+  content: Block[];
+}
+
+export interface ModelRequest {
+  model: string;
+  max_tokens: number;
+  system?: Array<{ type: 'text'; text: string } & CacheControl>;
+  tools?: Array<ApiTool & CacheControl>;
+  messages: ApiMessage[];
+}
+
+export interface ContextOptions {
+  model: string;
+  maxTokens: number;
+  system: string;
+  tools: readonly ApiTool[];
+}
+
+const COMPACTED_PREFIX = 'Summary of the earlier part of this conversation (older turns were compacted):\n\n';
+
+/** The turns still in the context: those not covered by a compaction, that have started. */
+export function contextTurns(state: SessionState): Turn[] {
+  const upTo = state.compaction?.upToSeq ?? -1;
+  return state.turns.filter((t) => t.started && !(t.end && t.end.seq <= upTo));
+}
+
+function userBlocks(content: PromptContent): ContentBlock[] {
+  return typeof content === 'string' ? [{ type: 'text', text: content }] : content;
+}
+
+/** A turn as alternating messages; a tool call without a recorded result gets one, never an orphan. */
+function turnMessages(turn: Turn): ApiMessage[] {
+  const messages: ApiMessage[] = [{ role: 'user', content: userBlocks(turn.content) }];
+  for (const step of turn.steps) {
+    if (step.content.length > 0) messages.push({ role: 'assistant', content: step.content });
+    if (step.calls.length === 0) continue;
+    messages.push({
+      role: 'user',
+      content: step.calls.map((call) => ({
+        type: 'tool_result',
+        tool_use_id: call.toolUseId,
+        content: call.result ? toolResultContent(call.result.content) : 'no result was recorded for this call (interrupted)',
+        ...(call.result?.isError === false ? {} : { is_error: true }),
+      })),
+    });
+  }
+  return messages;
+}
+
+function toolResultContent(content: ContentBlock[]): Extract<ContentBlock, { type: 'tool_result' }>['content'] {
+  const blocks = content.filter((b): b is Extract<ContentBlock, { type: 'text' | 'image' }> => b.type === 'text' || b.type === 'image');
+  return blocks.length > 0 ? blocks : '(no output)';
+}
+
+/** Same-role neighbours become one message (tool results stay first): the API wants strict alternation. */
+function alternate(messages: ApiMessage[]): ApiMessage[] {
+  const out: ApiMessage[] = [];
+  for (const m of messages) {
+    const last = out.at(-1);
+    if (last && last.role === m.role) out[out.length - 1] = { role: m.role, content: [...last.content, ...m.content] };
+    else out.push({ role: m.role, content: [...m.content] });
+  }
+  return out;
+}
+
+/**
+ * The request for the next model call, built from the log's state. Deterministic: the
+ * same log gives the same bytes, and each request's messages extend the previous
+ * one's, so with breakpoints on the tools, the system prompt and the last message,
+ * turn N+1 reads turn N's prefix from the prompt cache.
+ */
+export function buildRequest(state: SessionState, options: ContextOptions): ModelRequest {
+  const messages: ApiMessage[] = [];
+  if (state.compaction) messages.push({ role: 'user', content: [{ type: 'text', text: COMPACTED_PREFIX + state.compaction.summary }] });
+  for (const turn of contextTurns(state)) messages.push(...turnMessages(turn));
+  const alternated = alternate(messages);
+  const last = alternated.at(-1);
+  if (last) {
+    const blocks = last.content;
+    blocks[blocks.length - 1] = { ...blocks[blocks.length - 1]!, cache_control: { type: 'ephemeral' } };
+  }
+  const tools = options.tools.map((t, i) => (i === options.tools.length - 1 ? { ...t, cache_control: { type: 'ephemeral' as const } } : { ...t }));
+  return {
+    model: options.model,
+    max_tokens: options.maxTokens,
+    ...(options.system ? { system: [{ type: 'text' as const, text: options.system, cache_control: { type: 'ephemeral' as const } }] } : {}),
+    ...(tools.length > 0 ? { tools } : {}),
+    messages: alternated,
+  };
+}
+
+/** A rough size in tokens (JSON length / 4): enough to decide when to compact. */
+export function estimateTokens(request: ModelRequest): number {
+  return Math.ceil(JSON.stringify(request).length / 4);
+}
+
+const SUMMARY_INSTRUCTION =
+  'Summarise the conversation above for your own later use: the user\'s goals, decisions taken, files and commands involved, results, and anything still open. Be concise and specific; this summary will replace the older turns in your context.';
+
+/** A request that asks the model to summarise some turns (for compaction). */
+export function buildSummaryRequest(state: SessionState, turns: Turn[], options: ContextOptions): ModelRequest {
+  const request = buildRequest({ ...state, turns }, { ...options, tools: [] });
+  const messages = alternate([...request.messages.map(stripCache), { role: 'user', content: [{ type: 'text', text: SUMMARY_INSTRUCTION }] }]);
+  return { model: options.model, max_tokens: Math.min(options.maxTokens, 4096), ...(request.system ? { system: request.system } : {}), messages };
+}
+
+function stripCache(message: ApiMessage): ApiMessage {
+  return { role: message.role, content: message.content.map(({ cache_control: _drop, ...block }) => block as Block) };
+}

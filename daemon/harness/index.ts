@@ -1,0 +1,168 @@
+import Anthropic from '@anthropic-ai/sdk';
+import { BUILTIN_TOOLS, type SandboxProvider, type ToolDefinition } from '../../sandbox/provider.js';
+import type { SessionRecord } from '../sessions.js';
+import type { ApiTool } from './context.js';
+import { ModelFailure, type RetryPolicy } from './model.js';
+import { SessionRunner, type RunnerDeps } from './runner.js';
+import { SandboxSlot } from './sandbox-slot.js';
+
+export type { PermissionQuestion } from './runner.js';
+
+export interface HarnessSettings {
+  defaultModel: string;
+  maxTokens: number;
+  contextBudget: number;
+  retry: RetryPolicy;
+}
+
+export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
+  provider: SandboxProvider;
+  /** The API key: the environment's, else the vault's ANTHROPIC_API_KEY. */
+  apiKey(): Promise<string | undefined>;
+  settings: HarnessSettings;
+}
+
+function systemPrompt(record: SessionRecord): string {
+  const base =
+    `You are a coding agent working in the workspace ${record.workspace}, inside an isolated sandbox. ` +
+    'Use the tools to read, search and change files and to run commands there; paths are relative to the workspace. ' +
+    'Work step by step, check results, and finish with a short answer saying what you did.';
+  return record.config.system ? `${base}\n\n${record.config.system}` : base;
+}
+
+function apiTool(t: ToolDefinition): ApiTool {
+  return { name: t.name, description: t.description, input_schema: t.inputSchema };
+}
+
+/**
+ * The brains: one SessionRunner per session with work to do. Stateless between
+ * runs: every runner starts from the log (wake), so a crash anywhere loses nothing.
+ */
+/** A runner with no work for this long is dropped with its sandbox; its log wakes a new one. */
+const IDLE_EVICT_MS = 5 * 60_000;
+
+export class Harness {
+  private readonly runners = new Map<string, SessionRunner>();
+  private readonly idleTimers = new Map<string, NodeJS.Timeout>();
+  private client: { key: string; api: Anthropic } | undefined;
+  private stopping = false;
+
+  constructor(private readonly deps: HarnessDeps) {}
+
+  private async model(): Promise<Anthropic> {
+    const key = await this.deps.apiKey();
+    if (!key) {
+      throw new ModelFailure('no API key: set ANTHROPIC_API_KEY in the daemon\'s environment or store it with `agentd vault set ANTHROPIC_API_KEY` (or try `agentd demo`, which needs none)');
+    }
+    if (this.client?.key !== key) {
+      this.client = { key, api: new Anthropic({ apiKey: key, maxRetries: 0, ...(process.env.ANTHROPIC_BASE_URL ? { baseURL: process.env.ANTHROPIC_BASE_URL } : {}) }) };
+    }
+    return this.client.api;
+  }
+
+  private async runner(sessionId: string): Promise<SessionRunner> {
+    const existing = this.runners.get(sessionId);
+    if (existing) return existing;
+    const record = (await this.deps.log.getMeta(sessionId)) as SessionRecord | undefined;
+    if (!record) throw new Error(`unknown session ${sessionId}`);
+    const { log, logger } = this.deps;
+    const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
+    const slot = new SandboxSlot(
+      this.deps.provider,
+      { sessionId, workspace: record.workspace, isolation: record.config.sandbox?.isolation ?? 'auto', mcpServers: stdioServers },
+      {
+        provisioned: async (sandbox, durationMs) => {
+          for (const warning of sandbox.warnings) logger.log('warn', warning, { sessionId });
+          await log.append(sessionId, [{ type: 'sandbox.provisioned', data: { sandboxId: sandbox.id, isolation: sandbox.isolation, durationMs: Math.round(durationMs), warnings: sandbox.warnings } }]);
+        },
+        lost: async (reason) => {
+          logger.log('warn', 'sandbox lost', { sessionId, reason });
+          await log.append(sessionId, [{ type: 'sandbox.lost', data: { reason } }]).catch(() => undefined);
+        },
+      },
+    );
+    const runner = new SessionRunner(
+      { ...this.deps, model: () => this.model(), retry: this.deps.settings.retry },
+      {
+        sessionId,
+        model: record.model ?? this.deps.settings.defaultModel,
+        maxTokens: this.deps.settings.maxTokens,
+        system: systemPrompt(record),
+        ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
+        contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
+        tools: await this.tools(record, slot),
+        usage: record.usage,
+      },
+      slot,
+    );
+    this.runners.set(sessionId, runner);
+    return runner;
+  }
+
+  /**
+   * The tools offered to the model come from the built-in catalogue, so the first
+   * model call never waits for a sandbox. Only a session's own MCP servers need one
+   * started to list their tools, once; the list is kept in the session's metadata.
+   */
+  private async tools(record: SessionRecord, slot: SandboxSlot): Promise<ApiTool[]> {
+    const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
+    let defs: ToolDefinition[] = [...BUILTIN_TOOLS];
+    const hasServers = (record.config.mcpServers ?? []).some((s) => 'command' in s);
+    if (hasServers) {
+      let catalog = record.toolCatalog as ToolDefinition[] | undefined;
+      if (!catalog) {
+        catalog = (await (await slot.get()).tools()).filter((t) => t.name.startsWith('mcp__'));
+        await this.deps.log.patchMeta(record.sessionId, { toolCatalog: catalog });
+      }
+      defs = [...defs, ...catalog];
+    }
+    return defs.filter((t) => !allowed || allowed.has(t.name)).map(apiTool);
+  }
+
+  /** A user message was appended: run the session's pending turns. */
+  async kick(sessionId: string): Promise<void> {
+    await this.start(sessionId, false);
+  }
+
+  /** On daemon start: carry on every session whose log ends mid-turn. */
+  async wake(sessionId: string): Promise<void> {
+    await this.start(sessionId, true);
+  }
+
+  private async start(sessionId: string, woke: boolean): Promise<void> {
+    if (this.stopping) return;
+    clearTimeout(this.idleTimers.get(sessionId));
+    const runner = await this.runner(sessionId);
+    void runner.kick(woke).then(() => this.evictWhenIdle(sessionId, runner));
+  }
+
+  /** Keeps memory to the sessions at work: an idle runner (its fold, its sandbox) goes after a while. */
+  private evictWhenIdle(sessionId: string, runner: SessionRunner): void {
+    clearTimeout(this.idleTimers.get(sessionId));
+    const timer = setTimeout(() => {
+      this.idleTimers.delete(sessionId);
+      if (runner.busy || this.runners.get(sessionId) !== runner) return;
+      this.runners.delete(sessionId);
+      void runner.stop();
+    }, IDLE_EVICT_MS);
+    timer.unref();
+    this.idleTimers.set(sessionId, timer);
+  }
+
+  /** `sandbox.eager`: provision at session start, for comparison with lazy start. */
+  async provisionEagerly(sessionId: string): Promise<void> {
+    await (await this.runner(sessionId)).slot.get();
+  }
+
+  interrupt(sessionId: string): boolean {
+    return this.runners.get(sessionId)?.interrupt() ?? false;
+  }
+
+  /** Stops every runner without recording an end: the next daemon wakes them. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.idleTimers.values()) clearTimeout(timer);
+    await Promise.allSettled([...this.runners.values()].map((r) => r.stop()));
+    this.runners.clear();
+  }
+}

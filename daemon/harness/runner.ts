@@ -1,0 +1,268 @@
+import type Anthropic from '@anthropic-ai/sdk';
+import type { PermissionDecision, Usage } from '../../protocol/index.js';
+import type { Logger } from '../logger.js';
+import type { NewEvent, SessionLog } from '../log/session-log.js';
+import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions } from './context.js';
+import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from './fold.js';
+import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
+import { decide, type PermissionPolicy } from './policy.js';
+import { SandboxSlot, toContentBlocks } from './sandbox-slot.js';
+
+export interface PermissionQuestion {
+  sessionId: string;
+  toolUseId: string;
+  tool: string;
+  input: Record<string, unknown>;
+}
+
+/** What a runner needs from the daemon. */
+export interface RunnerDeps {
+  log: SessionLog;
+  logger: Logger;
+  model(): Promise<Anthropic>;
+  delta(sessionId: string, turnId: string, kind: 'text' | 'tool_input', index: number, text: string): void;
+  /** Resolves with the first answer from any client; rejects when `signal` aborts. */
+  askPermission(question: PermissionQuestion, signal: AbortSignal): Promise<{ decision: PermissionDecision; by: string }>;
+  retry: RetryPolicy;
+}
+
+export interface RunnerConfig {
+  sessionId: string;
+  model: string;
+  maxTokens: number;
+  system: string;
+  permissions?: PermissionPolicy;
+  /** Context size (estimated tokens) above which older turns are compacted. */
+  contextBudget: number;
+  tools: readonly ApiTool[];
+  usage: Usage;
+}
+
+const SHUTDOWN = 'shutdown';
+const PAGE = 5000;
+
+/**
+ * The brain of one session, and nothing it knows is not in the log: it folds the log,
+ * finds the first unfinished turn and carries it on from wherever it stands, so a
+ * runner that died at any point is replaced by one that continues without a duplicate
+ * reply or an orphaned tool call.
+ */
+export class SessionRunner {
+  private readonly fold = new SessionFold();
+  private loop: Promise<void> | undefined;
+  private again = false;
+  private turnAbort: AbortController | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: RunnerDeps,
+    private readonly config: RunnerConfig,
+    readonly slot: SandboxSlot,
+  ) {}
+
+  /** Runs pending turns; a call while running makes the loop look again when done. */
+  kick(woke = false): Promise<void> {
+    if (this.loop) {
+      this.again = true;
+      return this.loop;
+    }
+    this.loop = this.run(woke)
+      .catch((error: unknown) => this.deps.logger.log('error', 'session runner failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) }))
+      .finally(() => (this.loop = undefined));
+    return this.loop;
+  }
+
+  get busy(): boolean {
+    return this.loop !== undefined;
+  }
+
+  /** Stops the running turn; false when none runs. */
+  interrupt(): boolean {
+    if (!this.turnAbort || this.turnAbort.signal.aborted) return false;
+    this.turnAbort.abort('interrupt');
+    return true;
+  }
+
+  /** Stops without recording anything, as a crash would; the next daemon carries on. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.turnAbort?.abort(SHUTDOWN);
+    await this.loop;
+    await this.slot.close();
+  }
+
+  private async run(woke: boolean): Promise<void> {
+    await this.catchUp();
+    if (woke && pendingTurn(this.fold.state)) {
+      await this.append([{ type: 'harness.woke', data: { fromSeq: this.fold.state.headSeq, pendingTurn: pendingTurn(this.fold.state)!.turnId } }]);
+    }
+    do {
+      this.again = false;
+      for (let turn = pendingTurn(this.fold.state); turn && !this.stopped; turn = pendingTurn(this.fold.state)) {
+        await this.runTurn(turn);
+        await this.catchUp();
+      }
+      await this.catchUp();
+    } while ((this.again || pendingTurn(this.fold.state)) && !this.stopped);
+    if (!this.stopped) await this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' });
+  }
+
+  /** Applies events appended since the fold's head (ours and other writers'). */
+  private async catchUp(): Promise<void> {
+    for (;;) {
+      const page = await this.deps.log.read(this.config.sessionId, { from: this.fold.state.headSeq, limit: PAGE });
+      for (const event of page.events) this.fold.apply(event);
+      if (page.next === undefined) return;
+    }
+  }
+
+  private async append(events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<void> {
+    await this.deps.log.append(this.config.sessionId, events, metaPatch);
+    await this.catchUp();
+  }
+
+  private async runTurn(turn: Turn): Promise<void> {
+    const abort = new AbortController();
+    this.turnAbort = abort;
+    const { turnId } = turn;
+    try {
+      if (!turn.started) await this.append([{ type: 'turn.started', data: { turnId } }], { status: 'running' });
+      for (;;) {
+        await this.settleOpenCalls(turn, abort.signal);
+        if (abort.signal.aborted) throw new ModelAborted('aborted');
+        const last = turn.steps.at(-1);
+        if (last && last.calls.length === 0) {
+          await this.append([{ type: 'turn.completed', data: { turnId, stopReason: last.stopReason } }]);
+          return;
+        }
+        await this.compactIfNeeded(turn, abort.signal);
+        const reply = await callModel(await this.deps.model(), buildRequest(this.fold.state, this.contextOptions()), this.hooks(turnId), abort.signal, this.deps.retry);
+        this.addUsage(reply.usage);
+        await this.append(
+          [{ type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } }],
+          { usage: this.config.usage },
+        );
+      }
+    } catch (error) {
+      if (abort.signal.reason === SHUTDOWN) return;
+      if (error instanceof ModelAborted || abort.signal.aborted) {
+        await this.append([...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId } }]);
+      } else {
+        const message = error instanceof ModelFailure ? error.message : `internal error: ${(error as Error)?.message ?? error}`;
+        if (!(error instanceof ModelFailure)) this.deps.logger.log('error', 'turn failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) });
+        await this.append([...this.interruptedResults(turn), { type: 'turn.failed', data: { turnId, error: message } }]);
+      }
+    } finally {
+      this.turnAbort = undefined;
+    }
+  }
+
+  private contextOptions(): ContextOptions {
+    return { model: this.config.model, maxTokens: this.config.maxTokens, system: this.config.system, tools: this.config.tools };
+  }
+
+  private hooks(turnId: string, record = true): ModelCallHooks {
+    return {
+      onAttempt: async (attempt) => {
+        if (record) await this.append([{ type: 'model.requested', data: { turnId, model: this.config.model, attempt } }]);
+      },
+      onRetry: (attempt, reason, delayMs) => this.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
+      onDelta: (kind, index, text) => {
+        if (record) this.deps.delta(this.config.sessionId, turnId, kind, index, text);
+      },
+    };
+  }
+
+  private addUsage(u: Usage): void {
+    const t = this.config.usage;
+    this.config.usage = {
+      inputTokens: t.inputTokens + u.inputTokens,
+      outputTokens: t.outputTokens + u.outputTokens,
+      cacheReadTokens: t.cacheReadTokens + u.cacheReadTokens,
+      cacheWriteTokens: t.cacheWriteTokens + u.cacheWriteTokens,
+    };
+  }
+
+  /** Every tool call of the last reply gets exactly one result before the model is called again. */
+  private async settleOpenCalls(turn: Turn, signal: AbortSignal): Promise<void> {
+    for (const call of openCalls(turn)) {
+      if (signal.aborted) return;
+      if (call.startedSeq !== undefined) {
+        // Started before a crash and never finished: say so; the model decides what to do.
+        await this.appendResult(turn, call, 'the agent daemon stopped while this tool was running; it may or may not have completed', 'interrupted', 0);
+        continue;
+      }
+      if ((await this.permission(turn, call, signal)) === 'deny') {
+        await this.appendResult(turn, call, `permission to run ${call.name} was denied`, 'denied', 0);
+        continue;
+      }
+      if (signal.aborted) return;
+      await this.append([{ type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: 'sandbox' } }]);
+      if (!this.config.tools.some((t) => t.name === call.name)) {
+        await this.appendResult(turn, call, `unknown tool ${call.name}`, 'tool_error', 0);
+        continue;
+      }
+      const result = await this.slot.execute(call.name, call.input, signal);
+      if (signal.reason === SHUTDOWN) return;
+      await this.append([
+        {
+          type: 'tool.result',
+          data: {
+            turnId: turn.turnId,
+            toolUseId: call.toolUseId,
+            content: toContentBlocks(result.content),
+            isError: result.isError,
+            ...(result.errorKind ? { errorKind: result.errorKind } : {}),
+            durationMs: Math.round(result.durationMs),
+          },
+        },
+      ]);
+    }
+  }
+
+  private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: string, durationMs: number): Promise<void> {
+    return this.append([this.errorResult(turn, call, text, errorKind, durationMs)]);
+  }
+
+  private errorResult(turn: Turn, call: ToolCall, text: string, errorKind: string, durationMs: number): NewEvent {
+    return {
+      type: 'tool.result',
+      data: { turnId: turn.turnId, toolUseId: call.toolUseId, content: [{ type: 'text', text }], isError: true, errorKind, durationMs },
+    };
+  }
+
+  /** Results for the calls an interrupt (or failure) left open, so no tool_use is ever orphaned. */
+  private interruptedResults(turn: Turn): NewEvent[] {
+    return openCalls(turn).map((call) => this.errorResult(turn, call, 'interrupted before this tool finished', 'interrupted', 0));
+  }
+
+  private async permission(turn: Turn, call: ToolCall, signal: AbortSignal): Promise<'allow' | 'deny'> {
+    const verdict = decide(this.config.permissions, this.fold.state.alwaysAllowed, call.name, call.input);
+    if (verdict !== 'ask') return verdict;
+    const known = call.permission?.decision;
+    if (known) return known === 'deny' ? 'deny' : 'allow';
+    const question = { sessionId: this.config.sessionId, toolUseId: call.toolUseId, tool: call.name, input: call.input };
+    if (!call.permission) {
+      await this.append([{ type: 'permission.requested', data: { turnId: turn.turnId, toolUseId: call.toolUseId, tool: call.name, input: call.input } }], { status: 'waiting' });
+    } else {
+      await this.deps.log.patchMeta(this.config.sessionId, { status: 'waiting' });
+    }
+    const answer = await this.deps.askPermission(question, signal);
+    await this.append([{ type: 'permission.resolved', data: { turnId: turn.turnId, toolUseId: call.toolUseId, decision: answer.decision, by: answer.by } }], { status: 'running' });
+    return answer.decision === 'deny' ? 'deny' : 'allow';
+  }
+
+  /** Summarises the finished turns in context when the next request would pass the budget. */
+  private async compactIfNeeded(turn: Turn, signal: AbortSignal): Promise<void> {
+    const options = this.contextOptions();
+    if (estimateTokens(buildRequest(this.fold.state, options)) <= this.config.contextBudget) return;
+    const done = contextTurns(this.fold.state).filter((t) => t !== turn && t.end);
+    const lastDone = done.at(-1);
+    if (!lastDone?.end) return;
+    const reply = await callModel(await this.deps.model(), buildSummaryRequest(this.fold.state, done, options), this.hooks(turn.turnId, false), signal, this.deps.retry);
+    this.addUsage(reply.usage);
+    const summary = reply.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n').trim();
+    if (!summary) return;
+    await this.append([{ type: 'context.compacted', data: { upToSeq: lastDone.end.seq, summary, turns: done.length } }], { usage: this.config.usage });
+  }
+}

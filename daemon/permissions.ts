@@ -1,0 +1,84 @@
+import { CancellationTokenSource } from 'vscode-jsonrpc/node';
+import { PermissionRequest, type PermissionDecision } from '../protocol/index.js';
+import type { PermissionQuestion } from './harness/index.js';
+import type { Logger } from './logger.js';
+import type { Peer } from './rpc/peer.js';
+
+interface OpenQuestion {
+  question: PermissionQuestion;
+  answer: (result: { decision: PermissionDecision; by: string }) => void;
+  asked: Map<Peer, CancellationTokenSource>;
+}
+
+/**
+ * Routes permission questions to clients: every connected controller of the session
+ * that declared `permissionRequests` is asked, the first answer wins and the other
+ * requests are cancelled. A client that connects later is asked the questions still
+ * open, so a question outlives the clients (and, through the log, the daemon).
+ */
+export class PermissionBroker {
+  private readonly open = new Map<string, OpenQuestion>();
+
+  constructor(
+    private readonly peers: () => Iterable<Peer>,
+    private readonly logger: Logger,
+  ) {}
+
+  ask(question: PermissionQuestion, signal: AbortSignal): Promise<{ decision: PermissionDecision; by: string }> {
+    return new Promise((resolve, reject) => {
+      const entry: OpenQuestion = {
+        question,
+        asked: new Map(),
+        answer: (result) => {
+          this.close(question.toolUseId);
+          resolve(result);
+        },
+      };
+      this.open.set(question.toolUseId, entry);
+      signal.addEventListener(
+        'abort',
+        () => {
+          this.close(question.toolUseId);
+          reject(new Error('permission question withdrawn'));
+        },
+        { once: true },
+      );
+      for (const peer of this.peers()) this.askPeer(entry, peer);
+    });
+  }
+
+  /** A client became able to answer (initialized, or attached as controller): ask it what is open. */
+  offer(peer: Peer, sessionId?: string): void {
+    for (const entry of this.open.values()) {
+      if (sessionId === undefined || entry.question.sessionId === sessionId) this.askPeer(entry, peer);
+    }
+  }
+
+  get pending(): number {
+    return this.open.size;
+  }
+
+  private askPeer(entry: OpenQuestion, peer: Peer): void {
+    const { question } = entry;
+    if (peer.closed || peer.state !== 'ready' || !peer.capabilities.permissionRequests) return;
+    if (!peer.isController(question.sessionId) || entry.asked.has(peer)) return;
+    const cancel = new CancellationTokenSource();
+    entry.asked.set(peer, cancel);
+    peer.request(PermissionRequest, question, cancel.token).then(
+      ({ decision }) => {
+        if (this.open.get(question.toolUseId) !== entry) return; // answered elsewhere first
+        if (!peer.isController(question.sessionId)) return;
+        this.logger.log('info', 'permission answered', { sessionId: question.sessionId, toolUseId: question.toolUseId, decision, conn: peer.id });
+        entry.answer({ decision, by: `${peer.clientName || 'client'}#${peer.id}` });
+      },
+      () => entry.asked.delete(peer), // cancelled, refused or gone: others may still answer
+    );
+  }
+
+  private close(toolUseId: string): void {
+    const entry = this.open.get(toolUseId);
+    if (!entry) return;
+    this.open.delete(toolUseId);
+    for (const cancel of entry.asked.values()) cancel.cancel();
+  }
+}
