@@ -22,7 +22,7 @@ describe('sandbox lifecycle', () => {
       const r = await call;
       assert.equal(r.isError, true);
       assert.equal(r.errorKind, 'interrupted');
-      const check = await bash(sb, 'kill -0 $(cat bg.pid) 2>/dev/null && echo alive || echo dead; pgrep -x sleep || echo no-sleep');
+      const check = await bash(sb, 'kill -0 $(cat bg.pid) 2>/dev/null && echo alive || echo dead; grep -lx sleep /proc/[0-9]*/comm 2>/dev/null || echo no-sleep');
       assert.equal(textOf(check), 'dead\nno-sleep\n[exit code: 0]');
       const already = new AbortController();
       already.abort();
