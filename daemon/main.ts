@@ -2,6 +2,18 @@ import { fileLogger } from './logger.js';
 import { LevelSessionLog } from './log/index.js';
 import { dataPaths } from './paths.js';
 import { startDaemon, StartError } from './server.js';
+import { createLocalProvider, type SandboxProvider } from '../sandbox/provider.js';
+
+/**
+ * Local sandboxes; for benchmarks only, AGENTD_BENCH_SANDBOX_DELAY_MS slows each
+ * provision by that much, to compare lazy and eager provisioning against a slow start.
+ */
+function sandboxProvider(): SandboxProvider {
+  const provider = createLocalProvider();
+  const delayMs = Number(process.env.AGENTD_BENCH_SANDBOX_DELAY_MS ?? 0);
+  if (!(delayMs > 0)) return provider;
+  return { provision: async (spec) => (await new Promise((r) => setTimeout(r, delayMs)), provider.provision(spec)) };
+}
 
 /**
  * `agentd daemon`: runs in the foreground until SIGTERM/SIGINT or daemon/stop, then
@@ -12,7 +24,7 @@ export async function runDaemon(version: string): Promise<number> {
   const logger = fileLogger(paths.logFile, process.env.AGENTD_LOG_LEVEL === 'debug' ? 'debug' : 'info');
   let running;
   try {
-    running = await startDaemon({ paths, version, logger, openLog: (dir) => LevelSessionLog.open(dir) });
+    running = await startDaemon({ paths, version, logger, openLog: (dir) => LevelSessionLog.open(dir), sandboxes: sandboxProvider() });
   } catch (error) {
     const message = error instanceof StartError ? error.message : `daemon failed to start: ${(error as Error).stack ?? error}`;
     logger.log('error', message);

@@ -15,15 +15,15 @@ import { Vault } from './vault/vault.js';
 import { Harness, type HarnessSettings } from './harness/index.js';
 import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
-import { createLocalProvider, type SandboxProvider } from '../sandbox/provider.js';
+import type { SandboxProvider } from '../sandbox/provider.js';
 
 export interface DaemonOptions {
   paths: DataPaths;
   version: string;
   logger: Logger;
   openLog: (dir: string) => Promise<SessionLog>;
-  /** Where sandboxes come from (default: local bubblewrap/namespaces/process). */
-  sandboxes?: SandboxProvider;
+  /** Where sandboxes come from. */
+  sandboxes: SandboxProvider;
 }
 
 function intFromEnv(name: string, fallback: number): number {
@@ -70,7 +70,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const harness = new Harness({
     log: timedLog,
     logger,
-    provider: options.sandboxes ?? createLocalProvider(),
+    provider: options.sandboxes,
     apiKey: async () => process.env.ANTHROPIC_API_KEY || (await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined)),
     delta: (sessionId, turnId, kind, index, text) => hub.broadcastDelta(sessionId, turnId, kind, index, text),
     askPermission: (question, signal) => permissions.ask(question, signal),

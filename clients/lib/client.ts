@@ -17,6 +17,8 @@ import {
   type NotificationDefinition,
   type RequestDefinition,
   type Event,
+  type PermissionDecision,
+  PermissionRequest,
   SessionEventNotification,
   SessionSubscribe,
   SessionUnsubscribe,
@@ -28,6 +30,11 @@ export interface ConnectOptions extends DialOptions {
   clientName: string;
   clientVersion?: string;
   capabilities?: ClientCapabilities;
+  /**
+   * Answers permission questions; registered before `initialize` so that questions the
+   * daemon sends right after it are not missed. Setting it declares `permissionRequests`.
+   */
+  onPermissionRequest?: (params: z.output<typeof PermissionRequest.params>) => Promise<{ decision: PermissionDecision }>;
 }
 
 /**
@@ -153,12 +160,13 @@ export async function connect(options: ConnectOptions): Promise<AgentdClient> {
   const rpc = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
   socket.on('error', () => undefined); // surfaced as the connection closing
   const client = new AgentdClient(rpc, socket);
+  if (options.onPermissionRequest) client.onRequest(PermissionRequest, options.onPermissionRequest);
   rpc.listen();
   try {
     await client.request(Initialize, {
       protocolVersion: PROTOCOL_VERSION,
       clientInfo: { name: options.clientName, ...(options.clientVersion ? { version: options.clientVersion } : {}) },
-      capabilities: options.capabilities ?? {},
+      capabilities: { ...options.capabilities, ...(options.onPermissionRequest ? { permissionRequests: true } : {}) },
     });
   } catch (error) {
     client.close();
