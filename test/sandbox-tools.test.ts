@@ -86,6 +86,15 @@ describe('sandbox built-in tools', () => {
       assert.match(textOf(await bash(sb, 'kill -0 $(cat earlier.pid) && echo alive; kill $(cat earlier.pid)')), /^alive\n/);
     });
 
+    it('keeps framing while a background job keeps printing between calls', async () => {
+      await bash(sb, '(while :; do echo noise; sleep 0.005; done) & echo $! > noisy.pid');
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await bash(sb, 'echo clean; kill $(cat noisy.pid)');
+      assert.match(textOf(r), /clean\n/);
+      assert.match(textOf(r), /\[exit code: 0\]$/);
+      assert.equal(textOf(await bash(sb, 'sleep 0.1; echo quiet')), 'quiet\n[exit code: 0]');
+    });
+
     it('restarts the shell after `exit`, with state reset', async () => {
       await bash(sb, 'export GONE=1; cd sub');
       const r = await bash(sb, 'exit 5');

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcInfo {
   pid: number;
+  state: string; // R, S, D, Z, ...
   ppid: number;
   pgid: number;
   sid: number;
@@ -16,7 +17,7 @@ export function listProcesses(): ProcInfo[] {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       // The command name may contain spaces and parentheses; fields resume after the last ')'.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ pid: Number(name), ppid: Number(fields[1]), pgid: Number(fields[2]), sid: Number(fields[3]) });
+      out.push({ pid: Number(name), state: fields[0]!, ppid: Number(fields[1]), pgid: Number(fields[2]), sid: Number(fields[3]) });
     } catch {
       // The process exited while we were reading.
     }
@@ -24,8 +25,22 @@ export function listProcesses(): ProcInfo[] {
   return out;
 }
 
+/** Live (non-zombie) processes of the session led by `sid`, other than its leader. */
 export function sessionMembers(sid: number): ProcInfo[] {
-  return listProcesses().filter((p) => p.sid === sid && p.pid !== sid);
+  return listProcesses().filter((p) => p.sid === sid && p.pid !== sid && p.state !== 'Z');
+}
+
+/**
+ * Kills the session's members that `spare` does not name, rescanning a few times so a process
+ * that forks while being killed cannot leave a child behind.
+ */
+export async function killSessionMembers(sid: number, spare: ReadonlySet<number> = new Set()): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    const targets = sessionMembers(sid).filter((p) => !spare.has(p.pid));
+    if (targets.length === 0) return;
+    killProcesses(targets, sid);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 /** SIGKILLs each process and its process group, ignoring ones already gone. */

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { IPty } from 'node-pty';
 import type { Shell, ShellRun } from './define.js';
-import { killProcesses, sessionMembers } from './procs.js';
+import { killProcesses, killSessionMembers, sessionMembers } from './procs.js';
 
 
 const RECOVERY_ATTEMPTS = 3;
+const IDLE_KEEP = 4_096;
 const RECOVERY_WAIT_MS = 1_000;
 
 /** Keeps the first and last `half` characters of a stream and counts what falls between. */
@@ -93,7 +94,8 @@ export class PtyShell implements Shell {
     this.buffer = '';
     pty.onData((data) => {
       this.buffer += data;
-      this.onData?.();
+      if (this.onData) this.onData();
+      else if (this.buffer.length > IDLE_KEEP) this.buffer = this.buffer.slice(-IDLE_KEEP); // background jobs talking between calls
     });
     pty.onExit(({ exitCode }) => {
       if (this.pty === pty) this.pty = null;
@@ -101,7 +103,8 @@ export class PtyShell implements Shell {
     });
     this.pty = pty;
     const ready = marker('READY', randomBytes(8).toString('hex'));
-    pty.write(`command -p stty -echo -onlcr 2>/dev/null; PS0=''; unset PROMPT_COMMAND; set +o history; printf '%s\\n' ${ready.shell}\n`);
+    // Job control off: no job notices in the output; commands are killed by session membership instead.
+    pty.write(`command -p stty -echo -onlcr 2>/dev/null; set +m; PS0=''; unset PROMPT_COMMAND; set +o history; printf '%s\\n' ${ready.shell}\n`);
     const seen = await this.waitFor(`${ready.seen}\n`, 5_000);
     if (!seen) {
       this.stopShell();
@@ -188,10 +191,10 @@ export class PtyShell implements Shell {
 
     rmSync(file, { force: true });
     if (result.ended === 'shell_exited') {
-      killProcesses(sessionMembers(pty.pid), pty.pid);
+      await killSessionMembers(pty.pid);
       notes.push('the shell exited; the next command starts a fresh shell (working directory and variables are reset)');
     } else if (result.ended !== 'exited') {
-      killProcesses(sessionMembers(pty.pid).filter((p) => !before.has(p.pid)), pty.pid);
+      await killSessionMembers(pty.pid, before);
       if (!(await this.recover(pty, id))) {
         this.stopShell();
         notes.push('the shell did not recover after the command was killed and was restarted (working directory and variables are reset)');
