@@ -1,0 +1,110 @@
+/** A real daemon wired to a Messages-API emulator, and helpers to drive and inspect sessions. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AgentdClient } from '../../clients/lib/index.js';
+import { SessionCreate, SessionEvents, SessionGet, type Event, type SessionCreateParams } from '../../protocol/index.js';
+import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
+import { startModelEmulator, type ModelEmulator } from './model-emulator.js';
+
+export const API_KEY = 'sk-test-key';
+
+export interface AgentRig {
+  emulator: ModelEmulator;
+  daemon: TestDaemon;
+  /** Kills the daemon with SIGKILL and starts a new one on the same data dir and emulator. */
+  crashAndRestart(): Promise<TestDaemon>;
+  dispose(): Promise<void>;
+}
+
+export async function startAgentRig(env: Record<string, string> = {}): Promise<AgentRig> {
+  const emulator = await startModelEmulator({ apiKey: API_KEY });
+  const daemonEnv = { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20', ...env };
+  const layout = tempHome();
+  const rig: AgentRig = {
+    emulator,
+    daemon: await startDaemon({ layout, env: daemonEnv }),
+    async crashAndRestart() {
+      await rig.daemon.kill('SIGKILL');
+      rig.daemon = await startDaemon({ layout, env: daemonEnv });
+      return rig.daemon;
+    },
+    async dispose() {
+      await rig.daemon.dispose();
+      await emulator.close();
+    },
+  };
+  return rig;
+}
+
+export function workspace(): string {
+  return mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+}
+
+export async function createSession(client: AgentdClient, params: Partial<SessionCreateParams> = {}): Promise<string> {
+  const { sessionId } = await client.request(SessionCreate, { workspace: workspace(), permissions: { default: 'allow' }, ...params });
+  return sessionId;
+}
+
+export async function allEvents(client: AgentdClient, sessionId: string): Promise<Event[]> {
+  const events: Event[] = [];
+  for (let from: number | undefined = 0; from !== undefined; ) {
+    const page: { events: Event[]; next?: number } = await client.request(SessionEvents, { sessionId, from });
+    events.push(...page.events);
+    from = page.next;
+  }
+  return events;
+}
+
+/** Waits until the session's log has an event passing `test`; returns it. */
+export async function waitForEvent(client: AgentdClient, sessionId: string, test: (e: Event) => boolean, timeoutMs = 30_000): Promise<Event> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = (await allEvents(client, sessionId)).find(test);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no matching event in ${sessionId}: ${JSON.stringify((await allEvents(client, sessionId)).map((e) => e.type))}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Waits until the session is idle (no turn pending) and returns its log. */
+export async function settle(client: AgentdClient, sessionId: string, timeoutMs = 60_000): Promise<Event[]> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await client.request(SessionGet, { sessionId })).status !== 'idle') {
+    if (Date.now() > deadline) throw new Error(`session ${sessionId} did not settle: ${JSON.stringify((await allEvents(client, sessionId)).map((e) => e.type))}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return allEvents(client, sessionId);
+}
+
+export const ofType = (events: Event[], type: string) => events.filter((e) => e.type === type);
+
+/**
+ * The invariants every log must keep whatever crashed: one result per tool call,
+ * no assistant message without the call that produced it, every started turn ended.
+ */
+export function assertLogInvariants(events: Event[]): string[] {
+  const problems: string[] = [];
+  const toolUses = new Map<string, number>();
+  for (const e of ofType(events, 'assistant.message')) {
+    for (const block of e.data.content as Array<{ type: string; id?: string }>) if (block.type === 'tool_use') toolUses.set(block.id!, 0);
+  }
+  for (const e of ofType(events, 'tool.result')) {
+    const id = String(e.data.toolUseId);
+    if (!toolUses.has(id)) problems.push(`tool.result for unknown ${id}`);
+    else toolUses.set(id, toolUses.get(id)! + 1);
+  }
+  for (const [id, n] of toolUses) if (n !== 1) problems.push(`tool_use ${id} has ${n} results`);
+  let requested = 0;
+  for (const e of events) {
+    if (e.type === 'model.requested') requested++;
+    if (e.type === 'assistant.message') {
+      if (requested === 0) problems.push(`assistant.message at ${e.seq} without a model.requested before it`);
+      requested = 0;
+    }
+  }
+  const started = new Set(ofType(events, 'turn.started').map((e) => String(e.data.turnId)));
+  for (const e of events) if (e.type.startsWith('turn.') && e.type !== 'turn.started') started.delete(String(e.data.turnId));
+  for (const id of started) problems.push(`turn ${id} never ended`);
+  return problems;
+}
