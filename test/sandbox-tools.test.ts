@@ -80,6 +80,29 @@ describe('sandbox built-in tools', () => {
       await bash(sb, `cd ${pg.workspace}`);
     });
 
+    it('stops every kind of never-ending command, keeping shell state and leaving no process behind', async () => {
+      await bash(sb, 'cd sub && export KEPT=still');
+      const count = 'ls -d /proc/[0-9]* | wc -l';
+      const baseline = textOf(await bash(sb, count));
+      const forever = [
+        'while :; do :; done',
+        'while :; do sleep 1; done',
+        'while :; do sleep 1000 & done',
+        'sleep 1000; echo not-reached',
+        'trap "" INT; sleep 1000',
+        'yes > /dev/null | cat',
+        'bash -c "sleep 1000 & sleep 1000"',
+      ];
+      for (const command of forever) {
+        const r = await bash(sb, command, 400);
+        assert.equal(r.errorKind, 'timeout', command);
+        assert.doesNotMatch(textOf(r), /not-reached|restarted/, command);
+        assert.equal(textOf(await bash(sb, 'pwd; echo $KEPT')), `${pg.workspace}/sub\nstill\n[exit code: 0]`, command);
+        assert.equal(textOf(await bash(sb, count)), baseline, `processes left after ${command}`);
+      }
+      await bash(sb, `cd ${pg.workspace}`);
+    });
+
     it('leaves background jobs from earlier calls alone when a later command times out', async () => {
       await bash(sb, 'sleep 1000 & echo $! > earlier.pid');
       await bash(sb, 'sleep 1000', 300);

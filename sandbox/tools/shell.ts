@@ -186,7 +186,8 @@ export class PtyShell implements Shell {
         this.buffer = '';
         finish(code, 'shell_exited');
       };
-      pty.write(`printf '%s\\n' ${begin.shell}; . '${file}' < /dev/null; printf '\\n%s:%s\\n' ${end.shell} "$?"\n`);
+      // `trap - INT` first: a command that ignored SIGINT in an earlier call must not make this one unstoppable.
+      pty.write(`trap - INT; printf '%s\\n' ${begin.shell}; . '${file}' < /dev/null; printf '\\n%s:%s\\n' ${end.shell} "$?"\n`);
     });
 
     rmSync(file, { force: true });
@@ -194,8 +195,7 @@ export class PtyShell implements Shell {
       await killSessionMembers(pty.pid);
       notes.push('the shell exited; the next command starts a fresh shell (working directory and variables are reset)');
     } else if (result.ended !== 'exited') {
-      await killSessionMembers(pty.pid, before);
-      if (!(await this.recover(pty, id))) {
+      if (!(await this.stopCommand(pty, id, before))) {
         this.stopShell();
         notes.push('the shell did not recover after the command was killed and was restarted (working directory and variables are reset)');
       }
@@ -203,17 +203,26 @@ export class PtyShell implements Shell {
     return { output: output.toString().replace(/\r\n/g, '\n'), exitCode: result.exitCode, ended: result.ended, notes };
   }
 
-  /** After killing a command, interrupts the shell itself (a builtin loop has no child to kill) and resynchronises. */
-  private async recover(pty: IPty, id: string): Promise<boolean> {
+  /**
+   * Stops the running command like Ctrl-C, then makes sure: SIGINT to the shell and the command's
+   * processes (a child that dies of SIGINT makes bash abandon the whole command line, loops
+   * included), SIGKILL to whatever of the command is left, then a marker proves the shell is
+   * listening again. Processes from earlier calls (`before`) are left alone.
+   */
+  private async stopCommand(pty: IPty, id: string, before: ReadonlySet<number>): Promise<boolean> {
     const recovered = marker('RECOVER', id);
     for (let attempt = 0; attempt < RECOVERY_ATTEMPTS; attempt++) {
       if (this.pty !== pty) return false;
-      try {
-        process.kill(pty.pid, 'SIGINT');
-      } catch {
-        return false;
+      const started = sessionMembers(pty.pid).filter((p) => !before.has(p.pid));
+      for (const pid of [pty.pid, ...started.map((p) => p.pid)]) {
+        try {
+          process.kill(pid, 'SIGINT');
+        } catch {
+          // Already gone.
+        }
       }
       await new Promise((r) => setTimeout(r, 20));
+      await killSessionMembers(pty.pid, before);
       pty.write(`\nprintf '\\n%s\\n' ${recovered.shell}\n`);
       if (await this.waitFor(`${recovered.seen}\n`, RECOVERY_WAIT_MS)) return true;
     }
