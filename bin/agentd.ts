@@ -17,6 +17,10 @@ async function main(argv: string[]): Promise<number> {
     const { runDaemon } = await import('../daemon/main.js');
     return runDaemon(packageVersion());
   }
+  if (command === 'doctor') {
+    const { runDoctor } = await import('../daemon/doctor.js');
+    return runDoctor(argv.slice(1));
+  }
   if (command === 'stdio') {
     const { runStdio } = await import('../clients/cli/stdio.js');
     return runStdio();

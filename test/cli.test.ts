@@ -123,3 +123,28 @@ describe('agentd CLI', () => {
     }
   });
 });
+
+describe('agentd doctor', () => {
+  it('tells the truth about this machine, human and --json', async () => {
+    const layout = tempHome();
+    const result = await runAgentd(layout, ['doctor', '--json']);
+    const report = JSON.parse(result.stdout) as { ok: boolean; isolation: string; findings: Array<{ name: string; ok: boolean }> };
+    const byName = new Map(report.findings.map((f) => [f.name, f.ok]));
+    assert.equal(byName.get('leveldb'), true);
+    assert.equal(byName.get('node-pty'), true);
+    // CI installs bubblewrap: the strong path must be the one found.
+    assert.equal(report.isolation, 'bwrap');
+    assert.equal(result.code, report.ok ? 0 : 1);
+    const human = await runAgentd(layout, ['doctor']);
+    assert.match(human.stdout, /sandboxes will use bwrap isolation/);
+  });
+
+  it('fails with exit 1 when the data dir is open to other users', async () => {
+    const layout = tempHome();
+    const { chmodSync } = await import('node:fs');
+    chmodSync(layout.home, 0o755);
+    const result = await runAgentd(layout, ['doctor']);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /FAIL\s+data dir .*chmod 700/);
+  });
+});

@@ -10,6 +10,7 @@ import { CliContext, type Command, parse, UsageError } from './context.js';
 const EARLY = [
   ['daemon', 'run the daemon in the foreground (clients start it on demand)'],
   ['stdio', 'editor bridge: pipe JSON-RPC frames between stdin/stdout and the daemon'],
+  ['doctor', 'check what this machine offers agentd: isolation, node-pty, LevelDB, data dir [--json]'],
 ] as const;
 
 const commands: Record<string, Command> = {

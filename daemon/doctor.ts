@@ -1,0 +1,82 @@
+import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { probeIsolation } from '../sandbox/provider.js';
+import { dataPaths } from './paths.js';
+
+interface Finding {
+  name: string;
+  ok: boolean;
+  /** Required findings that fail make doctor exit 1; others are warnings. */
+  required: boolean;
+  detail: string;
+}
+
+async function levelDb(): Promise<Finding> {
+  const dir = mkdtempSync(join(tmpdir(), 'agentd-doctor-'));
+  try {
+    const { ClassicLevel } = await import('classic-level');
+    const db = new ClassicLevel<string, string>(dir);
+    await db.put('probe', 'ok', { sync: true });
+    const value = await db.get('probe');
+    await db.close();
+    return { name: 'leveldb', ok: value === 'ok', required: true, detail: 'classic-level opens, writes with fsync and reads back' };
+  } catch (error) {
+    return { name: 'leveldb', ok: false, required: true, detail: `classic-level failed: ${(error as Error).message}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function dataDir(home: string): Finding {
+  if (!existsSync(home)) return { name: 'data dir', ok: true, required: true, detail: `${home} does not exist yet; the daemon creates it (mode 0700)` };
+  try {
+    const info = statSync(home);
+    accessSync(home, constants.W_OK | constants.X_OK);
+    const mode = info.mode & 0o777;
+    const open = (mode & 0o077) !== 0;
+    return { name: 'data dir', ok: !open, required: true, detail: `${home} mode ${mode.toString(8)}${open ? ': readable by other users, run chmod 700 on it' : ''}` };
+  } catch (error) {
+    return { name: 'data dir', ok: false, required: true, detail: `${home} is not usable: ${(error as Error).message}` };
+  }
+}
+
+function socket(path: string): Finding {
+  if (!existsSync(path)) return { name: 'socket', ok: true, required: false, detail: `${path} absent (no daemon running; clients start one)` };
+  const info = statSync(path);
+  const mode = info.mode & 0o777;
+  const mine = info.uid === process.getuid?.();
+  const ok = info.isSocket() && mode === 0o600 && mine;
+  return { name: 'socket', ok, required: true, detail: `${path} mode ${mode.toString(8)}, owner uid ${info.uid}${ok ? '' : ': clients will refuse it'}` };
+}
+
+/**
+ * `agentd doctor`: what this machine offers agentd, and why. Exits 1 when something
+ * required is missing; weaker isolation is a warning (the sandbox degrades loudly).
+ */
+export async function runDoctor(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const paths = dataPaths();
+  const isolation = await probeIsolation();
+  const major = Number(process.versions.node.split('.')[0]);
+  const findings: Finding[] = [
+    { name: 'node', ok: major >= 20, required: true, detail: `node ${process.versions.node}${major >= 20 ? '' : ': agentd needs node 20 or later'}` },
+    { name: 'isolation', ok: isolation.best === 'bwrap', required: false, detail: `best available: ${isolation.best}${isolation.best === 'bwrap' ? '' : ' (install bubblewrap for full isolation)'}` },
+    ...(['bwrap', 'namespaces', 'none'] as const).map((level) => ({ name: `isolation.${level}`, ok: isolation.levels[level].ok, required: false, detail: isolation.levels[level].detail })),
+    { name: 'user namespaces', ok: isolation.userNamespaces.ok, required: false, detail: isolation.userNamespaces.detail },
+    { name: 'network namespaces', ok: isolation.netNamespaces.ok, required: false, detail: isolation.netNamespaces.detail },
+    { name: 'node-pty', ok: isolation.nodePty.ok, required: true, detail: isolation.nodePty.detail },
+    { name: 'ripgrep', ok: isolation.ripgrep.ok, required: false, detail: isolation.ripgrep.detail },
+    await levelDb(),
+    dataDir(paths.home),
+    socket(paths.socket),
+  ];
+  const failed = findings.filter((f) => f.required && !f.ok);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, isolation: isolation.best, findings })}\n`);
+  } else {
+    for (const f of findings) process.stdout.write(`${f.ok ? 'ok  ' : f.required ? 'FAIL' : 'warn'}  ${f.name.padEnd(20)} ${f.detail}\n`);
+    process.stdout.write(failed.length === 0 ? `\nagentd can run here; sandboxes will use ${isolation.best} isolation.\n` : `\n${failed.length} required check(s) failed.\n`);
+  }
+  return failed.length === 0 ? 0 : 1;
+}
