@@ -1,10 +1,24 @@
 #!/usr/bin/env node
 /**
  * The `agentd` command: the composition root, the one place that may reach both the
- * daemon and the clients. Each command loads only what it needs, so that `agentd
+ * daemon and the clients. Each command loads only its own module, so that `agentd
  * stdio` (spawned by editors on every start) stays fast.
  */
 import { readFileSync } from 'node:fs';
+
+/** A command module: `run` gets the arguments after the command name. */
+interface Entry {
+  run(argv: string[], version: string): Promise<number>;
+}
+
+/** Commands with an entry module of their own; everything else is the CLI's. */
+const ENTRIES: Record<string, string> = {
+  daemon: '../daemon/main.js',
+  doctor: '../daemon/doctor.js',
+  stdio: '../clients/cli/stdio.js',
+  mcp: '../clients/mcp/main.js',
+  acp: '../clients/acp/main.js',
+};
 
 function packageVersion(): string {
   const url = new URL('../../package.json', import.meta.url);
@@ -12,19 +26,9 @@ function packageVersion(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const command = argv[0];
-  if (command === 'daemon') {
-    const { runDaemon } = await import('../daemon/main.js');
-    return runDaemon(packageVersion());
-  }
-  if (command === 'doctor') {
-    const { runDoctor } = await import('../daemon/doctor.js');
-    return runDoctor(argv.slice(1));
-  }
-  if (command === 'stdio') {
-    const { runStdio } = await import('../clients/cli/stdio.js');
-    return runStdio();
-  }
+  const [command = '', ...rest] = argv;
+  const entry = ENTRIES[command];
+  if (entry) return ((await import(entry)) as Entry).run(rest, packageVersion());
   const { runCli } = await import('../clients/cli/main.js');
   return runCli(argv, packageVersion());
 }

@@ -54,7 +54,7 @@ function socket(path: string): Finding {
  * `agentd doctor`: what this machine offers agentd, and why. Exits 1 when something
  * required is missing; weaker isolation is a warning (the sandbox degrades loudly).
  */
-export async function runDoctor(argv: string[]): Promise<number> {
+export async function run(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   const paths = dataPaths();
   const isolation = await probeIsolation();

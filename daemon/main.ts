@@ -19,7 +19,7 @@ function sandboxProvider(): SandboxProvider {
  * `agentd daemon`: runs in the foreground until SIGTERM/SIGINT or daemon/stop, then
  * drains and exits 0. Diagnostics go to daemon.log and stderr, never stdout.
  */
-export async function runDaemon(version: string): Promise<number> {
+export async function run(_argv: string[], version: string): Promise<number> {
   const paths = dataPaths();
   const logger = fileLogger(paths.logFile, process.env.AGENTD_LOG_LEVEL === 'debug' ? 'debug' : 'info');
   let running;

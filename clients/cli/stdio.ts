@@ -6,7 +6,7 @@ import { dial } from '../lib/dial.js';
  * daemon directly. When the editor goes away, only this pipe ends; the daemon and
  * its sessions run on. Nothing but the daemon's frames is ever written to stdout.
  */
-export async function runStdio(): Promise<number> {
+export async function run(): Promise<number> {
   let socket;
   try {
     socket = await dial();
