@@ -1,7 +1,9 @@
 import { AgentdError } from '../../protocol/index.js';
 import { DialError } from '../lib/dial.js';
 import { status, stop } from './commands/daemon.js';
+import { demo } from './commands/demo.js';
 import { log } from './commands/log.js';
+import { run } from './commands/run.js';
 import { archive, create, fork, prompt, sessions } from './commands/session.js';
 import { vault } from './commands/vault.js';
 import { CliContext, type Command, parse, UsageError } from './context.js';
@@ -23,6 +25,8 @@ const commands: Record<string, Command> = {
   archive,
   fork,
   vault,
+  run,
+  demo,
 };
 
 function help(): string {
