@@ -75,6 +75,8 @@ export class TurnView {
   /** Text streamed so far per content-block index of the reply being streamed. */
   private readonly streamed = new Map<number, string>();
   private readonly tools = new Map<string, string>();
+  /** Results name their tool when the reply made several calls at once. */
+  private parallel = false;
   private ours = false;
   /** Called when a permission question was answered (by anyone); lets an open prompt close. */
   onPermissionResolved: ((toolUseId: string, decision: string, by: string) => void) | undefined;
@@ -123,9 +125,11 @@ export class TurnView {
       case 'assistant.message':
         this.message(d.content as ContentBlock[]);
         return undefined;
-      case 'tool.result':
-        this.note(`  ⎿  ${shortResult(this.tools.get(String(d.toolUseId)), d)}`);
+      case 'tool.result': {
+        const tool = this.tools.get(String(d.toolUseId));
+        this.note(`  ⎿  ${this.parallel && tool ? `${tool}: ` : ''}${shortResult(tool, d)}`);
         return undefined;
+      }
       case 'permission.resolved':
         this.onPermissionResolved?.(String(d.toolUseId), String(d.decision), String(d.by));
         return undefined;
@@ -161,6 +165,7 @@ export class TurnView {
     // Matched in order, not by index: the stream may carry blocks the log does not keep.
     const streamed = [...this.streamed.entries()].sort((a, b) => a[0] - b[0]).map(([, text]) => text);
     this.streamed.clear();
+    this.parallel = content.filter((b) => b.type === 'tool_use').length > 1;
     let k = 0;
     for (const block of content) {
       if (block.type === 'text') {
@@ -283,9 +288,11 @@ export function terminalPermissions(view: TurnView, yes: boolean): (q: Question)
         resolveAnswer({ decision });
       };
       // The prompt holds the terminal in raw mode: Ctrl-C reaches us here, not as a signal.
+      // The interrupt goes out first, so it ends the turn rather than the answer moving it on.
       rl.on('SIGINT', () => {
+        process.stderr.write('^C\n');
+        process.emit('SIGINT', 'SIGINT');
         done('deny');
-        process.kill(process.pid, 'SIGINT');
       });
       view.onPermissionResolved = (toolUseId, decision, by) => {
         if (toolUseId !== q.toolUseId) return;
