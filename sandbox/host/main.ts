@@ -1,10 +1,10 @@
 // The tool host: runs inside the sandbox boundary and serves the built-in tools (and the
 // session's own MCP servers) as one MCP server over stdio.
-import { accessSync, constants, realpathSync } from 'node:fs';
-import path from 'node:path';
+import { realpathSync } from 'node:fs';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { findExecutable } from '../isolation/probe.js';
 import { ToolFailure, type ToolContext } from '../tools/define.js';
 import { builtinTools } from '../tools/index.js';
 import { PtyShell } from '../tools/shell.js';
@@ -12,20 +12,6 @@ import { HOST_CONFIG_ENV, type HostConfig } from './config.js';
 import type { SessionServers } from './session-servers.js';
 
 const OUTPUT_CAP = 30_000;
-
-function findOnPath(binary: string, searchPath: string): string | null {
-  for (const dir of searchPath.split(':')) {
-    if (!dir) continue;
-    const candidate = path.join(dir, binary);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return null;
-}
 
 function errorResult(message: string, errorKind = 'tool_error'): CallToolResult {
   return { content: [{ type: 'text', text: message }], isError: true, _meta: { 'agentd/errorKind': errorKind } };
@@ -37,7 +23,7 @@ async function main(): Promise<void> {
   delete process.env[HOST_CONFIG_ENV];
   const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
   const workspace = realpathSync(config.workspace);
-  const ripgrep = findOnPath('rg', env.PATH ?? '');
+  const ripgrep = findExecutable('rg', env.PATH ?? '');
   const shell = new PtyShell(workspace, env, OUTPUT_CAP);
   // The MCP client side is loaded only for sessions that have servers of their own.
   const servers: SessionServers | null = config.mcpServers.length
