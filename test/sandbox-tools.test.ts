@@ -161,6 +161,13 @@ describe('sandbox built-in tools', () => {
       assert.equal(image.content[0]!.type, 'image');
     });
 
+    it('refuses files over the size cap with a pointer to bash', async () => {
+      writeFileSync(path.join(pg.workspace, 'big.log'), Buffer.alloc(11 * 1024 * 1024, 'a'));
+      const r = await sb.execute('read_file', { path: 'big.log' });
+      assert.equal(r.errorKind, 'tool_error');
+      assert.match(textOf(r), /over the 10485760-byte limit; read it with bash/);
+    });
+
     it('gives clear errors for missing files, directories and offsets past the end', async () => {
       assert.match(textOf(await sb.execute('read_file', { path: 'nope.txt' })), /file not found: nope.txt/);
       assert.match(textOf(await sb.execute('read_file', { path: 'sub' })), /is a directory/);
@@ -191,6 +198,15 @@ describe('sandbox built-in tools', () => {
       const all = await sb.execute('edit_file', { path: 'edit.txt', old_string: 'a', new_string: '4', replace_all: true });
       assert.equal(textOf(all), 'replaced 3 occurrences in edit.txt');
       assert.equal(readFileSync(file, 'utf8'), 'A $& $1\nbet4 g4mm4\n');
+    });
+
+    it('refuses to edit files that are not UTF-8 text, leaving them intact', async () => {
+      const latin = Buffer.from('caf\xe9 au lait\n', 'latin1');
+      writeFileSync(path.join(pg.workspace, 'latin-edit.txt'), latin);
+      const r = await sb.execute('edit_file', { path: 'latin-edit.txt', old_string: 'lait', new_string: 'milk' });
+      assert.equal(r.errorKind, 'tool_error');
+      assert.match(textOf(r), /not UTF-8 text/);
+      assert.deepEqual(readFileSync(path.join(pg.workspace, 'latin-edit.txt')), latin);
     });
   });
 

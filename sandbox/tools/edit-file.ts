@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { defineTool, text, ToolFailure } from './define.js';
 import { displayPath, resolveInWorkspace } from './paths.js';
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 function countOccurrences(haystack: string, needle: string): number {
   let count = 0;
   for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + needle.length)) count++;
@@ -28,7 +30,14 @@ export const editFileTool = defineTool({
     if (!info.isFile()) throw new ToolFailure(`${shown} is not a regular file`);
     if (input.old_string.length === 0) throw new ToolFailure('old_string is empty; use write_file to create or overwrite a file');
     if (input.old_string === input.new_string) throw new ToolFailure('old_string and new_string are identical; nothing to change');
-    const before = await readFile(file, 'utf8');
+    const bytes = await readFile(file);
+    let before: string;
+    try {
+      if (bytes.includes(0)) throw new Error('binary');
+      before = strictUtf8.decode(bytes);
+    } catch {
+      throw new ToolFailure(`${shown} is not UTF-8 text; edit_file would corrupt it (use bash for binary or other encodings)`);
+    }
     const count = countOccurrences(before, input.old_string);
     if (count === 0) throw new ToolFailure(`old_string was not found in ${shown}; it must match the file exactly, including whitespace`);
     if (count > 1 && !input.replace_all) {
