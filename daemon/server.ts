@@ -65,7 +65,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const peers = new Set<Peer>();
   let stopRequested: (reason: string) => void = () => undefined;
   const hub = new SubscriptionHub(timedLog, logger, { maxPending: SUBSCRIPTION_MAX_PENDING, batchSize: SUBSCRIPTION_BATCH });
-  const vault = new Vault(paths.vaultFile, paths.vaultKey);
+  const vault = new Vault(paths.vaultFile, paths.vaultKey, (redactor) => (logger.redact = (line) => redactor.text(line)));
+  await vault.redactor().then((redactor) => (logger.redact = (line) => redactor.text(line)));
   const permissions = new PermissionBroker(() => peers, logger);
   const harness = new Harness({
     log: timedLog,
@@ -74,6 +75,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     apiKey: async () => process.env.ANTHROPIC_API_KEY || (await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined)),
     delta: (sessionId, turnId, kind, index, text) => hub.broadcastDelta(sessionId, turnId, kind, index, text),
     askPermission: (question, signal) => permissions.ask(question, signal),
+    credential: (name) => vault.reveal(name).catch(() => undefined),
+    redactor: () => vault.redactor(),
     settings: harnessSettings(),
   });
   const daemon: Daemon = {

@@ -5,6 +5,9 @@ import type { ApiTool } from './context.js';
 import { ModelFailure, type RetryPolicy } from './model.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
+import { RemoteMcpServers, type RemoteServerSpec } from './remote-mcp.js';
+import { authHeader } from '../proxy/proxy.js';
+import type { VaultBinding } from '../../protocol/index.js';
 
 export type { PermissionQuestion } from './runner.js';
 
@@ -19,6 +22,8 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
   provider: SandboxProvider;
   /** The API key: the environment's, else the vault's ANTHROPIC_API_KEY. */
   apiKey(): Promise<string | undefined>;
+  /** A credential's value and binding, for the daemon's own use (remote MCP auth). */
+  credential(name: string): Promise<{ value: string; binding?: VaultBinding } | undefined>;
   settings: HarnessSettings;
 }
 
@@ -81,6 +86,7 @@ export class Harness {
         },
       },
     );
+    const remote = new RemoteMcpServers(await this.remoteSpecs(record));
     const runner = new SessionRunner(
       { ...this.deps, model: () => this.model(), retry: this.deps.settings.retry },
       {
@@ -90,10 +96,11 @@ export class Harness {
         system: systemPrompt(record),
         ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
         contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
-        tools: await this.tools(record, slot),
+        tools: [...(await this.tools(record, slot)), ...(await this.remoteTools(record, remote))],
         usage: record.usage,
       },
       slot,
+      remote,
     );
     this.runners.set(sessionId, runner);
     return runner;
@@ -117,6 +124,28 @@ export class Harness {
       defs = [...defs, ...catalog];
     }
     return defs.filter((t) => !allowed || allowed.has(t.name)).map(apiTool);
+  }
+
+  /** Remote MCP servers of the session, with the Authorization header from the vault. */
+  private async remoteSpecs(record: SessionRecord): Promise<RemoteServerSpec[]> {
+    const specs: RemoteServerSpec[] = [];
+    for (const server of record.config.mcpServers ?? []) {
+      if (!('type' in server)) continue;
+      const credential = server.credential ? await this.deps.credential(server.credential) : undefined;
+      const [, authorization] = credential ? authHeader(credential.binding ?? { kind: 'mcp', url: server.url }, credential.value) : [];
+      specs.push({ name: server.name, url: server.url, ...(authorization ? { authorization } : {}) });
+    }
+    return specs;
+  }
+
+  private async remoteTools(record: SessionRecord, remote: RemoteMcpServers): Promise<ApiTool[]> {
+    const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
+    try {
+      return (await remote.tools()).filter((t) => !allowed || allowed.has(t.name));
+    } catch (error) {
+      this.deps.logger.log('warn', 'remote MCP servers unavailable; their tools are not offered', { sessionId: record.sessionId, error: (error as Error).message });
+      return [];
+    }
   }
 
   /** A user message was appended: run the session's pending turns. */

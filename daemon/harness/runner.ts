@@ -7,6 +7,8 @@ import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from '.
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
 import { decide, type PermissionPolicy } from './policy.js';
 import { SandboxSlot, toContentBlocks } from './sandbox-slot.js';
+import type { RemoteMcpServers } from './remote-mcp.js';
+import type { Redactor } from '../vault/redact.js';
 
 export interface PermissionQuestion {
   sessionId: string;
@@ -24,6 +26,8 @@ export interface RunnerDeps {
   /** Resolves with the first answer from any client; rejects when `signal` aborts. */
   askPermission(question: PermissionQuestion, signal: AbortSignal): Promise<{ decision: PermissionDecision; by: string }>;
   retry: RetryPolicy;
+  /** Replaces vault values in everything the runner records (a second line of defence). */
+  redactor(): Promise<Redactor>;
 }
 
 export interface RunnerConfig {
@@ -58,6 +62,7 @@ export class SessionRunner {
     private readonly deps: RunnerDeps,
     private readonly config: RunnerConfig,
     readonly slot: SandboxSlot,
+    private readonly remote: RemoteMcpServers,
   ) {}
 
   /** Runs pending turns; a call while running makes the loop look again when done. */
@@ -88,7 +93,7 @@ export class SessionRunner {
     this.stopped = true;
     this.turnAbort?.abort(SHUTDOWN);
     await this.loop;
-    await this.slot.close();
+    await Promise.allSettled([this.slot.close(), this.remote.close()]);
   }
 
   private async run(woke: boolean): Promise<void> {
@@ -117,7 +122,9 @@ export class SessionRunner {
   }
 
   private async append(events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<void> {
-    await this.deps.log.append(this.config.sessionId, events, metaPatch);
+    const redactor = await this.deps.redactor();
+    const redacted = redactor.empty ? events : events.map((e) => ({ type: e.type, data: redactor.value(e.data) }));
+    await this.deps.log.append(this.config.sessionId, redacted, metaPatch);
     await this.catchUp();
   }
 
@@ -197,12 +204,16 @@ export class SessionRunner {
         continue;
       }
       if (signal.aborted) return;
-      await this.append([{ type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: 'sandbox' } }]);
+      const remote = this.remote.owns(call.name);
+      await this.append([{ type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: remote ? 'daemon' : 'sandbox' } }]);
       if (!this.config.tools.some((t) => t.name === call.name)) {
         await this.appendResult(turn, call, `unknown tool ${call.name}`, 'tool_error', 0);
         continue;
       }
-      const result = await this.slot.execute(call.name, call.input, signal);
+      const started = performance.now();
+      const result = remote
+        ? await this.remote.call(call.name, call.input, signal)
+        : await this.slot.execute(call.name, call.input, signal).then((r) => ({ ...r, content: toContentBlocks(r.content) }));
       if (signal.reason === SHUTDOWN) return;
       await this.append([
         {
@@ -210,10 +221,10 @@ export class SessionRunner {
           data: {
             turnId: turn.turnId,
             toolUseId: call.toolUseId,
-            content: toContentBlocks(result.content),
+            content: result.content,
             isError: result.isError,
             ...(result.errorKind ? { errorKind: result.errorKind } : {}),
-            durationMs: Math.round(result.durationMs),
+            durationMs: Math.round(performance.now() - started),
           },
         },
       ]);

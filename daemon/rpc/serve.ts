@@ -63,8 +63,11 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
 
   const mine = new Set<Promise<unknown>>();
   rpc.onRequest((method, params, token) => {
-    const work = dispatch(method, params, token, peer, state).catch((error: unknown) => {
-      throw toResponseError(error);
+    const work = dispatch(method, params, token, peer, state).catch(async (error: unknown) => {
+      // Whatever an error echoes back, no vault value leaves in it.
+      const response = toResponseError(error);
+      const redactor = await daemon.vault.redactor().catch(() => undefined);
+      throw redactor && !redactor.empty ? new ResponseError(response.code, redactor.text(response.message), redactor.value(response.data)) : response;
     });
     state.inFlight.add(work);
     mine.add(work);

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { open, readFile, rename, writeFile } from 'node:fs/promises';
 import { AgentdError, ErrorCode, type VaultBinding } from '../../protocol/index.js';
+import { Redactor } from './redact.js';
 
 /** One stored credential: the value only ever exists encrypted on disk. */
 interface SealedEntry {
@@ -30,12 +31,15 @@ const KEY_BYTES = 32;
  */
 export class Vault {
   private entries: Map<string, SealedEntry> | undefined;
+  private cachedRedactor: Promise<Redactor> | undefined;
   private key: Buffer | undefined;
   private writes: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly file: string,
     private readonly keyFile: string,
+    /** Told of the new redactor after every change (the daemon's log file uses it). */
+    private readonly onChange: (redactor: Redactor) => void = () => undefined,
   ) {}
 
   async set(name: string, value: string, binding: VaultBinding | undefined): Promise<void> {
@@ -86,8 +90,21 @@ export class Vault {
     return entry.binding ? { value, binding: entry.binding } : { value };
   }
 
+  /** A redactor of every stored value; rebuilt after each change. */
+  redactor(): Promise<Redactor> {
+    this.cachedRedactor ??= (async () => {
+      const entries = await this.load();
+      return new Redactor(await Promise.all([...entries.keys()].map(async (name) => ({ name, value: (await this.reveal(name)).value }))));
+    })();
+    return this.cachedRedactor;
+  }
+
   private serial<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.writes.then(task, task);
+    this.cachedRedactor = undefined;
+    const run = this.writes.then(task, task).finally(() => {
+      this.cachedRedactor = undefined;
+      void this.redactor().then(this.onChange, () => undefined);
+    });
     this.writes = run.catch(() => undefined);
     return run;
   }

@@ -1,0 +1,83 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { ContentBlock } from '../../protocol/index.js';
+import type { ApiTool } from './context.js';
+
+export interface RemoteServerSpec {
+  name: string;
+  url: string;
+  /** The Authorization header value, from the vault; never leaves the daemon. */
+  authorization?: string;
+}
+
+export interface RemoteResult {
+  content: ContentBlock[];
+  isError: boolean;
+  errorKind?: 'tool_error' | 'interrupted';
+}
+
+const PREFIX = (name: string) => `mcp__${name}__`;
+
+/**
+ * A session's remote MCP servers (streamable HTTP), called by the daemon itself,
+ * outside every sandbox, with the vault's token: their calls never pass through a
+ * sandbox and the token never enters one. Connected lazily, reconnected after a failure.
+ */
+export class RemoteMcpServers {
+  private readonly clients = new Map<string, Promise<Client>>();
+
+  constructor(private readonly specs: readonly RemoteServerSpec[]) {}
+
+  owns(toolName: string): boolean {
+    return this.specs.some((s) => toolName.startsWith(PREFIX(s.name)));
+  }
+
+  private client(spec: RemoteServerSpec): Promise<Client> {
+    let client = this.clients.get(spec.name);
+    if (!client) {
+      client = (async () => {
+        const c = new Client({ name: 'agentd', version: '1' });
+        const headers: Record<string, string> = spec.authorization ? { authorization: spec.authorization } : {};
+        await c.connect(new StreamableHTTPClientTransport(new URL(spec.url), { requestInit: { headers } }));
+        return c;
+      })();
+      client.catch(() => this.clients.delete(spec.name));
+      this.clients.set(spec.name, client);
+    }
+    return client;
+  }
+
+  async tools(): Promise<ApiTool[]> {
+    const all = await Promise.all(
+      this.specs.map(async (spec) => {
+        const { tools } = await (await this.client(spec)).listTools();
+        return tools.map((t) => ({ name: PREFIX(spec.name) + t.name, description: t.description ?? t.name, input_schema: t.inputSchema as Record<string, unknown> }));
+      }),
+    );
+    return all.flat();
+  }
+
+  async call(toolName: string, input: Record<string, unknown>, signal: AbortSignal): Promise<RemoteResult> {
+    const spec = this.specs.find((s) => toolName.startsWith(PREFIX(s.name)))!;
+    try {
+      const result = await (await this.client(spec)).callTool({ name: toolName.slice(PREFIX(spec.name).length), arguments: input }, undefined, { signal });
+      const content: ContentBlock[] = [];
+      for (const item of (result.content ?? []) as Array<{ type: string; text?: string; data?: string; mimeType?: string }>) {
+        if (item.type === 'text') content.push({ type: 'text', text: item.text ?? '' });
+        else if (item.type === 'image' && item.data) content.push({ type: 'image', source: { type: 'base64', media_type: (item.mimeType ?? 'image/png') as 'image/png', data: item.data } });
+        else content.push({ type: 'text', text: JSON.stringify(item) });
+      }
+      return { content, isError: Boolean(result.isError), ...(result.isError ? { errorKind: 'tool_error' as const } : {}) };
+    } catch (error) {
+      if (signal.aborted) return { content: [{ type: 'text', text: 'interrupted' }], isError: true, errorKind: 'interrupted' };
+      this.clients.delete(spec.name);
+      return { content: [{ type: 'text', text: `remote MCP server ${spec.name} failed: ${(error as Error).message}` }], isError: true, errorKind: 'tool_error' };
+    }
+  }
+
+  async close(): Promise<void> {
+    const clients = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.allSettled(clients.map(async (c) => (await c).close()));
+  }
+}

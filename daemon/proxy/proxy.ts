@@ -1,0 +1,118 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { VaultBinding } from '../../protocol/index.js';
+import type { Logger } from '../logger.js';
+import type { Vault } from '../vault/vault.js';
+
+/** Headers that belong to one hop, or that a sandbox must never set itself. */
+const DROPPED_REQUEST_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'authorization', 'cookie']);
+const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'trailer', 'upgrade']);
+
+/** The header a binding injects, as [name, value]. */
+export function authHeader(binding: VaultBinding, secret: string): [string, string] {
+  if (binding.kind === 'git') {
+    // What git hosts accept for a token over HTTPS (GitHub, GitLab, Gitea): Basic with the token as password.
+    return ['authorization', `Basic ${Buffer.from(`x-access-token:${secret}`).toString('base64')}`];
+  }
+  const template = (binding.kind === 'http' && binding.header) || 'Authorization: Bearer {value}';
+  const colon = template.indexOf(':');
+  return [template.slice(0, colon).trim().toLowerCase(), template.slice(colon + 1).trim().split('{value}').join(secret)];
+}
+
+export interface ProxyEndpoint {
+  /** Unix socket the session's sandbox reaches the proxy through. */
+  socketPath: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The only way out of a sandbox: per session, a small HTTP server on a unix socket
+ * that serves `/<NAME>/<path>` for exactly the credentials the session may use,
+ * forwarding to the bound upstream with the secret added on the way out and
+ * redacted from what comes back. Everything else gets a 403 that says what is allowed.
+ */
+export class CredentialProxy {
+  constructor(
+    private readonly vault: Vault,
+    private readonly logger: Logger,
+    private readonly socketDir: string,
+  ) {}
+
+  async open(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
+    mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
+    const socketPath = `${this.socketDir}/${sessionId}.sock`;
+    rmSync(socketPath, { force: true });
+    const server = createServer((req, res) => {
+      this.handle(sessionId, credentials, req, res).catch((error: unknown) => {
+        this.logger.log('warn', 'proxy request failed', { sessionId, error: (error as Error).message });
+        if (!res.headersSent) this.refuse(res, 502, `agentd proxy: the upstream request failed`);
+        else res.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+    return { socketPath, close: () => closeServer(server, socketPath) };
+  }
+
+  private refuse(res: ServerResponse, status: number, message: string): void {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(`${message}\n`);
+  }
+
+  private async allowedList(credentials: readonly string[]): Promise<string> {
+    const entries = new Map((await this.vault.list()).map((e) => [e.name, e]));
+    const described = credentials.map((name) => {
+      const binding = entries.get(name)?.binding;
+      return binding && binding.kind !== 'mcp' ? `${name} (${binding.kind} ${binding.url})` : undefined;
+    });
+    const usable = described.filter(Boolean);
+    return usable.length > 0 ? usable.join(', ') : 'none';
+  }
+
+  private async handle(sessionId: string, credentials: readonly string[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const [, name = '', ...rest] = url.pathname.split('/');
+    const entry = credentials.includes(name) ? await this.vault.reveal(name).catch(() => undefined) : undefined;
+    const binding = entry?.binding;
+    if (!entry || !binding || binding.kind === 'mcp') {
+      this.logger.log('warn', 'proxy refused', { sessionId, name });
+      this.refuse(res, 403, `agentd proxy: "${name}" is not a credential this session may use; allowed: ${await this.allowedList(credentials)}. Address them as $AGENTD_PROXY/<NAME>/<path>.`);
+      return;
+    }
+    const upstream = new URL(binding.url.replace(/\/+$/, '') + '/' + rest.join('/') + url.search);
+    const headers: Record<string, string | string[]> = {};
+    for (const [key, value] of Object.entries(req.headers)) if (value !== undefined && !DROPPED_REQUEST_HEADERS.has(key)) headers[key] = value;
+    const [headerName, headerValue] = authHeader(binding, entry.value);
+    headers[headerName] = headerValue;
+    const redactor = await this.vault.redactor();
+    const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
+    await new Promise<void>((resolve, reject) => {
+      const out = send(upstream, { method: req.method, headers }, (upstreamRes) => {
+        const responseHeaders: Record<string, string | string[]> = {};
+        for (const [key, value] of Object.entries(upstreamRes.headers)) {
+          if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(key)) responseHeaders[key] = redactor.value(value);
+        }
+        res.writeHead(upstreamRes.statusCode ?? 502, responseHeaders);
+        upstreamRes.pipe(redactor.stream()).pipe(res);
+        upstreamRes.on('end', resolve);
+        upstreamRes.on('error', reject);
+      });
+      out.on('error', reject);
+      req.pipe(out);
+    });
+    this.logger.log('info', 'proxied', { sessionId, name, method: req.method, host: upstream.host, status: res.statusCode });
+  }
+}
+
+function closeServer(server: Server, socketPath: string): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => {
+      rmSync(socketPath, { force: true });
+      resolve();
+    });
+    server.closeAllConnections();
+  });
+}
