@@ -21,8 +21,9 @@ describe('sandbox built-in tools', () => {
   });
 
   it('lists the static catalogue, the same as the host serves', async () => {
-    const names = (await sb.tools()).map((t) => t.name);
-    assert.deepEqual(names, BUILTIN_TOOLS.map((t) => t.name));
+    const served = await sb.tools();
+    assert.deepEqual(served, [...BUILTIN_TOOLS]);
+    const names = served.map((t) => t.name);
     assert.deepEqual(names, ['bash', 'read_file', 'write_file', 'edit_file', 'glob', 'grep']);
     const bashTool = BUILTIN_TOOLS.find((t) => t.name === 'bash')!;
     assert.deepEqual((bashTool.inputSchema as { required: string[] }).required, ['command']);
