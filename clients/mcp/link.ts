@@ -1,0 +1,85 @@
+import type { z } from 'zod';
+import type { RequestDefinition } from '../../protocol/index.js';
+import { connect, type AgentdClient, type ConnectOptions } from '../lib/index.js';
+
+export interface LinkOptions {
+  version: string;
+  /** Handed to `connect`; tests and callers may pin the data dir. */
+  layout?: ConnectOptions['layout'];
+  /** Diagnostics (stderr: stdout carries MCP frames only). */
+  log: (message: string) => void;
+}
+
+/**
+ * The MCP server's one connection to the daemon. It is made on first use (starting
+ * the daemon when none runs) and, when the daemon goes away, made again on the next
+ * call: an MCP host keeps its server process for its whole life, and a daemon restart
+ * in between must not leave it broken.
+ */
+export class DaemonLink {
+  private current: Promise<AgentdClient> | undefined;
+  private live: AgentdClient | undefined;
+  private closing = false;
+  private readonly connectedListeners = new Set<(client: AgentdClient) => void>();
+  private readonly lostListeners = new Set<() => void>();
+
+  constructor(private readonly options: LinkOptions) {}
+
+  /**
+   * The connected client. `autostart: false` only reconnects to a daemon that runs:
+   * background work (resource subscriptions) must not start a daemon someone stopped.
+   */
+  client(autostart = true): Promise<AgentdClient> {
+    if (this.closing) return Promise.reject(new Error('agentd mcp is shutting down'));
+    if (this.current) return this.current;
+    const attempt = connect({
+      clientName: 'agentd-mcp',
+      clientVersion: this.options.version,
+      autostart,
+      ...(this.options.layout ? { layout: this.options.layout } : {}),
+    });
+    this.current = attempt;
+    attempt.then(
+      (client) => {
+        this.live = client;
+        this.options.log('connected to the daemon');
+        void client.closed.then(() => {
+          if (this.current === attempt) this.current = undefined;
+          if (this.live === client) this.live = undefined;
+          if (this.closing) return;
+          this.options.log('lost the daemon connection; reconnecting on the next call');
+          for (const listener of this.lostListeners) listener();
+        });
+        for (const listener of this.connectedListeners) listener(client);
+      },
+      () => {
+        if (this.current === attempt) this.current = undefined;
+      },
+    );
+    return attempt;
+  }
+
+  async request<M extends string, P extends z.ZodType, R extends z.ZodType>(
+    def: RequestDefinition<M, P, R>,
+    params: z.input<P>,
+  ): Promise<z.output<R>> {
+    return (await this.client()).request(def, params);
+  }
+
+  /** Called with each new connection (the first and every reconnection). */
+  onConnected(listener: (client: AgentdClient) => void): void {
+    this.connectedListeners.add(listener);
+  }
+
+  /** Called when a connection closed without `close()`. */
+  onLost(listener: () => void): void {
+    this.lostListeners.add(listener);
+  }
+
+  close(): void {
+    this.closing = true;
+    this.live?.close();
+    this.live = undefined;
+    this.current = undefined;
+  }
+}

@@ -1,0 +1,69 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { DaemonLink } from './link.js';
+import { registerResources } from './resources.js';
+import { explainError, registerTools } from './tools.js';
+
+const USAGE = `usage: agentd mcp
+
+An MCP server over stdio that drives agentd sessions (starting the daemon when none
+runs). Configure it in an MCP host as: {"command": "agentd", "args": ["mcp"]}.
+
+Tools: agentd_create_session, agentd_prompt, agentd_read_events,
+agentd_list_sessions, agentd_interrupt.
+Resources: agentd://sessions/{sessionId}/events (readable, subscribable).
+Data dir: $AGENTD_HOME (default ~/.agentd).
+`;
+
+/**
+ * `agentd mcp`. Stdout carries MCP frames and nothing else, so every diagnostic goes
+ * to stderr, and stray console output is rerouted there too. When the daemon goes
+ * away the server stays up and reconnects on its next call (starting the daemon if
+ * none runs); it exits when the host closes its stdin.
+ */
+export async function run(argv: string[], version: string): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (argv.length > 0) {
+    process.stderr.write(`agentd mcp: unexpected arguments: ${argv.join(' ')}\n${USAGE}`);
+    return 2;
+  }
+  // A library that logs with console.log must not corrupt the protocol stream.
+  console.log = console.error;
+  console.info = console.error;
+  console.debug = console.error;
+  const log = (message: string) => process.stderr.write(`agentd mcp: ${message}\n`);
+
+  const link = new DaemonLink({ version, log });
+  const mcp = new McpServer(
+    { name: 'agentd', title: 'agentd', version },
+    {
+      instructions:
+        'agentd runs tool-using agent sessions in a local daemon. Create a session with agentd_create_session, ' +
+        'give it work with agentd_prompt (waits for the answer), inspect what it did with agentd_read_events, ' +
+        'and stop a running turn with agentd_interrupt.',
+    },
+  );
+  registerTools(mcp, link);
+  const resources = registerResources(mcp, link, log);
+
+  const transport = new StdioServerTransport();
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.stdin.once('end', stop);
+    process.stdin.once('close', stop);
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    transport.onclose = stop;
+  });
+  await mcp.connect(transport);
+  // Connect (and start the daemon) now, so that the first tool call does not wait for it.
+  link.client().catch((error: unknown) => log(explainError(error)));
+  await stopped;
+  resources.close();
+  link.close();
+  await mcp.close().catch(() => undefined);
+  return 0;
+}
