@@ -1,10 +1,10 @@
 // The sandbox provider's interface: the one file the rest of agentd imports from sandbox/.
-import { builtinTools } from './tools/index.js';
-import { cachedIsolationReport, provisionLocal } from './local-sandbox.js';
-
-export type { IsolationLevel, IsolationReport, Check } from './isolation/probe.js';
-export { probeIsolation } from './isolation/probe.js';
 import type { IsolationLevel, IsolationReport } from './isolation/probe.js';
+import { cachedIsolationReport, provisionLocal } from './local-sandbox.js';
+import { builtinTools } from './tools/index.js';
+
+export type { Check, IsolationLevel, IsolationReport } from './isolation/probe.js';
+export { probeIsolation } from './isolation/probe.js';
 
 export interface SandboxSpec {
   sessionId: string; // naming and logging only
