@@ -1,0 +1,87 @@
+import type { PermissionDecision } from '../../../../protocol/index.js';
+import type { PermissionHandler, PermissionParams } from './bridge.js';
+
+export interface PendingApproval {
+  id: string;
+  sessionId: string;
+  tool: string;
+  input: Record<string, unknown>;
+  /** One line for a notification or a quick pick title. */
+  summary: string;
+}
+
+export type ApprovalChange =
+  | { kind: 'added'; approval: PendingApproval }
+  | { kind: 'answered'; approval: PendingApproval; decision: PermissionDecision }
+  /** The daemon cancelled the question: another client answered first, or the turn ended. */
+  | { kind: 'withdrawn'; approval: PendingApproval };
+
+/** Thrown to the daemon when a question is withdrawn before this client answered. */
+export class ApprovalWithdrawn extends Error {}
+
+interface Entry {
+  approval: PendingApproval;
+  resolve(decision: PermissionDecision): void;
+}
+
+/**
+ * The permission questions the daemon has asked this client and nobody answered yet.
+ * The UI shows them and answers through `answer`; the daemon's cancellation (first
+ * answer won elsewhere) removes them, and the UI is told so it can withdraw them.
+ */
+export class ApprovalsState {
+  private readonly entries = new Map<string, Entry>();
+  private readonly listeners = new Set<(change: ApprovalChange) => void>();
+
+  /** Pass to the connection as its permission handler. */
+  readonly handler: PermissionHandler = (params, token) => this.ask(params, token);
+
+  pending(): PendingApproval[] {
+    return [...this.entries.values()].map((e) => e.approval);
+  }
+
+  onChange(listener: (change: ApprovalChange) => void): { dispose(): void } {
+    this.listeners.add(listener);
+    return { dispose: () => void this.listeners.delete(listener) };
+  }
+
+  /** The user's answer; false when the question is no longer open. */
+  answer(id: string, decision: PermissionDecision): boolean {
+    const entry = this.entries.get(id);
+    if (!entry) return false;
+    this.entries.delete(id);
+    entry.resolve(decision);
+    this.emit({ kind: 'answered', approval: entry.approval, decision });
+    return true;
+  }
+
+  private ask(params: PermissionParams, token: { isCancellationRequested: boolean; onCancellationRequested(listener: () => void): unknown }): Promise<{ decision: PermissionDecision }> {
+    const approval: PendingApproval = {
+      id: params.toolUseId,
+      sessionId: params.sessionId,
+      tool: params.tool,
+      input: params.input,
+      summary: summarize(params.tool, params.input),
+    };
+    return new Promise((resolve, reject) => {
+      if (token.isCancellationRequested) return reject(new ApprovalWithdrawn('withdrawn'));
+      this.entries.set(approval.id, { approval, resolve: (decision) => resolve({ decision }) });
+      token.onCancellationRequested(() => {
+        if (!this.entries.delete(approval.id)) return;
+        this.emit({ kind: 'withdrawn', approval });
+        reject(new ApprovalWithdrawn('answered elsewhere'));
+      });
+      this.emit({ kind: 'added', approval });
+    });
+  }
+
+  private emit(change: ApprovalChange): void {
+    for (const listener of [...this.listeners]) listener(change);
+  }
+}
+
+export function summarize(tool: string, input: Record<string, unknown>): string {
+  const first = input.command ?? input.path ?? input.pattern ?? Object.values(input)[0];
+  const text = (typeof first === 'string' ? first : JSON.stringify(first ?? '')).replace(/\s+/g, ' ');
+  return `${tool}: ${text.length > 120 ? `${text.slice(0, 119)}…` : text}`;
+}

@@ -1,0 +1,138 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  createMessageConnection,
+  ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type CancellationToken,
+} from 'vscode-jsonrpc/node';
+import { AgentdClient } from '../../../lib/client.js';
+import {
+  ErrorCode,
+  Initialize,
+  PermissionRequest,
+  PROTOCOL_VERSION,
+  type ParamsOf,
+  type PermissionDecision,
+} from '../../../../protocol/index.js';
+
+/** How to start the editor bridge: normally `agentd stdio`. */
+export interface BridgeCommand {
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export type PermissionParams = ParamsOf<typeof PermissionRequest>;
+/** Answers a permission question; `token` fires when the daemon withdraws it (answered elsewhere). */
+export type PermissionHandler = (params: PermissionParams, token: CancellationToken) => Promise<{ decision: PermissionDecision }>;
+
+export const INSTALL_HINT =
+  'Install agentd (`npm install -g agentd`, or `npm install -g /path/to/agentd` from a checkout) or set the `agentd.path` setting to the agentd executable.';
+
+/** The `agentd` executable could not be started at all; the message says how to fix it. */
+export class AgentdNotFoundError extends Error {
+  constructor(readonly command: string, cause: string) {
+    super(`agentd was not found (${command}: ${cause}). ${INSTALL_HINT}`);
+  }
+}
+
+/** The bridge started but gave up before the daemon answered (no daemon, bad data dir, ...). */
+export class BridgeFailedError extends Error {}
+
+export interface Bridge {
+  client: AgentdClient;
+  child: ChildProcess;
+  /** Settles when the connection is gone: the bridge exited, or the daemon closed it. */
+  closed: Promise<void>;
+  /** What the bridge wrote to stderr (its diagnostics). */
+  stderr(): string;
+  dispose(): void;
+}
+
+/**
+ * Spawns the bridge and returns an initialized client speaking JSON-RPC over its
+ * stdin/stdout. The permission handler is registered before `initialize`, so questions
+ * the daemon sends right after it are not refused for want of a handler.
+ */
+export async function openBridge(
+  command: BridgeCommand,
+  options: { clientName: string; clientVersion?: string; onPermissionRequest?: PermissionHandler; timeoutMs?: number },
+): Promise<Bridge> {
+  const child = spawn(command.command, command.args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: command.env ?? process.env,
+    ...(command.cwd ? { cwd: command.cwd } : {}),
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => {
+    stderr = (stderr + d).slice(-8000);
+  });
+  // Writes to a bridge that just died must not crash the host; the close is handled below.
+  child.stdin!.on('error', () => undefined);
+  const spawnFailed = new Promise<never>((_, reject) =>
+    child.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'ENOENT' || error.code === 'EACCES' ? new AgentdNotFoundError(command.command, error.code) : error),
+    ),
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const rpc = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+  const client = new AgentdClient(rpc);
+  const dispose = () => {
+    client.close();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  };
+  if (options.onPermissionRequest) {
+    const handler = options.onPermissionRequest;
+    // Directly on the rpc (not client.onRequest) to receive the cancellation token.
+    rpc.onRequest(PermissionRequest.method, async (raw: unknown, token: CancellationToken) => {
+      const parsed = PermissionRequest.params.safeParse(raw);
+      if (!parsed.success) throw new ResponseError(ErrorCode.InvalidParams, parsed.error.message);
+      return handler(parsed.data, token);
+    });
+  }
+  rpc.listen();
+  const initialized = client.request(Initialize, {
+    protocolVersion: PROTOCOL_VERSION,
+    clientInfo: { name: options.clientName, ...(options.clientVersion ? { version: options.clientVersion } : {}) },
+    capabilities: { permissionRequests: options.onPermissionRequest !== undefined },
+  });
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      initialized,
+      spawnFailed,
+      exited.then(() => {
+        throw new BridgeFailedError(bridgeMessage(command, stderr, child.exitCode));
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new BridgeFailedError(`agentd did not answer within ${timeoutMs} ms. ${stderr.trim()}`)), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    dispose();
+    // The rpc rejects `initialize` when the stream ends; report why the bridge ended instead.
+    if (!(error instanceof AgentdNotFoundError || error instanceof BridgeFailedError) && child.exitCode !== null) {
+      throw new BridgeFailedError(bridgeMessage(command, stderr, child.exitCode));
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  spawnFailed.catch(() => undefined);
+  return {
+    client,
+    child,
+    closed: Promise.race([client.closed, exited]),
+    stderr: () => stderr,
+    dispose,
+  };
+}
+
+function bridgeMessage(command: BridgeCommand, stderr: string, code: number | null): string {
+  const detail = stderr.trim().split('\n').slice(-3).join(' ');
+  return `\`${[command.command, ...command.args].join(' ')}\` exited (code ${code})${detail ? `: ${detail}` : ''}`;
+}

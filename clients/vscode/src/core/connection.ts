@@ -1,0 +1,218 @@
+import type { z } from 'zod';
+import type { AgentdClient } from '../../../lib/client.js';
+import {
+  SessionDeltaNotification,
+  type Event,
+  type ParamsOf,
+  type RequestDefinition,
+} from '../../../../protocol/index.js';
+import { AgentdNotFoundError, openBridge, type Bridge, type BridgeCommand, type PermissionHandler } from './bridge.js';
+
+export type Delta = ParamsOf<typeof SessionDeltaNotification>;
+
+export type ConnectionState =
+  | { kind: 'connecting'; attempt: number }
+  | { kind: 'connected'; attempt: number }
+  /** The last attempt failed; another follows unless `notFound` (that needs the user). */
+  | { kind: 'failed'; attempt: number; message: string; notFound: boolean }
+  | { kind: 'stopped' };
+
+export interface FollowHandlers {
+  /** Each durable event once, in seq order, across reconnects. */
+  onEvents(events: Event[]): void;
+  /** Ephemeral streaming fragments of the session's running turn. */
+  onDelta?(delta: Delta): void;
+}
+
+export interface Follow {
+  readonly sessionId: string;
+  /** The next seq wanted: every event before it was delivered. */
+  readonly next: number;
+  dispose(): void;
+}
+
+export interface ConnectionOptions {
+  bridge: BridgeCommand;
+  clientName: string;
+  clientVersion?: string;
+  onPermissionRequest?: PermissionHandler;
+  /**
+   * Waits before reconnect attempt `attempt` (1, 2, ...). Default: exponential backoff
+   * from 100 ms to 5 s; tests pass a gate to decide when the reconnect happens.
+   */
+  waitBeforeReconnect?: (attempt: number, signal: AbortSignal) => Promise<void>;
+}
+
+interface FollowEntry {
+  sessionId: string;
+  next: number;
+  handlers: FollowHandlers;
+  disposed: boolean;
+  unsubscribe?: () => Promise<void>;
+}
+
+/**
+ * The extension's one link to the daemon, through `agentd stdio`. When the bridge dies
+ * or the daemon restarts, it starts a new bridge and resubscribes every followed
+ * session from the last seq it delivered: no gap, no duplicate.
+ */
+export class AgentdConnection {
+  private bridge: Bridge | undefined;
+  private current: ConnectionState = { kind: 'connecting', attempt: 0 };
+  private readonly stateListeners = new Set<(state: ConnectionState) => void>();
+  private readonly connectedWaiters = new Set<(client: AgentdClient) => void>();
+  private readonly follows = new Set<FollowEntry>();
+  private readonly abort = new AbortController();
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly options: ConnectionOptions) {}
+
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /** The bridge's process id while connected (for diagnostics, and for tests that kill it). */
+  get bridgePid(): number | undefined {
+    return this.bridge?.child.pid;
+  }
+
+  onState(listener: (state: ConnectionState) => void): { dispose(): void } {
+    this.stateListeners.add(listener);
+    return { dispose: () => void this.stateListeners.delete(listener) };
+  }
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  /** Sends a request once connected; fails if the connection drops before the answer. */
+  async request<M extends string, P extends z.ZodType, R extends z.ZodType>(
+    def: RequestDefinition<M, P, R>,
+    params: z.input<P>,
+    waitMs = 15_000,
+  ): Promise<z.output<R>> {
+    const client = await this.connected(waitMs);
+    return client.request(def, params);
+  }
+
+  /** Resolves with the live client, waiting up to `waitMs` for one. */
+  connected(waitMs = 15_000): Promise<AgentdClient> {
+    if (this.bridge && this.current.kind === 'connected') return Promise.resolve(this.bridge.client);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.connectedWaiters.delete(done);
+        const state = this.current;
+        reject(new Error(state.kind === 'failed' ? state.message : 'not connected to agentd'));
+      }, waitMs);
+      const done = (client: AgentdClient) => {
+        clearTimeout(timer);
+        resolve(client);
+      };
+      this.connectedWaiters.add(done);
+    });
+  }
+
+  /** Follows a session from `from`: catch-up, then live, surviving reconnects. */
+  follow(sessionId: string, from: number, handlers: FollowHandlers): Follow {
+    const entry: FollowEntry = { sessionId, next: from, handlers, disposed: false };
+    this.follows.add(entry);
+    if (this.bridge && this.current.kind === 'connected') void this.subscribe(this.bridge.client, entry);
+    return {
+      sessionId,
+      get next() {
+        return entry.next;
+      },
+      dispose: () => {
+        entry.disposed = true;
+        this.follows.delete(entry);
+        void entry.unsubscribe?.().catch(() => undefined);
+      },
+    };
+  }
+
+  async dispose(): Promise<void> {
+    this.abort.abort();
+    for (const entry of this.follows) entry.disposed = true;
+    this.follows.clear();
+    this.bridge?.dispose();
+    await this.running;
+    this.setState({ kind: 'stopped' });
+  }
+
+  private setState(state: ConnectionState): void {
+    this.current = state;
+    for (const listener of [...this.stateListeners]) listener(state);
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    // `retries` counts waits since the last working connection: it sets the backoff.
+    for (let first = true, retries = 0, attempt = 1; !signal.aborted; first = false, attempt++) {
+      if (!first) {
+        retries += 1;
+        await (this.options.waitBeforeReconnect ?? backoff)(retries, signal);
+        if (signal.aborted) return;
+      }
+      this.setState({ kind: 'connecting', attempt });
+      let bridge: Bridge;
+      try {
+        bridge = await openBridge(this.options.bridge, {
+          clientName: this.options.clientName,
+          ...(this.options.clientVersion ? { clientVersion: this.options.clientVersion } : {}),
+          ...(this.options.onPermissionRequest ? { onPermissionRequest: this.options.onPermissionRequest } : {}),
+        });
+      } catch (error) {
+        this.setState({ kind: 'failed', attempt, message: (error as Error).message, notFound: error instanceof AgentdNotFoundError });
+        continue;
+      }
+      if (signal.aborted) {
+        bridge.dispose();
+        return;
+      }
+      this.bridge = bridge;
+      const deltas = bridge.client.onNotification(SessionDeltaNotification, (delta) => {
+        for (const entry of this.follows) if (entry.sessionId === delta.sessionId) entry.handlers.onDelta?.(delta);
+      });
+      // Resubscribe before announcing the connection, so callers see follows already live.
+      await Promise.all([...this.follows].map((entry) => this.subscribe(bridge.client, entry)));
+      retries = 0;
+      this.setState({ kind: 'connected', attempt });
+      for (const waiter of [...this.connectedWaiters]) waiter(bridge.client);
+      this.connectedWaiters.clear();
+      await Promise.race([bridge.closed, new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))]);
+      deltas.dispose();
+      bridge.dispose();
+      this.bridge = undefined;
+      if (!signal.aborted) this.setState({ kind: 'connecting', attempt: attempt + 1 });
+    }
+  }
+
+  private async subscribe(client: AgentdClient, entry: FollowEntry): Promise<void> {
+    if (entry.disposed) return;
+    try {
+      const sub = await client.subscribe(entry.sessionId, entry.next, {
+        onEvents: (events) => {
+          if (entry.disposed) return;
+          // Guards against an overlap between an old and a new subscription.
+          const fresh = events.filter((e) => e.seq >= entry.next);
+          if (fresh.length === 0) return;
+          entry.next = fresh[fresh.length - 1]!.seq + 1;
+          entry.handlers.onEvents(fresh);
+        },
+        onDropped: () => void this.subscribe(client, entry),
+      });
+      entry.unsubscribe = sub.unsubscribe;
+      if (entry.disposed) await sub.unsubscribe().catch(() => undefined);
+    } catch {
+      // The connection closed under us: the next connection resubscribes from entry.next.
+    }
+  }
+}
+
+function backoff(attempt: number, signal: AbortSignal): Promise<void> {
+  const ms = Math.min(100 * 2 ** (attempt - 1), 5000);
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}

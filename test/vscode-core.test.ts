@@ -1,0 +1,158 @@
+/**
+ * The VS Code extension's connection core, against a real daemon through `agentd stdio`:
+ * reconnect after the daemon is killed and restarted, and after the bridge dies, with
+ * every followed session resubscribed from its last seq (no gap, no duplicate).
+ */
+import { strict as assert } from 'node:assert';
+import { after, before, describe, it } from 'node:test';
+import { AgentdConnection, type ConnectionState } from '../clients/vscode/src/core/connection.js';
+import { AgentdNotFoundError, openBridge, type BridgeCommand } from '../clients/vscode/src/core/bridge.js';
+import { ChatModel } from '../clients/vscode/src/core/chat-model.js';
+import { SessionCreate, SessionPrompt, type Event } from '../protocol/index.js';
+import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { AGENTD_BIN } from './support/daemon.js';
+import { reply } from './support/model-emulator.js';
+
+export function bridgeFor(home: string): BridgeCommand {
+  return { command: process.execPath, args: [AGENTD_BIN, 'stdio'], env: { ...process.env, AGENTD_HOME: home } };
+}
+
+/** A reconnect gate the test opens: the connection waits on it before every reconnect. */
+function gate() {
+  let open!: () => void;
+  let waiting!: () => void;
+  let opened = new Promise<void>((r) => (open = r));
+  const reached = new Promise<void>((r) => (waiting = r));
+  return {
+    reached,
+    open: () => open(),
+    wait: async () => {
+      waiting();
+      await opened;
+      opened = Promise.resolve();
+    },
+  };
+}
+
+function untilState(conn: AgentdConnection, test: (s: ConnectionState) => boolean, timeoutMs = 20_000): Promise<ConnectionState> {
+  if (test(conn.state)) return Promise.resolve(conn.state);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`state not reached; now ${JSON.stringify(conn.state)}`)), timeoutMs);
+    const sub = conn.onState((s) => {
+      if (!test(s)) return;
+      clearTimeout(timer);
+      sub.dispose();
+      resolve(s);
+    });
+  });
+}
+
+async function until(test: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('vscode core: connection through agentd stdio', () => {
+  let rig: AgentRig;
+  before(async () => {
+    rig = await startAgentRig();
+  });
+  after(async () => {
+    await rig.dispose();
+  });
+
+  it('survives a daemon kill and restart: resubscribes from the last seq, no gap, no duplicate', async () => {
+    const g = gate();
+    const conn = new AgentdConnection({ bridge: bridgeFor(rig.daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
+    conn.start();
+    try {
+      const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), permissions: { default: 'allow' } });
+      const seen: Event[] = [];
+      const model = new ChatModel(sessionId);
+      conn.follow(sessionId, 0, {
+        onEvents: (events) => {
+          seen.push(...events);
+          model.applyEvents(events);
+        },
+        onDelta: (d) => model.applyDelta(d),
+      });
+      rig.emulator.script([reply.text('first answer'), reply.text('second answer, while the editor was away'), reply.text('third answer')]);
+      await conn.request(SessionPrompt, { sessionId, content: 'one' });
+      await until(() => seen.some((e) => e.type === 'turn.completed'), 'the first turn in the follower');
+
+      await rig.crashAndRestart();
+      await untilState(conn, (s) => s.kind !== 'connected');
+      await g.reached;
+      // Events appended while the extension is disconnected: it must catch up on them.
+      const other = await rig.daemon.client();
+      await other.request(SessionPrompt, { sessionId, content: 'two' });
+      await settle(other, sessionId);
+      g.open();
+      await untilState(conn, (s) => s.kind === 'connected');
+      await conn.request(SessionPrompt, { sessionId, content: 'three' });
+      const log = await settle(other, sessionId);
+      await until(() => seen.length >= log.length, 'the follower to reach the head');
+
+      assert.deepEqual(seen.map((e) => e.seq), log.map((e) => e.seq), 'every seq once, in order');
+      assert.deepEqual(seen, log, 'the follower saw exactly the log');
+      const view = model.view();
+      assert.deepEqual(view.items.filter((i) => i.kind === 'user').map((i) => (i as { text: string }).text), ['one', 'two', 'three']);
+      assert.deepEqual(
+        view.items.filter((i) => i.kind === 'assistant').map((i) => (i as { text: string }).text),
+        ['first answer', 'second answer, while the editor was away', 'third answer'],
+      );
+      assert.equal(view.status, 'idle');
+    } finally {
+      await conn.dispose();
+    }
+  });
+
+  it('survives the bridge process dying: a new bridge, the same daemon, no gap, no duplicate', async () => {
+    const g = gate();
+    const conn = new AgentdConnection({ bridge: bridgeFor(rig.daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
+    conn.start();
+    try {
+      const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), permissions: { default: 'allow' } });
+      const seen: Event[] = [];
+      conn.follow(sessionId, 0, { onEvents: (events) => seen.push(...events) });
+      rig.emulator.script([reply.text('before'), reply.text('during'), reply.text('after')]);
+      await conn.request(SessionPrompt, { sessionId, content: 'a' });
+      await until(() => seen.some((e) => e.type === 'turn.completed'), 'the first turn');
+      const pid = conn.bridgePid!;
+      process.kill(pid, 'SIGKILL');
+      await g.reached;
+      const other = await rig.daemon.client();
+      await other.request(SessionPrompt, { sessionId, content: 'b' });
+      await settle(other, sessionId);
+      g.open();
+      await untilState(conn, (s) => s.kind === 'connected');
+      assert.notEqual(conn.bridgePid, pid, 'a new bridge process');
+      await conn.request(SessionPrompt, { sessionId, content: 'c' });
+      const log = await settle(other, sessionId);
+      await until(() => seen.length >= log.length, 'the follower to reach the head');
+      assert.deepEqual(seen, log);
+      assert.deepEqual(await allEvents(other, sessionId), log);
+    } finally {
+      await conn.dispose();
+    }
+  });
+
+  it('says how to fix a missing agentd executable', async () => {
+    await assert.rejects(
+      openBridge({ command: '/nonexistent/bin/agentd', args: ['stdio'] }, { clientName: 'vscode-test' }),
+      (error: Error) => error instanceof AgentdNotFoundError && /agentd\.path/.test(error.message) && /npm install -g/.test(error.message),
+    );
+    const conn = new AgentdConnection({ bridge: { command: '/nonexistent/bin/agentd', args: ['stdio'] }, clientName: 'vscode-test' });
+    conn.start();
+    try {
+      const state = await untilState(conn, (s) => s.kind === 'failed');
+      assert.ok(state.kind === 'failed' && state.notFound);
+      await assert.rejects(conn.request(SessionCreate, { workspace: workspace() }, 300), /agentd\.path/);
+    } finally {
+      await conn.dispose();
+    }
+  });
+});
