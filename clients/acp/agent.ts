@@ -1,0 +1,208 @@
+/**
+ * The ACP agent: ACP requests from the editor become agentd requests, and each
+ * session the editor opened is followed by a SessionView that streams its log back
+ * as `session/update`s.
+ */
+import * as acp from '@agentclientprotocol/sdk';
+import type { AgentdClient } from '../../clients/lib/index.js';
+import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionPrompt } from '../../protocol/index.js';
+import { DaemonLink, type PermissionQuestion } from './daemon-link.js';
+import { SessionView, type EditorPort } from './session-view.js';
+import { mcpServersOf, promptToAgentd, stopReasonOf, UnsupportedContent } from './translate.js';
+
+export interface AgentOptions {
+  version: string;
+  diag: (message: string) => void;
+}
+
+/** Builds the ACP agent app; `shutdown()` lets go of the daemon when the editor leaves. */
+export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdown(): Promise<void> } {
+  const { diag } = options;
+  const views = new Map<string, SessionView>();
+  let editor: acp.AgentContext | undefined;
+
+  const port: EditorPort = {
+    update: (sessionId, update) => requireEditor().notify(acp.methods.client.session.update, { sessionId, update }),
+    requestPermission: (params, signal) =>
+      requireEditor().request(acp.methods.client.session.requestPermission, params, { cancellationSignal: signal, stopWaitingOnCancel: true }),
+  };
+  function requireEditor(): acp.AgentContext {
+    if (!editor) throw new Error('no editor connected');
+    return editor;
+  }
+
+  const link = new DaemonLink(options.version, {
+    async onPermission(question: PermissionQuestion) {
+      const view = views.get(question.sessionId);
+      // Another client's session: leave the question to the clients that show it.
+      if (!view) throw new Error(`session ${question.sessionId} is not open in this editor`);
+      return { decision: await view.askPermission(question) };
+    },
+    onDelta(delta) {
+      views.get(delta.sessionId)?.onDelta(delta.kind, delta.index, delta.text);
+    },
+    onClosed(client) {
+      diag('lost the connection to the agentd daemon; reconnecting');
+      void reattach(client);
+    },
+  });
+
+  /** After the daemon connection dropped, views resume on a new one from where they were. */
+  async function reattach(lost: AgentdClient): Promise<void> {
+    const affected = [...views.values()].filter((v) => v.client === lost);
+    for (const view of affected) view.detach();
+    for (const view of affected) {
+      try {
+        await view.attach(await link.client(), { replay: false });
+      } catch (error) {
+        diag(`cannot follow ${view.sessionId} again: ${(error as Error).message}`);
+        view.fail(new Error(`lost the agentd daemon: ${(error as Error).message}`));
+      }
+    }
+  }
+
+  /** A fresh view of the session, replaying its log to the editor before it returns. */
+  async function open(sessionId: string): Promise<SessionView> {
+    await views.get(sessionId)?.dispose();
+    const view = new SessionView(sessionId, port, diag);
+    views.set(sessionId, view);
+    try {
+      await view.attach(await daemon(), { replay: true });
+    } catch (error) {
+      views.delete(sessionId);
+      await view.dispose();
+      throw error;
+    }
+    return view;
+  }
+
+  async function daemon(): Promise<AgentdClient> {
+    try {
+      return await link.client();
+    } catch (error) {
+      throw new acp.RequestError(ErrorCode.InternalError, `cannot reach the agentd daemon: ${(error as Error).message}`);
+    }
+  }
+
+  function viewOf(sessionId: string): SessionView {
+    const view = views.get(sessionId);
+    if (!view) throw acp.RequestError.sessionNotFound(sessionId);
+    return view;
+  }
+
+  const app = acp
+    .agent({ name: 'agentd' })
+    .onConnect((connection) => {
+      editor = connection.client;
+    })
+    .onRequest(acp.methods.agent.initialize, async () => {
+      await daemon(); // fail here, visibly, when the daemon cannot be started
+      return {
+        protocolVersion: acp.PROTOCOL_VERSION,
+        agentInfo: { name: 'agentd', title: 'agentd', version: options.version },
+        agentCapabilities: {
+          loadSession: true,
+          promptCapabilities: { image: true, audio: false, embeddedContext: true },
+          // agentd runs stdio MCP servers inside the session's sandbox; remote ones need a vault credential.
+          mcpCapabilities: { http: false, sse: false },
+        },
+        authMethods: [],
+      };
+    })
+    .onRequest(acp.methods.agent.session.new, async ({ params }) => {
+      const client = await daemon();
+      const mcpServers = mcpServersOf(params.mcpServers ?? []);
+      const { sessionId } = await translateErrors(() =>
+        client.request(SessionCreate, {
+          workspace: params.cwd,
+          // The editor is asked before each tool runs, unless it answers "always".
+          permissions: { default: 'ask' },
+          ...(mcpServers.length ? { mcpServers } : {}),
+        }),
+      );
+      await open(sessionId);
+      return { sessionId };
+    })
+    .onRequest(acp.methods.agent.session.load, async ({ params }) => {
+      if (!SessionId.safeParse(params.sessionId).success) throw acp.RequestError.sessionNotFound(params.sessionId);
+      const client = await daemon();
+      await translateErrors(() => client.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
+      await translateErrors(() => open(params.sessionId), params.sessionId);
+      return {};
+    })
+    .onRequest(acp.methods.agent.session.prompt, async ({ params, signal }) => {
+      const view = viewOf(params.sessionId);
+      let content;
+      try {
+        content = promptToAgentd(params.prompt);
+      } catch (error) {
+        if (error instanceof UnsupportedContent) throw acp.RequestError.invalidParams(undefined, error.message);
+        throw error;
+      }
+      const client = view.client ?? (await daemon());
+      view.expectOwn(content);
+      let turnId: string;
+      try {
+        ({ turnId } = await translateErrors(() => client.request(SessionPrompt, { sessionId: params.sessionId, content }), params.sessionId));
+      } catch (error) {
+        view.forgetOwn(content);
+        throw error;
+      }
+      view.ownTurn(turnId, content);
+      let cancelled = false;
+      const cancel = () => {
+        cancelled = true;
+        void interrupt(view);
+      };
+      signal.addEventListener('abort', cancel, { once: true });
+      try {
+        const end = await view.waitTurn(turnId);
+        // ACP: a prompt the editor cancelled answers `cancelled`, however the turn ended.
+        if (cancelled || view.wasCancelled(turnId) || end.kind === 'interrupted') return { stopReason: 'cancelled' as const };
+        if (end.kind === 'failed') {
+          // ACP's stop reasons describe a turn that ended normally; a failure is an error.
+          throw new acp.RequestError(ErrorCode.InternalError, `the agentd turn failed: ${end.error}`, { turnId, error: end.error });
+        }
+        return { stopReason: stopReasonOf(end.stopReason) };
+      } finally {
+        signal.removeEventListener('abort', cancel);
+      }
+    })
+    .onNotification(acp.methods.agent.session.cancel, async ({ params }) => {
+      const view = views.get(params.sessionId);
+      if (view) await interrupt(view);
+    });
+
+  async function interrupt(view: SessionView): Promise<void> {
+    view.markCancelled();
+    try {
+      const client = view.client ?? (await link.client());
+      await client.request(SessionInterrupt, { sessionId: view.sessionId });
+    } catch (error) {
+      diag(`interrupting ${view.sessionId} failed: ${(error as Error).message}`);
+    }
+    // After the interrupt, so a "deny" cannot let the turn go on to another model call first.
+    view.withdrawPermissions();
+  }
+
+  return {
+    app,
+    async shutdown() {
+      for (const view of views.values()) await view.dispose();
+      views.clear();
+      await link.close();
+    },
+  };
+}
+
+/** agentd errors as the ACP errors an editor understands. */
+async function translateErrors<T>(fn: () => Promise<T>, sessionId?: string): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (!(error instanceof AgentdError)) throw error;
+    if (error.code === ErrorCode.SessionNotFound && sessionId) throw acp.RequestError.sessionNotFound(sessionId);
+    if (error.code === ErrorCode.InvalidParams) throw acp.RequestError.invalidParams(error.data, error.message);
+    throw new acp.RequestError(ErrorCode.InternalError, error.message, { agentdCode: error.code, data: error.data });
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * `agentd acp`: an Agent Client Protocol agent over stdio, so ACP editors (Zed and
+ * others) use agentd as their agent. A thin client of the daemon, which it starts
+ * when none runs; sessions outlive the editor.
+ *
+ * Stdout carries ACP frames only: everything else goes to stderr.
+ */
+import { Readable, Writable } from 'node:stream';
+import * as acp from '@agentclientprotocol/sdk';
+import { createAgent } from './agent.js';
+
+const USAGE = `usage: agentd acp
+
+Speaks the Agent Client Protocol (newline-delimited JSON-RPC) on stdin/stdout, for
+editors such as Zed. Sessions live in the agentd daemon of $AGENTD_HOME (default
+~/.agentd), started when none runs. Diagnostics go to stderr.
+`;
+
+export async function run(argv: string[], version: string): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stderr.write(USAGE);
+    return 0;
+  }
+  if (argv.length > 0) {
+    process.stderr.write(`agentd acp: unexpected arguments: ${argv.join(' ')}\n${USAGE}`);
+    return 2;
+  }
+  // Anything that would print to stdout (a dependency's console.log) would corrupt the stream.
+  console.log = console.info = console.debug = console.error;
+  const diag = (message: string) => process.stderr.write(`agentd acp: ${message}\n`);
+
+  const { app, shutdown } = createAgent({ version, diag });
+  const stream = acp.ndJsonStream(Writable.toWeb(process.stdout) as WritableStream<Uint8Array>, Readable.toWeb(process.stdin) as ReadableStream<Uint8Array>);
+  const connection = app.connect(stream);
+  await connection.closed;
+  // The editor left: let go of the daemon; its sessions (and any running turn) carry on.
+  await shutdown();
+  return 0;
+}

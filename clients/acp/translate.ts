@@ -1,0 +1,168 @@
+/**
+ * Pure mappings between agentd's log and ACP's shapes: prompt content, tool calls,
+ * tool results, stop reasons and permission choices. No I/O here, so the adapter's
+ * wiring stays separate from what it says.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import type * as acp from '@agentclientprotocol/sdk';
+import type { ContentBlock, PermissionDecision, UserContentBlock } from '../../protocol/index.js';
+
+type ImageMediaType = 'image/png' | 'image/jpeg' | 'image/gif' | 'image/webp';
+const IMAGE_TYPES = new Set<string>(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
+/** A prompt content block agentd cannot take (audio, binary resources, unknown image types). */
+export class UnsupportedContent extends Error {}
+
+/**
+ * ACP prompt blocks → agentd user content. Resource links and embedded text resources
+ * become text the model can read, since agentd's prompts carry text and images only.
+ */
+export function promptToAgentd(blocks: acp.ContentBlock[]): UserContentBlock[] {
+  const out: UserContentBlock[] = [];
+  for (const block of blocks) {
+    switch (block.type) {
+      case 'text':
+        if (block.text) out.push({ type: 'text', text: block.text });
+        break;
+      case 'image':
+        if (!IMAGE_TYPES.has(block.mimeType)) throw new UnsupportedContent(`image type ${block.mimeType} is not supported`);
+        out.push({ type: 'image', source: { type: 'base64', media_type: block.mimeType as ImageMediaType, data: block.data } });
+        break;
+      case 'resource_link':
+        out.push({ type: 'text', text: `[${block.title ?? block.name}](${block.uri})` });
+        break;
+      case 'resource': {
+        const r = block.resource;
+        if (!('text' in r)) throw new UnsupportedContent(`binary resource ${r.uri} is not supported`);
+        out.push({ type: 'text', text: `<resource uri="${r.uri}">\n${r.text}\n</resource>` });
+        break;
+      }
+      default:
+        throw new UnsupportedContent(`${(block as { type: string }).type} content is not supported`);
+    }
+  }
+  if (out.length === 0) throw new UnsupportedContent('the prompt is empty');
+  return out;
+}
+
+/** agentd content (a user message, tool output) → ACP content blocks; tool_use/tool_result are not displayable text. */
+export function contentToAcp(content: string | Array<ContentBlock | UserContentBlock>): acp.ContentBlock[] {
+  if (typeof content === 'string') return [{ type: 'text', text: content }];
+  const out: acp.ContentBlock[] = [];
+  for (const block of content) {
+    if (block.type === 'text') out.push({ type: 'text', text: block.text });
+    else if (block.type === 'image') out.push({ type: 'image', mimeType: block.source.media_type, data: block.source.data });
+    else if (block.type === 'tool_result') out.push(...contentToAcp(block.content));
+  }
+  return out;
+}
+
+/** ACP tool kinds let editors pick icons and presentation; agentd's built-ins map directly. */
+export function toolKind(name: string): acp.ToolKind {
+  switch (name) {
+    case 'bash':
+      return 'execute';
+    case 'read_file':
+      return 'read';
+    case 'write_file':
+    case 'edit_file':
+      return 'edit';
+    case 'glob':
+    case 'grep':
+      return 'search';
+    default:
+      return 'other';
+  }
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
+
+/** A one-line title an editor can show for the call. */
+export function toolTitle(name: string, input: Record<string, unknown>): string {
+  const oneLine = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s).replace(/\s*\n\s*/g, ' ⏎ ');
+  switch (name) {
+    case 'bash':
+      return str(input.command) ? oneLine(String(input.command)) : 'bash';
+    case 'read_file':
+      return `Read ${str(input.path) ?? 'file'}`;
+    case 'write_file':
+      return `Write ${str(input.path) ?? 'file'}`;
+    case 'edit_file':
+      return `Edit ${str(input.path) ?? 'file'}`;
+    case 'glob':
+      return `Find ${str(input.pattern) ?? ''}`.trim();
+    case 'grep':
+      return `Search ${str(input.pattern) ?? ''}${str(input.path) ? ` in ${String(input.path)}` : ''}`.trim();
+    default:
+      return name;
+  }
+}
+
+/** Files a call touches, absolute, for the editor's follow-along. */
+export function toolLocations(name: string, input: Record<string, unknown>, workspace: string | undefined): acp.ToolCallLocation[] {
+  const path = str(input.path);
+  if (!path || !['read_file', 'write_file', 'edit_file', 'grep'].includes(name)) return [];
+  if (isAbsolute(path)) return [{ path }];
+  return workspace ? [{ path: resolve(workspace, path) }] : [];
+}
+
+/** The `tool_call` announcing a call the model made. */
+export function toolCallOf(toolUseId: string, name: string, input: Record<string, unknown>, workspace: string | undefined): acp.ToolCall {
+  return {
+    toolCallId: toolUseId,
+    title: toolTitle(name, input),
+    kind: toolKind(name),
+    status: 'pending',
+    locations: toolLocations(name, input, workspace),
+    rawInput: input,
+  };
+}
+
+/** The `tool_call_update` carrying a call's result. */
+export function toolResultUpdate(data: { toolUseId: string; content: ContentBlock[]; isError: boolean; errorKind?: string }): acp.ToolCallUpdate {
+  return {
+    toolCallId: data.toolUseId,
+    status: data.isError ? 'failed' : 'completed',
+    content: contentToAcp(data.content).map((content) => ({ type: 'content' as const, content })),
+    rawOutput: { isError: data.isError, ...(data.errorKind ? { errorKind: data.errorKind } : {}) },
+  };
+}
+
+/**
+ * agentd's turn.completed carries the model's last stop reason; ACP has fewer. Stop
+ * sequences and pauses end the turn as far as the editor can tell.
+ */
+export function stopReasonOf(agentd: string | null | undefined): acp.StopReason {
+  if (agentd === 'max_tokens') return 'max_tokens';
+  if (agentd === 'refusal') return 'refusal';
+  return 'end_turn';
+}
+
+/** The three choices offered for every agentd permission question. */
+export const PERMISSION_OPTIONS: acp.PermissionOption[] = [
+  { optionId: 'allow', name: 'Allow', kind: 'allow_once' },
+  { optionId: 'allow_always', name: 'Always allow', kind: 'allow_always' },
+  { optionId: 'deny', name: 'Reject', kind: 'reject_once' },
+];
+
+/** The editor's answer → agentd's decision; anything but an allow option (including cancelled) denies. */
+export function decisionOf(response: acp.RequestPermissionResponse): PermissionDecision {
+  const outcome = response.outcome;
+  if (outcome.outcome !== 'selected') return 'deny';
+  const option = PERMISSION_OPTIONS.find((o) => o.optionId === outcome.optionId);
+  if (option?.kind === 'allow_once') return 'allow';
+  if (option?.kind === 'allow_always') return 'allow_always';
+  return 'deny';
+}
+
+/** ACP stdio MCP servers → agentd session MCP servers (run inside the session's sandbox). */
+export function mcpServersOf(servers: acp.McpServer[]): Array<{ name: string; command: string; args: string[]; env: Record<string, string> }> {
+  const out = [];
+  for (const server of servers) {
+    if ('type' in server && (server.type === 'http' || server.type === 'sse')) continue; // not advertised; see initialize
+    const s = server as acp.McpServerStdio;
+    const name = s.name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40) || 'mcp';
+    out.push({ name, command: s.command, args: s.args ?? [], env: Object.fromEntries((s.env ?? []).map((e) => [e.name, e.value])) });
+  }
+  return out;
+}
