@@ -13,7 +13,7 @@ import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './su
 import { AGENTD_BIN } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
 
-export function bridgeFor(home: string): BridgeCommand {
+function bridgeFor(home: string): BridgeCommand {
   return { command: process.execPath, args: [AGENTD_BIN, 'stdio'], env: { ...process.env, AGENTD_HOME: home } };
 }
 
