@@ -4,14 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import * as acp from '@agentclientprotocol/sdk';
-import { allEvents, createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
-import { AGENTD_BIN } from './support/daemon.js';
+import { connect, type AgentdClient } from '../clients/lib/index.js';
+import { DaemonStop, SessionPrompt, type Event } from '../protocol/index.js';
+import { allEvents, API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
+import { AGENTD_BIN, tempHome } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
-import type { AgentdClient } from '../clients/lib/index.js';
-import { SessionPrompt } from '../protocol/index.js';
 
 type PermissionAnswer = (request: acp.RequestPermissionRequest) => acp.RequestPermissionResponse;
 
@@ -28,9 +29,9 @@ interface AcpProcess {
 }
 
 /** Spawns `agentd acp` for the rig's daemon and connects an ACP client to its stdio. */
-function startAcp(rig: AgentRig): AcpProcess {
+function startAcp(rig: AgentRig, options: { home?: string; env?: Record<string, string> } = {}): AcpProcess {
   const child = spawn(process.execPath, [AGENTD_BIN, 'acp'], {
-    env: { ...process.env, AGENTD_HOME: rig.daemon.layout.home },
+    env: { ...process.env, AGENTD_HOME: options.home ?? rig.daemon.layout.home, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';
@@ -316,6 +317,77 @@ describe('agentd acp', () => {
       assertOnlyFrames(proc);
     } finally {
       assert.equal(await proc.close(), 0, proc.stderr());
+    }
+  });
+
+  it('answers a question left open before the editor loaded the session', async () => {
+    // Another client prompts a session that asks, and cannot answer itself.
+    const sessionId = await createSession(client, { permissions: { default: 'ask' } });
+    rig.emulator.script([reply.toolUse({ id: 'toolu_acp_open', name: 'bash', input: { command: 'echo late' } }), reply.text('answered late')]);
+    await client.request(SessionPrompt, { sessionId, content: 'ask someone' });
+    await waitForEvent(client, sessionId, (e: Event) => e.type === 'permission.requested');
+
+    const proc = startAcp(rig);
+    try {
+      await initialize(proc);
+      const cwd = workspace();
+      await proc.agent.request(acp.methods.agent.session.load, { sessionId, cwd, mcpServers: [] });
+      const events = await settle(client, sessionId);
+      assert.deepEqual(proc.permissionRequests.map((r) => r.toolCall.toolCallId), ['toolu_acp_open']);
+      assert.equal(ofType(events, 'permission.resolved')[0]!.data.decision, 'allow');
+      assert.equal(ofType(events, 'turn.completed').length, 1);
+      // The rest of the turn streamed to the editor as it happened.
+      const updates = updatesOf(proc, sessionId);
+      assert.ok(updates.some((u) => u.sessionUpdate === 'tool_call_update' && u.toolCallId === 'toolu_acp_open' && u.status === 'completed'));
+      assert.ok(textOf(updates, 'agent_message_chunk').endsWith('answered late'));
+      assertOnlyFrames(proc);
+    } finally {
+      assert.equal(await proc.close(), 0, proc.stderr());
+    }
+  });
+
+  it('follows its sessions again after the daemon restarts', async () => {
+    const proc = startAcp(rig);
+    try {
+      await initialize(proc);
+      const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
+      rig.emulator.script([reply.text('before the crash')]);
+      assert.equal((await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'one' }] })).stopReason, 'end_turn');
+
+      await rig.crashAndRestart();
+      client = await rig.daemon.client();
+      rig.emulator.script([reply.text('after the crash', { chunks: 3 })]);
+      assert.equal((await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'two' }] })).stopReason, 'end_turn');
+      const text = textOf(updatesOf(proc, sessionId), 'agent_message_chunk');
+      assert.equal(text, 'before the crashafter the crash');
+      assert.equal(ofType(await settle(client, sessionId), 'turn.completed').length, 2);
+      assertOnlyFrames(proc);
+    } finally {
+      assert.equal(await proc.close(), 0, proc.stderr());
+    }
+  });
+
+  it('starts the daemon when none runs', async () => {
+    const layout = tempHome();
+    const proc = startAcp(rig, {
+      home: layout.home,
+      env: { ANTHROPIC_BASE_URL: rig.emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20' },
+    });
+    try {
+      await initialize(proc);
+      const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
+      rig.emulator.script([reply.text('from a daemon started on demand')]);
+      const result = await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'hello' }] });
+      assert.equal(result.stopReason, 'end_turn');
+      assert.equal(textOf(updatesOf(proc, sessionId), 'agent_message_chunk'), 'from a daemon started on demand');
+      assertOnlyFrames(proc);
+    } finally {
+      assert.equal(await proc.close(), 0, proc.stderr());
+      // The daemon outlives the editor's agent process; stop it here.
+      const own = await connect({ layout, autostart: false, clientName: 'acp-test' });
+      await own.request(DaemonStop, {});
+      own.close();
+      rmSync(layout.home, { recursive: true, force: true });
     }
   });
 });

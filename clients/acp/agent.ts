@@ -47,18 +47,40 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
     },
   });
 
-  /** After the daemon connection dropped, views resume on a new one from where they were. */
+  /**
+   * After the daemon connection dropped, views resume on a new one from where they
+   * were: at once for those a prompt waits on (which may start the daemon again),
+   * the others when the editor next uses them.
+   */
   async function reattach(lost: AgentdClient): Promise<void> {
     const affected = [...views.values()].filter((v) => v.client === lost);
     for (const view of affected) view.detach();
-    for (const view of affected) {
+    for (const view of affected.filter((v) => v.waiting)) {
       try {
-        await view.attach(await link.client(), { replay: false });
+        await following(view);
       } catch (error) {
         diag(`cannot follow ${view.sessionId} again: ${(error as Error).message}`);
         view.fail(new Error(`lost the agentd daemon: ${(error as Error).message}`));
       }
     }
+  }
+
+  /** The view's connection, following the session again if the old one was lost. */
+  const resuming = new Map<SessionView, Promise<AgentdClient>>();
+  function following(view: SessionView): Promise<AgentdClient> {
+    if (view.client) return Promise.resolve(view.client);
+    let pending = resuming.get(view);
+    if (!pending) {
+      // One resubscription however many requests need it at once.
+      pending = daemon()
+        .then(async (client) => {
+          await view.attach(client, { replay: false });
+          return client;
+        })
+        .finally(() => resuming.delete(view));
+      resuming.set(view, pending);
+    }
+    return pending;
   }
 
   /** A fresh view of the session, replaying its log to the editor before it returns. */
@@ -139,7 +161,8 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
         if (error instanceof UnsupportedContent) throw acp.RequestError.invalidParams(undefined, error.message);
         throw error;
       }
-      const client = view.client ?? (await daemon());
+      const client = await following(view);
+      const cancelsBefore = view.cancels;
       view.expectOwn(content);
       let turnId: string;
       try {
@@ -149,16 +172,14 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
         throw error;
       }
       view.ownTurn(turnId, content);
-      let cancelled = false;
-      const cancel = () => {
-        cancelled = true;
-        void interrupt(view);
-      };
+      const cancel = () => void interrupt(view);
       signal.addEventListener('abort', cancel, { once: true });
+      // Cancelled while the prompt was on its way: the turn it started must stop too.
+      if (view.cancels !== cancelsBefore) cancel();
       try {
         const end = await view.waitTurn(turnId);
         // ACP: a prompt the editor cancelled answers `cancelled`, however the turn ended.
-        if (cancelled || view.wasCancelled(turnId) || end.kind === 'interrupted') return { stopReason: 'cancelled' as const };
+        if (view.cancels !== cancelsBefore || end.kind === 'interrupted') return { stopReason: 'cancelled' as const };
         if (end.kind === 'failed') {
           // ACP's stop reasons describe a turn that ended normally; a failure is an error.
           throw new acp.RequestError(ErrorCode.InternalError, `the agentd turn failed: ${end.error}`, { turnId, error: end.error });
@@ -174,9 +195,9 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
     });
 
   async function interrupt(view: SessionView): Promise<void> {
-    view.markCancelled();
+    view.cancels += 1;
     try {
-      const client = view.client ?? (await link.client());
+      const client = await following(view);
       await client.request(SessionInterrupt, { sessionId: view.sessionId });
     } catch (error) {
       diag(`interrupting ${view.sessionId} failed: ${(error as Error).message}`);

@@ -5,7 +5,7 @@
  */
 import type * as acp from '@agentclientprotocol/sdk';
 import type { AgentdClient } from '../../clients/lib/index.js';
-import type { ContentBlock, Event, PermissionDecision, UserContentBlock } from '../../protocol/index.js';
+import { SessionAttach, type ContentBlock, type Event, type PermissionDecision, type UserContentBlock } from '../../protocol/index.js';
 import { contentToAcp, decisionOf, PERMISSION_OPTIONS, toolCallOf, toolResultUpdate } from './translate.js';
 
 export type TurnEnd = { kind: 'completed'; stopReason: string | null } | { kind: 'interrupted' } | { kind: 'failed'; error: string };
@@ -39,7 +39,6 @@ export class SessionView {
   private readonly ownTurns = new Set<string>();
   private readonly ownPending: string[] = [];
   private readonly seenUserTurns = new Set<string>();
-  private readonly cancelledTurns = new Set<string>();
   private readonly permissions = new Map<string, { abort: AbortController }>();
   private readonly seqWaiters: Array<{ seq: number; resolve: () => void }> = [];
   /** Updates go out one after another so the editor sees them in log order. */
@@ -71,6 +70,16 @@ export class SessionView {
     if (options.replay) this.replayUntil = Math.max(this.replayUntil, sub.headSeq);
     await this.reached(sub.headSeq);
     await this.chain;
+    // As a controller the daemon asks us the questions still open on this session (one
+    // asked before the editor opened it, or while the connection was down).
+    await client.request(SessionAttach, { sessionId: this.sessionId, role: 'controller' }).catch((error: Error) => {
+      this.diag(`cannot attach to ${this.sessionId} as controller: ${error.message}`);
+    });
+  }
+
+  /** Whether a prompt of this view waits for its turn to end. */
+  get waiting(): boolean {
+    return this.waiters.size > 0;
   }
 
   /** The connection this view follows on, if it still follows. */
@@ -129,15 +138,8 @@ export class SessionView {
     });
   }
 
-  /** The editor cancelled: every turn waited on now answers `cancelled`. */
-  markCancelled(): void {
-    for (const turnId of this.waiters.keys()) this.cancelledTurns.add(turnId);
-  }
-
-  /** Whether the editor cancelled this turn; asked once, when the turn ended. */
-  wasCancelled(turnId: string): boolean {
-    return this.cancelledTurns.delete(turnId);
-  }
+  /** Counts the editor's cancels: a prompt that saw it move while it ran was cancelled. */
+  cancels = 0;
 
   /** Withdraws the editor's open permission questions (after an interrupt); they count as denied. */
   withdrawPermissions(): void {
