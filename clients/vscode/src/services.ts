@@ -1,0 +1,202 @@
+import * as vscode from 'vscode';
+import {
+  SessionArchive,
+  SessionCreate,
+  SessionEvents,
+  SessionFork,
+  SessionInterrupt,
+  type Event,
+  type SessionInfo,
+} from '../../../protocol/index.js';
+import { ApprovalsUi } from './approvals-ui.js';
+import { ChatPanel } from './chat-panel.js';
+import { ApprovalsState } from './core/approvals.js';
+import { INSTALL_HINT, type BridgeCommand } from './core/bridge.js';
+import { contentText } from './core/chat-model.js';
+import { AgentdConnection, type ConnectionState } from './core/connection.js';
+import { SessionsState } from './core/sessions.js';
+import type { SessionsTree } from './sessions-view.js';
+
+/** The bridge command from the settings: `agentd.path stdio`, with `agentd.dataDir` as AGENTD_HOME. */
+export function bridgeFromSettings(): BridgeCommand {
+  const config = vscode.workspace.getConfiguration('agentd');
+  const command = config.get<string>('path')?.trim() || 'agentd';
+  const dataDir = config.get<string>('dataDir')?.trim();
+  const env = { ...process.env };
+  if (dataDir) env.AGENTD_HOME = dataDir.replace(/^~(?=$|\/)/, process.env.HOME ?? '~');
+  return { command, args: ['stdio'], env };
+}
+
+/**
+ * Everything that lives as long as one connection configuration: the connection,
+ * the sessions list and view, open chats, approvals. Settings changes replace it.
+ */
+export class Services implements vscode.Disposable {
+  readonly connection: AgentdConnection;
+  readonly approvals = new ApprovalsState();
+  readonly sessions: SessionsState;
+  private readonly panels = new Map<string, ChatPanel>();
+  private readonly approvalsUi: ApprovalsUi;
+  private readonly status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 99);
+  private readonly disposables: vscode.Disposable[] = [];
+  private shownError: string | undefined;
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly view: vscode.TreeView<SessionInfo>,
+    tree: SessionsTree,
+    version: string,
+  ) {
+    this.connection = new AgentdConnection({
+      bridge: bridgeFromSettings(),
+      clientName: 'vscode',
+      clientVersion: version,
+      onPermissionRequest: this.approvals.handler,
+    });
+    this.sessions = new SessionsState(this.connection, () => (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath));
+    tree.attach(this.sessions);
+    this.approvalsUi = new ApprovalsUi(this.approvals, (id) => this.title(id));
+    const state = this.connection.onState((s) => this.showState(s));
+    this.disposables.push({ dispose: () => state.dispose() });
+    this.status.command = 'agentd.showConnection';
+    this.showState(this.connection.state);
+    this.connection.start();
+    this.sessions.start();
+  }
+
+  title(sessionId: string): string {
+    return this.sessions.sessions.find((s) => s.sessionId === sessionId)?.title || sessionId;
+  }
+
+  private showState(state: ConnectionState): void {
+    const text: Record<ConnectionState['kind'], string> = {
+      connected: '$(pass) agentd',
+      connecting: '$(sync~spin) agentd',
+      failed: '$(error) agentd',
+      stopped: '$(circle-slash) agentd',
+    };
+    this.status.text = text[state.kind];
+    this.status.tooltip = state.kind === 'failed' ? state.message : state.kind === 'connecting' ? 'connecting to the agentd daemon…' : `agentd: ${state.kind}`;
+    this.status.show();
+    this.view.message = state.kind === 'failed' ? `Not connected to agentd: ${state.message}` : state.kind === 'connecting' && state.attempt > 1 ? 'Reconnecting to agentd…' : undefined;
+    if (state.kind === 'connected') this.shownError = undefined;
+    if (state.kind === 'failed' && state.message !== this.shownError) {
+      this.shownError = state.message;
+      void this.showFailure(state);
+    }
+  }
+
+  /** The connection error with what to do about it. */
+  async showFailure(state: ConnectionState = this.connection.state): Promise<void> {
+    if (state.kind !== 'failed') {
+      void vscode.window.showInformationMessage(`agentd: ${state.kind}`);
+      return;
+    }
+    const actions = state.notFound ? ['Open Settings', 'Copy Install Command'] : ['Open Settings', 'Show Daemon Log Location'];
+    const choice = await vscode.window.showErrorMessage(`agentd: ${state.message}`, ...actions);
+    if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentd.');
+    if (choice === 'Copy Install Command') await vscode.env.clipboard.writeText('npm install -g agentd');
+    if (choice === 'Show Daemon Log Location') void vscode.window.showInformationMessage(`Daemon diagnostics are in $AGENTD_HOME/daemon.log (default ~/.agentd/daemon.log). ${INSTALL_HINT}`);
+  }
+
+  showApprovals(): void {
+    if (this.approvals.pending().length === 0) void vscode.window.showInformationMessage('agentd: no approvals pending');
+    else this.approvalsUi.showNext(true);
+  }
+
+  openChat(sessionId: string): void {
+    const open = this.panels.get(sessionId);
+    if (open) return open.reveal();
+    const panel = new ChatPanel(
+      {
+        connection: this.connection,
+        extensionUri: this.extensionUri,
+        hint: (id, status) => this.sessions.hint(id, status),
+        fork: (id, at) => this.fork(id, at),
+      },
+      sessionId,
+      this.title(sessionId),
+      () => this.panels.delete(sessionId),
+    );
+    this.panels.set(sessionId, panel);
+  }
+
+  async newSession(): Promise<void> {
+    const folders = vscode.workspace.workspaceFolders ?? [];
+    let workspace: string | undefined;
+    if (folders.length === 1) workspace = folders[0]!.uri.fsPath;
+    else if (folders.length > 1) workspace = (await vscode.window.showWorkspaceFolderPick({ placeHolder: 'Workspace of the new session' }))?.uri.fsPath;
+    else workspace = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use as workspace' }))?.[0]?.fsPath;
+    if (!workspace) return;
+    const title = await vscode.window.showInputBox({ prompt: 'Title of the new session (optional)', placeHolder: 'e.g. fix the flaky test' });
+    if (title === undefined) return;
+    const { sessionId } = await this.connection.request(SessionCreate, { workspace, ...(title.trim() ? { title: title.trim() } : {}) });
+    await this.sessions.refresh();
+    this.openChat(sessionId);
+  }
+
+  async interrupt(sessionId: string): Promise<void> {
+    const { interrupted } = await this.connection.request(SessionInterrupt, { sessionId });
+    vscode.window.setStatusBarMessage(interrupted ? 'agentd: interrupted' : 'agentd: nothing was running', 3000);
+    await this.sessions.refresh();
+  }
+
+  async archive(sessionId: string): Promise<void> {
+    const ok = await vscode.window.showWarningMessage(`Archive "${this.title(sessionId)}"? It becomes read-only; its log stays readable.`, { modal: true }, 'Archive');
+    if (ok !== 'Archive') return;
+    await this.connection.request(SessionArchive, { sessionId });
+    await this.sessions.refresh();
+  }
+
+  /** Forks from `at` (events [0, at) are copied), asking which event when not given. */
+  async fork(sessionId: string, at?: number): Promise<void> {
+    at ??= await this.pickForkPoint(sessionId);
+    if (at === undefined) return;
+    const { sessionId: forked } = await this.connection.request(SessionFork, { sessionId, at });
+    await this.sessions.refresh();
+    this.openChat(forked);
+  }
+
+  private async pickForkPoint(sessionId: string): Promise<number | undefined> {
+    const events: Event[] = [];
+    for (let from: number | undefined = 0; from !== undefined; ) {
+      const page: { events: Event[]; next?: number } = await this.connection.request(SessionEvents, {
+        sessionId,
+        from,
+        types: ['user.message', 'assistant.message', 'tool.result', 'turn.completed', 'turn.interrupted', 'turn.failed'],
+      });
+      events.push(...page.events);
+      from = page.next;
+    }
+    const items = events.reverse().map((e) => ({ label: `#${e.seq} ${describe(e)}`, at: e.seq + 1 }));
+    if (items.length === 0) {
+      void vscode.window.showInformationMessage('agentd: this session has nothing to fork from yet');
+      return undefined;
+    }
+    const picked = await vscode.window.showQuickPick(items, { placeHolder: 'Fork after which event? The new session gets the log up to and including it.' });
+    return picked?.at;
+  }
+
+  dispose(): void {
+    for (const panel of [...this.panels.values()]) panel.dispose();
+    for (const d of this.disposables) d.dispose();
+    this.approvalsUi.dispose();
+    this.sessions.dispose();
+    this.status.dispose();
+    void this.connection.dispose();
+  }
+}
+
+function describe(e: Event): string {
+  const oneLine = (text: string) => (text.length > 90 ? `${text.slice(0, 89)}…` : text).replace(/\s+/g, ' ');
+  switch (e.type) {
+    case 'user.message':
+      return `You: ${oneLine(contentText(e.data.content))}`;
+    case 'assistant.message':
+      return `Agent: ${oneLine(contentText(e.data.content) || '(tool call)')}`;
+    case 'tool.result':
+      return `Tool result${e.data.isError ? ` (${String(e.data.errorKind ?? 'error')})` : ''}`;
+    default:
+      return e.type.replace('turn.', 'Turn ');
+  }
+}
