@@ -4,7 +4,7 @@
  * as `session/update`s.
  */
 import * as acp from '@agentclientprotocol/sdk';
-import type { AgentdClient } from '../../clients/lib/index.js';
+import type { AgentdClient } from '../lib/index.js';
 import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionPrompt } from '../../protocol/index.js';
 import { DaemonLink, type PermissionQuestion } from './daemon-link.js';
 import { SessionView, type EditorPort } from './session-view.js';

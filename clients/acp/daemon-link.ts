@@ -4,7 +4,7 @@
  * text deltas routed to whoever the adapter says.
  */
 import type { z } from 'zod';
-import { connect, type AgentdClient } from '../../clients/lib/index.js';
+import { connect, type AgentdClient } from '../lib/index.js';
 import { SessionDeltaNotification, type PermissionDecision, type PermissionRequest } from '../../protocol/index.js';
 
 export type PermissionQuestion = z.output<typeof PermissionRequest.params>;

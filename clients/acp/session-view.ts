@@ -4,7 +4,7 @@
  * log order; tells prompts when their turn ended; holds the open permission questions.
  */
 import type * as acp from '@agentclientprotocol/sdk';
-import type { AgentdClient } from '../../clients/lib/index.js';
+import type { AgentdClient } from '../lib/index.js';
 import { SessionAttach, type ContentBlock, type Event, type PermissionDecision, type UserContentBlock } from '../../protocol/index.js';
 import { contentToAcp, decisionOf, PERMISSION_OPTIONS, toolCallOf, toolResultUpdate } from './translate.js';
 
