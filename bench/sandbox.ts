@@ -78,7 +78,7 @@ async function coldProvision(): Promise<void> {
     await sb.close();
 
     t = performance.now();
-    const raw = await rawConnect([hostEntry], { PATH: process.env.PATH ?? '/usr/bin:/bin', AGENTD_SANDBOX_CONFIG: JSON.stringify({ workspace, mcpServers: [] }) }, workspace);
+    const raw = await rawConnect([hostEntry], { PATH: process.env.PATH ?? '/usr/bin:/bin', AGENTD_SANDBOX_CONFIG: JSON.stringify({ workspace, mcpServers: [], scratch: workspace }) }, workspace);
     baseline.push(performance.now() - t);
     await raw.close();
   }
@@ -112,7 +112,7 @@ async function warmExecute(): Promise<void> {
   ];
   const raw = await rawConnect(minimalServer, { PATH: process.env.PATH ?? '/usr/bin:/bin' }, packageRoot);
   const bareWorkspace = newWorkspace();
-  const bareHost = await rawConnect([hostEntry], { PATH: process.env.PATH ?? '/usr/bin:/bin', AGENTD_SANDBOX_CONFIG: JSON.stringify({ workspace: bareWorkspace, mcpServers: [] }) }, bareWorkspace);
+  const bareHost = await rawConnect([hostEntry], { PATH: process.env.PATH ?? '/usr/bin:/bin', AGENTD_SANDBOX_CONFIG: JSON.stringify({ workspace: bareWorkspace, mcpServers: [], scratch: bareWorkspace }) }, bareWorkspace);
   const sandboxTimes: number[] = [];
   const rawTimes: number[] = [];
   const bareTimes: number[] = [];

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { HOST_CONFIG_ENV, type HostConfig } from './host/config.js';
+import { HOST_CONFIG_ENV, PROXY_PORT_INSIDE, PROXY_SOCKET_INSIDE, type HostConfig } from './host/config.js';
 import { buildLaunch } from './isolation/launch.js';
 import { probeIsolation, type IsolationLevel, type IsolationReport } from './isolation/probe.js';
 import type { Sandbox, SandboxSpec, ToolContent, ToolDefinition, ToolErrorKind, ToolResult } from './provider.js';
@@ -48,7 +49,7 @@ async function chooseLevel(requested: SandboxSpec['isolation'], available: Promi
   return requested;
 }
 
-function buildEnv(spec: SandboxSpec, level: IsolationLevel, workspace: string): Record<string, string> {
+function buildEnv(spec: SandboxSpec, level: IsolationLevel, workspace: string, scratch: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of spec.envAllowlist ?? DEFAULT_ENV_ALLOWLIST) {
     const value = process.env[name];
@@ -57,7 +58,12 @@ function buildEnv(spec: SandboxSpec, level: IsolationLevel, workspace: string): 
   env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
   env.HOME = level === 'bwrap' ? '/tmp' : workspace;
   Object.assign(env, spec.env);
-  const config: HostConfig = { workspace, mcpServers: spec.mcpServers ?? [] };
+  const proxy = spec.proxySocket
+    ? level === 'bwrap'
+      ? { socket: PROXY_SOCKET_INSIDE, port: PROXY_PORT_INSIDE }
+      : { socket: spec.proxySocket, port: level === 'namespaces' ? PROXY_PORT_INSIDE : 0 }
+    : undefined;
+  const config: HostConfig = { workspace, mcpServers: spec.mcpServers ?? [], scratch, ...(proxy ? { proxy } : {}) };
   env[HOST_CONFIG_ENV] = JSON.stringify(config);
   return env;
 }
@@ -215,15 +221,22 @@ export async function provisionLocal(spec: SandboxSpec, available: Promise<Isola
     warnings.push(`sandbox ${id} uses namespaces only (private pid, network, ipc, uts): the filesystem is NOT hidden from it`);
   }
   for (const warning of warnings) process.stderr.write(`agentd: WARNING: ${warning}\n`);
-  const launch = buildLaunch({ level, hostEntry, readOnly: installPaths(), workspace, binds: spec.binds ?? [] });
+  const launch = buildLaunch({ level, hostEntry, readOnly: installPaths(), workspace, binds: spec.binds ?? [], ...(spec.proxySocket ? { proxySocket: spec.proxySocket } : {}) });
+  // Inside bwrap /tmp is private and vanishes with the sandbox; elsewhere the provider owns a dir and removes it.
+  const scratch = level === 'bwrap' ? '/tmp' : mkdtempSync(path.join(tmpdir(), 'agentd-sandbox-'));
+  const removeScratch = () => {
+    if (level !== 'bwrap') rmSync(scratch, { recursive: true, force: true });
+  };
   const child = spawn(launch.command, launch.args, {
     cwd: launch.cwd,
-    env: buildEnv(spec, level, workspace),
+    env: buildEnv(spec, level, workspace, scratch),
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // its own process group, so close() can kill everything it left behind
   });
   const client = new Client({ name: 'agentd', version: '0.1.0' });
   const sandbox = new LocalSandbox(id, level, warnings, child, client);
+  void sandbox.ended.then(removeScratch);
+  child.once('error', removeScratch);
   const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
   let timer: NodeJS.Timeout | undefined;
   const slow = new Promise<never>((_, reject) => {

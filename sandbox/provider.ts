@@ -15,6 +15,11 @@ export interface SandboxSpec {
   env?: Record<string, string>; // explicit values set inside
   mcpServers?: { name: string; command: string; args?: string[]; env?: Record<string, string> }[];
   binds?: { path: string; readOnly: boolean }[]; // extra paths to expose (bwrap only)
+  /**
+   * The credential proxy's unix socket. Inside, the host serves it on a loopback port
+   * and sets AGENTD_PROXY to that base URL; the sandbox's network stays otherwise off.
+   */
+  proxySocket?: string;
 }
 
 export interface ToolDefinition {

@@ -6,4 +6,15 @@ export const HOST_CONFIG_ENV = 'AGENTD_SANDBOX_CONFIG';
 export interface HostConfig {
   workspace: string;
   mcpServers: SessionServerSpec[];
+  scratch: string; // where the host keeps its own files; removed by the provider when the sandbox ends
+  /** Forward 127.0.0.1:port (0: any free port) inside to the proxy's unix socket at this path. */
+  proxy?: { socket: string; port: number };
 }
+
+/** Where bwrap mounts the proxy socket inside the sandbox. */
+export const PROXY_SOCKET_INSIDE = '/run/agentd/proxy.sock';
+/**
+ * The loopback port the proxy appears on in a sandbox with its own network namespace:
+ * fixed, so git remotes written into the workspace keep working in the next sandbox.
+ */
+export const PROXY_PORT_INSIDE = 7890;

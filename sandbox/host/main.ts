@@ -22,9 +22,11 @@ async function main(): Promise<void> {
   if (!config) throw new Error(`${HOST_CONFIG_ENV} is not set; the host is started by the sandbox provider`);
   delete process.env[HOST_CONFIG_ENV];
   const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  // Before the shell starts, so its commands inherit AGENTD_PROXY.
+  if (config.proxy) env.AGENTD_PROXY = await (await import('./proxy-forward.js')).forwardProxy(config.proxy);
   const workspace = realpathSync(config.workspace);
   const ripgrep = findExecutable('rg', env.PATH ?? '');
-  const shell = new PtyShell(workspace, env, OUTPUT_CAP);
+  const shell = new PtyShell(workspace, env, OUTPUT_CAP, config.scratch);
   // The MCP client side is loaded only for sessions that have servers of their own.
   const servers: SessionServers | null = config.mcpServers.length
     ? new (await import('./session-servers.js')).SessionServers(config.mcpServers, env, workspace)

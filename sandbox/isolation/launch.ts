@@ -1,6 +1,7 @@
 import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { findExecutable, unshareFlags, type IsolationLevel } from './probe.js';
+import { PROXY_SOCKET_INSIDE } from '../host/config.js';
 
 export interface Launch {
   command: string;
@@ -14,6 +15,8 @@ export interface LaunchPlan {
   readOnly: string[]; // install paths the host needs (compiled tree, node_modules, package.json)
   workspace: string;
   binds: { path: string; readOnly: boolean }[];
+  /** The proxy's socket outside, mounted at PROXY_SOCKET_INSIDE. */
+  proxySocket?: string;
 }
 
 // Only what programs need from /etc: no shadow, no ssh keys, no machine secrets.
@@ -53,6 +56,7 @@ function bwrapArgs(plan: LaunchPlan): string[] {
   // After the tmpfs mounts, so a workspace under /tmp is the real directory.
   args.push('--bind', plan.workspace, plan.workspace);
   for (const bind of plan.binds) args.push(bind.readOnly ? '--ro-bind' : '--bind', bind.path, bind.path);
+  if (plan.proxySocket) args.push('--bind', plan.proxySocket, PROXY_SOCKET_INSIDE);
   args.push('--chdir', plan.workspace, '--', process.execPath, plan.hostEntry);
   return args;
 }

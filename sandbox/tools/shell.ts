@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { IPty } from 'node-pty';
 import type { Shell, ShellRun } from './define.js';
@@ -53,14 +52,17 @@ export class PtyShell implements Shell {
   private onData: (() => void) | null = null;
   private onExit: ((code: number) => void) | null = null;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly scratch = mkdtempSync(path.join(tmpdir(), 'agentd-shell-'));
+  private readonly scratch: string;
   private counter = 0;
 
   constructor(
     private readonly cwd: string,
     private readonly env: Record<string, string>,
     private readonly outputCap: number,
-  ) {}
+    scratchParent: string,
+  ) {
+    this.scratch = mkdtempSync(path.join(scratchParent, 'agentd-shell-'));
+  }
 
   run(command: string, timeoutMs: number, signal: AbortSignal): Promise<ShellRun> {
     const next = this.queue.then(() => this.runNow(command, timeoutMs, signal));
