@@ -20,7 +20,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
@@ -40,7 +40,7 @@ import type { NewEvent, StoredEvent } from '../daemon/log/index.js';
 import { SessionFold, pendingTurn } from '../daemon/harness/fold.js';
 import { buildRequest } from '../daemon/harness/context.js';
 import { startDaemon, tempHome, type TestDaemon } from '../test/support/daemon.js';
-import { printFigure } from './log.js';
+import { printFigure as printLine, type Figure } from './log.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const API_KEY = 'bench-key';
@@ -57,6 +57,11 @@ const LOAD_CONNECTIONS = 10;
 const LOAD_SECONDS = Number(process.env.TTFT_LOAD_SECONDS ?? 20);
 
 // ---------------------------------------------------------------- small helpers
+
+/** Every figure carries the machine's state: these numbers move with what else runs. */
+function printFigure(figure: Figure): void {
+  printLine({ ...figure, host: { cores: availableParallelism(), loadavg1: round(loadavg()[0]!, 1) } });
+}
 
 function quantile(samples: number[], q: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -229,7 +234,8 @@ if (file && process.argv.includes('daemon')) {
   process.on('SIGUSR2', () => {
     // A sample is the time between ticks of a 5 ms timer: the delay is what exceeds 5 ms.
     const ms = (ns) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);
-    writeFileSync(file + '.tmp', JSON.stringify({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean), samples: h.count }));
+    const heapUsedMB = Math.round(process.memoryUsage().heapUsed / 104857.6) / 10;
+    writeFileSync(file + '.tmp', JSON.stringify({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean), samples: h.count, heapUsedMB }));
     renameSync(file + '.tmp', file);
     h.reset();
   });
@@ -237,6 +243,7 @@ if (file && process.argv.includes('daemon')) {
 `;
 
 interface EldSnapshot {
+  heapUsedMB: number;
   p50: number;
   p99: number;
   max: number;
@@ -936,12 +943,32 @@ async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, string>, 
       daemonCpuPct: cpuPct(cpuMs(pid) - cpu0.daemon),
       emulatorCpuPct: cpuPct(cpuMs(emu.pid) - cpu0.emulator),
       benchClientsCpuPct: cpuPct((benchCpu.user + benchCpu.system) / 1000),
-      cores: availableParallelism(),
     };
     clearInterval(rssTimer);
     const loadEld = await eldSnapshot(pid, eldFile);
     const loadPing = await probe.take();
+    const loadStatus = await drivers[0]!.client.request(DaemonStatus, {});
+    // Where a loaded turn's time to first token goes, from the events' timestamps.
+    const gaps = { userToStarted: [] as number[], startedToRequested: [] as number[] };
+    for (const s of sessions.slice(0, 20)) {
+      const { events } = await s.driver.client.request(SessionEvents, { sessionId: s.id, from: 0 });
+      const byTurn = new Map<string, Record<string, number>>();
+      for (const e of events) {
+        const turnId = (e.data as { turnId?: string }).turnId;
+        if (!turnId) continue;
+        const t = byTurn.get(turnId) ?? byTurn.set(turnId, {}).get(turnId)!;
+        t[e.type] ??= e.ts;
+      }
+      for (const t of byTurn.values()) {
+        if (t['user.message'] === undefined || t['turn.started'] === undefined || t['model.requested'] === undefined) continue;
+        gaps.userToStarted.push(t['turn.started'] - t['user.message']);
+        gaps.startedToRequested.push(t['model.requested'] - t['turn.started']);
+      }
+    }
     const sandboxes = descendants(pid).length;
+    await sleep(3000);
+    const settledRss = rssBytes(pid);
+    const settled = await eldSnapshot(pid, eldFile);
     const all = [...ttfts, ...toolTtfts];
     const l = stats(all);
     const sg = stats(single);
@@ -972,6 +999,10 @@ async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, string>, 
       rssIdleMB: round(idleRss / 1048576, 1),
       rssPeakMB: round(peakRss / 1048576, 1),
       rssMeanUnderLoadMB: round(mean(rssSamples) / 1048576, 1),
+      rss3sAfterLoadMB: round(settledRss / 1048576, 1),
+      heapUsedIdleMB: idleEld.heapUsedMB,
+      heapUsedEndOfLoadMB: loadEld.heapUsedMB,
+      heapUsed3sAfterLoadMB: settled.heapUsedMB,
       processesBelowDaemon: sandboxes,
       eventLoopDelay: 'inside the daemon: perf_hooks.monitorEventLoopDelay (5 ms resolution, figures are the excess over 5 ms) via an --import preload',
       eldIdleP99: idleEld.p99,
@@ -984,6 +1015,9 @@ async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, string>, 
       pingLoadP50: round(quantile(loadPing, 0.5)),
       pingLoadP99: round(quantile(loadPing, 0.99)),
       pingLoadMax: round(Math.max(...loadPing)),
+      appendLatencyAfterLoadMs: loadStatus.appendLatencyMs,
+      loadedTurnUserToTurnStartedMeanMs: round(mean(gaps.userToStarted)),
+      loadedTurnStartedToModelRequestedMeanMs: round(mean(gaps.startedToRequested)),
     });
     if (failures.length) process.stderr.write(`ttft.load: ${failures.length} turns did not complete, e.g. ${failures[0]}\n`);
   } finally {
