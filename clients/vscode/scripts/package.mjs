@@ -1,6 +1,7 @@
 // `npm run package:vscode`: type-check the extension, bundle it with esbuild into
 // dist/extension.js, and pack the .vsix with vsce (offline: --no-dependencies, since
 // the bundle carries everything). The .vsix goes to .build/ (gitignored).
+// `--bundle-only [--outfile PATH]` stops after the bundle (tests load it in a stub host).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -16,10 +17,15 @@ function run(command, args, cwd) {
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
-run(bin('tsc'), ['-p', join(extensionDir, 'tsconfig.json')], root);
+const args = process.argv.slice(2);
+const bundleOnly = args.includes('--bundle-only');
+const outfileAt = args.indexOf('--outfile');
+const outfile = outfileAt >= 0 ? resolve(args[outfileAt + 1]) : join(extensionDir, 'dist/extension.js');
+
+if (!bundleOnly) run(bin('tsc'), ['-p', join(extensionDir, 'tsconfig.json')], root);
 await build({
   entryPoints: [join(extensionDir, 'src/extension.ts')],
-  outfile: join(extensionDir, 'dist/extension.js'),
+  outfile,
   bundle: true,
   platform: 'node',
   target: 'node18',
@@ -33,6 +39,7 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
+if (bundleOnly) process.exit(0);
 const out = process.env.AGENTD_VSIX_OUT ?? join(root, '.build/agentd-vscode.vsix');
 mkdirSync(dirname(out), { recursive: true });
 run(bin('vsce'), ['package', '--no-dependencies', '--allow-missing-repository', '--out', out], extensionDir);

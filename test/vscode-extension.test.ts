@@ -1,0 +1,247 @@
+/**
+ * The packaged extension bundle (dist/extension.js as vsce ships it), activated in a
+ * recording stand-in for the VS Code API, against a real daemon through a real
+ * `agentd stdio`: a session made with the CLI shows up in the sessions view, opening
+ * it renders the chat webview (strict CSP), a prompt from the webview runs a turn
+ * whose tool call is approved through the quick pick, and a missing `agentd` gives
+ * the message with the fix. No VS Code binary is needed.
+ */
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { AGENTD_BIN, runAgentd } from './support/daemon.js';
+import { reply } from './support/model-emulator.js';
+
+const require = createRequire(import.meta.url);
+
+function repoRoot(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'clients/vscode/package.json'))) return dir;
+  }
+  throw new Error('no repository root above this test');
+}
+
+type Listener = (value: any) => void;
+const event = (listeners: Set<Listener>) => (listener: Listener) => {
+  listeners.add(listener);
+  return { dispose: () => listeners.delete(listener) };
+};
+
+/** Just enough of the `vscode` module for the extension, recording what it shows. */
+function fakeVscode(config: Record<string, string>, folder: string) {
+  const commands = new Map<string, (...args: any[]) => any>();
+  const configListeners = new Set<Listener>();
+  const shown = { errors: [] as string[], panels: [] as any[], picks: [] as any[], trees: [] as any[], statusMessages: [] as string[] };
+  class EventEmitter {
+    private readonly listeners = new Set<Listener>();
+    event = event(this.listeners);
+    fire(value?: unknown) {
+      for (const l of [...this.listeners]) l(value);
+    }
+    dispose() {
+      this.listeners.clear();
+    }
+  }
+  const uri = (path: string): any => ({ fsPath: path, path, toString: () => `vscode-resource:${path}` });
+  const api = {
+    EventEmitter,
+    TreeItem: class {
+      constructor(public label: string, public collapsibleState: number) {}
+    },
+    TreeItemCollapsibleState: { None: 0 },
+    ThemeIcon: class {
+      constructor(public id: string, public color?: unknown) {}
+    },
+    ThemeColor: class {
+      constructor(public id: string) {}
+    },
+    MarkdownString: class {
+      value = '';
+      appendMarkdown(text: string) {
+        this.value += text;
+        return this;
+      }
+    },
+    StatusBarAlignment: { Left: 1, Right: 2 },
+    ViewColumn: { Active: -1 },
+    Uri: { joinPath: (base: any, ...parts: string[]) => uri(join(base.fsPath, ...parts)) },
+    env: { clipboard: { writeText: async () => undefined } },
+    commands: {
+      registerCommand: (id: string, fn: (...args: any[]) => any) => (commands.set(id, fn), { dispose: () => commands.delete(id) }),
+      executeCommand: async (id: string, ...args: any[]) => commands.get(id)?.(...args),
+    },
+    workspace: {
+      workspaceFolders: [{ uri: uri(folder) }],
+      getConfiguration: () => ({ get: (key: string) => config[key] }),
+      onDidChangeConfiguration: event(configListeners),
+      onDidChangeWorkspaceFolders: () => ({ dispose() {} }),
+    },
+    window: {
+      createTreeView: (_id: string, options: { treeDataProvider: any }) => {
+        const tree = { provider: options.treeDataProvider, message: undefined as string | undefined, dispose() {} };
+        shown.trees.push(tree);
+        return tree;
+      },
+      createStatusBarItem: () => ({ text: '', show() {}, hide() {}, dispose() {} }),
+      setStatusBarMessage: (text: string) => (shown.statusMessages.push(text), { dispose() {} }),
+      showErrorMessage: async (message: string) => (shown.errors.push(message), undefined),
+      showInformationMessage: async () => undefined,
+      showWarningMessage: async () => undefined,
+      createQuickPick: () => {
+        const accept = new Set<Listener>();
+        const hide = new Set<Listener>();
+        const pick: any = {
+          items: [],
+          selectedItems: [],
+          visible: false,
+          onDidAccept: event(accept),
+          onDidHide: event(hide),
+          show: () => (pick.visible = true),
+          hide: () => {
+            pick.visible = false;
+            for (const l of [...hide]) l(undefined);
+          },
+          dispose: () => undefined,
+          choose(label: RegExp) {
+            pick.selectedItems = pick.items.filter((i: { label: string }) => label.test(i.label));
+            for (const l of [...accept]) l(undefined);
+          },
+        };
+        shown.picks.push(pick);
+        return pick;
+      },
+      createWebviewPanel: (_type: string, title: string) => {
+        const receive = new Set<Listener>();
+        const disposed = new Set<Listener>();
+        const panel: any = {
+          title,
+          visible: true,
+          posted: [] as any[],
+          webview: {
+            html: '',
+            cspSource: 'vscode-resource:',
+            asWebviewUri: (u: any) => u,
+            onDidReceiveMessage: event(receive),
+            postMessage: async (message: unknown) => (panel.posted.push(message), true),
+          },
+          send: (message: unknown) => {
+            for (const l of [...receive]) l(message);
+          },
+          reveal() {},
+          onDidChangeViewState: () => ({ dispose() {} }),
+          onDidDispose: event(disposed),
+          dispose: () => {
+            for (const l of [...disposed]) l(undefined);
+            disposed.clear();
+          },
+        };
+        shown.panels.push(panel);
+        return panel;
+      },
+    },
+    fireConfigChange: () => {
+      for (const l of [...configListeners]) l({ affectsConfiguration: (key: string) => key.startsWith('agentd') });
+    },
+  };
+  return { api, shown, commands };
+}
+
+async function until<T>(get: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = get();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('vscode extension bundle in a stand-in host', () => {
+  let rig: AgentRig;
+  let dir: string;
+  let bundle: string;
+  before(async () => {
+    rig = await startAgentRig();
+    dir = mkdtempSync(join(tmpdir(), 'agentd-vscode-host-'));
+    bundle = join(dir, 'extension.js');
+    const built = spawnSync(process.execPath, [join(repoRoot(), 'clients/vscode/scripts/package.mjs'), '--bundle-only', '--outfile', bundle], { encoding: 'utf8' });
+    assert.equal(built.status, 0, built.stderr);
+  });
+  after(async () => {
+    await rig.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists a CLI session, renders its chat, runs a prompt with an approval, and explains a missing agentd', async () => {
+    // agentd.path points at an executable, as a user's `which agentd` would.
+    const agentd = join(dir, 'agentd');
+    writeFileSync(agentd, `#!/bin/sh\nexec "${process.execPath}" "${AGENTD_BIN}" "$@"\n`);
+    chmodSync(agentd, 0o755);
+    const folder = workspace();
+    const cli = await runAgentd(rig.daemon.layout, ['new', '--workspace', folder, '--title', 'started from the CLI', '--json']);
+    assert.equal(cli.code, 0, cli.stderr);
+    const sessionId = /s_[0-9a-z]+/.exec(cli.stdout)![0];
+
+    const config: Record<string, string> = { path: agentd, dataDir: rig.daemon.layout.home };
+    const { api, shown, commands } = fakeVscode(config, folder);
+    const Module = require('node:module') as { _load: (request: string, ...rest: unknown[]) => unknown };
+    const load = Module._load;
+    Module._load = function (request: string, ...rest: unknown[]) {
+      return request === 'vscode' ? api : load.call(this, request, ...rest);
+    };
+    const extension = require(bundle) as { activate(context: unknown): void; deactivate(): void };
+    Module._load = load;
+    const context = { subscriptions: [] as Array<{ dispose(): void }>, extensionUri: { fsPath: dir, path: dir }, extension: { packageJSON: { version: '0.1.0' } } };
+    extension.activate(context);
+    try {
+      const tree = shown.trees[0];
+      const listed = await until(() => (tree.provider.getChildren() as Array<{ sessionId: string }>).find((s) => s.sessionId === sessionId), 'the CLI session in the view');
+      const item = tree.provider.getTreeItem(listed);
+      assert.equal(item.label, 'started from the CLI');
+      assert.match(item.description, /^idle · /);
+      assert.equal(item.contextValue, 'session.idle');
+
+      await commands.get('agentd.openSession')!(listed);
+      const panel = shown.panels[0];
+      const html: string = panel.webview.html;
+      assert.match(html, /Content-Security-Policy" content="default-src 'none'; style-src vscode-resource:; script-src 'nonce-[^']+'/);
+      assert.doesNotMatch(html, /https?:\/\//, 'no remote content');
+      panel.send({ type: 'ready' });
+      await until(() => panel.posted.find((m: any) => m.type === 'render' && /No messages yet/.test(m.html)), 'the empty conversation');
+
+      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo from vscode' } }), reply.text('all done', { chunks: 4, chunkDelayMs: 20 })]);
+      panel.send({ type: 'prompt', text: 'run it' });
+      const pick = await until(() => shown.picks.find((p: any) => p.visible), 'the approval quick pick');
+      assert.match(pick.title, /bash: echo from vscode/);
+      assert.deepEqual(pick.items.map((i: { label: string }) => i.label.replace(/\$\([^)]*\) /, '')), ['Allow', 'Always allow', 'Deny']);
+      pick.choose(/Always allow/);
+      const final = await until(
+        () => panel.posted.findLast((m: any) => m.type === 'render' && /all done/.test(m.html) && m.status === 'idle'),
+        'the finished turn in the chat',
+      );
+      assert.match(final.html, /class="msg user"[^]*run it/);
+      assert.match(final.html, /<details class="tool done"[^]*echo from vscode[^]*<span class="badge ok">done<\/span>/);
+      assert.match(final.html, /Permission: allow always by vscode#\d+/);
+      const log = await settle(await rig.daemon.client(), sessionId);
+      assert.equal(log.find((e) => e.type === 'permission.resolved')?.data.decision, 'allow_always');
+      assert.deepEqual((await allEvents(await rig.daemon.client(), sessionId)).length, log.length);
+
+      // A wrong agentd.path: the user is told what is wrong and how to fix it.
+      config.path = join(dir, 'no-such-agentd');
+      api.fireConfigChange();
+      const error = await until(() => shown.errors.find((m) => /not found/.test(m)), 'the missing agentd message');
+      assert.match(error, /agentd\.path/);
+      assert.match(error, /npm install -g agentd/);
+      assert.match(tree.message ?? '', /Not connected to agentd/);
+    } finally {
+      extension.deactivate();
+      for (const d of context.subscriptions) d.dispose();
+    }
+  });
+});
