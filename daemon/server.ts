@@ -15,6 +15,7 @@ import { Vault } from './vault/vault.js';
 import { Harness, type HarnessSettings } from './harness/index.js';
 import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
+import { CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
 
 export interface DaemonOptions {
@@ -68,6 +69,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const vault = new Vault(paths.vaultFile, paths.vaultKey, (redactor) => (logger.redact = (line) => redactor.text(line)));
   await vault.redactor().then((redactor) => (logger.redact = (line) => redactor.text(line)));
   const permissions = new PermissionBroker(() => peers, logger);
+  const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const harness = new Harness({
     log: timedLog,
     logger,
@@ -76,6 +78,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     delta: (sessionId, turnId, kind, index, text) => hub.broadcastDelta(sessionId, turnId, kind, index, text),
     askPermission: (question, signal) => permissions.ask(question, signal),
     credential: (name) => vault.reveal(name).catch(() => undefined),
+    openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials),
     redactor: () => vault.redactor(),
     settings: harnessSettings(),
   });

@@ -12,6 +12,7 @@ export function dataLayout(home: string) {
     vaultFile: `${home}/vault.json`,
     vaultKey: `${home}/vault.key`,
     workspaces: `${home}/workspaces`,
+    proxies: `${home}/proxy`,
   };
 }
 export type DataLayout = ReturnType<typeof dataLayout>;

@@ -4,7 +4,13 @@ import { after, before, describe, it } from 'node:test';
 import { SessionPrompt, VaultSet } from '../protocol/index.js';
 import { reply } from './support/model-emulator.js';
 import { createSession, ofType, settle, startAgentRig, type AgentRig } from './support/agent.js';
-import { startMcpUpstream } from './support/upstreams.js';
+import { startGitUpstream, startHttpUpstream, startMcpUpstream } from './support/upstreams.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const node = (code: string) => `node -e ${JSON.stringify(code)}`;
+const fetchText = (url: string) => node(`fetch(${url}).then(async r => console.log(r.status, await r.text())).catch(e => console.log('FAILED', e.cause?.code ?? e.message))`);
+const resultText = (e: { data: Record<string, unknown> }) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
 
 describe('remote MCP servers', () => {
   let rig: AgentRig;
@@ -33,6 +39,80 @@ describe('remote MCP servers', () => {
       assert.deepEqual(upstream.calls, ['agentd']);
       assert.ok(upstream.seen.every((h) => h === `Bearer ${token}`), 'every request carried the token');
       assert.equal(ofType(events, 'sandbox.provisioned').length, 0, 'no sandbox was involved');
+    } finally {
+      await upstream.close();
+    }
+  });
+});
+
+describe('credential proxy', () => {
+  let rig: AgentRig;
+  before(async () => {
+    rig = await startAgentRig();
+  });
+  after(() => rig.dispose());
+
+  it('adds the token on the way out, redacts it on the way back, and refuses everything else', async () => {
+    const token = `http-token-${Math.random().toString(36).slice(2)}`;
+    const upstream = await startHttpUpstream(token);
+    try {
+      const client = await rig.daemon.client();
+      await client.request(VaultSet, { name: 'API_TOKEN', value: token, binding: { kind: 'http', url: upstream.url } });
+      await client.request(VaultSet, { name: 'OTHER_TOKEN', value: `other-${token}`, binding: { kind: 'http', url: upstream.url } });
+      const sessionId = await createSession(client, { credentials: ['API_TOKEN'] });
+      rig.emulator.script([
+        reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/API_TOKEN/things?x=1"') } }),
+        reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/API_TOKEN/echo-secret"') } }),
+        reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/OTHER_TOKEN/things"') } }),
+        reply.toolUse({ name: 'bash', input: { command: fetchText(JSON.stringify(upstream.url + '/direct')) } }),
+        reply.text('checked'),
+      ]);
+      await client.request(SessionPrompt, { sessionId, content: 'call the API' });
+      const events = await settle(client, sessionId);
+      const results = ofType(events, 'tool.result').map(resultText);
+      assert.match(results[0]!, /200 .*"ok":true.*"path":"\/things\?x=1"/);
+      assert.match(results[1]!, /\[REDACTED:API_TOKEN\]/);
+      assert.match(results[2]!, /403 agentd proxy: "OTHER_TOKEN" is not a credential this session may use; allowed: API_TOKEN \(http /);
+      assert.match(results[3]!, /FAILED/, 'no direct network from the sandbox');
+      assert.doesNotMatch(JSON.stringify(events), new RegExp(token));
+      assert.deepEqual(upstream.seen, [`Bearer ${token}`, `Bearer ${token}`], 'the upstream got the token, only for the bound name');
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('clones a repo through the proxy, and git fetch and push work from the sandbox without a token in .git/config', async () => {
+    const token = `git-token-${Math.random().toString(36).slice(2)}`;
+    const upstream = await startGitUpstream(token);
+    try {
+      const client = await rig.daemon.client();
+      await client.request(VaultSet, { name: 'GIT_TOKEN', value: token, binding: { kind: 'git', url: upstream.url } });
+      const sessionId = await createSession(client, { credentials: ['GIT_TOKEN'], repos: [{ url: upstream.url, credential: 'GIT_TOKEN', path: 'repo' }] });
+      rig.emulator.script([
+        reply.toolUse({
+          name: 'bash',
+          input: {
+            command:
+              'cat repo/README.md && cd repo && git remote get-url origin && echo "agent was here" >> README.md && ' +
+              'git -c user.email=agent@example.com -c user.name=agent commit -qam "agent change" && git push -q origin HEAD:main && git fetch -q origin && git log --oneline -1 origin/main',
+          },
+        }),
+        reply.text('pushed'),
+      ]);
+      await client.request(SessionPrompt, { sessionId, content: 'change the repo' });
+      const events = await settle(client, sessionId);
+      const provisioned = ofType(events, 'sandbox.provisioned')[0]!;
+      assert.deepEqual(provisioned.data.repos, [{ path: 'repo', cloned: true }]);
+      const out = resultText(ofType(events, 'tool.result')[0]!);
+      assert.match(out, /hello from upstream/);
+      assert.match(out, /http:\/\/127\.0\.0\.1:7890\/GIT_TOKEN/);
+      assert.match(out, /agent change/);
+      assert.match(out, /exit code: 0/);
+      assert.match(upstream.log(), /agent change/, 'the push reached the upstream');
+      const workspace = String(ofType(events, 'session.created')[0]!.data.workspace);
+      const gitConfig = readFileSync(join(workspace, 'repo', '.git', 'config'), 'utf8');
+      assert.doesNotMatch(gitConfig, new RegExp(token));
+      assert.doesNotMatch(gitConfig, new RegExp(Buffer.from(`x-access-token:${token}`).toString('base64')));
     } finally {
       await upstream.close();
     }

@@ -10,8 +10,9 @@ import {
   type SessionList,
   type SessionPrompt,
 } from '../../protocol/index.js';
+import type { ParamsOf } from '../../protocol/index.js';
 import type { Peer } from '../rpc/peer.js';
-import type { Handler } from './context.js';
+import type { Daemon, Handler } from './context.js';
 
 function requireController(peer: Peer, sessionId: string, action: string): void {
   if (!peer.isController(sessionId)) {
@@ -23,7 +24,28 @@ function requireController(peer: Peer, sessionId: string, action: string): void 
   }
 }
 
+/** Credentials a session names must exist, and repos need a git binding: fail at create, not mid-turn. */
+async function checkCredentials(params: ParamsOf<typeof SessionCreate>, vault: Daemon['vault']): Promise<void> {
+  const bindings = new Map((await vault.list()).map((e) => [e.name, e.binding]));
+  const bad = (path: string, message: string) =>
+    new AgentdError(ErrorCode.InvalidParams, `invalid params for session/create: ${path}: ${message}`, { issues: [{ path, message }] });
+  for (const [i, name] of (params.credentials ?? []).entries()) {
+    if (!bindings.has(name)) throw bad(`credentials.${i}`, `no credential named ${name} in the vault`);
+  }
+  for (const [i, repo] of (params.repos ?? []).entries()) {
+    const binding = bindings.get(repo.credential);
+    if (!params.credentials?.includes(repo.credential)) throw bad(`repos.${i}.credential`, `${repo.credential} must also be listed in credentials`);
+    if (binding?.kind !== 'git') throw bad(`repos.${i}.credential`, `${repo.credential} is not bound to a git remote`);
+    if (binding.url.replace(/\/+$/, '') !== repo.url.replace(/\/+$/, '')) throw bad(`repos.${i}.url`, `${repo.credential} is bound to ${binding.url}, not ${repo.url}`);
+    if (repo.path.startsWith('/') || repo.path.split('/').includes('..')) throw bad(`repos.${i}.path`, 'must be a relative path inside the workspace');
+  }
+  for (const [i, server] of (params.mcpServers ?? []).entries()) {
+    if ('type' in server && server.credential && !bindings.has(server.credential)) throw bad(`mcpServers.${i}.credential`, `no credential named ${server.credential} in the vault`);
+  }
+}
+
 export const create: Handler<typeof SessionCreate> = async (params, { daemon }) => {
+  await checkCredentials(params, daemon.vault);
   const created = await daemon.sessions.create(params);
   if (params.sandbox?.eager) {
     daemon.harness.provisionEagerly(created.sessionId).catch((error: unknown) =>

@@ -6,7 +6,10 @@ import { ModelFailure, type RetryPolicy } from './model.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
 import { RemoteMcpServers, type RemoteServerSpec } from './remote-mcp.js';
-import { authHeader } from '../proxy/proxy.js';
+import { authHeader, type ProxyEndpoint } from '../proxy/proxy.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Sandbox } from '../../sandbox/provider.js';
 import type { VaultBinding } from '../../protocol/index.js';
 
 export type { PermissionQuestion } from './runner.js';
@@ -24,6 +27,8 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
   apiKey(): Promise<string | undefined>;
   /** A credential's value and binding, for the daemon's own use (remote MCP auth). */
   credential(name: string): Promise<{ value: string; binding?: VaultBinding } | undefined>;
+  /** Opens the session's credential proxy (only its own credentials are served). */
+  openProxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint>;
   settings: HarnessSettings;
 }
 
@@ -33,6 +38,26 @@ function systemPrompt(record: SessionRecord): string {
     'Use the tools to read, search and change files and to run commands there; paths are relative to the workspace. ' +
     'Work step by step, check results, and finish with a short answer saying what you did.';
   return record.config.system ? `${base}\n\n${record.config.system}` : base;
+}
+
+/**
+ * Clones the session's repos into the workspace from inside the sandbox, through the
+ * proxy: the remote written into .git/config is the proxy's in-sandbox address, which
+ * holds no token. A repo already in the workspace is left as it is.
+ */
+async function cloneRepos(sandbox: Sandbox, record: SessionRecord): Promise<Array<{ path: string; cloned: boolean; error?: string }>> {
+  const out: Array<{ path: string; cloned: boolean; error?: string }> = [];
+  for (const repo of record.config.repos ?? []) {
+    if (existsSync(join(record.workspace, repo.path))) {
+      out.push({ path: repo.path, cloned: false });
+      continue;
+    }
+    const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    const result = await sandbox.execute('bash', { command: `git clone -q "$AGENTD_PROXY/${repo.credential}" ${quoted(repo.path)}`, timeout_ms: 300_000 });
+    const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+    out.push(result.isError || !/\[exit code: 0\]/.test(text) ? { path: repo.path, cloned: false, error: text.slice(0, 2000) } : { path: repo.path, cloned: true });
+  }
+  return out;
 }
 
 function apiTool(t: ToolDefinition): ApiTool {
@@ -49,6 +74,7 @@ const IDLE_EVICT_MS = 5 * 60_000;
 export class Harness {
   private readonly runners = new Map<string, SessionRunner>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
+  private readonly proxies = new Map<string, ProxyEndpoint>();
   private client: { key: string; api: Anthropic } | undefined;
   private stopping = false;
 
@@ -72,13 +98,23 @@ export class Harness {
     if (!record) throw new Error(`unknown session ${sessionId}`);
     const { log, logger } = this.deps;
     const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
+    const proxySocket = record.config.credentials?.length ? await this.proxy(sessionId, record.config.credentials) : undefined;
     const slot = new SandboxSlot(
       this.deps.provider,
-      { sessionId, workspace: record.workspace, isolation: record.config.sandbox?.isolation ?? 'auto', mcpServers: stdioServers },
+      {
+        sessionId,
+        workspace: record.workspace,
+        isolation: record.config.sandbox?.isolation ?? 'auto',
+        mcpServers: stdioServers,
+        ...(proxySocket ? { proxySocket } : {}),
+      },
       {
         provisioned: async (sandbox, durationMs) => {
           for (const warning of sandbox.warnings) logger.log('warn', warning, { sessionId });
-          await log.append(sessionId, [{ type: 'sandbox.provisioned', data: { sandboxId: sandbox.id, isolation: sandbox.isolation, durationMs: Math.round(durationMs), warnings: sandbox.warnings } }]);
+          const repos = await cloneRepos(sandbox, record);
+          await log.append(sessionId, [
+            { type: 'sandbox.provisioned', data: { sandboxId: sandbox.id, isolation: sandbox.isolation, durationMs: Math.round(durationMs), warnings: sandbox.warnings, ...(repos.length ? { repos } : {}) } },
+          ]);
         },
         lost: async (reason) => {
           logger.log('warn', 'sandbox lost', { sessionId, reason });
@@ -124,6 +160,15 @@ export class Harness {
       defs = [...defs, ...catalog];
     }
     return defs.filter((t) => !allowed || allowed.has(t.name)).map(apiTool);
+  }
+
+  private async proxy(sessionId: string, credentials: readonly string[]): Promise<string> {
+    let endpoint = this.proxies.get(sessionId);
+    if (!endpoint) {
+      endpoint = await this.deps.openProxy(sessionId, credentials);
+      this.proxies.set(sessionId, endpoint);
+    }
+    return endpoint.socketPath;
   }
 
   /** Remote MCP servers of the session, with the Authorization header from the vault. */
@@ -172,7 +217,7 @@ export class Harness {
       this.idleTimers.delete(sessionId);
       if (runner.busy || this.runners.get(sessionId) !== runner) return;
       this.runners.delete(sessionId);
-      void runner.stop();
+      void runner.stop().then(() => this.closeProxy(sessionId));
     }, IDLE_EVICT_MS);
     timer.unref();
     this.idleTimers.set(sessionId, timer);
@@ -193,5 +238,12 @@ export class Harness {
     for (const timer of this.idleTimers.values()) clearTimeout(timer);
     await Promise.allSettled([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();
+    await Promise.allSettled([...this.proxies.keys()].map((id) => this.closeProxy(id)));
+  }
+
+  private async closeProxy(sessionId: string): Promise<void> {
+    const endpoint = this.proxies.get(sessionId);
+    this.proxies.delete(sessionId);
+    await endpoint?.close();
   }
 }
