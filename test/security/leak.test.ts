@@ -1,0 +1,149 @@
+/**
+ * The leak suite: store a random marker secret, bind it, use it for real (HTTP through
+ * the proxy, git clone and push, a remote MCP call), and look for it, as a hostile
+ * model would, everywhere it must never be. Zero hits, while the upstreams did get it.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { PROTOCOL_VERSION, type Event } from '../../protocol/index.js';
+import { reply } from '../support/model-emulator.js';
+import { API_KEY, startAgentRig, type AgentRig } from '../support/agent.js';
+import { RawConnection } from '../support/daemon.js';
+import { startGitUpstream, startHttpUpstream, startMcpUpstream, type Upstream } from '../support/upstreams.js';
+
+const everything = fileURLToPath(new URL('../../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
+
+/** Every file under a directory, raw bytes, with its path. */
+function* files(dir: string): Generator<[string, Buffer]> {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const info = statSync(path, { throwIfNoEntry: false });
+    if (!info) continue;
+    if (info.isDirectory()) yield* files(path);
+    else if (info.isFile()) yield [path, readFileSync(path)];
+  }
+}
+
+describe('no secret ever leaks', () => {
+  const marker = `MARKER${randomBytes(16).toString('hex')}`;
+  let rig: AgentRig;
+  let raw: RawConnection;
+  let http: Upstream;
+  let git: Upstream & { log(): string };
+  let mcp: Upstream & { calls: string[] };
+  let events: Event[];
+  let workspace: string;
+  const hits: string[] = [];
+  const check = (vector: string, text: string | Buffer) => {
+    const haystack = Buffer.isBuffer(text) ? text.toString('latin1') : text;
+    if (haystack.includes(marker)) hits.push(vector);
+  };
+
+  before(async () => {
+    rig = await startAgentRig();
+    [http, git, mcp] = await Promise.all([startHttpUpstream(marker), startGitUpstream(marker), startMcpUpstream(marker)]);
+    // One raw connection records every byte a client receives for the whole run.
+    raw = await RawConnection.open(rig.daemon.layout.socket);
+    let id = 1;
+    const call = (method: string, params?: unknown) => raw.request(id++, method, params);
+    await call('initialize', { protocolVersion: PROTOCOL_VERSION, clientInfo: { name: 'leak-suite' } });
+    await call('vault/set', { name: 'API', value: marker, binding: { kind: 'http', url: http.url } });
+    await call('vault/set', { name: 'GIT', value: marker, binding: { kind: 'git', url: git.url } });
+    await call('vault/set', { name: 'NOTES', value: marker, binding: { kind: 'mcp', url: mcp.url } });
+    workspace = (await import('../support/agent.js')).workspace();
+    const created = await call('session/create', {
+      workspace,
+      permissions: { default: 'allow' },
+      credentials: ['API', 'GIT'],
+      repos: [{ url: git.url, credential: 'GIT', path: 'repo' }],
+      mcpServers: [
+        { name: 'notes', type: 'http', url: mcp.url, credential: 'NOTES' },
+        { name: 'everything', command: process.execPath, args: [everything] },
+      ],
+    });
+    const sessionId = (created.result as { sessionId: string }).sessionId;
+    await call('session/subscribe', { sessionId, from: 0 });
+    const home = rig.daemon.layout.home;
+    const bash = (command: string) => reply.toolUse({ name: 'bash', input: { command } });
+    rig.emulator.script([
+      bash('env > env.txt; for p in /proc/[0-9]*; do tr "\\0" "\\n" < $p/environ; tr "\\0" " " < $p/cmdline; echo; done > proc.txt 2>&1; echo done'),
+      bash('node -e "fetch(process.env.AGENTD_PROXY + \'/API/things\').then(r => r.text()).then(console.log)" > http.txt; cat http.txt'),
+      bash('node -e "fetch(process.env.AGENTD_PROXY + \'/NOT_BOUND/x\').then(r => r.text()).then(console.log)"'),
+      bash('cd repo && echo more >> README.md && git -c user.email=a@b -c user.name=agent commit -qam leak-test && git push -q origin HEAD:main && git fetch -q && git log --oneline -2'),
+      reply.toolUse({ name: 'mcp__notes__lookup', input: { word: 'leak' } }),
+      reply.toolUse({ name: 'mcp__everything__get-env', input: {} }),
+      bash(`cat ${home}/vault.key; ls -la ${home}; ls -la ${home}/daemon.sock; cat ${home}/vault.json; echo exit=$?`),
+      reply.text('all done'),
+    ]);
+    await call('session/prompt', { sessionId, content: 'use every credential' });
+    const { settle } = await import('../support/agent.js');
+    events = await settle(await rig.daemon.client(), sessionId);
+    // Bad requests that carry the secret in their params: errors must not echo it.
+    for (const [method, params] of [
+      ['vault/set', { name: 'bad name', value: marker }],
+      ['vault/set', { name: 'OK', value: marker, binding: { kind: 'http', url: 'not a url' } }],
+      ['session/prompt', { sessionId: 's_0000000000nosuchsess', content: marker }],
+      ['session/create', { workspace: `/nonexistent/${marker}` }],
+      ['vault/delete', { name: marker.slice(0, 60) }],
+    ] as const) {
+      await call(method, params);
+    }
+    await call('vault/list');
+    await new Promise((r) => setTimeout(r, 300));
+    raw.close();
+    await rig.daemon.kill('SIGTERM');
+  });
+
+  after(async () => {
+    await rig.dispose();
+    await Promise.all([http.close(), git.close(), mcp.close()]);
+  });
+
+  it('used the secret for real: every upstream received it', () => {
+    assert.ok(http.seen.includes(`Bearer ${marker}`), 'the HTTP upstream got the token');
+    assert.ok(git.seen.includes(`Basic ${Buffer.from(`x-access-token:${marker}`).toString('base64')}`), 'git got the token');
+    assert.match(git.log(), /leak-test/, 'the push landed');
+    assert.ok(mcp.seen.includes(`Bearer ${marker}`) && mcp.calls.includes('leak'), 'the remote MCP server got the token and the call');
+    assert.equal(events.filter((e) => e.type === 'tool.result' && e.data.isError).length, 0, JSON.stringify(events.filter((e) => e.type === 'tool.result').map((e) => e.data.content)));
+  });
+
+  it('finds the marker in none of the places it must never be', () => {
+    const inside = (name: string) => readFileSync(join(workspace, name));
+    check('sandbox environment (env)', inside('env.txt'));
+    check('/proc/*/environ and /proc/*/cmdline inside the sandbox', inside('proc.txt'));
+    for (const [path, bytes] of files(workspace)) check(`workspace file ${path}`, bytes);
+    check('session log (session/events)', JSON.stringify(events));
+    for (const [path, bytes] of files(rig.daemon.layout.db)) check(`raw LevelDB file ${path}`, bytes);
+    check('daemon.log', readFileSync(rig.daemon.layout.logFile));
+    check('daemon stdout and stderr', rig.daemon.stdout() + rig.daemon.stderr());
+    check('every byte sent to the client socket', JSON.stringify(raw.messages));
+    assert.deepEqual(hits, []);
+  });
+
+  it('never even had to redact: no tool result or reply carried the secret', () => {
+    assert.doesNotMatch(JSON.stringify(events), /REDACTED/);
+  });
+
+  it('kept the data dir, the vault key and the daemon socket out of the sandbox', () => {
+    const result = events.filter((e) => e.type === 'tool.result').at(-1)!;
+    const text = (result.data.content as Array<{ text: string }>).map((c) => c.text).join('');
+    assert.match(text, /No such file or directory/);
+    assert.doesNotMatch(text, /vault\.key\s/);
+    assert.match(text, /exit=[1-9]/);
+  });
+
+  it('answered the unbound name with a 403 and bad requests with errors that do not echo the secret', () => {
+    const results = events.filter((e) => e.type === 'tool.result').map((e) => JSON.stringify(e.data.content));
+    assert.match(results[2]!, /agentd proxy: \\"NOT_BOUND\\" is not a credential this session may use/);
+    const errors = raw.messages.filter((m) => m.error).map((m) => JSON.stringify(m.error));
+    assert.equal(errors.length, 5);
+    for (const e of errors) assert.ok(!e.includes(marker), e);
+    const list = raw.messages.find((m) => (m.result as { entries?: unknown })?.entries) as { result: { entries: Array<{ name: string }> } };
+    assert.deepEqual(list.result.entries.map((e) => e.name).sort(), ['API', 'GIT', 'NOTES']);
+    assert.ok(API_KEY.length > 0);
+  });
+});
