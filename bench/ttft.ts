@@ -674,15 +674,12 @@ function wakeEvents(total: number): NewEvent[] {
   const events: NewEvent[] = [{ type: 'session.created', data: { workspace: '/tmp/bench-ws', permissions: { default: 'allow' } } }];
   const usage = { inputTokens: 1200, outputTokens: 180, cacheReadTokens: 1000, cacheWriteTokens: 200 };
   const tools = ['read_file', 'bash', 'edit_file'];
-  const fullTurn = 17;
   const tail = 3;
-  const turns = Math.floor((total - 1 - tail) / fullTurn);
-  for (let t = 0; t <= turns; t++) {
+  for (let t = 0; events.length + 18 + tail <= total; t++) {
     const turnId = `t_bench${String(t).padStart(11, '0')}`;
     events.push({ type: 'user.message', data: { turnId, content: `Please look at src/module-${t}.ts and ${lorem(120, t)}` } });
     events.push({ type: 'turn.started', data: { turnId } });
     events.push({ type: 'model.requested', data: { turnId, model: WAKE_MODEL, attempt: 1 } });
-    if (t === turns) break; // the unfinished turn
     for (let s = 0; s < 3; s++) {
       const toolUseId = `toolu_bench${t}x${s}`;
       const name = tools[s]!;
@@ -700,20 +697,19 @@ function wakeEvents(total: number): NewEvent[] {
     }
     events.push({ type: 'assistant.message', data: { turnId, content: [{ type: 'text', text: lorem(500, t) }], stopReason: 'end_turn', usage } });
     events.push({ type: 'turn.completed', data: { turnId, stopReason: 'end_turn' } });
+    // Every 60 turns (~100k estimated tokens) the harness would have compacted: the
+    // context stays under the default budget, as in a real long session.
+    if (t % 60 === 59) events.push({ type: 'context.compacted', data: { upToSeq: events.length - 1, summary: lorem(1500, t) } });
   }
-  // Pad with short complete turns so the count is exact, keeping the pending turn last.
-  const pendingTail = events.splice(events.length - tail, tail);
-  for (let p = 0; events.length + tail < total; p++) {
-    const turnId = `t_benchpad${String(p).padStart(10, '0')}`;
-    const pad: NewEvent[] = [
-      { type: 'user.message', data: { turnId, content: 'ok' } },
-      { type: 'turn.started', data: { turnId } },
-      { type: 'model.requested', data: { turnId, model: WAKE_MODEL, attempt: 1 } },
-      { type: 'assistant.message', data: { turnId, content: [{ type: 'text', text: 'ok' }], stopReason: 'end_turn', usage } },
-      { type: 'turn.completed', data: { turnId, stopReason: 'end_turn' } },
-    ];
-    events.push(...pad.slice(0, total - tail - events.length));
-  }
+  // Make the count exact with sandbox replacements (the fold ignores them), then the
+  // unfinished turn: user message, turn started, model call requested, no reply.
+  while (events.length + tail < total) events.push({ type: 'sandbox.provisioned', data: { sandboxId: `sb-${events.length}`, isolation: 'bwrap', durationMs: 300, warnings: [] } });
+  const turnId = 't_benchpending00000';
+  const pendingTail: NewEvent[] = [
+    { type: 'user.message', data: { turnId, content: 'Now run the whole test suite and fix what fails.' } },
+    { type: 'turn.started', data: { turnId } },
+    { type: 'model.requested', data: { turnId, model: WAKE_MODEL, attempt: 1 } },
+  ];
   events.push(...pendingTail);
   return events;
 }
@@ -825,7 +821,8 @@ async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, string>, 
     // The same in the real daemon: start it on this log; it wakes both sessions. Time
     // from spawn to the emulator receiving each woken session's model call.
     const samples: Record<'big' | 'small', number[]> = { big: [], small: [] };
-    for (let rep = 0; rep < 3; rep++) {
+    let compactionCalls = 0;
+    for (let rep = 0; rep < 5; rep++) {
       for (const which of ['big', 'small'] as const) {
         const home = tempHome('agentd-bench-wake-run-');
         const src = await LevelSessionLog.open(layout.db);
@@ -842,6 +839,8 @@ async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, string>, 
         try {
           await withTimeout(emu.call('wait', before + 1), 30_000, 'woken model call');
           samples[which].push(performance.now() - t0);
+          const body = await emu.call<{ messages: Array<{ content: unknown }> }>('body', before);
+          if (JSON.stringify(body.messages.at(-1)).includes('Summarise the conversation')) compactionCalls++;
         } finally {
           await stopDaemon(daemon);
         }
@@ -859,6 +858,7 @@ async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, string>, 
       baselineP50: s.p50,
       ratio: round(b.p50 / s.p50),
       wakeCostP50: round(b.p50 - s.p50),
+      firstCallsThatWereCompactions: compactionCalls,
     });
   } finally {
     rmSync(layout.home, { recursive: true, force: true });
