@@ -487,16 +487,17 @@ async function benchOverhead(emu: EmulatorHandle, driver: Driver, scratch: Scrat
   const warmSession = await driver.create({ workspace: scratch.workspace(), ...perms });
   for (let i = 0; i < 20; i++) await pair(warmSession, `warm-up ${i}`, false, [], []);
 
+  // The two cases interleave, so drift in the machine's load hits both alike.
   const freshDaemon: number[] = [];
   const freshDirect: number[] = [];
-  for (let i = 0; i < OVERHEAD_RUNS; i++) {
-    const sessionId = await driver.create({ workspace: scratch.workspace(), ...perms });
-    await pair(sessionId, `Say something short (${i}).`, true, freshDaemon, freshDirect);
-  }
   const followDaemon: number[] = [];
   const followDirect: number[] = [];
   const session = await driver.create({ workspace: scratch.workspace(), ...perms });
-  for (let i = 0; i < OVERHEAD_RUNS; i++) await pair(session, `And now something else (${i}).`, true, followDaemon, followDirect);
+  for (let i = 0; i < OVERHEAD_RUNS; i++) {
+    const sessionId = await driver.create({ workspace: scratch.workspace(), ...perms });
+    await pair(sessionId, `Say something short (${i}).`, true, freshDaemon, freshDirect);
+    await pair(session, `And now something else (${i}).`, true, followDaemon, followDirect);
+  }
 
   const status = await driver.client.request(DaemonStatus, {});
   for (const [name, d, s] of [
@@ -999,6 +1000,7 @@ async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, string>, 
       rssIdleMB: round(idleRss / 1048576, 1),
       rssPeakMB: round(peakRss / 1048576, 1),
       rssMeanUnderLoadMB: round(mean(rssSamples) / 1048576, 1),
+      rssAtQuartersOfLoadMB: [0.25, 0.5, 0.75, 1].map((q) => round((rssSamples[Math.min(rssSamples.length - 1, Math.floor(q * rssSamples.length) - 1)] ?? 0) / 1048576, 1)),
       rss3sAfterLoadMB: round(settledRss / 1048576, 1),
       heapUsedIdleMB: idleEld.heapUsedMB,
       heapUsedEndOfLoadMB: loadEld.heapUsedMB,
