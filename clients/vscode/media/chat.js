@@ -53,6 +53,7 @@
       if (follow) conversation.scrollTop = conversation.scrollHeight;
     } else if (message.type === 'error') {
       connection.textContent = message.text;
+      if (typeof message.restore === 'string' && !prompt.value) prompt.value = message.restore;
     }
   });
 

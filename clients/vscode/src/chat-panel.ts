@@ -115,7 +115,8 @@ export class ChatPanel implements vscode.Disposable {
       }
     } catch (error) {
       void vscode.window.showErrorMessage(`agentd: ${(error as Error).message}`);
-      void this.panel.webview.postMessage({ type: 'error', text: (error as Error).message });
+      // A prompt that did not reach the daemon goes back into the prompt box.
+      void this.panel.webview.postMessage({ type: 'error', text: (error as Error).message, ...(message?.type === 'prompt' ? { restore: message.text } : {}) });
     }
   }
 

@@ -80,7 +80,8 @@ export class Services implements vscode.Disposable {
     this.status.show();
     this.view.message = state.kind === 'failed' ? `Not connected to agentd: ${state.message}` : state.kind === 'connecting' && state.attempt > 1 ? 'Reconnecting to agentd…' : undefined;
     if (state.kind === 'connected') this.shownError = undefined;
-    if (state.kind === 'failed' && state.message !== this.shownError) {
+    // A missing agentd at once; other failures (a daemon restarting) only when they persist.
+    if (state.kind === 'failed' && (state.notFound || state.failures >= 3) && state.message !== this.shownError) {
       this.shownError = state.message;
       void this.showFailure(state);
     }

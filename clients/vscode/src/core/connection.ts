@@ -13,8 +13,8 @@ export type Delta = ParamsOf<typeof SessionDeltaNotification>;
 export type ConnectionState =
   | { kind: 'connecting'; attempt: number }
   | { kind: 'connected'; attempt: number }
-  /** The last attempt failed; another follows unless `notFound` (that needs the user). */
-  | { kind: 'failed'; attempt: number; message: string; notFound: boolean }
+  /** The last attempt failed (`failures` in a row); another follows after a backoff. */
+  | { kind: 'failed'; attempt: number; failures: number; message: string; notFound: boolean }
   | { kind: 'stopped' };
 
 export interface FollowHandlers {
@@ -98,6 +98,8 @@ export class AgentdConnection {
   /** Resolves with the live client, waiting up to `waitMs` for one. */
   connected(waitMs = 15_000): Promise<AgentdClient> {
     if (this.bridge && this.current.kind === 'connected') return Promise.resolve(this.bridge.client);
+    // Waiting cannot help until the user fixes the setting or installs agentd.
+    if (this.current.kind === 'failed' && this.current.notFound) return Promise.reject(new Error(this.current.message));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.connectedWaiters.delete(done);
@@ -147,7 +149,7 @@ export class AgentdConnection {
   private async run(): Promise<void> {
     const signal = this.abort.signal;
     // `retries` counts waits since the last working connection: it sets the backoff.
-    for (let first = true, retries = 0, attempt = 1; !signal.aborted; first = false, attempt++) {
+    for (let first = true, retries = 0, failures = 0, attempt = 1; !signal.aborted; first = false, attempt++) {
       if (!first) {
         retries += 1;
         await (this.options.waitBeforeReconnect ?? backoff)(retries, signal);
@@ -162,7 +164,8 @@ export class AgentdConnection {
           ...(this.options.onPermissionRequest ? { onPermissionRequest: this.options.onPermissionRequest } : {}),
         });
       } catch (error) {
-        this.setState({ kind: 'failed', attempt, message: (error as Error).message, notFound: error instanceof AgentdNotFoundError });
+        failures += 1;
+        this.setState({ kind: 'failed', attempt, failures, message: (error as Error).message, notFound: error instanceof AgentdNotFoundError });
         continue;
       }
       if (signal.aborted) {
@@ -176,6 +179,7 @@ export class AgentdConnection {
       // Resubscribe before announcing the connection, so callers see follows already live.
       await Promise.all([...this.follows].map((entry) => this.subscribe(bridge.client, entry)));
       retries = 0;
+      failures = 0;
       this.setState({ kind: 'connected', attempt });
       for (const waiter of [...this.connectedWaiters]) waiter(bridge.client);
       this.connectedWaiters.clear();
