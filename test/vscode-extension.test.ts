@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { connect } from '../clients/lib/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
@@ -92,7 +93,8 @@ function fakeVscode(config: Record<string, string>, folder: string) {
       setStatusBarMessage: (text: string) => (shown.statusMessages.push(text), { dispose() {} }),
       showErrorMessage: async (message: string) => (shown.errors.push(message), undefined),
       showInformationMessage: async () => undefined,
-      showWarningMessage: async () => undefined,
+      // The archive confirmation: the user confirms.
+      showWarningMessage: async (_message: string, _options: unknown, ...actions: string[]) => actions[0],
       createQuickPick: () => {
         const accept = new Set<Listener>();
         const hide = new Set<Listener>();
@@ -231,6 +233,46 @@ describe('vscode extension bundle in a stand-in host', () => {
       const log = await settle(await rig.daemon.client(), sessionId);
       assert.equal(log.find((e) => e.type === 'permission.resolved')?.data.decision, 'allow_always');
       assert.deepEqual((await allEvents(await rig.daemon.client(), sessionId)).length, log.length);
+
+      // Another client answers a question first: the quick pick disappears.
+      const picksBefore = shown.picks.length;
+      let shownInVscode!: () => void;
+      const onScreen = new Promise<void>((r) => (shownInVscode = r));
+      const other = await connect({ layout: rig.daemon.layout, autostart: false, clientName: 'other-editor', onPermissionRequest: async () => (await onScreen, { decision: 'allow' }) });
+      try {
+        rig.emulator.script([reply.toolUse({ name: 'write_file', input: { path: 'note.txt', content: 'hi' } }), reply.text('written')]);
+        panel.send({ type: 'prompt', text: 'write a note' });
+        const second = await until(() => shown.picks.length > picksBefore && shown.picks.at(-1).visible && shown.picks.at(-1), 'the second quick pick');
+        assert.match(second.title, /write_file: note\.txt/);
+        shownInVscode();
+        await until(() => !second.visible, 'the quick pick to be withdrawn');
+        await until(() => panel.posted.findLast((m: any) => m.type === 'render' && /written/.test(m.html) && m.status === 'idle'), 'the second turn');
+        assert.match(panel.posted.at(-1).html, /Permission: allow by other-editor#\d+/);
+      } finally {
+        other.close();
+      }
+
+      // Interrupt from the chat's button: the running reply stops and is marked.
+      rig.emulator.script([reply.hang()]);
+      panel.send({ type: 'prompt', text: 'take your time' });
+      await until(() => panel.posted.findLast((m: any) => m.type === 'render' && /take your time/.test(m.html) && m.status === 'running'), 'the turn to run');
+      panel.send({ type: 'interrupt' });
+      const interrupted = await until(() => panel.posted.findLast((m: any) => m.type === 'render' && /Interrupted/.test(m.html) && m.status === 'idle'), 'the interrupted turn');
+      assert.match(interrupted.html, /class="notice warning"[^>]*>Interrupted/);
+
+      // Fork from before the first prompt's message: a new session opens in a new chat.
+      const firstUser = /class="fork" data-at="(\d+)"/.exec(interrupted.html)!;
+      panel.send({ type: 'fork', at: Number(firstUser[1]) });
+      const forkPanel = await until(() => shown.panels[1], 'the forked session chat');
+      forkPanel.send({ type: 'ready' });
+      const forked = await until(() => forkPanel.posted.findLast((m: any) => m.type === 'render' && /Forked from/.test(m.html)), 'the forked conversation');
+      assert.match(forked.html, new RegExp(`Forked from ${sessionId}`));
+      assert.doesNotMatch(forked.html, /run it/, 'the fork holds the log before the chosen message only');
+
+      // Archive from the sessions view: the session turns read-only.
+      await commands.get('agentd.archive')!(listed);
+      await until(() => panel.posted.findLast((m: any) => m.type === 'render' && m.status === 'archived'), 'the archived status in the chat');
+      await until(() => (tree.provider.getChildren() as Array<{ sessionId: string; status: string }>).find((s) => s.sessionId === sessionId && s.status === 'archived'), 'the archived status in the view');
 
       // A wrong agentd.path: the user is told what is wrong and how to fix it.
       config.path = join(dir, 'no-such-agentd');
