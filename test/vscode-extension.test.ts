@@ -268,6 +268,10 @@ describe('vscode extension bundle in a stand-in host', () => {
       const forked = await until(() => forkPanel.posted.findLast((m: any) => m.type === 'render' && /Forked from/.test(m.html)), 'the forked conversation');
       assert.match(forked.html, new RegExp(`Forked from ${sessionId}`));
       assert.doesNotMatch(forked.html, /run it/, 'the fork holds the log before the chosen message only');
+      await until(
+        () => (tree.provider.getChildren() as Array<{ forkedFrom?: { sessionId: string } }>).find((s) => s.forkedFrom?.sessionId === sessionId),
+        'the fork in the sessions view (its workspace is a copy outside the folder)',
+      );
 
       // Archive from the sessions view: the session turns read-only.
       await commands.get('agentd.archive')!(listed);

@@ -48,6 +48,8 @@ interface FollowEntry {
   next: number;
   handlers: FollowHandlers;
   disposed: boolean;
+  /** The client this entry is subscribed (or subscribing) on; one subscription per connection. */
+  subscribedOn?: AgentdClient;
   unsubscribe?: () => Promise<void>;
 }
 
@@ -118,7 +120,7 @@ export class AgentdConnection {
   follow(sessionId: string, from: number, handlers: FollowHandlers): Follow {
     const entry: FollowEntry = { sessionId, next: from, handlers, disposed: false };
     this.follows.add(entry);
-    if (this.bridge && this.current.kind === 'connected') void this.subscribe(this.bridge.client, entry);
+    if (this.bridge) void this.subscribe(this.bridge.client, entry);
     return {
       sessionId,
       get next() {
@@ -176,7 +178,8 @@ export class AgentdConnection {
       const deltas = bridge.client.onNotification(SessionDeltaNotification, (delta) => {
         for (const entry of this.follows) if (entry.sessionId === delta.sessionId) entry.handlers.onDelta?.(delta);
       });
-      // Resubscribe before announcing the connection, so callers see follows already live.
+      // Resubscribe before announcing the connection, so callers see follows already live;
+      // follows added meanwhile subscribe themselves (subscribe is idempotent per client).
       await Promise.all([...this.follows].map((entry) => this.subscribe(bridge.client, entry)));
       retries = 0;
       failures = 0;
@@ -192,7 +195,8 @@ export class AgentdConnection {
   }
 
   private async subscribe(client: AgentdClient, entry: FollowEntry): Promise<void> {
-    if (entry.disposed) return;
+    if (entry.disposed || entry.subscribedOn === client) return;
+    entry.subscribedOn = client;
     try {
       const sub = await client.subscribe(entry.sessionId, entry.next, {
         onEvents: (events) => {
@@ -203,7 +207,10 @@ export class AgentdConnection {
           entry.next = fresh[fresh.length - 1]!.seq + 1;
           entry.handlers.onEvents(fresh);
         },
-        onDropped: () => void this.subscribe(client, entry),
+        onDropped: () => {
+          entry.subscribedOn = undefined; // too slow for its buffer: subscribe again from entry.next
+          void this.subscribe(client, entry);
+        },
       });
       entry.unsubscribe = sub.unsubscribe;
       if (entry.disposed) await sub.unsubscribe().catch(() => undefined);

@@ -81,8 +81,7 @@ export class SessionsState {
       this.lastError = (error as Error).message;
       return;
     }
-    const folders = this.folders();
-    if (folders.length > 0) sessions = sessions.filter((s) => folders.some((f) => within(s.workspace, f)));
+    sessions = ofFolders(sessions, this.folders());
     if (!changed(this.list, sessions)) return;
     this.list = sessions;
     this.emit();
@@ -91,6 +90,25 @@ export class SessionsState {
   private emit(): void {
     for (const listener of [...this.listeners]) listener(this.list);
   }
+}
+
+/**
+ * The sessions whose workspace is in one of the folders, and their forks (a fork works
+ * on a copy of the workspace in agentd's data dir, yet belongs with its origin).
+ */
+export function ofFolders(sessions: SessionInfo[], folders: string[]): SessionInfo[] {
+  if (folders.length === 0) return sessions;
+  const kept = new Set(sessions.filter((s) => folders.some((f) => within(s.workspace, f))).map((s) => s.sessionId));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const s of sessions) {
+      if (!kept.has(s.sessionId) && s.forkedFrom && kept.has(s.forkedFrom.sessionId)) {
+        kept.add(s.sessionId);
+        grew = true;
+      }
+    }
+  }
+  return sessions.filter((s) => kept.has(s.sessionId));
 }
 
 function changed(a: SessionInfo[], b: SessionInfo[]): boolean {
