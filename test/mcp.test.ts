@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { ResourceUpdatedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, ResourceUpdatedNotificationSchema, type CallToolResult, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { SessionGet } from '../protocol/index.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
@@ -19,7 +19,12 @@ interface McpRig {
   close(): Promise<void>;
 }
 
-async function startMcp(home: string): Promise<McpRig> {
+/**
+ * `agentd mcp` as a host runs it: the real command over stdio, driven by the SDK's
+ * Client. `elicit`, when given, makes the client a host that can ask its user
+ * (declared as `elicitation: {}`, as hosts predating elicitation modes do).
+ */
+async function startMcp(home: string, elicit?: (message: string) => ElicitResult): Promise<McpRig> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [AGENTD_BIN, 'mcp'],
@@ -29,7 +34,8 @@ async function startMcp(home: string): Promise<McpRig> {
   let stderr = '';
   transport.stderr?.on('data', (d) => (stderr += d));
   const errors: Error[] = [];
-  const client = new Client({ name: 'agentd-mcp-test', version: '0.0.0' });
+  const client = new Client({ name: 'agentd-mcp-test', version: '0.0.0' }, elicit ? { capabilities: { elicitation: {} } } : {});
+  if (elicit) client.setRequestHandler(ElicitRequestSchema, (request) => elicit(request.params.message));
   client.onerror = (error) => errors.push(error);
   await client.connect(transport);
   return { client, errors, stderr: () => stderr, close: () => client.close() };
@@ -230,6 +236,37 @@ describe('agentd mcp', () => {
     const events = await settle(client, sessionId);
     assert.equal(ofType(events, 'turn.completed').length, 1);
     assert.equal((await client.request(SessionGet, { sessionId })).status, 'idle');
+  });
+
+  it('puts permission questions of its sessions to the host user by elicitation', async () => {
+    const asked: string[] = [];
+    const answers: ElicitResult[] = [{ action: 'accept', content: { decision: 'allow' } }, { action: 'decline' }];
+    const host = await startMcp(rig.daemon.layout.home, (message) => {
+      asked.push(message);
+      return answers.shift()!;
+    });
+    try {
+      const created = await call(host.client, 'agentd_create_session', { workspace: workspace(), title: 'mcp asks', permissions: { default: 'ask' } });
+      const sessionId = (created.structuredContent as { sessionId: string }).sessionId;
+      rig.emulator.script([
+        reply.toolUse({ name: 'bash', input: { command: 'echo allowed' } }),
+        reply.toolUse({ name: 'bash', input: { command: 'echo declined' } }),
+        reply.text('one ran, one was denied'),
+      ]);
+      const result = await call(host.client, 'agentd_prompt', { sessionId, prompt: 'two commands' });
+      const summary = result.structuredContent as { answer: string; toolCalls: Array<{ name: string; ok: boolean; errorKind?: string }> };
+      assert.equal(summary.answer, 'one ran, one was denied');
+      assert.deepEqual(summary.toolCalls.map((c) => [c.name, c.ok, c.errorKind]), [['bash', true, undefined], ['bash', false, 'denied']]);
+      assert.deepEqual(asked, [`agentd session ${sessionId} wants to run bash: echo allowed`, `agentd session ${sessionId} wants to run bash: echo declined`]);
+      const resolved = (await call(host.client, 'agentd_read_events', { sessionId, types: ['permission.resolved'] })).structuredContent as {
+        events: Array<{ data: { decision: string; by: string } }>;
+      };
+      assert.deepEqual(resolved.events.map((e) => e.data.decision), ['allow', 'deny']);
+      assert.ok(resolved.events.every((e) => e.data.by.startsWith('agentd-mcp')), JSON.stringify(resolved.events));
+      assert.deepEqual(host.errors, []);
+    } finally {
+      await host.close();
+    }
   });
 
   it('writes nothing but JSON-RPC messages to stdout', async () => {

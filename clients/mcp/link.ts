@@ -8,6 +8,8 @@ export interface LinkOptions {
   layout?: ConnectOptions['layout'];
   /** Diagnostics (stderr: stdout carries MCP frames only). */
   log: (message: string) => void;
+  /** Answers the daemon's permission questions (declares `permissionRequests`). */
+  onPermissionRequest?: ConnectOptions['onPermissionRequest'];
 }
 
 /**
@@ -37,10 +39,13 @@ export class DaemonLink {
       clientVersion: this.options.version,
       autostart,
       ...(this.options.layout ? { layout: this.options.layout } : {}),
+      ...(this.options.onPermissionRequest ? { onPermissionRequest: this.options.onPermissionRequest } : {}),
     });
     this.current = attempt;
     attempt.then(
       (client) => {
+        // The host went away while this connection was being made.
+        if (this.closing) return client.close();
         this.live = client;
         this.options.log('connected to the daemon');
         void client.closed.then(() => {

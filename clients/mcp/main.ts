@@ -1,6 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { DaemonLink } from './link.js';
+import { PermissionAsker } from './permissions.js';
 import { registerResources } from './resources.js';
 import { explainError, registerTools } from './tools.js';
 
@@ -36,7 +37,6 @@ export async function run(argv: string[], version: string): Promise<number> {
   console.debug = console.error;
   const log = (message: string) => process.stderr.write(`agentd mcp: ${message}\n`);
 
-  const link = new DaemonLink({ version, log });
   const mcp = new McpServer(
     { name: 'agentd', title: 'agentd', version },
     {
@@ -46,7 +46,9 @@ export async function run(argv: string[], version: string): Promise<number> {
         'and stop a running turn with agentd_interrupt.',
     },
   );
-  registerTools(mcp, link);
+  const asker = new PermissionAsker(mcp.server);
+  const link = new DaemonLink({ version, log, onPermissionRequest: (question) => asker.answer(question) });
+  registerTools(mcp, link, asker);
   const resources = registerResources(mcp, link, log);
 
   const transport = new StdioServerTransport();
@@ -65,5 +67,7 @@ export async function run(argv: string[], version: string): Promise<number> {
   resources.close();
   link.close();
   await mcp.close().catch(() => undefined);
+  // Whatever may still hold the event loop (a daemon request in flight), the host is gone.
+  setTimeout(() => process.exit(0), 1000).unref();
   return 0;
 }

@@ -16,6 +16,7 @@ import {
 } from '../../protocol/index.js';
 import { DialError } from '../lib/index.js';
 import type { DaemonLink } from './link.js';
+import type { PermissionAsker } from './permissions.js';
 import { describeEvent, followTurn, renderSummary, type TurnSummary } from './turn.js';
 
 const sessionId = z.string().describe('The session id, as returned by agentd_create_session or agentd_list_sessions (looks like s_…).');
@@ -63,7 +64,7 @@ function sessionLine(s: SessionInfo): Record<string, unknown> {
 const EventOut = z.object({ seq: z.number(), ts: z.number(), type: z.string(), data: z.record(z.string(), z.unknown()) });
 const ToolCallOut = z.object({ name: z.string(), toolUseId: z.string(), ok: z.boolean(), errorKind: z.string().optional() });
 
-export function registerTools(mcp: McpServer, link: DaemonLink): void {
+export function registerTools(mcp: McpServer, link: DaemonLink, asker: PermissionAsker): void {
   mcp.registerTool(
     'agentd_create_session',
     {
@@ -71,7 +72,8 @@ export function registerTools(mcp: McpServer, link: DaemonLink): void {
       description:
         'Creates a new agent session in the agentd daemon. The session runs a tool-using agent (shell, file and search tools) ' +
         'in an isolated sandbox over `workspace`. Returns the session id to pass to agentd_prompt. ' +
-        'Tool calls that need permission wait for a controller to answer unless `permissions` allows them.',
+        'Tool calls that need permission are put to the user of this MCP host (elicitation) when it supports that, ' +
+        'else they wait for another client attached to the session (e.g. `agentd attach`); `permissions` can allow them upfront.',
       inputSchema: {
         workspace: z
           .string()
@@ -101,6 +103,7 @@ export function registerTools(mcp: McpServer, link: DaemonLink): void {
           ...(args.system !== undefined ? { system: args.system } : {}),
           ...(args.permissions !== undefined ? { permissions: args.permissions } : {}),
         });
+        asker.drive(id);
         return json({ sessionId: id, workspace }, `Created session ${id} (workspace ${workspace}).`);
       }),
   );
@@ -129,10 +132,12 @@ export function registerTools(mcp: McpServer, link: DaemonLink): void {
     },
     (args, extra) =>
       guarded(async () => {
+        asker.drive(args.sessionId);
         const { turnId, seq } = await link.request(SessionPrompt, { sessionId: args.sessionId, content: args.prompt });
         const progressToken = extra._meta?.progressToken;
         let progress = 0;
         const onEvent = (event: Event) => {
+          if (event.type === 'permission.resolved') asker.settled(String(event.data.toolUseId));
           if (progressToken === undefined) return;
           progress += 1;
           // Progress is best effort: a host that went away must not fail the turn.
@@ -141,6 +146,7 @@ export function registerTools(mcp: McpServer, link: DaemonLink): void {
             .catch(() => undefined);
         };
         const summary: TurnSummary = await followTurn(link, { sessionId: args.sessionId, turnId, from: seq, onEvent, signal: extra.signal });
+        asker.turnEnded(args.sessionId);
         return {
           content: [{ type: 'text', text: renderSummary(summary) }],
           structuredContent: summary as unknown as Record<string, unknown>,

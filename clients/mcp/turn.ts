@@ -48,6 +48,10 @@ export class TurnFold {
     return typeof event.data.toolUseId === 'string' && this.calls.has(event.data.toolUseId);
   }
 
+  private noteCall(toolUseId: string, name: string): void {
+    if (!this.calls.has(toolUseId)) this.calls.set(toolUseId, { name, toolUseId, ok: false, errorKind: 'no_result' });
+  }
+
   add(event: Event): void {
     if (!this.owns(event)) return;
     this.lastSeq = event.seq;
@@ -57,10 +61,12 @@ export class TurnFold {
         const blocks = (d.content as ContentBlock[] | undefined) ?? [];
         this.answer = blocks.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n');
         this.stopReason = (d.stopReason as string | null | undefined) ?? null;
+        // The calls as the model made them: a denied call never gets a tool.started.
+        for (const b of blocks) if (b.type === 'tool_use') this.noteCall(b.id, b.name);
         return;
       }
       case 'tool.started':
-        this.calls.set(String(d.toolUseId), { name: String(d.name), toolUseId: String(d.toolUseId), ok: false, errorKind: 'no_result' });
+        this.noteCall(String(d.toolUseId), String(d.name));
         return;
       case 'tool.result': {
         const call = this.calls.get(String(d.toolUseId));

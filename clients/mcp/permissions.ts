@@ -1,0 +1,94 @@
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { z } from 'zod';
+import type { PermissionDecision, PermissionRequest } from '../../protocol/index.js';
+
+type Question = z.output<typeof PermissionRequest.params>;
+
+/** The part of a tool's input a person recognises the call by. */
+function callLine(tool: string, input: Record<string, unknown>): string {
+  for (const key of ['command', 'path', 'pattern']) if (typeof input[key] === 'string') return `${tool}: ${String(input[key])}`;
+  const json = JSON.stringify(input);
+  return `${tool} ${json.length > 300 ? `${json.slice(0, 299)}…` : json}`;
+}
+
+/**
+ * Answers the daemon's permission questions by asking the MCP host's user through
+ * elicitation, for the sessions this server drives (created or prompted through it).
+ * Questions about other sessions, or when the host cannot elicit, are refused, which
+ * leaves them to the session's other controllers (the CLI, an editor): the daemon
+ * asks every controller and takes the first answer.
+ */
+export class PermissionAsker {
+  private readonly driven = new Set<string>();
+  /** Open elicitations by tool use id, withdrawn when the question is settled elsewhere. */
+  private readonly open = new Map<string, { sessionId: string; abort: AbortController }>();
+
+  constructor(private readonly server: Server) {}
+
+  /** This server created or prompted the session: its questions are ours to ask. */
+  drive(sessionId: string): void {
+    this.driven.add(sessionId);
+  }
+
+  canAsk(sessionId: string): boolean {
+    return this.driven.has(sessionId) && this.server.getClientCapabilities()?.elicitation !== undefined;
+  }
+
+  /** The question was answered (by anyone): close its elicitation if still open. */
+  settled(toolUseId: string): void {
+    this.open.get(toolUseId)?.abort.abort();
+  }
+
+  /** The session's turn ended: nothing of it is still to be answered. */
+  turnEnded(sessionId: string): void {
+    for (const entry of this.open.values()) if (entry.sessionId === sessionId) entry.abort.abort();
+  }
+
+  async answer(question: Question): Promise<{ decision: PermissionDecision }> {
+    if (!this.canAsk(question.sessionId)) throw new Error('this MCP host cannot answer permission questions for this session');
+    const abort = new AbortController();
+    this.open.set(question.toolUseId, { sessionId: question.sessionId, abort });
+    try {
+      return await this.elicit(question, abort.signal);
+    } finally {
+      this.open.delete(question.toolUseId);
+    }
+  }
+
+  private async elicit(question: Question, signal: AbortSignal): Promise<{ decision: PermissionDecision }> {
+    // `server.request` rather than `elicitInput`: hosts that declare `elicitation: {}`
+    // (form mode, by the spec's default) are refused by the latter.
+    const result = await this.server.request(
+      {
+        method: 'elicitation/create',
+        params: {
+          message: `agentd session ${question.sessionId} wants to run ${callLine(question.tool, question.input)}`,
+          requestedSchema: {
+            type: 'object',
+            properties: {
+              decision: {
+                type: 'string',
+                title: 'Allow this tool call?',
+                oneOf: [
+                  { const: 'allow', title: 'Allow once' },
+                  { const: 'allow_always', title: `Always allow ${question.tool} in this session` },
+                  { const: 'deny', title: 'Deny' },
+                ],
+              },
+            },
+            required: ['decision'],
+          },
+        },
+      },
+      ElicitResultSchema,
+      // The user may take their time; the question stays open in the daemon meanwhile.
+      { timeout: 24 * 60 * 60 * 1000, signal },
+    );
+    if (result.action === 'decline') return { decision: 'deny' };
+    const decision = result.content?.decision;
+    if (result.action === 'accept' && (decision === 'allow' || decision === 'allow_always' || decision === 'deny')) return { decision };
+    // Dismissed: no answer from here; another controller may still give one.
+    throw new Error('the MCP host dismissed the permission question');
+  }
+}
