@@ -31,19 +31,21 @@ export function sessionMembers(sid: number): ProcInfo[] {
 }
 
 /**
- * Kills the session's members that `spare` does not name, rescanning a few times so a process
- * that forks while being killed cannot leave a child behind.
+ * Kills the session's members that `spare` does not name, rescanning until none is left (or two
+ * seconds pass): a process that forks while being killed cannot leave a child behind, and the
+ * caller does not go on while a killed process is still running.
  */
 export async function killSessionMembers(sid: number, spare: ReadonlySet<number> = new Set()): Promise<void> {
-  for (let round = 0; round < 5; round++) {
+  const deadline = Date.now() + 2_000;
+  for (;;) {
     const targets = sessionMembers(sid).filter((p) => !spare.has(p.pid));
-    if (targets.length === 0) return;
+    if (targets.length === 0 || Date.now() > deadline) return;
     killProcesses(targets, sid);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
-/** SIGKILLs each process and its process group, ignoring ones already gone. */
+/** SIGKILLs each process and its process group (unless it is `sparePgid`), ignoring ones already gone. */
 export function killProcesses(procs: ProcInfo[], sparePgid: number): void {
   const groups = new Set(procs.map((p) => p.pgid).filter((g) => g !== sparePgid && g > 1));
   for (const group of groups) {

@@ -226,7 +226,12 @@ export class PtyShell implements Shell {
       await new Promise((r) => setTimeout(r, 20));
       await killSessionMembers(pty.pid, before);
       pty.write(`\nprintf '\\n%s\\n' ${recovered.shell}\n`);
-      if (await this.waitFor(`${recovered.seen}\n`, RECOVERY_WAIT_MS)) return true;
+      if (await this.waitFor(`${recovered.seen}\n`, RECOVERY_WAIT_MS)) {
+        // The shell is back at its prompt, so the command can start nothing new: sweep what it forked
+        // between the kills above and the moment the shell noticed the interrupt.
+        await killSessionMembers(pty.pid, before);
+        return true;
+      }
     }
     return false;
   }
