@@ -143,7 +143,7 @@ describe('vscode core: connection through agentd stdio', () => {
   it('says how to fix a missing agentd executable', async () => {
     await assert.rejects(
       openBridge({ command: '/nonexistent/bin/agentd', args: ['stdio'] }, { clientName: 'vscode-test' }),
-      (error: Error) => error instanceof AgentdNotFoundError && /agentd\.path/.test(error.message) && /npm install -g/.test(error.message),
+      (error: Error) => error instanceof AgentdNotFoundError && /agentd\.path/.test(error.message) && /npm ci && npm install -g \./.test(error.message),
     );
     const conn = new AgentdConnection({ bridge: { command: '/nonexistent/bin/agentd', args: ['stdio'] }, clientName: 'vscode-test' });
     conn.start();

@@ -283,7 +283,7 @@ describe('vscode extension bundle in a stand-in host', () => {
       api.fireConfigChange();
       const error = await until(() => shown.errors.find((m) => /not found/.test(m)), 'the missing agentd message');
       assert.match(error, /agentd\.path/);
-      assert.match(error, /npm install -g agentd/);
+      assert.match(error, /npm ci && npm install -g \./);
       assert.match(tree.message ?? '', /Not connected to agentd/);
     } finally {
       extension.deactivate();

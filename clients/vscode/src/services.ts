@@ -11,7 +11,7 @@ import {
 import { ApprovalsUi } from './approvals-ui.js';
 import { ChatPanel } from './chat-panel.js';
 import { ApprovalsState } from './core/approvals.js';
-import { INSTALL_HINT, type BridgeCommand } from './core/bridge.js';
+import { INSTALL_COMMAND, INSTALL_HINT, type BridgeCommand } from './core/bridge.js';
 import { contentText } from './core/chat-model.js';
 import { AgentdConnection, type ConnectionState } from './core/connection.js';
 import { SessionsState } from './core/sessions.js';
@@ -96,7 +96,7 @@ export class Services implements vscode.Disposable {
     const actions = state.notFound ? ['Open Settings', 'Copy Install Command'] : ['Open Settings', 'Show Daemon Log Location'];
     const choice = await vscode.window.showErrorMessage(`agentd: ${state.message}`, ...actions);
     if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentd.');
-    if (choice === 'Copy Install Command') await vscode.env.clipboard.writeText('npm install -g agentd');
+    if (choice === 'Copy Install Command') await vscode.env.clipboard.writeText(INSTALL_COMMAND);
     if (choice === 'Show Daemon Log Location') void vscode.window.showInformationMessage(`Daemon diagnostics are in $AGENTD_HOME/daemon.log (default ~/.agentd/daemon.log). ${INSTALL_HINT}`);
   }
 
