@@ -38,6 +38,7 @@ describe('vscode core: chat view model and approvals on a real session', () => {
   before(async () => {
     rig = await startAgentRig();
     conn = new AgentdConnection({ bridge: bridgeFor(rig.daemon.layout.home), clientName: 'vscode', onPermissionRequest: approvals.handler });
+    approvals.withdrawOnDisconnect(conn);
     conn.start();
   });
   after(async () => {
@@ -135,6 +136,27 @@ describe('vscode core: chat view model and approvals on a real session', () => {
     } finally {
       sub.dispose();
       cli.close();
+    }
+  });
+
+  it('withdraws a question when the bridge dies, is asked again on the new connection, and the answer counts', async () => {
+    const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), permissions: { default: 'ask' } });
+    const changes: ApprovalChange[] = [];
+    const sub = approvals.onChange((c) => changes.push(c));
+    try {
+      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo asked twice' } }), reply.text('ok')]);
+      await conn.request(SessionPrompt, { sessionId, content: 'go' });
+      await until(() => changes.some((c) => c.kind === 'added'), 'the question');
+      process.kill(conn.bridgePid!, 'SIGKILL');
+      await until(() => changes.filter((c) => c.kind === 'added').length === 2, 'the question asked again after the reconnect');
+      assert.deepEqual(changes.map((c) => c.kind), ['added', 'withdrawn', 'added']);
+      assert.equal(approvals.pending().length, 1);
+      assert.ok(approvals.answer(approvals.pending()[0]!.id, 'allow'));
+      const log = await settle(await rig.daemon.client(), sessionId);
+      assert.match(String(log.find((e) => e.type === 'permission.resolved')!.data.by), /^vscode#/);
+      assert.equal(log.find((e) => e.type === 'tool.result')!.data.isError, false);
+    } finally {
+      sub.dispose();
     }
   });
 

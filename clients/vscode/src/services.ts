@@ -57,7 +57,7 @@ export class Services implements vscode.Disposable {
     tree.attach(this.sessions);
     this.approvalsUi = new ApprovalsUi(this.approvals, (id) => this.title(id));
     const state = this.connection.onState((s) => this.showState(s));
-    this.disposables.push({ dispose: () => state.dispose() });
+    this.disposables.push({ dispose: () => state.dispose() }, this.approvals.withdrawOnDisconnect(this.connection));
     this.status.command = 'agentd.showConnection';
     this.showState(this.connection.state);
     this.connection.start();

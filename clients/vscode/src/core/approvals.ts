@@ -22,6 +22,7 @@ export class ApprovalWithdrawn extends Error {}
 interface Entry {
   approval: PendingApproval;
   resolve(decision: PermissionDecision): void;
+  reject(error: Error): void;
 }
 
 /**
@@ -45,6 +46,24 @@ export class ApprovalsState {
     return { dispose: () => void this.listeners.delete(listener) };
   }
 
+  /**
+   * Questions belong to the connection that was asked: when it drops they are
+   * withdrawn, and the daemon asks the new connection again those still open.
+   */
+  withdrawOnDisconnect(connection: { onState(listener: (state: { kind: string }) => void): { dispose(): void } }): { dispose(): void } {
+    return connection.onState((state) => {
+      if (state.kind !== 'connected') this.withdrawAll();
+    });
+  }
+
+  private withdrawAll(): void {
+    for (const [id, entry] of [...this.entries]) {
+      this.entries.delete(id);
+      entry.reject(new ApprovalWithdrawn('connection closed'));
+      this.emit({ kind: 'withdrawn', approval: entry.approval });
+    }
+  }
+
   /** The user's answer; false when the question is no longer open. */
   answer(id: string, decision: PermissionDecision): boolean {
     const entry = this.entries.get(id);
@@ -65,7 +84,7 @@ export class ApprovalsState {
     };
     return new Promise((resolve, reject) => {
       if (token.isCancellationRequested) return reject(new ApprovalWithdrawn('withdrawn'));
-      this.entries.set(approval.id, { approval, resolve: (decision) => resolve({ decision }) });
+      this.entries.set(approval.id, { approval, resolve: (decision) => resolve({ decision }), reject });
       token.onCancellationRequested(() => {
         if (!this.entries.delete(approval.id)) return;
         this.emit({ kind: 'withdrawn', approval });
