@@ -1,13 +1,14 @@
 /** `agentd mcp` end to end: the SDK's MCP client over real stdio, a real daemon, the emulator as the model. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { ElicitRequestSchema, ResourceUpdatedNotificationSchema, type CallToolResult, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { SessionGet } from '../protocol/index.js';
-import { AGENTD_BIN } from './support/daemon.js';
+import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
 import { ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 
@@ -266,6 +267,22 @@ describe('agentd mcp', () => {
       assert.deepEqual(host.errors, []);
     } finally {
       await host.close();
+    }
+  });
+
+  it('starts the daemon when none runs', async () => {
+    const layout = tempHome();
+    const host = await startMcp(layout.home);
+    try {
+      const listed = await call(host.client, 'agentd_list_sessions', {});
+      assert.equal(listed.isError, undefined, text(listed));
+      assert.deepEqual(listed.structuredContent, { sessions: [] });
+      const status = await runAgentd(layout, ['status', '--json']);
+      assert.equal(status.code, 0, status.stderr);
+    } finally {
+      await host.close();
+      await runAgentd(layout, ['stop']);
+      rmSync(layout.home, { recursive: true, force: true });
     }
   });
 

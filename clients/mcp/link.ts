@@ -1,6 +1,9 @@
 import type { z } from 'zod';
-import type { RequestDefinition } from '../../protocol/index.js';
+import { AgentdError, type RequestDefinition } from '../../protocol/index.js';
 import { connect, type AgentdClient, type ConnectOptions } from '../lib/index.js';
+
+/** Requests that change nothing, and so may be sent again. */
+const READS = new Set(['session/list', 'session/get', 'session/events']);
 
 export interface LinkOptions {
   version: string;
@@ -64,11 +67,26 @@ export class DaemonLink {
     return attempt;
   }
 
+  /**
+   * A request on the current connection. A read that fails because the connection
+   * died under it (the daemon restarted, and its close was not yet seen) is made once
+   * more on a new connection; anything that changes state is not, since it may have
+   * taken effect.
+   */
   async request<M extends string, P extends z.ZodType, R extends z.ZodType>(
     def: RequestDefinition<M, P, R>,
     params: z.input<P>,
   ): Promise<z.output<R>> {
-    return (await this.client()).request(def, params);
+    const client = await this.client();
+    try {
+      return await client.request(def, params);
+    } catch (error) {
+      if (error instanceof AgentdError || !READS.has(def.method)) throw error;
+      // A request that failed on a dying connection settles just before its close does.
+      await Promise.race([client.closed, new Promise((r) => setTimeout(r, 100))]);
+      if (this.live === client) throw error;
+      return (await this.client()).request(def, params);
+    }
   }
 
   /** Called with each new connection (the first and every reconnection). */

@@ -96,6 +96,8 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
     (args) =>
       guarded(async () => {
         const workspace = args.workspace === undefined ? process.cwd() : isAbsolute(args.workspace) ? args.workspace : resolve(args.workspace);
+        // Hosts such as Claude Desktop start servers in /: never hand the whole file system to an agent by default.
+        if (args.workspace === undefined && workspace === '/') return failure(new Error('give `workspace`: an absolute path to the directory the agent should work in'));
         const { sessionId: id } = await link.request(SessionCreate, {
           workspace,
           ...(args.title !== undefined ? { title: args.title } : {}),
