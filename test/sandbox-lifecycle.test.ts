@@ -11,8 +11,9 @@ const report = await probeIsolation();
 const levels = (['bwrap', 'namespaces', 'none'] as IsolationLevel[]).filter((l) => report.levels[l].ok);
 
 describe('sandbox lifecycle', () => {
-  it('an aborted call resolves as interrupted and kills the command with its background jobs', async () => {
+  it('an aborted call resolves as interrupted and kills the command with its background jobs', async (t) => {
     const pg = makePlayground();
+    t.after(() => pg.cleanup());
     const sb = await provider.provision({ sessionId: 'abort', workspace: pg.workspace, env: { AGENTD_TEST_TAG: pg.tag } });
     try {
       const controller = new AbortController();
@@ -29,12 +30,12 @@ describe('sandbox lifecycle', () => {
       assert.equal((await sb.execute('bash', { command: 'echo never' }, { signal: already.signal })).errorKind, 'interrupted');
     } finally {
       await sb.close();
-      pg.cleanup();
     }
   });
 
-  it('a call past its timeoutMs resolves as timeout and the sandbox keeps working', async () => {
+  it('a call past its timeoutMs resolves as timeout and the sandbox keeps working', async (t) => {
     const pg = makePlayground();
+    t.after(() => pg.cleanup());
     const sb = await provider.provision({ sessionId: 'timeout', workspace: pg.workspace });
     try {
       const r = await sb.execute('bash', { command: 'sleep 1000' }, { timeoutMs: 300 });
@@ -42,13 +43,13 @@ describe('sandbox lifecycle', () => {
       assert.equal(textOf(await bash(sb, 'echo fine')), 'fine\n[exit code: 0]');
     } finally {
       await sb.close();
-      pg.cleanup();
     }
   });
 
   for (const level of levels) {
-    it(`kill -9 of the host mid-call gives sandbox_lost, and a fresh sandbox on the same workspace works (${level})`, async () => {
+    it(`kill -9 of the host mid-call gives sandbox_lost, and a fresh sandbox on the same workspace works (${level})`, async (t) => {
       const pg = makePlayground();
+      t.after(() => pg.cleanup());
       const sb = await provider.provision({ sessionId: 'lost', workspace: pg.workspace, isolation: level, env: { AGENTD_TEST_TAG: pg.tag } });
       await bash(sb, 'echo persisted > kept.txt; export SHELL_STATE=old');
       const call = sb.execute('bash', { command: 'echo started > started.txt; sleep 1000' });
@@ -70,13 +71,13 @@ describe('sandbox lifecycle', () => {
         assert.equal(textOf(await bash(fresh, 'cat kept.txt; echo "[$SHELL_STATE]"')), 'persisted\n[]\n[exit code: 0]');
       } finally {
         await fresh.close();
-        pg.cleanup();
       }
     });
   }
 
-  it('close ends the sandbox cleanly and later calls are sandbox_lost', async () => {
+  it('close ends the sandbox cleanly and later calls are sandbox_lost', async (t) => {
     const pg = makePlayground();
+    t.after(() => pg.cleanup());
     const sb = await provider.provision({ sessionId: 'close', workspace: pg.workspace, env: { AGENTD_TEST_TAG: pg.tag } });
     await bash(sb, 'sleep 1000 &');
     await sb.close();
@@ -84,20 +85,20 @@ describe('sandbox lifecycle', () => {
     assert.equal((await bash(sb, 'echo')).errorKind, 'sandbox_lost');
     assert.deepEqual(await waitUntilGone(pg.tag), []);
     await sb.close(); // idempotent
-    pg.cleanup();
   });
 
-  it('an unisolated sandbox also leaves no processes behind on close', async () => {
+  it('an unisolated sandbox also leaves no processes behind on close', async (t) => {
     const pg = makePlayground();
+    t.after(() => pg.cleanup());
     const sb = await provider.provision({ sessionId: 'none', workspace: pg.workspace, isolation: 'none', env: { AGENTD_TEST_TAG: pg.tag } });
     await bash(sb, 'sleep 1000 & (sleep 1001 &)');
     await sb.close();
     assert.deepEqual(await waitUntilGone(pg.tag), []);
-    pg.cleanup();
   });
 
-  it('fifty sandboxes provisioned and used concurrently all close cleanly with no leaked processes', async () => {
+  it('fifty sandboxes provisioned and used concurrently all close cleanly with no leaked processes', async (t) => {
     const pg = makePlayground();
+    t.after(() => pg.cleanup());
     const count = 50;
     const sandboxes = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
@@ -121,7 +122,6 @@ describe('sandbox lifecycle', () => {
     }
     for (const sb of sandboxes) assert.deepEqual(await sb.ended, { reason: 'closed' });
     assert.deepEqual(await waitUntilGone(pg.tag), []);
-    pg.cleanup();
   });
 });
 
