@@ -164,6 +164,21 @@ describe('agentd mcp', () => {
     assert.equal((again.structuredContent as { interrupted: boolean }).interrupted, false);
   });
 
+  it('stops waiting when the host cancels agentd_prompt; the turn runs on until interrupted', async () => {
+    const sessionId = await newSession(mcp.client, 'mcp cancel');
+    rig.emulator.script([reply.hang()]);
+    const before = rig.emulator.requests.length;
+    const abort = new AbortController();
+    const pending = mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'hang' } }, undefined, { signal: abort.signal });
+    await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
+    abort.abort();
+    await assert.rejects(pending);
+    const listed = (await call(mcp.client, 'agentd_list_sessions', {})).structuredContent as { sessions: Array<{ sessionId: string; status: string }> };
+    assert.equal(listed.sessions.find((s) => s.sessionId === sessionId)?.status, 'running');
+    const interrupted = await call(mcp.client, 'agentd_interrupt', { sessionId });
+    assert.equal((interrupted.structuredContent as { interrupted: boolean }).interrupted, true);
+  });
+
   it('answers unknown sessions and bad arguments with isError results, not protocol errors', async () => {
     for (const [name, args] of [
       ['agentd_prompt', { sessionId: 's_0000000000unknown', prompt: 'hi' }],
