@@ -70,11 +70,9 @@ export class PermissionAsker {
               decision: {
                 type: 'string',
                 title: 'Allow this tool call?',
-                oneOf: [
-                  { const: 'allow', title: 'Allow once' },
-                  { const: 'allow_always', title: `Always allow ${question.tool} in this session` },
-                  { const: 'deny', title: 'Deny' },
-                ],
+                // A plain enum: every elicitation-capable host renders it (titled options came later).
+                description: `allow: this call only; allow_always: every ${question.tool} call in this session; deny: refuse it`,
+                enum: ['allow', 'allow_always', 'deny'],
               },
             },
             required: ['decision'],
