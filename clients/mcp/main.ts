@@ -20,7 +20,8 @@ Data dir: $AGENTD_HOME (default ~/.agentd).
  * `agentd mcp`. Stdout carries MCP frames and nothing else, so every diagnostic goes
  * to stderr, and stray console output is rerouted there too. When the daemon goes
  * away the server stays up and reconnects on its next call (starting the daemon if
- * none runs); it exits when the host closes its stdin.
+ * none runs); it exits when the host closes its stdin. Permission questions of the
+ * sessions it drives go to the host's user by elicitation when the host offers it.
  */
 export async function run(argv: string[], version: string): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -56,6 +57,8 @@ export async function run(argv: string[], version: string): Promise<number> {
     const stop = () => resolve();
     process.stdin.once('end', stop);
     process.stdin.once('close', stop);
+    // EPIPE: the host is gone; stop rather than die of an unhandled 'error'.
+    process.stdout.on('error', stop);
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
     transport.onclose = stop;
