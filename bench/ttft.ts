@@ -13,7 +13,12 @@
  *                      and a daemon restart that wakes it, vs waking a tiny session.
  * 4. ttft.load       - 100 sessions running turns concurrently: turns/s, p95 TTFT vs the
  *                      single-session figure, daemon RSS, daemon event-loop delay.
+ * Also harness.prompt_right_after_turn_end: prompts sent the moment turn.completed
+ * arrives that the harness never starts (a race in SessionRunner), vs prompts sent once
+ * the session is idle. Every other figure waits for idle between turns, outside timings.
  *
+ * The host's load average is printed with every figure: on a shared machine the
+ * absolute numbers move with it, the same-run ratios much less.
  * The emulator and the event-loop probe run in child processes of this same script
  * (`--emulator`, `--probe`), so neither shares an event loop with what it measures.
  */
