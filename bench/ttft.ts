@@ -240,8 +240,10 @@ if (file && process.argv.includes('daemon')) {
   process.on('SIGUSR2', () => {
     // A sample is the time between ticks of a 5 ms timer: the delay is what exceeds 5 ms.
     const ms = (ns) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);
-    const heapUsedMB = Math.round(process.memoryUsage().heapUsed / 104857.6) / 10;
-    writeFileSync(file + '.tmp', JSON.stringify({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean), samples: h.count, heapUsedMB }));
+    const m = process.memoryUsage();
+    const mb = (b) => Math.round(b / 104857.6) / 10;
+    const memory = { heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) };
+    writeFileSync(file + '.tmp', JSON.stringify({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean), samples: h.count, ...memory }));
     renameSync(file + '.tmp', file);
     h.reset();
   });
@@ -250,6 +252,9 @@ if (file && process.argv.includes('daemon')) {
 
 interface EldSnapshot {
   heapUsedMB: number;
+  heapTotalMB: number;
+  externalMB: number;
+  arrayBuffersMB: number;
   p50: number;
   p99: number;
   max: number;
@@ -1017,6 +1022,9 @@ async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, string>, 
       heapUsedIdleMB: idleEld.heapUsedMB,
       heapUsedEndOfLoadMB: loadEld.heapUsedMB,
       heapUsed3sAfterLoadMB: settled.heapUsedMB,
+      heapTotal3sAfterLoadMB: settled.heapTotalMB,
+      external3sAfterLoadMB: settled.externalMB,
+      arrayBuffers3sAfterLoadMB: settled.arrayBuffersMB,
       processesBelowDaemon: sandboxes,
       eventLoopDelay: 'inside the daemon: perf_hooks.monitorEventLoopDelay (5 ms resolution, figures are the excess over 5 ms) via an --import preload',
       eldIdleP99: idleEld.p99,
