@@ -64,27 +64,36 @@ writeFileSync(agentd, `#!/bin/sh\n${Object.entries(daemonEnv).map(([k, v]) => `e
 chmodSync(agentd, 0o755);
 const dirs = ['--extensions-dir', join(work, 'extensions'), '--user-data-dir', join(work, 'user')];
 mkdirSync(join(work, 'user/User'), { recursive: true });
-writeFileSync(join(work, 'user/User/settings.json'), JSON.stringify({
+const settings = {
   'agentd.path': agentd, 'agentd.dataDir': home, 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false,
   'workbench.colorTheme': 'Default Dark Modern', 'telemetry.telemetryLevel': 'off', 'workbench.tips.enabled': false,
-}, null, 2));
+};
+writeFileSync(join(work, 'user/User/settings.json'), JSON.stringify(settings, null, 2));
 const installed = spawnSync(CODE_SERVER, [...dirs, '--install-extension', VSIX], { encoding: 'utf8' });
 if (installed.status !== 0) throw new Error(`installing ${VSIX} failed: ${installed.stdout}${installed.stderr}`);
 log(installed.stdout.trim().split('\n').at(-1));
 const port = 18000 + Math.floor(Math.random() * 1000);
-const cs = spawn(CODE_SERVER, ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, ...dirs, '--disable-telemetry', '--disable-workspace-trust', folder], { stdio: ['ignore', 'pipe', 'pipe'] });
+const startCodeServer = () => {
+  const child = spawn(CODE_SERVER, ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, ...dirs, '--disable-telemetry', '--disable-workspace-trust', folder], { stdio: ['ignore', 'pipe', 'pipe'] });
+  csOut = '';
+  child.stdout.on('data', (d) => (csOut += d));
+  child.stderr.on('data', (d) => (csOut += d));
+  return child;
+};
+const listening = async () => {
+  for (let i = 0; !csOut.includes('HTTP server listening'); i++) {
+    if (i > 200) throw new Error(`code-server did not start: ${csOut}`);
+    await sleep(100);
+  }
+};
 let csOut = '';
-cs.stdout.on('data', (d) => (csOut += d));
-cs.stderr.on('data', (d) => (csOut += d));
-for (let i = 0; !csOut.includes('HTTP server listening'); i++) {
-  if (i > 200) throw new Error(`code-server did not start: ${csOut}`);
-  await sleep(100);
-}
+let cs = startCodeServer();
+await listening();
 log('code-server up');
 const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'], defaultViewport: { width: 1500, height: 950 } });
 let exitCode = 1;
+const page = await browser.newPage();
 try {
-  const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(folder)}`, { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
   log('workbench loaded');
@@ -155,12 +164,24 @@ try {
   for (const message of ['What is in this workspace?', 'Read hello.txt please', 'Are you still there?', 'Everything is in order now.']) {
     if (count(message) !== 1) throw new Error(`"${message}" shown ${count(message)} times`);
   }
+
+  // A wrong agentd.path from the start: the message says what is wrong and how to fix it.
+  cs.kill();
+  await new Promise((r) => cs.once('exit', r));
+  writeFileSync(join(work, 'user/User/settings.json'), JSON.stringify({ ...settings, 'agentd.path': join(work, 'no-such-agentd') }, null, 2));
+  cs = startCodeServer();
+  await listening();
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
+  const toast = await page.waitForSelector('xpath///div[contains(@class,"notification-toast")][.//*[contains(text(),"was not found")]]', { timeout: 60000 });
+  await sleep(500);
+  await shot(page, '7-missing-agentd.png');
+  log('missing agentd:', await toast.evaluate((e) => e.innerText.replace(/\s+/g, ' ')));
   log(`PASS: screenshots in ${SHOTS}`);
   exitCode = 0;
 } catch (error) {
   log('FAILED', error);
-  const page = (await browser.pages())[0];
-  await page?.screenshot({ path: join(SHOTS, 'failure.png') }).catch(() => {});
+  await page.screenshot({ path: join(SHOTS, 'failure.png') }).catch(() => {});
 } finally {
   await browser.close();
   cs.kill();

@@ -94,7 +94,7 @@ export class Services implements vscode.Disposable {
       return;
     }
     const actions = state.notFound ? ['Open Settings', 'Copy Install Command'] : ['Open Settings', 'Show Daemon Log Location'];
-    const choice = await vscode.window.showErrorMessage(`agentd: ${state.message}`, ...actions);
+    const choice = await vscode.window.showErrorMessage(state.message, ...actions);
     if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentd.');
     if (choice === 'Copy Install Command') await vscode.env.clipboard.writeText(INSTALL_COMMAND);
     if (choice === 'Show Daemon Log Location') void vscode.window.showInformationMessage(`Daemon diagnostics are in $AGENTD_HOME/daemon.log (default ~/.agentd/daemon.log). ${INSTALL_HINT}`);
