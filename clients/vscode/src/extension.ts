@@ -50,7 +50,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (e.affectsConfiguration('agentd.path') || e.affectsConfiguration('agentd.dataDir')) start();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void services?.sessions.refresh()),
-    { dispose: () => services?.dispose() },
+    { dispose: () => deactivate() },
   );
 }
 
