@@ -184,8 +184,14 @@ try {
   await page.screenshot({ path: join(SHOTS, 'failure.png') }).catch(() => {});
 } finally {
   await browser.close();
-  cs.kill();
-  await runAgentd(rig.daemon.layout, ['stop']).catch(() => undefined);
+  // code-server first: while its extension host lives, the extension reconnects and
+  // `agentd stdio` would start the daemon again.
+  if (cs.exitCode === null && cs.signalCode === null) {
+    cs.kill();
+    await new Promise((r) => cs.once('exit', r));
+  }
+  await sleep(1000);
+  await runAgentd(rig.daemon.layout, ['stop'], { env: daemonEnv }).catch(() => undefined);
   await rig.dispose();
 }
 process.exit(exitCode);
