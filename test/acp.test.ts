@@ -3,88 +3,15 @@
  * client-side connection, against a real daemon wired to the Messages-API emulator.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { PassThrough, Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import * as acp from '@agentclientprotocol/sdk';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { DaemonStop, SessionPrompt, type Event } from '../protocol/index.js';
 import { allEvents, API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
-import { AGENTD_BIN, tempHome } from './support/daemon.js';
+import { tempHome } from './support/daemon.js';
+import { initialize, startAcp, type AcpProcess } from './support/acp-client.js';
 import { reply } from './support/model-emulator.js';
-
-type PermissionAnswer = (request: acp.RequestPermissionRequest) => acp.RequestPermissionResponse;
-
-interface AcpProcess {
-  agent: acp.ClientContext;
-  updates: acp.SessionNotification[];
-  permissionRequests: acp.RequestPermissionRequest[];
-  /** Tool call ids the editor had been told about when each permission request came. */
-  announcedAtPermission: string[][];
-  answer: PermissionAnswer;
-  stdout(): string;
-  stderr(): string;
-  close(): Promise<number | null>;
-}
-
-/** Spawns `agentd acp` for the rig's daemon and connects an ACP client to its stdio. */
-function startAcp(rig: AgentRig, options: { home?: string; env?: Record<string, string> } = {}): AcpProcess {
-  const child = spawn(process.execPath, [AGENTD_BIN, 'acp'], {
-    env: { ...process.env, AGENTD_HOME: options.home ?? rig.daemon.layout.home, ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  // Keep a copy of every stdout byte, to check it holds protocol frames only.
-  const tee = new PassThrough();
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-    tee.write(chunk);
-  });
-  child.stdout.on('end', () => tee.end());
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-
-  const proc: AcpProcess = {
-    agent: undefined as unknown as acp.ClientContext,
-    updates: [],
-    permissionRequests: [],
-    announcedAtPermission: [],
-    answer: () => ({ outcome: { outcome: 'selected', optionId: 'allow' } }),
-    stdout: () => out,
-    stderr: () => err,
-    async close() {
-      child.stdin.end();
-      return exited;
-    },
-  };
-  const app = acp
-    .client({ name: 'acp-test' })
-    .onNotification(acp.methods.client.session.update, ({ params }) => {
-      proc.updates.push(params);
-    })
-    .onRequest(acp.methods.client.session.requestPermission, async ({ params }) => {
-      proc.permissionRequests.push(params);
-      proc.announcedAtPermission.push(
-        proc.updates.flatMap((n) => (n.update.sessionUpdate === 'tool_call' ? [n.update.toolCallId] : [])),
-      );
-      return proc.answer(params);
-    });
-  const connection = app.connect(
-    acp.ndJsonStream(Writable.toWeb(child.stdin) as WritableStream<Uint8Array>, Readable.toWeb(tee) as ReadableStream<Uint8Array>),
-  );
-  proc.agent = connection.agent;
-  return proc;
-}
-
-async function initialize(proc: AcpProcess): Promise<acp.InitializeResponse> {
-  return proc.agent.request(acp.methods.agent.initialize, {
-    protocolVersion: acp.PROTOCOL_VERSION,
-    clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
-    clientInfo: { name: 'acp-test', version: '0.0.0' },
-  });
-}
 
 /** Every stdout line is one JSON-RPC 2.0 message: nothing else reached stdout. */
 function assertOnlyFrames(proc: AcpProcess): void {

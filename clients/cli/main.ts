@@ -2,6 +2,7 @@ import { AgentdError } from '../../protocol/index.js';
 import { DialError } from '../lib/dial.js';
 import { status, stop } from './commands/daemon.js';
 import { demo } from './commands/demo.js';
+import { attach } from './commands/attach.js';
 import { log } from './commands/log.js';
 import { run } from './commands/run.js';
 import { archive, create, fork, prompt, sessions } from './commands/session.js';
@@ -22,6 +23,7 @@ const commands: Record<string, Command> = {
   new: create,
   prompt,
   log,
+  attach,
   archive,
   fork,
   vault,

@@ -1,5 +1,5 @@
 import type { ContentBlock, PromptContent } from '../../protocol/index.js';
-import type { SessionState, Turn } from './fold.js';
+import { pendingTurn, type SessionState, type Turn } from './fold.js';
 
 /** A tool as the Messages API takes it. */
 export interface ApiTool {
@@ -32,10 +32,14 @@ export interface ContextOptions {
 
 const COMPACTED_PREFIX = 'Summary of the earlier part of this conversation (older turns were compacted):\n\n';
 
-/** The turns still in the context: those not covered by a compaction, that have started. */
+/**
+ * The turns in the context: those not covered by a compaction that have started, and
+ * the turn being run (its turn.started may go out with its first model call).
+ */
 export function contextTurns(state: SessionState): Turn[] {
   const upTo = state.compaction?.upToSeq ?? -1;
-  return state.turns.filter((t) => t.started && !(t.end && t.end.seq <= upTo));
+  const current = pendingTurn(state);
+  return state.turns.filter((t) => (t.started || t === current) && !(t.end && t.end.seq <= upTo));
 }
 
 function userBlocks(content: PromptContent): ContentBlock[] {

@@ -65,15 +65,25 @@ export class SessionRunner {
     private readonly remote: RemoteMcpServers,
   ) {}
 
-  /** Runs pending turns; a call while running makes the loop look again when done. */
+  /**
+   * Runs pending turns. A kick while running makes the loop look again; a kick that
+   * lands while the loop is finishing starts it anew, so no prompt is ever left behind.
+   */
   kick(woke = false): Promise<void> {
-    if (this.loop) {
-      this.again = true;
-      return this.loop;
-    }
-    this.loop = this.run(woke)
+    this.again = true;
+    if (this.loop) return this.loop;
+    this.loop = (async () => {
+      while (this.again && !this.stopped) {
+        this.again = false;
+        await this.run(woke);
+        woke = false;
+      }
+    })()
       .catch((error: unknown) => this.deps.logger.log('error', 'session runner failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) }))
-      .finally(() => (this.loop = undefined));
+      .finally(() => {
+        this.loop = undefined;
+        if (this.again && !this.stopped) void this.kick();
+      });
     return this.loop;
   }
 
@@ -101,15 +111,18 @@ export class SessionRunner {
     if (woke && pendingTurn(this.fold.state)) {
       await this.append([{ type: 'harness.woke', data: { fromSeq: this.fold.state.headSeq, pendingTurn: pendingTurn(this.fold.state)!.turnId } }]);
     }
-    do {
-      this.again = false;
+    for (;;) {
       for (let turn = pendingTurn(this.fold.state); turn && !this.stopped; turn = pendingTurn(this.fold.state)) {
         await this.runTurn(turn);
         await this.catchUp();
       }
+      if (this.stopped) return;
+      await this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' });
+      // A prompt that landed meanwhile had its 'queued' overwritten: put it back, and run it.
       await this.catchUp();
-    } while ((this.again || pendingTurn(this.fold.state)) && !this.stopped);
-    if (!this.stopped) await this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' });
+      if (!pendingTurn(this.fold.state)) return;
+      await this.deps.log.patchMeta(this.config.sessionId, { status: 'queued' });
+    }
   }
 
   /** Applies events appended since the fold's head (ours and other writers'). */
@@ -124,16 +137,26 @@ export class SessionRunner {
   private async append(events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<void> {
     const redactor = await this.deps.redactor();
     const redacted = redactor.empty ? events : events.map((e) => ({ type: e.type, data: redactor.value(e.data) }));
-    await this.deps.log.append(this.config.sessionId, redacted, metaPatch);
-    await this.catchUp();
+    const seqs = await this.deps.log.append(this.config.sessionId, redacted, metaPatch);
+    // Our events right after what the fold has: apply them without reading them back.
+    // Otherwise another writer got in between, and the log is read in order.
+    if (seqs[0] !== this.fold.state.headSeq) return this.catchUp();
+    const ts = Date.now();
+    redacted.forEach((e, i) => this.fold.apply({ seq: seqs[i]!, ts, type: e.type, data: e.data }));
   }
 
   private async runTurn(turn: Turn): Promise<void> {
     const abort = new AbortController();
     this.turnAbort = abort;
     const { turnId } = turn;
+    // A turn that opens with a model call records turn.started with model.requested in
+    // one durable write: one fsync less before the first token.
+    const opening: NewEvent[] = [];
     try {
-      if (!turn.started) await this.append([{ type: 'turn.started', data: { turnId } }], { status: 'running' });
+      if (!turn.started) {
+        if (openCalls(turn).length === 0) opening.push({ type: 'turn.started', data: { turnId } });
+        else await this.append([{ type: 'turn.started', data: { turnId } }], { status: 'running' });
+      }
       for (;;) {
         await this.settleOpenCalls(turn, abort.signal);
         if (abort.signal.aborted) throw new ModelAborted('aborted');
@@ -143,7 +166,9 @@ export class SessionRunner {
           return;
         }
         await this.compactIfNeeded(turn, abort.signal);
-        const reply = await callModel(await this.deps.model(), buildRequest(this.fold.state, this.contextOptions()), this.hooks(turnId), abort.signal, this.deps.retry);
+        const model = await this.deps.model();
+        const request = buildRequest(this.fold.state, this.contextOptions());
+        const reply = await callModel(model, request, this.hooks(turnId, true, () => opening.splice(0)), abort.signal, this.deps.retry);
         this.addUsage(reply.usage);
         await this.append(
           [{ type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } }],
@@ -153,11 +178,11 @@ export class SessionRunner {
     } catch (error) {
       if (abort.signal.reason === SHUTDOWN) return;
       if (error instanceof ModelAborted || abort.signal.aborted) {
-        await this.append([...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId } }]);
+        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId } }]);
       } else {
         const message = error instanceof ModelFailure ? error.message : `internal error: ${(error as Error)?.message ?? error}`;
         if (!(error instanceof ModelFailure)) this.deps.logger.log('error', 'turn failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) });
-        await this.append([...this.interruptedResults(turn), { type: 'turn.failed', data: { turnId, error: message } }]);
+        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.failed', data: { turnId, error: message } }]);
       }
     } finally {
       this.turnAbort = undefined;
@@ -168,10 +193,12 @@ export class SessionRunner {
     return { model: this.config.model, maxTokens: this.config.maxTokens, system: this.config.system, tools: this.config.tools };
   }
 
-  private hooks(turnId: string, record = true): ModelCallHooks {
+  private hooks(turnId: string, record = true, opening: () => NewEvent[] = () => []): ModelCallHooks {
     return {
       onAttempt: async (attempt) => {
-        if (record) await this.append([{ type: 'model.requested', data: { turnId, model: this.config.model, attempt } }]);
+        if (!record) return;
+        const first = opening();
+        await this.append([...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt } }], first.length ? { status: 'running' } : undefined);
       },
       onRetry: (attempt, reason, delayMs) => this.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
       onDelta: (kind, index, text) => {
