@@ -5,42 +5,12 @@ import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { ElicitRequestSchema, ResourceUpdatedNotificationSchema, type CallToolResult, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import { ResourceUpdatedNotificationSchema, type CallToolResult, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { SessionGet } from '../protocol/index.js';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
+import { startMcp, type McpRig } from './support/mcp-client.js';
 import { ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
-
-interface McpRig {
-  client: Client;
-  /** Protocol problems the client saw, e.g. a stdout line that was not a JSON-RPC message. */
-  errors: Error[];
-  stderr(): string;
-  close(): Promise<void>;
-}
-
-/**
- * `agentd mcp` as a host runs it: the real command over stdio, driven by the SDK's
- * Client. `elicit`, when given, makes the client a host that can ask its user
- * (declared as `elicitation: {}`, as hosts predating elicitation modes do).
- */
-async function startMcp(home: string, elicit?: (message: string) => ElicitResult): Promise<McpRig> {
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [AGENTD_BIN, 'mcp'],
-    env: { ...(process.env as Record<string, string>), AGENTD_HOME: home },
-    stderr: 'pipe',
-  });
-  let stderr = '';
-  transport.stderr?.on('data', (d) => (stderr += d));
-  const errors: Error[] = [];
-  const client = new Client({ name: 'agentd-mcp-test', version: '0.0.0' }, elicit ? { capabilities: { elicitation: {} } } : {});
-  if (elicit) client.setRequestHandler(ElicitRequestSchema, (request) => elicit(request.params.message));
-  client.onerror = (error) => errors.push(error);
-  await client.connect(transport);
-  return { client, errors, stderr: () => stderr, close: () => client.close() };
-}
 
 function text(result: CallToolResult): string {
   return result.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
