@@ -70,7 +70,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   await vault.redactor().then((redactor) => (logger.redact = (line) => redactor.text(line)));
   const permissions = new PermissionBroker(() => peers, logger);
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
+  const queue = new KeyedQueue();
   const harness = new Harness({
+    serialize: (sessionId, task) => queue.run(sessionId, task),
     log: timedLog,
     logger,
     provider: options.sandboxes,
@@ -97,7 +99,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     peers,
     requestStop: (reason) => stopRequested(reason),
   };
-  const state: ServeState = { daemon, peers, queue: new KeyedQueue(), inFlight: new Set(), stopping: false };
+  const state: ServeState = { daemon, peers, queue, inFlight: new Set(), stopping: false };
   const sockets = new Set<Socket>();
   let server: Server;
   try {

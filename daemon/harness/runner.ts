@@ -28,6 +28,8 @@ export interface RunnerDeps {
   retry: RetryPolicy;
   /** Replaces vault values in everything the runner records (a second line of defence). */
   redactor(): Promise<Redactor>;
+  /** Runs a task on the session's queue, the one session/prompt appends on. */
+  serialize<T>(sessionId: string, task: () => Promise<T>): Promise<T>;
 }
 
 export interface RunnerConfig {
@@ -117,11 +119,15 @@ export class SessionRunner {
         await this.catchUp();
       }
       if (this.stopped) return;
-      await this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' });
-      // A prompt that landed meanwhile had its 'queued' overwritten: put it back, and run it.
-      await this.catchUp();
-      if (!pendingTurn(this.fold.state)) return;
-      await this.deps.log.patchMeta(this.config.sessionId, { status: 'queued' });
+      // On the session's queue, where prompts are appended: no prompt can land between
+      // seeing no pending turn and writing 'idle', so 'idle' never hides one.
+      const idle = await this.deps.serialize(this.config.sessionId, async () => {
+        await this.catchUp();
+        if (pendingTurn(this.fold.state)) return false;
+        await this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' });
+        return true;
+      });
+      if (idle) return;
     }
   }
 
