@@ -72,8 +72,12 @@ class LiveSubscription implements Subscription {
 
   private dropDelivered(): void {
     while (this.start < this.buffer.length && this.buffer[this.start]!.seq < this.next) this.start++;
-    // Compact now and then so a long-lived subscription does not grow its array forever.
-    if (this.start > 1024 && this.start * 2 > this.buffer.length) {
+    // Delivered events must not stay referenced: a subscriber that keeps up empties the
+    // buffer at once (the common case), one that lags compacts it now and then.
+    if (this.start === this.buffer.length) {
+      this.buffer = [];
+      this.start = 0;
+    } else if (this.start > 64 && this.start * 2 > this.buffer.length) {
       this.buffer = this.buffer.slice(this.start);
       this.start = 0;
     }
