@@ -148,3 +148,38 @@ describe('agentd doctor', () => {
     assert.match(result.stdout, /FAIL\s+data dir .*chmod 700/);
   });
 });
+
+describe('agentd log --follow across a daemon restart', () => {
+  it('resumes from the last seq it printed: no gap, no duplicate', async () => {
+    const layout = tempHome();
+    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    const sessionId = (await runAgentd(layout, ['new', '--workspace', workspace])).stdout.trim();
+    const follower = spawn(process.execPath, [AGENTD_BIN, 'log', sessionId, '--follow', '--json'], { env: { ...process.env, AGENTD_HOME: layout.home } });
+    let out = '';
+    follower.stdout.on('data', (d) => (out += d));
+    const seqs = () => out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq);
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 25));
+    };
+    try {
+      await runAgentd(layout, ['prompt', sessionId, 'before the crash']);
+      await until(() => seqs().includes(1));
+      const pid = Number((JSON.parse((await runAgentd(layout, ['status', '--json'])).stdout) as { pid: number }).pid);
+      process.kill(pid, 'SIGKILL');
+      await runAgentd(layout, ['prompt', sessionId, 'after the restart']); // starts a new daemon
+      const head = async () => (JSON.parse((await runAgentd(layout, ['log', sessionId, '--json'])).stdout.trim().split('\n').at(-1)!) as { seq: number }).seq + 1;
+      let expected = 0;
+      for (let i = 0; i < 200; i++) {
+        expected = await head();
+        if (seqs().length >= expected) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await until(() => seqs().length >= expected);
+      assert.deepEqual(seqs().slice(0, expected), Array.from({ length: expected }, (_, i) => i));
+      assert.equal(new Set(seqs()).size, seqs().length, 'no duplicate');
+    } finally {
+      follower.kill('SIGINT');
+      await runAgentd(layout, ['stop']);
+    }
+  });
+});
