@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { HOST_CONFIG_ENV, PROXY_PORT_INSIDE, PROXY_SOCKET_INSIDE, type HostConfig } from './host/config.js';
 import { buildLaunch } from './isolation/launch.js';
@@ -233,6 +233,8 @@ export async function provisionLocal(spec: SandboxSpec, available: Promise<Isola
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // its own process group, so close() can kill everything it left behind
   });
+  // The MCP client is loaded with the first sandbox, not with whoever imports the provider.
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
   const client = new Client({ name: 'agentd', version: '0.1.0' });
   const sandbox = new LocalSandbox(id, level, warnings, child, client);
   void sandbox.ended.then(removeScratch);

@@ -1,8 +1,8 @@
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import { BUILTIN_TOOLS, type SandboxProvider, type ToolDefinition } from '../../sandbox/provider.js';
 import type { SessionRecord } from '../sessions.js';
 import type { ApiTool } from './context.js';
-import { ModelFailure, type RetryPolicy } from './model.js';
+import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
 import { RemoteMcpServers, type RemoteServerSpec } from './remote-mcp.js';
@@ -86,7 +86,8 @@ export class Harness {
       throw new ModelFailure('no API key: set ANTHROPIC_API_KEY in the daemon\'s environment or store it with `agentd vault set ANTHROPIC_API_KEY` (or try `agentd demo`, which needs none)');
     }
     if (this.client?.key !== key) {
-      this.client = { key, api: new Anthropic({ apiKey: key, maxRetries: 0, ...(process.env.ANTHROPIC_BASE_URL ? { baseURL: process.env.ANTHROPIC_BASE_URL } : {}) }) };
+      const Sdk = await anthropicSdk();
+      this.client = { key, api: new Sdk({ apiKey: key, maxRetries: 0, ...(process.env.ANTHROPIC_BASE_URL ? { baseURL: process.env.ANTHROPIC_BASE_URL } : {}) }) };
     }
     return this.client.api;
   }

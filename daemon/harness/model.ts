@@ -1,4 +1,4 @@
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import type { ContentBlock, Usage } from '../../protocol/index.js';
 import type { ModelRequest } from './context.js';
 
@@ -31,7 +31,19 @@ export class ModelFailure extends Error {}
 /** The call was aborted (interrupt or shutdown). */
 export class ModelAborted extends Error {}
 
-function isRetryable(error: unknown): boolean {
+type Sdk = typeof Anthropic;
+let sdk: Promise<Sdk> | undefined;
+
+/**
+ * The SDK, loaded on the first model call: it is the daemon's heaviest import (about
+ * 120 ms and 16 MB), and a daemon that only serves logs never needs it.
+ */
+export function anthropicSdk(): Promise<Sdk> {
+  sdk ??= import('@anthropic-ai/sdk').then((m) => m.default);
+  return sdk;
+}
+
+function isRetryable(Anthropic: Sdk, error: unknown): boolean {
   if (error instanceof Anthropic.APIUserAbortError) return false;
   if (error instanceof Anthropic.APIConnectionError) return true;
   if (error instanceof Anthropic.APIError) {
@@ -43,13 +55,13 @@ function isRetryable(error: unknown): boolean {
   return error instanceof Error;
 }
 
-function describe(error: unknown): string {
+function describe(Anthropic: Sdk, error: unknown): string {
   if (error instanceof Anthropic.APIError && error.status !== undefined) return `${error.status} ${error.message}`;
   return (error as Error)?.message ?? String(error);
 }
 
 /** retry-after in ms when the API sent one. */
-function retryAfterMs(error: unknown): number | undefined {
+function retryAfterMs(Anthropic: Sdk, error: unknown): number | undefined {
   if (!(error instanceof Anthropic.APIError) || !error.headers) return undefined;
   const raw = error.headers.get('retry-after');
   if (!raw) return undefined;
@@ -59,8 +71,8 @@ function retryAfterMs(error: unknown): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-function backoff(policy: RetryPolicy, attempt: number, error: unknown): number {
-  const told = retryAfterMs(error);
+function backoff(Anthropic: Sdk, policy: RetryPolicy, attempt: number, error: unknown): number {
+  const told = retryAfterMs(Anthropic, error);
   if (told !== undefined) return Math.min(told, policy.maxDelayMs);
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2)); // jitter: spread retries of many sessions
@@ -101,6 +113,7 @@ export async function callModel(
   signal: AbortSignal,
   policy: RetryPolicy = DEFAULT_RETRY,
 ): Promise<ModelReply> {
+  const Anthropic = await anthropicSdk();
   for (let attempt = 1; ; attempt++) {
     if (signal.aborted) throw new ModelAborted('aborted');
     await hooks.onAttempt(attempt);
@@ -126,12 +139,12 @@ export async function callModel(
     } catch (error) {
       if (signal.aborted || error instanceof Anthropic.APIUserAbortError) throw new ModelAborted('aborted');
       if (error instanceof Anthropic.AuthenticationError) {
-        throw new ModelFailure(`the model API rejected the API key (${describe(error)}); set a valid ANTHROPIC_API_KEY`);
+        throw new ModelFailure(`the model API rejected the API key (${describe(Anthropic, error)}); set a valid ANTHROPIC_API_KEY`);
       }
-      if (!isRetryable(error)) throw new ModelFailure(`the model API refused the request: ${describe(error)}`);
-      if (attempt > policy.maxRetries) throw new ModelFailure(`the model API failed after ${attempt} attempts: ${describe(error)}`);
-      const delayMs = backoff(policy, attempt, error);
-      await hooks.onRetry(attempt, describe(error), delayMs);
+      if (!isRetryable(Anthropic, error)) throw new ModelFailure(`the model API refused the request: ${describe(Anthropic, error)}`);
+      if (attempt > policy.maxRetries) throw new ModelFailure(`the model API failed after ${attempt} attempts: ${describe(Anthropic, error)}`);
+      const delayMs = backoff(Anthropic, policy, attempt, error);
+      await hooks.onRetry(attempt, describe(Anthropic, error), delayMs);
       await sleep(delayMs, signal);
     }
   }

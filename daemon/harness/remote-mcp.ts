@@ -1,5 +1,4 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ContentBlock } from '../../protocol/index.js';
 import type { ApiTool } from './context.js';
 
@@ -36,6 +35,11 @@ export class RemoteMcpServers {
     let client = this.clients.get(spec.name);
     if (!client) {
       client = (async () => {
+        // Loaded on first use: most sessions have no remote servers.
+        const [{ Client }, { StreamableHTTPClientTransport }] = await Promise.all([
+          import('@modelcontextprotocol/sdk/client/index.js'),
+          import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+        ]);
         const c = new Client({ name: 'agentd', version: '1' });
         const headers: Record<string, string> = spec.authorization ? { authorization: spec.authorization } : {};
         await c.connect(new StreamableHTTPClientTransport(new URL(spec.url), { requestInit: { headers } }));
