@@ -14,4 +14,4 @@ export * from './methods/vault.js';
 export * from './methods/daemon.js';
 export * from './methods/permission.js';
 export * from './registry.js';
-export * from './layout.js';
+export * from './layout.cjs';

@@ -13,7 +13,7 @@ function sources(dir: string): string[] {
   return readdirSync(join(root, dir)).flatMap((name) => {
     const path = join(root, dir, name);
     if (statSync(path).isDirectory()) return sources(relative(root, path));
-    return name.endsWith('.ts') ? [path] : [];
+    return name.endsWith('.ts') || name.endsWith('.cts') ? [path] : [];
   });
 }
 

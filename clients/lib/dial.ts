@@ -1,56 +1,20 @@
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, statSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { closeSync, openSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-// layout.js, not index.js: the stdio bridge must start fast and needs no zod.
-import { dataLayout, type DataLayout } from '../../protocol/layout.js';
+// layout.cjs, not index.js: no zod needed to find the socket.
+import { dataLayout, type DataLayout } from '../../protocol/layout.cjs';
+import { DialError, defaultHome, dialOnce, isNoDaemon } from './socket.cjs';
 
-export function clientLayout(home: string = process.env.AGENTD_HOME || join(homedir(), '.agentd')): DataLayout {
+export { DialError, dialOnce };
+
+export function clientLayout(home: string = defaultHome()): DataLayout {
   return dataLayout(resolve(home));
 }
 
-/** A failure to reach the daemon, with what to do about it. */
-export class DialError extends Error {}
-
-/**
- * Refuses a socket that another user could have put there or could also use: the
- * daemon's socket belongs to us and is mode 0600.
- */
-function checkSocket(path: string): void {
-  const info = statSync(path);
-  if (!info.isSocket()) throw new DialError(`${path} is not a socket`);
-  const uid = process.getuid?.();
-  if (uid !== undefined && info.uid !== uid) throw new DialError(`${path} belongs to uid ${info.uid}, not to you (uid ${uid}); refusing it`);
-  if ((info.mode & 0o077) !== 0) throw new DialError(`${path} is accessible to other users (mode ${(info.mode & 0o777).toString(8)}); refusing it`);
-}
-
-/** One connection attempt. */
-export function dialOnce(path: string): Promise<Socket> {
-  return new Promise((resolvePromise, reject) => {
-    try {
-      checkSocket(path);
-    } catch (error) {
-      reject(error);
-      return;
-    }
-    const socket = netConnect(path);
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      resolvePromise(socket);
-    });
-    socket.once('error', reject);
-  });
-}
-
-function isNoDaemon(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ECONNREFUSED';
-}
-
 /** The `agentd` entry, found beside this compiled file; the daemon is started through it. */
-const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.js', import.meta.url));
+const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.cjs', import.meta.url));
 
 /** Starts `agentd daemon` detached: it outlives this process (and the editor that started it). */
 export function startDaemonDetached(layout: DataLayout): void {

@@ -9,7 +9,7 @@ import { dataLayout, type DataLayout } from '../../protocol/index.js';
 import { connect, type AgentdClient } from '../../clients/lib/index.js';
 
 /** The compiled `agentd` entry, as a user runs it. */
-export const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.js', import.meta.url));
+export const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.cjs', import.meta.url));
 
 /** A fresh data dir for one test; no test shares one. */
 export function tempHome(prefix = 'agentd-test-'): DataLayout {

@@ -9,7 +9,7 @@ import type { Command } from '../context.js';
 import { DEMO_FILES, DEMO_PROMPT, demoAgent } from '../demo-agent.js';
 import { exitCodeFor, promptAndFollow, TurnView } from './run.js';
 
-const AGENTD_BIN = fileURLToPath(new URL('../../../bin/agentd.js', import.meta.url));
+const AGENTD_BIN = fileURLToPath(new URL('../../../bin/agentd.cjs', import.meta.url));
 /** The emulator accepts only this key, so a demo daemon can never reach a real API with a real one. */
 const DEMO_KEY = 'agentd-demo-offline-key';
 const BANNER = 'agentd demo — offline scripted model, no API key used';

@@ -31,7 +31,7 @@ export type PermissionHandler = (params: PermissionParams, token: CancellationTo
 /** The install command, run in a checkout of the agentd repository (the `agentd` name on npm is another package). */
 export const INSTALL_COMMAND = 'npm ci && npm install -g .';
 
-export const INSTALL_HINT = `Install agentd from its repository (in your agentd checkout: \`${INSTALL_COMMAND}\`) so that \`agentd\` is on PATH, or set the \`agentd.path\` setting to the agentd executable (e.g. /path/to/agentd/dist/bin/agentd.js).`;
+export const INSTALL_HINT = `Install agentd from its repository (in your agentd checkout: \`${INSTALL_COMMAND}\`) so that \`agentd\` is on PATH, or set the \`agentd.path\` setting to the agentd executable (e.g. /path/to/agentd/dist/bin/agentd.cjs).`;
 
 /** The `agentd` executable could not be started at all; the message says how to fix it. */
 export class AgentdNotFoundError extends Error {

@@ -1,8 +1,6 @@
-#!/usr/bin/env node
 /**
- * The `agentd` command: the composition root, the one place that may reach both the
- * daemon and the clients. Each command loads only its own module, so that `agentd
- * stdio` (spawned by editors on every start) stays fast.
+ * The `agentd` command's ESM half: the composition root, the one place that may reach
+ * both the daemon and the clients. Each command loads only its own module.
  */
 import { readFileSync } from 'node:fs';
 
@@ -15,7 +13,6 @@ interface Entry {
 const ENTRIES: Record<string, string> = {
   daemon: '../daemon/main.js',
   doctor: '../daemon/doctor.js',
-  stdio: '../clients/cli/stdio.js',
   mcp: '../clients/mcp/main.js',
   acp: '../clients/acp/main.js',
 };
@@ -25,20 +22,10 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
 }
 
-async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[]): Promise<number> {
   const [command = '', ...rest] = argv;
   const entry = ENTRIES[command];
   if (entry) return ((await import(entry)) as Entry).run(rest, packageVersion());
   const { runCli } = await import('../clients/cli/main.js');
   return runCli(argv, packageVersion());
 }
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`agentd: ${(error as Error)?.stack ?? String(error)}\n`);
-    process.exitCode = 1;
-  },
-);

@@ -1,15 +1,29 @@
-import { dial } from '../lib/dial.js';
+import type { Socket } from 'node:net';
+import { dataLayout } from '../../protocol/layout.cjs';
+import { defaultHome, dialOnce, isNoDaemon } from '../lib/socket.cjs';
+
+/** A running daemon is dialled straight away; only when none answers is the (ESM) autostart loaded. */
+async function connect(): Promise<Socket> {
+  try {
+    return await dialOnce(dataLayout(defaultHome()).socket);
+  } catch (error) {
+    if (!isNoDaemon(error)) throw error;
+    const { dial } = await import('../lib/dial.js');
+    return dial();
+  }
+}
 
 /**
  * `agentd stdio`: a byte pipe between stdin/stdout and the daemon's socket, starting
  * the daemon when none runs. It holds no protocol state: the editor speaks to the
  * daemon directly. When the editor goes away, only this pipe ends; the daemon and
  * its sessions run on. Nothing but the daemon's frames is ever written to stdout.
+ * CommonJS, like the `agentd` entry: editors spawn it on every start.
  */
 export async function run(): Promise<number> {
-  let socket;
+  let socket: Socket;
   try {
-    socket = await dial();
+    socket = await connect();
   } catch (error) {
     process.stderr.write(`agentd stdio: ${(error as Error).message}\n`);
     return 1;
