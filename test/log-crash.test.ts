@@ -14,6 +14,7 @@ import { LevelSessionLog } from '../daemon/log/index.js';
 import type { StoredEvent } from '../daemon/log/index.js';
 import { sha256OfData } from './support/log-crash-writer.js';
 import type { AckLine } from './support/log-crash-writer.js';
+import { readAll } from './support/log.js';
 
 const WRITER = fileURLToPath(new URL('./support/log-crash-writer.js', import.meta.url));
 const RUNS = 24;
@@ -48,17 +49,6 @@ async function runAndKill(dir: string, run: number): Promise<AckLine[]> {
   assert.equal(failure, undefined, `writer run ${run} failed: ${failure}`);
   assert.equal(exit.signal, 'SIGKILL', `writer run ${run} exited with ${exit.code}`);
   return acks;
-}
-
-async function readAll(log: LevelSessionLog, sessionId: string): Promise<StoredEvent[]> {
-  const all: StoredEvent[] = [];
-  let from: number | undefined = 0;
-  while (from !== undefined) {
-    const page = await log.read(sessionId, { from });
-    all.push(...page.events);
-    from = page.next;
-  }
-  return all;
 }
 
 describe('LevelSessionLog under SIGKILL', () => {

@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LevelSessionLog, LogError, MemorySessionLog } from '../daemon/log/index.js';
-import type { NewEvent, StoredEvent } from '../daemon/log/index.js';
+import type { NewEvent } from '../daemon/log/index.js';
 import { runSessionLogConformance } from './log-conformance.js';
 import { sha256OfData } from './support/log-crash-writer.js';
 import type { AckLine } from './support/log-crash-writer.js';
+import { readAll } from './support/log.js';
 
 const WRITER = fileURLToPath(new URL('./support/log-crash-writer.js', import.meta.url));
 
@@ -28,17 +29,6 @@ function tempDirs(): () => string {
     dirs.push(dir);
     return dir;
   };
-}
-
-async function readAll(log: LevelSessionLog, sessionId: string): Promise<StoredEvent[]> {
-  const all: StoredEvent[] = [];
-  let from: number | undefined = 0;
-  while (from !== undefined) {
-    const page = await log.read(sessionId, { from });
-    all.push(...page.events);
-    from = page.next;
-  }
-  return all;
 }
 
 runSessionLogConformance('memory', () => Promise.resolve(new MemorySessionLog()));
