@@ -7,6 +7,7 @@
  */
 import { Readable, Writable } from 'node:stream';
 import * as acp from '@agentclientprotocol/sdk';
+import { startStdioCommand } from '../lib/stdio-command.js';
 import { createAgent } from './agent.js';
 
 const USAGE = `usage: agentd acp
@@ -17,16 +18,8 @@ editors such as Zed. Sessions live in the agentd daemon of $AGENTD_HOME (default
 `;
 
 export async function run(argv: string[], version: string): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stderr.write(USAGE);
-    return 0;
-  }
-  if (argv.length > 0) {
-    process.stderr.write(`agentd acp: unexpected arguments: ${argv.join(' ')}\n${USAGE}`);
-    return 2;
-  }
-  // Anything that would print to stdout (a dependency's console.log) would corrupt the stream.
-  console.log = console.info = console.debug = console.error;
+  const stop = startStdioCommand('acp', argv, USAGE);
+  if (stop !== undefined) return stop;
   const diag = (message: string) => process.stderr.write(`agentd acp: ${message}\n`);
 
   const { app, shutdown } = createAgent({ version, diag });

@@ -1,5 +1,6 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { startStdioCommand } from '../lib/stdio-command.js';
 import { DaemonLink } from './link.js';
 import { PermissionAsker } from './permissions.js';
 import { registerResources } from './resources.js';
@@ -24,18 +25,8 @@ Data dir: $AGENTD_HOME (default ~/.agentd).
  * sessions it drives go to the host's user by elicitation when the host offers it.
  */
 export async function run(argv: string[], version: string): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (argv.length > 0) {
-    process.stderr.write(`agentd mcp: unexpected arguments: ${argv.join(' ')}\n${USAGE}`);
-    return 2;
-  }
-  // A library that logs with console.log must not corrupt the protocol stream.
-  console.log = console.error;
-  console.info = console.error;
-  console.debug = console.error;
+  const stop = startStdioCommand('mcp', argv, USAGE);
+  if (stop !== undefined) return stop;
   const log = (message: string) => process.stderr.write(`agentd mcp: ${message}\n`);
 
   const mcp = new McpServer(
