@@ -29,6 +29,11 @@ export function checkEvents(events: unknown): asserts events is NewEvent[] {
   }
 }
 
+/** For backends with a single writer, where no lease exists to check a fence against. */
+export function refuseFence(fence: unknown): void {
+  if (fence !== undefined) throw new LogError('invalid', 'this session log has one writer and no leases: a fence cannot be checked');
+}
+
 export function checkPatch(patch: unknown): asserts patch is Record<string, unknown> {
   if (!isPlainObject(patch)) throw new LogError('invalid', 'meta patch must be a plain object');
   if ('sessionId' in patch) throw new LogError('invalid', 'meta patch may not change sessionId');

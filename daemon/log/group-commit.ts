@@ -13,23 +13,29 @@ export interface BatchPut {
 
 export interface CommitEntry {
   sessionId: string;
-  ops: BatchPut[];
   /** Runs once the batch holding this entry is durable, in queue order. */
   onDurable(): void;
   onFail(error: LogError): void;
 }
 
+/** LevelDB's batch: puts only, all or nothing. */
 export type BatchWriter = (ops: BatchPut[]) => Promise<void>;
+
+/**
+ * Writes one batch. It may refuse single entries (an error at their index) while the
+ * rest commit; a throw means nothing in the batch was committed.
+ */
+export type EntriesWriter<E extends CommitEntry> = (batch: E[]) => Promise<ReadonlyArray<LogError | undefined> | void>;
 
 export interface CommitStats {
   batches: number;
   entries: number;
 }
 
-export class GroupCommit {
+export class GroupCommit<E extends CommitEntry> {
   /** Counted for benchmarks and status: entries / batches is the group commit factor. */
   readonly stats: CommitStats = { batches: 0, entries: 0 };
-  private queue: CommitEntry[] = [];
+  private queue: E[] = [];
   private writing: Promise<void> | undefined;
 
   /**
@@ -37,11 +43,13 @@ export class GroupCommit {
    * the owner can forget in-memory heads and metadata that were never made durable.
    */
   constructor(
-    private readonly write: BatchWriter,
+    private readonly write: EntriesWriter<E>,
     private readonly onSessionsFailed: (sessionIds: ReadonlySet<string>) => void,
+    /** Fail entries queued behind a failed batch's sessions: needed when seqs were assigned before the write. */
+    private readonly failBehind = true,
   ) {}
 
-  enqueue(entry: CommitEntry): void {
+  enqueue(entry: E): void {
     this.queue.push(entry);
     this.writing ??= this.loop();
   }
@@ -60,23 +68,30 @@ export class GroupCommit {
       if (this.queue.length === 0) break;
       const batch = this.queue;
       this.queue = [];
-      const ops: BatchPut[] = [];
-      for (const entry of batch) for (const op of entry.ops) ops.push(op);
+      let refused: ReadonlyArray<LogError | undefined> | void;
       try {
-        await this.write(ops);
+        refused = await this.write(batch);
       } catch (cause) {
-        this.fail(batch, storageError(cause));
+        this.fail(batch, cause instanceof LogError ? cause : storageError(cause));
         continue;
       }
       this.stats.batches++;
       this.stats.entries += batch.length;
-      for (const entry of batch) entry.onDurable();
+      for (const [i, entry] of batch.entries()) {
+        const error = refused?.[i];
+        if (error) entry.onFail(error);
+        else entry.onDurable();
+      }
     }
     this.writing = undefined;
   }
 
-  private fail(batch: CommitEntry[], error: LogError): void {
+  private fail(batch: E[], error: LogError): void {
     const sessions = new Set(batch.map((entry) => entry.sessionId));
+    if (!this.failBehind) {
+      for (const entry of batch) entry.onFail(error);
+      return;
+    }
     // Entries queued behind the failed ones hold seqs after the lost ones; writing them
     // would leave a hole, so they fail too and the sessions restart from what is durable.
     const behind = this.queue.filter((entry) => sessions.has(entry.sessionId));

@@ -4,3 +4,5 @@ export { LevelSessionLog } from './level-log.js';
 export type { LevelLogOptions } from './level-log.js';
 export type { BatchPut, BatchWriter, CommitStats } from './group-commit.js';
 export { MemorySessionLog } from './memory-log.js';
+export { PgSessionLog, parsePgUrl, redactPgUrl } from './pg-log.js';
+export type { PgLogOptions } from './pg-log.js';

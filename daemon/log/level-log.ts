@@ -6,6 +6,7 @@
 import { ClassicLevel } from 'classic-level';
 import { LogError } from './session-log.js';
 import type {
+  Fence,
   ListOptions,
   ListPage,
   NewEvent,
@@ -19,9 +20,9 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits } from './common.js';
+import { refuseFence, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits } from './common.js';
 import { GroupCommit, storageError } from './group-commit.js';
-import type { BatchPut, BatchWriter, CommitStats } from './group-commit.js';
+import type { BatchPut, BatchWriter, CommitEntry, CommitStats } from './group-commit.js';
 import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
 import { SubscriptionHub } from './subscriptions.js';
 
@@ -32,6 +33,10 @@ const SCAN_CHUNK = 1024;
 export interface LevelLogOptions {
   /** Wraps the synced batch write; tests use it to fail a chosen batch. */
   wrapWrite?: (write: BatchWriter) => BatchWriter;
+}
+
+interface LevelEntry extends CommitEntry {
+  ops: BatchPut[];
 }
 
 interface SessionState {
@@ -47,11 +52,11 @@ interface SessionState {
 }
 
 export class LevelSessionLog implements SessionLog {
-  readonly supports: SessionLogSupports = { durable: true, groupCommit: true };
+  readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: false };
   private readonly states = new Map<string, SessionState>();
   private readonly loads = new Map<string, Promise<SessionState | undefined>>();
   private readonly hub = new SubscriptionHub((id, from, to, limit) => this.readRange(id, from, to, limit));
-  private readonly commits: GroupCommit;
+  private readonly commits: GroupCommit<LevelEntry>;
   private readonly writes = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
 
@@ -59,8 +64,9 @@ export class LevelSessionLog implements SessionLog {
     private readonly db: ClassicLevel<string, string>,
     options: LevelLogOptions,
   ) {
-    const write: BatchWriter = (ops) => this.writeSynced(ops);
-    this.commits = new GroupCommit(options.wrapWrite ? options.wrapWrite(write) : write, (ids) => this.forget(ids));
+    const synced: BatchWriter = (ops) => this.writeSynced(ops);
+    const write = options.wrapWrite ? options.wrapWrite(synced) : synced;
+    this.commits = new GroupCommit<LevelEntry>((batch) => write(batch.flatMap((entry) => entry.ops)), (ids) => this.forget(ids));
   }
 
   /** Opens (creating if missing) the log stored in directory `location`. */
@@ -78,12 +84,12 @@ export class LevelSessionLog implements SessionLog {
     return this.write(() => this.createNow(meta, events));
   }
 
-  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<number[]> {
-    return this.write(() => this.appendNow(sessionId, events, metaPatch));
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]> {
+    return this.write(async () => (refuseFence(fence), this.appendNow(sessionId, events, metaPatch)));
   }
 
-  patchMeta(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta> {
-    return this.write(() => this.patchMetaNow(sessionId, patch));
+  patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta> {
+    return this.write(async () => (refuseFence(fence), this.patchMetaNow(sessionId, patch)));
   }
 
   private async createNow(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {

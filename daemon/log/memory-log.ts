@@ -5,6 +5,7 @@
  */
 import { LogError } from './session-log.js';
 import type {
+  Fence,
   ListOptions,
   ListPage,
   NewEvent,
@@ -18,7 +19,7 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
+import { refuseFence, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
 import { SubscriptionHub } from './subscriptions.js';
 
 interface MemorySession {
@@ -27,7 +28,7 @@ interface MemorySession {
 }
 
 export class MemorySessionLog implements SessionLog {
-  readonly supports: SessionLogSupports = { durable: false, groupCommit: false };
+  readonly supports: SessionLogSupports = { durable: false, groupCommit: false, sharedWriters: false };
   private readonly sessions = new Map<string, MemorySession>();
   private readonly hub = new SubscriptionHub((id, from, to, limit) => Promise.resolve(this.slice(id, from, to, limit)));
   private closed = false;
@@ -43,8 +44,9 @@ export class MemorySessionLog implements SessionLog {
     return this.commit(meta.sessionId, session, stored);
   }
 
-  async append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<number[]> {
+  async append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]> {
     this.checkOpen();
+    refuseFence(fence);
     checkEvents(events);
     if (metaPatch !== undefined) checkPatch(metaPatch);
     const session = this.session(sessionId);
@@ -88,8 +90,9 @@ export class MemorySessionLog implements SessionLog {
     return session ? copy(session.meta) : undefined;
   }
 
-  async patchMeta(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta> {
+  async patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta> {
     this.checkOpen();
+    refuseFence(fence);
     checkPatch(patch);
     const session = this.session(sessionId);
     session.meta = mergeMeta(session.meta, patch, Date.now());

@@ -86,11 +86,23 @@ export interface Subscription {
   readonly ended: Promise<SubscriptionEnd>;
 }
 
+/**
+ * The lease a writer holds on a session (see daemon/cluster/leases.ts). An append or
+ * patch carrying it commits only while that lease is current; otherwise it fails with
+ * LogError('fenced') and writes nothing.
+ */
+export interface Fence {
+  holder: string;
+  epoch: number;
+}
+
 export interface SessionLogSupports {
   /** Acknowledged appends survive a crash of the process (and of the machine, where the disk honours fsync). */
   durable: boolean;
   /** Concurrent appends are committed together in one synced write. */
   groupCommit: boolean;
+  /** Several processes may write one session (dense seqs still), and writes may carry a Fence. */
+  sharedWriters: boolean;
 }
 
 export interface SessionLog {
@@ -106,7 +118,7 @@ export interface SessionLog {
    * Appends events to a session, atomically with an optional metadata patch.
    * Resolves with their seqs only once they are durable; a rejected append wrote nothing.
    */
-  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<number[]>;
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]>;
 
   /** A range read by position: cost depends on the page, not on the session's size. */
   read(sessionId: string, options?: ReadOptions): Promise<ReadPage>;
@@ -119,7 +131,7 @@ export interface SessionLog {
 
   getMeta(sessionId: string): Promise<SessionMeta | undefined>;
   /** Updates metadata without an event (a merge; `undefined` values delete keys). */
-  patchMeta(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta>;
+  patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta>;
   /** Sessions newest first. */
   list(options?: ListOptions): Promise<ListPage>;
 
@@ -129,7 +141,7 @@ export interface SessionLog {
 
 export const READ_LIMIT_MAX = 10000;
 
-export type LogErrorKind = 'not_found' | 'exists' | 'closed' | 'storage' | 'invalid';
+export type LogErrorKind = 'not_found' | 'exists' | 'closed' | 'storage' | 'invalid' | 'fenced';
 
 /** Errors of the log; the daemon maps `kind` to a protocol error code. */
 export class LogError extends Error {

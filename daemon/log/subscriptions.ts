@@ -169,6 +169,16 @@ export class SubscriptionHub {
     for (const sub of [...subs]) sub.push(events);
   }
 
+  /** Whether anyone follows this session live. */
+  has(sessionId: string): boolean {
+    return this.bySession.has(sessionId);
+  }
+
+  /** Sessions followed live now. */
+  sessionIds(): string[] {
+    return [...this.bySession.keys()];
+  }
+
   closeAll(): void {
     for (const subs of [...this.bySession.values()]) for (const sub of [...subs]) sub.close();
   }

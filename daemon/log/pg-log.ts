@@ -1,0 +1,452 @@
+/**
+ * The session log on PostgreSQL, for daemons that share sessions. Writes are group
+ * committed: one apply_batch call (one transaction, one WAL flush) carries every append
+ * queued while the previous one was in flight. Seqs are taken in the database under the
+ * session's row lock, so any number of daemons may append to one session without a gap
+ * or a duplicate. Subscribers hear of other writers' events by LISTEN/NOTIFY and read
+ * them from the table; their own are published directly once committed.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { LogError } from './session-log.js';
+import type {
+  Fence,
+  ListOptions,
+  ListPage,
+  NewEvent,
+  ReadOptions,
+  ReadPage,
+  SessionLog,
+  SessionLogSupports,
+  SessionMeta,
+  StoredEvent,
+  SubscribeOptions,
+  Subscription,
+  SubscriptionListener,
+} from './session-log.js';
+import { checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, readRange, subscribeLimits } from './common.js';
+import { GroupCommit, type CommitEntry, type CommitStats } from './group-commit.js';
+import { channelOf, checkSchemaName, schemaSql } from './pg-schema.js';
+import { PgListener, type AppendNotice } from './pg-notify.js';
+import { SubscriptionHub } from './subscriptions.js';
+
+const TYPE_SCAN_MAX = 100_000;
+const LIST_CHUNK = 1024;
+const INT8_OID = 20;
+
+export interface PgLogOptions {
+  /** Schema holding the tables (default: the URL's `schema` parameter, else `agentd`). */
+  schema?: string;
+  /** Names this process in notifications (and, as holder, in leases). */
+  writerId?: string;
+  /** Connections for reads and the one batch in flight (default 8). */
+  poolSize?: number;
+  /** Problems that are not any caller's error (the notification connection dropping). */
+  onWarning?: (message: string, error: Error) => void;
+}
+
+interface PgEntry extends CommitEntry {
+  kind: 'create' | 'append' | 'patch';
+  types: string[];
+  datas: string[];
+  /** create: the whole meta; append/patch: the keys a patch sets (JSON text). */
+  meta: string | null;
+  /** The keys a patch deletes (JSON array text). */
+  deletes: string | null;
+  fence: Fence | undefined;
+  /** Filled in by the batch: the first seq, and for patches the merged meta. */
+  first?: number;
+  merged?: SessionMeta;
+  ts?: number;
+}
+
+interface BatchRow {
+  o_ord: number;
+  o_status: 'ok' | 'fenced' | 'exists' | 'not_found';
+  o_first: number | null;
+  o_meta: SessionMeta | null;
+}
+
+interface EventRow {
+  seq: number;
+  ts: number;
+  type: string;
+  data: string;
+}
+
+/** jsonb refuses \u0000 and lone surrogates; JSON.stringify writes exactly those as escapes. */
+const JSONB_UNSAFE = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i;
+
+function jsonbText(value: unknown, what: string): string {
+  const json = encode(value, what);
+  if (JSONB_UNSAFE.test(json)) throw new LogError('invalid', `${what} holds \\u0000 or a lone surrogate, which PostgreSQL cannot store`);
+  return json;
+}
+
+function splitPatch(patch: Record<string, unknown>): { set: string; deletes: string } {
+  const set: Record<string, unknown> = {};
+  const deletes: string[] = [];
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) deletes.push(key);
+    else set[key] = value;
+  }
+  return { set: jsonbText(set, 'meta patch'), deletes: JSON.stringify(deletes) };
+}
+
+function toEvent(row: EventRow): StoredEvent {
+  return { seq: row.seq, ts: row.ts, type: row.type, data: JSON.parse(row.data) as Record<string, unknown> };
+}
+
+/** The connection URL without our own `schema` parameter, and that schema. */
+export function parsePgUrl(url: string): { connectionString: string; schema: string | undefined } {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  parsed.searchParams.delete('schema');
+  return { connectionString: parsed.toString(), schema };
+}
+
+/** The URL with any password replaced, for logs and messages. */
+export function redactPgUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparseable URL)';
+  }
+}
+
+function storage(cause: unknown, action: 'read' | 'write'): LogError {
+  if (cause instanceof LogError) return cause;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new LogError('storage', `session log ${action} failed (PostgreSQL): ${message}`, { cause });
+}
+
+export class PgSessionLog implements SessionLog {
+  readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: true };
+  readonly writerId: string;
+  private readonly hub = new SubscriptionHub((id, from, to, limit) => this.readRange(id, from, to, limit));
+  private readonly commits: GroupCommit<PgEntry>;
+  /** Per followed session: the seq after the last event published to its subscribers. */
+  private readonly published = new Map<string, number>();
+  private readonly pumps = new Map<string, Promise<void>>();
+  private readonly writes = new Set<Promise<unknown>>();
+  private listener: PgListener | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly pool: pg.Pool,
+    readonly schema: string,
+    private readonly options: PgLogOptions,
+  ) {
+    this.writerId = options.writerId ?? `w${randomBytes(6).toString('hex')}`;
+    this.commits = new GroupCommit<PgEntry>((batch) => this.writeBatch(batch), () => undefined, false);
+  }
+
+  /** Connects, creates the schema if missing, and starts listening. */
+  static async open(url: string, options: PgLogOptions = {}): Promise<PgSessionLog> {
+    const { connectionString, schema: fromUrl } = parsePgUrl(url);
+    const schema = checkSchemaName(options.schema ?? fromUrl ?? 'agentd');
+    const types = { getTypeParser: ((oid: number, format?: string) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format as 'text'))) as never };
+    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 8, types });
+    // An idle connection that dies is the pool's problem, not a crash of the daemon.
+    pool.on('error', (error) => options.onWarning?.('idle PostgreSQL connection failed', error));
+    const log = new PgSessionLog(pool, schema, options);
+    try {
+      const client = await pool.connect();
+      try {
+        // Daemons starting together must not race each other's CREATE statements.
+        await client.query('BEGIN');
+        await client.query("SELECT pg_advisory_xact_lock(hashtext('agentd schema'))");
+        await client.query(schemaSql(schema));
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+      log.listener = await PgListener.open({
+        connection: { connectionString },
+        channel: channelOf(schema),
+        onNotice: (notice) => log.heard(notice),
+        onResync: () => log.resync(),
+        onError: (error) => options.onWarning?.('PostgreSQL notification connection lost; reconnecting', error),
+      });
+    } catch (cause) {
+      await pool.end().catch(() => undefined);
+      throw new LogError('storage', `cannot open the session log on PostgreSQL: ${(cause as Error).message}`, { cause });
+    }
+    return log;
+  }
+
+  /** `"schema".table`, for queries. */
+  table(name: 'sessions' | 'events' | 'leases'): string {
+    return `"${this.schema}".${name}`;
+  }
+
+  create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
+    return this.write(() => {
+      checkMeta(meta);
+      checkEvents(events);
+      return this.enqueue({ kind: 'create', sessionId: meta.sessionId, meta: jsonbText(meta, 'meta'), deletes: null, fence: undefined, ...this.encodeEvents(events) });
+    }).then((entry) => events.map((_, i) => entry.first! + i));
+  }
+
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]> {
+    return this.write(() => {
+      checkSessionId(sessionId);
+      checkEvents(events);
+      if (metaPatch !== undefined) checkPatch(metaPatch);
+      const patch = metaPatch === undefined ? undefined : splitPatch(metaPatch);
+      return this.enqueue({ kind: 'append', sessionId, meta: patch?.set ?? null, deletes: patch?.deletes ?? null, fence, ...this.encodeEvents(events) });
+    }).then((entry) => events.map((_, i) => entry.first! + i));
+  }
+
+  patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta> {
+    return this.write(() => {
+      checkSessionId(sessionId);
+      checkPatch(patch);
+      const { set, deletes } = splitPatch(patch);
+      return this.enqueue({ kind: 'patch', sessionId, meta: set, deletes, fence, types: [], datas: [] });
+    }).then((entry) => entry.merged!);
+  }
+
+  async read(sessionId: string, options?: ReadOptions): Promise<ReadPage> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    // Validated against an unbounded head first; clamped to the real one below.
+    const asked = readRange(options, Number.MAX_SAFE_INTEGER);
+    const headSeq = await this.head(sessionId);
+    const end = Math.min(asked.end, headSeq);
+    const from = Math.min(asked.from, end);
+    if (!asked.types) {
+      const events = await this.readRange(sessionId, from, end, asked.limit);
+      const reached = from + events.length;
+      return reached < end ? { events, headSeq, next: reached } : { events, headSeq };
+    }
+    // A filtered read scans at most TYPE_SCAN_MAX positions, then says where to go on.
+    const scanEnd = Math.min(end, from + TYPE_SCAN_MAX);
+    const rows = await this.query<EventRow>(
+      `SELECT seq, ts, type, data FROM ${this.table('events')} WHERE session_id = $1 AND seq >= $2 AND seq < $3 AND type = ANY($4) ORDER BY seq LIMIT $5`,
+      [sessionId, from, scanEnd, [...asked.types], asked.limit],
+    );
+    const events = rows.map(toEvent);
+    const reached = events.length === asked.limit ? events[events.length - 1]!.seq + 1 : scanEnd;
+    return reached < end ? { events, headSeq, next: reached } : { events, headSeq };
+  }
+
+  async head(sessionId: string): Promise<number> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    const rows = await this.query<{ head: number }>(`SELECT head FROM ${this.table('sessions')} WHERE session_id = $1`, [sessionId]);
+    if (rows.length === 0) throw new LogError('not_found', `session ${sessionId} not found`);
+    return rows[0]!.head;
+  }
+
+  async subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    const limits = subscribeLimits(options);
+    const head = await this.head(sessionId);
+    this.checkOpen();
+    // Registered in the tick the head was read in: any event past it is either published
+    // to this subscription (ours, or heard by LISTEN) or readable by its catch-up.
+    const start = readRange({ from }, head).from;
+    if (!this.hub.has(sessionId)) this.published.set(sessionId, head);
+    return this.hub.open(sessionId, start, listener, limits);
+  }
+
+  async getMeta(sessionId: string): Promise<SessionMeta | undefined> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    const rows = await this.query<{ meta: SessionMeta }>(`SELECT meta FROM ${this.table('sessions')} WHERE session_id = $1`, [sessionId]);
+    return rows[0]?.meta;
+  }
+
+  async list(options?: ListOptions): Promise<ListPage> {
+    this.checkOpen();
+    const limit = checkListLimit(options?.limit);
+    const sessions: SessionMeta[] = [];
+    for (let before = options?.cursor; ; ) {
+      const rows = await this.query<{ session_id: string; meta: SessionMeta }>(
+        `SELECT session_id, meta FROM ${this.table('sessions')} WHERE $1::text IS NULL OR session_id < $1 ORDER BY session_id DESC LIMIT $2`,
+        [before ?? null, LIST_CHUNK],
+      );
+      for (const row of rows) {
+        if (sessions.length >= limit) return { sessions, cursor: sessions[sessions.length - 1]!.sessionId };
+        if (!options?.filter || options.filter(row.meta)) sessions.push(row.meta);
+      }
+      if (rows.length < LIST_CHUNK) return { sessions };
+      before = rows[rows.length - 1]!.session_id;
+    }
+  }
+
+  /** Batches written and the writes they carried, since open. */
+  commitStats(): CommitStats {
+    return { ...this.commits.stats };
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+      await this.commits.drain();
+      this.hub.closeAll();
+      await this.listener?.close();
+      await Promise.allSettled([...this.pumps.values()]);
+      await this.pool.end();
+    })();
+    return this.closing;
+  }
+
+  /** A query on the pool, its failures as LogError('storage'). */
+  async query<R extends object>(sql: string, params: unknown[]): Promise<R[]> {
+    try {
+      return (await this.pool.query<R>(sql, params)).rows;
+    } catch (cause) {
+      throw this.closing ? new LogError('closed', 'session log is closed', { cause }) : storage(cause, 'read');
+    }
+  }
+
+  private encodeEvents(events: NewEvent[]): { types: string[]; datas: string[] } {
+    return { types: events.map((e) => e.type), datas: events.map((e) => encode(e.data, `event ${e.type}`)) };
+  }
+
+  private enqueue(fields: Omit<PgEntry, 'onDurable' | 'onFail'>): Promise<PgEntry> {
+    return new Promise((resolve, reject) => {
+      const entry: PgEntry = {
+        ...fields,
+        onDurable: () => {
+          this.committed(entry);
+          resolve(entry);
+        },
+        onFail: reject,
+      };
+      this.commits.enqueue(entry);
+    });
+  }
+
+  /** One transaction for the whole batch; entries the database refused fail alone. */
+  private async writeBatch(batch: PgEntry[]): Promise<Array<LogError | undefined>> {
+    const ts = Date.now();
+    const column = <T>(pick: (e: PgEntry) => T): T[] => batch.map(pick);
+    let rows: BatchRow[];
+    try {
+      rows = (
+        await this.pool.query<BatchRow>(`SELECT o_ord, o_status, o_first, o_meta FROM "${this.schema}".apply_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
+          column((e) => e.kind),
+          column((e) => e.sessionId),
+          column((e) => e.types.length),
+          column((e) => e.meta),
+          column((e) => e.deletes),
+          column((e) => e.fence?.holder ?? null),
+          column((e) => e.fence?.epoch ?? null),
+          batch.flatMap((e) => e.types),
+          batch.flatMap((e) => e.datas),
+          ts,
+          ts,
+          this.writerId,
+          channelOf(this.schema),
+        ])
+      ).rows;
+    } catch (cause) {
+      throw storage(cause, 'write');
+    }
+    return batch.map((entry, i) => {
+      const row = rows[i];
+      switch (row?.o_status) {
+        case 'ok':
+          entry.first = row.o_first!;
+          entry.ts = ts;
+          if (row.o_meta) entry.merged = row.o_meta;
+          return undefined;
+        case 'fenced':
+          return new LogError('fenced', `session ${entry.sessionId}: the lease this write carried is no longer held; nothing was written`);
+        case 'exists':
+          return new LogError('exists', `session ${entry.sessionId} already exists`);
+        case 'not_found':
+          return new LogError('not_found', `session ${entry.sessionId} not found`);
+        default:
+          return new LogError('storage', `session log write failed (PostgreSQL): no result for write ${i}`);
+      }
+    });
+  }
+
+  /** Our own committed events go straight to local subscribers, parsed only if someone listens. */
+  private committed(entry: PgEntry): void {
+    if (entry.types.length === 0 || !this.hub.has(entry.sessionId)) return;
+    const first = entry.first!;
+    const events = entry.types.map((type, i) => ({ seq: first + i, ts: entry.ts!, type, data: JSON.parse(entry.datas[i]!) as Record<string, unknown> }));
+    this.markPublished(entry.sessionId, first + events.length);
+    this.hub.publish(entry.sessionId, events);
+  }
+
+  private markPublished(sessionId: string, next: number): void {
+    this.published.set(sessionId, Math.max(this.published.get(sessionId) ?? 0, next));
+  }
+
+  /** Another writer committed events: read them for local subscribers, in order. */
+  private heard(notice: AppendNotice): void {
+    if (notice.writer === this.writerId) return;
+    if (!this.hub.has(notice.sessionId)) {
+      this.published.delete(notice.sessionId);
+      return;
+    }
+    this.pump(notice.sessionId, notice.first + notice.count);
+  }
+
+  /** After the notification connection came back: catch every followed session up to its head. */
+  private resync(): void {
+    for (const sessionId of this.hub.sessionIds()) {
+      this.head(sessionId).then(
+        (head) => this.pump(sessionId, head),
+        () => undefined,
+      );
+    }
+  }
+
+  /** Publishes [published, upTo) of a session; one reader per session at a time keeps order. */
+  private pump(sessionId: string, upTo: number): void {
+    const previous = this.pumps.get(sessionId) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      for (let from = this.published.get(sessionId) ?? upTo; from < upTo && this.hub.has(sessionId) && !this.closing; ) {
+        const events = await this.readRange(sessionId, from, upTo, 1000);
+        if (events.length === 0) return;
+        from = events[events.length - 1]!.seq + 1;
+        this.markPublished(sessionId, from);
+        this.hub.publish(sessionId, events);
+      }
+    });
+    const settled = next.catch((error: unknown) => this.options.onWarning?.('reading notified events failed', error as Error));
+    this.pumps.set(sessionId, settled);
+    void settled.finally(() => {
+      if (this.pumps.get(sessionId) === settled) this.pumps.delete(sessionId);
+    });
+  }
+
+  private readRange(sessionId: string, from: number, to: number | undefined, limit: number): Promise<StoredEvent[]> {
+    return this.query<EventRow>(
+      `SELECT seq, ts, type, data FROM ${this.table('events')} WHERE session_id = $1 AND seq >= $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq LIMIT $4`,
+      [sessionId, from, to ?? null, limit],
+    ).then((rows) => rows.map(toEvent));
+  }
+
+  /** Admits a write unless closing; validation errors reject before anything is queued. */
+  private write<T>(op: () => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(new LogError('closed', 'session log is closed'));
+    let promise: Promise<T>;
+    try {
+      promise = op();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.writes.add(promise);
+    const done = (): void => void this.writes.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new LogError('closed', 'session log is closed');
+  }
+}
