@@ -1,5 +1,5 @@
 import { fileLogger } from './logger.js';
-import { LevelSessionLog } from './log/index.js';
+import { openStore } from './store.js';
 import { dataPaths } from './paths.js';
 import { startDaemon, StartError } from './server.js';
 import { createLocalProvider, type SandboxProvider } from '../sandbox/provider.js';
@@ -24,7 +24,7 @@ export async function run(_argv: string[], version: string): Promise<number> {
   const logger = fileLogger(paths.logFile, process.env.AGENTD_LOG_LEVEL === 'debug' ? 'debug' : 'info');
   let running;
   try {
-    running = await startDaemon({ paths, version, logger, openLog: (dir) => LevelSessionLog.open(dir), sandboxes: sandboxProvider() });
+    running = await startDaemon({ paths, version, logger, openLog: (dir, daemonId) => openStore(dir, daemonId, logger), sandboxes: sandboxProvider() });
   } catch (error) {
     const message = error instanceof StartError ? error.message : `daemon failed to start: ${(error as Error).stack ?? error}`;
     logger.log('error', message);

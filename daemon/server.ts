@@ -4,6 +4,10 @@ import { KeyedQueue } from './keyed-queue.js';
 import { LatencyWindow } from './latency.js';
 import type { Logger } from './logger.js';
 import type { SessionLog } from './log/session-log.js';
+import { delegateLog } from './log/delegate.js';
+import { StoreConfigError, type OpenedLog } from './store.js';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { DataPaths } from './paths.js';
 import type { Daemon } from './handlers/index.js';
 import { SUBSCRIPTION_BATCH, SUBSCRIPTION_MAX_PENDING } from './rpc/limits.js';
@@ -22,7 +26,8 @@ export interface DaemonOptions {
   paths: DataPaths;
   version: string;
   logger: Logger;
-  openLog: (dir: string) => Promise<SessionLog>;
+  /** Opens the session log (its directory: the data dir's db/) as this daemon. */
+  openLog: (dir: string, daemonId: string) => Promise<OpenedLog>;
   /** Where sandboxes come from. */
   sandboxes: SandboxProvider;
 }
@@ -60,7 +65,9 @@ export class StartError extends Error {}
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const { paths, logger } = options;
   prepareDataDir(paths.home);
-  const log = await openExclusive(options, paths);
+  const daemonId = `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const store = await openExclusive(options, paths, daemonId);
+  const { log, leases } = store;
   const appendLatency = new LatencyWindow();
   const timedLog = timeAppends(log, appendLatency);
   const peers = new Set<Peer>();
@@ -83,8 +90,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials),
     redactor: () => vault.redactor(),
     settings: harnessSettings(),
+    daemonId,
+    ...(leases ? { leases } : {}),
   });
   const daemon: Daemon = {
+    id: daemonId,
+    store: { backend: store.backend, location: store.location },
     version: options.version,
     startedAt: Date.now(),
     paths,
@@ -113,8 +124,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     throw error;
   }
   writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
-  logger.log('info', 'daemon ready', { pid: process.pid, socket: paths.socket, version: options.version });
-  void wakeUnfinished(daemon);
+  logger.log('info', 'daemon ready', { pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location });
+  // With leases the harness takes over unfinished sessions itself, as they become free.
+  if (!leases) void wakeUnfinished(daemon);
 
   let resolveStopped!: (reason: string) => void;
   const stopped = new Promise<string>((resolve) => (resolveStopped = resolve));
@@ -172,9 +184,9 @@ function prepareDataDir(home: string): void {
 }
 
 /** LevelDB's lock is the one-daemon-per-data-dir lock: the OS frees it when a daemon dies. */
-async function openExclusive(options: DaemonOptions, paths: DataPaths) {
+async function openExclusive(options: DaemonOptions, paths: DataPaths, daemonId: string): Promise<OpenedLog> {
   try {
-    return await options.openLog(paths.db);
+    return await options.openLog(paths.db, daemonId);
   } catch (error) {
     if (isLockError(error)) {
       const pid = readPid(paths.pidFile);
@@ -182,7 +194,8 @@ async function openExclusive(options: DaemonOptions, paths: DataPaths) {
         `another agentd daemon${pid ? ` (pid ${pid})` : ''} is already running for ${paths.home}; stop it with \`agentd stop\` or use another AGENTD_HOME`,
       );
     }
-    throw new StartError(`cannot open the session log in ${paths.db}: ${(error as Error).message}`);
+    if (error instanceof StoreConfigError) throw new StartError(error.message);
+    throw new StartError(`cannot open the session log: ${(error as Error).message}`);
   }
 }
 
@@ -256,22 +269,12 @@ function delay(ms: number): Promise<void> {
 
 /** Times every durable append for daemon/status. */
 function timeAppends(log: SessionLog, window: LatencyWindow): SessionLog {
-  const append: SessionLog['append'] = async (sessionId, events, metaPatch) => {
-    const started = performance.now();
-    const seqs = await log.append(sessionId, events, metaPatch);
-    window.add(performance.now() - started);
-    return seqs;
-  };
-  return {
-    supports: log.supports,
-    create: (meta, events) => log.create(meta, events),
-    append,
-    read: (sessionId, options) => log.read(sessionId, options),
-    head: (sessionId) => log.head(sessionId),
-    subscribe: (sessionId, from, listener, options) => log.subscribe(sessionId, from, listener, options),
-    getMeta: (sessionId) => log.getMeta(sessionId),
-    patchMeta: (sessionId, patch) => log.patchMeta(sessionId, patch),
-    list: (options) => log.list(options),
-    close: () => log.close(),
-  };
+  return delegateLog(log, {
+    append: async (sessionId, events, metaPatch, fence) => {
+      const started = performance.now();
+      const seqs = await log.append(sessionId, events, metaPatch, fence);
+      window.add(performance.now() - started);
+      return seqs;
+    },
+  });
 }

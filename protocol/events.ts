@@ -65,7 +65,7 @@ export const EventData = {
   }),
   'sandbox.provisioned': z.looseObject({ isolation: z.string(), durationMs: z.number().nonnegative() }),
   'sandbox.lost': z.looseObject({ reason: z.string() }),
-  'harness.woke': z.looseObject({ fromSeq: z.number().int(), pendingTurn: z.string().nullable() }),
+  'harness.woke': z.looseObject({ fromSeq: z.number().int(), pendingTurn: z.string().nullable(), daemon: z.string().optional() }),
   'context.compacted': z.looseObject({ upToSeq: z.number().int(), summary: z.string() }),
   'model.retry': z.looseObject({
     turnId: z.string(),

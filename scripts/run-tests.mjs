@@ -19,5 +19,20 @@ if (files.length === 0) {
   process.stderr.write('no test files matched\n');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit' });
+
+// One PostgreSQL server for the whole run (the postgres backend and multi-daemon tests),
+// unless AGENTD_TEST_PG names one already.
+const { startPgServer } = await import('../dist/test/support/postgres.js');
+let pg;
+if (!process.env.AGENTD_TEST_PG) {
+  try {
+    pg = await startPgServer();
+  } catch (error) {
+    process.stderr.write(`cannot start the test PostgreSQL server: ${error.message}\n`);
+    process.exit(1);
+  }
+}
+const env = pg ? { ...process.env, AGENTD_TEST_PG: pg.url } : process.env;
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit', env });
+await pg?.stop();
 process.exit(result.status ?? 1);

@@ -1,20 +1,20 @@
 /**
  * Crash durability: a writer process appending from many sessions is SIGKILLed at random
- * moments, again and again on the same directory. Every append it acknowledged must be in
+ * moments, again and again on the same store (a LevelDB directory, a PostgreSQL database). Every append it acknowledged must be in
  * the log afterwards exactly once, byte for byte, with dense seqs per session.
  */
-import { after, describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LevelSessionLog } from '../daemon/log/index.js';
 import type { StoredEvent } from '../daemon/log/index.js';
 import { sha256OfData } from './support/log-crash-writer.js';
 import type { AckLine } from './support/log-crash-writer.js';
-import { readAll } from './support/log.js';
+import { openLogAt, readAll } from './support/log.js';
+import { freshDatabase } from './support/postgres.js';
 
 const WRITER = fileURLToPath(new URL('./support/log-crash-writer.js', import.meta.url));
 const RUNS = 24;
@@ -51,41 +51,52 @@ async function runAndKill(dir: string, run: number): Promise<AckLine[]> {
   return acks;
 }
 
-describe('LevelSessionLog under SIGKILL', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'agentd-log-crash-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+/** The crash test against one store; `location` is a directory or a postgres:// URL. */
+async function crashAndCheck(location: string, t: TestContext): Promise<void> {
+  const acked: AckLine[] = [];
+  for (let run = 0; run < RUNS; run++) acked.push(...(await runAndKill(location, run)));
+  assert.ok(acked.length > RUNS * SESSIONS, `only ${acked.length} acks in ${RUNS} runs`);
+  t.diagnostic(`${acked.length} acknowledged events over ${RUNS} killed writers`);
 
-  it(`keeps every acknowledged append across ${RUNS} kills`, async (t) => {
-    const acked: AckLine[] = [];
-    for (let run = 0; run < RUNS; run++) acked.push(...(await runAndKill(dir, run)));
-    assert.ok(acked.length > RUNS * SESSIONS, `only ${acked.length} acks in ${RUNS} runs`);
-    t.diagnostic(`${acked.length} acknowledged events over ${RUNS} killed writers`);
-
-    const log = await LevelSessionLog.open(dir);
-    try {
-      const stored = new Map<string, StoredEvent[]>();
-      const uids = new Set<string>();
-      for (let i = 0; i < SESSIONS; i++) {
-        const id = `s_crash_${String(i).padStart(2, '0')}`;
-        const events = await readAll(log, id);
-        assert.deepEqual(events.map((e) => e.seq), Array.from({ length: events.length }, (_, k) => k), `${id}: seqs not dense`);
-        assert.equal(await log.head(id), events.length);
-        for (const event of events) {
-          const uid = String(event.data['uid']);
-          assert.ok(!uids.has(uid), `event ${uid} stored twice`);
-          uids.add(uid);
-        }
-        stored.set(id, events);
+  const log = await openLogAt(location);
+  try {
+    const stored = new Map<string, StoredEvent[]>();
+    const uids = new Set<string>();
+    for (let i = 0; i < SESSIONS; i++) {
+      const id = `s_crash_${String(i).padStart(2, '0')}`;
+      const events = await readAll(log, id);
+      assert.deepEqual(events.map((e) => e.seq), Array.from({ length: events.length }, (_, k) => k), `${id}: seqs not dense`);
+      assert.equal(await log.head(id), events.length);
+      for (const event of events) {
+        const uid = String(event.data['uid']);
+        assert.ok(!uids.has(uid), `event ${uid} stored twice`);
+        uids.add(uid);
       }
-      t.diagnostic(`${uids.size} events stored (acknowledged or written just before a kill)`);
-      for (const ack of acked) {
-        const event = stored.get(ack.sessionId)?.[ack.seq];
-        assert.ok(event, `acknowledged ${ack.sessionId}#${ack.seq} is missing`);
-        assert.equal(event.data['uid'], ack.uid, `${ack.sessionId}#${ack.seq} holds another event`);
-        assert.equal(sha256OfData(event.data), ack.sha256, `${ack.sessionId}#${ack.seq} changed`);
-      }
-    } finally {
-      await log.close();
+      stored.set(id, events);
     }
+    t.diagnostic(`${uids.size} events stored (acknowledged or written just before a kill)`);
+    for (const ack of acked) {
+      const event = stored.get(ack.sessionId)?.[ack.seq];
+      assert.ok(event, `acknowledged ${ack.sessionId}#${ack.seq} is missing`);
+      assert.equal(event.data['uid'], ack.uid, `${ack.sessionId}#${ack.seq} holds another event`);
+      assert.equal(sha256OfData(event.data), ack.sha256, `${ack.sessionId}#${ack.seq} changed`);
+    }
+  } finally {
+    await log.close();
+  }
+}
+
+describe('session log under SIGKILL', () => {
+  it(`LevelDB keeps every acknowledged append across ${RUNS} kills`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentd-log-crash-'));
+    try {
+      await crashAndCheck(dir, t);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it(`PostgreSQL keeps every acknowledged append across ${RUNS} kills`, async (t) => {
+    await crashAndCheck(await freshDatabase(), t);
   });
 });

@@ -43,7 +43,7 @@ describe('LevelSessionLog', () => {
 
   it('says it is durable and group-commits', async () => {
     const log = await LevelSessionLog.open(dir());
-    assert.deepEqual(log.supports, { durable: true, groupCommit: true });
+    assert.deepEqual(log.supports, { durable: true, groupCommit: true, sharedWriters: false });
     await log.close();
   });
 

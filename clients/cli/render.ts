@@ -55,6 +55,7 @@ export function renderStatus(status: DaemonStatusResult): string {
     `agentd ${status.version} (protocol ${status.protocolVersion}), pid ${status.pid}, up ${Math.round(status.uptimeMs / 1000)} s`,
     `data dir   ${status.dataDir}`,
     `socket     ${status.socketPath}`,
+    `log        ${status.log.backend} ${status.log.location}   daemon id ${status.daemonId}`,
     `sessions   ${status.counts.sessions}   connections ${status.counts.connections}   subscriptions ${status.counts.subscriptions}`,
     `appends    p50 ${status.appendLatencyMs.p50} ms, p99 ${status.appendLatencyMs.p99} ms over ${status.appendLatencyMs.samples}`,
     `memory     ${Math.round(status.rssBytes / 1048576)} MB RSS`,

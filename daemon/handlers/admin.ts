@@ -11,6 +11,8 @@ import type { Handler } from './context.js';
 export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) => {
   const sessions = await daemon.log.list({ limit: 1_000_000 });
   return {
+    daemonId: daemon.id,
+    log: daemon.store,
     version: daemon.version,
     protocolVersion: PROTOCOL_VERSION,
     pid: process.pid,

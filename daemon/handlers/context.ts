@@ -13,6 +13,9 @@ import type { PermissionBroker } from '../permissions.js';
 
 /** The daemon's services, as handlers see them. */
 export interface Daemon {
+  /** Unique per daemon process: names it in leases and in harness.woke. */
+  readonly id: string;
+  readonly store: { backend: 'leveldb' | 'postgres'; location: string };
   readonly version: string;
   readonly startedAt: number;
   readonly paths: DataPaths;

@@ -11,6 +11,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../../sandbox/provider.js';
 import type { VaultBinding } from '../../protocol/index.js';
+import type { Lease, SessionLeases } from '../log/leases.js';
+import { fencedLog } from '../log/fenced.js';
+import type { SessionLog } from '../log/session-log.js';
 
 export type { PermissionQuestion } from './runner.js';
 
@@ -30,7 +33,15 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
   /** Opens the session's credential proxy (only its own credentials are served). */
   openProxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint>;
   settings: HarnessSettings;
+  /**
+   * Set when other daemons share the session log: a session runs here only while this
+   * daemon holds its lease, and sessions whose holder died are taken over.
+   */
+  leases?: SessionLeases;
 }
+
+/** How often a daemon looks for sessions whose lease holder died, at most. */
+const ORPHAN_SCAN_MAX_MS = 1000;
 
 function systemPrompt(record: SessionRecord): string {
   const base =
@@ -77,8 +88,25 @@ export class Harness {
   private readonly proxies = new Map<string, ProxyEndpoint>();
   private client: { key: string; api: Anthropic } | undefined;
   private stopping = false;
+  /** Leases held, by session (with `deps.leases` only). */
+  private readonly held = new Map<string, Lease>();
+  private readonly scanTimer: NodeJS.Timeout | undefined;
+  private scanning: Promise<void> | undefined;
 
-  constructor(private readonly deps: HarnessDeps) {}
+  constructor(private readonly deps: HarnessDeps) {
+    if (deps.leases) {
+      const every = Math.min(ORPHAN_SCAN_MAX_MS, Math.max(50, Math.floor(deps.leases.ttlMs / 4)));
+      this.scanTimer = setInterval(() => void this.adoptOrphans(), every);
+      this.scanTimer.unref();
+      void this.adoptOrphans();
+    }
+  }
+
+  /** What this session's harness writes with: fenced by its lease when leases are in use. */
+  private writerLog(sessionId: string): SessionLog {
+    const { leases, log } = this.deps;
+    return leases ? fencedLog(log, leases, () => this.held.get(sessionId)) : log;
+  }
 
   private async model(): Promise<Anthropic> {
     const key = await this.deps.apiKey();
@@ -97,7 +125,8 @@ export class Harness {
     if (existing) return existing;
     const record = (await this.deps.log.getMeta(sessionId)) as SessionRecord | undefined;
     if (!record) throw new Error(`unknown session ${sessionId}`);
-    const { log, logger } = this.deps;
+    const { logger } = this.deps;
+    const log = this.writerLog(sessionId);
     const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
     const proxySocket = record.config.credentials?.length ? await this.proxy(sessionId, record.config.credentials) : undefined;
     const slot = new SandboxSlot(
@@ -125,7 +154,7 @@ export class Harness {
     );
     const remote = new RemoteMcpServers(await this.remoteSpecs(record));
     const runner = new SessionRunner(
-      { ...this.deps, model: () => this.model(), retry: this.deps.settings.retry },
+      { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry },
       {
         sessionId,
         model: record.model ?? this.deps.settings.defaultModel,
@@ -207,8 +236,70 @@ export class Harness {
   private async start(sessionId: string, woke: boolean): Promise<void> {
     if (this.stopping) return;
     clearTimeout(this.idleTimers.get(sessionId));
+    // Held by another daemon: it runs the session, and sees in the log what was appended.
+    if (this.deps.leases && !(await this.hold(sessionId))) return;
     const runner = await this.runner(sessionId);
-    void runner.kick(woke).then(() => this.evictWhenIdle(sessionId, runner));
+    if (this.deps.leases) {
+      const record = (await this.deps.log.getMeta(sessionId)) as SessionRecord | undefined;
+      if (record?.usage) runner.setUsage(record.usage);
+    }
+    void runner.kick(woke).then(() => this.ran(sessionId, runner));
+  }
+
+  /** Takes the session's lease unless another daemon holds it; a lost lease stops the session here. */
+  private async hold(sessionId: string): Promise<boolean> {
+    const lease = await this.deps.leases!.acquire(sessionId);
+    if (!lease) return false;
+    if (this.held.get(sessionId) !== lease) {
+      this.held.set(sessionId, lease);
+      lease.lost.addEventListener('abort', () => this.leaseLost(sessionId, lease), { once: true });
+    }
+    return true;
+  }
+
+  private leaseLost(sessionId: string, lease: Lease): void {
+    if (this.held.get(sessionId) !== lease) return;
+    this.held.delete(sessionId);
+    this.deps.logger.log('warn', 'lease lost: this daemon stops running the session', { sessionId, epoch: lease.epoch, reason: String(lease.lost.reason) });
+    const runner = this.runners.get(sessionId);
+    this.runners.delete(sessionId);
+    // Not awaited: this may run inside the runner's own loop (a fenced write).
+    void runner?.stop().then(() => this.closeProxy(sessionId));
+  }
+
+  /**
+   * The runner went idle. With leases: give the lease up so any daemon can run the next
+   * turn, then look again: a prompt that another daemon appended while we held the lease
+   * could not take it, so it is ours to run.
+   */
+  private async ran(sessionId: string, runner: SessionRunner): Promise<void> {
+    const { leases } = this.deps;
+    if (leases && !runner.busy && !this.stopping && this.runners.get(sessionId) === runner) {
+      const lease = this.held.get(sessionId);
+      if (lease) {
+        this.held.delete(sessionId);
+        await leases.release(lease).catch((error: unknown) => this.deps.logger.log('warn', 'releasing a lease failed; it will expire', { sessionId, error: String(error) }));
+        if (await runner.hasPendingTurn().catch(() => false)) return this.start(sessionId, false);
+      }
+    }
+    this.evictWhenIdle(sessionId, runner);
+  }
+
+  /** Sessions mid-turn whose lease holder died (or that nobody took up): carry them on here. */
+  private adoptOrphans(): Promise<void> {
+    this.scanning ??= (async () => {
+      try {
+        for (const sessionId of await this.deps.leases!.orphans(100)) {
+          if (this.stopping) return;
+          if (this.held.has(sessionId)) continue;
+          this.deps.logger.log('info', 'taking over session', { sessionId });
+          await this.wake(sessionId);
+        }
+      } catch (error) {
+        this.deps.logger.log('warn', 'looking for sessions to take over failed', { error: String(error) });
+      }
+    })().finally(() => (this.scanning = undefined));
+    return this.scanning;
   }
 
   /** Keeps memory to the sessions at work: an idle runner (its fold, its sandbox) goes after a while. */
@@ -226,7 +317,13 @@ export class Harness {
 
   /** `sandbox.eager`: provision at session start, for comparison with lazy start. */
   async provisionEagerly(sessionId: string): Promise<void> {
-    await (await this.runner(sessionId)).slot.get();
+    if (this.deps.leases && !(await this.hold(sessionId))) return;
+    const runner = await this.runner(sessionId);
+    try {
+      await runner.slot.get();
+    } finally {
+      await this.ran(sessionId, runner);
+    }
   }
 
   interrupt(sessionId: string): boolean {
@@ -236,9 +333,18 @@ export class Harness {
   /** Stops every runner without recording an end: the next daemon wakes them. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.scanTimer);
     for (const timer of this.idleTimers.values()) clearTimeout(timer);
     await Promise.allSettled([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();
+    await this.scanning;
+    // Handed over at once: another daemon need not wait for these to expire.
+    const { leases } = this.deps;
+    if (leases) {
+      await Promise.allSettled([...this.held.values()].map((lease) => leases.release(lease)));
+      this.held.clear();
+      await leases.close();
+    }
     await Promise.allSettled([...this.proxies.keys()].map((id) => this.closeProxy(id)));
   }
 

@@ -2,6 +2,7 @@ import type Anthropic from '@anthropic-ai/sdk';
 import type { PermissionDecision, Usage } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { NewEvent, SessionLog } from '../log/session-log.js';
+import { isFenced } from '../log/fenced.js';
 import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions } from './context.js';
 import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from './fold.js';
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
@@ -30,6 +31,8 @@ export interface RunnerDeps {
   redactor(): Promise<Redactor>;
   /** Runs a task on the session's queue, the one session/prompt appends on. */
   serialize<T>(sessionId: string, task: () => Promise<T>): Promise<T>;
+  /** Names this daemon in harness.woke, so a hand-over says where the session went. */
+  daemonId: string;
 }
 
 export interface RunnerConfig {
@@ -81,7 +84,11 @@ export class SessionRunner {
         woke = false;
       }
     })()
-      .catch((error: unknown) => this.deps.logger.log('error', 'session runner failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) }))
+      .catch((error: unknown) =>
+        isFenced(error)
+          ? this.deps.logger.log('warn', 'session runner stopped: its lease was taken over', { sessionId: this.config.sessionId })
+          : this.deps.logger.log('error', 'session runner failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) }),
+      )
       .finally(() => {
         this.loop = undefined;
         if (this.again && !this.stopped) void this.kick();
@@ -91,6 +98,17 @@ export class SessionRunner {
 
   get busy(): boolean {
     return this.loop !== undefined;
+  }
+
+  /** Whether the log (written by anyone) holds a turn not yet finished. */
+  async hasPendingTurn(): Promise<boolean> {
+    await this.catchUp();
+    return pendingTurn(this.fold.state) !== undefined;
+  }
+
+  /** Usage as recorded now: another daemon may have run turns of this session meanwhile. */
+  setUsage(usage: Usage): void {
+    this.config.usage = usage;
   }
 
   /** Stops the running turn; false when none runs. */
@@ -111,7 +129,7 @@ export class SessionRunner {
   private async run(woke: boolean): Promise<void> {
     await this.catchUp();
     if (woke && pendingTurn(this.fold.state)) {
-      await this.append([{ type: 'harness.woke', data: { fromSeq: this.fold.state.headSeq, pendingTurn: pendingTurn(this.fold.state)!.turnId } }]);
+      await this.append([{ type: 'harness.woke', data: { fromSeq: this.fold.state.headSeq, pendingTurn: pendingTurn(this.fold.state)!.turnId, daemon: this.deps.daemonId } }]);
     }
     for (;;) {
       for (let turn = pendingTurn(this.fold.state); turn && !this.stopped; turn = pendingTurn(this.fold.state)) {
@@ -182,7 +200,8 @@ export class SessionRunner {
         );
       }
     } catch (error) {
-      if (abort.signal.reason === SHUTDOWN) return;
+      // Stopped, or another daemon took the session over: it records the rest, not us.
+      if (abort.signal.reason === SHUTDOWN || isFenced(error)) return;
       if (error instanceof ModelAborted || abort.signal.aborted) {
         await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId } }]);
       } else {

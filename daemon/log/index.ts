@@ -6,3 +6,7 @@ export type { BatchPut, BatchWriter, CommitStats } from './group-commit.js';
 export { MemorySessionLog } from './memory-log.js';
 export { PgSessionLog, parsePgUrl, redactPgUrl } from './pg-log.js';
 export type { PgLogOptions } from './pg-log.js';
+export { PgLeases } from './pg-leases.js';
+export type { Lease, SessionLeases } from './leases.js';
+export { fencedLog, isFenced } from './fenced.js';
+export { delegateLog } from './delegate.js';

@@ -2,6 +2,10 @@ import { z } from 'zod';
 import { defineRequest } from '../define.js';
 
 export const DaemonStatusResult = z.object({
+  /** This daemon process, as named in session leases and harness.woke events. */
+  daemonId: z.string(),
+  /** Where sessions are kept: the embedded LevelDB log, or a PostgreSQL database shared with other daemons. */
+  log: z.object({ backend: z.enum(['leveldb', 'postgres']), location: z.string() }),
   version: z.string(),
   protocolVersion: z.string(),
   pid: z.number().int(),

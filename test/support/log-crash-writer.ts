@@ -1,5 +1,6 @@
 /**
- * Child process for test/log-crash.test.ts: opens a LevelSessionLog and appends until it
+ * Child process for test/log-crash.test.ts: opens a session log (a LevelDB directory or a
+ * postgres:// URL) and appends until it
  * is killed (mode `crash`) or until storage fails (mode `fill`, run under a file size
  * limit). Every acknowledged event is printed as one JSON line *after* its append resolved:
  *   {"sessionId":"s_crash_00","seq":12,"sha256":"<hex of JSON.stringify(data)>","uid":"<run>:<n>"}
@@ -8,7 +9,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { LevelSessionLog, LogError } from '../../daemon/log/index.js';
+import { LogError } from '../../daemon/log/index.js';
+import { openLogAt } from './log.js';
 import type { NewEvent, SessionLog } from '../../daemon/log/index.js';
 
 export interface AckLine {
@@ -78,8 +80,8 @@ async function fill(log: SessionLog): Promise<void> {
 
 async function main(): Promise<void> {
   const [dir, mode = 'crash', sessions = '16'] = process.argv.slice(2);
-  if (!dir) throw new Error('usage: log-crash-writer <dir> [crash|fill] [sessions]');
-  const log = await LevelSessionLog.open(dir);
+  if (!dir) throw new Error('usage: log-crash-writer <dir|postgres-url> [crash|fill] [sessions]');
+  const log = await openLogAt(dir);
   if (mode === 'fill') await fill(log);
   else await crash(log, Number(sessions));
   // Exit without close(): after a storage failure LevelDB refuses to write anyway.

@@ -1,3 +1,4 @@
+import { LevelSessionLog, PgSessionLog } from '../../daemon/log/index.js';
 import type { SessionLog, StoredEvent } from '../../daemon/log/index.js';
 
 /** Every event of a session, read page by page through the interface. */
@@ -9,4 +10,9 @@ export async function readAll(log: SessionLog, sessionId: string): Promise<Store
     from = page.next;
   }
   return all;
+}
+
+/** A log by location: a postgres:// URL (its `schema` parameter honoured), else a LevelDB directory. */
+export function openLogAt(location: string): Promise<SessionLog> {
+  return /^postgres(ql)?:\/\//.test(location) ? PgSessionLog.open(location) : LevelSessionLog.open(location);
 }

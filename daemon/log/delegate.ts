@@ -1,0 +1,18 @@
+import type { SessionLog } from './session-log.js';
+
+/** A SessionLog that forwards to `log`, with some methods replaced: for wrappers that time or fence writes. */
+export function delegateLog(log: SessionLog, overrides: Partial<Omit<SessionLog, 'supports'>>): SessionLog {
+  return {
+    supports: log.supports,
+    create: (meta, events) => log.create(meta, events),
+    append: (sessionId, events, metaPatch, fence) => log.append(sessionId, events, metaPatch, fence),
+    read: (sessionId, options) => log.read(sessionId, options),
+    head: (sessionId) => log.head(sessionId),
+    subscribe: (sessionId, from, listener, options) => log.subscribe(sessionId, from, listener, options),
+    getMeta: (sessionId) => log.getMeta(sessionId),
+    patchMeta: (sessionId, patch, fence) => log.patchMeta(sessionId, patch, fence),
+    list: (options) => log.list(options),
+    close: () => log.close(),
+    ...overrides,
+  };
+}

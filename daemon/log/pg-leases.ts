@@ -1,0 +1,113 @@
+/**
+ * Leases in the session log's own database (the leases table of pg-schema.ts). Expiry is
+ * judged by the database's clock only, so daemons on machines with skewed clocks agree.
+ * All held leases are renewed by one statement every ttl/3.
+ */
+import type { Lease, SessionLeases } from './leases.js';
+import type { PgSessionLog } from './pg-log.js';
+
+interface HeldLease extends Lease {
+  readonly abort: AbortController;
+}
+
+export class PgLeases implements SessionLeases {
+  private readonly held = new Map<string, HeldLease>();
+  private readonly timer: NodeJS.Timeout;
+  private renewing: Promise<void> | undefined;
+
+  constructor(
+    private readonly log: PgSessionLog,
+    readonly ttlMs: number,
+    private readonly onLost: (lease: Lease, reason: string) => void = () => undefined,
+  ) {
+    this.timer = setInterval(() => void this.renew(), Math.max(50, Math.floor(ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  get holder(): string {
+    return this.log.writerId;
+  }
+
+  async acquire(sessionId: string): Promise<Lease | undefined> {
+    const mine = this.held.get(sessionId);
+    if (mine) {
+      // Held by us as far as we know: renewed if so, else lost and taken afresh below.
+      const renewed = await this.log.query(
+        `UPDATE ${this.log.table('leases')} SET expires_at = clock_timestamp() + $4 * interval '1 millisecond'
+         WHERE session_id = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp() RETURNING epoch`,
+        [sessionId, this.holder, mine.epoch, this.ttlMs],
+      );
+      if (renewed.length > 0 && this.held.get(sessionId) === mine) return mine;
+      this.lose(mine, 'lease expired before it was renewed');
+    }
+    const rows = await this.log.query<{ epoch: number }>(
+      `INSERT INTO ${this.log.table('leases')} AS l (session_id, holder, epoch, expires_at)
+         VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond')
+       ON CONFLICT (session_id) DO UPDATE SET holder = EXCLUDED.holder, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at
+         WHERE l.expires_at <= clock_timestamp()
+       RETURNING epoch`,
+      [sessionId, this.holder, this.ttlMs],
+    );
+    if (rows.length === 0) return undefined;
+    const abort = new AbortController();
+    const lease: HeldLease = { sessionId, holder: this.holder, epoch: rows[0]!.epoch, lost: abort.signal, abort };
+    this.held.set(sessionId, lease);
+    return lease;
+  }
+
+  async release(lease: Lease): Promise<void> {
+    if (this.held.get(lease.sessionId) === lease) this.held.delete(lease.sessionId);
+    // '-infinity': free at once, and the epoch stays, so the next holder's is higher.
+    await this.log.query(`UPDATE ${this.log.table('leases')} SET expires_at = '-infinity' WHERE session_id = $1 AND holder = $2 AND epoch = $3`, [
+      lease.sessionId,
+      lease.holder,
+      lease.epoch,
+    ]);
+  }
+
+  lose(lease: Lease, reason: string): void {
+    const held = this.held.get(lease.sessionId);
+    if (held !== lease) return;
+    this.held.delete(lease.sessionId);
+    held.abort.abort(reason);
+    this.onLost(lease, reason);
+  }
+
+  async orphans(limit: number): Promise<string[]> {
+    const rows = await this.log.query<{ session_id: string }>(
+      `SELECT s.session_id FROM ${this.log.table('sessions')} s LEFT JOIN ${this.log.table('leases')} l ON l.session_id = s.session_id
+       WHERE s.meta->>'status' IN ('queued', 'running', 'waiting') AND (l.session_id IS NULL OR l.expires_at <= clock_timestamp())
+       ORDER BY s.session_id LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => r.session_id);
+  }
+
+  /** One statement for every held lease; those it did not renew are lost. */
+  private renew(): Promise<void> {
+    this.renewing ??= (async () => {
+      const leases = [...this.held.values()];
+      if (leases.length === 0) return;
+      let rows: Array<{ session_id: string; epoch: number }>;
+      try {
+        rows = await this.log.query(
+          `UPDATE ${this.log.table('leases')} SET expires_at = clock_timestamp() + $3 * interval '1 millisecond'
+           WHERE holder = $1 AND session_id = ANY($2) AND expires_at > clock_timestamp() RETURNING session_id, epoch`,
+          [this.holder, leases.map((l) => l.sessionId), this.ttlMs],
+        );
+      } catch {
+        return; // the database is unreachable: try again next tick; expiry decides
+      }
+      const renewed = new Set(rows.map((r) => `${r.session_id} ${r.epoch}`));
+      for (const lease of leases) {
+        if (!renewed.has(`${lease.sessionId} ${lease.epoch}`)) this.lose(lease, 'lease expired before it was renewed');
+      }
+    })().finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.renewing;
+  }
+}
