@@ -1,0 +1,49 @@
+/** Several real daemons (child processes, each with its own data dir) sharing one PostgreSQL session log. */
+import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
+import { API_KEY } from './agent.js';
+import { startModelEmulator, type ModelEmulator } from './model-emulator.js';
+import { freshDatabase } from './postgres.js';
+
+export interface Cluster {
+  emulator: ModelEmulator;
+  /** The shared log's URL (AGENTD_LOG of every daemon). */
+  url: string;
+  daemons: TestDaemon[];
+  env: Record<string, string>;
+  /** Starts one more daemon on the same database. */
+  add(): Promise<TestDaemon>;
+  dispose(): Promise<void>;
+}
+
+export async function startCluster(size: number, options: { leaseMs?: number } = {}): Promise<Cluster> {
+  const emulator = await startModelEmulator({ apiKey: API_KEY });
+  const url = await freshDatabase('agentd_cluster');
+  const env = {
+    ANTHROPIC_BASE_URL: emulator.url,
+    ANTHROPIC_API_KEY: API_KEY,
+    AGENTD_RETRY_BASE_MS: '20',
+    AGENTD_LOG: url,
+    AGENTD_LEASE_MS: String(options.leaseMs ?? 1500),
+  };
+  const cluster: Cluster = {
+    emulator,
+    url,
+    env,
+    daemons: [],
+    async add() {
+      const daemon = await startDaemon({ layout: tempHome('agentd-cluster-'), env });
+      cluster.daemons.push(daemon);
+      return daemon;
+    },
+    async dispose() {
+      for (const daemon of cluster.daemons) {
+        if (daemon.proc.signalCode === null && daemon.proc.exitCode === null) daemon.proc.kill('SIGCONT');
+      }
+      await Promise.all(cluster.daemons.map((d) => d.dispose()));
+      await emulator.close();
+    },
+  };
+  // One after the other: each creates or checks the schema under an advisory lock anyway.
+  for (let i = 0; i < size; i++) await cluster.add();
+  return cluster;
+}
