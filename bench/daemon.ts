@@ -11,7 +11,7 @@ import { PROTOCOL_VERSION } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { AGENTD_BIN, startDaemon, tempHome } from '../test/support/daemon.js';
-import { printFigure, sampleEvent } from './log.js';
+import { backendArg, printFigure, sampleEvent } from './log.js';
 
 const CATCH_UP_EVENTS = 200_000;
 
@@ -155,6 +155,11 @@ export async function benchCatchUp(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (backendArg(process.argv.slice(2)) === 'postgres') {
+    // These figures are of a daemon on its embedded LevelDB log; bench/log.ts has the in-process PostgreSQL ones.
+    process.stderr.write('bench/daemon: daemon figures are measured on LevelDB only; skipped with --backend postgres\n');
+    return;
+  }
   await benchCatchUp();
   await benchStartup();
   await benchAttach();
