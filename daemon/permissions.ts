@@ -8,6 +8,18 @@ interface OpenQuestion {
   question: PermissionQuestion;
   answer: (result: { decision: PermissionDecision; by: string }) => void;
   asked: Map<Peer, CancellationTokenSource>;
+  /** Asked by the session's harness on another daemon; answers go back to it. */
+  remote: boolean;
+}
+
+/** How questions reach the clients of other daemons sharing the sessions (see daemon/cluster). */
+export interface PermissionRelay {
+  /** Our harness asks: tell the other daemons. */
+  asked(question: PermissionQuestion): void;
+  /** Our question was answered or withdrawn. */
+  closed(question: PermissionQuestion): void;
+  /** One of our clients answered another daemon's question. */
+  answered(question: PermissionQuestion, decision: PermissionDecision, by: string): void;
 }
 
 /**
@@ -19,22 +31,28 @@ interface OpenQuestion {
 export class PermissionBroker {
   private readonly open = new Map<string, OpenQuestion>();
 
+  relay: PermissionRelay | undefined;
+
   constructor(
     private readonly peers: () => Iterable<Peer>,
     private readonly logger: Logger,
   ) {}
 
   ask(question: PermissionQuestion, signal: AbortSignal): Promise<{ decision: PermissionDecision; by: string }> {
+    // Asked here now (we took the session over): a copy asked for another daemon goes.
+    if (this.open.get(question.toolUseId)?.remote) this.close(question.toolUseId);
     return new Promise((resolve, reject) => {
       const entry: OpenQuestion = {
         question,
         asked: new Map(),
+        remote: false,
         answer: (result) => {
           this.close(question.toolUseId);
           resolve(result);
         },
       };
       this.open.set(question.toolUseId, entry);
+      this.relay?.asked(question);
       signal.addEventListener(
         'abort',
         () => {
@@ -45,6 +63,40 @@ export class PermissionBroker {
       );
       for (const peer of this.peers()) this.askPeer(entry, peer);
     });
+  }
+
+  /** Another daemon's harness asks: our controllers of the session may answer too. */
+  askRemote(question: PermissionQuestion): void {
+    if (this.open.has(question.toolUseId)) return;
+    const entry: OpenQuestion = {
+      question,
+      asked: new Map(),
+      remote: true,
+      answer: ({ decision, by }) => {
+        this.close(question.toolUseId);
+        this.relay?.answered(question, decision, by);
+      },
+    };
+    this.open.set(question.toolUseId, entry);
+    for (const peer of this.peers()) this.askPeer(entry, peer);
+  }
+
+  /** A client of another daemon answered one of our questions. */
+  answerFromRemote(toolUseId: string, decision: PermissionDecision, by: string): void {
+    const entry = this.open.get(toolUseId);
+    if (!entry || entry.remote) return;
+    this.logger.log('info', 'permission answered on another daemon', { sessionId: entry.question.sessionId, toolUseId, decision, by });
+    entry.answer({ decision, by });
+  }
+
+  /** Another daemon's question was answered or withdrawn: stop asking ours. */
+  closeRemote(toolUseId: string): void {
+    if (this.open.get(toolUseId)?.remote) this.close(toolUseId);
+  }
+
+  /** Whether a question of this session is open here. */
+  hasOpen(sessionId: string): boolean {
+    return [...this.open.values()].some((e) => e.question.sessionId === sessionId);
   }
 
   /** A client became able to answer (initialized, or attached as controller): ask it what is open. */
@@ -80,5 +132,6 @@ export class PermissionBroker {
     if (!entry) return;
     this.open.delete(toolUseId);
     for (const cancel of entry.asked.values()) cancel.cancel();
+    if (!entry.remote) this.relay?.closed(entry.question);
   }
 }

@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import type { SessionLog } from './log/session-log.js';
 import { delegateLog } from './log/delegate.js';
 import { StoreConfigError, type OpenedLog } from './store.js';
+import { wireCluster } from './cluster/wire.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { DataPaths } from './paths.js';
@@ -67,7 +68,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   prepareDataDir(paths.home);
   const daemonId = `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const store = await openExclusive(options, paths, daemonId);
-  const { log, leases } = store;
+  const { log, leases, bus } = store;
   const appendLatency = new LatencyWindow();
   const timedLog = timeAppends(log, appendLatency);
   const peers = new Set<Peer>();
@@ -84,7 +85,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     provider: options.sandboxes,
     apiKey: async () => process.env.ANTHROPIC_API_KEY || (await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined)),
-    delta: (sessionId, turnId, kind, index, text) => hub.broadcastDelta(sessionId, turnId, kind, index, text),
+    delta: (sessionId, turnId, kind, index, text) => {
+      hub.broadcastDelta(sessionId, turnId, kind, index, text);
+      bus?.sendDelta(sessionId, turnId, kind, index, text);
+    },
     askPermission: (question, signal) => permissions.ask(question, signal),
     credential: (name) => vault.reveal(name).catch(() => undefined),
     openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials),
@@ -109,7 +113,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     appendLatency,
     peers,
     requestStop: (reason) => stopRequested(reason),
+    ...(bus ? { cluster: bus } : {}),
   };
+  if (bus) wireCluster(bus, { log: timedLog, harness, hub, permissions });
   const state: ServeState = { daemon, peers, queue, inFlight: new Set(), stopping: false };
   const sockets = new Set<Socket>();
   let server: Server;

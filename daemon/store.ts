@@ -6,11 +6,14 @@ import { ClassicLevel } from 'classic-level';
 import { delegateLog, LevelSessionLog, PgLeases, PgSessionLog, redactPgUrl } from './log/index.js';
 import type { SessionLeases, SessionLog } from './log/index.js';
 import type { Logger } from './logger.js';
+import { ClusterBus } from './cluster/bus.js';
 
 export interface OpenedLog {
   log: SessionLog;
   /** Present when other daemons may share the sessions. */
   leases?: SessionLeases;
+  /** Messages to and from those daemons. */
+  bus?: ClusterBus;
   backend: 'leveldb' | 'postgres';
   /** For status and logs; never holds a password. */
   location: string;
@@ -44,11 +47,15 @@ export async function openStore(dir: string, daemonId: string, logger: Logger): 
       onWarning: (message, error) => logger.log('warn', message, { error: error.message }),
     });
     const leases = new PgLeases(log, ttl);
+    let bus: ClusterBus | undefined;
+    const send = await log.channel('bus', (payload) => bus?.receive(payload));
+    bus = new ClusterBus(daemonId, send, logger);
     const closeBoth = async (): Promise<void> => {
+      await bus?.flush();
       await log.close();
       await lock.close();
     };
-    return { log: delegateLog(log, { close: closeBoth }), leases, backend: 'postgres', location: redactPgUrl(url) };
+    return { log: delegateLog(log, { close: closeBoth }), leases, bus, backend: 'postgres', location: redactPgUrl(url) };
   } catch (error) {
     await lock.close();
     throw error;

@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DaemonStatus, SessionGet, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
-import type { AgentdClient } from '../clients/lib/index.js';
+import { DaemonStatus, SessionDeltaNotification, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
+import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { readLog, type TestDaemon } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
@@ -93,6 +93,47 @@ describe('several daemons on one PostgreSQL log', () => {
     assertDense(events);
   });
 
+  it('streams deltas to, asks permission of, and takes interrupts from clients of another daemon', async () => {
+    const [a, b] = cluster.daemons as [TestDaemon, TestDaemon];
+    const ca = await a.client();
+    const asked: string[] = [];
+    const cb = await connect({
+      layout: b.layout,
+      autostart: false,
+      clientName: 'editor-on-b',
+      onPermissionRequest: async (q) => (asked.push(q.tool), { decision: 'allow' }),
+    });
+    try {
+      const sessionId = await createSession(ca, { permissions: { default: 'ask' } });
+      const deltas: string[] = [];
+      cb.onNotification(SessionDeltaNotification, (d) => {
+        if (d.sessionId === sessionId && d.kind === 'text') deltas.push(d.text);
+      });
+      await cb.subscribe(sessionId, 0, { onEvents: () => undefined });
+      cluster.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo approved-on-b' } }), reply.text('streamed to B in pieces', { chunks: 5, chunkDelayMs: 30 })]);
+      await ca.request(SessionPrompt, { sessionId, content: 'ask first' });
+      const events = await settle(ca, sessionId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.deepEqual(asked, ['bash'], 'the client on B was asked the question of the turn running on A');
+      assert.match(String(ofType(events, 'permission.resolved')[0]?.data.by), /^editor-on-b#/);
+      assert.match(JSON.stringify(ofType(events, 'tool.result')), /approved-on-b/);
+      // Deltas are not events: they may arrive just after the reply is in the log.
+      const deadline = Date.now() + 5000;
+      while (deltas.join('') !== 'streamed to B in pieces' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(deltas.join(''), 'streamed to B in pieces');
+
+      cluster.emulator.script([reply.hang()]);
+      const { seq } = await ca.request(SessionPrompt, { sessionId, content: 'this one never answers' });
+      await waitForEvent(ca, sessionId, (e) => e.type === 'model.requested' && e.seq > seq);
+      assert.deepEqual(await cb.request(SessionInterrupt, { sessionId }), { interrupted: true });
+      const after = await settle(ca, sessionId);
+      assert.equal(ofType(after, 'turn.interrupted').length, 1, 'the interrupt sent to B stopped the turn running on A');
+      assert.deepEqual(assertLogInvariants(after), []);
+    } finally {
+      cb.close();
+    }
+  });
+
   it('never leaves a gap or a duplicate when two daemons append to one session at once', async () => {
     const [a, b] = cluster.daemons as [TestDaemon, TestDaemon];
     const ca = await a.client();
@@ -159,8 +200,10 @@ describe('hand-over when the lease holder fails', () => {
       const sessionId = await createSession(ca);
       // A's model call is answered while A is stopped; B's, after the take-over, at once.
       cluster.emulator.script([reply.text('stale reply from the paused daemon', { delayMs: 1000 }), reply.text('reply from the new holder')]);
+      const asked = cluster.emulator.requests.length;
       await ca.request(SessionPrompt, { sessionId, content: 'who answers?' });
-      await waitForEvent(cb, sessionId, (e) => e.type === 'model.requested');
+      // Paused only once its request is at the model, so the first reply is A's.
+      await cluster.emulator.waitForRequests(asked + 1);
       a.proc.kill('SIGSTOP');
       await waitForEvent(cb, sessionId, (e) => e.type === 'turn.completed', LEASE_MS + 15_000);
       a.proc.kill('SIGCONT');

@@ -10,6 +10,7 @@ import type { SubscriptionHub } from '../subscriptions.js';
 import type { Vault } from '../vault/vault.js';
 import type { Harness } from '../harness/index.js';
 import type { PermissionBroker } from '../permissions.js';
+import type { ClusterBus } from '../cluster/bus.js';
 
 /** The daemon's services, as handlers see them. */
 export interface Daemon {
@@ -28,6 +29,8 @@ export interface Daemon {
   readonly logger: Logger;
   readonly appendLatency: LatencyWindow;
   readonly peers: ReadonlySet<Peer>;
+  /** Other daemons sharing the sessions, when there are any. */
+  readonly cluster?: ClusterBus;
   /** Begins a graceful stop once the current reply is on its way. */
   requestStop(reason: string): void;
 }

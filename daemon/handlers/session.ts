@@ -13,6 +13,7 @@ import {
 import type { ParamsOf } from '../../protocol/index.js';
 import type { Peer } from '../rpc/peer.js';
 import type { Daemon, Handler } from './context.js';
+import { openQuestions } from '../cluster/wire.js';
 
 function requireController(peer: Peer, sessionId: string, action: string): void {
   if (!peer.isController(sessionId)) {
@@ -67,10 +68,18 @@ export const prompt: Handler<typeof SessionPrompt> = async ({ sessionId, content
   return appended;
 };
 
+/** Stops the session's running turn wherever it runs: here, or on the daemon holding its lease. */
+async function interruptAnywhere(daemon: Daemon, sessionId: string): Promise<boolean> {
+  const record = await daemon.sessions.record(sessionId);
+  if (daemon.harness.interrupt(sessionId)) return true;
+  if (!daemon.cluster) return false;
+  daemon.cluster.send({ kind: 'interrupt', sessionId });
+  return record.status === 'running' || record.status === 'waiting';
+}
+
 export const interrupt: Handler<typeof SessionInterrupt> = async ({ sessionId }, { daemon, peer }) => {
   requireController(peer, sessionId, 'interrupt');
-  await daemon.sessions.record(sessionId);
-  return { interrupted: daemon.harness.interrupt(sessionId) };
+  return { interrupted: await interruptAnywhere(daemon, sessionId) };
 };
 
 export const fork: Handler<typeof SessionFork> = ({ sessionId, at }, { daemon }) => daemon.sessions.fork(sessionId, at);
@@ -78,13 +87,19 @@ export const fork: Handler<typeof SessionFork> = ({ sessionId, at }, { daemon })
 export const attach: Handler<typeof SessionAttach> = async ({ sessionId, role }, { daemon, peer }) => {
   await daemon.sessions.record(sessionId);
   peer.roles.set(sessionId, role);
-  if (role === 'controller') setImmediate(() => daemon.permissions.offer(peer, sessionId));
+  if (role === 'controller') {
+    // A question asked on another daemon before this one heard of it is in the log.
+    if (daemon.cluster && !daemon.permissions.hasOpen(sessionId)) {
+      for (const question of await openQuestions(daemon.log, sessionId)) daemon.permissions.askRemote(question);
+    }
+    setImmediate(() => daemon.permissions.offer(peer, sessionId));
+  }
   return { role };
 };
 
 export const archive: Handler<typeof SessionArchive> = async ({ sessionId }, { daemon, peer }) => {
   requireController(peer, sessionId, 'archive it');
-  daemon.harness.interrupt(sessionId);
+  await interruptAnywhere(daemon, sessionId);
   await daemon.sessions.archive(sessionId);
   return {};
 };

@@ -180,6 +180,18 @@ export class PgSessionLog implements SessionLog {
     return log;
   }
 
+  /**
+   * A side channel between the processes sharing this log (not durable, not ordered
+   * across senders): hears `name` and returns a sender for it. Used by the cluster bus.
+   */
+  async channel(name: string, onPayload: (payload: string) => void): Promise<(payload: string) => Promise<void>> {
+    const channel = `agentd_${name}_${this.schema}`;
+    await this.listener!.listen(channel, onPayload);
+    return async (payload) => {
+      await this.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    };
+  }
+
   /** `"schema".table`, for queries. */
   table(name: 'sessions' | 'events' | 'leases'): string {
     return `"${this.schema}".${name}`;

@@ -16,6 +16,8 @@ export interface NotifyOptions {
   connection: pg.ClientConfig;
   channel: string;
   onNotice(notice: AppendNotice): void;
+  /** Other channels heard on the same connection: name → handler of each payload. */
+  extra?: Map<string, (payload: string) => void>;
   /** After a reconnect: notices may have been missed meanwhile. */
   onResync(): void;
   onError(error: Error): void;
@@ -49,14 +51,17 @@ export class PgListener {
   private async connect(): Promise<void> {
     const client = new pg.Client(this.options.connection);
     client.on('notification', (message) => {
-      if (message.channel !== this.options.channel) return;
+      if (message.channel !== this.options.channel) {
+        this.options.extra?.get(message.channel)?.(message.payload ?? '');
+        return;
+      }
       const notice = parseNotice(message.payload);
       if (notice) this.options.onNotice(notice);
     });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client, new Error('notification connection ended')));
     await client.connect();
-    await client.query(`LISTEN "${this.options.channel}"`);
+    for (const channel of [this.options.channel, ...(this.options.extra?.keys() ?? [])]) await client.query(`LISTEN "${channel}"`);
     if (this.closed) {
       await client.end();
       return;
@@ -86,6 +91,13 @@ export class PgListener {
       );
     }, this.retryMs);
     this.retryTimer.unref();
+  }
+
+  /** Hears `channel` too from now on (and after every reconnect). */
+  async listen(channel: string, handler: (payload: string) => void): Promise<void> {
+    this.options.extra ??= new Map();
+    this.options.extra.set(channel, handler);
+    await this.client?.query(`LISTEN "${channel}"`);
   }
 
   async close(): Promise<void> {

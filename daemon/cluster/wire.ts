@@ -1,0 +1,58 @@
+/**
+ * Joins this daemon's services to the cluster bus: interrupts reach the daemon running the
+ * turn, deltas reach subscribers everywhere, and permission questions are asked of the
+ * controllers on every daemon, the first answer anywhere winning.
+ */
+import type { Harness, PermissionQuestion } from '../harness/index.js';
+import type { SessionLog } from '../log/session-log.js';
+import type { PermissionBroker } from '../permissions.js';
+import type { SubscriptionHub } from '../subscriptions.js';
+import type { ClusterBus } from './bus.js';
+
+/** How far back a question is looked for: a waiting session's question is near its head. */
+const QUESTION_SCAN = 10_000;
+
+export interface ClusterParts {
+  log: SessionLog;
+  harness: Harness;
+  hub: SubscriptionHub;
+  permissions: PermissionBroker;
+}
+
+export function wireCluster(bus: ClusterBus, parts: ClusterParts): void {
+  const { log, harness, hub, permissions } = parts;
+  bus.on('interrupt', (m) => void harness.interrupt(m.sessionId));
+  bus.on('delta', (m) => hub.broadcastDelta(m.sessionId, m.turnId, m.delta, m.index, m.text));
+  bus.on('permission.ask', (m) => {
+    openQuestions(log, m.sessionId).then(
+      (questions) => questions.filter((q) => q.toolUseId === m.toolUseId).forEach((q) => permissions.askRemote(q)),
+      () => undefined,
+    );
+  });
+  bus.on('permission.answer', (m) => permissions.answerFromRemote(m.toolUseId, m.decision, m.by));
+  bus.on('permission.closed', (m) => permissions.closeRemote(m.toolUseId));
+  permissions.relay = {
+    asked: (q) => bus.send({ kind: 'permission.ask', sessionId: q.sessionId, toolUseId: q.toolUseId }),
+    closed: (q) => bus.send({ kind: 'permission.closed', sessionId: q.sessionId, toolUseId: q.toolUseId }),
+    answered: (q, decision, by) => bus.send({ kind: 'permission.answer', sessionId: q.sessionId, toolUseId: q.toolUseId, decision, by }),
+  };
+}
+
+/** Questions of a session still waiting for an answer, as its log records them. */
+export async function openQuestions(log: SessionLog, sessionId: string): Promise<PermissionQuestion[]> {
+  const head = await log.head(sessionId);
+  const open = new Map<string, PermissionQuestion>();
+  for (let from: number | undefined = Math.max(0, head - QUESTION_SCAN); from !== undefined; ) {
+    const page = await log.read(sessionId, { from, types: ['permission.requested', 'permission.resolved', 'tool.result'] });
+    for (const event of page.events) {
+      const toolUseId = String(event.data['toolUseId']);
+      if (event.type === 'permission.requested') {
+        open.set(toolUseId, { sessionId, toolUseId, tool: String(event.data['tool']), input: (event.data['input'] ?? {}) as Record<string, unknown> });
+      } else {
+        open.delete(toolUseId);
+      }
+    }
+    from = page.next;
+  }
+  return [...open.values()];
+}
