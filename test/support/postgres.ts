@@ -104,6 +104,7 @@ export async function startPgServer(): Promise<PrivateServer> {
     url,
     stop: async () => {
       if (proc.exitCode === null) {
+        proc.ref(); // unref'd while it ran: keep the process alive until the server is gone
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGINT'); // fast shutdown
         await exited;
