@@ -56,7 +56,7 @@ export function renderStatus(status: DaemonStatusResult): string {
     `data dir   ${status.dataDir}`,
     `socket     ${status.socketPath}`,
     `log        ${status.log.backend} ${status.log.location}   daemon id ${status.daemonId}`,
-    `sessions   ${status.counts.sessions}   connections ${status.counts.connections}   subscriptions ${status.counts.subscriptions}`,
+    `sessions   ${status.counts.sessions ?? `unknown (${status.logError ?? 'log unreadable'})`}   connections ${status.counts.connections}   subscriptions ${status.counts.subscriptions}`,
     `appends    p50 ${status.appendLatencyMs.p50} ms, p99 ${status.appendLatencyMs.p99} ms over ${status.appendLatencyMs.samples}`,
     `memory     ${Math.round(status.rssBytes / 1048576)} MB RSS`,
   ].join('\n');

@@ -44,13 +44,19 @@ export async function followSession(options: FollowOptions): Promise<void> {
     try {
       await followOn(client, options.sessionId, () => next, (event) => {
         next = event.seq + 1;
+        failures = 0;
         options.onEvent(event);
       }, aborted);
     } catch (error) {
+      // The daemon is up but cannot serve the session now (its database is down, say):
+      // back off as for a failed connection rather than spin.
+      failures += 1;
       options.onReconnecting?.(error);
-    } finally {
       client.close();
+      await Promise.race([aborted, sleep(Math.min(50 * 2 ** failures, 2000))]);
+      continue;
     }
+    client.close();
   }
 }
 

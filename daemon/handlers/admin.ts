@@ -7,9 +7,14 @@ import {
   type VaultSet,
 } from '../../protocol/index.js';
 import type { Handler } from './context.js';
+import { fromLogError } from '../errors.js';
 
 export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) => {
-  const sessions = await daemon.log.list({ limit: 1_000_000 });
+  // Status answers even when the log does not: that is when it is needed most.
+  const listed = await daemon.log.list({ limit: 1_000_000 }).then(
+    (page) => ({ count: page.sessions.length, error: undefined }),
+    (error: unknown) => ({ count: null, error: (fromLogError(error) as Error).message }),
+  );
   return {
     daemonId: daemon.id,
     log: daemon.store,
@@ -21,7 +26,8 @@ export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) 
     startedAt: daemon.startedAt,
     uptimeMs: Date.now() - daemon.startedAt,
     rssBytes: process.memoryUsage.rss(),
-    counts: { connections: daemon.peers.size, subscriptions: daemon.hub.count, sessions: sessions.sessions.length },
+    counts: { connections: daemon.peers.size, subscriptions: daemon.hub.count, sessions: listed.count },
+    ...(listed.error ? { logError: listed.error } : {}),
     appendLatencyMs: daemon.appendLatency.summary(),
   };
 };

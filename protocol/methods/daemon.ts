@@ -17,8 +17,11 @@ export const DaemonStatusResult = z.object({
   counts: z.object({
     connections: z.number().int(),
     subscriptions: z.number().int(),
-    sessions: z.number().int(),
+    /** null when the session log cannot be read right now (see logError). */
+    sessions: z.number().int().nullable(),
   }),
+  /** Why the session log cannot be read, while it cannot (a database that is down). */
+  logError: z.string().optional(),
   /** Durable append latency over the daemon's recent appends, in ms. */
   appendLatencyMs: z.object({ p50: z.number(), p99: z.number(), samples: z.number().int() }),
 });

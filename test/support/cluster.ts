@@ -10,8 +10,8 @@ export interface Cluster {
   url: string;
   daemons: TestDaemon[];
   env: Record<string, string>;
-  /** Starts one more daemon on the same database. */
-  add(): Promise<TestDaemon>;
+  /** Starts one more daemon on the same database (env overrides, e.g. another AGENTD_LOG route to it). */
+  add(env?: Record<string, string>): Promise<TestDaemon>;
   dispose(): Promise<void>;
 }
 
@@ -30,8 +30,8 @@ export async function startCluster(size: number, options: { leaseMs?: number } =
     url,
     env,
     daemons: [],
-    async add() {
-      const daemon = await startDaemon({ layout: tempHome('agentd-cluster-'), env });
+    async add(overrides = {}) {
+      const daemon = await startDaemon({ layout: tempHome('agentd-cluster-'), env: { ...env, ...overrides } });
       cluster.daemons.push(daemon);
       return daemon;
     },

@@ -1,0 +1,90 @@
+/**
+ * The shared log's failure modes: a daemon given a bad or unreachable database refuses to
+ * start and says why (never the password); a daemon cut off from its database keeps
+ * running, answers with StorageFailure, and once the database is back carries on, its
+ * followers caught up with what other daemons wrote meanwhile, with no gap.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DaemonStatus, ErrorCode, SessionGet, SessionPrompt, type Event } from '../protocol/index.js';
+import { runAgentd, tempHome, type TestDaemon } from './support/daemon.js';
+import { reply } from './support/model-emulator.js';
+import { allEvents, assertLogInvariants, createSession, ofType, settle } from './support/agent.js';
+import { startCluster } from './support/cluster.js';
+import { startTcpLink } from './support/tcp-link.js';
+import { followSession } from '../clients/lib/follow.js';
+
+async function rejectsWithCode(promise: Promise<unknown>, code: number): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.equal((error as { code?: number }).code, code, String(error));
+    return true;
+  });
+}
+
+describe('shared log failures', () => {
+  it('refuses to start on a bad AGENTD_LOG, an unreachable database or a bad lease, saying why and never the password', async () => {
+    const layout = tempHome();
+    const cases: Array<{ env: Record<string, string>; says: RegExp }> = [
+      { env: { AGENTD_LOG: 'mysql://root:hunter2-secret@127.0.0.1/x' }, says: /AGENTD_LOG must be a postgres:\/\/ URL/ },
+      { env: { AGENTD_LOG: 'postgres://agentd:hunter2-secret@127.0.0.1:1/agentd' }, says: /cannot open the session log on PostgreSQL: .*ECONNREFUSED/ },
+      { env: { AGENTD_LOG: 'postgres://agentd:hunter2-secret@127.0.0.1:1/agentd', AGENTD_LEASE_MS: 'soon' }, says: /AGENTD_LEASE_MS must be an integer/ },
+    ];
+    for (const { env, says } of cases) {
+      const result = await runAgentd(layout, ['daemon'], { env });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, says);
+      assert.equal(result.stdout, '');
+      assert.ok(!result.stderr.includes('hunter2'), `the password leaked: ${result.stderr}`);
+    }
+  });
+
+  it('keeps running without its database, answers StorageFailure, and catches up once it is back', async () => {
+    const cluster = await startCluster(1, { leaseMs: 1500 });
+    const db = new URL(cluster.url);
+    const link = await startTcpLink(db.hostname, Number(db.port));
+    try {
+      const viaLink = new URL(cluster.url);
+      viaLink.port = String(link.port);
+      // A reaches the database through a link the test can cut; B directly.
+      const a: TestDaemon = await cluster.add({ AGENTD_LOG: viaLink.toString() });
+      const b = cluster.daemons[0]!;
+      const ca = await a.client();
+      const cb = await b.client();
+      const sessionId = await createSession(ca);
+      // Followed on A the way `agentd log --follow` does: a dropped subscription resumes from its cursor.
+      const followedOnA: Event[] = [];
+      const stopFollowing = new AbortController();
+      const following = followSession({ sessionId, from: 0, connect: () => a.client(), onEvent: (e) => followedOnA.push(e), signal: stopFollowing.signal });
+
+      link.cut();
+      await rejectsWithCode(ca.request(SessionPrompt, { sessionId, content: 'while cut off' }), ErrorCode.StorageFailure);
+      await rejectsWithCode(ca.request(SessionGet, { sessionId }), ErrorCode.StorageFailure);
+      const status = await ca.request(DaemonStatus, {});
+      assert.equal(status.counts.sessions, null);
+      assert.match(status.logError ?? '', /storage failure/);
+      // Meanwhile B works on the session.
+      cluster.emulator.script([reply.text('written by B while A was cut off')]);
+      await cb.request(SessionPrompt, { sessionId, content: 'via B' });
+      const during = await settle(cb, sessionId);
+
+      link.restore();
+      const deadline = Date.now() + 15_000;
+      while (followedOnA.length < during.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(followedOnA, during, 'the follower on A got what B wrote while A was cut off, in order, once each');
+
+      cluster.emulator.script([reply.text('A is back')]);
+      await ca.request(SessionPrompt, { sessionId, content: 'via A again' });
+      const events = await settle(ca, sessionId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.equal(ofType(events, 'turn.completed').length, 2);
+      assert.ok(ofType(events, 'user.message').every((e) => e.data.content !== 'while cut off'), 'the refused prompt left nothing behind');
+      while (followedOnA.length < events.length && Date.now() < deadline + 15_000) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(followedOnA, await allEvents(cb, sessionId));
+      stopFollowing.abort();
+      await following;
+    } finally {
+      await cluster.dispose();
+      await link.close();
+    }
+  });
+});
