@@ -130,3 +130,33 @@ export function subscribeLimits(options: { maxPending?: number; batchSize?: numb
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new LogError('invalid', 'batchSize must be a positive integer');
   return { maxPending, batchSize: Math.min(batchSize, READ_LIMIT_MAX) };
 }
+
+/**
+ * The writes a backend admitted and that have not settled, so that close() lets them
+ * finish (or fail) first and refuses any that come after.
+ */
+export class WriteGate {
+  private readonly writes = new Set<Promise<unknown>>();
+  private closed = false;
+
+  /** Runs `op` unless closed; a synchronous throw (a bad argument) becomes a rejection. */
+  admit<T>(op: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new LogError('closed', 'session log is closed'));
+    let promise: Promise<T>;
+    try {
+      promise = op();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.writes.add(promise);
+    const done = (): void => void this.writes.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  /** Refuses new writes, then waits for the admitted ones. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+  }
+}

@@ -20,7 +20,7 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { refuseFence, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits } from './common.js';
+import { refuseFence, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, storageError } from './group-commit.js';
 import type { BatchPut, BatchWriter, CommitEntry, CommitStats } from './group-commit.js';
 import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
@@ -57,7 +57,7 @@ export class LevelSessionLog implements SessionLog {
   private readonly loads = new Map<string, Promise<SessionState | undefined>>();
   private readonly hub = new SubscriptionHub((id, from, to, limit) => this.readRange(id, from, to, limit));
   private readonly commits: GroupCommit<LevelEntry>;
-  private readonly writes = new Set<Promise<unknown>>();
+  private readonly gate = new WriteGate();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -81,15 +81,15 @@ export class LevelSessionLog implements SessionLog {
   }
 
   create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
-    return this.write(() => this.createNow(meta, events));
+    return this.gate.admit(() => this.createNow(meta, events));
   }
 
   append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]> {
-    return this.write(async () => (refuseFence(fence), this.appendNow(sessionId, events, metaPatch)));
+    return this.gate.admit(async () => (refuseFence(fence), this.appendNow(sessionId, events, metaPatch)));
   }
 
   patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta> {
-    return this.write(async () => (refuseFence(fence), this.patchMetaNow(sessionId, patch)));
+    return this.gate.admit(async () => (refuseFence(fence), this.patchMetaNow(sessionId, patch)));
   }
 
   private async createNow(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
@@ -212,7 +212,7 @@ export class LevelSessionLog implements SessionLog {
   async close(): Promise<void> {
     this.closing ??= (async () => {
       // Writes called before close finish (or fail) first; each ends in the commit queue.
-      while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+      await this.gate.close();
       await this.commits.drain();
       this.hub.closeAll();
       await this.db.close();
@@ -233,18 +233,6 @@ export class LevelSessionLog implements SessionLog {
       throw error;
     }
     await batch.write({ sync: true });
-  }
-
-  /** Admits a write unless closing, and tracks it so close() can wait for it. */
-  private write<T>(op: () => Promise<T>): Promise<T> {
-    if (this.closing) return Promise.reject(new LogError('closed', 'session log is closed'));
-    const promise = op();
-    this.writes.add(promise);
-    const done = (): void => {
-      this.writes.delete(promise);
-    };
-    promise.then(done, done);
-    return promise;
   }
 
   private eventOps(sessionId: string, first: number, events: NewEvent[]): { ops: BatchPut[]; jsons: string[] } {

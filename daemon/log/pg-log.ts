@@ -24,7 +24,7 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, readRange, subscribeLimits } from './common.js';
+import { checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, type CommitEntry, type CommitStats } from './group-commit.js';
 import { channelOf, checkSchemaName, schemaSql } from './pg-schema.js';
 import { PgListener, type AppendNotice } from './pg-notify.js';
@@ -130,7 +130,7 @@ export class PgSessionLog implements SessionLog {
   /** Per followed session: the seq after the last event published to its subscribers. */
   private readonly published = new Map<string, number>();
   private readonly pumps = new Map<string, Promise<void>>();
-  private readonly writes = new Set<Promise<unknown>>();
+  private readonly gate = new WriteGate();
   private listener: PgListener | undefined;
   private closing: Promise<void> | undefined;
 
@@ -198,7 +198,7 @@ export class PgSessionLog implements SessionLog {
   }
 
   create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
-    return this.write(() => {
+    return this.gate.admit(() => {
       checkMeta(meta);
       checkEvents(events);
       return this.enqueue({ kind: 'create', sessionId: meta.sessionId, meta: jsonbText(meta, 'meta'), deletes: null, fence: undefined, ...this.encodeEvents(events) });
@@ -206,7 +206,7 @@ export class PgSessionLog implements SessionLog {
   }
 
   append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]> {
-    return this.write(() => {
+    return this.gate.admit(() => {
       checkSessionId(sessionId);
       checkEvents(events);
       if (metaPatch !== undefined) checkPatch(metaPatch);
@@ -216,7 +216,7 @@ export class PgSessionLog implements SessionLog {
   }
 
   patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta> {
-    return this.write(() => {
+    return this.gate.admit(() => {
       checkSessionId(sessionId);
       checkPatch(patch);
       const { set, deletes } = splitPatch(patch);
@@ -301,7 +301,7 @@ export class PgSessionLog implements SessionLog {
 
   async close(): Promise<void> {
     this.closing ??= (async () => {
-      while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+      await this.gate.close();
       await this.commits.drain();
       this.hub.closeAll();
       await this.listener?.close();
@@ -441,21 +441,6 @@ export class PgSessionLog implements SessionLog {
       `SELECT seq, ts, type, data FROM ${this.table('events')} WHERE session_id = $1 AND seq >= $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq LIMIT $4`,
       [sessionId, from, to ?? null, limit],
     ).then((rows) => rows.map(toEvent));
-  }
-
-  /** Admits a write unless closing; validation errors reject before anything is queued. */
-  private write<T>(op: () => Promise<T>): Promise<T> {
-    if (this.closing) return Promise.reject(new LogError('closed', 'session log is closed'));
-    let promise: Promise<T>;
-    try {
-      promise = op();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    this.writes.add(promise);
-    const done = (): void => void this.writes.delete(promise);
-    promise.then(done, done);
-    return promise;
   }
 
   private checkOpen(): void {

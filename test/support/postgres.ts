@@ -22,7 +22,7 @@ export interface PgServer {
 }
 
 interface PrivateServer extends PgServer {
-  /** Synchronous: signals the server and removes its files (for process exit). */
+  /** Synchronous: stops the server and removes its files (for process exit). */
   stopNow(): void;
 }
 
@@ -112,7 +112,14 @@ export async function startPgServer(): Promise<PrivateServer> {
       rmSync(dir, { recursive: true, force: true });
     },
     stopNow: () => {
-      if (proc.exitCode === null) proc.kill('SIGINT');
+      // pg_ctl waits for the server to be gone, so nothing writes into the dir we remove.
+      if (proc.exitCode === null) {
+        try {
+          execFileSync(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '10'], { ...as, stdio: 'ignore' });
+        } catch {
+          proc.kill('SIGKILL');
+        }
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -125,7 +132,7 @@ export function pgServer(): Promise<PgServer> {
   const external = process.env.AGENTD_TEST_PG;
   if (external) return Promise.resolve({ url: external, stop: async () => undefined });
   shared ??= startPgServer().then((server) => {
-    // At exit only synchronous work runs: a fast-shutdown signal and the files.
+    // At exit only synchronous work runs: an immediate stop, then the files.
     process.once('exit', () => server.stopNow());
     return server;
   });
