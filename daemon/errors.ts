@@ -16,6 +16,8 @@ export function fromLogError(error: unknown, sessionId?: string): unknown {
     case 'invalid':
       return new AgentdError(ErrorCode.InvalidParams, error.message);
     case 'exists':
+    case 'fenced':
+    case 'conflict':
       return new AgentdError(ErrorCode.InternalError, error.message);
   }
 }

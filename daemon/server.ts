@@ -276,9 +276,9 @@ function delay(ms: number): Promise<void> {
 /** Times every durable append for daemon/status. */
 function timeAppends(log: SessionLog, window: LatencyWindow): SessionLog {
   return delegateLog(log, {
-    append: async (sessionId, events, metaPatch, fence) => {
+    append: async (sessionId, events, metaPatch, options) => {
       const started = performance.now();
-      const seqs = await log.append(sessionId, events, metaPatch, fence);
+      const seqs = await log.append(sessionId, events, metaPatch, options);
       window.add(performance.now() - started);
       return seqs;
     },

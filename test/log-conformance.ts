@@ -235,7 +235,20 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           await rejectsWith(log.read('s_i', { from: -1 }), 'invalid');
           await rejectsWith(log.read('s_i', { limit: 0 }), 'invalid');
           await rejectsWith(log.list({ limit: 0 }), 'invalid');
+          await rejectsWith(log.append('s_i', events(1), undefined, { ifHead: -1 }), 'invalid');
+          if (!log.supports.sharedWriters) await rejectsWith(log.append('s_i', events(1), undefined, { fence: { holder: 'h', epoch: 1 } }), 'invalid');
           assert.equal(await log.head('s_i'), 1);
+        }));
+
+      it('writes conditionally on the head: a stale ifHead is a conflict and writes nothing', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_if'), events(2));
+          assert.deepEqual(await log.append('s_if', events(1), { a: 1 }, { ifHead: 2 }), [2]);
+          await rejectsWith(log.append('s_if', events(1), { a: 2 }, { ifHead: 2 }), 'conflict');
+          await rejectsWith(log.patchMeta('s_if', { a: 3 }, { ifHead: 1 }), 'conflict');
+          assert.equal((await log.patchMeta('s_if', { b: 1 }, { ifHead: 3 }))['b'], 1);
+          assert.equal(await log.head('s_if'), 3);
+          assert.equal((await log.getMeta('s_if'))?.['a'], 1);
         }));
     });
 

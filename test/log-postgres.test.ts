@@ -99,15 +99,15 @@ describe('PgSessionLog shared by several writers', () => {
       const leaseA = await leasesA.acquire('s_lease');
       assert.ok(leaseA, 'a free lease is granted');
       assert.equal(await leasesB.acquire('s_lease'), undefined, 'a live lease is not granted to another holder');
-      await a.append('s_lease', [{ type: 'note', data: { by: 'a' } }], undefined, leaseA);
+      await a.append('s_lease', [{ type: 'note', data: { by: 'a' } }], undefined, { fence: leaseA });
       // a stops renewing (as a paused daemon would); after expiry b takes over.
       await leasesA.close();
       await new Promise((r) => setTimeout(r, 400));
       const leaseB = await leasesB.acquire('s_lease');
       assert.ok(leaseB && leaseB.epoch > leaseA.epoch, 'the expired lease moves to b with a higher epoch');
-      await assert.rejects(a.append('s_lease', [{ type: 'note', data: { by: 'a, late' } }], undefined, leaseA), (e: unknown) => e instanceof LogError && e.kind === 'fenced');
-      await assert.rejects(a.patchMeta('s_lease', { by: 'a, late' }, leaseA), (e: unknown) => e instanceof LogError && e.kind === 'fenced');
-      await b.append('s_lease', [{ type: 'note', data: { by: 'b' } }], undefined, leaseB);
+      await assert.rejects(a.append('s_lease', [{ type: 'note', data: { by: 'a, late' } }], undefined, { fence: leaseA }), (e: unknown) => e instanceof LogError && e.kind === 'fenced');
+      await assert.rejects(a.patchMeta('s_lease', { by: 'a, late' }, { fence: leaseA }), (e: unknown) => e instanceof LogError && e.kind === 'fenced');
+      await b.append('s_lease', [{ type: 'note', data: { by: 'b' } }], undefined, { fence: leaseB });
       const events = await readAll(a, 's_lease');
       assert.deepEqual(events.map((e) => e.data['by']), ['a', 'b']);
       assert.equal((await a.getMeta('s_lease'))?.['by'], undefined);

@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { PermissionDecision, Usage } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
-import type { NewEvent, SessionLog } from '../log/session-log.js';
+import { LogError, type NewEvent, type SessionLog } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
 import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions } from './context.js';
 import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from './fold.js';
@@ -139,11 +139,15 @@ export class SessionRunner {
       if (this.stopped) return;
       // On the session's queue, where prompts are appended: no prompt can land between
       // seeing no pending turn and writing 'idle', so 'idle' never hides one.
+      // With other daemons appending too, 'idle' is written only if the log is still
+      // where we looked (ifHead): a prompt that slipped in makes it a conflict, and we go on.
       const idle = await this.deps.serialize(this.config.sessionId, async () => {
         await this.catchUp();
         if (pendingTurn(this.fold.state)) return false;
-        await this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' });
-        return true;
+        return this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' }, { ifHead: this.fold.state.headSeq }).then(
+          () => true,
+          (error: unknown) => (error instanceof LogError && error.kind === 'conflict' ? false : Promise.reject(error)),
+        );
       });
       if (idle) return;
     }

@@ -3,7 +3,7 @@
  * backends differ only in storage and agree on every edge case the conformance suite checks.
  */
 import { LogError, READ_LIMIT_MAX } from './session-log.js';
-import type { NewEvent, ReadOptions, SessionMeta, StoredEvent } from './session-log.js';
+import type { NewEvent, ReadOptions, SessionMeta, StoredEvent, WriteOptions } from './session-log.js';
 
 /** Printable ASCII without '!' (the key separator) or space: keeps key ranges unambiguous. */
 const SESSION_ID = /^[\x22-\x7e]{1,200}$/;
@@ -29,9 +29,20 @@ export function checkEvents(events: unknown): asserts events is NewEvent[] {
   }
 }
 
-/** For backends with a single writer, where no lease exists to check a fence against. */
-export function refuseFence(fence: unknown): void {
-  if (fence !== undefined) throw new LogError('invalid', 'this session log has one writer and no leases: a fence cannot be checked');
+/** Checks write options; a backend with a single writer has no leases to check a fence against. */
+export function checkWriteOptions(options: WriteOptions | undefined, sharedWriters: boolean): void {
+  if (options === undefined) return;
+  if (!isPlainObject(options)) throw new LogError('invalid', 'write options must be a plain object');
+  const { fence, ifHead } = options as WriteOptions;
+  if (fence !== undefined && !sharedWriters) throw new LogError('invalid', 'this session log has one writer and no leases: a fence cannot be checked');
+  if (ifHead !== undefined && (!Number.isSafeInteger(ifHead) || ifHead < 0)) throw new LogError('invalid', 'ifHead must be a non-negative integer');
+}
+
+/** The conditional-write check, for backends that know the head when they write. */
+export function checkIfHead(sessionId: string, options: WriteOptions | undefined, head: number): void {
+  if (options?.ifHead !== undefined && options.ifHead !== head) {
+    throw new LogError('conflict', `session ${sessionId} moved on (head ${head}, expected ${options.ifHead}); nothing was written`);
+  }
 }
 
 export function checkPatch(patch: unknown): asserts patch is Record<string, unknown> {

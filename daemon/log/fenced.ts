@@ -19,13 +19,13 @@ export function fencedLog(log: SessionLog, leases: SessionLeases, current: () =>
       throw error;
     });
   return delegateLog(log, {
-    append: async (sessionId, events, metaPatch) => {
+    append: async (sessionId, events, metaPatch, options) => {
       const lease = fence();
-      return lostOnFence(lease, log.append(sessionId, events, metaPatch, { holder: lease.holder, epoch: lease.epoch }));
+      return lostOnFence(lease, log.append(sessionId, events, metaPatch, { ...options, fence: { holder: lease.holder, epoch: lease.epoch } }));
     },
-    patchMeta: async (sessionId, patch) => {
+    patchMeta: async (sessionId, patch, options) => {
       const lease = fence();
-      return lostOnFence(lease, log.patchMeta(sessionId, patch, { holder: lease.holder, epoch: lease.epoch }));
+      return lostOnFence(lease, log.patchMeta(sessionId, patch, { ...options, fence: { holder: lease.holder, epoch: lease.epoch } }));
     },
   });
 }

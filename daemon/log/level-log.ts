@@ -6,7 +6,7 @@
 import { ClassicLevel } from 'classic-level';
 import { LogError } from './session-log.js';
 import type {
-  Fence,
+  WriteOptions,
   ListOptions,
   ListPage,
   NewEvent,
@@ -20,7 +20,7 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { refuseFence, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, WriteGate } from './common.js';
+import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, storageError } from './group-commit.js';
 import type { BatchPut, BatchWriter, CommitEntry, CommitStats } from './group-commit.js';
 import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
@@ -84,12 +84,12 @@ export class LevelSessionLog implements SessionLog {
     return this.gate.admit(() => this.createNow(meta, events));
   }
 
-  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]> {
-    return this.gate.admit(async () => (refuseFence(fence), this.appendNow(sessionId, events, metaPatch)));
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
+    return this.gate.admit(async () => (checkWriteOptions(options, false), this.appendNow(sessionId, events, metaPatch, options)));
   }
 
-  patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta> {
-    return this.gate.admit(async () => (refuseFence(fence), this.patchMetaNow(sessionId, patch)));
+  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
+    return this.gate.admit(async () => (checkWriteOptions(options, false), this.patchMetaNow(sessionId, patch, options)));
   }
 
   private async createNow(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
@@ -111,7 +111,7 @@ export class LevelSessionLog implements SessionLog {
     return this.commit(id, state, 0, ops, jsons, stored);
   }
 
-  private async appendNow(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<number[]> {
+  private async appendNow(sessionId: string, events: NewEvent[], metaPatch: Record<string, unknown> | undefined, options: WriteOptions | undefined): Promise<number[]> {
     checkSessionId(sessionId);
     checkEvents(events);
     if (metaPatch !== undefined) checkPatch(metaPatch);
@@ -119,6 +119,7 @@ export class LevelSessionLog implements SessionLog {
     // Re-checked after the last await, in the tick of the enqueue: a batch failure landing
     // in between leaves the cached head stale.
     while (!state.valid) state = await this.existing(sessionId, true);
+    checkIfHead(sessionId, options, state.head);
     if (events.length === 0 && metaPatch === undefined) return [];
     const first = state.head;
     // Everything that can throw runs before the state moves, so a bad call changes nothing.
@@ -169,11 +170,12 @@ export class LevelSessionLog implements SessionLog {
     return state?.durableMeta === undefined ? undefined : structuredClone(state.durableMeta);
   }
 
-  private async patchMetaNow(sessionId: string, patch: Record<string, unknown>): Promise<SessionMeta> {
+  private async patchMetaNow(sessionId: string, patch: Record<string, unknown>, options: WriteOptions | undefined): Promise<SessionMeta> {
     checkSessionId(sessionId);
     checkPatch(patch);
     let state = await this.existing(sessionId, true);
     while (!state.valid) state = await this.existing(sessionId, true);
+    checkIfHead(sessionId, options, state.head);
     const meta = mergeMeta(state.meta, patch, Date.now());
     state.meta = meta;
     await this.commit(sessionId, state, state.head, [{ type: 'put', key: metaKey(sessionId), value: JSON.stringify(meta) }], [], meta);

@@ -5,7 +5,7 @@
  */
 import { LogError } from './session-log.js';
 import type {
-  Fence,
+  WriteOptions,
   ListOptions,
   ListPage,
   NewEvent,
@@ -19,7 +19,7 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { refuseFence, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
+import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
 import { SubscriptionHub } from './subscriptions.js';
 
 interface MemorySession {
@@ -44,12 +44,13 @@ export class MemorySessionLog implements SessionLog {
     return this.commit(meta.sessionId, session, stored);
   }
 
-  async append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]> {
+  async append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
     this.checkOpen();
-    refuseFence(fence);
+    checkWriteOptions(options, false);
     checkEvents(events);
     if (metaPatch !== undefined) checkPatch(metaPatch);
     const session = this.session(sessionId);
+    checkIfHead(sessionId, options, session.events.length);
     const stored = this.stamp(session.events.length, events);
     // Both are computed before anything changes, so a bad patch leaves the session as it was.
     const meta = metaPatch === undefined ? session.meta : mergeMeta(session.meta, metaPatch, Date.now());
@@ -90,11 +91,12 @@ export class MemorySessionLog implements SessionLog {
     return session ? copy(session.meta) : undefined;
   }
 
-  async patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta> {
+  async patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
     this.checkOpen();
-    refuseFence(fence);
+    checkWriteOptions(options, false);
     checkPatch(patch);
     const session = this.session(sessionId);
+    checkIfHead(sessionId, options, session.events.length);
     session.meta = mergeMeta(session.meta, patch, Date.now());
     return copy(session.meta);
   }

@@ -11,6 +11,7 @@ import pg from 'pg';
 import { LogError } from './session-log.js';
 import type {
   Fence,
+  WriteOptions,
   ListOptions,
   ListPage,
   NewEvent,
@@ -24,7 +25,7 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, readRange, subscribeLimits, WriteGate } from './common.js';
+import { checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, type CommitEntry, type CommitStats } from './group-commit.js';
 import { channelOf, checkSchemaName, schemaSql } from './pg-schema.js';
 import { PgListener, type AppendNotice } from './pg-notify.js';
@@ -54,6 +55,7 @@ interface PgEntry extends CommitEntry {
   /** The keys a patch deletes (JSON array text). */
   deletes: string | null;
   fence: Fence | undefined;
+  ifHead: number | undefined;
   /** Filled in by the batch: the first seq, and for patches the merged meta. */
   first?: number;
   merged?: SessionMeta;
@@ -62,7 +64,7 @@ interface PgEntry extends CommitEntry {
 
 interface BatchRow {
   o_ord: number;
-  o_status: 'ok' | 'fenced' | 'exists' | 'not_found';
+  o_status: 'ok' | 'fenced' | 'exists' | 'not_found' | 'conflict';
   o_first: number | null;
   o_meta: SessionMeta | null;
 }
@@ -201,26 +203,28 @@ export class PgSessionLog implements SessionLog {
     return this.gate.admit(() => {
       checkMeta(meta);
       checkEvents(events);
-      return this.enqueue({ kind: 'create', sessionId: meta.sessionId, meta: jsonbText(meta, 'meta'), deletes: null, fence: undefined, ...this.encodeEvents(events) });
+      return this.enqueue({ kind: 'create', sessionId: meta.sessionId, meta: jsonbText(meta, 'meta'), deletes: null, fence: undefined, ifHead: undefined, ...this.encodeEvents(events) });
     }).then((entry) => events.map((_, i) => entry.first! + i));
   }
 
-  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]> {
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
     return this.gate.admit(() => {
       checkSessionId(sessionId);
+      checkWriteOptions(options, true);
       checkEvents(events);
       if (metaPatch !== undefined) checkPatch(metaPatch);
       const patch = metaPatch === undefined ? undefined : splitPatch(metaPatch);
-      return this.enqueue({ kind: 'append', sessionId, meta: patch?.set ?? null, deletes: patch?.deletes ?? null, fence, ...this.encodeEvents(events) });
+      return this.enqueue({ kind: 'append', sessionId, meta: patch?.set ?? null, deletes: patch?.deletes ?? null, fence: options?.fence, ifHead: options?.ifHead, ...this.encodeEvents(events) });
     }).then((entry) => events.map((_, i) => entry.first! + i));
   }
 
-  patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta> {
+  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
     return this.gate.admit(() => {
       checkSessionId(sessionId);
+      checkWriteOptions(options, true);
       checkPatch(patch);
       const { set, deletes } = splitPatch(patch);
-      return this.enqueue({ kind: 'patch', sessionId, meta: set, deletes, fence, types: [], datas: [] });
+      return this.enqueue({ kind: 'patch', sessionId, meta: set, deletes, fence: options?.fence, ifHead: options?.ifHead, types: [], datas: [] });
     }).then((entry) => entry.merged!);
   }
 
@@ -345,7 +349,7 @@ export class PgSessionLog implements SessionLog {
     let rows: BatchRow[];
     try {
       rows = (
-        await this.pool.query<BatchRow>(`SELECT o_ord, o_status, o_first, o_meta FROM "${this.schema}".apply_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
+        await this.pool.query<BatchRow>(`SELECT o_ord, o_status, o_first, o_meta FROM "${this.schema}".apply_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, [
           column((e) => e.kind),
           column((e) => e.sessionId),
           column((e) => e.types.length),
@@ -353,6 +357,7 @@ export class PgSessionLog implements SessionLog {
           column((e) => e.deletes),
           column((e) => e.fence?.holder ?? null),
           column((e) => e.fence?.epoch ?? null),
+          column((e) => e.ifHead ?? null),
           batch.flatMap((e) => e.types),
           batch.flatMap((e) => e.datas),
           ts,
@@ -378,6 +383,8 @@ export class PgSessionLog implements SessionLog {
           return new LogError('exists', `session ${entry.sessionId} already exists`);
         case 'not_found':
           return new LogError('not_found', `session ${entry.sessionId} not found`);
+        case 'conflict':
+          return new LogError('conflict', `session ${entry.sessionId} moved on (expected head ${entry.ifHead}); nothing was written`);
         default:
           return new LogError('storage', `session log write failed (PostgreSQL): no result for write ${i}`);
       }

@@ -6,7 +6,7 @@
  * Every write goes through apply_batch, one call per group commit: it locks the sessions it
  * touches in id order (so concurrent writers never deadlock), takes each head under that
  * lock (so seqs stay dense and unique whoever writes), checks the writer's lease where one
- * is given (fencing), and notifies listeners, all in one transaction: one fsync per batch.
+ * is given (fencing), checks the head a conditional write expects, and notifies listeners, all in one transaction: one fsync per batch.
  */
 
 /** A schema name we can put in SQL unquoted-safe (we quote it anyway). */
@@ -65,7 +65,7 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.apply_batch(
   p_kind text[], p_session text[], p_count int[], p_meta text[], p_delete text[],
-  p_holder text[], p_epoch bigint[], p_types text[], p_datas text[],
+  p_holder text[], p_epoch bigint[], p_if_head bigint[], p_types text[], p_datas text[],
   p_ts bigint, p_now bigint, p_writer text, p_channel text)
 RETURNS TABLE (o_ord int, o_status text, o_first bigint, o_meta jsonb)
 LANGUAGE plpgsql AS $fn$
@@ -103,6 +103,9 @@ BEGIN
       SELECT t.meta, t.head INTO cur, h FROM ${s}.sessions t WHERE t.session_id = sid;
       IF NOT FOUND THEN
         o_status := 'not_found'; off := off + n; RETURN NEXT; CONTINUE;
+      END IF;
+      IF p_if_head[i] IS NOT NULL AND h <> p_if_head[i] THEN
+        o_status := 'conflict'; off := off + n; RETURN NEXT; CONTINUE;
       END IF;
       merged := cur;
       IF p_meta[i] IS NOT NULL THEN

@@ -96,6 +96,14 @@ export interface Fence {
   epoch: number;
 }
 
+/** Conditions on a write; a write whose condition fails writes nothing. */
+export interface WriteOptions {
+  /** Commit only while this lease is current, else LogError('fenced'). */
+  fence?: Fence;
+  /** Commit only if the session's head is still this (nothing appended since the caller looked), else LogError('conflict'). */
+  ifHead?: number;
+}
+
 export interface SessionLogSupports {
   /** Acknowledged appends survive a crash of the process (and of the machine, where the disk honours fsync). */
   durable: boolean;
@@ -118,7 +126,7 @@ export interface SessionLog {
    * Appends events to a session, atomically with an optional metadata patch.
    * Resolves with their seqs only once they are durable; a rejected append wrote nothing.
    */
-  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, fence?: Fence): Promise<number[]>;
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]>;
 
   /** A range read by position: cost depends on the page, not on the session's size. */
   read(sessionId: string, options?: ReadOptions): Promise<ReadPage>;
@@ -131,7 +139,7 @@ export interface SessionLog {
 
   getMeta(sessionId: string): Promise<SessionMeta | undefined>;
   /** Updates metadata without an event (a merge; `undefined` values delete keys). */
-  patchMeta(sessionId: string, patch: Record<string, unknown>, fence?: Fence): Promise<SessionMeta>;
+  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta>;
   /** Sessions newest first. */
   list(options?: ListOptions): Promise<ListPage>;
 
@@ -141,7 +149,7 @@ export interface SessionLog {
 
 export const READ_LIMIT_MAX = 10000;
 
-export type LogErrorKind = 'not_found' | 'exists' | 'closed' | 'storage' | 'invalid' | 'fenced';
+export type LogErrorKind = 'not_found' | 'exists' | 'closed' | 'storage' | 'invalid' | 'fenced' | 'conflict';
 
 /** Errors of the log; the daemon maps `kind` to a protocol error code. */
 export class LogError extends Error {
