@@ -14,7 +14,7 @@ import { reply } from './support/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 
-const LEASE_MS = 1500;
+const LEASE_MS = 2500;
 
 async function daemonId(client: AgentdClient): Promise<string> {
   return (await client.request(DaemonStatus, {})).daemonId;
