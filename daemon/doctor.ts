@@ -28,6 +28,31 @@ async function levelDb(): Promise<Finding> {
   }
 }
 
+/** With AGENTD_LOG set: can the shared log be reached, and who runs what on it. */
+async function sharedLog(): Promise<Finding[]> {
+  const url = process.env.AGENTD_LOG;
+  if (!url) return [];
+  const { PgSessionLog, redactPgUrl } = await import('./log/index.js');
+  const where = /^postgres(ql)?:\/\//.test(url) ? redactPgUrl(url) : '(not a postgres:// URL)';
+  try {
+    const log = await PgSessionLog.open(url);
+    try {
+      const [row] = await log.query<{ sessions: number; running: number; daemons: number }>(
+        `SELECT (SELECT count(*) FROM ${log.table('sessions')})::int AS sessions,
+                count(*)::int AS running, count(DISTINCT holder)::int AS daemons
+         FROM ${log.table('leases')} WHERE expires_at > clock_timestamp()`,
+        [],
+      );
+      const detail = `${where}, schema ${log.schema}: ${row?.sessions ?? 0} sessions, ${row?.running ?? 0} held by ${row?.daemons ?? 0} daemon(s) now`;
+      return [{ name: 'shared log', ok: true, required: true, detail }];
+    } finally {
+      await log.close();
+    }
+  } catch (error) {
+    return [{ name: 'shared log', ok: false, required: true, detail: `${where}: ${(error as Error).message}` }];
+  }
+}
+
 function dataDir(home: string): Finding {
   if (!existsSync(home)) return { name: 'data dir', ok: true, required: true, detail: `${home} does not exist yet; the daemon creates it (mode 0700)` };
   try {
@@ -68,6 +93,7 @@ export async function run(argv: string[]): Promise<number> {
     { name: 'node-pty', ok: isolation.nodePty.ok, required: true, detail: isolation.nodePty.detail },
     { name: 'ripgrep', ok: isolation.ripgrep.ok, required: false, detail: isolation.ripgrep.detail },
     await levelDb(),
+    ...(await sharedLog()),
     dataDir(paths.home),
     socket(paths.socket),
   ];

@@ -1,5 +1,6 @@
 /** The agentd command as a user runs it: human output, --json, exit codes, messages that say what to do. */
 import assert from 'node:assert/strict';
+import { freshDatabase } from './support/postgres.js';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { mkdtempSync } from 'node:fs';
@@ -137,6 +138,17 @@ describe('agentd doctor', () => {
     assert.equal(result.code, report.ok ? 0 : 1);
     const human = await runAgentd(layout, ['doctor']);
     assert.match(human.stdout, /sandboxes will use bwrap isolation/);
+  });
+
+  it('checks the shared log named by AGENTD_LOG, and fails without saying its password', async () => {
+    const layout = tempHome();
+    const url = await freshDatabase();
+    const good = await runAgentd(layout, ['doctor'], { env: { AGENTD_LOG: url } });
+    assert.match(good.stdout, /ok\s+shared log\s+postgres:\/\/.* schema agentd: 0 sessions, 0 held by 0 daemon\(s\) now/);
+    const bad = await runAgentd(layout, ['doctor'], { env: { AGENTD_LOG: 'postgres://agentd:hunter2@127.0.0.1:1/x' } });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /FAIL\s+shared log\s+postgres:\/\/agentd:\*\*\*@127\.0\.0\.1:1\/x: .*ECONNREFUSED/);
+    assert.ok(!bad.stdout.includes('hunter2'));
   });
 
   it('fails with exit 1 when the data dir is open to other users', async () => {

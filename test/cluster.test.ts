@@ -190,6 +190,29 @@ describe('hand-over when the lease holder fails', () => {
     }
   });
 
+  it('hands its sessions over at once when stopped gracefully mid-turn', async () => {
+    // A lease far longer than the wait below: only the release on stop explains a take-over.
+    const cluster = await startCluster(2, { leaseMs: 120_000 });
+    try {
+      const [a, b] = cluster.daemons as [TestDaemon, TestDaemon];
+      const ca = await a.client();
+      const cb = await b.client();
+      const idB = await daemonId(cb);
+      const sessionId = await createSession(ca);
+      cluster.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'sleep 30; echo never' } }), reply.text('finished on B')]);
+      await ca.request(SessionPrompt, { sessionId, content: 'start, then be stopped' });
+      await waitForEvent(ca, sessionId, (e) => e.type === 'tool.started');
+      assert.deepEqual(await a.kill('SIGTERM'), { code: 0, signal: null });
+      await waitForEvent(cb, sessionId, (e) => e.type === 'turn.completed', 30_000);
+      const events = await settle(cb, sessionId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.equal(ofType(events, 'harness.woke')[0]?.data.daemon, idB);
+      assert.equal(ofType(events, 'tool.result')[0]?.data.errorKind, 'interrupted');
+    } finally {
+      await cluster.dispose();
+    }
+  });
+
   it('fences a holder that was paused past its lease: after SIGCONT it cannot append to the session', async (t) => {
     const cluster = await startCluster(2, { leaseMs: LEASE_MS });
     try {
