@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DaemonStatus, ErrorCode, SessionGet, SessionPrompt, type Event } from '../protocol/index.js';
-import { runAgentd, tempHome, type TestDaemon } from './support/daemon.js';
+import { readLog, runAgentd, tempHome, type TestDaemon } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle } from './support/agent.js';
 import { startCluster } from './support/cluster.js';
@@ -35,6 +35,39 @@ describe('shared log failures', () => {
       assert.match(result.stderr, says);
       assert.equal(result.stdout, '');
       assert.ok(!result.stderr.includes('hunter2'), `the password leaked: ${result.stderr}`);
+    }
+  });
+
+  it('never shows the database password: not in status, the log, daemon.log, or anything in the sandbox', async () => {
+    const marker = `pw-${Math.random().toString(36).slice(2)}-secret`;
+    const cluster = await startCluster(0);
+    try {
+      // The test server trusts loopback, so the password is carried along and never checked.
+      const withPassword = new URL(cluster.url);
+      withPassword.password = marker;
+      const daemon = await cluster.add({ AGENTD_LOG: withPassword.toString() });
+      const client = await daemon.client();
+      const sessionId = await createSession(client);
+      cluster.emulator.script([
+        reply.toolUse({ name: 'bash', input: { command: 'env; cat /proc/*/environ /proc/*/cmdline 2>/dev/null | tr "\\0" "\\n"' } }),
+        reply.text('looked around'),
+      ]);
+      await client.request(SessionPrompt, { sessionId, content: 'look for secrets' });
+      const events = await settle(client, sessionId);
+      assert.match(JSON.stringify(ofType(events, 'tool.result')), /PATH=/, 'the sandbox did list its environment');
+      const status = await client.request(DaemonStatus, {});
+      assert.match(status.log.location, /\*\*\*/);
+      for (const [where, text] of [
+        ['session log', JSON.stringify(events)],
+        ['daemon/status', JSON.stringify(status)],
+        ['daemon.log', readLog(daemon.layout)],
+        ['daemon stdout/stderr', daemon.stdout() + daemon.stderr()],
+        ['the model requests', JSON.stringify(cluster.emulator.requests.map((r) => r.body))],
+      ] as const) {
+        assert.ok(!text.includes(marker), `the database password showed up in ${where}`);
+      }
+    } finally {
+      await cluster.dispose();
     }
   });
 
