@@ -115,7 +115,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     requestStop: (reason) => stopRequested(reason),
     ...(bus ? { cluster: bus } : {}),
   };
-  if (bus) wireCluster(bus, { log: timedLog, harness, hub, permissions });
+  const unwireCluster = bus ? wireCluster(bus, { log: timedLog, harness, hub, permissions }) : () => undefined;
   const state: ServeState = { daemon, peers, queue, inFlight: new Set(), stopping: false };
   const sockets = new Set<Socket>();
   let server: Server;
@@ -146,6 +146,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       await Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]);
       // Runners stop without recording an end, as in a crash: the next daemon wakes them.
       await harness.stop();
+      unwireCluster();
       await log.close();
       for (const peer of peers) daemon.hub.closeAll(peer);
       await delay(20); // let the last replies reach the sockets

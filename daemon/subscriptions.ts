@@ -29,6 +29,8 @@ interface Active {
  */
 export class SubscriptionHub {
   private readonly active = new Map<string, Active>();
+  /** Told when a session gets its first subscriber here; awaited before the subscription answers. */
+  onFirstSubscriber: ((sessionId: string) => Promise<void>) | undefined;
 
   constructor(
     private readonly log: SessionLog,
@@ -42,6 +44,7 @@ export class SubscriptionHub {
 
   async open(peer: Peer, sessionId: string, from: number | undefined): Promise<{ subscriptionId: string; headSeq: number }> {
     const headSeq = await this.log.head(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+    if (this.onFirstSubscriber && !this.followed().includes(sessionId)) await this.onFirstSubscriber(sessionId);
     const subscriptionId = newSubscriptionId();
     // The first batch must not overtake the response that names the subscription: the
     // reply is queued on the connection's writer within the microtasks that follow the
@@ -72,6 +75,11 @@ export class SubscriptionHub {
     });
     setImmediate(release);
     return { subscriptionId, headSeq };
+  }
+
+  /** Sessions with a subscriber here now. */
+  followed(): string[] {
+    return [...new Set([...this.active.values()].map((entry) => entry.sessionId))];
   }
 
   /** Ends one subscription of this peer; false if it has none by that id. */

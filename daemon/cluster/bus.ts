@@ -10,6 +10,10 @@ import { PermissionDecision } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 
 const Id = z.string().min(1).max(200);
+/** Session ids per follow message: well inside NOTIFY's 8000 bytes. */
+const FOLLOW_CHUNK = 100;
+/** A follow holds this long; followers repeat theirs more often than that (see wire.ts). */
+export const FOLLOW_TTL_MS = 30_000;
 const Base = { sessionId: Id, from: Id };
 
 export const BusMessage = z.discriminatedUnion('kind', [
@@ -28,6 +32,8 @@ export const BusMessage = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('permission.answer'), ...Base, toolUseId: Id, decision: PermissionDecision, by: z.string().max(400) }),
   /** Answered or withdrawn: stop asking. */
   z.object({ kind: z.literal('permission.closed'), ...Base, toolUseId: Id }),
+  /** The sender has subscribers of these sessions: send it their deltas for a while. */
+  z.object({ kind: z.literal('follow'), from: Id, sessionIds: z.array(Id).max(FOLLOW_CHUNK) }),
 ]);
 export type BusMessage = z.infer<typeof BusMessage>;
 type Outgoing = BusMessage extends infer M ? (M extends BusMessage ? Omit<M, 'from'> : never) : never;
@@ -45,6 +51,8 @@ export class ClusterBus {
   /** One send in flight at a time: deltas of a block arrive in order. */
   private sending: Promise<void> = Promise.resolve();
   private pendingDelta: Extract<Outgoing, { kind: 'delta' }> | undefined;
+  /** Sessions that subscribers on other daemons follow, until when. */
+  private readonly followedUntil = new Map<string, number>();
   private deltaTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -68,6 +76,11 @@ export class ClusterBus {
       return;
     }
     if (message.from === this.id) return;
+    if (message.kind === 'follow') {
+      const until = Date.now() + FOLLOW_TTL_MS;
+      for (const sessionId of message.sessionIds) this.followedUntil.set(sessionId, until);
+      return;
+    }
     this.handlers.get(message.kind)?.(message);
   }
 
@@ -76,8 +89,26 @@ export class ClusterBus {
     this.enqueue(message);
   }
 
-  /** Coalesces consecutive deltas of one block, so a fast stream is not a query per token. */
+  /** Tells the other daemons that we have subscribers of these sessions; resolves once sent. */
+  async follow(sessionIds: readonly string[]): Promise<void> {
+    for (let at = 0; at < sessionIds.length; at += FOLLOW_CHUNK) this.send({ kind: 'follow', sessionIds: sessionIds.slice(at, at + FOLLOW_CHUNK) });
+    await this.sending;
+  }
+
+  private followedElsewhere(sessionId: string): boolean {
+    const until = this.followedUntil.get(sessionId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.followedUntil.delete(sessionId);
+    return false;
+  }
+
+  /**
+   * Coalesces consecutive deltas of one block, so a fast stream is not a query per token;
+   * sends nothing for a session nobody on another daemon follows.
+   */
   sendDelta(sessionId: string, turnId: string, delta: 'text' | 'tool_input', index: number, text: string): void {
+    if (!this.followedElsewhere(sessionId)) return;
     const pending = this.pendingDelta;
     if (pending && pending.sessionId === sessionId && pending.turnId === turnId && pending.delta === delta && pending.index === index && pending.text.length + text.length <= DELTA_TEXT_MAX) {
       pending.text += text;

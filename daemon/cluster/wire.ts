@@ -7,7 +7,7 @@ import type { Harness, PermissionQuestion } from '../harness/index.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { PermissionBroker } from '../permissions.js';
 import type { SubscriptionHub } from '../subscriptions.js';
-import type { ClusterBus } from './bus.js';
+import { FOLLOW_TTL_MS, type ClusterBus } from './bus.js';
 
 /** How far back a question is looked for: a waiting session's question is near its head. */
 const QUESTION_SCAN = 10_000;
@@ -19,8 +19,19 @@ export interface ClusterParts {
   permissions: PermissionBroker;
 }
 
-export function wireCluster(bus: ClusterBus, parts: ClusterParts): void {
+/** How often a daemon repeats which sessions it has subscribers of (well inside FOLLOW_TTL_MS). */
+const FOLLOW_REPEAT_MS = FOLLOW_TTL_MS / 3;
+
+/** Returns a stop function (for the daemon's shutdown). */
+export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
   const { log, harness, hub, permissions } = parts;
+  // Deltas cross to another daemon only while someone there follows the session.
+  hub.onFirstSubscriber = (sessionId) => bus.follow([sessionId]);
+  const repeat = setInterval(() => {
+    const followed = hub.followed();
+    if (followed.length > 0) void bus.follow(followed);
+  }, FOLLOW_REPEAT_MS);
+  repeat.unref();
   bus.on('interrupt', (m) => void harness.interrupt(m.sessionId));
   bus.on('delta', (m) => hub.broadcastDelta(m.sessionId, m.turnId, m.delta, m.index, m.text));
   bus.on('permission.ask', (m) => {
@@ -36,6 +47,7 @@ export function wireCluster(bus: ClusterBus, parts: ClusterParts): void {
     closed: (q) => bus.send({ kind: 'permission.closed', sessionId: q.sessionId, toolUseId: q.toolUseId }),
     answered: (q, decision, by) => bus.send({ kind: 'permission.answer', sessionId: q.sessionId, toolUseId: q.toolUseId, decision, by }),
   };
+  return () => clearInterval(repeat);
 }
 
 /** Questions of a session still waiting for an answer, as its log records them. */

@@ -236,13 +236,17 @@ export class Harness {
   private async start(sessionId: string, woke: boolean): Promise<void> {
     if (this.stopping) return;
     clearTimeout(this.idleTimers.get(sessionId));
-    // Held by another daemon: it runs the session, and sees in the log what was appended.
-    if (this.deps.leases && !(await this.hold(sessionId))) return;
-    const runner = await this.runner(sessionId);
     if (this.deps.leases) {
-      const record = (await this.deps.log.getMeta(sessionId)) as SessionRecord | undefined;
+      // Lease and usage in parallel: one round trip less before the first token.
+      const [held, record] = await Promise.all([this.hold(sessionId), this.deps.log.getMeta(sessionId) as Promise<SessionRecord | undefined>]);
+      // Held by another daemon: it runs the session, and sees in the log what was appended.
+      if (!held) return;
+      const runner = await this.runner(sessionId);
       if (record?.usage) runner.setUsage(record.usage);
+      void runner.kick(woke).then(() => this.ran(sessionId, runner));
+      return;
     }
+    const runner = await this.runner(sessionId);
     void runner.kick(woke).then(() => this.ran(sessionId, runner));
   }
 
