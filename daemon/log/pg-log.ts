@@ -34,6 +34,8 @@ import { SubscriptionHub } from './subscriptions.js';
 const TYPE_SCAN_MAX = 100_000;
 const LIST_CHUNK = 1024;
 const INT8_OID = 20;
+const CONNECT_TIMEOUT_MS = 10_000;
+const QUERY_TIMEOUT_MS = 60_000;
 
 export interface PgLogOptions {
   /** Schema holding the tables (default: the URL's `schema` parameter, else `agentd`). */
@@ -150,7 +152,8 @@ export class PgSessionLog implements SessionLog {
     const { connectionString, schema: fromUrl } = parsePgUrl(url);
     const schema = checkSchemaName(options.schema ?? fromUrl ?? 'agentd');
     const types = { getTypeParser: ((oid: number, format?: string) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format as 'text'))) as never };
-    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 8, types });
+    // A database that stops answering (not one that refuses) must fail writes, not hang them.
+    const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 8, types, keepAlive: true, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: QUERY_TIMEOUT_MS });
     // An idle connection that dies is the pool's problem, not a crash of the daemon.
     pool.on('error', (error) => options.onWarning?.('idle PostgreSQL connection failed', error));
     const log = new PgSessionLog(pool, schema, options);
@@ -367,6 +370,9 @@ export class PgSessionLog implements SessionLog {
         ])
       ).rows;
     } catch (cause) {
+      // The batch may have committed all the same (the connection died after COMMIT):
+      // make sure local followers do not wait for events only we would have published.
+      for (const sessionId of new Set(batch.map((e) => e.sessionId))) this.resyncSession(sessionId);
       throw storage(cause, 'write');
     }
     return batch.map((entry, i) => {
@@ -416,12 +422,15 @@ export class PgSessionLog implements SessionLog {
 
   /** After the notification connection came back: catch every followed session up to its head. */
   private resync(): void {
-    for (const sessionId of this.hub.sessionIds()) {
-      this.head(sessionId).then(
-        (head) => this.pump(sessionId, head),
-        () => undefined,
-      );
-    }
+    for (const sessionId of this.hub.sessionIds()) this.resyncSession(sessionId);
+  }
+
+  private resyncSession(sessionId: string): void {
+    if (!this.hub.has(sessionId)) return;
+    this.head(sessionId).then(
+      (head) => this.pump(sessionId, head),
+      () => undefined,
+    );
   }
 
   /** Publishes [published, upTo) of a session; one reader per session at a time keeps order. */
