@@ -27,7 +27,7 @@ import { assertLogInvariants, createSession, ofType, waitForEvent } from '../tes
 import { startCluster, type Cluster } from '../test/support/cluster.js';
 import { readLog, type TestDaemon } from '../test/support/daemon.js';
 import { reply } from '../test/support/model-emulator.js';
-import { pgServer } from '../test/support/postgres.js';
+import { dropDatabase, pgServer } from '../test/support/postgres.js';
 import { printFigure } from './log.js';
 
 const POLL_MS = 10;
@@ -290,16 +290,6 @@ export async function benchHandover(options: HandoverOptions = {}): Promise<void
   });
 }
 
-/** The cluster's database, when it lives on a server we keep (AGENTD_TEST_PG); a private server goes at exit anyway. */
-async function dropDatabase(url: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: (await pgServer()).url });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS "${new URL(url).pathname.slice(1)}" WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
-}
 
 function parseArgs(argv: readonly string[]): HandoverOptions {
   const options: HandoverOptions = {};

@@ -14,11 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ClassicLevel } from 'classic-level';
-import pg from 'pg';
 import { LevelSessionLog, PgSessionLog } from '../daemon/log/index.js';
 import type { CommitStats, NewEvent, SessionLog, StoredEvent, Subscription } from '../daemon/log/index.js';
 import { eventKey, metaKey } from '../daemon/log/keys.js';
-import { freshDatabase, pgServer } from '../test/support/postgres.js';
+import { dropDatabase, freshDatabase } from '../test/support/postgres.js';
 
 export interface Figure {
   bench: string;
@@ -142,15 +141,6 @@ async function fillPg(log: PgSessionLog, fill: FillOptions): Promise<void> {
   await log.pool.query(`VACUUM ANALYZE ${log.table('events')}, ${log.table('sessions')}`);
 }
 
-async function dropDatabase(url: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: (await pgServer()).url });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS "${new URL(url).pathname.slice(1)}" WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
-}
 
 /** Durable appends, one event per append, each session awaiting its own. */
 export async function benchAppend(factory: LogFactory, options: AppendOptions): Promise<{ eventsPerSec: number; appendsPerBatch: number; batches: number }> {

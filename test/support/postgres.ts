@@ -155,6 +155,17 @@ export async function freshDatabase(prefix = 'agentd_t'): Promise<string> {
   return target.toString();
 }
 
+/** Drops a database made by freshDatabase (its connections too). */
+export async function dropDatabase(url: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: (await pgServer()).url });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${new URL(url).pathname.slice(1)}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const server = await startPgServer();
   process.stdout.write(`${server.url}\n`);
