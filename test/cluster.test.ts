@@ -183,8 +183,9 @@ describe('hand-over when the lease holder fails', () => {
       assert.equal(result.data.errorKind, 'interrupted', 'the tool that was running when the holder died gets one interrupted result');
       assert.deepEqual(ofType(events, 'assistant.message').map((e) => (e.data.content as Array<{ type: string; text?: string }>).at(-1)?.text ?? 'tool_use'), ['tool_use', 'carried on elsewhere']);
       assert.ok(completed.seq === events.at(-1)!.seq || events.at(-1)!.type !== 'assistant.message');
-      // Expiry is at most one lease after the kill; the rest is the scan and the turn itself.
-      assert.ok(handOverMs < LEASE_MS + 15_000, `hand-over took ${handOverMs} ms`);
+      // Expiry is at most one lease after the kill; the rest (the scan, the wake, the turn's
+      // last model call) must fit in the issue's "a few seconds".
+      assert.ok(handOverMs < LEASE_MS + 5_000, `hand-over took ${handOverMs} ms`);
     } finally {
       await cluster.dispose();
     }
