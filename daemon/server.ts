@@ -104,7 +104,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     startedAt: Date.now(),
     paths,
     log: timedLog,
-    sessions: new SessionService(timedLog, paths.workspaces),
+    sessions: new SessionService(timedLog, paths.workspaces, leases),
     hub,
     vault,
     harness,

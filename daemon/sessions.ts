@@ -12,6 +12,7 @@ import {
 import { fromLogError } from './errors.js';
 import { newSessionId, newTurnId } from './ids.js';
 import type { NewEvent, SessionLog, SessionMeta } from './log/session-log.js';
+import type { SessionLeases } from './log/leases.js';
 
 const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
@@ -36,6 +37,8 @@ export class SessionService {
   constructor(
     private readonly log: SessionLog,
     private readonly workspacesDir: string,
+    /** With a shared log: who runs which session now. */
+    private readonly leases?: SessionLeases,
   ) {}
 
   async create(params: SessionCreateParams): Promise<{ sessionId: string }> {
@@ -65,7 +68,12 @@ export class SessionService {
   }
 
   async info(sessionId: string): Promise<SessionInfo> {
-    return toInfo(await this.record(sessionId), await this.log.head(sessionId));
+    const [record, head, holders] = await Promise.all([this.record(sessionId), this.log.head(sessionId), this.holders([sessionId])]);
+    return toInfo(record, head, holders.get(sessionId));
+  }
+
+  private holders(sessionIds: string[]): Promise<Map<string, string>> {
+    return this.leases ? this.leases.holders(sessionIds).catch((e) => Promise.reject(fromLogError(e))) : Promise.resolve(new Map());
   }
 
   async list(options: {
@@ -81,8 +89,9 @@ export class SessionService {
       filter: (meta) =>
         (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace),
     });
+    const holders = await this.holders(page.sessions.map((meta) => meta.sessionId));
     const sessions = await Promise.all(
-      page.sessions.map(async (meta) => toInfo(meta as SessionRecord, await this.log.head(meta.sessionId))),
+      page.sessions.map(async (meta) => toInfo(meta as SessionRecord, await this.log.head(meta.sessionId), holders.get(meta.sessionId))),
     );
     return page.cursor !== undefined ? { sessions, cursor: page.cursor } : { sessions };
   }
@@ -162,7 +171,7 @@ async function requireDirectory(path: string): Promise<void> {
   }
 }
 
-function toInfo(record: SessionRecord, headSeq: number): SessionInfo {
+function toInfo(record: SessionRecord, headSeq: number, runningOn: string | undefined): SessionInfo {
   return {
     sessionId: record.sessionId,
     workspace: record.workspace,
@@ -174,5 +183,6 @@ function toInfo(record: SessionRecord, headSeq: number): SessionInfo {
     ...(record.title !== undefined ? { title: record.title } : {}),
     ...(record.model !== undefined ? { model: record.model } : {}),
     ...(record.forkedFrom !== undefined ? { forkedFrom: record.forkedFrom } : {}),
+    ...(runningOn !== undefined ? { runningOn } : {}),
   };
 }

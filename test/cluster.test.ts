@@ -169,11 +169,15 @@ describe('hand-over when the lease holder fails', () => {
       cluster.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'sleep 30; echo never' } }), reply.text('carried on elsewhere')]);
       await ca.request(SessionPrompt, { sessionId, content: 'start a long command' });
       await waitForEvent(ca, sessionId, (e) => e.type === 'tool.started');
+      assert.equal((await cb.request(SessionGet, { sessionId })).runningOn, idA, 'session/get on B says where the turn runs');
       await a.kill('SIGKILL');
       const killedAt = Date.now();
       const completed = await waitForEvent(cb, sessionId, (e) => e.type === 'turn.completed', LEASE_MS + 15_000);
       const handOverMs = Date.now() - killedAt;
       const events = await settle(cb, sessionId);
+      // Idle is written just before the lease is given up: look again for a moment.
+      for (let i = 0; i < 100 && (await cb.request(SessionGet, { sessionId })).runningOn !== undefined; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await cb.request(SessionGet, { sessionId })).runningOn, undefined, 'an idle session runs nowhere');
       assert.deepEqual(assertLogInvariants(events), []);
       assertDense(events);
       const woke = ofType(events, 'harness.woke');

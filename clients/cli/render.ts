@@ -45,7 +45,7 @@ export function renderSessions(sessions: SessionInfo[]): string {
   if (sessions.length === 0) return 'no sessions';
   const rows = sessions.map(
     (s) =>
-      `${s.sessionId}  ${s.status.padEnd(8)}  ${String(s.headSeq).padStart(6)} events  ${new Date(s.updatedAt).toISOString().slice(0, 19)}  ${s.title ?? ''}  ${s.workspace}`,
+      `${s.sessionId}  ${s.status.padEnd(8)}  ${String(s.headSeq).padStart(6)} events  ${new Date(s.updatedAt).toISOString().slice(0, 19)}  ${s.title ?? ''}  ${s.workspace}${s.runningOn ? `  (running on ${s.runningOn})` : ''}`,
   );
   return rows.join('\n');
 }

@@ -24,6 +24,8 @@ export interface SessionLeases {
   release(lease: Lease): Promise<void>;
   /** Marks a lease lost (a write carrying it was fenced); its `lost` signal aborts. */
   lose(lease: Lease, reason: string): void;
+  /** Who holds a live lease on each of these sessions (absent: nobody). */
+  holders(sessionIds: readonly string[]): Promise<Map<string, string>>;
   /** Sessions with a turn under way and no live lease: the work of a daemon that died. */
   orphans(limit: number): Promise<string[]>;
   /** Stops renewing; held leases are left to expire unless released first. */

@@ -73,6 +73,15 @@ export class PgLeases implements SessionLeases {
     this.onLost(lease, reason);
   }
 
+  async holders(sessionIds: readonly string[]): Promise<Map<string, string>> {
+    if (sessionIds.length === 0) return new Map();
+    const rows = await this.log.query<{ session_id: string; holder: string }>(
+      `SELECT session_id, holder FROM ${this.log.table('leases')} WHERE session_id = ANY($1) AND expires_at > clock_timestamp()`,
+      [sessionIds],
+    );
+    return new Map(rows.map((r) => [r.session_id, r.holder]));
+  }
+
   async orphans(limit: number): Promise<string[]> {
     const rows = await this.log.query<{ session_id: string }>(
       `SELECT s.session_id FROM ${this.log.table('sessions')} s LEFT JOIN ${this.log.table('leases')} l ON l.session_id = s.session_id

@@ -66,6 +66,8 @@ export const SessionInfo = z.object({
   updatedAt: z.number(),
   usage: Usage,
   forkedFrom: z.object({ sessionId: SessionId, at: z.number().int() }).optional(),
+  /** With a shared log: the daemon (its daemonId) whose harness holds the session now. */
+  runningOn: z.string().optional(),
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 
