@@ -66,7 +66,11 @@ export class LevelSessionLog implements SessionLog {
   ) {
     const synced: BatchWriter = (ops) => this.writeSynced(ops);
     const write = options.wrapWrite ? options.wrapWrite(synced) : synced;
-    this.commits = new GroupCommit<LevelEntry>((batch) => write(batch.flatMap((entry) => entry.ops)), (ids) => this.forget(ids));
+    this.commits = new GroupCommit<LevelEntry>((batch) => {
+      const ops: BatchPut[] = [];
+      for (const entry of batch) for (const op of entry.ops) ops.push(op);
+      return write(ops);
+    }, (ids) => this.forget(ids));
   }
 
   /** Opens (creating if missing) the log stored in directory `location`. */
@@ -85,11 +89,17 @@ export class LevelSessionLog implements SessionLog {
   }
 
   append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
-    return this.gate.admit(async () => (checkWriteOptions(options, false), this.appendNow(sessionId, events, metaPatch, options)));
+    return this.gate.admit(() => {
+      checkWriteOptions(options, false);
+      return this.appendNow(sessionId, events, metaPatch, options);
+    });
   }
 
   patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
-    return this.gate.admit(async () => (checkWriteOptions(options, false), this.patchMetaNow(sessionId, patch, options)));
+    return this.gate.admit(() => {
+      checkWriteOptions(options, false);
+      return this.patchMetaNow(sessionId, patch, options);
+    });
   }
 
   private async createNow(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
