@@ -10,7 +10,6 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { LogError } from './session-log.js';
 import type {
-  Fence,
   WriteOptions,
   ListOptions,
   ListPage,
@@ -25,9 +24,10 @@ import type {
   Subscription,
   SubscriptionListener,
 } from './session-log.js';
-import { checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, readRange, subscribeLimits, WriteGate } from './common.js';
-import { GroupCommit, type CommitEntry, type CommitStats } from './group-commit.js';
-import { channelOf, checkSchemaName, schemaSql } from './pg-schema.js';
+import { checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, readRange, subscribeLimits, WriteGate } from './common.js';
+import { GroupCommit, type CommitStats } from './group-commit.js';
+import { channelOf, checkSchemaName, parsePgUrl, schemaSql } from './pg-schema.js';
+import { applyBatch, encodeEvents, jsonbText, splitPatch, type PgEntry } from './pg-batch.js';
 import { PgListener, type AppendNotice } from './pg-notify.js';
 import { SubscriptionHub } from './subscriptions.js';
 
@@ -48,29 +48,6 @@ export interface PgLogOptions {
   onWarning?: (message: string, error: Error) => void;
 }
 
-interface PgEntry extends CommitEntry {
-  kind: 'create' | 'append' | 'patch';
-  types: string[];
-  datas: string[];
-  /** create: the whole meta; append/patch: the keys a patch sets (JSON text). */
-  meta: string | null;
-  /** The keys a patch deletes (JSON array text). */
-  deletes: string | null;
-  fence: Fence | undefined;
-  ifHead: number | undefined;
-  /** Filled in by the batch: the first seq, and for patches the merged meta. */
-  first?: number;
-  merged?: SessionMeta;
-  ts?: number;
-}
-
-interface BatchRow {
-  o_ord: number;
-  o_status: 'ok' | 'fenced' | 'exists' | 'not_found' | 'conflict';
-  o_first: number | null;
-  o_meta: SessionMeta | null;
-}
-
 interface EventRow {
   seq: number;
   ts: number;
@@ -78,49 +55,11 @@ interface EventRow {
   data: string;
 }
 
-/** jsonb refuses \u0000 and lone surrogates; JSON.stringify writes exactly those as escapes. */
-const JSONB_UNSAFE = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i;
-
-function jsonbText(value: unknown, what: string): string {
-  const json = encode(value, what);
-  if (JSONB_UNSAFE.test(json)) throw new LogError('invalid', `${what} holds \\u0000 or a lone surrogate, which PostgreSQL cannot store`);
-  return json;
-}
-
-function splitPatch(patch: Record<string, unknown>): { set: string; deletes: string } {
-  const set: Record<string, unknown> = {};
-  const deletes: string[] = [];
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === undefined) deletes.push(key);
-    else set[key] = value;
-  }
-  return { set: jsonbText(set, 'meta patch'), deletes: JSON.stringify(deletes) };
-}
-
 function toEvent(row: EventRow): StoredEvent {
   return { seq: row.seq, ts: row.ts, type: row.type, data: JSON.parse(row.data) as Record<string, unknown> };
 }
 
-/** The connection URL without our own `schema` parameter, and that schema. */
-export function parsePgUrl(url: string): { connectionString: string; schema: string | undefined } {
-  const parsed = new URL(url);
-  const schema = parsed.searchParams.get('schema') ?? undefined;
-  parsed.searchParams.delete('schema');
-  return { connectionString: parsed.toString(), schema };
-}
-
-/** The URL with any password replaced, for logs and messages. */
-export function redactPgUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'postgres://(unparseable URL)';
-  }
-}
-
-function storage(cause: unknown, action: 'read' | 'write'): LogError {
+export function storage(cause: unknown, action: 'read' | 'write'): LogError {
   if (cause instanceof LogError) return cause;
   const message = cause instanceof Error ? cause.message : String(cause);
   return new LogError('storage', `session log ${action} failed (PostgreSQL): ${message}`, { cause });
@@ -206,7 +145,7 @@ export class PgSessionLog implements SessionLog {
     return this.gate.admit(() => {
       checkMeta(meta);
       checkEvents(events);
-      return this.enqueue({ kind: 'create', sessionId: meta.sessionId, meta: jsonbText(meta, 'meta'), deletes: null, fence: undefined, ifHead: undefined, ...this.encodeEvents(events) });
+      return this.enqueue({ kind: 'create', sessionId: meta.sessionId, meta: jsonbText(meta, 'meta'), deletes: null, fence: undefined, ifHead: undefined, ...encodeEvents(events) });
     }).then((entry) => events.map((_, i) => entry.first! + i));
   }
 
@@ -217,7 +156,7 @@ export class PgSessionLog implements SessionLog {
       checkEvents(events);
       if (metaPatch !== undefined) checkPatch(metaPatch);
       const patch = metaPatch === undefined ? undefined : splitPatch(metaPatch);
-      return this.enqueue({ kind: 'append', sessionId, meta: patch?.set ?? null, deletes: patch?.deletes ?? null, fence: options?.fence, ifHead: options?.ifHead, ...this.encodeEvents(events) });
+      return this.enqueue({ kind: 'append', sessionId, meta: patch?.set ?? null, deletes: patch?.deletes ?? null, fence: options?.fence, ifHead: options?.ifHead, ...encodeEvents(events) });
     }).then((entry) => events.map((_, i) => entry.first! + i));
   }
 
@@ -327,10 +266,6 @@ export class PgSessionLog implements SessionLog {
     }
   }
 
-  private encodeEvents(events: NewEvent[]): { types: string[]; datas: string[] } {
-    return { types: events.map((e) => e.type), datas: events.map((e) => encode(e.data, `event ${e.type}`)) };
-  }
-
   private enqueue(fields: Omit<PgEntry, 'onDurable' | 'onFail'>): Promise<PgEntry> {
     return new Promise((resolve, reject) => {
       const entry: PgEntry = {
@@ -347,54 +282,14 @@ export class PgSessionLog implements SessionLog {
 
   /** One transaction for the whole batch; entries the database refused fail alone. */
   private async writeBatch(batch: PgEntry[]): Promise<Array<LogError | undefined>> {
-    const ts = Date.now();
-    const column = <T>(pick: (e: PgEntry) => T): T[] => batch.map(pick);
-    let rows: BatchRow[];
     try {
-      rows = (
-        await this.pool.query<BatchRow>(`SELECT o_ord, o_status, o_first, o_meta FROM "${this.schema}".apply_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, [
-          column((e) => e.kind),
-          column((e) => e.sessionId),
-          column((e) => e.types.length),
-          column((e) => e.meta),
-          column((e) => e.deletes),
-          column((e) => e.fence?.holder ?? null),
-          column((e) => e.fence?.epoch ?? null),
-          column((e) => e.ifHead ?? null),
-          batch.flatMap((e) => e.types),
-          batch.flatMap((e) => e.datas),
-          ts,
-          ts,
-          this.writerId,
-          channelOf(this.schema),
-        ])
-      ).rows;
+      return await applyBatch(this.pool, this.schema, this.writerId, batch);
     } catch (cause) {
       // The batch may have committed all the same (the connection died after COMMIT):
       // make sure local followers do not wait for events only we would have published.
       for (const sessionId of new Set(batch.map((e) => e.sessionId))) this.resyncSession(sessionId);
       throw storage(cause, 'write');
     }
-    return batch.map((entry, i) => {
-      const row = rows[i];
-      switch (row?.o_status) {
-        case 'ok':
-          entry.first = row.o_first!;
-          entry.ts = ts;
-          if (row.o_meta) entry.merged = row.o_meta;
-          return undefined;
-        case 'fenced':
-          return new LogError('fenced', `session ${entry.sessionId}: the lease this write carried is no longer held; nothing was written`);
-        case 'exists':
-          return new LogError('exists', `session ${entry.sessionId} already exists`);
-        case 'not_found':
-          return new LogError('not_found', `session ${entry.sessionId} not found`);
-        case 'conflict':
-          return new LogError('conflict', `session ${entry.sessionId} moved on (expected head ${entry.ifHead}); nothing was written`);
-        default:
-          return new LogError('storage', `session log write failed (PostgreSQL): no result for write ${i}`);
-      }
-    });
   }
 
   /** Our own committed events go straight to local subscribers, parsed only if someone listens. */

@@ -9,6 +9,25 @@
  * is given (fencing), checks the head a conditional write expects, and notifies listeners, all in one transaction: one fsync per batch.
  */
 
+/** The connection URL without our own `schema` parameter, and that schema. */
+export function parsePgUrl(url: string): { connectionString: string; schema: string | undefined } {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  parsed.searchParams.delete('schema');
+  return { connectionString: parsed.toString(), schema };
+}
+
+/** The URL with any password replaced, for logs and messages. */
+export function redactPgUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparseable URL)';
+  }
+}
+
 /** A schema name we can put in SQL unquoted-safe (we quote it anyway). */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
