@@ -172,4 +172,6 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const stop = () => void server.stop().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // The server's process is unref'd (see startPgServer): serve until a signal says stop.
+  setInterval(() => undefined, 1 << 30);
 }
