@@ -31,6 +31,16 @@ async function waitForDaemonLog(daemon: TestDaemon, test: RegExp, timeoutMs = 20
   }
 }
 
+/** A fresh cluster for one test, disposed whatever happens. */
+async function withCluster(size: number, leaseMs: number, body: (cluster: Cluster) => Promise<void>): Promise<void> {
+  const cluster = await startCluster(size, { leaseMs });
+  try {
+    await body(cluster);
+  } finally {
+    await cluster.dispose();
+  }
+}
+
 function assertDense(events: Event[]): void {
   assert.deepEqual(events.map((e) => e.seq), Array.from({ length: events.length }, (_, i) => i), 'seqs are dense from 0');
 }
@@ -158,8 +168,7 @@ describe('several daemons on one PostgreSQL log', () => {
 
 describe('hand-over when the lease holder fails', () => {
   it('completes the turn on another daemon after kill -9 of the holder mid-tool, without a duplicate or an orphan', async () => {
-    const cluster = await startCluster(3, { leaseMs: LEASE_MS });
-    try {
+    await withCluster(3, LEASE_MS, async (cluster) => {
       const [a, b, c] = cluster.daemons as [TestDaemon, TestDaemon, TestDaemon];
       const ca = await a.client();
       const cb = await b.client();
@@ -190,15 +199,12 @@ describe('hand-over when the lease holder fails', () => {
       // Expiry is at most one lease after the kill; the rest (the scan, the wake, the turn's
       // last model call) must fit in the issue's "a few seconds".
       assert.ok(handOverMs < LEASE_MS + 5_000, `hand-over took ${handOverMs} ms`);
-    } finally {
-      await cluster.dispose();
-    }
+    });
   });
 
   it('hands its sessions over at once when stopped gracefully mid-turn', async () => {
     // A lease far longer than the wait below: only the release on stop explains a take-over.
-    const cluster = await startCluster(2, { leaseMs: 120_000 });
-    try {
+    await withCluster(2, 120_000, async (cluster) => {
       const [a, b] = cluster.daemons as [TestDaemon, TestDaemon];
       const ca = await a.client();
       const cb = await b.client();
@@ -213,14 +219,11 @@ describe('hand-over when the lease holder fails', () => {
       assert.deepEqual(assertLogInvariants(events), []);
       assert.equal(ofType(events, 'harness.woke')[0]?.data.daemon, idB);
       assert.equal(ofType(events, 'tool.result')[0]?.data.errorKind, 'interrupted');
-    } finally {
-      await cluster.dispose();
-    }
+    });
   });
 
   it('fences a holder that was paused past its lease: after SIGCONT it cannot append to the session', async (t) => {
-    const cluster = await startCluster(2, { leaseMs: LEASE_MS });
-    try {
+    await withCluster(2, LEASE_MS, async (cluster) => {
       const [a, b] = cluster.daemons as [TestDaemon, TestDaemon];
       const ca = await a.client();
       const cb = await b.client();
@@ -252,8 +255,6 @@ describe('hand-over when the lease holder fails', () => {
       const after = await settle(ca, sessionId);
       assert.equal(ofType(after, 'turn.completed').length, 2);
       assert.deepEqual(assertLogInvariants(after), []);
-    } finally {
-      await cluster.dispose();
-    }
+    });
   });
 });
