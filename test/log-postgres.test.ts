@@ -121,6 +121,14 @@ describe('PgSessionLog shared by several writers', () => {
     }
   });
 
+  it('refuses a database whose layout is newer than it knows, and keeps its data', async () => {
+    const [a] = await pair();
+    await a.create({ sessionId: 's_kept', createdAt: 1, updatedAt: 1 }, [{ type: 'note', data: {} }]);
+    await a.query(`UPDATE ${a.table('settings')} SET value = '99' WHERE key = 'schema_version'`, []);
+    await assert.rejects(PgSessionLog.open(url, { schema: a.schema }), (e: unknown) => e instanceof LogError && e.kind === 'storage' && /layout version 99, newer than this agentd knows/.test(e.message));
+    assert.equal(await a.head('s_kept'), 1);
+  });
+
   it('lists unfinished sessions whose lease is free or expired as orphans', async () => {
     const [a] = await pair();
     const leases = new PgLeases(a, 60_000);

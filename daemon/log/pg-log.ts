@@ -26,7 +26,7 @@ import type {
 } from './session-log.js';
 import { checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, type CommitStats } from './group-commit.js';
-import { channelOf, checkSchemaName, parsePgUrl, schemaSql } from './pg-schema.js';
+import { channelOf, checkSchemaName, parsePgUrl, SCHEMA_VERSION, schemaSql } from './pg-schema.js';
 import { applyBatch, encodeEvents, jsonbText, splitPatch, type PgEntry } from './pg-batch.js';
 import { PgListener, type AppendNotice } from './pg-notify.js';
 import { SubscriptionHub } from './subscriptions.js';
@@ -63,6 +63,17 @@ export function storage(cause: unknown, action: 'read' | 'write'): LogError {
   if (cause instanceof LogError) return cause;
   const message = cause instanceof Error ? cause.message : String(cause);
   return new LogError('storage', `session log ${action} failed (PostgreSQL): ${message}`, { cause });
+}
+
+/** Refuses a layout newer than this code's; an older one would be migrated here. */
+async function checkSchemaVersion(client: pg.PoolClient, schema: string): Promise<void> {
+  const { rows } = await client.query<{ table: string | null }>('SELECT to_regclass($1)::text AS table', [`"${schema}".settings`]);
+  if (!rows[0]?.table) return; // a new database (or one from before versions were kept)
+  const found = await client.query<{ value: string }>(`SELECT value FROM "${schema}".settings WHERE key = 'schema_version'`);
+  const version = Number(found.rows[0]?.value ?? 0);
+  if (version > SCHEMA_VERSION) {
+    throw new LogError('storage', `the session log in schema ${schema} has layout version ${version}, newer than this agentd knows (${SCHEMA_VERSION}); upgrade agentd`);
+  }
 }
 
 export class PgSessionLog implements SessionLog {
@@ -102,7 +113,12 @@ export class PgSessionLog implements SessionLog {
         // Daemons starting together must not race each other's CREATE statements.
         await client.query('BEGIN');
         await client.query("SELECT pg_advisory_xact_lock(hashtext('agentd schema'))");
+        await checkSchemaVersion(client, schema);
         await client.query(schemaSql(schema));
+        await client.query(
+          `INSERT INTO "${schema}".settings (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+          [String(SCHEMA_VERSION)],
+        );
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -137,7 +153,7 @@ export class PgSessionLog implements SessionLog {
   }
 
   /** `"schema".table`, for queries. */
-  table(name: 'sessions' | 'events' | 'leases'): string {
+  table(name: 'sessions' | 'events' | 'leases' | 'settings'): string {
     return `"${this.schema}".${name}`;
   }
 

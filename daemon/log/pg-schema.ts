@@ -41,10 +41,21 @@ export function channelOf(schema: string): string {
   return `agentd_events_${schema}`;
 }
 
+/**
+ * The layout this code reads and writes. Stored in the schema's settings table: a daemon
+ * refuses a database whose layout is newer than it knows, and a newer daemon is where a
+ * migration from an older layout would go.
+ */
+export const SCHEMA_VERSION = 1;
+
 export function schemaSql(schema: string): string {
   const s = `"${checkSchemaName(schema)}"`;
   return `
 CREATE SCHEMA IF NOT EXISTS ${s};
+CREATE TABLE IF NOT EXISTS ${s}.settings (
+  key text PRIMARY KEY,
+  value text NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ${s}.sessions (
   session_id text PRIMARY KEY,
   head bigint NOT NULL,
