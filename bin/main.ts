@@ -13,6 +13,7 @@ interface Entry {
 const ENTRIES: Record<string, string> = {
   daemon: '../daemon/main.js',
   doctor: '../daemon/doctor.js',
+  migrate: '../daemon/migrate.js',
   mcp: '../clients/mcp/main.js',
   acp: '../clients/acp/main.js',
 };

@@ -5,6 +5,7 @@ import { LatencyWindow } from './latency.js';
 import type { Logger } from './logger.js';
 import type { SessionLog } from './log/session-log.js';
 import { delegateLog } from './log/delegate.js';
+import { isLevelLocked } from './log/level-log.js';
 import { StoreConfigError, type OpenedLog } from './store.js';
 import { wireCluster } from './cluster/wire.js';
 import { randomBytes } from 'node:crypto';
@@ -195,7 +196,7 @@ async function openExclusive(options: DaemonOptions, paths: DataPaths, daemonId:
   try {
     return await options.openLog(paths.db, daemonId);
   } catch (error) {
-    if (isLockError(error)) {
+    if (isLevelLocked(error)) {
       const pid = readPid(paths.pidFile);
       throw new StartError(
         `another agentd daemon${pid ? ` (pid ${pid})` : ''} is already running for ${paths.home}; stop it with \`agentd stop\` or use another AGENTD_HOME`,
@@ -204,14 +205,6 @@ async function openExclusive(options: DaemonOptions, paths: DataPaths, daemonId:
     if (error instanceof StoreConfigError) throw new StartError(error.message);
     throw new StartError(`cannot open the session log: ${(error as Error).message}`);
   }
-}
-
-function isLockError(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (code === 'LEVEL_LOCKED' || /\block\b|LOCK:/i.test(e.message)) return true;
-  }
-  return false;
 }
 
 function readPid(file: string): number | undefined {

@@ -14,6 +14,7 @@ const EARLY = [
   ['daemon', 'run the daemon in the foreground (clients start it on demand)'],
   ['stdio', 'editor bridge: pipe JSON-RPC frames between stdin/stdout and the daemon'],
   ['doctor', 'check what this machine offers agentd: isolation, node-pty, LevelDB, data dir [--json]'],
+  ['migrate', 'copy this data dir\'s sessions into a shared PostgreSQL log: --to postgres://... (daemon stopped)'],
 ] as const;
 
 const commands: Record<string, Command> = {

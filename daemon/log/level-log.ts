@@ -377,6 +377,15 @@ export class LevelSessionLog implements SessionLog {
   }
 }
 
+/** Whether opening failed because another process holds the store (LevelDB's LOCK file). */
+export function isLevelLocked(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'LEVEL_LOCKED' || /\block\b|LOCK:/i.test(e.message)) return true;
+  }
+  return false;
+}
+
 function isLevelError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && 'code' in error && String((error as { code: unknown }).code).startsWith('LEVEL_');
 }

@@ -32,6 +32,7 @@ import { PgListener, type AppendNotice } from './pg-notify.js';
 import { SubscriptionHub } from './subscriptions.js';
 
 const TYPE_SCAN_MAX = 100_000;
+const IMPORT_CHUNK = 5000;
 const LIST_CHUNK = 1024;
 const INT8_OID = 20;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -253,6 +254,46 @@ export class PgSessionLog implements SessionLog {
       }
       if (rows.length < LIST_CHUNK) return { sessions };
       before = rows[rows.length - 1]!.session_id;
+    }
+  }
+
+  /**
+   * Copies a whole session in as it was stored elsewhere (seqs and timestamps kept), in
+   * one transaction: for moving sessions from another log. False if the id is taken.
+   */
+  async importSession(meta: SessionMeta, events: readonly StoredEvent[]): Promise<boolean> {
+    this.checkOpen();
+    checkMeta(meta);
+    events.forEach((event, i) => {
+      if (event.seq !== i) throw new LogError('invalid', `session ${meta.sessionId}: event ${i} has seq ${event.seq}; seqs must be dense from 0`);
+    });
+    const client = await this.pool.connect().catch((cause: unknown) => Promise.reject(storage(cause, 'write')));
+    try {
+      await client.query('BEGIN');
+      const created = await client.query(`INSERT INTO ${this.table('sessions')} (session_id, head, meta) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING`, [
+        meta.sessionId,
+        events.length,
+        jsonbText(meta, 'meta'),
+      ]);
+      if (created.rowCount === 0) {
+        await client.query('ROLLBACK');
+        return false;
+      }
+      for (let at = 0; at < events.length; at += IMPORT_CHUNK) {
+        const chunk = events.slice(at, at + IMPORT_CHUNK);
+        await client.query(
+          `INSERT INTO ${this.table('events')} (session_id, seq, ts, type, data)
+           SELECT $1, e.seq, e.ts, e.type, e.data FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS e(seq, ts, type, data)`,
+          [meta.sessionId, chunk.map((e) => e.seq), chunk.map((e) => e.ts), chunk.map((e) => e.type), chunk.map((e) => JSON.stringify(e.data))],
+        );
+      }
+      await client.query('COMMIT');
+      return true;
+    } catch (cause) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw storage(cause, 'write');
+    } finally {
+      client.release();
     }
   }
 
