@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { DaemonStatus, ErrorCode, SessionGet, SessionPrompt, type Event } from '../protocol/index.js';
 import { readLog, runAgentd, tempHome, type TestDaemon } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
-import { allEvents, assertLogInvariants, createSession, ofType, settle } from './support/agent.js';
+import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
 import { startCluster } from './support/cluster.js';
 import { startTcpLink } from './support/tcp-link.js';
 import { followSession } from '../clients/lib/follow.js';
@@ -68,6 +68,41 @@ describe('shared log failures', () => {
       }
     } finally {
       await cluster.dispose();
+    }
+  });
+
+  it('hands a turn over when its holder loses the database mid-turn, and the holder writes nothing when it is back', async () => {
+    const cluster = await startCluster(1, { leaseMs: 1500 });
+    const db = new URL(cluster.url);
+    const link = await startTcpLink(db.hostname, Number(db.port));
+    try {
+      const viaLink = new URL(cluster.url);
+      viaLink.port = String(link.port);
+      const a = await cluster.add({ AGENTD_LOG: viaLink.toString() });
+      const b = cluster.daemons[0]!;
+      const ca = await a.client();
+      const cb = await b.client();
+      const idB = (await cb.request(DaemonStatus, {})).daemonId;
+      const sessionId = await createSession(ca);
+      cluster.emulator.script([reply.text('the reply A cannot store', { delayMs: 800 }), reply.text('the reply B stores')]);
+      const asked = cluster.emulator.requests.length;
+      await ca.request(SessionPrompt, { sessionId, content: 'answer across an outage' });
+      await cluster.emulator.waitForRequests(asked + 1);
+      link.cut();
+      // A cannot renew; once its lease expires B takes the turn over.
+      await waitForEvent(cb, sessionId, (e) => e.type === 'turn.completed', 30_000);
+      link.restore();
+      const events = await settle(cb, sessionId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.deepEqual(ofType(events, 'assistant.message').map((e) => (e.data.content as Array<{ text?: string }>)[0]?.text), ['the reply B stores']);
+      assert.equal(ofType(events, 'harness.woke')[0]?.data.daemon, idB);
+      // Back on the database, A finds its lease gone and adds nothing.
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.deepEqual(await allEvents(cb, sessionId), events);
+      assert.equal((await ca.request(SessionGet, { sessionId })).status, 'idle', 'A serves the session again once the database is back');
+    } finally {
+      await cluster.dispose();
+      await link.close();
     }
   });
 
