@@ -84,15 +84,14 @@ export class SessionService {
   }): Promise<{ sessions: SessionInfo[]; cursor?: string }> {
     const { status, workspace } = options;
     const page = await this.log.list({
+      withHeads: true,
       limit: options.limit ?? 100,
       ...(options.cursor !== undefined ? { cursor: options.cursor } : {}),
       filter: (meta) =>
         (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace),
     });
     const holders = await this.holders(page.sessions.map((meta) => meta.sessionId));
-    const sessions = await Promise.all(
-      page.sessions.map(async (meta) => toInfo(meta as SessionRecord, await this.log.head(meta.sessionId), holders.get(meta.sessionId))),
-    );
+    const sessions = page.sessions.map((meta, i) => toInfo(meta as SessionRecord, page.heads![i]!, holders.get(meta.sessionId)));
     return page.cursor !== undefined ? { sessions, cursor: page.cursor } : { sessions };
   }
 

@@ -212,6 +212,11 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.deepEqual(rest.sessions.map((s) => s.sessionId), [ids[5], ids[3], ids[1]]);
           assert.equal(rest.cursor, undefined);
           assert.deepEqual((await log.list()).sessions.map((s) => s.sessionId), newestFirst);
+          await log.append(ids[9]!, events(5));
+          await log.append(ids[8]!, events(2));
+          assert.deepEqual((await log.list({ withHeads: true, limit: 4 })).heads, [5, 2, 0, 0]);
+          assert.deepEqual((await log.list({ withHeads: true, limit: 2, filter: (m) => m.status === 'odd' })).heads, [5, 0], 'heads follow the filtered sessions');
+          assert.equal((await log.list({ limit: 4 })).heads, undefined);
         }));
     });
 

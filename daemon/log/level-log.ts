@@ -194,6 +194,13 @@ export class LevelSessionLog implements SessionLog {
 
   async list(options?: ListOptions): Promise<ListPage> {
     this.checkOpen();
+    const page = await this.scanMeta(options);
+    if (!options?.withHeads) return page;
+    // Heads are cached per session after the first look: no read for a session in use.
+    return { ...page, heads: await Promise.all(page.sessions.map((meta) => this.head(meta.sessionId))) };
+  }
+
+  private async scanMeta(options: ListOptions | undefined): Promise<ListPage> {
     const limit = checkListLimit(options?.limit);
     const lt = options?.cursor === undefined ? META_END : metaKey(options.cursor);
     const sessions: SessionMeta[] = [];

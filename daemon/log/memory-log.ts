@@ -107,12 +107,17 @@ export class MemorySessionLog implements SessionLog {
     // Ids are ASCII (checkSessionId), so code-unit order is LevelDB's byte order.
     const ids = [...this.sessions.keys()].filter((id) => options?.cursor === undefined || id < options.cursor).sort().reverse();
     const sessions: SessionMeta[] = [];
+    const page = (cursor?: string): ListPage => ({
+      sessions,
+      ...(options?.withHeads ? { heads: sessions.map((m) => this.sessions.get(m.sessionId)!.events.length) } : {}),
+      ...(cursor !== undefined ? { cursor } : {}),
+    });
     for (const id of ids) {
-      if (sessions.length >= limit) return { sessions, cursor: sessions[sessions.length - 1]!.sessionId };
+      if (sessions.length >= limit) return page(sessions[sessions.length - 1]!.sessionId);
       const meta = copy(this.sessions.get(id)!.meta);
       if (!options?.filter || options.filter(meta)) sessions.push(meta);
     }
-    return { sessions };
+    return page();
   }
 
   async close(): Promise<void> {

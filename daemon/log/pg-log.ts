@@ -243,16 +243,21 @@ export class PgSessionLog implements SessionLog {
     this.checkOpen();
     const limit = checkListLimit(options?.limit);
     const sessions: SessionMeta[] = [];
+    const heads: number[] = [];
+    const page = (cursor?: string): ListPage => ({ sessions, ...(options?.withHeads ? { heads } : {}), ...(cursor !== undefined ? { cursor } : {}) });
     for (let before = options?.cursor; ; ) {
-      const rows = await this.query<{ session_id: string; meta: SessionMeta }>(
-        `SELECT session_id, meta FROM ${this.table('sessions')} WHERE $1::text IS NULL OR session_id < $1 ORDER BY session_id DESC LIMIT $2`,
+      const rows = await this.query<{ session_id: string; meta: SessionMeta; head: number }>(
+        `SELECT session_id, meta, head FROM ${this.table('sessions')} WHERE $1::text IS NULL OR session_id < $1 ORDER BY session_id DESC LIMIT $2`,
         [before ?? null, LIST_CHUNK],
       );
       for (const row of rows) {
-        if (sessions.length >= limit) return { sessions, cursor: sessions[sessions.length - 1]!.sessionId };
-        if (!options?.filter || options.filter(row.meta)) sessions.push(row.meta);
+        if (sessions.length >= limit) return page(sessions[sessions.length - 1]!.sessionId);
+        if (!options?.filter || options.filter(row.meta)) {
+          sessions.push(row.meta);
+          heads.push(row.head);
+        }
       }
-      if (rows.length < LIST_CHUNK) return { sessions };
+      if (rows.length < LIST_CHUNK) return page();
       before = rows[rows.length - 1]!.session_id;
     }
   }

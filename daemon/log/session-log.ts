@@ -52,10 +52,14 @@ export interface ListOptions {
   cursor?: string;
   /** Keep only sessions whose meta passes this test (applied before `limit`). */
   filter?: (meta: SessionMeta) => boolean;
+  /** Also give each listed session's head, saving a head() call per session. */
+  withHeads?: boolean;
 }
 
 export interface ListPage {
   sessions: SessionMeta[];
+  /** With `withHeads`: the head of each session, in the same order. */
+  heads?: number[];
   cursor?: string;
 }
 
