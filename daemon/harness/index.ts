@@ -10,7 +10,7 @@ import { authHeader, type ProxyEndpoint } from '../proxy/proxy.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../../sandbox/provider.js';
-import type { VaultBinding } from '../../protocol/index.js';
+import type { Usage, VaultBinding } from '../../protocol/index.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
 import { fencedLog } from '../log/fenced.js';
 import type { SessionLog } from '../log/session-log.js';
@@ -236,18 +236,21 @@ export class Harness {
   private async start(sessionId: string, woke: boolean): Promise<void> {
     if (this.stopping) return;
     clearTimeout(this.idleTimers.get(sessionId));
+    let usage: Usage | undefined;
     if (this.deps.leases) {
-      // Lease and usage in parallel: one round trip less before the first token.
+      // Lease and usage in parallel: one round trip less before the first token. The
+      // usage is re-read because other daemons may have run turns of this session.
       const [held, record] = await Promise.all([this.hold(sessionId), this.deps.log.getMeta(sessionId) as Promise<SessionRecord | undefined>]);
       // Held by another daemon: it runs the session, and sees in the log what was appended.
       if (!held) return;
-      const runner = await this.runner(sessionId);
-      if (record?.usage) runner.setUsage(record.usage);
-      void runner.kick(woke).then(() => this.ran(sessionId, runner));
-      return;
+      usage = record?.usage;
     }
     const runner = await this.runner(sessionId);
-    void runner.kick(woke).then(() => this.ran(sessionId, runner));
+    if (usage) runner.setUsage(usage);
+    void runner
+      .kick(woke)
+      .then(() => this.ran(sessionId, runner))
+      .catch((error: unknown) => this.deps.logger.log('error', 'after a run of the session', { sessionId, error: String(error) }));
   }
 
   /** Takes the session's lease unless another daemon holds it; a lost lease stops the session here. */
