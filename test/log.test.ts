@@ -5,7 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +123,45 @@ describe('LevelSessionLog', () => {
     assert.deepEqual(await log.append('s_b', one('b0')), [0]);
     assert.equal((await log.getMeta('s_a'))?.status, undefined);
     assert.deepEqual((await readAll(log, 's_a')).map((e) => e.data['text']), ['a0', 'a1', 'a2']);
+    await log.close();
+  });
+
+  it('writes again once the disk has room, without being reopened by hand', async () => {
+    const location = dir();
+    // A soft limit only: the test may raise it again for the running writer (the hard one it could not).
+    const child = spawn('bash', ['-c', 'ulimit -S -f 256; exec "$0" "$@"', process.execPath, WRITER, location, 'recover'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    const lines = (): Array<AckLine & { error?: { kind: string } }> => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    let sawFailure!: () => void;
+    const failed = new Promise<void>((resolve) => (sawFailure = resolve));
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      if (lines().some((l) => l.error)) sawFailure();
+    });
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    await failed;
+    const walAtFailure = readdirSync(location).filter((f) => f.endsWith('.log'));
+    // Room again: lift the file size limit of the running writer.
+    await new Promise<void>((resolve, reject) =>
+      spawn('prlimit', ['--pid', String(child.pid), '--fsize=unlimited:unlimited']).on('close', (code) => (code === 0 ? resolve() : reject(new Error(`prlimit exited ${code}`)))),
+    );
+    child.stdin!.end('go\n');
+    await closed;
+    const all = lines();
+    const firstError = all.findIndex((l) => l.error);
+    const after = all.slice(firstError + 1);
+    assert.deepEqual(after.filter((l) => l.error), [], 'appends after the disk had room again failed');
+    assert.equal(after.length, 5);
+    const acked = all.filter((l) => !l.error);
+    assert.deepEqual(acked.map((a) => a.seq), acked.map((_, i) => i), 'seqs go on densely after the failure');
+    // The store was reopened: later writes went to a fresh write-ahead log, not after a
+    // record the failed write may have torn (and a failed fsync would have made LevelDB
+    // refuse every later write until then).
+    const walAfter = readdirSync(location).filter((f) => f.endsWith('.log'));
+    assert.notDeepEqual(walAfter, walAtFailure);
+    const log = await LevelSessionLog.open(location);
+    const stored = await readAll(log, 's_fill');
+    assert.deepEqual(stored.map((e) => sha256OfData(e.data)), acked.map((a) => a.sha256));
     await log.close();
   });
 

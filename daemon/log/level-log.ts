@@ -59,9 +59,17 @@ export class LevelSessionLog implements SessionLog {
   private readonly commits: GroupCommit<LevelEntry>;
   private readonly gate = new WriteGate();
   private closing: Promise<void> | undefined;
+  /**
+   * A batch failed: LevelDB refuses every later write (its background error sticks) until
+   * the store is reopened, which the next call does, so a disk that was full and has
+   * room again works again without restarting the daemon.
+   */
+  private failed = false;
+  private reopening: Promise<void> | undefined;
 
   private constructor(
-    private readonly db: ClassicLevel<string, string>,
+    private db: ClassicLevel<string, string>,
+    private readonly location: string,
     options: LevelLogOptions,
   ) {
     const synced: BatchWriter = (ops) => this.writeSynced(ops);
@@ -75,31 +83,41 @@ export class LevelSessionLog implements SessionLog {
 
   /** Opens (creating if missing) the log stored in directory `location`. */
   static async open(location: string, options: LevelLogOptions = {}): Promise<LevelSessionLog> {
-    const db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
-    try {
-      await db.open();
-    } catch (cause) {
-      throw new LogError('storage', `cannot open session log at ${location}: ${(cause as Error).message}`, { cause });
-    }
-    return new LevelSessionLog(db, options);
+    return new LevelSessionLog(await openStore(location), location, options);
   }
 
   create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
-    return this.gate.admit(() => this.createNow(meta, events));
+    return this.gate.admit(() => this.whenReady(() => this.createNow(meta, events)));
   }
 
   append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
     return this.gate.admit(() => {
       checkWriteOptions(options, false);
-      return this.appendNow(sessionId, events, metaPatch, options);
+      return this.whenReady(() => this.appendNow(sessionId, events, metaPatch, options));
     });
   }
 
   patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
     return this.gate.admit(() => {
       checkWriteOptions(options, false);
-      return this.patchMetaNow(sessionId, patch, options);
+      return this.whenReady(() => this.patchMetaNow(sessionId, patch, options));
     });
+  }
+
+  /** Runs `op` at once, or after reopening the store when a write failed. */
+  private whenReady<T>(op: () => Promise<T>): Promise<T> {
+    return this.failed ? this.reopen().then(op) : op();
+  }
+
+  private reopen(): Promise<void> {
+    this.reopening ??= (async () => {
+      // Writes queued on the broken store go first (and fail); then a fresh handle.
+      await this.commits.drain();
+      await this.db.close().catch(() => undefined);
+      this.db = await openStore(this.location);
+      this.failed = false;
+    })().finally(() => (this.reopening = undefined));
+    return this.reopening;
   }
 
   private async createNow(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
@@ -143,6 +161,7 @@ export class LevelSessionLog implements SessionLog {
 
   async read(sessionId: string, options?: ReadOptions): Promise<ReadPage> {
     this.checkOpen();
+    if (this.failed) await this.reopen();
     checkSessionId(sessionId);
     const state = await this.existing(sessionId, false);
     const headSeq = state.durableHead;
@@ -158,12 +177,14 @@ export class LevelSessionLog implements SessionLog {
 
   async head(sessionId: string): Promise<number> {
     this.checkOpen();
+    if (this.failed) await this.reopen();
     checkSessionId(sessionId);
     return (await this.existing(sessionId, false)).durableHead;
   }
 
   async subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription> {
     this.checkOpen();
+    if (this.failed) await this.reopen();
     checkSessionId(sessionId);
     const limits = subscribeLimits(options);
     const state = await this.existing(sessionId, false);
@@ -175,6 +196,7 @@ export class LevelSessionLog implements SessionLog {
 
   async getMeta(sessionId: string): Promise<SessionMeta | undefined> {
     this.checkOpen();
+    if (this.failed) await this.reopen();
     checkSessionId(sessionId);
     const state = await this.validSession(sessionId);
     return state?.durableMeta === undefined ? undefined : structuredClone(state.durableMeta);
@@ -194,6 +216,7 @@ export class LevelSessionLog implements SessionLog {
 
   async list(options?: ListOptions): Promise<ListPage> {
     this.checkOpen();
+    if (this.failed) await this.reopen();
     const page = await this.scanMeta(options);
     if (!options?.withHeads) return page;
     // Heads are cached per session after the first look: no read for a session in use.
@@ -232,6 +255,7 @@ export class LevelSessionLog implements SessionLog {
     this.closing ??= (async () => {
       // Writes called before close finish (or fail) first; each ends in the commit queue.
       await this.gate.close();
+      await this.reopening?.catch(() => undefined);
       await this.commits.drain();
       this.hub.closeAll();
       await this.db.close();
@@ -286,6 +310,7 @@ export class LevelSessionLog implements SessionLog {
 
   /** After a failed batch: drop the cached state so the next call reloads what is durable. */
   private forget(sessionIds: ReadonlySet<string>): void {
+    this.failed = true;
     for (const id of sessionIds) {
       const state = this.states.get(id);
       if (state) state.valid = false;
@@ -382,6 +407,16 @@ export class LevelSessionLog implements SessionLog {
   private checkOpen(): void {
     if (this.closing) throw new LogError('closed', 'session log is closed');
   }
+}
+
+async function openStore(location: string): Promise<ClassicLevel<string, string>> {
+  const db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  try {
+    await db.open();
+  } catch (cause) {
+    throw new LogError('storage', `cannot open session log at ${location}: ${(cause as Error).message}`, { cause });
+  }
+  return db;
 }
 
 /** Whether opening failed because another process holds the store (LevelDB's LOCK file). */

@@ -2,7 +2,7 @@
  * Child process for test/log-crash.test.ts: opens a session log (a LevelDB directory or a
  * postgres:// URL) and appends until it
  * is killed (mode `crash`) or until storage fails (mode `fill`, run under a file size
- * limit). Every acknowledged event is printed as one JSON line *after* its append resolved:
+ * limit; mode `recover` then waits for a line on stdin and appends again). Every acknowledged event is printed as one JSON line *after* its append resolved:
  *   {"sessionId":"s_crash_00","seq":12,"sha256":"<hex of JSON.stringify(data)>","uid":"<run>:<n>"}
  * A failure is printed as {"error":{"kind":...,"message":...}}.
  */
@@ -64,8 +64,7 @@ async function crash(log: SessionLog, sessions: number): Promise<void> {
   );
 }
 
-async function fill(log: SessionLog): Promise<void> {
-  const counter = { n: 0 };
+async function fill(log: SessionLog, counter = { n: 0 }): Promise<void> {
   await ensureSession(log, 's_fill');
   for (;;) {
     try {
@@ -78,11 +77,26 @@ async function fill(log: SessionLog): Promise<void> {
   }
 }
 
+/** `recover`: fill until storage fails, wait for a line on stdin (room was made), then append 5 more. */
+async function fillThenRecover(log: SessionLog): Promise<void> {
+  const counter = { n: 0 };
+  await fill(log, counter);
+  await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+  for (let i = 0; i < 5; i++) {
+    try {
+      await appendAndAck(log, 's_fill', makeEvents('after', counter, 1, 100));
+    } catch (error) {
+      print({ error: { kind: error instanceof LogError ? error.kind : 'unexpected', message: (error as Error).message } });
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const [dir, mode = 'crash', sessions = '16'] = process.argv.slice(2);
   if (!dir) throw new Error('usage: log-crash-writer <dir|postgres-url> [crash|fill] [sessions]');
   const log = await openLogAt(dir);
   if (mode === 'fill') await fill(log);
+  else if (mode === 'recover') await fillThenRecover(log);
   else await crash(log, Number(sessions));
   // Exit without close(): after a storage failure LevelDB refuses to write anyway.
   process.exit(0);
