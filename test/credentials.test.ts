@@ -52,34 +52,38 @@ describe('credential proxy', () => {
   });
   after(() => rig.dispose());
 
-  it('adds the token on the way out, redacts it on the way back, and refuses everything else', async () => {
-    const token = `http-token-${Math.random().toString(36).slice(2)}`;
-    const upstream = await startHttpUpstream(token);
-    try {
-      const client = await rig.daemon.client();
-      await client.request(VaultSet, { name: 'API_TOKEN', value: token, binding: { kind: 'http', url: upstream.url } });
-      await client.request(VaultSet, { name: 'OTHER_TOKEN', value: `other-${token}`, binding: { kind: 'http', url: upstream.url } });
-      const sessionId = await createSession(client, { credentials: ['API_TOKEN'] });
-      rig.emulator.script([
-        reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/API_TOKEN/things?x=1"') } }),
-        reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/API_TOKEN/echo-secret"') } }),
-        reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/OTHER_TOKEN/things"') } }),
-        reply.toolUse({ name: 'bash', input: { command: fetchText(JSON.stringify(upstream.url + '/direct')) } }),
-        reply.text('checked'),
-      ]);
-      await client.request(SessionPrompt, { sessionId, content: 'call the API' });
-      const events = await settle(client, sessionId);
-      const results = ofType(events, 'tool.result').map(resultText);
-      assert.match(results[0]!, /200 .*"ok":true.*"path":"\/things\?x=1"/);
-      assert.match(results[1]!, /\[REDACTED:API_TOKEN\]/);
-      assert.match(results[2]!, /403 agentd proxy: "OTHER_TOKEN" is not a credential this session may use; allowed: API_TOKEN \(http /);
-      assert.match(results[3]!, /FAILED/, 'no direct network from the sandbox');
-      assert.doesNotMatch(JSON.stringify(events), new RegExp(token));
-      assert.deepEqual(upstream.seen, [`Bearer ${token}`, `Bearer ${token}`], 'the upstream got the token, only for the bound name');
-    } finally {
-      await upstream.close();
-    }
-  });
+  // Every isolation level that keeps the sandbox off the network reaches the proxy the same way.
+  for (const isolation of ['bwrap', 'namespaces'] as const) {
+    it(`adds the token on the way out, redacts it on the way back, and refuses everything else (isolation ${isolation})`, async () => {
+      const token = `http-token-${Math.random().toString(36).slice(2)}`;
+      const upstream = await startHttpUpstream(token);
+      try {
+        const client = await rig.daemon.client();
+        await client.request(VaultSet, { name: 'API_TOKEN', value: token, binding: { kind: 'http', url: upstream.url } });
+        await client.request(VaultSet, { name: 'OTHER_TOKEN', value: `other-${token}`, binding: { kind: 'http', url: upstream.url } });
+        const sessionId = await createSession(client, { credentials: ['API_TOKEN'], sandbox: { isolation } });
+        rig.emulator.script([
+          reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/API_TOKEN/things?x=1"') } }),
+          reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/API_TOKEN/echo-secret"') } }),
+          reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/OTHER_TOKEN/things"') } }),
+          reply.toolUse({ name: 'bash', input: { command: fetchText(JSON.stringify(upstream.url + '/direct')) } }),
+          reply.text('checked'),
+        ]);
+        await client.request(SessionPrompt, { sessionId, content: 'call the API' });
+        const events = await settle(client, sessionId);
+        const results = ofType(events, 'tool.result').map(resultText);
+        assert.match(results[0]!, /200 .*"ok":true.*"path":"\/things\?x=1"/);
+        assert.match(results[1]!, /\[REDACTED:API_TOKEN\]/);
+        assert.match(results[2]!, /403 agentd proxy: "OTHER_TOKEN" is not a credential this session may use; allowed: API_TOKEN \(http /);
+        assert.match(results[3]!, /FAILED/, 'no direct network from the sandbox');
+        assert.doesNotMatch(JSON.stringify(events), new RegExp(token));
+        assert.deepEqual(upstream.seen, [`Bearer ${token}`, `Bearer ${token}`], 'the upstream got the token, only for the bound name');
+        assert.equal(ofType(events, 'sandbox.provisioned')[0]?.data.isolation, isolation);
+      } finally {
+        await upstream.close();
+      }
+    });
+  }
 
   it('clones a repo through the proxy, and git fetch and push work from the sandbox without a token in .git/config', async () => {
     const token = `git-token-${Math.random().toString(36).slice(2)}`;

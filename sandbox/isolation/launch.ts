@@ -61,16 +61,23 @@ function bwrapArgs(plan: LaunchPlan): string[] {
   return args;
 }
 
+/** iproute2's `ip`, usually in an sbin dir that PATH may lack; `true` (a no-op) without it. */
+function ipCommand(): string {
+  return findExecutable('ip', `${process.env.PATH ?? ''}:/usr/sbin:/sbin:/usr/bin:/bin`) ?? 'true';
+}
+
 /** The command line that starts the host at the given isolation level. */
 export function buildLaunch(plan: LaunchPlan): Launch {
   switch (plan.level) {
     case 'bwrap':
       return { command: findExecutable('bwrap') ?? 'bwrap', args: bwrapArgs(plan), cwd: plan.workspace };
     case 'namespaces':
-      // sh as pid 1 of the new namespace reaps orphaned processes (node would leave them as zombies).
+      // sh as pid 1 of the new namespace reaps orphaned processes (node would leave them as
+      // zombies). A new network namespace starts with loopback down, and the credential
+      // proxy's forwarder listens on it: bring it up first (bwrap does this itself).
       return {
         command: findExecutable('unshare') ?? 'unshare',
-        args: [...unshareFlags(), '--', '/bin/sh', '-c', 'exec 3<&0; "$0" "$1" <&3 3<&- & wait $!', process.execPath, plan.hostEntry],
+        args: [...unshareFlags(), '--', '/bin/sh', '-c', '"$2" link set lo up 2>/dev/null; exec 3<&0; "$0" "$1" <&3 3<&- & wait $!', process.execPath, plan.hostEntry, ipCommand()],
         cwd: plan.workspace,
       };
     case 'none':
