@@ -19,14 +19,20 @@ export interface ClusterParts {
   permissions: PermissionBroker;
 }
 
+/** How long a new subscription waits for its follow announcement to be sent, at most. */
+const FOLLOW_WAIT_MS = 250;
+
 /** How often a daemon repeats which sessions it has subscribers of (well inside FOLLOW_TTL_MS). */
 const FOLLOW_REPEAT_MS = FOLLOW_TTL_MS / 3;
 
 /** Returns a stop function (for the daemon's shutdown). */
 export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
   const { log, harness, hub, permissions } = parts;
-  // Deltas cross to another daemon only while someone there follows the session.
-  hub.onFirstSubscriber = (sessionId) => bus.follow([sessionId]);
+  // Deltas cross to another daemon only while someone there follows the session. The
+  // subscription waits for the announcement, so the first deltas are not missed, but not
+  // long: a slow database must not hold a subscriber up.
+  hub.onFirstSubscriber = (sessionId) =>
+    Promise.race([bus.follow([sessionId]), new Promise<void>((resolve) => setTimeout(resolve, FOLLOW_WAIT_MS).unref())]);
   const repeat = setInterval(() => {
     const followed = hub.followed();
     if (followed.length > 0) void bus.follow(followed);
