@@ -10,8 +10,8 @@ import { DaemonStatus, ErrorCode, SessionGet, SessionPrompt, type Event } from '
 import { readLog, runAgentd, tempHome, type TestDaemon } from './support/daemon.js';
 import { reply } from './support/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
-import { startCluster } from './support/cluster.js';
-import { startTcpLink } from './support/tcp-link.js';
+import { startCluster, type Cluster } from './support/cluster.js';
+import { startTcpLink, type TcpLink } from './support/tcp-link.js';
 import { followSession } from '../clients/lib/follow.js';
 
 async function rejectsWithCode(promise: Promise<unknown>, code: number): Promise<void> {
@@ -19,6 +19,25 @@ async function rejectsWithCode(promise: Promise<unknown>, code: number): Promise
     assert.equal((error as { code?: number }).code, code, String(error));
     return true;
   });
+}
+
+/**
+ * Two daemons on one database: B reaches it directly, A through a TCP link the test can
+ * cut (a partition between A and its database). Disposed whatever happens.
+ */
+async function withPartitionableDaemon(body: (setup: { cluster: Cluster; link: TcpLink; a: TestDaemon; b: TestDaemon }) => Promise<void>): Promise<void> {
+  const cluster = await startCluster(1, { leaseMs: 1500 });
+  const db = new URL(cluster.url);
+  const link = await startTcpLink(db.hostname, Number(db.port));
+  try {
+    const viaLink = new URL(cluster.url);
+    viaLink.port = String(link.port);
+    const a = await cluster.add({ AGENTD_LOG: viaLink.toString() });
+    await body({ cluster, link, a, b: cluster.daemons[0]! });
+  } finally {
+    await cluster.dispose();
+    await link.close();
+  }
 }
 
 describe('shared log failures', () => {
@@ -72,14 +91,7 @@ describe('shared log failures', () => {
   });
 
   it('hands a turn over when its holder loses the database mid-turn, and the holder writes nothing when it is back', async () => {
-    const cluster = await startCluster(1, { leaseMs: 1500 });
-    const db = new URL(cluster.url);
-    const link = await startTcpLink(db.hostname, Number(db.port));
-    try {
-      const viaLink = new URL(cluster.url);
-      viaLink.port = String(link.port);
-      const a = await cluster.add({ AGENTD_LOG: viaLink.toString() });
-      const b = cluster.daemons[0]!;
+    await withPartitionableDaemon(async ({ cluster, link, a, b }) => {
       const ca = await a.client();
       const cb = await b.client();
       const idB = (await cb.request(DaemonStatus, {})).daemonId;
@@ -100,22 +112,11 @@ describe('shared log failures', () => {
       await new Promise((r) => setTimeout(r, 2000));
       assert.deepEqual(await allEvents(cb, sessionId), events);
       assert.equal((await ca.request(SessionGet, { sessionId })).status, 'idle', 'A serves the session again once the database is back');
-    } finally {
-      await cluster.dispose();
-      await link.close();
-    }
+    });
   });
 
   it('keeps running without its database, answers StorageFailure, and catches up once it is back', async () => {
-    const cluster = await startCluster(1, { leaseMs: 1500 });
-    const db = new URL(cluster.url);
-    const link = await startTcpLink(db.hostname, Number(db.port));
-    try {
-      const viaLink = new URL(cluster.url);
-      viaLink.port = String(link.port);
-      // A reaches the database through a link the test can cut; B directly.
-      const a: TestDaemon = await cluster.add({ AGENTD_LOG: viaLink.toString() });
-      const b = cluster.daemons[0]!;
+    await withPartitionableDaemon(async ({ cluster, link, a, b }) => {
       const ca = await a.client();
       const cb = await b.client();
       const sessionId = await createSession(ca);
@@ -150,9 +151,6 @@ describe('shared log failures', () => {
       assert.deepEqual(followedOnA, await allEvents(cb, sessionId));
       stopFollowing.abort();
       await following;
-    } finally {
-      await cluster.dispose();
-      await link.close();
-    }
+    });
   });
 });

@@ -82,7 +82,9 @@ const cases: Case[] = [
     params: (c) => ({ sessionId: c.sessionId, from: 50 }),
     expect: (r) => {
       assert.deepEqual(r.events, []);
-      assert.equal(r.headSeq, 2);
+      // At least the two events above; the harness may already have recorded the turn
+      // failing (this daemon has no API key), so the exact head races with it.
+      assert.ok(typeof r.headSeq === 'number' && r.headSeq >= 2 && r.headSeq < 50, `headSeq ${String(r.headSeq)}`);
     },
   },
   { name: 'events with limit 0', method: 'session/events', params: (c) => ({ sessionId: c.sessionId, limit: 0 }), expect: ErrorCode.InvalidParams },
