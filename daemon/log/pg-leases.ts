@@ -6,6 +6,11 @@
 import type { Lease, SessionLeases } from './leases.js';
 import type { PgSessionLog } from './pg-log.js';
 
+/** A lease by session and epoch: a renewal of an older epoch is not this lease's. */
+function leaseKey(lease: Lease): string {
+  return `${lease.sessionId} ${lease.epoch}`;
+}
+
 interface HeldLease extends Lease {
   readonly abort: AbortController;
 }
@@ -32,12 +37,8 @@ export class PgLeases implements SessionLeases {
     const mine = this.held.get(sessionId);
     if (mine) {
       // Held by us as far as we know: renewed if so, else lost and taken afresh below.
-      const renewed = await this.log.query(
-        `UPDATE ${this.log.table('leases')} SET expires_at = clock_timestamp() + $4 * interval '1 millisecond'
-         WHERE session_id = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp() RETURNING epoch`,
-        [sessionId, this.holder, mine.epoch, this.ttlMs],
-      );
-      if (renewed.length > 0 && this.held.get(sessionId) === mine) return mine;
+      const renewed = await this.extend([mine]);
+      if (renewed.has(leaseKey(mine)) && this.held.get(sessionId) === mine) return mine;
       this.lose(mine, 'lease expired before it was renewed');
     }
     const rows = await this.log.query<{ epoch: number }>(
@@ -97,22 +98,27 @@ export class PgLeases implements SessionLeases {
     this.renewing ??= (async () => {
       const leases = [...this.held.values()];
       if (leases.length === 0) return;
-      let rows: Array<{ session_id: string; epoch: number }>;
+      let renewed: Set<string>;
       try {
-        rows = await this.log.query(
-          `UPDATE ${this.log.table('leases')} SET expires_at = clock_timestamp() + $3 * interval '1 millisecond'
-           WHERE holder = $1 AND session_id = ANY($2) AND expires_at > clock_timestamp() RETURNING session_id, epoch`,
-          [this.holder, leases.map((l) => l.sessionId), this.ttlMs],
-        );
+        renewed = await this.extend(leases);
       } catch {
         return; // the database is unreachable: try again next tick; expiry decides
       }
-      const renewed = new Set(rows.map((r) => `${r.session_id} ${r.epoch}`));
       for (const lease of leases) {
-        if (!renewed.has(`${lease.sessionId} ${lease.epoch}`)) this.lose(lease, 'lease expired before it was renewed');
+        if (!renewed.has(leaseKey(lease))) this.lose(lease, 'lease expired before it was renewed');
       }
     })().finally(() => (this.renewing = undefined));
     return this.renewing;
+  }
+
+  /** Pushes back the expiry of those of `leases` still live; returns which (by leaseKey). */
+  private async extend(leases: readonly Lease[]): Promise<Set<string>> {
+    const rows = await this.log.query<{ session_id: string; epoch: number }>(
+      `UPDATE ${this.log.table('leases')} SET expires_at = clock_timestamp() + $3 * interval '1 millisecond'
+       WHERE holder = $1 AND session_id = ANY($2) AND expires_at > clock_timestamp() RETURNING session_id, epoch`,
+      [this.holder, leases.map((l) => l.sessionId), this.ttlMs],
+    );
+    return new Set(rows.map((r) => `${r.session_id} ${r.epoch}`));
   }
 
   async close(): Promise<void> {

@@ -66,6 +66,22 @@ export function storage(cause: unknown, action: 'read' | 'write'): LogError {
   return new LogError('storage', `session log ${action} failed (PostgreSQL): ${message}`, { cause });
 }
 
+/** Runs `body` in one transaction on a connection of its own: committed if it returns, rolled back if it throws. */
+async function inTransaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await body(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
 /** Refuses a layout newer than this code's; an older one would be migrated here. */
 async function checkSchemaVersion(client: pg.PoolClient, schema: string): Promise<void> {
   const { rows } = await client.query<{ table: string | null }>('SELECT to_regclass($1)::text AS table', [`"${schema}".settings`]);
@@ -109,10 +125,8 @@ export class PgSessionLog implements SessionLog {
     pool.on('error', (error) => options.onWarning?.('idle PostgreSQL connection failed', error));
     const log = new PgSessionLog(pool, schema, options);
     try {
-      const client = await pool.connect();
-      try {
+      await inTransaction(pool, async (client) => {
         // Daemons starting together must not race each other's CREATE statements.
-        await client.query('BEGIN');
         await client.query("SELECT pg_advisory_xact_lock(hashtext('agentd schema'))");
         await checkSchemaVersion(client, schema);
         await client.query(schemaSql(schema));
@@ -120,13 +134,7 @@ export class PgSessionLog implements SessionLog {
           `INSERT INTO "${schema}".settings (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
           [String(SCHEMA_VERSION)],
         );
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      });
       log.listener = await PgListener.open({
         connection: { connectionString },
         channel: channelOf(schema),
@@ -272,18 +280,14 @@ export class PgSessionLog implements SessionLog {
     events.forEach((event, i) => {
       if (event.seq !== i) throw new LogError('invalid', `session ${meta.sessionId}: event ${i} has seq ${event.seq}; seqs must be dense from 0`);
     });
-    const client = await this.pool.connect().catch((cause: unknown) => Promise.reject(storage(cause, 'write')));
-    try {
-      await client.query('BEGIN');
+    const metaJson = jsonbText(meta, 'meta');
+    return inTransaction(this.pool, async (client) => {
       const created = await client.query(`INSERT INTO ${this.table('sessions')} (session_id, head, meta) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING`, [
         meta.sessionId,
         events.length,
-        jsonbText(meta, 'meta'),
+        metaJson,
       ]);
-      if (created.rowCount === 0) {
-        await client.query('ROLLBACK');
-        return false;
-      }
+      if (created.rowCount === 0) return false; // taken: nothing was written
       for (let at = 0; at < events.length; at += IMPORT_CHUNK) {
         const chunk = events.slice(at, at + IMPORT_CHUNK);
         await client.query(
@@ -292,14 +296,8 @@ export class PgSessionLog implements SessionLog {
           [meta.sessionId, chunk.map((e) => e.seq), chunk.map((e) => e.ts), chunk.map((e) => e.type), chunk.map((e) => JSON.stringify(e.data))],
         );
       }
-      await client.query('COMMIT');
       return true;
-    } catch (cause) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw storage(cause, 'write');
-    } finally {
-      client.release();
-    }
+    }).catch((cause: unknown) => Promise.reject(storage(cause, 'write')));
   }
 
   /** Batches written and the writes they carried, since open. */
