@@ -39,8 +39,11 @@ export type BusMessage = z.infer<typeof BusMessage>;
 type Outgoing = BusMessage extends infer M ? (M extends BusMessage ? Omit<M, 'from'> : never) : never;
 type Handler<K extends BusMessage['kind']> = (message: Extract<BusMessage, { kind: K }>) => void;
 
-/** NOTIFY payloads stop at 8000 bytes; deltas are cut well below. */
-const DELTA_TEXT_MAX = 3000;
+/**
+ * NOTIFY payloads stop at 8000 bytes. A character costs at most 6 bytes in the JSON
+ * (a \u00XX escape), so 1200 of them stay below with room for the envelope.
+ */
+const DELTA_TEXT_MAX = 1200;
 /** Deltas of one block arriving within this window go out as one message. */
 const DELTA_COALESCE_MS = 15;
 
