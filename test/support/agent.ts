@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { AgentdClient } from '../../clients/lib/index.js';
 import { SessionCreate, SessionEvents, SessionGet, type Event, type SessionCreateParams } from '../../protocol/index.js';
 import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
-import { startModelEmulator, type ModelEmulator } from './model-emulator.js';
+import { startModelEmulator, type ModelEmulator } from '../../clients/cli/demo/model-emulator.js';
 
 export const API_KEY = 'sk-test-key';
 

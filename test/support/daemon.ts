@@ -233,7 +233,7 @@ export class RawConnection {
  * get exact event counts while the real harness runs.
  */
 export async function startParkingDaemon(env: Record<string, string> = {}): Promise<TestDaemon & { park(client: AgentdClient): Promise<string> }> {
-  const { startModelEmulator, reply } = await import('./model-emulator.js');
+  const { startModelEmulator, reply } = await import('../../clients/cli/demo/model-emulator.js');
   const emulator = await startModelEmulator({ apiKey: 'test-key', defaultReply: reply.toolUse({ name: 'bash', input: { command: 'true' } }) });
   const daemon = await startDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: 'test-key', ...env } });
   const { SessionCreate, SessionGet, SessionPrompt } = await import('../../protocol/index.js');

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DaemonStop, dataLayout, SessionCreate, type DataLayout } from '../../../protocol/index.js';
 import { connect, type AgentdClient } from '../../lib/client.js';
 import type { Command } from '../context.js';
-import { DEMO_FILES, DEMO_PROMPT, demoAgent } from '../demo-agent.js';
+import { DEMO_FILES, DEMO_PROMPT, demoAgent } from '../demo/agent.js';
 import { exitCodeFor, promptAndFollow, TurnView } from './run.js';
 
 const AGENTD_BIN = fileURLToPath(new URL('../../../bin/agentd.cjs', import.meta.url));
@@ -81,7 +81,7 @@ export const demo: Command = {
     '',
     'Runs one real session end to end, offline and without an API key: a separate daemon in a temp',
     'data dir, the real harness and sandbox, on a tiny temp project with a failing check. The model is',
-    "a scripted stand-in (the Messages-API emulator, replies from clients/cli/demo-agent.ts) that reads",
+    "a scripted stand-in (the Messages-API emulator, replies from clients/cli/demo/agent.ts) that reads",
     'files, runs the check, edits the bug and runs the check again, each step decided from the tool',
     'results it is sent. The temp dir (workspace, data dir, daemon log) is kept and printed at the end.',
   ].join('\n'),
@@ -93,8 +93,8 @@ export const demo: Command = {
     const layout = dataLayout(join(root, 'home'));
     mkdirSync(layout.home, { recursive: true, mode: 0o700 });
     writeProject(workspace);
-    // Loaded only here, keeping other commands' start-up fast: the emulator is test support code compiled beside the CLI.
-    const { startModelEmulator } = await import('../../../test/support/model-emulator.js');
+    // Loaded only here, keeping other commands' start-up fast.
+    const { startModelEmulator } = await import('../demo/model-emulator.js');
     const emulator = await startModelEmulator({ apiKey: DEMO_KEY, defaultReply: demoAgent });
     const out = process.stdout;
     out.write(`${BANNER}\n\n`);
