@@ -20,7 +20,7 @@ function barePath(withApt: boolean): string {
 }
 
 function setup(args: string[], options: { path: string; uid?: number }) {
-  const env = { ...process.env, PATH: options.path };
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: options.path };
   delete env.AGENTD_TEST_PG;
   return spawnSync(process.execPath, [SETUP, ...args], { env, encoding: 'utf8', ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}) });
 }
