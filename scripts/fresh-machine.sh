@@ -31,7 +31,7 @@ if [ ! -x "$base/bin/sh" ]; then
 fi
 
 cleanup() {
-  for m in dev/pts dev sys proc; do mountpoint -q "$root/$m" && umount -l "$root/$m"; done
+  for m in dev/pts dev sys proc ''; do mountpoint -q "$root/$m" && umount -l "$root/$m"; done
   return 0
 }
 trap cleanup EXIT
@@ -58,6 +58,9 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 git clone -q --no-hardlinks "$repo" "$root/root/agentd"
 git -C "$root/root/agentd" checkout -q "$(git -C "$repo" rev-parse HEAD)"
 
+# The root must be a mount point, as on a real machine: bwrap and unshare --mount change
+# the propagation of / and fail in a bare chroot directory.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sys "$root/sys"
 mount --bind /dev "$root/dev"
