@@ -36,6 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 cleanup
+# Never remove a tree that still has the host's /dev or /proc mounted in it.
+if grep -q " $root[/ ]" /proc/mounts; then echo "fresh-machine: $root still has mounts; unmount them first" >&2; exit 1; fi
 rm -rf "$root"
 cp -a "$base" "$root"
 

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { protocolJsonSchema } from '../protocol/schema.js';
+import { withReference } from '../protocol/reference.js';
 import { ClientRequests, DaemonMessages, EVENT_TYPES } from '../protocol/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -35,6 +36,26 @@ describe('protocol schema', () => {
     const schema = protocolJsonSchema() as { methods: Record<string, unknown>; eventData: Record<string, unknown> };
     assert.deepEqual(Object.keys(schema.methods).sort(), [...Object.keys(ClientRequests), ...Object.keys(DaemonMessages)].sort());
     assert.deepEqual(Object.keys(schema.eventData).sort(), [...EVENT_TYPES].sort());
+  });
+});
+
+describe('docs/design.md', () => {
+  it('has the methods, events and error codes of the code (run `npm run schema` after changing the protocol)', () => {
+    const committed = readFileSync(join(root, 'docs/design.md'), 'utf8');
+    assert.equal(committed, withReference(committed));
+  });
+
+  it('is what the README links to, and no document links outside the repo', () => {
+    assert.match(readFileSync(join(root, 'README.md'), 'utf8'), /\]\(docs\/design\.md\)/);
+    for (const doc of ['README.md', 'docs/design.md', 'clients/vscode/README.md']) {
+      const text = readFileSync(join(root, doc), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)#\s]+)[^)]*\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue; // a web address, not a file
+        const path = resolve(dirname(join(root, doc)), target!);
+        assert.ok(path.startsWith(root), `${doc} links ${target}, outside the repo`);
+        assert.ok(statSync(path, { throwIfNoEntry: false }), `${doc} links ${target}, which does not exist`);
+      }
+    }
   });
 });
 

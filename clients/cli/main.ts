@@ -9,10 +9,12 @@ import { archive, create, fork, prompt, sessions } from './commands/session.js';
 import { vault } from './commands/vault.js';
 import { CliContext, type Command, parse, UsageError } from './context.js';
 
-/** Commands handled by bin/agentd before this module loads, listed for --help. */
+/** Commands with an entry module of their own (bin/agentd, bin/main), listed for --help. */
 const EARLY = [
   ['daemon', 'run the daemon in the foreground (clients start it on demand)'],
   ['stdio', 'editor bridge: pipe JSON-RPC frames between stdin/stdout and the daemon'],
+  ['mcp', 'MCP server over stdio for MCP hosts (Claude Desktop, Claude Code): drive sessions as tools'],
+  ['acp', 'Agent Client Protocol agent over stdio for editors such as Zed'],
   ['doctor', 'check what this machine offers agentd: isolation, node-pty, LevelDB, data dir [--json]'],
   ['migrate', 'copy this data dir\'s sessions into a shared PostgreSQL log: --to postgres://... (daemon stopped)'],
 ] as const;
