@@ -47,11 +47,14 @@ function aptRunner() {
   return undefined;
 }
 
+/** Runs apt-get quietly; its output is shown only when it fails. */
 function run(prefix, args) {
   const [command, ...rest] = [...prefix, 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', ...args];
-  // apt's progress goes to stderr: stdout stays the test run's.
-  const result = spawnSync(command, rest, { stdio: ['ignore', 2, 2] });
-  return result.status === 0;
+  const result = spawnSync(command, rest, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (result.status === 0) return true;
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ? `${result.error.message}\n` : ''}`;
+  process.stderr.write(output.trimEnd().split('\n').slice(-20).join('\n') + '\n');
+  return false;
 }
 
 const lacking = missing();

@@ -3,10 +3,8 @@ import assert from 'node:assert/strict';
 import { freshDatabase } from './support/postgres.js';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
+import { tempDir } from './support/temp.js';
 
 describe('agentd CLI', () => {
   it('prints its version and help, and rejects unknown commands with exit 2', async () => {
@@ -37,7 +35,7 @@ describe('agentd CLI', () => {
 
   it('creates a session, prompts it and prints its log, human and --json', async () => {
     const layout = tempHome();
-    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    const workspace = tempDir('agentd-ws-');
     try {
       const created = await runAgentd(layout, ['new', '--workspace', workspace, '--title', 'cli test']);
       assert.equal(created.code, 0, created.stderr);
@@ -96,7 +94,7 @@ describe('agentd CLI', () => {
 
   it('follows a log live with --follow until interrupted', async () => {
     const layout = tempHome();
-    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    const workspace = tempDir('agentd-ws-');
     try {
       const sessionId = (await runAgentd(layout, ['new', '--workspace', workspace])).stdout.trim();
       const follower = spawn(process.execPath, [AGENTD_BIN, 'log', sessionId, '--follow', '--json'], {
@@ -164,7 +162,7 @@ describe('agentd doctor', () => {
 describe('agentd log --follow across a daemon restart', () => {
   it('resumes from the last seq it printed: no gap, no duplicate', async () => {
     const layout = tempHome();
-    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    const workspace = tempDir('agentd-ws-');
     const sessionId = (await runAgentd(layout, ['new', '--workspace', workspace])).stdout.trim();
     const follower = spawn(process.execPath, [AGENTD_BIN, 'log', sessionId, '--follow', '--json'], { env: { ...process.env, AGENTD_HOME: layout.home } });
     let out = '';

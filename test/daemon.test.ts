@@ -1,14 +1,14 @@
 /** The daemon as a process: one per data dir, stale sockets, clean stops, crashes, autostart. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DaemonStatus, DaemonStop, ErrorCode, SessionCreate, SessionEvents, SessionPrompt } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
-import { readLog, runAgentd, startDaemon, tempHome } from './support/daemon.js';
+import { readLog, runAgentd, startDaemon, stopDaemonsOf, tempHome } from './support/daemon.js';
+import { tempDir } from './support/temp.js';
 
-const workspace = () => mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+const workspace = () => tempDir('agentd-ws-');
 
 describe('daemon process', () => {
   it('listens on a 0600 socket, logs to daemon.log and never to stdout', async () => {
@@ -94,7 +94,7 @@ describe('daemon process', () => {
   });
 
   it('fails fast with a clear message on an unusable data dir', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'agentd-file-')), 'not-a-dir');
+    const file = join(tempDir('agentd-file-'), 'not-a-dir');
     writeFileSync(file, 'x');
     const layout = tempHome();
     const result = await runAgentd({ ...layout, home: join(file, 'home') }, ['daemon']);
@@ -150,6 +150,7 @@ describe('daemon process', () => {
       await a.request(DaemonStop, {});
       a.close();
       b.close();
+      await stopDaemonsOf(layout);
     }
   });
 

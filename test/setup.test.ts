@@ -1,34 +1,31 @@
 /** scripts/setup.mjs (run by `npm test`) and the README's two commands that CI runs. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, copyFileSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './support/temp.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SETUP = join(ROOT, 'scripts/setup.mjs');
 
 /** A PATH dir holding only node (and apt-get when asked), so that every package looks missing. */
 function barePath(withApt: boolean): string {
-  const dir = mkdtempSync(join(tmpdir(), 'agentd-setup-'));
+  const dir = tempDir('agentd-setup-');
   chmodSync(dir, 0o755);
   symlinkSync(process.execPath, join(dir, 'node'));
   if (withApt) symlinkSync('/usr/bin/apt-get', join(dir, 'apt-get'));
   return dir;
 }
 
-function setup(args: string[], options: { path: string; uid?: number }) {
+function setup(args: string[], options: { path: string; uid?: number; script?: string }) {
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: options.path };
   delete env.AGENTD_TEST_PG;
-  return spawnSync(process.execPath, [SETUP, ...args], { env, encoding: 'utf8', ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}) });
+  return spawnSync(process.execPath, [options.script ?? SETUP, ...args], { env, encoding: 'utf8', ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}) });
 }
 
 describe('scripts/setup', () => {
-  const dirs: string[] = [];
-  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
   it('finds everything the tests need on this machine', () => {
     const result = setup(['--check'], { path: process.env.PATH ?? '' });
     assert.equal(result.status, 0, result.stderr);
@@ -37,9 +34,12 @@ describe('scripts/setup', () => {
 
   it('where it may not install, stops with one line naming the packages and the command', { skip: process.getuid?.() !== 0 && 'needs root to run as nobody' }, () => {
     const path = barePath(true);
-    dirs.push(path);
-    // nobody has no sudo: setup must not try apt-get, only say what to run.
-    const result = setup([], { path, uid: 65534 });
+    // nobody has no sudo: setup must not try apt-get, only say what to run. It runs a copy
+    // of the script, as the checkout may sit where nobody cannot read (root's home).
+    const script = join(path, 'setup.mjs');
+    copyFileSync(SETUP, script);
+    chmodSync(script, 0o644);
+    const result = setup([], { path, uid: 65534, script });
     assert.equal(result.status, 1, result.stderr);
     const lines = result.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, result.stderr);
@@ -48,7 +48,6 @@ describe('scripts/setup', () => {
 
   it('without apt-get, names the packages for any package manager', () => {
     const path = barePath(false);
-    dirs.push(path);
     const result = setup(['--check'], { path });
     assert.equal(result.status, 1);
     assert.match(result.stderr, /^scripts\/setup: missing bwrap, rg, git .*on Debian\/Ubuntu: apt-get install -y bubblewrap ripgrep git\)\n$/);
