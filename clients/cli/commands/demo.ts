@@ -87,6 +87,7 @@ export const demo: Command = {
   ].join('\n'),
   summary: 'see a whole agent session run, offline: real daemon, harness and sandbox, scripted model',
   options: {},
+  args: [],
   async run(_args, ctx) {
     const root = mkdtempSync(join(tmpdir(), 'agentd-demo-'));
     const workspace = join(root, 'workspace');
