@@ -31,6 +31,10 @@ if [ ! -x "$base/bin/sh" ]; then
 fi
 
 cleanup() {
+  # Anything still running inside (a daemon, a server a package started) goes first.
+  for p in /proc/[0-9]*; do
+    case "$(readlink "$p/root" 2>/dev/null)" in "$root"|"$root"/*) echo "fresh-machine: killing ${p#/proc/} left in the chroot" >&2; kill -9 "${p#/proc/}" 2>/dev/null ;; esac
+  done
   for m in dev/pts dev sys proc ''; do mountpoint -q "$root/$m" && umount -l "$root/$m"; done
   return 0
 }
