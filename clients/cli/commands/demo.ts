@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DaemonStop, dataLayout, SessionCreate, type DataLayout } from '../../../protocol/index.js';
+import { DaemonStop, dataLayout, SessionCreate, SessionEvents, type DataLayout } from '../../../protocol/index.js';
 import { connect, type AgentdClient } from '../../lib/client.js';
 import type { Command } from '../context.js';
 import { DEMO_FILES, DEMO_PROMPT, demoAgent } from '../demo/agent.js';
@@ -75,6 +75,14 @@ async function stopDaemon(client: AgentdClient | undefined, daemon: ChildProcess
   clearTimeout(timer);
 }
 
+/** Weaker isolation than bubblewrap is never silent: say what the sandbox had and how to get more. */
+async function isolationNote(client: AgentdClient, sessionId: string): Promise<string> {
+  const { events } = await client.request(SessionEvents, { sessionId, types: ['sandbox.provisioned'], limit: 1 });
+  const isolation = events[0]?.data.isolation;
+  if (isolation === undefined || isolation === 'bwrap') return '';
+  return `\nnote: the sandbox ran at isolation level "${String(isolation)}", weaker than bubblewrap (not usable here);\n      install it for full isolation, e.g. apt-get install -y bubblewrap\n`;
+}
+
 export const demo: Command = {
   usage: [
     'agentd demo',
@@ -119,6 +127,7 @@ export const demo: Command = {
       // Everything on stdout, in order: the demo is one story, read top to bottom.
       const view = new TurnView({ text: out, info: out, textPrefix: '[demo model] ' });
       code = exitCodeFor(await promptAndFollow(client, sessionId, DEMO_PROMPT, view), 'agentd demo', sessionId);
+      out.write(await isolationNote(client, sessionId));
     } catch (error) {
       process.stderr.write(`agentd demo: ${(error as Error).message}\n`);
       code = 1;
