@@ -63,8 +63,11 @@ describe('daemon process', () => {
       daemon.proc.kill('SIGTERM');
       const settled = await Promise.allSettled(prompts);
       const acked = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.seq] : []));
+      // A prompt the daemon read while stopping is refused with DaemonStopping; one still in
+      // the socket when it closed the connection never reached it, and the client rejects it
+      // (vscode-jsonrpc's PendingResponseRejected, -32097). Neither was acknowledged.
       for (const s of settled) {
-        if (s.status === 'rejected') assert.equal((s.reason as { code?: number }).code, ErrorCode.DaemonStopping);
+        if (s.status === 'rejected') assert.ok([ErrorCode.DaemonStopping, -32097].includes((s.reason as { code?: number }).code!), String(s.reason));
       }
       const exit = await daemon.exited;
       assert.deepEqual(exit, { code: 0, signal: null });

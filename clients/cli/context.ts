@@ -1,7 +1,6 @@
 import type { z } from 'zod';
 import { AgentdError, ErrorCode, SessionId } from '../../protocol/index.js';
 import { connect, type AgentdClient } from '../lib/client.js';
-
 import { type Options, parseStrict, UsageError, type Values } from './args.js';
 
 export { type Options, UsageError, type Values };
