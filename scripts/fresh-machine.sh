@@ -5,6 +5,7 @@
 # root, on a clean clone of HEAD. Not part of `npm test`: it needs root and the network.
 #
 #   scripts/fresh-machine.sh demo|test [WORKDIR]     (default WORKDIR /srv/agentd-fresh)
+#   NPM_VERSION=10 scripts/fresh-machine.sh ...        (npm@10 from the registry instead of this machine's)
 #
 # WORKDIR/base is the pristine chroot, made once with debootstrap from the mirror apt
 # uses here; every run works on a fresh copy of it (WORKDIR/run), unmounted at the end.
@@ -56,6 +57,12 @@ cp -a "$npm_dir" "$root$npm_dir"
 ln -sf "$npm_dir/bin/npm-cli.js" "$root$prefix/bin/npm"
 ln -sf "$npm_dir/bin/npx-cli.js" "$root$prefix/bin/npx"
 [ -f "$prefix/etc/npmrc" ] && install -D -m 0644 "$prefix/etc/npmrc" "$root$prefix/etc/npmrc"
+# NPM_VERSION=10 tries another npm (e.g. the one Node 20 ships) in place of this machine's.
+if [ -n "${NPM_VERSION:-}" ]; then
+  tarball=$(cd "$work" && npm pack --silent "npm@$NPM_VERSION")
+  rm -rf "${root:?}$npm_dir" && mkdir -p "$root$npm_dir"
+  tar -xzf "$work/$tarball" -C "$root$npm_dir" --strip-components=1 && rm -f "$work/$tarball"
+fi
 # This workplace reaches the registries through a TLS-intercepting proxy: its CA bundle
 # and DNS come along (the network, not the machine's software).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
