@@ -1,36 +1,17 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { HOST_CONFIG_ENV, PROXY_PORT_INSIDE, PROXY_SOCKET_INSIDE, type HostConfig } from './host/config.js';
-import { buildLaunch } from './isolation/launch.js';
 import { probeIsolation, type IsolationLevel, type IsolationReport } from './isolation/probe.js';
+import type { Limiter, LimitPlacement } from './limits/index.js';
+import { prepareLaunch } from './local-launch.js';
 import type { Sandbox, SandboxSpec, ToolContent, ToolDefinition, ToolErrorKind, ToolResult } from './provider.js';
 import { ChildProcessTransport } from './transport.js';
 
-const DEFAULT_ENV_ALLOWLIST = ['PATH', 'LANG', 'LC_ALL', 'TERM', 'TZ'];
 const CONNECT_TIMEOUT_MS = 20_000;
 const CLOSE_GRACE_MS = 2_000;
 const NO_TIMEOUT = 2 ** 31 - 1;
 const STDERR_TAIL = 4_000;
-const SERVER_NAME = /^[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*$/;
-
-const compiledRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const hostEntry = path.join(compiledRoot, 'sandbox', 'host', 'main.js');
-
-/** The compiled tree plus node_modules and package.json of the package it belongs to, read-only inside. */
-function installPaths(): string[] {
-  for (let dir = compiledRoot; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'node_modules'))) {
-      return [...new Set([compiledRoot, path.join(dir, 'node_modules'), path.join(dir, 'package.json')])];
-    }
-    if (path.dirname(dir) === dir) throw new Error(`cannot find the agentd package (package.json and node_modules) above ${compiledRoot}`);
-  }
-}
 
 let cachedReport: Promise<IsolationReport> | null = null;
 
@@ -38,34 +19,6 @@ let cachedReport: Promise<IsolationReport> | null = null;
 export function cachedIsolationReport(): Promise<IsolationReport> {
   cachedReport ??= probeIsolation();
   return cachedReport;
-}
-
-async function chooseLevel(requested: SandboxSpec['isolation'], available: Promise<IsolationReport>): Promise<IsolationLevel> {
-  const report = await available;
-  if (!requested || requested === 'auto') return report.best;
-  if (!report.levels[requested].ok) {
-    throw new Error(`isolation "${requested}" was requested but is not available here: ${report.levels[requested].detail}`);
-  }
-  return requested;
-}
-
-function buildEnv(spec: SandboxSpec, level: IsolationLevel, workspace: string, scratch: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of spec.envAllowlist ?? DEFAULT_ENV_ALLOWLIST) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
-  env.HOME = level === 'bwrap' ? '/tmp' : workspace;
-  Object.assign(env, spec.env);
-  const proxy = spec.proxySocket
-    ? level === 'bwrap'
-      ? { socket: PROXY_SOCKET_INSIDE, port: PROXY_PORT_INSIDE }
-      : { socket: spec.proxySocket, port: level === 'namespaces' ? PROXY_PORT_INSIDE : 0 }
-    : undefined;
-  const config: HostConfig = { workspace, mcpServers: spec.mcpServers ?? [], scratch, ...(proxy ? { proxy } : {}) };
-  env[HOST_CONFIG_ENV] = JSON.stringify(config);
-  return env;
 }
 
 function toContent(result: CallToolResult): ToolContent[] {
@@ -95,6 +48,9 @@ class LocalSandbox implements Sandbox {
     readonly warnings: string[],
     private readonly child: ChildProcessWithoutNullStreams,
     private readonly client: Client,
+    private readonly placement: LimitPlacement | null,
+    /** Removes what was made outside for the sandbox; `ended` settles after it. */
+    cleanup: () => Promise<void>,
   ) {
     child.stderr.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL);
@@ -107,9 +63,10 @@ class LocalSandbox implements Sandbox {
       child.on('exit', (code, signal) => {
         const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
         const tail = this.stderr.trim() ? `: ${this.stderr.trim().slice(-500)}` : '';
-        this.endReason = this.closing ? 'closed' : `sandbox host ${how}${tail}`;
+        const reason = this.closing ? 'closed' : `sandbox host ${how}${tail}`;
+        this.endReason = reason;
         for (const lose of this.inFlight) lose();
-        resolve({ reason: this.endReason });
+        void cleanup().finally(() => resolve({ reason }));
       });
     });
   }
@@ -186,8 +143,13 @@ class LocalSandbox implements Sandbox {
     }
   }
 
-  /** SIGKILLs the host's process group; only while the host is unreaped, so the group id cannot have been reused. */
+  /**
+   * SIGKILLs the launcher's process group (only while it is unreaped, so the group id cannot have
+   * been reused): the sandbox's pid 1 dies with it, and with pid 1 the whole pid namespace. The
+   * sandbox's cgroup, when it has one, is emptied too (the only bound on an unisolated sandbox).
+   */
   private killAll(): void {
+    void this.placement?.killAll();
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     try {
       process.kill(-this.child.pid!, 'SIGKILL');
@@ -197,48 +159,27 @@ class LocalSandbox implements Sandbox {
   }
 }
 
-function validate(spec: SandboxSpec): string {
-  if (!path.isAbsolute(spec.workspace)) throw new Error(`workspace must be an absolute path, got ${JSON.stringify(spec.workspace)}`);
-  if (!existsSync(spec.workspace) || !statSync(spec.workspace).isDirectory()) throw new Error(`workspace ${spec.workspace} is not a directory`);
-  const names = new Set<string>();
-  for (const server of spec.mcpServers ?? []) {
-    if (!SERVER_NAME.test(server.name)) throw new Error(`MCP server name ${JSON.stringify(server.name)} must be letters, digits, "-" and single "_"`);
-    if (names.has(server.name)) throw new Error(`MCP server name ${JSON.stringify(server.name)} is used twice`);
-    names.add(server.name);
-  }
-  return realpathSync(spec.workspace);
-}
-
 /** Starts the host at the chosen isolation level and waits until it can serve a tool call. */
-export async function provisionLocal(spec: SandboxSpec, available: Promise<IsolationReport>): Promise<Sandbox> {
-  const workspace = validate(spec);
-  const level = await chooseLevel(spec.isolation, available);
+export async function provisionLocal(spec: SandboxSpec, available: Promise<IsolationReport>, limiter: Limiter): Promise<Sandbox> {
   const id = `${spec.sessionId}-${randomBytes(4).toString('hex')}`;
-  const warnings: string[] = [];
-  if (level === 'none') {
-    warnings.push(`sandbox ${id} runs WITHOUT ISOLATION: its commands can read and write anything this user can, including the network`);
-  } else if (level === 'namespaces') {
-    warnings.push(`sandbox ${id} uses namespaces only (private pid, network, ipc, uts): the filesystem is NOT hidden from it`);
-  }
+  const prepared = await prepareLaunch(spec, id, available, limiter);
+  const { launch, level, warnings } = prepared;
   for (const warning of warnings) process.stderr.write(`agentd: WARNING: ${warning}\n`);
-  const launch = buildLaunch({ level, hostEntry, readOnly: installPaths(), workspace, binds: spec.binds ?? [], ...(spec.proxySocket ? { proxySocket: spec.proxySocket } : {}) });
-  // Inside bwrap /tmp is private and vanishes with the sandbox; elsewhere the provider owns a dir and removes it.
-  const scratch = level === 'bwrap' ? '/tmp' : mkdtempSync(path.join(tmpdir(), 'agentd-sandbox-'));
-  const removeScratch = () => {
-    if (level !== 'bwrap') rmSync(scratch, { recursive: true, force: true });
-  };
   const child = spawn(launch.command, launch.args, {
     cwd: launch.cwd,
-    env: buildEnv(spec, level, workspace, scratch),
-    stdio: ['pipe', 'pipe', 'pipe'],
+    env: prepared.env,
+    stdio: ['pipe', 'pipe', 'pipe', ...(launch.fd3 ? (['pipe'] as const) : [])],
     detached: true, // its own process group, so close() can kill everything it left behind
-  });
+  }) as ChildProcessWithoutNullStreams;
+  // A launcher that fails before reading its fd 3 resets the pipe: that failure is reported by its exit.
+  if (launch.fd3) (child.stdio[3] as NodeJS.WritableStream).on('error', () => undefined).end(launch.fd3);
   // The MCP client is loaded with the first sandbox, not with whoever imports the provider.
   const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
   const client = new Client({ name: 'agentd', version: '0.1.0' });
-  const sandbox = new LocalSandbox(id, level, warnings, child, client);
-  void sandbox.ended.then(removeScratch);
-  child.once('error', removeScratch);
+  let cleaned: Promise<void> | undefined;
+  const cleanup = () => (cleaned ??= prepared.cleanup());
+  const sandbox = new LocalSandbox(id, level, warnings, child, client, prepared.placement, cleanup);
+  child.once('error', () => void cleanup());
   const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
   let timer: NodeJS.Timeout | undefined;
   const slow = new Promise<never>((_, reject) => {
@@ -249,6 +190,7 @@ export async function provisionLocal(spec: SandboxSpec, available: Promise<Isola
   } catch (error) {
     const exit = await sandbox.startupFailure();
     await sandbox.close();
+    await cleanup();
     throw exit ? new Error(`the sandbox host did not start: ${exit}`) : error;
   } finally {
     clearTimeout(timer);

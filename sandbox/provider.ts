@@ -1,20 +1,29 @@
 // The sandbox provider's interface: the one file the rest of agentd imports from sandbox/.
 import type { IsolationLevel, IsolationReport } from './isolation/probe.js';
+import { detectLimiter, type Limiter, type SandboxLimits } from './limits/index.js';
 import { cachedIsolationReport, provisionLocal } from './local-sandbox.js';
 import { builtinTools } from './tools/index.js';
 
 export type { Check, IsolationLevel, IsolationReport } from './isolation/probe.js';
-export { probeIsolation } from './isolation/probe.js';
+export { atLeast, ISOLATION_LEVELS, probeIsolation } from './isolation/probe.js';
+export { probeContainment, type ContainmentReport } from './isolation/containment.js';
+export { probeLimits, type LimitsReport, type SandboxLimits } from './limits/index.js';
 
 export interface SandboxSpec {
   sessionId: string; // naming and logging only
   workspace: string; // absolute directory, read-write inside; persists across sandboxes
   isolation?: IsolationLevel | 'auto'; // 'auto' (default) = strongest available; never silently weaker than requested
-  network?: 'none'; // off by default; the credential proxy (later) adds a path
+  network?: 'none'; // off by default; the credential proxy adds a path
   envAllowlist?: string[]; // names copied from the provider's environment (default PATH, LANG, LC_ALL, TERM, TZ)
   env?: Record<string, string>; // explicit values set inside
   mcpServers?: { name: string; command: string; args?: string[]; env?: Record<string, string> }[];
-  binds?: { path: string; readOnly: boolean }[]; // extra paths to expose (bwrap only)
+  binds?: { path: string; readOnly: boolean }[]; // extra paths to expose
+  /** Paths never visible inside (the daemon's data dir, sockets), whatever the workspace holds. */
+  hide?: string[];
+  /** The weakest isolation allowed: 'auto' picks the strongest available at or above it, anything below is refused. */
+  minimumIsolation?: IsolationLevel;
+  /** Process and memory limits for the whole sandbox (see limits/index.ts for how they are held). */
+  limits?: SandboxLimits;
   /**
    * The credential proxy's unix socket. Inside, the host serves it on a loopback port
    * and sets AGENTD_PROXY to that base URL; the sandbox's network stays otherwise off.
@@ -59,7 +68,8 @@ export const BUILTIN_TOOLS: readonly ToolDefinition[] = builtinTools.map(({ name
  * Sandboxes as local process trees: bubblewrap, else namespaces, else a plain process (with a
  * warning). `isolationReport` replaces the machine probe (a test seam, and for a doctor-checked report).
  */
-export function createLocalProvider(options: { isolationReport?: Promise<IsolationReport> } = {}): SandboxProvider {
+export function createLocalProvider(options: { isolationReport?: Promise<IsolationReport>; limiter?: Limiter } = {}): SandboxProvider {
   const available = options.isolationReport ?? cachedIsolationReport();
-  return { provision: (spec) => provisionLocal(spec, available) };
+  let limiter = options.limiter;
+  return { provision: (spec) => provisionLocal(spec, available, (limiter ??= detectLimiter())) };
 }

@@ -4,9 +4,11 @@ import { realpathSync } from 'node:fs';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { findExecutable } from '../isolation/probe.js';
+import { findExecutable } from '../isolation/which.js';
 import { ToolFailure, type ToolContext } from '../tools/define.js';
 import { builtinTools } from '../tools/index.js';
+import { LimitWatch } from '../tools/limit-watch.js';
+import { SandboxProcesses } from '../tools/procs.js';
 import { PtyShell } from '../tools/shell.js';
 import { HOST_CONFIG_ENV, type HostConfig } from './config.js';
 import type { SessionServers } from './session-servers.js';
@@ -26,7 +28,8 @@ async function main(): Promise<void> {
   if (config.proxy) env.AGENTD_PROXY = await (await import('./proxy-forward.js')).forwardProxy(config.proxy);
   const workspace = realpathSync(config.workspace);
   const ripgrep = findExecutable('rg', env.PATH ?? '');
-  const shell = new PtyShell(workspace, env, OUTPUT_CAP, config.scratch);
+  const processes = new SandboxProcesses(config.processScope);
+  const shell = new PtyShell(workspace, env, OUTPUT_CAP, config.scratch, processes, config.limits ? new LimitWatch(config.limits, processes) : null);
   // The MCP client side is loaded only for sessions that have servers of their own.
   const servers: SessionServers | null = config.mcpServers.length
     ? new (await import('./session-servers.js')).SessionServers(config.mcpServers, env, workspace)

@@ -1,86 +1,154 @@
-import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
-import path from 'node:path';
-import { findExecutable, unshareFlags, type IsolationLevel } from './probe.js';
-import { PROXY_SOCKET_INSIDE } from '../host/config.js';
+import type { IsolationLevel } from './probe.js';
+import { findExecutable } from './which.js';
+import { bwrapMountArgs, mountOps, type FilesystemPlan, type MountOp } from './mounts.js';
 
 export interface Launch {
   command: string;
   args: string[];
   cwd: string;
+  /** Bytes to hand the launcher on fd 3 (bubblewrap reads its seccomp program there). */
+  fd3?: Buffer;
 }
 
-export interface LaunchPlan {
+export interface LaunchPlan extends FilesystemPlan {
   level: IsolationLevel;
-  hostEntry: string; // absolute path of the compiled host main.js
-  readOnly: string[]; // install paths the host needs (compiled tree, node_modules, package.json)
-  workspace: string;
-  binds: { path: string; readOnly: boolean }[];
-  /** The proxy's socket outside, mounted at PROXY_SOCKET_INSIDE. */
-  proxySocket?: string;
+  /** The program to run inside, absolute path first. */
+  command: string[];
+  /** cgroup.procs files the launcher joins before it starts anything (empty without cgroups). */
+  cgroupProcs: string[];
+  /** Set inside, once the sandbox's user namespace exists (see ../limits). */
+  rlimits?: { nproc?: number; dataBytes?: number };
+  /** The seccomp program (bwrap level). */
+  seccomp: Buffer | null;
+  /** `namespaces` level: an empty directory outside, where the sandbox's root is assembled. */
+  stagingDir?: string;
 }
 
-// Only what programs need from /etc: no shadow, no ssh keys, no machine secrets.
-const ETC_FILES = [
-  'passwd', 'group', 'hosts', 'host.conf', 'resolv.conf', 'nsswitch.conf', 'gai.conf', 'protocols', 'services',
-  'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'ssl', 'ca-certificates', 'ca-certificates.conf', 'pki', 'alternatives',
-  'localtime', 'timezone', 'mime.types', 'inputrc', 'terminfo', 'gitconfig', 'os-release',
-];
-const ROOT_DIRS = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];
+const SBIN_PATH = () => `${process.env.PATH ?? ''}:/usr/sbin:/sbin:/usr/bin:/bin`;
+const tool = (name: string) => findExecutable(name, SBIN_PATH()) ?? name;
 
-function rootDirArgs(): string[] {
-  const args: string[] = [];
-  for (const name of ROOT_DIRS) {
-    const at = `/${name}`;
-    if (!existsSync(at)) continue;
-    const info = lstatSync(at);
-    if (info.isSymbolicLink()) args.push('--symlink', readlinkSync(at), at);
-    else args.push('--ro-bind', at, at);
-  }
-  return args;
+/** The uid and gid inside: the daemon's own, or 1000 when it runs as root (never 0 inside). */
+export function insideIds(): { uid: number; gid: number } {
+  const uid = process.getuid?.() ?? 1000;
+  const gid = process.getgid?.() ?? 1000;
+  return uid === 0 ? { uid: 1000, gid: 1000 } : { uid, gid };
 }
 
-/** Where node lives, when it is not under /usr (nvm, /opt): its install prefix, read-only. */
-function nodePrefix(): string[] {
-  const real = realpathSync(process.execPath);
-  if (real.startsWith('/usr/') || real.startsWith('/bin/')) return [];
-  return [path.dirname(path.dirname(real))];
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+function rlimitPrefix(rlimits: LaunchPlan['rlimits']): string[] {
+  if (!rlimits) return [];
+  const flags = [
+    ...(rlimits.nproc !== undefined ? [`--nproc=${rlimits.nproc}:${rlimits.nproc}`] : []),
+    ...(rlimits.dataBytes !== undefined ? [`--data=${rlimits.dataBytes}:${rlimits.dataBytes}`] : []),
+  ];
+  return flags.length ? [tool('prlimit'), ...flags, '--'] : [];
 }
 
-function bwrapArgs(plan: LaunchPlan): string[] {
-  const args = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--unshare-cgroup-try'];
+/** Drops every capability (bounding and ambient sets too) and sets no_new_privs; setpriv(1). */
+function dropPrivileges(): string[] {
+  return [tool('setpriv'), '--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', '--no-new-privs', '--'];
+}
+
+function bwrapArgs(plan: LaunchPlan, inner: string[]): string[] {
+  const { uid, gid } = insideIds();
+  const args = [
+    '--unshare-user', '--uid', String(uid), '--gid', String(gid), '--disable-userns',
+    '--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--unshare-cgroup-try',
+  ];
   if (process.getuid?.() === 0) args.push('--cap-drop', 'ALL');
-  args.push('--ro-bind', '/usr', '/usr', ...rootDirArgs());
-  for (const name of ETC_FILES) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
-  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/run');
-  for (const p of [...nodePrefix(), ...plan.readOnly]) args.push('--ro-bind', p, p);
-  // After the tmpfs mounts, so a workspace under /tmp is the real directory.
-  args.push('--bind', plan.workspace, plan.workspace);
-  for (const bind of plan.binds) args.push(bind.readOnly ? '--ro-bind' : '--bind', bind.path, bind.path);
-  if (plan.proxySocket) args.push('--bind', plan.proxySocket, PROXY_SOCKET_INSIDE);
-  args.push('--chdir', plan.workspace, '--', process.execPath, plan.hostEntry);
+  args.push(...bwrapMountArgs(mountOps(plan)));
+  if (plan.seccomp) args.push('--seccomp', '3');
+  args.push('--chdir', plan.workspace, '--', ...inner);
   return args;
 }
 
-/** iproute2's `ip`, usually in an sbin dir that PATH may lack; `true` (a no-op) without it. */
-function ipCommand(): string {
-  return findExecutable('ip', `${process.env.PATH ?? ''}:/usr/sbin:/sbin:/usr/bin:/bin`) ?? 'true';
+/** One mount operation as shell, against the new root "$R" (see namespacesScript). */
+function shellOp(op: MountOp): string {
+  switch (op.kind) {
+    case 'ro-bind':
+      return `mnt_bind ro ${quote(op.src)} ${quote(op.dst)}`;
+    case 'bind':
+      return `mnt_bind rw ${quote(op.src)} ${quote(op.dst)}`;
+    case 'tmpfs':
+      return `mkdir -p "$R"${quote(op.dst)}; mount -t tmpfs -o mode=0755,nosuid,nodev agentd "$R"${quote(op.dst)}`;
+    case 'proc':
+      // Further user namespaces are refused here (as bwrap --disable-userns does): its limit is 0.
+      return 'mkdir -p "$R/proc"; mount -t proc -o nosuid,nodev,noexec proc "$R/proc"; echo 0 > "$R/proc/sys/user/max_user_namespaces"';
+    case 'dev':
+      return 'mnt_dev';
+    case 'symlink':
+      return `mkdir -p "$(dirname "$R"${quote(op.dst)})"; ln -s ${quote(op.target)} "$R"${quote(op.dst)}`;
+    case 'mask':
+      return `mnt_bind ro /dev/null ${quote(op.dst)}`;
+    case 'remount-ro':
+      return `mount -o remount,bind,ro,nosuid,nodev "$R"${quote(op.dst)}`;
+  }
 }
 
-/** The command line that starts the host at the given isolation level. */
+/**
+ * The `namespaces` level without bubblewrap: run as root of a fresh user namespace (mapped to
+ * the daemon's uid, so no more than the daemon may), assemble the same tree as bwrap gets in
+ * a tmpfs with mount(8), pivot_root into it, then drop to an unprivileged uid with no
+ * capabilities and no_new_privs. What it lacks against bwrap: the seccomp filter.
+ */
+function namespacesScript(plan: LaunchPlan): string {
+  const keyctl = process.arch === 'x64' ? 250 : process.arch === 'arm64' ? 219 : undefined;
+  const perl = findExecutable('perl', SBIN_PATH());
+  const ip = findExecutable('ip', SBIN_PATH());
+  return [
+    'set -eu',
+    `R=${quote(plan.stagingDir!)}`,
+    'noexec() { findmnt -no VFS-OPTIONS -T "$1" | grep -q noexec && echo ,noexec || true; }',
+    // mnt_bind ro|rw SRC DST: the mount point is made to match the source (dir, or empty file).
+    'mnt_bind() { local d="$R$3"; if [ -d "$2" ]; then mkdir -p "$d"; else mkdir -p "$(dirname "$d")"; [ -e "$d" ] || : > "$d"; fi; ' +
+      'mount --bind "$2" "$d"; mount -o "remount,bind,nosuid,nodev$( [ "$1" = ro ] && echo ,ro)$(noexec "$d")" "$d"; }',
+    'mnt_dev() { mkdir -p "$R/dev"; mount -t tmpfs -o mode=0755,nosuid agentd "$R/dev"; ' +
+      'for n in null zero full random urandom tty; do : > "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done; ' +
+      'mkdir "$R/dev/pts" "$R/dev/shm"; mount -t devpts -o newinstance,ptmxmode=0666,mode=620,nosuid,noexec devpts "$R/dev/pts"; ' +
+      'ln -s pts/ptmx "$R/dev/ptmx"; ln -s /proc/self/fd "$R/dev/fd"; for i in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/${i%%:*}" "$R/dev/${i#*:}"; done; }',
+    'mount --make-rprivate /',
+    'mount -t tmpfs -o mode=0755,nosuid,nodev agentd-root "$R"',
+    ...mountOps(plan).map(shellOp),
+    ...(ip ? [`${quote(ip)} link set lo up`] : []),
+    'cd "$R"; mkdir .agentd-old-root; pivot_root . .agentd-old-root; umount -i -n -l /.agentd-old-root; rmdir /.agentd-old-root',
+    `cd ${quote(plan.workspace)}`,
+    // A new, empty session keyring: the daemon's would otherwise be readable by possession.
+    ...(perl && keyctl !== undefined ? [`set -- ${quote(perl)} -e 'syscall(${keyctl}, 1, 0) >= 0 or die "keyctl: $!\\n"; exec @ARGV or die "exec: $!\\n"' "$@"`] : []),
+    `exec ${dropPrivileges().map(quote).join(' ')} "$@"`,
+  ].join('\n');
+}
+
+/** pid 1 of the sandbox: reaps orphans, runs the command with the stdin it was given. */
+const REAPER = ['/bin/sh', '-c', 'exec 3<&0; "$@" <&3 3<&- & wait $!', 'agentd-init'];
+/** Joins the cgroups named before `--`, then becomes the rest of its arguments. */
+const CGROUP_JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"';
+
+/** The command line that starts `plan.command` at the planned isolation level. */
 export function buildLaunch(plan: LaunchPlan): Launch {
+  const inner = [...rlimitPrefix(plan.rlimits), ...plan.command];
+  let launch: Launch;
   switch (plan.level) {
     case 'bwrap':
-      return { command: findExecutable('bwrap') ?? 'bwrap', args: bwrapArgs(plan), cwd: plan.workspace };
-    case 'namespaces':
-      // sh as pid 1 of the new namespace reaps orphaned processes (node would leave them as
-      // zombies). A new network namespace starts with loopback down, and the credential
-      // proxy's forwarder listens on it: bring it up first (bwrap does this itself).
-      return {
-        command: findExecutable('unshare') ?? 'unshare',
-        args: [...unshareFlags(), '--', '/bin/sh', '-c', '"$2" link set lo up 2>/dev/null; exec 3<&0; "$0" "$1" <&3 3<&- & wait $!', process.execPath, plan.hostEntry, ipCommand()],
+      launch = { command: tool('bwrap'), args: bwrapArgs(plan, inner), cwd: plan.workspace, ...(plan.seccomp ? { fd3: plan.seccomp } : {}) };
+      break;
+    case 'namespaces': {
+      const { uid, gid } = insideIds();
+      launch = {
+        command: tool('unshare'),
+        args: [
+          '--user', `--map-user=${uid}`, `--map-group=${gid}`, '--keep-caps',
+          '--pid', '--fork', '--kill-child', '--mount', '--net', '--ipc', '--uts', '--cgroup',
+          '--', tool('bash'), '-c', namespacesScript(plan), 'agentd-sandbox-setup', ...REAPER, ...inner,
+        ],
         cwd: plan.workspace,
       };
+      break;
+    }
     case 'none':
-      return { command: process.execPath, args: [plan.hostEntry], cwd: plan.workspace };
+      launch = { command: inner[0]!, args: inner.slice(1), cwd: plan.workspace };
+      break;
   }
+  if (plan.cgroupProcs.length === 0) return launch;
+  return { ...launch, command: '/bin/sh', args: ['-c', CGROUP_JOIN, 'agentd-cgroup-join', ...plan.cgroupProcs, '--', launch.command, ...launch.args] };
 }

@@ -1,8 +1,16 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
+import { runInside } from './containment.js';
+import { findExecutable } from './which.js';
 
 export type IsolationLevel = 'bwrap' | 'namespaces' | 'none';
+
+/** Strongest first. */
+export const ISOLATION_LEVELS: readonly IsolationLevel[] = ['bwrap', 'namespaces', 'none'];
+
+/** Whether `level` isolates at least as much as `floor`. */
+export function atLeast(level: IsolationLevel, floor: IsolationLevel): boolean {
+  return ISOLATION_LEVELS.indexOf(level) <= ISOLATION_LEVELS.indexOf(floor);
+}
 
 export interface Check {
   ok: boolean;
@@ -18,19 +26,7 @@ export interface IsolationReport {
   ripgrep: Check;
 }
 
-export function findExecutable(binary: string, searchPath = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): string | null {
-  for (const dir of searchPath.split(':')) {
-    if (!dir) continue;
-    const candidate = path.join(dir, binary);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return null;
-}
+export { findExecutable };
 
 function run(command: string, args: string[]): Promise<Check> {
   return new Promise((resolve) => {
@@ -45,28 +41,14 @@ function run(command: string, args: string[]): Promise<Check> {
   });
 }
 
-const isRoot = () => process.getuid?.() === 0;
+const SBIN_PATH = () => `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
 
-/** `unshare` flags for a private pid/ipc/uts/net/mount namespace set, as root or via a user namespace. */
-export function unshareFlags(): string[] {
-  const flags = ['--pid', '--fork', '--kill-child', '--mount', '--mount-proc', '--net', '--ipc', '--uts'];
-  return isRoot() ? flags : ['--user', '--map-root-user', ...flags];
-}
-
-async function probeBwrap(): Promise<Check> {
-  const bwrap = findExecutable('bwrap');
-  if (!bwrap) return { ok: false, detail: 'bwrap not found on PATH (install bubblewrap)' };
-  const check = await run(bwrap, ['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--die-with-parent', '--new-session', 'true']);
-  return check.ok ? { ok: true, detail: `${bwrap} works (pid, ipc, uts and net namespaces)` } : { ok: false, detail: `${bwrap} is present but fails: ${check.detail}` };
-}
-
-async function probeNamespaces(): Promise<Check> {
-  const unshare = findExecutable('unshare');
-  if (!unshare) return { ok: false, detail: 'unshare (util-linux) not found on PATH' };
-  const check = await run(unshare, [...unshareFlags(), 'true']);
-  return check.ok
-    ? { ok: true, detail: `${unshare} works (pid, ipc, uts, net and mount namespaces; the filesystem is not hidden at this level)` }
-    : { ok: false, detail: `${unshare} fails: ${check.detail}` };
+/** A real sandbox at `level` runs /bin/true, or the reason it cannot. */
+async function probeLevel(level: 'bwrap' | 'namespaces', needs: string[], works: string): Promise<Check> {
+  const missing = needs.filter((tool) => !findExecutable(tool, SBIN_PATH()));
+  if (missing.length) return { ok: false, detail: `${missing.join(', ')} not found on PATH` };
+  const result = await runInside(level, ['/bin/true']);
+  return result.code === 0 ? { ok: true, detail: works } : { ok: false, detail: `a ${level} sandbox fails to start: ${result.output.slice(-500) || `exit ${result.code}`}` };
 }
 
 async function probeNodePty(): Promise<Check> {
@@ -87,16 +69,14 @@ async function probeRipgrep(): Promise<Check> {
 
 /** What isolation this machine offers, and why; for `agentd doctor` and for choosing a level. */
 export async function probeIsolation(): Promise<IsolationReport> {
-  const userArgs = isRoot() ? ['--user', 'true'] : ['--user', '--map-root-user', 'true'];
-  const netArgs = isRoot() ? ['--net', 'true'] : ['--user', '--map-root-user', '--net', 'true'];
   const unshare = findExecutable('unshare');
   const [bwrap, namespaces, nodePty, ripgrep, userNs, netNs] = await Promise.all([
-    probeBwrap(),
-    probeNamespaces(),
+    probeLevel('bwrap', ['bwrap'], 'bwrap works: user, pid, ipc, uts, net and mount namespaces, no capabilities, seccomp filter'),
+    probeLevel('namespaces', ['unshare', 'setpriv', 'mount', 'findmnt', 'pivot_root', 'bash'], 'unshare and mount(8) work: user, pid, ipc, uts, net and mount namespaces, no capabilities; no seccomp filter'),
     probeNodePty(),
     probeRipgrep(),
-    unshare ? run(unshare, userArgs) : Promise.resolve({ ok: false, detail: 'unshare not found' }),
-    unshare ? run(unshare, netArgs) : Promise.resolve({ ok: false, detail: 'unshare not found' }),
+    unshare ? run(unshare, ['--user', '--map-root-user', 'true']) : Promise.resolve({ ok: false, detail: 'unshare not found' }),
+    unshare ? run(unshare, ['--user', '--map-root-user', '--net', 'true']) : Promise.resolve({ ok: false, detail: 'unshare not found' }),
   ]);
   const none: Check = { ok: true, detail: 'a plain process: no isolation (always available, never chosen silently)' };
   const best: IsolationLevel = bwrap.ok ? 'bwrap' : namespaces.ok ? 'namespaces' : 'none';

@@ -21,13 +21,14 @@ export const bashTool = defineTool({
     const output = run.output.replace(/\n$/, '');
     const lines = [output.length > 0 ? output : '(no output)'];
     if (run.ended === 'exited') lines.push(`[exit code: ${run.exitCode}]`);
-    if (run.ended === 'timeout') lines.push(`[timed out after ${timeoutMs} ms; the command and the processes it started were killed; the shell is still running]`);
-    if (run.ended === 'interrupted') lines.push('[interrupted; the command and the processes it started were killed]');
+    const killed = run.unkilled === 0 ? 'the command and every process it started were killed' : `${run.unkilled} processes the command started could not be killed`;
+    if (run.ended === 'timeout') lines.push(`[timed out after ${timeoutMs} ms; ${killed}; the shell is still running]`);
+    if (run.ended === 'interrupted') lines.push(`[interrupted; ${killed}]`);
     if (run.ended === 'shell_exited') lines.push(`[exit code: ${run.exitCode}]`);
     for (const note of run.notes) lines.push(`[${note}]`);
     return {
       content: [{ type: 'text', text: lines.join('\n') }],
-      isError: run.ended === 'timeout' || run.ended === 'interrupted',
+      isError: run.ended === 'timeout' || run.ended === 'interrupted' || run.limitReached,
       timedOut: run.ended === 'timeout',
     };
   },

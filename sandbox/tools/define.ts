@@ -21,6 +21,10 @@ export interface ShellRun {
   exitCode: number | null;
   ended: 'exited' | 'timeout' | 'interrupted' | 'shell_exited';
   notes: string[];
+  /** Processes the command started that were to be killed and were still alive after trying. */
+  unkilled: number;
+  /** The command ran the sandbox into its process or memory limit (the notes say which). */
+  limitReached: boolean;
 }
 
 /** The sandbox's persistent shell (one per sandbox; see shell.ts). */

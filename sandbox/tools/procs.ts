@@ -1,23 +1,26 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import type { ProcessScope } from '../host/config.js';
 
 export interface ProcInfo {
   pid: number;
   state: string; // R, S, D, Z, ...
   ppid: number;
-  pgid: number;
   sid: number;
+  /** Start time in clock ticks since boot: with the pid, it names one process for good. */
+  start: number;
+  threads: number;
 }
 
-/** Reads the process table from /proc (pid, parent, process group, session). */
+/** Reads the process table from /proc. */
 export function listProcesses(): ProcInfo[] {
   const out: ProcInfo[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // The command name may contain spaces and parentheses; fields resume after the last ')'.
+      // The command name may contain spaces and parentheses; fields resume after the last ')' (field 3 on).
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ pid: Number(name), state: fields[0]!, ppid: Number(fields[1]), pgid: Number(fields[2]), sid: Number(fields[3]) });
+      out.push({ pid: Number(name), state: fields[0]!, ppid: Number(fields[1]), sid: Number(fields[3]), threads: Number(fields[17]), start: Number(fields[19]) });
     } catch {
       // The process exited while we were reading.
     }
@@ -25,41 +28,91 @@ export function listProcesses(): ProcInfo[] {
   return out;
 }
 
-/** Live (non-zombie) processes of the session led by `sid`, other than its leader. */
-export function sessionMembers(sid: number): ProcInfo[] {
-  return listProcesses().filter((p) => p.sid === sid && p.pid !== sid && p.state !== 'Z');
-}
+/** Which processes were running at a moment: pid → start time. */
+export type Snapshot = ReadonlyMap<number, number>;
+
+const readCgroup = (pid: number | 'self') => {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return null;
+  }
+};
 
 /**
- * Kills the session's members that `spare` does not name, rescanning until none is left (or two
- * seconds pass): a process that forks while being killed cannot leave a child behind, and the
- * caller does not go on while a killed process is still running.
+ * The sandbox's processes as the host sees them, and how to be rid of the ones a command
+ * started. Never touched: the host itself, the sandbox's pid 1, and what the host runs apart
+ * from the shell (the session's MCP servers and their children).
  */
-export async function killSessionMembers(sid: number, spare: ReadonlySet<number> = new Set()): Promise<void> {
-  const deadline = Date.now() + 2_000;
-  for (;;) {
-    const targets = sessionMembers(sid).filter((p) => !spare.has(p.pid));
-    if (targets.length === 0 || Date.now() > deadline) return;
-    killProcesses(targets, sid);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+export class SandboxProcesses {
+  private readonly ownCgroup: string | null;
+  private readonly host = process.pid;
 
-/** SIGKILLs each process and its process group (unless it is `sparePgid`), ignoring ones already gone. */
-export function killProcesses(procs: ProcInfo[], sparePgid: number): void {
-  const groups = new Set(procs.map((p) => p.pgid).filter((g) => g !== sparePgid && g > 1));
-  for (const group of groups) {
-    try {
-      process.kill(-group, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
+  constructor(private readonly scope: ProcessScope) {
+    this.ownCgroup = scope === 'cgroup' ? readCgroup('self') : null;
   }
-  for (const p of procs) {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      // Already gone.
+
+  /** Live processes of the sandbox other than the host and pid 1. */
+  private members(all: ProcInfo[], shellPid: number | null): ProcInfo[] {
+    const byPid = new Map(all.map((p) => [p.pid, p]));
+    // The host's child whose subtree holds `p` (or undefined when `p` is not below the host).
+    const branch = (p: ProcInfo): number | undefined => {
+      for (let at: ProcInfo | undefined = p, hops = 0; at && hops < 1000; at = byPid.get(at.ppid), hops++) {
+        if (at.ppid === this.host) return at.pid;
+      }
+      return undefined;
+    };
+    return all.filter((p) => {
+      if (p.pid === this.host || p.pid === 1 || p.state === 'Z') return false;
+      const under = branch(p);
+      if (under !== undefined && under !== shellPid) return false; // a session server's tree
+      switch (this.scope) {
+        case 'namespace':
+          return true;
+        case 'cgroup':
+          return readCgroup(p.pid) === this.ownCgroup;
+        case 'descendants':
+          return under === shellPid || (shellPid !== null && p.sid === shellPid);
+      }
+    });
+  }
+
+  snapshot(): Snapshot {
+    return new Map(listProcesses().map((p) => [p.pid, p.start]));
+  }
+
+  /** Processes that `since` did not have (by pid and start time): what a command started. */
+  startedSince(since: Snapshot, shellPid: number | null): ProcInfo[] {
+    return this.members(listProcesses(), shellPid).filter((p) => p.pid !== shellPid && since.get(p.pid) !== p.start);
+  }
+
+  /** Every process the shell's commands started, in this call or earlier ones. */
+  started(shellPid: number | null): ProcInfo[] {
+    return this.members(listProcesses(), shellPid).filter((p) => p.pid !== shellPid);
+  }
+
+  /** Tasks (threads included) in the whole sandbox, as a process limit counts them. */
+  tasks(): number {
+    return listProcesses().reduce((sum, p) => sum + (p.state === 'Z' ? 1 : p.threads), 0);
+  }
+
+  /**
+   * SIGKILLs what `select` names, rescanning until it names nothing (a process that forks while
+   * being killed leaves no child behind) or `withinMs` passes. Returns how many are left.
+   */
+  async killUntilGone(select: () => ProcInfo[], withinMs = 5_000): Promise<number> {
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      const targets = select();
+      if (targets.length === 0 || Date.now() > deadline) return targets.length;
+      for (const p of targets) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 }

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { IPty } from '@lydell/node-pty';
 import type { Shell, ShellRun } from './define.js';
-import { killProcesses, killSessionMembers, sessionMembers } from './procs.js';
-
+import type { LimitState, LimitWatch } from './limit-watch.js';
+import type { SandboxProcesses, Snapshot } from './procs.js';
 
 const RECOVERY_ATTEMPTS = 3;
 const IDLE_KEEP = 4_096;
@@ -54,12 +54,16 @@ export class PtyShell implements Shell {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly scratch: string;
   private counter = 0;
+  /** The limit counters when the last command ended: what happened since is the background's doing. */
+  private lastLimits: LimitState | undefined;
 
   constructor(
     private readonly cwd: string,
     private readonly env: Record<string, string>,
     private readonly outputCap: number,
     scratchParent: string,
+    private readonly processes: SandboxProcesses,
+    private readonly limits: LimitWatch | null,
   ) {
     this.scratch = mkdtempSync(path.join(scratchParent, 'agentd-shell-'));
   }
@@ -79,11 +83,12 @@ export class PtyShell implements Shell {
     const pty = this.pty;
     this.pty = null;
     if (pty) {
-      killProcesses(sessionMembers(pty.pid), pty.pid);
-      try {
-        pty.kill('SIGKILL');
-      } catch {
-        // Already gone.
+      for (const p of [...this.processes.started(pty.pid), { pid: pty.pid }]) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
       }
     }
   }
@@ -106,7 +111,8 @@ export class PtyShell implements Shell {
     this.pty = pty;
     const ready = marker('READY', randomBytes(8).toString('hex'));
     // Job control off: no job notices in the output; commands are killed by session membership instead.
-    pty.write(`command -p stty -echo -onlcr 2>/dev/null; set +m; PS0=''; unset PROMPT_COMMAND; set +o history; printf '%s\\n' ${ready.shell}\n`);
+    // The shell and its commands go first when memory runs out, not the host that serves the tools.
+    pty.write(`command -p stty -echo -onlcr 2>/dev/null; set +m; PS0=''; unset PROMPT_COMMAND; set +o history; echo 500 > /proc/self/oom_score_adj 2>/dev/null; printf '%s\\n' ${ready.shell}\n`);
     const seen = await this.waitFor(`${ready.seen}\n`, 5_000);
     if (!seen) {
       this.stopShell();
@@ -139,14 +145,15 @@ export class PtyShell implements Shell {
 
   private async runNow(command: string, timeoutMs: number, signal: AbortSignal): Promise<ShellRun> {
     const notes: string[] = [];
-    if (signal.aborted) return { output: '', exitCode: null, ended: 'interrupted', notes };
+    if (signal.aborted) return { output: '', exitCode: null, ended: 'interrupted', notes, unkilled: 0, limitReached: false };
     const pty = this.pty ?? (await this.start());
+    const limitsBefore = await this.clearBackgroundAtLimit(pty.pid, notes);
     const id = randomBytes(12).toString('hex');
     const begin = marker('BEGIN', id);
     const end = marker('END', id);
     const file = path.join(this.scratch, `cmd-${++this.counter}.sh`);
     writeFileSync(file, command);
-    const before = new Set(sessionMembers(pty.pid).map((p) => p.pid));
+    const before = this.processes.snapshot();
     const output = new CappedText(Math.floor(this.outputCap / 2));
     const endPattern = new RegExp(`\\n${end.seen}:(\\d+)\\n`);
     const keep = end.seen.length + 16;
@@ -193,30 +200,78 @@ export class PtyShell implements Shell {
     });
 
     rmSync(file, { force: true });
+    let unkilled = 0;
     if (result.ended === 'shell_exited') {
-      await killSessionMembers(pty.pid);
+      unkilled = await this.processes.killUntilGone(() => this.processes.startedSince(before, null));
       notes.push('the shell exited; the next command starts a fresh shell (working directory and variables are reset)');
     } else if (result.ended !== 'exited') {
-      if (!(await this.stopCommand(pty, id, before))) {
+      const stopped = await this.stopCommand(pty, id, before);
+      unkilled = stopped.unkilled;
+      if (!stopped.recovered) {
         this.stopShell();
         notes.push('the shell did not recover after the command was killed and was restarted (working directory and variables are reset)');
       }
     }
-    return { output: output.toString().replace(/\r\n/g, '\n'), exitCode: result.exitCode, ended: result.ended, notes };
+    const limitReached = limitsBefore ? await this.reportLimits(limitsBefore, before, notes) : false;
+    return { output: output.toString().replace(/\r\n/g, '\n'), exitCode: result.exitCode, ended: result.ended, notes, unkilled, limitReached };
+  }
+
+  /**
+   * Before a command: if processes left running by earlier commands drove the sandbox into its
+   * process limit (a fork bomb in the background), nothing could run; kill them all first.
+   * Returns the limit counters the command starts from.
+   */
+  private async clearBackgroundAtLimit(shellPid: number, notes: string[]): Promise<LimitState | undefined> {
+    if (!this.limits) return undefined;
+    let now = this.limits.read();
+    if (this.lastLimits && this.limits.pidsReached(this.lastLimits, now)) {
+      const left = await this.processes.killUntilGone(() => this.processes.started(shellPid));
+      notes.push(
+        `processes left running by earlier commands reached the sandbox's process limit (${this.limits.limits.pids}); ` +
+          (left === 0 ? 'they were all killed before this command ran' : `${left} of them could not be killed`),
+      );
+      now = this.limits.read();
+    }
+    return now;
+  }
+
+  /** After a command: which limit it ran into, if any. At the process limit, what it started is killed. */
+  private async reportLimits(from: LimitState, before: Snapshot, notes: string[]): Promise<boolean> {
+    const watch = this.limits!;
+    let now = watch.read();
+    let reached = false;
+    if (watch.pidsReached(from, now)) {
+      reached = true;
+      const shellPid = this.pty?.pid ?? null;
+      const left = await this.processes.killUntilGone(() => this.processes.startedSince(before, shellPid));
+      notes.push(
+        `the sandbox reached its process limit (${watch.limits.pids} processes and threads): ` +
+          (left === 0 ? 'every process this command started was killed' : `${left} processes this command started could not be killed`),
+      );
+    }
+    const killed = watch.oomKilled(from, now);
+    if (killed > 0) {
+      reached = true;
+      notes.push(`the sandbox reached its memory limit (${watch.limits.memoryMb} MB): the kernel killed ${killed === 1 ? 'a process' : `${killed} processes`} for memory`);
+    }
+    now = watch.read();
+    this.lastLimits = now;
+    return reached;
   }
 
   /**
    * Stops the running command like Ctrl-C, then makes sure: SIGINT to the shell and the command's
    * processes (a child that dies of SIGINT makes bash abandon the whole command line, loops
-   * included), SIGKILL to whatever of the command is left, then a marker proves the shell is
-   * listening again. Processes from earlier calls (`before`) are left alone.
+   * included), SIGKILL to every process started since the command began (daemonised ones too:
+   * they are found by start time, not by session or group), then a marker proves the shell is
+   * listening again. Processes from earlier calls are left alone.
    */
-  private async stopCommand(pty: IPty, id: string, before: ReadonlySet<number>): Promise<boolean> {
+  private async stopCommand(pty: IPty, id: string, before: Snapshot): Promise<{ recovered: boolean; unkilled: number }> {
     const recovered = marker('RECOVER', id);
+    const started = () => this.processes.startedSince(before, pty.pid);
     for (let attempt = 0; attempt < RECOVERY_ATTEMPTS; attempt++) {
-      if (this.pty !== pty) return false;
-      const started = sessionMembers(pty.pid).filter((p) => !before.has(p.pid));
-      for (const pid of [pty.pid, ...started.map((p) => p.pid)]) {
+      if (this.pty !== pty) break;
+      for (const pid of [pty.pid, ...started().map((p) => p.pid)]) {
         try {
           process.kill(pid, 'SIGINT');
         } catch {
@@ -224,15 +279,14 @@ export class PtyShell implements Shell {
         }
       }
       await new Promise((r) => setTimeout(r, 20));
-      await killSessionMembers(pty.pid, before);
+      await this.processes.killUntilGone(started);
       pty.write(`\nprintf '\\n%s\\n' ${recovered.shell}\n`);
       if (await this.waitFor(`${recovered.seen}\n`, RECOVERY_WAIT_MS)) {
         // The shell is back at its prompt, so the command can start nothing new: sweep what it forked
         // between the kills above and the moment the shell noticed the interrupt.
-        await killSessionMembers(pty.pid, before);
-        return true;
+        return { recovered: true, unkilled: await this.processes.killUntilGone(started) };
       }
     }
-    return false;
+    return { recovered: false, unkilled: await this.processes.killUntilGone(() => this.processes.startedSince(before, null)) };
   }
 }

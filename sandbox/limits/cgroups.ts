@@ -1,0 +1,289 @@
+/**
+ * One cgroup per sandbox, under the daemon's own cgroup: `<ours>/agentd.<daemon pid>/<sandbox>`.
+ * cgroup v2 where a subtree with the pids and memory controllers is delegated to us; else
+ * the v1 pids and memory hierarchies (and freezer, to stop a fork bomb while killing it).
+ * Everything here runs outside the sandbox, as the daemon.
+ */
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface CgroupLimits {
+  pids: number;
+  memoryBytes: number;
+}
+
+/** Counter files the sandbox's host reads to tell the model which limit it hit. */
+export interface CgroupCounters {
+  /** `max N`: how often a fork was refused. */
+  pidsEvents: string;
+  /** `oom_kill N`: how often the kernel killed a process for memory. */
+  memoryEvents: string;
+}
+
+export interface CgroupHandle {
+  /** The cgroup.procs files a launcher writes its own pid to before it starts the sandbox. */
+  procsFiles: string[];
+  counters: CgroupCounters;
+  /** Kills every process in the cgroup, again and again until none is left (a fork bomb races). */
+  killAll(): Promise<void>;
+  /** killAll, then removes the cgroup. */
+  remove(): Promise<void>;
+}
+
+export interface CgroupTree {
+  version: 1 | 2;
+  /** Where sandboxes' cgroups go, for `agentd doctor`. */
+  where: string;
+  create(id: string, limits: CgroupLimits): CgroupHandle;
+}
+
+interface Mount {
+  point: string;
+  fstype: string;
+  superOptions: string[];
+}
+
+function mounts(): Mount[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [before, after = ''] = line.split(' - ');
+      const [fstype = '', , superOptions = ''] = after.split(' ');
+      return { point: unescapeMount(before!.split(' ')[4]!), fstype, superOptions: superOptions.split(',') };
+    });
+}
+
+const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+
+/** This process's cgroup path in each hierarchy: '' for v2, else the controller names. */
+function ownCgroups(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const match = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (match) for (const name of match[1]!.split(',')) out.set(name, match[2]!);
+  }
+  return out;
+}
+
+const read = (file: string) => readFileSync(file, 'utf8');
+const write = (file: string, value: string) => writeFileSync(file, value);
+const writable = (dir: string) => {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function pidsIn(dir: string): number[] {
+  try {
+    return read(path.join(dir, 'cgroup.procs')).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function killPids(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** SIGKILLs the members of `dirs` (freezing them first when `freeze` is given) until all are empty. */
+async function drain(dirs: string[], freeze?: { set(frozen: boolean): void }): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const pids = dirs.flatMap(pidsIn);
+    if (pids.length === 0 || Date.now() > deadline) return;
+    freeze?.set(true);
+    killPids(dirs.flatMap(pidsIn));
+    freeze?.set(false);
+    await sleep(5);
+  }
+}
+
+async function removeDirs(dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    // A killed process leaves its cgroup a moment after it is reaped.
+    for (let attempt = 0; existsSync(dir) && attempt < 100; attempt++) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        await sleep(10);
+      }
+    }
+  }
+}
+
+/** Parent dirs of daemons that are gone: their sandboxes died with them, remove what is left. */
+function sweepStale(roots: string[]): void {
+  for (const root of roots) {
+    for (const name of safeList(root)) {
+      const pid = /^agentd\.(\d+)$/.exec(name)?.[1];
+      if (!pid || alive(Number(pid))) continue;
+      const parent = path.join(root, name);
+      for (const child of safeList(parent)) {
+        const dir = path.join(parent, child);
+        if (!existsSync(path.join(dir, 'cgroup.procs'))) continue;
+        killPids(pidsIn(dir));
+        try {
+          rmdirSync(dir);
+        } catch {
+          // Still busy; the next daemon tries again.
+        }
+      }
+      try {
+        rmdirSync(parent);
+      } catch {
+        // Still busy.
+      }
+    }
+  }
+}
+
+const safeList = (dir: string) => {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+};
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** cgroup v1: pids, memory and (if mounted) freezer hierarchies, each under our own cgroup there. */
+function v1Tree(prepare: boolean): CgroupTree | null {
+  const own = ownCgroups();
+  const dirOf = (controller: string): string | null => {
+    const mount = mounts().find((m) => m.fstype === 'cgroup' && m.superOptions.includes(controller));
+    const at = own.get(controller);
+    return mount && at !== undefined ? path.join(mount.point, at) : null;
+  };
+  const pids = dirOf('pids');
+  const memory = dirOf('memory');
+  const freezer = dirOf('freezer');
+  if (!pids || !memory || !writable(pids) || !writable(memory)) return null;
+  const bases = [pids, memory, ...(freezer && writable(freezer) ? [freezer] : [])].map((dir) => path.join(dir, `agentd.${process.pid}`));
+  if (prepare) sweepStale(bases.map((b) => path.dirname(b)));
+  return {
+    version: 1,
+    where: bases.join(', '),
+    create(id, limits) {
+      const dirs = bases.map((base) => path.join(base, id));
+      for (const dir of dirs) mkdirSync(dir, { recursive: true });
+      const [pidsDir, memoryDir, freezerDir] = dirs as [string, string, string | undefined];
+      write(path.join(pidsDir, 'pids.max'), String(limits.pids));
+      write(path.join(memoryDir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      // With swap accounting, memory+swap gets the same cap: the sandbox cannot swap its way past it.
+      if (existsSync(path.join(memoryDir, 'memory.memsw.limit_in_bytes'))) write(path.join(memoryDir, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+      const freeze = freezerDir ? { set: (frozen: boolean) => tryWrite(path.join(freezerDir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED') } : undefined;
+      const killAll = () => drain(dirs, freeze);
+      return {
+        procsFiles: dirs.map((dir) => path.join(dir, 'cgroup.procs')),
+        counters: { pidsEvents: path.join(pidsDir, 'pids.events'), memoryEvents: path.join(memoryDir, 'memory.oom_control') },
+        killAll,
+        remove: async () => {
+          await killAll();
+          await removeDirs(dirs);
+        },
+      };
+    },
+  };
+}
+
+function tryWrite(file: string, value: string): void {
+  try {
+    write(file, value);
+  } catch {
+    // Best effort: killing goes on without it.
+  }
+}
+
+/**
+ * cgroup v2: usable when our cgroup is writable and offers the pids and memory controllers.
+ * A cgroup with processes cannot hand controllers to children, so unless they are enabled
+ * already the daemon first moves itself into a leaf `agentd.<pid>/daemon`.
+ */
+function v2Tree(prepare: boolean): CgroupTree | null {
+  const mount = mounts().find((m) => m.fstype === 'cgroup2');
+  const at = ownCgroups().get('');
+  if (!mount || at === undefined) return null;
+  const own = path.join(mount.point, at);
+  const needs = ['pids', 'memory'];
+  const has = (file: string) => {
+    try {
+      const words = read(file).split(/\s+/);
+      return needs.every((c) => words.includes(c));
+    } catch {
+      return false;
+    }
+  };
+  if (!writable(own) || !has(path.join(own, 'cgroup.controllers'))) return null;
+  const base = path.join(own, `agentd.${process.pid}`);
+  if (prepare) sweepStale([own]);
+  if (prepare) {
+    try {
+      mkdirSync(base, { recursive: true });
+      if (!has(path.join(own, 'cgroup.subtree_control'))) {
+        const leaf = path.join(base, 'daemon');
+        mkdirSync(leaf, { recursive: true });
+        write(path.join(leaf, 'cgroup.procs'), String(process.pid));
+        write(path.join(own, 'cgroup.subtree_control'), needs.map((c) => `+${c}`).join(' '));
+      }
+      write(path.join(base, 'cgroup.subtree_control'), needs.map((c) => `+${c}`).join(' '));
+    } catch {
+      return null;
+    }
+  }
+  return {
+    version: 2,
+    where: base,
+    create(id, limits) {
+      const dir = path.join(base, id);
+      mkdirSync(dir);
+      write(path.join(dir, 'pids.max'), String(limits.pids));
+      write(path.join(dir, 'memory.max'), String(limits.memoryBytes));
+      if (existsSync(path.join(dir, 'memory.swap.max'))) write(path.join(dir, 'memory.swap.max'), '0');
+      const killAll = async () => {
+        if (existsSync(path.join(dir, 'cgroup.kill'))) tryWrite(path.join(dir, 'cgroup.kill'), '1');
+        await drain([dir], { set: (frozen) => tryWrite(path.join(dir, 'cgroup.freeze'), frozen ? '1' : '0') });
+      };
+      return {
+        procsFiles: [path.join(dir, 'cgroup.procs')],
+        counters: { pidsEvents: path.join(dir, 'pids.events'), memoryEvents: path.join(dir, 'memory.events') },
+        killAll,
+        remove: async () => {
+          await killAll();
+          await removeDirs([dir]);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * The cgroup tree this daemon may use, or null (not root, nothing delegated). `prepare`
+ * readies it for use (removes what dead daemons left, moves this process into a v2 leaf);
+ * without it nothing is changed (for `agentd doctor`).
+ */
+export function detectCgroups(prepare: boolean): CgroupTree | null {
+  try {
+    return v2Tree(prepare) ?? v1Tree(prepare);
+  } catch {
+    return null;
+  }
+}
