@@ -1,8 +1,10 @@
 import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { probeIsolation } from '../sandbox/provider.js';
-import { dataPaths } from './paths.js';
+import { dirname, join } from 'node:path';
+import { atLeast, probeContainment, probeIsolation, probeLimits, type ContainmentReport, type IsolationReport, type LimitsReport } from '../sandbox/provider.js';
+import { ConfigError, DEFAULT_CONFIG, loadDaemonConfig, type DaemonConfig } from './config.js';
+import { SandboxPolicy } from './containment.js';
+import { dataPaths, type DataPaths } from './paths.js';
 
 interface Finding {
   name: string;
@@ -75,6 +77,58 @@ function socket(path: string): Finding {
   return { name: 'socket', ok, required: true, detail: `${path} mode ${mode.toString(8)}, owner uid ${info.uid}${ok ? '' : ': clients will refuse it'}` };
 }
 
+interface Containment {
+  floor: string;
+  levels: Partial<Record<'bwrap' | 'namespaces', ContainmentReport>>;
+  limits: LimitsReport;
+}
+
+/**
+ * How a sandbox is held at each level this machine offers, found by starting one: the uid and
+ * capabilities it runs with, its seccomp filter, whether the data dir can be seen from a
+ * workspace around it (the default layout: the home dir as workspace), and the limits.
+ */
+async function containment(paths: DataPaths, isolation: IsolationReport, config: DaemonConfig): Promise<{ findings: Finding[]; report: Containment }> {
+  const policy = new SandboxPolicy(config, paths);
+  const around = dirname(paths.home);
+  const workspace = existsSync(around) && !policy.workspaceProblem(around) ? around : undefined;
+  const findings: Finding[] = [];
+  const levels: Containment['levels'] = {};
+  for (const level of ['bwrap', 'namespaces'] as const) {
+    if (!isolation.levels[level].ok) continue;
+    const report = await probeContainment(level, [paths.home], workspace);
+    levels[level] = report;
+    // Only the level sandboxes will use must hold; a weaker one that leaks is a warning.
+    const required = level === isolation.best && atLeast(level, config.isolationFloor);
+    findings.push(
+      { name: `${level}: uid`, ok: report.ok, required, detail: report.uid },
+      { name: `${level}: capabilities`, ok: report.ok, required, detail: report.capabilities },
+      { name: `${level}: seccomp`, ok: level !== 'bwrap' || report.seccomp.startsWith('seccomp filter'), required: false, detail: report.seccomp },
+      { name: `${level}: masked`, ok: report.ok, required, detail: `${report.masked}${workspace ? ` (probed with ${workspace} as the workspace)` : ''}` },
+    );
+  }
+  const limits = probeLimits(isolation.best);
+  findings.push(
+    { name: 'limits: processes', ok: limits.pids.mechanism !== 'none', required: false, detail: `${limits.pids.mechanism}: ${limits.pids.detail}; at most ${config.sandboxLimits.pids} per sandbox` },
+    { name: 'limits: memory', ok: true, required: false, detail: `${limits.memory.mechanism}: ${limits.memory.detail}; at most ${config.sandboxLimits.memoryMb} MB` },
+  );
+  return { findings, report: { floor: config.isolationFloor, levels, limits } };
+}
+
+function floorFinding(paths: DataPaths): { finding: Finding; config: DaemonConfig } {
+  try {
+    const config = loadDaemonConfig(paths.config);
+    const weak = config.isolationFloor !== 'bwrap';
+    return {
+      config,
+      finding: { name: 'isolation floor', ok: !weak, required: false, detail: `${config.isolationFloor} (from ${config.floorSource})${weak ? ': sessions may ask for weaker isolation than bubblewrap' : ''}` },
+    };
+  } catch (error) {
+    const detail = error instanceof ConfigError ? error.message : String(error);
+    return { config: DEFAULT_CONFIG, finding: { name: 'isolation floor', ok: false, required: true, detail: `the daemon would not start: ${detail}` } };
+  }
+}
+
 /**
  * `agentd doctor`: what this machine offers agentd, and why. Exits 1 when something
  * required is missing; weaker isolation is a warning (the sandbox degrades loudly).
@@ -83,6 +137,8 @@ export async function run(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   const paths = dataPaths();
   const isolation = await probeIsolation();
+  const floor = floorFinding(paths);
+  const contained = await containment(paths, isolation, floor.config);
   const major = Number(process.versions.node.split('.')[0]);
   const findings: Finding[] = [
     { name: 'node', ok: major >= 20, required: true, detail: `node ${process.versions.node}${major >= 20 ? '' : ': agentd needs node 20 or later'}` },
@@ -92,6 +148,8 @@ export async function run(argv: string[]): Promise<number> {
     { name: 'network namespaces', ok: isolation.netNamespaces.ok, required: false, detail: isolation.netNamespaces.detail },
     { name: 'node-pty', ok: isolation.nodePty.ok, required: true, detail: isolation.nodePty.detail },
     { name: 'ripgrep', ok: isolation.ripgrep.ok, required: false, detail: isolation.ripgrep.detail },
+    floor.finding,
+    ...contained.findings,
     await levelDb(),
     ...(await sharedLog()),
     dataDir(paths.home),
@@ -99,9 +157,9 @@ export async function run(argv: string[]): Promise<number> {
   ];
   const failed = findings.filter((f) => f.required && !f.ok);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, isolation: isolation.best, findings })}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, isolation: isolation.best, containment: contained.report, findings })}\n`);
   } else {
-    for (const f of findings) process.stdout.write(`${f.ok ? 'ok  ' : f.required ? 'FAIL' : 'warn'}  ${f.name.padEnd(20)} ${f.detail}\n`);
+    for (const f of findings) process.stdout.write(`${f.ok ? 'ok  ' : f.required ? 'FAIL' : 'warn'}  ${f.name.padEnd(24)} ${f.detail}\n`);
     process.stdout.write(failed.length === 0 ? `\nagentd can run here; sandboxes will use ${isolation.best} isolation.\n` : `\n${failed.length} required check(s) failed.\n`);
   }
   return failed.length === 0 ? 0 : 1;

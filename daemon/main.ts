@@ -2,6 +2,7 @@ import { fileLogger } from './logger.js';
 import { openStore } from './store.js';
 import { dataPaths } from './paths.js';
 import { startDaemon, StartError } from './server.js';
+import { ConfigError, loadDaemonConfig } from './config.js';
 import { createLocalProvider, type SandboxProvider } from '../sandbox/provider.js';
 
 /**
@@ -19,14 +20,15 @@ function sandboxProvider(): SandboxProvider {
  * `agentd daemon`: runs in the foreground until SIGTERM/SIGINT or daemon/stop, then
  * drains and exits 0. Diagnostics go to daemon.log and stderr, never stdout.
  */
-export async function run(_argv: string[], version: string): Promise<number> {
+export async function run(argv: string[], version: string): Promise<number> {
   const paths = dataPaths();
   const logger = fileLogger(paths.logFile, process.env.AGENTD_LOG_LEVEL === 'debug' ? 'debug' : 'info');
   let running;
   try {
-    running = await startDaemon({ paths, version, logger, openLog: (dir, daemonId) => openStore(dir, daemonId, logger), sandboxes: sandboxProvider() });
+    const config = loadDaemonConfig(paths.config, process.env, argv);
+    running = await startDaemon({ paths, version, logger, config, openLog: (dir, daemonId) => openStore(dir, daemonId, logger), sandboxes: sandboxProvider() });
   } catch (error) {
-    const message = error instanceof StartError ? error.message : `daemon failed to start: ${(error as Error).stack ?? error}`;
+    const message = error instanceof StartError || error instanceof ConfigError ? error.message : `daemon failed to start: ${(error as Error).stack ?? error}`;
     logger.log('error', message);
     process.stderr.write(`agentd: ${message}\n`);
     return 1;

@@ -23,6 +23,8 @@ import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
 import { CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
+import type { DaemonConfig } from './config.js';
+import { SandboxPolicy } from './containment.js';
 
 export interface DaemonOptions {
   paths: DataPaths;
@@ -32,6 +34,8 @@ export interface DaemonOptions {
   openLog: (dir: string, daemonId: string) => Promise<OpenedLog>;
   /** Where sandboxes come from. */
   sandboxes: SandboxProvider;
+  /** The isolation floor, sandbox limits and fork size limit (daemon/config.ts). */
+  config: DaemonConfig;
 }
 
 function intFromEnv(name: string, fallback: number): number {
@@ -80,11 +84,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const permissions = new PermissionBroker(() => peers, logger);
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();
+  const policy = new SandboxPolicy(options.config, paths);
   const harness = new Harness({
     serialize: (sessionId, task) => queue.run(sessionId, task),
     log: timedLog,
     logger,
-    provider: options.sandboxes,
+    provider: policy.police(options.sandboxes),
+    sandboxSpec: (request) => policy.specFor(request),
     apiKey: async () => process.env.ANTHROPIC_API_KEY || (await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined)),
     delta: (sessionId, turnId, kind, index, text) => {
       hub.broadcastDelta(sessionId, turnId, kind, index, text);
@@ -105,7 +111,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     startedAt: Date.now(),
     paths,
     log: timedLog,
-    sessions: new SessionService(timedLog, paths.workspaces, leases),
+    sessions: new SessionService(timedLog, paths.workspaces, policy, leases),
     hub,
     vault,
     harness,
@@ -131,7 +137,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     throw error;
   }
   writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
-  logger.log('info', 'daemon ready', { pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location });
+  logger.log('info', 'daemon ready', {
+    pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location,
+    isolationFloor: options.config.isolationFloor, floorFrom: options.config.floorSource, sandboxLimits: options.config.sandboxLimits,
+  });
   // With leases the harness takes over unfinished sessions itself, as they become free.
   if (!leases) void wakeUnfinished(daemon);
 

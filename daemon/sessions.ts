@@ -1,4 +1,4 @@
-import { cp, mkdir, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AgentdError,
@@ -13,6 +13,8 @@ import { fromLogError } from './errors.js';
 import { newSessionId, newTurnId } from './ids.js';
 import type { NewEvent, SessionLog, SessionMeta } from './log/session-log.js';
 import type { SessionLeases } from './log/leases.js';
+import type { SandboxPolicy } from './containment.js';
+import { copyWorkspace } from './workspace-copy.js';
 
 const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
@@ -37,12 +39,15 @@ export class SessionService {
   constructor(
     private readonly log: SessionLog,
     private readonly workspacesDir: string,
+    private readonly policy: SandboxPolicy,
     /** With a shared log: who runs which session now. */
     private readonly leases?: SessionLeases,
   ) {}
 
   async create(params: SessionCreateParams): Promise<{ sessionId: string }> {
     await requireDirectory(params.workspace);
+    this.policy.checkWorkspace(params.workspace);
+    this.policy.checkRequest(params.sandbox);
     const now = Date.now();
     const { workspace, title, model, ...config } = params;
     const record: SessionRecord = {
@@ -136,7 +141,7 @@ export class SessionService {
     const forkId = newSessionId(now);
     const workspace = join(this.workspacesDir, forkId);
     await mkdir(this.workspacesDir, { recursive: true, mode: 0o700 });
-    await cp(source.workspace, workspace, { recursive: true, verbatimSymlinks: true, errorOnExist: true });
+    const copy = await copyWorkspace(source.workspace, workspace, this.policy.config.forkMaxBytes);
     const record: SessionRecord = {
       ...source,
       sessionId: forkId,
@@ -147,8 +152,14 @@ export class SessionService {
       usage: ZERO_USAGE,
       forkedFrom: { sessionId, at },
     };
-    events.push({ type: 'session.forked', data: { from: sessionId, at, workspace } });
-    await this.log.create(record, events).catch((e) => Promise.reject(fromLogError(e)));
+    const skipped = copy.skippedCount ? { skipped: copy.skipped, skippedCount: copy.skippedCount } : {};
+    events.push({ type: 'session.forked', data: { from: sessionId, at, workspace, ...skipped } });
+    try {
+      await this.log.create(record, events);
+    } catch (error) {
+      await rm(workspace, { recursive: true, force: true });
+      throw fromLogError(error);
+    }
     return { sessionId: forkId };
   }
 }

@@ -33,6 +33,14 @@ export const ErrorCode = {
   VaultEntryNotFound: -33011,
   /** The request names a position or range the session does not have. */
   InvalidPosition: -33012,
+  /** The session asks for weaker sandbox isolation than the daemon's floor (`agentd daemon --isolation-floor`). */
+  IsolationBelowFloor: -33013,
+  /** The session asks for sandbox limits above the daemon's maximum. */
+  LimitAboveMaximum: -33014,
+  /** The workspace may not be used: the data dir or inside it, `/`, or a system directory. */
+  WorkspaceForbidden: -33015,
+  /** A fork's copy of the workspace would be larger than the daemon allows, or than the free space. */
+  WorkspaceTooLarge: -33016,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;

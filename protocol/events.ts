@@ -63,7 +63,12 @@ export const EventData = {
     errorKind: ToolErrorKind.optional(),
     durationMs: z.number().nonnegative(),
   }),
-  'sandbox.provisioned': z.looseObject({ isolation: z.string(), durationMs: z.number().nonnegative() }),
+  'sandbox.provisioned': z.looseObject({
+    isolation: z.string(),
+    durationMs: z.number().nonnegative(),
+    /** The sandbox's limits and how each is held: cgroup1, cgroup2, rlimit, or none. */
+    limits: z.object({ pids: z.number(), memoryMb: z.number(), pidsMechanism: z.string(), memoryMechanism: z.string() }).optional(),
+  }),
   'sandbox.lost': z.looseObject({ reason: z.string() }),
   'harness.woke': z.looseObject({ fromSeq: z.number().int(), pendingTurn: z.string().nullable(), daemon: z.string().optional() }),
   'context.compacted': z.looseObject({ upToSeq: z.number().int(), summary: z.string() }),
@@ -77,7 +82,14 @@ export const EventData = {
   'turn.interrupted': z.looseObject({ turnId: z.string() }),
   'turn.failed': z.looseObject({ turnId: z.string(), error: z.string() }),
   'session.archived': z.looseObject({}),
-  'session.forked': z.looseObject({ from: z.string(), at: z.number().int(), workspace: z.string() }),
+  'session.forked': z.looseObject({
+    from: z.string(),
+    at: z.number().int(),
+    workspace: z.string(),
+    /** Special files (FIFOs, sockets, devices) left out of the copy: the first 100, and how many in all. */
+    skipped: z.array(z.string()).optional(),
+    skippedCount: z.number().int().optional(),
+  }),
 } as const;
 
 export type EventType = keyof typeof EventData;

@@ -7,6 +7,8 @@ export function dataLayout(home: string) {
     home,
     socket: `${home}/daemon.sock`,
     logFile: `${home}/daemon.log`,
+    /** The daemon's own settings (isolation floor, sandbox limits); optional. */
+    config: `${home}/config.json`,
     pidFile: `${home}/daemon.pid`,
     db: `${home}/log.db`,
     vaultFile: `${home}/vault.json`,

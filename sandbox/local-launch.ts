@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HOST_CONFIG_ENV, LIMITS_DIR_INSIDE, PROXY_PORT_INSIDE, PROXY_SOCKET_INSIDE, type HostConfig, type HostLimits } from './host/config.js';
 import { buildLaunch, type Launch } from './isolation/launch.js';
-import { atLeast, type IsolationLevel, type IsolationReport } from './isolation/probe.js';
+import { atLeast, type Check, type IsolationLevel } from './isolation/probe.js';
 import { seccompPolicy } from './isolation/seccomp.js';
 import type { Limiter, LimitPlacement } from './limits/index.js';
 import type { SandboxSpec } from './provider.js';
@@ -32,21 +32,25 @@ function installPaths(): string[] {
   }
 }
 
-async function chooseLevel(spec: SandboxSpec, available: Promise<IsolationReport>): Promise<IsolationLevel> {
-  const report = await available;
+/** Whether a level works on this machine (probed once, when first needed). */
+export type LevelCheck = (level: IsolationLevel) => Promise<Check>;
+
+async function chooseLevel(spec: SandboxSpec, available: LevelCheck): Promise<IsolationLevel> {
   const floor = spec.minimumIsolation ?? 'none';
   const requested = spec.isolation ?? 'auto';
   if (requested === 'auto') {
-    if (atLeast(report.best, floor)) return report.best;
-    throw new Error(
-      `no isolation at or above "${floor}" is available here (bwrap: ${report.levels.bwrap.detail}; namespaces: ${report.levels.namespaces.detail}); ` +
-        'install bubblewrap, or start the daemon with a lower --isolation-floor',
-    );
+    const reasons: string[] = [];
+    for (const level of ['bwrap', 'namespaces', 'none'] as const) {
+      if (!atLeast(level, floor)) break;
+      const check = await available(level);
+      if (check.ok) return level;
+      reasons.push(`${level}: ${check.detail}`);
+    }
+    throw new Error(`no isolation at or above "${floor}" is available here (${reasons.join('; ')}); install bubblewrap, or start the daemon with a lower --isolation-floor`);
   }
   if (!atLeast(requested, floor)) throw new Error(`isolation "${requested}" is weaker than the floor "${floor}" this daemon enforces`);
-  if (!report.levels[requested].ok) {
-    throw new Error(`isolation "${requested}" was requested but is not available here: ${report.levels[requested].detail}`);
-  }
+  const check = await available(requested);
+  if (!check.ok) throw new Error(`isolation "${requested}" was requested but is not available here: ${check.detail}`);
   return requested;
 }
 
@@ -100,7 +104,7 @@ function hostLimits(placement: LimitPlacement, spec: SandboxSpec, inside: boolea
   };
 }
 
-export async function prepareLaunch(spec: SandboxSpec, id: string, available: Promise<IsolationReport>, limiter: Limiter): Promise<PreparedLaunch> {
+export async function prepareLaunch(spec: SandboxSpec, id: string, available: LevelCheck, limiter: Limiter): Promise<PreparedLaunch> {
   const workspace = validate(spec);
   const level = await chooseLevel(spec, available);
   const warnings = warningsFor(id, level);

@@ -2,10 +2,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { probeIsolation, type IsolationLevel, type IsolationReport } from './isolation/probe.js';
+import type { IsolationLevel } from './isolation/probe.js';
 import type { Limiter, LimitPlacement } from './limits/index.js';
-import { prepareLaunch } from './local-launch.js';
-import type { Sandbox, SandboxSpec, ToolContent, ToolDefinition, ToolErrorKind, ToolResult } from './provider.js';
+import { prepareLaunch, type LevelCheck } from './local-launch.js';
+import type { AppliedLimits, Sandbox, SandboxSpec, ToolContent, ToolDefinition, ToolErrorKind, ToolResult } from './provider.js';
 import { ChildProcessTransport } from './transport.js';
 
 const CONNECT_TIMEOUT_MS = 20_000;
@@ -13,13 +13,6 @@ const CLOSE_GRACE_MS = 2_000;
 const NO_TIMEOUT = 2 ** 31 - 1;
 const STDERR_TAIL = 4_000;
 
-let cachedReport: Promise<IsolationReport> | null = null;
-
-/** The machine's isolation report, probed once per process (a few short spawns). */
-export function cachedIsolationReport(): Promise<IsolationReport> {
-  cachedReport ??= probeIsolation();
-  return cachedReport;
-}
 
 function toContent(result: CallToolResult): ToolContent[] {
   return result.content.map((item): ToolContent => {
@@ -49,6 +42,7 @@ class LocalSandbox implements Sandbox {
     private readonly child: ChildProcessWithoutNullStreams,
     private readonly client: Client,
     private readonly placement: LimitPlacement | null,
+    readonly limits: AppliedLimits | null,
     /** Removes what was made outside for the sandbox; `ended` settles after it. */
     cleanup: () => Promise<void>,
   ) {
@@ -160,7 +154,7 @@ class LocalSandbox implements Sandbox {
 }
 
 /** Starts the host at the chosen isolation level and waits until it can serve a tool call. */
-export async function provisionLocal(spec: SandboxSpec, available: Promise<IsolationReport>, limiter: Limiter): Promise<Sandbox> {
+export async function provisionLocal(spec: SandboxSpec, available: LevelCheck, limiter: Limiter): Promise<Sandbox> {
   const id = `${spec.sessionId}-${randomBytes(4).toString('hex')}`;
   const prepared = await prepareLaunch(spec, id, available, limiter);
   const { launch, level, warnings } = prepared;
@@ -178,7 +172,9 @@ export async function provisionLocal(spec: SandboxSpec, available: Promise<Isola
   const client = new Client({ name: 'agentd', version: '0.1.0' });
   let cleaned: Promise<void> | undefined;
   const cleanup = () => (cleaned ??= prepared.cleanup());
-  const sandbox = new LocalSandbox(id, level, warnings, child, client, prepared.placement, cleanup);
+  const { placement } = prepared;
+  const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
+  const sandbox = new LocalSandbox(id, level, warnings, child, client, placement, limits, cleanup);
   child.once('error', () => void cleanup());
   const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
   let timer: NodeJS.Timeout | undefined;

@@ -1,7 +1,7 @@
 // The sandbox provider's interface: the one file the rest of agentd imports from sandbox/.
-import type { IsolationLevel, IsolationReport } from './isolation/probe.js';
+import { probeLevel, type Check, type IsolationLevel, type IsolationReport } from './isolation/probe.js';
 import { detectLimiter, type Limiter, type SandboxLimits } from './limits/index.js';
-import { cachedIsolationReport, provisionLocal } from './local-sandbox.js';
+import { provisionLocal } from './local-sandbox.js';
 import { builtinTools } from './tools/index.js';
 
 export type { Check, IsolationLevel, IsolationReport } from './isolation/probe.js';
@@ -47,10 +47,19 @@ export interface ToolResult {
   durationMs: number;
 }
 
+/** The limits a sandbox runs under, and how each is held ('cgroup1', 'cgroup2', 'rlimit', 'none'). */
+export interface AppliedLimits {
+  pids: number;
+  memoryMb: number;
+  pidsMechanism: string;
+  memoryMechanism: string;
+}
+
 export interface Sandbox {
   readonly id: string;
   readonly isolation: IsolationLevel;
   readonly warnings: string[]; // e.g. the loud warning when isolation is 'none'
+  readonly limits: AppliedLimits | null;
   tools(): Promise<ToolDefinition[]>; // built-ins + mcp__<server>__<tool>, cached
   execute(name: string, input: Record<string, unknown>, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ToolResult>;
   close(): Promise<void>;
@@ -64,12 +73,25 @@ export interface SandboxProvider {
 /** The built-in tools, known before any sandbox exists (the harness offers them to the model up front). */
 export const BUILTIN_TOOLS: readonly ToolDefinition[] = builtinTools.map(({ name, description, inputSchema }) => ({ name, description, inputSchema }));
 
+const probed = new Map<IsolationLevel, Promise<Check>>();
+
+/** Each level is probed (by starting a real sandbox) once per process, when first needed. */
+function probeOnce(level: IsolationLevel): Promise<Check> {
+  let check = probed.get(level);
+  if (!check) probed.set(level, (check = probeLevel(level)));
+  return check;
+}
+
 /**
  * Sandboxes as local process trees: bubblewrap, else namespaces, else a plain process (with a
- * warning). `isolationReport` replaces the machine probe (a test seam, and for a doctor-checked report).
+ * warning), never below `spec.minimumIsolation`. `isolationReport` replaces the machine probe
+ * (a test seam, and for a doctor-checked report).
  */
 export function createLocalProvider(options: { isolationReport?: Promise<IsolationReport>; limiter?: Limiter } = {}): SandboxProvider {
-  const available = options.isolationReport ?? cachedIsolationReport();
+  const { isolationReport } = options;
+  const available = isolationReport ? async (level: IsolationLevel) => (await isolationReport).levels[level] : probeOnce;
+  // bubblewrap, the level nearly every sandbox uses, is probed now; the others when asked for.
+  if (!isolationReport) void probeOnce('bwrap');
   let limiter = options.limiter;
   return { provision: (spec) => provisionLocal(spec, available, (limiter ??= detectLimiter())) };
 }

@@ -48,7 +48,8 @@ describe('remote MCP servers', () => {
 describe('credential proxy', () => {
   let rig: AgentRig;
   before(async () => {
-    rig = await startAgentRig();
+    // Its sessions ask for the namespaces level too, which the default floor (bwrap) refuses.
+    rig = await startAgentRig({}, ['--isolation-floor', 'namespaces']);
   });
   after(() => rig.dispose());
 

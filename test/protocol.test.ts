@@ -177,7 +177,7 @@ for (const transport of ['socket', 'stdio'] as const) {
     it('cancels a waiting request with -32800', async () => {
       const conn = await open();
       await conn.request(1, 'initialize', init);
-      const created = await conn.request(2, 'session/create', { workspace: tmpdir() });
+      const created = await conn.request(2, 'session/create', { workspace: mkdtempSync(join(tmpdir(), 'agentd-ws-')) });
       const sessionId = (created.result as Message).sessionId;
       conn.send({ id: 3, method: 'session/events', params: { sessionId, from: 1, waitMs: 60000 } });
       conn.send({ method: '$/cancelRequest', params: { id: 3 } });

@@ -11,11 +11,11 @@ import { CliContext, type Command, parse, UsageError, usageErrorFrom } from './c
 
 /** Commands with an entry module of their own (bin/agentd, bin/main), listed for --help. */
 const EARLY = [
-  ['daemon', 'run the daemon in the foreground (clients start it on demand)'],
+  ['daemon', 'run the daemon in the foreground (clients start it on demand) [--isolation-floor bwrap|namespaces|none]'],
   ['stdio', 'editor bridge: pipe JSON-RPC frames between stdin/stdout and the daemon'],
   ['mcp', 'MCP server over stdio for MCP hosts (Claude Desktop, Claude Code): drive sessions as tools'],
   ['acp', 'Agent Client Protocol agent over stdio for editors such as Zed'],
-  ['doctor', 'check what this machine offers agentd: isolation, node-pty, LevelDB, data dir [--json]'],
+  ['doctor', 'check what this machine offers agentd: isolation, sandbox uid, capabilities, seccomp, limits, masked paths, node-pty, LevelDB, data dir [--json]'],
   ['migrate', 'copy this data dir\'s sessions into a shared PostgreSQL log: --to postgres://... (daemon stopped)'],
 ] as const;
 

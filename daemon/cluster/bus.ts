@@ -18,6 +18,8 @@ const Base = { sessionId: Id, from: Id };
 
 export const BusMessage = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('interrupt'), ...Base }),
+  /** The session is archived: whoever runs it closes its sandbox now. */
+  z.object({ kind: z.literal('release'), ...Base }),
   z.object({
     kind: z.literal('delta'),
     ...Base,

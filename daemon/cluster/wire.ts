@@ -39,6 +39,7 @@ export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
   }, FOLLOW_REPEAT_MS);
   repeat.unref();
   bus.on('interrupt', (m) => void harness.interrupt(m.sessionId));
+  bus.on('release', (m) => void harness.release(m.sessionId));
   bus.on('delta', (m) => hub.broadcastDelta(m.sessionId, m.turnId, m.delta, m.index, m.text));
   bus.on('permission.ask', (m) => {
     openQuestions(log, m.sessionId).then(

@@ -100,6 +100,9 @@ export const attach: Handler<typeof SessionAttach> = async ({ sessionId, role },
 export const archive: Handler<typeof SessionArchive> = async ({ sessionId }, { daemon, peer }) => {
   requireController(peer, sessionId, 'archive it');
   await interruptAnywhere(daemon, sessionId);
+  // The sandbox goes now, with every process still running in it: here, or where the session runs.
+  await daemon.harness.release(sessionId);
+  daemon.cluster?.send({ kind: 'release', sessionId });
   await daemon.sessions.archive(sessionId);
   return {};
 };

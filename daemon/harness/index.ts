@@ -10,7 +10,8 @@ import { authHeader, type ProxyEndpoint } from '../proxy/proxy.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../../sandbox/provider.js';
-import type { Usage, VaultBinding } from '../../protocol/index.js';
+import type { SessionCreateParams, Usage, VaultBinding } from '../../protocol/index.js';
+import type { SandboxSpec } from '../../sandbox/provider.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
 import { fencedLog } from '../log/fenced.js';
 import type { SessionLog } from '../log/session-log.js';
@@ -26,6 +27,8 @@ export interface HarnessSettings {
 
 export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
   provider: SandboxProvider;
+  /** What the daemon decides of every sandbox: hidden paths, the isolation floor, the limits. */
+  sandboxSpec(request: SessionCreateParams['sandbox']): Pick<SandboxSpec, 'hide' | 'minimumIsolation' | 'limits'>;
   /** The API key: the environment's, else the vault's ANTHROPIC_API_KEY. */
   apiKey(): Promise<string | undefined>;
   /** A credential's value and binding, for the daemon's own use (remote MCP auth). */
@@ -135,6 +138,7 @@ export class Harness {
         sessionId,
         workspace: record.workspace,
         isolation: record.config.sandbox?.isolation ?? 'auto',
+        ...this.deps.sandboxSpec(record.config.sandbox),
         mcpServers: stdioServers,
         ...(proxySocket ? { proxySocket } : {}),
       },
@@ -143,7 +147,17 @@ export class Harness {
           for (const warning of sandbox.warnings) logger.log('warn', warning, { sessionId });
           const repos = await cloneRepos(sandbox, record);
           await log.append(sessionId, [
-            { type: 'sandbox.provisioned', data: { sandboxId: sandbox.id, isolation: sandbox.isolation, durationMs: Math.round(durationMs), warnings: sandbox.warnings, ...(repos.length ? { repos } : {}) } },
+            {
+              type: 'sandbox.provisioned',
+              data: {
+                sandboxId: sandbox.id,
+                isolation: sandbox.isolation,
+                durationMs: Math.round(durationMs),
+                warnings: sandbox.warnings,
+                ...(sandbox.limits ? { limits: sandbox.limits } : {}),
+                ...(repos.length ? { repos } : {}),
+              },
+            },
           ]);
         },
         lost: async (reason) => {
@@ -335,6 +349,24 @@ export class Harness {
 
   interrupt(sessionId: string): boolean {
     return this.runners.get(sessionId)?.interrupt() ?? false;
+  }
+
+  /**
+   * The session is being archived: its runner stops (a turn interrupted first is recorded as
+   * such) and its sandbox, with everything still running in it, goes now, not at idle eviction.
+   */
+  async release(sessionId: string): Promise<void> {
+    clearTimeout(this.idleTimers.get(sessionId));
+    this.idleTimers.delete(sessionId);
+    const runner = this.runners.get(sessionId);
+    this.runners.delete(sessionId);
+    await runner?.stop();
+    await this.closeProxy(sessionId);
+    const lease = this.held.get(sessionId);
+    if (lease && this.deps.leases) {
+      this.held.delete(sessionId);
+      await this.deps.leases.release(lease).catch(() => undefined);
+    }
   }
 
   /** Stops every runner without recording an end: the next daemon wakes them. */

@@ -47,7 +47,22 @@ export const SessionCreateParams = z.object({
   mcpServers: z.array(McpServerSpec).optional(),
   credentials: z.array(z.string()).optional(),
   repos: z.array(z.object({ url: z.string(), credential: z.string(), path: z.string() })).optional(),
-  sandbox: z.object({ isolation: z.enum(['bwrap', 'namespaces', 'none']).optional(), eager: z.boolean().optional() }).optional(),
+  sandbox: z
+    .object({
+      /** Never below the daemon's floor: a weaker request is refused with IsolationBelowFloor. */
+      isolation: z.enum(['bwrap', 'namespaces', 'none']).optional(),
+      eager: z.boolean().optional(),
+      /** At most the daemon's maximum (its default); more is refused with LimitAboveMaximum. */
+      limits: z
+        .object({
+          /** Processes and threads in the whole sandbox. */
+          pids: z.number().int().min(32).optional(),
+          /** Memory of the whole sandbox in MiB (with cgroups; per process with rlimits). */
+          memoryMb: z.number().int().min(64).optional(),
+        })
+        .optional(),
+    })
+    .optional(),
   permissions: PermissionPolicy.optional(),
   /** Older turns are compacted when the context would pass this many (estimated) tokens. */
   context: z.object({ budgetTokens: z.number().int().min(1000) }).optional(),

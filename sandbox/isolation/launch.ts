@@ -1,4 +1,6 @@
+import path from 'node:path';
 import type { IsolationLevel } from './probe.js';
+import { mountOf, mountTable, type MountEntry } from './mountinfo.js';
 import { findExecutable } from './which.js';
 import { bwrapMountArgs, mountOps, type FilesystemPlan, type MountOp } from './mounts.js';
 
@@ -63,13 +65,22 @@ function bwrapArgs(plan: LaunchPlan, inner: string[]): string[] {
   return args;
 }
 
+/**
+ * A bind's remount keeps the source mount's noexec: in a user namespace, a flag the mount was
+ * given outside is locked, and a remount without it fails.
+ */
+function bindFlags(table: MountEntry[], src: string, readOnly: boolean): string {
+  const noexec = mountOf(table, src)?.options.includes('noexec');
+  return `nosuid,nodev${readOnly ? ',ro' : ''}${noexec ? ',noexec' : ''}`;
+}
+
 /** One mount operation as shell, against the new root "$R" (see namespacesScript). */
-function shellOp(op: MountOp): string {
+function shellOp(op: MountOp, table: MountEntry[]): string {
   switch (op.kind) {
     case 'ro-bind':
-      return `mnt_bind ro ${quote(op.src)} ${quote(op.dst)}`;
+      return `mnt_bind ${bindFlags(table, op.src, true)} ${quote(op.src)} ${quote(op.dst)}`;
     case 'bind':
-      return `mnt_bind rw ${quote(op.src)} ${quote(op.dst)}`;
+      return `mnt_bind ${bindFlags(table, op.src, false)} ${quote(op.src)} ${quote(op.dst)}`;
     case 'tmpfs':
       return `mkdir -p "$R"${quote(op.dst)}; mount -t tmpfs -o mode=0755,nosuid,nodev agentd "$R"${quote(op.dst)}`;
     case 'proc':
@@ -78,9 +89,9 @@ function shellOp(op: MountOp): string {
     case 'dev':
       return 'mnt_dev';
     case 'symlink':
-      return `mkdir -p "$(dirname "$R"${quote(op.dst)})"; ln -s ${quote(op.target)} "$R"${quote(op.dst)}`;
+      return `mkdir -p "$R"${quote(path.dirname(op.dst))}; ln -s ${quote(op.target)} "$R"${quote(op.dst)}`;
     case 'mask':
-      return `mnt_bind ro /dev/null ${quote(op.dst)}`;
+      return `mnt_bind ${bindFlags(table, '/dev/null', true)} /dev/null ${quote(op.dst)}`;
     case 'remount-ro':
       return `mount -o remount,bind,ro,nosuid,nodev "$R"${quote(op.dst)}`;
   }
@@ -96,20 +107,20 @@ function namespacesScript(plan: LaunchPlan): string {
   const keyctl = process.arch === 'x64' ? 250 : process.arch === 'arm64' ? 219 : undefined;
   const perl = findExecutable('perl', SBIN_PATH());
   const ip = findExecutable('ip', SBIN_PATH());
+  const table = mountTable();
   return [
     'set -eu',
     `R=${quote(plan.stagingDir!)}`,
-    'noexec() { findmnt -no VFS-OPTIONS -T "$1" | grep -q noexec && echo ,noexec || true; }',
-    // mnt_bind ro|rw SRC DST: the mount point is made to match the source (dir, or empty file).
-    'mnt_bind() { local d="$R$3"; if [ -d "$2" ]; then mkdir -p "$d"; else mkdir -p "$(dirname "$d")"; [ -e "$d" ] || : > "$d"; fi; ' +
-      'mount --bind "$2" "$d"; mount -o "remount,bind,nosuid,nodev$( [ "$1" = ro ] && echo ,ro)$(noexec "$d")" "$d"; }',
+    // mnt_bind FLAGS SRC DST: the mount point is made to match the source (dir, or empty file).
+    'mnt_bind() { local d="$R$3"; if [ -d "$2" ]; then mkdir -p "$d"; else mkdir -p "${d%/*}"; [ -e "$d" ] || : > "$d"; fi; ' +
+      'mount --bind "$2" "$d"; mount -o "remount,bind,$1" "$d"; }',
     'mnt_dev() { mkdir -p "$R/dev"; mount -t tmpfs -o mode=0755,nosuid agentd "$R/dev"; ' +
       'for n in null zero full random urandom tty; do : > "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done; ' +
       'mkdir "$R/dev/pts" "$R/dev/shm"; mount -t devpts -o newinstance,ptmxmode=0666,mode=620,nosuid,noexec devpts "$R/dev/pts"; ' +
       'ln -s pts/ptmx "$R/dev/ptmx"; ln -s /proc/self/fd "$R/dev/fd"; for i in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/${i%%:*}" "$R/dev/${i#*:}"; done; }',
     'mount --make-rprivate /',
     'mount -t tmpfs -o mode=0755,nosuid,nodev agentd-root "$R"',
-    ...mountOps(plan).map(shellOp),
+    ...mountOps(plan).map((op) => shellOp(op, table)),
     ...(ip ? [`${quote(ip)} link set lo up`] : []),
     'cd "$R"; mkdir .agentd-old-root; pivot_root . .agentd-old-root; umount -i -n -l /.agentd-old-root; rmdir /.agentd-old-root',
     `cd ${quote(plan.workspace)}`,

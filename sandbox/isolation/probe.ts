@@ -43,10 +43,21 @@ function run(command: string, args: string[]): Promise<Check> {
 
 const SBIN_PATH = () => `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
 
-/** A real sandbox at `level` runs /bin/true, or the reason it cannot. */
-async function probeLevel(level: 'bwrap' | 'namespaces', needs: string[], works: string): Promise<Check> {
+const LEVEL_NEEDS: Record<IsolationLevel, { needs: string[]; works: string }> = {
+  bwrap: { needs: ['bwrap'], works: 'bwrap works: user, pid, ipc, uts, net and mount namespaces, no capabilities, seccomp filter' },
+  namespaces: {
+    needs: ['unshare', 'setpriv', 'mount', 'umount', 'pivot_root', 'bash'],
+    works: 'unshare and mount(8) work: user, pid, ipc, uts, net and mount namespaces, no capabilities; no seccomp filter',
+  },
+  none: { needs: [], works: 'a plain process: no isolation (always available, never chosen silently)' },
+};
+
+/** Whether a real sandbox at `level` starts (it runs /bin/true), or the reason it cannot. */
+export async function probeLevel(level: IsolationLevel): Promise<Check> {
+  const { needs, works } = LEVEL_NEEDS[level];
   const missing = needs.filter((tool) => !findExecutable(tool, SBIN_PATH()));
   if (missing.length) return { ok: false, detail: `${missing.join(', ')} not found on PATH` };
+  if (level === 'none') return { ok: true, detail: works };
   const result = await runInside(level, ['/bin/true']);
   return result.code === 0 ? { ok: true, detail: works } : { ok: false, detail: `a ${level} sandbox fails to start: ${result.output.slice(-500) || `exit ${result.code}`}` };
 }
@@ -71,14 +82,14 @@ async function probeRipgrep(): Promise<Check> {
 export async function probeIsolation(): Promise<IsolationReport> {
   const unshare = findExecutable('unshare');
   const [bwrap, namespaces, nodePty, ripgrep, userNs, netNs] = await Promise.all([
-    probeLevel('bwrap', ['bwrap'], 'bwrap works: user, pid, ipc, uts, net and mount namespaces, no capabilities, seccomp filter'),
-    probeLevel('namespaces', ['unshare', 'setpriv', 'mount', 'findmnt', 'pivot_root', 'bash'], 'unshare and mount(8) work: user, pid, ipc, uts, net and mount namespaces, no capabilities; no seccomp filter'),
+    probeLevel('bwrap'),
+    probeLevel('namespaces'),
     probeNodePty(),
     probeRipgrep(),
     unshare ? run(unshare, ['--user', '--map-root-user', 'true']) : Promise.resolve({ ok: false, detail: 'unshare not found' }),
     unshare ? run(unshare, ['--user', '--map-root-user', '--net', 'true']) : Promise.resolve({ ok: false, detail: 'unshare not found' }),
   ]);
-  const none: Check = { ok: true, detail: 'a plain process: no isolation (always available, never chosen silently)' };
+  const none = await probeLevel('none');
   const best: IsolationLevel = bwrap.ok ? 'bwrap' : namespaces.ok ? 'namespaces' : 'none';
   return {
     best,

@@ -6,6 +6,7 @@
  */
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { mountTable } from '../isolation/mountinfo.js';
 
 export interface CgroupLimits {
   pids: number;
@@ -36,25 +37,6 @@ export interface CgroupTree {
   where: string;
   create(id: string, limits: CgroupLimits): CgroupHandle;
 }
-
-interface Mount {
-  point: string;
-  fstype: string;
-  superOptions: string[];
-}
-
-function mounts(): Mount[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [before, after = ''] = line.split(' - ');
-      const [fstype = '', , superOptions = ''] = after.split(' ');
-      return { point: unescapeMount(before!.split(' ')[4]!), fstype, superOptions: superOptions.split(',') };
-    });
-}
-
-const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 
 /** This process's cgroup path in each hierarchy: '' for v2, else the controller names. */
 function ownCgroups(): Map<string, string> {
@@ -169,7 +151,7 @@ function alive(pid: number): boolean {
 function v1Tree(prepare: boolean): CgroupTree | null {
   const own = ownCgroups();
   const dirOf = (controller: string): string | null => {
-    const mount = mounts().find((m) => m.fstype === 'cgroup' && m.superOptions.includes(controller));
+    const mount = mountTable().find((m) => m.fstype === 'cgroup' && m.superOptions.includes(controller));
     const at = own.get(controller);
     return mount && at !== undefined ? path.join(mount.point, at) : null;
   };
@@ -181,7 +163,7 @@ function v1Tree(prepare: boolean): CgroupTree | null {
   if (prepare) sweepStale(bases.map((b) => path.dirname(b)));
   return {
     version: 1,
-    where: bases.join(', '),
+    where: bases.map((b) => path.join(path.dirname(b), 'agentd.<daemon pid>')).join(', '),
     create(id, limits) {
       const dirs = bases.map((base) => path.join(base, id));
       for (const dir of dirs) mkdirSync(dir, { recursive: true });
@@ -219,7 +201,7 @@ function tryWrite(file: string, value: string): void {
  * already the daemon first moves itself into a leaf `agentd.<pid>/daemon`.
  */
 function v2Tree(prepare: boolean): CgroupTree | null {
-  const mount = mounts().find((m) => m.fstype === 'cgroup2');
+  const mount = mountTable().find((m) => m.fstype === 'cgroup2');
   const at = ownCgroups().get('');
   if (!mount || at === undefined) return null;
   const own = path.join(mount.point, at);
@@ -251,7 +233,7 @@ function v2Tree(prepare: boolean): CgroupTree | null {
   }
   return {
     version: 2,
-    where: base,
+    where: path.join(own, 'agentd.<daemon pid>'),
     create(id, limits) {
       const dir = path.join(base, id);
       mkdirSync(dir);

@@ -11,6 +11,9 @@ export interface LimitState {
   tasks: number;
 }
 
+/** The share of its cap a sandbox without a cgroup counter is taken to be at its process limit. */
+const NEAR = 0.75;
+
 function counter(file: string | undefined, key: string): number | null {
   if (!file) return null;
   try {
@@ -24,7 +27,9 @@ function counter(file: string | undefined, key: string): number | null {
 /**
  * Tells whether the sandbox ran into its limits, so the model reads which one rather than a
  * bare "fork: Resource temporarily unavailable" or "Killed". With a cgroup its counters say
- * exactly; with RLIMIT_NPROC alone, a sandbox within two tasks of the cap is at it.
+ * exactly. With RLIMIT_NPROC alone nothing counts refused forks, and a fork bomb at the cap
+ * does not sit there (its processes exit and back off for seconds between retries): a sandbox
+ * seen using three quarters of its cap is taken to be at it, and the message says "near".
  */
 export class LimitWatch {
   constructor(
@@ -32,18 +37,37 @@ export class LimitWatch {
     private readonly processes: SandboxProcesses,
   ) {}
 
-  read(): LimitState {
+  async read(): Promise<LimitState> {
     return {
       refusedForks: counter(this.limits.pidsEvents, 'max'),
       oomKills: counter(this.limits.memoryEvents, 'oom_kill'),
-      tasks: this.limits.pidsEvents ? 0 : this.processes.tasks(),
+      tasks: this.limits.pidsEvents || this.limits.pidsMechanism !== 'rlimit' ? 0 : await this.peakTasks(),
     };
   }
 
-  /** Whether forks were refused between `from` and `now` (or, without a counter, the sandbox is at its cap now). */
-  pidsReached(from: LimitState, now: LimitState): boolean {
-    if (from.refusedForks !== null && now.refusedForks !== null) return now.refusedForks > from.refusedForks;
-    return this.limits.pidsMechanism === 'rlimit' && now.tasks >= this.limits.pids - 2;
+  /**
+   * Without a counter: the most tasks seen in a short burst of samples. Processes at the cap come
+   * and go (a fork bomb's die as fast as they fork), so one look can miss it; a sandbox under
+   * half its cap is looked at once.
+   */
+  private async peakTasks(): Promise<number> {
+    let peak = this.processes.tasks();
+    for (let i = 0; i < 10 && peak >= this.limits.pids / 2 && peak < NEAR * this.limits.pids; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      peak = Math.max(peak, this.processes.tasks());
+    }
+    return peak;
+  }
+
+  /**
+   * Whether the sandbox ran into its process limit between `from` and `now` (without a counter:
+   * whether it is near it now), said for the model; null when it did not.
+   */
+  pidsReached(from: LimitState, now: LimitState): string | null {
+    const cap = `process limit (${this.limits.pids} processes and threads)`;
+    if (from.refusedForks !== null && now.refusedForks !== null) return now.refusedForks > from.refusedForks ? `reached its ${cap}` : null;
+    if (this.limits.pidsMechanism === 'rlimit' && now.tasks >= NEAR * this.limits.pids) return `was near its ${cap}, with ${now.tasks} in use`;
+    return null;
   }
 
   /** Processes killed for memory between `from` and now. */

@@ -186,8 +186,14 @@ export class PtyShell implements Shell {
           this.buffer = this.buffer.slice(this.buffer.length - keep);
         }
       };
-      const onAbort = () => finish(null, 'interrupted');
-      const timer = setTimeout(() => finish(null, 'timeout'), timeoutMs);
+      // Cut short: what the command printed so far is part of its result (the tail held back for the marker too).
+      const stop = (ended: 'interrupted' | 'timeout') => {
+        if (started) output.push(this.buffer);
+        this.buffer = '';
+        finish(null, ended);
+      };
+      const onAbort = () => stop('interrupted');
+      const timer = setTimeout(() => stop('timeout'), timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
       this.onData = check;
       this.onExit = (code) => {
@@ -223,14 +229,15 @@ export class PtyShell implements Shell {
    */
   private async clearBackgroundAtLimit(shellPid: number, notes: string[]): Promise<LimitState | undefined> {
     if (!this.limits) return undefined;
-    let now = this.limits.read();
-    if (this.lastLimits && this.limits.pidsReached(this.lastLimits, now)) {
+    let now = await this.limits.read();
+    const reached = this.lastLimits && this.limits.pidsReached(this.lastLimits, now);
+    if (reached) {
       const left = await this.processes.killUntilGone(() => this.processes.started(shellPid));
       notes.push(
-        `processes left running by earlier commands reached the sandbox's process limit (${this.limits.limits.pids}); ` +
+        `with processes left running by earlier commands, the sandbox ${reached}; ` +
           (left === 0 ? 'they were all killed before this command ran' : `${left} of them could not be killed`),
       );
-      now = this.limits.read();
+      now = await this.limits.read();
     }
     return now;
   }
@@ -238,23 +245,21 @@ export class PtyShell implements Shell {
   /** After a command: which limit it ran into, if any. At the process limit, what it started is killed. */
   private async reportLimits(from: LimitState, before: Snapshot, notes: string[]): Promise<boolean> {
     const watch = this.limits!;
-    let now = watch.read();
+    let now = await watch.read();
     let reached = false;
-    if (watch.pidsReached(from, now)) {
+    const pids = watch.pidsReached(from, now);
+    if (pids) {
       reached = true;
       const shellPid = this.pty?.pid ?? null;
       const left = await this.processes.killUntilGone(() => this.processes.startedSince(before, shellPid));
-      notes.push(
-        `the sandbox reached its process limit (${watch.limits.pids} processes and threads): ` +
-          (left === 0 ? 'every process this command started was killed' : `${left} processes this command started could not be killed`),
-      );
+      notes.push(`the sandbox ${pids}: ${left === 0 ? 'every process this command started was killed' : `${left} processes this command started could not be killed`}`);
     }
     const killed = watch.oomKilled(from, now);
     if (killed > 0) {
       reached = true;
       notes.push(`the sandbox reached its memory limit (${watch.limits.memoryMb} MB): the kernel killed ${killed === 1 ? 'a process' : `${killed} processes`} for memory`);
     }
-    now = watch.read();
+    now = await watch.read();
     this.lastLimits = now;
     return reached;
   }

@@ -15,16 +15,17 @@ export interface AgentRig {
   dispose(): Promise<void>;
 }
 
-export async function startAgentRig(env: Record<string, string> = {}): Promise<AgentRig> {
+/** `args` go to `agentd daemon` (e.g. ['--isolation-floor', 'namespaces'] for sessions that ask for less than bwrap). */
+export async function startAgentRig(env: Record<string, string> = {}, args: string[] = []): Promise<AgentRig> {
   const emulator = await startModelEmulator({ apiKey: API_KEY });
   const daemonEnv = { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20', ...env };
   const layout = tempHome();
   const rig: AgentRig = {
     emulator,
-    daemon: await startDaemon({ layout, env: daemonEnv }),
+    daemon: await startDaemon({ layout, env: daemonEnv, args }),
     async crashAndRestart() {
       await rig.daemon.kill('SIGKILL');
-      rig.daemon = await startDaemon({ layout, env: daemonEnv });
+      rig.daemon = await startDaemon({ layout, env: daemonEnv, args });
       return rig.daemon;
     },
     async dispose() {

@@ -52,19 +52,24 @@ export function runAgentd(
 
 /** Starts `agentd daemon` as a child process and waits until its socket answers. */
 export async function startDaemon(
-  options: { layout?: DataLayout; env?: Record<string, string>; wrap?: string } = {},
+  options: {
+    layout?: DataLayout;
+    env?: Record<string, string>;
+    wrap?: string;
+    /** Arguments of `agentd daemon`, e.g. ['--isolation-floor', 'namespaces']. */
+    args?: string[];
+    /** A command the daemon runs under, e.g. setpriv to run it as another user. */
+    prefix?: string[];
+  } = {},
 ): Promise<TestDaemon> {
   const layout = options.layout ?? tempHome();
-  const args = [AGENTD_BIN, 'daemon'];
+  const args = [AGENTD_BIN, 'daemon', ...(options.args ?? [])];
+  const env = { ...process.env, AGENTD_HOME: layout.home, ...options.env };
   const proc = options.wrap
-    ? spawn('bash', ['-c', `${options.wrap}; exec "$0" "$@"`, process.execPath, ...args], {
-        env: { ...process.env, AGENTD_HOME: layout.home, ...options.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-    : spawn(process.execPath, args, {
-        env: { ...process.env, AGENTD_HOME: layout.home, ...options.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+    ? spawn('bash', ['-c', `${options.wrap}; exec "$0" "$@"`, process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : options.prefix?.length
+      ? spawn(options.prefix[0]!, [...options.prefix.slice(1), process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d) => (out += d));

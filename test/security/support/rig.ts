@@ -1,0 +1,206 @@
+/**
+ * The containment suite's rig: a real daemon (as root, or as an ordinary user through setpriv)
+ * in the default layout (a home dir as the workspace, the data dir at <home>/.agentd), driven
+ * over its socket with raw JSON-RPC, and a model emulator that answers each session with the
+ * tool calls a test scripts for it. Every attack runs as a bash call the model makes.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dataLayout, PROTOCOL_VERSION, type DataLayout, type Event, type SessionCreateParams } from '../../../protocol/index.js';
+import { probeIsolation, type IsolationLevel } from '../../../sandbox/provider.js';
+import { RawConnection, startDaemon, type TestDaemon } from '../../support/daemon.js';
+import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest, type Reply } from '../../support/model-emulator.js';
+
+export const API_KEY = 'sk-containment-test';
+
+export interface Principal {
+  label: 'root' | 'user';
+  uid: number;
+  gid: number;
+  /** How the daemon is started as this principal. */
+  prefix: string[];
+}
+
+const NOBODY = 65534;
+const asNobody = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--'];
+
+/** The isolation levels (of bwrap and namespaces) that work for a daemon run as `principal`. */
+function levelsFor(principal: Principal): Promise<IsolationLevel[]> | IsolationLevel[] {
+  if (principal.prefix.length === 0) return probeIsolation().then((r) => (['bwrap', 'namespaces'] as const).filter((l) => r.levels[l].ok));
+  const probe = fileURLToPath(new URL('../../../sandbox/isolation/probe.js', import.meta.url));
+  const script = `import(${JSON.stringify(probe)}).then((m) => m.probeIsolation()).then((r) => console.log(JSON.stringify(['bwrap', 'namespaces'].filter((l) => r.levels[l].ok))))`;
+  const out = spawnSync(principal.prefix[0]!, [...principal.prefix.slice(1), process.execPath, '-e', script], { cwd: '/', encoding: 'utf8', timeout: 30_000 });
+  try {
+    return JSON.parse(out.stdout.trim().split('\n').at(-1) ?? '[]') as IsolationLevel[];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Every (principal, level) this machine can run: as root (the CI case) and, when the tests run
+ * as root and setpriv is there, as the ordinary user nobody; otherwise as the current user.
+ */
+export async function securityMatrix(): Promise<Array<{ principal: Principal; level: IsolationLevel }>> {
+  const uid = process.getuid?.() ?? 0;
+  const principals: Principal[] = [{ label: uid === 0 ? 'root' : 'user', uid, gid: process.getgid?.() ?? 0, prefix: [] }];
+  if (uid === 0 && spawnSync('setpriv', ['--version']).status === 0) principals.push({ label: 'user', uid: NOBODY, gid: NOBODY, prefix: asNobody });
+  const out: Array<{ principal: Principal; level: IsolationLevel }> = [];
+  for (const principal of principals) for (const level of await levelsFor(principal)) out.push({ principal, level });
+  return out;
+}
+
+export interface ToolOutcome {
+  text: string;
+  isError: boolean;
+  errorKind?: string;
+}
+
+export interface RpcReply {
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string; data?: unknown };
+}
+
+export interface SecurityRig {
+  principal: Principal;
+  level: IsolationLevel;
+  /** The fake home dir: the default layout's workspace. */
+  home: string;
+  layout: DataLayout;
+  daemon: TestDaemon;
+  emulator: ModelEmulator;
+  rpc(method: string, params?: unknown): Promise<RpcReply>;
+  /** A new directory owned by the daemon's user (a workspace of its own). */
+  dir(name: string): string;
+  /** Creates a session at the rig's level (default workspace: the home dir); throws on an error reply. */
+  session(params?: Partial<SessionCreateParams>): Promise<string>;
+  /** One turn in which the model runs `command` with bash; the tool's result. */
+  bash(sessionId: string, command: string, timeoutMs?: number): Promise<ToolOutcome>;
+  /** Starts such a turn and returns at once (the seq of its user message). */
+  start(sessionId: string, command: string, timeoutMs?: number): Promise<number>;
+  /** The last tool result after `seq`, once the session has settled. */
+  result(sessionId: string, seq: number): Promise<ToolOutcome>;
+  /** session/fork at the head; the fork answers to the same scripted replies as its source. */
+  fork(sessionId: string): Promise<RpcReply>;
+  events(sessionId: string): Promise<Event[]>;
+  settle(sessionId: string): Promise<Event[]>;
+  dispose(): Promise<void>;
+}
+
+/** The tag in a session's system prompt that routes the emulator's replies to it. */
+const tagOf = (request: RecordedRequest) => /\[session-tag ([0-9a-f]+)\]/.exec(JSON.stringify(request.body?.system ?? ''))?.[1];
+
+export async function startSecurityRig(
+  principal: Principal,
+  level: IsolationLevel,
+  options: { env?: Record<string, string>; args?: string[]; prefix?: string[] } = {},
+): Promise<SecurityRig> {
+  const queues = new Map<string, Reply[]>();
+  const route: Reply = (request) => queues.get(tagOf(request) ?? '')?.shift() ?? { kind: 'text', text: 'nothing more to do' };
+  const emulator = await startModelEmulator({ apiKey: API_KEY, defaultReply: route });
+  const base = mkdtempSync(join(tmpdir(), 'agentd-containment-'));
+  const home = join(base, 'home');
+  mkdirSync(home);
+  const layout = dataLayout(join(home, '.agentd'));
+  mkdirSync(layout.home, { mode: 0o700 });
+  const own = (path: string) => {
+    if (principal.prefix.length) chownSync(path, principal.uid, principal.gid);
+    return path;
+  };
+  for (const path of [base, home, layout.home]) own(path);
+  const floor = level === 'bwrap' ? [] : ['--isolation-floor', level];
+  const daemon = await startDaemon({
+    layout,
+    env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20', HOME: home, ...options.env },
+    args: [...floor, ...(options.args ?? [])],
+    prefix: [...principal.prefix, ...(options.prefix ?? [])],
+  });
+  const raw = await RawConnection.open(layout.socket);
+  let nextId = 1;
+  const rpc = async (method: string, params?: unknown) => (await raw.request(nextId++, method, params)) as RpcReply;
+  await rpc('initialize', { protocolVersion: PROTOCOL_VERSION, clientInfo: { name: 'containment-suite' } });
+  const tags = new Map<string, string>();
+
+  const events = async (sessionId: string): Promise<Event[]> => {
+    const out: Event[] = [];
+    for (let from: number | undefined = 0; from !== undefined; ) {
+      const page = (await rpc('session/events', { sessionId, from })).result as { events: Event[]; next?: number };
+      out.push(...page.events);
+      from = page.next;
+    }
+    return out;
+  };
+  const settle = async (sessionId: string): Promise<Event[]> => {
+    const deadline = Date.now() + 120_000;
+    while (((await rpc('session/get', { sessionId })).result as { status: string }).status !== 'idle') {
+      if (Date.now() > deadline) throw new Error(`session ${sessionId} did not settle: ${JSON.stringify((await events(sessionId)).map((e) => e.type))}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return events(sessionId);
+  };
+
+  const rig: SecurityRig = {
+    principal,
+    level,
+    home,
+    layout,
+    daemon,
+    emulator,
+    rpc,
+    dir(name) {
+      const path = join(base, `${name}-${randomBytes(3).toString('hex')}`);
+      mkdirSync(path);
+      return own(path);
+    },
+    async session(params = {}) {
+      const tag = randomBytes(8).toString('hex');
+      const created = await rpc('session/create', {
+        workspace: home,
+        permissions: { default: 'allow' },
+        sandbox: { isolation: level },
+        ...params,
+        system: `[session-tag ${tag}]`,
+      });
+      if (created.error) throw new Error(`session/create failed: ${JSON.stringify(created.error)}`);
+      const sessionId = String(created.result!.sessionId);
+      tags.set(sessionId, tag);
+      return sessionId;
+    },
+    async start(sessionId, command, timeoutMs) {
+      const tag = tags.get(sessionId)!;
+      const input = timeoutMs === undefined ? { command } : { command, timeout_ms: timeoutMs };
+      queues.set(tag, [...(queues.get(tag) ?? []), reply.toolUse({ name: 'bash', input }), reply.text('done')]);
+      const prompted = await rpc('session/prompt', { sessionId, content: 'run it' });
+      if (prompted.error) throw new Error(`session/prompt failed: ${JSON.stringify(prompted.error)}`);
+      return Number(prompted.result!.seq);
+    },
+    async result(sessionId, seq) {
+      const last = (await settle(sessionId)).filter((e) => e.type === 'tool.result' && e.seq > seq).at(-1);
+      if (!last) throw new Error(`no tool result after seq ${seq}`);
+      const text = (last.data.content as Array<{ type: string; text?: string }>).map((c) => c.text ?? '').join('\n');
+      return { text, isError: last.data.isError === true, ...(last.data.errorKind ? { errorKind: String(last.data.errorKind) } : {}) };
+    },
+    async bash(sessionId, command, timeoutMs) {
+      return rig.result(sessionId, await rig.start(sessionId, command, timeoutMs));
+    },
+    async fork(sessionId) {
+      const head = Number(((await rpc('session/get', { sessionId })).result as { headSeq: number }).headSeq);
+      const forked = await rpc('session/fork', { sessionId, at: head });
+      if (forked.result) tags.set(String(forked.result.sessionId), tags.get(sessionId)!);
+      return forked;
+    },
+    events,
+    settle,
+    async dispose() {
+      raw.close();
+      await daemon.dispose();
+      await emulator.close();
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+  return rig;
+}
