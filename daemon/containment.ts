@@ -93,6 +93,7 @@ export class SandboxPolicy {
         if (problem) throw new Error(problem);
         return provider.provision(spec);
       },
+      close: async () => provider.close?.(),
     };
   }
 }

@@ -13,7 +13,7 @@ function sandboxProvider(): SandboxProvider {
   const provider = createLocalProvider();
   const delayMs = Number(process.env.AGENTD_BENCH_SANDBOX_DELAY_MS ?? 0);
   if (!(delayMs > 0)) return provider;
-  return { provision: async (spec) => (await new Promise((r) => setTimeout(r, delayMs)), provider.provision(spec)) };
+  return { provision: async (spec) => (await new Promise((r) => setTimeout(r, delayMs)), provider.provision(spec)), close: async () => provider.close?.() };
 }
 
 /**

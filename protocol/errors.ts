@@ -67,6 +67,10 @@ export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   AlreadyInitialized: '`initialize` was sent twice on one connection.',
   VaultEntryNotFound: 'No credential has this name.',
   InvalidPosition: 'The request names a position or range the session does not have.',
+  IsolationBelowFloor: "The session asks for weaker sandbox isolation than the daemon's floor (`agentd daemon --isolation-floor`).",
+  LimitAboveMaximum: "The session asks for sandbox limits above the daemon's maximum.",
+  WorkspaceForbidden: 'The workspace may not be used: the data dir or inside it, `/`, or a system directory.',
+  WorkspaceTooLarge: 'A fork would copy more data than the daemon allows (`sandbox.forkMaxBytes`), or than the free space.',
 };
 
 /**

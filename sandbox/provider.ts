@@ -68,6 +68,8 @@ export interface Sandbox {
 
 export interface SandboxProvider {
   provision(spec: SandboxSpec): Promise<Sandbox>;
+  /** When every sandbox is closed (the daemon stops): releases what the provider holds outside them. */
+  close?(): Promise<void>;
 }
 
 /** The built-in tools, known before any sandbox exists (the harness offers them to the model up front). */
@@ -90,8 +92,9 @@ function probeOnce(level: IsolationLevel): Promise<Check> {
 export function createLocalProvider(options: { isolationReport?: Promise<IsolationReport>; limiter?: Limiter } = {}): SandboxProvider {
   const { isolationReport } = options;
   const available = isolationReport ? async (level: IsolationLevel) => (await isolationReport).levels[level] : probeOnce;
-  // bubblewrap, the level nearly every sandbox uses, is probed now; the others when asked for.
-  if (!isolationReport) void probeOnce('bwrap');
   let limiter = options.limiter;
-  return { provision: (spec) => provisionLocal(spec, available, (limiter ??= detectLimiter())) };
+  return {
+    provision: (spec) => provisionLocal(spec, available, (limiter ??= detectLimiter())),
+    close: async () => limiter?.close(),
+  };
 }

@@ -1,7 +1,7 @@
 /** `agentd demo` end to end: its own daemon, the real harness and sandbox, the scripted offline model. */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { dataLayout, SessionEvents, type Event } from '../protocol/index.js';
 import { runAgentd, startDaemon, tempHome } from './support/daemon.js';
@@ -51,10 +51,10 @@ describe('agentd demo', () => {
   });
 
   it('says so when the sandbox was weaker than bubblewrap', async () => {
-    // A PATH with what the demo needs but no bwrap: the sandbox falls back to namespaces.
+    // A bwrap that does not work, first on the PATH: the sandbox falls back to namespaces.
     const bin = tempDir('agentd-nobwrap-');
-    for (const tool of [process.execPath, '/usr/bin/unshare', '/usr/bin/true', '/usr/bin/env']) symlinkSync(tool, join(bin, basename(tool)));
-    const run = await runAgentd(tempHome(), ['demo'], { env: { ANTHROPIC_API_KEY: '', PATH: bin } });
+    writeFileSync(join(bin, 'bwrap'), '#!/bin/sh\necho "bwrap: setting up uid map: Permission denied" >&2\nexit 1\n', { mode: 0o755 });
+    const run = await runAgentd(tempHome(), ['demo'], { env: { ANTHROPIC_API_KEY: '', PATH: `${bin}:${process.env.PATH}` } });
     const root = /everything is kept in (\S+):/.exec(run.stdout)?.[1];
     if (root) rmSync(root, { recursive: true, force: true });
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);

@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { tmpdir } from 'node:os';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/index.js';
 import { RawConnection, startDaemon, type TestDaemon } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
@@ -177,7 +176,7 @@ for (const transport of ['socket', 'stdio'] as const) {
     it('cancels a waiting request with -32800', async () => {
       const conn = await open();
       await conn.request(1, 'initialize', init);
-      const created = await conn.request(2, 'session/create', { workspace: mkdtempSync(join(tmpdir(), 'agentd-ws-')) });
+      const created = await conn.request(2, 'session/create', { workspace: tempDir('agentd-ws-') });
       const sessionId = (created.result as Message).sessionId;
       conn.send({ id: 3, method: 'session/events', params: { sessionId, from: 1, waitMs: 60000 } });
       conn.send({ method: '$/cancelRequest', params: { id: 3 } });

@@ -376,6 +376,7 @@ export class Harness {
     for (const timer of this.idleTimers.values()) clearTimeout(timer);
     await Promise.allSettled([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();
+    await this.deps.provider.close?.().catch(() => undefined);
     await this.scanning;
     // Handed over at once: another daemon need not wait for these to expire.
     const { leases } = this.deps;

@@ -67,7 +67,7 @@ const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`,
  */
 export async function probeContainment(level: IsolationLevel, hidden: string[], workspace: string | undefined): Promise<ContainmentReport> {
   // A hidden dir may be seen as an empty, read-only mask; a hidden file as an empty one.
-  const checks = hidden.map((_, i) => `p="$${i + 1}"; if [ -d "$p" ] && [ -n "$(ls -A "$p" 2>/dev/null)" ] || [ -s "$p" ]; then echo "visible: $p"; fi`);
+  const checks = hidden.map((_, i) => `p="$${i + 1}"; if [ -d "$p" ]; then [ -z "$(ls -A "$p" 2>/dev/null)" ] || echo "visible: $p"; elif [ -s "$p" ]; then echo "visible: $p"; fi`);
   const script = ['cat /proc/self/status', ...checks, '(echo 60 > /proc/sys/vm/swappiness) 2>/dev/null && echo "writable: /proc/sys"', 'true'].join('\n');
   const result = await runInside(level, ['/bin/sh', '-c', script, 'agentd-probe', ...hidden], { ...(workspace ? { workspace } : {}), hide: hidden });
   if (result.code !== 0) return { ok: false, uid: '?', capabilities: '?', seccomp: '?', masked: `the probe sandbox failed: ${result.output.slice(-300)}` };

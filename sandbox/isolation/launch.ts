@@ -26,7 +26,8 @@ export interface LaunchPlan extends FilesystemPlan {
   stagingDir?: string;
 }
 
-const SBIN_PATH = () => `${process.env.PATH ?? ''}:/usr/sbin:/sbin:/usr/bin:/bin`;
+/** PATH, and the sbin dirs it may lack (mount, pivot_root, ip live there on some systems). */
+const SBIN_PATH = () => `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
 const tool = (name: string) => findExecutable(name, SBIN_PATH()) ?? name;
 
 /** The uid and gid inside: the daemon's own, or 1000 when it runs as root (never 0 inside). */

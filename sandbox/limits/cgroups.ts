@@ -36,6 +36,8 @@ export interface CgroupTree {
   /** Where sandboxes' cgroups go, for `agentd doctor`. */
   where: string;
   create(id: string, limits: CgroupLimits): CgroupHandle;
+  /** Removes this daemon's parent dirs once its sandboxes are gone (the next daemon sweeps what is left). */
+  close(): void;
 }
 
 /** This process's cgroup path in each hierarchy: '' for v2, else the controller names. */
@@ -164,6 +166,7 @@ function v1Tree(prepare: boolean): CgroupTree | null {
   return {
     version: 1,
     where: bases.map((b) => path.join(path.dirname(b), 'agentd.<daemon pid>')).join(', '),
+    close: () => bases.forEach(tryRmdir),
     create(id, limits) {
       const dirs = bases.map((base) => path.join(base, id));
       for (const dir of dirs) mkdirSync(dir, { recursive: true });
@@ -185,6 +188,14 @@ function v1Tree(prepare: boolean): CgroupTree | null {
       };
     },
   };
+}
+
+function tryRmdir(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not there, or not empty yet.
+  }
 }
 
 function tryWrite(file: string, value: string): void {
@@ -234,6 +245,8 @@ function v2Tree(prepare: boolean): CgroupTree | null {
   return {
     version: 2,
     where: path.join(own, 'agentd.<daemon pid>'),
+    // The daemon's own leaf holds the daemon until it exits: the next daemon sweeps the rest.
+    close: () => undefined,
     create(id, limits) {
       const dir = path.join(base, id);
       mkdirSync(dir);

@@ -46,6 +46,8 @@ export interface LimitsReport {
 export interface Limiter {
   report(level: IsolationLevel): LimitsReport;
   place(id: string, limits: SandboxLimits, level: IsolationLevel): LimitPlacement;
+  /** After the last sandbox: removes what the limiter made outside them. */
+  close(): void;
 }
 
 const MIB = 1024 * 1024;
@@ -83,9 +85,15 @@ class CgroupLimiter implements Limiter {
       warnings: [],
     };
   }
+
+  close(): void {
+    this.tree.close();
+  }
 }
 
 class RlimitLimiter implements Limiter {
+  close(): void {}
+
   report(level: IsolationLevel): LimitsReport {
     return rlimitReport(level);
   }

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { AgentdError, ErrorCode, SessionCreate, SessionPrompt } from '../../protocol/index.js';
 import { API_KEY, createSession, ofType, settle, startAgentRig, workspace } from '../support/agent.js';
 import { runAgentd, startDaemon, tempHome } from '../support/daemon.js';
-import { reply } from '../support/model-emulator.js';
+import { reply } from '../../clients/cli/demo/model-emulator.js';
 
 const refusal = async (promise: Promise<unknown>): Promise<number | undefined> => {
   try {

@@ -31,7 +31,9 @@ function startDemoDaemon(layout: DataLayout, modelUrl: string): ChildProcess {
   delete env.ANTHROPIC_AUTH_TOKEN;
   const log = openSync(layout.logFile, 'a', 0o600);
   try {
-    return spawn(process.execPath, [AGENTD_BIN, 'daemon'], { detached: true, stdio: ['ignore', 'ignore', log], cwd: '/', env });
+    // The demo model's commands are scripted here, so it may run at whatever isolation the machine
+    // has (it says so when that is weaker than bubblewrap); a real model's sessions get the floor.
+    return spawn(process.execPath, [AGENTD_BIN, 'daemon', '--isolation-floor', 'none'], { detached: true, stdio: ['ignore', 'ignore', log], cwd: '/', env });
   } finally {
     closeSync(log);
   }

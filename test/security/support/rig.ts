@@ -6,14 +6,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataLayout, PROTOCOL_VERSION, type DataLayout, type Event, type SessionCreateParams } from '../../../protocol/index.js';
 import { probeIsolation, type IsolationLevel } from '../../../sandbox/provider.js';
 import { RawConnection, startDaemon, type TestDaemon } from '../../support/daemon.js';
-import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest, type Reply } from '../../support/model-emulator.js';
+import { tempDir } from '../../support/temp.js';
+import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest, type Reply } from '../../../clients/cli/demo/model-emulator.js';
 
 export const API_KEY = 'sk-containment-test';
 
@@ -102,7 +102,7 @@ export async function startSecurityRig(
   const queues = new Map<string, Reply[]>();
   const route: Reply = (request) => queues.get(tagOf(request) ?? '')?.shift() ?? { kind: 'text', text: 'nothing more to do' };
   const emulator = await startModelEmulator({ apiKey: API_KEY, defaultReply: route });
-  const base = mkdtempSync(join(tmpdir(), 'agentd-containment-'));
+  const base = tempDir('agentd-containment-');
   const home = join(base, 'home');
   mkdirSync(home);
   const layout = dataLayout(join(home, '.agentd'));
