@@ -4,7 +4,7 @@
  * behind the isolation report and `agentd doctor`.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildLaunch, insideIds } from './launch.js';
@@ -16,17 +16,17 @@ export interface RunResult {
   output: string;
 }
 
-/** Runs `command` at `level` in `workspace` (a fresh temp dir when not given); never throws. */
+/**
+ * Runs `command` at `level` in `workspace` (default: the temp dir, which the probes do not
+ * touch); never throws. Only the namespaces level needs a dir of its own, where its root is
+ * assembled: a bwrap probe leaves nothing behind even when its process is killed mid-way.
+ */
 export async function runInside(level: IsolationLevel, command: string[], options: { workspace?: string; hide?: string[]; timeoutMs?: number } = {}): Promise<RunResult> {
-  const scratch = mkdtempSync(path.join(tmpdir(), 'agentd-probe-'));
-  const workspace = options.workspace ?? path.join(scratch, 'workspace');
+  const stagingDir = level === 'namespaces' ? mkdtempSync(path.join(tmpdir(), 'agentd-probe-')) : undefined;
   try {
-    if (!options.workspace) mkdirSync(workspace);
-    const stagingDir = path.join(scratch, 'root');
-    mkdirSync(stagingDir);
     const launch = buildLaunch({
-      level, command, workspace, readOnly: [], binds: [], hide: options.hide ?? [], extras: [], cgroupProcs: [],
-      seccomp: level === 'bwrap' ? seccompPolicy().program : null, stagingDir,
+      level, command, workspace: options.workspace ?? tmpdir(), readOnly: [], binds: [], hide: options.hide ?? [], extras: [], cgroupProcs: [],
+      seccomp: level === 'bwrap' ? seccompPolicy().program : null, ...(stagingDir ? { stagingDir } : {}),
     });
     return await new Promise<RunResult>((resolve) => {
       const child = spawn(launch.command, launch.args, {
@@ -44,7 +44,7 @@ export async function runInside(level: IsolationLevel, command: string[], option
       child.on('close', (code) => resolve({ code, output: output.trim() }));
     });
   } finally {
-    rmSync(scratch, { recursive: true, force: true });
+    if (stagingDir) rmSync(stagingDir, { recursive: true, force: true });
   }
 }
 

@@ -13,6 +13,10 @@
  * - kernel attack surface a sandbox never needs: bpf, perf_event_open, userfaultfd, io_uring
  *   (which also creates sockets without socket(2)), and the administrative calls (modules,
  *   kexec, reboot, swap, syslog, acct, quotactl, ioperm/iopl, open_by_handle_at, ...);
+ * - setuid and setgid bits (chmod family, and open/creat/mknod creating a file with them): the
+ *   sandbox's files belong to the daemon's uid outside (root, for a root daemon), so such a
+ *   file in the workspace would run as that uid for whoever starts it outside the sandbox.
+ *   openat2 (whose mode sits in a struct) answers ENOSYS, so callers fall back to openat;
  * - socket families other than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (EAFNOSUPPORT):
  *   AF_VSOCK reaches the hypervisor's host whatever the network namespace, AF_ALG and the
  *   rest are kernel attack surface. AF_UNIX stays allowed: the host needs it (the proxy
@@ -33,6 +37,7 @@ interface ArchTable {
 const COMMON_NEW: Record<string, number> = {
   open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442,
   clone3: 435, pidfd_getfd: 438, io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427,
+  openat2: 437, fchmodat2: 452,
 };
 
 const ARCHES: Record<string, ArchTable> = {
@@ -42,6 +47,7 @@ const ARCHES: Record<string, ArchTable> = {
     nr: {
       ...COMMON_NEW,
       socket: 41, socketpair: 53, clone: 56, unshare: 272,
+      chmod: 90, fchmod: 91, fchmodat: 268, open: 2, openat: 257, creat: 85, mknod: 133, mknodat: 259,
       mount: 165, umount2: 166, pivot_root: 155, chroot: 161, setns: 308,
       ptrace: 101, process_vm_readv: 310, process_vm_writev: 311,
       keyctl: 250, add_key: 248, request_key: 249,
@@ -57,6 +63,7 @@ const ARCHES: Record<string, ArchTable> = {
     nr: {
       ...COMMON_NEW,
       socket: 198, socketpair: 199, clone: 220, unshare: 97,
+      fchmod: 52, fchmodat: 53, openat: 56, mknodat: 33,
       mount: 40, umount2: 39, pivot_root: 41, chroot: 51, setns: 268,
       ptrace: 117, process_vm_readv: 270, process_vm_writev: 271,
       keyctl: 219, add_key: 217, request_key: 218,
@@ -77,6 +84,12 @@ const DENIED = [
   'kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module', 'reboot', 'swapon', 'swapoff',
   'syslog', 'acct', 'quotactl', 'iopl', 'ioperm', 'open_by_handle_at', 'lookup_dcookie', 'uselib', 'nfsservctl', 'vhangup',
 ];
+/** Calls refused only when the mode they set (argument `mode`) has the setuid or setgid bit. */
+const MODE_AT: Record<string, number> = { chmod: 1, fchmod: 1, fchmodat: 2, fchmodat2: 2, mknod: 1, mknodat: 2, creat: 1 };
+/** Calls refused only when they create a file (O_CREAT or O_TMPFILE in argument `flags`) with such a mode. */
+const CREATE_AT: Record<string, { flags: number; mode: number }> = { open: { flags: 1, mode: 2 }, openat: { flags: 2, mode: 3 } };
+const SETID_BITS = 0o6000;
+const CREATING = 0o100 | 0o20000000; // O_CREAT | __O_TMPFILE
 /** clone and unshare are refused only with a namespace flag (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|NEWTIME). */
 const NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x00000080;
 const AF = { UNIX: 1, INET: 2, INET6: 10, NETLINK: 16 };
@@ -92,12 +105,14 @@ const JSET_K = 0x45;
 const RET_K = 0x06;
 const RET_ALLOW = 0x7fff0000;
 const retErrno = (errno: number) => 0x00050000 | errno;
-// struct seccomp_data: nr at 0, arch at 4, args[6] (u64) from 16; the low half of args[0] is at 16 (little endian).
+// struct seccomp_data: nr at 0, arch at 4, args[6] (u64) from 16; the low half of args[n] is at 16 + 8n (little endian).
 const OFF_NR = 0;
 const OFF_ARCH = 4;
-const OFF_ARG0_LOW = 16;
+const argLow = (n: number) => 16 + 8 * n;
+const OFF_ARG0_LOW = argLow(0);
 
-type Label = 'allow' | 'eperm' | 'enosys' | 'eafnosupport' | 'socket' | 'socketpair' | 'nsflags';
+/** A block's name: a fixed one, or `mode@N` / `create@F:M` for the argument checks above. */
+type Label = string;
 interface Insn {
   code: number;
   k: number;
@@ -119,6 +134,9 @@ function program(arch: ArchTable): Insn[] {
   out.push({ code: JEQ_K, k: nr('clone')!, jt: 'nsflags' });
   out.push({ code: JEQ_K, k: nr('unshare')!, jt: 'nsflags' });
   out.push({ code: JEQ_K, k: nr('clone3')!, jt: 'enosys' });
+  out.push({ code: JEQ_K, k: nr('openat2')!, jt: 'enosys' });
+  for (const [name, at] of Object.entries(MODE_AT)) if (nr(name) !== undefined) out.push({ code: JEQ_K, k: nr(name)!, jt: `mode@${at}` });
+  for (const [name, at] of Object.entries(CREATE_AT)) if (nr(name) !== undefined) out.push({ code: JEQ_K, k: nr(name)!, jt: `create@${at.flags}:${at.mode}` });
   for (const name of DENIED) {
     const number = nr(name);
     if (number !== undefined) out.push({ code: JEQ_K, k: number, jt: 'eperm' });
@@ -132,6 +150,16 @@ function program(arch: ArchTable): Insn[] {
   out.push({ code: JEQ_K, k: AF.UNIX, jt: 'allow', jf: 'eafnosupport' });
   out.push({ code: LD_W_ABS, k: OFF_ARG0_LOW, label: 'nsflags' });
   out.push({ code: JSET_K, k: NAMESPACE_FLAGS, jt: 'eperm', jf: 'allow' });
+  for (const at of new Set(Object.values(MODE_AT))) {
+    out.push({ code: LD_W_ABS, k: argLow(at), label: `mode@${at}` });
+    out.push({ code: JSET_K, k: SETID_BITS, jt: 'eperm', jf: 'allow' });
+  }
+  for (const { flags, mode } of Object.values(CREATE_AT)) {
+    out.push({ code: LD_W_ABS, k: argLow(flags), label: `create@${flags}:${mode}` });
+    out.push({ code: JSET_K, k: CREATING, jf: 'allow' });
+    out.push({ code: LD_W_ABS, k: argLow(mode) });
+    out.push({ code: JSET_K, k: SETID_BITS, jt: 'eperm', jf: 'allow' });
+  }
   out.push({ code: RET_K, k: RET_ALLOW, label: 'allow' });
   out.push({ code: RET_K, k: retErrno(EPERM), label: 'eperm' });
   out.push({ code: RET_K, k: retErrno(ENOSYS), label: 'enosys' });
@@ -174,7 +202,7 @@ export function seccompPolicy(arch: string = process.arch): SeccompPolicy {
   return {
     program: assemble(program(table)),
     summary:
-      `seccomp filter: ${denied.length + 1} calls refused (${denied.join(', ')}, clone3), clone/unshare with namespace flags, ` +
-      `socket families other than unix/inet/inet6/netlink${table.x32 ? ', every x32 and i386 call' : ', every call of another architecture'}`,
+      `seccomp filter: ${denied.length + 2} calls refused (${denied.join(', ')}, clone3, openat2), clone/unshare with namespace flags, ` +
+      `setuid/setgid modes, socket families other than unix/inet/inet6/netlink${table.x32 ? ', every x32 and i386 call' : ', every call of another architecture'}`,
   };
 }

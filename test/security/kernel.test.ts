@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { securityMatrix, startSecurityRig, type SecurityRig } from './support/rig.js';
 
@@ -102,6 +103,21 @@ for (const { principal, level } of matrix) {
       assert.equal(readFileSync('/etc/passwd', 'utf8'), passwd);
       assert.match(r.text, /end\n\[exit code: 0\]$/);
     });
+
+    if (level === 'bwrap') {
+      it('cannot make a setuid or setgid file, which would run as the daemon\'s uid outside', async () => {
+        const r = await rig.bash(
+          sessionId,
+          `cp /bin/true suid; chmod 4755 suid; chmod g+s suid; install -m 4755 /bin/true suid2; ${perl('open(my $f, ">", "plain") or die; sysopen(my $g, "suid3", 0101, 04755) ? print "CREATED\\n" : print "create refused: $!\\n"')}; echo end`,
+        );
+        assert.match(r.text, /create refused: Operation not permitted/);
+        const workspace = String(((await rig.rpc('session/get', { sessionId })).result as { workspace: string }).workspace);
+        for (const name of ['suid', 'suid2', 'suid3']) {
+          const mode = existsSync(join(workspace, name)) ? statSync(join(workspace, name)).mode : 0;
+          assert.equal(mode & 0o6000, 0, `${name} has no setuid or setgid bit outside`);
+        }
+      });
+    }
 
     it('sees no host device and, under the filter, cannot open VM sockets', async () => {
       const r = await rig.bash(sessionId, `echo "devices:[$(ls /dev | tr '\\n' ' ')]"; head -c1 /dev/vda && echo READ-DISK; ${perl(`my $fd = syscall(${NR.socket}, 40, 1, 0); print $fd >= 0 ? "VSOCK\\n" : "vsock refused: $!\\n"`)}`);
