@@ -28,16 +28,27 @@ export interface Principal {
 const NOBODY = 65534;
 const asNobody = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--'];
 
-/** The isolation levels (of bwrap and namespaces) that work for a daemon run as `principal`. */
+/** A temp dir (removed at exit at the latest) that `principal` owns: its TMPDIR. */
+function tempDirOf(principal: Principal, prefix: string): string {
+  const dir = tempDir(prefix);
+  if (principal.prefix.length) chownSync(dir, principal.uid, principal.gid);
+  return dir;
+}
+
+/**
+ * The isolation levels (of bwrap and namespaces) that work for a daemon run as `principal`.
+ * A probe that cannot run at all fails the suite: a principal must never drop out silently.
+ */
 function levelsFor(principal: Principal): Promise<IsolationLevel[]> | IsolationLevel[] {
   if (principal.prefix.length === 0) return probeIsolation().then((r) => (['bwrap', 'namespaces'] as const).filter((l) => r.levels[l].ok));
   const probe = fileURLToPath(new URL('../../../sandbox/isolation/probe.js', import.meta.url));
   const script = `import(${JSON.stringify(probe)}).then((m) => m.probeIsolation()).then((r) => console.log(JSON.stringify(['bwrap', 'namespaces'].filter((l) => r.levels[l].ok))))`;
-  const out = spawnSync(principal.prefix[0]!, [...principal.prefix.slice(1), process.execPath, '-e', script], { cwd: '/', encoding: 'utf8', timeout: 30_000 });
+  const env = { ...process.env, TMPDIR: tempDirOf(principal, 'agentd-probe-tmp-') };
+  const out = spawnSync(principal.prefix[0]!, [...principal.prefix.slice(1), process.execPath, '-e', script], { cwd: '/', env, encoding: 'utf8', timeout: 60_000 });
   try {
-    return JSON.parse(out.stdout.trim().split('\n').at(-1) ?? '[]') as IsolationLevel[];
+    return JSON.parse(out.stdout.trim().split('\n').at(-1)!) as IsolationLevel[];
   } catch {
-    return [];
+    throw new Error(`cannot probe the isolation levels as ${principal.label} (uid ${principal.uid}): ${out.error?.message ?? ''} ${out.stderr}`);
   }
 }
 
@@ -102,7 +113,7 @@ export async function startSecurityRig(
   const queues = new Map<string, Reply[]>();
   const route: Reply = (request) => queues.get(tagOf(request) ?? '')?.shift() ?? { kind: 'text', text: 'nothing more to do' };
   const emulator = await startModelEmulator({ apiKey: API_KEY, defaultReply: route });
-  const base = tempDir('agentd-containment-');
+  const base = tempDirOf(principal, 'agentd-containment-');
   const home = join(base, 'home');
   mkdirSync(home);
   const layout = dataLayout(join(home, '.agentd'));
@@ -111,11 +122,14 @@ export async function startSecurityRig(
     if (principal.prefix.length) chownSync(path, principal.uid, principal.gid);
     return path;
   };
-  for (const path of [base, home, layout.home]) own(path);
+  // The daemon's own temp dir (the run's is not writable by another user).
+  const daemonTmp = join(base, 'tmp');
+  mkdirSync(daemonTmp);
+  for (const path of [home, layout.home, daemonTmp]) own(path);
   const floor = level === 'bwrap' ? [] : ['--isolation-floor', level];
   const daemon = await startDaemon({
     layout,
-    env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20', HOME: home, ...options.env },
+    env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20', HOME: home, TMPDIR: daemonTmp, ...options.env },
     args: [...floor, ...(options.args ?? [])],
     prefix: [...principal.prefix, ...(options.prefix ?? [])],
   });
