@@ -143,6 +143,7 @@ function assemble(spec: SandboxSpec, level: IsolationLevel, workspace: string, p
     hide: spec.hide ?? [],
     extras,
     cgroupProcs: placement?.procsFiles ?? [],
+    ...(spec.limits ? { tmpfsBytes: spec.limits.memoryMb * 1024 * 1024 } : {}),
     ...(placement?.rlimits ? { rlimits: placement.rlimits } : {}),
     seccomp: level === 'bwrap' ? seccompPolicy().program : null,
     ...(level === 'namespaces' ? { stagingDir: outsideDir! } : {}),

@@ -83,7 +83,7 @@ function shellOp(op: MountOp, table: MountEntry[]): string {
     case 'bind':
       return `mnt_bind ${bindFlags(table, op.src, false)} ${quote(op.src)} ${quote(op.dst)}`;
     case 'tmpfs':
-      return `mkdir -p "$R"${quote(op.dst)}; mount -t tmpfs -o mode=0755,nosuid,nodev agentd "$R"${quote(op.dst)}`;
+      return `mkdir -p "$R"${quote(op.dst)}; mount -t tmpfs -o mode=0755,nosuid,nodev${op.size !== undefined ? `,size=${op.size}` : ''} agentd "$R"${quote(op.dst)}`;
     case 'proc':
       // Further user namespaces are refused here (as bwrap --disable-userns does): its limit is 0.
       return 'mkdir -p "$R/proc"; mount -t proc -o nosuid,nodev,noexec proc "$R/proc"; echo 0 > "$R/proc/sys/user/max_user_namespaces"';
@@ -117,7 +117,7 @@ function namespacesScript(plan: LaunchPlan): string {
       'mount --bind "$2" "$d"; mount -o "remount,bind,$1" "$d"; }',
     'mnt_dev() { mkdir -p "$R/dev"; mount -t tmpfs -o mode=0755,nosuid agentd "$R/dev"; ' +
       'for n in null zero full random urandom tty; do : > "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done; ' +
-      'mkdir "$R/dev/pts" "$R/dev/shm"; mount -t devpts -o newinstance,ptmxmode=0666,mode=620,nosuid,noexec devpts "$R/dev/pts"; ' +
+      'mkdir "$R/dev/pts"; mount -t devpts -o newinstance,ptmxmode=0666,mode=620,nosuid,noexec devpts "$R/dev/pts"; ' +
       'ln -s pts/ptmx "$R/dev/ptmx"; ln -s /proc/self/fd "$R/dev/fd"; for i in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/${i%%:*}" "$R/dev/${i#*:}"; done; }',
     'mount --make-rprivate /',
     'mount -t tmpfs -o mode=0755,nosuid,nodev agentd-root "$R"',

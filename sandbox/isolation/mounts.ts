@@ -11,7 +11,8 @@ import path from 'node:path';
 export type MountOp =
   | { kind: 'ro-bind'; src: string; dst: string }
   | { kind: 'bind'; src: string; dst: string }
-  | { kind: 'tmpfs'; dst: string }
+  /** `size` in bytes; without it the kernel's default (half the machine's memory). */
+  | { kind: 'tmpfs'; dst: string; size?: number }
   | { kind: 'proc' }
   | { kind: 'dev' }
   | { kind: 'symlink'; target: string; dst: string }
@@ -28,6 +29,11 @@ export interface FilesystemPlan {
   hide: string[];
   /** Extra files bound inside at the given paths (the proxy socket read-write, limit counters read-only). */
   extras: { src: string; dst: string; readOnly: boolean }[];
+  /**
+   * The most each writable tmpfs (/tmp, /run, /dev/shm) may hold: its pages are memory, which a
+   * cgroup counts but a per-process rlimit does not.
+   */
+  tmpfsBytes?: number;
 }
 
 // Only what programs need from /etc: no shadow, no ssh keys, no machine secrets.
@@ -57,7 +63,7 @@ function nodePrefix(): string[] {
   return [path.dirname(path.dirname(real))];
 }
 
-function systemOps(): MountOp[] {
+function systemOps(tmpfsBytes: number | undefined): MountOp[] {
   const ops: MountOp[] = [{ kind: 'ro-bind', src: '/usr', dst: '/usr' }];
   for (const name of ROOT_DIRS) {
     const at = `/${name}`;
@@ -68,13 +74,14 @@ function systemOps(): MountOp[] {
   ops.push({ kind: 'proc' });
   for (const name of PROC_READ_ONLY) if (existsSync(`/proc/${name}`)) ops.push({ kind: 'ro-bind', src: `/proc/${name}`, dst: `/proc/${name}` });
   for (const name of PROC_MASKED) if (existsSync(`/proc/${name}`)) ops.push({ kind: 'mask', dst: `/proc/${name}` });
-  ops.push({ kind: 'dev' }, { kind: 'tmpfs', dst: '/tmp' }, { kind: 'tmpfs', dst: '/run' });
+  const size = tmpfsBytes !== undefined ? { size: tmpfsBytes } : {};
+  ops.push({ kind: 'dev' }, { kind: 'tmpfs', dst: '/dev/shm', ...size }, { kind: 'tmpfs', dst: '/tmp', ...size }, { kind: 'tmpfs', dst: '/run', ...size });
   return ops;
 }
 
 /** The mount operations, in order: later ones land on top of earlier ones. */
 export function mountOps(plan: FilesystemPlan): MountOp[] {
-  const ops = systemOps();
+  const ops = systemOps(plan.tmpfsBytes);
   const bound: MountOp[] = [
     ...nodePrefix().map((p): MountOp => ({ kind: 'ro-bind', src: p, dst: p })),
     { kind: 'bind', src: plan.workspace, dst: plan.workspace },
@@ -112,7 +119,7 @@ export function bwrapMountArgs(ops: MountOp[]): string[] {
       case 'bind':
         return ['--bind', op.src, op.dst];
       case 'tmpfs':
-        return ['--tmpfs', op.dst];
+        return [...(op.size !== undefined ? ['--size', String(op.size)] : []), '--tmpfs', op.dst];
       case 'proc':
         return ['--proc', '/proc'];
       case 'dev':

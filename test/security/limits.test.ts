@@ -59,6 +59,17 @@ for (const { principal, level } of matrix) {
       assert.equal((await rig.bash(hog, 'echo alive')).text, 'alive\n[exit code: 0]');
     });
 
+    it('cannot fill the host\'s memory through its private /tmp and /dev/shm (tmpfs, sized to the memory limit)', async () => {
+      const filler = await rig.session({ workspace: rig.dir('filler'), sandbox: { isolation: level, limits: { memoryMb: 128 } } });
+      const r = await rig.bash(filler, 'for d in /tmp /dev/shm; do head -c 300M /dev/zero > $d/fill; echo "$d status=$? size=$(stat -c %s $d/fill 2>/dev/null)"; rm -f $d/fill; done');
+      for (const dir of ['/tmp', '/dev/shm']) {
+        const size = Number(new RegExp(`${dir} status=\\d+ size=(\\d*)`).exec(r.text)?.[1] || 0);
+        assert.ok(size <= 128 * 1024 * 1024, `${dir} held ${size} bytes: ${r.text}`);
+        assert.doesNotMatch(r.text, new RegExp(`${dir} status=0 `));
+      }
+      assert.equal((await rig.bash(filler, 'echo alive')).text, 'alive\n[exit code: 0]');
+    });
+
     it('refuses limits above the daemon maximum', async () => {
       for (const limits of [{ pids: 1_000_000 }, { memoryMb: 100_000_000 }]) {
         const reply = await rig.rpc('session/create', { workspace: rig.dir('greedy'), sandbox: { isolation: level, limits } });
