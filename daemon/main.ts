@@ -8,8 +8,8 @@ import { createLocalProvider, type SandboxProvider } from '../sandbox/provider.j
  * Local sandboxes; for benchmarks only, AGENTD_BENCH_SANDBOX_DELAY_MS slows each
  * provision by that much, to compare lazy and eager provisioning against a slow start.
  */
-function sandboxProvider(): SandboxProvider {
-  const provider = createLocalProvider();
+function sandboxProvider(toolUmask: number): SandboxProvider {
+  const provider = createLocalProvider({ toolUmask });
   const delayMs = Number(process.env.AGENTD_BENCH_SANDBOX_DELAY_MS ?? 0);
   if (!(delayMs > 0)) return provider;
   return { provision: async (spec) => (await new Promise((r) => setTimeout(r, delayMs)), provider.provision(spec)) };
@@ -20,11 +20,14 @@ function sandboxProvider(): SandboxProvider {
  * drains and exits 0. Diagnostics go to daemon.log and stderr, never stdout.
  */
 export async function run(_argv: string[], version: string): Promise<number> {
+  // Everything the daemon creates (LevelDB's files among them, which take no mode) is
+  // owner-only whatever the umask it was started with; tools get the user's umask back.
+  const userUmask = process.umask(0o077);
   const paths = dataPaths();
   const logger = fileLogger(paths.logFile, process.env.AGENTD_LOG_LEVEL === 'debug' ? 'debug' : 'info');
   let running;
   try {
-    running = await startDaemon({ paths, version, logger, openLog: (dir, daemonId) => openStore(dir, daemonId, logger), sandboxes: sandboxProvider() });
+    running = await startDaemon({ paths, version, logger, openLog: (dir, daemonId) => openStore(dir, daemonId, logger), sandboxes: sandboxProvider(userUmask) });
   } catch (error) {
     const message = error instanceof StartError ? error.message : `daemon failed to start: ${(error as Error).stack ?? error}`;
     logger.log('error', message);

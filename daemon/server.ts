@@ -1,4 +1,5 @@
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tightenTree } from './file-modes.js';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { KeyedQueue } from './keyed-queue.js';
 import { LatencyWindow } from './latency.js';
@@ -66,7 +67,7 @@ export class StartError extends Error {}
 /** Starting fails fast and clearly: unusable data dir, another daemon, a socket in use. */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const { paths, logger } = options;
-  prepareDataDir(paths.home);
+  await prepareDataDir(paths, logger);
   const daemonId = `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const store = await openExclusive(options, paths, daemonId);
   const { log, leases, bus } = store;
@@ -182,13 +183,41 @@ async function wakeUnfinished(daemon: Daemon): Promise<void> {
   }
 }
 
-function prepareDataDir(home: string): void {
+/**
+ * The data dir holds the vault, the log and the sockets: it must be ours and closed to
+ * everyone else. A dir that exists with wider modes (an older agentd, `umask 000`, a
+ * hand-made dir) is tightened to 0700; one owned by another user is refused.
+ */
+async function prepareDataDir(paths: DataPaths, logger: Logger): Promise<void> {
+  const { home } = paths;
+  let info;
   try {
     mkdirSync(home, { recursive: true, mode: 0o700 });
     accessSync(home, constants.W_OK | constants.X_OK);
+    info = statSync(home);
   } catch (error) {
     throw new StartError(`data directory ${home} is not usable: ${(error as Error).message}; set AGENTD_HOME to a writable directory`);
   }
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid) {
+    throw new StartError(`data directory ${home} belongs to uid ${info.uid}, not to this user (uid ${uid}); use a directory of your own as AGENTD_HOME`);
+  }
+  if ((info.mode & 0o077) !== 0) {
+    try {
+      chmodSync(home, 0o700);
+    } catch (error) {
+      throw new StartError(`data directory ${home} is open to other users (mode ${(info.mode & 0o777).toString(8)}) and cannot be tightened to 0700: ${(error as Error).message}`);
+    }
+    logger.log('warn', 'tightened the data directory to 0700', { home, was: (info.mode & 0o777).toString(8) });
+  }
+  // Files an older daemon made under a looser umask (forked workspaces were made owner-only when copied).
+  let tightened: number;
+  try {
+    tightened = await tightenTree(home, new Set([paths.workspaces]));
+  } catch (error) {
+    throw new StartError(`cannot make the files in ${home} owner-only: ${(error as Error).message}`);
+  }
+  if (tightened > 0) logger.log('warn', 'made files in the data directory owner-only', { home, count: tightened });
 }
 
 /** LevelDB's lock is the one-daemon-per-data-dir lock: the OS frees it when a daemon dies. */

@@ -1,4 +1,4 @@
-import { cp, mkdir, stat } from 'node:fs/promises';
+import { chmod, cp, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AgentdError,
@@ -10,6 +10,7 @@ import {
   type Usage,
 } from '../protocol/index.js';
 import { fromLogError } from './errors.js';
+import { tightenTree } from './file-modes.js';
 import { newSessionId, newTurnId } from './ids.js';
 import type { NewEvent, SessionLog, SessionMeta } from './log/session-log.js';
 import type { SessionLeases } from './log/leases.js';
@@ -137,6 +138,9 @@ export class SessionService {
     const workspace = join(this.workspacesDir, forkId);
     await mkdir(this.workspacesDir, { recursive: true, mode: 0o700 });
     await cp(source.workspace, workspace, { recursive: true, verbatimSymlinks: true, errorOnExist: true });
+    // The copy lives in the data dir, where everything is owner-only (cp keeps the source's modes).
+    await chmod(workspace, 0o700);
+    await tightenTree(workspace);
     const record: SessionRecord = {
       ...source,
       sessionId: forkId,

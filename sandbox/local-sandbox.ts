@@ -49,7 +49,7 @@ async function chooseLevel(requested: SandboxSpec['isolation'], available: Promi
   return requested;
 }
 
-function buildEnv(spec: SandboxSpec, level: IsolationLevel, workspace: string, scratch: string): Record<string, string> {
+function buildEnv(spec: SandboxSpec, level: IsolationLevel, workspace: string, scratch: string, umask: number | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of spec.envAllowlist ?? DEFAULT_ENV_ALLOWLIST) {
     const value = process.env[name];
@@ -63,7 +63,7 @@ function buildEnv(spec: SandboxSpec, level: IsolationLevel, workspace: string, s
       ? { socket: PROXY_SOCKET_INSIDE, port: PROXY_PORT_INSIDE }
       : { socket: spec.proxySocket, port: level === 'namespaces' ? PROXY_PORT_INSIDE : 0 }
     : undefined;
-  const config: HostConfig = { workspace, mcpServers: spec.mcpServers ?? [], scratch, ...(proxy ? { proxy } : {}) };
+  const config: HostConfig = { workspace, mcpServers: spec.mcpServers ?? [], scratch, ...(proxy ? { proxy } : {}), ...(umask !== undefined ? { umask } : {}) };
   env[HOST_CONFIG_ENV] = JSON.stringify(config);
   return env;
 }
@@ -210,7 +210,7 @@ function validate(spec: SandboxSpec): string {
 }
 
 /** Starts the host at the chosen isolation level and waits until it can serve a tool call. */
-export async function provisionLocal(spec: SandboxSpec, available: Promise<IsolationReport>): Promise<Sandbox> {
+export async function provisionLocal(spec: SandboxSpec, available: Promise<IsolationReport>, umask?: number): Promise<Sandbox> {
   const workspace = validate(spec);
   const level = await chooseLevel(spec.isolation, available);
   const id = `${spec.sessionId}-${randomBytes(4).toString('hex')}`;
@@ -229,7 +229,7 @@ export async function provisionLocal(spec: SandboxSpec, available: Promise<Isola
   };
   const child = spawn(launch.command, launch.args, {
     cwd: launch.cwd,
-    env: buildEnv(spec, level, workspace, scratch),
+    env: buildEnv(spec, level, workspace, scratch, umask),
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // its own process group, so close() can kill everything it left behind
   });

@@ -55,11 +55,15 @@ export interface SandboxProvider {
 /** The built-in tools, known before any sandbox exists (the harness offers them to the model up front). */
 export const BUILTIN_TOOLS: readonly ToolDefinition[] = builtinTools.map(({ name, description, inputSchema }) => ({ name, description, inputSchema }));
 
-/**
- * Sandboxes as local process trees: bubblewrap, else namespaces, else a plain process (with a
- * warning). `isolationReport` replaces the machine probe (a test seam, and for a doctor-checked report).
- */
-export function createLocalProvider(options: { isolationReport?: Promise<IsolationReport> } = {}): SandboxProvider {
+export interface LocalProviderOptions {
+  /** Replaces the machine probe (a test seam, and for a doctor-checked report). */
+  isolationReport?: Promise<IsolationReport>;
+  /** The file-creation mask tools run with (default: this process's), e.g. the user's when the caller tightened its own. */
+  toolUmask?: number;
+}
+
+/** Sandboxes as local process trees: bubblewrap, else namespaces, else a plain process (with a warning). */
+export function createLocalProvider(options: LocalProviderOptions = {}): SandboxProvider {
   const available = options.isolationReport ?? cachedIsolationReport();
-  return { provision: (spec) => provisionLocal(spec, available) };
+  return { provision: (spec) => provisionLocal(spec, available, options.toolUmask) };
 }

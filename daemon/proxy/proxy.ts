@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { VaultBinding } from '../../protocol/index.js';
@@ -54,6 +54,8 @@ export class CredentialProxy {
       server.once('error', reject);
       server.listen(socketPath, () => resolve());
     });
+    // Only this user's sandboxes may connect, whatever the umask was.
+    chmodSync(socketPath, 0o600);
     return { socketPath, close: () => closeServer(server, socketPath) };
   }
 

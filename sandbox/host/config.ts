@@ -9,6 +9,8 @@ export interface HostConfig {
   scratch: string; // where the host keeps its own files; removed by the provider when the sandbox ends
   /** Forward 127.0.0.1:port (0: any free port) inside to the proxy's unix socket at this path. */
   proxy?: { socket: string; port: number };
+  /** The file-creation mask for everything the tools create (the user's, not the daemon's tighter one). */
+  umask?: number;
 }
 
 /** Where bwrap mounts the proxy socket inside the sandbox. */
