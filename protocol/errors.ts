@@ -33,6 +33,11 @@ export const ErrorCode = {
   VaultEntryNotFound: -33011,
   /** The request names a position or range the session does not have. */
   InvalidPosition: -33012,
+  /**
+   * A per-connection or per-daemon limit was reached (requests in flight, subscriptions,
+   * vault entries); `data.limit` names it and `data.max` gives its value. Nothing was done.
+   */
+  LimitExceeded: -33013,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;

@@ -135,7 +135,7 @@ export class RawConnection {
   closed = false;
 
   constructor(
-    input: Readable,
+    private readonly input: Readable,
     private readonly output: Writable,
     private readonly destroy: () => void,
   ) {
@@ -188,6 +188,21 @@ export class RawConnection {
   sendBytes(body: string | Buffer): void {
     const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
     this.output.write(Buffer.concat([Buffer.from(`Content-Length: ${bytes.length}\r\n\r\n`), bytes]));
+  }
+
+  /** Exactly these bytes, header and all; `oneByteAtATime` writes them as that many writes. */
+  sendRaw(bytes: Buffer, oneByteAtATime = false): void {
+    if (!oneByteAtATime) this.output.write(bytes);
+    else for (let i = 0; i < bytes.length; i++) this.output.write(bytes.subarray(i, i + 1));
+  }
+
+  /** Stops reading (the daemon's replies pile up on its side), as a client that hangs would. */
+  stopReading(): void {
+    this.input.pause();
+  }
+
+  resumeReading(): void {
+    this.input.resume();
   }
 
   send(message: Record<string, unknown>): void {
