@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { DataPaths } from './paths.js';
 import type { Daemon } from './handlers/index.js';
-import { SUBSCRIPTION_BATCH, SUBSCRIPTION_MAX_PENDING } from './rpc/limits.js';
+import { MAX_SUBSCRIPTIONS_PER_CONNECTION, SUBSCRIPTION_BATCH, SUBSCRIPTION_BATCH_BYTES, SUBSCRIPTION_MAX_PENDING, SUBSCRIPTION_MAX_PENDING_BYTES } from './rpc/limits.js';
 import type { Peer } from './rpc/peer.js';
 import { serveConnection, type ServeState } from './rpc/serve.js';
 import { SessionService } from './sessions.js';
@@ -75,7 +75,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const timedLog = timeAppends(log, appendLatency);
   const peers = new Set<Peer>();
   let stopRequested: (reason: string) => void = () => undefined;
-  const hub = new SubscriptionHub(timedLog, logger, { maxPending: SUBSCRIPTION_MAX_PENDING, batchSize: SUBSCRIPTION_BATCH });
+  const hub = new SubscriptionHub(timedLog, logger, {
+    maxPending: SUBSCRIPTION_MAX_PENDING,
+    maxPendingBytes: SUBSCRIPTION_MAX_PENDING_BYTES,
+    batchSize: SUBSCRIPTION_BATCH,
+    maxBatchBytes: SUBSCRIPTION_BATCH_BYTES,
+    perConnection: MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  });
   const vault = new Vault(paths.vaultFile, paths.vaultKey, (redactor) => (logger.redact = (line) => redactor.text(line)));
   await vault.redactor().then((redactor) => (logger.redact = (line) => redactor.text(line)));
   const permissions = new PermissionBroker(() => peers, logger);

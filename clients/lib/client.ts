@@ -48,8 +48,15 @@ export interface SubscriptionHandlers {
   onDropped?(next: number, reason: string): void;
 }
 
+/** Requests a client keeps in flight at most until the daemon says its own limit (in `initialize`). */
+const DEFAULT_MAX_IN_FLIGHT = 64;
+
 export class AgentdClient {
   private readonly closedPromise: Promise<void>;
+  /** Requests beyond the daemon's in-flight limit wait here instead of being refused by it. */
+  private maxInFlight = DEFAULT_MAX_IN_FLIGHT;
+  private inFlight = 0;
+  private readonly queued: Array<() => void> = [];
   private readonly listeners = new Map<string, Set<(params: unknown) => void>>();
   private readonly subscriptions = new Map<string, SubscriptionHandlers>();
 
@@ -102,13 +109,25 @@ export class AgentdClient {
     def: RequestDefinition<M, P, R>,
     params: z.input<P>,
   ): Promise<z.output<R>> {
+    if (this.inFlight >= this.maxInFlight) await new Promise<void>((resolve) => this.queued.push(resolve));
+    this.inFlight++;
     try {
       const raw: unknown = await this.rpc.sendRequest(def.method, params);
       return def.result.parse(raw);
     } catch (error) {
       if (error instanceof ResponseError) throw new AgentdError(error.code as ErrorCodeValue, error.message, error.data);
       throw error;
+    } finally {
+      this.inFlight--;
+      this.queued.shift()?.();
     }
+  }
+
+  /** The first request of a connection; adopts the daemon's limits. */
+  async initialize(params: z.input<typeof Initialize.params>): Promise<z.output<typeof Initialize.result>> {
+    const result = await this.request(Initialize, params);
+    if (result.capabilities.maxRequestsInFlight !== undefined) this.maxInFlight = result.capabilities.maxRequestsInFlight;
+    return result;
   }
 
   /** Handles a daemon → client notification; malformed ones are reported, not delivered. */
@@ -163,7 +182,7 @@ export async function connect(options: ConnectOptions): Promise<AgentdClient> {
   if (options.onPermissionRequest) client.onRequest(PermissionRequest, options.onPermissionRequest);
   rpc.listen();
   try {
-    await client.request(Initialize, {
+    await client.initialize({
       protocolVersion: PROTOCOL_VERSION,
       clientInfo: { name: options.clientName, ...(options.clientVersion ? { version: options.clientVersion } : {}) },
       capabilities: { ...options.capabilities, ...(options.onPermissionRequest ? { permissionRequests: true } : {}) },

@@ -7,7 +7,7 @@ import {
   Shutdown,
 } from '../../protocol/index.js';
 import type { Handler } from './context.js';
-import { MAX_FRAME_BYTES } from '../rpc/limits.js';
+import { CONNECTION_LIMITS, MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CONNECTION } from '../rpc/limits.js';
 
 export const initialize: Handler<typeof Initialize> = async (params, { peer, daemon }) => {
   if (peer.state !== 'new') throw new AgentdError(ErrorCode.AlreadyInitialized, 'initialize was already sent on this connection');
@@ -27,7 +27,12 @@ export const initialize: Handler<typeof Initialize> = async (params, { peer, dae
   return {
     protocolVersion: PROTOCOL_VERSION,
     serverInfo: { name: 'agentd', version: daemon.version },
-    capabilities: { eventBatches: true, maxFrameBytes: MAX_FRAME_BYTES },
+    capabilities: {
+      eventBatches: true,
+      maxFrameBytes: MAX_FRAME_BYTES,
+      maxRequestsInFlight: CONNECTION_LIMITS.maxRequestsInFlight,
+      maxSubscriptions: MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    },
   };
 };
 

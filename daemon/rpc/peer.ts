@@ -15,6 +15,8 @@ export class Peer {
   capabilities: ClientCapabilities = {};
   readonly roles = new Map<string, AttachRole>();
   readonly subscriptions = new Set<string>();
+  /** Subscriptions being opened now, counted against the per-connection limit. */
+  subscribing = 0;
 
   constructor(
     readonly id: number,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineRequest } from '../define.js';
+import { FieldLimits as L } from '../limits.js';
 
 export const VaultName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a credential name is letters, digits and _');
 
@@ -7,11 +8,11 @@ export const VaultName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a cr
 export const VaultBinding = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('http'),
-    url: z.url(),
-    header: z.string().regex(/^[A-Za-z0-9-]+: .*\{value\}.*$/, 'header looks like "Name: ...{value}..."').optional(),
+    url: z.url().max(L.urlChars),
+    header: z.string().max(L.headerChars).regex(/^[A-Za-z0-9-]+: .*\{value\}.*$/, 'header looks like "Name: ...{value}..."').optional(),
   }),
-  z.object({ kind: z.literal('git'), url: z.url() }),
-  z.object({ kind: z.literal('mcp'), url: z.url() }),
+  z.object({ kind: z.literal('git'), url: z.url().max(L.urlChars) }),
+  z.object({ kind: z.literal('mcp'), url: z.url().max(L.urlChars) }),
 ]);
 export type VaultBinding = z.infer<typeof VaultBinding>;
 

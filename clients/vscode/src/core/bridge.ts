@@ -9,7 +9,6 @@ import {
 import { AgentdClient } from '../../../lib/client.js';
 import {
   ErrorCode,
-  Initialize,
   PermissionRequest,
   PROTOCOL_VERSION,
   type ParamsOf,
@@ -96,7 +95,7 @@ export async function openBridge(
     });
   }
   rpc.listen();
-  const initialized = client.request(Initialize, {
+  const initialized = client.initialize({
     protocolVersion: PROTOCOL_VERSION,
     clientInfo: { name: options.clientName, ...(options.clientVersion ? { version: options.clientVersion } : {}) },
     capabilities: { permissionRequests: options.onPermissionRequest !== undefined },
