@@ -83,7 +83,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     perConnection: MAX_SUBSCRIPTIONS_PER_CONNECTION,
   });
   const vault = new Vault(paths.vaultFile, paths.vaultKey, (redactor) => (logger.redact = (line) => redactor.text(line)));
-  await vault.redactor().then((redactor) => (logger.redact = (line) => redactor.text(line)));
+  await vault.redactor().then((redactor) => {
+    logger.redact = (line) => redactor.text(line);
+    if (redactor.tooShort.length > 0) logger.log('warn', 'credentials shorter than 6 characters cannot be redacted; replace them', { names: redactor.tooShort });
+  });
   const permissions = new PermissionBroker(() => peers, logger);
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();

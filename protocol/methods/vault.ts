@@ -28,7 +28,12 @@ export const VaultSet = defineRequest({
   direction: 'clientToDaemon',
   scope: 'global',
   description: 'Stores (or replaces) a credential, encrypted. Values are never returned by any method.',
-  params: z.object({ name: VaultName, value: z.string().min(1).max(65536), binding: VaultBinding.optional() }),
+  params: z.object({
+    name: VaultName,
+    // The redactor finds a value (and its encodings) in whatever comes back; a shorter one would match everywhere.
+    value: z.string().min(6, 'a secret must be at least 6 characters long: shorter ones cannot be told apart from ordinary text, so agentd could not redact them').max(65536),
+    binding: VaultBinding.optional(),
+  }),
   result: z.object({}),
 });
 
