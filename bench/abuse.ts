@@ -8,7 +8,8 @@
  * - slow-reader: 60 subscriptions from 0 of that session on one connection, not read for 5 s
  * - big-create: 60 session/create with a 15 MB system prompt, then one session/list
  * - turns: 1,000 turns (20 sessions of 50, 4 at a time) against the model emulator;
- *   the issue's bound is that RSS 30 s later stays within 1.5x of the fresh idle daemon
+ *   the issue's bound is that RSS 30 s later stays within 1.5x of the fresh idle daemon;
+ *   a second baseline, idle after one turn, shows what the first turn loads once
  *
  * `AGENTD_BENCH_SETTLE_MS` changes the 30 s (for a quick look; figures quote the 30 s).
  */
@@ -48,10 +49,16 @@ async function tearDown(setup: Setup): Promise<void> {
   rmSync(setup.workspace, { recursive: true, force: true });
 }
 
-/** A fresh daemon, idle for as long as a scenario's "after" waits: the baseline. */
-async function freshIdle(): Promise<number> {
-  const setup = await setUp();
+/**
+ * A fresh daemon, idle for as long as a scenario's "after" waits: the baseline. `warm`:
+ * one that ran a single turn first (the model SDK loaded and compiled), a second
+ * baseline for the turns figure, which separates what one turn costs once from what
+ * a thousand leave behind.
+ */
+async function idleRss(warm = false): Promise<number> {
+  const setup = await setUp(warm);
   try {
+    if (warm) await turns(setup, 1, 1);
     await sleep(SETTLE_MS);
     return rss(setup.daemon.proc.pid!).now;
   } finally {
@@ -60,7 +67,7 @@ async function freshIdle(): Promise<number> {
 }
 
 /** Measures one scenario: `prepare` (not measured), then `misbehave` between the before and peak readings. */
-async function measure(
+async function measureOne(
   name: string,
   idle: number,
   options: { withModel?: boolean; prepare?: (s: Setup) => Promise<unknown>; misbehave: (s: Setup, prepared: unknown) => Promise<unknown> },
@@ -100,14 +107,12 @@ async function hold(abuse: Promise<Abuse>): Promise<{ answers: number; refused: 
   return { answers: answers.length, refused: answers.filter((m) => m.error).length };
 }
 
-async function turns(setup: Setup): Promise<{ turns: number }> {
+async function turns(setup: Setup, sessions = 20, perSession = 50): Promise<{ turns: number }> {
   const client = await setup.daemon.client();
-  const SESSIONS = 20;
-  const PER_SESSION = 50;
   const run = async (worker: number) => {
-    for (let s = worker; s < SESSIONS; s += 4) {
+    for (let s = worker; s < sessions; s += 4) {
       const sessionId = await createSession(client, { workspace: setup.workspace });
-      for (let t = 0; t < PER_SESSION; t++) {
+      for (let t = 0; t < perSession; t++) {
         await client.request(SessionPrompt, { sessionId, content: `turn ${t} of session ${s}` });
         await settle(client, sessionId);
       }
@@ -115,17 +120,26 @@ async function turns(setup: Setup): Promise<{ turns: number }> {
   };
   await Promise.all([0, 1, 2, 3].map(run));
   client.close();
-  return { turns: SESSIONS * PER_SESSION };
+  return { turns: sessions * perSession };
 }
 
 async function main(): Promise<void> {
-  const idle = await freshIdle();
+  // `node dist/bench/abuse.js turns burst` runs only those scenarios.
+  const only = new Set(process.argv.slice(2));
+  const measure = (name: string, ...rest: Parameters<typeof measureOne> extends [string, ...infer R] ? R : never) => (only.size === 0 || only.has(name) ? measureOne(name, ...rest) : Promise.resolve());
+  const idle = await idleRss();
   const session = (s: Setup) => bigSession(s.daemon.layout, s.workspace, 16 * MiB);
   await measure('fuzz', idle, { misbehave: (s) => fuzz(s.daemon.layout).then((outcomes) => ({ cases: outcomes.length })) });
   await measure('burst', idle, { prepare: session, misbehave: (s, id) => hold(burst(s.daemon.layout, id as string, 200)) });
   await measure('slow-reader', idle, { prepare: session, misbehave: (s, id) => hold(slowSubscribers(s.daemon.layout, id as string, 60)) });
   await measure('big-create', idle, { misbehave: (s) => bigCreates(s.daemon.layout, s.workspace, 60, 15_000_000).then((a) => a.finish()).then((answers) => ({ answers: answers.length })) });
-  await measure('turns', idle, { withModel: true, misbehave: turns });
+  if (only.size === 0 || only.has('turns')) {
+    const warm = await idleRss(true);
+    await measure('turns', idle, {
+      withModel: true,
+      misbehave: async (s) => ({ ...(await turns(s)), warmBaseline: 'a daemon idle after one turn, same run', warmBaselineRss: mib(warm) }),
+    });
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {

@@ -1,5 +1,9 @@
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tightenTree } from './file-modes.js';
+import { IdleCollector } from './idle-gc.js';
+
+/** Quiet time after work before the daemon gives memory back (see IdleCollector). */
+const IDLE_GC_MS = 10_000;
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { KeyedQueue } from './keyed-queue.js';
 import { LatencyWindow } from './latency.js';
@@ -72,7 +76,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const store = await openExclusive(options, paths, daemonId);
   const { log, leases, bus } = store;
   const appendLatency = new LatencyWindow();
-  const timedLog = timeAppends(log, appendLatency);
+  const idle = new IdleCollector(IDLE_GC_MS);
+  const timedLog = timeAppends(log, appendLatency, () => idle.touch());
   const peers = new Set<Peer>();
   let stopRequested: (reason: string) => void = () => undefined;
   const hub = new SubscriptionHub(timedLog, logger, {
@@ -127,7 +132,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     ...(bus ? { cluster: bus } : {}),
   };
   const unwireCluster = bus ? wireCluster(bus, { log: timedLog, harness, hub, permissions }) : () => undefined;
-  const state: ServeState = { daemon, peers, queue, inFlight: new Set(), stopping: false };
+  const state: ServeState = { daemon, peers, queue, inFlight: new Set(), stopping: false, activity: () => idle.touch() };
   const sockets = new Set<Socket>();
   let server: Server;
   try {
@@ -157,6 +162,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       await Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]);
       // Runners stop without recording an end, as in a crash: the next daemon wakes them.
       await harness.stop();
+      idle.dispose();
       unwireCluster();
       await log.close();
       for (const peer of peers) daemon.hub.closeAll(peer);
@@ -305,13 +311,14 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/** Times every durable append for daemon/status. */
-function timeAppends(log: SessionLog, window: LatencyWindow): SessionLog {
+/** Times every durable append for daemon/status, and counts it as work for the idle collector. */
+function timeAppends(log: SessionLog, window: LatencyWindow, onAppend: () => void): SessionLog {
   return delegateLog(log, {
     append: async (sessionId, events, metaPatch, options) => {
       const started = performance.now();
       const seqs = await log.append(sessionId, events, metaPatch, options);
       window.add(performance.now() - started);
+      onAppend();
       return seqs;
     },
   });

@@ -23,6 +23,8 @@ export interface ServeState {
   /** Requests being handled; a stopping daemon waits for them. */
   inFlight: Set<Promise<unknown>>;
   stopping: boolean;
+  /** Told of every request and closed connection: work the idle collector waits out. */
+  activity: () => void;
 }
 
 type AnyHandler = (params: unknown, ctx: RequestContext) => Promise<unknown>;
@@ -64,6 +66,7 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
 
   const mine = new Set<Promise<unknown>>();
   rpc.onRequest((method, params, token) => {
+    state.activity();
     const work = dispatch(method, params, token, peer, state).catch(async (error: unknown) => {
       // Whatever an error echoes back, no vault value leaves in it.
       const response = toResponseError(error);
@@ -91,6 +94,7 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
   socket.on('close', () => {
     peer.closed = true;
     guard.dispose();
+    state.activity();
     daemon.hub.closeAll(peer);
     state.peers.delete(peer);
     rpc.dispose();

@@ -119,14 +119,17 @@ describe('redaction of what an upstream echoes', () => {
     assert.equal(results.length, 7, JSON.stringify(results));
   });
 
-  it('redacts every encoding the upstream echoed, through the proxy', () => {
-    const echoed = sections(results[0]!);
+  /** Every form's section says REDACTED and gives nothing away. */
+  const assertEveryFormRedacted = (output: string) => {
+    const byForm = sections(output);
     for (const form of FORMS) {
-      const text = echoed.get(form) ?? '';
+      const text = byForm.get(form) ?? '';
       assert.match(text, /\[REDACTED:API\]/, `${form}: ${text}`);
       assert.ok(!exposes(text, secret), `${form} leaked: ${text}`);
     }
-  });
+  };
+
+  it('redacts every encoding the upstream echoed, through the proxy', () => assertEveryFormRedacted(results[0]!));
 
   it('redacts a secret echoed in a response header', () => {
     assert.match(results[1]!, /x-echo: Bearer \[REDACTED:API\]/i);
@@ -152,14 +155,7 @@ describe('redaction of what an upstream echoes', () => {
     assert.equal(results[4]!.trim().replace(/\s*\[exit code: 0\]$/, ''), 'trickled: [REDACTED:API] done');
   });
 
-  it('redacts every encoding in a tool result that did not come through the proxy', () => {
-    const read = sections(results[5]!);
-    for (const form of FORMS) {
-      const text = read.get(form) ?? '';
-      assert.match(text, /\[REDACTED:API\]/, `${form}: ${text}`);
-      assert.ok(!exposes(text, secret), `${form} leaked: ${text}`);
-    }
-  });
+  it('redacts every encoding in a tool result that did not come through the proxy', () => assertEveryFormRedacted(results[5]!));
 
   it('finds the secret, decoded any way, in none of the places it must never be', () => {
     const hits: string[] = [];

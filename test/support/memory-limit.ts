@@ -77,13 +77,18 @@ function cgroupV1(limitBytes: number): MemoryLimit | undefined {
     rmdirSync(dir);
     return undefined;
   }
+  return groupLimit('cgroup-v1', dir, limitBytes, { limit: 'memory.limit_in_bytes', peak: 'memory.max_usage_in_bytes', events: 'memory.oom_control' });
+}
+
+/** A limit enforced by the cgroup at `dir`, read through its control files (names differ between v1 and v2). */
+function groupLimit(kind: LimitKind, dir: string, limitBytes: number, files: { limit: string; peak: string; events: string }): MemoryLimit {
   return {
-    kind: 'cgroup-v1',
+    kind,
     limitBytes,
     wrap: `echo $$ > ${dir}/cgroup.procs`,
-    holds: (pid) => inGroup(dir, pid) && readNumber(join(dir, 'memory.limit_in_bytes')) === limitBytes,
-    peakBytes: () => readNumber(join(dir, 'memory.max_usage_in_bytes')),
-    oomKills: () => Number(/oom_kill (\d+)/.exec(readFileSync(join(dir, 'memory.oom_control'), 'utf8'))?.[1] ?? 0),
+    holds: (pid) => inGroup(dir, pid) && readNumber(join(dir, files.limit)) === limitBytes,
+    peakBytes: () => readNumber(join(dir, files.peak)),
+    oomKills: () => Number(/oom_kill (\d+)/.exec(readFileSync(join(dir, files.events), 'utf8'))?.[1] ?? 0),
     dispose: () => removeGroup(dir),
   };
 }
@@ -104,15 +109,7 @@ function cgroupV2(limitBytes: number): MemoryLimit | undefined {
       rmdirSync(dir);
       continue;
     }
-    return {
-      kind: 'cgroup-v2',
-      limitBytes,
-      wrap: `echo $$ > ${dir}/cgroup.procs`,
-      holds: (pid) => inGroup(dir, pid) && readNumber(join(dir, 'memory.max')) === limitBytes,
-      peakBytes: () => readNumber(join(dir, 'memory.peak')),
-      oomKills: () => Number(/oom_kill (\d+)/.exec(readFileSync(join(dir, 'memory.events'), 'utf8'))?.[1] ?? 0),
-      dispose: () => removeGroup(dir),
-    };
+    return groupLimit('cgroup-v2', dir, limitBytes, { limit: 'memory.max', peak: 'memory.peak', events: 'memory.events' });
   }
   return undefined;
 }
