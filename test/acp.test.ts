@@ -11,7 +11,7 @@ import { DaemonStop, SessionPrompt, type Event } from '../protocol/index.js';
 import { allEvents, API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { tempHome } from './support/daemon.js';
 import { initialize, startAcp, type AcpProcess } from './support/acp-client.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 
 /** Every stdout line is one JSON-RPC 2.0 message: nothing else reached stdout. */
 function assertOnlyFrames(proc: AcpProcess): void {

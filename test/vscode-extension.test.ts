@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '../clients/lib/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 
 const require = createRequire(import.meta.url);
 

@@ -2,6 +2,8 @@ import type { Socket } from 'node:net';
 import { dataLayout } from '../../protocol/layout.cjs';
 import { defaultHome, dialOnce, isNoDaemon } from '../lib/socket.cjs';
 
+const USAGE = 'usage: agentd stdio   (an editor bridge: JSON-RPC frames between stdin/stdout and the daemon of $AGENTD_HOME)';
+
 /** A running daemon is dialled straight away; only when none answers is the (ESM) autostart loaded. */
 async function connect(): Promise<Socket> {
   try {
@@ -20,7 +22,13 @@ async function connect(): Promise<Socket> {
  * its sessions run on. Nothing but the daemon's frames is ever written to stdout.
  * CommonJS, like the `agentd` entry: editors spawn it on every start.
  */
-export async function run(): Promise<number> {
+export async function run(argv: string[] = []): Promise<number> {
+  // Help and mistakes go to stderr: stdout carries the daemon's frames only.
+  if (argv.length > 0) {
+    const help = argv.every((a) => a === '--help' || a === '-h');
+    process.stderr.write(`${help ? '' : `agentd stdio: unexpected arguments: ${argv.join(' ')}\n`}${USAGE}\n`);
+    return help ? 0 : 2;
+  }
   let socket: Socket;
   try {
     socket = await connect();

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import { SessionAttach, SessionEvents, SessionInterrupt, SessionPrompt, type Event, type PermissionDecision } from '../../../protocol/index.js';
 import { connect, type AgentdClient } from '../../lib/client.js';
 import { followSession } from '../../lib/follow.js';
-import { type Command, intOption, requirePositional } from '../context.js';
+import { type Command, intOption, sessionIdArg } from '../context.js';
 import { shortInput, TurnView } from './run.js';
 
 const ANSWERS: Record<string, PermissionDecision> = { y: 'allow', yes: 'allow', n: 'deny', no: 'deny', a: 'allow_always', always: 'allow_always' };
@@ -17,8 +17,9 @@ export const attach: Command = {
   usage: 'agentd attach <sessionId> [--observer] [--from N]',
   summary: 'follow a live session from a terminal, prompt it and answer its questions (--observer: watch only)',
   options: { observer: { type: 'boolean' }, from: { type: 'string' } },
+  args: ['sessionId'],
   async run({ values, positionals }, ctx) {
-    const sessionId = requirePositional(positionals, 0, 'sessionId');
+    const sessionId = sessionIdArg(positionals, 0);
     const observer = values.observer === true;
     const role = observer ? 'observer' : 'controller';
     const view = new TurnView({ text: process.stdout, info: process.stdout });

@@ -7,6 +7,7 @@ export const status: Command = {
   usage: 'agentd status [--json]',
   summary: 'show whether the daemon runs, and its figures (exit 3 when it does not run)',
   options: { json: { type: 'boolean' } },
+  args: [],
   async run({ values }, ctx) {
     let client;
     try {
@@ -28,6 +29,7 @@ export const stop: Command = {
   usage: 'agentd stop',
   summary: 'stop the daemon after it drains in-flight work',
   options: {},
+  args: [],
   async run(_args, ctx) {
     let client;
     try {
