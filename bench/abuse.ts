@@ -21,7 +21,7 @@ import { SessionPrompt } from '../protocol/index.js';
 import { bigCreates, bigSession, burst, fuzz, resetPeak, rss, slowSubscribers, type Abuse } from '../test/support/abuse.js';
 import { API_KEY, createSession, settle } from '../test/support/agent.js';
 import { startDaemon, type TestDaemon } from '../test/support/daemon.js';
-import { reply, startModelEmulator, type ModelEmulator } from '../test/support/model-emulator.js';
+import { reply, startModelEmulator, type ModelEmulator } from '../clients/cli/demo/model-emulator.js';
 import { printFigure } from './log.js';
 
 const SETTLE_MS = Number(process.env.AGENTD_BENCH_SETTLE_MS ?? 30_000);

@@ -64,6 +64,7 @@ export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   AlreadyInitialized: '`initialize` was sent twice on one connection.',
   VaultEntryNotFound: 'No credential has this name.',
   InvalidPosition: 'The request names a position or range the session does not have.',
+  LimitExceeded: 'A limit of the connection or daemon was reached (requests in flight, subscriptions, vault entries); `data.limit` names it, `data.max` gives it; nothing was done.',
 };
 
 /**

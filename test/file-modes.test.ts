@@ -5,14 +5,14 @@
  * still follows the user's umask.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, lstatSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { dataLayout, SessionFork, SessionPrompt, VaultSet } from '../protocol/index.js';
 import { API_KEY, createSession, ofType, settle, workspace } from './support/agent.js';
 import { startDaemon } from './support/daemon.js';
-import { reply, startModelEmulator } from './support/model-emulator.js';
+import { tempDir } from './support/temp.js';
+import { reply, startModelEmulator } from '../clients/cli/demo/model-emulator.js';
 import { startHttpUpstream } from './support/upstreams.js';
 
 /** Every path under `dir` (not following symlinks) with its permission bits. */
@@ -28,7 +28,7 @@ function* modes(dir: string): Generator<[string, number]> {
 
 describe('file modes', () => {
   it('keeps the data dir and everything in it owner-only under umask 000 (tightening what was there), and proxy sockets 0600', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'agentd-umask-'));
+    const home = tempDir('agentd-umask-');
     chmodSync(home, 0o755);
     // A log an older daemon left world-readable.
     writeFileSync(join(home, 'daemon.log'), '', { mode: 0o644 });
@@ -73,7 +73,6 @@ describe('file modes', () => {
     } finally {
       await daemon.dispose();
       await Promise.all([emulator.close(), upstream.close()]);
-      rmSync(ws, { recursive: true, force: true });
     }
   });
 });

@@ -6,14 +6,13 @@
  * clients, runs against a daemon inside the strongest memory limit the machine allows.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { ClientRequests, ErrorCode, type ClientMethod } from '../protocol/index.js';
 import { bigCreates, bigSession, burst, fuzz, slowSubscribers } from './support/abuse.js';
+import { workspace as makeWorkspace } from './support/agent.js';
 import { RawConnection, startDaemon, type TestDaemon } from './support/daemon.js';
 import { expectedLimitKind, strongestMemoryLimit } from './support/memory-limit.js';
 import { corpus } from './fuzz/corpus.js';
@@ -95,7 +94,7 @@ for (const transport of ['socket', 'stdio'] as const) {
     it("answers a wrong type in any field of any method as that method's schema says, never with an internal error", async () => {
       const conn = await open();
       await initialize(conn);
-      const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+      const workspace = makeWorkspace();
       const created = await conn.request(1, 'session/create', { workspace });
       const sessionId = (created.result as { sessionId: string }).sessionId;
       const wrong: string[] = [];
@@ -114,7 +113,6 @@ for (const transport of ['socket', 'stdio'] as const) {
         }
       }
       conn.close();
-      rmSync(workspace, { recursive: true, force: true });
       assert.deepEqual(wrong, []);
     });
   });
@@ -125,7 +123,7 @@ describe('hostile input inside a memory limit', () => {
 
   it('survives the corpus and the burst, slow-reader and big-create clients without reaching the limit', async () => {
     const limit = strongestMemoryLimit(LIMIT);
-    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    const workspace = makeWorkspace();
     let daemon: TestDaemon | undefined;
     try {
       assert.equal(limit.kind, expectedLimitKind(), 'the strongest limit this machine allows');
@@ -163,7 +161,6 @@ describe('hostile input inside a memory limit', () => {
     } finally {
       await daemon?.dispose();
       limit.dispose();
-      rmSync(workspace, { recursive: true, force: true });
     }
   });
 });

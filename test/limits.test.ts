@@ -4,12 +4,10 @@
  * Each limit ends in a stable error code or a drop with a cursor, never in memory.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCode } from '../protocol/index.js';
 import { bigSession } from './support/abuse.js';
+import { workspace as makeWorkspace } from './support/agent.js';
 import { RawConnection, startDaemon, type TestDaemon } from './support/daemon.js';
 import { initialize } from './fuzz/replay.js';
 
@@ -27,14 +25,11 @@ describe('per-connection limits', () => {
   };
   before(async () => {
     daemon = await startDaemon();
-    workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    workspace = makeWorkspace();
     // About 2 MiB of events in prompts of 256 KiB.
     sessionId = await bigSession(daemon.layout, workspace, 2 * 1024 * 1024);
   });
-  after(async () => {
-    await daemon.dispose();
-    rmSync(workspace, { recursive: true, force: true });
-  });
+  after(() => daemon.dispose());
 
   it('refuses the 65th request in flight with LimitExceeded, refuses a reused id, and cancels the others', async () => {
     const conn = await open();

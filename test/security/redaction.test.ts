@@ -16,7 +16,7 @@ import { ErrorCode, PROTOCOL_VERSION, type Event } from '../../protocol/index.js
 import { Redactor } from '../../daemon/vault/redact.js';
 import { settle, startAgentRig, workspace as makeWorkspace, type AgentRig } from '../support/agent.js';
 import { RawConnection, runAgentd } from '../support/daemon.js';
-import { reply } from '../support/model-emulator.js';
+import { reply } from '../../clients/cli/demo/model-emulator.js';
 import { ECHO_FORMS, startEchoUpstream, type EchoForm, type Upstream } from '../support/upstreams.js';
 
 /**
