@@ -259,7 +259,7 @@ describe('agentd CLI conventions', () => {
       const archived = await runAgentd(layout, ['archive', sessionId]);
       assert.equal(archived.code, 0, archived.stderr);
       assert.match(archived.stdout, new RegExp(`^archived ${sessionId}: .*\\n$`));
-      await runAgentd(layout, ['vault', 'set', 'GONE'], { input: 'value\n' });
+      await runAgentd(layout, ['vault', 'set', 'GONE'], { input: 'value-gone\n' });
       const deleted = await runAgentd(layout, ['vault', 'delete', 'GONE']);
       assert.equal(deleted.code, 0, deleted.stderr);
       assert.equal(deleted.stdout, 'deleted GONE\n');

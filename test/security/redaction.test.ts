@@ -220,7 +220,7 @@ describe('the redactor on its own', () => {
       assert.match((refused.error as { message: string }).message, /value: a secret must be at least 6 characters long/);
       conn.close();
       const cli = await runAgentd(rig.daemon.layout, ['vault', 'set', 'SHORT'], { input: 'abc12\n' });
-      assert.equal(cli.code, 1);
+      assert.equal(cli.code, 2, cli.stderr);
       assert.match(cli.stderr, /at least 6 characters long/);
       assert.doesNotMatch(cli.stderr + cli.stdout, /abc12/);
     } finally {
