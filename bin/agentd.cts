@@ -15,7 +15,7 @@ function fail(error: unknown): void {
 
 const argv = process.argv.slice(2);
 if (argv[0] === 'stdio') {
-  (require('../clients/cli/stdio.cjs') as typeof import('../clients/cli/stdio.cjs')).run().then(finish, fail);
+  (require('../clients/cli/stdio.cjs') as typeof import('../clients/cli/stdio.cjs')).run(argv.slice(1)).then(finish, fail);
 } else {
   import('./main.js').then((m) => m.main(argv)).then(finish, fail);
 }

@@ -23,6 +23,8 @@ import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
 import { CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
+import { DaemonStoppingNotification } from '../protocol/index.js';
+import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
 
 export interface DaemonOptions {
   paths: DataPaths;
@@ -57,7 +59,11 @@ export interface RunningDaemon {
   daemon: Daemon;
   /** Settles when the daemon has stopped; resolves with the reason. */
   stopped: Promise<string>;
-  stop(reason: string): Promise<void>;
+  /**
+   * Stops. `onPurpose` (daemon/stop): clients are told and the stop marker keeps them
+   * from starting the daemon again; runners get `drainMs` to reach a durable point.
+   */
+  stop(reason: string, options?: { onPurpose?: boolean; drainMs?: number }): Promise<void>;
 }
 
 /** A failure to start, with a message for the person who ran `agentd daemon`. */
@@ -70,10 +76,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const daemonId = `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const store = await openExclusive(options, paths, daemonId);
   const { log, leases, bus } = store;
+  // Only now, holding the lock: a stop that came after a client asked for this daemon wins.
+  const stale = staleStart(paths.stopMarker, process.env);
+  delete process.env.AGENTD_AUTOSTART_AT;
+  if (stale) {
+    await log.close();
+    throw new StartError(`not starting: the daemon was stopped on purpose (${stale.reason}) after a client asked to start it; start it with \`agentd start\``);
+  }
   const appendLatency = new LatencyWindow();
   const timedLog = timeAppends(log, appendLatency);
   const peers = new Set<Peer>();
-  let stopRequested: (reason: string) => void = () => undefined;
+  let stopRequested: (reason: string, drainMs: number) => void = () => undefined;
   const hub = new SubscriptionHub(timedLog, logger, { maxPending: SUBSCRIPTION_MAX_PENDING, batchSize: SUBSCRIPTION_BATCH });
   const vault = new Vault(paths.vaultFile, paths.vaultKey, (redactor) => (logger.redact = (line) => redactor.text(line)));
   await vault.redactor().then((redactor) => (logger.redact = (line) => redactor.text(line)));
@@ -113,7 +126,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     appendLatency,
     peers,
-    requestStop: (reason) => stopRequested(reason),
+    modelApiKey: async () =>
+      process.env.ANTHROPIC_API_KEY ? 'environment' : (await vault.list()).some((e) => e.name === 'ANTHROPIC_API_KEY') ? 'vault' : 'missing',
+    requestStop: (reason, drainMs) => stopRequested(reason, drainMs),
     ...(bus ? { cluster: bus } : {}),
   };
   const unwireCluster = bus ? wireCluster(bus, { log: timedLog, harness, hub, permissions }) : () => undefined;
@@ -131,6 +146,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     throw error;
   }
   writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+  clearStopMarker(paths.stopMarker);
   logger.log('info', 'daemon ready', { pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location });
   // With leases the harness takes over unfinished sessions itself, as they become free.
   if (!leases) void wakeUnfinished(daemon);
@@ -138,15 +154,26 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let resolveStopped!: (reason: string) => void;
   const stopped = new Promise<string>((resolve) => (resolveStopped = resolve));
   let stopping: Promise<void> | undefined;
-  const stop = (reason: string): Promise<void> => {
+  const stop = (reason: string, { onPurpose = false, drainMs = 0 } = {}): Promise<void> => {
     stopping ??= (async () => {
-      logger.log('info', 'daemon stopping', { reason, inFlight: state.inFlight.size });
+      logger.log('info', 'daemon stopping', { reason, inFlight: state.inFlight.size, onPurpose, drainMs, runningTurns: harness.busyCount });
+      // New requests are refused from now on (DaemonStopping); the socket stays open so
+      // that clients get that answer rather than a refused connection while we drain.
       state.stopping = true;
+      if (onPurpose) {
+        // The marker first: a client that reacts to the notice must already find it.
+        writeStopMarker(paths.stopMarker, reason);
+        const notice = { reason, drainMs, runningTurns: harness.busyCount };
+        for (const peer of peers) if (peer.state === 'ready') void peer.notify(DaemonStoppingNotification, notice).catch(() => undefined);
+      }
+      await Promise.all([
+        // In-flight requests (appends among them) finish and are answered before the log closes.
+        Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]),
+        // Runners get drainMs to reach a durable point, then stop without recording an
+        // end, as in a crash: the next daemon wakes them.
+        harness.stop(drainMs),
+      ]);
       server.close();
-      // In-flight requests (appends among them) finish and are answered before the log closes.
-      await Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]);
-      // Runners stop without recording an end, as in a crash: the next daemon wakes them.
-      await harness.stop();
       unwireCluster();
       await log.close();
       for (const peer of peers) daemon.hub.closeAll(peer);
@@ -160,7 +187,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     return stopping;
   };
   // Answer the daemon/stop request first, then stop.
-  stopRequested = (reason) => void setImmediate(() => void stop(reason));
+  stopRequested = (reason, drainMs) => void setImmediate(() => void stop(reason, { onPurpose: true, drainMs }));
   return { daemon, stopped, stop };
 }
 

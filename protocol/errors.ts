@@ -25,7 +25,13 @@ export const ErrorCode = {
   ConnectionShutDown: -33006,
   /** The daemon is stopping and takes no new work. */
   DaemonStopping: -33007,
-  /** An observer tried something only a controller may do. */
+  /**
+   * The connection is not a controller of the session: it attached as an observer, or
+   * it never created, attached to (as controller) or prompted the session. Refused to
+   * an observer: prompt, interrupt, archive; refused to any non-controller: answering
+   * the session's permission questions (`permission/answer`). A client asked a question
+   * about a session it does not drive answers `permission/request` with this code too.
+   */
   NotController: -33008,
   SubscriptionNotFound: -33009,
   /** `initialize` sent twice on one connection. */
@@ -33,6 +39,8 @@ export const ErrorCode = {
   VaultEntryNotFound: -33011,
   /** The request names a position or range the session does not have. */
   InvalidPosition: -33012,
+  /** `permission/answer` names a question that is not open: answered already, withdrawn, or never asked. */
+  QuestionNotOpen: -33013,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;

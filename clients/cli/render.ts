@@ -61,3 +61,8 @@ export function renderStatus(status: DaemonStatusResult): string {
     `memory     ${Math.round(status.rssBytes / 1048576)} MB RSS`,
   ].join('\n');
 }
+
+/** What a follower says when the daemon was stopped on purpose. */
+export function stoppedNote(reason: string): string {
+  return `the daemon was stopped on purpose (${reason}); waiting for it to be started again (\`agentd start\`); Ctrl-C to quit`;
+}

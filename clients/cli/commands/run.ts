@@ -5,15 +5,16 @@ import {
   type ContentBlock,
   type Event,
   type PermissionDecision,
+  DaemonStatus,
   PermissionRequest,
   SessionCreate,
   SessionDeltaNotification,
   SessionGet,
   SessionInterrupt,
   SessionPrompt,
-  VaultList,
 } from '../../../protocol/index.js';
-import { connect, type AgentdClient } from '../../lib/client.js';
+import { connect, notOurSession, type AgentdClient } from '../../lib/client.js';
+import { weakerIsolation } from '../../lib/isolation.js';
 import { type Command, UsageError } from '../context.js';
 
 type Delta = z.output<typeof SessionDeltaNotification.params>;
@@ -33,6 +34,11 @@ interface Sink {
 function oneLine(text: string, max: number): string {
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/** Which session asks, as every question shows it: its id and, when it has one, its title. */
+export function sessionLabel(q: Pick<Question, 'sessionId' | 'sessionTitle'>): string {
+  return q.sessionTitle ? `session ${q.sessionId} "${oneLine(q.sessionTitle, 60)}"` : `session ${q.sessionId}`;
 }
 
 /** The part of a tool's input a person recognises it by: the command, the path, the pattern. */
@@ -140,6 +146,7 @@ export class TurnView {
         return undefined;
       case 'sandbox.provisioned':
         this.note(`· sandbox ready (${String(d.isolation)}, ${String(d.durationMs)} ms)`);
+        for (const warning of weakerIsolation(d)) this.note(`! WARNING: weaker isolation: ${warning}`);
         return undefined;
       case 'sandbox.lost':
         this.note(`· sandbox lost: ${oneLine(String(d.reason), 100)}`);
@@ -236,7 +243,7 @@ export async function promptAndFollow(client: AgentdClient, sessionId: string, c
     );
   };
   process.on('SIGINT', onSigint);
-  void client.closed.then(() => settle({ kind: 'lost', error: 'the connection to the daemon closed' }));
+  void client.closed.then(() => settle(lostConnection(client)));
   try {
     await follow(undefined);
     turnId = (await client.request(SessionPrompt, { sessionId, content })).turnId;
@@ -247,6 +254,14 @@ export async function promptAndFollow(client: AgentdClient, sessionId: string, c
     deltas.dispose();
     await unsubscribe?.().catch(() => undefined);
   }
+}
+
+/** The outcome when the connection closed under a turn: the daemon may have been stopped on purpose. */
+export function lostConnection(client: AgentdClient): TurnOutcome {
+  const notice = client.stoppingNotice;
+  return notice
+    ? { kind: 'lost', error: `the daemon was stopped on purpose (${notice.reason}); the turn is paused and carries on when it starts again (\`agentd start\`)` }
+    : { kind: 'lost', error: 'the connection to the daemon closed' };
 }
 
 /** Exit code for an outcome, with its diagnostics on stderr. */
@@ -267,11 +282,20 @@ export function exitCodeFor(outcome: TurnOutcome, who: string, sessionId: string
 }
 
 /**
- * Answers permission questions on the terminal, one at a time. Without a terminal
- * nobody could answer, so the answer is no, with a note saying how to allow tools.
+ * Answers permission questions of the session `run` drives (`driven()`), on the
+ * terminal, one at a time; --yes allows them. Without a terminal nobody could answer,
+ * so the answer is no, with a note saying how to allow tools. A question about any
+ * other session is refused (NotController): neither --yes nor a missing terminal ever
+ * decides for a session `run` does not drive.
  */
-export function terminalPermissions(view: TurnView, yes: boolean): (q: Question) => Promise<Answer> {
+export function terminalPermissions(
+  view: TurnView,
+  yes: boolean,
+  driven: () => string | undefined,
+): { answer(q: Question): Promise<Answer>; close(): void } {
   let queue: Promise<unknown> = Promise.resolve();
+  /** The prompt on screen: it holds stdin open, so the run cannot end while it is there. */
+  let open: { close(): void } | undefined;
   const ask = (q: Question): Promise<Answer> => {
     const what = `${q.tool} ${shortInput(q.tool, q.input)}`;
     if (yes) return Promise.resolve({ decision: 'allow' });
@@ -284,9 +308,11 @@ export function terminalPermissions(view: TurnView, yes: boolean): (q: Question)
       const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
       const done = (decision: PermissionDecision) => {
         view.onPermissionResolved = undefined;
+        open = undefined;
         rl.close();
         resolveAnswer({ decision });
       };
+      open = rl;
       // The prompt holds the terminal in raw mode: Ctrl-C reaches us here, not as a signal.
       // The interrupt goes out first, so it ends the turn rather than the answer moving it on.
       rl.on('SIGINT', () => {
@@ -299,33 +325,42 @@ export function terminalPermissions(view: TurnView, yes: boolean): (q: Question)
         process.stderr.write(`\n  (answered ${decision} by ${by})\n`);
         done(decision as PermissionDecision);
       };
-      rl.question(`? allow ${what}  [y]es / [n]o / [a]lways for ${q.tool}: `, (answer) => {
+      rl.question(`? ${sessionLabel(q)}: allow ${what}  [y]es / [n]o / [a]lways for ${q.tool}: `, (answer) => {
         const a = answer.trim().toLowerCase();
         done(a === 'y' || a === 'yes' ? 'allow' : a === 'a' || a === 'always' ? 'allow_always' : 'deny');
       });
     });
   };
-  return (q) => {
-    const answer = queue.then(() => ask(q));
-    queue = answer.catch(() => undefined);
-    return answer;
+  return {
+    answer: (q) => {
+      if (q.sessionId !== driven()) return Promise.reject(notOurSession(q.sessionId, 'agentd run'));
+      const answer = queue.then(() => ask(q));
+      queue = answer.catch(() => undefined);
+      return answer;
+    },
+    // The turn ended without an answer from here (the daemon went away, say): take the prompt down.
+    close: () => open?.close(),
   };
 }
 
-/** The CLI's view of the key: its own environment, or the vault. The daemon's own environment may differ. */
-async function hasApiKey(client: AgentdClient): Promise<boolean> {
-  if (process.env.ANTHROPIC_API_KEY) return true;
-  const { entries } = await client.request(VaultList, {});
-  return entries.some((e) => e.name === 'ANTHROPIC_API_KEY');
-}
-
 const NO_KEY = [
-  'agentd run: no API key. Set one in either place the daemon looks:',
+  'agentd run: the daemon has no API key. Set one in either place the daemon looks:',
   '  export ANTHROPIC_API_KEY=sk-ant-...        (the daemon reads its environment when it starts:',
   '                                              `agentd stop` first if one is already running)',
   '  agentd vault set ANTHROPIC_API_KEY < key   (stored encrypted; no restart needed)',
   'To see agentd work without a key, run `agentd demo` (an offline scripted model).',
 ].join('\n');
+
+/** Why a run cannot call the model, asked of the daemon (its environment and vault), not of this shell. */
+async function missingApiKey(client: AgentdClient): Promise<string | undefined> {
+  const { modelApiKey, pid } = await client.request(DaemonStatus, {});
+  if (modelApiKey !== 'missing') return undefined;
+  // The shell has a key the running daemon never saw: it started before the export.
+  const shell = process.env.ANTHROPIC_API_KEY
+    ? `\nThis shell has ANTHROPIC_API_KEY, but the running daemon (pid ${pid}) started without it: \`agentd stop\`, then run again.`
+    : '';
+  return `${NO_KEY}${shell}`;
+}
 
 export const run: Command = {
   usage: [
@@ -333,8 +368,10 @@ export const run: Command = {
     '',
     'Prompts a new session (workspace DIR, default the current directory) or --session ID, and',
     'streams the turn: the answer on stdout; tool calls, results, questions and notes on stderr.',
-    'Tool permissions are asked here: y = allow, n = deny, a = always allow that tool. Without a',
-    'terminal on stdin they are denied. --yes creates the session with every tool allowed.',
+    'Tool permissions of this session are asked here: y = allow, n = deny, a = always allow that tool.',
+    'Without a terminal on stdin they are denied. --yes creates the session with every tool allowed',
+    '(with --session, it allows that session\'s questions). Questions of other sessions never reach run:',
+    'neither --yes nor a missing terminal decides anything for a session run does not drive.',
     'Ctrl-C interrupts the turn; a second Ctrl-C quits. Exit: 0 completed, 1 failed, 130 interrupted.',
     '',
     'The API key: the daemon uses ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL) from its own environment,',
@@ -353,13 +390,15 @@ export const run: Command = {
     }
     const yes = values.yes === true;
     const view = new TurnView({ text: process.stdout, info: process.stderr });
-    const client = await connect({ clientName: 'agentd-run', clientVersion: ctx.version, onPermissionRequest: terminalPermissions(view, yes) });
+    let sessionId: string | undefined;
+    const questions = terminalPermissions(view, yes, () => sessionId);
+    const client = await connect({ clientName: 'agentd-run', clientVersion: ctx.version, explicit: true, onPermissionRequest: questions.answer });
     try {
-      if (!(await hasApiKey(client))) {
-        process.stderr.write(`${NO_KEY}\n`);
+      const noKey = await missingApiKey(client);
+      if (noKey) {
+        process.stderr.write(`${noKey}\n`);
         return 1;
       }
-      let sessionId: string;
       if (existing) {
         sessionId = (await client.request(SessionGet, { sessionId: existing })).sessionId;
         process.stderr.write(`session ${sessionId}\n`);
@@ -377,6 +416,7 @@ export const run: Command = {
       }
       return exitCodeFor(await promptAndFollow(client, sessionId, text, view), 'agentd run', sessionId);
     } finally {
+      questions.close();
       client.close();
     }
   },
