@@ -190,7 +190,9 @@ describe('agentd log --follow across a daemon restart', () => {
       assert.deepEqual(seqs().slice(0, expected), Array.from({ length: expected }, (_, i) => i));
       assert.equal(new Set(seqs()).size, seqs().length, 'no duplicate');
     } finally {
+      // Gone before the daemon is: a follower still running could start another after a crash.
       follower.kill('SIGINT');
+      await new Promise((r) => (follower.exitCode !== null ? r(null) : follower.on('close', r)));
       await runAgentd(layout, ['stop']);
     }
   });

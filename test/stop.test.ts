@@ -152,6 +152,31 @@ describe('agentd stop with clients connected', () => {
   });
 });
 
+describe('a daemon start that races agentd stop', () => {
+  it('does not start when a client asked for it before the stop, and starts when asked after it', async () => {
+    const rig = await startAgentRig();
+    const { layout } = rig.daemon;
+    try {
+      // A client that found no daemon asked for one at `asked`; the daemon it raced with
+      // served it and is then stopped on purpose; the late start must not outlive that.
+      const asked = Date.now();
+      assert.equal((await runAgentd(layout, ['stop'])).code, 0);
+      assert.ok(existsSync(layout.stopMarker), 'agentd stop leaves its marker');
+      const late = await runAgentd(layout, ['daemon'], { env: { AGENTD_AUTOSTART_AT: String(asked) } });
+      assert.equal(late.code, 1);
+      assert.match(late.stderr, /not starting: the daemon was stopped on purpose \(daemon\/stop from connection \d+ \(agentd-cli\)\) after a client asked to start it/);
+      assert.equal(existsSync(layout.socket), false);
+      // Asked for after the stop (an explicit command): it starts, and the marker goes.
+      const started = await runAgentd(layout, ['start'], { env: rigEnv(rig) });
+      assert.equal(started.code, 0, started.stderr);
+      assert.equal(existsSync(layout.stopMarker), false, 'a daemon that starts removes the marker');
+    } finally {
+      await runAgentd(layout, ['stop']);
+      await rig.dispose();
+    }
+  });
+});
+
 describe('agentd stop drains', () => {
   it('lets a tool call in flight finish and be recorded, starts nothing new, and the turn carries on after the start', async () => {
     const rig = await startAgentRig();
