@@ -50,6 +50,20 @@ function untilState(conn: AgentdConnection, test: (s: ConnectionState) => boolea
 /** The environment `agentd start` gives the daemon it starts: the rig's model. */
 const rigEnv = (rig: AgentRig) => ({ ANTHROPIC_BASE_URL: rig.emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20' });
 
+/** Starts the daemon again (`agentd start`) and returns the session's log once its turn settled there. */
+async function carriedOn(rig: AgentRig, sessionId: string): Promise<Event[]> {
+  const { layout } = rig.daemon;
+  assert.equal((await runAgentd(layout, ['start'], { env: rigEnv(rig) })).code, 0);
+  const client = await connect({ layout, autostart: false, clientName: 'after' });
+  try {
+    const events = await settle(client, sessionId);
+    assert.deepEqual(assertLogInvariants(events), []);
+    return events;
+  } finally {
+    client.close();
+  }
+}
+
 const readyLines = (rig: AgentRig) => readLog(rig.daemon.layout).split('\n').filter((l) => l.includes('"msg":"daemon ready"')).length;
 
 describe('agentd stop with clients connected', () => {
@@ -198,26 +212,19 @@ describe('agentd stop drains', () => {
       assert.equal(await stopper.exited, 0, stopper.stderr());
       assert.equal(rig.emulator.requests.length, requestsBefore, 'no model call was made while stopping');
 
-      assert.equal((await runAgentd(layout, ['start'], { env: rigEnv(rig) })).code, 0);
-      const client = await connect({ layout, autostart: false, clientName: 'after' });
-      try {
-        const events = await settle(client, sessionId);
-        assert.deepEqual(assertLogInvariants(events), []);
-        const woke = events.findIndex((e) => e.type === 'harness.woke');
-        assert.ok(woke > 0, 'the turn was woken by the next daemon');
-        const beforeStop = events.slice(0, woke);
-        const result = ofType(beforeStop, 'tool.result')[0];
-        assert.ok(result, 'the tool result was recorded before the daemon went');
-        assert.equal(result.data.isError, false);
-        assert.match(JSON.stringify(result.data.content), /finished-while-stopping/);
-        assert.ok(!beforeStop.slice(beforeStop.indexOf(result)).some((e) => e.type === 'model.requested'), 'no model call after the durable point');
-        assert.ok(!beforeStop.some((e) => e.type.startsWith('turn.') && e.type !== 'turn.started'), 'the turn was paused, not ended');
-        assert.deepEqual(ofType(events, 'tool.started').length, 1, 'the tool ran once');
-        assert.equal(ofType(events, 'turn.completed').length, 1);
-        assert.match(JSON.stringify(ofType(events, 'assistant.message').at(-1)!.data.content), /carried on after the start/);
-      } finally {
-        client.close();
-      }
+      const events = await carriedOn(rig, sessionId);
+      const woke = events.findIndex((e) => e.type === 'harness.woke');
+      assert.ok(woke > 0, 'the turn was woken by the next daemon');
+      const beforeStop = events.slice(0, woke);
+      const result = ofType(beforeStop, 'tool.result')[0];
+      assert.ok(result, 'the tool result was recorded before the daemon went');
+      assert.equal(result.data.isError, false);
+      assert.match(JSON.stringify(result.data.content), /finished-while-stopping/);
+      assert.ok(!beforeStop.slice(beforeStop.indexOf(result)).some((e) => e.type === 'model.requested'), 'no model call after the durable point');
+      assert.ok(!beforeStop.some((e) => e.type.startsWith('turn.') && e.type !== 'turn.started'), 'the turn was paused, not ended');
+      assert.deepEqual(ofType(events, 'tool.started').length, 1, 'the tool ran once');
+      assert.equal(ofType(events, 'turn.completed').length, 1);
+      assert.match(JSON.stringify(ofType(events, 'assistant.message').at(-1)!.data.content), /carried on after the start/);
     } finally {
       await runAgentd(layout, ['stop']);
       await rig.dispose();
@@ -244,20 +251,13 @@ describe('agentd stop drains', () => {
       answer(); // the model answers while the daemon stops
       assert.equal(await stopper.exited, 0, stopper.stderr());
 
-      assert.equal((await runAgentd(layout, ['start'], { env: rigEnv(rig) })).code, 0);
-      const client = await connect({ layout, autostart: false, clientName: 'after' });
-      try {
-        const events = await settle(client, sessionId);
-        assert.deepEqual(assertLogInvariants(events), []);
-        const beforeStop = events.slice(0, events.findIndex((e) => e.type === 'harness.woke'));
-        assert.equal(ofType(beforeStop, 'assistant.message').length, 1, 'the reply in flight was recorded');
-        assert.equal(ofType(beforeStop, 'tool.started').length, 0, 'its tool call did not start while stopping');
-        assert.equal(ofType(events, 'model.requested').filter((e) => e.data.attempt === 1).length, 2, 'the recorded reply was not asked for again');
-        assert.match(JSON.stringify(ofType(events, 'tool.result')[0]!.data.content), /ran after the start/);
-        assert.equal(ofType(events, 'turn.completed').length, 1);
-      } finally {
-        client.close();
-      }
+      const events = await carriedOn(rig, sessionId);
+      const beforeStop = events.slice(0, events.findIndex((e) => e.type === 'harness.woke'));
+      assert.equal(ofType(beforeStop, 'assistant.message').length, 1, 'the reply in flight was recorded');
+      assert.equal(ofType(beforeStop, 'tool.started').length, 0, 'its tool call did not start while stopping');
+      assert.equal(ofType(events, 'model.requested').filter((e) => e.data.attempt === 1).length, 2, 'the recorded reply was not asked for again');
+      assert.match(JSON.stringify(ofType(events, 'tool.result')[0]!.data.content), /ran after the start/);
+      assert.equal(ofType(events, 'turn.completed').length, 1);
     } finally {
       answer();
       await runAgentd(layout, ['stop']);
@@ -276,18 +276,11 @@ describe('agentd stop drains', () => {
       await waitForEvent(admin, sessionId, (e) => e.type === 'tool.started');
       const stop = await runAgentd(layout, ['stop', '--timeout', '300ms']);
       assert.equal(stop.code, 0, stop.stderr);
-      assert.equal((await runAgentd(layout, ['start'], { env: rigEnv(rig) })).code, 0);
-      const client = await connect({ layout, autostart: false, clientName: 'after' });
-      try {
-        const events = await settle(client, sessionId);
-        assert.deepEqual(assertLogInvariants(events), []);
-        const result = ofType(events, 'tool.result')[0]!;
-        assert.equal(result.data.errorKind, 'interrupted');
-        assert.ok(events.indexOf(result) > events.findIndex((e) => e.type === 'harness.woke'), 'recorded by the next daemon');
-        assert.equal(ofType(events, 'turn.completed').length, 1);
-      } finally {
-        client.close();
-      }
+      const events = await carriedOn(rig, sessionId);
+      const result = ofType(events, 'tool.result')[0]!;
+      assert.equal(result.data.errorKind, 'interrupted');
+      assert.ok(events.indexOf(result) > events.findIndex((e) => e.type === 'harness.woke'), 'recorded by the next daemon');
+      assert.equal(ofType(events, 'turn.completed').length, 1);
     } finally {
       await runAgentd(layout, ['stop']);
       await rig.dispose();
