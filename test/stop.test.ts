@@ -144,6 +144,7 @@ describe('agentd stop with clients connected', () => {
         rig.emulator.script([reply.text('after the start')]);
         await again.request(SessionPrompt, { sessionId, content: 'second' });
         const log = await settle(again, sessionId);
+        await follower.until(/agentd: the daemon runs again; following on/);
         await follower.until(/after the start/);
         await term.until(/after the start/);
         await until(() => seenInVscode.length >= log.length, 'VS Code to follow on');

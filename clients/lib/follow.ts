@@ -21,6 +21,8 @@ export interface FollowOptions {
    * follow then waits, without starting it, until something starts it again.
    */
   onStopped?: (reason: string) => void;
+  /** Told when, after onStopped, the daemon runs again and the follow goes on. */
+  onResumed?: () => void;
   /** Stops following. */
   signal?: AbortSignal;
   /** Give up after this many failed connection attempts in a row (default: never). */
@@ -56,6 +58,7 @@ export async function followSession(options: FollowOptions): Promise<void> {
       client = await options.connect(first);
       first = false;
       failures = 0;
+      if (stopSaid) options.onResumed?.();
       stopSaid = false;
     } catch (error) {
       if (error instanceof DaemonStoppedError) {

@@ -158,6 +158,7 @@ export const attach: Command = {
         stopped = true;
         view.note(`· ${stoppedNote(reason)}`);
       },
+      onResumed: () => view.note('· the daemon runs again; following on'),
     });
     client?.close();
     // stdin would keep the process alive after the follow ends.

@@ -40,6 +40,7 @@ export const log: Command = {
       onEvent: print,
       onReconnecting: () => process.stderr.write('agentd: connection to the daemon lost; reconnecting...\n'),
       onStopped: (reason) => process.stderr.write(`agentd: ${stoppedNote(reason)}\n`),
+      onResumed: () => process.stderr.write('agentd: the daemon runs again; following on\n'),
     });
     return 0;
   },
