@@ -91,6 +91,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const vault = new Vault(paths.vaultFile, paths.vaultKey, (redactor) => (logger.redact = (line) => redactor.text(line)));
   await vault.redactor().then((redactor) => (logger.redact = (line) => redactor.text(line)));
   const permissions = new PermissionBroker(() => peers, logger);
+  // The model's key: the daemon's own environment (read when it started), else the vault.
+  const modelKey = async (): Promise<{ source: 'environment' | 'vault' | 'missing'; value?: string }> => {
+    if (process.env.ANTHROPIC_API_KEY) return { source: 'environment', value: process.env.ANTHROPIC_API_KEY };
+    const stored = await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined);
+    return stored ? { source: 'vault', value: stored } : { source: 'missing' };
+  };
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();
   const harness = new Harness({
@@ -98,7 +104,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     log: timedLog,
     logger,
     provider: options.sandboxes,
-    apiKey: async () => process.env.ANTHROPIC_API_KEY || (await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined)),
+    apiKey: async () => (await modelKey()).value,
     delta: (sessionId, turnId, kind, index, text) => {
       hub.broadcastDelta(sessionId, turnId, kind, index, text);
       bus?.sendDelta(sessionId, turnId, kind, index, text);
@@ -126,8 +132,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     appendLatency,
     peers,
-    modelApiKey: async () =>
-      process.env.ANTHROPIC_API_KEY ? 'environment' : (await vault.list()).some((e) => e.name === 'ANTHROPIC_API_KEY') ? 'vault' : 'missing',
+    modelApiKey: async () => (await modelKey()).source,
     requestStop: (reason, drainMs) => stopRequested(reason, drainMs),
     ...(bus ? { cluster: bus } : {}),
   };
