@@ -26,7 +26,7 @@ import { DaemonStatus, SessionEvents, SessionGet, SessionPrompt, type Event } fr
 import { assertLogInvariants, createSession, ofType, waitForEvent } from '../test/support/agent.js';
 import { startCluster, type Cluster } from '../test/support/cluster.js';
 import { readLog, type TestDaemon } from '../test/support/daemon.js';
-import { reply } from '../test/support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 import { dropDatabase, pgServer } from '../test/support/postgres.js';
 import { printFigure } from './log.js';
 

@@ -46,6 +46,31 @@ export const ErrorCode = {
 export type ErrorCodeName = keyof typeof ErrorCode;
 export type ErrorCodeValue = (typeof ErrorCode)[ErrorCodeName];
 
+/** What each code means, for docs/design.md; a new code without a meaning does not compile. */
+export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
+  ParseError: 'The frame is not valid JSON.',
+  InvalidRequest: 'Not a JSON-RPC request.',
+  MethodNotFound: 'No such method.',
+  InvalidParams: "A param is missing or malformed; the message and `data` name the field.",
+  InternalError: 'A bug in the daemon; it stays up.',
+  ServerNotInitialized: 'A request other than `initialize` came first.',
+  RequestCancelled: 'The client cancelled the request with `$/cancelRequest`.',
+  SessionNotFound: 'No session has this id.',
+  ProtocolVersionMismatch: "The client's major protocol version is not the daemon's.",
+  SessionArchived: 'The session is archived: it can be read, not changed.',
+  StorageFailure: 'The data cannot be written (permissions, full disk); nothing was acknowledged.',
+  MessageTooLarge: 'A frame larger than the daemon accepts; the connection is closed after this error.',
+  ConnectionShutDown: 'The connection sent `shutdown` and may only close now.',
+  DaemonStopping: 'The daemon is stopping and takes no new work.',
+  NotController:
+    'The connection is not a controller of the session (an observer, or it never created, prompted or attached to it as controller): an observer may not prompt, interrupt or archive; only a controller answers its questions.',
+  SubscriptionNotFound: 'No subscription of this connection has this id.',
+  AlreadyInitialized: '`initialize` was sent twice on one connection.',
+  VaultEntryNotFound: 'No credential has this name.',
+  InvalidPosition: 'The request names a position or range the session does not have.',
+  QuestionNotOpen: '`permission/answer` names a question that is not open: answered already, withdrawn, or never asked.',
+};
+
 /**
  * The one error class of agentd. Everything that reaches a client as a JSON-RPC
  * error is an AgentdError with a stable code; `data` carries machine-readable detail

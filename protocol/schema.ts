@@ -4,9 +4,10 @@ import { Event, EventData } from './events.js';
 import { ErrorCode } from './errors.js';
 import { PROTOCOL_VERSION } from './version.js';
 
-type JsonSchema = Record<string, unknown>;
+export type JsonSchema = Record<string, unknown>;
 
-function toSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+/** One zod schema as JSON Schema: params as a sender writes them (`input`), results as a receiver reads them (`output`). */
+export function toSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   return z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
 }
 

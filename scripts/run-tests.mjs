@@ -1,9 +1,14 @@
 // Runs every compiled *.test.js under dist/test with node's test runner. Node 20 runs
 // every .js file of a directory given to --test (support modules too), so the test
 // files are listed here explicitly. Extra arguments narrow the run: a substring of a path.
+//
+// The run gets a temp dir of its own (TMPDIR for every test process) and a marker in
+// the environment. Afterwards it fails when anything the tests made is left: a process
+// that carries the marker or lives in the run's temp dir (a daemon, a sandbox, a
+// PostgreSQL server), or a file in the temp dir. Whatever is left is then removed.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function testFiles(dir) {
@@ -21,6 +26,13 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+const runDir = mkdtempSync(join(tmpdir(), 'agentd-test-run-'));
+// Traversable (not listable) by other users, as /tmp is: the PostgreSQL server runs as `postgres`.
+chmodSync(runDir, 0o711);
+const marker = `AGENTD_TEST_RUN=${runDir}`;
+// os.tmpdir() reads TMPDIR: the PostgreSQL server below and every test process make their dirs here.
+process.env.TMPDIR = runDir;
+
 // One PostgreSQL server for the whole run (the postgres backend and multi-daemon tests),
 // unless AGENTD_TEST_PG names one already.
 const { startPgServer } = await import('../dist/test/support/postgres.js');
@@ -30,44 +42,63 @@ if (!process.env.AGENTD_TEST_PG) {
     pg = await startPgServer();
   } catch (error) {
     process.stderr.write(`cannot start the test PostgreSQL server: ${error.message}\n`);
+    rmSync(runDir, { recursive: true, force: true });
     process.exit(1);
   }
 }
-// Every process the run starts inherits this mark, detached daemons included: whatever
-// still carries it when the run is over was leaked by a test.
-const mark = `agentd-test-run-${randomBytes(6).toString('hex')}`;
-const env = { ...process.env, ...(pg ? { AGENTD_TEST_PG: pg.url } : {}), AGENTD_TEST_RUN: mark };
+const env = { ...process.env, AGENTD_TEST_RUN: runDir, ...(pg ? { AGENTD_TEST_PG: pg.url } : {}) };
 const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit', env });
 await pg?.stop();
-const leaked = await leftovers(mark);
-if (leaked.length > 0) {
-  process.stderr.write(`\nthe tests left ${leaked.length} process(es) running (now killed):\n${leaked.map((p) => `  ${p.pid} ${p.command}`).join('\n')}\n`);
-  for (const p of leaked) {
+
+/** Processes of this run still alive: the marker in their environment, or their cwd or arguments in the run's dir. */
+function survivors() {
+  const found = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const read = (file) => {
+      try {
+        return readFileSync(`/proc/${pid}/${file}`, 'latin1');
+      } catch {
+        return '';
+      }
+    };
+    if (/^\S+ \(.*\) Z /.test(read('stat'))) continue; // a zombie is already dead
+    let cwd = '';
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      // gone, or not ours to read
+    }
+    const args = read('cmdline').split('\0');
+    const environ = read('environ').split('\0');
+    if (environ.includes(marker) || cwd === runDir || cwd.startsWith(`${runDir}/`) || args.some((a) => a.includes(runDir))) {
+      // Its data dir tells which test started it.
+      const home = environ.find((e) => e.startsWith('AGENTD_HOME='));
+      found.push({ pid, command: `${args.join(' ').trim().slice(0, 200)}${home ? ` (${home})` : ''}` });
+    }
+  }
+  return found;
+}
+
+let leaked = false;
+const alive = survivors();
+if (alive.length > 0) {
+  leaked = true;
+  process.stderr.write(`\nleak check: ${alive.length} process(es) started by the tests are still running (now killed):\n`);
+  for (const p of alive) {
+    process.stderr.write(`  pid ${p.pid}: ${p.command}\n`);
     try {
       process.kill(p.pid, 'SIGKILL');
     } catch {
-      // Gone meanwhile.
+      // exited meanwhile
     }
   }
-  process.exit(1);
 }
-process.exit(result.status ?? 1);
-
-/** Processes (other than this one) still carrying the run's mark, after a moment to exit on their own. */
-async function leftovers(mark) {
-  const scan = () =>
-    readdirSync('/proc').flatMap((name) => {
-      const pid = Number(name);
-      if (!Number.isInteger(pid) || pid === process.pid) return [];
-      try {
-        if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`AGENTD_TEST_RUN=${mark}`)) return [];
-        const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-        const state = /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-        return state === 'Z' ? [] : [{ pid, command }];
-      } catch {
-        return []; // gone, or not ours to read
-      }
-    });
-  for (let i = 0; i < 50 && scan().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-  return scan();
+const left = readdirSync(runDir);
+if (left.length > 0) {
+  leaked = true;
+  process.stderr.write(`\nleak check: the tests left ${left.length} item(s) in their temp dir (now removed):\n${left.map((n) => `  ${n}\n`).join('')}`);
 }
+rmSync(runDir, { recursive: true, force: true });
+process.exit(result.status === 0 && leaked ? 1 : (result.status ?? 1));

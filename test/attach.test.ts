@@ -5,7 +5,7 @@ import { connect } from '../clients/lib/index.js';
 import { dataLayout, SessionPrompt } from '../protocol/index.js';
 import { API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent } from './support/agent.js';
 import { runAgentd, spawnAgentd, type SpawnedAgentd } from './support/daemon.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 
 function attach(home: string, args: string[]): SpawnedAgentd {
   return spawnAgentd(dataLayout(home), ['attach', ...args]);
@@ -102,7 +102,7 @@ describe('agentd attach', () => {
       assert.match(unknown.stderr, /unknown session s_0000000000nosuchsess \(SessionNotFound -33001\)/);
       const malformed = await runAgentd(rig.daemon.layout, ['attach', 'not-a-session']);
       assert.equal(malformed.code, 2, malformed.stderr);
-      assert.match(malformed.stderr, /not-a-session is not a session id/);
+      assert.match(malformed.stderr, /<sessionId>: a session id looks like s_.*not "not-a-session"/);
     } finally {
       await rig.dispose();
     }

@@ -3,10 +3,8 @@ import assert from 'node:assert/strict';
 import { freshDatabase } from './support/postgres.js';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
+import { tempDir } from './support/temp.js';
 
 describe('agentd CLI', () => {
   it('prints its version and help, and rejects unknown commands with exit 2', async () => {
@@ -20,7 +18,7 @@ describe('agentd CLI', () => {
     const unknown = await runAgentd(layout, ['frobnicate']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command frobnicate/);
-    const badFlag = await runAgentd(layout, ['log', 's_x', '--from', 'minus-one']);
+    const badFlag = await runAgentd(layout, ['log', 's_0000000000nosuchsess', '--from', 'minus-one']);
     assert.equal(badFlag.code, 2);
     assert.match(badFlag.stderr, /--from must be a non-negative integer/);
   });
@@ -37,7 +35,7 @@ describe('agentd CLI', () => {
 
   it('creates a session, prompts it and prints its log, human and --json', async () => {
     const layout = tempHome();
-    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    const workspace = tempDir('agentd-ws-');
     try {
       const created = await runAgentd(layout, ['new', '--workspace', workspace, '--title', 'cli test']);
       assert.equal(created.code, 0, created.stderr);
@@ -96,7 +94,7 @@ describe('agentd CLI', () => {
 
   it('follows a log live with --follow until interrupted', async () => {
     const layout = tempHome();
-    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    const workspace = tempDir('agentd-ws-');
     try {
       const sessionId = (await runAgentd(layout, ['new', '--workspace', workspace])).stdout.trim();
       const follower = spawn(process.execPath, [AGENTD_BIN, 'log', sessionId, '--follow', '--json'], {
@@ -164,7 +162,7 @@ describe('agentd doctor', () => {
 describe('agentd log --follow across a daemon restart', () => {
   it('resumes from the last seq it printed: no gap, no duplicate', async () => {
     const layout = tempHome();
-    const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+    const workspace = tempDir('agentd-ws-');
     const sessionId = (await runAgentd(layout, ['new', '--workspace', workspace])).stdout.trim();
     const follower = spawn(process.execPath, [AGENTD_BIN, 'log', sessionId, '--follow', '--json'], { env: { ...process.env, AGENTD_HOME: layout.home } });
     let out = '';
@@ -193,6 +191,81 @@ describe('agentd log --follow across a daemon restart', () => {
       // Gone before the daemon is: a follower still running could start another after a crash.
       follower.kill('SIGINT');
       await new Promise((r) => (follower.exitCode !== null ? r(null) : follower.on('close', r)));
+      await runAgentd(layout, ['stop']);
+    }
+  });
+});
+
+describe('agentd CLI conventions', () => {
+  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'log', 'attach', 'archive', 'fork', 'vault', 'run', 'demo'];
+  const SESSION = 's_0000000000nosuchsess';
+
+  it('--help lists every command, and each command has its own --help', async () => {
+    const layout = tempHome();
+    const help = await runAgentd(layout, ['--help']);
+    const listed = [...help.stdout.matchAll(/^ {2}(\S+) /gm)].map((m) => m[1]);
+    assert.deepEqual(listed.sort(), [...ALL].sort());
+    for (const command of ALL) {
+      const own = await runAgentd(layout, [command, '--help']);
+      assert.equal(own.code, 0, `${command} --help: ${own.stderr}`);
+      assert.match(own.stdout + own.stderr, new RegExp(`usage: agentd ${command}`));
+    }
+  });
+
+  it('refuses unknown options and extra arguments on every command with exit 2, before doing anything', async () => {
+    const layout = tempHome();
+    const extra: Record<string, string[]> = {
+      daemon: ['now'], stdio: ['x'], mcp: ['x'], acp: ['x'], doctor: ['x'], migrate: ['--to', 'postgres://h/db', 'x'],
+      status: ['x'], start: ['x'], stop: ['now'], sessions: ['x'], new: ['x'], log: [SESSION, 'x'], attach: [SESSION, 'x'],
+      archive: [SESSION, 'x'], fork: [SESSION, 'x', '--at', '1'], vault: ['list', 'x'], demo: ['x'],
+    };
+    for (const command of ALL) {
+      const bogus = await runAgentd(layout, [command, ...(command === 'run' ? ['hi'] : []), '--bogus']);
+      assert.equal(bogus.code, 2, `${command} --bogus: ${bogus.stdout}${bogus.stderr}`);
+      assert.match(bogus.stderr, command === 'stdio' ? /unexpected arguments: --bogus/ : /unknown option --bogus/, command);
+      const args = extra[command];
+      if (!args) continue; // prompt and run take text
+      const more = await runAgentd(layout, [command, ...args]);
+      assert.equal(more.code, 2, `${command} ${args.join(' ')}: ${more.stdout}${more.stderr}`);
+      assert.match(more.stderr, /unexpected arguments?: (x|now)/, command);
+    }
+    // Nothing above started a daemon.
+    assert.equal((await runAgentd(layout, ['status'])).code, 3);
+  });
+
+  it('says what changed, reports usage errors the daemon catches in its own words with exit 2, and where a log ends', async () => {
+    const layout = tempHome();
+    try {
+      const sessionId = (await runAgentd(layout, ['new', '--workspace', tempDir('agentd-ws-')])).stdout.trim();
+      const usage: Array<[string[], RegExp]> = [
+        [['fork', sessionId, '--at', '0'], /--at must be a positive integer, not 0/],
+        [['fork', sessionId, '--at', '99'], /fork position 99 is past the head 1/],
+        [['sessions', '--limit', '0'], /--limit must be a positive integer, not 0/],
+        [['sessions', '--limit', '5000'], /--limit: .*1000/],
+        [['vault', 'delete', 'bad/name'], /NAME: a credential name is letters, digits and _, not "bad\/name"/],
+        [['log', 's_bad'], /<sessionId>: a session id looks like s_<letters and digits>, not "s_bad"/],
+        [['prompt', 'nonsense', 'hello'], /<sessionId>: a session id looks like/],
+        [['run', '--session', 'nope', 'hello'], /--session: a session id looks like/],
+      ];
+      for (const [args, says] of usage) {
+        const result = await runAgentd(layout, args);
+        assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+        assert.match(result.stderr, says);
+        assert.doesNotMatch(result.stderr, /session\/|vault\/|InvalidParams|-326/, 'no protocol words');
+      }
+      const from = await runAgentd(layout, ['log', sessionId, '--from', '50']);
+      assert.equal(from.code, 0);
+      assert.equal(from.stdout, '');
+      assert.match(from.stderr, new RegExp(`no event at --from 50: the log of ${sessionId} ends at seq 0`));
+
+      const archived = await runAgentd(layout, ['archive', sessionId]);
+      assert.equal(archived.code, 0, archived.stderr);
+      assert.match(archived.stdout, new RegExp(`^archived ${sessionId}: .*\\n$`));
+      await runAgentd(layout, ['vault', 'set', 'GONE'], { input: 'value\n' });
+      const deleted = await runAgentd(layout, ['vault', 'delete', 'GONE']);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(deleted.stdout, 'deleted GONE\n');
+    } finally {
       await runAgentd(layout, ['stop']);
     }
   });

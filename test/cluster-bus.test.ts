@@ -3,18 +3,17 @@
  * each message inside NOTIFY's 8000-byte payload limit, whatever the text holds.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ClusterBus } from '../daemon/cluster/bus.js';
 import { fileLogger } from '../daemon/logger.js';
+import { tempDir } from './support/temp.js';
 
 const NOTIFY_PAYLOAD_MAX = 8000;
 
 describe('cluster bus', () => {
   it('cuts a long delta into payloads NOTIFY accepts, and the other side gets it whole, in order', async () => {
-    const logger = fileLogger(join(mkdtempSync(join(tmpdir(), 'agentd-bus-')), 'daemon.log'));
+    const logger = fileLogger(join(tempDir('agentd-bus-'), 'daemon.log'));
     const payloads: string[] = [];
     const receiver = new ClusterBus('daemon-b', async () => undefined, logger);
     const sender = new ClusterBus('daemon-a', async (payload) => void payloads.push(payload), logger);
@@ -34,7 +33,7 @@ describe('cluster bus', () => {
   });
 
   it('sends no delta for a session nobody on another daemon follows, and ignores malformed and own messages', async () => {
-    const logger = fileLogger(join(mkdtempSync(join(tmpdir(), 'agentd-bus-')), 'daemon.log'));
+    const logger = fileLogger(join(tempDir('agentd-bus-'), 'daemon.log'));
     const payloads: string[] = [];
     const bus = new ClusterBus('daemon-a', async (payload) => void payloads.push(payload), logger);
     const interrupts: string[] = [];

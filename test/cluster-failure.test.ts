@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DaemonStatus, ErrorCode, SessionGet, SessionPrompt, type Event } from '../protocol/index.js';
 import { readLog, runAgentd, tempHome, type TestDaemon } from './support/daemon.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { startTcpLink, type TcpLink } from './support/tcp-link.js';

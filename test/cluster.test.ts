@@ -22,7 +22,7 @@ import {
 } from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { readLog, type TestDaemon } from './support/daemon.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SessionPrompt, VaultSet } from '../protocol/index.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 import { createSession, ofType, settle, startAgentRig, type AgentRig } from './support/agent.js';
 import { startGitUpstream, startHttpUpstream, startMcpUpstream } from './support/upstreams.js';
 import { readFileSync } from 'node:fs';

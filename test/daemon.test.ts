@@ -1,14 +1,14 @@
 /** The daemon as a process: one per data dir, stale sockets, clean stops, crashes, autostart. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DaemonStatus, DaemonStop, ErrorCode, SessionCreate, SessionEvents, SessionPrompt } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
-import { readLog, runAgentd, startDaemon, tempHome } from './support/daemon.js';
+import { readLog, runAgentd, startDaemon, stopDaemonsOf, tempHome } from './support/daemon.js';
+import { tempDir } from './support/temp.js';
 
-const workspace = () => mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+const workspace = () => tempDir('agentd-ws-');
 
 describe('daemon process', () => {
   it('listens on a 0600 socket, logs to daemon.log and never to stdout', async () => {
@@ -63,8 +63,11 @@ describe('daemon process', () => {
       daemon.proc.kill('SIGTERM');
       const settled = await Promise.allSettled(prompts);
       const acked = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.seq] : []));
+      // A prompt the daemon read while stopping is refused with DaemonStopping; one still in
+      // the socket when it closed the connection never reached it, and the client rejects it
+      // (vscode-jsonrpc's PendingResponseRejected, -32097). Neither was acknowledged.
       for (const s of settled) {
-        if (s.status === 'rejected') assert.equal((s.reason as { code?: number }).code, ErrorCode.DaemonStopping);
+        if (s.status === 'rejected') assert.ok([ErrorCode.DaemonStopping, -32097].includes((s.reason as { code?: number }).code!), String(s.reason));
       }
       const exit = await daemon.exited;
       assert.deepEqual(exit, { code: 0, signal: null });
@@ -94,7 +97,7 @@ describe('daemon process', () => {
   });
 
   it('fails fast with a clear message on an unusable data dir', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'agentd-file-')), 'not-a-dir');
+    const file = join(tempDir('agentd-file-'), 'not-a-dir');
     writeFileSync(file, 'x');
     const layout = tempHome();
     const result = await runAgentd({ ...layout, home: join(file, 'home') }, ['daemon']);
@@ -150,6 +153,7 @@ describe('daemon process', () => {
       await a.request(DaemonStop, {});
       a.close();
       b.close();
+      await stopDaemonsOf(layout);
     }
   });
 

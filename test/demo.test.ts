@@ -1,10 +1,11 @@
 /** `agentd demo` end to end: its own daemon, the real harness and sandbox, the scripted offline model. */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { dataLayout, SessionEvents, type Event } from '../protocol/index.js';
 import { runAgentd, startDaemon, tempHome } from './support/daemon.js';
+import { tempDir } from './support/temp.js';
 
 describe('agentd demo', () => {
   it('runs a whole session offline without a key: reads, runs, edits, re-checks, and says it is a demo model', async () => {
@@ -46,5 +47,18 @@ describe('agentd demo', () => {
       rmSync(dirname(home!), { recursive: true, force: true });
       rmSync(unused.home, { recursive: true, force: true });
     }
+    assert.doesNotMatch(run.stdout, /^note: the sandbox ran at isolation level/m, 'bubblewrap is installed here');
+  });
+
+  it('says so when the sandbox was weaker than bubblewrap', async () => {
+    // A PATH with what the demo needs but no bwrap: the sandbox falls back to namespaces.
+    const bin = tempDir('agentd-nobwrap-');
+    for (const tool of [process.execPath, '/usr/bin/unshare', '/usr/bin/true', '/usr/bin/env']) symlinkSync(tool, join(bin, basename(tool)));
+    const run = await runAgentd(tempHome(), ['demo'], { env: { ANTHROPIC_API_KEY: '', PATH: bin } });
+    const root = /everything is kept in (\S+):/.exec(run.stdout)?.[1];
+    if (root) rmSync(root, { recursive: true, force: true });
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /^· sandbox ready \(namespaces/m);
+    assert.match(run.stdout, /^note: the sandbox ran at isolation level "namespaces", weaker than bubblewrap .*\n.*apt-get install -y bubblewrap$/m);
   });
 });

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { SessionAttach, SessionDeltaNotification, SessionPrompt, type Event } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 
 async function withRig(body: (rig: AgentRig) => Promise<void>): Promise<void> {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { SessionDeltaNotification, SessionGet, SessionInterrupt, SessionPrompt, SessionAttach } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
-import { reply, type RecordedRequest } from './support/model-emulator.js';
+import { reply, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 
 type Body = { system?: unknown; tools?: unknown; messages: Array<{ role: string; content: Array<Record<string, unknown>> }> };

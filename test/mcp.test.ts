@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ResourceUpdatedNotificationSchema, type CallToolResult, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { SessionGet } from '../protocol/index.js';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 import { startMcp, type McpRig } from './support/mcp-client.js';
 import { ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 

@@ -10,7 +10,7 @@ import { LevelSessionLog, PgSessionLog } from '../daemon/log/index.js';
 import { runAgentd, startDaemon, tempHome } from './support/daemon.js';
 import { API_KEY, assertLogInvariants, createSession, ofType, settle } from './support/agent.js';
 import { readAll } from './support/log.js';
-import { reply, startModelEmulator } from './support/model-emulator.js';
+import { reply, startModelEmulator } from '../clients/cli/demo/model-emulator.js';
 import { freshDatabase } from './support/postgres.js';
 
 describe('agentd migrate', () => {

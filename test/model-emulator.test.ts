@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import Anthropic, {
   APIError, AuthenticationError, BadRequestError, InternalServerError, OverloadedError, RateLimitError,
 } from '@anthropic-ai/sdk';
-import { reply, startModelEmulator, type ModelEmulator, type ModelEmulatorOptions } from './support/model-emulator.js';
+import { reply, startModelEmulator, type ModelEmulator, type ModelEmulatorOptions } from '../clients/cli/demo/model-emulator.js';
 
 const KEY = 'sk-test-emulator';
 const MODEL = 'claude-test-model';

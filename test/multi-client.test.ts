@@ -13,7 +13,7 @@ import { initialize, startAcp } from './support/acp-client.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, startAgentRig, workspace } from './support/agent.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -27,7 +27,7 @@ import { initialize, startAcp } from './support/acp-client.js';
 import { allEvents, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 
 async function until<T>(test: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

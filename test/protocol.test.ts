@@ -4,11 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/index.js';
 import { RawConnection, startDaemon, type TestDaemon } from './support/daemon.js';
+import { tempDir } from './support/temp.js';
 
 type Message = Record<string, unknown>;
 interface Ctx {
@@ -130,7 +129,7 @@ for (const transport of ['socket', 'stdio'] as const) {
 
     it('answers each case with its result or error code', async () => {
       const conn = await open();
-      const ctx: Ctx = { workspace: mkdtempSync(join(tmpdir(), 'agentd-ws-')) };
+      const ctx: Ctx = { workspace: tempDir('agentd-ws-') };
       let id = 1;
       for (const c of cases) {
         const reply = await conn.request(id++, c.method, c.params?.(ctx));

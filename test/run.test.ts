@@ -5,10 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as pty from 'node-pty';
+import * as pty from '@lydell/node-pty';
 import { SessionEvents, SessionList, type Event } from '../protocol/index.js';
 import { AGENTD_BIN, startDaemon, type TestDaemon } from './support/daemon.js';
-import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest } from './support/model-emulator.js';
+import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
 
 const KEY = 'test-key';
 

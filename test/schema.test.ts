@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { protocolJsonSchema } from '../protocol/schema.js';
+import { withReference } from '../protocol/reference.js';
 import { ClientRequests, DaemonMessages, EVENT_TYPES } from '../protocol/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -19,7 +20,10 @@ function sources(dir: string): string[] {
 
 function imports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g)].map((m) => m[1]!);
+  const fromClauses = [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g)];
+  // import('...') and require('...') count too: a lazy import is still an import.
+  const calls = [...text.matchAll(/\b(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g)];
+  return [...fromClauses, ...calls].map((m) => m[1]!);
 }
 
 describe('protocol schema', () => {
@@ -35,17 +39,40 @@ describe('protocol schema', () => {
   });
 });
 
+describe('docs/design.md', () => {
+  it('has the methods, events and error codes of the code (run `npm run schema` after changing the protocol)', () => {
+    const committed = readFileSync(join(root, 'docs/design.md'), 'utf8');
+    assert.equal(committed, withReference(committed));
+  });
+
+  it('is what the README links to, and no document links outside the repo', () => {
+    assert.match(readFileSync(join(root, 'README.md'), 'utf8'), /\]\(docs\/design\.md\)/);
+    for (const doc of ['README.md', 'docs/design.md', 'clients/vscode/README.md']) {
+      const text = readFileSync(join(root, doc), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)#\s]+)[^)]*\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue; // a web address, not a file
+        const path = resolve(dirname(join(root, doc)), target!);
+        assert.ok(path.startsWith(root), `${doc} links ${target}, outside the repo`);
+        assert.ok(statSync(path, { throwIfNoEntry: false }), `${doc} links ${target}, which does not exist`);
+      }
+    }
+  });
+});
+
 describe('layering', () => {
   const insideProtocol = (spec: string, file: string) => resolve(dirname(file), spec).startsWith(join(root, 'protocol') + sep);
+  // The product never reaches into the tests (npm pack leaves test/ out).
+  const notTest = (spec: string) => !/(^|\/)test\//.test(spec);
   const allowed: Record<string, (spec: string, file: string) => boolean> = {
     // The wire contract stands alone: zod, vscode-jsonrpc and itself.
     protocol: (s, f) => s === 'zod' || s === 'vscode-jsonrpc' || (s.startsWith('.') && insideProtocol(s, f)),
     // The sandbox knows neither the daemon nor the clients.
-    sandbox: (s) => !/(^|\/)(daemon|clients)\//.test(s),
+    sandbox: (s) => notTest(s) && !/(^|\/)(daemon|clients)\//.test(s),
     // Clients speak the protocol; they never reach into the daemon.
-    clients: (s) => !/(^|\/)daemon\//.test(s),
+    clients: (s) => notTest(s) && !/(^|\/)daemon\//.test(s),
     // Nothing imports clients/ except the composition root (bin/) and tests.
-    daemon: (s) => !/(^|\/)clients\//.test(s),
+    daemon: (s) => notTest(s) && !/(^|\/)clients\//.test(s),
+    bin: notTest,
   };
   for (const [dir, ok] of Object.entries(allowed)) {
     it(`${dir}/ imports only what the design allows`, () => {

@@ -17,7 +17,7 @@ import { initialize, startAcp } from './support/acp-client.js';
 import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, RawConnection, readLog, runAgentd, spawnAgentd } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 
 async function until(test: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

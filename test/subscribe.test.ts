@@ -1,15 +1,13 @@
 /** Subscriptions over the real socket: no gap or duplicate under races, slow and vanished clients, reconnects. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DaemonStatus, SessionCreate, SessionEvents, SessionGet, SessionPrompt, type Event } from '../protocol/index.js';
 import { connect, followSession, type AgentdClient } from '../clients/lib/index.js';
 import { runAgentd, startParkingDaemon, tempHome } from './support/daemon.js';
+import { tempDir } from './support/temp.js';
 
-const workspace = () => mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+const workspace = () => tempDir('agentd-ws-');
 
 async function waitUntil(test: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -158,9 +156,8 @@ describe('session/subscribe', () => {
       stop.abort();
       await following.catch(() => undefined);
       again?.close();
-      // `agentd stop` returns once the daemon process is gone: only then is the data dir ours to remove.
+      // `agentd stop` returns once the daemon process is gone (the data dir goes at exit).
       assert.equal((await runAgentd(layout, ['stop'])).code, 0);
-      rmSync(layout.home, { recursive: true, force: true });
     }
   });
 });

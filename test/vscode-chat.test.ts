@@ -13,7 +13,7 @@ import { AgentdConnection } from '../clients/vscode/src/core/connection.js';
 import { renderConversation } from '../clients/vscode/src/core/render.js';
 import { SessionAttach, SessionCreate, SessionPrompt } from '../protocol/index.js';
 import { settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 import { AGENTD_BIN } from './support/daemon.js';
 
 async function until(test: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {

@@ -11,7 +11,7 @@ import { ChatModel } from '../clients/vscode/src/core/chat-model.js';
 import { SessionCreate, SessionPrompt, type Event } from '../protocol/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN } from './support/daemon.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 
 function bridgeFor(home: string): BridgeCommand {
   return { command: process.execPath, args: [AGENTD_BIN, 'stdio'], env: { ...process.env, AGENTD_HOME: home } };

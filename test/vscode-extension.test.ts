@@ -18,7 +18,7 @@ import { connect } from '../clients/lib/index.js';
 import { SessionAttach } from '../protocol/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 
 const require = createRequire(import.meta.url);
 

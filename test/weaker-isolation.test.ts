@@ -14,7 +14,7 @@ import { startAcp } from './support/acp-client.js';
 import { allEvents, createSession, ofType, startAgentRig } from './support/agent.js';
 import { runAgentd, spawnAgentd } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
-import { reply } from './support/model-emulator.js';
+import { reply } from '../clients/cli/demo/model-emulator.js';
 
 const NONE_WARNING = /sandbox s_[0-9a-z]+-[0-9a-f]+ runs WITHOUT ISOLATION: its commands can read and write anything this user can/;
 const NAMESPACES_WARNING = /sandbox s_[0-9a-z]+-[0-9a-f]+ uses namespaces only .*the filesystem is NOT hidden from it/;

@@ -10,7 +10,7 @@ import { API_KEY, REPLY_TEXT, THIS_FILE, sleep } from './common.js';
 
 /** `--emulator`: one Messages-API emulator for the whole bench; talks to the parent over IPC. */
 export async function emulatorChild(): Promise<void> {
-  const { startModelEmulator, reply, lastUserText } = await import('../../test/support/model-emulator.js');
+  const { startModelEmulator, reply, lastUserText } = await import('../../clients/cli/demo/model-emulator.js');
   const emu = await startModelEmulator({
     apiKey: API_KEY,
     // The same script for every caller: a prompt starting "tool:" gets a read_file call

@@ -1,18 +1,20 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { z } from 'zod';
+import { AgentdError, ErrorCode, SessionId } from '../../protocol/index.js';
 import { connect, type AgentdClient } from '../lib/client.js';
+import { type Options, parseStrict, UsageError, type Values } from './args.js';
 
-export type Options = NonNullable<ParseArgsConfig['options']>;
-export type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
+export { type Options, UsageError, type Values };
 
 export interface Command {
   usage: string;
   summary: string;
   options: Options;
+  /** Positional arguments by name; a last name ending in `...` takes all the rest. More is a usage error. */
+  args: readonly string[];
+  /** How a params field the daemon rejects reads on this command line, where not `--<field>` (`name` → `NAME`). */
+  params?: Record<string, string>;
   run(args: { values: Values; positionals: string[] }, ctx: CliContext): Promise<number>;
 }
-
-/** A mistake in how the command was called: printed with its usage, exit 2. */
-export class UsageError extends Error {}
 
 export class CliContext {
   private client: AgentdClient | undefined;
@@ -41,15 +43,10 @@ export class CliContext {
   }
 }
 
+/** Strict parsing: an unknown option, a missing option value or an argument too many is a usage error. */
 export function parse(command: Command, argv: string[]): { values: Values; positionals: string[] } {
-  try {
-    return parseArgs({ args: argv, options: command.options, allowPositionals: true, strict: true }) as {
-      values: Values;
-      positionals: string[];
-    };
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const variadic = command.args.at(-1)?.endsWith('...') === true;
+  return parseStrict(argv, command.options, variadic ? Infinity : command.args.length);
 }
 
 /** A duration: `30s`, `500ms`, `2m`, or a number of seconds. */
@@ -62,11 +59,14 @@ export function durationOption(values: Values, name: string): number | undefined
   return Math.round(Number(m[1]) * scale);
 }
 
-export function intOption(values: Values, name: string): number | undefined {
+/** An integer option of at least `min` (default 0), or undefined when absent. */
+export function intOption(values: Values, name: string, min = 0): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, not ${String(raw)}`);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be a ${min === 0 ? 'non-negative' : min === 1 ? 'positive' : `>= ${min}`} integer, not ${String(raw)}`);
+  }
   return n;
 }
 
@@ -74,4 +74,31 @@ export function requirePositional(positionals: string[], index: number, name: st
   const value = positionals[index];
   if (value === undefined) throw new UsageError(`missing <${name}>`);
   return value;
+}
+
+/** A value checked against the protocol's own schema, so that a malformed one never reaches the daemon. */
+export function checked(schema: z.ZodType<string>, value: string, what: string): string {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new UsageError(`${what}: ${result.error.issues[0]?.message ?? 'malformed'}, not ${JSON.stringify(value)}`);
+  return result.data;
+}
+
+/** The positional session id at `index`, well formed. */
+export function sessionIdArg(positionals: string[], index: number): string {
+  return checked(SessionId, requirePositional(positionals, index, 'sessionId'), '<sessionId>');
+}
+
+/**
+ * A daemon's answer that the command line was wrong (bad params, a position the session
+ * does not have), in the command line's words; undefined for any other error.
+ */
+export function usageErrorFrom(error: unknown, command: Command): UsageError | undefined {
+  if (!(error instanceof AgentdError)) return undefined;
+  if (error.code === ErrorCode.InvalidPosition) return new UsageError(error.message);
+  if (error.code !== ErrorCode.InvalidParams) return undefined;
+  const issues = (error.data as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues;
+  if (!issues?.length) return new UsageError(error.message.replace(/^invalid params for \S+: /, ''));
+  const word = (path: string) =>
+    command.params?.[path] ?? (path === 'sessionId' ? '<sessionId>' : path in command.options ? `--${path}` : path);
+  return new UsageError(issues.map((i) => `${word(i.path)}: ${i.message}`).join('; '));
 }

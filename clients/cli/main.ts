@@ -7,12 +7,14 @@ import { log } from './commands/log.js';
 import { run } from './commands/run.js';
 import { archive, create, fork, prompt, sessions } from './commands/session.js';
 import { vault } from './commands/vault.js';
-import { CliContext, type Command, parse, UsageError } from './context.js';
+import { CliContext, type Command, parse, UsageError, usageErrorFrom } from './context.js';
 
-/** Commands handled by bin/agentd before this module loads, listed for --help. */
+/** Commands with an entry module of their own (bin/agentd, bin/main), listed for --help. */
 const EARLY = [
   ['daemon', 'run the daemon in the foreground (clients start it on demand)'],
   ['stdio', 'editor bridge: pipe JSON-RPC frames between stdin/stdout and the daemon'],
+  ['mcp', 'MCP server over stdio for MCP hosts (Claude Desktop, Claude Code): drive sessions as tools'],
+  ['acp', 'Agent Client Protocol agent over stdio for editors such as Zed'],
   ['doctor', 'check what this machine offers agentd: isolation, node-pty, LevelDB, data dir [--json]'],
   ['migrate', 'copy this data dir\'s sessions into a shared PostgreSQL log: --to postgres://... (daemon stopped)'],
 ] as const;
@@ -70,8 +72,10 @@ export async function runCli(argv: string[], version: string): Promise<number> {
   try {
     return await command.run(parse(command, rest), ctx);
   } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`agentd ${name}: ${error.message}\nusage: ${command.usage}\n`);
+    // Mistakes in the command line, whether caught here or by the daemon: exit 2, in the CLI's words.
+    const usage = error instanceof UsageError ? error : usageErrorFrom(error, command);
+    if (usage) {
+      process.stderr.write(`agentd ${name}: ${usage.message}\nusage: ${command.usage}\n`);
       return 2;
     }
     if (error instanceof AgentdError) {

@@ -2,6 +2,10 @@ import type { Socket } from 'node:net';
 import { dataLayout } from '../../protocol/layout.cjs';
 import { defaultHome, dialOnce, isNoDaemon } from '../lib/socket.cjs';
 
+const USAGE =
+  'usage: agentd stdio [--start]   (an editor bridge: JSON-RPC frames between stdin/stdout and the daemon of $AGENTD_HOME;\n' +
+  '  it starts the daemon when none runs, but not one stopped with `agentd stop` (exit 3) unless --start)';
+
 /** A running daemon is dialled straight away; only when none answers is the (ESM) autostart loaded. */
 async function connect(explicit: boolean): Promise<Socket> {
   try {
@@ -12,8 +16,6 @@ async function connect(explicit: boolean): Promise<Socket> {
     return dial({ explicit });
   }
 }
-
-const USAGE = 'usage: agentd stdio [--start]\n';
 
 /** Exit code when the daemon was stopped on purpose and this bridge did not start it (as `agentd status`). */
 const EXIT_STOPPED = 3;
@@ -28,14 +30,12 @@ const EXIT_STOPPED = 3;
  * connection, it exits. CommonJS, like the `agentd` entry: editors spawn it on every start.
  */
 export async function run(argv: string[] = []): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stderr.write(USAGE);
-    return 0;
-  }
+  // Help and mistakes go to stderr: stdout carries the daemon's frames only.
   const unknown = argv.filter((a) => a !== '--start');
   if (unknown.length > 0) {
-    process.stderr.write(`agentd stdio: unexpected arguments: ${unknown.join(' ')}\n${USAGE}`);
-    return 2;
+    const help = unknown.every((a) => a === '--help' || a === '-h');
+    process.stderr.write(`${help ? '' : `agentd stdio: unexpected arguments: ${unknown.join(' ')}\n`}${USAGE}\n`);
+    return help ? 0 : 2;
   }
   let socket: Socket;
   try {

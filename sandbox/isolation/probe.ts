@@ -71,10 +71,10 @@ async function probeNamespaces(): Promise<Check> {
 
 async function probeNodePty(): Promise<Check> {
   try {
-    await import('node-pty');
-    return { ok: true, detail: 'node-pty loads' };
+    await import('@lydell/node-pty');
+    return { ok: true, detail: '@lydell/node-pty (node-pty with prebuilt binaries) loads' };
   } catch (error) {
-    return { ok: false, detail: `node-pty does not load: ${(error as Error).message}` };
+    return { ok: false, detail: `@lydell/node-pty does not load: ${(error as Error).message}` };
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { IPty } from 'node-pty';
+import type { IPty } from '@lydell/node-pty';
 import type { Shell, ShellRun } from './define.js';
 import { killProcesses, killSessionMembers, sessionMembers } from './procs.js';
 
@@ -89,7 +89,7 @@ export class PtyShell implements Shell {
   }
 
   private async start(): Promise<IPty> {
-    const mod = (await import('node-pty')) as typeof import('node-pty') & { default?: typeof import('node-pty') };
+    const mod = (await import('@lydell/node-pty')) as typeof import('@lydell/node-pty') & { default?: typeof import('@lydell/node-pty') };
     const spawn = mod.spawn ?? mod.default!.spawn;
     const env = { ...this.env, TERM: 'dumb', PAGER: 'cat', GIT_PAGER: 'cat', PS1: '', PS2: '', HISTFILE: '/dev/null' };
     const pty = spawn('/bin/bash', ['--noprofile', '--norc', '--noediting', '-i'], { name: 'dumb', cols: 200, rows: 50, cwd: this.cwd, env });

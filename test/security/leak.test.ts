@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PROTOCOL_VERSION, type Event } from '../../protocol/index.js';
-import { reply } from '../support/model-emulator.js';
+import { reply } from '../../clients/cli/demo/model-emulator.js';
 import { API_KEY, startAgentRig, type AgentRig } from '../support/agent.js';
 import { RawConnection } from '../support/daemon.js';
 import { startGitUpstream, startHttpUpstream, startMcpUpstream, type Upstream } from '../support/upstreams.js';

@@ -1,11 +1,9 @@
 /** A real daemon wired to a Messages-API emulator, and helpers to drive and inspect sessions. */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { AgentdClient } from '../../clients/lib/index.js';
 import { SessionCreate, SessionEvents, SessionGet, type Event, type SessionCreateParams } from '../../protocol/index.js';
 import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
-import { startModelEmulator, type ModelEmulator } from './model-emulator.js';
+import { tempDir } from './temp.js';
+import { startModelEmulator, type ModelEmulator } from '../../clients/cli/demo/model-emulator.js';
 
 export const API_KEY = 'sk-test-key';
 
@@ -38,7 +36,7 @@ export async function startAgentRig(env: Record<string, string> = {}): Promise<A
 }
 
 export function workspace(): string {
-  return mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+  return tempDir('agentd-ws-');
 }
 
 export async function createSession(client: AgentdClient, params: Partial<SessionCreateParams> = {}): Promise<string> {

@@ -1,7 +1,7 @@
 /** Several real daemons (child processes, each with its own data dir) sharing one PostgreSQL session log. */
 import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
 import { API_KEY } from './agent.js';
-import { startModelEmulator, type ModelEmulator } from './model-emulator.js';
+import { startModelEmulator, type ModelEmulator } from '../../clients/cli/demo/model-emulator.js';
 import { freshDatabase } from './postgres.js';
 
 export interface Cluster {

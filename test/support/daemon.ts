@@ -1,19 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataLayout, type DataLayout } from '../../protocol/index.js';
 import { connect, type AgentdClient } from '../../clients/lib/index.js';
+import { tempDir } from './temp.js';
 
 /** The compiled `agentd` entry, as a user runs it. */
 export const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.cjs', import.meta.url));
 
-/** A fresh data dir for one test; no test shares one. */
-export function tempHome(prefix = 'agentd-test-'): DataLayout {
-  return dataLayout(mkdtempSync(join(tmpdir(), prefix)));
+/** A fresh data dir for one test; no test shares one. Named after the test file, so a leak report says whose it is. */
+export function tempHome(prefix = `agentd-${basename(process.argv[1] ?? 'test').replace(/\.test\.js$/, '')}-`): DataLayout {
+  return dataLayout(tempDir(prefix));
 }
 
 export interface TestDaemon {
@@ -25,7 +25,7 @@ export interface TestDaemon {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   client(options?: { name?: string; permissionRequests?: boolean }): Promise<AgentdClient>;
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Stops the daemon and removes its data dir. */
+  /** Stops the daemon (SIGTERM, as `agentd stop` would) and removes its data dir. */
   dispose(): Promise<void>;
 }
 
@@ -139,11 +139,43 @@ export async function startDaemon(
     },
     async dispose() {
       for (const c of clients) c.close();
-      await daemon.kill('SIGKILL');
+      // A stop as a user's: the daemon closes its sandboxes, which remove their scratch
+      // dirs. SIGKILL only when it does not go within 10 s.
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await daemon.kill('SIGTERM');
+      clearTimeout(killer);
       rmSync(layout.home, { recursive: true, force: true });
     },
   };
   return daemon;
+}
+
+/**
+ * Stops every daemon process of this data dir and waits until they are gone, including
+ * one that an autostart spawned and that is still booting: when two clients autostart
+ * at once, the loser of the lock race exits, unless the winner is stopped before the
+ * loser reaches the lock; then the loser becomes a daemon nobody asked for.
+ */
+export async function stopDaemonsOf(layout: DataLayout): Promise<void> {
+  const mine = () =>
+    readdirSync('/proc').filter((pid) => {
+      try {
+        return /\bdaemon\b/.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1')) && readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`AGENTD_HOME=${layout.home}`);
+      } catch {
+        return false;
+      }
+    });
+  const deadline = Date.now() + 10_000;
+  for (let pids = mine(); pids.length > 0; pids = mine()) {
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), Date.now() > deadline ? 'SIGKILL' : 'SIGTERM');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function waitForSocket(path: string, timeoutMs = 15_000): Promise<boolean> {
@@ -275,14 +307,14 @@ export class RawConnection {
  * get exact event counts while the real harness runs.
  */
 export async function startParkingDaemon(env: Record<string, string> = {}): Promise<TestDaemon & { park(client: AgentdClient): Promise<string> }> {
-  const { startModelEmulator, reply } = await import('./model-emulator.js');
+  const { startModelEmulator, reply } = await import('../../clients/cli/demo/model-emulator.js');
   const emulator = await startModelEmulator({ apiKey: 'test-key', defaultReply: reply.toolUse({ name: 'bash', input: { command: 'true' } }) });
   const daemon = await startDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: 'test-key', ...env } });
   const { SessionCreate, SessionGet, SessionPrompt } = await import('../../protocol/index.js');
   const dispose = daemon.dispose;
   return Object.assign(daemon, {
     async park(client: AgentdClient): Promise<string> {
-      const workspace = mkdtempSync(join(tmpdir(), 'agentd-ws-'));
+      const workspace = tempDir('agentd-ws-');
       const { sessionId } = await client.request(SessionCreate, { workspace, permissions: { default: 'ask' } });
       await client.request(SessionPrompt, { sessionId, content: 'park here' });
       for (let i = 0; (await client.request(SessionGet, { sessionId })).status !== 'waiting'; i++) {

@@ -1,13 +1,12 @@
 /** Real upstream servers that demand a token: an HTTP echo, git http-backend, and an MCP server over streamable HTTP. */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { tempDir } from './temp.js';
 
 export interface Upstream {
   url: string;
@@ -47,7 +46,7 @@ export async function startHttpUpstream(token: string): Promise<Upstream> {
 
 /** A bare git repository served by git http-backend (smart HTTP, push enabled) behind Basic auth with the token. */
 export async function startGitUpstream(token: string): Promise<Upstream & { repoDir: string; log(): string }> {
-  const root = mkdtempSync(join(tmpdir(), 'agentd-git-'));
+  const root = tempDir('agentd-git-');
   const repoDir = join(root, 'repo.git');
   const seed = join(root, 'seed');
   execFileSync('git', ['init', '-q', '--bare', '-b', 'main', repoDir]);

@@ -2,7 +2,6 @@ import { createInterface } from 'node:readline';
 import type { z } from 'zod';
 import {
   SessionAttach,
-  SessionId,
   SessionInterrupt,
   SessionPrompt,
   type Event,
@@ -11,7 +10,7 @@ import {
 } from '../../../protocol/index.js';
 import { connect, notOurSession, type AgentdClient } from '../../lib/client.js';
 import { followSession } from '../../lib/follow.js';
-import { type Command, intOption, requirePositional, UsageError } from '../context.js';
+import { type Command, intOption, sessionIdArg } from '../context.js';
 import { stoppedNote } from '../render.js';
 import { sessionLabel, shortInput, TurnView } from './run.js';
 
@@ -74,9 +73,9 @@ export const attach: Command = {
   usage: 'agentd attach <sessionId> [--observer] [--from N]',
   summary: 'follow a live session from a terminal, prompt it and answer its questions (--observer: watch only)',
   options: { observer: { type: 'boolean' }, from: { type: 'string' } },
+  args: ['sessionId'],
   async run({ values, positionals }, ctx) {
-    const sessionId = requirePositional(positionals, 0, 'sessionId');
-    if (!SessionId.safeParse(sessionId).success) throw new UsageError(`${sessionId} is not a session id (they look like s_…; \`agentd sessions\` lists them)`);
+    const sessionId = sessionIdArg(positionals, 0);
     const from = intOption(values, 'from') ?? 0;
     const observer = values.observer === true;
     const role = observer ? 'observer' : 'controller';

@@ -7,6 +7,7 @@ export const status: Command = {
   usage: 'agentd status [--json]',
   summary: 'show whether the daemon runs, and its figures (exit 3 when it does not run)',
   options: { json: { type: 'boolean' } },
+  args: [],
   async run({ values }, ctx) {
     let client;
     try {
@@ -34,6 +35,7 @@ export const start: Command = {
   ].join('\n'),
   summary: 'start the daemon in the background (also after `agentd stop`)',
   options: {},
+  args: [],
   async run(_args, ctx) {
     let running = true;
     const client = await ctx.connect(false).catch((error: unknown) => {
@@ -67,6 +69,7 @@ export const stop: Command = {
   ].join('\n'),
   summary: 'stop the daemon on purpose, after running model and tool calls reach a durable point (--timeout, default 30s)',
   options: { timeout: { type: 'string' } },
+  args: [],
   async run({ values }, ctx) {
     const timeoutMs = durationOption(values, 'timeout') ?? DEFAULT_STOP_TIMEOUT_MS;
     let client;

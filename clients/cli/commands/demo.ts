@@ -3,10 +3,10 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DaemonStop, dataLayout, SessionCreate, type DataLayout } from '../../../protocol/index.js';
+import { DaemonStop, dataLayout, SessionCreate, SessionEvents, type DataLayout } from '../../../protocol/index.js';
 import { connect, type AgentdClient } from '../../lib/client.js';
 import type { Command } from '../context.js';
-import { DEMO_FILES, DEMO_PROMPT, demoAgent } from '../demo-agent.js';
+import { DEMO_FILES, DEMO_PROMPT, demoAgent } from '../demo/agent.js';
 import { exitCodeFor, promptAndFollow, TurnView } from './run.js';
 
 const AGENTD_BIN = fileURLToPath(new URL('../../../bin/agentd.cjs', import.meta.url));
@@ -75,26 +75,35 @@ async function stopDaemon(client: AgentdClient | undefined, daemon: ChildProcess
   clearTimeout(timer);
 }
 
+/** Weaker isolation than bubblewrap is never silent: say what the sandbox had and how to get more. */
+async function isolationNote(client: AgentdClient, sessionId: string): Promise<string> {
+  const { events } = await client.request(SessionEvents, { sessionId, types: ['sandbox.provisioned'], limit: 1 });
+  const isolation = events[0]?.data.isolation;
+  if (isolation === undefined || isolation === 'bwrap') return '';
+  return `\nnote: the sandbox ran at isolation level "${String(isolation)}", weaker than bubblewrap (not usable here);\n      install it for full isolation, e.g. apt-get install -y bubblewrap\n`;
+}
+
 export const demo: Command = {
   usage: [
     'agentd demo',
     '',
     'Runs one real session end to end, offline and without an API key: a separate daemon in a temp',
     'data dir, the real harness and sandbox, on a tiny temp project with a failing check. The model is',
-    "a scripted stand-in (the Messages-API emulator, replies from clients/cli/demo-agent.ts) that reads",
+    "a scripted stand-in (the Messages-API emulator, replies from clients/cli/demo/agent.ts) that reads",
     'files, runs the check, edits the bug and runs the check again, each step decided from the tool',
     'results it is sent. The temp dir (workspace, data dir, daemon log) is kept and printed at the end.',
   ].join('\n'),
   summary: 'see a whole agent session run, offline: real daemon, harness and sandbox, scripted model',
   options: {},
+  args: [],
   async run(_args, ctx) {
     const root = mkdtempSync(join(tmpdir(), 'agentd-demo-'));
     const workspace = join(root, 'workspace');
     const layout = dataLayout(join(root, 'home'));
     mkdirSync(layout.home, { recursive: true, mode: 0o700 });
     writeProject(workspace);
-    // Loaded only here, keeping other commands' start-up fast: the emulator is test support code compiled beside the CLI.
-    const { startModelEmulator } = await import('../../../test/support/model-emulator.js');
+    // Loaded only here, keeping other commands' start-up fast.
+    const { startModelEmulator } = await import('../demo/model-emulator.js');
     const emulator = await startModelEmulator({ apiKey: DEMO_KEY, defaultReply: demoAgent });
     const out = process.stdout;
     out.write(`${BANNER}\n\n`);
@@ -118,6 +127,7 @@ export const demo: Command = {
       // Everything on stdout, in order: the demo is one story, read top to bottom.
       const view = new TurnView({ text: out, info: out, textPrefix: '[demo model] ' });
       code = exitCodeFor(await promptAndFollow(client, sessionId, DEMO_PROMPT, view), 'agentd demo', sessionId);
+      out.write(await isolationNote(client, sessionId));
     } catch (error) {
       process.stderr.write(`agentd demo: ${(error as Error).message}\n`);
       code = 1;

@@ -1,7 +1,7 @@
 import { SessionEvents, type Event } from '../../../protocol/index.js';
 import { connect } from '../../lib/client.js';
 import { followSession } from '../../lib/follow.js';
-import { type Command, intOption, requirePositional, UsageError } from '../context.js';
+import { type Command, intOption, sessionIdArg, UsageError } from '../context.js';
 import { renderEvent, stoppedNote } from '../render.js';
 
 const PAGE = 1000;
@@ -10,8 +10,9 @@ export const log: Command = {
   usage: 'agentd log <sessionId> [--from N] [--to N] [--follow] [--json]',
   summary: 'print a session log (events [from, to)); --follow keeps printing live events, across daemon restarts',
   options: { from: { type: 'string' }, to: { type: 'string' }, follow: { type: 'boolean' }, json: { type: 'boolean' } },
+  args: ['sessionId'],
   async run({ values, positionals }, ctx) {
-    const sessionId = requirePositional(positionals, 0, 'sessionId');
+    const sessionId = sessionIdArg(positionals, 0);
     const from = intOption(values, 'from') ?? 0;
     const to = intOption(values, 'to');
     if (to !== undefined && to < from) throw new UsageError('--to must not be below --from');
@@ -20,7 +21,11 @@ export const log: Command = {
     const client = await ctx.connect();
     if (!values.follow) {
       for (let cursor: number | undefined = from; cursor !== undefined; ) {
-        const page: { events: Event[]; next?: number | undefined } = await client.request(SessionEvents, { sessionId, from: cursor, ...(to !== undefined ? { to } : {}), limit: PAGE });
+        const page: { events: Event[]; headSeq: number; next?: number | undefined } = await client.request(SessionEvents, { sessionId, from: cursor, ...(to !== undefined ? { to } : {}), limit: PAGE });
+        // Nothing printed is not a silent success: say where the log ends.
+        if (cursor === from && from >= page.headSeq && to !== from) {
+          process.stderr.write(`agentd log: no event at --from ${from}: the log of ${sessionId} ends at seq ${page.headSeq - 1}\n`);
+        }
         page.events.forEach(print);
         cursor = page.next;
       }

@@ -10,12 +10,13 @@ import {
   SessionCreate,
   SessionDeltaNotification,
   SessionGet,
+  SessionId,
   SessionInterrupt,
   SessionPrompt,
 } from '../../../protocol/index.js';
 import { connect, notOurSession, type AgentdClient } from '../../lib/client.js';
 import { weakerIsolation } from '../../lib/isolation.js';
-import { type Command, UsageError } from '../context.js';
+import { checked, type Command, UsageError } from '../context.js';
 
 type Delta = z.output<typeof SessionDeltaNotification.params>;
 type Question = z.output<typeof PermissionRequest.params>;
@@ -381,10 +382,12 @@ export const run: Command = {
   ].join('\n'),
   summary: 'prompt a session and stream the turn in the terminal (tools, permissions inline, Ctrl-C interrupts)',
   options: { workspace: { type: 'string' }, session: { type: 'string' }, model: { type: 'string' }, yes: { type: 'boolean', short: 'y' } },
+  args: ['prompt...'],
+  params: { sessionId: '--session', content: '"<prompt>"' },
   async run({ values, positionals }, ctx) {
     const text = positionals.join(' ').trim();
     if (!text) throw new UsageError('missing "<prompt>"');
-    const existing = typeof values.session === 'string' ? values.session : undefined;
+    const existing = typeof values.session === 'string' ? checked(SessionId, values.session, '--session') : undefined;
     if (existing && (values.workspace !== undefined || values.model !== undefined)) {
       throw new UsageError('--workspace and --model apply to a new session; drop them with --session');
     }

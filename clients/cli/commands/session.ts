@@ -1,12 +1,13 @@
 import { resolve } from 'node:path';
 import { SessionArchive, SessionCreate, SessionFork, SessionList, SessionPrompt, SessionStatus } from '../../../protocol/index.js';
-import { type Command, intOption, requirePositional, UsageError } from '../context.js';
+import { type Command, intOption, sessionIdArg, UsageError } from '../context.js';
 import { renderSessions } from '../render.js';
 
 export const sessions: Command = {
   usage: 'agentd sessions [--status S] [--workspace DIR] [--limit N] [--json]',
   summary: 'list sessions, newest first',
   options: { status: { type: 'string' }, workspace: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+  args: [],
   async run({ values }, ctx) {
     const status = values.status === undefined ? undefined : SessionStatus.safeParse(values.status);
     if (status && !status.success) throw new UsageError(`--status must be one of ${SessionStatus.options.join(', ')}`);
@@ -14,7 +15,7 @@ export const sessions: Command = {
     const page = await client.request(SessionList, {
       ...(status?.success ? { status: status.data } : {}),
       ...(typeof values.workspace === 'string' ? { workspace: resolve(values.workspace) } : {}),
-      limit: intOption(values, 'limit') ?? 50,
+      limit: intOption(values, 'limit', 1) ?? 50,
     });
     if (values.json) ctx.json(page);
     else ctx.out(renderSessions(page.sessions));
@@ -26,6 +27,7 @@ export const create: Command = {
   usage: 'agentd new [--workspace DIR] [--title TEXT] [--model NAME] [--json]',
   summary: 'create a session (workspace defaults to the current directory); prints its id',
   options: { workspace: { type: 'string' }, title: { type: 'string' }, model: { type: 'string' }, json: { type: 'boolean' } },
+  args: [],
   async run({ values }, ctx) {
     const client = await ctx.connect();
     const result = await client.request(SessionCreate, {
@@ -43,8 +45,10 @@ export const prompt: Command = {
   usage: 'agentd prompt <sessionId> <text...> [--json]',
   summary: 'append a user message to a session (durable when this returns)',
   options: { json: { type: 'boolean' } },
+  args: ['sessionId', 'text...'],
+  params: { content: '<text>' },
   async run({ values, positionals }, ctx) {
-    const sessionId = requirePositional(positionals, 0, 'sessionId');
+    const sessionId = sessionIdArg(positionals, 0);
     const text = positionals.slice(1).join(' ');
     if (!text) throw new UsageError('missing <text>');
     const client = await ctx.connect();
@@ -59,9 +63,12 @@ export const archive: Command = {
   usage: 'agentd archive <sessionId>',
   summary: 'make a session read-only',
   options: {},
+  args: ['sessionId'],
   async run({ positionals }, ctx) {
+    const sessionId = sessionIdArg(positionals, 0);
     const client = await ctx.connect();
-    await client.request(SessionArchive, { sessionId: requirePositional(positionals, 0, 'sessionId') });
+    await client.request(SessionArchive, { sessionId });
+    ctx.out(`archived ${sessionId}: its log stays readable; it takes no more prompts`);
     return 0;
   },
 };
@@ -70,11 +77,14 @@ export const fork: Command = {
   usage: 'agentd fork <sessionId> --at SEQ [--json]',
   summary: 'new session from events [0, SEQ) of another, with a copy of its workspace as it is now',
   options: { at: { type: 'string' }, json: { type: 'boolean' } },
+  args: ['sessionId'],
   async run({ values, positionals }, ctx) {
-    const at = intOption(values, 'at');
+    const sessionId = sessionIdArg(positionals, 0);
+    // A fork keeps events [0, SEQ): at least session.created.
+    const at = intOption(values, 'at', 1);
     if (at === undefined) throw new UsageError('missing --at SEQ');
     const client = await ctx.connect();
-    const result = await client.request(SessionFork, { sessionId: requirePositional(positionals, 0, 'sessionId'), at });
+    const result = await client.request(SessionFork, { sessionId, at });
     if (values.json) ctx.json(result);
     else ctx.out(result.sessionId);
     return 0;

@@ -1,5 +1,5 @@
-import { VaultBinding, VaultDelete, VaultList, VaultSet } from '../../../protocol/index.js';
-import { type Command, requirePositional, UsageError } from '../context.js';
+import { VaultBinding, VaultDelete, VaultList, VaultName, VaultSet } from '../../../protocol/index.js';
+import { type Command, checked, requirePositional, UsageError } from '../context.js';
 
 /** Reads the secret from stdin: hidden on a terminal, whole input otherwise. Never from argv. */
 async function readSecret(name: string): Promise<string> {
@@ -58,8 +58,17 @@ export const vault: Command = {
     mcp: { type: 'string' },
     json: { type: 'boolean' },
   },
+  // The rest is taken here only to say that a value never goes on the command line.
+  args: ['set|list|delete', 'NAME', 'rest...'],
+  params: { name: 'NAME', 'binding.url': 'URL', 'binding.header': '--header' },
   async run({ values, positionals }, ctx) {
     const action = requirePositional(positionals, 0, 'set|list|delete');
+    if (action !== 'set' && action !== 'list' && action !== 'delete') throw new UsageError(`unknown vault action ${action}`);
+    const expected = action === 'list' ? 1 : 2;
+    if (positionals.length > expected) {
+      if (action === 'set') throw new UsageError('the value is read from stdin, never from the command line');
+      throw new UsageError(`unexpected argument: ${positionals.slice(expected).join(' ')}`);
+    }
     if (action === 'list') {
       const client = await ctx.connect();
       const { entries } = await client.request(VaultList, {});
@@ -68,13 +77,12 @@ export const vault: Command = {
       else for (const e of entries) ctx.out(`${e.name}  ${e.binding ? `${e.binding.kind} ${e.binding.url}` : '(unbound)'}`);
       return 0;
     }
-    const name = requirePositional(positionals, 1, 'NAME');
-    if (positionals.length > 2) throw new UsageError('the value is read from stdin, never from the command line');
+    const name = checked(VaultName, requirePositional(positionals, 1, 'NAME'), 'NAME');
     if (action === 'delete') {
       await (await ctx.connect()).request(VaultDelete, { name });
+      ctx.out(`deleted ${name}`);
       return 0;
     }
-    if (action !== 'set') throw new UsageError(`unknown vault action ${action}`);
     const binding = bindingFrom(values);
     const value = await readSecret(name);
     if (!value) throw new UsageError('empty value: pipe the secret on stdin, e.g. `printenv TOKEN | agentd vault set NAME`');

@@ -23,7 +23,7 @@ const build = resolve(process.env.AGENTD_BUILD ?? join(root, 'dist'));
 const load = (path) => import(pathToFileURL(join(build, path)).href);
 const { startAgentRig, workspace, settle, API_KEY } = await load('test/support/agent.js');
 const { runAgentd, AGENTD_BIN } = await load('test/support/daemon.js');
-const { reply } = await load('test/support/model-emulator.js');
+const { reply } = await load('clients/cli/demo/model-emulator.js');
 const { connect } = await load('clients/lib/index.js');
 const { SessionPrompt } = await load('protocol/index.js');
 const puppeteer = (await import(process.env.PUPPETEER_CORE ?? 'puppeteer-core')).default;

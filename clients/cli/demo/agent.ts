@@ -4,7 +4,7 @@
  * state of its own: every step is decided from the conversation in the request (the
  * tool calls made so far and what they returned), as a real model's would be.
  */
-import type { RecordedRequest, Reply } from '../../test/support/model-emulator.js';
+import type { RecordedRequest, Reply } from './model-emulator.js';
 
 /** The demo project: a tiny library with an off-by-one in `mean`, and its check. */
 export const DEMO_FILES: Record<string, string> = {
