@@ -1,67 +1,14 @@
 import { createInterface } from 'node:readline';
 import type { z } from 'zod';
-import {
-  SessionAttach,
-  SessionInterrupt,
-  SessionPrompt,
-  type Event,
-  type PermissionDecision,
-  type PermissionRequest,
-} from '../../../protocol/index.js';
+import { SessionAttach, SessionInterrupt, SessionPrompt, type Event, type PermissionRequest } from '../../../protocol/index.js';
 import { connect, notOurSession, type AgentdClient } from '../../lib/client.js';
 import { followSession } from '../../lib/follow.js';
 import { type Command, intOption, sessionIdArg } from '../context.js';
 import { stoppedNote } from '../render.js';
-import { sessionLabel, shortInput, TurnView } from './run.js';
+import { AttachQuestions } from '../questions.js';
+import { TurnView } from './run.js';
 
 type Question = z.output<typeof PermissionRequest.params>;
-
-const ANSWERS: Record<string, PermissionDecision> = { y: 'allow', yes: 'allow', n: 'deny', no: 'deny', a: 'allow_always', always: 'allow_always' };
-
-/**
- * The open questions of the attached session, each shown once however often the daemon
- * asks it (it asks again on every reconnection), answered by the first y / n / a typed
- * after it was shown. An answer typed while the connection is down is kept and given
- * when the daemon asks again.
- */
-class Questions {
-  private readonly open = new Map<string, { question: Question; reply?: (d: PermissionDecision) => void; decided?: PermissionDecision }>();
-
-  constructor(private readonly view: TurnView) {}
-
-  /** The daemon asks (again): the promise settles with the person's answer. */
-  ask(question: Question): Promise<{ decision: PermissionDecision }> {
-    return new Promise((resolve) => {
-      const reply = (decision: PermissionDecision) => resolve({ decision });
-      const known = this.open.get(question.toolUseId);
-      if (known?.decided) return reply(known.decided);
-      if (known) return void (known.reply = reply);
-      this.open.set(question.toolUseId, { question, reply });
-      this.view.note(`? ${sessionLabel(question)}: ${question.tool} ${shortInput(question.tool, question.input)} wants to run: allow? [y]es / [n]o / [a]lways`);
-    });
-  }
-
-  /** A line typed: the answer to the oldest question not yet answered, if it is one. */
-  answer(line: string): boolean {
-    const decision = ANSWERS[line.toLowerCase()];
-    const entry = [...this.open.values()].find((e) => !e.decided);
-    if (!decision || !entry) return false;
-    entry.decided = decision;
-    entry.reply?.(decision);
-    entry.reply = undefined;
-    return true;
-  }
-
-  /** The connection is gone: its requests can no longer be answered. */
-  disconnected(): void {
-    for (const entry of this.open.values()) entry.reply = undefined;
-  }
-
-  /** Answered (here or elsewhere) or withdrawn, as the log says. */
-  settled(toolUseId: string): void {
-    this.open.delete(toolUseId);
-  }
-}
 
 /**
  * `agentd attach <sessionId>`: the same live session from a terminal, beside any other
@@ -80,7 +27,7 @@ export const attach: Command = {
     const observer = values.observer === true;
     const role = observer ? 'observer' : 'controller';
     const view = new TurnView({ text: process.stdout, info: process.stdout });
-    const questions = new Questions(view);
+    const questions = new AttachQuestions(view);
     const open = async (explicit: boolean): Promise<AgentdClient> => {
       const c = await connect({
         clientName: `agentd-attach (${role})`,

@@ -1,12 +1,9 @@
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { z } from 'zod';
 import {
   type ContentBlock,
   type Event,
-  type PermissionDecision,
   DaemonStatus,
-  PermissionRequest,
   SessionCreate,
   SessionDeltaNotification,
   SessionGet,
@@ -14,13 +11,13 @@ import {
   SessionInterrupt,
   SessionPrompt,
 } from '../../../protocol/index.js';
-import { connect, notOurSession, type AgentdClient } from '../../lib/client.js';
+import { connect, type AgentdClient } from '../../lib/client.js';
 import { weakerIsolation } from '../../lib/isolation.js';
 import { checked, type Command, UsageError } from '../context.js';
+import { terminalPermissions } from '../questions.js';
+import { oneLine, shortInput } from '../render.js';
 
 type Delta = z.output<typeof SessionDeltaNotification.params>;
-type Question = z.output<typeof PermissionRequest.params>;
-type Answer = { decision: PermissionDecision };
 
 export type TurnOutcome =
   | { kind: 'completed' }
@@ -32,24 +29,7 @@ interface Sink {
   write(text: string): unknown;
 }
 
-function oneLine(text: string, max: number): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-}
 
-/** Which session asks, as every question shows it: its id and, when it has one, its title. */
-export function sessionLabel(q: Pick<Question, 'sessionId' | 'sessionTitle'>): string {
-  return q.sessionTitle ? `session ${q.sessionId} "${oneLine(q.sessionTitle, 60)}"` : `session ${q.sessionId}`;
-}
-
-/** The part of a tool's input a person recognises it by: the command, the path, the pattern. */
-export function shortInput(name: string, input: Record<string, unknown>): string {
-  const pick = (key: string) => (typeof input[key] === 'string' ? (input[key] as string) : undefined);
-  const main = pick('command') ?? pick('path') ?? pick('pattern');
-  if (main === undefined) return oneLine(JSON.stringify(input), 100);
-  const extra = name === 'grep' && pick('path') ? ` in ${pick('path')}` : '';
-  return oneLine(`${main}${extra}`, 100);
-}
 
 function resultText(content: ContentBlock[]): string {
   return content.map((b) => (b.type === 'text' ? b.text : `[${b.type}]`)).join('\n');
@@ -280,68 +260,6 @@ export function exitCodeFor(outcome: TurnOutcome, who: string, sessionId: string
       process.stderr.write(`${who}: ${outcome.error}; the turn runs on in the daemon: agentd log ${sessionId} --follow\n`);
       return 1;
   }
-}
-
-/**
- * Answers permission questions of the session `run` drives (`driven()`), on the
- * terminal, one at a time; --yes allows them. Without a terminal nobody could answer,
- * so the answer is no, with a note saying how to allow tools. A question about any
- * other session is refused (NotController): neither --yes nor a missing terminal ever
- * decides for a session `run` does not drive.
- */
-export function terminalPermissions(
-  view: TurnView,
-  yes: boolean,
-  driven: () => string | undefined,
-): { answer(q: Question): Promise<Answer>; close(): void } {
-  let queue: Promise<unknown> = Promise.resolve();
-  /** The prompt on screen: it holds stdin open, so the run cannot end while it is there. */
-  let open: { close(): void } | undefined;
-  const ask = (q: Question): Promise<Answer> => {
-    const what = `${q.tool} ${shortInput(q.tool, q.input)}`;
-    if (yes) return Promise.resolve({ decision: 'allow' });
-    if (!process.stdin.isTTY) {
-      view.note(`✗ denied ${what}: stdin is not a terminal, so nobody can answer; pass --yes to allow tools, or create the session with a permissions policy`);
-      return Promise.resolve({ decision: 'deny' });
-    }
-    view.lineBreak();
-    return new Promise<Answer>((resolveAnswer) => {
-      const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-      const done = (decision: PermissionDecision) => {
-        view.onPermissionResolved = undefined;
-        open = undefined;
-        rl.close();
-        resolveAnswer({ decision });
-      };
-      open = rl;
-      // The prompt holds the terminal in raw mode: Ctrl-C reaches us here, not as a signal.
-      // The interrupt goes out first, so it ends the turn rather than the answer moving it on.
-      rl.on('SIGINT', () => {
-        process.stderr.write('^C\n');
-        process.emit('SIGINT', 'SIGINT');
-        done('deny');
-      });
-      view.onPermissionResolved = (toolUseId, decision, by) => {
-        if (toolUseId !== q.toolUseId) return;
-        process.stderr.write(`\n  (answered ${decision} by ${by})\n`);
-        done(decision as PermissionDecision);
-      };
-      rl.question(`? ${sessionLabel(q)}: allow ${what}  [y]es / [n]o / [a]lways for ${q.tool}: `, (answer) => {
-        const a = answer.trim().toLowerCase();
-        done(a === 'y' || a === 'yes' ? 'allow' : a === 'a' || a === 'always' ? 'allow_always' : 'deny');
-      });
-    });
-  };
-  return {
-    answer: (q) => {
-      if (q.sessionId !== driven()) return Promise.reject(notOurSession(q.sessionId, 'agentd run'));
-      const answer = queue.then(() => ask(q));
-      queue = answer.catch(() => undefined);
-      return answer;
-    },
-    // The turn ended without an answer from here (the daemon went away, say): take the prompt down.
-    close: () => open?.close(),
-  };
 }
 
 const NO_KEY = [
