@@ -17,7 +17,9 @@ function sandboxProvider(toolUmask: number): SandboxProvider {
 
 /**
  * `agentd daemon`: runs in the foreground until SIGTERM/SIGINT or daemon/stop, then
- * drains and exits 0. Diagnostics go to daemon.log and stderr, never stdout.
+ * exits 0. daemon/stop (`agentd stop`) lets running model and tool calls reach a durable
+ * point first; a signal cuts them off at once (they resume when the daemon next starts).
+ * Diagnostics go to daemon.log and stderr, never stdout.
  */
 export async function run(_argv: string[], version: string): Promise<number> {
   // Everything the daemon creates (LevelDB's files among them, which take no mode) is
@@ -40,5 +42,10 @@ export async function run(_argv: string[], version: string): Promise<number> {
   process.on('unhandledRejection', (reason) => logger.log('error', 'unhandled rejection', { reason: String((reason as Error)?.stack ?? reason) }));
   process.stderr.write(`agentd: daemon ready (pid ${process.pid}) on ${paths.socket}\n`);
   await stopped;
+  // Stopped means gone: a handle left open somewhere must not keep a stopped daemon alive.
+  setTimeout(() => {
+    logger.log('warn', 'exiting with handles still open after the stop');
+    process.exit(0);
+  }, 2000).unref();
   return 0;
 }

@@ -28,6 +28,8 @@ import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
 import { CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
+import { DaemonStoppingNotification } from '../protocol/index.js';
+import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
 
 export interface DaemonOptions {
   paths: DataPaths;
@@ -62,7 +64,11 @@ export interface RunningDaemon {
   daemon: Daemon;
   /** Settles when the daemon has stopped; resolves with the reason. */
   stopped: Promise<string>;
-  stop(reason: string): Promise<void>;
+  /**
+   * Stops. `onPurpose` (daemon/stop): clients are told and the stop marker keeps them
+   * from starting the daemon again; runners get `drainMs` to reach a durable point.
+   */
+  stop(reason: string, options?: { onPurpose?: boolean; drainMs?: number }): Promise<void>;
 }
 
 /** A failure to start, with a message for the person who ran `agentd daemon`. */
@@ -75,11 +81,18 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const daemonId = `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const store = await openExclusive(options, paths, daemonId);
   const { log, leases, bus } = store;
+  // Only now, holding the lock: a stop that came after a client asked for this daemon wins.
+  const stale = staleStart(paths.stopMarker, process.env);
+  delete process.env.AGENTD_AUTOSTART_AT;
+  if (stale) {
+    await log.close();
+    throw new StartError(`not starting: the daemon was stopped on purpose (${stale.reason}) after a client asked to start it; start it with \`agentd start\``);
+  }
   const appendLatency = new LatencyWindow();
   const idle = new IdleCollector(IDLE_GC_MS);
   const timedLog = timeAppends(log, appendLatency, () => idle.touch());
   const peers = new Set<Peer>();
-  let stopRequested: (reason: string) => void = () => undefined;
+  let stopRequested: (reason: string, drainMs: number) => void = () => undefined;
   const hub = new SubscriptionHub(timedLog, logger, {
     maxPending: SUBSCRIPTION_MAX_PENDING,
     maxPendingBytes: SUBSCRIPTION_MAX_PENDING_BYTES,
@@ -93,6 +106,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (redactor.tooShort.length > 0) logger.log('warn', 'credentials shorter than 6 characters cannot be redacted; replace them', { names: redactor.tooShort });
   });
   const permissions = new PermissionBroker(() => peers, logger);
+  // The model's key: the daemon's own environment (read when it started), else the vault.
+  const modelKey = async (): Promise<{ source: 'environment' | 'vault' | 'missing'; value?: string }> => {
+    if (process.env.ANTHROPIC_API_KEY) return { source: 'environment', value: process.env.ANTHROPIC_API_KEY };
+    const stored = await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined);
+    return stored ? { source: 'vault', value: stored } : { source: 'missing' };
+  };
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();
   const harness = new Harness({
@@ -100,7 +119,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     log: timedLog,
     logger,
     provider: options.sandboxes,
-    apiKey: async () => process.env.ANTHROPIC_API_KEY || (await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined)),
+    apiKey: async () => (await modelKey()).value,
     delta: (sessionId, turnId, kind, index, text) => {
       hub.broadcastDelta(sessionId, turnId, kind, index, text);
       bus?.sendDelta(sessionId, turnId, kind, index, text);
@@ -128,7 +147,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     appendLatency,
     peers,
-    requestStop: (reason) => stopRequested(reason),
+    modelApiKey: async () => (await modelKey()).source,
+    requestStop: (reason, drainMs) => stopRequested(reason, drainMs),
     ...(bus ? { cluster: bus } : {}),
   };
   const unwireCluster = bus ? wireCluster(bus, { log: timedLog, harness, hub, permissions }) : () => undefined;
@@ -146,6 +166,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     throw error;
   }
   writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+  clearStopMarker(paths.stopMarker);
   logger.log('info', 'daemon ready', { pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location });
   // With leases the harness takes over unfinished sessions itself, as they become free.
   if (!leases) void wakeUnfinished(daemon);
@@ -153,15 +174,26 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let resolveStopped!: (reason: string) => void;
   const stopped = new Promise<string>((resolve) => (resolveStopped = resolve));
   let stopping: Promise<void> | undefined;
-  const stop = (reason: string): Promise<void> => {
+  const stop = (reason: string, { onPurpose = false, drainMs = 0 } = {}): Promise<void> => {
     stopping ??= (async () => {
-      logger.log('info', 'daemon stopping', { reason, inFlight: state.inFlight.size });
+      logger.log('info', 'daemon stopping', { reason, inFlight: state.inFlight.size, onPurpose, drainMs, runningTurns: harness.busyCount });
+      // New requests are refused from now on (DaemonStopping); the socket stays open so
+      // that clients get that answer rather than a refused connection while we drain.
       state.stopping = true;
+      if (onPurpose) {
+        // The marker first: a client that reacts to the notice must already find it.
+        writeStopMarker(paths.stopMarker, reason);
+        const notice = { reason, drainMs, runningTurns: harness.busyCount };
+        for (const peer of peers) if (peer.state === 'ready') void peer.notify(DaemonStoppingNotification, notice).catch(() => undefined);
+      }
+      await Promise.all([
+        // In-flight requests (appends among them) finish and are answered before the log closes.
+        Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]),
+        // Runners get drainMs to reach a durable point, then stop without recording an
+        // end, as in a crash: the next daemon wakes them.
+        harness.stop(drainMs),
+      ]);
       server.close();
-      // In-flight requests (appends among them) finish and are answered before the log closes.
-      await Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]);
-      // Runners stop without recording an end, as in a crash: the next daemon wakes them.
-      await harness.stop();
       idle.dispose();
       unwireCluster();
       await log.close();
@@ -176,7 +208,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     return stopping;
   };
   // Answer the daemon/stop request first, then stop.
-  stopRequested = (reason) => void setImmediate(() => void stop(reason));
+  stopRequested = (reason, drainMs) => void setImmediate(() => void stop(reason, { onPurpose: true, drainMs }));
   return { daemon, stopped, stop };
 }
 

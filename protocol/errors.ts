@@ -25,7 +25,13 @@ export const ErrorCode = {
   ConnectionShutDown: -33006,
   /** The daemon is stopping and takes no new work. */
   DaemonStopping: -33007,
-  /** An observer tried something only a controller may do. */
+  /**
+   * The connection is not a controller of the session: it attached as an observer, or
+   * it never created, attached to (as controller) or prompted the session. Refused to
+   * an observer: prompt, interrupt, archive; refused to any non-controller: answering
+   * the session's permission questions (`permission/answer`). A client asked a question
+   * about a session it does not drive answers `permission/request` with this code too.
+   */
   NotController: -33008,
   SubscriptionNotFound: -33009,
   /** `initialize` sent twice on one connection. */
@@ -38,6 +44,8 @@ export const ErrorCode = {
    * vault entries); `data.limit` names it and `data.max` gives its value. Nothing was done.
    */
   LimitExceeded: -33013,
+  /** `permission/answer` names a question that is not open: answered already, withdrawn, or never asked. */
+  QuestionNotOpen: -33014,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;
@@ -59,12 +67,14 @@ export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   MessageTooLarge: 'A frame larger than the daemon accepts; the connection is closed after this error.',
   ConnectionShutDown: 'The connection sent `shutdown` and may only close now.',
   DaemonStopping: 'The daemon is stopping and takes no new work.',
-  NotController: 'An observer tried what only a controller may do.',
+  NotController:
+    'The connection is not a controller of the session (an observer, or it never created, prompted or attached to it as controller): an observer may not prompt, interrupt or archive; only a controller answers its questions.',
   SubscriptionNotFound: 'No subscription of this connection has this id.',
   AlreadyInitialized: '`initialize` was sent twice on one connection.',
   VaultEntryNotFound: 'No credential has this name.',
   InvalidPosition: 'The request names a position or range the session does not have.',
   LimitExceeded: 'A limit of the connection or daemon was reached (requests in flight, subscriptions, vault entries); `data.limit` names it, `data.max` gives it; nothing was done.',
+  QuestionNotOpen: '`permission/answer` names a question that is not open: answered already, withdrawn, or never asked.',
 };
 
 /**

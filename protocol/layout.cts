@@ -8,6 +8,8 @@ export function dataLayout(home: string) {
     socket: `${home}/daemon.sock`,
     logFile: `${home}/daemon.log`,
     pidFile: `${home}/daemon.pid`,
+    /** Left by `agentd stop`: clients do not start the daemon on their own while it exists. */
+    stopMarker: `${home}/daemon.stopped`,
     db: `${home}/log.db`,
     vaultFile: `${home}/vault.json`,
     vaultKey: `${home}/vault.key`,

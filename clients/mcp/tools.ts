@@ -130,6 +130,7 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
         toolCalls: z.array(ToolCallOut),
         firstSeq: z.number(),
         lastSeq: z.number(),
+        warnings: z.array(z.string()),
       },
     },
     (args, extra) =>

@@ -21,8 +21,6 @@ export const initialize: Handler<typeof Initialize> = async (params, { peer, dae
   peer.state = 'ready';
   peer.clientName = params.clientInfo.name;
   peer.capabilities = params.capabilities;
-  // Open permission questions go to a client that can answer, once it has its reply.
-  if (params.capabilities.permissionRequests) setImmediate(() => daemon.permissions.offer(peer));
   daemon.logger.log('info', 'client initialized', { conn: peer.id, client: params.clientInfo.name, version: params.clientInfo.version });
   return {
     protocolVersion: PROTOCOL_VERSION,

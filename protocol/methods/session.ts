@@ -83,7 +83,7 @@ export const SessionCreate = defineRequest({
   method: 'session/create',
   direction: 'clientToDaemon',
   scope: 'global',
-  description: 'Creates a session; its log starts with session.created.',
+  description: 'Creates a session; its log starts with session.created. This connection becomes a controller of it.',
   params: SessionCreateParams,
   result: z.object({ sessionId: SessionId }),
 });
@@ -117,7 +117,8 @@ export const SessionPrompt = defineRequest({
   method: 'session/prompt',
   direction: 'clientToDaemon',
   scope: 'session',
-  description: 'Appends a user message; answers once it is durable. The turn runs on.',
+  description:
+    'Appends a user message; answers once it is durable. The turn runs on. This connection becomes a controller of the session (an observer is refused).',
   params: z.object({ sessionId: SessionId, content: PromptInput }),
   result: z.object({ turnId: z.string(), seq: z.number().int().nonnegative() }),
 });
@@ -126,7 +127,7 @@ export const SessionInterrupt = defineRequest({
   method: 'session/interrupt',
   direction: 'clientToDaemon',
   scope: 'global',
-  description: 'Stops the running turn, if any.',
+  description: 'Stops the running turn, if any. Refused to an observer.',
   params: z.object({ sessionId: SessionId }),
   result: z.object({ interrupted: z.boolean() }),
 });
@@ -135,7 +136,7 @@ export const SessionFork = defineRequest({
   method: 'session/fork',
   direction: 'clientToDaemon',
   scope: 'session',
-  description: 'A new session whose log is the events [0, at) of this one; it then runs on its own.',
+  description: 'A new session whose log is the events [0, at) of this one; it then runs on its own. This connection becomes a controller of the new session.',
   params: z.object({ sessionId: SessionId, at: z.number().int().min(1) }),
   result: z.object({ sessionId: SessionId }),
 });
@@ -147,7 +148,8 @@ export const SessionAttach = defineRequest({
   method: 'session/attach',
   direction: 'clientToDaemon',
   scope: 'global',
-  description: 'Declares this connection a controller or an observer of the session.',
+  description:
+    'Declares this connection a controller of the session (it is then asked its permission questions) or an observer (it may read and follow, not prompt, interrupt or answer).',
   params: z.object({ sessionId: SessionId, role: AttachRole }),
   result: z.object({ role: AttachRole }),
 });
