@@ -70,7 +70,7 @@ export class SandboxPolicy {
     for (const key of ['pids', 'memoryMb'] as const) {
       const asked = request?.limits?.[key];
       if (asked !== undefined && asked > max[key]) {
-        throw new AgentdError(ErrorCode.LimitAboveMaximum, `sandbox.limits.${key}: ${asked} is above this daemon's maximum ${max[key]}`, { field: `sandbox.limits.${key}`, maximum: max[key] });
+        throw new AgentdError(ErrorCode.LimitExceeded, `sandbox.limits.${key}: ${asked} is above this daemon's maximum ${max[key]}`, { limit: `sandbox.limits.${key}`, max: max[key] });
       }
     }
   }

@@ -9,8 +9,8 @@ import { createLocalProvider, type SandboxProvider } from '../sandbox/provider.j
  * Local sandboxes; for benchmarks only, AGENTD_BENCH_SANDBOX_DELAY_MS slows each
  * provision by that much, to compare lazy and eager provisioning against a slow start.
  */
-function sandboxProvider(): SandboxProvider {
-  const provider = createLocalProvider();
+function sandboxProvider(toolUmask: number): SandboxProvider {
+  const provider = createLocalProvider({ toolUmask });
   const delayMs = Number(process.env.AGENTD_BENCH_SANDBOX_DELAY_MS ?? 0);
   if (!(delayMs > 0)) return provider;
   return { provision: async (spec) => (await new Promise((r) => setTimeout(r, delayMs)), provider.provision(spec)), close: async () => provider.close?.() };
@@ -18,15 +18,20 @@ function sandboxProvider(): SandboxProvider {
 
 /**
  * `agentd daemon`: runs in the foreground until SIGTERM/SIGINT or daemon/stop, then
- * drains and exits 0. Diagnostics go to daemon.log and stderr, never stdout.
+ * exits 0. daemon/stop (`agentd stop`) lets running model and tool calls reach a durable
+ * point first; a signal cuts them off at once (they resume when the daemon next starts).
+ * Diagnostics go to daemon.log and stderr, never stdout.
  */
 export async function run(argv: string[], version: string): Promise<number> {
+  // Everything the daemon creates (LevelDB's files among them, which take no mode) is
+  // owner-only whatever the umask it was started with; tools get the user's umask back.
+  const userUmask = process.umask(0o077);
   const paths = dataPaths();
   const logger = fileLogger(paths.logFile, process.env.AGENTD_LOG_LEVEL === 'debug' ? 'debug' : 'info');
   let running;
   try {
     const config = loadDaemonConfig(paths.config, process.env, argv);
-    running = await startDaemon({ paths, version, logger, config, openLog: (dir, daemonId) => openStore(dir, daemonId, logger), sandboxes: sandboxProvider() });
+    running = await startDaemon({ paths, version, logger, config, openLog: (dir, daemonId) => openStore(dir, daemonId, logger), sandboxes: sandboxProvider(userUmask) });
   } catch (error) {
     const message = error instanceof StartError || error instanceof ConfigError ? error.message : `daemon failed to start: ${(error as Error).stack ?? error}`;
     logger.log('error', message);
@@ -39,5 +44,10 @@ export async function run(argv: string[], version: string): Promise<number> {
   process.on('unhandledRejection', (reason) => logger.log('error', 'unhandled rejection', { reason: String((reason as Error)?.stack ?? reason) }));
   process.stderr.write(`agentd: daemon ready (pid ${process.pid}) on ${paths.socket}\n`);
   await stopped;
+  // Stopped means gone: a handle left open somewhere must not keep a stopped daemon alive.
+  setTimeout(() => {
+    logger.log('warn', 'exiting with handles still open after the stop');
+    process.exit(0);
+  }, 2000).unref();
   return 0;
 }

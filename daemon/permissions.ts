@@ -1,6 +1,5 @@
 import { CancellationTokenSource } from 'vscode-jsonrpc/node';
-import { PermissionRequest, type PermissionDecision } from '../protocol/index.js';
-import type { PermissionQuestion } from './harness/index.js';
+import { AgentdError, ErrorCode, PermissionRequest, type PermissionDecision, type PermissionQuestion } from '../protocol/index.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './rpc/peer.js';
 
@@ -24,9 +23,10 @@ export interface PermissionRelay {
 
 /**
  * Routes permission questions to clients: every connected controller of the session
- * that declared `permissionRequests` is asked, the first answer wins and the other
- * requests are cancelled. A client that connects later is asked the questions still
- * open, so a question outlives the clients (and, through the log, the daemon).
+ * (protocol/methods/permission.ts says who is one) that declared `permissionRequests`
+ * is asked, the first answer wins and the other requests are cancelled. A connection
+ * that becomes a controller later is asked the session's questions still open, so a
+ * question outlives the clients (and, through the log, the daemon).
  */
 export class PermissionBroker {
   private readonly open = new Map<string, OpenQuestion>();
@@ -99,11 +99,26 @@ export class PermissionBroker {
     return [...this.open.values()].some((e) => e.question.sessionId === sessionId);
   }
 
-  /** A client became able to answer (initialized, or attached as controller): ask it what is open. */
-  offer(peer: Peer, sessionId?: string): void {
-    for (const entry of this.open.values()) {
-      if (sessionId === undefined || entry.question.sessionId === sessionId) this.askPeer(entry, peer);
+  /** The connection became a controller of the session: ask it the session's open questions. */
+  offer(peer: Peer, sessionId: string): void {
+    for (const entry of this.open.values()) if (entry.question.sessionId === sessionId) this.askPeer(entry, peer);
+  }
+
+  /** `permission/answer`: a controller of the session answers one of its open questions by id. */
+  answer(peer: Peer, sessionId: string, toolUseId: string, decision: PermissionDecision): void {
+    if (!peer.isController(sessionId)) {
+      throw new AgentdError(
+        ErrorCode.NotController,
+        `this connection is not a controller of ${sessionId} and may not answer its questions; create, prompt or attach to it as controller first`,
+        { sessionId, toolUseId },
+      );
     }
+    const entry = this.open.get(toolUseId);
+    if (!entry || entry.question.sessionId !== sessionId) {
+      throw new AgentdError(ErrorCode.QuestionNotOpen, `no open permission question ${toolUseId} in ${sessionId}: answered already, withdrawn, or never asked`, { sessionId, toolUseId });
+    }
+    this.logger.log('info', 'permission answered', { sessionId, toolUseId, decision, conn: peer.id, via: 'permission/answer' });
+    entry.answer({ decision, by: who(peer) });
   }
 
   get pending(): number {
@@ -121,7 +136,7 @@ export class PermissionBroker {
         if (this.open.get(question.toolUseId) !== entry) return; // answered elsewhere first
         if (!peer.isController(question.sessionId)) return;
         this.logger.log('info', 'permission answered', { sessionId: question.sessionId, toolUseId: question.toolUseId, decision, conn: peer.id });
-        entry.answer({ decision, by: `${peer.clientName || 'client'}#${peer.id}` });
+        entry.answer({ decision, by: who(peer) });
       },
       () => entry.asked.delete(peer), // cancelled, refused or gone: others may still answer
     );
@@ -134,4 +149,9 @@ export class PermissionBroker {
     for (const cancel of entry.asked.values()) cancel.cancel();
     if (!entry.remote) this.relay?.closed(entry.question);
   }
+}
+
+/** How an answer names who gave it, in permission.resolved. */
+function who(peer: Peer): string {
+  return `${peer.clientName || 'client'}#${peer.id}`;
 }

@@ -1,4 +1,9 @@
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tightenTree } from './file-modes.js';
+import { IdleCollector } from './idle-gc.js';
+
+/** Quiet time after work before the daemon gives memory back (see IdleCollector). */
+const IDLE_GC_MS = 10_000;
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { KeyedQueue } from './keyed-queue.js';
 import { LatencyWindow } from './latency.js';
@@ -12,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { DataPaths } from './paths.js';
 import type { Daemon } from './handlers/index.js';
-import { SUBSCRIPTION_BATCH, SUBSCRIPTION_MAX_PENDING } from './rpc/limits.js';
+import { MAX_SUBSCRIPTIONS_PER_CONNECTION, SUBSCRIPTION_BATCH, SUBSCRIPTION_BATCH_BYTES, SUBSCRIPTION_MAX_PENDING, SUBSCRIPTION_MAX_PENDING_BYTES } from './rpc/limits.js';
 import type { Peer } from './rpc/peer.js';
 import { serveConnection, type ServeState } from './rpc/serve.js';
 import { SessionService } from './sessions.js';
@@ -25,6 +30,8 @@ import { CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
 import type { DaemonConfig } from './config.js';
 import { SandboxPolicy } from './containment.js';
+import { DaemonStoppingNotification } from '../protocol/index.js';
+import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
 
 export interface DaemonOptions {
   paths: DataPaths;
@@ -61,7 +68,11 @@ export interface RunningDaemon {
   daemon: Daemon;
   /** Settles when the daemon has stopped; resolves with the reason. */
   stopped: Promise<string>;
-  stop(reason: string): Promise<void>;
+  /**
+   * Stops. `onPurpose` (daemon/stop): clients are told and the stop marker keeps them
+   * from starting the daemon again; runners get `drainMs` to reach a durable point.
+   */
+  stop(reason: string, options?: { onPurpose?: boolean; drainMs?: number }): Promise<void>;
 }
 
 /** A failure to start, with a message for the person who ran `agentd daemon`. */
@@ -70,18 +81,41 @@ export class StartError extends Error {}
 /** Starting fails fast and clearly: unusable data dir, another daemon, a socket in use. */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const { paths, logger } = options;
-  prepareDataDir(paths.home);
+  await prepareDataDir(paths, logger);
   const daemonId = `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const store = await openExclusive(options, paths, daemonId);
   const { log, leases, bus } = store;
+  // Only now, holding the lock: a stop that came after a client asked for this daemon wins.
+  const stale = staleStart(paths.stopMarker, process.env);
+  delete process.env.AGENTD_AUTOSTART_AT;
+  if (stale) {
+    await log.close();
+    throw new StartError(`not starting: the daemon was stopped on purpose (${stale.reason}) after a client asked to start it; start it with \`agentd start\``);
+  }
   const appendLatency = new LatencyWindow();
-  const timedLog = timeAppends(log, appendLatency);
+  const idle = new IdleCollector(IDLE_GC_MS);
+  const timedLog = timeAppends(log, appendLatency, () => idle.touch());
   const peers = new Set<Peer>();
-  let stopRequested: (reason: string) => void = () => undefined;
-  const hub = new SubscriptionHub(timedLog, logger, { maxPending: SUBSCRIPTION_MAX_PENDING, batchSize: SUBSCRIPTION_BATCH });
+  let stopRequested: (reason: string, drainMs: number) => void = () => undefined;
+  const hub = new SubscriptionHub(timedLog, logger, {
+    maxPending: SUBSCRIPTION_MAX_PENDING,
+    maxPendingBytes: SUBSCRIPTION_MAX_PENDING_BYTES,
+    batchSize: SUBSCRIPTION_BATCH,
+    maxBatchBytes: SUBSCRIPTION_BATCH_BYTES,
+    perConnection: MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  });
   const vault = new Vault(paths.vaultFile, paths.vaultKey, (redactor) => (logger.redact = (line) => redactor.text(line)));
-  await vault.redactor().then((redactor) => (logger.redact = (line) => redactor.text(line)));
+  await vault.redactor().then((redactor) => {
+    logger.redact = (line) => redactor.text(line);
+    if (redactor.tooShort.length > 0) logger.log('warn', 'credentials shorter than 6 characters cannot be redacted; replace them', { names: redactor.tooShort });
+  });
   const permissions = new PermissionBroker(() => peers, logger);
+  // The model's key: the daemon's own environment (read when it started), else the vault.
+  const modelKey = async (): Promise<{ source: 'environment' | 'vault' | 'missing'; value?: string }> => {
+    if (process.env.ANTHROPIC_API_KEY) return { source: 'environment', value: process.env.ANTHROPIC_API_KEY };
+    const stored = await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined);
+    return stored ? { source: 'vault', value: stored } : { source: 'missing' };
+  };
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();
   const policy = new SandboxPolicy(options.config, paths);
@@ -91,7 +125,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     provider: policy.police(options.sandboxes),
     sandboxSpec: (request) => policy.specFor(request),
-    apiKey: async () => process.env.ANTHROPIC_API_KEY || (await vault.reveal('ANTHROPIC_API_KEY').then((e) => e.value, () => undefined)),
+    apiKey: async () => (await modelKey()).value,
     delta: (sessionId, turnId, kind, index, text) => {
       hub.broadcastDelta(sessionId, turnId, kind, index, text);
       bus?.sendDelta(sessionId, turnId, kind, index, text);
@@ -119,11 +153,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     appendLatency,
     peers,
-    requestStop: (reason) => stopRequested(reason),
+    modelApiKey: async () => (await modelKey()).source,
+    requestStop: (reason, drainMs) => stopRequested(reason, drainMs),
     ...(bus ? { cluster: bus } : {}),
   };
   const unwireCluster = bus ? wireCluster(bus, { log: timedLog, harness, hub, permissions }) : () => undefined;
-  const state: ServeState = { daemon, peers, queue, inFlight: new Set(), stopping: false };
+  const state: ServeState = { daemon, peers, queue, inFlight: new Set(), stopping: false, activity: () => idle.touch() };
   const sockets = new Set<Socket>();
   let server: Server;
   try {
@@ -137,6 +172,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     throw error;
   }
   writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+  clearStopMarker(paths.stopMarker);
   logger.log('info', 'daemon ready', {
     pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location,
     isolationFloor: options.config.isolationFloor, floorFrom: options.config.floorSource, sandboxLimits: options.config.sandboxLimits,
@@ -147,15 +183,27 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let resolveStopped!: (reason: string) => void;
   const stopped = new Promise<string>((resolve) => (resolveStopped = resolve));
   let stopping: Promise<void> | undefined;
-  const stop = (reason: string): Promise<void> => {
+  const stop = (reason: string, { onPurpose = false, drainMs = 0 } = {}): Promise<void> => {
     stopping ??= (async () => {
-      logger.log('info', 'daemon stopping', { reason, inFlight: state.inFlight.size });
+      logger.log('info', 'daemon stopping', { reason, inFlight: state.inFlight.size, onPurpose, drainMs, runningTurns: harness.busyCount });
+      // New requests are refused from now on (DaemonStopping); the socket stays open so
+      // that clients get that answer rather than a refused connection while we drain.
       state.stopping = true;
+      if (onPurpose) {
+        // The marker first: a client that reacts to the notice must already find it.
+        writeStopMarker(paths.stopMarker, reason);
+        const notice = { reason, drainMs, runningTurns: harness.busyCount };
+        for (const peer of peers) if (peer.state === 'ready') void peer.notify(DaemonStoppingNotification, notice).catch(() => undefined);
+      }
+      await Promise.all([
+        // In-flight requests (appends among them) finish and are answered before the log closes.
+        Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]),
+        // Runners get drainMs to reach a durable point, then stop without recording an
+        // end, as in a crash: the next daemon wakes them.
+        harness.stop(drainMs),
+      ]);
       server.close();
-      // In-flight requests (appends among them) finish and are answered before the log closes.
-      await Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]);
-      // Runners stop without recording an end, as in a crash: the next daemon wakes them.
-      await harness.stop();
+      idle.dispose();
       unwireCluster();
       await log.close();
       for (const peer of peers) daemon.hub.closeAll(peer);
@@ -169,7 +217,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     return stopping;
   };
   // Answer the daemon/stop request first, then stop.
-  stopRequested = (reason) => void setImmediate(() => void stop(reason));
+  stopRequested = (reason, drainMs) => void setImmediate(() => void stop(reason, { onPurpose: true, drainMs }));
   return { daemon, stopped, stop };
 }
 
@@ -191,13 +239,41 @@ async function wakeUnfinished(daemon: Daemon): Promise<void> {
   }
 }
 
-function prepareDataDir(home: string): void {
+/**
+ * The data dir holds the vault, the log and the sockets: it must be ours and closed to
+ * everyone else. A dir that exists with wider modes (an older agentd, `umask 000`, a
+ * hand-made dir) is tightened to 0700; one owned by another user is refused.
+ */
+async function prepareDataDir(paths: DataPaths, logger: Logger): Promise<void> {
+  const { home } = paths;
+  let info;
   try {
     mkdirSync(home, { recursive: true, mode: 0o700 });
     accessSync(home, constants.W_OK | constants.X_OK);
+    info = statSync(home);
   } catch (error) {
     throw new StartError(`data directory ${home} is not usable: ${(error as Error).message}; set AGENTD_HOME to a writable directory`);
   }
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid) {
+    throw new StartError(`data directory ${home} belongs to uid ${info.uid}, not to this user (uid ${uid}); use a directory of your own as AGENTD_HOME`);
+  }
+  if ((info.mode & 0o077) !== 0) {
+    try {
+      chmodSync(home, 0o700);
+    } catch (error) {
+      throw new StartError(`data directory ${home} is open to other users (mode ${(info.mode & 0o777).toString(8)}) and cannot be tightened to 0700: ${(error as Error).message}`);
+    }
+    logger.log('warn', 'tightened the data directory to 0700', { home, was: (info.mode & 0o777).toString(8) });
+  }
+  // Files an older daemon made under a looser umask (forked workspaces were made owner-only when copied).
+  let tightened: number;
+  try {
+    tightened = await tightenTree(home, new Set([paths.workspaces]));
+  } catch (error) {
+    throw new StartError(`cannot make the files in ${home} owner-only: ${(error as Error).message}`);
+  }
+  if (tightened > 0) logger.log('warn', 'made files in the data directory owner-only', { home, count: tightened });
 }
 
 /** LevelDB's lock is the one-daemon-per-data-dir lock: the OS frees it when a daemon dies. */
@@ -276,13 +352,14 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/** Times every durable append for daemon/status. */
-function timeAppends(log: SessionLog, window: LatencyWindow): SessionLog {
+/** Times every durable append for daemon/status, and counts it as work for the idle collector. */
+function timeAppends(log: SessionLog, window: LatencyWindow, onAppend: () => void): SessionLog {
   return delegateLog(log, {
     append: async (sessionId, events, metaPatch, options) => {
       const started = performance.now();
       const seqs = await log.append(sessionId, events, metaPatch, options);
       window.add(performance.now() - started);
+      onAppend();
       return seqs;
     },
   });

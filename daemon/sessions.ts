@@ -19,6 +19,8 @@ import { copyWorkspace } from './workspace-copy.js';
 const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
 const FORK_PAGE = 5000;
+/** Sessions read from the log per step of a listing. */
+const LIST_PAGE = 50;
 
 /** What the daemon keeps in a session's metadata beside its log. */
 export interface SessionRecord extends SessionMeta {
@@ -88,16 +90,23 @@ export class SessionService {
     cursor?: string;
   }): Promise<{ sessions: SessionInfo[]; cursor?: string }> {
     const { status, workspace } = options;
-    const page = await this.log.list({
-      withHeads: true,
-      limit: options.limit ?? 100,
-      ...(options.cursor !== undefined ? { cursor: options.cursor } : {}),
-      filter: (meta) =>
-        (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace),
-    });
-    const holders = await this.holders(page.sessions.map((meta) => meta.sessionId));
-    const sessions = page.sessions.map((meta, i) => toInfo(meta as SessionRecord, page.heads![i]!, holders.get(meta.sessionId)));
-    return page.cursor !== undefined ? { sessions, cursor: page.cursor } : { sessions };
+    const limit = options.limit ?? 100;
+    const sessions: SessionInfo[] = [];
+    let cursor = options.cursor;
+    // Metadata is read a few sessions at a time and kept only as SessionInfo: a full
+    // record carries the session's config, system prompt included.
+    do {
+      const page = await this.log.list({
+        withHeads: true,
+        limit: Math.min(LIST_PAGE, limit - sessions.length),
+        ...(cursor !== undefined ? { cursor } : {}),
+        filter: (meta) => (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace),
+      });
+      const holders = await this.holders(page.sessions.map((meta) => meta.sessionId));
+      for (const [i, meta] of page.sessions.entries()) sessions.push(toInfo(meta as SessionRecord, page.heads![i]!, holders.get(meta.sessionId)));
+      cursor = page.cursor;
+    } while (cursor !== undefined && sessions.length < limit);
+    return cursor !== undefined ? { sessions, cursor } : { sessions };
   }
 
   /** Appends the user message; answers once it is durable. */

@@ -1,4 +1,4 @@
-import { SessionDeltaNotification, SessionEventNotification, SubscriptionDroppedNotification } from '../protocol/index.js';
+import { AgentdError, ErrorCode, SessionDeltaNotification, SessionEventNotification, SubscriptionDroppedNotification } from '../protocol/index.js';
 import { fromLogError } from './errors.js';
 import { newSubscriptionId } from './ids.js';
 import type { Logger } from './logger.js';
@@ -6,10 +6,14 @@ import type { SessionLog, Subscription } from './log/session-log.js';
 import type { Peer } from './rpc/peer.js';
 
 export interface SubscriptionLimits {
-  /** Live events that may wait for one slow subscriber before it is dropped. */
+  /** Live events (by count and by bytes) that may wait for one slow subscriber before it is dropped. */
   maxPending: number;
-  /** Events per session/event notification during catch-up. */
+  maxPendingBytes: number;
+  /** Events, and bytes of them, per session/event notification. */
   batchSize: number;
+  maxBatchBytes: number;
+  /** Subscriptions one connection may hold. */
+  perConnection: number;
 }
 
 /** Bytes waiting on a client's socket past which deltas to it are skipped. */
@@ -43,6 +47,20 @@ export class SubscriptionHub {
   }
 
   async open(peer: Peer, sessionId: string, from: number | undefined): Promise<{ subscriptionId: string; headSeq: number }> {
+    // Counted before the first await, so pipelined subscribes cannot overshoot together.
+    const max = this.limits.perConnection;
+    if (peer.subscriptions.size + peer.subscribing >= max) {
+      throw new AgentdError(ErrorCode.LimitExceeded, `this connection holds ${max} subscriptions already; unsubscribe from one first`, { limit: 'subscriptions', max });
+    }
+    peer.subscribing++;
+    try {
+      return await this.openCounted(peer, sessionId, from);
+    } finally {
+      peer.subscribing--;
+    }
+  }
+
+  private async openCounted(peer: Peer, sessionId: string, from: number | undefined): Promise<{ subscriptionId: string; headSeq: number }> {
     const headSeq = await this.log.head(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
     if (this.onFirstSubscriber && !this.followed().includes(sessionId)) await this.onFirstSubscriber(sessionId);
     const subscriptionId = newSubscriptionId();
@@ -68,7 +86,7 @@ export class SubscriptionHub {
       if (end.reason === 'closed') return;
       const reason =
         end.reason === 'overflow'
-          ? `subscriber too slow: more than ${this.limits.maxPending} events waited`
+          ? `subscriber too slow: more than ${this.limits.maxPending} events or ${this.limits.maxPendingBytes} bytes of them waited`
           : `subscription failed: ${end.error.message}`;
       this.logger.log('warn', 'subscription dropped', { subscriptionId, sessionId, next: end.next, reason, conn: peer.id });
       if (!peer.closed) void peer.notify(SubscriptionDroppedNotification, { subscriptionId, sessionId, next: end.next, reason }).catch(() => undefined);

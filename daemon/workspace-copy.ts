@@ -1,5 +1,6 @@
 /**
- * The copy of a workspace a fork gets: directories, regular files and symlinks (as links);
+ * The copy of a workspace a fork gets: directories, regular files and symlinks (as links),
+ * owner-only like everything in the data dir;
  * FIFOs, sockets and device nodes are skipped (a FIFO would block a reader forever, a device
  * node is nothing a project needs). Regular files are copied by coreutils cp with
  * --sparse=always and --reflink=auto, so a sparse file stays sparse and a file system with
@@ -22,7 +23,7 @@ export interface CopyReport {
 
 interface Survey {
   dirs: { rel: string; mode: number }[];
-  files: string[];
+  files: { rel: string; mode: number }[];
   links: string[];
   special: string[];
   allocatedBytes: number;
@@ -31,6 +32,8 @@ interface Survey {
 /** Reserve on the target file system beyond the copy itself, so a fork never fills the disk the log lives on. */
 const FREE_SPACE_MARGIN = 256 * 1024 * 1024;
 const CP_BATCH = 400;
+/** The owner's permission bits and the sticky bit. */
+const OWNER_ONLY = 0o1700;
 
 async function survey(root: string): Promise<Survey> {
   const out: Survey = { dirs: [], files: [], links: [], special: [], allocatedBytes: 0 };
@@ -45,7 +48,7 @@ async function survey(root: string): Promise<Survey> {
         pending.push(child);
       } else if (info.isSymbolicLink()) out.links.push(child);
       else if (info.isFile()) {
-        out.files.push(child);
+        out.files.push({ rel: child, mode: info.mode & 0o7777 });
         out.allocatedBytes += info.blocks * 512;
       } else out.special.push(child);
     }
@@ -87,7 +90,8 @@ async function copyInto(source: string, target: string, plan: Survey): Promise<v
   await mkdir(target, { mode: 0o700 });
   for (const dir of plan.dirs) await mkdir(join(target, dir.rel), { mode: 0o700 });
   for (const link of plan.links) await symlink(await readlink(join(source, link)), join(target, link));
-  for (let i = 0; i < plan.files.length; i += CP_BATCH) await cp(source, target, plan.files.slice(i, i + CP_BATCH));
+  const files = plan.files.map((f) => f.rel);
+  for (let i = 0; i < files.length; i += CP_BATCH) await cp(source, target, files.slice(i, i + CP_BATCH));
 }
 
 /** Copies `source` to `target` (which must not exist); see the module comment. */
@@ -102,9 +106,12 @@ export async function copyWorkspace(source: string, target: string, maxBytes: nu
     if (copied.allocatedBytes > maxBytes) {
       throw tooLarge(`the workspace grew to ${gib(copied.allocatedBytes)} while it was copied; a fork copies at most ${gib(maxBytes)}`, { allocatedBytes: copied.allocatedBytes, maxBytes });
     }
+    // The copy lives in the data dir, where everything is owner-only; and no setuid or setgid bit
+    // survives (the sandbox that wrote the source may not make one either).
+    for (const file of copied.files) if ((file.mode & OWNER_ONLY) !== file.mode) await chmod(join(target, file.rel), file.mode & OWNER_ONLY);
     const deepestFirst = [...plan.dirs].sort((a, b) => b.rel.split('/').length - a.rel.split('/').length);
-    for (const dir of deepestFirst) await chmod(join(target, dir.rel), dir.mode);
-    await chmod(target, (await lstat(source)).mode & 0o7777);
+    for (const dir of deepestFirst) await chmod(join(target, dir.rel), dir.mode & OWNER_ONLY);
+    await chmod(target, 0o700);
     return { files: plan.files.length, allocatedBytes: copied.allocatedBytes, skipped: plan.special.slice(0, 100), skippedCount: plan.special.length };
   } catch (error) {
     await rm(target, { recursive: true, force: true });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FieldLimits as L } from './limits.js';
 
 /** Content blocks as the Messages API defines them; the log stores them whole. */
 export const TextBlock = z.object({ type: z.literal('text'), text: z.string() });
@@ -30,8 +31,23 @@ export type UserContentBlock = z.infer<typeof UserContentBlock>;
 export const ContentBlock = z.discriminatedUnion('type', [TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock]);
 export type ContentBlock = z.infer<typeof ContentBlock>;
 
+/** A user message as the log keeps it. */
 export const PromptContent = z.union([z.string().min(1), z.array(UserContentBlock).min(1)]);
 export type PromptContent = z.infer<typeof PromptContent>;
+
+/** What session/prompt accepts: PromptContent within the size limits. */
+export const PromptInput = z.union([
+  z.string().min(1).max(L.promptTextChars),
+  z
+    .array(
+      z.discriminatedUnion('type', [
+        TextBlock.extend({ text: z.string().max(L.promptTextChars) }),
+        ImageBlock.extend({ source: ImageBlock.shape.source.extend({ data: z.string().max(L.imageDataChars) }) }),
+      ]),
+    )
+    .min(1)
+    .max(L.promptBlocks),
+]);
 
 export const Usage = z.object({
   inputTokens: z.number().int().nonnegative(),

@@ -25,7 +25,13 @@ export const ErrorCode = {
   ConnectionShutDown: -33006,
   /** The daemon is stopping and takes no new work. */
   DaemonStopping: -33007,
-  /** An observer tried something only a controller may do. */
+  /**
+   * The connection is not a controller of the session: it attached as an observer, or
+   * it never created, attached to (as controller) or prompted the session. Refused to
+   * an observer: prompt, interrupt, archive; refused to any non-controller: answering
+   * the session's permission questions (`permission/answer`). A client asked a question
+   * about a session it does not drive answers `permission/request` with this code too.
+   */
   NotController: -33008,
   SubscriptionNotFound: -33009,
   /** `initialize` sent twice on one connection. */
@@ -33,14 +39,20 @@ export const ErrorCode = {
   VaultEntryNotFound: -33011,
   /** The request names a position or range the session does not have. */
   InvalidPosition: -33012,
+  /**
+   * A per-connection or per-daemon limit was reached (requests in flight, subscriptions,
+   * vault entries, the sandbox limits a session asks for); `data.limit` names it and
+   * `data.max` gives its value. Nothing was done.
+   */
+  LimitExceeded: -33013,
+  /** `permission/answer` names a question that is not open: answered already, withdrawn, or never asked. */
+  QuestionNotOpen: -33014,
   /** The session asks for weaker sandbox isolation than the daemon's floor (`agentd daemon --isolation-floor`). */
-  IsolationBelowFloor: -33013,
-  /** The session asks for sandbox limits above the daemon's maximum. */
-  LimitAboveMaximum: -33014,
+  IsolationBelowFloor: -33015,
   /** The workspace may not be used: the data dir or inside it, `/`, or a system directory. */
-  WorkspaceForbidden: -33015,
+  WorkspaceForbidden: -33016,
   /** A fork's copy of the workspace would be larger than the daemon allows, or than the free space. */
-  WorkspaceTooLarge: -33016,
+  WorkspaceTooLarge: -33017,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;
@@ -62,13 +74,15 @@ export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   MessageTooLarge: 'A frame larger than the daemon accepts; the connection is closed after this error.',
   ConnectionShutDown: 'The connection sent `shutdown` and may only close now.',
   DaemonStopping: 'The daemon is stopping and takes no new work.',
-  NotController: 'An observer tried what only a controller may do.',
+  NotController:
+    'The connection is not a controller of the session (an observer, or it never created, prompted or attached to it as controller): an observer may not prompt, interrupt or archive; only a controller answers its questions.',
   SubscriptionNotFound: 'No subscription of this connection has this id.',
   AlreadyInitialized: '`initialize` was sent twice on one connection.',
   VaultEntryNotFound: 'No credential has this name.',
   InvalidPosition: 'The request names a position or range the session does not have.',
+  LimitExceeded: 'A limit of the connection or daemon was reached (requests in flight, subscriptions, vault entries, sandbox limits a session asks for); `data.limit` names it, `data.max` gives it; nothing was done.',
+  QuestionNotOpen: '`permission/answer` names a question that is not open: answered already, withdrawn, or never asked.',
   IsolationBelowFloor: "The session asks for weaker sandbox isolation than the daemon's floor (`agentd daemon --isolation-floor`).",
-  LimitAboveMaximum: "The session asks for sandbox limits above the daemon's maximum.",
   WorkspaceForbidden: 'The workspace may not be used: the data dir or inside it, `/`, or a system directory.',
   WorkspaceTooLarge: 'A fork would copy more data than the daemon allows (`sandbox.forkMaxBytes`), or than the free space.',
 };

@@ -4,6 +4,7 @@
  */
 export * from './version.js';
 export * from './errors.js';
+export * from './limits.js';
 export * from './define.js';
 export * from './content.js';
 export * from './events.js';

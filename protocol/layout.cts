@@ -10,6 +10,8 @@ export function dataLayout(home: string) {
     /** The daemon's own settings (isolation floor, sandbox limits); optional. */
     config: `${home}/config.json`,
     pidFile: `${home}/daemon.pid`,
+    /** Left by `agentd stop`: clients do not start the daemon on their own while it exists. */
+    stopMarker: `${home}/daemon.stopped`,
     db: `${home}/log.db`,
     vaultFile: `${home}/vault.json`,
     vaultKey: `${home}/vault.key`,

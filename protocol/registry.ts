@@ -18,8 +18,8 @@ import {
   SubscriptionDroppedNotification,
 } from './methods/events.js';
 import { VaultDelete, VaultList, VaultSet } from './methods/vault.js';
-import { DaemonStatus, DaemonStop } from './methods/daemon.js';
-import { PermissionRequest } from './methods/permission.js';
+import { DaemonStatus, DaemonStop, DaemonStoppingNotification } from './methods/daemon.js';
+import { PermissionAnswer, PermissionRequest } from './methods/permission.js';
 
 /** Every request a client may send the daemon, by method name. */
 export const ClientRequests = {
@@ -41,6 +41,7 @@ export const ClientRequests = {
   [VaultDelete.method]: VaultDelete,
   [DaemonStatus.method]: DaemonStatus,
   [DaemonStop.method]: DaemonStop,
+  [PermissionAnswer.method]: PermissionAnswer,
 } as const;
 export type ClientRequests = typeof ClientRequests;
 export type ClientMethod = keyof ClientRequests;
@@ -51,5 +52,6 @@ export const DaemonMessages = {
   [SessionDeltaNotification.method]: SessionDeltaNotification,
   [SubscriptionDroppedNotification.method]: SubscriptionDroppedNotification,
   [PermissionRequest.method]: PermissionRequest,
+  [DaemonStoppingNotification.method]: DaemonStoppingNotification,
 } as const;
 export type DaemonMethod = keyof typeof DaemonMessages;

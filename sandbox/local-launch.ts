@@ -104,7 +104,8 @@ function hostLimits(placement: LimitPlacement, spec: SandboxSpec, inside: boolea
   };
 }
 
-export async function prepareLaunch(spec: SandboxSpec, id: string, available: LevelCheck, limiter: Limiter): Promise<PreparedLaunch> {
+/** `umask`: the file-creation mask the tools run with (the host applies it). */
+export async function prepareLaunch(spec: SandboxSpec, id: string, available: LevelCheck, limiter: Limiter, umask?: number): Promise<PreparedLaunch> {
   const workspace = validate(spec);
   const level = await chooseLevel(spec, available);
   const warnings = warningsFor(id, level);
@@ -118,14 +119,21 @@ export async function prepareLaunch(spec: SandboxSpec, id: string, available: Le
     if (outsideDir) rmSync(outsideDir, { recursive: true, force: true });
   };
   try {
-    return { id, level, workspace, placement, warnings, cleanup, ...assemble(spec, level, workspace, placement, outsideDir) };
+    return { id, level, workspace, placement, warnings, cleanup, ...assemble(spec, level, workspace, placement, outsideDir, umask) };
   } catch (error) {
     await cleanup();
     throw error;
   }
 }
 
-function assemble(spec: SandboxSpec, level: IsolationLevel, workspace: string, placement: LimitPlacement | null, outsideDir: string | null): { launch: Launch; env: Record<string, string> } {
+function assemble(
+  spec: SandboxSpec,
+  level: IsolationLevel,
+  workspace: string,
+  placement: LimitPlacement | null,
+  outsideDir: string | null,
+  umask: number | undefined,
+): { launch: Launch; env: Record<string, string> } {
   const inside = level !== 'none'; // the sandbox has its own mount and pid namespaces
   const scratch = inside ? '/tmp' : outsideDir!;
   const extras: { src: string; dst: string; readOnly: boolean }[] = [];
@@ -164,6 +172,7 @@ function assemble(spec: SandboxSpec, level: IsolationLevel, workspace: string, p
     processScope: inside ? 'namespace' : placement?.procsFiles.length ? 'cgroup' : 'descendants',
     ...(proxy ? { proxy } : {}),
     ...(placement && spec.limits ? { limits: hostLimits(placement, spec, inside) } : {}),
+    ...(umask !== undefined ? { umask } : {}),
   };
   env[HOST_CONFIG_ENV] = JSON.stringify(config);
   return { launch, env };

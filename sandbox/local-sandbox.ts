@@ -154,9 +154,9 @@ class LocalSandbox implements Sandbox {
 }
 
 /** Starts the host at the chosen isolation level and waits until it can serve a tool call. */
-export async function provisionLocal(spec: SandboxSpec, available: LevelCheck, limiter: Limiter): Promise<Sandbox> {
+export async function provisionLocal(spec: SandboxSpec, available: LevelCheck, limiter: Limiter, umask?: number): Promise<Sandbox> {
   const id = `${spec.sessionId}-${randomBytes(4).toString('hex')}`;
-  const prepared = await prepareLaunch(spec, id, available, limiter);
+  const prepared = await prepareLaunch(spec, id, available, limiter, umask);
   const { launch, level, warnings } = prepared;
   for (const warning of warnings) process.stderr.write(`agentd: WARNING: ${warning}\n`);
   const child = spawn(launch.command, launch.args, {

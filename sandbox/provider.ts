@@ -84,17 +84,25 @@ function probeOnce(level: IsolationLevel): Promise<Check> {
   return check;
 }
 
+export interface LocalProviderOptions {
+  /** Replaces the machine probe (a test seam, and for a doctor-checked report). */
+  isolationReport?: Promise<IsolationReport>;
+  /** The file-creation mask tools run with (default: this process's), e.g. the user's when the caller tightened its own. */
+  toolUmask?: number;
+  /** How sandboxes are held to their limits (default: detected, see limits/index.ts). */
+  limiter?: Limiter;
+}
+
 /**
  * Sandboxes as local process trees: bubblewrap, else namespaces, else a plain process (with a
- * warning), never below `spec.minimumIsolation`. `isolationReport` replaces the machine probe
- * (a test seam, and for a doctor-checked report).
+ * warning), never below `spec.minimumIsolation`.
  */
-export function createLocalProvider(options: { isolationReport?: Promise<IsolationReport>; limiter?: Limiter } = {}): SandboxProvider {
+export function createLocalProvider(options: LocalProviderOptions = {}): SandboxProvider {
   const { isolationReport } = options;
   const available = isolationReport ? async (level: IsolationLevel) => (await isolationReport).levels[level] : probeOnce;
   let limiter = options.limiter;
   return {
-    provision: (spec) => provisionLocal(spec, available, (limiter ??= detectLimiter())),
+    provision: (spec) => provisionLocal(spec, available, (limiter ??= detectLimiter()), options.toolUmask),
     close: async () => limiter?.close(),
   };
 }

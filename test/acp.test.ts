@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import * as acp from '@agentclientprotocol/sdk';
-import { connect, type AgentdClient } from '../clients/lib/index.js';
-import { DaemonStop, SessionPrompt, type Event } from '../protocol/index.js';
+import type { AgentdClient } from '../clients/lib/index.js';
+import { SessionPrompt, type Event } from '../protocol/index.js';
 import { allEvents, API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
-import { tempHome } from './support/daemon.js';
+import { runAgentd, tempHome } from './support/daemon.js';
 import { initialize, startAcp, type AcpProcess } from './support/acp-client.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 
@@ -310,10 +310,9 @@ describe('agentd acp', () => {
       assertOnlyFrames(proc);
     } finally {
       assert.equal(await proc.close(), 0, proc.stderr());
-      // The daemon outlives the editor's agent process; stop it here.
-      const own = await connect({ layout, autostart: false, clientName: 'acp-test' });
-      await own.request(DaemonStop, {});
-      own.close();
+      // The daemon outlives the editor's agent process; stop it here (`agentd stop`
+      // returns once it has exited: only then is its data dir ours to remove).
+      assert.equal((await runAgentd(layout, ['stop'])).code, 0);
       rmSync(layout.home, { recursive: true, force: true });
     }
   });

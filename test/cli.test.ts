@@ -188,14 +188,16 @@ describe('agentd log --follow across a daemon restart', () => {
       assert.deepEqual(seqs().slice(0, expected), Array.from({ length: expected }, (_, i) => i));
       assert.equal(new Set(seqs()).size, seqs().length, 'no duplicate');
     } finally {
+      // Gone before the daemon is: a follower still running could start another after a crash.
       follower.kill('SIGINT');
+      await new Promise((r) => (follower.exitCode !== null ? r(null) : follower.on('close', r)));
       await runAgentd(layout, ['stop']);
     }
   });
 });
 
 describe('agentd CLI conventions', () => {
-  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'stop', 'sessions', 'new', 'prompt', 'log', 'attach', 'archive', 'fork', 'vault', 'run', 'demo'];
+  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'log', 'attach', 'archive', 'fork', 'vault', 'run', 'demo'];
   const SESSION = 's_0000000000nosuchsess';
 
   it('--help lists every command, and each command has its own --help', async () => {
@@ -214,7 +216,7 @@ describe('agentd CLI conventions', () => {
     const layout = tempHome();
     const extra: Record<string, string[]> = {
       daemon: ['now'], stdio: ['x'], mcp: ['x'], acp: ['x'], doctor: ['x'], migrate: ['--to', 'postgres://h/db', 'x'],
-      status: ['x'], stop: ['now'], sessions: ['x'], new: ['x'], log: [SESSION, 'x'], attach: [SESSION, 'x'],
+      status: ['x'], start: ['x'], stop: ['now'], sessions: ['x'], new: ['x'], log: [SESSION, 'x'], attach: [SESSION, 'x'],
       archive: [SESSION, 'x'], fork: [SESSION, 'x', '--at', '1'], vault: ['list', 'x'], demo: ['x'],
     };
     for (const command of ALL) {
@@ -259,7 +261,7 @@ describe('agentd CLI conventions', () => {
       const archived = await runAgentd(layout, ['archive', sessionId]);
       assert.equal(archived.code, 0, archived.stderr);
       assert.match(archived.stdout, new RegExp(`^archived ${sessionId}: .*\\n$`));
-      await runAgentd(layout, ['vault', 'set', 'GONE'], { input: 'value\n' });
+      await runAgentd(layout, ['vault', 'set', 'GONE'], { input: 'value-gone\n' });
       const deleted = await runAgentd(layout, ['vault', 'delete', 'GONE']);
       assert.equal(deleted.code, 0, deleted.stderr);
       assert.equal(deleted.stdout, 'deleted GONE\n');

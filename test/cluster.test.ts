@@ -7,7 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DaemonStatus, SessionDeltaNotification, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
+import {
+  AgentdError,
+  DaemonStatus,
+  ErrorCode,
+  PermissionAnswer,
+  SessionAttach,
+  SessionDeltaNotification,
+  SessionGet,
+  SessionInterrupt,
+  SessionList,
+  SessionPrompt,
+  type Event,
+} from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { readLog, type TestDaemon } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
@@ -113,8 +125,16 @@ describe('several daemons on one PostgreSQL log', () => {
       clientName: 'editor-on-b',
       onPermissionRequest: async (q) => (asked.push(q.tool), { decision: 'allow' }),
     });
+    // Connected to B and able to answer, but no controller of the session: never asked.
+    const bystander = await connect({
+      layout: b.layout,
+      autostart: false,
+      clientName: 'bystander-on-b',
+      onPermissionRequest: async () => (asked.push('bystander'), { decision: 'deny' }),
+    });
     try {
       const sessionId = await createSession(ca, { permissions: { default: 'ask' } });
+      await cb.request(SessionAttach, { sessionId, role: 'controller' });
       const deltas: string[] = [];
       cb.onNotification(SessionDeltaNotification, (d) => {
         if (d.sessionId === sessionId && d.kind === 'text') deltas.push(d.text);
@@ -124,7 +144,7 @@ describe('several daemons on one PostgreSQL log', () => {
       await ca.request(SessionPrompt, { sessionId, content: 'ask first' });
       const events = await settle(ca, sessionId);
       assert.deepEqual(assertLogInvariants(events), []);
-      assert.deepEqual(asked, ['bash'], 'the client on B was asked the question of the turn running on A');
+      assert.deepEqual(asked, ['bash'], 'the controller on B, and only it, was asked the question of the turn running on A');
       assert.match(String(ofType(events, 'permission.resolved')[0]?.data.by), /^editor-on-b#/);
       assert.match(JSON.stringify(ofType(events, 'tool.result')), /approved-on-b/);
       // Deltas are not events: they may arrive just after the reply is in the log.
@@ -141,7 +161,28 @@ describe('several daemons on one PostgreSQL log', () => {
       assert.deepEqual(assertLogInvariants(after), []);
     } finally {
       cb.close();
+      bystander.close();
     }
+  });
+
+  it('takes a permission/answer on another daemon from a controller there, and refuses it from anyone else', async () => {
+    const [a, b] = cluster.daemons as [TestDaemon, TestDaemon];
+    const ca = await a.client();
+    const onB = await b.client({ name: 'on-b' });
+    const controllerOnB = await b.client({ name: 'controller-on-b' });
+    const sessionId = await createSession(ca, { title: 'asked on A', permissions: { default: 'ask' } });
+    cluster.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo answered-on-b' } }), reply.text('done')]);
+    await ca.request(SessionPrompt, { sessionId, content: 'ask' });
+    const toolUseId = String((await waitForEvent(ca, sessionId, (e) => e.type === 'permission.requested')).data.toolUseId);
+    const refused = (code: number) => (e: unknown) => e instanceof AgentdError && e.code === code;
+    await assert.rejects(onB.request(PermissionAnswer, { sessionId, toolUseId, decision: 'allow' }), refused(ErrorCode.NotController));
+    // Prompting on B makes a connection a controller there (control is per connection, per daemon).
+    await controllerOnB.request(SessionPrompt, { sessionId, content: 'and then this' });
+    await controllerOnB.request(PermissionAnswer, { sessionId, toolUseId, decision: 'allow' });
+    const events = await settle(ca, sessionId);
+    assert.match(String(ofType(events, 'permission.resolved')[0]?.data.by), /^controller-on-b#/);
+    assert.match(JSON.stringify(ofType(events, 'tool.result')), /answered-on-b/);
+    await assert.rejects(controllerOnB.request(PermissionAnswer, { sessionId, toolUseId, decision: 'deny' }), refused(ErrorCode.QuestionNotOpen));
   });
 
   it('never leaves a gap or a duplicate when two daemons append to one session at once', async () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SessionDeltaNotification, SessionPrompt, type Event } from '../protocol/index.js';
+import { SessionAttach, SessionDeltaNotification, SessionPrompt, type Event } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
@@ -117,6 +117,7 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
         clientName: 'late',
         onPermissionRequest: async (q) => (asked.push(q.toolUseId), { decision: 'allow' }),
       });
+      await answerer.request(SessionAttach, { sessionId, role: 'controller' });
       try {
         const events = await settle(await daemon.client(), sessionId);
         assertCarriedOn(events);

@@ -95,10 +95,15 @@ describe('harness', () => {
 
   it('asks permission of every controller that can answer, takes the first answer, and remembers allow_always', async () => {
     const admin = await rig.daemon.client();
-    const sessionId = await createSession(admin, { permissions: { default: 'ask', deny: ['bash(rm *)'] } });
+    const sessionId = await createSession(admin, { title: 'asks twice', permissions: { default: 'ask', deny: ['bash(rm *)'] } });
     const asked: string[] = [];
     const layout = rig.daemon.layout;
-    const fast = await connect({ layout, autostart: false, clientName: 'fast', onPermissionRequest: async (q) => (asked.push(`fast:${q.tool}`), { decision: 'allow_always' }) });
+    const fast = await connect({
+      layout,
+      autostart: false,
+      clientName: 'fast',
+      onPermissionRequest: async (q) => (asked.push(`fast:${q.tool}:${q.sessionId}:${q.sessionTitle}`), { decision: 'allow_always' }),
+    });
     const slow = await connect({
       layout,
       autostart: false,
@@ -110,7 +115,11 @@ describe('harness', () => {
       },
     });
     const observer = await connect({ layout, autostart: false, clientName: 'observer', onPermissionRequest: async () => (asked.push('observer'), { decision: 'deny' }) });
+    // Connected and able to answer, but never attached: not a controller, never asked.
+    const bystander = await connect({ layout, autostart: false, clientName: 'bystander', onPermissionRequest: async () => (asked.push('bystander'), { decision: 'allow' }) });
     await observer.request(SessionAttach, { sessionId, role: 'observer' });
+    await fast.request(SessionAttach, { sessionId, role: 'controller' });
+    await slow.request(SessionAttach, { sessionId, role: 'controller' });
     try {
       rig.emulator.script([
         reply.toolUse({ name: 'bash', input: { command: 'echo asked' } }),
@@ -127,12 +136,15 @@ describe('harness', () => {
       assert.equal(resolved[0]!.data.decision, 'allow_always');
       assert.match(String(resolved[0]!.data.by), /^fast#\d+$/);
       assert.ok(!asked.includes('observer'), 'observers are never asked');
+      assert.ok(!asked.includes('bystander'), 'a connection that is no controller of the session is never asked');
+      assert.ok(asked.includes(`fast:bash:${sessionId}:asks twice`), `each question names its session and title: ${asked.join(', ')}`);
       const results = ofType(events, 'tool.result');
       assert.deepEqual(results.map((r) => [r.data.isError, r.data.errorKind ?? null]), [[false, null], [false, null], [true, 'denied']]);
     } finally {
       fast.close();
       slow.close();
       observer.close();
+      bystander.close();
     }
   });
 

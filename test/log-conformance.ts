@@ -145,6 +145,30 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.equal(page.next, undefined);
         }));
 
+      it('cuts a page by bytes: whole events, at least one, and next says where to go on', () =>
+        withLog(factory, async (log) => {
+          // Events of about 1 KB each (their stored JSON a little more).
+          const big = (n: number, type = 'note') => Array.from({ length: n }, (_, i) => ({ type, data: { i, text: 'b'.repeat(1000) } }));
+          await log.create(meta('s_b'), [...big(10), ...big(4, 'other')]);
+          let page = await log.read('s_b', { maxBytes: 3500 });
+          assert.deepEqual(seqs(page.events), [0, 1, 2]);
+          assert.equal(page.next, 3);
+          page = await log.read('s_b', { from: 5, maxBytes: 1 });
+          assert.deepEqual(seqs(page.events), [5], 'a page never stalls on an event bigger than the bound');
+          assert.equal(page.next, 6);
+          page = await log.read('s_b', { types: ['other'], maxBytes: 2500 });
+          assert.deepEqual(seqs(page.events), [10, 11]);
+          assert.equal(page.next, 12);
+          const all: number[] = [];
+          for (let from: number | undefined = 0; from !== undefined; ) {
+            page = await log.read('s_b', { from, maxBytes: 2500 });
+            all.push(...seqs(page.events));
+            from = page.next;
+          }
+          assert.deepEqual(all, range(0, 14));
+          await rejectsWith(log.read('s_b', { maxBytes: 0 }), 'invalid');
+        }));
+
       it('gives an empty page with the head when from is past it', () =>
         withLog(factory, async (log) => {
           await log.create(meta('s_p'), events(4));
@@ -373,6 +397,36 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           await collector.reached(appended + 100);
           assert.deepEqual(seqs(collector.received), range(end.next, appended + 100));
           again.close();
+        }));
+
+      it('cuts batches by bytes and ends with overflow once too many bytes wait', { timeout: HANG_GUARD_MS }, () =>
+        withLog(factory, async (log) => {
+          const big = (n: number) => Array.from({ length: n }, (_, i) => ({ type: 'note', data: { i, text: 'b'.repeat(1000) } }));
+          await log.create(meta('s_bb'), big(10));
+          let stuck = false;
+          const collector = new Collector(() => (stuck ? new Promise<void>(() => undefined) : Promise.resolve()));
+          const batches: number[][] = [];
+          const sub = await log.subscribe('s_bb', 0, (batch) => {
+            batches.push(seqs(batch));
+            return collector.listener(batch);
+          }, { maxBatchBytes: 3500, maxPending: 10_000, maxPendingBytes: 20_000 });
+          // Catch-up in batches of three ~1 KB events.
+          await collector.reached(10);
+          assert.deepEqual(batches, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]);
+          // Then the listener hangs: live events pile up until about 20 KB of them wait.
+          stuck = true;
+          let ended: SubscriptionEnd | undefined;
+          void sub.ended.then((e) => (ended = e));
+          let appended = 10;
+          while (ended === undefined && appended < 200) {
+            await log.append('s_bb', big(5));
+            appended += 5;
+            await tick();
+          }
+          const end = await sub.ended;
+          assert.equal(end.reason, 'overflow');
+          assert.ok(appended <= 10 + 20 + 10, `ended after ${appended} events: by bytes, long before 10000 events`);
+          assert.equal(end.next, batches.flat().at(-1)! + 1);
         }));
 
       it('ends with error when the listener throws, resuming at the failed batch', { timeout: HANG_GUARD_MS }, () =>

@@ -67,6 +67,31 @@ describe('LevelSessionLog', () => {
     await log.close();
   });
 
+  it('keeps its per-session cache bounded, by sessions and by metadata bytes, and reloads what it dropped', async () => {
+    const log = await LevelSessionLog.open(dir());
+    try {
+      // More sessions than the cache keeps, each touched by an append.
+      for (let i = 0; i < 1500; i++) {
+        const id = `s_${String(i).padStart(5, '0')}`;
+        await log.create({ sessionId: id, createdAt: 1, updatedAt: 1 }, [{ type: 'session.created', data: {} }]);
+        await log.append(id, [{ type: 'note', data: { i } }], { status: 'idle' });
+      }
+      assert.ok(log.cachedSessions <= 1024, `${log.cachedSessions} sessions cached`);
+      // Big metadata (a 256 KiB system prompt each): far fewer fit in the byte bound.
+      for (let i = 0; i < 200; i++) {
+        await log.create({ sessionId: `s_big${i}`, createdAt: 1, updatedAt: 1, system: 'p'.repeat(256 * 1024) }, []);
+      }
+      assert.ok(log.cachedSessions <= 130, `${log.cachedSessions} big sessions cached`);
+      // A session dropped from the cache long ago reads and appends densely.
+      assert.equal(await log.head('s_00000'), 2);
+      assert.deepEqual(await log.append('s_00000', [{ type: 'note', data: {} }], { status: 'done' }), [2]);
+      assert.equal((await log.getMeta('s_00000'))?.status, 'done');
+      assert.equal(await log.head('s_00000'), 3);
+    } finally {
+      await log.close();
+    }
+  });
+
   it('returns byte-identical data after reopen', async () => {
     const location = dir();
     const data: Record<string, unknown>[] = [

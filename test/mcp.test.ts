@@ -243,7 +243,10 @@ describe('agentd mcp', () => {
       const summary = result.structuredContent as { answer: string; toolCalls: Array<{ name: string; ok: boolean; errorKind?: string }> };
       assert.equal(summary.answer, 'one ran, one was denied');
       assert.deepEqual(summary.toolCalls.map((c) => [c.name, c.ok, c.errorKind]), [['bash', true, undefined], ['bash', false, 'denied']]);
-      assert.deepEqual(asked, [`agentd session ${sessionId} wants to run bash: echo allowed`, `agentd session ${sessionId} wants to run bash: echo declined`]);
+      assert.deepEqual(asked, [
+        `agentd session "mcp asks" (${sessionId}) wants to run bash: echo allowed`,
+        `agentd session "mcp asks" (${sessionId}) wants to run bash: echo declined`,
+      ]);
       const resolved = (await call(host.client, 'agentd_read_events', { sessionId, types: ['permission.resolved'] })).structuredContent as {
         events: Array<{ data: { decision: string; by: string } }>;
       };

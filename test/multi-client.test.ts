@@ -63,7 +63,9 @@ describe('many clients on one session', () => {
       const lastText = kinds.lastIndexOf('agent_message_chunk');
       assert.ok(firstTool >= 0 && lastText > firstTool, `the editor saw the tool call before the final text: ${kinds.join(',')}`);
     } finally {
+      // Gone before the daemon is killed: a follower that outlived it would start another.
       follower.kill('SIGINT');
+      await new Promise((r) => (follower.exitCode !== null ? r(null) : follower.on('close', r)));
       observer.close();
       await host.close();
       await editor.close();
@@ -104,37 +106,6 @@ describe('many clients on one session', () => {
       assert.match(JSON.stringify(body.messages), /first answer/);
       assert.equal(ofType(after, 'turn.completed').length, 2);
       assert.equal(ofType(await allEvents(client, sessionId), 'user.message').length, 2, 'the original is untouched');
-    } finally {
-      await rig.dispose();
-    }
-  });
-});
-
-describe('agentd attach', () => {
-  it('shows the live session in a terminal, prompts it and answers its questions', async () => {
-    const rig = await startAgentRig();
-    try {
-      const client = await rig.daemon.client();
-      const sessionId = await createSession(client, { permissions: { default: 'ask' } });
-      const attach = spawn(process.execPath, [AGENTD_BIN, 'attach', sessionId], { env: { ...process.env, AGENTD_HOME: rig.daemon.layout.home } });
-      let out = '';
-      attach.stdout.on('data', (d) => (out += d));
-      attach.stderr.on('data', (d) => (out += d));
-      const until = async (re: RegExp) => {
-        for (let i = 0; i < 400 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 25));
-        assert.match(out, re);
-      };
-      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo from attach' } }), reply.text('attached and done')]);
-      attach.stdin.write('hello from the terminal\n');
-      await until(/\? bash echo from attach wants to run/);
-      attach.stdin.write('y\n');
-      await until(/attached and done/);
-      assert.match(out, /you> hello from the terminal/);
-      assert.match(out, /\(allow by agentd-attach \(controller\)#\d+\)/);
-      const events = await settle(client, sessionId);
-      assert.equal(ofType(events, 'turn.completed').length, 1);
-      attach.kill('SIGINT');
-      assert.equal(await new Promise((r) => attach.on('close', r)), 0);
     } finally {
       await rig.dispose();
     }

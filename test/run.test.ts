@@ -162,17 +162,34 @@ describe('agentd run', () => {
     assert.equal(run.stdout(), '');
   });
 
-  it('without an API key exits 1 at once, says how to set one and points to agentd demo', async () => {
-    const client = await daemon.client();
-    const before = (await client.request(SessionList, {})).sessions.length;
-    const run = agentdRun(daemon, ['hello', '--workspace', workspace], { ANTHROPIC_API_KEY: '' });
-    assert.equal(await run.done, 1);
-    assert.match(run.stderr(), /no API key/);
-    assert.match(run.stderr(), /ANTHROPIC_API_KEY/);
-    assert.match(run.stderr(), /agentd vault set ANTHROPIC_API_KEY/);
-    assert.match(run.stderr(), /agentd demo/);
-    assert.equal((await client.request(SessionList, {})).sessions.length, before, 'no session was created');
-    client.close();
+  it('asks the daemon for its API key, not its own shell: a key only in the shell is no key', async () => {
+    // A daemon started without a key, as when it was started before the export.
+    const keyless = await startDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: '' } });
+    try {
+      const client = await keyless.client();
+      const before = (await client.request(SessionList, {})).sessions.length;
+      const run = agentdRun(keyless, ['hello', '--workspace', workspace], { ANTHROPIC_API_KEY: KEY });
+      assert.equal(await run.done, 1);
+      assert.match(run.stderr(), /the daemon has no API key/);
+      assert.match(run.stderr(), /This shell has ANTHROPIC_API_KEY, but the running daemon \(pid \d+\) started without it/);
+      assert.match(run.stderr(), /agentd vault set ANTHROPIC_API_KEY/);
+      assert.match(run.stderr(), /agentd demo/);
+      assert.equal((await client.request(SessionList, {})).sessions.length, before, 'no session was created');
+      // The vault is the daemon's other place: with the key there, a shell without one runs.
+      const set = spawn(process.execPath, [AGENTD_BIN, 'vault', 'set', 'ANTHROPIC_API_KEY'], { env: { ...process.env, AGENTD_HOME: keyless.layout.home } });
+      set.stdin.end(KEY);
+      assert.equal(await new Promise((r) => set.on('close', r)), 0);
+      const viaVault = agentdRun(keyless, ['through the vault', '--workspace', workspace], { ANTHROPIC_API_KEY: '' });
+      assert.equal(await viaVault.done, 0, viaVault.stderr());
+      assert.equal(viaVault.stdout().trim(), 'echo: through the vault');
+      client.close();
+    } finally {
+      await keyless.dispose();
+    }
+    // The other way round: the daemon has the key, the shell has none.
+    const shellless = agentdRun(daemon, ['no key here', '--workspace', workspace], { ANTHROPIC_API_KEY: '' });
+    assert.equal(await shellless.done, 0, shellless.stderr());
+    assert.equal(shellless.stdout().trim(), 'echo: no key here');
     const usage = agentdRun(daemon, []);
     assert.equal(await usage.done, 2);
     assert.match(usage.stderr(), /missing "<prompt>"/);
@@ -195,14 +212,14 @@ describe('agentd run', () => {
     const bash = (command: string) => reply.toolUse({ name: 'bash', input: { command } });
     emulator.script([bash('echo one'), bash('echo two'), bash('echo three'), reply.text('three commands ran')]);
     const term = agentdRunTty(daemon, ['three commands', '--workspace', workspace]);
-    await term.expect(/\? allow bash echo one {2}\[y\]es \/ \[n\]o \/ \[a\]lways for bash: /);
+    await term.expect(/\? session s_[0-9a-z]+ "three commands": allow bash echo one {2}\[y\]es \/ \[n\]o \/ \[a\]lways for bash: /);
     term.type('y\r');
     await term.expect(/exit 0: one/);
-    await term.expect(/\? allow bash echo two/);
+    await term.expect(/: allow bash echo two/);
     term.type('a\r');
     await term.expect(/three commands ran/);
     assert.equal(await term.done, 0, term.screen());
-    assert.doesNotMatch(term.screen(), /\? allow bash echo three/);
+    assert.doesNotMatch(term.screen(), /allow bash echo three/);
     const log = await events(daemon, sessionOf(term.screen()));
     assert.deepEqual(
       log.filter((e) => e.type === 'permission.resolved').map((e) => e.data.decision),
@@ -214,7 +231,7 @@ describe('agentd run', () => {
   it('on a terminal, Ctrl-C at a permission question interrupts the turn', async () => {
     emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo never' } })]);
     const term = agentdRunTty(daemon, ['ask me', '--workspace', workspace]);
-    await term.expect(/\? allow bash echo never/);
+    await term.expect(/\? session s_[0-9a-z]+ "ask me": allow bash echo never/);
     term.type('\x03');
     assert.equal(await term.done, 130, term.screen());
     const log = await events(daemon, sessionOf(term.screen()));

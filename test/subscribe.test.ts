@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect as netConnect } from 'node:net';
-import { DaemonStatus, DaemonStop, SessionCreate, SessionEvents, SessionGet, SessionPrompt, type Event } from '../protocol/index.js';
-import { connect, followSession } from '../clients/lib/index.js';
-import { startParkingDaemon, tempHome } from './support/daemon.js';
+import { DaemonStatus, SessionCreate, SessionEvents, SessionGet, SessionPrompt, type Event } from '../protocol/index.js';
+import { connect, followSession, type AgentdClient } from '../clients/lib/index.js';
+import { runAgentd, startParkingDaemon, tempHome } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
 
 const workspace = () => tempDir('agentd-ws-');
@@ -127,6 +127,9 @@ describe('session/subscribe', () => {
     const seen: Event[] = [];
     const stop = new AbortController();
     let reconnects = 0;
+    // After the crash the follower and the test's writer both start a daemon: one wins the
+    // data dir's lock. The follower must end before the daemon is stopped, and a daemon
+    // start that lost the race and comes late must not outlive the stop (see StopMarker).
     const following = followSession({
       sessionId,
       from: 0,
@@ -135,22 +138,26 @@ describe('session/subscribe', () => {
       onEvent: (e) => seen.push(e),
       onReconnecting: () => reconnects++,
     });
-    await waitUntil(() => seen.length >= 21, 'catch-up');
-    process.kill(pid, 'SIGKILL');
-    await waitUntil(() => reconnects > 0, 'the follower noticed');
-    const again = await connect({ layout, clientName: 'writer2' }); // restarts the daemon
+    let again: AgentdClient | undefined;
     try {
+      await waitUntil(() => seen.length >= 21, 'catch-up');
+      process.kill(pid, 'SIGKILL');
+      await waitUntil(() => reconnects > 0, 'the follower noticed');
+      again = await connect({ layout, clientName: 'writer2', explicit: true }); // restarts the daemon
       assert.notEqual((await again.request(DaemonStatus, {})).pid, pid);
       for (let i = 0; i < 20; i++) await again.request(SessionPrompt, { sessionId, content: `b${i}` });
-      await waitUntil(async () => (await again.request(SessionGet, { sessionId })).status === 'idle', 'the turns settled');
+      await waitUntil(async () => (await again!.request(SessionGet, { sessionId })).status === 'idle', 'the turns settled');
       const head = (await again.request(SessionEvents, { sessionId, from: 0, limit: 1 })).headSeq;
       await waitUntil(() => seen.length >= head, 'events after the restart');
       stop.abort();
       await following;
       assertDense(seen, 0, head);
     } finally {
-      await again.request(DaemonStop, {});
-      again.close();
+      stop.abort();
+      await following.catch(() => undefined);
+      again?.close();
+      // `agentd stop` returns once the daemon process is gone (the data dir goes at exit).
+      assert.equal((await runAgentd(layout, ['stop'])).code, 0);
     }
   });
 });

@@ -11,7 +11,7 @@ import { ApprovalsState, type ApprovalChange } from '../clients/vscode/src/core/
 import { ChatModel, type ChatItem, type ChatView } from '../clients/vscode/src/core/chat-model.js';
 import { AgentdConnection } from '../clients/vscode/src/core/connection.js';
 import { renderConversation } from '../clients/vscode/src/core/render.js';
-import { SessionCreate, SessionPrompt } from '../protocol/index.js';
+import { SessionAttach, SessionCreate, SessionPrompt } from '../protocol/index.js';
 import { settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { AGENTD_BIN } from './support/daemon.js';
@@ -114,6 +114,7 @@ describe('vscode core: chat view model and approvals on a real session', () => {
         return { decision: 'allow' };
       },
     });
+    await cli.request(SessionAttach, { sessionId, role: 'controller' });
     try {
       const model = new ChatModel(sessionId);
       conn.follow(sessionId, 0, { onEvents: (events) => model.applyEvents(events) });

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../clients/lib/index.js';
+import { SessionAttach } from '../protocol/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
@@ -221,6 +222,7 @@ describe('vscode extension bundle in a stand-in host', () => {
       panel.send({ type: 'prompt', text: 'run it' });
       const pick = await until(() => shown.picks.find((p: any) => p.visible), 'the approval quick pick');
       assert.match(pick.title, /bash: echo from vscode/);
+      assert.ok(pick.title.includes(`session "started from the CLI" (${sessionId})`), `the quick pick says which session asks: ${pick.title}`);
       assert.deepEqual(pick.items.map((i: { label: string }) => i.label.replace(/\$\([^)]*\) /, '')), ['Allow', 'Always allow', 'Deny']);
       pick.choose(/Always allow/);
       const final = await until(
@@ -239,6 +241,7 @@ describe('vscode extension bundle in a stand-in host', () => {
       let shownInVscode!: () => void;
       const onScreen = new Promise<void>((r) => (shownInVscode = r));
       const other = await connect({ layout: rig.daemon.layout, autostart: false, clientName: 'other-editor', onPermissionRequest: async () => (await onScreen, { decision: 'allow' }) });
+      await other.request(SessionAttach, { sessionId, role: 'controller' });
       try {
         rig.emulator.script([reply.toolUse({ name: 'write_file', input: { path: 'note.txt', content: 'hi' } }), reply.text('written')]);
         panel.send({ type: 'prompt', text: 'write a note' });

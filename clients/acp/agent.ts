@@ -4,7 +4,7 @@
  * as `session/update`s.
  */
 import * as acp from '@agentclientprotocol/sdk';
-import type { AgentdClient } from '../lib/index.js';
+import { notOurSession, type AgentdClient } from '../lib/index.js';
 import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionPrompt } from '../../protocol/index.js';
 import { DaemonLink, type PermissionQuestion } from './daemon-link.js';
 import { SessionView, type EditorPort } from './session-view.js';
@@ -20,8 +20,13 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
   const { diag } = options;
   const views = new Map<string, SessionView>();
   let editor: acp.AgentContext | undefined;
+  /** The editor can show notices (ACP `session.notices`); else warnings go in an agent message. */
+  let notices = false;
 
   const port: EditorPort = {
+    get notices() {
+      return notices;
+    },
     update: (sessionId, update) => requireEditor().notify(acp.methods.client.session.update, { sessionId, update }),
     requestPermission: (params, signal) =>
       requireEditor().request(acp.methods.client.session.requestPermission, params, { cancellationSignal: signal, stopWaitingOnCancel: true }),
@@ -34,15 +39,17 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
   const link = new DaemonLink(options.version, {
     async onPermission(question: PermissionQuestion) {
       const view = views.get(question.sessionId);
-      // Another client's session: leave the question to the clients that show it.
-      if (!view) throw new Error(`session ${question.sessionId} is not open in this editor`);
+      // Not a session of this editor (the daemon asks only its controllers; this is a second line).
+      if (!view) throw notOurSession(question.sessionId, 'this ACP editor');
       return { decision: await view.askPermission(question) };
     },
     onDelta(delta) {
       views.get(delta.sessionId)?.onDelta(delta.kind, delta.index, delta.text);
     },
     onClosed(client) {
-      diag('lost the connection to the agentd daemon; reconnecting');
+      // Stopped on purpose: it stays stopped until someone starts it (`agentd start`); the
+      // reconnection below then fails with a DaemonStoppedError that says so.
+      diag(client.stoppingNotice ? `the agentd daemon was stopped on purpose (${client.stoppingNotice.reason})` : 'lost the connection to the agentd daemon; reconnecting');
       void reattach(client);
     },
   });
@@ -117,7 +124,8 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
     .onConnect((connection) => {
       editor = connection.client;
     })
-    .onRequest(acp.methods.agent.initialize, async () => {
+    .onRequest(acp.methods.agent.initialize, async ({ params }) => {
+      notices = params.clientCapabilities?.session?.notices != null;
       await daemon(); // fail here, visibly, when the daemon cannot be started
       return {
         protocolVersion: acp.PROTOCOL_VERSION,

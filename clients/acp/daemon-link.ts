@@ -1,7 +1,8 @@
 /**
  * The adapter's one connection to the agentd daemon: made on first use (starting the
- * daemon when none runs), made again after it is lost, with permission questions and
- * text deltas routed to whoever the adapter says.
+ * daemon when none runs, unless it was stopped with `agentd stop`: the editor starting
+ * its agent is not a person asking for the daemon), made again after it is lost, with
+ * permission questions and text deltas routed to whoever the adapter says.
  */
 import type { z } from 'zod';
 import { connect, type AgentdClient } from '../lib/index.js';
@@ -30,6 +31,7 @@ export class DaemonLink {
     if (this.closing) return Promise.reject(new Error('the ACP connection is closing'));
     if (this.current) return this.current;
     const attempt = connect({
+      explicit: false,
       clientName: 'agentd-acp',
       clientVersion: this.version,
       onPermissionRequest: (question) => this.handlers.onPermission(question),

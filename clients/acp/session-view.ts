@@ -4,7 +4,7 @@
  * log order; tells prompts when their turn ended; holds the open permission questions.
  */
 import type * as acp from '@agentclientprotocol/sdk';
-import type { AgentdClient } from '../lib/index.js';
+import { weakerIsolation, type AgentdClient } from '../lib/index.js';
 import { SessionAttach, type ContentBlock, type Event, type PermissionDecision, type UserContentBlock } from '../../protocol/index.js';
 import { contentToAcp, decisionOf, PERMISSION_OPTIONS, toolCallOf, toolResultUpdate } from './translate.js';
 
@@ -12,6 +12,8 @@ export type TurnEnd = { kind: 'completed'; stopReason: string | null } | { kind:
 
 /** How the view reaches the editor. */
 export interface EditorPort {
+  /** The editor shows notices (`session.notices`); otherwise warnings go in an agent message. */
+  readonly notices: boolean;
   update(sessionId: string, update: acp.SessionUpdate): Promise<void>;
   requestPermission(params: acp.RequestPermissionRequest, signal: AbortSignal): Promise<acp.RequestPermissionResponse>;
 }
@@ -227,6 +229,9 @@ export class SessionView {
       case 'tool.result':
         this.send({ sessionUpdate: 'tool_call_update', ...toolResultUpdate(d as Parameters<typeof toolResultUpdate>[0]) });
         return;
+      case 'sandbox.provisioned':
+        this.warnWeakerIsolation(weakerIsolation(d));
+        return;
       case 'turn.completed':
         return this.endTurn(String(d.turnId), { kind: 'completed', stopReason: d.stopReason ?? null });
       case 'turn.interrupted':
@@ -263,6 +268,16 @@ export class SessionView {
       }
     });
     this.streamed = new Map();
+  }
+
+  /** Never silently weaker: the editor shows the sandbox's isolation warnings. */
+  private warnWeakerIsolation(warnings: string[]): void {
+    if (warnings.length === 0) return;
+    if (this.editor.notices) {
+      this.send({ sessionUpdate: 'notice', severity: 'warning', title: 'agentd: weaker sandbox isolation', description: warnings.join('\n') });
+    } else {
+      this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: warnings.map((w) => `\n⚠ agentd: ${w}\n`).join('') } });
+    }
   }
 
   private announce(call: acp.ToolCall): void {

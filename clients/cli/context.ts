@@ -21,9 +21,12 @@ export class CliContext {
 
   constructor(readonly version: string) {}
 
-  /** A connection to the daemon, started when none runs (unless `autostart` is false). */
+  /**
+   * A connection to the daemon, started when none runs (unless `autostart` is false):
+   * the person ran this command, so even a daemon stopped with `agentd stop` is started.
+   */
   async connect(autostart = true): Promise<AgentdClient> {
-    this.client ??= await connect({ clientName: 'agentd-cli', clientVersion: this.version, autostart });
+    this.client ??= await connect({ clientName: 'agentd-cli', clientVersion: this.version, autostart, explicit: true });
     return this.client;
   }
 
@@ -44,6 +47,16 @@ export class CliContext {
 export function parse(command: Command, argv: string[]): { values: Values; positionals: string[] } {
   const variadic = command.args.at(-1)?.endsWith('...') === true;
   return parseStrict(argv, command.options, variadic ? Infinity : command.args.length);
+}
+
+/** A duration: `30s`, `500ms`, `2m`, or a number of seconds. */
+export function durationOption(values: Values, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(raw).trim());
+  if (!m) throw new UsageError(`--${name} must be a duration such as 30s, 500ms or 2m, not ${String(raw)}`);
+  const scale = m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000;
+  return Math.round(Number(m[1]) * scale);
 }
 
 /** An integer option of at least `min` (default 0), or undefined when absent. */

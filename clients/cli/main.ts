@@ -1,6 +1,6 @@
 import { AgentdError } from '../../protocol/index.js';
 import { DialError } from '../lib/dial.js';
-import { status, stop } from './commands/daemon.js';
+import { start, status, stop } from './commands/daemon.js';
 import { demo } from './commands/demo.js';
 import { attach } from './commands/attach.js';
 import { log } from './commands/log.js';
@@ -21,6 +21,7 @@ const EARLY = [
 
 const commands: Record<string, Command> = {
   status,
+  start,
   stop,
   sessions,
   new: create,

@@ -2,9 +2,19 @@ import type { DaemonStatusResult, Event, SessionInfo } from '../../protocol/inde
 
 /** Human output for the CLI; `--json` prints the protocol's own shapes instead. */
 
-function clip(text: string, max: number): string {
-  const one = text.replace(/\s+/g, ' ').trim();
-  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+/** The text on one line, cut to `max` characters with an ellipsis. */
+export function oneLine(text: string, max: number): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/** The part of a tool's input a person recognises it by: the command, the path, the pattern. */
+export function shortInput(name: string, input: Record<string, unknown>): string {
+  const pick = (key: string) => (typeof input[key] === 'string' ? (input[key] as string) : undefined);
+  const main = pick('command') ?? pick('path') ?? pick('pattern');
+  if (main === undefined) return oneLine(JSON.stringify(input), 100);
+  const extra = name === 'grep' && pick('path') ? ` in ${pick('path')}` : '';
+  return oneLine(`${main}${extra}`, 100);
 }
 
 function contentText(content: unknown): string {
@@ -38,7 +48,7 @@ function summary(event: Event): string {
 
 export function renderEvent(event: Event, width = 120): string {
   const time = new Date(event.ts).toISOString().slice(11, 23);
-  return `${String(event.seq).padStart(6)}  ${time}  ${event.type.padEnd(20)} ${clip(summary(event), width)}`;
+  return `${String(event.seq).padStart(6)}  ${time}  ${event.type.padEnd(20)} ${oneLine(summary(event), width)}`;
 }
 
 export function renderSessions(sessions: SessionInfo[]): string {
@@ -60,4 +70,9 @@ export function renderStatus(status: DaemonStatusResult): string {
     `appends    p50 ${status.appendLatencyMs.p50} ms, p99 ${status.appendLatencyMs.p99} ms over ${status.appendLatencyMs.samples}`,
     `memory     ${Math.round(status.rssBytes / 1048576)} MB RSS`,
   ].join('\n');
+}
+
+/** What a follower says when the daemon was stopped on purpose. */
+export function stoppedNote(reason: string): string {
+  return `the daemon was stopped on purpose (${reason}); waiting for it to be started again (\`agentd start\`); Ctrl-C to quit`;
 }

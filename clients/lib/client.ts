@@ -17,7 +17,9 @@ import {
   type NotificationDefinition,
   type RequestDefinition,
   type Event,
+  type ParamsOf,
   type PermissionDecision,
+  DaemonStoppingNotification,
   PermissionRequest,
   SessionEventNotification,
   SessionSubscribe,
@@ -48,8 +50,22 @@ export interface SubscriptionHandlers {
   onDropped?(next: number, reason: string): void;
 }
 
+/** Requests a client keeps in flight at most until the daemon says its own limit (in `initialize`). */
+const DEFAULT_MAX_IN_FLIGHT = 64;
+
+export type StoppingNotice = ParamsOf<typeof DaemonStoppingNotification>;
+
 export class AgentdClient {
   private readonly closedPromise: Promise<void>;
+  /**
+   * Set when the daemon said it stops on purpose (`agentd stop`): once this connection
+   * closes, do not start the daemon again on your own (see DialOptions.explicit).
+   */
+  stoppingNotice: StoppingNotice | undefined;
+  /** Requests beyond the daemon's in-flight limit wait here instead of being refused by it. */
+  private maxInFlight = DEFAULT_MAX_IN_FLIGHT;
+  private inFlight = 0;
+  private readonly queued: Array<() => void> = [];
   private readonly listeners = new Map<string, Set<(params: unknown) => void>>();
   private readonly subscriptions = new Map<string, SubscriptionHandlers>();
 
@@ -64,6 +80,7 @@ export class AgentdClient {
         resolve();
       }),
     );
+    this.onNotification(DaemonStoppingNotification, (notice) => (this.stoppingNotice = notice));
     this.onNotification(SessionEventNotification, ({ subscriptionId, events }) => this.subscriptions.get(subscriptionId)?.onEvents(events));
     this.onNotification(SubscriptionDroppedNotification, ({ subscriptionId, next, reason }) => {
       const handlers = this.subscriptions.get(subscriptionId);
@@ -102,13 +119,25 @@ export class AgentdClient {
     def: RequestDefinition<M, P, R>,
     params: z.input<P>,
   ): Promise<z.output<R>> {
+    if (this.inFlight >= this.maxInFlight) await new Promise<void>((resolve) => this.queued.push(resolve));
+    this.inFlight++;
     try {
       const raw: unknown = await this.rpc.sendRequest(def.method, params);
       return def.result.parse(raw);
     } catch (error) {
       if (error instanceof ResponseError) throw new AgentdError(error.code as ErrorCodeValue, error.message, error.data);
       throw error;
+    } finally {
+      this.inFlight--;
+      this.queued.shift()?.();
     }
+  }
+
+  /** The first request of a connection; adopts the daemon's limits. */
+  async initialize(params: z.input<typeof Initialize.params>): Promise<z.output<typeof Initialize.result>> {
+    const result = await this.request(Initialize, params);
+    if (result.capabilities.maxRequestsInFlight !== undefined) this.maxInFlight = result.capabilities.maxRequestsInFlight;
+    return result;
   }
 
   /** Handles a daemon → client notification; malformed ones are reported, not delivered. */
@@ -136,7 +165,7 @@ export class AgentdClient {
     return { dispose: () => void set.delete(listener) };
   }
 
-  /** Answers a daemon → client request. */
+  /** Answers a daemon → client request; an AgentdError thrown by the handler goes back with its code. */
   onRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(
     def: RequestDefinition<M, P, R>,
     handler: (params: z.output<P>) => Promise<z.input<R>>,
@@ -144,7 +173,7 @@ export class AgentdClient {
     return this.rpc.onRequest(def.method, async (raw: unknown) => {
       const parsed = def.params.safeParse(raw);
       if (!parsed.success) throw new ResponseError(ErrorCode.InvalidParams, parsed.error.message);
-      return handler(parsed.data);
+      return handler(parsed.data).catch((error: unknown) => Promise.reject(asResponseError(error)));
     });
   }
 
@@ -152,6 +181,19 @@ export class AgentdClient {
     this.rpc.dispose();
     this.socket?.end();
   }
+}
+
+/** An AgentdError as the JSON-RPC error vscode-jsonrpc sends back with its code. */
+export function asResponseError(error: unknown): unknown {
+  return error instanceof AgentdError ? new ResponseError(error.code, error.message, error.data) : error;
+}
+
+/**
+ * Refuses a question about a session this client does not drive. The daemon asks only a
+ * session's controllers, so this is a second line: a client never answers for another.
+ */
+export function notOurSession(sessionId: string, who: string): AgentdError {
+  return new AgentdError(ErrorCode.NotController, `${who} does not control ${sessionId} and does not answer its questions`, { sessionId });
 }
 
 /** A connected, initialized client. */
@@ -163,7 +205,7 @@ export async function connect(options: ConnectOptions): Promise<AgentdClient> {
   if (options.onPermissionRequest) client.onRequest(PermissionRequest, options.onPermissionRequest);
   rpc.listen();
   try {
-    await client.request(Initialize, {
+    await client.initialize({
       protocolVersion: PROTOCOL_VERSION,
       clientInfo: { name: options.clientName, ...(options.clientVersion ? { version: options.clientVersion } : {}) },
       capabilities: { ...options.capabilities, ...(options.onPermissionRequest ? { permissionRequests: true } : {}) },

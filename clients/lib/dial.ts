@@ -1,13 +1,33 @@
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // layout.cjs, not index.js: no zod needed to find the socket.
 import { dataLayout, type DataLayout } from '../../protocol/layout.cjs';
+import { parseStopMarker, type StopMarker } from '../../protocol/methods/daemon.js';
 import { DialError, defaultHome, dialOnce, isNoDaemon } from './socket.cjs';
 
 export { DialError, dialOnce };
+
+/**
+ * No daemon runs because someone stopped it with `agentd stop`, and this connection is
+ * not an explicit command: clients do not start it again on their own.
+ */
+export class DaemonStoppedError extends DialError {
+  constructor(readonly marker: StopMarker) {
+    super(`the agentd daemon was stopped on purpose (${marker.reason}, ${new Date(marker.at).toISOString()}); start it again with \`agentd start\``);
+  }
+}
+
+/** The marker `agentd stop` left in the data dir, if any (see protocol/methods/daemon.ts). */
+export function stopMarker(layout: DataLayout): StopMarker | undefined {
+  try {
+    return parseStopMarker(readFileSync(layout.stopMarker, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
 
 export function clientLayout(home: string = defaultHome()): DataLayout {
   return dataLayout(resolve(home));
@@ -16,15 +36,19 @@ export function clientLayout(home: string = defaultHome()): DataLayout {
 /** The `agentd` entry, found beside this compiled file; the daemon is started through it. */
 const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.cjs', import.meta.url));
 
-/** Starts `agentd daemon` detached: it outlives this process (and the editor that started it). */
-export function startDaemonDetached(layout: DataLayout): void {
+/**
+ * Starts `agentd daemon` detached: it outlives this process (and the editor that started
+ * it). `requestedAt` lets the daemon see a stop that came after this request (it then
+ * does not start: see StopMarker).
+ */
+export function startDaemonDetached(layout: DataLayout, requestedAt = Date.now()): void {
   const log = openSync(layout.logFile, 'a', 0o600);
   try {
     const child = spawn(process.execPath, [AGENTD_BIN, 'daemon'], {
       detached: true,
       stdio: ['ignore', 'ignore', log],
       cwd: '/',
-      env: { ...process.env, AGENTD_HOME: layout.home },
+      env: { ...process.env, AGENTD_HOME: layout.home, AGENTD_AUTOSTART_AT: String(requestedAt) },
     });
     child.unref();
   } finally {
@@ -36,6 +60,12 @@ export interface DialOptions {
   layout?: DataLayout;
   /** Start the daemon when none answers (default true). */
   autostart?: boolean;
+  /**
+   * A command a person just ran (default false). Only such a dial starts a daemon that
+   * was stopped with `agentd stop`; any other (reconnects, editor bridges, background
+   * work) fails with DaemonStoppedError instead.
+   */
+  explicit?: boolean;
   /** Give up after this long (default 10 s). */
   timeoutMs?: number;
 }
@@ -52,9 +82,11 @@ export async function dial(options: DialOptions = {}): Promise<Socket> {
   } catch (error) {
     if (!isNoDaemon(error) || options.autostart === false) throw explain(error, layout);
   }
-  const { mkdirSync } = await import('node:fs');
+  const stopped = stopMarker(layout);
+  if (stopped && !options.explicit) throw new DaemonStoppedError(stopped);
   mkdirSync(layout.home, { recursive: true, mode: 0o700 });
-  startDaemonDetached(layout);
+  const requestedAt = Date.now();
+  startDaemonDetached(layout, requestedAt);
   const deadline = Date.now() + (options.timeoutMs ?? 10_000);
   let wait = 5;
   for (;;) {
@@ -63,6 +95,9 @@ export async function dial(options: DialOptions = {}): Promise<Socket> {
       return await dialOnce(layout.socket);
     } catch (error) {
       if (!isNoDaemon(error)) throw explain(error, layout);
+      // Stopped on purpose after we asked: the daemon we started does not start either.
+      const since = stopMarker(layout);
+      if (since && since.at >= requestedAt) throw new DaemonStoppedError(since);
       if (Date.now() > deadline) {
         throw new DialError(`the agentd daemon did not start within ${options.timeoutMs ?? 10_000} ms; see ${layout.logFile}`);
       }
@@ -73,6 +108,8 @@ export async function dial(options: DialOptions = {}): Promise<Socket> {
 
 function explain(error: unknown, layout: DataLayout): Error {
   if (error instanceof DialError) return error;
+  const stopped = isNoDaemon(error) ? stopMarker(layout) : undefined;
+  if (stopped) return new DaemonStoppedError(stopped);
   if (isNoDaemon(error)) return new DialError(`no agentd daemon is running for ${layout.home}; start one with \`agentd daemon\``);
   return new DialError(`cannot reach the agentd daemon at ${layout.socket}: ${(error as Error).message}`);
 }

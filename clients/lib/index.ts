@@ -1,4 +1,5 @@
 /** The client library: one typed connection for every agentd client. */
-export { AgentdClient, connect, type ConnectOptions, type SubscriptionHandlers } from './client.js';
-export { clientLayout, dial, dialOnce, DialError, startDaemonDetached, type DialOptions } from './dial.js';
+export { AgentdClient, asResponseError, connect, notOurSession, type ConnectOptions, type StoppingNotice, type SubscriptionHandlers } from './client.js';
+export { clientLayout, DaemonStoppedError, dial, dialOnce, DialError, startDaemonDetached, stopMarker, type DialOptions } from './dial.js';
 export { followSession, type FollowOptions } from './follow.js';
+export { weakerIsolation } from './isolation.js';

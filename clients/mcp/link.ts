@@ -17,9 +17,10 @@ export interface LinkOptions {
 
 /**
  * The MCP server's one connection to the daemon. It is made on first use (starting
- * the daemon when none runs) and, when the daemon goes away, made again on the next
- * call: an MCP host keeps its server process for its whole life, and a daemon restart
- * in between must not leave it broken.
+ * the daemon when none runs, unless it was stopped with `agentd stop`: then calls fail
+ * saying so until someone starts it) and, when the daemon goes away, made again on the
+ * next call: an MCP host keeps its server process for its whole life, and a daemon
+ * restart in between must not leave it broken.
  */
 export class DaemonLink {
   private current: Promise<AgentdClient> | undefined;
@@ -41,6 +42,7 @@ export class DaemonLink {
       clientName: 'agentd-mcp',
       clientVersion: this.options.version,
       autostart,
+      explicit: false,
       ...(this.options.layout ? { layout: this.options.layout } : {}),
       ...(this.options.onPermissionRequest ? { onPermissionRequest: this.options.onPermissionRequest } : {}),
     });

@@ -1,4 +1,5 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SessionAttach } from '../../protocol/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { startStdioCommand } from '../lib/stdio-command.js';
 import { DaemonLink } from './link.js';
@@ -40,6 +41,12 @@ export async function run(argv: string[], version: string): Promise<number> {
   );
   const asker = new PermissionAsker(mcp.server);
   const link = new DaemonLink({ version, log, onPermissionRequest: (question) => asker.answer(question) });
+  // Control belongs to a connection: a new one controls the sessions this server drives again.
+  link.onConnected((client) => {
+    for (const sessionId of asker.sessions) {
+      client.request(SessionAttach, { sessionId, role: 'controller' }).catch((error: Error) => log(`cannot attach to ${sessionId} again: ${error.message}`));
+    }
+  });
   registerTools(mcp, link, asker);
   const resources = registerResources(mcp, link, log);
 

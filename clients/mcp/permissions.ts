@@ -2,6 +2,7 @@ import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
 import type { PermissionDecision, PermissionRequest } from '../../protocol/index.js';
+import { notOurSession } from '../lib/index.js';
 
 type Question = z.output<typeof PermissionRequest.params>;
 
@@ -12,12 +13,18 @@ function callLine(tool: string, input: Record<string, unknown>): string {
   return `${tool} ${json.length > 300 ? `${json.slice(0, 299)}…` : json}`;
 }
 
+/** Which session asks, for the person: its title when it has one, and its id. */
+function sessionLine(q: Question): string {
+  return q.sessionTitle ? `"${q.sessionTitle}" (${q.sessionId})` : q.sessionId;
+}
+
 /**
  * Answers the daemon's permission questions by asking the MCP host's user through
- * elicitation, for the sessions this server drives (created or prompted through it).
- * Questions about other sessions, or when the host cannot elicit, are refused, which
- * leaves them to the session's other controllers (the CLI, an editor): the daemon
- * asks every controller and takes the first answer.
+ * elicitation, for the sessions this server drives (created or prompted through it:
+ * the daemon asks it about those only). A question about another session is refused
+ * (NotController); one the host cannot elicit is left to the session's other
+ * controllers (the CLI, an editor): the daemon asks every controller and takes the
+ * first answer.
  */
 export class PermissionAsker {
   private readonly driven = new Set<string>();
@@ -29,6 +36,11 @@ export class PermissionAsker {
   /** This server created or prompted the session: its questions are ours to ask. */
   drive(sessionId: string): void {
     this.driven.add(sessionId);
+  }
+
+  /** The sessions this server drives: a new daemon connection attaches to them as controller. */
+  get sessions(): string[] {
+    return [...this.driven];
   }
 
   canAsk(sessionId: string): boolean {
@@ -46,7 +58,8 @@ export class PermissionAsker {
   }
 
   async answer(question: Question): Promise<{ decision: PermissionDecision }> {
-    if (!this.canAsk(question.sessionId)) throw new Error('this MCP host cannot answer permission questions for this session');
+    if (!this.driven.has(question.sessionId)) throw notOurSession(question.sessionId, 'agentd mcp');
+    if (!this.canAsk(question.sessionId)) throw new Error('this MCP host cannot answer permission questions (it offers no elicitation)');
     const abort = new AbortController();
     this.open.set(question.toolUseId, { sessionId: question.sessionId, abort });
     try {
@@ -63,7 +76,7 @@ export class PermissionAsker {
       {
         method: 'elicitation/create',
         params: {
-          message: `agentd session ${question.sessionId} wants to run ${callLine(question.tool, question.input)}`,
+          message: `agentd session ${sessionLine(question)} wants to run ${callLine(question.tool, question.input)}`,
           requestedSchema: {
             type: 'object',
             properties: {

@@ -130,6 +130,7 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
         toolCalls: z.array(ToolCallOut),
         firstSeq: z.number(),
         lastSeq: z.number(),
+        warnings: z.array(z.string()),
       },
     },
     (args, extra) =>
@@ -138,16 +139,19 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
         const { turnId, seq } = await link.request(SessionPrompt, { sessionId: args.sessionId, content: args.prompt });
         const progressToken = extra._meta?.progressToken;
         let progress = 0;
+        let lastProgress = Promise.resolve();
         const onEvent = (event: Event) => {
           if (event.type === 'permission.resolved') asker.settled(String(event.data.toolUseId));
           if (progressToken === undefined) return;
           progress += 1;
           // Progress is best effort: a host that went away must not fail the turn.
-          extra
+          lastProgress = extra
             .sendNotification({ method: 'notifications/progress', params: { progressToken, progress, message: describeEvent(event) } })
             .catch(() => undefined);
         };
         const summary: TurnSummary = await followTurn(link, { sessionId: args.sessionId, turnId, from: seq, onEvent, signal: extra.signal });
+        // The last progress goes out before the result: after it, the host no longer knows the token.
+        await lastProgress;
         asker.turnEnded(args.sessionId);
         return {
           content: [{ type: 'text', text: renderSummary(summary) }],

@@ -1,5 +1,5 @@
 import type { ContentBlock, Event } from '../../protocol/index.js';
-import type { AgentdClient } from '../lib/index.js';
+import { weakerIsolation, type AgentdClient } from '../lib/index.js';
 import type { DaemonLink } from './link.js';
 
 export interface ToolCallSummary {
@@ -22,6 +22,8 @@ export interface TurnSummary {
   /** The turn's events lie in [firstSeq, lastSeq] of the session log. */
   firstSeq: number;
   lastSeq: number;
+  /** The sandbox ran weaker than bubblewrap during the turn: the daemon's warnings. */
+  warnings: string[];
 }
 
 const ENDS = new Set(['turn.completed', 'turn.interrupted', 'turn.failed']);
@@ -31,6 +33,7 @@ export class TurnFold {
   private answer = '';
   private stopReason: string | null = null;
   private readonly calls = new Map<string, ToolCallSummary>();
+  private readonly warnings: string[] = [];
   private lastSeq: number;
   result: TurnSummary | undefined;
 
@@ -53,6 +56,8 @@ export class TurnFold {
   }
 
   add(event: Event): void {
+    // Provisioned for this turn's tool calls (it carries no turn id): never silently weaker.
+    if (event.type === 'sandbox.provisioned' && !this.result) this.warnings.push(...weakerIsolation(event.data));
     if (!this.owns(event)) return;
     this.lastSeq = event.seq;
     const d = event.data;
@@ -89,6 +94,7 @@ export class TurnFold {
       toolCalls: [...this.calls.values()],
       firstSeq: this.firstSeq,
       lastSeq: this.lastSeq,
+      warnings: [...this.warnings],
     };
   }
 }
@@ -111,6 +117,10 @@ export function describeEvent(event: Event): string {
       return `model.retry: attempt ${String(d.attempt)} (${String(d.reason)})`;
     case 'turn.failed':
       return `turn.failed: ${String(d.error)}`;
+    case 'sandbox.provisioned': {
+      const warnings = weakerIsolation(d);
+      return `sandbox.provisioned: ${String(d.isolation)}${warnings.length ? `; WARNING: ${warnings.join('; ')}` : ''}`;
+    }
     default:
       return event.type;
   }
@@ -126,6 +136,7 @@ export function renderSummary(s: TurnSummary): string {
   else if (s.outcome === 'interrupted') lines.push('Turn interrupted.');
   else lines.push(`Turn failed: ${s.error}`);
   lines.push(`Session ${s.sessionId}, events ${s.firstSeq}..${s.lastSeq}.`);
+  for (const warning of s.warnings) lines.push(`WARNING (weaker sandbox isolation): ${warning}`);
   return lines.join('\n');
 }
 
@@ -174,7 +185,7 @@ export async function followTurn(link: DaemonLink, options: FollowTurnOptions): 
           if (event.seq < next || fold.result) continue;
           next = event.seq + 1;
           fold.add(event);
-          if (fold.owns(event)) options.onEvent?.(event);
+          if (fold.owns(event) || event.type === 'sandbox.provisioned') options.onEvent?.(event);
           if (fold.result) finished();
         }
       },

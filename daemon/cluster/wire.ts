@@ -59,14 +59,15 @@ export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
 
 /** Questions of a session still waiting for an answer, as its log records them. */
 export async function openQuestions(log: SessionLog, sessionId: string): Promise<PermissionQuestion[]> {
-  const head = await log.head(sessionId);
+  const [head, meta] = await Promise.all([log.head(sessionId), log.getMeta(sessionId)]);
+  const sessionTitle = typeof meta?.['title'] === 'string' ? meta['title'] : null;
   const open = new Map<string, PermissionQuestion>();
   for (let from: number | undefined = Math.max(0, head - QUESTION_SCAN); from !== undefined; ) {
     const page = await log.read(sessionId, { from, types: ['permission.requested', 'permission.resolved', 'tool.result'] });
     for (const event of page.events) {
       const toolUseId = String(event.data['toolUseId']);
       if (event.type === 'permission.requested') {
-        open.set(toolUseId, { sessionId, toolUseId, tool: String(event.data['tool']), input: (event.data['input'] ?? {}) as Record<string, unknown> });
+        open.set(toolUseId, { sessionId, sessionTitle, toolUseId, tool: String(event.data['tool']), input: (event.data['input'] ?? {}) as Record<string, unknown> });
       } else {
         open.delete(toolUseId);
       }

@@ -1,4 +1,5 @@
 import {
+  DEFAULT_STOP_TIMEOUT_MS,
   PROTOCOL_VERSION,
   type DaemonStatus,
   type DaemonStop,
@@ -28,12 +29,13 @@ export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) 
     rssBytes: process.memoryUsage.rss(),
     counts: { connections: daemon.peers.size, subscriptions: daemon.hub.count, sessions: listed.count },
     ...(listed.error ? { logError: listed.error } : {}),
+    modelApiKey: await daemon.modelApiKey(),
     appendLatencyMs: daemon.appendLatency.summary(),
   };
 };
 
-export const stop: Handler<typeof DaemonStop> = async (_params, { daemon, peer }) => {
-  daemon.requestStop(`daemon/stop from connection ${peer.id} (${peer.clientName})`);
+export const stop: Handler<typeof DaemonStop> = async (params, { daemon, peer }) => {
+  daemon.requestStop(`daemon/stop from connection ${peer.id} (${peer.clientName})`, params?.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
   return {};
 };
 

@@ -31,8 +31,10 @@ export interface Daemon {
   readonly peers: ReadonlySet<Peer>;
   /** Other daemons sharing the sessions, when there are any. */
   readonly cluster?: ClusterBus;
-  /** Begins a graceful stop once the current reply is on its way. */
-  requestStop(reason: string): void;
+  /** Where the harness finds the Messages-API key (never the key). */
+  modelApiKey(): Promise<'environment' | 'vault' | 'missing'>;
+  /** Begins a graceful stop on purpose once the current reply is on its way (see daemon/stop). */
+  requestStop(reason: string, drainMs: number): void;
 }
 
 export interface RequestContext {

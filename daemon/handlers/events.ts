@@ -9,10 +9,12 @@ import {
 import { fromLogError } from '../errors.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { Handler } from './context.js';
+import { READ_PAGE_BYTES } from '../rpc/limits.js';
 
 export const events: Handler<typeof SessionEvents> = async (params, { daemon, token }) => {
   const { sessionId, waitMs, ...range } = params;
-  const read = () => daemon.log.read(sessionId, range).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+  // Pages are cut by bytes as well as by count, so one answer never holds a whole long session.
+  const read = () => daemon.log.read(sessionId, { ...range, maxBytes: READ_PAGE_BYTES }).catch((e) => Promise.reject(fromLogError(e, sessionId)));
   let page = await read();
   const from = range.from ?? 0;
   if (page.events.length === 0 && page.next === undefined && waitMs && from >= page.headSeq && (range.to ?? Infinity) > from) {

@@ -2,6 +2,7 @@ import type { HandlerTable } from './context.js';
 import * as admin from './admin.js';
 import * as events from './events.js';
 import * as lifecycle from './lifecycle.js';
+import * as permission from './permission.js';
 import * as session from './session.js';
 
 export type { Daemon, HandlerTable, RequestContext } from './context.js';
@@ -25,4 +26,5 @@ export const handlers = {
   'vault/delete': admin.vaultDelete,
   'daemon/status': admin.status,
   'daemon/stop': admin.stop,
+  'permission/answer': permission.answer,
 } satisfies HandlerTable;

@@ -7,7 +7,7 @@ import {
   Shutdown,
 } from '../../protocol/index.js';
 import type { Handler } from './context.js';
-import { MAX_FRAME_BYTES } from '../rpc/limits.js';
+import { CONNECTION_LIMITS, MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CONNECTION } from '../rpc/limits.js';
 
 export const initialize: Handler<typeof Initialize> = async (params, { peer, daemon }) => {
   if (peer.state !== 'new') throw new AgentdError(ErrorCode.AlreadyInitialized, 'initialize was already sent on this connection');
@@ -21,13 +21,16 @@ export const initialize: Handler<typeof Initialize> = async (params, { peer, dae
   peer.state = 'ready';
   peer.clientName = params.clientInfo.name;
   peer.capabilities = params.capabilities;
-  // Open permission questions go to a client that can answer, once it has its reply.
-  if (params.capabilities.permissionRequests) setImmediate(() => daemon.permissions.offer(peer));
   daemon.logger.log('info', 'client initialized', { conn: peer.id, client: params.clientInfo.name, version: params.clientInfo.version });
   return {
     protocolVersion: PROTOCOL_VERSION,
     serverInfo: { name: 'agentd', version: daemon.version },
-    capabilities: { eventBatches: true, maxFrameBytes: MAX_FRAME_BYTES },
+    capabilities: {
+      eventBatches: true,
+      maxFrameBytes: MAX_FRAME_BYTES,
+      maxRequestsInFlight: CONNECTION_LIMITS.maxRequestsInFlight,
+      maxSubscriptions: MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    },
   };
 };
 

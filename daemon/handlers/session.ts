@@ -15,14 +15,28 @@ import type { Peer } from '../rpc/peer.js';
 import type { Daemon, Handler } from './context.js';
 import { openQuestions } from '../cluster/wire.js';
 
-function requireController(peer: Peer, sessionId: string, action: string): void {
-  if (!peer.isController(sessionId)) {
+function refuseObserver(peer: Peer, sessionId: string, action: string): void {
+  if (peer.isObserver(sessionId)) {
     throw new AgentdError(
       ErrorCode.NotController,
       `this connection is an observer of ${sessionId} and may not ${action}; attach as controller to do so`,
       { sessionId },
     );
   }
+}
+
+/**
+ * Makes the connection a controller of the session (it created, prompted or attached to
+ * it) and asks it the session's open questions. With other daemons, a question asked
+ * there before this daemon heard of it is found in the log. Resolves once offered.
+ */
+export async function takeControl(daemon: Daemon, peer: Peer, sessionId: string): Promise<void> {
+  peer.roles.set(sessionId, 'controller');
+  if (daemon.cluster && !daemon.permissions.hasOpen(sessionId)) {
+    for (const question of await openQuestions(daemon.log, sessionId)) daemon.permissions.askRemote(question);
+  }
+  // After the reply that made it a controller is on its way.
+  setImmediate(() => daemon.permissions.offer(peer, sessionId));
 }
 
 /** Credentials a session names must exist, and repos need a git binding: fail at create, not mid-turn. */
@@ -45,9 +59,10 @@ async function checkCredentials(params: ParamsOf<typeof SessionCreate>, vault: D
   }
 }
 
-export const create: Handler<typeof SessionCreate> = async (params, { daemon }) => {
+export const create: Handler<typeof SessionCreate> = async (params, { daemon, peer }) => {
   await checkCredentials(params, daemon.vault);
   const created = await daemon.sessions.create(params);
+  peer.roles.set(created.sessionId, 'controller');
   if (params.sandbox?.eager) {
     daemon.harness.provisionEagerly(created.sessionId).catch((error: unknown) =>
       daemon.logger.log('warn', 'eager sandbox provisioning failed', { sessionId: created.sessionId, error: String(error) }),
@@ -61,8 +76,10 @@ export const list: Handler<typeof SessionList> = (params, { daemon }) => daemon.
 export const get: Handler<typeof SessionGet> = ({ sessionId }, { daemon }) => daemon.sessions.info(sessionId);
 
 export const prompt: Handler<typeof SessionPrompt> = async ({ sessionId, content }, { daemon, peer }) => {
-  requireController(peer, sessionId, 'prompt');
+  refuseObserver(peer, sessionId, 'prompt');
   const appended = await daemon.sessions.prompt(sessionId, content);
+  // A controller from now on: before the turn can ask anything.
+  void takeControl(daemon, peer, sessionId).catch((error: unknown) => daemon.logger.log('warn', 'reading open questions failed', { sessionId, error: String(error) }));
   // Prompts queue in the log in order; the session's runner takes them one turn at a time.
   void daemon.harness.kick(sessionId).catch((error: unknown) => daemon.logger.log('error', 'harness kick failed', { sessionId, error: String(error) }));
   return appended;
@@ -78,27 +95,25 @@ async function interruptAnywhere(daemon: Daemon, sessionId: string): Promise<boo
 }
 
 export const interrupt: Handler<typeof SessionInterrupt> = async ({ sessionId }, { daemon, peer }) => {
-  requireController(peer, sessionId, 'interrupt');
+  refuseObserver(peer, sessionId, 'interrupt');
   return { interrupted: await interruptAnywhere(daemon, sessionId) };
 };
 
-export const fork: Handler<typeof SessionFork> = ({ sessionId, at }, { daemon }) => daemon.sessions.fork(sessionId, at);
+export const fork: Handler<typeof SessionFork> = async ({ sessionId, at }, { daemon, peer }) => {
+  const forked = await daemon.sessions.fork(sessionId, at);
+  peer.roles.set(forked.sessionId, 'controller');
+  return forked;
+};
 
 export const attach: Handler<typeof SessionAttach> = async ({ sessionId, role }, { daemon, peer }) => {
   await daemon.sessions.record(sessionId);
-  peer.roles.set(sessionId, role);
-  if (role === 'controller') {
-    // A question asked on another daemon before this one heard of it is in the log.
-    if (daemon.cluster && !daemon.permissions.hasOpen(sessionId)) {
-      for (const question of await openQuestions(daemon.log, sessionId)) daemon.permissions.askRemote(question);
-    }
-    setImmediate(() => daemon.permissions.offer(peer, sessionId));
-  }
+  if (role === 'controller') await takeControl(daemon, peer, sessionId);
+  else peer.roles.set(sessionId, role);
   return { role };
 };
 
 export const archive: Handler<typeof SessionArchive> = async ({ sessionId }, { daemon, peer }) => {
-  requireController(peer, sessionId, 'archive it');
+  refuseObserver(peer, sessionId, 'archive it');
   await interruptAnywhere(daemon, sessionId);
   // The sandbox goes now, with every process still running in it: here, or where the session runs.
   await daemon.harness.release(sessionId);

@@ -171,6 +171,7 @@ export class Harness {
       { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry },
       {
         sessionId,
+        title: record.title ?? null,
         model: record.model ?? this.deps.settings.defaultModel,
         maxTokens: this.deps.settings.maxTokens,
         system: systemPrompt(record),
@@ -369,11 +370,27 @@ export class Harness {
     }
   }
 
-  /** Stops every runner without recording an end: the next daemon wakes them. */
-  async stop(): Promise<void> {
+
+  /** Runners with a turn under way now. */
+  get busyCount(): number {
+    return [...this.runners.values()].filter((r) => r.busy).length;
+  }
+
+  /**
+   * Stops every runner without recording an end: the next daemon wakes them. With
+   * `drainMs`, runners first get that long to reach a durable point (see
+   * SessionRunner.drain); whatever is still running then is cut off as in a crash.
+   */
+  async stop(drainMs = 0): Promise<void> {
     this.stopping = true;
     clearInterval(this.scanTimer);
     for (const timer of this.idleTimers.values()) clearTimeout(timer);
+    if (drainMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = Promise.allSettled([...this.runners.values()].map((r) => r.drain()));
+      await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, drainMs)))]);
+      clearTimeout(timer);
+    }
     await Promise.allSettled([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();
     await this.deps.provider.close?.().catch(() => undefined);

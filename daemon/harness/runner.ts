@@ -1,5 +1,5 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import type { PermissionDecision, Usage } from '../../protocol/index.js';
+import type { PermissionDecision, PermissionQuestion, Usage } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import { LogError, type NewEvent, type SessionLog } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
@@ -11,12 +11,7 @@ import { SandboxSlot, toContentBlocks } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { Redactor } from '../vault/redact.js';
 
-export interface PermissionQuestion {
-  sessionId: string;
-  toolUseId: string;
-  tool: string;
-  input: Record<string, unknown>;
-}
+export type { PermissionQuestion };
 
 /** What a runner needs from the daemon. */
 export interface RunnerDeps {
@@ -37,6 +32,8 @@ export interface RunnerDeps {
 
 export interface RunnerConfig {
   sessionId: string;
+  /** The session's title, shown with its permission questions. */
+  title: string | null;
   model: string;
   maxTokens: number;
   system: string;
@@ -50,6 +47,9 @@ export interface RunnerConfig {
 const SHUTDOWN = 'shutdown';
 const PAGE = 5000;
 
+/** The runner reached a durable point while draining: it stops there, recording nothing more. */
+class Drained extends Error {}
+
 /**
  * The brain of one session, and nothing it knows is not in the log: it folds the log,
  * finds the first unfinished turn and carries it on from wherever it stands, so a
@@ -62,6 +62,10 @@ export class SessionRunner {
   private again = false;
   private turnAbort: AbortController | undefined;
   private stopped = false;
+  /** Set by drain(): finish the model or tool call in flight, start nothing new. */
+  private draining = false;
+  /** Withdraws a permission wait when draining: an open question is already durable. */
+  private readonly drainAbort = new AbortController();
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -118,6 +122,18 @@ export class SessionRunner {
     return true;
   }
 
+  /**
+   * Stops at the next durable point: the model call or tool call in flight finishes and
+   * is recorded, nothing new starts, and a wait for a permission answer ends (the
+   * question is in the log). Resolves when the runner is idle; the turn stays open in
+   * the log and carries on when the session is next woken.
+   */
+  async drain(): Promise<void> {
+    this.draining = true;
+    this.drainAbort.abort('drain');
+    await this.loop;
+  }
+
   /** Stops without recording anything, as a crash would; the next daemon carries on. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -132,11 +148,11 @@ export class SessionRunner {
       await this.append([{ type: 'harness.woke', data: { fromSeq: this.fold.state.headSeq, pendingTurn: pendingTurn(this.fold.state)!.turnId, daemon: this.deps.daemonId } }]);
     }
     for (;;) {
-      for (let turn = pendingTurn(this.fold.state); turn && !this.stopped; turn = pendingTurn(this.fold.state)) {
+      for (let turn = pendingTurn(this.fold.state); turn && !this.stopped && !this.draining; turn = pendingTurn(this.fold.state)) {
         await this.runTurn(turn);
         await this.catchUp();
       }
-      if (this.stopped) return;
+      if (this.stopped || this.draining) return;
       // On the session's queue, where prompts are appended: no prompt can land between
       // seeing no pending turn and writing 'idle', so 'idle' never hides one.
       // With other daemons appending too, 'idle' is written only if the log is still
@@ -188,6 +204,8 @@ export class SessionRunner {
       for (;;) {
         await this.settleOpenCalls(turn, abort.signal);
         if (abort.signal.aborted) throw new ModelAborted('aborted');
+        // A durable point: every result so far is recorded, the next model call not yet made.
+        if (this.draining) throw new Drained();
         const last = turn.steps.at(-1);
         if (last && last.calls.length === 0) {
           await this.append([{ type: 'turn.completed', data: { turnId, stopReason: last.stopReason } }]);
@@ -204,8 +222,8 @@ export class SessionRunner {
         );
       }
     } catch (error) {
-      // Stopped, or another daemon took the session over: it records the rest, not us.
-      if (abort.signal.reason === SHUTDOWN || isFenced(error)) return;
+      // Stopped, drained, or another daemon took the session over: it records the rest, not us.
+      if (abort.signal.reason === SHUTDOWN || isFenced(error) || (this.draining && !abort.signal.aborted)) return;
       if (error instanceof ModelAborted || abort.signal.aborted) {
         await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId } }]);
       } else {
@@ -249,7 +267,7 @@ export class SessionRunner {
   /** Every tool call of the last reply gets exactly one result before the model is called again. */
   private async settleOpenCalls(turn: Turn, signal: AbortSignal): Promise<void> {
     for (const call of openCalls(turn)) {
-      if (signal.aborted) return;
+      if (signal.aborted || this.draining) return;
       if (call.startedSeq !== undefined) {
         // Started before a crash and never finished: say so; the model decides what to do.
         await this.appendResult(turn, call, 'the agent daemon stopped while this tool was running; it may or may not have completed', 'interrupted', 0);
@@ -259,7 +277,7 @@ export class SessionRunner {
         await this.appendResult(turn, call, `permission to run ${call.name} was denied`, 'denied', 0);
         continue;
       }
-      if (signal.aborted) return;
+      if (signal.aborted || this.draining) return;
       const remote = this.remote.owns(call.name);
       await this.append([{ type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: remote ? 'daemon' : 'sandbox' } }]);
       if (!this.config.tools.some((t) => t.name === call.name)) {
@@ -308,13 +326,13 @@ export class SessionRunner {
     if (verdict !== 'ask') return verdict;
     const known = call.permission?.decision;
     if (known) return known === 'deny' ? 'deny' : 'allow';
-    const question = { sessionId: this.config.sessionId, toolUseId: call.toolUseId, tool: call.name, input: call.input };
+    const question: PermissionQuestion = { sessionId: this.config.sessionId, sessionTitle: this.config.title, toolUseId: call.toolUseId, tool: call.name, input: call.input };
     if (!call.permission) {
       await this.append([{ type: 'permission.requested', data: { turnId: turn.turnId, toolUseId: call.toolUseId, tool: call.name, input: call.input } }], { status: 'waiting' });
     } else {
       await this.deps.log.patchMeta(this.config.sessionId, { status: 'waiting' });
     }
-    const answer = await this.deps.askPermission(question, signal);
+    const answer = await this.deps.askPermission(question, AbortSignal.any([signal, this.drainAbort.signal]));
     await this.append([{ type: 'permission.resolved', data: { turnId: turn.turnId, toolUseId: call.toolUseId, decision: answer.decision, by: answer.by } }], { status: 'running' });
     return answer.decision === 'deny' ? 'deny' : 'allow';
   }

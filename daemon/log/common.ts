@@ -3,7 +3,8 @@
  * backends differ only in storage and agree on every edge case the conformance suite checks.
  */
 import { LogError, READ_LIMIT_MAX } from './session-log.js';
-import type { NewEvent, ReadOptions, SessionMeta, StoredEvent, WriteOptions } from './session-log.js';
+import type { NewEvent, ReadOptions, SessionMeta, StoredEvent, SubscribeOptions, WriteOptions } from './session-log.js';
+import type { SubscriptionLimits } from './subscriptions.js';
 
 /** Printable ASCII without '!' (the key separator) or space: keeps key ranges unambiguous. */
 const SESSION_ID = /^[\x22-\x7e]{1,200}$/;
@@ -96,6 +97,7 @@ export interface ReadRange {
   end: number;
   limit: number;
   types: ReadonlySet<string> | undefined;
+  maxBytes: number;
 }
 
 function checkSeq(value: unknown, name: string): number | undefined {
@@ -124,7 +126,14 @@ export function readRange(options: ReadOptions | undefined, head: number): ReadR
     end,
     limit: Math.min(limitIn ?? READ_LIMIT_MAX, READ_LIMIT_MAX),
     types: types === undefined ? undefined : new Set(types),
+    maxBytes: positive(options?.maxBytes, 'maxBytes') ?? Infinity,
   };
+}
+
+function positive(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new LogError('invalid', `${name} must be a positive integer`);
+  return value;
 }
 
 export function checkListLimit(limit: unknown): number {
@@ -134,12 +143,13 @@ export function checkListLimit(limit: unknown): number {
 }
 
 /** Options for subscribe, with the documented defaults. */
-export function subscribeLimits(options: { maxPending?: number; batchSize?: number } | undefined): { maxPending: number; batchSize: number } {
-  const maxPending = options?.maxPending ?? 10000;
-  const batchSize = options?.batchSize ?? 512;
-  if (!Number.isSafeInteger(maxPending) || maxPending < 1) throw new LogError('invalid', 'maxPending must be a positive integer');
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new LogError('invalid', 'batchSize must be a positive integer');
-  return { maxPending, batchSize: Math.min(batchSize, READ_LIMIT_MAX) };
+export function subscribeLimits(options: SubscribeOptions | undefined): SubscriptionLimits {
+  return {
+    maxPending: positive(options?.maxPending, 'maxPending') ?? 10000,
+    maxPendingBytes: positive(options?.maxPendingBytes, 'maxPendingBytes') ?? Infinity,
+    batchSize: Math.min(positive(options?.batchSize, 'batchSize') ?? 512, READ_LIMIT_MAX),
+    maxBatchBytes: positive(options?.maxBatchBytes, 'maxBatchBytes') ?? Infinity,
+  };
 }
 
 /**

@@ -25,10 +25,14 @@ import { GroupCommit, storageError } from './group-commit.js';
 import type { BatchPut, BatchWriter, CommitEntry, CommitStats } from './group-commit.js';
 import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
 import { SubscriptionHub } from './subscriptions.js';
+import { parsedEvent } from './event-bytes.js';
+import { BoundedCache } from './bounded-cache.js';
 
 /** A filtered read scans at most this many events before it returns a page with `next`. */
 const TYPE_SCAN_MAX = 100_000;
 const SCAN_CHUNK = 1024;
+/** Metadata is read in smaller chunks: each may carry a system prompt of up to 256 KiB. */
+const META_CHUNK = 32;
 
 export interface LevelLogOptions {
   /** Wraps the synced batch write; tests use it to fail a chosen batch. */
@@ -47,15 +51,24 @@ interface SessionState {
   /** Latest metadata including queued patches: patches merge against it, in call order. */
   meta: SessionMeta;
   durableMeta: SessionMeta | undefined;
-  /** Cleared when a failed batch leaves this cache stale; holders must load afresh. */
+  /** Cleared when a failed batch leaves this cache stale, or when it is evicted; holders must load afresh. */
   valid: boolean;
+  /** Size of the metadata as stored, for the cache's byte bound. */
+  metaBytes: number;
 }
+
+/** Sessions whose state stays cached, by count and by metadata bytes; idle ones beyond are dropped, least recently used first. */
+const STATE_CACHE_SESSIONS = 1024;
+const STATE_CACHE_BYTES = 32 * 1024 * 1024;
+
+/** A state with nothing queued: dropping it loses nothing the store does not have. */
+const idle = (s: SessionState) => s.head === s.durableHead && s.meta === s.durableMeta;
 
 export class LevelSessionLog implements SessionLog {
   readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: false };
-  private readonly states = new Map<string, SessionState>();
+  private readonly states = new BoundedCache<string, SessionState>(STATE_CACHE_SESSIONS, STATE_CACHE_BYTES, idle, (_, state) => (state.valid = false));
   private readonly loads = new Map<string, Promise<SessionState | undefined>>();
-  private readonly hub = new SubscriptionHub((id, from, to, limit) => this.readRange(id, from, to, limit));
+  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
   private readonly commits: GroupCommit<LevelEntry>;
   private readonly gate = new WriteGate();
   private closing: Promise<void> | undefined;
@@ -124,9 +137,10 @@ export class LevelSessionLog implements SessionLog {
     checkMeta(meta);
     checkEvents(events);
     const id = meta.sessionId;
-    const stored = JSON.parse(encode(meta, 'meta')) as SessionMeta;
+    const metaJson = encode(meta, 'meta');
+    const stored = JSON.parse(metaJson) as SessionMeta;
     const { ops, jsons } = this.eventOps(id, 0, events);
-    ops.push({ type: 'put', key: metaKey(id), value: JSON.stringify(stored) });
+    ops.push({ type: 'put', key: metaKey(id), value: metaJson });
     for (;;) {
       const existing = await this.session(id);
       if (existing?.valid) throw new LogError('exists', `session ${id} already exists`);
@@ -134,8 +148,8 @@ export class LevelSessionLog implements SessionLog {
     }
     // Re-checked after the await: another create may have claimed the id meanwhile.
     if (this.states.has(id)) throw new LogError('exists', `session ${id} already exists`);
-    const state: SessionState = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true };
-    this.states.set(id, state);
+    const state: SessionState = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true, metaBytes: metaJson.length };
+    this.states.set(id, state, state.metaBytes);
     return this.commit(id, state, 0, ops, jsons, stored);
   }
 
@@ -153,9 +167,10 @@ export class LevelSessionLog implements SessionLog {
     // Everything that can throw runs before the state moves, so a bad call changes nothing.
     const { ops, jsons } = this.eventOps(sessionId, first, events);
     const meta = metaPatch === undefined ? undefined : mergeMeta(state.meta, metaPatch, Date.now());
-    if (meta) ops.push({ type: 'put', key: metaKey(sessionId), value: JSON.stringify(meta) });
+    const metaJson = meta && JSON.stringify(meta);
+    if (metaJson) ops.push({ type: 'put', key: metaKey(sessionId), value: metaJson });
     state.head += events.length;
-    if (meta) state.meta = meta;
+    if (meta) this.setMeta(sessionId, state, meta, metaJson!.length);
     return this.commit(sessionId, state, first, ops, jsons, meta);
   }
 
@@ -167,11 +182,11 @@ export class LevelSessionLog implements SessionLog {
     const headSeq = state.durableHead;
     const range = readRange(options, headSeq);
     if (!range.types) {
-      const events = await this.readRange(sessionId, range.from, range.end, range.limit);
+      const events = await this.readRange(sessionId, range.from, range.end, range.limit, range.maxBytes);
       const reached = range.from + events.length;
       return reached < range.end ? { events, headSeq, next: reached } : { events, headSeq };
     }
-    const { events, reached } = await this.readTypes(sessionId, range.from, range.end, range.limit, range.types);
+    const { events, reached } = await this.readTypes(sessionId, range.from, range.end, range.limit, range.types, range.maxBytes);
     return reached < range.end ? { events, headSeq, next: reached } : { events, headSeq };
   }
 
@@ -209,8 +224,9 @@ export class LevelSessionLog implements SessionLog {
     while (!state.valid) state = await this.existing(sessionId, true);
     checkIfHead(sessionId, options, state.head);
     const meta = mergeMeta(state.meta, patch, Date.now());
-    state.meta = meta;
-    await this.commit(sessionId, state, state.head, [{ type: 'put', key: metaKey(sessionId), value: JSON.stringify(meta) }], [], meta);
+    const metaJson = JSON.stringify(meta);
+    this.setMeta(sessionId, state, meta, metaJson.length);
+    await this.commit(sessionId, state, state.head, [{ type: 'put', key: metaKey(sessionId), value: metaJson }], [], meta);
     return structuredClone(meta);
   }
 
@@ -230,7 +246,7 @@ export class LevelSessionLog implements SessionLog {
     const it = this.db.values({ gte: META_FIRST, lt, reverse: true });
     try {
       for (;;) {
-        const chunk = await it.nextv(SCAN_CHUNK);
+        const chunk = await it.nextv(META_CHUNK);
         if (chunk.length === 0) return { sessions };
         for (const value of chunk) {
           if (sessions.length >= limit) return { sessions, cursor: sessions[sessions.length - 1]!.sessionId };
@@ -244,6 +260,11 @@ export class LevelSessionLog implements SessionLog {
     } finally {
       await it.close();
     }
+  }
+
+  /** Sessions whose state is cached now (bounded: see STATE_CACHE_SESSIONS). */
+  get cachedSessions(): number {
+    return this.states.size;
   }
 
   /** Synced batches written and appends they carried, since open. */
@@ -299,13 +320,21 @@ export class LevelSessionLog implements SessionLog {
         onDurable: () => {
           state.durableHead = Math.max(state.durableHead, first + jsons.length);
           if (meta) state.durableMeta = meta;
+          // Idle now, perhaps: the cache may drop something to stay within its bounds.
+          this.states.evict();
           // Parsed only when someone listens: the append path stays string-only.
-          if (jsons.length > 0) this.hub.publish(sessionId, jsons.map((json) => JSON.parse(json) as StoredEvent));
+          if (jsons.length > 0) this.hub.publish(sessionId, jsons.map(parsedEvent));
           resolve(jsons.map((_, i) => first + i));
         },
         onFail: reject,
       });
     });
+  }
+
+  private setMeta(sessionId: string, state: SessionState, meta: SessionMeta, bytes: number): void {
+    state.meta = meta;
+    state.metaBytes = bytes;
+    this.states.resize(sessionId, bytes);
   }
 
   /** After a failed batch: drop the cached state so the next call reloads what is durable. */
@@ -347,7 +376,7 @@ export class LevelSessionLog implements SessionLog {
     const loaded = await load;
     const again = this.states.get(sessionId);
     if (again) return again;
-    if (loaded) this.states.set(sessionId, loaded);
+    if (loaded) this.states.set(sessionId, loaded, loaded.metaBytes);
     return loaded;
   }
 
@@ -360,43 +389,53 @@ export class LevelSessionLog implements SessionLog {
       if (metaJson === undefined) return undefined;
       const head = last.length > 0 ? seqOfEventKey(last[0]!) + 1 : 0;
       const meta = JSON.parse(metaJson) as SessionMeta;
-      return { head, durableHead: head, meta, durableMeta: meta, valid: true };
+      return { head, durableHead: head, meta, durableMeta: meta, valid: true, metaBytes: metaJson.length };
     } catch (cause) {
       throw storageError(cause, 'read');
     }
   }
 
-  /** Events [from, min(to, end of durable)) up to `limit`: one iterator range read. */
-  private async readRange(sessionId: string, from: number, to: number | undefined, limit: number): Promise<StoredEvent[]> {
+  /** Events [from, min(to, end of durable)) up to `limit` and about `maxBytes`: one iterator range read. */
+  private async readRange(sessionId: string, from: number, to: number | undefined, limit: number, maxBytes = Infinity): Promise<StoredEvent[]> {
     const durable = (await this.validSession(sessionId))?.durableHead ?? 0;
     const end = Math.min(to ?? durable, durable);
     if (end <= from) return [];
-    try {
-      const values = await this.db.values({ gte: eventKey(sessionId, from), lt: eventKey(sessionId, end), limit }).all();
-      return values.map((value) => JSON.parse(value) as StoredEvent);
-    } catch (cause) {
-      throw storageError(cause, 'read');
-    }
+    return this.scan(sessionId, from, end, (event, events) => events.length < limit && (events.push(event), true), maxBytes, limit).then((r) => r.events);
   }
 
-  /** A filtered read: scans in chunks and stops at `limit` matches or TYPE_SCAN_MAX scanned. */
-  private async readTypes(sessionId: string, from: number, end: number, limit: number, types: ReadonlySet<string>): Promise<{ events: StoredEvent[]; reached: number }> {
+  /** A filtered read: scans in chunks and stops at `limit` matches, `maxBytes` of them, or TYPE_SCAN_MAX scanned. */
+  private readTypes(sessionId: string, from: number, end: number, limit: number, types: ReadonlySet<string>, maxBytes: number): Promise<{ events: StoredEvent[]; reached: number }> {
+    if (end <= from) return Promise.resolve({ events: [], reached: from });
+    return this.scan(sessionId, from, end, (event, events) => {
+      if (event.seq - from >= TYPE_SCAN_MAX || events.length >= limit) return false;
+      if (types.has(event.type)) events.push(event);
+      return true;
+    }, maxBytes);
+  }
+
+  /**
+   * Iterates events [from, end) in chunks, offering each to `take` (false: stop before
+   * it). Stops past `maxBytes` of taken events, measured on the stored strings before
+   * they are parsed. `reached` is the seq after the last event looked at.
+   */
+  private async scan(sessionId: string, from: number, end: number, take: (event: StoredEvent, events: StoredEvent[]) => boolean, maxBytes: number, maxItems?: number): Promise<{ events: StoredEvent[]; reached: number }> {
     const events: StoredEvent[] = [];
     let reached = from;
-    if (end <= from) return { events, reached };
-    const it = this.db.values({ gte: eventKey(sessionId, from), lt: eventKey(sessionId, end) });
+    let bytes = 0;
+    const it = this.db.values({ gte: eventKey(sessionId, from), lt: eventKey(sessionId, end), ...(maxItems !== undefined ? { limit: maxItems } : {}) });
     try {
-      while (events.length < limit && reached < end && reached - from < TYPE_SCAN_MAX) {
-        const chunk = await it.nextv(SCAN_CHUNK);
-        if (chunk.length === 0) break;
-        for (const value of chunk) {
-          const event = JSON.parse(value) as StoredEvent;
+      for (;;) {
+        const chunk = await it.nextv(Math.min(SCAN_CHUNK, maxItems ?? SCAN_CHUNK));
+        if (chunk.length === 0) return { events, reached };
+        for (const json of chunk) {
+          if (events.length > 0 && bytes + json.length > maxBytes) return { events, reached };
+          const before = events.length;
+          const event = parsedEvent(json);
+          if (!take(event, events)) return { events, reached };
+          if (events.length > before) bytes += json.length;
           reached = event.seq + 1;
-          if (types.has(event.type)) events.push(event);
-          if (events.length >= limit) break;
         }
       }
-      return { events, reached };
     } catch (cause) {
       throw storageError(cause, 'read');
     } finally {

@@ -21,6 +21,7 @@ import type {
 } from './session-log.js';
 import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
 import { SubscriptionHub } from './subscriptions.js';
+import { countWithin, eventBytes } from './event-bytes.js';
 
 interface MemorySession {
   meta: SessionMeta;
@@ -30,7 +31,7 @@ interface MemorySession {
 export class MemorySessionLog implements SessionLog {
   readonly supports: SessionLogSupports = { durable: false, groupCommit: false, sharedWriters: false };
   private readonly sessions = new Map<string, MemorySession>();
-  private readonly hub = new SubscriptionHub((id, from, to, limit) => Promise.resolve(this.slice(id, from, to, limit)));
+  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => Promise.resolve(this.slice(id, from, to, limit, maxBytes)));
   private closed = false;
 
   async create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
@@ -65,9 +66,13 @@ export class MemorySessionLog implements SessionLog {
     const range = readRange(options, head);
     const events: StoredEvent[] = [];
     let seq = range.from;
+    let bytes = 0;
     for (; seq < range.end && events.length < range.limit; seq++) {
       const event = session.events[seq]!;
-      if (!range.types || range.types.has(event.type)) events.push(copy(event));
+      if (range.types && !range.types.has(event.type)) continue;
+      bytes += eventBytes(event);
+      if (bytes > range.maxBytes && events.length > 0) break;
+      events.push(copy(event));
     }
     return seq < range.end ? { events, headSeq: head, next: seq } : { events, headSeq: head };
   }
@@ -136,9 +141,10 @@ export class MemorySessionLog implements SessionLog {
     return stored.map((e) => e.seq);
   }
 
-  private slice(sessionId: string, from: number, to: number | undefined, limit: number): StoredEvent[] {
+  private slice(sessionId: string, from: number, to: number | undefined, limit: number, maxBytes: number): StoredEvent[] {
     const events = this.sessions.get(sessionId)?.events ?? [];
-    return events.slice(from, Math.min(to ?? events.length, from + limit)).map(copy);
+    const page = events.slice(from, Math.min(to ?? events.length, from + limit));
+    return page.slice(0, countWithin(page, maxBytes)).map(copy);
   }
 
   private session(sessionId: string): MemorySession {

@@ -56,6 +56,23 @@ interface EventRow {
   data: string;
 }
 
+/**
+ * Cuts an ordered page query at `bytesParam` bytes of event data, in the database: rows
+ * while the running total stays within it, and always the first. `cut` marks the last
+ * row when rows were left out.
+ */
+function sizedPage(page: string, bytesParam: string): string {
+  return `SELECT seq, ts, type, data, total > ${bytesParam} AS cut FROM (
+    SELECT seq, ts, type, data, row_number() OVER w AS n, sum(octet_length(data)) OVER w AS upto, sum(octet_length(data)) OVER () AS total
+    FROM (${page}) AS page WINDOW w AS (ORDER BY seq)
+  ) AS sized WHERE upto <= ${bytesParam} OR n = 1 ORDER BY seq`;
+}
+
+/** A byte bound as a bigint parameter: Infinity is no bound. */
+function pgBytes(maxBytes: number): number {
+  return Number.isFinite(maxBytes) ? maxBytes : Number.MAX_SAFE_INTEGER;
+}
+
 function toEvent(row: EventRow): StoredEvent {
   return { seq: row.seq, ts: row.ts, type: row.type, data: JSON.parse(row.data) as Record<string, unknown> };
 }
@@ -96,7 +113,7 @@ async function checkSchemaVersion(client: pg.PoolClient, schema: string): Promis
 export class PgSessionLog implements SessionLog {
   readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: true };
   readonly writerId: string;
-  private readonly hub = new SubscriptionHub((id, from, to, limit) => this.readRange(id, from, to, limit));
+  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
   private readonly commits: GroupCommit<PgEntry>;
   /** Per followed session: the seq after the last event published to its subscribers. */
   private readonly published = new Map<string, number>();
@@ -204,18 +221,19 @@ export class PgSessionLog implements SessionLog {
     const end = Math.min(asked.end, headSeq);
     const from = Math.min(asked.from, end);
     if (!asked.types) {
-      const events = await this.readRange(sessionId, from, end, asked.limit);
+      const events = await this.readRange(sessionId, from, end, asked.limit, asked.maxBytes);
       const reached = from + events.length;
       return reached < end ? { events, headSeq, next: reached } : { events, headSeq };
     }
     // A filtered read scans at most TYPE_SCAN_MAX positions, then says where to go on.
     const scanEnd = Math.min(end, from + TYPE_SCAN_MAX);
-    const rows = await this.query<EventRow>(
-      `SELECT seq, ts, type, data FROM ${this.table('events')} WHERE session_id = $1 AND seq >= $2 AND seq < $3 AND type = ANY($4) ORDER BY seq LIMIT $5`,
-      [sessionId, from, scanEnd, [...asked.types], asked.limit],
+    const rows = await this.query<EventRow & { cut: boolean }>(
+      sizedPage(`SELECT seq, ts, type, data FROM ${this.table('events')} WHERE session_id = $1 AND seq >= $2 AND seq < $3 AND type = ANY($4) ORDER BY seq LIMIT $5`, '$6'),
+      [sessionId, from, scanEnd, [...asked.types], asked.limit, pgBytes(asked.maxBytes)],
     );
     const events = rows.map(toEvent);
-    const reached = events.length === asked.limit ? events[events.length - 1]!.seq + 1 : scanEnd;
+    const cut = events.length === asked.limit || rows.some((r) => r.cut);
+    const reached = cut ? events[events.length - 1]!.seq + 1 : scanEnd;
     return reached < end ? { events, headSeq, next: reached } : { events, headSeq };
   }
 
@@ -407,10 +425,10 @@ export class PgSessionLog implements SessionLog {
     });
   }
 
-  private readRange(sessionId: string, from: number, to: number | undefined, limit: number): Promise<StoredEvent[]> {
+  private readRange(sessionId: string, from: number, to: number | undefined, limit: number, maxBytes = Infinity): Promise<StoredEvent[]> {
     return this.query<EventRow>(
-      `SELECT seq, ts, type, data FROM ${this.table('events')} WHERE session_id = $1 AND seq >= $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq LIMIT $4`,
-      [sessionId, from, to ?? null, limit],
+      sizedPage(`SELECT seq, ts, type, data FROM ${this.table('events')} WHERE session_id = $1 AND seq >= $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq LIMIT $4`, '$5'),
+      [sessionId, from, to ?? null, limit, pgBytes(maxBytes)],
     ).then((rows) => rows.map(toEvent));
   }
 

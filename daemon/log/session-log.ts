@@ -36,6 +36,11 @@ export interface ReadOptions {
   limit?: number;
   /** Only events of these types; `next` still moves past the skipped ones. */
   types?: readonly string[];
+  /**
+   * Stop once the page holds this many bytes of events (their stored JSON); a page has
+   * at least one event, so `next` always moves.
+   */
+  maxBytes?: number;
 }
 
 export interface ReadPage {
@@ -72,15 +77,19 @@ export type SubscriptionListener = (events: StoredEvent[]) => void | Promise<voi
 
 export type SubscriptionEnd =
   | { reason: 'closed'; next: number }
-  /** More than `maxPending` live events waited for a slow listener. */
+  /** More than `maxPending` live events (or `maxPendingBytes` of them) waited for a slow listener. */
   | { reason: 'overflow'; next: number }
   | { reason: 'error'; next: number; error: Error };
 
 export interface SubscribeOptions {
   /** Live events that may wait for the listener before the subscription ends with `overflow`. */
   maxPending?: number;
-  /** Events per catch-up batch. */
+  /** The same, in bytes of events (their stored JSON). */
+  maxPendingBytes?: number;
+  /** Events per batch. */
   batchSize?: number;
+  /** Bytes of events per batch (a batch has at least one event). */
+  maxBatchBytes?: number;
 }
 
 export interface Subscription {

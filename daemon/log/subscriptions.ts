@@ -4,14 +4,17 @@
  * *before* its first read, so every event is either published to it or already readable:
  * the union has no gap, and dropping seqs below `next` removes the overlap.
  */
+import { eventBytes } from './event-bytes.js';
 import type { StoredEvent, Subscription, SubscriptionEnd, SubscriptionListener } from './session-log.js';
 
-/** What a subscription needs from its backend: a durable range read [from, to). */
-export type RangeReader = (sessionId: string, from: number, to: number | undefined, limit: number) => Promise<StoredEvent[]>;
+/** What a subscription needs from its backend: a durable range read [from, to), at most `limit` events and about `maxBytes`. */
+export type RangeReader = (sessionId: string, from: number, to: number | undefined, limit: number, maxBytes: number) => Promise<StoredEvent[]>;
 
 export interface SubscriptionLimits {
   maxPending: number;
+  maxPendingBytes: number;
   batchSize: number;
+  maxBatchBytes: number;
 }
 
 class LiveSubscription implements Subscription {
@@ -21,6 +24,8 @@ class LiveSubscription implements Subscription {
   /** Live events not yet delivered; `start` skips the delivered prefix without shifting. */
   private buffer: StoredEvent[] = [];
   private start = 0;
+  /** Bytes of buffer[start..]: what waits for the listener. */
+  private pendingBytes = 0;
   private caughtUp = false;
   private wake: (() => void) | undefined;
 
@@ -41,10 +46,13 @@ class LiveSubscription implements Subscription {
   /** Called by the backend with durable events of this session, in seq order. */
   push(events: readonly StoredEvent[]): void {
     if (this.done) return;
-    for (const event of events) this.buffer.push(event);
+    for (const event of events) {
+      this.buffer.push(event);
+      this.pendingBytes += eventBytes(event);
+    }
     // Events the catch-up already delivered do not count as waiting.
     this.dropDelivered();
-    if (this.pending() > this.limits.maxPending) {
+    if (this.pending() > this.limits.maxPending || this.pendingBytes > this.limits.maxPendingBytes) {
       this.end({ reason: 'overflow', next: this.next });
       return;
     }
@@ -61,6 +69,7 @@ class LiveSubscription implements Subscription {
     // Release the buffer at once: an overflowed subscriber must not pin memory.
     this.buffer = [];
     this.start = 0;
+    this.pendingBytes = 0;
     this.onEnd(this);
     this.wake?.();
     this.settle(end);
@@ -71,7 +80,7 @@ class LiveSubscription implements Subscription {
   }
 
   private dropDelivered(): void {
-    while (this.start < this.buffer.length && this.buffer[this.start]!.seq < this.next) this.start++;
+    while (this.start < this.buffer.length && this.buffer[this.start]!.seq < this.next) this.pendingBytes -= eventBytes(this.buffer[this.start++]!);
     // Delivered events must not stay referenced: a subscriber that keeps up empties the
     // buffer at once (the common case), one that lags compacts it now and then.
     if (this.start === this.buffer.length) {
@@ -93,7 +102,7 @@ class LiveSubscription implements Subscription {
           await this.deliver(batch);
         } else if (!this.caughtUp || first !== undefined) {
           // Catch-up, or a hole before the first buffered event: read up to it.
-          const events = await this.read(this.sessionId, this.next, first, this.limits.batchSize);
+          const events = await this.read(this.sessionId, this.next, first, this.limits.batchSize, this.limits.maxBatchBytes);
           if (this.done) break;
           if (events.length > 0) {
             await this.deliver(events);
@@ -117,8 +126,13 @@ class LiveSubscription implements Subscription {
   private takeBuffered(): StoredEvent[] {
     const batch: StoredEvent[] = [];
     let seq = this.next;
+    let bytes = 0;
     while (batch.length < this.limits.batchSize && this.start < this.buffer.length && this.buffer[this.start]!.seq === seq) {
-      batch.push(this.buffer[this.start]!);
+      const event = this.buffer[this.start]!;
+      bytes += eventBytes(event);
+      if (bytes > this.limits.maxBatchBytes && batch.length > 0) break;
+      batch.push(event);
+      this.pendingBytes -= eventBytes(event);
       this.start++;
       seq++;
     }

@@ -1,6 +1,9 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants as zlibConstants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { VaultBinding } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { Vault } from '../vault/vault.js';
@@ -54,6 +57,8 @@ export class CredentialProxy {
       server.once('error', reject);
       server.listen(socketPath, () => resolve());
     });
+    // Only this user's sandboxes may connect, whatever the umask was.
+    chmodSync(socketPath, 0o600);
     return { socketPath, close: () => closeServer(server, socketPath) };
   }
 
@@ -87,24 +92,65 @@ export class CredentialProxy {
     for (const [key, value] of Object.entries(req.headers)) if (value !== undefined && !DROPPED_REQUEST_HEADERS.has(key)) headers[key] = value;
     const [headerName, headerValue] = authHeader(binding, entry.value);
     headers[headerName] = headerValue;
+    // Only encodings the proxy can decode to redact may come back.
+    const accepted = acceptableEncodings(req.headers['accept-encoding']);
+    if (accepted) headers['accept-encoding'] = accepted;
+    else delete headers['accept-encoding'];
     const redactor = await this.vault.redactor();
     const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
-    await new Promise<void>((resolve, reject) => {
-      const out = send(upstream, { method: req.method, headers }, (upstreamRes) => {
-        const responseHeaders: Record<string, string | string[]> = {};
-        for (const [key, value] of Object.entries(upstreamRes.headers)) {
-          if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(key)) responseHeaders[key] = redactor.value(value);
-        }
-        res.writeHead(upstreamRes.statusCode ?? 502, responseHeaders);
-        upstreamRes.pipe(redactor.stream()).pipe(res);
-        upstreamRes.on('end', resolve);
-        upstreamRes.on('error', reject);
-      });
+    const upstreamRes = await new Promise<IncomingMessage>((resolve, reject) => {
+      const out = send(upstream, { method: req.method, headers }, resolve);
       out.on('error', reject);
       req.pipe(out);
     });
+    const decoders = decodersFor(upstreamRes.headers['content-encoding'], req.method === 'HEAD' || upstreamRes.statusCode === 204 || upstreamRes.statusCode === 304);
+    if (!decoders) {
+      upstreamRes.destroy();
+      this.logger.log('warn', 'proxy refused an encoding it cannot redact', { sessionId, name, encoding: upstreamRes.headers['content-encoding'] });
+      this.refuse(res, 502, `agentd proxy: the upstream answered with content-encoding "${upstreamRes.headers['content-encoding']}", which the proxy cannot decode to redact, so the body was not passed on`);
+      return;
+    }
+    const responseHeaders: Record<string, string | string[]> = {};
+    for (const [key, value] of Object.entries(upstreamRes.headers)) {
+      if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(key)) responseHeaders[key] = redactor.value(value);
+    }
+    // The body goes out decoded: it was redacted as plain bytes.
+    if (decoders.length > 0) delete responseHeaders['content-encoding'];
+    res.writeHead(upstreamRes.statusCode ?? 502, responseHeaders);
+    await pipeline([upstreamRes, ...decoders, redactor.stream(), res]);
     this.logger.log('info', 'proxied', { sessionId, name, method: req.method, host: upstream.host, status: res.statusCode });
   }
+}
+
+/** Content codings the proxy decodes before redacting. */
+const DECODERS: Record<string, () => Transform> = {
+  gzip: () => createGunzip({ finishFlush: zlibConstants.Z_SYNC_FLUSH }),
+  'x-gzip': () => createGunzip({ finishFlush: zlibConstants.Z_SYNC_FLUSH }),
+  deflate: () => createInflate({ finishFlush: zlibConstants.Z_SYNC_FLUSH }),
+  br: () => createBrotliDecompress({ finishFlush: zlibConstants.BROTLI_OPERATION_FLUSH }),
+};
+
+/** The sandbox's Accept-Encoding, less what the proxy could not decode (zstd, compress, ...). */
+function acceptableEncodings(header: string | undefined): string | undefined {
+  const kept = (header ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => {
+      const coding = part.split(';')[0]!.trim().toLowerCase();
+      return coding === 'identity' || coding in DECODERS;
+    });
+  return kept.length > 0 ? kept.join(', ') : undefined;
+}
+
+/**
+ * Decoders for a response's Content-Encoding, outermost last as applied, so they run
+ * in reverse; none for identity or a body-less answer; undefined when one is unknown.
+ */
+function decodersFor(header: string | undefined, bodyless: boolean): Transform[] | undefined {
+  const codings = (header ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  if (bodyless || codings.length === 0) return [];
+  if (!codings.every((c) => c in DECODERS)) return undefined;
+  return codings.reverse().map((c) => DECODERS[c]!());
 }
 
 function closeServer(server: Server, socketPath: string): Promise<void> {

@@ -15,6 +15,8 @@ export class Peer {
   capabilities: ClientCapabilities = {};
   readonly roles = new Map<string, AttachRole>();
   readonly subscriptions = new Set<string>();
+  /** Subscriptions being opened now, counted against the per-connection limit. */
+  subscribing = 0;
 
   constructor(
     readonly id: number,
@@ -42,8 +44,17 @@ export class Peer {
     return this.pendingBytes();
   }
 
-  /** Controllers may change a session; a connection that never attached is one. */
+  /**
+   * A controller of the session: it created, forked into, prompted or attached to it as
+   * controller on this connection (protocol/methods/permission.ts). Only controllers are
+   * asked the session's permission questions, and only they may answer them.
+   */
   isController(sessionId: string): boolean {
-    return (this.roles.get(sessionId) ?? 'controller') === 'controller';
+    return this.roles.get(sessionId) === 'controller';
+  }
+
+  /** Attached as an observer: may read and follow, not prompt, interrupt or answer. */
+  isObserver(sessionId: string): boolean {
+    return this.roles.get(sessionId) === 'observer';
   }
 }

@@ -1,18 +1,18 @@
 import type { Socket } from 'node:net';
 import {
+  CancellationSenderStrategy,
   createMessageConnection,
   ResponseError,
-  SocketMessageWriter,
   type CancellationToken,
   type Logger as RpcLogger,
-  type ResponseMessage,
 } from 'vscode-jsonrpc/node';
 import { AgentdError, ClientRequests, ErrorCode, type ClientMethod } from '../../protocol/index.js';
 import { invalidParams, toResponseError } from '../errors.js';
 import { handlers, type Daemon, type RequestContext } from '../handlers/index.js';
 import type { KeyedQueue } from '../keyed-queue.js';
-import { FramedMessageReader, type FrameProblem } from './framing.js';
-import { MAX_FRAME_BYTES } from './limits.js';
+import { FramedMessageReader, FramedMessageWriter, type FrameProblem } from './framing.js';
+import { ConnectionGuard } from './guard.js';
+import { CONNECTION_LIMITS, MAX_FRAME_BYTES } from './limits.js';
 import { Peer } from './peer.js';
 
 /** What the server keeps across connections. */
@@ -23,6 +23,8 @@ export interface ServeState {
   /** Requests being handled; a stopping daemon waits for them. */
   inFlight: Set<Promise<unknown>>;
   stopping: boolean;
+  /** Told of every request and closed connection: work the idle collector waits out. */
+  activity: () => void;
 }
 
 type AnyHandler = (params: unknown, ctx: RequestContext) => Promise<unknown>;
@@ -32,37 +34,39 @@ let nextPeerId = 1;
 /** Serves JSON-RPC on one accepted socket until it closes. */
 export function serveConnection(socket: Socket, state: ServeState): Peer {
   const { daemon } = state;
-  const writer = new SocketMessageWriter(socket);
-  const reader = new FramedMessageReader(socket, MAX_FRAME_BYTES, (problem) => onProblem(problem));
+  const connId = nextPeerId++;
+  const guard = new ConnectionGuard(socket, CONNECTION_LIMITS, daemon.logger, connId);
+  const writer = new FramedMessageWriter(socket, guard.written);
+  guard.attach(writer);
+  const reader = new FramedMessageReader(socket, MAX_FRAME_BYTES, (problem) => onProblem(problem), guard.gate);
+  guard.onRoom = () => reader.resume();
   const rpcLogger: RpcLogger = {
-    error: (message) => daemon.logger.log('error', message, { conn: peer.id }),
-    warn: (message) => daemon.logger.log('warn', message, { conn: peer.id }),
-    info: (message) => daemon.logger.log('debug', message, { conn: peer.id }),
-    log: (message) => daemon.logger.log('debug', message, { conn: peer.id }),
+    error: (message) => daemon.logger.log('error', message, { conn: connId }),
+    warn: (message) => daemon.logger.log('warn', message, { conn: connId }),
+    info: (message) => daemon.logger.log('debug', message, { conn: connId }),
+    log: (message) => daemon.logger.log('debug', message, { conn: connId }),
   };
-  const rpc = createMessageConnection(reader, writer, rpcLogger);
-  const peer = new Peer(nextPeerId++, rpc, () => socket.writableLength);
+  const rpc = createMessageConnection(reader, writer, rpcLogger, {
+    // Cancellation is the guard's: `$/cancelRequest` never reaches the library.
+    cancellationStrategy: { receiver: { createCancellationTokenSource: (id) => guard.cancellationFor(id) }, sender: CancellationSenderStrategy.Message },
+  });
+  const peer = new Peer(connId, rpc, () => socket.writableLength);
   state.peers.add(peer);
 
   function onProblem(problem: FrameProblem): void {
-    daemon.logger.log('warn', 'bad frame from client', { conn: peer.id, kind: problem.kind, detail: problem.message });
-    const code =
-      problem.kind === 'parse' ? ErrorCode.ParseError
-      : problem.kind === 'invalid' ? ErrorCode.InvalidRequest
-      : problem.kind === 'too_large' ? ErrorCode.MessageTooLarge
-      : ErrorCode.ParseError;
-    const id = problem.kind === 'invalid' ? problem.id : null;
-    const response: ResponseMessage = { jsonrpc: '2.0', id, error: { code, message: problem.message } };
-    const sent = writer.write(response);
+    guard.problem('bad frame from client', { kind: problem.kind, detail: problem.message });
+    const code = problem.kind === 'too_large' ? ErrorCode.MessageTooLarge : ErrorCode.ParseError;
+    guard.answer(null, code, problem.message);
     if (problem.fatal) {
       // The stream is out of sync (or the peer is abusive): answer, then hang up.
-      void sent.finally(() => socket.end());
+      setImmediate(() => socket.end());
       setTimeout(() => socket.destroy(), 1000).unref();
     }
   }
 
   const mine = new Set<Promise<unknown>>();
   rpc.onRequest((method, params, token) => {
+    state.activity();
     const work = dispatch(method, params, token, peer, state).catch(async (error: unknown) => {
       // Whatever an error echoes back, no vault value leaves in it.
       const response = toResponseError(error);
@@ -89,6 +93,8 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
   socket.on('error', (error) => daemon.logger.log('debug', 'socket error', { conn: peer.id, error: error.message }));
   socket.on('close', () => {
     peer.closed = true;
+    guard.dispose();
+    state.activity();
     daemon.hub.closeAll(peer);
     state.peers.delete(peer);
     rpc.dispose();

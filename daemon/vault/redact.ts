@@ -1,32 +1,60 @@
 import { Transform } from 'node:stream';
-
-/** Values shorter than this are not redacted: they would match everywhere and protect nothing. */
-const MIN_SECRET_LENGTH = 6;
+import { Automaton } from './aho-corasick.js';
+import { secretForms } from './encodings.js';
+import { logical, RedactionEngine, type Dictionary, type PatternInfo } from './scan.js';
 
 /**
- * Replaces every known secret value with `[REDACTED:NAME]`: the second line of
- * defence, applied to anything the daemon logs, stores or sends that could echo a
- * secret back (tool results, model messages, errors, proxied responses).
+ * Values shorter than this are refused by `vault set` (VaultSet's schema): they would
+ * match everywhere. Any older ones are not redacted, and the daemon says so in its log.
+ */
+export const MIN_SECRET_LENGTH = 6;
+
+/**
+ * Replaces every known secret value with `[REDACTED:NAME]`, in every form an upstream
+ * can echo it (encodings.ts), also split across lines or escapes (scan.ts): the second
+ * line of defence, applied to anything the daemon logs, stores or sends that could echo
+ * a secret back (tool results, model messages, errors, proxied responses). The forms
+ * are computed once per vault; one automaton finds all of them in one pass.
+ *
+ * What the sandbox does to a secret after it got one (reversing it, splitting it with
+ * other characters, encrypting it) no redactor can undo; the defence there is that no
+ * secret ever enters the sandbox.
  */
 export class Redactor {
-  private readonly secrets: Array<{ name: string; value: string; bytes: Buffer }>;
+  private readonly forText: Dictionary;
+  /** For streams, built on first use: the UTF-8 forms read as latin1. */
+  private forBytes: Dictionary | undefined;
+  private readonly entries: Array<{ name: string; value: string }>;
+  /** Names of values too short to redact. */
+  readonly tooShort: string[];
 
   constructor(entries: Array<{ name: string; value: string }>) {
-    // Longest first, so a secret that contains another is replaced whole.
-    this.secrets = entries
-      .filter((e) => e.value.length >= MIN_SECRET_LENGTH)
-      .sort((a, b) => b.value.length - a.value.length)
-      .map((e) => ({ ...e, bytes: Buffer.from(e.value) }));
+    this.entries = entries.filter((e) => e.value.length >= MIN_SECRET_LENGTH);
+    this.tooShort = entries.filter((e) => e.value.length < MIN_SECRET_LENGTH).map((e) => e.name);
+    this.forText = this.build((form) => form);
+  }
+
+  private build(view: (form: string) => string): Dictionary {
+    const texts: string[] = [];
+    const patterns: PatternInfo[] = [];
+    for (const { name, value } of this.entries) {
+      for (const form of secretForms(value)) {
+        const text = logical(view(form.text));
+        if (text.length === 0) continue;
+        texts.push(text);
+        patterns.push({ name, length: text.length, base64: form.base64 });
+      }
+    }
+    return { automaton: new Automaton(texts), patterns };
   }
 
   get empty(): boolean {
-    return this.secrets.length === 0;
+    return this.entries.length === 0;
   }
 
   text(input: string): string {
-    let out = input;
-    for (const s of this.secrets) if (out.includes(s.value)) out = out.split(s.value).join(`[REDACTED:${s.name}]`);
-    return out;
+    if (this.empty) return input;
+    return new RedactionEngine(this.forText).push(input, true);
   }
 
   /** Redacts every string inside a JSON-like value. */
@@ -41,34 +69,19 @@ export class Redactor {
   }
 
   /**
-   * A byte stream with secrets replaced, also across chunk boundaries: it holds back
-   * the last (longest secret − 1) bytes until it knows they do not start a secret.
+   * A byte stream with secrets replaced, also across chunk boundaries. Bytes are read
+   * as latin1 (one character per byte, so binary bodies pass unchanged) against the
+   * secrets' UTF-8 forms.
    */
   stream(): Transform {
-    const keep = Math.max(0, ...this.secrets.map((s) => s.bytes.length - 1));
-    let tail: Buffer = Buffer.alloc(0);
-    const replaceAll = (data: Buffer): Buffer => {
-      let out: Buffer = data;
-      for (const s of this.secrets) {
-        const parts: Buffer[] = [];
-        let from = 0;
-        for (let at = out.indexOf(s.bytes, from); at >= 0; at = out.indexOf(s.bytes, from)) {
-          parts.push(out.subarray(from, at), Buffer.from(`[REDACTED:${s.name}]`));
-          from = at + s.bytes.length;
-        }
-        if (parts.length > 0) out = Buffer.concat([...parts, out.subarray(from)]);
-      }
-      return out;
-    };
+    this.forBytes ??= this.build((form) => Buffer.from(form, 'utf8').toString('latin1'));
+    const engine = new RedactionEngine(this.forBytes);
     return new Transform({
       transform(chunk: Buffer, _encoding, done) {
-        const data = replaceAll(Buffer.concat([tail, chunk]));
-        const cut = Math.max(0, data.length - keep);
-        tail = data.subarray(cut);
-        done(null, data.subarray(0, cut));
+        done(null, Buffer.from(engine.push(chunk.toString('latin1'), false), 'latin1'));
       },
       flush(done) {
-        done(null, replaceAll(tail));
+        done(null, Buffer.from(engine.push('', true), 'latin1'));
       },
     });
   }

@@ -22,6 +22,8 @@ export interface VaultEntryInfo {
 }
 
 const KEY_BYTES = 32;
+/** Every value is searched for in everything redacted: the vault stays small. */
+const MAX_VAULT_ENTRIES = 256;
 
 /**
  * Credentials by name, AES-256-GCM with a fresh nonce per write, under a key file
@@ -45,6 +47,9 @@ export class Vault {
   async set(name: string, value: string, binding: VaultBinding | undefined): Promise<void> {
     await this.serial(async () => {
       const entries = await this.load();
+      if (!entries.has(name) && entries.size >= MAX_VAULT_ENTRIES) {
+        throw new AgentdError(ErrorCode.LimitExceeded, `the vault holds ${MAX_VAULT_ENTRIES} credentials already; delete one first`, { limit: 'vaultEntries', max: MAX_VAULT_ENTRIES });
+      }
       const key = await this.loadKey();
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', key, iv);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRequest } from '../define.js';
+import { defineNotification, defineRequest } from '../define.js';
 
 export const DaemonStatusResult = z.object({
   /** This daemon process, as named in session leases and harness.woke events. */
@@ -22,6 +22,11 @@ export const DaemonStatusResult = z.object({
   }),
   /** Why the session log cannot be read, while it cannot (a database that is down). */
   logError: z.string().optional(),
+  /**
+   * Where this daemon's harness finds its Messages-API key: its own environment (read
+   * when it started), the vault entry ANTHROPIC_API_KEY, or nowhere. Never the key.
+   */
+  modelApiKey: z.enum(['environment', 'vault', 'missing']),
   /** Durable append latency over the daemon's recent appends, in ms. */
   appendLatencyMs: z.object({ p50: z.number(), p99: z.number(), samples: z.number().int() }),
 });
@@ -36,11 +41,52 @@ export const DaemonStatus = defineRequest({
   result: DaemonStatusResult,
 });
 
+/** How long `daemon/stop` lets in-flight model and tool calls run on, by default. */
+export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
+
 export const DaemonStop = defineRequest({
   method: 'daemon/stop',
   direction: 'clientToDaemon',
   scope: 'global',
-  description: 'Drains in-flight appends and stops the daemon; answers before it goes.',
-  params: z.object({}).optional(),
+  description:
+    'Stops the daemon on purpose: tells every connection (daemon/stopping), leaves the stop marker that keeps clients from starting it again on their own, ' +
+    'takes no new work, lets in-flight model and tool calls finish and be recorded for up to timeoutMs (default 30000), then exits. Answers at once.',
+  params: z.object({ timeoutMs: z.number().int().min(0).max(3_600_000).optional() }).optional(),
   result: z.object({}),
 });
+
+export const DaemonStoppingNotification = defineNotification({
+  method: 'daemon/stopping',
+  direction: 'daemonToClient',
+  scope: 'global',
+  description:
+    'The daemon was asked to stop (daemon/stop) and will close this connection. Clients must not start it again on their own: only an explicit command does.',
+  params: z.object({
+    /** Who asked, for people: e.g. "daemon/stop from connection 7 (agentd-cli)". */
+    reason: z.string(),
+    /** How long running model and tool calls may still take to reach a durable point. */
+    drainMs: z.number().int().nonnegative(),
+    /** Turns running on this daemon now; they resume when the daemon next starts. */
+    runningTurns: z.number().int().nonnegative(),
+  }),
+});
+
+/**
+ * The stop marker, `$AGENTD_HOME/daemon.stopped` (see layout): written by a daemon
+ * stopped with `daemon/stop`, removed by the next daemon that starts. While it exists,
+ * clients start no daemon on their own (reconnects, editor bridges); an explicit command
+ * does. A daemon started on a client's behalf before the stop (`AGENTD_AUTOSTART_AT`
+ * in its environment, in ms) does not start after it.
+ */
+export const StopMarker = z.object({ at: z.number(), reason: z.string() });
+export type StopMarker = z.infer<typeof StopMarker>;
+
+/** The marker file's contents, or undefined when they are not a marker. */
+export function parseStopMarker(text: string): StopMarker | undefined {
+  try {
+    const parsed = StopMarker.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

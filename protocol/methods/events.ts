@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { defineNotification, defineRequest } from '../define.js';
 import { Event } from '../events.js';
 import { SessionId } from './session.js';
+import { FieldLimits as L } from '../limits.js';
 
 const Seq = z.number().int().nonnegative();
 
@@ -16,7 +17,7 @@ export const SessionEvents = defineRequest({
     from: Seq.optional(),
     to: Seq.optional(),
     limit: z.number().int().min(1).max(10000).optional(),
-    types: z.array(z.string().min(1)).min(1).optional(),
+    types: z.array(z.string().min(1).max(L.nameChars)).min(1).max(L.eventTypes).optional(),
     /** When no event at `from` exists yet, wait up to this long for one (a long poll; cancellable). */
     waitMs: z.number().int().min(0).max(60000).optional(),
   }),
@@ -38,7 +39,7 @@ export const SessionUnsubscribe = defineRequest({
   direction: 'clientToDaemon',
   scope: 'global',
   description: 'Ends a subscription of this connection.',
-  params: z.object({ subscriptionId: z.string() }),
+  params: z.object({ subscriptionId: z.string().max(L.nameChars) }),
   result: z.object({}),
 });
 

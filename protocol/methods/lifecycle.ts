@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { defineRequest } from '../define.js';
+import { FieldLimits as L } from '../limits.js';
 
-export const ClientInfo = z.object({ name: z.string().min(1), version: z.string().optional() });
+export const ClientInfo = z.object({ name: z.string().min(1).max(L.nameChars), version: z.string().max(L.nameChars).optional() });
 
 export const ClientCapabilities = z.object({
   /** The client answers `permission/request`. */
@@ -15,14 +16,21 @@ export const Initialize = defineRequest({
   scope: 'global',
   description: 'Must be the first request on a connection; agrees on the protocol version.',
   params: z.object({
-    protocolVersion: z.string().min(1),
+    protocolVersion: z.string().min(1).max(L.nameChars),
     clientInfo: ClientInfo,
     capabilities: ClientCapabilities.default({}),
   }),
   result: z.object({
     protocolVersion: z.string(),
     serverInfo: z.object({ name: z.string(), version: z.string() }),
-    capabilities: z.object({ eventBatches: z.boolean(), maxFrameBytes: z.number().int() }),
+    capabilities: z.object({
+      eventBatches: z.boolean(),
+      maxFrameBytes: z.number().int(),
+      /** Requests one connection may have in flight; the next is refused with LimitExceeded (clients queue instead). */
+      maxRequestsInFlight: z.number().int().optional(),
+      /** Subscriptions one connection may hold. */
+      maxSubscriptions: z.number().int().optional(),
+    }),
   }),
 });
 

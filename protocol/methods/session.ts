@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineRequest } from '../define.js';
-import { PromptContent, Usage } from '../content.js';
+import { PromptInput, Usage } from '../content.js';
+import { FieldLimits as L } from '../limits.js';
 
 export const SessionId = z.string().regex(/^s_[0-9a-z]{10,40}$/, 'a session id looks like s_<letters and digits>');
 
@@ -18,41 +19,48 @@ export const SessionStatus = z.enum([
 ]);
 export type SessionStatus = z.infer<typeof SessionStatus>;
 
+const name = z.string().max(L.nameChars);
+const list = z.array(z.string().max(L.nameChars)).max(L.listItems);
+const path = z.string().max(L.pathChars);
+
 const McpStdioServer = z.object({
   name: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/),
-  command: z.string().min(1),
-  args: z.array(z.string()).optional(),
-  env: z.record(z.string(), z.string()).optional(),
+  command: z.string().min(1).max(L.pathChars),
+  args: z.array(z.string().max(L.mcpValueChars)).max(L.mcpArgs).optional(),
+  env: z
+    .record(z.string().max(L.nameChars), z.string().max(L.mcpValueChars))
+    .refine((env) => Object.keys(env).length <= L.mcpEnvEntries, `at most ${L.mcpEnvEntries} environment entries`)
+    .optional(),
 });
 const McpHttpServer = z.object({
   name: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/),
   type: z.literal('http'),
-  url: z.url(),
-  credential: z.string().optional(),
+  url: z.url().max(L.urlChars),
+  credential: name.optional(),
 });
 export const McpServerSpec = z.union([McpHttpServer, McpStdioServer]);
 
 export const PermissionPolicy = z.object({
   default: z.enum(['ask', 'allow', 'deny']),
-  allow: z.array(z.string()).optional(),
-  deny: z.array(z.string()).optional(),
+  allow: list.optional(),
+  deny: list.optional(),
 });
 
 export const SessionCreateParams = z.object({
-  workspace: z.string().startsWith('/', 'workspace must be an absolute path'),
-  title: z.string().max(200).optional(),
-  model: z.string().min(1).optional(),
-  system: z.string().optional(),
-  tools: z.array(z.string()).optional(),
-  mcpServers: z.array(McpServerSpec).optional(),
-  credentials: z.array(z.string()).optional(),
-  repos: z.array(z.object({ url: z.string(), credential: z.string(), path: z.string() })).optional(),
+  workspace: path.startsWith('/', 'workspace must be an absolute path'),
+  title: z.string().max(L.titleChars).optional(),
+  model: z.string().min(1).max(L.modelChars).optional(),
+  system: z.string().max(L.systemChars).optional(),
+  tools: list.optional(),
+  mcpServers: z.array(McpServerSpec).max(L.mcpServers).optional(),
+  credentials: list.optional(),
+  repos: z.array(z.object({ url: z.string().max(L.urlChars), credential: name, path })).max(L.listItems).optional(),
   sandbox: z
     .object({
       /** Never below the daemon's floor: a weaker request is refused with IsolationBelowFloor. */
       isolation: z.enum(['bwrap', 'namespaces', 'none']).optional(),
       eager: z.boolean().optional(),
-      /** At most the daemon's maximum (its default); more is refused with LimitAboveMaximum. */
+      /** At most the daemon's maximum (its default); more is refused with LimitExceeded. */
       limits: z
         .object({
           /** Processes and threads in the whole sandbox. */
@@ -90,7 +98,7 @@ export const SessionCreate = defineRequest({
   method: 'session/create',
   direction: 'clientToDaemon',
   scope: 'global',
-  description: 'Creates a session; its log starts with session.created.',
+  description: 'Creates a session; its log starts with session.created. This connection becomes a controller of it.',
   params: SessionCreateParams,
   result: z.object({ sessionId: SessionId }),
 });
@@ -103,9 +111,9 @@ export const SessionList = defineRequest({
   params: z
     .object({
       status: SessionStatus.optional(),
-      workspace: z.string().optional(),
+      workspace: path.optional(),
       limit: z.number().int().min(1).max(1000).optional(),
-      cursor: z.string().optional(),
+      cursor: name.optional(),
     })
     .default({}),
   result: z.object({ sessions: z.array(SessionInfo), cursor: z.string().optional() }),
@@ -124,8 +132,9 @@ export const SessionPrompt = defineRequest({
   method: 'session/prompt',
   direction: 'clientToDaemon',
   scope: 'session',
-  description: 'Appends a user message; answers once it is durable. The turn runs on.',
-  params: z.object({ sessionId: SessionId, content: PromptContent }),
+  description:
+    'Appends a user message; answers once it is durable. The turn runs on. This connection becomes a controller of the session (an observer is refused).',
+  params: z.object({ sessionId: SessionId, content: PromptInput }),
   result: z.object({ turnId: z.string(), seq: z.number().int().nonnegative() }),
 });
 
@@ -133,7 +142,7 @@ export const SessionInterrupt = defineRequest({
   method: 'session/interrupt',
   direction: 'clientToDaemon',
   scope: 'global',
-  description: 'Stops the running turn, if any.',
+  description: 'Stops the running turn, if any. Refused to an observer.',
   params: z.object({ sessionId: SessionId }),
   result: z.object({ interrupted: z.boolean() }),
 });
@@ -142,7 +151,7 @@ export const SessionFork = defineRequest({
   method: 'session/fork',
   direction: 'clientToDaemon',
   scope: 'session',
-  description: 'A new session whose log is the events [0, at) of this one; it then runs on its own.',
+  description: 'A new session whose log is the events [0, at) of this one; it then runs on its own. This connection becomes a controller of the new session.',
   params: z.object({ sessionId: SessionId, at: z.number().int().min(1) }),
   result: z.object({ sessionId: SessionId }),
 });
@@ -154,7 +163,8 @@ export const SessionAttach = defineRequest({
   method: 'session/attach',
   direction: 'clientToDaemon',
   scope: 'global',
-  description: 'Declares this connection a controller or an observer of the session.',
+  description:
+    'Declares this connection a controller of the session (it is then asked its permission questions) or an observer (it may read and follow, not prompt, interrupt or answer).',
   params: z.object({ sessionId: SessionId, role: AttachRole }),
   result: z.object({ role: AttachRole }),
 });

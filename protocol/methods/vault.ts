@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineRequest } from '../define.js';
+import { FieldLimits as L } from '../limits.js';
 
 export const VaultName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a credential name is letters, digits and _');
 
@@ -7,11 +8,11 @@ export const VaultName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a cr
 export const VaultBinding = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('http'),
-    url: z.url(),
-    header: z.string().regex(/^[A-Za-z0-9-]+: .*\{value\}.*$/, 'header looks like "Name: ...{value}..."').optional(),
+    url: z.url().max(L.urlChars),
+    header: z.string().max(L.headerChars).regex(/^[A-Za-z0-9-]+: .*\{value\}.*$/, 'header looks like "Name: ...{value}..."').optional(),
   }),
-  z.object({ kind: z.literal('git'), url: z.url() }),
-  z.object({ kind: z.literal('mcp'), url: z.url() }),
+  z.object({ kind: z.literal('git'), url: z.url().max(L.urlChars) }),
+  z.object({ kind: z.literal('mcp'), url: z.url().max(L.urlChars) }),
 ]);
 export type VaultBinding = z.infer<typeof VaultBinding>;
 
@@ -27,7 +28,12 @@ export const VaultSet = defineRequest({
   direction: 'clientToDaemon',
   scope: 'global',
   description: 'Stores (or replaces) a credential, encrypted. Values are never returned by any method.',
-  params: z.object({ name: VaultName, value: z.string().min(1).max(65536), binding: VaultBinding.optional() }),
+  params: z.object({
+    name: VaultName,
+    // The redactor finds a value (and its encodings) in whatever comes back; a shorter one would match everywhere.
+    value: z.string().min(6, 'a secret must be at least 6 characters long: shorter ones cannot be told apart from ordinary text, so agentd could not redact them').max(65536),
+    binding: VaultBinding.optional(),
+  }),
   result: z.object({}),
 });
 

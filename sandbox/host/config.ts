@@ -29,6 +29,8 @@ export interface HostConfig {
   proxy?: { socket: string; port: number };
   processScope: ProcessScope;
   limits?: HostLimits;
+  /** The file-creation mask for everything the tools create (the user's, not the daemon's tighter one). */
+  umask?: number;
 }
 
 /** Where the proxy socket is mounted inside the sandbox. */

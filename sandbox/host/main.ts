@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   const config = JSON.parse(process.env[HOST_CONFIG_ENV] ?? 'null') as HostConfig | null;
   if (!config) throw new Error(`${HOST_CONFIG_ENV} is not set; the host is started by the sandbox provider`);
   delete process.env[HOST_CONFIG_ENV];
+  if (config.umask !== undefined) process.umask(config.umask);
   const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
   // Before the shell starts, so its commands inherit AGENTD_PROXY.
   if (config.proxy) env.AGENTD_PROXY = await (await import('./proxy-forward.js')).forwardProxy(config.proxy);

@@ -73,7 +73,7 @@ for (const { principal, level } of matrix) {
     it('refuses limits above the daemon maximum', async () => {
       for (const limits of [{ pids: 1_000_000 }, { memoryMb: 100_000_000 }]) {
         const reply = await rig.rpc('session/create', { workspace: rig.dir('greedy'), sandbox: { isolation: level, limits } });
-        assert.equal(reply.error?.code, ErrorCode.LimitAboveMaximum, JSON.stringify(reply));
+        assert.equal(reply.error?.code, ErrorCode.LimitExceeded, JSON.stringify(reply));
       }
     });
   });

@@ -50,6 +50,48 @@ export function runAgentd(
   });
 }
 
+/** A long-running `agentd` command (log --follow, attach, stdio, stop) a test talks to. */
+export interface SpawnedAgentd {
+  proc: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Waits until stdout + stderr match `re` (fails after a generous deadline). */
+  until(re: RegExp): Promise<void>;
+  /** Types a line on its stdin. */
+  type(line: string): void;
+  exited: Promise<number | null>;
+  /** Sends `signal` (default SIGINT, as Ctrl-C) unless it exited, and waits for the exit. */
+  close(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export function spawnAgentd(layout: DataLayout, args: string[], options: { env?: Record<string, string> } = {}): SpawnedAgentd {
+  const proc = spawn(process.execPath, [AGENTD_BIN, ...args], {
+    env: { ...process.env, AGENTD_HOME: layout.home, ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (err += d));
+  proc.stdin!.on('error', () => undefined);
+  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+  return {
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    async until(re) {
+      for (let i = 0; i < 2400 && !re.test(out + err); i++) await new Promise((r) => setTimeout(r, 25));
+      if (!re.test(out + err)) throw new Error(`agentd ${args.join(' ')} never printed ${re}:\n${out}${err}`);
+    },
+    type: (line) => void proc.stdin!.write(`${line}\n`),
+    exited,
+    async close(signal = 'SIGINT') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
 /** Starts `agentd daemon` as a child process and waits until its socket answers. */
 export async function startDaemon(
   options: {
@@ -172,7 +214,7 @@ export class RawConnection {
   closed = false;
 
   constructor(
-    input: Readable,
+    private readonly input: Readable,
     private readonly output: Writable,
     private readonly destroy: () => void,
   ) {
@@ -225,6 +267,21 @@ export class RawConnection {
   sendBytes(body: string | Buffer): void {
     const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
     this.output.write(Buffer.concat([Buffer.from(`Content-Length: ${bytes.length}\r\n\r\n`), bytes]));
+  }
+
+  /** Exactly these bytes, header and all; `oneByteAtATime` writes them as that many writes. */
+  sendRaw(bytes: Buffer, oneByteAtATime = false): void {
+    if (!oneByteAtATime) this.output.write(bytes);
+    else for (let i = 0; i < bytes.length; i++) this.output.write(bytes.subarray(i, i + 1));
+  }
+
+  /** Stops reading (the daemon's replies pile up on its side), as a client that hangs would. */
+  stopReading(): void {
+    this.input.pause();
+  }
+
+  resumeReading(): void {
+    this.input.resume();
   }
 
   send(message: Record<string, unknown>): void {

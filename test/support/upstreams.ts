@@ -1,5 +1,6 @@
 /** Real upstream servers that demand a token: an HTTP echo, git http-backend, and an MCP server over streamable HTTP. */
 import { spawn, execFileSync } from 'node:child_process';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -40,6 +41,67 @@ export async function startHttpUpstream(token: string): Promise<Upstream> {
     const echoSecret = req.url?.includes('echo-secret');
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ ok: true, path: req.url, method: req.method, ...(echoSecret ? { leaked: `the token is ${token}` } : {}) }));
+  });
+  return { url, seen, close: () => close(server) };
+}
+
+/** The ways an upstream can echo a token, by name: what /echo/<name> answers (the test knows each exact form). */
+export const ECHO_FORMS = {
+  raw: (t: string) => `the token is ${t}`,
+  bearer: (t: string) => `you sent Authorization: Bearer ${t}`,
+  basic: (t: string) => `as basic auth: Basic ${Buffer.from(`agent:${t}`).toString('base64')}`,
+  base64: (t: string) => Buffer.from(t).toString('base64'),
+  base64url: (t: string) => Buffer.from(`~~${t}`).toString('base64url'),
+  hex: (t: string) => Buffer.from(t).toString('hex'),
+  HEX: (t: string) => Buffer.from(t).toString('hex').toUpperCase(),
+  percent: (t: string) => encodeURIComponent(`${t}/?&`),
+  'percent-all': (t: string) => [...Buffer.from(t)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join(''),
+  'json-u': (t: string) => `{"token":"${[...t].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"}`,
+  'json-u-mixed': (t: string) => `{"token":"${[...t].map((c, i) => (i % 3 ? c : `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`)).join('')}"}`,
+  'line-split': (t: string) => `${t.slice(0, 10)}\n${t.slice(10)}`,
+  'folded-base64': (t: string) => Buffer.from(`prefix ${t} suffix`).toString('base64').replace(/(.{8})/g, '$1\r\n'),
+} satisfies Record<string, (token: string) => string>;
+export type EchoForm = keyof typeof ECHO_FORMS;
+
+/**
+ * An upstream that demands the token and echoes it back in any of ECHO_FORMS
+ * (/echo/<form>), in a response header (/echo-header), compressed whatever the
+ * client accepts (/echo-gzip, /echo-deflate, /echo-br), in an encoding nothing here
+ * can decode (/echo-zstd), or one byte per write (/echo-trickle).
+ */
+export async function startEchoUpstream(token: string): Promise<Upstream> {
+  const seen: string[] = [];
+  const compressors: Record<string, (b: Buffer) => Buffer> = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync };
+  const { server, url } = await listen((req, res) => {
+    seen.push(String(req.headers.authorization ?? ''));
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      res.writeHead(401).end('missing or wrong token\n');
+      return;
+    }
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const form = /^\/echo\/(.+)$/.exec(path)?.[1];
+    const coding = /^\/echo-(gzip|deflate|br)$/.exec(path)?.[1];
+    if (form && form in ECHO_FORMS) {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(ECHO_FORMS[form as EchoForm](token));
+    } else if (path === '/echo-header') {
+      res.writeHead(200, { 'x-echo': `Bearer ${token}` }).end('see the headers\n');
+    } else if (coding) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': coding }).end(compressors[coding]!(Buffer.from(`compressed: ${token}`)));
+    } else if (path === '/echo-zstd') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'zstd' }).end(Buffer.from(`not really zstd: ${token}`));
+    } else if (path === '/echo-trickle') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const bytes = Buffer.from(`trickled: ${token} done`);
+      let i = 0;
+      const next = (): void => {
+        if (i >= bytes.length) return void res.end();
+        res.write(bytes.subarray(i, ++i));
+        setImmediate(next);
+      };
+      next();
+    } else {
+      res.writeHead(404).end('no such echo\n');
+    }
   });
   return { url, seen, close: () => close(server) };
 }

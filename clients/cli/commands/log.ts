@@ -2,7 +2,7 @@ import { SessionEvents, type Event } from '../../../protocol/index.js';
 import { connect } from '../../lib/client.js';
 import { followSession } from '../../lib/follow.js';
 import { type Command, intOption, sessionIdArg, UsageError } from '../context.js';
-import { renderEvent } from '../render.js';
+import { renderEvent, stoppedNote } from '../render.js';
 
 const PAGE = 1000;
 
@@ -41,9 +41,11 @@ export const log: Command = {
       sessionId,
       from,
       signal: stop.signal,
-      connect: () => connect({ clientName: 'agentd-cli-follow', clientVersion: ctx.version }),
+      connect: (first) => connect({ clientName: 'agentd-cli-follow', clientVersion: ctx.version, explicit: first }),
       onEvent: print,
       onReconnecting: () => process.stderr.write('agentd: connection to the daemon lost; reconnecting...\n'),
+      onStopped: (reason) => process.stderr.write(`agentd: ${stoppedNote(reason)}\n`),
+      onResumed: () => process.stderr.write('agentd: the daemon runs again; following on\n'),
     });
     return 0;
   },

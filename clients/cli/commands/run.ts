@@ -1,25 +1,23 @@
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { z } from 'zod';
 import {
   type ContentBlock,
   type Event,
-  type PermissionDecision,
-  PermissionRequest,
+  DaemonStatus,
   SessionCreate,
   SessionDeltaNotification,
   SessionGet,
   SessionId,
   SessionInterrupt,
   SessionPrompt,
-  VaultList,
 } from '../../../protocol/index.js';
 import { connect, type AgentdClient } from '../../lib/client.js';
+import { weakerIsolation } from '../../lib/isolation.js';
 import { checked, type Command, UsageError } from '../context.js';
+import { terminalPermissions } from '../questions.js';
+import { oneLine, shortInput } from '../render.js';
 
 type Delta = z.output<typeof SessionDeltaNotification.params>;
-type Question = z.output<typeof PermissionRequest.params>;
-type Answer = { decision: PermissionDecision };
 
 export type TurnOutcome =
   | { kind: 'completed' }
@@ -31,19 +29,7 @@ interface Sink {
   write(text: string): unknown;
 }
 
-function oneLine(text: string, max: number): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-}
 
-/** The part of a tool's input a person recognises it by: the command, the path, the pattern. */
-export function shortInput(name: string, input: Record<string, unknown>): string {
-  const pick = (key: string) => (typeof input[key] === 'string' ? (input[key] as string) : undefined);
-  const main = pick('command') ?? pick('path') ?? pick('pattern');
-  if (main === undefined) return oneLine(JSON.stringify(input), 100);
-  const extra = name === 'grep' && pick('path') ? ` in ${pick('path')}` : '';
-  return oneLine(`${main}${extra}`, 100);
-}
 
 function resultText(content: ContentBlock[]): string {
   return content.map((b) => (b.type === 'text' ? b.text : `[${b.type}]`)).join('\n');
@@ -141,6 +127,7 @@ export class TurnView {
         return undefined;
       case 'sandbox.provisioned':
         this.note(`· sandbox ready (${String(d.isolation)}, ${String(d.durationMs)} ms)`);
+        for (const warning of weakerIsolation(d)) this.note(`! WARNING: weaker isolation: ${warning}`);
         return undefined;
       case 'sandbox.lost':
         this.note(`· sandbox lost: ${oneLine(String(d.reason), 100)}`);
@@ -237,7 +224,7 @@ export async function promptAndFollow(client: AgentdClient, sessionId: string, c
     );
   };
   process.on('SIGINT', onSigint);
-  void client.closed.then(() => settle({ kind: 'lost', error: 'the connection to the daemon closed' }));
+  void client.closed.then(() => settle(lostConnection(client)));
   try {
     await follow(undefined);
     turnId = (await client.request(SessionPrompt, { sessionId, content })).turnId;
@@ -248,6 +235,14 @@ export async function promptAndFollow(client: AgentdClient, sessionId: string, c
     deltas.dispose();
     await unsubscribe?.().catch(() => undefined);
   }
+}
+
+/** The outcome when the connection closed under a turn: the daemon may have been stopped on purpose. */
+export function lostConnection(client: AgentdClient): TurnOutcome {
+  const notice = client.stoppingNotice;
+  return notice
+    ? { kind: 'lost', error: `the daemon was stopped on purpose (${notice.reason}); the turn is paused and carries on when it starts again (\`agentd start\`)` }
+    : { kind: 'lost', error: 'the connection to the daemon closed' };
 }
 
 /** Exit code for an outcome, with its diagnostics on stderr. */
@@ -267,66 +262,24 @@ export function exitCodeFor(outcome: TurnOutcome, who: string, sessionId: string
   }
 }
 
-/**
- * Answers permission questions on the terminal, one at a time. Without a terminal
- * nobody could answer, so the answer is no, with a note saying how to allow tools.
- */
-export function terminalPermissions(view: TurnView, yes: boolean): (q: Question) => Promise<Answer> {
-  let queue: Promise<unknown> = Promise.resolve();
-  const ask = (q: Question): Promise<Answer> => {
-    const what = `${q.tool} ${shortInput(q.tool, q.input)}`;
-    if (yes) return Promise.resolve({ decision: 'allow' });
-    if (!process.stdin.isTTY) {
-      view.note(`✗ denied ${what}: stdin is not a terminal, so nobody can answer; pass --yes to allow tools, or create the session with a permissions policy`);
-      return Promise.resolve({ decision: 'deny' });
-    }
-    view.lineBreak();
-    return new Promise<Answer>((resolveAnswer) => {
-      const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-      const done = (decision: PermissionDecision) => {
-        view.onPermissionResolved = undefined;
-        rl.close();
-        resolveAnswer({ decision });
-      };
-      // The prompt holds the terminal in raw mode: Ctrl-C reaches us here, not as a signal.
-      // The interrupt goes out first, so it ends the turn rather than the answer moving it on.
-      rl.on('SIGINT', () => {
-        process.stderr.write('^C\n');
-        process.emit('SIGINT', 'SIGINT');
-        done('deny');
-      });
-      view.onPermissionResolved = (toolUseId, decision, by) => {
-        if (toolUseId !== q.toolUseId) return;
-        process.stderr.write(`\n  (answered ${decision} by ${by})\n`);
-        done(decision as PermissionDecision);
-      };
-      rl.question(`? allow ${what}  [y]es / [n]o / [a]lways for ${q.tool}: `, (answer) => {
-        const a = answer.trim().toLowerCase();
-        done(a === 'y' || a === 'yes' ? 'allow' : a === 'a' || a === 'always' ? 'allow_always' : 'deny');
-      });
-    });
-  };
-  return (q) => {
-    const answer = queue.then(() => ask(q));
-    queue = answer.catch(() => undefined);
-    return answer;
-  };
-}
-
-/** The CLI's view of the key: its own environment, or the vault. The daemon's own environment may differ. */
-async function hasApiKey(client: AgentdClient): Promise<boolean> {
-  if (process.env.ANTHROPIC_API_KEY) return true;
-  const { entries } = await client.request(VaultList, {});
-  return entries.some((e) => e.name === 'ANTHROPIC_API_KEY');
-}
-
 const NO_KEY = [
-  'agentd run: no API key. Set one in either place the daemon looks:',
+  'agentd run: the daemon has no API key. Set one in either place the daemon looks:',
   '  export ANTHROPIC_API_KEY=sk-ant-...        (the daemon reads its environment when it starts:',
   '                                              `agentd stop` first if one is already running)',
   '  agentd vault set ANTHROPIC_API_KEY < key   (stored encrypted; no restart needed)',
   'To see agentd work without a key, run `agentd demo` (an offline scripted model).',
 ].join('\n');
+
+/** Why a run cannot call the model, asked of the daemon (its environment and vault), not of this shell. */
+async function missingApiKey(client: AgentdClient): Promise<string | undefined> {
+  const { modelApiKey, pid } = await client.request(DaemonStatus, {});
+  if (modelApiKey !== 'missing') return undefined;
+  // The shell has a key the running daemon never saw: it started before the export.
+  const shell = process.env.ANTHROPIC_API_KEY
+    ? `\nThis shell has ANTHROPIC_API_KEY, but the running daemon (pid ${pid}) started without it: \`agentd stop\`, then run again.`
+    : '';
+  return `${NO_KEY}${shell}`;
+}
 
 export const run: Command = {
   usage: [
@@ -334,8 +287,10 @@ export const run: Command = {
     '',
     'Prompts a new session (workspace DIR, default the current directory) or --session ID, and',
     'streams the turn: the answer on stdout; tool calls, results, questions and notes on stderr.',
-    'Tool permissions are asked here: y = allow, n = deny, a = always allow that tool. Without a',
-    'terminal on stdin they are denied. --yes creates the session with every tool allowed.',
+    'Tool permissions of this session are asked here: y = allow, n = deny, a = always allow that tool.',
+    'Without a terminal on stdin they are denied. --yes creates the session with every tool allowed',
+    '(with --session, it allows that session\'s questions). Questions of other sessions never reach run:',
+    'neither --yes nor a missing terminal decides anything for a session run does not drive.',
     'Ctrl-C interrupts the turn; a second Ctrl-C quits. Exit: 0 completed, 1 failed, 130 interrupted.',
     '',
     'The API key: the daemon uses ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL) from its own environment,',
@@ -356,13 +311,15 @@ export const run: Command = {
     }
     const yes = values.yes === true;
     const view = new TurnView({ text: process.stdout, info: process.stderr });
-    const client = await connect({ clientName: 'agentd-run', clientVersion: ctx.version, onPermissionRequest: terminalPermissions(view, yes) });
+    let sessionId: string | undefined;
+    const questions = terminalPermissions(view, yes, () => sessionId);
+    const client = await connect({ clientName: 'agentd-run', clientVersion: ctx.version, explicit: true, onPermissionRequest: questions.answer });
     try {
-      if (!(await hasApiKey(client))) {
-        process.stderr.write(`${NO_KEY}\n`);
+      const noKey = await missingApiKey(client);
+      if (noKey) {
+        process.stderr.write(`${noKey}\n`);
         return 1;
       }
-      let sessionId: string;
       if (existing) {
         sessionId = (await client.request(SessionGet, { sessionId: existing })).sessionId;
         process.stderr.write(`session ${sessionId}\n`);
@@ -380,6 +337,7 @@ export const run: Command = {
       }
       return exitCodeFor(await promptAndFollow(client, sessionId, text, view), 'agentd run', sessionId);
     } finally {
+      questions.close();
       client.close();
     }
   },

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { PermissionDecision } from '../../../protocol/index.js';
-import type { ApprovalsState, PendingApproval } from './core/approvals.js';
+import { sessionName, type ApprovalsState, type PendingApproval } from './core/approvals.js';
 
 interface Choice extends vscode.QuickPickItem {
   decision: PermissionDecision;
@@ -24,10 +24,7 @@ export class ApprovalsUi implements vscode.Disposable {
   private readonly dismissed = new Set<string>();
   private readonly subscription: { dispose(): void };
 
-  constructor(
-    private readonly state: ApprovalsState,
-    private readonly sessionTitle: (sessionId: string) => string,
-  ) {
+  constructor(private readonly state: ApprovalsState) {
     this.status.command = 'agentd.showApprovals';
     this.subscription = state.onChange((change) => {
       if (change.kind === 'withdrawn') {
@@ -50,8 +47,8 @@ export class ApprovalsUi implements vscode.Disposable {
     if (!next) return;
     this.dismissed.delete(next.id);
     const pick = vscode.window.createQuickPick<Choice>();
-    pick.title = `agentd wants to run ${next.summary}`;
-    pick.placeholder = `Session "${this.sessionTitle(next.sessionId)}": allow this tool call?`;
+    pick.title = `agentd session ${sessionName(next)} wants to run ${next.summary}`;
+    pick.placeholder = `Session ${sessionName(next)}: allow this tool call?`;
     pick.items = CHOICES;
     pick.ignoreFocusOut = true;
     pick.onDidAccept(() => {
@@ -84,7 +81,7 @@ export class ApprovalsUi implements vscode.Disposable {
       this.status.hide();
     } else {
       this.status.text = `$(shield) agentd: ${pending.length} approval${pending.length === 1 ? '' : 's'}`;
-      this.status.tooltip = pending.map((a) => a.summary).join('\n');
+      this.status.tooltip = pending.map((a) => `${sessionName(a)}: ${a.summary}`).join('\n');
       this.status.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
       this.status.show();
     }

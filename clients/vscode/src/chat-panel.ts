@@ -24,6 +24,8 @@ function connectionText(state: ConnectionState): string {
       return state.attempt > 1 ? 'reconnecting to agentd…' : 'connecting to agentd…';
     case 'failed':
       return `not connected: ${state.message}`;
+    case 'daemonStopped':
+      return state.message;
     case 'stopped':
       return 'disconnected';
   }

@@ -46,6 +46,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('agentd.refresh', () => services?.sessions.refresh()),
     vscode.commands.registerCommand('agentd.showApprovals', () => services?.showApprovals()),
     vscode.commands.registerCommand('agentd.showConnection', () => services?.showFailure()),
+    vscode.commands.registerCommand('agentd.startDaemon', () => services?.connection.startDaemon()),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('agentd.path') || e.affectsConfiguration('agentd.dataDir')) start();
     }),

@@ -55,7 +55,7 @@ export class Services implements vscode.Disposable {
     });
     this.sessions = new SessionsState(this.connection, () => (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath));
     tree.attach(this.sessions);
-    this.approvalsUi = new ApprovalsUi(this.approvals, (id) => this.title(id));
+    this.approvalsUi = new ApprovalsUi(this.approvals);
     const state = this.connection.onState((s) => this.showState(s));
     this.disposables.push({ dispose: () => state.dispose() }, this.approvals.withdrawOnDisconnect(this.connection));
     this.status.command = 'agentd.showConnection';
@@ -73,13 +73,25 @@ export class Services implements vscode.Disposable {
       connected: '$(pass) agentd',
       connecting: '$(sync~spin) agentd',
       failed: '$(error) agentd',
+      daemonStopped: '$(debug-stop) agentd stopped',
       stopped: '$(circle-slash) agentd',
     };
     this.status.text = text[state.kind];
-    this.status.tooltip = state.kind === 'failed' ? state.message : state.kind === 'connecting' ? 'connecting to the agentd daemon…' : `agentd: ${state.kind}`;
+    this.status.tooltip =
+      state.kind === 'failed' || state.kind === 'daemonStopped' ? state.message : state.kind === 'connecting' ? 'connecting to the agentd daemon…' : `agentd: ${state.kind}`;
+    this.status.command = state.kind === 'daemonStopped' ? 'agentd.startDaemon' : 'agentd.showConnection';
     this.status.show();
-    this.view.message = state.kind === 'failed' ? `Not connected to agentd: ${state.message}` : state.kind === 'connecting' && state.attempt > 1 ? 'Reconnecting to agentd…' : undefined;
+    this.view.message =
+      state.kind === 'failed' ? `Not connected to agentd: ${state.message}`
+      : state.kind === 'daemonStopped' ? `${state.message}. Run "agentd: Start the Daemon" to start it.`
+      : state.kind === 'connecting' && state.attempt > 1 ? 'Reconnecting to agentd…'
+      : undefined;
     if (state.kind === 'connected') this.shownError = undefined;
+    // Stopped on purpose: say so once, and start it again only if the user says so.
+    if (state.kind === 'daemonStopped' && state.message !== this.shownError) {
+      this.shownError = state.message;
+      void vscode.window.showWarningMessage(state.message, 'Start agentd').then((choice) => choice && this.connection.startDaemon());
+    }
     // A missing agentd at once; other failures (a daemon restarting) only when they persist.
     if (state.kind === 'failed' && (state.notFound || state.failures >= 3) && state.message !== this.shownError) {
       this.shownError = state.message;
@@ -108,6 +120,8 @@ export class Services implements vscode.Disposable {
   openChat(sessionId: string): void {
     const open = this.panels.get(sessionId);
     if (open) return open.reveal();
+    // A chat opened on a session makes this window one of its controllers: it answers its questions.
+    this.connection.control(sessionId).catch((error: Error) => void vscode.window.showErrorMessage(`agentd: ${error.message}`));
     const panel = new ChatPanel(
       {
         connection: this.connection,

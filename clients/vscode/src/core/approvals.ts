@@ -3,7 +3,9 @@ import type { PermissionHandler, PermissionParams } from './bridge.js';
 
 export interface PendingApproval {
   id: string;
+  /** The session that asks, shown with the question. */
   sessionId: string;
+  sessionTitle: string | null;
   tool: string;
   input: Record<string, unknown>;
   /** One line for a notification or a quick pick title. */
@@ -78,6 +80,7 @@ export class ApprovalsState {
     const approval: PendingApproval = {
       id: params.toolUseId,
       sessionId: params.sessionId,
+      sessionTitle: params.sessionTitle,
       tool: params.tool,
       input: params.input,
       summary: summarize(params.tool, params.input),
@@ -97,6 +100,11 @@ export class ApprovalsState {
   private emit(change: ApprovalChange): void {
     for (const listener of [...this.listeners]) listener(change);
   }
+}
+
+/** Which session asks, as the UI names it: its title, else its id. */
+export function sessionName(approval: Pick<PendingApproval, 'sessionId' | 'sessionTitle'>): string {
+  return approval.sessionTitle ? `"${approval.sessionTitle}" (${approval.sessionId})` : approval.sessionId;
 }
 
 export function summarize(tool: string, input: Record<string, unknown>): string {

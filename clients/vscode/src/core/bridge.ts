@@ -6,10 +6,9 @@ import {
   StreamMessageWriter,
   type CancellationToken,
 } from 'vscode-jsonrpc/node';
-import { AgentdClient } from '../../../lib/client.js';
+import { AgentdClient, asResponseError } from '../../../lib/client.js';
 import {
   ErrorCode,
-  Initialize,
   PermissionRequest,
   PROTOCOL_VERSION,
   type ParamsOf,
@@ -42,6 +41,15 @@ export class AgentdNotFoundError extends Error {
 
 /** The bridge started but gave up before the daemon answered (no daemon, bad data dir, ...). */
 export class BridgeFailedError extends Error {}
+
+/**
+ * The daemon was stopped on purpose (`agentd stop`) and the bridge did not start it
+ * (`agentd stdio` exits 3 then): only an explicit start (`--start`) brings it back.
+ */
+export class DaemonStoppedBridgeError extends BridgeFailedError {}
+
+/** `agentd stdio`'s exit code when it did not start a daemon stopped on purpose. */
+const EXIT_STOPPED = 3;
 
 export interface Bridge {
   client: AgentdClient;
@@ -92,11 +100,11 @@ export async function openBridge(
     rpc.onRequest(PermissionRequest.method, async (raw: unknown, token: CancellationToken) => {
       const parsed = PermissionRequest.params.safeParse(raw);
       if (!parsed.success) throw new ResponseError(ErrorCode.InvalidParams, parsed.error.message);
-      return handler(parsed.data, token);
+      return handler(parsed.data, token).catch((error: unknown) => Promise.reject(asResponseError(error)));
     });
   }
   rpc.listen();
-  const initialized = client.request(Initialize, {
+  const initialized = client.initialize({
     protocolVersion: PROTOCOL_VERSION,
     clientInfo: { name: options.clientName, ...(options.clientVersion ? { version: options.clientVersion } : {}) },
     capabilities: { permissionRequests: options.onPermissionRequest !== undefined },
@@ -108,17 +116,21 @@ export async function openBridge(
       initialized,
       spawnFailed,
       exited.then(() => {
-        throw new BridgeFailedError(bridgeMessage(command, stderr, child.exitCode));
+        throw bridgeFailure(command, stderr, child.exitCode);
       }),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new BridgeFailedError(`agentd did not answer within ${timeoutMs} ms. ${stderr.trim()}`)), timeoutMs);
       }),
     ]);
   } catch (error) {
+    // The rpc rejects `initialize` when the stream ends, which may come just before the
+    // exit: wait for it (briefly), and report why the bridge ended instead.
+    if (!(error instanceof AgentdNotFoundError || error instanceof BridgeFailedError)) {
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    }
     dispose();
-    // The rpc rejects `initialize` when the stream ends; report why the bridge ended instead.
     if (!(error instanceof AgentdNotFoundError || error instanceof BridgeFailedError) && child.exitCode !== null) {
-      throw new BridgeFailedError(bridgeMessage(command, stderr, child.exitCode));
+      throw bridgeFailure(command, stderr, child.exitCode);
     }
     throw error;
   } finally {
@@ -134,7 +146,8 @@ export async function openBridge(
   };
 }
 
-function bridgeMessage(command: BridgeCommand, stderr: string, code: number | null): string {
+function bridgeFailure(command: BridgeCommand, stderr: string, code: number | null): BridgeFailedError {
   const detail = stderr.trim().split('\n').slice(-3).join(' ');
-  return `\`${[command.command, ...command.args].join(' ')}\` exited (code ${code})${detail ? `: ${detail}` : ''}`;
+  if (code === EXIT_STOPPED) return new DaemonStoppedBridgeError(detail.replace(/^agentd stdio: /, '') || 'the agentd daemon was stopped on purpose');
+  return new BridgeFailedError(`\`${[command.command, ...command.args].join(' ')}\` exited (code ${code})${detail ? `: ${detail}` : ''}`);
 }

@@ -1,4 +1,5 @@
 import type { Event } from '../../../../protocol/index.js';
+import { weakerIsolation } from '../../../lib/isolation.js';
 import type { Delta } from './connection.js';
 
 export type ToolErrorKind = 'sandbox_lost' | 'interrupted' | 'timeout' | 'denied' | 'tool_error';
@@ -101,8 +102,9 @@ export class ChatModel {
     };
   }
 
-  private notice(seq: number, level: 'info' | 'warning' | 'error', text: string): void {
-    this.items.push({ kind: 'notice', key: `e${seq}`, seq, level, text });
+  /** `part` tells apart several notices of one event (their keys must differ). */
+  private notice(seq: number, level: 'info' | 'warning' | 'error', text: string, part = ''): void {
+    this.items.push({ kind: 'notice', key: `e${seq}${part}`, seq, level, text });
   }
 
   private apply(event: Event): void {
@@ -166,9 +168,12 @@ export class ChatModel {
         tool.state = d.isError ? 'error' : 'done';
         break;
       }
-      case 'sandbox.provisioned':
+      case 'sandbox.provisioned': {
         this.notice(seq, 'info', `Sandbox ready (${d.isolation}, ${Math.round(Number(d.durationMs))} ms)`);
+        // Never silently weaker: each warning as its own marked notice.
+        weakerIsolation(d).forEach((warning, i) => this.notice(seq, 'warning', `Weaker isolation: ${warning}`, `w${i}`));
         break;
+      }
       case 'sandbox.lost':
         this.notice(seq, 'error', `Sandbox lost: ${d.reason}. The next tool call gets a fresh sandbox; the workspace is kept.`);
         break;

@@ -1,12 +1,18 @@
 import type { z } from 'zod';
-import type { AgentdClient } from '../../../lib/client.js';
+import { notOurSession, type AgentdClient } from '../../../lib/client.js';
 import {
+  AgentdError,
+  ErrorCode,
+  SessionAttach,
+  SessionCreate,
   SessionDeltaNotification,
+  SessionFork,
+  SessionPrompt,
   type Event,
   type ParamsOf,
   type RequestDefinition,
 } from '../../../../protocol/index.js';
-import { AgentdNotFoundError, openBridge, type Bridge, type BridgeCommand, type PermissionHandler } from './bridge.js';
+import { AgentdNotFoundError, DaemonStoppedBridgeError, openBridge, type Bridge, type BridgeCommand, type PermissionHandler } from './bridge.js';
 
 export type Delta = ParamsOf<typeof SessionDeltaNotification>;
 
@@ -15,6 +21,11 @@ export type ConnectionState =
   | { kind: 'connected'; attempt: number }
   /** The last attempt failed (`failures` in a row); another follows after a backoff. */
   | { kind: 'failed'; attempt: number; failures: number; message: string; notFound: boolean }
+  /**
+   * The daemon was stopped on purpose (`agentd stop`). The connection does not start it:
+   * it waits (retrying with a backoff) until something else starts it, or `startDaemon()`.
+   */
+  | { kind: 'daemonStopped'; attempt: number; message: string }
   | { kind: 'stopped' };
 
 export interface FollowHandlers {
@@ -66,6 +77,15 @@ export class AgentdConnection {
   private readonly follows = new Set<FollowEntry>();
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
+  /**
+   * Sessions this extension controls (created, forked, prompted or attached to as
+   * controller): their permission questions are its to answer, and a new connection
+   * attaches to them again, since control belongs to a connection.
+   */
+  private readonly controlled = new Set<string>();
+  /** The next attempt starts the daemon even if it was stopped on purpose (the user asked). */
+  private startAsked = false;
+  private wakeRetry: (() => void) | undefined;
 
   constructor(private readonly options: ConnectionOptions) {}
 
@@ -94,14 +114,47 @@ export class AgentdConnection {
     waitMs = 15_000,
   ): Promise<z.output<R>> {
     const client = await this.connected(waitMs);
-    return client.request(def, params);
+    const result = await client.request(def, params);
+    this.noteControl(def.method, params as { sessionId?: string; role?: string }, result as { sessionId?: string });
+    return result;
+  }
+
+  /** Makes this extension a controller of the session (a chat opened on it): it is asked its questions. */
+  async control(sessionId: string): Promise<void> {
+    await this.request(SessionAttach, { sessionId, role: 'controller' });
+  }
+
+  /** Whether this extension controls the session (see `controlled`). */
+  controls(sessionId: string): boolean {
+    return this.controlled.has(sessionId);
+  }
+
+  /** The user asked to start the daemon (after `agentd stop`): the next attempt starts it, now. */
+  startDaemon(): void {
+    this.startAsked = true;
+    this.wakeRetry?.();
+  }
+
+  private noteControl(method: string, params: { sessionId?: string; role?: string }, result: { sessionId?: string }): void {
+    if (method === SessionCreate.method || method === SessionFork.method) this.controlled.add(result.sessionId!);
+    else if (method === SessionPrompt.method) this.controlled.add(params.sessionId!);
+    else if (method === SessionAttach.method && params.role === 'controller') this.controlled.add(params.sessionId!);
+    else if (method === SessionAttach.method) this.controlled.delete(params.sessionId!);
+  }
+
+  /** Questions of sessions this extension does not control are refused: a second line behind the daemon's rule. */
+  private permissionHandler(): PermissionHandler | undefined {
+    const handler = this.options.onPermissionRequest;
+    if (!handler) return undefined;
+    return (params, token) => (this.controlled.has(params.sessionId) ? handler(params, token) : Promise.reject(notOurSession(params.sessionId, this.options.clientName)));
   }
 
   /** Resolves with the live client, waiting up to `waitMs` for one. */
   connected(waitMs = 15_000): Promise<AgentdClient> {
     if (this.bridge && this.current.kind === 'connected') return Promise.resolve(this.bridge.client);
-    // Waiting cannot help until the user fixes the setting or installs agentd.
+    // Waiting cannot help until the user fixes the setting or installs agentd, or starts the daemon.
     if (this.current.kind === 'failed' && this.current.notFound) return Promise.reject(new Error(this.current.message));
+    if (this.current.kind === 'daemonStopped') return Promise.reject(new Error(this.current.message));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.connectedWaiters.delete(done);
@@ -152,20 +205,32 @@ export class AgentdConnection {
     const signal = this.abort.signal;
     // `retries` counts waits since the last working connection: it sets the backoff.
     for (let first = true, retries = 0, failures = 0, attempt = 1; !signal.aborted; first = false, attempt++) {
-      if (!first) {
+      if (!first && !this.startAsked) {
         retries += 1;
-        await (this.options.waitBeforeReconnect ?? backoff)(retries, signal);
+        const woken = new AbortController();
+        this.wakeRetry = () => woken.abort();
+        await (this.options.waitBeforeReconnect ?? backoff)(retries, AbortSignal.any([signal, woken.signal]));
+        this.wakeRetry = undefined;
         if (signal.aborted) return;
       }
-      this.setState({ kind: 'connecting', attempt });
+      const stopped = this.current.kind === 'daemonStopped' ? this.current : undefined;
+      if (!stopped || this.startAsked) this.setState({ kind: 'connecting', attempt });
+      const explicitStart = this.startAsked;
+      this.startAsked = false;
       let bridge: Bridge;
+      const onPermissionRequest = this.permissionHandler();
       try {
-        bridge = await openBridge(this.options.bridge, {
+        bridge = await openBridge(explicitStart ? { ...this.options.bridge, args: [...this.options.bridge.args, '--start'] } : this.options.bridge, {
           clientName: this.options.clientName,
           ...(this.options.clientVersion ? { clientVersion: this.options.clientVersion } : {}),
-          ...(this.options.onPermissionRequest ? { onPermissionRequest: this.options.onPermissionRequest } : {}),
+          ...(onPermissionRequest ? { onPermissionRequest } : {}),
         });
       } catch (error) {
+        if (error instanceof DaemonStoppedBridgeError) {
+          // Still stopped: say so (once) and keep waiting without starting it.
+          if (!stopped) this.setState({ kind: 'daemonStopped', attempt, message: error.message });
+          continue;
+        }
         failures += 1;
         this.setState({ kind: 'failed', attempt, failures, message: (error as Error).message, notFound: error instanceof AgentdNotFoundError });
         continue;
@@ -178,8 +243,11 @@ export class AgentdConnection {
       const deltas = bridge.client.onNotification(SessionDeltaNotification, (delta) => {
         for (const entry of this.follows) if (entry.sessionId === delta.sessionId) entry.handlers.onDelta?.(delta);
       });
-      // Resubscribe before announcing the connection, so callers see follows already live;
-      // follows added meanwhile subscribe themselves (subscribe is idempotent per client).
+      // Control is per connection: take the controlled sessions up again first, so their
+      // open questions come here. Then resubscribe before announcing the connection, so
+      // callers see follows already live; follows added meanwhile subscribe themselves
+      // (subscribe is idempotent per client).
+      await Promise.all([...this.controlled].map((sessionId) => this.reattach(bridge.client, sessionId)));
       await Promise.all([...this.follows].map((entry) => this.subscribe(bridge.client, entry)));
       retries = 0;
       failures = 0;
@@ -190,8 +258,15 @@ export class AgentdConnection {
       deltas.dispose();
       bridge.dispose();
       this.bridge = undefined;
-      if (!signal.aborted) this.setState({ kind: 'connecting', attempt: attempt + 1 });
+      const notice = bridge.client.stoppingNotice;
+      if (!signal.aborted) this.setState(notice ? { kind: 'daemonStopped', attempt, message: stoppedMessage(notice.reason) } : { kind: 'connecting', attempt: attempt + 1 });
     }
+  }
+
+  private async reattach(client: AgentdClient, sessionId: string): Promise<void> {
+    await client.request(SessionAttach, { sessionId, role: 'controller' }).catch((error: unknown) => {
+      if (error instanceof AgentdError && error.code === ErrorCode.SessionNotFound) this.controlled.delete(sessionId);
+    });
   }
 
   private async subscribe(client: AgentdClient, entry: FollowEntry): Promise<void> {
@@ -218,6 +293,11 @@ export class AgentdConnection {
       // The connection closed under us: the next connection resubscribes from entry.next.
     }
   }
+}
+
+/** What the extension says when the daemon it was connected to is stopped on purpose. */
+function stoppedMessage(reason: string): string {
+  return `the agentd daemon was stopped on purpose (${reason}); start it again with \`agentd start\``;
 }
 
 function backoff(attempt: number, signal: AbortSignal): Promise<void> {
