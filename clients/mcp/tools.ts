@@ -22,6 +22,9 @@ import { describeEvent, followTurn, renderSummary, type TurnSummary } from './tu
 const sessionId = z.string().describe('The session id, as returned by agentd_create_session or agentd_list_sessions (looks like s_…).');
 
 /** Error text a model can act on: what went wrong, in agentd's words, with a hint where one helps. */
+/** How long the last progress notification gets to reach the host before the result. */
+const PROGRESS_FLUSH_MS = 50;
+
 export function explainError(error: unknown): string {
   if (error instanceof AgentdError) {
     if (error.code === ErrorCode.SessionNotFound) return `${error.message}. Use agentd_list_sessions to see the sessions that exist.`;
@@ -152,6 +155,10 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
         const summary: TurnSummary = await followTurn(link, { sessionId: args.sessionId, turnId, from: seq, onEvent, signal: extra.signal });
         // The last progress goes out before the result: after it, the host no longer knows the token.
         await lastProgress;
+        // The TypeScript SDK's client handles a notification a microtask later but a response at
+        // once, so a progress notification read in the same chunk as the result is dropped as
+        // "unknown token". A short pause lets the host read the notifications first.
+        if (progress > 0) await new Promise((resolve) => setTimeout(resolve, PROGRESS_FLUSH_MS));
         asker.turnEnded(args.sessionId);
         return {
           content: [{ type: 'text', text: renderSummary(summary) }],
