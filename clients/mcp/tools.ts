@@ -21,10 +21,10 @@ import { describeEvent, followTurn, renderSummary, type TurnSummary } from './tu
 
 const sessionId = z.string().describe('The session id, as returned by agentd_create_session or agentd_list_sessions (looks like s_…).');
 
-/** Error text a model can act on: what went wrong, in agentd's words, with a hint where one helps. */
 /** How long the last progress notification gets to reach the host before the result. */
 const PROGRESS_FLUSH_MS = 50;
 
+/** Error text a model can act on: what went wrong, in agentd's words, with a hint where one helps. */
 export function explainError(error: unknown): string {
   if (error instanceof AgentdError) {
     if (error.code === ErrorCode.SessionNotFound) return `${error.message}. Use agentd_list_sessions to see the sessions that exist.`;
