@@ -22,6 +22,7 @@ import type {
 import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { countWithin, eventBytes } from './event-bytes.js';
+import { MemoryTokenStore } from './token-store.js';
 
 interface MemorySession {
   meta: SessionMeta;
@@ -33,6 +34,7 @@ export class MemorySessionLog implements SessionLog {
   private readonly sessions = new Map<string, MemorySession>();
   private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => Promise.resolve(this.slice(id, from, to, limit, maxBytes)));
   private closed = false;
+  readonly tokens = new MemoryTokenStore(() => this.checkOpen());
 
   async create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
     this.checkOpen();
