@@ -20,6 +20,7 @@ import {
 import { VaultDelete, VaultList, VaultSet } from './methods/vault.js';
 import { DaemonStatus, DaemonStop, DaemonStoppingNotification } from './methods/daemon.js';
 import { PermissionAnswer, PermissionRequest } from './methods/permission.js';
+import { TokenCreate, TokenList, TokenRevoke } from './methods/token.js';
 
 /** Every request a client may send the daemon, by method name. */
 export const ClientRequests = {
@@ -42,6 +43,9 @@ export const ClientRequests = {
   [DaemonStatus.method]: DaemonStatus,
   [DaemonStop.method]: DaemonStop,
   [PermissionAnswer.method]: PermissionAnswer,
+  [TokenCreate.method]: TokenCreate,
+  [TokenList.method]: TokenList,
+  [TokenRevoke.method]: TokenRevoke,
 } as const;
 export type ClientRequests = typeof ClientRequests;
 export type ClientMethod = keyof ClientRequests;

@@ -7,11 +7,12 @@ import { log } from './commands/log.js';
 import { run } from './commands/run.js';
 import { archive, create, fork, prompt, sessions } from './commands/session.js';
 import { vault } from './commands/vault.js';
+import { token } from './commands/token.js';
 import { CliContext, type Command, parse, UsageError, usageErrorFrom } from './context.js';
 
 /** Commands with an entry module of their own (bin/agentd, bin/main), listed for --help. */
 const EARLY = [
-  ['daemon', 'run the daemon in the foreground (clients start it on demand) [--isolation-floor bwrap|namespaces|none]'],
+  ['daemon', 'run the daemon in the foreground (clients start it on demand) [--isolation-floor bwrap|namespaces|none] [--listen HOST:PORT --tls-cert F --tls-key F]'],
   ['stdio', 'editor bridge: pipe JSON-RPC frames between stdin/stdout and the daemon'],
   ['mcp', 'MCP server over stdio for MCP hosts (Claude Desktop, Claude Code): drive sessions as tools'],
   ['acp', 'Agent Client Protocol agent over stdio for editors such as Zed'],
@@ -31,6 +32,7 @@ const commands: Record<string, Command> = {
   archive,
   fork,
   vault,
+  token,
   run,
   demo,
 };

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import {
   CancellationSenderStrategy,
   createMessageConnection,
@@ -10,10 +9,12 @@ import { AgentdError, ClientRequests, ErrorCode, type ClientMethod } from '../..
 import { invalidParams, toResponseError } from '../errors.js';
 import { handlers, type Daemon, type RequestContext } from '../handlers/index.js';
 import type { KeyedQueue } from '../keyed-queue.js';
-import { FramedMessageReader, FramedMessageWriter, type FrameProblem } from './framing.js';
+import { GatedMessageReader, TransportMessageWriter, type FrameProblem } from './framing.js';
 import { ConnectionGuard } from './guard.js';
-import { CONNECTION_LIMITS, MAX_FRAME_BYTES } from './limits.js';
+import { CONNECTION_LIMITS } from './limits.js';
 import { Peer } from './peer.js';
+import type { Transport } from './transport.js';
+import { OWNER, checkAccess, type Access } from '../access.js';
 
 /** What the server keeps across connections. */
 export interface ServeState {
@@ -31,14 +32,18 @@ type AnyHandler = (params: unknown, ctx: RequestContext) => Promise<unknown>;
 
 let nextPeerId = 1;
 
-/** Serves JSON-RPC on one accepted socket until it closes. */
-export function serveConnection(socket: Socket, state: ServeState): Peer {
+/**
+ * Serves JSON-RPC on one accepted connection until it closes: the unix socket (the
+ * owner) or a WebSocket (with its token's access). Every check and limit is the same.
+ */
+export function serveConnection(transport: Transport, state: ServeState, access: Access = OWNER): Peer {
   const { daemon } = state;
+  const { socket } = transport;
   const connId = nextPeerId++;
   const guard = new ConnectionGuard(socket, CONNECTION_LIMITS, daemon.logger, connId);
-  const writer = new FramedMessageWriter(socket, guard.written);
+  const writer = new TransportMessageWriter(transport, guard.written);
   guard.attach(writer);
-  const reader = new FramedMessageReader(socket, MAX_FRAME_BYTES, (problem) => onProblem(problem), guard.gate);
+  const reader = new GatedMessageReader(transport, (problem) => onProblem(problem), guard.gate);
   guard.onRoom = () => reader.resume();
   const rpcLogger: RpcLogger = {
     error: (message) => daemon.logger.log('error', message, { conn: connId }),
@@ -50,7 +55,7 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
     // Cancellation is the guard's: `$/cancelRequest` never reaches the library.
     cancellationStrategy: { receiver: { createCancellationTokenSource: (id) => guard.cancellationFor(id) }, sender: CancellationSenderStrategy.Message },
   });
-  const peer = new Peer(connId, rpc, () => socket.writableLength);
+  const peer = new Peer(connId, rpc, () => socket.writableLength, access);
   state.peers.add(peer);
 
   function onProblem(problem: FrameProblem): void {
@@ -59,7 +64,7 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
     guard.answer(null, code, problem.message);
     if (problem.fatal) {
       // The stream is out of sync (or the peer is abusive): answer, then hang up.
-      setImmediate(() => socket.end());
+      setImmediate(() => transport.end());
       setTimeout(() => socket.destroy(), 1000).unref();
     }
   }
@@ -84,9 +89,9 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
     return work;
   });
   // A client that half-closes (`printf ... | agentd stdio`) still gets its answers.
-  socket.on('end', () => {
+  transport.onPeerEnd(() => {
     daemon.hub.closeAll(peer);
-    void Promise.allSettled([...mine]).then(() => setImmediate(() => socket.end()));
+    void Promise.allSettled([...mine]).then(() => setImmediate(() => transport.end()));
   });
   rpc.onError(([error]) => daemon.logger.log('debug', 'connection error', { conn: peer.id, error: error.message }));
 
@@ -116,6 +121,8 @@ async function dispatch(method: string, raw: unknown, token: CancellationToken, 
   if (state.stopping && name !== 'daemon/status') {
     throw new AgentdError(ErrorCode.DaemonStopping, `the daemon is stopping; ${method} was not run`);
   }
+  // Before the params are judged: a token that may not call this learns nothing more.
+  checkAccess(peer.access, name, raw);
   const def = ClientRequests[name];
   const parsed = def.params.safeParse(raw ?? undefined);
   if (!parsed.success) throw invalidParams(method, parsed.error);
