@@ -2,8 +2,9 @@
  * LSP framing (`Content-Length: N\r\n\r\n` + body), at the byte level: the daemon's
  * socket reader and the remote bridge (which turns a framed stream into WebSocket
  * messages) cut streams with this one splitter. It never parses the body. Plain
- * Uint8Array and no imports, so it belongs to the wire contract.
+ * Uint8Array, nothing of Node's.
  */
+import { ErrorCode } from './errors.js';
 
 /** The largest message either side accepts: a frame's body, or one WebSocket message. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
@@ -108,6 +109,15 @@ export class FrameSplitter {
     this.broken = new FrameError(kind, message);
     throw this.broken;
   }
+}
+
+/**
+ * The error code a reader answers a broken frame with (id null): a body that is not
+ * JSON is a parse error, as is a bad header; a frame over the limit is MessageTooLarge.
+ * After a header problem or an oversized frame the connection is closed.
+ */
+export function frameProblemCode(kind: 'parse' | FrameError['kind']): number {
+  return kind === 'too_large' ? ErrorCode.MessageTooLarge : ErrorCode.ParseError;
 }
 
 /** The header that goes before a body of `length` bytes. */

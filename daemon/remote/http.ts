@@ -69,7 +69,8 @@ function loadFiles(webRoot: string | undefined): Map<string, { type: string; bod
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': String(Buffer.byteLength(body)), ...headers });
+  // One request per connection: the listener's deadline covers each request's headers.
+  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close', ...headers });
   res.end(body);
 }
 

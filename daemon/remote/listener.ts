@@ -7,7 +7,7 @@
  * token, and Origin checks for browsers.
  */
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -53,14 +53,7 @@ interface Live {
 }
 
 function listenServer(config: ListenConfig): Server {
-  const timeouts = {
-    headersTimeout: config.handshakeTimeoutMs,
-    requestTimeout: config.handshakeTimeoutMs * 2,
-    // How often node looks for connections past those deadlines.
-    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.handshakeTimeoutMs / 4))),
-    keepAliveTimeout: Math.min(5000, config.handshakeTimeoutMs),
-  };
-  if (!config.tls) return createHttpServer(timeouts);
+  if (!config.tls) return createHttpServer();
   let cert: Buffer;
   let key: Buffer;
   try {
@@ -70,7 +63,7 @@ function listenServer(config: ListenConfig): Server {
     throw new StartError(`cannot read the TLS certificate or key: ${(error as Error).message}`);
   }
   try {
-    return createHttpsServer({ ...timeouts, cert, key, minVersion: 'TLSv1.2', handshakeTimeout: config.handshakeTimeoutMs });
+    return createHttpsServer({ cert, key, minVersion: 'TLSv1.2', handshakeTimeout: config.handshakeTimeoutMs });
   } catch (error) {
     // Never the key's bytes: only what is wrong with them.
     throw new StartError(`the TLS certificate or key cannot be used: ${(error as Error).message.split('\n')[0]}`);
@@ -97,7 +90,26 @@ export async function startRemoteListener(deps: RemoteDeps): Promise<RemoteListe
   // The port is the one bound once listening (port 0 picks one).
   const identity: ListenerIdentity = { scheme: config.tls ? 'https' : 'http', port: config.port, origins: new Set(config.origins.map((o) => o.toLowerCase())) };
 
-  server.on('request', httpHandler({ identity, tokens, logger, webRoot: deps.webRoot, readiness: deps.readiness }));
+  // A connection has handshakeTimeoutMs from its TLS handshake (node's handshakeTimeout covers
+  // that one) to the end of its request's headers; each connection carries one request
+  // (http.ts answers Connection: close), so a slow one cannot hold a socket for long.
+  const deadlines = new WeakMap<Duplex, NodeJS.Timeout>();
+  const arm = (socket: Socket) => {
+    const timer = setTimeout(() => {
+      logger.log('info', 'closing a connection that did not send its request in time', { from: socket.remoteAddress });
+      socket.destroy();
+    }, config.handshakeTimeoutMs);
+    timer.unref();
+    deadlines.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  };
+  const disarm = (socket: Duplex) => clearTimeout(deadlines.get(socket));
+  server.on(config.tls ? 'secureConnection' : 'connection', arm);
+  const handle = httpHandler({ identity, tokens, logger, webRoot: deps.webRoot, readiness: deps.readiness });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    disarm(req.socket);
+    handle(req, res);
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     logger.log('debug', 'http client error', { error: error.code ?? error.message });
     if (socket.writable && error.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
@@ -142,6 +154,7 @@ export async function startRemoteListener(deps: RemoteDeps): Promise<RemoteListe
   };
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    disarm(socket);
     socket.on('error', () => undefined);
     const path = (req.url ?? '').split('?')[0];
     const work = async () => {

@@ -5,7 +5,7 @@ import {
   type CancellationToken,
   type Logger as RpcLogger,
 } from 'vscode-jsonrpc/node';
-import { AgentdError, ClientRequests, ErrorCode, type ClientMethod } from '../../protocol/index.js';
+import { AgentdError, ClientRequests, ErrorCode, frameProblemCode, type ClientMethod } from '../../protocol/index.js';
 import { invalidParams, toResponseError } from '../errors.js';
 import { handlers, type Daemon, type RequestContext } from '../handlers/index.js';
 import type { KeyedQueue } from '../keyed-queue.js';
@@ -60,7 +60,7 @@ export function serveConnection(transport: Transport, state: ServeState, access:
 
   function onProblem(problem: FrameProblem): void {
     guard.problem('bad frame from client', { kind: problem.kind, detail: problem.message });
-    const code = problem.kind === 'too_large' ? ErrorCode.MessageTooLarge : ErrorCode.ParseError;
+    const code = frameProblemCode(problem.kind);
     guard.answer(null, code, problem.message);
     if (problem.fatal) {
       // The stream is out of sync (or the peer is abusive): answer, then hang up.

@@ -239,10 +239,10 @@ export class RawConnection {
     });
   }
 
-  /** Through `agentd stdio`, as an editor talks to the daemon. */
-  static stdio(layout: DataLayout): RawConnection {
-    const child = spawn(process.execPath, [AGENTD_BIN, 'stdio'], {
-      env: { ...process.env, AGENTD_HOME: layout.home },
+  /** Through `agentd stdio` (with `args`, e.g. --remote), as an editor talks to the daemon. */
+  static stdio(layout: DataLayout, options: { args?: string[]; env?: Record<string, string> } = {}): RawConnection {
+    const child = spawn(process.execPath, [AGENTD_BIN, 'stdio', ...(options.args ?? [])], {
+      env: { ...process.env, AGENTD_HOME: layout.home, ...options.env },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     return new RawConnection(child.stdout, child.stdin, () => child.kill('SIGKILL'));
