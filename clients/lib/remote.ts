@@ -57,8 +57,23 @@ export function endpointOf(raw: string): string {
   return `${scheme}//${url.host}/rpc`;
 }
 
-/** A token file must be ours alone, as an ssh key must: no one else may have read it. */
+/**
+ * A token file must be ours alone, as an ssh key must: no one else may have read it.
+ * `/dev/fd/N` is an inherited descriptor (VS Code hands the bridge its token on one),
+ * read straight from the descriptor: a socket cannot be opened by its /dev/fd path.
+ */
 function readTokenFile(path: string): string {
+  const fd = /^\/dev\/fd\/(\d+)$/.exec(path)?.[1];
+  if (fd !== undefined) {
+    let token: string;
+    try {
+      token = readFileSync(Number(fd), 'utf8').trim();
+    } catch (error) {
+      throw new DialError(`cannot read the token from ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    if (!token) throw new DialError(`no token on ${path}`);
+    return token;
+  }
   let info;
   try {
     info = statSync(path);

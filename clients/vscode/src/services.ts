@@ -17,14 +17,27 @@ import { AgentdConnection, type ConnectionState } from './core/connection.js';
 import { SessionsState } from './core/sessions.js';
 import type { SessionsTree } from './sessions-view.js';
 
-/** The bridge command from the settings: `agentd.path stdio`, with `agentd.dataDir` as AGENTD_HOME. */
-export function bridgeFromSettings(): BridgeCommand {
+/** The secret storage key of the remote daemon's token. */
+export const REMOTE_TOKEN_KEY = 'agentd.remoteToken';
+
+const home = (path: string) => path.replace(/^~(?=$|\/)/, process.env.HOME ?? '~');
+
+/**
+ * The bridge command from the settings: `agentd.path stdio`, with `agentd.dataDir` as
+ * AGENTD_HOME; with `agentd.remote`, `stdio --remote URL` and the token from VS Code's
+ * secret storage (handed over on a pipe, never in argv or env).
+ */
+export function bridgeFromSettings(remoteToken: string | undefined): BridgeCommand {
   const config = vscode.workspace.getConfiguration('agentd');
   const command = config.get<string>('path')?.trim() || 'agentd';
   const dataDir = config.get<string>('dataDir')?.trim();
+  const remote = config.get<string>('remote')?.trim();
+  const ca = config.get<string>('remoteCaFile')?.trim();
   const env = { ...process.env };
-  if (dataDir) env.AGENTD_HOME = dataDir.replace(/^~(?=$|\/)/, process.env.HOME ?? '~');
-  return { command, args: ['stdio'], env };
+  if (dataDir) env.AGENTD_HOME = home(dataDir);
+  if (!remote) return { command, args: ['stdio'], env };
+  if (ca) env.AGENTD_REMOTE_CA = home(ca);
+  return { command, args: ['stdio', '--remote', remote], env, ...(remoteToken ? { secret: remoteToken } : {}) };
 }
 
 /**
@@ -46,9 +59,10 @@ export class Services implements vscode.Disposable {
     private readonly view: vscode.TreeView<SessionInfo>,
     tree: SessionsTree,
     version: string,
+    remoteToken: string | undefined,
   ) {
     this.connection = new AgentdConnection({
-      bridge: bridgeFromSettings(),
+      bridge: bridgeFromSettings(remoteToken),
       clientName: 'vscode',
       clientVersion: version,
       onPermissionRequest: this.approvals.handler,
