@@ -56,6 +56,11 @@ export class ChatModel {
   private readonly tools = new Map<string, ToolItem>();
   /** Streaming fragments of the current model call, by content block index. */
   private readonly streaming = new Map<number, { turnId: string; kind: Delta['kind']; text: string }>();
+  /**
+   * Turns that have ended: a delta of theirs arriving late (from another daemon, deltas
+   * and events travel apart) must not show a streaming copy after the durable text.
+   */
+  private readonly endedTurns = new Set<string>();
   private status: ChatStatus = 'idle';
   private next = 0;
   private title: string | undefined;
@@ -78,7 +83,7 @@ export class ChatModel {
   }
 
   applyDelta(delta: Delta): void {
-    if (delta.sessionId !== this.sessionId) return;
+    if (delta.sessionId !== this.sessionId || this.endedTurns.has(delta.turnId)) return;
     const part = this.streaming.get(delta.index);
     if (part && part.turnId === delta.turnId && part.kind === delta.kind) part.text += delta.text;
     else this.streaming.set(delta.index, { turnId: delta.turnId, kind: delta.kind, text: delta.text });
@@ -184,14 +189,14 @@ export class ChatModel {
         this.notice(seq, 'info', `Older context compacted (up to event ${d.upToSeq})`);
         break;
       case 'turn.completed':
-        this.endTurn();
+        this.endTurn(d.turnId);
         break;
       case 'turn.interrupted':
-        this.endTurn();
+        this.endTurn(d.turnId);
         this.notice(seq, 'warning', 'Interrupted');
         break;
       case 'turn.failed':
-        this.endTurn();
+        this.endTurn(d.turnId);
         this.notice(seq, 'error', `Turn failed: ${d.error}`);
         break;
       case 'session.archived':
@@ -203,8 +208,9 @@ export class ChatModel {
     }
   }
 
-  private endTurn(): void {
+  private endTurn(turnId: unknown): void {
     this.streaming.clear();
+    if (typeof turnId === 'string') this.endedTurns.add(turnId);
     this.status = 'idle';
   }
 

@@ -1,0 +1,330 @@
+/**
+ * agentd's web client, served by the daemon at / on its listen address. It logs in once
+ * (the token is posted to /login and exchanged for an HttpOnly session cookie; it is
+ * kept nowhere), then speaks the daemon's JSON-RPC over the same WebSocket as every
+ * client: the sessions list with status and the daemon running each, a live session
+ * view, approvals (the first answer anywhere wins), and prompt and interrupt for
+ * controllers; observers get the same view read-only. When the connection drops it
+ * reconnects and follows on from the last event it applied.
+ */
+import { PROTOCOL_VERSION } from '../../protocol/version.js';
+import type { SessionInfo } from '../../protocol/methods/session.js';
+import { ChatModel } from '../vscode/src/core/chat-model.js';
+import { approvalCard, h, renderChat, type Approval, type Decision } from './render.js';
+import { Rpc, RpcError } from './rpc.js';
+
+interface Access {
+  role: 'owner' | 'controller' | 'observer';
+  sessions?: string[];
+  tokenName?: string;
+}
+
+interface Followed {
+  sessionId: string;
+  model: ChatModel;
+  subscriptionId?: string;
+  /** Events that arrived past the next expected seq: a gap (must stay 0). */
+  gaps: number;
+}
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+const state = {
+  rpc: undefined as Rpc | undefined,
+  access: undefined as Access | undefined,
+  daemonId: '',
+  sessions: [] as SessionInfo[],
+  followed: undefined as Followed | undefined,
+  approvals: new Map<string, Approval>(),
+  listTimer: undefined as number | undefined,
+  renderQueued: false,
+};
+
+const canControl = () => state.access?.role === 'controller' || state.access?.role === 'owner';
+
+function setConnection(kind: 'connecting' | 'connected' | 'reconnecting' | 'logged-out', text: string): void {
+  const el = $('connection');
+  el.dataset.state = kind;
+  el.textContent = text;
+}
+
+function showError(text: string): void {
+  const el = $('error');
+  el.textContent = text;
+  el.hidden = text === '';
+}
+
+// ---- login ----
+
+async function me(): Promise<Access | undefined> {
+  const answer = await fetch('/me', { credentials: 'same-origin' });
+  return answer.ok ? ((await answer.json()) as Access) : undefined;
+}
+
+function showLogin(message = ''): void {
+  stopListing();
+  state.rpc = undefined;
+  setConnection('logged-out', 'not logged in');
+  $('app').hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = message;
+  $<HTMLInputElement>('token').focus();
+}
+
+async function login(event: Event): Promise<void> {
+  event.preventDefault();
+  const input = $<HTMLInputElement>('token');
+  const token = input.value.trim();
+  input.value = '';
+  const answer = await fetch('/login', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token }) });
+  if (!answer.ok) {
+    const body = (await answer.json().catch(() => ({}))) as { error?: { message?: string } };
+    return showLogin(body.error?.message ?? `login failed (${answer.status})`);
+  }
+  state.access = (await answer.json()) as Access;
+  $('login').hidden = true;
+  void connect(0);
+}
+
+async function logout(): Promise<void> {
+  await fetch('/logout', { method: 'POST', credentials: 'same-origin' });
+  state.rpc?.close();
+  showLogin('logged out');
+}
+
+// ---- connection ----
+
+async function connect(attempt: number): Promise<void> {
+  setConnection(attempt === 0 ? 'connecting' : 'reconnecting', attempt === 0 ? 'connecting…' : `connection lost; reconnecting (attempt ${attempt})…`);
+  let rpc: Rpc;
+  try {
+    rpc = await Rpc.open();
+  } catch {
+    // A refused upgrade is not visible to a page: /me says whether the login still holds
+    // (a daemon that does not answer at all is restarting: try again).
+    const login = await me().then(
+      (access) => (access ? 'valid' : 'ended'),
+      () => 'unreachable',
+    );
+    if (login === 'ended') return showLogin('the login has ended (logged out, expired or revoked); log in again');
+    await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 3000)));
+    return connect(attempt + 1);
+  }
+  handle(rpc);
+  try {
+    const init = await rpc.request('initialize', {
+      protocolVersion: PROTOCOL_VERSION,
+      clientInfo: { name: 'agentd-web' },
+      capabilities: { permissionRequests: state.access?.role !== 'observer' },
+    });
+    state.access = init.access ?? state.access;
+    state.daemonId = (await rpc.request('daemon/status', {})).daemonId;
+  } catch (error) {
+    rpc.close();
+    showError(`initialize failed: ${(error as Error).message}`);
+    return;
+  }
+  state.rpc = rpc;
+  $('app').hidden = false;
+  $('who').textContent = `${state.access?.role ?? '?'}${state.access?.tokenName ? ` · ${state.access.tokenName}` : ''}`;
+  document.body.dataset.role = state.access?.role ?? '';
+  setConnection('connected', `connected to ${state.daemonId}`);
+  showError('');
+  void rpc.closed.then(({ code, reason }) => {
+    if (state.rpc !== rpc) return;
+    state.rpc = undefined;
+    state.approvals.clear();
+    if (state.followed) state.followed.subscriptionId = undefined;
+    render();
+    if (code === 4001) return showLogin(`the daemon ended the connection: ${reason}`);
+    void connect(1);
+  });
+  startListing();
+  await refreshSessions();
+  if (state.followed) await follow(state.followed.sessionId);
+}
+
+/** The daemon's messages: events and deltas of the followed session, questions, a stop. */
+function handle(rpc: Rpc): void {
+  rpc.onNotification('session/event', ({ subscriptionId, events }) => {
+    const followed = state.followed;
+    if (!followed || followed.subscriptionId !== subscriptionId) return;
+    const first = events[0]!.seq;
+    if (first > followed.model.nextSeq) followed.gaps++;
+    followed.model.applyEvents(events);
+    // The list says so at once, not at its next refresh.
+    const listed = state.sessions.find((s) => s.sessionId === followed.sessionId);
+    if (listed) {
+      const { status } = followed.model.view();
+      Object.assign(listed, { headSeq: followed.model.nextSeq, status });
+      if (status === 'idle' || status === 'archived') delete listed.runningOn;
+    }
+    queueRender();
+  });
+  rpc.onNotification('session/delta', (delta) => {
+    if (state.followed?.sessionId !== delta.sessionId) return;
+    state.followed.model.applyDelta(delta);
+    queueRender();
+  });
+  rpc.onNotification('session/subscriptionDropped', ({ subscriptionId }) => {
+    if (state.followed?.subscriptionId === subscriptionId) void follow(state.followed.sessionId);
+  });
+  rpc.onNotification('daemon/stopping', ({ reason }) => showError(`the daemon is stopping (${reason}); waiting for it`));
+  rpc.onRequest('permission/request', (question, signal) =>
+    new Promise<{ decision: Decision }>((resolve, reject) => {
+      const done = () => {
+        state.approvals.delete(question.toolUseId);
+        queueRender();
+      };
+      state.approvals.set(question.toolUseId, {
+        question,
+        answer: (decision) => {
+          done();
+          resolve({ decision });
+        },
+      });
+      // Answered elsewhere first: the question goes away here.
+      signal.addEventListener('abort', () => {
+        done();
+        reject(new Error('withdrawn'));
+      });
+      queueRender();
+    }),
+  );
+}
+
+// ---- sessions ----
+
+function startListing(): void {
+  stopListing();
+  state.listTimer = window.setInterval(() => void refreshSessions(), 2000);
+}
+
+function stopListing(): void {
+  if (state.listTimer !== undefined) window.clearInterval(state.listTimer);
+  state.listTimer = undefined;
+}
+
+async function refreshSessions(): Promise<void> {
+  const rpc = state.rpc;
+  if (!rpc) return;
+  try {
+    state.sessions = (await rpc.request('session/list', { limit: 200 })).sessions;
+  } catch {
+    return; // the connection is going; the reconnect lists again
+  }
+  render();
+}
+
+/** Follows a session from the last event applied: attach (to be asked its questions), then subscribe. */
+async function follow(sessionId: string): Promise<void> {
+  if (state.followed?.sessionId !== sessionId) state.followed = { sessionId, model: new ChatModel(sessionId), gaps: 0 };
+  const followed = state.followed;
+  const rpc = state.rpc;
+  render();
+  if (!rpc) return;
+  try {
+    await rpc.request('session/attach', { sessionId, role: canControl() ? 'controller' : 'observer' });
+    const { subscriptionId } = await rpc.request('session/subscribe', { sessionId, from: followed.model.nextSeq });
+    if (state.followed === followed) followed.subscriptionId = subscriptionId;
+    else await rpc.request('session/unsubscribe', { subscriptionId });
+  } catch (error) {
+    showError(`cannot follow ${sessionId}: ${(error as Error).message}`);
+  }
+}
+
+async function select(sessionId: string): Promise<void> {
+  const previous = state.followed;
+  if (previous?.sessionId === sessionId) return;
+  if (previous?.subscriptionId && state.rpc) void state.rpc.request('session/unsubscribe', { subscriptionId: previous.subscriptionId }).catch(() => undefined);
+  state.followed = undefined;
+  await follow(sessionId);
+}
+
+async function prompt(event: Event): Promise<void> {
+  event.preventDefault();
+  const input = $<HTMLTextAreaElement>('prompt-text');
+  const text = input.value.trim();
+  const followed = state.followed;
+  if (!text || !followed || !state.rpc) return;
+  try {
+    await state.rpc.request('session/prompt', { sessionId: followed.sessionId, content: text });
+    input.value = '';
+    showError('');
+  } catch (error) {
+    showError(error instanceof RpcError ? `${error.message} (${error.code})` : String(error));
+  }
+}
+
+async function interrupt(): Promise<void> {
+  const followed = state.followed;
+  if (!followed || !state.rpc) return;
+  await state.rpc.request('session/interrupt', { sessionId: followed.sessionId }).catch((error: Error) => showError(error.message));
+}
+
+// ---- rendering ----
+
+function queueRender(): void {
+  if (state.renderQueued) return;
+  state.renderQueued = true;
+  requestAnimationFrame(() => {
+    state.renderQueued = false;
+    render();
+  });
+}
+
+function renderSessions(): void {
+  const waiting = new Set([...state.approvals.values()].map((a) => a.question.sessionId));
+  $('sessions').replaceChildren(
+    ...state.sessions.map((s) =>
+      h(
+        'li',
+        { class: `session ${s.status}${state.followed?.sessionId === s.sessionId ? ' selected' : ''}`, attrs: { 'data-session-id': s.sessionId }, on: { click: () => void select(s.sessionId) } },
+        h('div', { class: 'title' }, s.title || s.sessionId, waiting.has(s.sessionId) ? h('span', { class: 'asks-badge' }, 'asks') : undefined),
+        h('div', { class: 'meta' }, h('span', { class: `status ${s.status}` }, s.status), h('span', { class: 'runs-on' }, s.runningOn ? `on ${s.runningOn}` : 'not running'), h('span', {}, `${s.headSeq} events`)),
+      ),
+    ),
+  );
+}
+
+function render(): void {
+  renderSessions();
+  const followed = state.followed;
+  const main = $('session');
+  const others = [...state.approvals.values()].filter((a) => a.question.sessionId !== followed?.sessionId);
+  $('other-approvals').replaceChildren(...others.map((a) => approvalCard(a, a.question.sessionTitle ?? a.question.sessionId)));
+  $('pick').hidden = followed !== undefined || state.sessions.length === 0;
+  if (!followed) {
+    main.hidden = true;
+    return;
+  }
+  main.hidden = false;
+  const view = followed.model.view();
+  Object.assign(main.dataset, { sessionId: followed.sessionId, next: String(view.next), gaps: String(followed.gaps), status: view.status });
+  $('session-title').textContent = view.title ?? followed.sessionId;
+  $('session-status').textContent = view.status;
+  $('conversation').replaceChildren(...renderChat(view, state.approvals));
+  $('prompt-form').hidden = !canControl() || view.status === 'archived';
+  $('read-only').hidden = canControl();
+  $('interrupt').hidden = !canControl();
+  $<HTMLButtonElement>('interrupt').disabled = !(view.status === 'running' || view.status === 'waiting');
+}
+
+// ---- start ----
+
+function start(): void {
+  $('login-form').addEventListener('submit', (event) => void login(event));
+  $('prompt-form').addEventListener('submit', (event) => void prompt(event));
+  $('interrupt').addEventListener('click', () => void interrupt());
+  $('logout').addEventListener('click', () => void logout());
+  void me().then(
+    (access) => {
+      if (!access) return showLogin();
+      state.access = access;
+      return connect(0);
+    },
+    () => showLogin('cannot reach the daemon'),
+  );
+}
+
+start();
