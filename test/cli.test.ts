@@ -197,7 +197,7 @@ describe('agentd log --follow across a daemon restart', () => {
 });
 
 describe('agentd CLI conventions', () => {
-  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'log', 'attach', 'archive', 'fork', 'vault', 'run', 'demo'];
+  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'log', 'attach', 'archive', 'fork', 'vault', 'token', 'run', 'demo'];
   const SESSION = 's_0000000000nosuchsess';
 
   it('--help lists every command, and each command has its own --help', async () => {
@@ -217,7 +217,7 @@ describe('agentd CLI conventions', () => {
     const extra: Record<string, string[]> = {
       daemon: ['now'], stdio: ['x'], mcp: ['x'], acp: ['x'], doctor: ['x'], migrate: ['--to', 'postgres://h/db', 'x'],
       status: ['x'], start: ['x'], stop: ['now'], sessions: ['x'], new: ['x'], log: [SESSION, 'x'], attach: [SESSION, 'x'],
-      archive: [SESSION, 'x'], fork: [SESSION, 'x', '--at', '1'], vault: ['list', 'x'], demo: ['x'],
+      archive: [SESSION, 'x'], fork: [SESSION, 'x', '--at', '1'], vault: ['list', 'x'], token: ['list', 'x'], demo: ['x'],
     };
     for (const command of ALL) {
       const bogus = await runAgentd(layout, [command, ...(command === 'run' ? ['hi'] : []), '--bogus']);

@@ -9,7 +9,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +21,7 @@ import { allEvents, API_KEY, settle, startAgentRig, workspace, type AgentRig } f
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { reply, startModelEmulator, type ModelEmulator } from '../clients/cli/demo/model-emulator.js';
 import { createToken, startListeningDaemon, type ListeningDaemon } from './support/remote.js';
+import { processes } from './support/procs.js';
 
 const require = createRequire(import.meta.url);
 
@@ -157,6 +158,22 @@ function fakeVscode(config: Record<string, string>, folder: string) {
   return { api, shown, commands };
 }
 
+/** The extension bundle as vsce ships it, built into `dir`. */
+function buildBundle(dir: string): string {
+  const bundle = join(dir, 'extension.js');
+  const built = spawnSync(process.execPath, [join(repoRoot(), 'clients/vscode/scripts/package.mjs'), '--bundle-only', '--outfile', bundle], { encoding: 'utf8' });
+  assert.equal(built.status, 0, built.stderr);
+  return bundle;
+}
+
+/** An `agentd` executable in `dir`, as a user's `which agentd` would give (agentd.path points at it). */
+function agentdExecutable(dir: string): string {
+  const agentd = join(dir, 'agentd');
+  writeFileSync(agentd, `#!/bin/sh\nexec "${process.execPath}" "${AGENTD_BIN}" "$@"\n`);
+  chmodSync(agentd, 0o755);
+  return agentd;
+}
+
 /** VS Code's secret storage, in memory. */
 function fakeSecrets(initial: Record<string, string> = {}) {
   const values = new Map(Object.entries(initial));
@@ -209,9 +226,7 @@ describe('vscode extension bundle in a stand-in host', () => {
   before(async () => {
     rig = await startAgentRig();
     dir = mkdtempSync(join(tmpdir(), 'agentd-vscode-host-'));
-    bundle = join(dir, 'extension.js');
-    const built = spawnSync(process.execPath, [join(repoRoot(), 'clients/vscode/scripts/package.mjs'), '--bundle-only', '--outfile', bundle], { encoding: 'utf8' });
-    assert.equal(built.status, 0, built.stderr);
+    bundle = buildBundle(dir);
   });
   after(async () => {
     await rig.dispose();
@@ -219,10 +234,7 @@ describe('vscode extension bundle in a stand-in host', () => {
   });
 
   it('lists a CLI session, renders its chat, runs a prompt with an approval, and explains a missing agentd', async () => {
-    // agentd.path points at an executable, as a user's `which agentd` would.
-    const agentd = join(dir, 'agentd');
-    writeFileSync(agentd, `#!/bin/sh\nexec "${process.execPath}" "${AGENTD_BIN}" "$@"\n`);
-    chmodSync(agentd, 0o755);
+    const agentd = agentdExecutable(dir);
     const folder = workspace();
     const cli = await runAgentd(rig.daemon.layout, ['new', '--workspace', folder, '--title', 'started from the CLI', '--json']);
     assert.equal(cli.code, 0, cli.stderr);
@@ -323,20 +335,6 @@ describe('vscode extension bundle in a stand-in host', () => {
   });
 });
 
-/** Processes whose command line holds all of `parts`: their argv and environment, as /proc shows them. */
-function processesWith(parts: string[]): Array<{ cmdline: string; environ: string }> {
-  const found: Array<{ cmdline: string; environ: string }> = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ');
-      if (parts.every((p) => cmdline.includes(p))) found.push({ cmdline, environ: readFileSync(`/proc/${pid}/environ`, 'latin1') });
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return found;
-}
-
 describe('vscode extension with a remote daemon', () => {
   let daemon: ListeningDaemon;
   let emulator: ModelEmulator;
@@ -346,9 +344,7 @@ describe('vscode extension with a remote daemon', () => {
     emulator = await startModelEmulator({ apiKey: API_KEY });
     daemon = await startListeningDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY } });
     dir = mkdtempSync(join(tmpdir(), 'agentd-vscode-remote-'));
-    bundle = join(dir, 'extension.js');
-    const built = spawnSync(process.execPath, [join(repoRoot(), 'clients/vscode/scripts/package.mjs'), '--bundle-only', '--outfile', bundle], { encoding: 'utf8' });
-    assert.equal(built.status, 0, built.stderr);
+    bundle = buildBundle(dir);
   });
   after(async () => {
     await daemon?.dispose();
@@ -357,9 +353,7 @@ describe('vscode extension with a remote daemon', () => {
   });
 
   it('reaches the daemon over wss:// with the token from secret storage, never in the bridge’s argv or env', async () => {
-    const agentd = join(dir, 'agentd');
-    writeFileSync(agentd, `#!/bin/sh\nexec "${process.execPath}" "${AGENTD_BIN}" "$@"\n`);
-    chmodSync(agentd, 0o755);
+    const agentd = agentdExecutable(dir);
     const folder = workspace();
     const cli = await runAgentd(daemon.layout, ['new', '--workspace', folder, '--title', 'on the server', '--json']);
     const sessionId = /s_[0-9a-z]+/.exec(cli.stdout)![0];
@@ -374,7 +368,7 @@ describe('vscode extension with a remote daemon', () => {
       const tree = await until(() => shown.trees[0], 'the sessions view');
       const listed = await until(() => (tree.provider.getChildren() as Array<{ sessionId: string }>).find((s) => s.sessionId === sessionId), 'the server’s session in the view');
       assert.equal(tree.provider.getTreeItem(listed).label, 'on the server');
-      const bridges = processesWith(['stdio', '--remote', daemon.url]);
+      const bridges = processes().filter((p) => ['stdio', '--remote', daemon.url].every((part) => p.cmdline.includes(part)));
       assert.ok(bridges.length > 0, 'the bridge runs `agentd stdio --remote`');
       for (const bridge of bridges) {
         assert.ok(!bridge.cmdline.includes(token), 'the token is not in the bridge’s argv');

@@ -16,6 +16,7 @@ import { API_KEY, startAgentRig, type AgentRig } from '../support/agent.js';
 import { RawConnection, runAgentd } from '../support/daemon.js';
 import { httpsJson, RawWs, remoteClient, startListeningDaemon } from '../support/remote.js';
 import { tempDir } from '../support/temp.js';
+import { processes } from '../support/procs.js';
 import { startGitUpstream, startHttpUpstream, startMcpUpstream, type Upstream } from '../support/upstreams.js';
 
 const everything = fileURLToPath(new URL('../../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
@@ -154,20 +155,8 @@ describe('no secret ever leaks', () => {
 /** The login cookie's name for a listener (see daemon/remote/auth.ts). */
 const cookieName = (daemon: { port: number }) => `__Host-agentd_login_${daemon.port}`;
 
-/** Every process's command line and environment that mention `needle`, as /proc shows them (ours to read). */
-function processesHolding(needle: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    for (const file of ['cmdline', 'environ']) {
-      try {
-        if (readFileSync(`/proc/${pid}/${file}`, 'latin1').includes(needle)) found.push(`${pid}/${file}: ${readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ').slice(0, 120)}`);
-      } catch {
-        // gone, or not ours
-      }
-    }
-  }
-  return found;
-}
+/** Processes whose command line or environment hold `needle`. */
+const processesHolding = (needle: string) => processes().filter((p) => p.cmdline.includes(needle) || p.environ.includes(needle)).map((p) => `${p.pid}: ${p.cmdline.slice(0, 120)}`);
 
 describe('no access token ever leaks', () => {
   it('keeps a token, and the web login made with it, out of logs, argv, env, errors and the store (which holds its hash)', async () => {

@@ -7,13 +7,13 @@ import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { DataLayout } from '../../protocol/index.js';
 import { connect, type AgentdClient, type ConnectOptions } from '../../clients/lib/index.js';
 import { runAgentd, startDaemon, tempHome, type TestDaemon } from './daemon.js';
 import { tempDir } from './temp.js';
+import { freePort } from './postgres.js';
 
 export interface TestCert {
   certFile: string;
@@ -35,17 +35,6 @@ export function selfSignedCert(dir = tempDir('agentd-cert-')): TestCert {
   const pem = readFileSync(certFile, 'utf8');
   const spkiDer = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
   return { certFile, keyFile, pem, spki: createHash('sha256').update(spkiDer).digest('base64') };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface ListeningDaemon extends TestDaemon {
