@@ -255,11 +255,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   return { daemon, stopped, stop, ...(remote ? { listenUrl: remote.url } : {}) };
 }
 
-/** /readyz: the log answers and, with a shared log, the lease loop runs. */
+/**
+ * /readyz: the log answers and, with a shared log, the lease loop runs. Anyone who can
+ * reach the listener may ask, so the answer names states only; the why goes to daemon.log.
+ */
 async function readiness(daemon: Daemon, state: ServeState): Promise<Readiness> {
   const log = await daemon.log.list({ limit: 1 }).then(
     () => 'ok',
-    (error: unknown) => `unreachable: ${(fromLogError(error) as Error).message}`,
+    (error: unknown) => {
+      daemon.logger.log('warn', 'readyz: the session log does not answer', { error: (fromLogError(error) as Error).message });
+      return 'unreachable';
+    },
   );
   const leases = daemon.harness.leaseLoop();
   const ready = !state.stopping && log === 'ok' && (leases === 'none' || leases === 'running');

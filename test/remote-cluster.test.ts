@@ -13,6 +13,7 @@ import { runAgentd } from './support/daemon.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { bearer, createToken, httpsJson, openRaw, remoteClient, type ListeningDaemon } from './support/remote.js';
 import { until } from './support/until.js';
+import { startTcpLink } from './support/tcp-link.js';
 
 describe('two listening daemons on one PostgreSQL log', () => {
   let cluster: Cluster;
@@ -33,6 +34,34 @@ describe('two listening daemons on one PostgreSQL log', () => {
         return answer.status === 200 && answer;
       }, 'readyz');
       assert.deepEqual(JSON.parse(ready.body), { ready: true, checks: { log: 'ok', leases: 'running' } });
+    }
+  });
+
+  it('says a daemon cut off from the database is not ready (naming no host), and refuses new connections with 503 until it is back', async () => {
+    const db = new URL(cluster.url);
+    const link = await startTcpLink(db.hostname, Number(db.port));
+    try {
+      const viaLink = new URL(cluster.url);
+      viaLink.port = String(link.port);
+      const c = (await cluster.add({ AGENTD_LOG: viaLink.toString() })) as ListeningDaemon;
+      const token = await createToken(c.layout, ['--observer', '--name', 'during-partition']);
+      const readyz = () => httpsJson(`${c.origin}/readyz`, { ca: c.cert.pem });
+      link.cut();
+      const down = await until(async () => {
+        const answer = await readyz();
+        return answer.status === 503 && answer;
+      }, 'readyz to say not ready');
+      assert.equal(JSON.parse(down.body).checks.log, 'unreachable');
+      assert.ok(!down.body.includes(String(link.port)) && !down.body.includes(db.hostname), `no detail of the database: ${down.body}`);
+      assert.equal((await httpsJson(`${c.origin}/healthz`, { ca: c.cert.pem })).status, 200, 'the process itself is alive');
+      const refused = await openRaw(c, bearer(token)).then(() => 'accepted', (error: Error) => error.message);
+      assert.match(refused, /refused: 503 .*"code":-33004.*cannot check the token now: the session log does not answer/);
+      assert.ok(!refused.includes(token) && !refused.includes(String(link.port)), refused);
+      link.restore();
+      await until(async () => (await readyz()).status === 200, 'readyz to say ready again');
+      (await openRaw(c, bearer(token))).close();
+    } finally {
+      await link.close();
     }
   });
 

@@ -56,9 +56,12 @@ function showError(text: string): void {
 
 // ---- login ----
 
+/** Who this page is logged in as; undefined when it is not (401). Anything else (a daemon stopping or down) throws. */
 async function me(): Promise<Access | undefined> {
   const answer = await fetch('/me', { credentials: 'same-origin' });
-  return answer.ok ? ((await answer.json()) as Access) : undefined;
+  if (answer.status === 401) return undefined;
+  if (!answer.ok) throw new Error(`the daemon answered ${answer.status}`);
+  return (await answer.json()) as Access;
 }
 
 function showLogin(message = ''): void {
@@ -101,7 +104,7 @@ async function connect(attempt: number): Promise<void> {
     rpc = await Rpc.open();
   } catch {
     // A refused upgrade is not visible to a page: /me says whether the login still holds
-    // (a daemon that does not answer at all is restarting: try again).
+    // (a daemon that does not answer, or is stopping, is restarting: try again).
     const login = await me().then(
       (access) => (access ? 'valid' : 'ended'),
       () => 'unreachable',
@@ -317,14 +320,22 @@ function start(): void {
   $('prompt-form').addEventListener('submit', (event) => void prompt(event));
   $('interrupt').addEventListener('click', () => void interrupt());
   $('logout').addEventListener('click', () => void logout());
-  void me().then(
-    (access) => {
-      if (!access) return showLogin();
-      state.access = access;
-      return connect(0);
-    },
-    () => showLogin('cannot reach the daemon'),
-  );
+  void boot(0);
+}
+
+/** Logged in already (the cookie holds): connect; not: the login form; the daemon away: try again. */
+async function boot(attempt: number): Promise<void> {
+  let access: Access | undefined;
+  try {
+    access = await me();
+  } catch {
+    setConnection('reconnecting', 'cannot reach the daemon; trying again…');
+    await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 5000)));
+    return boot(attempt + 1);
+  }
+  if (!access) return showLogin();
+  state.access = access;
+  return connect(0);
 }
 
 start();

@@ -4,7 +4,7 @@
  * that made a browser send it may (its Origin).
  */
 import type { IncomingMessage } from 'node:http';
-import { AgentdError, ErrorCode } from '../../protocol/index.js';
+import { ErrorCode } from '../../protocol/index.js';
 import type { TokenAccess } from '../access.js';
 import type { TokenService } from '../tokens.js';
 
@@ -15,6 +15,8 @@ export class HttpRefusal extends Error {
     readonly code: number,
     message: string,
     readonly data?: unknown,
+    /** For daemon.log only: what the client is not told (it may not even have a valid token). */
+    readonly detail?: string,
   ) {
     super(message);
   }
@@ -59,6 +61,14 @@ export function checkOrigin(req: IncomingMessage, identity: ListenerIdentity): s
   throw new HttpRefusal(403, ErrorCode.OriginRefused, `a page from ${origin.slice(0, 200)} may not use this daemon (only ${own} and the origins in config.json's remote.origins may)`);
 }
 
+/**
+ * The token store is unreachable (a database that is down): not the client's fault, and
+ * none of its business where the database is; the detail goes to daemon.log.
+ */
+export function unavailable(error: unknown): HttpRefusal {
+  return new HttpRefusal(503, ErrorCode.StorageFailure, 'cannot check the token now: the session log does not answer; try again', undefined, error instanceof Error ? error.message : String(error));
+}
+
 const unauthenticated = (why: string) => new HttpRefusal(401, ErrorCode.Unauthenticated, why);
 
 /** The bearer token of the Authorization header, if there is one. */
@@ -80,8 +90,7 @@ export async function authenticate(req: IncomingMessage, identity: ListenerIdent
     if (token !== undefined) access = await tokens.verifyToken(token);
     else if (cookie !== undefined && origin !== undefined) access = await tokens.verifyLogin(cookie);
   } catch (error) {
-    // The store is unreachable (a database that is down): not the client's fault. Never the token in it.
-    throw new HttpRefusal(503, ErrorCode.StorageFailure, `cannot check the token now: ${error instanceof AgentdError || error instanceof Error ? error.message : 'storage failure'}`);
+    throw unavailable(error);
   }
   if (access) return access;
   if (token === undefined && cookie === undefined) throw unauthenticated('no token: send "Authorization: Bearer <token>" (agentd token create makes one), or log in at / first');

@@ -10,7 +10,7 @@ import { ErrorCode } from '../../protocol/index.js';
 import { describeAccess } from '../access.js';
 import type { Logger } from '../logger.js';
 import type { TokenService } from '../tokens.js';
-import { authenticate, checkOrigin, HttpRefusal, loginCookie, loginOf, type ListenerIdentity } from './auth.js';
+import { authenticate, checkOrigin, HttpRefusal, loginCookie, loginOf, unavailable, type ListenerIdentity } from './auth.js';
 
 export interface Readiness {
   ready: boolean;
@@ -121,7 +121,8 @@ export function httpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerR
     },
     'POST /login': async (req, res) => {
       checkOrigin(req, deps.identity);
-      const login = await deps.tokens.login(await loginToken(req));
+      const token = await loginToken(req);
+      const login = await deps.tokens.login(token).catch((error: unknown) => Promise.reject(unavailable(error)));
       if (!login) throw new HttpRefusal(401, ErrorCode.Unauthenticated, 'the token is not valid: unknown, revoked or expired');
       deps.logger.log('info', 'web login', { token: login.access.tokenId, login: login.access.loginId });
       sendJson(res, 200, describeAccess(login.access), { 'Set-Cookie': loginCookie(deps.identity, login.cookie, login.maxAgeMs) });
@@ -129,7 +130,7 @@ export function httpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerR
     'POST /logout': async (req, res) => {
       checkOrigin(req, deps.identity);
       const cookie = loginOf(req, deps.identity);
-      if (cookie !== undefined) await deps.tokens.logout(cookie);
+      if (cookie !== undefined) await deps.tokens.logout(cookie).catch((error: unknown) => Promise.reject(unavailable(error)));
       sendJson(res, 200, {}, { 'Set-Cookie': loginCookie(deps.identity, '', 0) });
     },
     // Whether the page is logged in, and as whom.
@@ -146,7 +147,10 @@ export function httpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerR
         : Promise.reject(new HttpRefusal(404, ErrorCode.MethodNotFound, `no ${req.method} ${path.slice(0, 200)} here`));
     work.catch((error: unknown) => {
       if (res.headersSent) return void res.destroy();
-      if (error instanceof HttpRefusal) return sendRefusal(res, error);
+      if (error instanceof HttpRefusal) {
+        if (error.detail) deps.logger.log('warn', 'http request refused', { path: path.slice(0, 200), status: error.status, detail: error.detail });
+        return sendRefusal(res, error);
+      }
       deps.logger.log('error', 'http request failed', { path: path.slice(0, 200), error: String((error as Error)?.message ?? error) });
       sendJson(res, 500, { error: { code: ErrorCode.InternalError, message: 'internal error' } });
     });

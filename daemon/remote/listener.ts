@@ -167,7 +167,7 @@ export async function startRemoteListener(deps: RemoteDeps): Promise<RemoteListe
     work().catch((error: unknown) => {
       const refusal = error instanceof HttpRefusal ? error : new HttpRefusal(500, ErrorCode.InternalError, 'internal error');
       if (!(error instanceof HttpRefusal)) logger.log('error', 'websocket upgrade failed', { error: String((error as Error)?.message ?? error) });
-      else logger.log('info', 'websocket upgrade refused', { status: refusal.status, code: refusal.code, from: socket.remoteAddress });
+      else logger.log('info', 'websocket upgrade refused', { status: refusal.status, code: refusal.code, from: socket.remoteAddress, ...(refusal.detail ? { detail: refusal.detail } : {}) });
       refuseUpgrade(socket, refusal);
     });
   });
