@@ -6,6 +6,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import type * as acp from '@agentclientprotocol/sdk';
 import type { ContentBlock, PermissionDecision, UserContentBlock } from '../../protocol/index.js';
+import type { ToolUse } from '../lib/index.js';
 
 type ImageMediaType = 'image/png' | 'image/jpeg' | 'image/gif' | 'image/webp';
 const IMAGE_TYPES = new Set<string>(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
@@ -119,12 +120,13 @@ export function toolCallOf(toolUseId: string, name: string, input: Record<string
 }
 
 /** The `tool_call_update` carrying a call's result. */
-export function toolResultUpdate(data: { toolUseId: string; content: ContentBlock[]; isError: boolean; errorKind?: string }): acp.ToolCallUpdate {
+export function toolResultUpdate(call: ToolUse): acp.ToolCallUpdate {
+  const result = call.result;
   return {
-    toolCallId: data.toolUseId,
-    status: data.isError ? 'failed' : 'completed',
-    content: contentToAcp(data.content).map((content) => ({ type: 'content' as const, content })),
-    rawOutput: { isError: data.isError, ...(data.errorKind ? { errorKind: data.errorKind } : {}) },
+    toolCallId: call.toolUseId,
+    status: result?.isError ? 'failed' : 'completed',
+    content: contentToAcp(result?.content ?? []).map((content) => ({ type: 'content' as const, content })),
+    rawOutput: { isError: result?.isError ?? false, ...(result?.errorKind ? { errorKind: result.errorKind } : {}) },
   };
 }
 
