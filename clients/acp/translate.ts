@@ -82,8 +82,10 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v 
 export function toolTitle(name: string, input: Record<string, unknown>): string {
   const oneLine = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s).replace(/\s*\n\s*/g, ' ⏎ ');
   switch (name) {
-    case 'bash':
-      return str(input.command) ? oneLine(String(input.command)) : 'bash';
+    case 'bash': {
+      const command = str(input.command);
+      return command ? oneLine(command) : 'bash';
+    }
     case 'read_file':
       return `Read ${str(input.path) ?? 'file'}`;
     case 'write_file':
@@ -93,7 +95,7 @@ export function toolTitle(name: string, input: Record<string, unknown>): string 
     case 'glob':
       return `Find ${str(input.pattern) ?? ''}`.trim();
     case 'grep':
-      return `Search ${str(input.pattern) ?? ''}${str(input.path) ? ` in ${String(input.path)}` : ''}`.trim();
+      return `Search ${str(input.pattern) ?? ''}${str(input.path) ? ` in ${str(input.path)}` : ''}`.trim();
     default:
       return name;
   }

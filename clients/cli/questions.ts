@@ -13,7 +13,7 @@ type Question = z.output<typeof PermissionRequest.params>;
 type Answer = { decision: PermissionDecision };
 
 /** Which session asks, as every question shows it: its id and, when it has one, its title. */
-export function sessionLabel(q: Pick<Question, 'sessionId' | 'sessionTitle'>): string {
+function sessionLabel(q: Pick<Question, 'sessionId' | 'sessionTitle'>): string {
   return q.sessionTitle ? `session ${q.sessionId} "${oneLine(q.sessionTitle, 60)}"` : `session ${q.sessionId}`;
 }
 

@@ -68,7 +68,7 @@ export function renderStatus(status: DaemonStatusResult): string {
 }
 
 /** What a follower says when the daemon was stopped on purpose. */
-export function stoppedNote(reason: string): string {
+function stoppedNote(reason: string): string {
   return `the daemon was stopped on purpose (${reason}); waiting for it to be started again (\`agentd start\`); Ctrl-C to quit`;
 }
 

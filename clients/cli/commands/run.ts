@@ -64,7 +64,7 @@ export async function promptAndFollow(client: AgentdClient, sessionId: string, c
 }
 
 /** The outcome when the connection closed under a turn: the daemon may have been stopped on purpose. */
-export function lostConnection(client: AgentdClient): RunOutcome {
+function lostConnection(client: AgentdClient): RunOutcome {
   const notice = client.stoppingNotice;
   return notice
     ? { kind: 'lost', error: `the daemon was stopped on purpose (${notice.reason}); the turn is paused and carries on when it starts again (\`agentd start\`)` }

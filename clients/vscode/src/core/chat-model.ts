@@ -69,7 +69,7 @@ export class ChatModel {
 }
 
 /** The transcript as chat items: session notices and turns in the order they happened. */
-export function chatView(sessionId: string, t: Transcript): ChatView {
+function chatView(sessionId: string, t: Transcript): ChatView {
   const parts = [...t.notices.map((n) => ({ seq: n.seq, items: noticeItems(n) })), ...t.turns.map((turn) => ({ seq: turn.firstSeq, items: turnItems(turn) }))];
   return {
     sessionId,
