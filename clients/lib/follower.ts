@@ -58,6 +58,8 @@ export class SessionFollower {
   /** While set, the follower is catching up to this head (undefined: until the subscribe answers). */
   private catchingUp: { headSeq: number | undefined } | undefined;
   private held: Delta[] = [];
+  /** The delta listener on the connection followed on. */
+  private deltas: Disposable | undefined;
   private disposed = false;
   private readonly stop = new AbortController();
   private readonly registrations: Disposable[];
@@ -87,6 +89,7 @@ export class SessionFollower {
     this.stop.abort();
     for (const r of this.registrations) r.dispose();
     void this.unsubscribe?.().catch(() => undefined);
+    this.deltas?.dispose();
     this.on = undefined;
   }
 
@@ -96,9 +99,11 @@ export class SessionFollower {
     this.on = client;
     this.unsubscribe = undefined;
     this.held = [];
+    this.deltas?.dispose();
     const deltas = client.onNotification(SessionDeltaNotification, (delta) => {
       if (delta.sessionId === this.sessionId && this.on === client) this.delta(delta);
     });
+    this.deltas = deltas;
     void client.closed.then(() => {
       deltas.dispose();
       // The next connection resubscribes from the cursor.

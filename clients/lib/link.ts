@@ -117,10 +117,10 @@ export class DaemonLink implements ClientSource {
     return { dispose: () => void this.connectedListeners.delete(listener) };
   }
 
-  /** Keeps the link connected (reconnecting) while held. */
+  /** Keeps the link connected (reconnecting, after its backoff) while held. */
   hold(): { dispose(): void } {
     this.holds += 1;
-    this.wake();
+    if (!this.running || this.current_.kind === 'idle') this.wake();
     let held = true;
     return {
       dispose: () => {
