@@ -85,7 +85,7 @@ type Role = 'controller' | 'observer';
  */
 export class DaemonLink implements ClientSource {
   private live: LinkConnection | undefined;
-  private current_: LinkState = { kind: 'idle' };
+  private linkState: LinkState = { kind: 'idle' };
   private readonly stateListeners = new Set<(state: LinkState) => void>();
   private readonly connectedListeners = new Set<(client: AgentdClient) => Promise<void> | void>();
   private readonly waiters = new Set<Waiter>();
@@ -99,7 +99,7 @@ export class DaemonLink implements ClientSource {
   constructor(private readonly options: LinkOptions) {}
 
   get state(): LinkState {
-    return this.current_;
+    return this.linkState;
   }
 
   /** The live connection's client, if any (also while it is being announced). */
@@ -120,7 +120,7 @@ export class DaemonLink implements ClientSource {
   /** Keeps the link connected (reconnecting, after its backoff) while held. */
   hold(): { dispose(): void } {
     this.holds += 1;
-    if (!this.running || this.current_.kind === 'idle') this.wake();
+    if (!this.running || this.linkState.kind === 'idle') this.wake();
     let held = true;
     return {
       dispose: () => {
@@ -148,7 +148,7 @@ export class DaemonLink implements ClientSource {
    */
   client(options: { waitMs?: number } = {}): Promise<AgentdClient> {
     if (this.closing.signal.aborted) return Promise.reject(new Error(`${this.options.clientName} is shutting down`));
-    if (this.live && this.current_.kind === 'connected') return Promise.resolve(this.live.client);
+    if (this.live && this.linkState.kind === 'connected') return Promise.resolve(this.live.client);
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const waiter: Waiter = {
@@ -159,7 +159,7 @@ export class DaemonLink implements ClientSource {
       if (options.waitMs !== undefined && Number.isFinite(options.waitMs)) {
         timer = setTimeout(() => {
           this.waiters.delete(waiter);
-          const state = this.current_;
+          const state = this.linkState;
           reject(new Error(state.kind === 'failed' || state.kind === 'daemonStopped' ? state.message : 'not connected to the agentd daemon'));
         }, options.waitMs);
       }
@@ -245,7 +245,7 @@ export class DaemonLink implements ClientSource {
   }
 
   private setState(state: LinkState): void {
-    this.current_ = state;
+    this.linkState = state;
     for (const listener of [...this.stateListeners]) listener(state);
   }
 
@@ -278,7 +278,7 @@ export class DaemonLink implements ClientSource {
           retries = 0;
         } else if (this.waiters.size === 0 && !this.startAsked) {
           retries += 1;
-          const stopped = this.current_.kind === 'daemonStopped';
+          const stopped = this.linkState.kind === 'daemonStopped';
           const wait = this.options.waitBeforeReconnect;
           await this.sleep((signal) => (wait ? wait(retries, signal) : backoff(retries, signal, stopped)));
         }
@@ -287,14 +287,14 @@ export class DaemonLink implements ClientSource {
       const explicit = this.startAsked || (attempt === 1 && this.options.explicitFirst === true);
       this.startAsked = false;
       const autostart = explicit || this.waiters.size > 0 || this.options.autostartInBackground !== false;
-      if (this.current_.kind !== 'daemonStopped' || explicit) this.setState({ kind: 'connecting', attempt });
+      if (this.linkState.kind !== 'daemonStopped' || explicit) this.setState({ kind: 'connecting', attempt });
       let connection: LinkConnection;
       try {
         connection = await this.options.connector({ explicit, autostart, onPermissionRequest: this.permissionHandler() });
       } catch (error) {
         if (error instanceof DaemonStoppedError) {
           // Still stopped: say so (once) and keep waiting without starting it.
-          if (this.current_.kind !== 'daemonStopped') this.setState({ kind: 'daemonStopped', attempt, reason: error.reason, message: error.message });
+          if (this.linkState.kind !== 'daemonStopped') this.setState({ kind: 'daemonStopped', attempt, reason: error.reason, message: error.message });
           this.failWaiters(error, true);
         } else {
           failures += 1;
