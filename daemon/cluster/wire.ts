@@ -3,7 +3,8 @@
  * turn, deltas reach subscribers everywhere, and permission questions are asked of the
  * controllers on every daemon, the first answer anywhere winning.
  */
-import type { Harness, PermissionQuestion } from '../harness/index.js';
+import { knownEvent, type EventType, type PermissionQuestion } from '../../protocol/index.js';
+import type { Harness } from '../harness/index.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { PermissionBroker } from '../permissions.js';
 import type { SubscriptionHub } from '../subscriptions.js';
@@ -11,6 +12,8 @@ import { FOLLOW_TTL_MS, type ClusterBus } from './bus.js';
 
 /** How far back a question is looked for: a waiting session's question is near its head. */
 const QUESTION_SCAN = 10_000;
+/** A question is asked by permission.requested and closed by its answer or its call's result. */
+const QUESTION_EVENTS: EventType[] = ['permission.requested', 'permission.resolved', 'tool.result'];
 
 export interface ClusterParts {
   log: SessionLog;
@@ -63,13 +66,14 @@ export async function openQuestions(log: SessionLog, sessionId: string): Promise
   const sessionTitle = typeof meta?.['title'] === 'string' ? meta['title'] : null;
   const open = new Map<string, PermissionQuestion>();
   for (let from: number | undefined = Math.max(0, head - QUESTION_SCAN); from !== undefined; ) {
-    const page = await log.read(sessionId, { from, types: ['permission.requested', 'permission.resolved', 'tool.result'] });
-    for (const event of page.events) {
-      const toolUseId = String(event.data['toolUseId']);
-      if (event.type === 'permission.requested') {
-        open.set(toolUseId, { sessionId, sessionTitle, toolUseId, tool: String(event.data['tool']), input: (event.data['input'] ?? {}) as Record<string, unknown> });
-      } else {
-        open.delete(toolUseId);
+    const page = await log.read(sessionId, { from, types: QUESTION_EVENTS });
+    for (const stored of page.events) {
+      const event = knownEvent(stored);
+      if (event?.type === 'permission.requested') {
+        const { toolUseId, tool, input } = event.data;
+        open.set(toolUseId, { sessionId, sessionTitle, toolUseId, tool, input });
+      } else if (event?.type === 'permission.resolved' || event?.type === 'tool.result') {
+        open.delete(event.data.toolUseId);
       }
     }
     from = page.next;

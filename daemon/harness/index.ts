@@ -1,22 +1,18 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import { BUILTIN_TOOLS, type SandboxProvider, type ToolDefinition } from '../../sandbox/provider.js';
-import type { SessionRecord } from '../sessions.js';
-import type { ApiTool } from './context.js';
-import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
-import { SessionRunner, type RunnerDeps } from './runner.js';
-import { SandboxSlot } from './sandbox-slot.js';
-import { RemoteMcpServers, type RemoteServerSpec } from './remote-mcp.js';
-import { authHeader, type ProxyEndpoint } from '../proxy/proxy.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Sandbox } from '../../sandbox/provider.js';
-import type { SessionCreateParams, Usage, VaultBinding } from '../../protocol/index.js';
-import type { SandboxSpec } from '../../sandbox/provider.js';
-import type { Lease, SessionLeases } from '../log/leases.js';
+import type { SessionCreateParams, Usage } from '../../protocol/index.js';
+import { BUILTIN_TOOLS, type Sandbox, type SandboxProvider, type SandboxSpec, type ToolDefinition } from '../../sandbox/provider.js';
+import { appendEvents } from '../events.js';
 import { fencedLog } from '../log/fenced.js';
+import type { Lease, SessionLeases } from '../log/leases.js';
 import type { SessionLog } from '../log/session-log.js';
-
-export type { PermissionQuestion } from './runner.js';
+import type { ApiTool } from './context.js';
+import type { HarnessSession } from './deps.js';
+import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
+import { RemoteMcpServers, type RemoteServerSpec } from './remote-mcp.js';
+import { SessionRunner, type RunnerDeps } from './runner.js';
+import { SandboxSlot } from './sandbox-slot.js';
 
 export interface HarnessSettings {
   defaultModel: string;
@@ -31,10 +27,15 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
   sandboxSpec(request: SessionCreateParams['sandbox']): Pick<SandboxSpec, 'hide' | 'minimumIsolation' | 'limits'>;
   /** The API key: the environment's, else the vault's ANTHROPIC_API_KEY. */
   apiKey(): Promise<string | undefined>;
-  /** A credential's value and binding, for the daemon's own use (remote MCP auth). */
-  credential(name: string): Promise<{ value: string; binding?: VaultBinding } | undefined>;
-  /** Opens the session's credential proxy (only its own credentials are served). */
-  openProxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint>;
+  /** The session's record, or undefined for an unknown session. */
+  session(sessionId: string): Promise<HarnessSession | undefined>;
+  /**
+   * The Authorization header value for a remote MCP server at `url` from the named vault
+   * credential (undefined when there is none): the daemon forms it, the harness passes it on.
+   */
+  remoteAuthorization(credential: string, url: string): Promise<string | undefined>;
+  /** Opens the session's credential proxy (only its own credentials are served); its socket goes into the sandbox. */
+  openProxy(sessionId: string, credentials: readonly string[]): Promise<{ socketPath: string; close(): Promise<void> }>;
   settings: HarnessSettings;
   /**
    * Set when other daemons share the session log: a session runs here only while this
@@ -46,7 +47,7 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
 /** How often a daemon looks for sessions whose lease holder died, at most. */
 const ORPHAN_SCAN_MAX_MS = 1000;
 
-function systemPrompt(record: SessionRecord): string {
+function systemPrompt(record: HarnessSession): string {
   const base =
     `You are a coding agent working in the workspace ${record.workspace}, inside an isolated sandbox. ` +
     'Use the tools to read, search and change files and to run commands there; paths are relative to the workspace. ' +
@@ -59,7 +60,7 @@ function systemPrompt(record: SessionRecord): string {
  * proxy: the remote written into .git/config is the proxy's in-sandbox address, which
  * holds no token. A repo already in the workspace is left as it is.
  */
-async function cloneRepos(sandbox: Sandbox, record: SessionRecord): Promise<Array<{ path: string; cloned: boolean; error?: string }>> {
+async function cloneRepos(sandbox: Sandbox, record: HarnessSession): Promise<Array<{ path: string; cloned: boolean; error?: string }>> {
   const out: Array<{ path: string; cloned: boolean; error?: string }> = [];
   for (const repo of record.config.repos ?? []) {
     if (existsSync(join(record.workspace, repo.path))) {
@@ -78,17 +79,17 @@ function apiTool(t: ToolDefinition): ApiTool {
   return { name: t.name, description: t.description, input_schema: t.inputSchema };
 }
 
+/** A runner with no work for this long is dropped with its sandbox; its log wakes a new one. */
+const IDLE_EVICT_MS = 5 * 60_000;
+
 /**
  * The brains: one SessionRunner per session with work to do. Stateless between
  * runs: every runner starts from the log (wake), so a crash anywhere loses nothing.
  */
-/** A runner with no work for this long is dropped with its sandbox; its log wakes a new one. */
-const IDLE_EVICT_MS = 5 * 60_000;
-
 export class Harness {
   private readonly runners = new Map<string, SessionRunner>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
-  private readonly proxies = new Map<string, ProxyEndpoint>();
+  private readonly proxies = new Map<string, { socketPath: string; close(): Promise<void> }>();
   private client: { key: string; api: Anthropic } | undefined;
   private stopping = false;
   /** Leases held, by session (with `deps.leases` only). */
@@ -126,7 +127,7 @@ export class Harness {
   private async runner(sessionId: string): Promise<SessionRunner> {
     const existing = this.runners.get(sessionId);
     if (existing) return existing;
-    const record = (await this.deps.log.getMeta(sessionId)) as SessionRecord | undefined;
+    const record = await this.deps.session(sessionId);
     if (!record) throw new Error(`unknown session ${sessionId}`);
     const { logger } = this.deps;
     const log = this.writerLog(sessionId);
@@ -146,7 +147,7 @@ export class Harness {
         provisioned: async (sandbox, durationMs) => {
           for (const warning of sandbox.warnings) logger.log('warn', warning, { sessionId });
           const repos = await cloneRepos(sandbox, record);
-          await log.append(sessionId, [
+          await appendEvents(log, sessionId, [
             {
               type: 'sandbox.provisioned',
               data: {
@@ -162,7 +163,7 @@ export class Harness {
         },
         lost: async (reason) => {
           logger.log('warn', 'sandbox lost', { sessionId, reason });
-          await log.append(sessionId, [{ type: 'sandbox.lost', data: { reason } }]).catch(() => undefined);
+          await appendEvents(log, sessionId, [{ type: 'sandbox.lost', data: { reason } }]).catch(() => undefined);
         },
       },
     );
@@ -192,12 +193,12 @@ export class Harness {
    * model call never waits for a sandbox. Only a session's own MCP servers need one
    * started to list their tools, once; the list is kept in the session's metadata.
    */
-  private async tools(record: SessionRecord, slot: SandboxSlot): Promise<ApiTool[]> {
+  private async tools(record: HarnessSession, slot: SandboxSlot): Promise<ApiTool[]> {
     const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
     let defs: ToolDefinition[] = [...BUILTIN_TOOLS];
     const hasServers = (record.config.mcpServers ?? []).some((s) => 'command' in s);
     if (hasServers) {
-      let catalog = record.toolCatalog as ToolDefinition[] | undefined;
+      let catalog = record.toolCatalog;
       if (!catalog) {
         catalog = (await (await slot.get()).tools()).filter((t) => t.name.startsWith('mcp__'));
         await this.deps.log.patchMeta(record.sessionId, { toolCatalog: catalog });
@@ -217,18 +218,17 @@ export class Harness {
   }
 
   /** Remote MCP servers of the session, with the Authorization header from the vault. */
-  private async remoteSpecs(record: SessionRecord): Promise<RemoteServerSpec[]> {
+  private async remoteSpecs(record: HarnessSession): Promise<RemoteServerSpec[]> {
     const specs: RemoteServerSpec[] = [];
     for (const server of record.config.mcpServers ?? []) {
       if (!('type' in server)) continue;
-      const credential = server.credential ? await this.deps.credential(server.credential) : undefined;
-      const [, authorization] = credential ? authHeader(credential.binding ?? { kind: 'mcp', url: server.url }, credential.value) : [];
+      const authorization = server.credential ? await this.deps.remoteAuthorization(server.credential, server.url) : undefined;
       specs.push({ name: server.name, url: server.url, ...(authorization ? { authorization } : {}) });
     }
     return specs;
   }
 
-  private async remoteTools(record: SessionRecord, remote: RemoteMcpServers): Promise<ApiTool[]> {
+  private async remoteTools(record: HarnessSession, remote: RemoteMcpServers): Promise<ApiTool[]> {
     const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
     try {
       return (await remote.tools()).filter((t) => !allowed || allowed.has(t.name));
@@ -255,7 +255,7 @@ export class Harness {
     if (this.deps.leases) {
       // Lease and usage in parallel: one round trip less before the first token. The
       // usage is re-read because other daemons may have run turns of this session.
-      const [held, record] = await Promise.all([this.hold(sessionId), this.deps.log.getMeta(sessionId) as Promise<SessionRecord | undefined>]);
+      const [held, record] = await Promise.all([this.hold(sessionId), this.deps.session(sessionId)]);
       // Held by another daemon: it runs the session, and sees in the log what was appended.
       if (!held) return;
       usage = record?.usage;
