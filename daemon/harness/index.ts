@@ -1,5 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { existsSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SessionCreateParams, Usage } from '../../protocol/index.js';
 import { BUILTIN_TOOLS, type Sandbox, type SandboxProvider, type SandboxSpec, type ToolDefinition } from '../../sandbox/provider.js';
@@ -172,6 +173,8 @@ export class Harness {
       { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry },
       {
         sessionId,
+        // As the sandbox's tools see it: they resolve paths against its real path.
+        workspace: await realpath(record.workspace).catch(() => record.workspace),
         title: record.title ?? null,
         model: record.model ?? this.deps.settings.defaultModel,
         maxTokens: this.deps.settings.maxTokens,

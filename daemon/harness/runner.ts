@@ -1,12 +1,12 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import type { NewKnownEvent, PermissionDecision, PermissionQuestion, ToolErrorKind, Usage } from '../../protocol/index.js';
+import type { NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage } from '../../protocol/index.js';
 import { appendEvents } from '../events.js';
 import { LogError, type SessionLog } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
 import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions } from './context.js';
 import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from './fold.js';
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
-import { decide, type PermissionPolicy } from './policy.js';
+import { decide } from './policy.js';
 import type { SandboxSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { HarnessLogger, HarnessRedactor } from './deps.js';
@@ -30,6 +30,8 @@ export interface RunnerDeps {
 
 export interface RunnerConfig {
   sessionId: string;
+  /** The session's workspace: path patterns of the permission policy are matched relative to it. */
+  workspace: string;
   /** The session's title, shown with its permission questions. */
   title: string | null;
   model: string;
@@ -324,7 +326,7 @@ export class SessionRunner {
   }
 
   private async permission(turn: Turn, call: ToolCall, signal: AbortSignal): Promise<'allow' | 'deny'> {
-    const verdict = decide(this.config.permissions, this.fold.state.alwaysAllowed, call.name, call.input);
+    const verdict = decide(this.config.permissions, this.fold.state.alwaysAllowed, call, this.config.workspace);
     if (verdict !== 'ask') return verdict;
     const known = call.permission?.decision;
     if (known) return known === 'deny' ? 'deny' : 'allow';
