@@ -54,4 +54,3 @@ export const DaemonMessages = {
   [PermissionRequest.method]: PermissionRequest,
   [DaemonStoppingNotification.method]: DaemonStoppingNotification,
 } as const;
-export type DaemonMethod = keyof typeof DaemonMessages;

@@ -10,4 +10,4 @@ export type { PgLogOptions } from './pg-log.js';
 export { PgLeases } from './pg-leases.js';
 export type { Lease, SessionLeases } from './leases.js';
 export { fencedLog, isFenced } from './fenced.js';
-export { delegateLog, timedLog } from './delegate.js';
+export { delegateLog } from './delegate.js';

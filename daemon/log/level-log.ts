@@ -24,7 +24,7 @@ import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta,
 import { GroupCommit, storageError } from './group-commit.js';
 import type { BatchPut, BatchWriter, CommitEntry, CommitStats } from './group-commit.js';
 import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
-import { SubscriptionHub } from './subscriptions.js';
+import { LiveSubscriptions } from './subscriptions.js';
 import { parsedEvent } from './event-bytes.js';
 import { BoundedCache } from './bounded-cache.js';
 
@@ -43,7 +43,7 @@ interface LevelEntry extends CommitEntry {
   ops: BatchPut[];
 }
 
-interface SessionState {
+interface CachedSession {
   /** The seq the next enqueued event gets (includes appends not yet durable). */
   head: number;
   /** Events [0, durableHead) are durable and published. */
@@ -62,13 +62,13 @@ const STATE_CACHE_SESSIONS = 1024;
 const STATE_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** A state with nothing queued: dropping it loses nothing the store does not have. */
-const idle = (s: SessionState) => s.head === s.durableHead && s.meta === s.durableMeta;
+const idle = (s: CachedSession) => s.head === s.durableHead && s.meta === s.durableMeta;
 
 export class LevelSessionLog implements SessionLog {
   readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: false };
-  private readonly states = new BoundedCache<string, SessionState>(STATE_CACHE_SESSIONS, STATE_CACHE_BYTES, idle, (_, state) => (state.valid = false));
-  private readonly loads = new Map<string, Promise<SessionState | undefined>>();
-  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
+  private readonly states = new BoundedCache<string, CachedSession>(STATE_CACHE_SESSIONS, STATE_CACHE_BYTES, idle, (_, state) => (state.valid = false));
+  private readonly loads = new Map<string, Promise<CachedSession | undefined>>();
+  private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
   private readonly commits: GroupCommit<LevelEntry>;
   private readonly gate = new WriteGate();
   private closing: Promise<void> | undefined;
@@ -148,7 +148,7 @@ export class LevelSessionLog implements SessionLog {
     }
     // Re-checked after the await: another create may have claimed the id meanwhile.
     if (this.states.has(id)) throw new LogError('exists', `session ${id} already exists`);
-    const state: SessionState = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true, metaBytes: metaJson.length };
+    const state: CachedSession = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true, metaBytes: metaJson.length };
     this.states.set(id, state, state.metaBytes);
     return this.commit(id, state, 0, ops, jsons, stored);
   }
@@ -312,7 +312,7 @@ export class LevelSessionLog implements SessionLog {
   }
 
   /** Queues one append; resolves with its seqs once its batch is durable. */
-  private commit(sessionId: string, state: SessionState, first: number, ops: BatchPut[], jsons: string[], meta: SessionMeta | undefined): Promise<number[]> {
+  private commit(sessionId: string, state: CachedSession, first: number, ops: BatchPut[], jsons: string[], meta: SessionMeta | undefined): Promise<number[]> {
     return new Promise((resolve, reject) => {
       this.commits.enqueue({
         sessionId,
@@ -331,7 +331,7 @@ export class LevelSessionLog implements SessionLog {
     });
   }
 
-  private setMeta(sessionId: string, state: SessionState, meta: SessionMeta, bytes: number): void {
+  private setMeta(sessionId: string, state: CachedSession, meta: SessionMeta, bytes: number): void {
     state.meta = meta;
     state.metaBytes = bytes;
     this.states.resize(sessionId, bytes);
@@ -351,13 +351,13 @@ export class LevelSessionLog implements SessionLog {
    * A session that exists. `pending` admits one whose create is still being written, so
    * an append issued right after create queues behind it; readers see only durable ones.
    */
-  private async existing(sessionId: string, pending: boolean): Promise<SessionState> {
+  private async existing(sessionId: string, pending: boolean): Promise<CachedSession> {
     const state = await this.validSession(sessionId);
     if (!state || (!pending && state.durableMeta === undefined)) throw new LogError('not_found', `session ${sessionId} not found`);
     return state;
   }
 
-  private async validSession(sessionId: string): Promise<SessionState | undefined> {
+  private async validSession(sessionId: string): Promise<CachedSession | undefined> {
     for (;;) {
       const state = await this.session(sessionId);
       if (!state || state.valid) return state;
@@ -365,7 +365,7 @@ export class LevelSessionLog implements SessionLog {
   }
 
   /** Cached state, loaded once per session by a meta get and a reverse read of the last key. */
-  private async session(sessionId: string): Promise<SessionState | undefined> {
+  private async session(sessionId: string): Promise<CachedSession | undefined> {
     const cached = this.states.get(sessionId);
     if (cached) return cached;
     let load = this.loads.get(sessionId);
@@ -380,7 +380,7 @@ export class LevelSessionLog implements SessionLog {
     return loaded;
   }
 
-  private async load(sessionId: string): Promise<SessionState | undefined> {
+  private async load(sessionId: string): Promise<CachedSession | undefined> {
     try {
       const [metaJson, last] = await Promise.all([
         this.db.get(metaKey(sessionId)),

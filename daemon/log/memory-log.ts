@@ -20,7 +20,7 @@ import type {
   SubscriptionListener,
 } from './session-log.js';
 import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
-import { SubscriptionHub } from './subscriptions.js';
+import { LiveSubscriptions } from './subscriptions.js';
 import { countWithin, eventBytes } from './event-bytes.js';
 
 interface MemorySession {
@@ -31,7 +31,7 @@ interface MemorySession {
 export class MemorySessionLog implements SessionLog {
   readonly supports: SessionLogSupports = { durable: false, groupCommit: false, sharedWriters: false };
   private readonly sessions = new Map<string, MemorySession>();
-  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => Promise.resolve(this.slice(id, from, to, limit, maxBytes)));
+  private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => Promise.resolve(this.slice(id, from, to, limit, maxBytes)));
   private closed = false;
 
   async create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {

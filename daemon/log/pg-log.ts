@@ -29,7 +29,7 @@ import { GroupCommit, type CommitStats } from './group-commit.js';
 import { channelOf, checkSchemaName, parsePgUrl, SCHEMA_VERSION, schemaSql } from './pg-schema.js';
 import { applyBatch, encodeEvents, jsonbText, splitPatch, type PgEntry } from './pg-batch.js';
 import { PgListener, type AppendNotice } from './pg-notify.js';
-import { SubscriptionHub } from './subscriptions.js';
+import { LiveSubscriptions } from './subscriptions.js';
 
 const TYPE_SCAN_MAX = 100_000;
 const IMPORT_CHUNK = 5000;
@@ -77,7 +77,7 @@ function toEvent(row: EventRow): StoredEvent {
   return { seq: row.seq, ts: row.ts, type: row.type, data: JSON.parse(row.data) as Record<string, unknown> };
 }
 
-export function storage(cause: unknown, action: 'read' | 'write'): LogError {
+function storage(cause: unknown, action: 'read' | 'write'): LogError {
   if (cause instanceof LogError) return cause;
   const message = cause instanceof Error ? cause.message : String(cause);
   return new LogError('storage', `session log ${action} failed (PostgreSQL): ${message}`, { cause });
@@ -113,7 +113,7 @@ async function checkSchemaVersion(client: pg.PoolClient, schema: string): Promis
 export class PgSessionLog implements SessionLog {
   readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: true };
   readonly writerId: string;
-  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
+  private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
   private readonly commits: GroupCommit<PgEntry>;
   /** Per followed session: the seq after the last event published to its subscribers. */
   private readonly published = new Map<string, number>();

@@ -26,7 +26,7 @@ export interface NotifyOptions {
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
 
-export function parseNotice(payload: string | undefined): AppendNotice | undefined {
+function parseNotice(payload: string | undefined): AppendNotice | undefined {
   const [sessionId, first, count, writer] = (payload ?? '').split(' ');
   if (!sessionId || writer === undefined) return undefined;
   const notice = { sessionId, first: Number(first), count: Number(count), writer };
