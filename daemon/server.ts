@@ -11,6 +11,7 @@ import { StoreConfigError, type OpenedLog } from './store.js';
 import { wireCluster } from './cluster/wire.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DataPaths } from './paths.js';
 import { handlers, type Daemon, type RequestContext } from './handlers/index.js';
 import { MAX_SUBSCRIPTIONS_PER_CONNECTION, SUBSCRIPTION_BATCH, SUBSCRIPTION_BATCH_BYTES, SUBSCRIPTION_MAX_PENDING, SUBSCRIPTION_MAX_PENDING_BYTES } from './rpc/limits.js';
@@ -216,7 +217,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       }
       await Promise.all([
         // In-flight requests (appends among them) finish and are answered before the log closes.
-        Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]),
+        Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000, undefined, { ref: false })]),
         // Runners get drainMs to reach a durable point, then stop without recording an
         // end, as in a crash: the next daemon wakes them.
         harness.stop(drainMs),
@@ -226,7 +227,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       unwireCluster();
       await log.close();
       for (const peer of peers) daemon.hub.closeAll(peer);
-      await delay(20); // let the last replies reach the sockets
+      await delay(20, undefined, { ref: false }); // let the last replies reach the sockets
       for (const socket of sockets) socket.end();
       rmSync(paths.socket, { force: true });
       rmSync(paths.pidFile, { force: true });
@@ -366,7 +367,3 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}

@@ -3,6 +3,7 @@
  * turn, deltas reach subscribers everywhere, and permission questions are asked of the
  * controllers on every daemon, the first answer anywhere winning.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { knownEvent, type EventType, type PermissionQuestion } from '../../protocol/index.js';
 import type { Harness } from '../harness/index.js';
 import type { SessionLog } from '../log/session-log.js';
@@ -35,7 +36,7 @@ export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
   // subscription waits for the announcement, so the first deltas are not missed, but not
   // long: a slow database must not hold a subscriber up.
   hub.onFirstSubscriber = (sessionId) =>
-    Promise.race([bus.follow([sessionId]), new Promise<void>((resolve) => setTimeout(resolve, FOLLOW_WAIT_MS).unref())]);
+    Promise.race([bus.follow([sessionId]), delay(FOLLOW_WAIT_MS, undefined, { ref: false })]);
   const repeat = setInterval(() => {
     const followed = hub.followed();
     if (followed.length > 0) void bus.follow(followed);
