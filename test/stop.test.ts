@@ -18,14 +18,7 @@ import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgent
 import { AGENTD_BIN, RawConnection, readLog, runAgentd, spawnAgentd } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-
-async function until(test: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from './support/until.js';
 
 /** A reconnect gate the test opens, counting how often the connection came to wait on it. */
 function gate() {
@@ -43,8 +36,8 @@ function gate() {
   };
 }
 
-function untilState(conn: AgentdConnection, test: (s: ConnectionState) => boolean): Promise<void> {
-  return until(() => test(conn.state), `connection state; now ${JSON.stringify(conn.state)}`);
+async function untilState(conn: AgentdConnection, test: (s: ConnectionState) => boolean): Promise<void> {
+  await until(() => test(conn.state), `connection state; now ${JSON.stringify(conn.state)}`);
 }
 
 /** The environment `agentd start` gives the daemon it starts: the rig's model. */

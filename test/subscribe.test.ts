@@ -6,16 +6,9 @@ import { DaemonStatus, SessionCreate, SessionEvents, SessionGet, SessionPrompt, 
 import { connect, followSession, type AgentdClient } from '../clients/lib/index.js';
 import { runAgentd, startParkingDaemon, tempHome } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
+import { until } from './support/until.js';
 
 const workspace = () => tempDir('agentd-ws-');
-
-async function waitUntil(test: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function assertDense(events: Event[], from: number, to: number): void {
   assert.deepEqual(
@@ -43,7 +36,7 @@ describe('session/subscribe', () => {
         );
         const sub = await reader.subscribe(sessionId, from, { onEvents: (events) => seen.push(...events) });
         await appending;
-        await waitUntil(() => seen.length >= total - from, `round ${round} events`);
+        await until(() => seen.length >= total - from, `round ${round} events`);
         await sub.unsubscribe();
         assertDense(seen, from, total);
         const stored = await reader.request(SessionEvents, { sessionId, from });
@@ -63,7 +56,7 @@ describe('session/subscribe', () => {
       await doomed.subscribe(sessionId, 0, { onEvents: () => undefined });
       assert.equal((await admin.request(DaemonStatus, {})).counts.subscriptions, 1);
       doomed.close();
-      await waitUntil(async () => (await admin.request(DaemonStatus, {})).counts.subscriptions === 0, 'subscription freed');
+      await until(async () => (await admin.request(DaemonStatus, {})).counts.subscriptions === 0, 'subscription freed');
       await admin.request(SessionPrompt, { sessionId, content: 'still fine' });
     } finally {
       await daemon.dispose();
@@ -87,9 +80,11 @@ describe('session/subscribe', () => {
         const body = JSON.stringify({ jsonrpc: '2.0', ...(m as object) });
         return `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
       };
+      let heard = '';
+      stuck.on('data', (chunk: Buffer) => (heard += chunk.toString('latin1')));
       stuck.write(frame({ id: 1, method: 'initialize', params: { protocolVersion: '1.0', clientInfo: { name: 'stuck' } } }));
       stuck.write(frame({ id: 2, method: 'session/subscribe', params: { sessionId, from: 0 } }));
-      await new Promise((r) => setTimeout(r, 200));
+      await until(() => heard.includes('"id":2'), 'the subscription to be answered');
       stuck.pause();
       let followed = 0;
       await follower.subscribe(sessionId, 0, { onEvents: (events) => (followed += events.length) });
@@ -103,12 +98,12 @@ describe('session/subscribe', () => {
       const volumeMb = (count * payload.length) / 1048576;
       assert.ok(volumeMb > heapCapMb, `${volumeMb.toFixed(0)} MB went by a daemon whose heap is capped at ${heapCapMb} MB`);
       assert.equal(daemon.proc.exitCode, null, 'the daemon is alive');
-      await waitUntil(() => followed === parkedHead + count, 'the reading follower got everything');
+      await until(() => followed === parkedHead + count, 'the reading follower got everything');
       // The stuck client, once it reads again, finds the drop notice with where to resume.
       let text = '';
       stuck.on('data', (d) => (text += d));
       stuck.resume();
-      await waitUntil(() => text.includes('session/subscriptionDropped'), 'drop notice');
+      await until(() => text.includes('session/subscriptionDropped'), 'drop notice');
       const next = Number(/"next":(\d+)/.exec(text.slice(text.indexOf('session/subscriptionDropped')))?.[1]);
       assert.ok(Number.isInteger(next) && next > 0 && next < parkedHead + count, `resume cursor ${next}`);
       stuck.destroy();
@@ -140,15 +135,15 @@ describe('session/subscribe', () => {
     });
     let again: AgentdClient | undefined;
     try {
-      await waitUntil(() => seen.length >= 21, 'catch-up');
+      await until(() => seen.length >= 21, 'catch-up');
       process.kill(pid, 'SIGKILL');
-      await waitUntil(() => reconnects > 0, 'the follower noticed');
+      await until(() => reconnects > 0, 'the follower noticed');
       again = await connect({ layout, clientName: 'writer2', explicit: true }); // restarts the daemon
       assert.notEqual((await again.request(DaemonStatus, {})).pid, pid);
       for (let i = 0; i < 20; i++) await again.request(SessionPrompt, { sessionId, content: `b${i}` });
-      await waitUntil(async () => (await again!.request(SessionGet, { sessionId })).status === 'idle', 'the turns settled');
+      await until(async () => (await again!.request(SessionGet, { sessionId })).status === 'idle', 'the turns settled');
       const head = (await again.request(SessionEvents, { sessionId, from: 0, limit: 1 })).headSeq;
-      await waitUntil(() => seen.length >= head, 'events after the restart');
+      await until(() => seen.length >= head, 'events after the restart');
       stop.abort();
       await following;
       assertDense(seen, 0, head);

@@ -289,7 +289,10 @@ export class Harness {
     const runner = this.runners.get(sessionId);
     this.runners.delete(sessionId);
     // Not awaited: this may run inside the runner's own loop (a fenced write).
-    void runner?.stop().then(() => this.closeProxy(sessionId));
+    void runner?.stop().then(() => {
+      this.deps.logger.log('info', 'stopped running the session after losing its lease', { sessionId });
+      return this.closeProxy(sessionId);
+    });
   }
 
   /**
