@@ -4,22 +4,8 @@
  * needs no read, and reads are iterator range reads over ordered keys.
  */
 import { ClassicLevel } from 'classic-level';
-import { LogError } from './session-log.js';
-import type {
-  WriteOptions,
-  ListOptions,
-  ListPage,
-  NewEvent,
-  ReadOptions,
-  ReadPage,
-  SessionLog,
-  SessionLogSupports,
-  SessionMeta,
-  StoredEvent,
-  SubscribeOptions,
-  Subscription,
-  SubscriptionListener,
-} from './session-log.js';
+import { LogError, type NewEvent, type SessionMeta, type StoredEvent } from './session-log.js';
+import type * as Log from './session-log.js';
 import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, storageError } from './group-commit.js';
 import type { BatchPut, BatchWriter, CommitEntry, CommitStats } from './group-commit.js';
@@ -64,8 +50,8 @@ const STATE_CACHE_BYTES = 32 * 1024 * 1024;
 /** A state with nothing queued: dropping it loses nothing the store does not have. */
 const idle = (s: CachedSession) => s.head === s.durableHead && s.meta === s.durableMeta;
 
-export class LevelSessionLog implements SessionLog {
-  readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: false };
+export class LevelSessionLog implements Log.SessionLog {
+  readonly supports: Log.SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: false };
   private readonly states = new BoundedCache<string, CachedSession>(STATE_CACHE_SESSIONS, STATE_CACHE_BYTES, idle, (_, state) => (state.valid = false));
   private readonly loads = new Map<string, Promise<CachedSession | undefined>>();
   private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
@@ -103,14 +89,14 @@ export class LevelSessionLog implements SessionLog {
     return this.gate.admit(() => this.whenReady(() => this.createNow(meta, events)));
   }
 
-  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: Log.WriteOptions): Promise<number[]> {
     return this.gate.admit(() => {
       checkWriteOptions(options, false);
       return this.whenReady(() => this.appendNow(sessionId, events, metaPatch, options));
     });
   }
 
-  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
+  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: Log.WriteOptions): Promise<SessionMeta> {
     return this.gate.admit(() => {
       checkWriteOptions(options, false);
       return this.whenReady(() => this.patchMetaNow(sessionId, patch, options));
@@ -153,7 +139,7 @@ export class LevelSessionLog implements SessionLog {
     return this.commit(id, state, 0, ops, jsons, stored);
   }
 
-  private async appendNow(sessionId: string, events: NewEvent[], metaPatch: Record<string, unknown> | undefined, options: WriteOptions | undefined): Promise<number[]> {
+  private async appendNow(sessionId: string, events: NewEvent[], metaPatch: Record<string, unknown> | undefined, options: Log.WriteOptions | undefined): Promise<number[]> {
     checkSessionId(sessionId);
     checkEvents(events);
     if (metaPatch !== undefined) checkPatch(metaPatch);
@@ -174,7 +160,7 @@ export class LevelSessionLog implements SessionLog {
     return this.commit(sessionId, state, first, ops, jsons, meta);
   }
 
-  async read(sessionId: string, options?: ReadOptions): Promise<ReadPage> {
+  async read(sessionId: string, options?: Log.ReadOptions): Promise<Log.ReadPage> {
     this.checkOpen();
     if (this.failed) await this.reopen();
     checkSessionId(sessionId);
@@ -197,7 +183,7 @@ export class LevelSessionLog implements SessionLog {
     return (await this.existing(sessionId, false)).durableHead;
   }
 
-  async subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription> {
+  async subscribe(sessionId: string, from: number, listener: Log.SubscriptionListener, options?: Log.SubscribeOptions): Promise<Log.Subscription> {
     this.checkOpen();
     if (this.failed) await this.reopen();
     checkSessionId(sessionId);
@@ -217,7 +203,7 @@ export class LevelSessionLog implements SessionLog {
     return state?.durableMeta === undefined ? undefined : structuredClone(state.durableMeta);
   }
 
-  private async patchMetaNow(sessionId: string, patch: Record<string, unknown>, options: WriteOptions | undefined): Promise<SessionMeta> {
+  private async patchMetaNow(sessionId: string, patch: Record<string, unknown>, options: Log.WriteOptions | undefined): Promise<SessionMeta> {
     checkSessionId(sessionId);
     checkPatch(patch);
     let state = await this.existing(sessionId, true);
@@ -230,7 +216,7 @@ export class LevelSessionLog implements SessionLog {
     return structuredClone(meta);
   }
 
-  async list(options?: ListOptions): Promise<ListPage> {
+  async list(options?: Log.ListOptions): Promise<Log.ListPage> {
     this.checkOpen();
     if (this.failed) await this.reopen();
     const page = await this.scanMeta(options);
@@ -239,7 +225,7 @@ export class LevelSessionLog implements SessionLog {
     return { ...page, heads: await Promise.all(page.sessions.map((meta) => this.head(meta.sessionId))) };
   }
 
-  private async scanMeta(options: ListOptions | undefined): Promise<ListPage> {
+  private async scanMeta(options: Log.ListOptions | undefined): Promise<Log.ListPage> {
     const limit = checkListLimit(options?.limit);
     const lt = options?.cursor === undefined ? META_END : metaKey(options.cursor);
     const sessions: SessionMeta[] = [];
