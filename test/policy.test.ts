@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { SessionPrompt } from '../protocol/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { decide, matches } from '../daemon/harness/policy.js';
@@ -63,46 +63,50 @@ describe('policy patterns', () => {
 });
 
 describe('policy attacks', () => {
-  let rig: AgentRig;
-  before(async () => {
-    rig = await startAgentRig();
-  });
-  after(() => rig.dispose());
-
-  it('a denied path stays denied however the model spells it', async () => {
-    const client = await rig.daemon.client();
-    const ws = workspace();
-    mkdirSync(join(ws, '.git'));
-    mkdirSync(join(ws, 'src'));
-    writeFileSync(join(ws, '.git', 'config'), 'original\n');
-    const sessionId = await createSession(client, { workspace: ws, permissions: { default: 'allow', deny: ['write_file(.git/*)', 'edit_file(.git/*)'] } });
-    const attempts = [
-      { name: 'write_file', input: { path: 'src/../.git/config', content: 'pwned\n' } },
-      { name: 'write_file', input: { path: `${ws}/.git/hooks/pre-commit`, content: 'pwned\n' } },
-      { name: 'write_file', input: { path: './.git//hooks/post-checkout', content: 'pwned\n' } },
-      { name: 'edit_file', input: { path: 'src/./../.git/config', old_string: 'original', new_string: 'pwned' } },
-    ];
-    rig.emulator.script([...attempts.map((a) => reply.toolUse(a)), reply.text('done')]);
-    await client.request(SessionPrompt, { sessionId, content: 'change the git config' });
-    const results = ofType(await settle(client, sessionId), 'tool.result');
-    assert.deepEqual(results.map((e) => e.data.errorKind), ['denied', 'denied', 'denied', 'denied']);
-    assert.equal(readFileSync(join(ws, '.git', 'config'), 'utf8'), 'original\n');
-    assert.ok(!existsSync(join(ws, '.git', 'hooks')), 'no hook was written');
-  });
-
-  it('a denied command stays denied behind /.. and a newline', async () => {
-    const client = await rig.daemon.client();
-    const ws = workspace();
-    writeFileSync(join(ws, 'keep.txt'), 'keep\n');
-    const sessionId = await createSession(client, { workspace: ws, permissions: { default: 'allow', deny: ['bash(rm *)'] } });
-    rig.emulator.script([
-      reply.toolUse({ name: 'bash', input: { command: `rm -f ${ws}/../${ws.split('/').at(-1)}/keep.txt` } }),
-      reply.toolUse({ name: 'bash', input: { command: 'rm -f keep.txt\necho removed' } }),
-      reply.text('done'),
-    ]);
-    await client.request(SessionPrompt, { sessionId, content: 'remove keep.txt' });
-    const results = ofType(await settle(client, sessionId), 'tool.result');
-    assert.deepEqual(results.map((e) => e.data.errorKind), ['denied', 'denied']);
-    assert.equal(readFileSync(join(ws, 'keep.txt'), 'utf8'), 'keep\n');
+  it('holds a deny list however the model spells a path or a command', async (t) => {
+    const rig = await startAgentRig();
+    try {
+      await t.test('a denied path stays denied however the model spells it', () => deniedPath(rig));
+      await t.test('a denied command stays denied behind /.. and a newline', () => deniedCommand(rig));
+    } finally {
+      await rig.dispose();
+    }
   });
 });
+
+async function deniedPath(rig: AgentRig): Promise<void> {
+  const client = await rig.daemon.client();
+  const ws = workspace();
+  mkdirSync(join(ws, '.git'));
+  mkdirSync(join(ws, 'src'));
+  writeFileSync(join(ws, '.git', 'config'), 'original\n');
+  const sessionId = await createSession(client, { workspace: ws, permissions: { default: 'allow', deny: ['write_file(.git/*)', 'edit_file(.git/*)'] } });
+  const attempts = [
+    { name: 'write_file', input: { path: 'src/../.git/config', content: 'pwned\n' } },
+    { name: 'write_file', input: { path: `${ws}/.git/hooks/pre-commit`, content: 'pwned\n' } },
+    { name: 'write_file', input: { path: './.git//hooks/post-checkout', content: 'pwned\n' } },
+    { name: 'edit_file', input: { path: 'src/./../.git/config', old_string: 'original', new_string: 'pwned' } },
+  ];
+  rig.emulator.script([...attempts.map((a) => reply.toolUse(a)), reply.text('done')]);
+  await client.request(SessionPrompt, { sessionId, content: 'change the git config' });
+  const results = ofType(await settle(client, sessionId), 'tool.result');
+  assert.deepEqual(results.map((e) => e.data.errorKind), ['denied', 'denied', 'denied', 'denied']);
+  assert.equal(readFileSync(join(ws, '.git', 'config'), 'utf8'), 'original\n');
+  assert.ok(!existsSync(join(ws, '.git', 'hooks')), 'no hook was written');
+}
+
+async function deniedCommand(rig: AgentRig): Promise<void> {
+  const client = await rig.daemon.client();
+  const ws = workspace();
+  writeFileSync(join(ws, 'keep.txt'), 'keep\n');
+  const sessionId = await createSession(client, { workspace: ws, permissions: { default: 'allow', deny: ['bash(rm *)'] } });
+  rig.emulator.script([
+    reply.toolUse({ name: 'bash', input: { command: `rm -f ${ws}/../${ws.split('/').at(-1)}/keep.txt` } }),
+    reply.toolUse({ name: 'bash', input: { command: 'rm -f keep.txt\necho removed' } }),
+    reply.text('done'),
+  ]);
+  await client.request(SessionPrompt, { sessionId, content: 'remove keep.txt' });
+  const results = ofType(await settle(client, sessionId), 'tool.result');
+  assert.deepEqual(results.map((e) => e.data.errorKind), ['denied', 'denied']);
+  assert.equal(readFileSync(join(ws, 'keep.txt'), 'utf8'), 'keep\n');
+}
