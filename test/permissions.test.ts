@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { AgentdError, ErrorCode, type PermissionDecision, type PermissionQuestion } from '../protocol/index.js';
 import type { Logger } from '../daemon/logger.js';
-import { PermissionBroker, type PermissionRelay } from '../daemon/permissions.js';
+import { MemorySessionLog } from '../daemon/log/memory-log.js';
+import { openQuestions, PermissionBroker, type PermissionRelay } from '../daemon/permissions.js';
 import { Peer } from '../daemon/rpc/peer.js';
 import { until } from './support/until.js';
 
@@ -161,5 +162,24 @@ describe('permission broker', () => {
     } finally {
       ours.close();
     }
+  });
+});
+
+describe('open questions in the log', () => {
+  it('are the permission.requested whose call has neither an answer nor a result, other events passed over', async () => {
+    const log = new MemorySessionLog();
+    const sessionId = 's_question0001';
+    const asked = (toolUseId: string) => ({ type: 'permission.requested', data: { turnId: 't1', toolUseId, tool: 'bash', input: { command: toolUseId } } });
+    await log.create({ sessionId, createdAt: 1, updatedAt: 1, title: 'a title' }, [
+      asked('u1'),
+      asked('u2'),
+      asked('u3'),
+      { type: 'permission.resolved', data: { turnId: 't1', toolUseId: 'u1', decision: 'allow', by: 'x#1' } },
+      { type: 'tool.result', data: { turnId: 't1', toolUseId: 'u3', content: [], isError: true, errorKind: 'interrupted', durationMs: 0 } },
+      { type: 'permission.requested', data: { toolUseId: 'broken' } },
+      { type: 'future.event', data: { toolUseId: 'u2' } },
+    ]);
+    assert.deepEqual(await openQuestions(log, sessionId), [{ sessionId, sessionTitle: 'a title', toolUseId: 'u2', tool: 'bash', input: { command: 'u2' } }]);
+    await log.close();
   });
 });

@@ -4,17 +4,12 @@
  * controllers on every daemon, the first answer anywhere winning.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { knownEvent, type EventType, type PermissionQuestion } from '../../protocol/index.js';
 import type { Harness } from '../harness/index.js';
 import type { SessionLog } from '../log/session-log.js';
-import type { PermissionBroker } from '../permissions.js';
+import { openQuestions, type PermissionBroker } from '../permissions.js';
 import type { SubscriptionHub } from '../subscriptions.js';
 import { FOLLOW_TTL_MS, type ClusterBus } from './bus.js';
 
-/** How far back a question is looked for: a waiting session's question is near its head. */
-const QUESTION_SCAN = 10_000;
-/** A question is asked by permission.requested and closed by its answer or its call's result. */
-const QUESTION_EVENTS: EventType[] = ['permission.requested', 'permission.resolved', 'tool.result'];
 
 export interface ClusterParts {
   log: SessionLog;
@@ -59,25 +54,4 @@ export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
     answered: (q, decision, by) => bus.send({ kind: 'permission.answer', sessionId: q.sessionId, toolUseId: q.toolUseId, decision, by }),
   };
   return () => clearInterval(repeat);
-}
-
-/** Questions of a session still waiting for an answer, as its log records them. */
-export async function openQuestions(log: SessionLog, sessionId: string): Promise<PermissionQuestion[]> {
-  const [head, meta] = await Promise.all([log.head(sessionId), log.getMeta(sessionId)]);
-  const sessionTitle = typeof meta?.['title'] === 'string' ? meta['title'] : null;
-  const open = new Map<string, PermissionQuestion>();
-  for (let from: number | undefined = Math.max(0, head - QUESTION_SCAN); from !== undefined; ) {
-    const page = await log.read(sessionId, { from, types: QUESTION_EVENTS });
-    for (const stored of page.events) {
-      const event = knownEvent(stored);
-      if (event?.type === 'permission.requested') {
-        const { toolUseId, tool, input } = event.data;
-        open.set(toolUseId, { sessionId, sessionTitle, toolUseId, tool, input });
-      } else if (event?.type === 'permission.resolved' || event?.type === 'tool.result') {
-        open.delete(event.data.toolUseId);
-      }
-    }
-    from = page.next;
-  }
-  return [...open.values()];
 }

@@ -13,7 +13,7 @@ import {
 import type { ParamsOf } from '../../protocol/index.js';
 import type { Peer } from '../rpc/peer.js';
 import type { Daemon, Handler } from './context.js';
-import { openQuestions } from '../cluster/wire.js';
+import { openQuestions } from '../permissions.js';
 
 function refuseObserver(peer: Peer, sessionId: string, action: string): void {
   if (peer.isObserver(sessionId)) {

@@ -1,19 +1,16 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import { existsSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { SessionCreateParams, Usage } from '../../protocol/index.js';
-import { BUILTIN_TOOLS, type Sandbox, type SandboxProvider, type SandboxSpec, type ToolDefinition } from '../../sandbox/provider.js';
-import { appendEvents } from '../events.js';
+import type { SandboxProvider, SandboxSpec } from '../../sandbox/provider.js';
 import { fencedLog } from '../log/fenced.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
 import type { SessionLog } from '../log/session-log.js';
-import type { ApiTool } from './context.js';
 import type { HarnessSession } from './deps.js';
 import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
-import { RemoteMcpServers, type RemoteServerSpec } from './remote-mcp.js';
+import { RemoteMcpServers } from './remote-mcp.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
+import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
 export interface HarnessSettings {
   defaultModel: string;
@@ -47,38 +44,6 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
 
 /** How often a daemon looks for sessions whose lease holder died, at most. */
 const ORPHAN_SCAN_MAX_MS = 1000;
-
-function systemPrompt(record: HarnessSession): string {
-  const base =
-    `You are a coding agent working in the workspace ${record.workspace}, inside an isolated sandbox. ` +
-    'Use the tools to read, search and change files and to run commands there; paths are relative to the workspace. ' +
-    'Work step by step, check results, and finish with a short answer saying what you did.';
-  return record.config.system ? `${base}\n\n${record.config.system}` : base;
-}
-
-/**
- * Clones the session's repos into the workspace from inside the sandbox, through the
- * proxy: the remote written into .git/config is the proxy's in-sandbox address, which
- * holds no token. A repo already in the workspace is left as it is.
- */
-async function cloneRepos(sandbox: Sandbox, record: HarnessSession): Promise<Array<{ path: string; cloned: boolean; error?: string }>> {
-  const out: Array<{ path: string; cloned: boolean; error?: string }> = [];
-  for (const repo of record.config.repos ?? []) {
-    if (existsSync(join(record.workspace, repo.path))) {
-      out.push({ path: repo.path, cloned: false });
-      continue;
-    }
-    const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const result = await sandbox.execute('bash', { command: `git clone -q "$AGENTD_PROXY/${repo.credential}" ${quoted(repo.path)}`, timeout_ms: 300_000 });
-    const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
-    out.push(result.isError || !/\[exit code: 0\]/.test(text) ? { path: repo.path, cloned: false, error: text.slice(0, 2000) } : { path: repo.path, cloned: true });
-  }
-  return out;
-}
-
-function apiTool(t: ToolDefinition): ApiTool {
-  return { name: t.name, description: t.description, input_schema: t.inputSchema };
-}
 
 /** A runner with no work for this long is dropped with its sandbox; its log wakes a new one. */
 const IDLE_EVICT_MS = 5 * 60_000;
@@ -144,31 +109,9 @@ export class Harness {
         mcpServers: stdioServers,
         ...(proxySocket ? { proxySocket } : {}),
       },
-      {
-        provisioned: async (sandbox, durationMs) => {
-          for (const warning of sandbox.warnings) logger.log('warn', warning, { sessionId });
-          const repos = await cloneRepos(sandbox, record);
-          await appendEvents(log, sessionId, [
-            {
-              type: 'sandbox.provisioned',
-              data: {
-                sandboxId: sandbox.id,
-                isolation: sandbox.isolation,
-                durationMs: Math.round(durationMs),
-                warnings: sandbox.warnings,
-                ...(sandbox.limits ? { limits: sandbox.limits } : {}),
-                ...(repos.length ? { repos } : {}),
-              },
-            },
-          ]);
-        },
-        lost: async (reason) => {
-          logger.log('warn', 'sandbox lost', { sessionId, reason });
-          await appendEvents(log, sessionId, [{ type: 'sandbox.lost', data: { reason } }]).catch(() => undefined);
-        },
-      },
+      sandboxNotices(record, log, logger),
     );
-    const remote = new RemoteMcpServers(await this.remoteSpecs(record));
+    const remote = new RemoteMcpServers(await remoteServerSpecs(record, this.deps.remoteAuthorization));
     const runner = new SessionRunner(
       { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry },
       {
@@ -181,7 +124,7 @@ export class Harness {
         system: systemPrompt(record),
         ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
         contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
-        tools: [...(await this.tools(record, slot)), ...(await this.remoteTools(record, remote))],
+        tools: [...(await offeredTools(record, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
         usage: record.usage,
       },
       slot,
@@ -191,26 +134,6 @@ export class Harness {
     return runner;
   }
 
-  /**
-   * The tools offered to the model come from the built-in catalogue, so the first
-   * model call never waits for a sandbox. Only a session's own MCP servers need one
-   * started to list their tools, once; the list is kept in the session's metadata.
-   */
-  private async tools(record: HarnessSession, slot: SandboxSlot): Promise<ApiTool[]> {
-    const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
-    let defs: ToolDefinition[] = [...BUILTIN_TOOLS];
-    const hasServers = (record.config.mcpServers ?? []).some((s) => 'command' in s);
-    if (hasServers) {
-      let catalog = record.toolCatalog;
-      if (!catalog) {
-        catalog = (await (await slot.get()).tools()).filter((t) => t.name.startsWith('mcp__'));
-        await this.deps.log.patchMeta(record.sessionId, { toolCatalog: catalog });
-      }
-      defs = [...defs, ...catalog];
-    }
-    return defs.filter((t) => !allowed || allowed.has(t.name)).map(apiTool);
-  }
-
   private async proxy(sessionId: string, credentials: readonly string[]): Promise<string> {
     let endpoint = this.proxies.get(sessionId);
     if (!endpoint) {
@@ -218,27 +141,6 @@ export class Harness {
       this.proxies.set(sessionId, endpoint);
     }
     return endpoint.socketPath;
-  }
-
-  /** Remote MCP servers of the session, with the Authorization header from the vault. */
-  private async remoteSpecs(record: HarnessSession): Promise<RemoteServerSpec[]> {
-    const specs: RemoteServerSpec[] = [];
-    for (const server of record.config.mcpServers ?? []) {
-      if (!('type' in server)) continue;
-      const authorization = server.credential ? await this.deps.remoteAuthorization(server.credential, server.url) : undefined;
-      specs.push({ name: server.name, url: server.url, ...(authorization ? { authorization } : {}) });
-    }
-    return specs;
-  }
-
-  private async remoteTools(record: HarnessSession, remote: RemoteMcpServers): Promise<ApiTool[]> {
-    const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
-    try {
-      return (await remote.tools()).filter((t) => !allowed || allowed.has(t.name));
-    } catch (error) {
-      this.deps.logger.log('warn', 'remote MCP servers unavailable; their tools are not offered', { sessionId: record.sessionId, error: (error as Error).message });
-      return [];
-    }
   }
 
   /** A user message was appended: run the session's pending turns. */
