@@ -22,6 +22,7 @@ import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { reply, startModelEmulator, type ModelEmulator } from '../clients/cli/demo/model-emulator.js';
 import { createToken, startListeningDaemon, type ListeningDaemon } from './support/remote.js';
 import { processes } from './support/procs.js';
+import { until } from './support/until.js';
 
 const require = createRequire(import.meta.url);
 
@@ -207,16 +208,6 @@ function activateIn(bundle: string, dir: string, config: Record<string, string>,
   const context = { subscriptions: [] as Array<{ dispose(): void }>, extensionUri: { fsPath: dir, path: dir }, extension: { packageJSON: { version: '0.1.0' } }, secrets };
   extension.activate(context);
   return { api, shown, commands, extension, context, secrets };
-}
-
-async function until<T>(get: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = get();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('vscode extension bundle in a stand-in host', () => {

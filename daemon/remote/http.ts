@@ -3,6 +3,7 @@
  * and its login (a token exchanged once for an HttpOnly, SameSite=Strict session cookie:
  * the token never sits in a URL or in the page's storage).
  */
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
@@ -46,12 +47,21 @@ const SECURITY_HEADERS = {
   'Cache-Control': 'no-store',
 };
 
+/** The page's files may be kept, and are asked again each time (answered 304 when unchanged). */
+const FILE_CACHING = { 'Cache-Control': 'no-cache' };
+
 /** A login request's body: a token, nothing more. */
 const MAX_LOGIN_BYTES = 4096;
 
+interface WebFile {
+  type: string;
+  body: Buffer;
+  etag: string;
+}
+
 /** The web client's files, read once at start: a fixed set, so no request can name another path. */
-function loadFiles(webRoot: string | undefined): Map<string, { type: string; body: Buffer }> {
-  const files = new Map<string, { type: string; body: Buffer }>();
+function loadFiles(webRoot: string | undefined): Map<string, WebFile> {
+  const files = new Map<string, WebFile>();
   if (!webRoot) return files;
   let names: string[];
   try {
@@ -61,7 +71,9 @@ function loadFiles(webRoot: string | undefined): Map<string, { type: string; bod
   }
   for (const name of names) {
     const type = TYPES[extname(name)];
-    if (type) files.set(`/${name}`, { type, body: readFileSync(join(webRoot, name)) });
+    if (!type) continue;
+    const body = readFileSync(join(webRoot, name));
+    files.set(`/${name}`, { type, body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
   }
   const index = files.get('/index.html');
   if (index) files.set('/', index);
@@ -72,6 +84,14 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
   // One request per connection: the listener's deadline covers each request's headers.
   res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close', ...headers });
   res.end(body);
+}
+
+function sendFile(req: IncomingMessage, res: ServerResponse, file: WebFile): void {
+  if (req.headers['if-none-match'] === file.etag) {
+    res.writeHead(304, { ...SECURITY_HEADERS, ...FILE_CACHING, ETag: file.etag, Connection: 'close' });
+    return void res.end();
+  }
+  send(res, 200, file.type, file.body, { ...FILE_CACHING, ETag: file.etag });
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
@@ -143,7 +163,7 @@ export function httpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerR
     const work = route
       ? route(req, res)
       : file
-        ? Promise.resolve(send(res, 200, file.type, file.body))
+        ? Promise.resolve(sendFile(req, res, file))
         : Promise.reject(new HttpRefusal(404, ErrorCode.MethodNotFound, `no ${req.method} ${path.slice(0, 200)} here`));
     work.catch((error: unknown) => {
       if (res.headersSent) return void res.destroy();

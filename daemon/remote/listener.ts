@@ -28,9 +28,9 @@ export const CLOSE_TOKEN_ENDED = 4001;
 /** Live connections' tokens are looked up again this often: a revocation the cluster bus did not carry still ends them. */
 const RECHECK_MS = 30_000;
 
-export interface RemoteDeps {
+export interface RemoteDeps<C> {
   config: ListenConfig;
-  state: ServeState;
+  state: ServeState<C>;
   tokens: TokenService;
   logger: Logger;
   webRoot: string | undefined;
@@ -79,7 +79,7 @@ function refuseUpgrade(socket: Duplex, refusal: HttpRefusal): void {
   );
 }
 
-export async function startRemoteListener(deps: RemoteDeps): Promise<RemoteListener> {
+export async function startRemoteListener<C>(deps: RemoteDeps<C>): Promise<RemoteListener> {
   const { config, logger, tokens } = deps;
   const server = listenServer(config);
   server.maxConnections = config.maxConnections;

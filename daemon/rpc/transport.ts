@@ -27,11 +27,11 @@ export interface Transport {
 }
 
 /** LSP framing over a stream socket; the frame size is capped from the header, before any of the body is buffered. */
-export function streamTransport(socket: Socket): Transport {
+export function streamTransport(socket: Socket, maxFrameBytes = MAX_FRAME_BYTES): Transport {
   return {
     socket,
     read(onMessage, onBroken) {
-      const splitter = new FrameSplitter(MAX_FRAME_BYTES);
+      const splitter = new FrameSplitter(maxFrameBytes);
       let broken = false;
       socket.on('data', (chunk: Buffer) => {
         if (broken) return;
