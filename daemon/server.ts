@@ -16,12 +16,11 @@ import type { DataPaths } from './paths.js';
 import { handlers, type Daemon, type RequestContext } from './handlers/index.js';
 import { MAX_SUBSCRIPTIONS_PER_CONNECTION, SUBSCRIPTION_BATCH, SUBSCRIPTION_BATCH_BYTES, SUBSCRIPTION_MAX_PENDING, SUBSCRIPTION_MAX_PENDING_BYTES } from './rpc/limits.js';
 import type { Peer } from './rpc/peer.js';
-import { fromLogError } from './errors.js';
 import { serveConnection, type ServeState } from './rpc/serve.js';
 import { streamTransport } from './rpc/transport.js';
 import { TokenService } from './tokens.js';
 import { startRemoteListener, type RemoteListener } from './remote/listener.js';
-import type { Readiness } from './remote/http.js';
+import { readiness } from './remote/readiness.js';
 import { SessionService } from './sessions.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { Vault } from './vault/vault.js';
@@ -273,23 +272,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // Answer the daemon/stop request first, then stop.
   stopRequested = (reason, drainMs) => void setImmediate(() => void stop(reason, { onPurpose: true, drainMs }));
   return { daemon, stopped, stop, ...(remote ? { listenUrl: remote.url } : {}) };
-}
-
-/**
- * /readyz: the log answers and, with a shared log, the lease loop runs. Anyone who can
- * reach the listener may ask, so the answer names states only; the why goes to daemon.log.
- */
-async function readiness(daemon: Daemon, state: { stopping: boolean }): Promise<Readiness> {
-  const log = await daemon.log.list({ limit: 1 }).then(
-    () => 'ok',
-    (error: unknown) => {
-      daemon.logger.log('warn', 'readyz: the session log does not answer', { error: (fromLogError(error) as Error).message });
-      return 'unreachable';
-    },
-  );
-  const leases = daemon.harness.leaseLoop();
-  const ready = !state.stopping && log === 'ok' && (leases === 'none' || leases === 'running');
-  return { ready, checks: { log, leases, ...(state.stopping ? { daemon: 'stopping' } : {}) } };
 }
 
 /** After a restart (crash or not), every session whose log ends mid-turn carries on. */

@@ -266,6 +266,13 @@ describe('network listener over wss://', () => {
       return 'ws' in outcome ? outcome.ws : undefined;
     }, 'a slot to be free again');
     for (const ws of [...held, other, reused]) ws.close();
+
+    // Upgrades with a good token but a malformed WebSocket handshake (ws answers 400)
+    // hold no slot: once they are gone, the token still gets its connections.
+    const fresh = await createToken(daemon.layout, ['--observer', '--name', 'bad-handshakes']);
+    for (let i = 0; i < 4; i++) assert.match(await malformedUpgrade(daemon, fresh), /^HTTP\/1\.1 400 /);
+    const full = [await initialized(daemon, fresh), await initialized(daemon, fresh), await initialized(daemon, fresh)];
+    for (const ws of full) ws.close();
     await alive(daemon);
   });
 
@@ -297,6 +304,19 @@ function tlsTo(daemon: ListeningDaemon): Promise<TLSSocket> {
     const socket = tlsConnect({ host: '127.0.0.1', port: daemon.port, ca: daemon.cert.pem, servername: 'localhost' }, () => resolve(socket));
     socket.once('error', reject);
   });
+}
+
+/** An upgrade request with a valid token and a WebSocket version no one speaks; the status line the daemon answers. */
+async function malformedUpgrade(daemon: ListeningDaemon, token: string): Promise<string> {
+  const socket = await tlsTo(daemon);
+  socket.write(
+    `GET /rpc HTTP/1.1\r\nHost: 127.0.0.1:${daemon.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Version: 99\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+  );
+  let answer = '';
+  socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+  await closedByServer(socket);
+  return answer.split('\r\n')[0]!;
 }
 
 describe('slow-loris connections over wss://', () => {

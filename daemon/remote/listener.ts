@@ -131,8 +131,9 @@ export async function startRemoteListener<C>(deps: RemoteDeps<C>): Promise<Remot
       const max = config.maxConnectionsPerToken;
       throw new HttpRefusal(429, ErrorCode.LimitExceeded, `token ${access.name} holds ${max} connections to this daemon already; close one first`, { limit: 'connectionsPerToken', max });
     }
-    perToken.set(access.tokenId, count + 1);
+    // Counted once upgraded (ws calls back in this same tick, or never when the handshake is bad).
     wss.handleUpgrade(req, socket, head, (ws) => {
+      perToken.set(access.tokenId, (perToken.get(access.tokenId) ?? 0) + 1);
       const entry: Live = { ws, access, alive: true };
       live.add(entry);
       ws.on('pong', () => (entry.alive = true));
