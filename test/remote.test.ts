@@ -306,13 +306,15 @@ function tlsTo(daemon: ListeningDaemon): Promise<TLSSocket> {
   });
 }
 
+/** A WebSocket upgrade request for /rpc written by hand, with `token`, asking for WebSocket `version`. */
+const upgradeRequest = (daemon: ListeningDaemon, token: string, version: number) =>
+  `GET /rpc HTTP/1.1\r\nHost: 127.0.0.1:${daemon.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  `Sec-WebSocket-Version: ${version}\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nAuthorization: Bearer ${token}\r\n\r\n`;
+
 /** An upgrade request with a valid token and a WebSocket version no one speaks; the status line the daemon answers. */
 async function malformedUpgrade(daemon: ListeningDaemon, token: string): Promise<string> {
   const socket = await tlsTo(daemon);
-  socket.write(
-    `GET /rpc HTTP/1.1\r\nHost: 127.0.0.1:${daemon.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Version: 99\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nAuthorization: Bearer ${token}\r\n\r\n`,
-  );
+  socket.write(upgradeRequest(daemon, token, 99));
   let answer = '';
   socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
   await closedByServer(socket);
@@ -341,10 +343,7 @@ describe('slow-loris connections over wss://', () => {
     const drip = setInterval(() => dribbler.writable && dribbler.write('X'), 50);
     // 3. A WebSocket that opens, starts a 1000-byte message, sends 10 bytes of it and stalls (and never answers a ping).
     const staller = await tlsTo(daemon);
-    staller.write(
-      `GET /rpc HTTP/1.1\r\nHost: 127.0.0.1:${daemon.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nAuthorization: Bearer ${token}\r\n\r\n`,
-    );
+    staller.write(upgradeRequest(daemon, token, 13));
     let answer = '';
     staller.on('data', (d: Buffer) => (answer += d.toString('latin1')));
     await until(() => answer.includes('\r\n\r\n'), 'the upgrade answer');

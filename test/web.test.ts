@@ -6,7 +6,8 @@
  *   approved through B's page (a token scoped to that session), with the write_file diff
  *   shown; a turn streams into the page and is interrupted from it; a question answered
  *   first elsewhere disappears from the page (the first answer wins);
- * - an observer's page is read-only, and its cookie cannot prompt even from the page's
+ * - an observer's page shows a turn whose sandbox was killed (the sandbox notices and the
+ *   sandbox_lost result), is read-only, and its cookie cannot prompt even from the page's
  *   own script; a controller's page reconnects after the daemon restarts and follows on
  *   with no gap.
  *
@@ -127,7 +128,8 @@ describe('web client, observer and reconnect', () => {
   it('keeps an observer read-only and reconnects a controller after a daemon restart with no gap', async () => {
     const local = await daemon.client();
     const sessionId = await createSession(local, { title: 'watched and resumed' });
-    emulator.script([reply.text('first answer')]);
+    // The first turn's sandbox is killed mid-call: the page shows the notices and the sandbox_lost result.
+    emulator.script([reply.toolUse({ name: 'bash', input: { command: 'kill -KILL $PPID; sleep 5' } }), reply.text('first answer')]);
     await local.request(SessionPrompt, { sessionId, content: 'first' });
     await settle(local, sessionId);
     local.close();
@@ -137,6 +139,9 @@ describe('web client, observer and reconnect', () => {
     await logIn(observer, await createToken(daemon.layout, ['--observer', '--name', 'watcher']));
     await observer.page.click(`#sessions li[data-session-id="${sessionId}"]`);
     await observer.page.locator('#conversation .msg.assistant', { hasText: 'first answer' }).waitFor();
+    assert.equal((await observer.page.locator('#conversation details.tool[data-tool=bash] .badge').innerText()).trim(), 'sandbox_lost');
+    await observer.page.locator('#conversation .notice.info', { hasText: 'Sandbox ready' }).first().waitFor();
+    await observer.page.locator('#conversation .notice.error', { hasText: 'Sandbox lost' }).waitFor();
     assert.equal(await observer.page.isVisible('#prompt-form'), false, 'no prompt box for an observer');
     assert.equal(await observer.page.isVisible('#read-only'), true);
     // Even the page's own script, with the login cookie, cannot prompt: the daemon refuses.
