@@ -1,4 +1,4 @@
-/** The client library: one typed connection, one link that keeps it, one follower, one fold. */
+/** The client library: one typed connection, one link that keeps it, one follower, one fold (chat-view.ts reads it as a chat). */
 export {
   AgentdClient,
   asResponseError,

@@ -9,7 +9,7 @@
  */
 import { PROTOCOL_VERSION } from '../../protocol/version.js';
 import type { SessionInfo } from '../../protocol/methods/session.js';
-import { ChatModel } from '../vscode/src/core/chat-model.js';
+import { ChatModel } from '../lib/chat-view.js';
 import { approvalCard, h, renderChat, type Approval, type Decision } from './render.js';
 import { Rpc, RpcError } from './rpc.js';
 

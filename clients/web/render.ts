@@ -1,10 +1,11 @@
 /**
  * Building the page's DOM: text always goes in as text (never as HTML), so nothing a
- * session holds can run in the page. The conversation comes from the same fold the VS
- * Code chat uses (ChatModel); file changes by write_file and edit_file show as diffs.
+ * session holds can run in the page. The conversation comes from the one fold every client
+ * uses (clients/lib/transcript), read as a chat the way VS Code's chat reads it
+ * (clients/lib/chat-view); file changes by write_file and edit_file show as diffs.
  */
 import { diffLines } from 'diff';
-import type { ChatItem, ChatView } from '../vscode/src/core/chat-model.js';
+import type { ChatItem, ChatView } from '../lib/chat-view.js';
 import type { PermissionQuestion } from '../../protocol/methods/permission.js';
 
 type Child = Node | string | undefined | null | false;

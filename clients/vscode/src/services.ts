@@ -13,7 +13,7 @@ import { ApprovalsUi } from './approvals-ui.js';
 import { ChatPanel } from './chat-panel.js';
 import { ApprovalsState } from './core/approvals.js';
 import { INSTALL_COMMAND, INSTALL_HINT, type BridgeCommand } from './core/bridge.js';
-import { contentText } from './core/chat-model.js';
+import { contentText } from '../../lib/chat-view.js';
 import { AgentdConnection, agentdNotFound, type ConnectionState } from './core/connection.js';
 import { SessionsState } from './core/sessions.js';
 import type { SessionsTree } from './sessions-view.js';
