@@ -1,14 +1,17 @@
 /**
  * The page's JSON-RPC over the daemon's WebSocket: one message per WebSocket message,
- * the same protocol every client speaks. Types come from protocol/ (type-only: the
- * page ships no schema library), so a wrong method name or params does not compile.
+ * the same protocol every client speaks. Methods and their schemas come from protocol/:
+ * a wrong method name or params does not compile, and what the daemon sends is checked
+ * with the protocol's zod schemas before the page uses it, as every client does.
  */
-import type { ClientMethod, ClientRequests, DaemonMessages } from '../../protocol/registry.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import { ClientRequests, DaemonMessages, type ClientMethod } from '../../protocol/registry.js';
 import type { z } from 'zod';
 
-type Params<M extends ClientMethod> = z.input<ClientRequests[M]['params']>;
-type Result<M extends ClientMethod> = z.output<ClientRequests[M]['result']>;
-type DaemonParams<M extends keyof typeof DaemonMessages> = z.output<(typeof DaemonMessages)[M]['params']>;
+type Params<M extends ClientMethod> = z.input<(typeof ClientRequests)[M]['params']>;
+type Result<M extends ClientMethod> = z.output<(typeof ClientRequests)[M]['result']>;
+type DaemonMethod = keyof typeof DaemonMessages;
+type DaemonParams<M extends DaemonMethod> = z.output<(typeof DaemonMessages)[M]['params']>;
 
 /** An error answer from the daemon, with its stable code (protocol/errors.ts). */
 export class RpcError extends Error {
@@ -21,6 +24,9 @@ export class RpcError extends Error {
   }
 }
 
+/** What a request still waiting gets when the connection closes: vscode-jsonrpc's code for it, as the other clients get. */
+const PENDING_RESPONSE_REJECTED = -32097;
+
 type Id = number | string;
 interface Incoming {
   id?: Id | null;
@@ -31,11 +37,11 @@ interface Incoming {
 }
 
 /** Answers a daemon → client request; `signal` aborts when the daemon withdraws it ($/cancelRequest). */
-export type RequestHandler<M extends keyof typeof DaemonMessages> = (params: DaemonParams<M>, signal: AbortSignal) => Promise<unknown>;
+export type RequestHandler<M extends DaemonMethod> = (params: DaemonParams<M>, signal: AbortSignal) => Promise<unknown>;
 
 export class Rpc {
   private nextId = 1;
-  private readonly pending = new Map<Id, { resolve(value: unknown): void; reject(error: Error): void }>();
+  private readonly pending = new Map<Id, { method: ClientMethod; resolve(value: unknown): void; reject(error: Error): void }>();
   private readonly notifications = new Map<string, (params: unknown) => void>();
   private readonly handlers = new Map<string, (params: unknown, signal: AbortSignal) => Promise<unknown>>();
   /** Daemon requests being answered, so that $/cancelRequest can withdraw them. */
@@ -46,7 +52,7 @@ export class Rpc {
     ws.addEventListener('message', (event) => this.receive(String(event.data)));
     this.closed = new Promise((resolve) =>
       ws.addEventListener('close', (event) => {
-        for (const { reject } of this.pending.values()) reject(new RpcError(-32099, 'the connection to the daemon closed'));
+        for (const { reject } of this.pending.values()) reject(new RpcError(PENDING_RESPONSE_REJECTED, 'the connection to the daemon closed'));
         this.pending.clear();
         for (const controller of this.answering.values()) controller.abort();
         resolve({ code: event.code, reason: event.reason });
@@ -66,16 +72,16 @@ export class Rpc {
   request<M extends ClientMethod>(method: M, params: Params<M>): Promise<Result<M>> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.pending.set(id, { method, resolve: resolve as (value: unknown) => void, reject });
       this.send({ jsonrpc: '2.0', id, method, params });
     });
   }
 
-  onNotification<M extends keyof typeof DaemonMessages>(method: M, handler: (params: DaemonParams<M>) => void): void {
+  onNotification<M extends DaemonMethod>(method: M, handler: (params: DaemonParams<M>) => void): void {
     this.notifications.set(method, handler as (params: unknown) => void);
   }
 
-  onRequest<M extends keyof typeof DaemonMessages>(method: M, handler: RequestHandler<M>): void {
+  onRequest<M extends DaemonMethod>(method: M, handler: RequestHandler<M>): void {
     this.handlers.set(method, handler as (params: unknown, signal: AbortSignal) => Promise<unknown>);
   }
 
@@ -98,24 +104,31 @@ export class Rpc {
       const waiter = message.id === undefined || message.id === null ? undefined : this.pending.get(message.id);
       if (!waiter) return;
       this.pending.delete(message.id!);
-      if (message.error) waiter.reject(new RpcError(message.error.code, message.error.message, message.error.data));
-      else waiter.resolve(message.result);
+      if (message.error) return waiter.reject(new RpcError(message.error.code, message.error.message, message.error.data));
+      const result = ClientRequests[waiter.method].result.safeParse(message.result);
+      if (result.success) waiter.resolve(result.data);
+      else waiter.reject(new RpcError(ErrorCode.InvalidParams, `malformed ${waiter.method} result from the daemon: ${result.error.message}`));
       return;
     }
     if (message.method === '$/cancelRequest') {
       this.answering.get((message.params as { id: Id }).id)?.abort();
       return;
     }
+    const method = message.method as DaemonMethod;
+    const params = Object.hasOwn(DaemonMessages, method) ? DaemonMessages[method].params.safeParse(message.params) : undefined;
     if (message.id === undefined || message.id === null) {
-      this.notifications.get(message.method)?.(message.params);
+      // A notification the page does not know or cannot read is passed over (said in the console).
+      if (params?.success) this.notifications.get(method)?.(params.data);
+      else if (params) console.warn(`agentd: malformed ${method} from the daemon: ${params.error.message}`);
       return;
     }
-    this.answer(message.id, message.method, message.params);
+    if (params && !params.success) return this.send({ jsonrpc: '2.0', id: message.id, error: { code: ErrorCode.InvalidParams, message: params.error.message } });
+    this.answer(message.id, method, params?.data);
   }
 
   private answer(id: Id, method: string, params: unknown): void {
     const handler = this.handlers.get(method);
-    if (!handler) return this.send({ jsonrpc: '2.0', id, error: { code: -32601, message: `the page does not answer ${method}` } });
+    if (!handler) return this.send({ jsonrpc: '2.0', id, error: { code: ErrorCode.MethodNotFound, message: `the page does not answer ${method}` } });
     const controller = new AbortController();
     this.answering.set(id, controller);
     handler(params, controller.signal).then(
@@ -124,7 +137,9 @@ export class Rpc {
         this.send({
           jsonrpc: '2.0',
           id,
-          error: controller.signal.aborted ? { code: -32800, message: 'withdrawn' } : { code: error instanceof RpcError ? error.code : -32603, message: String((error as Error)?.message ?? error) },
+          error: controller.signal.aborted
+            ? { code: ErrorCode.RequestCancelled, message: 'withdrawn' }
+            : { code: error instanceof RpcError ? error.code : ErrorCode.InternalError, message: String((error as Error)?.message ?? error) },
         }),
     ).finally(() => this.answering.delete(id));
   }
