@@ -5,13 +5,20 @@
  * client: the sessions list with status and the daemon running each, a live session
  * view, approvals (the first answer anywhere wins), and prompt and interrupt for
  * controllers; observers get the same view read-only. When the connection drops it
- * reconnects and follows on from the last event it applied.
+ * reconnects, and the shared follower (clients/lib/follower.ts) follows on from the last
+ * event the page applied, into the shared fold (clients/lib/chat-view.ts over
+ * clients/lib/transcript.ts).
  */
 import { PROTOCOL_VERSION } from '../../protocol/version.js';
+import { AgentdError } from '../../protocol/errors.js';
+import { DaemonStoppingNotification } from '../../protocol/methods/daemon.js';
+import { PermissionRequest } from '../../protocol/methods/permission.js';
 import type { SessionInfo } from '../../protocol/methods/session.js';
+import type { Event as SessionEvent } from '../../protocol/events.js';
 import { ChatModel } from '../lib/chat-view.js';
+import { SessionFollower, type ClientSource, type FollowedConnection } from '../lib/follower.js';
 import { approvalCard, h, renderChat, type Approval, type Decision } from './render.js';
-import { Rpc, RpcError } from './rpc.js';
+import { Rpc } from './rpc.js';
 
 interface Access {
   role: 'owner' | 'controller' | 'observer';
@@ -22,10 +29,38 @@ interface Access {
 interface Followed {
   sessionId: string;
   model: ChatModel;
-  subscriptionId?: string;
+  /** Made once the page attached to the session (when it is connected). */
+  follower?: SessionFollower;
   /** Events that arrived past the next expected seq: a gap (must stay 0). */
   gaps: number;
 }
+
+/**
+ * The page's connections as the follower sees them: the one live now, and word of each
+ * new one (once initialized and re-attached to the followed session). The page itself
+ * reconnects while it is logged in, so a hold changes nothing.
+ */
+class PageConnections implements ClientSource {
+  current: Rpc | undefined;
+  private readonly listeners = new Set<(client: FollowedConnection) => Promise<void> | void>();
+
+  onConnected(listener: (client: FollowedConnection) => Promise<void> | void): { dispose(): void } {
+    this.listeners.add(listener);
+    return { dispose: () => void this.listeners.delete(listener) };
+  }
+
+  hold(): { dispose(): void } {
+    return { dispose: () => undefined };
+  }
+
+  /** A new connection, initialized: followers resubscribe on it. */
+  async announce(rpc: Rpc): Promise<void> {
+    this.current = rpc;
+    for (const listener of [...this.listeners]) await listener(rpc);
+  }
+}
+
+const connections = new PageConnections();
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -67,6 +102,10 @@ async function me(): Promise<Access | undefined> {
 function showLogin(message = ''): void {
   stopListing();
   state.rpc = undefined;
+  connections.current = undefined;
+  // Another token may log in next, which may not see this session.
+  state.followed?.follower?.dispose();
+  state.followed = undefined;
   setConnection('logged-out', 'not logged in');
   $('app').hidden = true;
   $('login').hidden = false;
@@ -136,44 +175,23 @@ async function connect(attempt: number): Promise<void> {
   void rpc.closed.then(({ code, reason }) => {
     if (state.rpc !== rpc) return;
     state.rpc = undefined;
+    connections.current = undefined;
     state.approvals.clear();
-    if (state.followed) state.followed.subscriptionId = undefined;
     render();
     if (code === 4001) return showLogin(`the daemon ended the connection: ${reason}`);
     void connect(1);
   });
   startListing();
   await refreshSessions();
-  if (state.followed) await follow(state.followed.sessionId);
+  // Attached again first (to be asked its questions), then the follower resubscribes from where it was.
+  if (state.followed) await attach(rpc, state.followed.sessionId);
+  if (state.rpc === rpc) await connections.announce(rpc);
 }
 
-/** The daemon's messages: events and deltas of the followed session, questions, a stop. */
+/** The daemon's messages for the page itself: questions, a stop (the follower takes events and deltas). */
 function handle(rpc: Rpc): void {
-  rpc.onNotification('session/event', ({ subscriptionId, events }) => {
-    const followed = state.followed;
-    if (!followed || followed.subscriptionId !== subscriptionId) return;
-    const first = events[0]!.seq;
-    if (first > followed.model.nextSeq) followed.gaps++;
-    followed.model.applyEvents(events);
-    // The list says so at once, not at its next refresh.
-    const listed = state.sessions.find((s) => s.sessionId === followed.sessionId);
-    if (listed) {
-      const { status } = followed.model.view();
-      Object.assign(listed, { headSeq: followed.model.nextSeq, status });
-      if (status === 'idle' || status === 'archived') delete listed.runningOn;
-    }
-    queueRender();
-  });
-  rpc.onNotification('session/delta', (delta) => {
-    if (state.followed?.sessionId !== delta.sessionId) return;
-    state.followed.model.applyDelta(delta);
-    queueRender();
-  });
-  rpc.onNotification('session/subscriptionDropped', ({ subscriptionId }) => {
-    if (state.followed?.subscriptionId === subscriptionId) void follow(state.followed.sessionId);
-  });
-  rpc.onNotification('daemon/stopping', ({ reason }) => showError(`the daemon is stopping (${reason}); waiting for it`));
-  rpc.onRequest('permission/request', (question, signal) =>
+  rpc.onNotification(DaemonStoppingNotification, ({ reason }) => showError(`the daemon is stopping (${reason}); waiting for it`));
+  rpc.onRequest(PermissionRequest, (question, signal) =>
     new Promise<{ decision: Decision }>((resolve, reject) => {
       const done = () => {
         state.approvals.delete(question.toolUseId);
@@ -219,29 +237,46 @@ async function refreshSessions(): Promise<void> {
   render();
 }
 
-/** Follows a session from the last event applied: attach (to be asked its questions), then subscribe. */
-async function follow(sessionId: string): Promise<void> {
-  if (state.followed?.sessionId !== sessionId) state.followed = { sessionId, model: new ChatModel(sessionId), gaps: 0 };
-  const followed = state.followed;
-  const rpc = state.rpc;
-  render();
-  if (!rpc) return;
+/** Attaches to the session on this connection: as controller when the token may, to be asked its questions. */
+async function attach(rpc: Rpc, sessionId: string): Promise<void> {
   try {
     await rpc.request('session/attach', { sessionId, role: canControl() ? 'controller' : 'observer' });
-    const { subscriptionId } = await rpc.request('session/subscribe', { sessionId, from: followed.model.nextSeq });
-    if (state.followed === followed) followed.subscriptionId = subscriptionId;
-    else await rpc.request('session/unsubscribe', { subscriptionId });
   } catch (error) {
-    showError(`cannot follow ${sessionId}: ${(error as Error).message}`);
+    // The connection going is not worth saying: the next one attaches again.
+    if (error instanceof AgentdError) showError(`cannot follow ${sessionId}: ${error.message}`);
   }
 }
 
+/** Events the follower delivered: into the fold, and the list says so at once (not at its next refresh). */
+function applied(followed: Followed, events: SessionEvent[]): void {
+  if (events[0]!.seq > followed.model.nextSeq) followed.gaps++;
+  followed.model.applyEvents(events);
+  const listed = state.sessions.find((s) => s.sessionId === followed.sessionId);
+  if (listed) {
+    const { status } = followed.model.view();
+    Object.assign(listed, { headSeq: followed.model.nextSeq, status });
+    if (status === 'idle' || status === 'archived') delete listed.runningOn;
+  }
+  queueRender();
+}
+
+/** Follows a session from its start with the shared follower, on this connection and every next one. */
 async function select(sessionId: string): Promise<void> {
-  const previous = state.followed;
-  if (previous?.sessionId === sessionId) return;
-  if (previous?.subscriptionId && state.rpc) void state.rpc.request('session/unsubscribe', { subscriptionId: previous.subscriptionId }).catch(() => undefined);
-  state.followed = undefined;
-  await follow(sessionId);
+  if (state.followed?.sessionId === sessionId) return;
+  state.followed?.follower?.dispose();
+  const followed: Followed = { sessionId, model: new ChatModel(sessionId), gaps: 0 };
+  state.followed = followed;
+  render();
+  if (state.rpc) await attach(state.rpc, sessionId);
+  if (state.followed !== followed) return;
+  followed.follower = new SessionFollower(connections, sessionId, 0, {
+    onEvents: (events) => applied(followed, events),
+    onDelta: (delta) => {
+      followed.model.applyDelta(delta);
+      queueRender();
+    },
+    onEnded: (error) => showError(`cannot follow ${sessionId}: ${error.message}`),
+  });
 }
 
 async function prompt(event: Event): Promise<void> {
@@ -255,7 +290,7 @@ async function prompt(event: Event): Promise<void> {
     input.value = '';
     showError('');
   } catch (error) {
-    showError(error instanceof RpcError ? `${error.message} (${error.code})` : String(error));
+    showError(error instanceof AgentdError ? `${error.message} (${error.code})` : String(error));
   }
 }
 

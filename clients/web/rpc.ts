@@ -2,30 +2,21 @@
  * The page's JSON-RPC over the daemon's WebSocket: one message per WebSocket message,
  * the same protocol every client speaks. Methods and their schemas come from protocol/:
  * a wrong method name or params does not compile, and what the daemon sends is checked
- * with the protocol's zod schemas before the page uses it, as every client does.
+ * with the protocol's zod schemas before the page uses it, as every client does. It has
+ * what the shared follower (clients/lib/follower.ts) needs of a connection: subscriptions,
+ * notifications by their definitions, daemon errors as AgentdError.
  */
-import { ErrorCode } from '../../protocol/errors.js';
-import { ClientRequests, DaemonMessages, type ClientMethod } from '../../protocol/registry.js';
 import type { z } from 'zod';
+import { AgentdError, ErrorCode, type ErrorCodeValue } from '../../protocol/errors.js';
+import type { NotificationDefinition, RequestDefinition } from '../../protocol/define.js';
+import { SessionEventNotification, SessionSubscribe, SessionUnsubscribe, SubscriptionDroppedNotification } from '../../protocol/methods/events.js';
+import { ClientRequests, DaemonMessages, type ClientMethod } from '../../protocol/registry.js';
+import type { FollowedConnection } from '../lib/follower.js';
+import type { SubscriptionHandlers } from '../lib/client.js';
 
 type Params<M extends ClientMethod> = z.input<(typeof ClientRequests)[M]['params']>;
 type Result<M extends ClientMethod> = z.output<(typeof ClientRequests)[M]['result']>;
 type DaemonMethod = keyof typeof DaemonMessages;
-type DaemonParams<M extends DaemonMethod> = z.output<(typeof DaemonMessages)[M]['params']>;
-
-/** An error answer from the daemon, with its stable code (protocol/errors.ts). */
-export class RpcError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly data?: unknown,
-  ) {
-    super(message);
-  }
-}
-
-/** What a request still waiting gets when the connection closes: vscode-jsonrpc's code for it, as the other clients get. */
-const PENDING_RESPONSE_REJECTED = -32097;
 
 type Id = number | string;
 interface Incoming {
@@ -36,14 +27,16 @@ interface Incoming {
   error?: { code: number; message: string; data?: unknown };
 }
 
-/** Answers a daemon → client request; `signal` aborts when the daemon withdraws it ($/cancelRequest). */
-export type RequestHandler<M extends DaemonMethod> = (params: DaemonParams<M>, signal: AbortSignal) => Promise<unknown>;
+interface Disposable {
+  dispose(): void;
+}
 
-export class Rpc {
+export class Rpc implements FollowedConnection {
   private nextId = 1;
   private readonly pending = new Map<Id, { method: ClientMethod; resolve(value: unknown): void; reject(error: Error): void }>();
-  private readonly notifications = new Map<string, (params: unknown) => void>();
+  private readonly listeners = new Map<string, Set<(params: unknown) => void>>();
   private readonly handlers = new Map<string, (params: unknown, signal: AbortSignal) => Promise<unknown>>();
+  private readonly subscriptions = new Map<string, SubscriptionHandlers>();
   /** Daemon requests being answered, so that $/cancelRequest can withdraw them. */
   private readonly answering = new Map<Id, AbortController>();
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -52,12 +45,19 @@ export class Rpc {
     ws.addEventListener('message', (event) => this.receive(String(event.data)));
     this.closed = new Promise((resolve) =>
       ws.addEventListener('close', (event) => {
-        for (const { reject } of this.pending.values()) reject(new RpcError(PENDING_RESPONSE_REJECTED, 'the connection to the daemon closed'));
+        // Not an answer from the daemon (so not an AgentdError): the connection went.
+        for (const { reject } of this.pending.values()) reject(new Error('the connection to the daemon closed'));
         this.pending.clear();
         for (const controller of this.answering.values()) controller.abort();
         resolve({ code: event.code, reason: event.reason });
       }),
     );
+    this.onNotification(SessionEventNotification, ({ subscriptionId, events }) => this.subscriptions.get(subscriptionId)?.onEvents(events));
+    this.onNotification(SubscriptionDroppedNotification, ({ subscriptionId, next, reason }) => {
+      const handlers = this.subscriptions.get(subscriptionId);
+      this.subscriptions.delete(subscriptionId);
+      handlers?.onDropped?.(next, reason);
+    });
   }
 
   /** Opens the daemon's WebSocket on this page's origin; the login cookie goes with it. */
@@ -72,17 +72,38 @@ export class Rpc {
   request<M extends ClientMethod>(method: M, params: Params<M>): Promise<Result<M>> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (this.ws.readyState !== WebSocket.OPEN) return reject(new Error('the connection to the daemon is closed'));
       this.pending.set(id, { method, resolve: resolve as (value: unknown) => void, reject });
       this.send({ jsonrpc: '2.0', id, method, params });
     });
   }
 
-  onNotification<M extends DaemonMethod>(method: M, handler: (params: DaemonParams<M>) => void): void {
-    this.notifications.set(method, handler as (params: unknown) => void);
+  /** Follows a session from `from` (default: the head): events go to `handlers` while the subscription lives. */
+  async subscribe(sessionId: string, from: number | undefined, handlers: SubscriptionHandlers): Promise<{ subscriptionId: string; headSeq: number; unsubscribe(): Promise<void> }> {
+    const result = await this.request(SessionSubscribe.method, from === undefined ? { sessionId } : { sessionId, from });
+    // The daemon sends no batch before this answer, so registering now misses nothing.
+    this.subscriptions.set(result.subscriptionId, handlers);
+    return {
+      ...result,
+      unsubscribe: async () => {
+        if (!this.subscriptions.delete(result.subscriptionId)) return;
+        await this.request(SessionUnsubscribe.method, { subscriptionId: result.subscriptionId });
+      },
+    };
   }
 
-  onRequest<M extends DaemonMethod>(method: M, handler: RequestHandler<M>): void {
-    this.handlers.set(method, handler as (params: unknown, signal: AbortSignal) => Promise<unknown>);
+  /** Hands a daemon notification, checked against its schema, to `handler` (one of any number). */
+  onNotification<M extends string, P extends z.ZodType>(def: NotificationDefinition<M, P>, handler: (params: z.output<P>) => void): Disposable {
+    let set = this.listeners.get(def.method);
+    if (!set) this.listeners.set(def.method, (set = new Set()));
+    const listener = handler as (params: unknown) => void;
+    set.add(listener);
+    return { dispose: () => void set.delete(listener) };
+  }
+
+  /** Answers a daemon request; `signal` aborts when the daemon withdraws it ($/cancelRequest). */
+  onRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(def: RequestDefinition<M, P, R>, handler: (params: z.output<P>, signal: AbortSignal) => Promise<z.input<R>>): void {
+    this.handlers.set(def.method, handler as (params: unknown, signal: AbortSignal) => Promise<unknown>);
   }
 
   close(): void {
@@ -104,10 +125,10 @@ export class Rpc {
       const waiter = message.id === undefined || message.id === null ? undefined : this.pending.get(message.id);
       if (!waiter) return;
       this.pending.delete(message.id!);
-      if (message.error) return waiter.reject(new RpcError(message.error.code, message.error.message, message.error.data));
+      if (message.error) return waiter.reject(new AgentdError(message.error.code as ErrorCodeValue, message.error.message, message.error.data));
       const result = ClientRequests[waiter.method].result.safeParse(message.result);
       if (result.success) waiter.resolve(result.data);
-      else waiter.reject(new RpcError(ErrorCode.InvalidParams, `malformed ${waiter.method} result from the daemon: ${result.error.message}`));
+      else waiter.reject(new AgentdError(ErrorCode.InvalidParams, `malformed ${waiter.method} result from the daemon: ${result.error.message}`));
       return;
     }
     if (message.method === '$/cancelRequest') {
@@ -118,7 +139,7 @@ export class Rpc {
     const params = Object.hasOwn(DaemonMessages, method) ? DaemonMessages[method].params.safeParse(message.params) : undefined;
     if (message.id === undefined || message.id === null) {
       // A notification the page does not know or cannot read is passed over (said in the console).
-      if (params?.success) this.notifications.get(method)?.(params.data);
+      if (params?.success) for (const listener of this.listeners.get(method) ?? []) listener(params.data);
       else if (params) console.warn(`agentd: malformed ${method} from the daemon: ${params.error.message}`);
       return;
     }
@@ -139,7 +160,7 @@ export class Rpc {
           id,
           error: controller.signal.aborted
             ? { code: ErrorCode.RequestCancelled, message: 'withdrawn' }
-            : { code: error instanceof RpcError ? error.code : ErrorCode.InternalError, message: String((error as Error)?.message ?? error) },
+            : { code: error instanceof AgentdError ? error.code : ErrorCode.InternalError, message: String((error as Error)?.message ?? error) },
         }),
     ).finally(() => this.answering.delete(id));
   }
