@@ -4,6 +4,14 @@ import { dataPaths } from './paths.js';
 import { startDaemon, StartError } from './server.js';
 import { ConfigError, loadDaemonConfig } from './config.js';
 import { createLocalProvider, type SandboxProvider } from '../sandbox/provider.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The web client's built files (esbuild puts them beside the compiled clients; the daemon only reads them). */
+function webRoot(): string | undefined {
+  const dir = fileURLToPath(new URL('../clients/web/', import.meta.url));
+  return existsSync(`${dir}index.html`) ? dir : undefined;
+}
 
 /**
  * Local sandboxes; for benchmarks only, AGENTD_BENCH_SANDBOX_DELAY_MS slows each
@@ -31,7 +39,15 @@ export async function run(argv: string[], version: string): Promise<number> {
   let running;
   try {
     const config = loadDaemonConfig(paths.config, process.env, argv);
-    running = await startDaemon({ paths, version, logger, config, openLog: (dir, daemonId) => openStore(dir, daemonId, logger), sandboxes: sandboxProvider(userUmask) });
+    running = await startDaemon({
+      paths,
+      version,
+      logger,
+      config,
+      openLog: (dir, daemonId) => openStore(dir, daemonId, logger),
+      sandboxes: sandboxProvider(userUmask),
+      webRoot: webRoot(),
+    });
   } catch (error) {
     const message = error instanceof StartError || error instanceof ConfigError ? error.message : `daemon failed to start: ${(error as Error).stack ?? error}`;
     logger.log('error', message);
@@ -42,7 +58,7 @@ export async function run(argv: string[], version: string): Promise<number> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(signal));
   process.on('SIGHUP', () => undefined);
   process.on('unhandledRejection', (reason) => logger.log('error', 'unhandled rejection', { reason: String((reason as Error)?.stack ?? reason) }));
-  process.stderr.write(`agentd: daemon ready (pid ${process.pid}) on ${paths.socket}\n`);
+  process.stderr.write(`agentd: daemon ready (pid ${process.pid}) on ${paths.socket}${running.listenUrl ? ` and ${running.listenUrl}` : ''}\n`);
   await stopped;
   // Stopped means gone: a handle left open somewhere must not keep a stopped daemon alive.
   setTimeout(() => {

@@ -99,8 +99,10 @@ export class SessionService {
     workspace?: string;
     limit?: number;
     cursor?: string;
+    /** Only sessions the asking connection may see (its token's scope). */
+    visible?: (sessionId: string) => boolean;
   }): Promise<{ sessions: SessionInfo[]; cursor?: string }> {
-    const { status, workspace } = options;
+    const { status, workspace, visible } = options;
     const limit = options.limit ?? 100;
     const sessions: SessionInfo[] = [];
     let cursor = options.cursor;
@@ -111,7 +113,8 @@ export class SessionService {
         withHeads: true,
         limit: Math.min(LIST_PAGE, limit - sessions.length),
         ...(cursor !== undefined ? { cursor } : {}),
-        filter: (meta) => (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace),
+        filter: (meta) =>
+          (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace) && (visible === undefined || visible(meta.sessionId)),
       });
       const holders = await this.holders(page.sessions.map((meta) => meta.sessionId));
       for (const [i, meta] of page.sessions.entries()) sessions.push(toInfo(meta as SessionRecord, page.heads![i]!, holders.get(meta.sessionId)));

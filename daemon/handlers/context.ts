@@ -11,6 +11,7 @@ import type { Vault } from '../vault/vault.js';
 import type { Harness } from '../harness/index.js';
 import type { PermissionBroker } from '../permissions.js';
 import type { ClusterBus } from '../cluster/bus.js';
+import type { TokenService } from '../tokens.js';
 
 /** The daemon's services, as handlers see them. */
 export interface Daemon {
@@ -26,6 +27,8 @@ export interface Daemon {
   readonly vault: Vault;
   readonly harness: Harness;
   readonly permissions: PermissionBroker;
+  /** Access tokens for the network listener. */
+  readonly tokens: TokenService;
   readonly logger: Logger;
   readonly appendLatency: LatencyWindow;
   readonly peers: ReadonlySet<Peer>;
