@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { createLocalProvider, type Sandbox } from '../sandbox/provider.js';
+import { createLocalProvider } from '../sandbox/provider.js';
+import type { Sandbox } from '../sandbox/types.js';
 import { ChildProcessTransport } from '../sandbox/transport.js';
 
 const COLD_RUNS = 30;

@@ -66,6 +66,8 @@ export const EventData = {
   'sandbox.provisioned': z.looseObject({
     isolation: z.string(),
     durationMs: z.number().nonnegative(),
+    /** It came from the warm pool (started ahead of need, then bound to this session). */
+    pooled: z.boolean().optional(),
     /** The sandbox's limits and how each is held: cgroup1, cgroup2, rlimit, or none. */
     limits: z.object({ pids: z.number(), memoryMb: z.number(), pidsMechanism: z.string(), memoryMechanism: z.string() }).optional(),
   }),

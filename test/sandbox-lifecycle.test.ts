@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { createLocalProvider, probeIsolation, type IsolationLevel } from '../sandbox/provider.js';
+import { createLocalProvider, probeIsolation } from '../sandbox/provider.js';
+import type { IsolationLevel } from '../sandbox/types.js';
 import { bash, hostPid, makePlayground, processesTagged, textOf, waitUntilGone } from './support/sandbox-fixtures.js';
 
 const provider = createLocalProvider();

@@ -12,6 +12,7 @@ import { fromLogError } from '../errors.js';
 
 export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) => {
   // Status answers even when the log does not: that is when it is needed most.
+  const pool = daemon.sandboxPool();
   const listed = await daemon.log.list({ limit: 1_000_000 }).then(
     (page) => ({ count: page.sessions.length, error: undefined }),
     (error: unknown) => ({ count: null, error: (fromLogError(error) as Error).message }),
@@ -31,6 +32,7 @@ export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) 
     ...(listed.error ? { logError: listed.error } : {}),
     modelApiKey: await daemon.modelApiKey(),
     appendLatencyMs: daemon.appendLatency.summary(),
+    ...(pool ? { sandboxPool: pool } : {}),
   };
 };
 

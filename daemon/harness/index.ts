@@ -1,5 +1,5 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import { BUILTIN_TOOLS, type SandboxProvider, type ToolDefinition } from '../../sandbox/provider.js';
+import type { Sandbox, SandboxProvider, SandboxSpec, ToolDefinition } from '../../sandbox/types.js';
 import type { SessionRecord } from '../sessions.js';
 import type { ApiTool } from './context.js';
 import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
@@ -9,9 +9,7 @@ import { RemoteMcpServers, type RemoteServerSpec } from './remote-mcp.js';
 import { authHeader, type ProxyEndpoint } from '../proxy/proxy.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Sandbox } from '../../sandbox/provider.js';
 import type { SessionCreateParams, Usage, VaultBinding } from '../../protocol/index.js';
-import type { SandboxSpec } from '../../sandbox/provider.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
 import { fencedLog } from '../log/fenced.js';
 import type { SessionLog } from '../log/session-log.js';
@@ -153,6 +151,7 @@ export class Harness {
                 sandboxId: sandbox.id,
                 isolation: sandbox.isolation,
                 durationMs: Math.round(durationMs),
+                pooled: sandbox.pooled,
                 warnings: sandbox.warnings,
                 ...(sandbox.limits ? { limits: sandbox.limits } : {}),
                 ...(repos.length ? { repos } : {}),
@@ -194,7 +193,7 @@ export class Harness {
    */
   private async tools(record: SessionRecord, slot: SandboxSlot): Promise<ApiTool[]> {
     const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
-    let defs: ToolDefinition[] = [...BUILTIN_TOOLS];
+    let defs: ToolDefinition[] = [...this.deps.provider.builtinTools];
     const hasServers = (record.config.mcpServers ?? []).some((s) => 'command' in s);
     if (hasServers) {
       let catalog = record.toolCatalog as ToolDefinition[] | undefined;

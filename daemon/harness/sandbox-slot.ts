@@ -1,5 +1,5 @@
 import type { ContentBlock } from '../../protocol/index.js';
-import type { Sandbox, SandboxProvider, SandboxSpec, ToolContent, ToolResult } from '../../sandbox/provider.js';
+import type { Sandbox, SandboxProvider, SandboxSpec, ToolContent, ToolResult } from '../../sandbox/types.js';
 
 export interface SlotEvents {
   provisioned(sandbox: Sandbox, durationMs: number): Promise<void>;
@@ -50,6 +50,11 @@ export class SandboxSlot {
     let sandbox: Sandbox;
     try {
       sandbox = await this.get();
+      // Died since the last call (its end not yet recorded): this call gets a fresh one, once it is.
+      if (!sandbox.alive) {
+        await sandbox.ended;
+        sandbox = await this.get();
+      }
     } catch (error) {
       return { content: [{ type: 'text', text: `the sandbox could not be provisioned: ${(error as Error).message}` }], isError: true, errorKind: 'sandbox_lost', durationMs: performance.now() - started };
     }

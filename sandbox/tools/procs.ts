@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import type { ProcessScope } from '../host/config.js';
+import type { ProcessScope } from '../host/protocol.js';
 
 export interface ProcInfo {
   pid: number;

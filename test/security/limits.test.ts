@@ -11,11 +11,11 @@ import { securityMatrix, startSecurityRig, type SecurityRig } from './support/ri
 
 const matrix = await securityMatrix();
 
-for (const { principal, level } of matrix) {
-  describe(`a sandbox is held to its limits (${level}, daemon as ${principal.label})`, () => {
+for (const { principal, level, pool, where } of matrix) {
+  describe(`a sandbox is held to its limits (${where})`, () => {
     let rig: SecurityRig;
     before(async () => {
-      rig = await startSecurityRig(principal, level);
+      rig = await startSecurityRig(principal, level, { pool });
     });
     after(() => rig.dispose());
 

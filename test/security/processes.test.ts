@@ -27,11 +27,11 @@ async function waitFor(condition: () => boolean, withinMs = 20_000): Promise<voi
   }
 }
 
-for (const { principal, level } of matrix) {
-  describe(`nothing outlives its call or its session (${level}, daemon as ${principal.label})`, () => {
+for (const { principal, level, pool, where } of matrix) {
+  describe(`nothing outlives its call or its session (${where})`, () => {
     let rig: SecurityRig;
     before(async () => {
-      rig = await startSecurityRig(principal, level);
+      rig = await startSecurityRig(principal, level, { pool });
     });
     after(() => rig.dispose());
 

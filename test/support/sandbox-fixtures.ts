@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Sandbox, ToolResult } from '../../sandbox/provider.js';
+import type { Sandbox, ToolResult } from '../../sandbox/types.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -75,7 +75,7 @@ export function processesTagged(tag: string): number[] {
 export function hostPid(tag: string): number {
   for (const pid of processesTagged(tag)) {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (cmdline[0] === process.execPath && cmdline[1]?.endsWith(path.join('sandbox', 'host', 'main.js'))) return pid;
+    if (cmdline[0] === process.execPath && cmdline[1]?.endsWith(path.join('sandbox', 'host', 'bundle', 'main.cjs'))) return pid;
   }
   throw new Error(`no host process tagged ${tag}`);
 }
