@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import * as z from 'zod/mini';
-import { CONFIGURE_METHOD, ConfigureResult, HostToolResult, type HostConfig, type HostTimings } from './host/protocol.js';
+import { CONFIGURE_METHOD, ConfigureResult, HostToolResult, WARM_METHOD, type HostConfig, type HostTimings } from './host/protocol.js';
 import type { Launch } from './isolation/launch.js';
 import type { LimitPlacement } from './limits/index.js';
 import type { ToolDefinition, ToolErrorKind, ToolResult } from './types.js';
@@ -142,6 +142,11 @@ export class HostProcess {
   /** Running, and its connection open. */
   get alive(): boolean {
     return this.endReason === null && !this.connectionLost && !this.closing;
+  }
+
+  /** Has the host load what its first command needs, while nobody waits for it (a pooled host). */
+  async warm(): Promise<void> {
+    await this.withinTimeout(this.client.request({ method: WARM_METHOD }, z.object({}), { timeout: NO_TIMEOUT }), 'load its shell');
   }
 
   /** Binds the host to its session; resolves with where its start-up time went. */

@@ -3,15 +3,16 @@
  * handshake done, but bound to no session: no workspace, no proxy socket, no configuration.
  * Provisioning takes one (it is never handed out twice), mounts the session's workspace and
  * the rest into it (isolation/late-bind.ts), configures its host, and starts a replacement.
- * Refills run one at a time and wait while sandboxes are being provisioned, so a burst of
- * sessions is not slowed by the pool's own starts. Root only: see late-bind.ts.
+ * Refills run one at a time, and only once no sandbox has been provisioned for a moment, so
+ * neither a burst of sessions nor their first turns compete with the pool's own starts.
+ * Root only: see late-bind.ts.
  */
-import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { HostProcess } from './host-process.js';
-import { lateBindSupport, performLateBind } from './isolation/late-bind.js';
+import { LateBinder, lateBindSupport, SandboxGone, type BindTarget } from './isolation/late-bind.js';
 import { hostConfig, planBinding, prepareBlank, type LevelCheck, type PoolShape, type PreparedBlank } from './local-launch.js';
 import { LocalSandbox, sandboxId } from './local-sandbox.js';
 import type { Limiter } from './limits/index.js';
@@ -20,26 +21,24 @@ import type { Check, PoolStatus, SandboxSpec } from './types.js';
 /** Failures in a row (starting or binding pooled sandboxes) after which the pool stops. */
 const MAX_FAILURES = 3;
 const RETRY_MS = 1_000;
+/** Refills wait until no sandbox has been provisioned for this long: sessions just started come first. */
+const REFILL_QUIET_MS = 100;
 
 interface Blank {
   prepared: PreparedBlank;
   host: HostProcess;
-  /** The sandbox's mount namespace, held open from its start: no pid reuse can swap it. */
-  nsFd: number;
+  /** Its pid 1 and mount namespace, as bubblewrap reported them. */
+  target: BindTarget;
 }
 
-/** Starts one pooled sandbox and opens its mount namespace. */
+/** Starts one pooled sandbox, its host warmed up. */
 async function startBlank(shape: PoolShape, limiter: Limiter | null): Promise<Blank> {
   const prepared = prepareBlank(shape, `pool-${randomBytes(4).toString('hex')}`, limiter);
   const host = await HostProcess.start(prepared.launch, prepared.env, prepared.placement, prepared.cleanup);
   try {
+    await host.warm();
     const info = await host.bwrapInfo();
-    const nsFd = openSync(`/proc/${info['child-pid']}/ns/mnt`, 'r');
-    if (fstatSync(nsFd).ino !== info['mnt-namespace']) {
-      closeSync(nsFd);
-      throw new Error('the pooled sandbox exited before its mount namespace was opened');
-    }
-    return { prepared, host, nsFd };
+    return { prepared, host, target: { pid: info['child-pid'], mntNamespace: info['mnt-namespace'] } };
   } catch (error) {
     await host.close();
     throw error;
@@ -50,7 +49,7 @@ async function startBlank(shape: PoolShape, limiter: Limiter | null): Promise<Bl
 class HostDied extends Error {}
 
 /** Mounts the session's workspace (and the rest) into `blank` and configures its host; closes it on failure. */
-async function bindBlank(blank: Blank, spec: SandboxSpec, workspace: string, umask: number | undefined): Promise<LocalSandbox> {
+async function bindBlank(binder: LateBinder, blank: Blank, spec: SandboxSpec, workspace: string, umask: number | undefined): Promise<LocalSandbox> {
   const { prepared, host } = blank;
   try {
     const plan = planBinding(prepared, spec, workspace);
@@ -58,17 +57,15 @@ async function bindBlank(blank: Blank, spec: SandboxSpec, workspace: string, uma
     if (spec.limits && prepared.limits && (spec.limits.pids !== prepared.limits.pids || spec.limits.memoryMb !== prepared.limits.memoryMb)) {
       prepared.placement!.setLimits!(spec.limits);
     }
-    await performLateBind(blank.nsFd, plan);
+    await binder.bind(blank.target, plan);
     const timings = await host.configure(hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask));
     const { placement } = prepared;
     const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
     return new LocalSandbox(sandboxId(spec.sessionId), 'bwrap', prepared.warnings, limits, true, host, timings);
   } catch (error) {
-    const died = !host.alive;
+    const died = !host.alive || error instanceof SandboxGone;
     await host.close();
     throw died ? new HostDied((error as Error).message) : error;
-  } finally {
-    closeSync(blank.nsFd);
   }
 }
 
@@ -85,9 +82,10 @@ export async function probeLateBinding(available: LevelCheck): Promise<Check> {
   const dir = mkdtempSync(path.join(tmpdir(), 'agentd-pool-probe-'));
   const marker = randomBytes(8).toString('hex');
   writeFileSync(path.join(dir, 'marker'), marker);
+  const binder = new LateBinder();
   try {
     const blank = await startBlank({ hide: [] }, null);
-    const sandbox = await bindBlank(blank, { sessionId: 'pool-probe', workspace: dir }, dir, undefined);
+    const sandbox = await bindBlank(binder, blank, { sessionId: 'pool-probe', workspace: dir }, dir, undefined);
     try {
       const read = await sandbox.execute('read_file', { path: 'marker' });
       const text = read.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
@@ -98,6 +96,7 @@ export async function probeLateBinding(available: LevelCheck): Promise<Check> {
   } catch (error) {
     return { ok: false, detail: (error as Error).message };
   } finally {
+    binder.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -122,6 +121,10 @@ export class WarmPool {
   private readonly probed: Promise<void>;
   /** Starts in flight, which close() waits for. */
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly binder = new LateBinder();
+  /** Refills start no sooner than this (performance.now()), and this timer starts the next. */
+  private quietUntil = 0;
+  private refillTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PoolOptions) {
     this.probed = probeLateBinding(options.available).then((check) => {
@@ -148,6 +151,7 @@ export class WarmPool {
       if (done) return;
       done = true;
       this.provisioning--;
+      this.quietUntil = performance.now() + REFILL_QUIET_MS;
       this.refill();
     };
   }
@@ -167,8 +171,7 @@ export class WarmPool {
       const blank = this.ready.shift();
       if (!blank) break;
       if (!blank.host.alive) {
-        closeSync(blank.nsFd); // died while waiting; a replacement starts once this provision is done
-        this.counts.replaced++;
+        this.counts.replaced++; // died while waiting; a replacement starts once this provision is done
         continue;
       }
       if (!planBinding(blank.prepared, spec, workspace)) {
@@ -176,7 +179,7 @@ export class WarmPool {
         break;
       }
       try {
-        const sandbox = await bindBlank(blank, spec, workspace, this.options.umask);
+        const sandbox = await bindBlank(this.binder, blank, spec, workspace, this.options.umask);
         this.failures = 0;
         this.counts.served++;
         return sandbox;
@@ -202,6 +205,14 @@ export class WarmPool {
   private refill(): void {
     if (this.closed || this.disabled || this.provisioning > 0 || this.starting > 0) return;
     if (this.ready.length >= this.options.size) return;
+    const wait = this.quietUntil - performance.now();
+    if (wait > 0) {
+      this.refillTimer ??= setTimeout(() => {
+        this.refillTimer = undefined;
+        this.refill();
+      }, wait);
+      return;
+    }
     this.starting++;
     const started = this.probed
       .then(() => (this.disabled || this.closed ? null : startBlank(this.options.shape, this.options.limiter)))
@@ -216,7 +227,6 @@ export class WarmPool {
             const at = this.ready.indexOf(blank);
             if (at === -1) return; // taken (or drained) before it ended
             this.ready.splice(at, 1);
-            closeSync(blank.nsFd);
             this.counts.replaced++;
             this.refill();
           });
@@ -233,7 +243,6 @@ export class WarmPool {
   }
 
   private async discard(blank: Blank): Promise<void> {
-    closeSync(blank.nsFd);
     await blank.host.close();
   }
 
@@ -244,8 +253,10 @@ export class WarmPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.refillTimer);
     await this.probed;
     await Promise.allSettled([...this.pending]);
     await this.drain();
+    this.binder.close();
   }
 }

@@ -11,7 +11,7 @@ import { SandboxProcesses } from '../tools/procs.js';
 import { loadPty, PtyShell } from '../tools/shell.js';
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
-import { CONFIGURE_METHOD, HostConfig, type HostErrorKind, type HostTimings, type HostToolResult } from './protocol.js';
+import { CONFIGURE_METHOD, WARM_METHOD, HostConfig, type HostErrorKind, type HostTimings, type HostToolResult } from './protocol.js';
 import { INVALID_PARAMS, parseParams, RpcError, serveStdio, type Handler } from './rpc.js';
 import type { SessionServers } from './session-servers.js';
 
@@ -88,11 +88,13 @@ function main(): void {
     initialize: async (params) => {
       const { protocolVersion } = parseParams(Initialize, params ?? {});
       timings.initialized = performance.now();
-      // While the provider decides what to bind this host to: the shell's native module.
-      setImmediate(() => void loadPty().catch(() => undefined));
       return { protocolVersion: protocolVersion ?? LATEST_PROTOCOL, capabilities: { tools: {} }, serverInfo: SERVER_INFO };
     },
     ping: async () => ({}),
+    [WARM_METHOD]: async () => {
+      await loadPty();
+      return {};
+    },
     [CONFIGURE_METHOD]: async (params) => {
       if (bound) throw new RpcError(INVALID_PARAMS, 'the host is configured already');
       bound = bind(parseParams(HostConfig, params));

@@ -8,6 +8,8 @@ import * as z from 'zod/mini';
 
 /** The provider binds a started host to its session with this request (MCP's own methods aside). */
 export const CONFIGURE_METHOD = 'agentd/configure';
+/** Loads what the first command needs (the shell's native module) ahead of it: the pool's hosts, before they count as ready. */
+export const WARM_METHOD = 'agentd/warm';
 
 /** Where the proxy socket is mounted inside the sandbox. */
 export const PROXY_SOCKET_INSIDE = '/run/agentd/proxy.sock';
