@@ -28,7 +28,7 @@ import { LocalSandbox } from '../sandbox/local-sandbox.js';
 import { createLocalProvider } from '../sandbox/provider.js';
 import { ChildProcessTransport } from '../sandbox/transport.js';
 import type { Sandbox, SandboxProvider, SandboxSpec } from '../sandbox/types.js';
-import { agentdFloor, descendantsMemory, start, timeRun, type Floor } from './sandbox/floor.js';
+import { agentdFloor, cpuMeter, descendantsMemory, start, timeRun, type Floor } from './sandbox/floor.js';
 
 const RUNS = Number(process.env.RUNS ?? 30);
 const POOL = 4;
@@ -47,6 +47,14 @@ const summary = (values: number[]) => ({ p50: percentile(values, 50), p95: perce
 const emit = (figure: Record<string, unknown>) =>
   console.log(JSON.stringify({ bench: 'sandbox', ...figure, host: { cores: availableParallelism(), loadavg1: round(loadavg()[0]!) } }));
 const mean = (values: number[]) => round(values.reduce((a, b) => a + b, 0) / Math.max(1, values.length));
+const cpu = cpuMeter();
+/** CPU ms that `body` used, here and in every process it started (null without a cpuacct cgroup). */
+async function cpuOf<T>(body: () => Promise<T>): Promise<{ value: T; cpuMs: number | null }> {
+  const before = cpu?.used();
+  const value = await body();
+  return { value, cpuMs: cpu && before !== undefined ? cpu.used() - before : null };
+}
+const cpuSummary = (values: Array<number | null>) => (values.every((v) => v !== null) ? mean(values as number[]) : null);
 
 const scratch = realpathSync(mkdtempSync(path.join(tmpdir(), 'agentd-bench-sandbox-')));
 /** Hidden as the daemon hides its data dir (outside the workspaces here, as in most layouts). */
@@ -90,27 +98,34 @@ async function provisionRuns(provider: SandboxProvider, floor: Floor, beforeEach
   const firstBash: number[] = [];
   const floorTrue: number[] = [];
   const floorBash: number[] = [];
+  const cpuSandbox: Array<number | null> = [];
+  const cpuFloor: Array<number | null> = [];
   const where = { sinceCall: [] as number[], boot: [] as number[], load: [] as number[], initialize: [] as number[], configure: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
     await beforeEach();
-    const calledAt = performance.timeOrigin + performance.now();
-    const t = performance.now();
-    const sandbox = await provider.provision(spec(`run-${i}`));
-    provision.push(performance.now() - t);
-    firstBash.push(await bashTrue(sandbox));
-    if (sandbox instanceof LocalSandbox && !sandbox.pooled) {
-      const h = sandbox.timings;
-      where.sinceCall.push(h.timeOrigin - calledAt);
-      where.boot.push(h.bootstrapped);
-      where.load.push(h.loaded - h.bootstrapped);
-      where.initialize.push(h.initialized - h.loaded);
-      where.configure.push(h.configured - h.initialized);
-    }
-    await sandbox.close();
-    floorTrue.push(await timeRun(floor.launch(['/bin/true']), floor.env));
+    const used = await cpuOf(async () => {
+      const calledAt = performance.timeOrigin + performance.now();
+      const t = performance.now();
+      const sandbox = await provider.provision(spec(`run-${i}`));
+      provision.push(performance.now() - t);
+      firstBash.push(await bashTrue(sandbox));
+      if (sandbox instanceof LocalSandbox && !sandbox.pooled) {
+        const h = sandbox.timings;
+        where.sinceCall.push(h.timeOrigin - calledAt);
+        where.boot.push(h.bootstrapped);
+        where.load.push(h.loaded - h.bootstrapped);
+        where.initialize.push(h.initialized - h.loaded);
+        where.configure.push(h.configured - h.initialized);
+      }
+      await sandbox.close();
+    });
+    cpuSandbox.push(used.cpuMs);
+    const floorRun = await cpuOf(() => timeRun(floor.launch(['/bin/true']), floor.env));
+    floorTrue.push(floorRun.value);
+    cpuFloor.push(floorRun.cpuMs);
     floorBash.push(await timeRun(floor.launch(['/bin/bash', '-c', 'true']), floor.env));
   }
-  return { provision: summary(provision), firstBash: summary(firstBash), floorTrue: summary(floorTrue), floorBash: summary(floorBash), where };
+  return { provision: summary(provision), firstBash: summary(firstBash), floorTrue: summary(floorTrue), floorBash: summary(floorBash), where, cpu: { sandbox: cpuSummary(cpuSandbox), floor: cpuSummary(cpuFloor) } };
 }
 
 async function coldAndPooled(floor: Floor, picked: (f: string) => boolean): Promise<void> {
@@ -125,6 +140,7 @@ async function coldAndPooled(floor: Floor, picked: (f: string) => boolean): Prom
       floor: { what: "bwrap with agentd's launch running /bin/true", ...c.floorTrue },
       ratio_p50: round(c.provision.p50 / c.floorTrue.p50),
       target: { ratio_p50: 3 },
+      cpu_ms_mean: { sandbox: c.cpu.sandbox, floor: c.cpu.floor, what: 'CPU of this process and all it started: provision, one bash call and close, vs one bwrap /bin/true' },
       where_the_time_goes_ms_mean: {
         provision_call_to_host_process_start: mean(c.where.sinceCall),
         node_bootstrap: mean(c.where.boot),
@@ -139,7 +155,14 @@ async function coldAndPooled(floor: Floor, picked: (f: string) => boolean): Prom
   const p = await provisionRuns(pool, floor, () => poolReady(pool, POOL));
   await pool.close?.();
   if (picked('pool')) {
-    emit({ figure: 'pool_provision_ms', pool: POOL, ...p.provision, floor: { what: "bwrap with agentd's launch running /bin/true", ...p.floorTrue }, target: { p50: 5 } });
+    emit({
+      figure: 'pool_provision_ms',
+      pool: POOL,
+      ...p.provision,
+      floor: { what: "bwrap with agentd's launch running /bin/true", ...p.floorTrue },
+      target: { p50: 5 },
+      cpu_ms_mean: { sandbox: p.cpu.sandbox, what: 'bind, one bash call and close, not counting the refill' },
+    });
   }
   if (picked('bash')) {
     for (const [from, r] of [['cold', c], ['pool', p]] as const) {
@@ -191,21 +214,23 @@ async function memory(floor: Floor): Promise<void> {
   });
 }
 
-/** 50 at once: how long until all are ready, and each. */
-async function burst(provider: SandboxProvider, name: string): Promise<{ all: number; each: number[] }> {
+/** 50 at once: how long until all are ready, and each; the CPU that took (closing apart). */
+async function burst(provider: SandboxProvider, name: string): Promise<{ all: number; each: number[]; cpuMs: number | null }> {
   const each: number[] = [];
   const t = performance.now();
-  const sandboxes = await Promise.all(
-    Array.from({ length: BURST }, async (_, i) => {
-      const s = performance.now();
-      const sandbox = await provider.provision(spec(`${name}-${i}`));
-      each.push(performance.now() - s);
-      return sandbox;
-    }),
+  const { value: sandboxes, cpuMs } = await cpuOf(() =>
+    Promise.all(
+      Array.from({ length: BURST }, async (_, i) => {
+        const s = performance.now();
+        const sandbox = await provider.provision(spec(`${name}-${i}`));
+        each.push(performance.now() - s);
+        return sandbox;
+      }),
+    ),
   );
   const all = performance.now() - t;
   await Promise.all(sandboxes.map((s) => s.close()));
-  return { all, each };
+  return { all, each, cpuMs };
 }
 
 async function bursts(floor: Floor): Promise<void> {
@@ -214,17 +239,21 @@ async function bursts(floor: Floor): Promise<void> {
   const floorAll: number[] = [];
   const emptyEach: number[] = [];
   const fullEach: number[] = [];
+  const cpuCold: Array<number | null> = [];
+  const cpuFloor: Array<number | null> = [];
   for (let run = 0; run < BURST_RUNS; run++) {
     const cold = createLocalProvider();
     const e = await burst(cold, `cold-${run}`);
+    cpuCold.push(e.cpuMs);
     await cold.close?.();
     const pool = pooledProvider(BURST);
     await poolReady(pool, BURST);
     const f = await burst(pool, `pooled-${run}`);
     await pool.close?.();
     const t = performance.now();
-    await Promise.all(Array.from({ length: BURST }, () => timeRun(floor.launch(['/bin/true']), floor.env)));
+    const floorRun = await cpuOf(() => Promise.all(Array.from({ length: BURST }, () => timeRun(floor.launch(['/bin/true']), floor.env))));
     floorAll.push(performance.now() - t);
+    cpuFloor.push(floorRun.cpuMs);
     empty.push(e.all);
     full.push(f.all);
     emptyEach.push(...e.each);
@@ -239,6 +268,7 @@ async function bursts(floor: Floor): Promise<void> {
     pool_of_50_each_ms: summary(fullEach),
     floor: { what: "50 bwrap with agentd's launch running /bin/true at once", ...summary(floorAll) },
     target: { empty_pool_all_ready_p95: 1500, pool_of_50_all_ready_p95: 300 },
+    cpu_ms_mean: { empty_pool: cpuSummary(cpuCold), floor: cpuSummary(cpuFloor), what: 'CPU until the 50 are ready (this process and all it started), vs 50 bwrap /bin/true' },
   });
 }
 
@@ -287,4 +317,5 @@ try {
 } finally {
   await floor.cleanup();
   rmSync(scratch, { recursive: true, force: true });
+  cpu?.close();
 }

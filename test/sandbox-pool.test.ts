@@ -6,7 +6,7 @@
  * in their own workspace. As an ordinary user the daemon keeps no pool and says why.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Event } from '../protocol/index.js';
@@ -14,6 +14,7 @@ import { HOST_ENTRY } from '../sandbox/local-launch.js';
 import { listProcesses } from '../sandbox/tools/procs.js';
 import { createLocalProvider } from '../sandbox/provider.js';
 import type { PoolStatus, Sandbox } from '../sandbox/types.js';
+import { runAgentd, tempHome } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
 import { securityMatrix, startSecurityRig, type SecurityRig } from './security/support/rig.js';
 
@@ -204,6 +205,21 @@ if (root) {
     });
   });
 }
+
+describe('sandbox.pool in the daemon configuration', () => {
+  it('is validated: a negative or huge pool is refused, naming the field or variable', async () => {
+    const layout = tempHome();
+    writeFileSync(layout.config, JSON.stringify({ sandbox: { pool: -1 } }));
+    const bad = await runAgentd(layout, ['daemon']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /config\.json: sandbox\.pool: /);
+    rmSync(layout.config);
+    const huge = await runAgentd(layout, ['daemon'], { env: { AGENTD_SANDBOX_POOL: '100000' } });
+    assert.equal(huge.code, 1);
+    assert.match(huge.stderr, /AGENTD_SANDBOX_POOL: at most 1024/);
+    rmSync(layout.home, { recursive: true, force: true });
+  });
+});
 
 describe('warm sandbox pool, daemon as an ordinary user', () => {
   const user = matrix.find((c) => c.principal.uid !== 0);

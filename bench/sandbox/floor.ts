@@ -4,7 +4,8 @@
  * something trivial instead of the tool host; and the memory of process trees (PSS).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { HOST_ENTRY, prepareLaunch, type PreparedLaunch } from '../../sandbox/local-launch.js';
 import type { Launch } from '../../sandbox/isolation/launch.js';
 import { probeIsolation } from '../../sandbox/provider.js';
@@ -47,6 +48,38 @@ export function timeRun(launch: Launch, env: Record<string, string>): Promise<nu
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve(performance.now() - t) : reject(new Error(`${launch.command} exited with ${code}`))));
   });
+}
+
+/**
+ * CPU time (ms) used by this process and everything it starts, from a cgroup of its own in
+ * the cgroup v1 cpuacct hierarchy (root); null elsewhere. Unlike wall time, it barely moves
+ * with what else the machine runs.
+ */
+export function cpuMeter(): { used(): number; close(): void } | null {
+  const own = /^\d+:cpuacct(?:,[^:]*)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+  if (own === undefined) return null;
+  const parent = path.join('/sys/fs/cgroup/cpuacct', own);
+  const dir = path.join(parent, `agentd-bench-${process.pid}`);
+  try {
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'cgroup.procs'), String(process.pid));
+  } catch {
+    return null;
+  }
+  return {
+    used: () => Number(readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e6,
+    close: () => {
+      writeFileSync(path.join(parent, 'cgroup.procs'), String(process.pid));
+      // Emptied a moment after its last process is reaped; a dir left behind is harmless and empty.
+      for (let attempt = 0; attempt < 50; attempt++) {
+        try {
+          return rmdirSync(dir);
+        } catch {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }
+      }
+    },
+  };
 }
 
 function children(): Map<number, number[]> {
