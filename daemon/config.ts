@@ -12,7 +12,7 @@ const Level = z.enum(['bwrap', 'namespaces', 'none']);
 /** A pooled sandbox holds a few MB: more than this is a typo, not a plan. */
 const MAX_POOL = 1024;
 
-export const DaemonConfigFile = z
+const DaemonConfigFile = z
   .object({
     /** The weakest sandbox isolation a session may get (default bwrap). */
     isolationFloor: Level.optional(),

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { ContentBlock, PromptContent, Usage } from './content.js';
 
 /**
- * Every event in a session log: `seq` is dense per session from 0, `ts` is the
- * daemon's wall clock in ms when the event was appended. Clients ignore types they
- * do not know; the list grows.
+ * Every event in a session log as it travels: `seq` is dense per session from 0, `ts` is
+ * the daemon's wall clock in ms when the event was appended. This envelope is what the
+ * log stores and the wire carries; `knownEvent` narrows it to a typed `KnownEvent`.
  */
 export const Event = z.object({
   seq: z.number().int().nonnegative(),
@@ -20,73 +20,90 @@ export type ToolErrorKind = z.infer<typeof ToolErrorKind>;
 export const PermissionDecision = z.enum(['allow', 'deny', 'allow_always']);
 export type PermissionDecision = z.infer<typeof PermissionDecision>;
 
-/** Data of each known event type. `passthrough` so additions do not break old readers. */
+const turnId = z.string();
+const toolUseId = z.string();
+const seq = z.number().int().nonnegative();
+const input = z.record(z.string(), z.unknown());
+
+/**
+ * The data of each event type. Objects are loose: a newer daemon may add fields, and an
+ * older reader keeps them (and ignores them). Required fields are what every daemon that
+ * wrote the type has written; fields added later are optional.
+ */
 export const EventData = {
+  /** The session's configuration as created (session/create params, workspace resolved). */
   'session.created': z.looseObject({
     workspace: z.string(),
     title: z.string().optional(),
     model: z.string().optional(),
-    forkedFrom: z.object({ sessionId: z.string(), at: z.number().int() }).optional(),
+    system: z.string().optional(),
+    tools: z.array(z.string()).optional(),
+    credentials: z.array(z.string()).optional(),
   }),
-  'user.message': z.looseObject({ turnId: z.string(), content: PromptContent }),
-  'turn.started': z.looseObject({ turnId: z.string() }),
-  'model.requested': z.looseObject({ turnId: z.string(), model: z.string(), attempt: z.number().int() }),
+  'user.message': z.looseObject({ turnId, content: PromptContent }),
+  'turn.started': z.looseObject({ turnId }),
+  /** A model call leaves (`attempt` counts from 1); the reply, if any, is the next assistant.message. */
+  'model.requested': z.looseObject({ turnId, model: z.string(), attempt: z.number().int() }),
   'assistant.message': z.looseObject({
-    turnId: z.string(),
+    turnId,
     content: z.array(ContentBlock),
     stopReason: z.string().nullable(),
     usage: Usage,
   }),
   'tool.started': z.looseObject({
-    turnId: z.string(),
-    toolUseId: z.string(),
+    turnId,
+    toolUseId,
     name: z.string(),
-    input: z.record(z.string(), z.unknown()),
+    input,
     where: z.enum(['sandbox', 'daemon']),
   }),
-  'permission.requested': z.looseObject({
-    turnId: z.string(),
-    toolUseId: z.string(),
-    tool: z.string(),
-    input: z.record(z.string(), z.unknown()),
-  }),
+  'permission.requested': z.looseObject({ turnId, toolUseId, tool: z.string(), input }),
   'permission.resolved': z.looseObject({
-    toolUseId: z.string(),
+    turnId: turnId.optional(),
+    toolUseId,
     decision: PermissionDecision,
+    /** Who answered: a client's name, or the policy. */
     by: z.string(),
   }),
   'tool.result': z.looseObject({
-    turnId: z.string(),
-    toolUseId: z.string(),
+    turnId,
+    toolUseId,
     content: z.array(ContentBlock),
     isError: z.boolean(),
     errorKind: ToolErrorKind.optional(),
     durationMs: z.number().nonnegative(),
   }),
   'sandbox.provisioned': z.looseObject({
+    sandboxId: z.string().optional(),
     isolation: z.string(),
     durationMs: z.number().nonnegative(),
     /** It came from the warm pool (started ahead of need, then bound to this session). */
     pooled: z.boolean().optional(),
+    /** Loud notices: isolation weaker than bubblewrap, a limit that cannot be held. */
+    warnings: z.array(z.string()).optional(),
     /** The sandbox's limits and how each is held: cgroup1, cgroup2, rlimit, or none. */
     limits: z.object({ pids: z.number(), memoryMb: z.number(), pidsMechanism: z.string(), memoryMechanism: z.string() }).optional(),
+    /** The session's repos, cloned through the proxy when the sandbox started. */
+    repos: z.array(z.object({ path: z.string(), cloned: z.boolean(), error: z.string().optional() })).optional(),
   }),
   'sandbox.lost': z.looseObject({ reason: z.string() }),
-  'harness.woke': z.looseObject({ fromSeq: z.number().int(), pendingTurn: z.string().nullable(), daemon: z.string().optional() }),
-  'context.compacted': z.looseObject({ upToSeq: z.number().int(), summary: z.string() }),
+  /** A harness took the session up from the log: `pendingTurn` is the turn it carries on. */
+  'harness.woke': z.looseObject({ fromSeq: seq, pendingTurn: z.string().nullable(), daemon: z.string().optional() }),
+  /** Turns whose events end before `upToSeq` are replaced by `summary` in the model's context. */
+  'context.compacted': z.looseObject({ upToSeq: seq, summary: z.string(), turns: z.number().int().optional() }),
   'model.retry': z.looseObject({
-    turnId: z.string(),
+    turnId,
     attempt: z.number().int(),
     reason: z.string(),
     delayMs: z.number().nonnegative(),
   }),
-  'turn.completed': z.looseObject({ turnId: z.string(), stopReason: z.string().nullable() }),
-  'turn.interrupted': z.looseObject({ turnId: z.string() }),
-  'turn.failed': z.looseObject({ turnId: z.string(), error: z.string() }),
+  'turn.completed': z.looseObject({ turnId, stopReason: z.string().nullable() }),
+  'turn.interrupted': z.looseObject({ turnId }),
+  'turn.failed': z.looseObject({ turnId, error: z.string() }),
   'session.archived': z.looseObject({}),
   'session.forked': z.looseObject({
     from: z.string(),
-    at: z.number().int(),
+    at: seq,
     workspace: z.string(),
     /** Special files (FIFOs, sockets, devices) left out of the copy: the first 100, and how many in all. */
     skipped: z.array(z.string()).optional(),
@@ -96,4 +113,35 @@ export const EventData = {
 
 export type EventType = keyof typeof EventData;
 export const EVENT_TYPES = Object.keys(EventData) as EventType[];
-export type EventDataOf<T extends EventType> = z.infer<(typeof EventData)[T]>;
+
+/** One event of a known type, its data typed: the discriminated union every reader narrows. */
+export type KnownEvent = { [T in EventType]: { seq: number; ts: number; type: T; data: z.output<(typeof EventData)[T]> } }[EventType];
+export type EventOf<T extends EventType> = Extract<KnownEvent, { type: T }>;
+
+/** What a writer hands the log for one event: the type and data as its schema accepts them. */
+export type NewKnownEvent = { [T in EventType]: { type: T; data: z.input<(typeof EventData)[T]> } }[EventType];
+
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(EventData, type);
+}
+
+/**
+ * The event as a `KnownEvent`, or undefined for a type this reader does not know (a newer
+ * daemon's) or data that does not match its schema. That is the forward-compatibility
+ * rule: readers narrow what they know, and pass everything else through as the plain
+ * envelope (to show raw, or to skip), never crash on it.
+ */
+export function knownEvent(event: Event): KnownEvent | undefined {
+  if (!isEventType(event.type)) return undefined;
+  const data = EventData[event.type].safeParse(event.data);
+  return data.success ? ({ seq: event.seq, ts: event.ts, type: event.type, data: data.data } as KnownEvent) : undefined;
+}
+
+/**
+ * Checks a new event against its type's schema and returns it typed, or throws a
+ * `ZodError` naming the field: writers call this so the log only holds valid events.
+ */
+export function validEvent<T extends NewKnownEvent>(event: T): T {
+  EventData[event.type].parse(event.data);
+  return event;
+}

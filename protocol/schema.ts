@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ClientRequests, DaemonMessages } from './registry.js';
-import { Event, EventData } from './events.js';
+import { Event, EventData, EVENT_TYPES } from './events.js';
 import { ErrorCode } from './errors.js';
 import { PROTOCOL_VERSION } from './version.js';
 
@@ -38,6 +38,14 @@ export function protocolJsonSchema(): JsonSchema {
     framing: 'JSON-RPC 2.0 with LSP framing (Content-Length header)',
     errorCodes: ErrorCode,
     event: toSchema(Event, 'output'),
+    /** The known events as one union, discriminated on `type` (readers ignore other types). */
+    knownEvent: {
+      oneOf: EVENT_TYPES.map((type) => ({
+        type: 'object',
+        properties: { seq: { type: 'integer', minimum: 0 }, ts: { type: 'number' }, type: { const: type }, data: { $ref: `#/eventData/${type}` } },
+        required: ['seq', 'ts', 'type', 'data'],
+      })),
+    },
     eventData: events,
     methods,
   };

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
+import { until } from './support/until.js';
 
 describe('agentd CLI', () => {
   it('prints its version and help, and rejects unknown commands with exit 2', async () => {
@@ -104,13 +105,10 @@ describe('agentd CLI', () => {
       follower.stdout.on('data', (d) => (out += d));
       const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number });
       const userMessages = () => lines().filter((e) => (e as unknown as { type: string }).type === 'user.message').length;
-      const until = async (done: () => boolean) => {
-        for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
-      };
-      await until(() => lines().length >= 1);
+      await until(() => lines().length >= 1, 'the first event');
       await runAgentd(layout, ['prompt', sessionId, 'one']);
       await runAgentd(layout, ['prompt', sessionId, 'two']);
-      await until(() => userMessages() === 2);
+      await until(() => userMessages() === 2, 'both user messages');
       follower.kill('SIGINT');
       const code = await new Promise((r) => follower.on('close', r));
       assert.equal(code, 0);
@@ -168,23 +166,17 @@ describe('agentd log --follow across a daemon restart', () => {
     let out = '';
     follower.stdout.on('data', (d) => (out += d));
     const seqs = () => out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq);
-    const until = async (done: () => boolean) => {
-      for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 25));
-    };
     try {
       await runAgentd(layout, ['prompt', sessionId, 'before the crash']);
-      await until(() => seqs().includes(1));
+      await until(() => seqs().includes(1), 'event 1');
       const pid = Number((JSON.parse((await runAgentd(layout, ['status', '--json'])).stdout) as { pid: number }).pid);
       process.kill(pid, 'SIGKILL');
       await runAgentd(layout, ['prompt', sessionId, 'after the restart']); // starts a new daemon
       const head = async () => (JSON.parse((await runAgentd(layout, ['log', sessionId, '--json'])).stdout.trim().split('\n').at(-1)!) as { seq: number }).seq + 1;
-      let expected = 0;
-      for (let i = 0; i < 200; i++) {
-        expected = await head();
-        if (seqs().length >= expected) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      await until(() => seqs().length >= expected);
+      const expected = await until(async () => {
+        const now = await head();
+        return seqs().length >= now && now;
+      }, 'log --follow to print the log to its head');
       assert.deepEqual(seqs().slice(0, expected), Array.from({ length: expected }, (_, i) => i));
       assert.equal(new Set(seqs()).size, seqs().length, 'no duplicate');
     } finally {

@@ -10,9 +10,10 @@ import { DaemonStatus, ErrorCode, SessionGet, SessionPrompt, type Event } from '
 import { readLog, runAgentd, tempHome, type TestDaemon } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { startCluster, waitForDaemonLog, type Cluster } from './support/cluster.js';
 import { startTcpLink, type TcpLink } from './support/tcp-link.js';
-import { followSession } from '../clients/lib/follow.js';
+import { DaemonLink, socketConnector } from '../clients/lib/index.js';
+import { until } from './support/until.js';
 
 async function rejectsWithCode(promise: Promise<unknown>, code: number): Promise<void> {
   await assert.rejects(promise, (error: unknown) => {
@@ -108,10 +109,10 @@ describe('shared log failures', () => {
       assert.deepEqual(assertLogInvariants(events), []);
       assert.deepEqual(ofType(events, 'assistant.message').map((e) => (e.data.content as Array<{ text?: string }>)[0]?.text), ['the reply B stores']);
       assert.equal(ofType(events, 'harness.woke')[0]?.data.daemon, idB);
-      // Back on the database, A finds its lease gone and adds nothing.
-      await new Promise((r) => setTimeout(r, 2000));
+      // A's runner gave up when its reply could not be stored; back on the database, A adds nothing.
+      await waitForDaemonLog(a, /session runner failed/);
+      await until(() => ca.request(SessionGet, { sessionId }).then((info) => info.status === 'idle', () => false), 'A to serve the session again once the database is back');
       assert.deepEqual(await allEvents(cb, sessionId), events);
-      assert.equal((await ca.request(SessionGet, { sessionId })).status, 'idle', 'A serves the session again once the database is back');
     });
   });
 
@@ -122,35 +123,36 @@ describe('shared log failures', () => {
       const sessionId = await createSession(ca);
       // Followed on A the way `agentd log --follow` does: a dropped subscription resumes from its cursor.
       const followedOnA: Event[] = [];
-      const stopFollowing = new AbortController();
-      const following = followSession({ sessionId, from: 0, connect: () => a.client(), onEvent: (e) => followedOnA.push(e), signal: stopFollowing.signal });
+      const linkToA = new DaemonLink({ clientName: 'follower', connector: socketConnector({ layout: a.layout, autostart: false, clientName: 'follower' }) });
+      const following = linkToA.follow(sessionId, 0, { onEvents: (events) => followedOnA.push(...events) });
+      try {
+        link.cut();
+        await rejectsWithCode(ca.request(SessionPrompt, { sessionId, content: 'while cut off' }), ErrorCode.StorageFailure);
+        await rejectsWithCode(ca.request(SessionGet, { sessionId }), ErrorCode.StorageFailure);
+        const status = await ca.request(DaemonStatus, {});
+        assert.equal(status.counts.sessions, null);
+        assert.match(status.logError ?? '', /storage failure/);
+        // Meanwhile B works on the session.
+        cluster.emulator.script([reply.text('written by B while A was cut off')]);
+        await cb.request(SessionPrompt, { sessionId, content: 'via B' });
+        const during = await settle(cb, sessionId);
 
-      link.cut();
-      await rejectsWithCode(ca.request(SessionPrompt, { sessionId, content: 'while cut off' }), ErrorCode.StorageFailure);
-      await rejectsWithCode(ca.request(SessionGet, { sessionId }), ErrorCode.StorageFailure);
-      const status = await ca.request(DaemonStatus, {});
-      assert.equal(status.counts.sessions, null);
-      assert.match(status.logError ?? '', /storage failure/);
-      // Meanwhile B works on the session.
-      cluster.emulator.script([reply.text('written by B while A was cut off')]);
-      await cb.request(SessionPrompt, { sessionId, content: 'via B' });
-      const during = await settle(cb, sessionId);
+        link.restore();
+        await until(() => followedOnA.length >= during.length, 'the follower on A to catch up');
+        assert.deepEqual(followedOnA, during, 'the follower on A got what B wrote while A was cut off, in order, once each');
 
-      link.restore();
-      const deadline = Date.now() + 15_000;
-      while (followedOnA.length < during.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(followedOnA, during, 'the follower on A got what B wrote while A was cut off, in order, once each');
-
-      cluster.emulator.script([reply.text('A is back')]);
-      await ca.request(SessionPrompt, { sessionId, content: 'via A again' });
-      const events = await settle(ca, sessionId);
-      assert.deepEqual(assertLogInvariants(events), []);
-      assert.equal(ofType(events, 'turn.completed').length, 2);
-      assert.ok(ofType(events, 'user.message').every((e) => e.data.content !== 'while cut off'), 'the refused prompt left nothing behind');
-      while (followedOnA.length < events.length && Date.now() < deadline + 15_000) await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(followedOnA, await allEvents(cb, sessionId));
-      stopFollowing.abort();
-      await following;
+        cluster.emulator.script([reply.text('A is back')]);
+        await ca.request(SessionPrompt, { sessionId, content: 'via A again' });
+        const events = await settle(ca, sessionId);
+        assert.deepEqual(assertLogInvariants(events), []);
+        assert.equal(ofType(events, 'turn.completed').length, 2);
+        assert.ok(ofType(events, 'user.message').every((e) => e.data.content !== 'while cut off'), 'the refused prompt left nothing behind');
+        await until(() => followedOnA.length >= events.length, 'the follower on A to follow on');
+        assert.deepEqual(followedOnA, await allEvents(cb, sessionId));
+        following.dispose();
+      } finally {
+        await linkToA.close();
+      }
     });
   });
 });

@@ -11,6 +11,7 @@ import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { startMcp, type McpRig } from './support/mcp-client.js';
 import { ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { until } from './support/until.js';
 
 function text(result: CallToolResult): string {
   return result.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
@@ -183,9 +184,7 @@ describe('agentd mcp', () => {
     await mcp.client.subscribeResource({ uri });
     rig.emulator.script([reply.text('subscribed answer')]);
     await call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'notify me' });
-    const deadline = Date.now() + 10_000;
-    while (!updates.includes(uri) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(updates.includes(uri), 'notifications/resources/updated arrived');
+    await until(() => updates.includes(uri), 'notifications/resources/updated');
     const after = JSON.parse(String(((await mcp.client.readResource({ uri })).contents[0] as { text: string }).text)) as { events: Array<{ type: string }> };
     assert.equal(after.events.at(-1)!.type, 'turn.completed');
 
@@ -214,9 +213,7 @@ describe('agentd mcp', () => {
     rig.emulator.script([reply.text('after the restart')]);
     const result = await call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'still there?' });
     assert.equal((result.structuredContent as { answer: string }).answer, 'after the restart');
-    const deadline = Date.now() + 10_000;
-    while (!updates.includes(uri) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(updates.includes(uri), 'the subscription survived the restart');
+    await until(() => updates.includes(uri), 'an update: the subscription survived the restart');
     await mcp.client.unsubscribeResource({ uri });
     const client = await rig.daemon.client();
     const events = await settle(client, sessionId);
@@ -299,8 +296,7 @@ describe('agentd mcp', () => {
     send({ id: 3, method: 'tools/call', params: { name: 'agentd_list_sessions', arguments: {} } });
     send({ id: 4, method: 'tools/call', params: { name: 'agentd_read_events', arguments: { sessionId: 's_0000000000unknown' } } });
     send({ id: 5, method: 'resources/list' });
-    const deadline = Date.now() + 15_000;
-    while (![1, 2, 3, 4, 5].every((id) => answered.has(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => [1, 2, 3, 4, 5].every((id) => answered.has(id)), 'answers to requests 1 to 5');
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.stdin.end();
     assert.equal(await exited, 0, 'exits 0 when its host closes stdin');

@@ -28,16 +28,7 @@ import { allEvents, createSession, ofType, settle, startAgentRig, waitForEvent, 
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-
-async function until<T>(test: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = test();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from './support/until.js';
 
 const rejectsWith = (code: number) => (error: unknown) => error instanceof AgentdError && error.code === code;
 

@@ -9,6 +9,7 @@ import * as pty from '@lydell/node-pty';
 import { SessionEvents, SessionList, type Event } from '../protocol/index.js';
 import { AGENTD_BIN, startDaemon, type TestDaemon } from './support/daemon.js';
 import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
+import { until } from './support/until.js';
 
 const KEY = 'test-key';
 
@@ -54,15 +55,10 @@ function agentdRunTty(daemon: TestDaemon, args: string[]) {
     type: (keys: string) => term.write(keys),
     /** Waits for the next occurrence of `pattern` after the previous match. */
     async expect(pattern: RegExp): Promise<void> {
-      for (let i = 0; ; i++) {
-        const m = pattern.exec(screen.slice(seen));
-        if (m) {
-          seen += m.index + m[0].length;
-          return;
-        }
-        if (i > 1500) throw new Error(`no ${pattern} on the terminal:\n${screen}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      const m = await until(() => pattern.exec(screen.slice(seen)), `${pattern} on the terminal`).catch(() => {
+        throw new Error(`no ${pattern} on the terminal:\n${screen}`);
+      });
+      seen += m.index + m[0].length;
     },
   };
 }

@@ -15,14 +15,7 @@ import { SessionAttach, SessionCreate, SessionPrompt } from '../protocol/index.j
 import { settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { AGENTD_BIN } from './support/daemon.js';
-
-async function until(test: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from './support/until.js';
 
 /** `agentd stdio` for the rig's data dir, as the extension spawns it. */
 function bridgeFor(home: string) {

@@ -5,13 +5,14 @@
  */
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
-import { AgentdConnection, type ConnectionState } from '../clients/vscode/src/core/connection.js';
+import { AgentdConnection, agentdNotFound, type ConnectionState } from '../clients/vscode/src/core/connection.js';
 import { AgentdNotFoundError, openBridge, type BridgeCommand } from '../clients/vscode/src/core/bridge.js';
 import { ChatModel } from '../clients/vscode/src/core/chat-model.js';
 import { SessionCreate, SessionPrompt, type Event } from '../protocol/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
+import { until } from './support/until.js';
 
 function bridgeFor(home: string): BridgeCommand {
   return { command: process.execPath, args: [AGENTD_BIN, 'stdio'], env: { ...process.env, AGENTD_HOME: home } };
@@ -34,26 +35,10 @@ function gate() {
   };
 }
 
-function untilState(conn: AgentdConnection, test: (s: ConnectionState) => boolean, timeoutMs = 20_000): Promise<ConnectionState> {
-  if (test(conn.state)) return Promise.resolve(conn.state);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`state not reached; now ${JSON.stringify(conn.state)}`)), timeoutMs);
-    const sub = conn.onState((s) => {
-      if (!test(s)) return;
-      clearTimeout(timer);
-      sub.dispose();
-      resolve(s);
-    });
-  });
+function untilState(conn: AgentdConnection, test: (s: ConnectionState) => boolean): Promise<ConnectionState> {
+  return until(() => test(conn.state) && conn.state, `connection state; now ${JSON.stringify(conn.state)}`);
 }
 
-async function until(test: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('vscode core: connection through agentd stdio', () => {
   let rig: AgentRig;
@@ -149,7 +134,7 @@ describe('vscode core: connection through agentd stdio', () => {
     conn.start();
     try {
       const state = await untilState(conn, (s) => s.kind === 'failed');
-      assert.ok(state.kind === 'failed' && state.notFound);
+      assert.ok(agentdNotFound(state));
       await assert.rejects(conn.request(SessionCreate, { workspace: workspace() }, 300), /agentd\.path/);
     } finally {
       await conn.dispose();

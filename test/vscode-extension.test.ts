@@ -19,6 +19,7 @@ import { SessionAttach } from '../protocol/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
+import { until } from './support/until.js';
 
 const require = createRequire(import.meta.url);
 
@@ -153,16 +154,6 @@ function fakeVscode(config: Record<string, string>, folder: string) {
     },
   };
   return { api, shown, commands };
-}
-
-async function until<T>(get: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = get();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('vscode extension bundle in a stand-in host', () => {

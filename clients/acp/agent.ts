@@ -4,9 +4,8 @@
  * as `session/update`s.
  */
 import * as acp from '@agentclientprotocol/sdk';
-import { notOurSession, type AgentdClient } from '../lib/index.js';
+import { DaemonLink, notOurSession, socketConnector, type AgentdClient } from '../lib/index.js';
 import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionPrompt } from '../../protocol/index.js';
-import { DaemonLink, type PermissionQuestion } from './daemon-link.js';
 import { SessionView, type EditorPort } from './session-view.js';
 import { mcpServersOf, promptToAgentd, stopReasonOf, UnsupportedContent } from './translate.js';
 
@@ -36,70 +35,49 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
     return editor;
   }
 
-  const link = new DaemonLink(options.version, {
-    async onPermission(question: PermissionQuestion) {
+  // Made on first use (starting the daemon when none runs, unless it was stopped with
+  // `agentd stop`: the editor starting its agent is not a person asking for the daemon),
+  // made again after it is lost; views follow on every connection it makes.
+  const link = new DaemonLink({
+    clientName: 'this ACP editor',
+    connector: socketConnector({ clientName: 'agentd-acp', clientVersion: options.version }),
+    async onPermissionRequest(question, withdrawn) {
       const view = views.get(question.sessionId);
-      // Not a session of this editor (the daemon asks only its controllers; this is a second line).
       if (!view) throw notOurSession(question.sessionId, 'this ACP editor');
-      return { decision: await view.askPermission(question) };
+      return { decision: await view.askPermission(question, withdrawn) };
     },
-    onDelta(delta) {
-      views.get(delta.sessionId)?.onDelta(delta.kind, delta.index, delta.text);
-    },
-    onClosed(client) {
-      // Stopped on purpose: it stays stopped until someone starts it (`agentd start`); the
-      // reconnection below then fails with a DaemonStoppedError that says so.
-      diag(client.stoppingNotice ? `the agentd daemon was stopped on purpose (${client.stoppingNotice.reason})` : 'lost the connection to the agentd daemon; reconnecting');
-      void reattach(client);
-    },
+    autostartInBackground: false,
   });
-
-  /**
-   * After the daemon connection dropped, views resume on a new one from where they
-   * were: at once for those a prompt waits on (which may start the daemon again),
-   * the others when the editor next uses them.
-   */
-  async function reattach(lost: AgentdClient): Promise<void> {
-    const affected = [...views.values()].filter((v) => v.client === lost);
-    for (const view of affected) view.detach();
-    for (const view of affected.filter((v) => v.waiting)) {
-      try {
-        await following(view);
-      } catch (error) {
-        diag(`cannot follow ${view.sessionId} again: ${(error as Error).message}`);
-        view.fail(new Error(`lost the agentd daemon: ${(error as Error).message}`));
+  let connected = false;
+  link.onState((state) => {
+    const lost = connected && state.kind !== 'connected';
+    connected = state.kind === 'connected';
+    if (state.kind === 'daemonStopped') {
+      // Stopped on purpose: it stays stopped until someone starts it (`agentd start`).
+      diag(state.message);
+      for (const view of views.values()) view.fail(new Error(`lost the agentd daemon: ${state.message}`));
+    } else if (lost && state.kind !== 'closed') {
+      diag('lost the connection to the agentd daemon; reconnecting');
+      // A prompt waits on a turn: reconnect at once (which may start a daemon that crashed).
+      if ([...views.values()].some((v) => v.waiting)) {
+        link.client().catch((error: Error) => {
+          for (const view of views.values()) view.fail(new Error(`lost the agentd daemon: ${error.message}`));
+        });
       }
     }
-  }
-
-  /** The view's connection, following the session again if the old one was lost. */
-  const resuming = new Map<SessionView, Promise<AgentdClient>>();
-  function following(view: SessionView): Promise<AgentdClient> {
-    if (view.client) return Promise.resolve(view.client);
-    let pending = resuming.get(view);
-    if (!pending) {
-      // One resubscription however many requests need it at once.
-      pending = daemon()
-        .then(async (client) => {
-          await view.attach(client, { replay: false });
-          return client;
-        })
-        .finally(() => resuming.delete(view));
-      resuming.set(view, pending);
-    }
-    return pending;
-  }
+  });
 
   /** A fresh view of the session, replaying its log to the editor before it returns. */
   async function open(sessionId: string): Promise<SessionView> {
-    await views.get(sessionId)?.dispose();
+    views.get(sessionId)?.dispose();
     const view = new SessionView(sessionId, port, diag);
     views.set(sessionId, view);
     try {
-      await view.attach(await daemon(), { replay: true });
+      await daemon();
+      await view.open(link);
     } catch (error) {
       views.delete(sessionId);
-      await view.dispose();
+      view.dispose();
       throw error;
     }
     return view;
@@ -140,10 +118,10 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       };
     })
     .onRequest(acp.methods.agent.session.new, async ({ params }) => {
-      const client = await daemon();
+      await daemon();
       const mcpServers = mcpServersOf(params.mcpServers ?? []);
       const { sessionId } = await translateErrors(() =>
-        client.request(SessionCreate, {
+        link.request(SessionCreate, {
           workspace: params.cwd,
           // The editor is asked before each tool runs, unless it answers "always".
           permissions: { default: 'ask' },
@@ -155,8 +133,8 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
     })
     .onRequest(acp.methods.agent.session.load, async ({ params }) => {
       if (!SessionId.safeParse(params.sessionId).success) throw acp.RequestError.sessionNotFound(params.sessionId);
-      const client = await daemon();
-      await translateErrors(() => client.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
+      await daemon();
+      await translateErrors(() => link.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
       await translateErrors(() => open(params.sessionId), params.sessionId);
       return {};
     })
@@ -169,12 +147,12 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
         if (error instanceof UnsupportedContent) throw acp.RequestError.invalidParams(undefined, error.message);
         throw error;
       }
-      const client = await following(view);
+      await daemon();
       const cancelsBefore = view.cancels;
       view.expectOwn(content);
       let turnId: string;
       try {
-        ({ turnId } = await translateErrors(() => client.request(SessionPrompt, { sessionId: params.sessionId, content }), params.sessionId));
+        ({ turnId } = await translateErrors(() => link.request(SessionPrompt, { sessionId: params.sessionId, content }), params.sessionId));
       } catch (error) {
         view.forgetOwn(content);
         throw error;
@@ -205,8 +183,7 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
   async function interrupt(view: SessionView): Promise<void> {
     view.cancels += 1;
     try {
-      const client = await following(view);
-      await client.request(SessionInterrupt, { sessionId: view.sessionId });
+      await link.request(SessionInterrupt, { sessionId: view.sessionId });
     } catch (error) {
       diag(`interrupting ${view.sessionId} failed: ${(error as Error).message}`);
     }
@@ -217,7 +194,7 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
   return {
     app,
     async shutdown() {
-      for (const view of views.values()) await view.dispose();
+      for (const view of views.values()) view.dispose();
       views.clear();
       await link.close();
     },

@@ -1,14 +1,13 @@
 /**
  * One agentd session as the editor sees it: follows the session's log (and its
- * ephemeral text deltas) and turns them into ACP `session/update` notifications, in
- * log order; tells prompts when their turn ended; holds the open permission questions.
+ * ephemeral text deltas) through the shared fold and turns what changed into ACP
+ * `session/update` notifications, in log order; tells prompts when their turn ended;
+ * holds the open permission questions.
  */
 import type * as acp from '@agentclientprotocol/sdk';
-import { weakerIsolation, type AgentdClient } from '../lib/index.js';
-import { SessionAttach, type ContentBlock, type Event, type PermissionDecision, type UserContentBlock } from '../../protocol/index.js';
+import { TranscriptFold, weakerIsolation, type DaemonLink, type Notice, type SessionFollower, type TranscriptChange, type TurnEnd } from '../lib/index.js';
+import type { Event, PermissionDecision, PromptContent, UserContentBlock } from '../../protocol/index.js';
 import { contentToAcp, decisionOf, PERMISSION_OPTIONS, toolCallOf, toolResultUpdate } from './translate.js';
-
-export type TurnEnd = { kind: 'completed'; stopReason: string | null } | { kind: 'interrupted' } | { kind: 'failed'; error: string };
 
 /** How the view reaches the editor. */
 export interface EditorPort {
@@ -27,13 +26,8 @@ interface Waiter {
 const ENDED_KEPT = 64;
 
 export class SessionView {
-  workspace: string | undefined;
-  /** The next seq this view wants: it has handled [0, next). */
-  next = 0;
-  /** Events below this seq are history being replayed (session/load), not live. */
-  private replayUntil = 0;
-  /** Text streamed so far by the current model call, per content-block index. */
-  private streamed = new Map<number, string>();
+  private readonly fold = new TranscriptFold();
+  private follower: SessionFollower | undefined;
   private readonly announced = new Set<string>();
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly ended = new Map<string, TurnEnd>();
@@ -42,11 +36,8 @@ export class SessionView {
   private readonly ownPending: string[] = [];
   private readonly seenUserTurns = new Set<string>();
   private readonly permissions = new Map<string, { abort: AbortController }>();
-  private readonly seqWaiters: Array<{ seq: number; resolve: () => void }> = [];
   /** Updates go out one after another so the editor sees them in log order. */
   private chain: Promise<void> = Promise.resolve();
-  private subscription: { client: AgentdClient; unsubscribe(): Promise<void> } | undefined;
-  private disposed = false;
 
   constructor(
     readonly sessionId: string,
@@ -55,26 +46,27 @@ export class SessionView {
   ) {}
 
   /**
-   * Follows the session from `next` on this client. Resolves once every event that
-   * existed at subscription time has been handled and its updates sent (the replay).
+   * Follows the session from its first event on the link (and on its later
+   * connections). Resolves once the log as it was has been replayed to the editor;
+   * then, as a controller, this view is asked the questions still open on the session
+   * (one asked before the editor opened it).
    */
-  async attach(client: AgentdClient, options: { replay: boolean }): Promise<void> {
-    const sub = await client.subscribe(this.sessionId, this.next, {
+  async open(link: DaemonLink): Promise<void> {
+    let replayed!: () => void;
+    let refused!: (error: Error) => void;
+    const ready = new Promise<void>((resolve, reject) => ((replayed = resolve), (refused = reject)));
+    this.follower = link.follow(this.sessionId, 0, {
       onEvents: (events) => this.onEvents(events),
-      onDropped: (next) => {
-        // Too slow for the daemon's buffer: pick up again from where the log says.
-        this.subscription = undefined;
-        if (!this.disposed) void this.attach(client, { replay: false }).catch((e: Error) => this.fail(e));
-        this.diag(`subscription to ${this.sessionId} dropped at ${next}; resubscribed`);
+      onDelta: (delta) => this.show(this.fold.delta(delta)),
+      onCaughtUp: () => replayed(),
+      onEnded: (error) => {
+        refused(error);
+        this.fail(error);
       },
     });
-    this.subscription = { client, unsubscribe: sub.unsubscribe };
-    if (options.replay) this.replayUntil = Math.max(this.replayUntil, sub.headSeq);
-    await this.reached(sub.headSeq);
+    await ready;
     await this.chain;
-    // As a controller the daemon asks us the questions still open on this session (one
-    // asked before the editor opened it, or while the connection was down).
-    await client.request(SessionAttach, { sessionId: this.sessionId, role: 'controller' }).catch((error: Error) => {
+    await link.attach(this.sessionId, 'controller').catch((error: Error) => {
       this.diag(`cannot attach to ${this.sessionId} as controller: ${error.message}`);
     });
   }
@@ -82,16 +74,6 @@ export class SessionView {
   /** Whether a prompt of this view waits for its turn to end. */
   get waiting(): boolean {
     return this.waiters.size > 0;
-  }
-
-  /** The connection this view follows on, if it still follows. */
-  get client(): AgentdClient | undefined {
-    return this.subscription?.client;
-  }
-
-  /** The connection to the daemon was lost: forget the subscription (a new one resumes from `next`). */
-  detach(): void {
-    this.subscription = undefined;
   }
 
   /** Gives up on every waiting prompt (the daemon cannot be reached again). */
@@ -102,12 +84,10 @@ export class SessionView {
     }
   }
 
-  async dispose(): Promise<void> {
-    this.disposed = true;
+  dispose(): void {
+    this.follower?.dispose();
     for (const p of this.permissions.values()) p.abort.abort();
     this.fail(new Error('session closed'));
-    await this.subscription?.unsubscribe().catch(() => undefined);
-    this.subscription = undefined;
   }
 
   /** Before sending a prompt: its user message will come back through the log. */
@@ -148,11 +128,12 @@ export class SessionView {
     for (const p of this.permissions.values()) p.abort.abort();
   }
 
-  /** Asks the editor about one tool call; a withdrawn or cancelled question is a denial. */
-  async askPermission(q: { toolUseId: string; tool: string; input: Record<string, unknown> }): Promise<PermissionDecision> {
+  /** Asks the editor about one tool call; a question withdrawn (by the daemon, or here) or cancelled is a denial. */
+  async askPermission(q: { toolUseId: string; tool: string; input: Record<string, unknown> }, withdrawn: AbortSignal): Promise<PermissionDecision> {
     const abort = new AbortController();
+    withdrawn.addEventListener('abort', () => abort.abort(), { once: true });
     this.permissions.set(q.toolUseId, { abort });
-    const toolCall = toolCallOf(q.toolUseId, q.tool, q.input, this.workspace);
+    const toolCall = toolCallOf(q.toolUseId, q.tool, q.input, this.fold.transcript.workspace);
     // The editor shows the call before it is asked about it.
     this.announce(toolCall);
     await this.chain;
@@ -167,83 +148,55 @@ export class SessionView {
     }
   }
 
-  /** A streaming fragment of the running model call. */
-  onDelta(kind: 'text' | 'tool_input', index: number, text: string): void {
-    if (kind !== 'text' || !text) return;
-    this.streamed.set(index, (this.streamed.get(index) ?? '') + text);
-    this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text } });
-  }
-
   private onEvents(events: Event[]): void {
     for (const event of events) {
-      if (event.seq < this.next) continue; // already handled before a resubscribe
       try {
-        this.handle(event);
+        this.show(this.fold.event(event).changes);
       } catch (error) {
         this.diag(`cannot show event ${event.seq} (${event.type}) of ${this.sessionId}: ${(error as Error).message}`);
       }
-      this.next = event.seq + 1;
-    }
-    for (let i = this.seqWaiters.length - 1; i >= 0; i--) {
-      const w = this.seqWaiters[i]!;
-      if (this.next >= w.seq) {
-        this.seqWaiters.splice(i, 1);
-        w.resolve();
-      }
     }
   }
 
-  private reached(seq: number): Promise<void> {
-    if (this.next >= seq) return Promise.resolve();
-    return new Promise((resolve) => this.seqWaiters.push({ seq, resolve }));
+  private show(changes: TranscriptChange[]): void {
+    for (const change of changes) this.update(change);
   }
 
-  private handle(event: Event): void {
-    const d = event.data as Record<string, any>;
-    switch (event.type) {
-      case 'session.created':
-        this.workspace = String(d.workspace);
+  /** One change as the editor shows it (nothing, for what an ACP editor has no place for). */
+  private update(change: TranscriptChange): void {
+    switch (change.kind) {
+      case 'user':
+        this.seenUserTurns.add(change.turn.turnId);
+        if (this.isOwn(change.turn.turnId, change.content)) return;
+        for (const content of contentToAcp(change.content)) this.send({ sessionUpdate: 'user_message_chunk', content });
         return;
-      case 'user.message': {
-        const turnId = String(d.turnId);
-        this.seenUserTurns.add(turnId);
-        if (event.seq >= this.replayUntil && this.isOwn(turnId, d.content)) return;
-        for (const content of contentToAcp(d.content)) this.send({ sessionUpdate: 'user_message_chunk', content });
+      case 'text':
+        this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: change.text } });
         return;
-      }
-      case 'model.requested':
-        // A new model call (or a retry): what streams next belongs to it.
-        this.streamed = new Map();
+      case 'image':
+        this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'image', mimeType: change.image.source.media_type, data: change.image.source.data } });
         return;
-      case 'assistant.message':
-        this.assistantMessage(d.content as ContentBlock[]);
-        return;
-      case 'tool.started':
-        this.announce(toolCallOf(d.toolUseId, d.name, d.input ?? {}, this.workspace));
-        this.send({ sessionUpdate: 'tool_call_update', toolCallId: d.toolUseId, status: 'in_progress' });
-        return;
-      case 'permission.resolved':
+      case 'tool': {
+        const { call } = change;
+        if (change.what === 'announced' || change.what === 'running') this.announce(toolCallOf(call.toolUseId, call.name, call.input, this.fold.transcript.workspace));
+        if (change.what === 'running') this.send({ sessionUpdate: 'tool_call_update', toolCallId: call.toolUseId, status: 'in_progress' });
         // Answered (here or by another client): the editor's question, if still open, is moot.
-        this.permissions.get(String(d.toolUseId))?.abort.abort();
+        if (change.what === 'answered') this.permissions.get(call.toolUseId)?.abort.abort();
+        if (change.what === 'result') this.send({ sessionUpdate: 'tool_call_update', ...toolResultUpdate(call) });
         return;
-      case 'tool.result':
-        this.send({ sessionUpdate: 'tool_call_update', ...toolResultUpdate(d as Parameters<typeof toolResultUpdate>[0]) });
+      }
+      case 'notice':
+        this.notice(change.notice);
         return;
-      case 'sandbox.provisioned':
-        this.warnWeakerIsolation(weakerIsolation(d));
+      case 'ended':
+        this.endTurn(change.turn.turnId, change.end);
         return;
-      case 'turn.completed':
-        return this.endTurn(String(d.turnId), { kind: 'completed', stopReason: d.stopReason ?? null });
-      case 'turn.interrupted':
-        return this.endTurn(String(d.turnId), { kind: 'interrupted' });
-      case 'turn.failed':
-        return this.endTurn(String(d.turnId), { kind: 'failed', error: String(d.error) });
-      default:
-        return; // other events carry nothing an ACP editor displays
+      case 'unknown':
+        return; // a newer daemon's event: nothing an ACP editor displays
     }
   }
 
-  private isOwn(turnId: string, content: unknown): boolean {
+  private isOwn(turnId: string, content: PromptContent): boolean {
     if (this.ownTurns.delete(turnId)) return true;
     const i = this.ownPending.indexOf(JSON.stringify(content));
     if (i < 0) return false;
@@ -251,23 +204,8 @@ export class SessionView {
     return true;
   }
 
-  /**
-   * The durable reply: text already streamed as deltas is not sent again, only what
-   * the deltas missed (all of it during a replay, or when the stream was not seen).
-   */
-  private assistantMessage(content: ContentBlock[]): void {
-    content.forEach((block, index) => {
-      if (block.type === 'text') {
-        const seen = this.streamed.get(index) ?? '';
-        const rest = block.text.startsWith(seen) ? block.text.slice(seen.length) : '';
-        if (rest) this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: rest } });
-      } else if (block.type === 'image') {
-        this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'image', mimeType: block.source.media_type, data: block.source.data } });
-      } else if (block.type === 'tool_use') {
-        this.announce(toolCallOf(block.id, block.name, block.input, this.workspace));
-      }
-    });
-    this.streamed = new Map();
+  private notice(notice: Notice): void {
+    if (notice.type === 'sandbox.provisioned') this.warnWeakerIsolation(weakerIsolation(notice.data));
   }
 
   /** Never silently weaker: the editor shows the sandbox's isolation warnings. */

@@ -6,6 +6,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import type * as acp from '@agentclientprotocol/sdk';
 import type { ContentBlock, PermissionDecision, UserContentBlock } from '../../protocol/index.js';
+import type { ToolUse } from '../lib/index.js';
 
 type ImageMediaType = 'image/png' | 'image/jpeg' | 'image/gif' | 'image/webp';
 const IMAGE_TYPES = new Set<string>(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
@@ -81,8 +82,10 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v 
 export function toolTitle(name: string, input: Record<string, unknown>): string {
   const oneLine = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s).replace(/\s*\n\s*/g, ' ⏎ ');
   switch (name) {
-    case 'bash':
-      return str(input.command) ? oneLine(String(input.command)) : 'bash';
+    case 'bash': {
+      const command = str(input.command);
+      return command ? oneLine(command) : 'bash';
+    }
     case 'read_file':
       return `Read ${str(input.path) ?? 'file'}`;
     case 'write_file':
@@ -92,7 +95,7 @@ export function toolTitle(name: string, input: Record<string, unknown>): string 
     case 'glob':
       return `Find ${str(input.pattern) ?? ''}`.trim();
     case 'grep':
-      return `Search ${str(input.pattern) ?? ''}${str(input.path) ? ` in ${String(input.path)}` : ''}`.trim();
+      return `Search ${str(input.pattern) ?? ''}${str(input.path) ? ` in ${str(input.path)}` : ''}`.trim();
     default:
       return name;
   }
@@ -119,12 +122,13 @@ export function toolCallOf(toolUseId: string, name: string, input: Record<string
 }
 
 /** The `tool_call_update` carrying a call's result. */
-export function toolResultUpdate(data: { toolUseId: string; content: ContentBlock[]; isError: boolean; errorKind?: string }): acp.ToolCallUpdate {
+export function toolResultUpdate(call: ToolUse): acp.ToolCallUpdate {
+  const result = call.result;
   return {
-    toolCallId: data.toolUseId,
-    status: data.isError ? 'failed' : 'completed',
-    content: contentToAcp(data.content).map((content) => ({ type: 'content' as const, content })),
-    rawOutput: { isError: data.isError, ...(data.errorKind ? { errorKind: data.errorKind } : {}) },
+    toolCallId: call.toolUseId,
+    status: result?.isError ? 'failed' : 'completed',
+    content: contentToAcp(result?.content ?? []).map((content) => ({ type: 'content' as const, content })),
+    rawOutput: { isError: result?.isError ?? false, ...(result?.errorKind ? { errorKind: result.errorKind } : {}) },
   };
 }
 

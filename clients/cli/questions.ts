@@ -6,14 +6,14 @@ import { createInterface } from 'node:readline';
 import type { z } from 'zod';
 import type { PermissionDecision, PermissionRequest } from '../../protocol/index.js';
 import { notOurSession } from '../lib/client.js';
-import type { TurnView } from './commands/run.js';
+import type { TurnView } from './turn-view.js';
 import { oneLine, shortInput } from './render.js';
 
 type Question = z.output<typeof PermissionRequest.params>;
 type Answer = { decision: PermissionDecision };
 
 /** Which session asks, as every question shows it: its id and, when it has one, its title. */
-export function sessionLabel(q: Pick<Question, 'sessionId' | 'sessionTitle'>): string {
+function sessionLabel(q: Pick<Question, 'sessionId' | 'sessionTitle'>): string {
   return q.sessionTitle ? `session ${q.sessionId} "${oneLine(q.sessionTitle, 60)}"` : `session ${q.sessionId}`;
 }
 
@@ -59,7 +59,7 @@ export function terminalPermissions(
       view.onPermissionResolved = (toolUseId, decision, by) => {
         if (toolUseId !== q.toolUseId) return;
         process.stderr.write(`\n  (answered ${decision} by ${by})\n`);
-        done(decision as PermissionDecision);
+        done(decision);
       };
       rl.question(`? ${sessionLabel(q)}: allow ${what}  [y]es / [n]o / [a]lways for ${q.tool}: `, (answer) => {
         const a = answer.trim().toLowerCase();

@@ -1,4 +1,5 @@
-import type { DaemonStatusResult, Event, SessionInfo } from '../../protocol/index.js';
+import { knownEvent, type ContentBlock, type DaemonStatusResult, type Event, type PromptContent, type SessionInfo } from '../../protocol/index.js';
+import type { LinkState } from '../lib/link.js';
 
 /** Human output for the CLI; `--json` prints the protocol's own shapes instead. */
 
@@ -17,32 +18,26 @@ export function shortInput(name: string, input: Record<string, unknown>): string
   return oneLine(`${main}${extra}`, 100);
 }
 
-function contentText(content: unknown): string {
+function contentText(content: PromptContent | ContentBlock[]): string {
   if (typeof content === 'string') return content;
-  if (Array.isArray(content)) {
-    return content
-      .map((block: { type?: string; text?: string; name?: string }) =>
-        block.type === 'text' ? block.text ?? '' : block.type === 'tool_use' ? `[tool_use ${block.name}]` : `[${block.type}]`,
-      )
-      .join(' ');
-  }
-  return JSON.stringify(content);
+  return content.map((block) => (block.type === 'text' ? block.text : block.type === 'tool_use' ? `[tool_use ${block.name}]` : `[${block.type}]`)).join(' ');
 }
 
+/** The gist of an event on one line; an event of a type this CLI does not know shows its data as it is. */
 function summary(event: Event): string {
-  const d = event.data;
-  switch (event.type) {
+  const known = knownEvent(event);
+  switch (known?.type) {
     case 'user.message':
     case 'assistant.message':
-      return contentText(d.content);
+      return contentText(known.data.content);
     case 'tool.started':
-      return `${String(d.name)} ${JSON.stringify(d.input)}`;
+      return `${known.data.name} ${JSON.stringify(known.data.input)}`;
     case 'tool.result':
-      return `${d.isError ? `error (${String(d.errorKind)}) ` : ''}${contentText(d.content)}`;
+      return `${known.data.isError ? `error (${known.data.errorKind ?? 'tool_error'}) ` : ''}${contentText(known.data.content)}`;
     case 'turn.failed':
-      return String(d.error);
+      return known.data.error;
     default:
-      return JSON.stringify(d);
+      return JSON.stringify(event.data);
   }
 }
 
@@ -79,6 +74,20 @@ function renderPool(pool: NonNullable<DaemonStatusResult['sandboxPool']>): strin
 }
 
 /** What a follower says when the daemon was stopped on purpose. */
-export function stoppedNote(reason: string): string {
+function stoppedNote(reason: string): string {
   return `the daemon was stopped on purpose (${reason}); waiting for it to be started again (\`agentd start\`); Ctrl-C to quit`;
+}
+
+/**
+ * What a terminal that follows a session says as its link to the daemon changes: the
+ * connection lost, the daemon stopped on purpose (waited for, not started), back again.
+ */
+export function linkNotes(say: (line: string) => void): (state: LinkState) => void {
+  let last: LinkState['kind'] = 'idle';
+  return (state) => {
+    if (state.kind === 'connecting' && last === 'connected') say('connection to the daemon lost; reconnecting...');
+    else if (state.kind === 'daemonStopped' && last !== 'daemonStopped') say(state.reason === undefined ? state.message : stoppedNote(state.reason));
+    else if (state.kind === 'connected' && last === 'daemonStopped') say('the daemon runs again; following on');
+    last = state.kind;
+  };
 }

@@ -4,6 +4,7 @@ import {
   ResponseError,
   SocketMessageReader,
   SocketMessageWriter,
+  type CancellationToken,
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import type { z } from 'zod';
@@ -28,6 +29,10 @@ import {
 } from '../../protocol/index.js';
 import { dial, type DialOptions } from './dial.js';
 
+export type PermissionQuestion = ParamsOf<typeof PermissionRequest>;
+/** Answers a permission question; `signal` aborts when the daemon withdraws it (answered elsewhere, turn ended). */
+export type PermissionHandler = (question: PermissionQuestion, signal: AbortSignal) => Promise<{ decision: PermissionDecision }>;
+
 export interface ConnectOptions extends DialOptions {
   clientName: string;
   clientVersion?: string;
@@ -36,14 +41,10 @@ export interface ConnectOptions extends DialOptions {
    * Answers permission questions; registered before `initialize` so that questions the
    * daemon sends right after it are not missed. Setting it declares `permissionRequests`.
    */
-  onPermissionRequest?: (params: z.output<typeof PermissionRequest.params>) => Promise<{ decision: PermissionDecision }>;
+  onPermissionRequest?: PermissionHandler;
 }
 
-/**
- * The one typed connection every client uses (CLI, MCP, ACP, VS Code): requests and
- * notifications by their protocol constants, params checked before sending, results
- * and notifications validated on arrival, errors as AgentdError with the wire code.
- */
+/** What a subscription hands its events to (`AgentdClient.subscribe`). */
 export interface SubscriptionHandlers {
   onEvents(events: Event[]): void;
   /** The daemon dropped a too-slow subscription; resubscribe from `next`. */
@@ -55,6 +56,11 @@ const DEFAULT_MAX_IN_FLIGHT = 64;
 
 export type StoppingNotice = ParamsOf<typeof DaemonStoppingNotification>;
 
+/**
+ * The one typed connection every client uses (CLI, MCP, ACP, VS Code): requests and
+ * notifications by their protocol constants, params checked before sending, results
+ * and notifications validated on arrival, errors as AgentdError with the wire code.
+ */
 export class AgentdClient {
   private readonly closedPromise: Promise<void>;
   /**
@@ -165,15 +171,21 @@ export class AgentdClient {
     return { dispose: () => void set.delete(listener) };
   }
 
-  /** Answers a daemon → client request; an AgentdError thrown by the handler goes back with its code. */
+  /**
+   * Answers a daemon → client request; an AgentdError thrown by the handler goes back
+   * with its code. `signal` aborts when the daemon cancels the request.
+   */
   onRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(
     def: RequestDefinition<M, P, R>,
-    handler: (params: z.output<P>) => Promise<z.input<R>>,
+    handler: (params: z.output<P>, signal: AbortSignal) => Promise<z.input<R>>,
   ): { dispose(): void } {
-    return this.rpc.onRequest(def.method, async (raw: unknown) => {
+    return this.rpc.onRequest(def.method, async (raw: unknown, token: CancellationToken) => {
       const parsed = def.params.safeParse(raw);
       if (!parsed.success) throw new ResponseError(ErrorCode.InvalidParams, parsed.error.message);
-      return handler(parsed.data).catch((error: unknown) => Promise.reject(asResponseError(error)));
+      const cancelled = new AbortController();
+      if (token.isCancellationRequested) cancelled.abort();
+      token.onCancellationRequested(() => cancelled.abort());
+      return handler(parsed.data, cancelled.signal).catch((error: unknown) => Promise.reject(asResponseError(error)));
     });
   }
 

@@ -12,12 +12,24 @@ export { DialError, dialOnce };
 
 /**
  * No daemon runs because someone stopped it with `agentd stop`, and this connection is
- * not an explicit command: clients do not start it again on their own.
+ * not an explicit command: clients do not start it again on their own. `reason` is the
+ * stop's (who stopped it), when known.
  */
 export class DaemonStoppedError extends DialError {
-  constructor(readonly marker: StopMarker) {
-    super(`the agentd daemon was stopped on purpose (${marker.reason}, ${new Date(marker.at).toISOString()}); start it again with \`agentd start\``);
+  constructor(
+    message: string,
+    readonly reason?: string,
+  ) {
+    super(message);
   }
+}
+
+/** The error for a daemon stopped as `marker` says. */
+export function stoppedError(marker: StopMarker): DaemonStoppedError {
+  return new DaemonStoppedError(
+    `the agentd daemon was stopped on purpose (${marker.reason}, ${new Date(marker.at).toISOString()}); start it again with \`agentd start\``,
+    marker.reason,
+  );
 }
 
 /** The marker `agentd stop` left in the data dir, if any (see protocol/methods/daemon.ts). */
@@ -83,7 +95,7 @@ export async function dial(options: DialOptions = {}): Promise<Socket> {
     if (!isNoDaemon(error) || options.autostart === false) throw explain(error, layout);
   }
   const stopped = stopMarker(layout);
-  if (stopped && !options.explicit) throw new DaemonStoppedError(stopped);
+  if (stopped && !options.explicit) throw stoppedError(stopped);
   mkdirSync(layout.home, { recursive: true, mode: 0o700 });
   const requestedAt = Date.now();
   startDaemonDetached(layout, requestedAt);
@@ -97,7 +109,7 @@ export async function dial(options: DialOptions = {}): Promise<Socket> {
       if (!isNoDaemon(error)) throw explain(error, layout);
       // Stopped on purpose after we asked: the daemon we started does not start either.
       const since = stopMarker(layout);
-      if (since && since.at >= requestedAt) throw new DaemonStoppedError(since);
+      if (since && since.at >= requestedAt) throw stoppedError(since);
       if (Date.now() > deadline) {
         throw new DialError(`the agentd daemon did not start within ${options.timeoutMs ?? 10_000} ms; see ${layout.logFile}`);
       }
@@ -109,7 +121,7 @@ export async function dial(options: DialOptions = {}): Promise<Socket> {
 function explain(error: unknown, layout: DataLayout): Error {
   if (error instanceof DialError) return error;
   const stopped = isNoDaemon(error) ? stopMarker(layout) : undefined;
-  if (stopped) return new DaemonStoppedError(stopped);
+  if (stopped) return stoppedError(stopped);
   if (isNoDaemon(error)) return new DialError(`no agentd daemon is running for ${layout.home}; start one with \`agentd daemon\``);
   return new DialError(`cannot reach the agentd daemon at ${layout.socket}: ${(error as Error).message}`);
 }

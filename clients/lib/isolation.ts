@@ -1,10 +1,11 @@
+import type { EventOf } from '../../protocol/events.js';
+
 /**
  * What every client says when a sandbox runs weaker than bubblewrap: one line per
  * warning of the sandbox.provisioned event (the daemon's own words), none at `bwrap`.
  */
-export function weakerIsolation(data: Record<string, unknown>): string[] {
-  const isolation = String(data.isolation ?? 'unknown');
-  if (isolation === 'bwrap') return [];
-  const warnings = Array.isArray(data.warnings) ? data.warnings.filter((w): w is string => typeof w === 'string') : [];
-  return warnings.length > 0 ? warnings : [`the sandbox runs at isolation level ${isolation}, weaker than bubblewrap`];
+export function weakerIsolation(data: EventOf<'sandbox.provisioned'>['data']): string[] {
+  if (data.isolation === 'bwrap') return [];
+  const warnings = data.warnings ?? [];
+  return warnings.length > 0 ? warnings : [`the sandbox runs at isolation level ${data.isolation}, weaker than bubblewrap`];
 }

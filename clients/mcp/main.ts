@@ -1,8 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { SessionAttach } from '../../protocol/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { DaemonLink, socketConnector } from '../lib/index.js';
 import { startStdioCommand } from '../lib/stdio-command.js';
-import { DaemonLink } from './link.js';
 import { PermissionAsker } from './permissions.js';
 import { registerResources } from './resources.js';
 import { explainError, registerTools } from './tools.js';
@@ -40,12 +39,20 @@ export async function run(argv: string[], version: string): Promise<number> {
     },
   );
   const asker = new PermissionAsker(mcp.server);
-  const link = new DaemonLink({ version, log, onPermissionRequest: (question) => asker.answer(question) });
-  // Control belongs to a connection: a new one controls the sessions this server drives again.
-  link.onConnected((client) => {
-    for (const sessionId of asker.sessions) {
-      client.request(SessionAttach, { sessionId, role: 'controller' }).catch((error: Error) => log(`cannot attach to ${sessionId} again: ${error.message}`));
-    }
+  // An MCP host keeps its server for its whole life: the link is made on first use and
+  // again after the daemon went away. Reconnections nobody waits for (resource
+  // subscriptions) do not start a daemon; a tool call does, unless it was stopped on purpose.
+  const link = new DaemonLink({
+    clientName: 'agentd mcp',
+    connector: socketConnector({ clientName: 'agentd-mcp', clientVersion: version }),
+    onPermissionRequest: (question, withdrawn) => asker.answer(question, withdrawn),
+    autostartInBackground: false,
+  });
+  let connected = false;
+  link.onState((state) => {
+    if (state.kind === 'connected') log('connected to the daemon');
+    else if (connected && state.kind !== 'closed') log('lost the daemon connection; reconnecting');
+    connected = state.kind === 'connected';
   });
   registerTools(mcp, link, asker);
   const resources = registerResources(mcp, link, log);
@@ -66,7 +73,7 @@ export async function run(argv: string[], version: string): Promise<number> {
   link.client().catch((error: unknown) => log(explainError(error)));
   await stopped;
   resources.close();
-  link.close();
+  await link.close();
   await mcp.close().catch(() => undefined);
   // Whatever may still hold the event loop (a daemon request in flight), the host is gone.
   setTimeout(() => process.exit(0), 1000).unref();

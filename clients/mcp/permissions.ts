@@ -1,10 +1,7 @@
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { z } from 'zod';
-import type { PermissionDecision, PermissionRequest } from '../../protocol/index.js';
-import { notOurSession } from '../lib/index.js';
-
-type Question = z.output<typeof PermissionRequest.params>;
+import type { PermissionDecision } from '../../protocol/index.js';
+import type { PermissionQuestion as Question } from '../lib/index.js';
 
 /** The part of a tool's input a person recognises the call by. */
 function callLine(tool: string, input: Record<string, unknown>): string {
@@ -20,32 +17,16 @@ function sessionLine(q: Question): string {
 
 /**
  * Answers the daemon's permission questions by asking the MCP host's user through
- * elicitation, for the sessions this server drives (created or prompted through it:
- * the daemon asks it about those only). A question about another session is refused
- * (NotController); one the host cannot elicit is left to the session's other
- * controllers (the CLI, an editor): the daemon asks every controller and takes the
- * first answer.
+ * elicitation. The link hands it only the questions of sessions this server drives
+ * (created or prompted through it) and refuses the others (NotController). One the host
+ * cannot elicit is left to the session's other controllers (the CLI, an editor): the
+ * daemon asks every controller and takes the first answer.
  */
 export class PermissionAsker {
-  private readonly driven = new Set<string>();
   /** Open elicitations by tool use id, withdrawn when the question is settled elsewhere. */
   private readonly open = new Map<string, { sessionId: string; abort: AbortController }>();
 
   constructor(private readonly server: Server) {}
-
-  /** This server created or prompted the session: its questions are ours to ask. */
-  drive(sessionId: string): void {
-    this.driven.add(sessionId);
-  }
-
-  /** The sessions this server drives: a new daemon connection attaches to them as controller. */
-  get sessions(): string[] {
-    return [...this.driven];
-  }
-
-  canAsk(sessionId: string): boolean {
-    return this.driven.has(sessionId) && this.server.getClientCapabilities()?.elicitation !== undefined;
-  }
 
   /** The question was answered (by anyone): close its elicitation if still open. */
   settled(toolUseId: string): void {
@@ -57,13 +38,13 @@ export class PermissionAsker {
     for (const entry of this.open.values()) if (entry.sessionId === sessionId) entry.abort.abort();
   }
 
-  async answer(question: Question): Promise<{ decision: PermissionDecision }> {
-    if (!this.driven.has(question.sessionId)) throw notOurSession(question.sessionId, 'agentd mcp');
-    if (!this.canAsk(question.sessionId)) throw new Error('this MCP host cannot answer permission questions (it offers no elicitation)');
+  /** `withdrawn` aborts when the daemon withdraws the question (answered elsewhere). */
+  async answer(question: Question, withdrawn: AbortSignal): Promise<{ decision: PermissionDecision }> {
+    if (this.server.getClientCapabilities()?.elicitation === undefined) throw new Error('this MCP host cannot answer permission questions (it offers no elicitation)');
     const abort = new AbortController();
     this.open.set(question.toolUseId, { sessionId: question.sessionId, abort });
     try {
-      return await this.elicit(question, abort.signal);
+      return await this.elicit(question, AbortSignal.any([abort.signal, withdrawn]));
     } finally {
       this.open.delete(question.toolUseId);
     }

@@ -1,8 +1,7 @@
 import { ResourceTemplate, type McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ErrorCode as McpErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { AgentdError, ErrorCode, SessionEvents, SessionGet, SessionList, type Event } from '../../protocol/index.js';
-import type { AgentdClient } from '../lib/index.js';
-import type { DaemonLink } from './link.js';
+import type { DaemonLink, SessionFollower } from '../lib/index.js';
 import { explainError } from './tools.js';
 
 export const EVENTS_URI_TEMPLATE = 'agentd://sessions/{sessionId}/events';
@@ -42,108 +41,45 @@ async function readEvents(link: DaemonLink, sessionId: string): Promise<{ headSe
   return { headSeq, events };
 }
 
-interface Watch {
-  uri: string;
-  sessionId: string;
-  /** The next seq to hear about; resubscription after a reconnect starts there. */
-  next: number;
-  /** Set while a daemon subscription is being made or lives. */
-  attached: boolean;
-  unsubscribe?: () => Promise<void>;
-}
-
 /**
- * Keeps `resources/subscribe` alive on the daemon: one daemon subscription per
- * watched session, a `notifications/resources/updated` per batch of new events.
- * When the daemon connection drops, watches are re-established from where they were
- * as soon as a daemon answers again (without starting one: a stopped daemon stays
- * stopped until someone calls a tool).
+ * Keeps `resources/subscribe` alive on the daemon: one follower per watched session, a
+ * `notifications/resources/updated` per batch of new events. Followers resume on the
+ * link's next connection after the daemon went away (which, for them alone, does not
+ * start a daemon).
  */
 class Watcher {
-  private readonly watches = new Map<string, Watch>();
-  private retry: NodeJS.Timeout | undefined;
-  private retryDelay = 200;
+  private readonly watches = new Map<string, SessionFollower>();
 
   constructor(
     private readonly mcp: McpServer,
     private readonly link: DaemonLink,
     private readonly log: (message: string) => void,
-  ) {
-    link.onConnected((client) => {
-      for (const watch of this.watches.values()) if (!watch.attached) void this.attach(client, watch);
-    });
-    link.onLost(() => {
-      for (const watch of this.watches.values()) {
-        watch.attached = false;
-        delete watch.unsubscribe;
-      }
-      if (this.watches.size > 0) this.scheduleReconnect();
-    });
-  }
+  ) {}
 
   async add(uri: string): Promise<void> {
     if (this.watches.has(uri)) return;
     const sessionId = sessionOf(uri);
     const { headSeq } = await this.link.request(SessionGet, { sessionId });
-    const watch: Watch = { uri, sessionId, next: headSeq, attached: false };
-    this.watches.set(uri, watch);
-    const client = await this.link.client();
-    if (!watch.attached) await this.attach(client, watch);
+    if (this.watches.has(uri)) return;
+    const follower = this.link.follow(sessionId, headSeq, {
+      onEvents: () => void this.mcp.server.sendResourceUpdated({ uri }).catch(() => undefined),
+      onEnded: (error) => {
+        this.log(`stopped following ${uri}: ${explainError(error)}`);
+        if (this.watches.get(uri) === follower) this.watches.delete(uri);
+      },
+    });
+    this.watches.set(uri, follower);
+    // Answered once subscribed: every event from here on is heard of.
+    await follower.ready;
   }
 
-  async remove(uri: string): Promise<void> {
-    const watch = this.watches.get(uri);
+  remove(uri: string): void {
+    this.watches.get(uri)?.dispose();
     this.watches.delete(uri);
-    await watch?.unsubscribe?.().catch(() => undefined);
-  }
-
-  private async attach(client: AgentdClient, watch: Watch): Promise<void> {
-    watch.attached = true;
-    try {
-      const sub = await client.subscribe(watch.sessionId, watch.next, {
-        onEvents: (events) => {
-          const last = events[events.length - 1]!;
-          if (this.watches.get(watch.uri) !== watch || last.seq < watch.next) return;
-          watch.next = last.seq + 1;
-          this.mcp.server.sendResourceUpdated({ uri: watch.uri }).catch(() => undefined);
-        },
-        onDropped: () => {
-          // Too slow for the daemon's buffer: pick up from `next` on the same connection.
-          watch.attached = false;
-          delete watch.unsubscribe;
-          if (this.watches.get(watch.uri) === watch) void this.attach(client, watch);
-        },
-      });
-      if (this.watches.get(watch.uri) !== watch) {
-        await sub.unsubscribe().catch(() => undefined);
-        return;
-      }
-      watch.unsubscribe = sub.unsubscribe;
-    } catch (error) {
-      watch.attached = false;
-      this.log(`could not follow ${watch.uri}: ${explainError(error)}`);
-    }
-  }
-
-  private scheduleReconnect(): void {
-    if (this.retry) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      if (this.watches.size === 0) return;
-      this.link.client(false).then(
-        () => (this.retryDelay = 200),
-        () => {
-          this.retryDelay = Math.min(this.retryDelay * 2, 5000);
-          this.scheduleReconnect();
-        },
-      );
-    }, this.retryDelay);
-    // Waiting to resubscribe must not keep the process alive once the host is gone.
-    this.retry.unref();
   }
 
   close(): void {
-    if (this.retry) clearTimeout(this.retry);
+    for (const follower of this.watches.values()) follower.dispose();
     this.watches.clear();
   }
 }
@@ -194,7 +130,7 @@ export function registerResources(mcp: McpServer, link: DaemonLink, log: (messag
     }
   });
   mcp.server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
-    await watcher.remove(request.params.uri);
+    watcher.remove(request.params.uri);
     return {};
   });
   return watcher;

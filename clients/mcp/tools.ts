@@ -11,11 +11,9 @@ import {
   SessionList,
   SessionPrompt,
   SessionStatus,
-  type Event,
   type SessionInfo,
 } from '../../protocol/index.js';
-import { DialError } from '../lib/index.js';
-import type { DaemonLink } from './link.js';
+import { DialError, type DaemonLink, type FoldStep } from '../lib/index.js';
 import type { PermissionAsker } from './permissions.js';
 import { describeEvent, followTurn, renderSummary, type TurnSummary } from './turn.js';
 
@@ -108,7 +106,6 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
           ...(args.system !== undefined ? { system: args.system } : {}),
           ...(args.permissions !== undefined ? { permissions: args.permissions } : {}),
         });
-        asker.drive(id);
         return json({ sessionId: id, workspace }, `Created session ${id} (workspace ${workspace}).`);
       }),
   );
@@ -138,21 +135,21 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
     },
     (args, extra) =>
       guarded(async () => {
-        asker.drive(args.sessionId);
+        // Prompting makes this server a controller of the session: its questions come here.
         const { turnId, seq } = await link.request(SessionPrompt, { sessionId: args.sessionId, content: args.prompt });
         const progressToken = extra._meta?.progressToken;
         let progress = 0;
         let lastProgress = Promise.resolve();
-        const onEvent = (event: Event) => {
-          if (event.type === 'permission.resolved') asker.settled(String(event.data.toolUseId));
-          if (progressToken === undefined) return;
+        const onStep = ({ event, changes }: FoldStep) => {
+          for (const change of changes) if (change.kind === 'tool' && change.what === 'answered') asker.settled(change.call.toolUseId);
+          if (progressToken === undefined || event === undefined) return;
           progress += 1;
           // Progress is best effort: a host that went away must not fail the turn.
           lastProgress = extra
             .sendNotification({ method: 'notifications/progress', params: { progressToken, progress, message: describeEvent(event) } })
             .catch(() => undefined);
         };
-        const summary: TurnSummary = await followTurn(link, { sessionId: args.sessionId, turnId, from: seq, onEvent, signal: extra.signal });
+        const summary: TurnSummary = await followTurn(link, { sessionId: args.sessionId, turnId, from: seq, onStep, signal: extra.signal });
         // The last progress goes out before the result: after it, the host no longer knows the token.
         await lastProgress;
         // The TypeScript SDK's client handles a notification a microtask later but a response at

@@ -1,6 +1,5 @@
-import type { ContentBlock, Event } from '../../protocol/index.js';
-import { weakerIsolation, type AgentdClient } from '../lib/index.js';
-import type { DaemonLink } from './link.js';
+import type { KnownEvent } from '../../protocol/index.js';
+import { TranscriptFold, weakerIsolation, type DaemonLink, type FoldStep, type TranscriptTurn, type TurnEnd } from '../lib/index.js';
 
 export interface ToolCallSummary {
   name: string;
@@ -26,100 +25,48 @@ export interface TurnSummary {
   warnings: string[];
 }
 
-const ENDS = new Set(['turn.completed', 'turn.interrupted', 'turn.failed']);
-
-/** Folds one turn's events into its summary; events of other turns are ignored. */
-export class TurnFold {
-  private answer = '';
-  private stopReason: string | null = null;
-  private readonly calls = new Map<string, ToolCallSummary>();
-  private readonly warnings: string[] = [];
-  private lastSeq: number;
-  result: TurnSummary | undefined;
-
-  constructor(
-    private readonly sessionId: string,
-    private readonly turnId: string,
-    private readonly firstSeq: number,
-  ) {
-    this.lastSeq = firstSeq;
-  }
-
-  /** Whether `event` belongs to this turn (permission.resolved carries only the tool use id). */
-  owns(event: Event): boolean {
-    if (event.data.turnId !== undefined) return event.data.turnId === this.turnId;
-    return typeof event.data.toolUseId === 'string' && this.calls.has(event.data.toolUseId);
-  }
-
-  private noteCall(toolUseId: string, name: string): void {
-    if (!this.calls.has(toolUseId)) this.calls.set(toolUseId, { name, toolUseId, ok: false, errorKind: 'no_result' });
-  }
-
-  add(event: Event): void {
-    // Provisioned for this turn's tool calls (it carries no turn id): never silently weaker.
-    if (event.type === 'sandbox.provisioned' && !this.result) this.warnings.push(...weakerIsolation(event.data));
-    if (!this.owns(event)) return;
-    this.lastSeq = event.seq;
-    const d = event.data;
-    switch (event.type) {
-      case 'assistant.message': {
-        const blocks = (d.content as ContentBlock[] | undefined) ?? [];
-        this.answer = blocks.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n');
-        this.stopReason = (d.stopReason as string | null | undefined) ?? null;
-        // The calls as the model made them: a denied call never gets a tool.started.
-        for (const b of blocks) if (b.type === 'tool_use') this.noteCall(b.id, b.name);
-        return;
-      }
-      case 'tool.started':
-        this.noteCall(String(d.toolUseId), String(d.name));
-        return;
-      case 'tool.result': {
-        const call = this.calls.get(String(d.toolUseId));
-        if (!call) return;
-        call.ok = d.isError !== true;
-        if (call.ok) delete call.errorKind;
-        else call.errorKind = String(d.errorKind ?? 'tool_error');
-        return;
-      }
-    }
-    if (!ENDS.has(event.type)) return;
-    const outcome = event.type.slice('turn.'.length) as TurnSummary['outcome'];
-    this.result = {
-      sessionId: this.sessionId,
-      turnId: this.turnId,
-      outcome,
-      stopReason: outcome === 'completed' ? ((d.stopReason as string | null | undefined) ?? this.stopReason) : this.stopReason,
-      ...(outcome === 'failed' ? { error: String(d.error ?? 'unknown error') } : {}),
-      answer: this.answer,
-      toolCalls: [...this.calls.values()],
-      firstSeq: this.firstSeq,
-      lastSeq: this.lastSeq,
-      warnings: [...this.warnings],
-    };
-  }
+/** What a model is told of an ended turn, from its transcript. */
+export function turnSummary(sessionId: string, turn: TranscriptTurn, end: TurnEnd): TurnSummary {
+  const lastStop = turn.reply?.stopReason ?? null;
+  return {
+    sessionId,
+    turnId: turn.turnId,
+    outcome: end.kind,
+    stopReason: end.kind === 'completed' ? (end.stopReason ?? lastStop) : lastStop,
+    ...(end.kind === 'failed' ? { error: end.error } : {}),
+    answer: turn.reply?.text ?? '',
+    // The calls as the model made them: a denied call never gets a tool.started.
+    toolCalls: turn.items.flatMap((item) =>
+      item.kind !== 'tool'
+        ? []
+        : [{ name: item.call.name, toolUseId: item.call.toolUseId, ok: item.call.status === 'done', ...(item.call.status === 'done' ? {} : { errorKind: item.call.result?.errorKind ?? 'no_result' }) }],
+    ),
+    firstSeq: turn.firstSeq,
+    lastSeq: turn.lastSeq,
+    warnings: turn.items.flatMap((item) => (item.kind === 'notice' && item.notice.type === 'sandbox.provisioned' ? weakerIsolation(item.notice.data) : [])),
+  };
 }
 
 /** A one-line description of an event, for progress messages. */
-export function describeEvent(event: Event): string {
-  const d = event.data;
+export function describeEvent(event: KnownEvent): string {
   switch (event.type) {
     case 'tool.started':
-      return `tool.started: ${String(d.name)}`;
+      return `tool.started: ${event.data.name}`;
     case 'tool.result':
-      return `tool.result: ${d.isError ? `error (${String(d.errorKind ?? 'tool_error')})` : 'ok'}`;
+      return `tool.result: ${event.data.isError ? `error (${event.data.errorKind ?? 'tool_error'})` : 'ok'}`;
     case 'permission.requested':
-      return `permission.requested: ${String(d.tool)} waits for an answer from a controller of the session (e.g. \`agentd attach\`)`;
+      return `permission.requested: ${event.data.tool} waits for an answer from a controller of the session (e.g. \`agentd attach\`)`;
     case 'permission.resolved':
-      return `permission.resolved: ${String(d.decision)} by ${String(d.by)}`;
+      return `permission.resolved: ${event.data.decision} by ${event.data.by}`;
     case 'assistant.message':
-      return `assistant.message (stop: ${String(d.stopReason)})`;
+      return `assistant.message (stop: ${event.data.stopReason ?? 'none'})`;
     case 'model.retry':
-      return `model.retry: attempt ${String(d.attempt)} (${String(d.reason)})`;
+      return `model.retry: attempt ${event.data.attempt} (${event.data.reason})`;
     case 'turn.failed':
-      return `turn.failed: ${String(d.error)}`;
+      return `turn.failed: ${event.data.error}`;
     case 'sandbox.provisioned': {
-      const warnings = weakerIsolation(d);
-      return `sandbox.provisioned: ${String(d.isolation)}${warnings.length ? `; WARNING: ${warnings.join('; ')}` : ''}`;
+      const warnings = weakerIsolation(event.data);
+      return `sandbox.provisioned: ${event.data.isolation}${warnings.length ? `; WARNING: ${warnings.join('; ')}` : ''}`;
     }
     default:
       return event.type;
@@ -145,7 +92,8 @@ export interface FollowTurnOptions {
   turnId: string;
   /** Seq of the turn's user message: following starts there. */
   from: number;
-  onEvent?: (event: Event) => void;
+  /** Each event of the turn as it is folded (with the changes it made). */
+  onStep?: (step: FoldStep) => void;
   signal?: AbortSignal;
 }
 
@@ -154,49 +102,48 @@ const MAX_RECONNECTS = 3;
 
 /**
  * Follows the session until the turn ends. The daemon keeps the turn in its log, so
- * when the connection drops (daemon restart) following resumes from the next seq on
- * a new connection; the turn itself is resumed by the new daemon's harness.
+ * when the connection drops (daemon restart) the link reconnects at once (starting a
+ * daemon that crashed, never one stopped on purpose) and following resumes from the
+ * next seq; the turn itself is resumed by the new daemon's harness.
  */
-export async function followTurn(link: DaemonLink, options: FollowTurnOptions): Promise<TurnSummary> {
-  const fold = new TurnFold(options.sessionId, options.turnId, options.from);
-  let next = options.from;
-  let reconnects = 0;
-  const aborted = new Promise<'aborted'>((resolve) => {
-    if (options.signal?.aborted) resolve('aborted');
-    options.signal?.addEventListener('abort', () => resolve('aborted'), { once: true });
-  });
-  for (;;) {
-    let client: AgentdClient;
-    try {
-      client = await link.client();
-    } catch (error) {
-      throw new Error(
-        `lost the agentd daemon while turn ${options.turnId} ran and could not reconnect (${(error as Error).message}); ` +
-          `the turn is in the session log from seq ${options.from}`,
-      );
-    }
-    let finished!: () => void;
-    const done = new Promise<'done'>((resolve) => (finished = () => resolve('done')));
-    let dropped!: () => void;
-    const wasDropped = new Promise<'dropped'>((resolve) => (dropped = () => resolve('dropped')));
-    const sub = await client.subscribe(options.sessionId, next, {
+export function followTurn(link: DaemonLink, options: FollowTurnOptions): Promise<TurnSummary> {
+  const fold = new TranscriptFold();
+  const lost = (why: string) =>
+    new Error(`lost the agentd daemon while turn ${options.turnId} ran and could not reconnect (${why}); the turn is in the session log from seq ${options.from}`);
+  return new Promise<TurnSummary>((resolve, reject) => {
+    let reconnects = 0;
+    let connected = link.state.kind === 'connected';
+    const finish = (settle: () => void) => {
+      follower.dispose();
+      state.dispose();
+      options.signal?.removeEventListener('abort', cancelled);
+      settle();
+    };
+    const follower = link.follow(options.sessionId, options.from, {
       onEvents: (events) => {
         for (const event of events) {
-          if (event.seq < next || fold.result) continue;
-          next = event.seq + 1;
-          fold.add(event);
-          if (fold.owns(event) || event.type === 'sandbox.provisioned') options.onEvent?.(event);
-          if (fold.result) finished();
+          const step = fold.event(event);
+          const turn = step.turn;
+          if (turn?.turnId !== options.turnId) continue;
+          options.onStep?.(step);
+          const end = turn.end;
+          if (end) return finish(() => resolve(turnSummary(options.sessionId, turn, end)));
         }
       },
-      onDropped: () => dropped(),
+      onEnded: (error) => finish(() => reject(error)),
     });
-    const outcome = await Promise.race([done, wasDropped, aborted, client.closed.then(() => 'closed' as const)]);
-    if (outcome !== 'closed' && outcome !== 'dropped') await sub.unsubscribe().catch(() => undefined);
-    if (outcome === 'done') return fold.result!;
-    if (outcome === 'aborted') throw new Error('cancelled; the turn runs on in the daemon');
-    if (outcome === 'closed' && ++reconnects > MAX_RECONNECTS) {
-      throw new Error(`the agentd daemon kept going away while turn ${options.turnId} ran; its events are in the log from seq ${options.from}`);
-    }
-  }
+    const state = link.onState((s) => {
+      if (s.kind === 'daemonStopped') return finish(() => reject(lost(s.message)));
+      if (s.kind === 'connected') connected = true;
+      if (s.kind !== 'connecting' || !connected) return;
+      connected = false;
+      if (++reconnects > MAX_RECONNECTS) {
+        return finish(() => reject(new Error(`the agentd daemon kept going away while turn ${options.turnId} ran; its events are in the log from seq ${options.from}`)));
+      }
+      link.client().catch((error: Error) => finish(() => reject(lost(error.message))));
+    });
+    const cancelled = () => finish(() => reject(new Error('cancelled; the turn runs on in the daemon')));
+    if (options.signal?.aborted) return cancelled();
+    options.signal?.addEventListener('abort', cancelled, { once: true });
+  });
 }

@@ -3,11 +3,12 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DaemonStop, dataLayout, SessionCreate, SessionEvents, type DataLayout } from '../../../protocol/index.js';
+import { DaemonStop, dataLayout, knownEvent, SessionCreate, SessionEvents, type DataLayout } from '../../../protocol/index.js';
 import { connect, type AgentdClient } from '../../lib/client.js';
 import type { Command } from '../context.js';
 import { DEMO_FILES, DEMO_PROMPT, demoAgent } from '../demo/agent.js';
-import { exitCodeFor, promptAndFollow, TurnView } from './run.js';
+import { TurnView } from '../turn-view.js';
+import { exitCodeFor, promptAndFollow } from './run.js';
 
 const AGENTD_BIN = fileURLToPath(new URL('../../../bin/agentd.cjs', import.meta.url));
 /** The emulator accepts only this key, so a demo daemon can never reach a real API with a real one. */
@@ -80,9 +81,10 @@ async function stopDaemon(client: AgentdClient | undefined, daemon: ChildProcess
 /** Weaker isolation than bubblewrap is never silent: say what the sandbox had and how to get more. */
 async function isolationNote(client: AgentdClient, sessionId: string): Promise<string> {
   const { events } = await client.request(SessionEvents, { sessionId, types: ['sandbox.provisioned'], limit: 1 });
-  const isolation = events[0]?.data.isolation;
+  const provisioned = events[0] && knownEvent(events[0]);
+  const isolation = provisioned?.type === 'sandbox.provisioned' ? provisioned.data.isolation : undefined;
   if (isolation === undefined || isolation === 'bwrap') return '';
-  return `\nnote: the sandbox ran at isolation level "${String(isolation)}", weaker than bubblewrap (not usable here);\n      install it for full isolation, e.g. apt-get install -y bubblewrap\n`;
+  return `\nnote: the sandbox ran at isolation level "${isolation}", weaker than bubblewrap (not usable here);\n      install it for full isolation, e.g. apt-get install -y bubblewrap\n`;
 }
 
 export const demo: Command = {

@@ -1,8 +1,7 @@
 import { SessionEvents, type Event } from '../../../protocol/index.js';
-import { connect } from '../../lib/client.js';
-import { followSession } from '../../lib/follow.js';
+import { DaemonLink, socketConnector } from '../../lib/link.js';
 import { type Command, intOption, sessionIdArg, UsageError } from '../context.js';
-import { renderEvent, stoppedNote } from '../render.js';
+import { linkNotes, renderEvent } from '../render.js';
 
 const PAGE = 1000;
 
@@ -18,8 +17,8 @@ export const log: Command = {
     if (to !== undefined && to < from) throw new UsageError('--to must not be below --from');
     if (values.follow && to !== undefined) throw new UsageError('--follow reads on without end; drop --to');
     const print = (event: Event) => (values.json ? ctx.json(event) : ctx.out(renderEvent(event)));
-    const client = await ctx.connect();
     if (!values.follow) {
+      const client = await ctx.connect();
       for (let cursor: number | undefined = from; cursor !== undefined; ) {
         const page: { events: Event[]; headSeq: number; next?: number | undefined } = await client.request(SessionEvents, { sessionId, from: cursor, ...(to !== undefined ? { to } : {}), limit: PAGE });
         // Nothing printed is not a silent success: say where the log ends.
@@ -31,22 +30,27 @@ export const log: Command = {
       }
       return 0;
     }
-    // Fail fast on a bad id before following forever.
-    await client.request(SessionEvents, { sessionId, from, limit: 1 });
-    ctx.close();
-    const stop = new AbortController();
-    process.once('SIGINT', () => stop.abort());
-    process.once('SIGTERM', () => stop.abort());
-    await followSession({
-      sessionId,
-      from,
-      signal: stop.signal,
-      connect: (first) => connect({ clientName: 'agentd-cli-follow', clientVersion: ctx.version, explicit: first }),
-      onEvent: print,
-      onReconnecting: () => process.stderr.write('agentd: connection to the daemon lost; reconnecting...\n'),
-      onStopped: (reason) => process.stderr.write(`agentd: ${stoppedNote(reason)}\n`),
-      onResumed: () => process.stderr.write('agentd: the daemon runs again; following on\n'),
+    // Follows across daemon restarts; only the first connection (this command) may start a daemon stopped on purpose.
+    const link = new DaemonLink({
+      clientName: 'agentd log',
+      connector: socketConnector({ clientName: 'agentd-cli-follow', clientVersion: ctx.version }),
+      keepConnected: true,
+      explicitFirst: true,
     });
+    link.onState(linkNotes((line) => process.stderr.write(`agentd: ${line}\n`)));
+    try {
+      // Fail fast on a bad id before following forever.
+      await link.request(SessionEvents, { sessionId, from, limit: 1 });
+      const stopped = new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      const follower = link.follow(sessionId, from, { onEvents: (events) => events.forEach(print) });
+      await stopped;
+      follower.dispose();
+    } finally {
+      await link.close();
+    }
     return 0;
   },
 };

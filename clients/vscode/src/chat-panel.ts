@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { SessionInterrupt, SessionPrompt } from '../../../protocol/index.js';
 import { ChatModel } from './core/chat-model.js';
-import type { AgentdConnection, ConnectionState, Follow } from './core/connection.js';
+import type { SessionFollower } from '../../lib/index.js';
+import type { AgentdConnection, ConnectionState } from './core/connection.js';
 import { chatPageHtml, renderConversation } from './core/render.js';
 
 /** What the webview may send; anything else is ignored. */
@@ -20,13 +21,14 @@ function connectionText(state: ConnectionState): string {
   switch (state.kind) {
     case 'connected':
       return '';
+    case 'idle':
     case 'connecting':
-      return state.attempt > 1 ? 'reconnecting to agentd…' : 'connecting to agentd…';
+      return state.kind === 'connecting' && state.attempt > 1 ? 'reconnecting to agentd…' : 'connecting to agentd…';
     case 'failed':
       return `not connected: ${state.message}`;
     case 'daemonStopped':
       return state.message;
-    case 'stopped':
+    case 'closed':
       return 'disconnected';
   }
 }
@@ -39,7 +41,7 @@ function connectionText(state: ConnectionState): string {
 export class ChatPanel implements vscode.Disposable {
   readonly panel: vscode.WebviewPanel;
   private readonly model: ChatModel;
-  private readonly follow: Follow;
+  private readonly follow: SessionFollower;
   private readonly disposables: vscode.Disposable[] = [];
   private renderTimer: NodeJS.Timeout | undefined;
   private ready = false;

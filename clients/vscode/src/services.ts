@@ -5,6 +5,7 @@ import {
   SessionEvents,
   SessionFork,
   SessionInterrupt,
+  knownEvent,
   type Event,
   type SessionInfo,
 } from '../../../protocol/index.js';
@@ -13,7 +14,7 @@ import { ChatPanel } from './chat-panel.js';
 import { ApprovalsState } from './core/approvals.js';
 import { INSTALL_COMMAND, INSTALL_HINT, type BridgeCommand } from './core/bridge.js';
 import { contentText } from './core/chat-model.js';
-import { AgentdConnection, type ConnectionState } from './core/connection.js';
+import { AgentdConnection, agentdNotFound, type ConnectionState } from './core/connection.js';
 import { SessionsState } from './core/sessions.js';
 import type { SessionsTree } from './sessions-view.js';
 
@@ -71,10 +72,11 @@ export class Services implements vscode.Disposable {
   private showState(state: ConnectionState): void {
     const text: Record<ConnectionState['kind'], string> = {
       connected: '$(pass) agentd',
+      idle: '$(sync~spin) agentd',
       connecting: '$(sync~spin) agentd',
       failed: '$(error) agentd',
       daemonStopped: '$(debug-stop) agentd stopped',
-      stopped: '$(circle-slash) agentd',
+      closed: '$(circle-slash) agentd',
     };
     this.status.text = text[state.kind];
     this.status.tooltip =
@@ -93,7 +95,7 @@ export class Services implements vscode.Disposable {
       void vscode.window.showWarningMessage(state.message, 'Start agentd').then((choice) => choice && this.connection.startDaemon());
     }
     // A missing agentd at once; other failures (a daemon restarting) only when they persist.
-    if (state.kind === 'failed' && (state.notFound || state.failures >= 3) && state.message !== this.shownError) {
+    if (state.kind === 'failed' && (agentdNotFound(state) || state.failures >= 3) && state.message !== this.shownError) {
       this.shownError = state.message;
       void this.showFailure(state);
     }
@@ -105,7 +107,7 @@ export class Services implements vscode.Disposable {
       void vscode.window.showInformationMessage(`agentd: ${state.kind}`);
       return;
     }
-    const actions = state.notFound ? ['Open Settings', 'Copy Install Command'] : ['Open Settings', 'Show Daemon Log Location'];
+    const actions = agentdNotFound(state) ? ['Open Settings', 'Copy Install Command'] : ['Open Settings', 'Show Daemon Log Location'];
     const choice = await vscode.window.showErrorMessage(state.message, ...actions);
     if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentd.');
     if (choice === 'Copy Install Command') await vscode.env.clipboard.writeText(INSTALL_COMMAND);
@@ -202,15 +204,17 @@ export class Services implements vscode.Disposable {
   }
 }
 
+/** A fork point as the quick pick shows it. */
 function describe(e: Event): string {
   const oneLine = (text: string) => (text.length > 90 ? `${text.slice(0, 89)}…` : text).replace(/\s+/g, ' ');
-  switch (e.type) {
+  const known = knownEvent(e);
+  switch (known?.type) {
     case 'user.message':
-      return `You: ${oneLine(contentText(e.data.content))}`;
+      return `You: ${oneLine(contentText(known.data.content))}`;
     case 'assistant.message':
-      return `Agent: ${oneLine(contentText(e.data.content) || '(tool call)')}`;
+      return `Agent: ${oneLine(contentText(known.data.content) || '(tool call)')}`;
     case 'tool.result':
-      return `Tool result${e.data.isError ? ` (${String(e.data.errorKind ?? 'error')})` : ''}`;
+      return `Tool result${known.data.isError ? ` (${known.data.errorKind ?? 'error'})` : ''}`;
     default:
       return e.type.replace('turn.', 'Turn ');
   }

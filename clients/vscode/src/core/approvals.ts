@@ -1,5 +1,5 @@
 import type { PermissionDecision } from '../../../../protocol/index.js';
-import type { PermissionHandler, PermissionParams } from './bridge.js';
+import type { PermissionHandler, PermissionQuestion } from '../../../lib/client.js';
 
 export interface PendingApproval {
   id: string;
@@ -37,7 +37,7 @@ export class ApprovalsState {
   private readonly listeners = new Set<(change: ApprovalChange) => void>();
 
   /** Pass to the connection as its permission handler. */
-  readonly handler: PermissionHandler = (params, token) => this.ask(params, token);
+  readonly handler: PermissionHandler = (question, withdrawn) => this.ask(question, withdrawn);
 
   pending(): PendingApproval[] {
     return [...this.entries.values()].map((e) => e.approval);
@@ -76,7 +76,8 @@ export class ApprovalsState {
     return true;
   }
 
-  private ask(params: PermissionParams, token: { isCancellationRequested: boolean; onCancellationRequested(listener: () => void): unknown }): Promise<{ decision: PermissionDecision }> {
+  /** `withdrawn` aborts when the daemon cancels the question (answered elsewhere, turn ended). */
+  private ask(params: PermissionQuestion, withdrawn: AbortSignal): Promise<{ decision: PermissionDecision }> {
     const approval: PendingApproval = {
       id: params.toolUseId,
       sessionId: params.sessionId,
@@ -86,13 +87,17 @@ export class ApprovalsState {
       summary: summarize(params.tool, params.input),
     };
     return new Promise((resolve, reject) => {
-      if (token.isCancellationRequested) return reject(new ApprovalWithdrawn('withdrawn'));
+      if (withdrawn.aborted) return reject(new ApprovalWithdrawn('withdrawn'));
       this.entries.set(approval.id, { approval, resolve: (decision) => resolve({ decision }), reject });
-      token.onCancellationRequested(() => {
-        if (!this.entries.delete(approval.id)) return;
-        this.emit({ kind: 'withdrawn', approval });
-        reject(new ApprovalWithdrawn('answered elsewhere'));
-      });
+      withdrawn.addEventListener(
+        'abort',
+        () => {
+          if (!this.entries.delete(approval.id)) return;
+          this.emit({ kind: 'withdrawn', approval });
+          reject(new ApprovalWithdrawn('answered elsewhere'));
+        },
+        { once: true },
+      );
       this.emit({ kind: 'added', approval });
     });
   }

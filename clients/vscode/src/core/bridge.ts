@@ -1,19 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  createMessageConnection,
-  ResponseError,
-  StreamMessageReader,
-  StreamMessageWriter,
-  type CancellationToken,
-} from 'vscode-jsonrpc/node';
-import { AgentdClient, asResponseError } from '../../../lib/client.js';
-import {
-  ErrorCode,
-  PermissionRequest,
-  PROTOCOL_VERSION,
-  type ParamsOf,
-  type PermissionDecision,
-} from '../../../../protocol/index.js';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { AgentdClient, type PermissionHandler } from '../../../lib/client.js';
+import { DaemonStoppedError } from '../../../lib/dial.js';
+import { PermissionRequest, PROTOCOL_VERSION } from '../../../../protocol/index.js';
 
 /** How to start the editor bridge: normally `agentd stdio`. */
 export interface BridgeCommand {
@@ -22,10 +11,6 @@ export interface BridgeCommand {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }
-
-export type PermissionParams = ParamsOf<typeof PermissionRequest>;
-/** Answers a permission question; `token` fires when the daemon withdraws it (answered elsewhere). */
-export type PermissionHandler = (params: PermissionParams, token: CancellationToken) => Promise<{ decision: PermissionDecision }>;
 
 /** The install command, run in a checkout of the agentd repository (the `agentd` name on npm is another package). */
 export const INSTALL_COMMAND = 'npm ci && npm install -g .';
@@ -43,12 +28,9 @@ export class AgentdNotFoundError extends Error {
 export class BridgeFailedError extends Error {}
 
 /**
- * The daemon was stopped on purpose (`agentd stop`) and the bridge did not start it
- * (`agentd stdio` exits 3 then): only an explicit start (`--start`) brings it back.
+ * `agentd stdio`'s exit code when it did not start a daemon stopped on purpose
+ * (`agentd stop`): only an explicit start (`--start`) brings it back.
  */
-export class DaemonStoppedBridgeError extends BridgeFailedError {}
-
-/** `agentd stdio`'s exit code when it did not start a daemon stopped on purpose. */
 const EXIT_STOPPED = 3;
 
 export interface Bridge {
@@ -94,15 +76,7 @@ export async function openBridge(
     client.close();
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   };
-  if (options.onPermissionRequest) {
-    const handler = options.onPermissionRequest;
-    // Directly on the rpc (not client.onRequest) to receive the cancellation token.
-    rpc.onRequest(PermissionRequest.method, async (raw: unknown, token: CancellationToken) => {
-      const parsed = PermissionRequest.params.safeParse(raw);
-      if (!parsed.success) throw new ResponseError(ErrorCode.InvalidParams, parsed.error.message);
-      return handler(parsed.data, token).catch((error: unknown) => Promise.reject(asResponseError(error)));
-    });
-  }
+  if (options.onPermissionRequest) client.onRequest(PermissionRequest, options.onPermissionRequest);
   rpc.listen();
   const initialized = client.initialize({
     protocolVersion: PROTOCOL_VERSION,
@@ -125,11 +99,10 @@ export async function openBridge(
   } catch (error) {
     // The rpc rejects `initialize` when the stream ends, which may come just before the
     // exit: wait for it (briefly), and report why the bridge ended instead.
-    if (!(error instanceof AgentdNotFoundError || error instanceof BridgeFailedError)) {
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
-    }
+    const explained = error instanceof AgentdNotFoundError || error instanceof BridgeFailedError || error instanceof DaemonStoppedError;
+    if (!explained) await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
     dispose();
-    if (!(error instanceof AgentdNotFoundError || error instanceof BridgeFailedError) && child.exitCode !== null) {
+    if (!explained && child.exitCode !== null) {
       throw bridgeFailure(command, stderr, child.exitCode);
     }
     throw error;
@@ -146,8 +119,10 @@ export async function openBridge(
   };
 }
 
-function bridgeFailure(command: BridgeCommand, stderr: string, code: number | null): BridgeFailedError {
+function bridgeFailure(command: BridgeCommand, stderr: string, code: number | null): Error {
   const detail = stderr.trim().split('\n').slice(-3).join(' ');
-  if (code === EXIT_STOPPED) return new DaemonStoppedBridgeError(detail.replace(/^agentd stdio: /, '') || 'the agentd daemon was stopped on purpose');
+  if (code === EXIT_STOPPED) {
+    return new DaemonStoppedError(detail.replace(/^agentd stdio: /, '') || 'the agentd daemon was stopped on purpose');
+  }
   return new BridgeFailedError(`\`${[command.command, ...command.args].join(' ')}\` exited (code ${code})${detail ? `: ${detail}` : ''}`);
 }

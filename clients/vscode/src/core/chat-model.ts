@@ -1,8 +1,6 @@
-import type { Event } from '../../../../protocol/index.js';
+import type { ContentBlock, Event, PromptContent, ToolErrorKind } from '../../../../protocol/index.js';
 import { weakerIsolation } from '../../../lib/isolation.js';
-import type { Delta } from './connection.js';
-
-export type ToolErrorKind = 'sandbox_lost' | 'interrupted' | 'timeout' | 'denied' | 'tool_error';
+import { TranscriptFold, transcriptStatus, type Delta, type Notice, type ToolUse, type Transcript, type TranscriptTurn } from '../../../lib/transcript.js';
 
 export interface ToolResultView {
   text: string;
@@ -43,194 +41,119 @@ export interface ChatView {
   items: ChatItem[];
 }
 
-type ToolItem = Extract<ChatItem, { kind: 'tool' }>;
-
 /**
- * Turns a session's durable events and the ephemeral deltas of its running turn into a
- * conversation: user messages, assistant text (streaming until its durable copy
- * arrives), tool calls with input and result, and marked errors. Events are applied in
- * seq order exactly once; replays and old events are ignored.
+ * A session's conversation for the chat panel: the shared fold (clients/lib/transcript)
+ * does the folding of durable events and ephemeral deltas; this only says how its
+ * transcript reads in the chat (items with stable keys, notices in words).
  */
 export class ChatModel {
-  private readonly items: ChatItem[] = [];
-  private readonly tools = new Map<string, ToolItem>();
-  /** Streaming fragments of the current model call, by content block index. */
-  private readonly streaming = new Map<number, { turnId: string; kind: Delta['kind']; text: string }>();
-  private status: ChatStatus = 'idle';
-  private next = 0;
-  private title: string | undefined;
-  private workspace: string | undefined;
-  private forkedFrom: { sessionId: string; at: number } | undefined;
-  private archived = false;
+  private readonly fold = new TranscriptFold();
 
   constructor(readonly sessionId: string) {}
 
   get nextSeq(): number {
-    return this.next;
+    return this.fold.transcript.next;
   }
 
   applyEvents(events: Event[]): void {
-    for (const event of events) {
-      if (event.seq < this.next) continue;
-      this.next = event.seq + 1;
-      this.apply(event);
-    }
+    this.fold.events(events);
   }
 
   applyDelta(delta: Delta): void {
-    if (delta.sessionId !== this.sessionId) return;
-    const part = this.streaming.get(delta.index);
-    if (part && part.turnId === delta.turnId && part.kind === delta.kind) part.text += delta.text;
-    else this.streaming.set(delta.index, { turnId: delta.turnId, kind: delta.kind, text: delta.text });
+    if (delta.sessionId === this.sessionId) this.fold.delta(delta);
   }
 
   view(): ChatView {
-    const items = [...this.items];
-    for (const [index, part] of [...this.streaming].sort((a, b) => a[0] - b[0])) {
-      const key = `stream:${part.turnId}:${index}`;
-      if (part.kind === 'text') items.push({ kind: 'assistant', key, text: part.text, streaming: true });
-      else items.push({ kind: 'tool', key, name: 'tool call', input: part.text, streaming: true, state: 'requested' });
-    }
-    return {
-      sessionId: this.sessionId,
-      ...(this.title !== undefined ? { title: this.title } : {}),
-      ...(this.workspace !== undefined ? { workspace: this.workspace } : {}),
-      ...(this.forkedFrom ? { forkedFrom: this.forkedFrom } : {}),
-      status: this.archived ? 'archived' : this.status,
-      next: this.next,
-      items,
-    };
-  }
-
-  /** `part` tells apart several notices of one event (their keys must differ). */
-  private notice(seq: number, level: 'info' | 'warning' | 'error', text: string, part = ''): void {
-    this.items.push({ kind: 'notice', key: `e${seq}${part}`, seq, level, text });
-  }
-
-  private apply(event: Event): void {
-    const d = event.data as Record<string, any>;
-    const seq = event.seq;
-    switch (event.type) {
-      case 'session.created':
-        this.title = typeof d.title === 'string' ? d.title : undefined;
-        this.workspace = typeof d.workspace === 'string' ? d.workspace : undefined;
-        if (d.forkedFrom) {
-          this.forkedFrom = d.forkedFrom;
-          this.notice(seq, 'info', `Forked from ${d.forkedFrom.sessionId} at event ${d.forkedFrom.at}`);
-        }
-        break;
-      case 'session.forked':
-        this.notice(seq, 'info', `Forked from ${d.from} at event ${d.at}`);
-        break;
-      case 'user.message':
-        this.items.push({ kind: 'user', key: `e${seq}`, seq, text: contentText(d.content) });
-        if (this.status === 'idle') this.status = 'running';
-        break;
-      case 'turn.started':
-        this.status = 'running';
-        break;
-      case 'model.retry':
-        this.notice(seq, 'warning', `Model call failed (${d.reason}); retry ${d.attempt} in ${Math.round(Number(d.delayMs) / 100) / 10} s`);
-        break;
-      case 'assistant.message':
-        this.streaming.clear();
-        for (const [i, block] of (d.content as Array<Record<string, any>>).entries()) {
-          if (block.type === 'text' && block.text) this.items.push({ kind: 'assistant', key: `e${seq}:${i}`, seq, text: block.text, streaming: false });
-          if (block.type === 'tool_use') {
-            const item: ToolItem = { kind: 'tool', key: `t${block.id}`, seq, toolUseId: block.id, name: block.name, input: pretty(block.input), streaming: false, state: 'requested' };
-            this.tools.set(block.id, item);
-            this.items.push(item);
-          }
-        }
-        break;
-      case 'tool.started': {
-        const tool = this.tool(d.toolUseId, d.name, d.input, seq);
-        tool.state = 'running';
-        tool.where = d.where;
-        break;
-      }
-      case 'permission.requested':
-        this.tool(d.toolUseId, d.tool, d.input, seq).permission = { state: 'asked' };
-        this.status = 'waiting';
-        break;
-      case 'permission.resolved':
-        this.tool(d.toolUseId, 'tool', {}, seq).permission = { state: d.decision, by: d.by };
-        this.status = 'running';
-        break;
-      case 'tool.result': {
-        const tool = this.tool(d.toolUseId, 'tool', {}, seq);
-        tool.result = {
-          text: contentText(d.content),
-          isError: Boolean(d.isError),
-          ...(d.errorKind ? { errorKind: d.errorKind } : d.isError ? { errorKind: 'tool_error' as const } : {}),
-          ...(typeof d.durationMs === 'number' ? { durationMs: d.durationMs } : {}),
-        };
-        tool.state = d.isError ? 'error' : 'done';
-        break;
-      }
-      case 'sandbox.provisioned': {
-        this.notice(seq, 'info', `Sandbox ready (${d.isolation}, ${Math.round(Number(d.durationMs))} ms)`);
-        // Never silently weaker: each warning as its own marked notice.
-        weakerIsolation(d).forEach((warning, i) => this.notice(seq, 'warning', `Weaker isolation: ${warning}`, `w${i}`));
-        break;
-      }
-      case 'sandbox.lost':
-        this.notice(seq, 'error', `Sandbox lost: ${d.reason}. The next tool call gets a fresh sandbox; the workspace is kept.`);
-        break;
-      case 'harness.woke':
-        if (d.pendingTurn) this.notice(seq, 'info', 'The agent resumed this turn from the log');
-        break;
-      case 'context.compacted':
-        this.notice(seq, 'info', `Older context compacted (up to event ${d.upToSeq})`);
-        break;
-      case 'turn.completed':
-        this.endTurn();
-        break;
-      case 'turn.interrupted':
-        this.endTurn();
-        this.notice(seq, 'warning', 'Interrupted');
-        break;
-      case 'turn.failed':
-        this.endTurn();
-        this.notice(seq, 'error', `Turn failed: ${d.error}`);
-        break;
-      case 'session.archived':
-        this.archived = true;
-        this.notice(seq, 'info', 'Archived: read-only from here on');
-        break;
-      default:
-        break; // types this client does not know yet
-    }
-  }
-
-  private endTurn(): void {
-    this.streaming.clear();
-    this.status = 'idle';
-  }
-
-  /** The tool item of a call; one made up from the event when its assistant message is not in view (a fork, a partial log). */
-  private tool(toolUseId: string, name: string, input: unknown, seq: number): ToolItem {
-    let tool = this.tools.get(toolUseId);
-    if (!tool) {
-      tool = { kind: 'tool', key: `t${toolUseId}`, seq, toolUseId, name, input: pretty(input), streaming: false, state: 'requested' };
-      this.tools.set(toolUseId, tool);
-      this.items.push(tool);
-    }
-    return tool;
+    return chatView(this.sessionId, this.fold.transcript);
   }
 }
 
-function pretty(value: unknown): string {
-  return JSON.stringify(value ?? {}, null, 2);
+/** The transcript as chat items: session notices and turns in the order they happened. */
+function chatView(sessionId: string, t: Transcript): ChatView {
+  const parts = [...t.notices.map((n) => ({ seq: n.seq, items: noticeItems(n) })), ...t.turns.map((turn) => ({ seq: turn.firstSeq, items: turnItems(turn) }))];
+  return {
+    sessionId,
+    ...(t.title !== undefined ? { title: t.title } : {}),
+    ...(t.workspace !== undefined ? { workspace: t.workspace } : {}),
+    ...(t.forkedFrom ? { forkedFrom: t.forkedFrom } : {}),
+    status: transcriptStatus(t),
+    next: t.next,
+    items: parts.sort((a, b) => a.seq - b.seq).flatMap((p) => p.items),
+  };
+}
+
+function turnItems(turn: TranscriptTurn): ChatItem[] {
+  const items: ChatItem[] = [];
+  if (turn.user) items.push({ kind: 'user', key: `e${turn.user.seq}`, seq: turn.user.seq, text: contentText(turn.user.content) });
+  turn.items.forEach((item, i) => {
+    if (item.kind === 'text') items.push({ kind: 'assistant', key: `e${item.seq}:${i}`, seq: item.seq, text: item.text, streaming: false });
+    else if (item.kind === 'tool') items.push(toolItem(item.call));
+    else if (item.kind === 'notice') items.push(...noticeItems(item.notice));
+  });
+  // What the model call in flight streamed so far, until its durable copy arrives.
+  for (const part of turn.streaming) {
+    const key = `stream:${turn.turnId}:${part.index}`;
+    if (part.kind === 'text') items.push({ kind: 'assistant', key, text: part.text, streaming: true });
+    else items.push({ kind: 'tool', key, name: 'tool call', input: part.text, streaming: true, state: 'requested' });
+  }
+  if (turn.end?.kind === 'interrupted') items.push(notice(turn.end.seq, 'warning', 'Interrupted'));
+  if (turn.end?.kind === 'failed') items.push(notice(turn.end.seq, 'error', `Turn failed: ${turn.end.error}`));
+  return items;
+}
+
+function toolItem(call: ToolUse): ChatItem {
+  const result = call.result;
+  return {
+    kind: 'tool',
+    key: `t${call.toolUseId}`,
+    seq: call.seq,
+    toolUseId: call.toolUseId,
+    name: call.name,
+    input: JSON.stringify(call.input, null, 2),
+    streaming: false,
+    state: call.status,
+    ...(call.where ? { where: call.where } : {}),
+    ...(call.permission ? { permission: call.permission } : {}),
+    ...(result
+      ? { result: { text: contentText(result.content), isError: result.isError, durationMs: result.durationMs, ...(result.errorKind ? { errorKind: result.errorKind } : {}) } }
+      : {}),
+  };
+}
+
+/** `part` tells apart several notices of one event (their keys must differ). */
+function notice(seq: number, level: 'info' | 'warning' | 'error', text: string, part = ''): ChatItem {
+  return { kind: 'notice', key: `e${seq}${part}`, seq, level, text };
+}
+
+function noticeItems(n: Notice): ChatItem[] {
+  switch (n.type) {
+    case 'sandbox.provisioned':
+      return [
+        notice(n.seq, 'info', `Sandbox ready (${n.data.isolation}, ${Math.round(n.data.durationMs)} ms)`),
+        // Never silently weaker: each warning as its own marked notice.
+        ...weakerIsolation(n.data).map((warning, i) => notice(n.seq, 'warning', `Weaker isolation: ${warning}`, `w${i}`)),
+      ];
+    case 'sandbox.lost':
+      return [notice(n.seq, 'error', `Sandbox lost: ${n.data.reason}. The next tool call gets a fresh sandbox; the workspace is kept.`)];
+    case 'model.retry':
+      return [notice(n.seq, 'warning', `Model call failed (${n.data.reason}); retry ${n.data.attempt} in ${Math.round(n.data.delayMs / 100) / 10} s`)];
+    case 'context.compacted':
+      return [notice(n.seq, 'info', `Older context compacted (up to event ${n.data.upToSeq})`)];
+    case 'harness.woke':
+      return [notice(n.seq, 'info', 'The agent resumed this turn from the log')];
+    case 'session.forked':
+      return [notice(n.seq, 'info', `Forked from ${n.data.from} at event ${n.data.at}`)];
+    case 'session.archived':
+      return [notice(n.seq, 'info', 'Archived: read-only from here on')];
+  }
 }
 
 /** Text of a content value: a string, or blocks of which text is shown and images are named. */
-export function contentText(content: unknown): string {
+export function contentText(content: PromptContent | ContentBlock[]): string {
   if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return '';
   return content
-    .map((block: Record<string, any>) => {
-      if (block.type === 'text') return String(block.text);
+    .map((block) => {
+      if (block.type === 'text') return block.text;
       if (block.type === 'image') return '[image]';
       if (block.type === 'tool_result') return contentText(block.content);
       return '';

@@ -1,4 +1,5 @@
-import type { ChatItem, ChatView, ToolErrorKind } from './chat-model.js';
+import type { ToolErrorKind } from '../../../../protocol/index.js';
+import type { ChatItem, ChatView } from './chat-model.js';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
