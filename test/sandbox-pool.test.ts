@@ -16,6 +16,7 @@ import { createLocalProvider } from '../sandbox/provider.js';
 import type { PoolStatus, Sandbox } from '../sandbox/types.js';
 import { runAgentd, tempHome } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
+import { until } from './support/until.js';
 import { securityMatrix, startSecurityRig, type SecurityRig } from './security/support/rig.js';
 
 const root = process.getuid?.() === 0;
@@ -25,14 +26,6 @@ async function poolStatus(rig: SecurityRig): Promise<PoolStatus> {
   const status = (await rig.rpc('daemon/status', {})).result as { sandboxPool?: PoolStatus };
   assert.ok(status.sandboxPool, 'daemon/status shows the pool');
   return status.sandboxPool;
-}
-
-async function until(what: string, condition: () => Promise<boolean>, withinMs = 60_000): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${withinMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 const provisionedIn = (events: Event[]) => events.filter((e) => e.type === 'sandbox.provisioned');
@@ -103,15 +96,15 @@ if (root) {
     });
 
     it('replaces a pooled host that dies, and never hands out a dead one', async () => {
-      await until('the pool is full', async () => (await poolStatus(rig)).ready === POOL);
+      await until(async () => (await poolStatus(rig)).ready === POOL, 'the pool is full');
       const before = await poolStatus(rig);
       const [first] = hostsOf(rig.daemon.proc.pid!);
       assert.ok(first, 'a pooled host is running');
       process.kill(first, 'SIGKILL');
-      await until('the dead host is replaced', async () => {
+      await until(async () => {
         const now = await poolStatus(rig);
         return now.replaced > before.replaced && now.ready === POOL;
-      });
+      }, 'the dead host to be replaced');
       // Both pooled hosts die, and a session asks for a sandbox at once (eagerly, at creation).
       const doomed = hostsOf(rig.daemon.proc.pid!);
       assert.equal(doomed.length, POOL);
@@ -123,10 +116,10 @@ if (root) {
       assert.equal(lastResult(events), 'alive\n[exit code: 0]');
       assert.equal(provisionedIn(events).length, 1);
       assert.equal(events.filter((e) => e.type === 'sandbox.lost').length, 0, 'the session never had a dead sandbox');
-      await until('every dead host is replaced', async () => {
+      await until(async () => {
         const now = await poolStatus(rig);
         return now.replaced >= before.replaced + 1 + POOL && now.ready === POOL;
-      });
+      }, 'every dead host to be replaced');
     });
   });
 
@@ -179,7 +172,7 @@ if (root) {
         await Promise.all(opened.map((s) => s.close()));
         await Promise.all([pooledProvider.close?.(), coldProvider.close?.()]);
       });
-      await until('the pool is full', async () => pooledProvider.pool!().ready === 1 || pooledProvider.pool!().disabled !== undefined);
+      await until(async () => pooledProvider.pool!().ready === 1 || pooledProvider.pool!().disabled !== undefined, 'the pool is full');
       assert.equal(pooledProvider.pool!().disabled, undefined);
       const pooled = await pooledProvider.provision({ sessionId: 'pooled', ...spec });
       opened.push(pooled);
@@ -233,7 +226,7 @@ describe('warm sandbox pool, daemon as an ordinary user', () => {
   it('keeps no pool, says why in daemon/status, and provisions cold', async () => {
     const status = await poolStatus(rig);
     assert.equal(status.size, 2);
-    await until('the pool says why it is off', async () => (await poolStatus(rig)).disabled !== undefined);
+    await until(async () => (await poolStatus(rig)).disabled !== undefined, 'the pool says why it is off');
     assert.match((await poolStatus(rig)).disabled!, /not root/);
     const session = await rig.session({ workspace: rig.dir('cold') });
     assert.equal((await rig.bash(session, 'echo cold')).text, 'cold\n[exit code: 0]');

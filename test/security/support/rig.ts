@@ -181,18 +181,17 @@ export async function startSecurityRig(
   };
 
   /** With a pool: waits until it is full again, so the next sandbox comes from it. */
-  const poolFull = async () => {
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const status = (await rpc('daemon/status', {})).result as { sandboxPool?: { size: number; ready: number; disabled?: string } };
-      const state = status.sandboxPool;
-      if (!state) throw new Error('the daemon reports no sandbox pool');
-      if (state.disabled) throw new Error(`the daemon's sandbox pool is off: ${state.disabled}`);
-      if (state.ready >= state.size) return;
-      if (Date.now() > deadline) throw new Error(`the sandbox pool did not fill: ${JSON.stringify(state)}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
+  const poolFull = () =>
+    until(
+      async () => {
+        const state = ((await rpc('daemon/status', {})).result as { sandboxPool?: { size: number; ready: number; disabled?: string } }).sandboxPool;
+        if (!state) throw new Error('the daemon reports no sandbox pool');
+        if (state.disabled) throw new Error(`the daemon's sandbox pool is off: ${state.disabled}`);
+        return state.ready >= state.size;
+      },
+      'the sandbox pool to fill',
+      120_000,
+    );
 
   const rig: SecurityRig = {
     principal,
