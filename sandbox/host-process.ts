@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import * as z from 'zod/mini';
@@ -7,11 +8,14 @@ import type { Launch } from './isolation/launch.js';
 import type { LimitPlacement } from './limits/index.js';
 import type { ToolDefinition, ToolErrorKind, ToolResult } from './types.js';
 import { ChildProcessTransport } from './transport.js';
+import { readStat } from './tools/procs.js';
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const CLOSE_GRACE_MS = 2_000;
 const NO_TIMEOUT = 2 ** 31 - 1;
 const STDERR_TAIL = 4_000;
+/** How long the end of a sandbox waits for its pid 1 (and so for everything in it) to be gone. */
+const INIT_GONE_MS = 10_000;
 
 /** What bubblewrap reports on its info fd: the sandbox's pid 1 (outside numbering) and its namespaces. */
 const BwrapInfo = z.object({ 'child-pid': z.number(), 'mnt-namespace': z.number() });
@@ -46,6 +50,8 @@ export class HostProcess {
   private readonly inFlight = new Set<() => void>(); // resolvers that report sandbox_lost to pending calls
   private connectionLost = false; // the host's stdio closed; its exit may be reported a moment later
   private readonly info: Promise<string> | null;
+  /** The sandbox's pid 1 (outside numbering, with its start time), once close() has looked it up. */
+  private init: { pid: number; start: number } | null = null;
 
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
@@ -53,6 +59,8 @@ export class HostProcess {
     private readonly placement: LimitPlacement | null,
     /** Removes what was made outside for the sandbox; `ended` settles after it. */
     cleanup: () => Promise<void>,
+    /** The launcher's child is the sandbox's pid 1 (see Launch.pidNamespace). */
+    private readonly pidNamespace: boolean,
   ) {
     const infoStream = child.stdio[4] as Readable | undefined;
     this.info = infoStream ? readAll(infoStream) : null;
@@ -71,7 +79,9 @@ export class HostProcess {
         const reason = this.closing ? 'closed' : `sandbox host ${how}${tail}`;
         this.endReason = reason;
         for (const lose of this.inFlight) lose();
-        void cleanup().finally(() => resolve({ reason }));
+        void this.initGone()
+          .then(cleanup)
+          .finally(() => resolve({ reason }));
       });
     });
   }
@@ -90,7 +100,7 @@ export class HostProcess {
     const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
     let cleaned: Promise<void> | undefined;
     const once = () => (cleaned ??= cleanup());
-    const host = new HostProcess(child, new Client({ name: 'agentd', version: '0.1.0' }), placement, once);
+    const host = new HostProcess(child, new Client({ name: 'agentd', version: '0.1.0' }), placement, once, launch.pidNamespace === true);
     child.once('error', () => void once());
     try {
       await host.withinTimeout(host.client.connect(new ChildProcessTransport(child)), 'answer', new Promise<never>((_, reject) => child.once('error', reject)));
@@ -206,10 +216,46 @@ export class HostProcess {
     if (this.child.pid === undefined) return; // never started
     if (this.endReason === null) {
       this.closing = true;
+      this.findInit();
       await this.client.close().catch(() => undefined);
       const grace = setTimeout(() => this.killAll(), CLOSE_GRACE_MS);
       await this.ended;
       clearTimeout(grace);
+    }
+  }
+
+  /**
+   * Notes the sandbox's pid 1 (the launcher's child) while the launcher is alive to name it: once
+   * the launcher has exited, `ended` waits for it too. A launcher killed (the close grace ran
+   * out) exits at once, while the kernel is still killing the sandbox's processes; they are all
+   * gone only when pid 1 is.
+   */
+  private findInit(): void {
+    if (!this.pidNamespace || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const pid = this.child.pid!;
+    try {
+      const [first] = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ');
+      const stat = first ? readStat(Number(first)) : null;
+      if (stat && stat.ppid === pid) this.init = { pid: stat.pid, start: stat.start };
+    } catch {
+      // No children file (a kernel without it), or the launcher is gone: nothing to wait for.
+    }
+  }
+
+  /** Resolves once the sandbox's pid 1, when known, is gone or a zombie (bounded). */
+  private async initGone(): Promise<void> {
+    const init = this.init;
+    if (!init) return;
+    const deadline = performance.now() + INIT_GONE_MS;
+    for (;;) {
+      const now = readStat(init.pid);
+      if (!now || now.start !== init.start || now.state === 'Z' || performance.now() > deadline) return;
+      try {
+        process.kill(init.pid, 'SIGKILL'); // its launcher is gone: it is being killed anyway
+      } catch {
+        // Gone.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 
