@@ -144,9 +144,12 @@ function main(): void {
   process.on('SIGHUP', () => void stop());
 }
 
-try {
-  main();
-} catch (error) {
-  process.stderr.write(`agentd sandbox host: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
+/** Starts the host (start.ts calls this, once the module is loaded). */
+export function run(): void {
+  try {
+    main();
+  } catch (error) {
+    process.stderr.write(`agentd sandbox host: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  }
 }
