@@ -39,7 +39,8 @@ export class Driver {
 
   async create(params: SessionCreateParams): Promise<string> {
     const { sessionId } = await this.client.request(SessionCreate, params);
-    await this.client.subscribe(sessionId, undefined, {
+    // From its first event: an eager sandbox (a pooled one takes milliseconds) can be provisioned before the subscription starts.
+    await this.client.subscribe(sessionId, 0, {
       onEvents: (events) => {
         for (const e of events) {
           if (e.type === 'turn.completed' || e.type === 'turn.failed' || e.type === 'turn.interrupted') {
