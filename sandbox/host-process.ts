@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import * as z from 'zod/mini';
@@ -49,6 +50,7 @@ export class HostProcess {
   private stderr = '';
   private readonly inFlight = new Set<() => void>(); // resolvers that report sandbox_lost to pending calls
   private connectionLost = false; // the host's stdio closed; its exit may be reported a moment later
+  private endsAfterCall = false; // the host said it exits after its last answer (HostToolResult.endsSandbox)
   private readonly info: Promise<string> | null;
   /** The sandbox's pid 1 (outside numbering, with its start time), once close() has looked it up. */
   private init: { pid: number; start: number } | null = null;
@@ -151,7 +153,7 @@ export class HostProcess {
 
   /** Running, and its connection open. */
   get alive(): boolean {
-    return this.endReason === null && !this.connectionLost && !this.closing;
+    return this.endReason === null && !this.connectionLost && !this.closing && !this.endsAfterCall;
   }
 
   /** Has the host load what its first command needs, while nobody waits for it (a pooled host). */
@@ -175,8 +177,9 @@ export class HostProcess {
 
   async execute(name: string, input: Record<string, unknown>, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ToolResult> {
     const started = performance.now();
-    if (this.endReason !== null || this.connectionLost) {
-      return failure('sandbox_lost', `the sandbox is gone (${this.endReason ?? 'its host stopped answering'}); a new one must be provisioned`, started);
+    if (this.endReason !== null || this.connectionLost || this.endsAfterCall) {
+      const why = this.endReason ?? (this.endsAfterCall ? 'it could run no more commands, and its host ended' : 'its host stopped answering');
+      return failure('sandbox_lost', `the sandbox is gone (${why}); a new one must be provisioned`, started);
     }
     if (options.signal?.aborted) return failure('interrupted', 'interrupted before it started', started);
     // Only cancellable calls pay for an AbortController and listeners (the warm path stays lean).
@@ -197,6 +200,7 @@ export class HostProcess {
       const result = await Promise.race([call, lost]);
       if (result === null) return failure('sandbox_lost', `the sandbox died during the call (${this.endReason})`, started);
       const { content, isError } = result;
+      if (result.endsSandbox) this.endsAfterCall = true;
       return { content, isError, ...(isError ? { errorKind: result.errorKind ?? 'tool_error' } : {}), durationMs: performance.now() - started };
     } catch (error) {
       if (stopped === 'timeout') return failure('timeout', `${name} timed out after ${options.timeoutMs} ms and was stopped`, started);
@@ -221,6 +225,31 @@ export class HostProcess {
       const grace = setTimeout(() => this.killAll(), CLOSE_GRACE_MS);
       await this.ended;
       clearTimeout(grace);
+    }
+  }
+
+  /**
+   * Sets the niceness of every thread of the sandbox's processes (raising it back needs root,
+   * which a pooled sandbox's daemon is). Threads started later take it from the one starting them.
+   */
+  setNiceness(niceness: number): void {
+    const processes = [this.child.pid!];
+    while (processes.length) {
+      const pid = processes.pop()!;
+      let threads: string[];
+      try {
+        threads = readdirSync(`/proc/${pid}/task`); // the main thread first
+      } catch {
+        continue; // gone
+      }
+      for (const tid of threads) {
+        try {
+          setPriority(Number(tid), niceness);
+          processes.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number));
+        } catch {
+          // Gone.
+        }
+      }
     }
   }
 

@@ -120,8 +120,9 @@ function main(): void {
         const entry = byName.get(name);
         if (!entry) return errorResult(`unknown tool: ${name}`);
         const result = await callBuiltin(b, entry, args, signal);
-        if (b.shell.unusable) setImmediate(giveUp); // once this result is out
-        return result;
+        if (!b.shell.unusable) return result;
+        setImmediate(giveUp); // once this result is out; it says so, so no further call is sent here
+        return { ...result, endsSandbox: true };
       } catch (error) {
         if (error instanceof ToolFailure) return errorResult(error.message);
         if (signal.aborted) return errorResult('interrupted', 'interrupted');
