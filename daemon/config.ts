@@ -7,9 +7,11 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import type { IsolationLevel } from '../sandbox/provider.js';
+import type { IsolationLevel } from '../sandbox/types.js';
 
 const Level = z.enum(['bwrap', 'namespaces', 'none']);
+/** A pooled sandbox holds a few MB: more than this is a typo, not a plan. */
+const MAX_POOL = 1024;
 
 const DaemonConfigFile = z
   .object({
@@ -21,6 +23,8 @@ const DaemonConfigFile = z
         limits: z.object({ pids: z.number().int().min(32).optional(), memoryMb: z.number().int().min(64).optional() }).strict().optional(),
         /** The most a fork may copy, in allocated bytes. */
         forkMaxBytes: z.number().int().min(0).optional(),
+        /** Sandboxes kept started ahead of need (bubblewrap, daemon as root); 0: none. */
+        pool: z.number().int().min(0).max(MAX_POOL).optional(),
       })
       .strict()
       .optional(),
@@ -68,6 +72,8 @@ export interface DaemonConfig {
   forkMaxBytes: number;
   /** The network listener, when there is one. */
   listen?: ListenConfig;
+  /** Sandboxes kept started ahead of need. */
+  sandboxPool: number;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -75,6 +81,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   floorSource: 'default',
   sandboxLimits: { pids: 1024, memoryMb: 4096 },
   forkMaxBytes: 10 * 1024 ** 3,
+  sandboxPool: 0,
 };
 
 /** A configuration that cannot be used, with the file or option at fault. */
@@ -197,7 +204,7 @@ function listenConfig(file: z.infer<typeof DaemonConfigFile>, env: NodeJS.Proces
 /**
  * The configuration for a daemon on `configFile`, `env` and `argv`. Environment:
  * AGENTD_ISOLATION_FLOOR, AGENTD_SANDBOX_PIDS, AGENTD_SANDBOX_MEMORY_MB, AGENTD_FORK_MAX_BYTES,
- * AGENTD_LISTEN, AGENTD_TLS_CERT, AGENTD_TLS_KEY.
+ * AGENTD_SANDBOX_POOL, AGENTD_LISTEN, AGENTD_TLS_CERT, AGENTD_TLS_KEY.
  */
 export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = process.env, argv: string[] = []): DaemonConfig {
   const file = readFile(configFile);
@@ -206,6 +213,7 @@ export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = pr
     ...DEFAULT_CONFIG,
     sandboxLimits: { ...DEFAULT_CONFIG.sandboxLimits, ...file.sandbox?.limits },
     forkMaxBytes: file.sandbox?.forkMaxBytes ?? DEFAULT_CONFIG.forkMaxBytes,
+    sandboxPool: file.sandbox?.pool ?? DEFAULT_CONFIG.sandboxPool,
   };
   if (file.isolationFloor) Object.assign(config, { isolationFloor: file.isolationFloor, floorSource: configFile });
   if (env.AGENTD_ISOLATION_FLOOR) Object.assign(config, { isolationFloor: level(env.AGENTD_ISOLATION_FLOOR, 'AGENTD_ISOLATION_FLOOR'), floorSource: 'AGENTD_ISOLATION_FLOOR' });
@@ -213,6 +221,8 @@ export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = pr
   config.sandboxLimits.pids = positive(env.AGENTD_SANDBOX_PIDS, 'AGENTD_SANDBOX_PIDS', 32) ?? config.sandboxLimits.pids;
   config.sandboxLimits.memoryMb = positive(env.AGENTD_SANDBOX_MEMORY_MB, 'AGENTD_SANDBOX_MEMORY_MB', 64) ?? config.sandboxLimits.memoryMb;
   config.forkMaxBytes = positive(env.AGENTD_FORK_MAX_BYTES, 'AGENTD_FORK_MAX_BYTES', 0) ?? config.forkMaxBytes;
+  config.sandboxPool = positive(env.AGENTD_SANDBOX_POOL, 'AGENTD_SANDBOX_POOL', 0) ?? config.sandboxPool;
+  if (config.sandboxPool > MAX_POOL) throw new ConfigError(`AGENTD_SANDBOX_POOL: at most ${MAX_POOL}, got ${config.sandboxPool}`);
   const listen = listenConfig(file, env, args, configFile);
   if (listen) config.listen = listen;
   return config;

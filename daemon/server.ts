@@ -28,7 +28,7 @@ import { Harness, type HarnessSettings } from './harness/index.js';
 import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
 import { authHeader, CredentialProxy } from './proxy/proxy.js';
-import type { SandboxProvider } from '../sandbox/provider.js';
+import type { SandboxProvider } from '../sandbox/types.js';
 import type { DaemonConfig } from './config.js';
 import { SandboxPolicy } from './containment.js';
 import { DaemonStoppingNotification } from '../protocol/index.js';
@@ -177,6 +177,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     appendLatency,
     peers,
     modelApiKey: async () => (await modelKey()).source,
+    sandboxPool: () => options.sandboxes.pool?.(),
     requestStop: (reason, drainMs) => stopRequested(reason, drainMs),
     ...(bus ? { cluster: bus } : {}),
   };

@@ -16,7 +16,7 @@ import type { SessionLeases } from './log/leases.js';
 import type { SandboxPolicy } from './containment.js';
 import { appendEvents, checkedEvent } from './events.js';
 import { copyWorkspace } from './workspace-copy.js';
-import type { ToolDefinition } from '../sandbox/provider.js';
+import type { ToolDefinition } from '../sandbox/types.js';
 
 const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */

@@ -1,7 +1,16 @@
-// After tsc: marks the CLI entry executable (npm links bin files but tsc does not set
-// modes), and bundles the web client (clients/web) with esbuild into dist/clients/web/,
-// the files the daemon's listener serves at /: one script, its stylesheet, the page.
-import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
+// After tsc: marks the CLI entry executable (npm links bin files but tsc does not set modes),
+// bundles the web client (clients/web) with esbuild into dist/clients/web/ (the files the
+// daemon's listener serves at /: one script, its stylesheet, the page), and bundles the sandbox's tool host, so each sandbox
+// loads its code from one file instead of resolving ~200 modules at start, compiled from a code cache instead of parsed:
+// - main.cjs: the entry (sandbox/host/start.ts), which loads host.cjs with host.cjs.cache;
+// - host.cjs: the host and what every sandbox runs (CommonJS: node starts its CommonJS loader
+//   faster than its ESM one), and host.cjs.cache, V8's code cache of it (sandbox/host/code-cache.ts);
+// - search.cjs (glob and grep, with classic zod, which alone costs about what node's boot
+//   does) and session-servers.cjs (whose MCP client comes from node_modules, for sessions
+//   with servers of their own): required on first use. The host's dynamic imports become
+//   require() calls (code compiled through node:vm cannot import() on node 20).
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -40,3 +49,41 @@ await build({
 });
 for (const file of ['index.html', 'app.css']) copyFileSync(new URL(file, web), new URL(file, out));
 copyFileSync(new URL('clients/vscode/media/agentd.svg', root), new URL('favicon.svg', out));
+
+// The sandbox tool host.
+
+const dist = (path) => new URL(`../dist/${path}`, import.meta.url).pathname;
+const outdir = dist('sandbox/host/bundle');
+/** The lazy modules, and the bundle each is required from. */
+const LAZY = { './glob.js': './search.cjs', './grep.js': './search.cjs', './session-servers.js': './session-servers.cjs' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  logLevel: 'warning',
+  outdir,
+  outExtension: { '.js': '.cjs' },
+  external: ['@lydell/node-pty', '@modelcontextprotocol/sdk'],
+  supported: { 'dynamic-import': false },
+};
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  ...common,
+  entryPoints: { host: dist('sandbox/host/main.js') },
+  plugins: [{ name: 'lazy', setup: (b) => b.onResolve({ filter: /^\.\/(glob|grep|session-servers)\.js$/ }, (args) => ({ path: LAZY[args.path], external: true })) }],
+});
+await build({ ...common, entryPoints: { main: dist('sandbox/host/start.js'), 'session-servers': dist('sandbox/host/session-servers.js') } });
+await build({
+  ...common,
+  stdin: { contents: "export { globTool } from './glob.js';\nexport { grepTool } from './grep.js';\n", resolveDir: dist('sandbox/tools'), sourcefile: 'search.js' },
+  outdir: undefined,
+  outfile: `${outdir}/search.cjs`,
+});
+
+// The code cache, made after the host module's top level has run (here: it starts nothing).
+const { compileHost, loadHost } = await import(dist('sandbox/host/code-cache.js'));
+const host = `${outdir}/host.cjs`;
+const script = compileHost(host);
+loadHost(script, host, createRequire(host));
+writeFileSync(`${host}.cache`, script.createCachedData());

@@ -13,6 +13,7 @@ import { maySee } from '../access.js';
 
 export const status: Handler<typeof DaemonStatus> = async (_params, { daemon, peer }) => {
   // Status answers even when the log does not: that is when it is needed most.
+  const pool = daemon.sandboxPool();
   const scoped = peer.access.kind === 'token' && peer.access.sessions !== null;
   const listed = await daemon.log.list({ limit: 1_000_000, ...(scoped ? { filter: (meta) => maySee(peer.access, meta.sessionId) } : {}) }).then(
     (page) => ({ count: page.sessions.length, error: undefined }),
@@ -33,6 +34,7 @@ export const status: Handler<typeof DaemonStatus> = async (_params, { daemon, pe
     ...(listed.error ? { logError: listed.error } : {}),
     modelApiKey: await daemon.modelApiKey(),
     appendLatencyMs: daemon.appendLatency.summary(),
+    ...(pool ? { sandboxPool: pool } : {}),
   };
 };
 

@@ -12,6 +12,7 @@ import type { Harness } from '../harness/index.js';
 import type { PermissionBroker } from '../permissions.js';
 import type { ClusterBus } from '../cluster/bus.js';
 import type { TokenService } from '../tokens.js';
+import type { PoolStatus } from '../../sandbox/types.js';
 
 /** The daemon's services, as handlers see them. */
 export interface Daemon {
@@ -36,6 +37,8 @@ export interface Daemon {
   readonly cluster?: ClusterBus;
   /** Where the harness finds the Messages-API key (never the key). */
   modelApiKey(): Promise<'environment' | 'vault' | 'missing'>;
+  /** The warm sandbox pool's state, when the daemon keeps one. */
+  sandboxPool(): PoolStatus | undefined;
   /** Begins a graceful stop on purpose once the current reply is on its way (see daemon/stop). */
   requestStop(reason: string, drainMs: number): void;
 }

@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { realpath } from 'node:fs/promises';
 import type { SessionCreateParams, Usage } from '../../protocol/index.js';
-import type { SandboxProvider, SandboxSpec } from '../../sandbox/provider.js';
+import type { SandboxProvider, SandboxSpec } from '../../sandbox/types.js';
 import { fencedLog } from '../log/fenced.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
 import type { SessionLog } from '../log/session-log.js';
@@ -128,7 +128,7 @@ export class Harness {
         system: systemPrompt(record),
         ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
         contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
-        tools: [...(await offeredTools(record, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
+        tools: [...(await offeredTools(record, this.deps.provider.builtinTools, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
         usage: record.usage,
       },
       slot,
