@@ -73,6 +73,10 @@ export class SessionRunner {
   /** The seq of the newest checkpoint kept or being kept (0: none). */
   private checkpointSeq = 0;
   private checkpointing: Promise<void> | undefined;
+  /** Deltas that arrived before the model.requested of their call was durable (see appendUnawaited). */
+  private heldDeltas: Array<() => void> | undefined;
+  /** Calls whose tool.started this runner wrote with the event before, not yet run. */
+  private readonly launched = new Set<string>();
   /** A write started but not awaited (model.requested): the next append waits for it, so the log keeps the loop's order. */
   private unawaited: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
@@ -253,8 +257,22 @@ export class SessionRunner {
    */
   private appendUnawaited(events: NewKnownEvent[], metaPatch?: Record<string, unknown>): void {
     const write = this.append(events, metaPatch);
-    write.catch(() => undefined); // surfaces when awaited, not as an unhandled rejection
     this.unawaited = write;
+    // Deltas wait for it: clients take what streams after a model.requested as that call's.
+    const held: Array<() => void> = [];
+    this.heldDeltas = held;
+    write.then(
+      () =>
+        // After the subscriptions' deliveries of the write (microtasks): the event goes out first.
+        setImmediate(() => {
+          if (this.heldDeltas === held) this.heldDeltas = undefined;
+          for (const send of held) send();
+        }),
+      () => {
+        // Surfaces when awaited, not as an unhandled rejection; the deltas of an unrecorded call go.
+        if (this.heldDeltas === held) this.heldDeltas = undefined;
+      },
+    );
   }
 
   /** Waits for a write started with appendUnawaited. */
@@ -290,10 +308,16 @@ export class SessionRunner {
         const model = await this.deps.model();
         const reply = await callModel(model, request, this.hooks(turnId, true, () => opening.splice(0)), abort.signal, this.deps.retry);
         this.addUsage(reply.usage);
-        await this.append(
-          [{ type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } }],
-          { usage: this.config.usage },
-        );
+        const answer: NewKnownEvent = { type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } };
+        // A reply without tool calls ends the turn: both in one durable write.
+        const firstCall = reply.content.find((block) => block.type === 'tool_use');
+        if (!firstCall) {
+          await this.append([answer, { type: 'turn.completed', data: { turnId, stopReason: reply.stopReason } }], { usage: this.config.usage });
+          return;
+        }
+        const started = this.launch(turnId, { toolUseId: firstCall.id, name: firstCall.name, input: firstCall.input });
+        await this.append([answer, ...started], { usage: this.config.usage });
+        this.launchedWith(started);
       }
     } catch (error) {
       // Whatever went wrong, the write the model call did not wait for ends first (and is ours to report).
@@ -313,6 +337,7 @@ export class SessionRunner {
       }
     } finally {
       this.turnAbort = undefined;
+      this.launched.clear();
     }
   }
 
@@ -331,7 +356,10 @@ export class SessionRunner {
       },
       onRetry: (attempt, reason, delayMs) => this.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
       onDelta: (kind, index, text) => {
-        if (record) this.deps.delta(this.config.sessionId, turnId, kind, index, text);
+        if (!record) return;
+        const send = () => this.deps.delta(this.config.sessionId, turnId, kind, index, text);
+        if (this.heldDeltas) this.heldDeltas.push(send);
+        else send();
       },
     };
   }
@@ -348,27 +376,34 @@ export class SessionRunner {
 
   /** Every tool call of the last reply gets exactly one result before the model is called again. */
   private async settleOpenCalls(turn: Turn, signal: AbortSignal): Promise<void> {
-    for (const call of openCalls(turn)) {
-      if (signal.aborted || this.draining) return;
-      if (call.startedSeq !== undefined) {
+    const calls = openCalls(turn);
+    for (const [i, call] of calls.entries()) {
+      // Recorded as started by this runner with the write before (see launch): it runs now, drain or not.
+      const launched = this.launched.delete(call.toolUseId);
+      if (signal.aborted || (this.draining && !launched)) return;
+      if (call.startedSeq !== undefined && !launched) {
         // Started before a crash and never finished: say so; the model decides what to do.
         await this.appendResult(turn, call, 'the agent daemon stopped while this tool was running; it may or may not have completed', 'interrupted', 0);
         continue;
       }
-      if ((await this.permission(turn, call, signal)) === 'deny') {
-        await this.appendResult(turn, call, `permission to run ${call.name} was denied`, 'denied', 0);
-        continue;
-      }
-      if (signal.aborted || this.draining) return;
-      const remote = this.remote.owns(call.name);
-      await this.append([{ type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: remote ? 'daemon' : 'sandbox' } }]);
-      if (!this.config.tools.some((t) => t.name === call.name)) {
-        await this.appendResult(turn, call, `unknown tool ${call.name}`, 'tool_error', 0);
-        continue;
+      if (!launched) {
+        if ((await this.permission(turn, call, signal)) === 'deny') {
+          await this.appendResult(turn, call, `permission to run ${call.name} was denied`, 'denied', 0);
+          continue;
+        }
+        if (signal.aborted || this.draining) return;
+        await this.append([this.toolStarted(turn.turnId, call)]);
+        if (!this.knownTool(call.name)) {
+          await this.appendResult(turn, call, `unknown tool ${call.name}`, 'tool_error', 0);
+          continue;
+        }
       }
       const started = performance.now();
+      const remote = this.remote.owns(call.name);
       const result = remote ? await this.remote.call(call.name, call.input, signal) : await this.slot.execute(call.name, call.input, signal);
       if (signal.reason === SHUTDOWN) return;
+      const next = calls[i + 1];
+      const nextStarted = next && !signal.aborted ? this.launch(turn.turnId, next) : [];
       await this.append([
         {
           type: 'tool.result',
@@ -381,8 +416,35 @@ export class SessionRunner {
             durationMs: Math.round(performance.now() - started),
           },
         },
+        ...nextStarted,
       ]);
+      this.launchedWith(nextStarted);
     }
+  }
+
+  private knownTool(name: string): boolean {
+    return this.config.tools.some((t) => t.name === name);
+  }
+
+  private toolStarted(turnId: string, call: Pick<ToolCall, 'toolUseId' | 'name' | 'input'>): NewKnownEvent {
+    return { type: 'tool.started', data: { turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: this.remote.owns(call.name) ? 'daemon' : 'sandbox' } };
+  }
+
+  /**
+   * tool.started for `call` to go in the write just before it, when nothing needs to
+   * happen in between: the policy allows it without asking, the tool is known, and the
+   * runner is not stopping. One fsync less per tool call; tool.started is still durable
+   * before the tool runs. Empty otherwise (the call goes through settleOpenCalls' steps).
+   */
+  private launch(turnId: string, call: Pick<ToolCall, 'toolUseId' | 'name' | 'input'>): NewKnownEvent[] {
+    if (this.draining || this.stopped || !this.knownTool(call.name)) return [];
+    if (decide(this.config.permissions, this.fold.state.alwaysAllowed, call, this.config.workspace) !== 'allow') return [];
+    return [this.toolStarted(turnId, call)];
+  }
+
+  /** Marks the calls whose tool.started was just written with another event. */
+  private launchedWith(events: NewKnownEvent[]): void {
+    for (const event of events) if (event.type === 'tool.started') this.launched.add(event.data.toolUseId);
   }
 
   private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: ToolErrorKind, durationMs: number): Promise<void> {
