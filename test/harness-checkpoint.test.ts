@@ -12,17 +12,8 @@ import { CHECKPOINT_EVERY } from '../daemon/harness/runner.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { appendEvents } from '../daemon/events.js';
 import { startDaemon } from './support/daemon.js';
-import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
+import { API_KEY, assertLogInvariants, createSession, ofType, settle, withAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 import { readAll } from './support/log.js';
-
-async function withRig(body: (rig: AgentRig) => Promise<void>): Promise<void> {
-  const rig = await startAgentRig();
-  try {
-    await body(rig);
-  } finally {
-    await rig.dispose();
-  }
-}
 
 const usage = { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 };
 
@@ -59,7 +50,7 @@ function lastRequestText(rig: AgentRig): string {
 
 describe('harness wake from a checkpoint', () => {
   it('survives kill -9 between a checkpoint and the events after it, and wakes from that checkpoint', async () => {
-    await withRig(async (rig) => {
+    await withAgentRig(async (rig) => {
       const sessionId = await createSession(await rig.daemon.client());
       const turns = Math.ceil(CHECKPOINT_EVERY / 5) + 10;
       // A long session left mid-turn, as a crash would leave it.
@@ -101,7 +92,7 @@ describe('harness wake from a checkpoint', () => {
   });
 
   it('builds the context from the checkpoint when it can read it, and from the whole log when its format is another', async () => {
-    await withRig(async (rig) => {
+    await withAgentRig(async (rig) => {
       const sessionId = await createSession(await rig.daemon.client());
       const pending = (n: number): NewKnownEvent => ({ type: 'user.message', data: { turnId: `t_pending${n}000000`, content: `pending ${n}` } });
       // What the checkpoint says differs from the log (a marker in its first question): a
