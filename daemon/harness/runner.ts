@@ -190,6 +190,11 @@ export class SessionRunner {
     }
   }
 
+  /** Reads the checkpoint ahead of the first catch-up. */
+  prepare(): void {
+    void (this.restored ??= this.restore());
+  }
+
   /** Applies events appended since the fold's head (ours and other writers'). */
   private async catchUp(): Promise<void> {
     await (this.restored ??= this.restore());
