@@ -196,9 +196,30 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
       const order = [doRead, doWake, doSchemaWake];
       for (let k = 0; k < 3; k++) await order[(rep + k) % 3]!();
     }
+    // The fold alone, on the same events already read: as the harness folds them now, and
+    // with every event's schema run first (knownEvent), as it did before.
+    const stored: StoredEvent[] = [];
+    await readAll(log, bigId, (e) => stored.push(e));
+    const foldOnly: number[] = [];
+    const schemaFoldOnly: number[] = [];
+    for (let rep = 0; rep < WAKE_REPS; rep++) {
+      const runs: Array<[number[], (e: StoredEvent, fold: SessionFold) => void]> = [
+        [foldOnly, (e, fold) => fold.apply(e)],
+        [schemaFoldOnly, (e, fold) => (knownEvent(e), fold.apply(e))],
+      ];
+      for (let k = 0; k < 2; k++) {
+        const [samples, step] = runs[(rep + k) % 2]!;
+        const t = performance.now();
+        const fold = new SessionFold();
+        for (const e of stored) step(e, fold);
+        samples.push(performance.now() - t);
+      }
+    }
     const w = stats(wake);
     const r = stats(readOnly);
     const ws10 = stats(wakeSchema);
+    const fo = stats(foldOnly);
+    const sfo = stats(schemaFoldOnly);
     const wr = stats(wakeAndRequest);
     printFigure({
       bench: 'wake.10k',
@@ -216,6 +237,12 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
       schemaCheckedFoldP50: ws10.p50,
       schemaCheckedFoldP95: ws10.p95,
       schemaCheckedFoldCostP50: round(ws10.p50 - r.p50),
+      foldOnlyP50: fo.p50,
+      foldOnlyP95: fo.p95,
+      foldOnlyBaseline: 'the same in-memory fold with every event schema-checked (zod), as before',
+      schemaFoldOnlyP50: sfo.p50,
+      schemaFoldOnlyP95: sfo.p95,
+      foldOnlySpeedup: round(sfo.p50 / fo.p50, 1),
       withFirstRequestBuiltP50: wr.p50,
       withFirstRequestBuiltP95: wr.p95,
       coldOpenReadFoldMs: round(coldMs),

@@ -355,9 +355,14 @@ export class SessionRunner {
       onAttempt: async (attempt) => {
         if (!record) return;
         const first = opening();
+        const events: NewKnownEvent[] = [...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt } }];
+        const patch = first.length ? { status: 'running' } : undefined;
         // Not waited for: a model call lost with its model.requested is made again on wake,
-        // as it is when the record survives (see the design doc on durable points).
-        this.appendUnawaited([...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt } }], first.length ? { status: 'running' } : undefined);
+        // as it is when the record survives (see the design doc on durable points). With
+        // other daemons on the log it is: a write cut off with its connection may still
+        // land, and the lease hand-over reads the session's status from it.
+        if (this.deps.log.supports.sharedWriters) await this.append(events, patch);
+        else this.appendUnawaited(events, patch);
       },
       onRetry: (attempt, reason, delayMs) => this.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
       onDelta: (kind, index, text) => {
