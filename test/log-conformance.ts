@@ -250,6 +250,64 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
         }));
     });
 
+    describe('count and checkpoints', () => {
+      it('counts sessions without listing: each create once, a refused create not at all', () =>
+        withLog(factory, async (log) => {
+          assert.equal(await log.count(), 0);
+          await log.create(meta('s_c0'), events(2));
+          await rejectsWith(log.create(meta('s_c0'), []), 'exists');
+          assert.equal(await log.count(), 1);
+          await Promise.all(range(1, 21).map((i) => log.create(meta(`s_c${i}`), events(1))));
+          await log.append('s_c1', events(3));
+          assert.equal(await log.count(), 21);
+          assert.equal((await log.list()).sessions.length, 21);
+        }));
+
+      it('keeps the newest checkpoint beside the log, whole, and never touches the events', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_k'), events(5));
+          assert.equal(await log.getCheckpoint('s_k'), undefined);
+          const state = JSON.stringify({ v: 1, text: 'spaces, new\nlines, "quotes" and ünïcödé 🙂' });
+          assert.equal(await log.putCheckpoint('s_k', { seq: 3, state }), true);
+          assert.deepEqual(await log.getCheckpoint('s_k'), { seq: 3, state });
+          assert.equal(await log.putCheckpoint('s_k', { seq: 5, state: 'five' }), true);
+          assert.equal(await log.putCheckpoint('s_k', { seq: 4, state: 'older' }), false, 'an older checkpoint does not replace a newer one');
+          assert.deepEqual(await log.getCheckpoint('s_k'), { seq: 5, state: 'five' });
+          assert.equal(await log.putCheckpoint('s_k', { seq: 5, state: 'five again' }), true, 'the same seq may be rewritten');
+          assert.deepEqual(await log.getCheckpoint('s_k'), { seq: 5, state: 'five again' });
+          assert.deepEqual(seqs((await log.read('s_k')).events), range(0, 5));
+          assert.equal(await log.head('s_k'), 5);
+          assert.deepEqual((await log.read('s_k')).events.map((e) => e.data['i']), range(0, 5));
+          await log.create(meta('s_k2'), []);
+          assert.equal(await log.getCheckpoint('s_k2'), undefined, 'checkpoints are per session');
+        }));
+
+      it('refuses a checkpoint past the head, of an unknown session, or malformed', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_kb'), events(2));
+          await rejectsWith(log.putCheckpoint('s_kb', { seq: 3, state: 'x' }), 'invalid');
+          await rejectsWith(log.putCheckpoint('s_kb', { seq: -1, state: 'x' }), 'invalid');
+          await rejectsWith(log.putCheckpoint('s_kb', { seq: 1.5, state: 'x' }), 'invalid');
+          await rejectsWith(log.putCheckpoint('s_kb', { seq: 1, state: 7 as unknown as string }), 'invalid');
+          await rejectsWith(log.putCheckpoint('s_none', { seq: 0, state: 'x' }), 'not_found');
+          await rejectsWith(log.getCheckpoint('s_none'), 'not_found');
+          await rejectsWith(log.putCheckpoint('bad!id', { seq: 0, state: 'x' }), 'invalid');
+          assert.equal(await log.getCheckpoint('s_kb'), undefined);
+          assert.equal(await log.putCheckpoint('s_kb', { seq: 0, state: '' }), true, 'seq 0 and an empty state are a checkpoint too');
+          assert.deepEqual(await log.getCheckpoint('s_kb'), { seq: 0, state: '' });
+        }));
+
+      it('ends with the highest of concurrent checkpoints, whatever order they land in', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_kc'), events(30));
+          const kept = await Promise.all(range(0, 30).reverse().map((seq) => log.putCheckpoint('s_kc', { seq, state: `at ${seq}` })));
+          assert.equal(kept[0], true);
+          assert.deepEqual(await log.getCheckpoint('s_kc'), { seq: 29, state: 'at 29' });
+          await Promise.all(range(0, 31).map((seq) => log.putCheckpoint('s_kc', { seq, state: `again ${seq}` })));
+          assert.deepEqual(await log.getCheckpoint('s_kc'), { seq: 30, state: 'again 30' });
+        }));
+    });
+
     describe('errors', () => {
       it('rejects unknown sessions with not_found', () =>
         withLog(factory, async (log) => {

@@ -79,6 +79,7 @@ export const get: Handler<typeof SessionGet> = ({ sessionId }, { daemon }) => da
 
 export const prompt: Handler<typeof SessionPrompt> = async ({ sessionId, content }, { daemon, peer }) => {
   refuseObserver(peer, sessionId, 'prompt');
+  daemon.harness.prepare(sessionId);
   const appended = await daemon.sessions.prompt(sessionId, content);
   // A controller from now on: before the turn can ask anything.
   void takeControl(daemon, peer, sessionId).catch((error: unknown) => daemon.logger.log('warn', 'reading open questions failed', { sessionId, error: String(error) }));

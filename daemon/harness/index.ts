@@ -54,6 +54,7 @@ const IDLE_EVICT_MS = 5 * 60_000;
  */
 export class Harness {
   private readonly runners = new Map<string, SessionRunner>();
+  private readonly making = new Map<string, Promise<SessionRunner>>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private readonly proxies = new Map<string, { socketPath: string; close(): Promise<void> }>();
   private client: { key: string; api: Anthropic } | undefined;
@@ -94,9 +95,19 @@ export class Harness {
     return this.client.api;
   }
 
-  private async runner(sessionId: string): Promise<SessionRunner> {
+  /** The session's runner; made once however many ask at the same time. */
+  private runner(sessionId: string): Promise<SessionRunner> {
     const existing = this.runners.get(sessionId);
-    if (existing) return existing;
+    if (existing) return Promise.resolve(existing);
+    let making = this.making.get(sessionId);
+    if (!making) {
+      making = this.makeRunner(sessionId).finally(() => this.making.delete(sessionId));
+      this.making.set(sessionId, making);
+    }
+    return making;
+  }
+
+  private async makeRunner(sessionId: string): Promise<SessionRunner> {
     const record = await this.deps.session(sessionId);
     if (!record) throw new Error(`unknown session ${sessionId}`);
     const { logger } = this.deps;
@@ -145,6 +156,22 @@ export class Harness {
       this.proxies.set(sessionId, endpoint);
     }
     return endpoint.socketPath;
+  }
+
+  /**
+   * A prompt is on its way to the log: the runner is made and its checkpoint read
+   * meanwhile, so the first model call waits for the prompt's fsync and nothing else.
+   * Without leases only (with them, a runner is made once the lease is held).
+   */
+  prepare(sessionId: string): void {
+    if (this.stopping || this.deps.leases) return;
+    void this.runner(sessionId)
+      .then((runner) => {
+        runner.prepare();
+        // Dropped after a while if no kick comes (the prompt failed): a kick clears this.
+        if (!runner.busy) this.evictWhenIdle(sessionId, runner);
+      })
+      .catch(() => undefined); // the kick that follows reports it
   }
 
   /** A user message was appended: run the session's pending turns. */

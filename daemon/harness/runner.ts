@@ -3,7 +3,7 @@ import type { NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQue
 import { appendEvents } from '../events.js';
 import { LogError, type SessionLog } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
-import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions } from './context.js';
+import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions, type ModelRequest } from './context.js';
 import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from './fold.js';
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
 import { decide } from './policy.js';
@@ -51,6 +51,11 @@ function redactData<E extends NewKnownEvent>(event: E, redactor: HarnessRedactor
   return { ...event, data: redactor.value(event.data) };
 }
 const PAGE = 5000;
+/**
+ * A checkpoint of the fold is kept once this many events were folded since the last one
+ * (and at every compaction): a woken runner reads at most about this many events.
+ */
+export const CHECKPOINT_EVERY = 1000;
 
 /** The runner reached a durable point while draining: it stops there, recording nothing more. */
 class Drained extends Error {}
@@ -62,7 +67,18 @@ class Drained extends Error {}
  * reply or an orphaned tool call.
  */
 export class SessionRunner {
-  private readonly fold = new SessionFold();
+  private fold = new SessionFold();
+  /** Resumes the fold from the session's checkpoint, once, before the first read. */
+  private restored: Promise<void> | undefined;
+  /** The seq of the newest checkpoint kept or being kept (0: none). */
+  private checkpointSeq = 0;
+  private checkpointing: Promise<void> | undefined;
+  /** Deltas that arrived before the model.requested of their call was durable (see appendUnawaited). */
+  private heldDeltas: Array<() => void> | undefined;
+  /** Calls whose tool.started this runner wrote with the event before, not yet run. */
+  private readonly launched = new Set<string>();
+  /** A write started but not awaited (model.requested): the next append waits for it, so the log keeps the loop's order. */
+  private unawaited: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
   private again = false;
   private turnAbort: AbortController | undefined;
@@ -174,17 +190,61 @@ export class SessionRunner {
     }
   }
 
+  /** Reads the checkpoint ahead of the first catch-up. */
+  prepare(): void {
+    void (this.restored ??= this.restore());
+  }
+
   /** Applies events appended since the fold's head (ours and other writers'). */
   private async catchUp(): Promise<void> {
+    await (this.restored ??= this.restore());
     for (;;) {
       const page = await this.deps.log.read(this.config.sessionId, { from: this.fold.state.headSeq, limit: PAGE });
       for (const event of page.events) this.fold.apply(event);
-      if (page.next === undefined) return;
+      if (page.next === undefined) break;
     }
+    this.checkpointIfDue();
+  }
+
+  /**
+   * Starts from the session's checkpoint when there is one this fold can read; otherwise
+   * (none, another format, unreadable) from seq 0, which folds to the same state.
+   */
+  private async restore(): Promise<void> {
+    const checkpoint = await this.deps.log.getCheckpoint(this.config.sessionId).catch((error: unknown) => {
+      this.deps.logger.log('warn', 'reading the session checkpoint failed; folding the whole log', { sessionId: this.config.sessionId, error: String(error) });
+      return undefined;
+    });
+    const fold = checkpoint && SessionFold.fromCheckpoint(checkpoint);
+    if (!fold) return;
+    this.fold = fold;
+    this.checkpointSeq = checkpoint.seq;
+  }
+
+  /**
+   * Keeps a checkpoint of the fold when enough was folded since the last one, or the
+   * context was just compacted. Not awaited, one at a time: the turn never waits for it,
+   * and a checkpoint lost in a crash only makes the next wake read further back.
+   */
+  private checkpointIfDue(compacted = false): void {
+    const { headSeq } = this.fold.state;
+    if (this.checkpointing || headSeq <= this.checkpointSeq || (!compacted && headSeq - this.checkpointSeq < CHECKPOINT_EVERY)) return;
+    const checkpoint = this.fold.checkpoint();
+    this.checkpointSeq = checkpoint.seq;
+    this.checkpointing = this.deps.log
+      .putCheckpoint(this.config.sessionId, checkpoint)
+      .then(
+        () => undefined,
+        (error: unknown) => this.deps.logger.log('warn', 'keeping a session checkpoint failed', { sessionId: this.config.sessionId, error: String(error) }),
+      )
+      .finally(() => (this.checkpointing = undefined));
   }
 
   /** Appends through the typed writer, redacted first: what is checked against the schema is what is written. */
   private async append(events: NewKnownEvent[], metaPatch?: Record<string, unknown>): Promise<void> {
+    const before = this.unawaited;
+    this.unawaited = undefined;
+    await before;
     const redactor = await this.deps.redactor();
     const redacted = redactor.empty ? events : events.map((e) => redactData(e, redactor));
     const seqs = await appendEvents(this.deps.log, this.config.sessionId, redacted, metaPatch);
@@ -193,6 +253,38 @@ export class SessionRunner {
     if (seqs[0] !== this.fold.state.headSeq) return this.catchUp();
     const ts = Date.now();
     redacted.forEach((e, i) => this.fold.apply({ seq: seqs[i]!, ts, type: e.type, data: e.data }));
+    this.checkpointIfDue(redacted.some((e) => e.type === 'context.compacted'));
+  }
+
+  /**
+   * Starts an append that nothing needs durable before the next step: the next append
+   * (or the end of the turn) waits for it. A failure surfaces there.
+   */
+  private appendUnawaited(events: NewKnownEvent[], metaPatch?: Record<string, unknown>): void {
+    const write = this.append(events, metaPatch);
+    this.unawaited = write;
+    // Deltas wait for it: clients take what streams after a model.requested as that call's.
+    const held: Array<() => void> = [];
+    this.heldDeltas = held;
+    write.then(
+      () =>
+        // After the subscriptions' deliveries of the write (microtasks): the event goes out first.
+        setImmediate(() => {
+          if (this.heldDeltas === held) this.heldDeltas = undefined;
+          for (const send of held) send();
+        }),
+      () => {
+        // Surfaces when awaited, not as an unhandled rejection; the deltas of an unrecorded call go.
+        if (this.heldDeltas === held) this.heldDeltas = undefined;
+      },
+    );
+  }
+
+  /** Waits for a write started with appendUnawaited. */
+  private async settleUnawaited(): Promise<void> {
+    const write = this.unawaited;
+    this.unawaited = undefined;
+    await write;
   }
 
   private async runTurn(turn: Turn): Promise<void> {
@@ -217,17 +309,28 @@ export class SessionRunner {
           await this.append([{ type: 'turn.completed', data: { turnId, stopReason: last.stopReason } }]);
           return;
         }
-        await this.compactIfNeeded(turn, abort.signal);
+        const request = await this.compactIfNeeded(turn, buildRequest(this.fold.state, this.contextOptions()), abort.signal);
         const model = await this.deps.model();
-        const request = buildRequest(this.fold.state, this.contextOptions());
         const reply = await callModel(model, request, this.hooks(turnId, true, () => opening.splice(0)), abort.signal, this.deps.retry);
         this.addUsage(reply.usage);
-        await this.append(
-          [{ type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } }],
-          { usage: this.config.usage },
-        );
+        const answer: NewKnownEvent = { type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } };
+        // A reply without tool calls ends the turn: both in one durable write.
+        const firstCall = reply.content.find((block) => block.type === 'tool_use');
+        if (!firstCall) {
+          await this.append([answer, { type: 'turn.completed', data: { turnId, stopReason: reply.stopReason } }], { usage: this.config.usage });
+          return;
+        }
+        const started = this.launch(turnId, { toolUseId: firstCall.id, name: firstCall.name, input: firstCall.input });
+        await this.append([answer, ...started], { usage: this.config.usage });
+        this.launchedWith(started);
       }
     } catch (error) {
+      // Whatever went wrong, the write the model call did not wait for ends first (and is ours to report).
+      const unrecorded = await this.settleUnawaited().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (isFenced(unrecorded)) return;
       // Stopped, drained, or another daemon took the session over: it records the rest, not us.
       if (abort.signal.reason === SHUTDOWN || isFenced(error) || (this.draining && !abort.signal.aborted)) return;
       if (error instanceof ModelAborted || abort.signal.aborted) {
@@ -239,6 +342,7 @@ export class SessionRunner {
       }
     } finally {
       this.turnAbort = undefined;
+      this.launched.clear();
     }
   }
 
@@ -251,11 +355,21 @@ export class SessionRunner {
       onAttempt: async (attempt) => {
         if (!record) return;
         const first = opening();
-        await this.append([...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt } }], first.length ? { status: 'running' } : undefined);
+        const events: NewKnownEvent[] = [...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt } }];
+        const patch = first.length ? { status: 'running' } : undefined;
+        // Not waited for: a model call lost with its model.requested is made again on wake,
+        // as it is when the record survives (see the design doc on durable points). With
+        // other daemons on the log it is: a write cut off with its connection may still
+        // land, and the lease hand-over reads the session's status from it.
+        if (this.deps.log.supports.sharedWriters) await this.append(events, patch);
+        else this.appendUnawaited(events, patch);
       },
       onRetry: (attempt, reason, delayMs) => this.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
       onDelta: (kind, index, text) => {
-        if (record) this.deps.delta(this.config.sessionId, turnId, kind, index, text);
+        if (!record) return;
+        const send = () => this.deps.delta(this.config.sessionId, turnId, kind, index, text);
+        if (this.heldDeltas) this.heldDeltas.push(send);
+        else send();
       },
     };
   }
@@ -272,27 +386,34 @@ export class SessionRunner {
 
   /** Every tool call of the last reply gets exactly one result before the model is called again. */
   private async settleOpenCalls(turn: Turn, signal: AbortSignal): Promise<void> {
-    for (const call of openCalls(turn)) {
-      if (signal.aborted || this.draining) return;
-      if (call.startedSeq !== undefined) {
+    const calls = openCalls(turn);
+    for (const [i, call] of calls.entries()) {
+      // Recorded as started by this runner with the write before (see launch): it runs now, drain or not.
+      const launched = this.launched.delete(call.toolUseId);
+      if (signal.aborted || (this.draining && !launched)) return;
+      if (call.startedSeq !== undefined && !launched) {
         // Started before a crash and never finished: say so; the model decides what to do.
         await this.appendResult(turn, call, 'the agent daemon stopped while this tool was running; it may or may not have completed', 'interrupted', 0);
         continue;
       }
-      if ((await this.permission(turn, call, signal)) === 'deny') {
-        await this.appendResult(turn, call, `permission to run ${call.name} was denied`, 'denied', 0);
-        continue;
-      }
-      if (signal.aborted || this.draining) return;
-      const remote = this.remote.owns(call.name);
-      await this.append([{ type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: remote ? 'daemon' : 'sandbox' } }]);
-      if (!this.config.tools.some((t) => t.name === call.name)) {
-        await this.appendResult(turn, call, `unknown tool ${call.name}`, 'tool_error', 0);
-        continue;
+      if (!launched) {
+        if ((await this.permission(turn, call, signal)) === 'deny') {
+          await this.appendResult(turn, call, `permission to run ${call.name} was denied`, 'denied', 0);
+          continue;
+        }
+        if (signal.aborted || this.draining) return;
+        await this.append([this.toolStarted(turn.turnId, call)]);
+        if (!this.knownTool(call.name)) {
+          await this.appendResult(turn, call, `unknown tool ${call.name}`, 'tool_error', 0);
+          continue;
+        }
       }
       const started = performance.now();
+      const remote = this.remote.owns(call.name);
       const result = remote ? await this.remote.call(call.name, call.input, signal) : await this.slot.execute(call.name, call.input, signal);
       if (signal.reason === SHUTDOWN) return;
+      const next = calls[i + 1];
+      const nextStarted = next && !signal.aborted ? this.launch(turn.turnId, next) : [];
       await this.append([
         {
           type: 'tool.result',
@@ -305,8 +426,35 @@ export class SessionRunner {
             durationMs: Math.round(performance.now() - started),
           },
         },
+        ...nextStarted,
       ]);
+      this.launchedWith(nextStarted);
     }
+  }
+
+  private knownTool(name: string): boolean {
+    return this.config.tools.some((t) => t.name === name);
+  }
+
+  private toolStarted(turnId: string, call: Pick<ToolCall, 'toolUseId' | 'name' | 'input'>): NewKnownEvent {
+    return { type: 'tool.started', data: { turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: this.remote.owns(call.name) ? 'daemon' : 'sandbox' } };
+  }
+
+  /**
+   * tool.started for `call` to go in the write just before it, when nothing needs to
+   * happen in between: the policy allows it without asking, the tool is known, and the
+   * runner is not stopping. One fsync less per tool call; tool.started is still durable
+   * before the tool runs. Empty otherwise (the call goes through settleOpenCalls' steps).
+   */
+  private launch(turnId: string, call: Pick<ToolCall, 'toolUseId' | 'name' | 'input'>): NewKnownEvent[] {
+    if (this.draining || this.stopped || !this.knownTool(call.name)) return [];
+    if (decide(this.config.permissions, this.fold.state.alwaysAllowed, call, this.config.workspace) !== 'allow') return [];
+    return [this.toolStarted(turnId, call)];
+  }
+
+  /** Marks the calls whose tool.started was just written with another event. */
+  private launchedWith(events: NewKnownEvent[]): void {
+    for (const event of events) if (event.type === 'tool.started') this.launched.add(event.data.toolUseId);
   }
 
   private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: ToolErrorKind, durationMs: number): Promise<void> {
@@ -341,17 +489,21 @@ export class SessionRunner {
     return answer.decision === 'deny' ? 'deny' : 'allow';
   }
 
-  /** Summarises the finished turns in context when the next request would pass the budget. */
-  private async compactIfNeeded(turn: Turn, signal: AbortSignal): Promise<void> {
+  /**
+   * The request to send: `request` itself, or, when it would pass the budget, the one
+   * built after the finished turns in context were summarised.
+   */
+  private async compactIfNeeded(turn: Turn, request: ModelRequest, signal: AbortSignal): Promise<ModelRequest> {
     const options = this.contextOptions();
-    if (estimateTokens(buildRequest(this.fold.state, options)) <= this.config.contextBudget) return;
+    if (estimateTokens(request) <= this.config.contextBudget) return request;
     const done = contextTurns(this.fold.state).filter((t) => t !== turn && t.end);
     const lastDone = done.at(-1);
-    if (!lastDone?.end) return;
+    if (!lastDone?.end) return request;
     const reply = await callModel(await this.deps.model(), buildSummaryRequest(this.fold.state, done, options), this.hooks(turn.turnId, false), signal, this.deps.retry);
     this.addUsage(reply.usage);
     const summary = reply.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n').trim();
-    if (!summary) return;
+    if (!summary) return request;
     await this.append([{ type: 'context.compacted', data: { upToSeq: lastDone.end.seq, summary, turns: done.length } }], { usage: this.config.usage });
+    return buildRequest(this.fold.state, options);
   }
 }

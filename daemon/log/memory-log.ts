@@ -5,7 +5,7 @@
  */
 import { LogError, type NewEvent, type SessionMeta, type StoredEvent } from './session-log.js';
 import type * as Log from './session-log.js';
-import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
+import { checkCheckpoint, checkCheckpointHead, checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
 import { LiveSubscriptions } from './subscriptions.js';
 import { countWithin, eventBytes } from './event-bytes.js';
 import { MemoryTokenStore } from './token-store.js';
@@ -13,6 +13,7 @@ import { MemoryTokenStore } from './token-store.js';
 interface MemorySession {
   meta: SessionMeta;
   events: StoredEvent[];
+  checkpoint?: Log.Checkpoint;
 }
 
 export class MemorySessionLog implements Log.SessionLog {
@@ -111,6 +112,27 @@ export class MemorySessionLog implements Log.SessionLog {
       if (!options?.filter || options.filter(meta)) sessions.push(meta);
     }
     return page();
+  }
+
+  async count(): Promise<number> {
+    this.checkOpen();
+    return this.sessions.size;
+  }
+
+  async putCheckpoint(sessionId: string, checkpoint: Log.Checkpoint): Promise<boolean> {
+    this.checkOpen();
+    checkCheckpoint(checkpoint);
+    const session = this.session(sessionId);
+    checkCheckpointHead(sessionId, checkpoint, session.events.length);
+    if (session.checkpoint && session.checkpoint.seq > checkpoint.seq) return false;
+    session.checkpoint = { seq: checkpoint.seq, state: checkpoint.state };
+    return true;
+  }
+
+  async getCheckpoint(sessionId: string): Promise<Log.Checkpoint | undefined> {
+    this.checkOpen();
+    const { checkpoint } = this.session(sessionId);
+    return checkpoint && { ...checkpoint };
   }
 
   async close(): Promise<void> {

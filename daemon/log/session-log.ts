@@ -117,6 +117,18 @@ export interface WriteOptions {
   ifHead?: number;
 }
 
+/**
+ * A checkpoint of a session, kept beside its log (never in it): what a reader derived from
+ * events [0, seq), so that it can resume from there and read only the events after it.
+ * The log stores it as it is given and knows nothing of its format: `state` carries its
+ * own version, and a reader that cannot use it reads the whole log instead.
+ */
+export interface Checkpoint {
+  /** The state covers events [0, seq); seq is never past the session's head. */
+  seq: number;
+  state: string;
+}
+
 export interface SessionLogSupports {
   /** Acknowledged appends survive a crash of the process (and of the machine, where the disk honours fsync). */
   durable: boolean;
@@ -191,6 +203,21 @@ export interface SessionLog {
   patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta>;
   /** Sessions newest first. */
   list(options?: ListOptions): Promise<ListPage>;
+
+  /** How many sessions the log holds: a counter the backend keeps, not a listing. */
+  count(): Promise<number>;
+
+  /**
+   * Keeps `checkpoint` as the session's checkpoint unless the one kept is newer (a higher
+   * seq): resolves true when kept. Atomic: a reader sees the old one or the new one,
+   * whole, whatever crashes meanwhile. Not synced on its own: a checkpoint lost with the
+   * machine costs a longer read, never an event. LogError('invalid') when its seq is past
+   * the head; not fenced (any writer's fold of the same events is the same).
+   */
+  putCheckpoint(sessionId: string, checkpoint: Checkpoint): Promise<boolean>;
+
+  /** The session's checkpoint, if one was kept. */
+  getCheckpoint(sessionId: string): Promise<Checkpoint | undefined>;
 
   /** Waits for in-flight appends, then releases the store. */
   close(): Promise<void>;
