@@ -26,6 +26,8 @@ await build({
   // The lazy modules stay dynamic imports, of the bundles built next to this one.
   plugins: [{ name: 'lazy', setup: (b) => b.onResolve({ filter: LAZY }, (args) => ({ path: args.path, external: true })) }],
 });
+// Preloaded into the sandbox's node processes, so their fetch uses the egress proxy.
+await build({ ...common, entryPoints: { 'fetch-proxy': dist('sandbox/host/fetch-proxy.js') }, format: 'cjs', minify: true, outdir, outExtension: { '.js': '.cjs' } });
 await build({
   ...common,
   entryPoints: { glob: dist('sandbox/tools/glob.js'), grep: dist('sandbox/tools/grep.js'), 'session-servers': dist('sandbox/host/session-servers.js') },

@@ -225,6 +225,7 @@ export class TranscriptFold {
         return turn;
       }
       case 'permission.requested': {
+        if (event.data.turnId === undefined) return undefined; // a network question while no turn ran
         const { call, turn } = this.call(event.data.turnId, event.data.toolUseId, event.data.tool, event.data.input, event.seq, changes);
         call.permission = { state: 'asked' };
         changes.push({ kind: 'tool', turn, call, what: 'asked' });

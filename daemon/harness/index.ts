@@ -32,7 +32,10 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
    * credential (undefined when there is none): the daemon forms it, the harness passes it on.
    */
   remoteAuthorization(credential: string, url: string): Promise<string | undefined>;
-  /** Opens the session's credential proxy (only its own credentials are served); its socket goes into the sandbox. */
+  /**
+   * Opens the session's proxy (only its own credentials are served, and the egress proxy as
+   * its network policy allows); its socket goes into the sandbox.
+   */
   openProxy(sessionId: string, credentials: readonly string[]): Promise<{ socketPath: string; close(): Promise<void> }>;
   settings: HarnessSettings;
   /**
@@ -98,7 +101,8 @@ export class Harness {
     const { logger } = this.deps;
     const log = this.writerLog(sessionId);
     const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
-    const proxySocket = record.config.credentials?.length ? await this.proxy(sessionId, record.config.credentials) : undefined;
+    // Every sandbox gets the proxy: the egress proxy is its way to the network, as its policy allows.
+    const proxySocket = await this.proxy(sessionId, record.config.credentials ?? []);
     const slot = new SandboxSlot(
       this.deps.provider,
       {
@@ -107,7 +111,7 @@ export class Harness {
         isolation: record.config.sandbox?.isolation ?? 'auto',
         ...this.deps.sandboxSpec(record.config.sandbox),
         mcpServers: stdioServers,
-        ...(proxySocket ? { proxySocket } : {}),
+        proxySocket,
       },
       sandboxNotices(record, log, logger),
     );
@@ -254,6 +258,11 @@ export class Harness {
     } finally {
       await this.ran(sessionId, runner);
     }
+  }
+
+  /** The turn and tool call the session runs now, if any. */
+  running(sessionId: string): { turnId: string; toolUseId?: string } | undefined {
+    return this.runners.get(sessionId)?.running;
   }
 
   interrupt(sessionId: string): boolean {

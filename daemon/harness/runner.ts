@@ -71,6 +71,8 @@ export class SessionRunner {
   private draining = false;
   /** Withdraws a permission wait when draining: an open question is already durable. */
   private readonly drainAbort = new AbortController();
+  /** The turn running now, and its tool call under way: what a connection the sandbox makes is attributed to. */
+  running: { turnId: string; toolUseId?: string } | undefined;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -199,6 +201,7 @@ export class SessionRunner {
     const abort = new AbortController();
     this.turnAbort = abort;
     const { turnId } = turn;
+    this.running = { turnId };
     // A turn that opens with a model call records turn.started with model.requested in
     // one durable write: one fsync less before the first token.
     const opening: NewKnownEvent[] = [];
@@ -239,6 +242,7 @@ export class SessionRunner {
       }
     } finally {
       this.turnAbort = undefined;
+      this.running = undefined;
     }
   }
 
@@ -291,7 +295,10 @@ export class SessionRunner {
         continue;
       }
       const started = performance.now();
-      const result = remote ? await this.remote.call(call.name, call.input, signal) : await this.slot.execute(call.name, call.input, signal);
+      this.running = { turnId: turn.turnId, toolUseId: call.toolUseId };
+      const result = await (remote ? this.remote.call(call.name, call.input, signal) : this.slot.execute(call.name, call.input, signal)).finally(() => {
+        this.running = { turnId: turn.turnId };
+      });
       if (signal.reason === SHUTDOWN) return;
       await this.append([
         {

@@ -1,12 +1,15 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Transform } from 'node:stream';
+import type { LookupAddress } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import type { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { VaultBinding } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { Vault } from '../vault/vault.js';
+import { EgressProxy, refuseResponse, type EgressSession } from './egress.js';
 
 /** Headers that belong to one hop, or that a sandbox must never set itself. */
 const DROPPED_REQUEST_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'authorization', 'cookie']);
@@ -33,24 +36,39 @@ export interface ProxyEndpoint {
  * The only way out of a sandbox: per session, a small HTTP server on a unix socket
  * that serves `/<NAME>/<path>` for exactly the credentials the session may use,
  * forwarding to the bound upstream with the secret added on the way out and
- * redacted from what comes back. Everything else gets a 403 that says what is allowed.
+ * redacted from what comes back; and, on the same socket, the egress proxy (egress.ts)
+ * for absolute-form requests and CONNECT, as the session's network policy allows.
  */
 export class CredentialProxy {
+  private readonly egress: EgressProxy;
+
   constructor(
     private readonly vault: Vault,
     private readonly logger: Logger,
     private readonly socketDir: string,
-  ) {}
+  ) {
+    this.egress = new EgressProxy(logger);
+  }
 
-  async open(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
+  async open(sessionId: string, credentials: readonly string[], network: EgressSession): Promise<ProxyEndpoint> {
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
     const socketPath = `${this.socketDir}/${sessionId}.sock`;
     rmSync(socketPath, { force: true });
     const server = createServer((req, res) => {
-      this.handle(sessionId, credentials, req, res).catch((error: unknown) => {
+      const absolute = /^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '');
+      const handled = absolute
+        ? this.egress.forward(network, req, res, (target, address, r, s) => this.boundForward(sessionId, credentials, target, address, r, s))
+        : this.handle(sessionId, credentials, req, res);
+      handled.catch((error: unknown) => {
         this.logger.log('warn', 'proxy request failed', { sessionId, error: (error as Error).message });
         if (!res.headersSent) this.refuse(res, 502, `agentd proxy: the upstream request failed`);
         else res.destroy();
+      });
+    });
+    server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.egress.tunnel(sessionId, network, req, socket, head).catch((error: unknown) => {
+        this.logger.log('warn', 'egress tunnel failed', { sessionId, error: (error as Error).message });
+        socket.destroy();
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -63,8 +81,20 @@ export class CredentialProxy {
   }
 
   private refuse(res: ServerResponse, status: number, message: string): void {
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end(`${message}\n`);
+    refuseResponse(res, status, message);
+  }
+
+  /**
+   * A plain-HTTP egress request to the origin a credential of the session is bound to (and
+   * under its path): sent with the credential, as `$AGENTD_PROXY/NAME/…` would. False when
+   * no credential is bound there: the request goes on without one.
+   */
+  private async boundForward(sessionId: string, credentials: readonly string[], target: URL, address: string, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const entries = await Promise.all(credentials.map((name) => this.vault.reveal(name).then((e) => ({ name, ...e }), () => undefined)));
+    const entry = entries.find((e) => e?.binding && e.binding.kind !== 'mcp' && boundTo(e.binding.url, target));
+    if (!entry) return false;
+    await this.send(sessionId, entry, target, req, res, address);
+    return true;
   }
 
   private async allowedList(credentials: readonly string[]): Promise<string> {
@@ -88,6 +118,13 @@ export class CredentialProxy {
       return;
     }
     const upstream = new URL(binding.url.replace(/\/+$/, '') + '/' + rest.join('/') + url.search);
+    await this.send(sessionId, { name, ...entry }, upstream, req, res);
+  }
+
+  /** To `upstream` (at `address` when the egress proxy resolved it) with the credential added, the answer redacted. */
+  private async send(sessionId: string, entry: { name: string; value: string; binding?: VaultBinding }, upstream: URL, req: IncomingMessage, res: ServerResponse, address?: string): Promise<void> {
+    const { name } = entry;
+    const binding = entry.binding!;
     const headers: Record<string, string | string[]> = {};
     for (const [key, value] of Object.entries(req.headers)) if (value !== undefined && !DROPPED_REQUEST_HEADERS.has(key)) headers[key] = value;
     const [headerName, headerValue] = authHeader(binding, entry.value);
@@ -99,7 +136,7 @@ export class CredentialProxy {
     const redactor = await this.vault.redactor();
     const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
     const upstreamRes = await new Promise<IncomingMessage>((resolve, reject) => {
-      const out = send(upstream, { method: req.method, headers }, resolve);
+      const out = send(upstream, { method: req.method, headers, ...(address ? { lookup: fixedLookup(address) } : {}) }, resolve);
       out.on('error', reject);
       req.pipe(out);
     });
@@ -120,6 +157,23 @@ export class CredentialProxy {
     await pipeline([upstreamRes, ...decoders, redactor.stream(), res]);
     this.logger.log('info', 'proxied', { sessionId, name, method: req.method, host: upstream.host, status: res.statusCode });
   }
+}
+
+/** Whether `target` is the origin `bound` names, at or under its path. */
+export function boundTo(bound: string, target: URL): boolean {
+  const binding = new URL(bound);
+  if (binding.origin !== target.origin) return false;
+  const prefix = binding.pathname.replace(/\/+$/, '');
+  return prefix === '' || target.pathname === prefix || target.pathname.startsWith(`${prefix}/`);
+}
+
+/** A lookup that answers with the address the egress proxy already checked, whatever the name. */
+function fixedLookup(address: string): LookupFunction {
+  const family = isIP(address);
+  return (_host, options, callback) => {
+    if ((options as { all?: boolean }).all) (callback as (e: null, a: LookupAddress[]) => void)(null, [{ address, family }]);
+    else (callback as (e: null, a: string, f: number) => void)(null, address, family);
+  };
 }
 
 /** Content codings the proxy decodes before redacting. */

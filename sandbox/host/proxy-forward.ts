@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import path from 'node:path';
 
 /**
  * Serves the credential proxy's unix socket on a loopback port inside the sandbox, so
@@ -24,4 +26,27 @@ export async function forwardProxy(proxy: { socket: string; port: number }): Pro
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : proxy.port;
   return `http://127.0.0.1:${port}`;
+}
+
+/**
+ * The environment that sends the sandbox's HTTP clients through the proxy at `base`:
+ * curl, git, npm and pip read these variables; node's fetch gets them through a preload
+ * (fetch-proxy.ts, bundled next to the host). The sandbox's own loopback stays direct,
+ * and so does $AGENTD_PROXY, which is on it.
+ */
+export function proxyEnv(base: string, nodeOptions: string | undefined): Record<string, string> {
+  const preload = path.join(path.dirname(process.argv[1] ?? ''), 'fetch-proxy.cjs');
+  const noProxy = 'localhost,127.0.0.1,::1';
+  return {
+    AGENTD_PROXY: base,
+    HTTP_PROXY: base,
+    HTTPS_PROXY: base,
+    http_proxy: base,
+    https_proxy: base,
+    ALL_PROXY: base,
+    all_proxy: base,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+    ...(existsSync(preload) ? { NODE_OPTIONS: [nodeOptions, `--require ${preload}`].filter(Boolean).join(' ') } : {}),
+  };
 }

@@ -16,10 +16,10 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string }> {
+async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void, host = '127.0.0.1'): Promise<{ server: Server; url: string }> {
   const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return { server, url: `http://${host}:${(server.address() as AddressInfo).port}` };
 }
 
 function close(server: Server): Promise<void> {
@@ -106,8 +106,11 @@ export async function startEchoUpstream(token: string): Promise<Upstream> {
   return { url, seen, close: () => close(server) };
 }
 
-/** A bare git repository served by git http-backend (smart HTTP, push enabled) behind Basic auth with the token. */
-export async function startGitUpstream(token: string): Promise<Upstream & { repoDir: string; log(): string }> {
+/**
+ * A bare git repository served by git http-backend (smart HTTP, push enabled) behind Basic
+ * auth with the token, on `host` (127.0.0.2: one the sandbox reaches through the egress proxy).
+ */
+export async function startGitUpstream(token: string, host = '127.0.0.1'): Promise<Upstream & { repoDir: string; log(): string }> {
   const root = tempDir('agentd-git-');
   const repoDir = join(root, 'repo.git');
   const seed = join(root, 'seed');
@@ -156,7 +159,7 @@ export async function startGitUpstream(token: string): Promise<Upstream & { repo
       res.write(head.subarray(end + 4));
     });
     cgi.on('close', () => res.end());
-  });
+  }, host);
   return {
     url: `${url}/repo.git`,
     repoDir,

@@ -1,0 +1,225 @@
+/**
+ * The egress proxy end to end: tools in a real bwrap sandbox (driven by the model
+ * emulator's tool calls) reach real upstreams on 127.0.0.2 through it, as the session's
+ * network policy allows, and every decision is in the session's log. The attacks run
+ * from inside the sandbox: a denied host, a port the policy does not name, names and
+ * literals that lead to loopback, private and link-local addresses, the daemon's socket.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { reply } from '../clients/cli/demo/model-emulator.js';
+import { connect } from '../clients/lib/index.js';
+import { SessionAttach, SessionGet, SessionPrompt, VaultSet, type Event, type PermissionQuestion, type SessionCreateParams } from '../protocol/index.js';
+import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { loopbackCertificate, startRecordingUpstream, UPSTREAM_HOST, type RecordingUpstream } from './support/egress-upstreams.js';
+import { startGitUpstream } from './support/upstreams.js';
+
+const resultText = (e: Event) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
+const decided = (events: Event[]) => ofType(events, 'network.decided').map((e) => e.data as { host: string; port: number; decision: string; reason: string; toolUseId?: string; address?: string });
+
+describe('egress proxy', () => {
+  let rig: AgentRig;
+  let tls: ReturnType<typeof loopbackCertificate>;
+  let http: RecordingUpstream;
+  let https: RecordingUpstream;
+  /** Never allowed by any test: whatever reaches it got through. */
+  let forbidden: RecordingUpstream;
+
+  before(async () => {
+    rig = await startAgentRig();
+    tls = loopbackCertificate();
+    [http, https, forbidden] = await Promise.all([startRecordingUpstream(), startRecordingUpstream(tls), startRecordingUpstream()]);
+  });
+  after(async () => {
+    await Promise.all([http, https, forbidden].map((u) => u?.close()));
+    await rig?.dispose();
+  });
+
+  /** Runs each command as a bash tool call in a new session with `network`; returns the outputs and the log. */
+  async function run(network: SessionCreateParams['network'], commands: string[], extra: Partial<SessionCreateParams> = {}): Promise<{ sessionId: string; out: string[]; events: Event[] }> {
+    const client = await rig.daemon.client();
+    const ws = workspace();
+    copyFileSync(tls.cert, join(ws, 'ca.pem'));
+    const sessionId = await createSession(client, { workspace: ws, ...(network ? { network } : {}), ...extra });
+    rig.emulator.script([...commands.map((command) => reply.toolUse({ name: 'bash', input: { command } })), reply.text('done')]);
+    await client.request(SessionPrompt, { sessionId, content: 'go' });
+    const events = await settle(client, sessionId);
+    return { sessionId, out: ofType(events, 'tool.result').map(resultText), events };
+  }
+
+  it('takes curl, node fetch and the proxy variables to an allowed host over HTTP and HTTPS, and records each decision with its tool call', async () => {
+    const { out, events } = await run({ default: 'deny', allow: [http.authority, https.authority] }, [
+      'env | grep -i _proxy= | cut -d= -f1 | sort | tr "\\n" " "',
+      `curl -sS ${http.url}/plain`,
+      `curl -sS --cacert ca.pem ${https.url}/tls`,
+      `NODE_EXTRA_CA_CERTS=ca.pem node -e "fetch('${https.url}/fetch').then(r => r.text()).then(t => process.stdout.write(t), e => console.log('FAILED', e.cause?.message ?? e.message))"`,
+    ]);
+    for (const name of ['ALL_PROXY', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'all_proxy', 'http_proxy', 'https_proxy', 'no_proxy']) assert.match(out[0]!, new RegExp(`\\b${name}\\b`));
+    assert.match(out[1]!, /hello from \/plain/);
+    assert.match(out[2]!, /hello from \/tls/);
+    assert.match(out[3]!, /hello from \/fetch/);
+    const calls = ofType(events, 'tool.started').map((e) => String(e.data.toolUseId));
+    const allowed = decided(events);
+    assert.deepEqual(
+      allowed.map((d) => [d.host, d.port, d.decision, d.toolUseId]),
+      [
+        [UPSTREAM_HOST, http.port, 'allow', calls[1]],
+        [UPSTREAM_HOST, https.port, 'allow', calls[2]],
+        [UPSTREAM_HOST, https.port, 'allow', calls[3]],
+      ],
+    );
+    assert.ok(allowed.every((d) => d.address === UPSTREAM_HOST && d.reason.startsWith('allow "')));
+  });
+
+  it('refuses a host the policy does not allow, with a clear error in the tool output and a network event', async () => {
+    const before = forbidden.seen.length;
+    const { out, events } = await run({ default: 'deny', allow: [http.authority] }, [`curl -sS ${forbidden.url}/x`, `curl -sS -o /dev/null ${forbidden.url.replace('http:', 'https:')}/x 2>&1`]);
+    assert.match(out[0]!, new RegExp(`${UPSTREAM_HOST}:${forbidden.port} is not allowed for this session \\(default deny\\)`));
+    assert.match(out[1]!, /CONNECT.*403|403.*CONNECT/i);
+    assert.equal(forbidden.seen.length, before, 'nothing reached the host');
+    assert.deepEqual(decided(events).map((d) => [d.port, d.decision, d.reason]), [
+      [forbidden.port, 'deny', 'default deny'],
+      [forbidden.port, 'deny', 'default deny'],
+    ]);
+  });
+
+  it('refuses CONNECT to a port the policy does not name, and lets deny win over allow', async () => {
+    const { out, events } = await run({ default: 'deny', allow: [UPSTREAM_HOST, http.authority], deny: [`${UPSTREAM_HOST}:${http.port}`] }, [
+      `curl -sS --cacert ca.pem ${https.url}/port 2>&1`,
+      `curl -sS ${http.url}/denied`,
+    ]);
+    assert.match(out[0]!, /403/);
+    assert.match(out[1]!, /is not allowed for this session \(deny "127\.0\.0\.2:\d+"\)/);
+    assert.ok(!https.seen.some((s) => s.path === '/port') && !http.seen.some((s) => s.path === '/denied'));
+    assert.deepEqual(decided(events).map((d) => d.decision), ['deny', 'deny']);
+  });
+
+  it('refuses names and literals that lead to loopback, private and link-local addresses, even when the default allows everything', async () => {
+    // The client is the attacker's: it sends every form to the proxy itself (no NO_PROXY).
+    const via = `curl -sS --noproxy '' -x "$HTTP_PROXY" -m 10`;
+    const attempts = [
+      `http://localhost:${http.port}/name`,
+      `http://${UPSTREAM_HOST}:${http.port}/literal`,
+      `http://2130706434:${http.port}/decimal`,
+      `http://0x7f.0.0.2:${http.port}/hex`,
+      `http://[::ffff:127.0.0.2]:${http.port}/mapped`,
+      `http://0.0.0.0:${http.port}/zero`,
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.0.0.1/private',
+      'http://192.168.1.1/private',
+      'http://[::1]/v6-loopback',
+    ];
+    const tunnel = `curl -sS --noproxy '' -p -x "$HTTP_PROXY" -m 10 --cacert ca.pem https://localhost:${https.port}/tunnel 2>&1`;
+    const before = http.seen.length + https.seen.length;
+    const { out, events } = await run({ default: 'allow' }, [...attempts.map((url) => `${via} '${url}'`), tunnel]);
+    for (const [i, text] of out.entries()) assert.match(text, /is not allowed for this session|403/, `attempt ${i}: ${text}`);
+    assert.equal(http.seen.length + https.seen.length, before, 'nothing reached the loopback upstreams');
+    const refusals = decided(events);
+    assert.equal(refusals.length, attempts.length + 1);
+    assert.ok(refusals.every((d) => d.decision === 'deny' && /loopback, private or link-local/.test(d.reason)), JSON.stringify(refusals));
+  });
+
+  it('reaches a loopback host only when named exactly, and the daemon socket not at all', async () => {
+    const socket = rig.daemon.layout.socket;
+    const { out, events } = await run({ default: 'deny', allow: [`localhost:${http.port}`, http.authority] }, [
+      `curl -sS --noproxy '' -x "$HTTP_PROXY" http://localhost:${http.port}/exact`,
+      `node -e "require('net').connect(${JSON.stringify(socket)}).on('connect', () => console.log('CONNECTED')).on('error', e => console.log('FAILED', e.code))"`,
+      `curl -sS -m 5 --unix-socket ${socket} http://agentd/ 2>&1; echo " exit=$?"`,
+    ]);
+    // localhost resolves to 127.0.0.1 outside, where nothing listens on this port: the proxy let it try.
+    assert.doesNotMatch(out[0]!, /not allowed for this session/);
+    assert.deepEqual(decided(events).map((d) => [d.host, d.decision, d.address]), [['localhost', 'allow', '127.0.0.1']]);
+    assert.match(out[1]!, /FAILED/);
+    assert.match(out[2]!, /exit=[1-9]/);
+  });
+
+  it('asks the session’s controllers about an undecided host while the request waits; allow always joins the policy', async () => {
+    const owner = await rig.daemon.client();
+    const ws = workspace();
+    const sessionId = await createSession(owner, { workspace: ws, network: { default: 'ask' } });
+    // A second client, a controller of the session, answers.
+    const asked: PermissionQuestion[] = [];
+    const second = await connect({
+      layout: rig.daemon.layout,
+      autostart: false,
+      clientName: 'second',
+      onPermissionRequest: async (q) => {
+        asked.push(q);
+        return { decision: q.input.port === http.port ? 'allow_always' : 'deny' };
+      },
+    });
+    try {
+      await second.request(SessionAttach, { sessionId, role: 'controller' });
+      rig.emulator.script([
+        reply.toolUse({ name: 'bash', input: { command: `curl -sS ${http.url}/asked` } }),
+        reply.toolUse({ name: 'bash', input: { command: `curl -sS ${http.url}/again` } }),
+        reply.toolUse({ name: 'bash', input: { command: `curl -sS ${forbidden.url}/refused` } }),
+        reply.text('done'),
+      ]);
+      await owner.request(SessionPrompt, { sessionId, content: 'go' });
+      const events = await settle(owner, sessionId);
+      const out = ofType(events, 'tool.result').map(resultText);
+      assert.match(out[0]!, /hello from \/asked/);
+      assert.match(out[1]!, /hello from \/again/);
+      assert.match(out[2]!, /not allowed for this session \(answered deny by second#/);
+      assert.deepEqual(asked.map((q) => [q.kind, q.tool, q.input.host, q.input.port]), [
+        ['network', 'network', UPSTREAM_HOST, http.port],
+        ['network', 'network', UPSTREAM_HOST, forbidden.port],
+      ]);
+      const calls = ofType(events, 'tool.started').map((e) => String(e.data.toolUseId));
+      assert.equal(asked[0]!.input.toolUseId, calls[0], 'the question names the tool call that made the connection');
+      const requested = ofType(events, 'permission.requested');
+      assert.deepEqual(requested.map((e) => e.data.kind), ['network', 'network']);
+      assert.deepEqual(ofType(events, 'permission.resolved').map((e) => [e.data.decision, String(e.data.by).split('#')[0]]), [['allow_always', 'second'], ['deny', 'second']]);
+      assert.deepEqual(decided(events).map((d) => [d.port, d.decision, d.reason.split(' by ')[0]]), [
+        [http.port, 'allow', 'answered allow_always'],
+        [http.port, 'allow', `answered allow always ("${http.authority}")`],
+        [forbidden.port, 'deny', 'answered deny'],
+      ]);
+      const info = await owner.request(SessionGet, { sessionId });
+      assert.deepEqual(info.network, { default: 'ask', added: [http.authority] });
+    } finally {
+      second.close();
+    }
+  });
+
+  it('injects a bound credential only on requests to its host and path, including git over HTTP with Basic auth', async () => {
+    const token = `egress-token-${Math.random().toString(36).slice(2)}`;
+    const git = await startGitUpstream(token, UPSTREAM_HOST);
+    try {
+      const client = await rig.daemon.client();
+      await client.request(VaultSet, { name: 'API', value: token, binding: { kind: 'http', url: `${http.url}/api` } });
+      await client.request(VaultSet, { name: 'REPO', value: token, binding: { kind: 'git', url: git.url } });
+      const gitAuthority = new URL(git.url).host;
+      const since = { http: http.seen.length, forbidden: forbidden.seen.length };
+      const { out, events } = await run({ default: 'deny', allow: [http.authority, forbidden.authority, gitAuthority] }, [
+        `curl -sS ${http.url}/api/bound`,
+        `curl -sS ${http.url}/elsewhere`,
+        `curl -sS -H 'Host: ${http.authority}' ${forbidden.url}/api/smuggled`,
+        `git clone -q ${git.url} clone 2>&1 && cat clone/README.md`,
+      ], { credentials: ['API', 'REPO'] });
+      assert.match(out[0]!, /hello from \/api\/bound/);
+      const got = (u: RecordingUpstream, from: number, path: string) => u.seen.slice(from).find((s) => s.path === path)!.headers;
+      assert.equal(got(http, since.http, '/api/bound').authorization, `Bearer ${token}`);
+      assert.equal(got(http, since.http, '/elsewhere').authorization, undefined, 'not under the bound path');
+      assert.equal(got(forbidden, since.forbidden, '/api/smuggled').authorization, undefined, 'another host, whatever Host says');
+      assert.match(out[3]!, /hello from upstream/);
+      assert.ok(git.seen.some((h) => h.startsWith('Basic ')), 'git got the Basic credential');
+      assert.doesNotMatch(JSON.stringify(events), new RegExp(token));
+    } finally {
+      await git.close();
+    }
+  });
+
+  it('gives a session without a network policy the daemon default: deny', async () => {
+    const client = await rig.daemon.client();
+    const sessionId = await createSession(client);
+    assert.deepEqual((await client.request(SessionGet, { sessionId })).network, { default: 'deny', added: [] });
+    const before = http.seen.length;
+    const { out } = await run(undefined, [`curl -sS ${http.url}/default`]);
+    assert.match(out[0]!, /default deny/);
+    assert.equal(http.seen.length, before);
+  });
+});
