@@ -4,11 +4,11 @@
  * HTTP and HTTPS with a certificate made for the test, each recording what it was sent.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { join, normalize } from 'node:path';
 import { tempDir } from './temp.js';
 
 export const UPSTREAM_HOST = '127.0.0.2';
@@ -63,4 +63,17 @@ export async function startRecordingUpstream(tls?: { key: string; cert: string }
         server.closeAllConnections();
       }),
   };
+}
+
+/** Serves the files under `root` (a package index mirror) over HTTP on 127.0.0.2: `index.html` for a directory. */
+export function startStaticUpstream(root: string): Promise<RecordingUpstream> {
+  return startRecordingUpstream(undefined, (req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    let file = normalize(join(root, path));
+    if (!file.startsWith(root)) return void res.writeHead(403).end();
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+    if (!existsSync(file)) return void res.writeHead(404).end('not found\n');
+    res.writeHead(200, { 'content-type': file.endsWith('.html') ? 'text/html' : 'application/octet-stream' });
+    createReadStream(file).pipe(res);
+  });
 }
