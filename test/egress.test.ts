@@ -28,8 +28,9 @@ describe('egress proxy', () => {
   let forbidden: RecordingUpstream;
 
   before(async () => {
-    rig = await startAgentRig();
     tls = loopbackCertificate();
+    // The daemon checks the upstreams' certificate when it adds a credential over HTTPS, as it would a public host's.
+    rig = await startAgentRig({ NODE_EXTRA_CA_CERTS: tls.cert });
     [http, https, forbidden] = await Promise.all([startRecordingUpstream(), startRecordingUpstream(tls), startRecordingUpstream()]);
   });
   after(async () => {
@@ -207,6 +208,44 @@ describe('egress proxy', () => {
       assert.equal(got(forbidden, since.forbidden, '/api/smuggled').authorization, undefined, 'another host, whatever Host says');
       assert.match(out[3]!, /hello from upstream/);
       assert.ok(git.seen.some((h) => h.startsWith('Basic ')), 'git got the Basic credential');
+      assert.doesNotMatch(JSON.stringify(events), new RegExp(token));
+    } finally {
+      await git.close();
+    }
+  });
+
+  it('adds a credential bound to an HTTPS origin there only, seeing inside TLS with a CA the sandbox trusts, and git clone over HTTPS works', async () => {
+    const token = `tls-token-${Math.random().toString(36).slice(2)}`;
+    const git = await startGitUpstream(token, UPSTREAM_HOST, tls);
+    try {
+      const client = await rig.daemon.client();
+      await client.request(VaultSet, { name: 'TLS_API', value: token, binding: { kind: 'http', url: `${https.url}/api` } });
+      await client.request(VaultSet, { name: 'TLS_REPO', value: token, binding: { kind: 'git', url: git.url } });
+      const since = https.seen.length;
+      const home = rig.daemon.layout.home;
+      // Bound origins need no allow entry of their own: the binding names them.
+      const { out, events } = await run({ default: 'deny' }, [
+        `curl -sS ${https.url}/api/bound`,
+        `curl -sS ${https.url}/public`,
+        `node -e "fetch('${https.url}/api/fetch').then(r => r.text()).then(t => process.stdout.write(t), e => console.log('FAILED', e.cause?.message ?? e.message))"`,
+        `git clone -q ${git.url} clone 2>&1 && cat clone/README.md`,
+        `curl -sS --cacert ca.pem ${https.url}/api/own-trust 2>&1; echo " exit=$?"`,
+        `ls ${home}/proxy/ca 2>&1; cat ${home}/proxy/ca/ca.key 2>&1 | head -1`,
+      ], { credentials: ['TLS_API', 'TLS_REPO'] });
+      assert.match(out[0]!, /hello from \/api\/bound/);
+      assert.match(out[1]!, /hello from \/public/);
+      assert.match(out[2]!, /hello from \/api\/fetch/);
+      assert.match(out[3]!, /hello from upstream/);
+      // A client that trusts only the upstream's own CA refuses the proxy's certificate: nothing is sent.
+      assert.match(out[4]!, /exit=[1-9]/);
+      assert.doesNotMatch(out[5]!, /BEGIN/, 'the CA key is not in the sandbox');
+      const got = (path: string) => https.seen.slice(since).find((s) => s.path === path)?.headers;
+      assert.equal(got('/api/bound')!.authorization, `Bearer ${token}`);
+      assert.equal(got('/api/fetch')!.authorization, `Bearer ${token}`);
+      assert.equal(got('/public')!.authorization, undefined, 'not under the bound path');
+      assert.equal(got('/api/own-trust'), undefined);
+      assert.ok(git.seen.some((h) => h.startsWith('Basic ')), 'git got the Basic credential over HTTPS');
+      assert.ok(decided(events).some((d) => d.decision === 'allow' && /a credential of the session is bound to/.test(d.reason)));
       assert.doesNotMatch(JSON.stringify(events), new RegExp(token));
     } finally {
       await git.close();

@@ -12,6 +12,13 @@ import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
+/** The session's proxy as the harness hands it to the sandbox: its socket, and the CA the sandbox trusts. */
+export interface ProxyEndpoint {
+  socketPath: string;
+  ca?: string;
+  close(): Promise<void>;
+}
+
 export interface HarnessSettings {
   defaultModel: string;
   maxTokens: number;
@@ -36,7 +43,7 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
    * Opens the session's proxy (only its own credentials are served, and the egress proxy as
    * its network policy allows); its socket goes into the sandbox.
    */
-  openProxy(sessionId: string, credentials: readonly string[]): Promise<{ socketPath: string; close(): Promise<void> }>;
+  openProxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint>;
   settings: HarnessSettings;
   /**
    * Set when other daemons share the session log: a session runs here only while this
@@ -58,7 +65,7 @@ const IDLE_EVICT_MS = 5 * 60_000;
 export class Harness {
   private readonly runners = new Map<string, SessionRunner>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
-  private readonly proxies = new Map<string, { socketPath: string; close(): Promise<void> }>();
+  private readonly proxies = new Map<string, ProxyEndpoint>();
   private client: { key: string; api: Anthropic } | undefined;
   private stopping = false;
   /** Leases held, by session (with `deps.leases` only). */
@@ -102,7 +109,7 @@ export class Harness {
     const log = this.writerLog(sessionId);
     const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
     // Every sandbox gets the proxy: the egress proxy is its way to the network, as its policy allows.
-    const proxySocket = await this.proxy(sessionId, record.config.credentials ?? []);
+    const proxy = await this.proxy(sessionId, record.config.credentials ?? []);
     const slot = new SandboxSlot(
       this.deps.provider,
       {
@@ -111,7 +118,8 @@ export class Harness {
         isolation: record.config.sandbox?.isolation ?? 'auto',
         ...this.deps.sandboxSpec(record.config.sandbox),
         mcpServers: stdioServers,
-        proxySocket,
+        proxySocket: proxy.socketPath,
+        ...(proxy.ca ? { proxyCa: proxy.ca } : {}),
       },
       sandboxNotices(record, log, logger),
     );
@@ -138,13 +146,13 @@ export class Harness {
     return runner;
   }
 
-  private async proxy(sessionId: string, credentials: readonly string[]): Promise<string> {
+  private async proxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
     let endpoint = this.proxies.get(sessionId);
     if (!endpoint) {
       endpoint = await this.deps.openProxy(sessionId, credentials);
       this.proxies.set(sessionId, endpoint);
     }
-    return endpoint.socketPath;
+    return endpoint;
   }
 
   /** A user message was appended: run the session's pending turns. */

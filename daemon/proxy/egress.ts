@@ -11,13 +11,17 @@
  * lookup (DNS rebinding) never gets a second lookup.
  */
 import { lookup } from 'node:dns/promises';
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, isIP, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { NetworkPolicy } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
-import { decideHost, isInternalAddress, namedExactly, normalHost, type NetworkVerdict } from './network-policy.js';
+import type { InterceptionCa } from './interception.js';
+import { decideHost, exactPattern, isInternalAddress, namedExactly, normalHost, type NetworkVerdict } from './network-policy.js';
+import { fixedLookup } from './lookup.js';
 
 /** One decision of the proxy, as the session's log records it (network.decided). */
 export interface NetworkDecision {
@@ -39,8 +43,13 @@ export interface EgressSession {
   ask(host: string, port: number, signal: AbortSignal): Promise<NetworkVerdict & { decision: 'allow' | 'deny' }>;
 }
 
-/** A plain-HTTP request the credential proxy may take over (a vault credential bound to this origin). */
-export type CredentialForward = (target: URL, address: string, req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+/** What the credential proxy contributes for the session: where its credentials are bound, and sending with them. */
+export interface BoundCredentials {
+  /** `host:port` of each origin a credential of the session is bound to. */
+  origins(): Promise<string[]>;
+  /** Sends the request with the credential bound to `target` (its origin and path), at `address`; false when none is. */
+  forward(target: URL, address: string, req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+}
 
 /** Headers of one hop, dropped on the way through. */
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -48,10 +57,13 @@ const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-authorization', 
 class Refused extends Error {}
 
 export class EgressProxy {
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly ca: InterceptionCa,
+  ) {}
 
   /** `CONNECT host:port`: a TCP tunnel once the policy and the address allow it. */
-  async tunnel(sessionId: string, session: EgressSession, req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+  async tunnel(sessionId: string, session: EgressSession, credentials: BoundCredentials, req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
     const target = parseAuthority(req.url ?? '');
     client.on('error', () => client.destroy());
     if (!target) return refuseSocket(client, 400, `agentd egress proxy: CONNECT needs host:port, got ${JSON.stringify(req.url)}`);
@@ -59,7 +71,9 @@ export class EgressProxy {
     client.once('close', () => abort.abort());
     let upstream: Socket;
     try {
-      const address = await this.admit(session, target.host, target.port, 'connect', abort.signal);
+      const bound = await credentials.origins();
+      const address = await this.admit(session, bound, target.host, target.port, 'connect', abort.signal);
+      if (bound.includes(exactPattern(target.host, target.port))) return this.intercept(target, address, credentials, client, head);
       upstream = await open(address, target.port);
     } catch (error) {
       return refuseSocket(client, error instanceof Refused ? 403 : 502, (error as Error).message);
@@ -74,7 +88,7 @@ export class EgressProxy {
   }
 
   /** An absolute-form request (`GET http://host/path`): forwarded once allowed, a bound credential added when `credential` takes it. */
-  async forward(session: EgressSession, req: IncomingMessage, res: ServerResponse, credential: CredentialForward): Promise<void> {
+  async forward(session: EgressSession, credentials: BoundCredentials, req: IncomingMessage, res: ServerResponse): Promise<void> {
     let target: URL;
     try {
       target = new URL(req.url ?? '');
@@ -87,24 +101,34 @@ export class EgressProxy {
     res.once('close', () => abort.abort());
     let address: string;
     try {
-      address = await this.admit(session, target.hostname, port, 'http', abort.signal);
+      address = await this.admit(session, await credentials.origins(), target.hostname, port, 'http', abort.signal);
     } catch (error) {
       return refuseResponse(res, error instanceof Refused ? 403 : 502, (error as Error).message);
     }
-    if (await credential(target, address, req, res)) return;
-    const headers: Record<string, string | string[]> = {};
-    for (const [key, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_HEADERS.has(key)) headers[key] = value;
-    headers.host = target.host;
-    const upstreamRes = await new Promise<IncomingMessage>((resolve, reject) => {
-      const out = httpRequest({ host: address, port, path: `${target.pathname}${target.search}`, method: req.method, headers }, resolve);
-      out.on('error', reject);
-      req.pipe(out);
-    }).catch((error: Error) => error);
-    if (upstreamRes instanceof Error) return refuseResponse(res, 502, `agentd egress proxy: ${target.host}: ${upstreamRes.message}`);
-    const responseHeaders: Record<string, string | string[]> = {};
-    for (const [key, value] of Object.entries(upstreamRes.headers)) if (value !== undefined && !HOP_HEADERS.has(key)) responseHeaders[key] = value;
-    res.writeHead(upstreamRes.statusCode ?? 502, responseHeaders);
-    await pipeline(upstreamRes, res).catch(() => res.destroy());
+    if (await credentials.forward(target, address, req, res)) return;
+    await relay(target, address, req, res);
+  }
+
+  /**
+   * A CONNECT to an origin a credential is bound to: the proxy ends the sandbox's TLS with a
+   * certificate from its own CA (trusted inside), and serves the requests it carries: those
+   * under the credential's path get it, the rest go on as they came. Upstream, the real
+   * certificate is checked as for any HTTPS request the daemon makes.
+   */
+  private intercept(target: { host: string; port: number }, address: string, credentials: BoundCredentials, client: Duplex, head: Buffer): void {
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) client.unshift(head);
+    const tls = new TLSSocket(client, { isServer: true, secureContext: this.ca.contextFor(target.host), ALPNProtocols: ['http/1.1'] });
+    tls.on('error', () => client.destroy());
+    const authority = exactPattern(target.host, target.port);
+    const server = createServer((req, res) => {
+      const url = new URL(`https://${authority}${req.url ?? '/'}`);
+      (async () => {
+        if (!(await credentials.forward(url, address, req, res))) await relay(url, address, req, res);
+      })().catch((error: unknown) => refuseResponse(res, 502, `agentd egress proxy: ${authority}: ${(error as Error).message}`));
+    });
+    tls.once('close', () => server.close());
+    server.emit('connection', tls);
   }
 
   /**
@@ -112,10 +136,10 @@ export class EgressProxy {
    * resolved once, each candidate checked, and the one that passed is what is connected to.
    * Every outcome is recorded. Throws Refused with the message the sandbox sees.
    */
-  private async admit(session: EgressSession, rawHost: string, port: number, via: NetworkDecision['via'], signal: AbortSignal): Promise<string> {
+  private async admit(session: EgressSession, bound: readonly string[], rawHost: string, port: number, via: NetworkDecision['via'], signal: AbortSignal): Promise<string> {
     const host = normalHost(rawHost);
     const { policy, added } = await session.policy();
-    let verdict = decideHost(policy, added, host, port);
+    let verdict = decideHost(policy, added, bound, host, port);
     if (verdict.decision === 'ask') verdict = await session.ask(host, port, signal);
     const deny = async (reason: string, address?: string): Promise<never> => {
       await session.record({ host, port, decision: 'deny', reason, via, ...(address ? { address } : {}) });
@@ -130,7 +154,7 @@ export class EgressProxy {
       await session.record({ host, port, decision: 'deny', reason: 'the name does not resolve', via });
       throw new Error(`agentd egress proxy: ${host} does not resolve`);
     }
-    const exact = namedExactly(policy, verdict, host, port);
+    const exact = namedExactly(policy, bound, verdict, host, port);
     const usable = exact ? addresses : addresses.filter((a) => !isInternalAddress(a));
     if (usable.length === 0) {
       return deny(`${host} resolves to ${addresses[0]}, a loopback, private or link-local address, which only a host named exactly in allow may reach`, addresses[0]);
@@ -138,6 +162,24 @@ export class EgressProxy {
     await session.record({ host, port, decision: 'allow', reason: verdict.reason, via, address: usable[0]! });
     return usable[0]!;
   }
+}
+
+/** Sends the request on to `target` at `address` as it came (hop headers dropped) and passes the answer back. */
+async function relay(target: URL, address: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [key, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_HEADERS.has(key)) headers[key] = value;
+  headers.host = target.host;
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  const upstreamRes = await new Promise<IncomingMessage>((resolve, reject) => {
+    const out = send(target, { method: req.method, headers, lookup: fixedLookup(address) }, resolve);
+    out.on('error', reject);
+    req.pipe(out);
+  }).catch((error: Error) => error);
+  if (upstreamRes instanceof Error) return refuseResponse(res, 502, `agentd egress proxy: ${target.host}: ${upstreamRes.message}`);
+  const responseHeaders: Record<string, string | string[]> = {};
+  for (const [key, value] of Object.entries(upstreamRes.headers)) if (value !== undefined && !HOP_HEADERS.has(key)) responseHeaders[key] = value;
+  res.writeHead(upstreamRes.statusCode ?? 502, responseHeaders);
+  await pipeline(upstreamRes, res).catch(() => res.destroy());
 }
 
 /** `host:port` or `[v6]:port` of a CONNECT. */

@@ -79,34 +79,39 @@ function firstMatch(patterns: readonly string[], host: string, port: number): st
 }
 
 /** The allow list with the presets' hosts and the hosts answers added. */
-function allowList(policy: NetworkPolicy, added: readonly string[]): Array<{ pattern: string; from: string; answered?: boolean }> {
+function allowList(policy: NetworkPolicy, added: readonly string[], bound: readonly string[]): Array<{ pattern: string; from: string; answered?: boolean }> {
   return [
+    ...bound.map((pattern) => ({ pattern, from: `a credential of the session is bound to "${pattern}"` })),
     ...(policy.allow ?? []).map((pattern) => ({ pattern, from: `allow "${pattern}"` })),
     ...(policy.presets ?? []).flatMap((name) => PRESETS[name].map((pattern) => ({ pattern, from: `preset ${name} ("${pattern}")` }))),
     ...added.map((pattern) => ({ pattern, from: `answered allow always ("${pattern}")`, answered: true })),
   ];
 }
 
-/** Deny wins over every allow; then the allow list, presets and answers; then the default. */
-export function decideHost(policy: NetworkPolicy, added: readonly string[], host: string, port: number): NetworkVerdict {
+/**
+ * Deny wins over every allow; then the origins the session's credentials are bound to
+ * (`bound`, host:port), the allow list, presets and answers; then the default.
+ */
+export function decideHost(policy: NetworkPolicy, added: readonly string[], bound: readonly string[], host: string, port: number): NetworkVerdict {
   const name = normalHost(host);
   const denied = firstMatch(policy.deny ?? [], name, port);
   if (denied) return { decision: 'deny', reason: `deny "${denied}"` };
-  const allowed = allowList(policy, added).find((entry) => firstMatch([entry.pattern], name, port));
+  const allowed = allowList(policy, added, bound).find((entry) => firstMatch([entry.pattern], name, port));
   if (allowed) return { decision: 'allow', reason: allowed.from, ...(allowed.answered ? { answered: true } : {}) };
   return { decision: policy.default, reason: `default ${policy.default}` };
 }
 
 /**
  * Whether the host is named exactly (no wildcard) in the session's own allow list for this
- * port: only such a host may lead to a loopback or private address. Not presets; an answer
+ * port, or a credential is bound to it: only such a host may lead to a loopback or private
+ * address. Not presets; an answer
  * only for an address literal (the person saw the address): one who allowed `example.com`
  * did not allow what it may resolve to next.
  */
-export function namedExactly(policy: NetworkPolicy, verdict: NetworkVerdict, host: string, port: number): boolean {
+export function namedExactly(policy: NetworkPolicy, bound: readonly string[], verdict: NetworkVerdict, host: string, port: number): boolean {
   const name = normalHost(host);
   if (verdict.answered && isIP(name) !== 0) return true;
-  return (policy.allow ?? []).some((pattern) => {
+  return [...(policy.allow ?? []), ...bound].some((pattern) => {
     const parsed = parsePattern(pattern);
     return parsed !== undefined && !parsed.host.includes('*') && parsed.host === name && portMatches(parsed, port);
   });

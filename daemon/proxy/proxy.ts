@@ -1,15 +1,16 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupAddress } from 'node:dns';
-import { isIP, type LookupFunction } from 'node:net';
 import type { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { VaultBinding } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { Vault } from '../vault/vault.js';
-import { EgressProxy, refuseResponse, type EgressSession } from './egress.js';
+import { EgressProxy, refuseResponse, type BoundCredentials, type EgressSession } from './egress.js';
+import { InterceptionCa } from './interception.js';
+import { fixedLookup } from './lookup.js';
+import { exactPattern } from './network-policy.js';
 
 /** Headers that belong to one hop, or that a sandbox must never set itself. */
 const DROPPED_REQUEST_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'authorization', 'cookie']);
@@ -29,6 +30,8 @@ export function authHeader(binding: VaultBinding, secret: string): [string, stri
 export interface ProxyEndpoint {
   /** Unix socket the session's sandbox reaches the proxy through. */
   socketPath: string;
+  /** The CA certificate (PEM) the sandbox trusts, when the session has credentials the proxy may add over HTTPS. */
+  ca?: string;
   close(): Promise<void>;
 }
 
@@ -41,24 +44,44 @@ export interface ProxyEndpoint {
  */
 export class CredentialProxy {
   private readonly egress: EgressProxy;
+  private readonly ca: InterceptionCa;
 
   constructor(
     private readonly vault: Vault,
     private readonly logger: Logger,
     private readonly socketDir: string,
   ) {
-    this.egress = new EgressProxy(logger);
+    this.ca = new InterceptionCa(`${socketDir}/ca`);
+    this.egress = new EgressProxy(logger, this.ca);
+  }
+
+  /** The session's credentials as the egress proxy uses them. */
+  private bound(sessionId: string, credentials: readonly string[]): BoundCredentials {
+    return {
+      origins: async () => (await this.usable(credentials)).map((e) => originPattern(e.binding.url)),
+      forward: async (target, address, req, res) => {
+        const entry = (await this.usable(credentials)).find((e) => boundTo(e.binding.url, target));
+        if (!entry) return false;
+        await this.send(sessionId, entry, target, req, res, address);
+        return true;
+      },
+    };
+  }
+
+  /** The named credentials that exist and are bound to an HTTP(S) upstream (not an MCP server, which the daemon calls itself). */
+  private async usable(credentials: readonly string[]): Promise<Array<{ name: string; value: string; binding: Exclude<VaultBinding, { kind: 'mcp' }> }>> {
+    const entries = await Promise.all(credentials.map((name) => this.vault.reveal(name).then((e) => ({ name, ...e }), () => undefined)));
+    return entries.flatMap((e) => (e?.binding && e.binding.kind !== 'mcp' ? [{ name: e.name, value: e.value, binding: e.binding }] : []));
   }
 
   async open(sessionId: string, credentials: readonly string[], network: EgressSession): Promise<ProxyEndpoint> {
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
     const socketPath = `${this.socketDir}/${sessionId}.sock`;
     rmSync(socketPath, { force: true });
+    const bound = this.bound(sessionId, credentials);
     const server = createServer((req, res) => {
       const absolute = /^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '');
-      const handled = absolute
-        ? this.egress.forward(network, req, res, (target, address, r, s) => this.boundForward(sessionId, credentials, target, address, r, s))
-        : this.handle(sessionId, credentials, req, res);
+      const handled = absolute ? this.egress.forward(network, bound, req, res) : this.handle(sessionId, credentials, req, res);
       handled.catch((error: unknown) => {
         this.logger.log('warn', 'proxy request failed', { sessionId, error: (error as Error).message });
         if (!res.headersSent) this.refuse(res, 502, `agentd proxy: the upstream request failed`);
@@ -66,7 +89,7 @@ export class CredentialProxy {
       });
     });
     server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.egress.tunnel(sessionId, network, req, socket, head).catch((error: unknown) => {
+      this.egress.tunnel(sessionId, network, bound, req, socket, head).catch((error: unknown) => {
         this.logger.log('warn', 'egress tunnel failed', { sessionId, error: (error as Error).message });
         socket.destroy();
       });
@@ -77,24 +100,12 @@ export class CredentialProxy {
     });
     // Only this user's sandboxes may connect, whatever the umask was.
     chmodSync(socketPath, 0o600);
-    return { socketPath, close: () => closeServer(server, socketPath) };
+    const ca = credentials.length > 0 ? { ca: this.ca.certificate() } : {};
+    return { socketPath, ...ca, close: () => closeServer(server, socketPath) };
   }
 
   private refuse(res: ServerResponse, status: number, message: string): void {
     refuseResponse(res, status, message);
-  }
-
-  /**
-   * A plain-HTTP egress request to the origin a credential of the session is bound to (and
-   * under its path): sent with the credential, as `$AGENTD_PROXY/NAME/…` would. False when
-   * no credential is bound there: the request goes on without one.
-   */
-  private async boundForward(sessionId: string, credentials: readonly string[], target: URL, address: string, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const entries = await Promise.all(credentials.map((name) => this.vault.reveal(name).then((e) => ({ name, ...e }), () => undefined)));
-    const entry = entries.find((e) => e?.binding && e.binding.kind !== 'mcp' && boundTo(e.binding.url, target));
-    if (!entry) return false;
-    await this.send(sessionId, entry, target, req, res, address);
-    return true;
   }
 
   private async allowedList(credentials: readonly string[]): Promise<string> {
@@ -159,21 +170,18 @@ export class CredentialProxy {
   }
 }
 
+/** `host:port` of a binding's origin. */
+function originPattern(url: string): string {
+  const u = new URL(url);
+  return exactPattern(u.hostname.replace(/^\[(.*)\]$/, '$1'), Number(u.port || (u.protocol === 'https:' ? 443 : 80)));
+}
+
 /** Whether `target` is the origin `bound` names, at or under its path. */
 export function boundTo(bound: string, target: URL): boolean {
   const binding = new URL(bound);
   if (binding.origin !== target.origin) return false;
   const prefix = binding.pathname.replace(/\/+$/, '');
   return prefix === '' || target.pathname === prefix || target.pathname.startsWith(`${prefix}/`);
-}
-
-/** A lookup that answers with the address the egress proxy already checked, whatever the name. */
-function fixedLookup(address: string): LookupFunction {
-  const family = isIP(address);
-  return (_host, options, callback) => {
-    if ((options as { all?: boolean }).all) (callback as (e: null, a: LookupAddress[]) => void)(null, [{ address, family }]);
-    else (callback as (e: null, a: string, f: number) => void)(null, address, family);
-  };
 }
 
 /** Content codings the proxy decodes before redacting. */

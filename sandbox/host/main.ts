@@ -51,8 +51,9 @@ async function bind(config: HostConfig): Promise<Bound> {
   const env = { ...config.env };
   // Before the shell starts, so its commands inherit AGENTD_PROXY and the HTTP(S)_PROXY variables.
   if (config.proxy) {
-    const { forwardProxy, proxyEnv } = await import('./proxy-forward.js');
+    const { forwardProxy, proxyEnv, trustEnv } = await import('./proxy-forward.js');
     Object.assign(env, proxyEnv(await forwardProxy(config.proxy), env.NODE_OPTIONS));
+    if (config.proxy.ca) Object.assign(env, trustEnv(config.proxy.ca, config.scratch));
   }
   const processes = new SandboxProcesses(config.processScope);
   const shell = new PtyShell(workspace, env, OUTPUT_CAP, config.scratch, processes, config.limits ? new LimitWatch(config.limits, processes) : null);

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import { connect, createServer } from 'node:net';
 import path from 'node:path';
 
@@ -49,4 +50,22 @@ export function proxyEnv(base: string, nodeOptions: string | undefined): Record<
     no_proxy: noProxy,
     ...(existsSync(preload) ? { NODE_OPTIONS: [nodeOptions, `--require ${preload}`].filter(Boolean).join(' ') } : {}),
   };
+}
+
+/** The system's CA bundle where distributions keep it; node's own roots where none is found. */
+const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+
+/**
+ * Makes the TLS clients inside trust `ca` (the proxy's) as well as the system's roots: a
+ * bundle of both in `dir`, named by the variables curl, git, pip/requests and openssl read;
+ * node adds NODE_EXTRA_CA_CERTS to its own roots.
+ */
+export function trustEnv(ca: string, dir: string): Record<string, string> {
+  const system = SYSTEM_BUNDLES.find((file) => existsSync(file));
+  const roots = system ? readFileSync(system, 'utf8') : rootCertificates.join('\n');
+  const bundle = path.join(dir, 'agentd-ca-bundle.pem');
+  const own = path.join(dir, 'agentd-proxy-ca.pem');
+  writeFileSync(bundle, `${roots.trimEnd()}\n${ca}`);
+  writeFileSync(own, ca);
+  return { SSL_CERT_FILE: bundle, CURL_CA_BUNDLE: bundle, GIT_SSL_CAINFO: bundle, REQUESTS_CA_BUNDLE: bundle, PIP_CERT: bundle, NODE_EXTRA_CA_CERTS: own };
 }

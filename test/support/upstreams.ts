@@ -1,7 +1,9 @@
 /** Real upstream servers that demand a token: an HTTP echo, git http-backend, and an MCP server over streamable HTTP. */
 import { spawn, execFileSync } from 'node:child_process';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -16,10 +18,10 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void, host = '127.0.0.1'): Promise<{ server: Server; url: string }> {
-  const server = createServer(handler);
+async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void, host = '127.0.0.1', tls?: { key: string; cert: string }): Promise<{ server: Server; url: string }> {
+  const server = tls ? createTlsServer({ key: readFileSync(tls.key), cert: readFileSync(tls.cert) }, handler) : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return { server, url: `http://${host}:${(server.address() as AddressInfo).port}` };
+  return { server, url: `${tls ? 'https' : 'http'}://${host}:${(server.address() as AddressInfo).port}` };
 }
 
 function close(server: Server): Promise<void> {
@@ -108,9 +110,10 @@ export async function startEchoUpstream(token: string): Promise<Upstream> {
 
 /**
  * A bare git repository served by git http-backend (smart HTTP, push enabled) behind Basic
- * auth with the token, on `host` (127.0.0.2: one the sandbox reaches through the egress proxy).
+ * auth with the token, on `host` (127.0.0.2: one the sandbox reaches through the egress proxy),
+ * over HTTPS with `tls`.
  */
-export async function startGitUpstream(token: string, host = '127.0.0.1'): Promise<Upstream & { repoDir: string; log(): string }> {
+export async function startGitUpstream(token: string, host = '127.0.0.1', tls?: { key: string; cert: string }): Promise<Upstream & { repoDir: string; log(): string }> {
   const root = tempDir('agentd-git-');
   const repoDir = join(root, 'repo.git');
   const seed = join(root, 'seed');
@@ -159,7 +162,7 @@ export async function startGitUpstream(token: string, host = '127.0.0.1'): Promi
       res.write(head.subarray(end + 4));
     });
     cgi.on('close', () => res.end());
-  }, host);
+  }, host, tls);
   return {
     url: `${url}/repo.git`,
     repoDir,
