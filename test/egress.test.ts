@@ -6,7 +6,8 @@
  * literals that lead to loopback, private and link-local addresses, the daemon's socket.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { reply } from '../clients/cli/demo/model-emulator.js';
@@ -14,6 +15,7 @@ import { connect } from '../clients/lib/index.js';
 import { SessionAttach, SessionGet, SessionPrompt, VaultSet, type Event, type PermissionQuestion, type SessionCreateParams } from '../protocol/index.js';
 import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { loopbackCertificate, startRecordingUpstream, UPSTREAM_HOST, type RecordingUpstream } from './support/egress-upstreams.js';
+import { runAgentd } from './support/daemon.js';
 import { startGitUpstream } from './support/upstreams.js';
 
 const resultText = (e: Event) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
@@ -250,6 +252,15 @@ describe('egress proxy', () => {
     } finally {
       await git.close();
     }
+  });
+
+  it('agentd doctor shows the proxy: the default policy with the presets\' hosts, and the CA by fingerprint', async () => {
+    const result = await runAgentd(rig.daemon.layout, ['doctor', '--json'], { env: { AGENTD_NETWORK_PRESETS: 'package-registries' } });
+    const findings = new Map((JSON.parse(result.stdout) as { findings: Array<{ name: string; detail: string }> }).findings.map((f) => [f.name, f.detail]));
+    assert.match(findings.get('egress proxy')!, /default deny, presets package-registries \(registry\.npmjs\.org, .*pypi\.org.*\)/);
+    // The HTTPS credential test above made the CA.
+    const pem = readFileSync(join(rig.daemon.layout.home, 'proxy', 'ca', 'ca.pem'));
+    assert.match(findings.get('egress CA')!, new RegExp(`SHA-256 ${new X509Certificate(pem).fingerprint256}`));
   });
 
   it('gives a session without a network policy the daemon default: deny', async () => {
