@@ -40,9 +40,11 @@ export function terminalPermissions(
   let open: { close(): void } | undefined;
   const ask = (q: Question): Promise<Answer> => {
     const what = questionText(q);
-    if (yes) return Promise.resolve({ decision: 'allow' });
+    // --yes allows tools; it opens no host: the network policy does that.
+    if (yes && q.kind !== 'network') return Promise.resolve({ decision: 'allow' });
     if (!process.stdin.isTTY) {
-      view.note(`✗ denied ${what}: stdin is not a terminal, so nobody can answer; pass --yes to allow tools, or create the session with a permissions policy`);
+      const how = q.kind === 'network' ? 'allow the host with --allow-host' : 'pass --yes to allow tools, or create the session with a permissions policy';
+      view.note(`✗ denied ${what}: stdin is not a terminal, so nobody can answer; ${how}`);
       return Promise.resolve({ decision: 'deny' });
     }
     view.lineBreak();
