@@ -26,8 +26,26 @@ await build({
   // The lazy modules stay dynamic imports, of the bundles built next to this one.
   plugins: [{ name: 'lazy', setup: (b) => b.onResolve({ filter: LAZY }, (args) => ({ path: args.path, external: true })) }],
 });
-// Preloaded into the sandbox's node processes, so their fetch uses the egress proxy.
-await build({ ...common, entryPoints: { 'fetch-proxy': dist('sandbox/host/fetch-proxy.js') }, format: 'cjs', minify: true, outdir, outExtension: { '.js': '.cjs' } });
+// Preloaded into the sandbox's node processes, so their fetch uses the egress proxy; undici
+// itself (undici-agent.cjs) is loaded on a process's first fetch.
+await build({
+  ...common,
+  entryPoints: { 'fetch-proxy': dist('sandbox/host/fetch-proxy.js'), 'undici-agent': dist('sandbox/host/undici-agent.js') },
+  format: 'cjs',
+  minify: true,
+  outdir,
+  outExtension: { '.js': '.cjs' },
+  plugins: [
+    // undici's cache store needs node:sqlite, which node 20 lacks; the proxy agent never loads it.
+    {
+      name: 'no-sqlite',
+      setup: (b) => {
+        b.onResolve({ filter: /^node:sqlite$/ }, () => ({ path: 'node:sqlite', namespace: 'absent' }));
+        b.onLoad({ filter: /.*/, namespace: 'absent' }, () => ({ contents: 'throw new Error("node:sqlite is not available in this node");', loader: 'js' }));
+      },
+    },
+  ],
+});
 await build({
   ...common,
   entryPoints: { glob: dist('sandbox/tools/glob.js'), grep: dist('sandbox/tools/grep.js'), 'session-servers': dist('sandbox/host/session-servers.js') },
