@@ -202,11 +202,15 @@ describe('egress proxy', () => {
         `curl -sS ${http.url}/elsewhere`,
         `curl -sS -H 'Host: ${http.authority}' ${forbidden.url}/api/smuggled`,
         `git clone -q ${git.url} clone 2>&1 && cat clone/README.md`,
+        // undici tunnels plain HTTP with CONNECT too: the proxy serves the tunnel itself.
+        `node -e "fetch('${http.url}/api/fetched').then(r => r.text()).then(t => process.stdout.write(t), e => console.log('FAILED', e.cause?.message ?? e.message))"`,
       ], { credentials: ['API', 'REPO'] });
       assert.match(out[0]!, /hello from \/api\/bound/);
       const got = (u: RecordingUpstream, from: number, path: string) => u.seen.slice(from).find((s) => s.path === path)!.headers;
       assert.equal(got(http, since.http, '/api/bound').authorization, `Bearer ${token}`);
       assert.equal(got(http, since.http, '/elsewhere').authorization, undefined, 'not under the bound path');
+      assert.match(out[4]!, /hello from \/api\/fetched/);
+      assert.equal(got(http, since.http, '/api/fetched').authorization, `Bearer ${token}`);
       assert.equal(got(forbidden, since.forbidden, '/api/smuggled').authorization, undefined, 'another host, whatever Host says');
       assert.match(out[3]!, /hello from upstream/);
       assert.ok(git.seen.some((h) => h.startsWith('Basic ')), 'git got the Basic credential');

@@ -45,8 +45,8 @@ export interface EgressSession {
 
 /** What the credential proxy contributes for the session: where its credentials are bound, and sending with them. */
 export interface BoundCredentials {
-  /** `host:port` of each origin a credential of the session is bound to. */
-  origins(): Promise<string[]>;
+  /** Each origin a credential of the session is bound to: `host:port`, and whether it speaks TLS. */
+  origins(): Promise<Array<{ pattern: string; tls: boolean }>>;
   /** Sends the request with the credential bound to `target` (its origin and path), at `address`; false when none is. */
   forward(target: URL, address: string, req: IncomingMessage, res: ServerResponse): Promise<boolean>;
 }
@@ -71,9 +71,10 @@ export class EgressProxy {
     client.once('close', () => abort.abort());
     let upstream: Socket;
     try {
-      const bound = await credentials.origins();
-      const address = await this.admit(session, bound, target.host, target.port, 'connect', abort.signal);
-      if (bound.includes(exactPattern(target.host, target.port))) return this.intercept(target, address, credentials, client, head);
+      const origins = await credentials.origins();
+      const address = await this.admit(session, origins.map((o) => o.pattern), target.host, target.port, 'connect', abort.signal);
+      const bound = origins.find((o) => o.pattern === exactPattern(target.host, target.port));
+      if (bound) return this.intercept(target, bound.tls, address, credentials, client, head);
       upstream = await open(address, target.port);
     } catch (error) {
       return refuseSocket(client, error instanceof Refused ? 403 : 502, (error as Error).message);
@@ -101,7 +102,7 @@ export class EgressProxy {
     res.once('close', () => abort.abort());
     let address: string;
     try {
-      address = await this.admit(session, await credentials.origins(), target.hostname, port, 'http', abort.signal);
+      address = await this.admit(session, (await credentials.origins()).map((o) => o.pattern), target.hostname, port, 'http', abort.signal);
     } catch (error) {
       return refuseResponse(res, error instanceof Refused ? 403 : 502, (error as Error).message);
     }
@@ -110,25 +111,26 @@ export class EgressProxy {
   }
 
   /**
-   * A CONNECT to an origin a credential is bound to: the proxy ends the sandbox's TLS with a
-   * certificate from its own CA (trusted inside), and serves the requests it carries: those
-   * under the credential's path get it, the rest go on as they came. Upstream, the real
-   * certificate is checked as for any HTTPS request the daemon makes.
+   * A CONNECT to an origin a credential is bound to: the proxy serves the requests it
+   * carries itself (those under the credential's path get it, the rest go on as they came).
+   * For HTTPS it ends the sandbox's TLS with a certificate from its own CA (trusted inside);
+   * upstream, the real certificate is checked as for any HTTPS request the daemon makes.
+   * A tunnel to a plain-HTTP origin (undici tunnels those too) carries plain HTTP.
    */
-  private intercept(target: { host: string; port: number }, address: string, credentials: BoundCredentials, client: Duplex, head: Buffer): void {
+  private intercept(target: { host: string; port: number }, secure: boolean, address: string, credentials: BoundCredentials, client: Duplex, head: Buffer): void {
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) client.unshift(head);
-    const tls = new TLSSocket(client, { isServer: true, secureContext: this.ca.contextFor(target.host), ALPNProtocols: ['http/1.1'] });
-    tls.on('error', () => client.destroy());
+    const inner = secure ? new TLSSocket(client, { isServer: true, secureContext: this.ca.contextFor(target.host), ALPNProtocols: ['http/1.1'] }) : client;
+    inner.on('error', () => client.destroy());
     const authority = exactPattern(target.host, target.port);
     const server = createServer((req, res) => {
-      const url = new URL(`https://${authority}${req.url ?? '/'}`);
+      const url = new URL(`${secure ? 'https' : 'http'}://${authority}${req.url ?? '/'}`);
       (async () => {
         if (!(await credentials.forward(url, address, req, res))) await relay(url, address, req, res);
       })().catch((error: unknown) => refuseResponse(res, 502, `agentd egress proxy: ${authority}: ${(error as Error).message}`));
     });
-    tls.once('close', () => server.close());
-    server.emit('connection', tls);
+    inner.once('close', () => server.close());
+    server.emit('connection', inner);
   }
 
   /**

@@ -58,7 +58,7 @@ export class CredentialProxy {
   /** The session's credentials as the egress proxy uses them. */
   private bound(sessionId: string, credentials: readonly string[]): BoundCredentials {
     return {
-      origins: async () => (await this.usable(credentials)).map((e) => originPattern(e.binding.url)),
+      origins: async () => (await this.usable(credentials)).map((e) => ({ pattern: originPattern(e.binding.url), tls: new URL(e.binding.url).protocol === 'https:' })),
       forward: async (target, address, req, res) => {
         const entry = (await this.usable(credentials)).find((e) => boundTo(e.binding.url, target));
         if (!entry) return false;
