@@ -237,6 +237,8 @@ describe('egress proxy', () => {
         `git clone -q ${git.url} clone 2>&1 && cat clone/README.md`,
         `curl -sS --cacert ca.pem ${https.url}/api/own-trust 2>&1; echo " exit=$?"`,
         `ls ${home}/proxy/ca 2>&1; cat ${home}/proxy/ca/ca.key 2>&1 | head -1`,
+        // Inside the bound host's tunnel, a request that names another host is refused, not sent there.
+        `curl -sS --request-target 'http://${forbidden.authority}/api/elsewhere' ${https.url}/api/x`,
       ], { credentials: ['TLS_API', 'TLS_REPO'] });
       assert.match(out[0]!, /hello from \/api\/bound/);
       assert.match(out[1]!, /hello from \/public/);
@@ -245,6 +247,8 @@ describe('egress proxy', () => {
       // A client that trusts only the upstream's own CA refuses the proxy's certificate: nothing is sent.
       assert.match(out[4]!, /exit=[1-9]/);
       assert.doesNotMatch(out[5]!, /BEGIN/, 'the CA key is not in the sandbox');
+      assert.match(out[6]!, /must name a path/);
+      assert.ok(!forbidden.seen.some((s) => s.path === '/api/elsewhere') && !https.seen.some((s) => s.path.includes('elsewhere')));
       const got = (path: string) => https.seen.slice(since).find((s) => s.path === path)?.headers;
       assert.equal(got('/api/bound')!.authorization, `Bearer ${token}`);
       assert.equal(got('/api/fetch')!.authorization, `Bearer ${token}`);

@@ -124,7 +124,9 @@ export class EgressProxy {
     inner.on('error', () => client.destroy());
     const authority = exactPattern(target.host, target.port);
     const server = createServer((req, res) => {
-      const url = new URL(`${secure ? 'https' : 'http'}://${authority}${req.url ?? '/'}`);
+      // Origin-form only: the tunnel is to this host, whatever a request inside it names.
+      if (!req.url?.startsWith('/')) return refuseResponse(res, 400, `agentd egress proxy: a request through the tunnel to ${authority} must name a path, got ${JSON.stringify(req.url)}`);
+      const url = new URL(`${secure ? 'https' : 'http'}://${authority}${req.url}`);
       (async () => {
         if (!(await credentials.forward(url, address, req, res))) await relay(url, address, req, res);
       })().catch((error: unknown) => refuseResponse(res, 502, `agentd egress proxy: ${authority}: ${(error as Error).message}`));
