@@ -76,6 +76,25 @@ describe('egress proxy', () => {
     assert.ok(allowed.every((d) => d.address === UPSTREAM_HOST && d.reason.startsWith('allow "')));
   });
 
+  it('clones a public repository from a git http-backend allowed by host, and not one whose host is not allowed', async () => {
+    const [open, closed] = await Promise.all([startGitUpstream('', UPSTREAM_HOST), startGitUpstream('', UPSTREAM_HOST)]);
+    try {
+      const { out, events } = await run({ default: 'deny', allow: [new URL(open.url).host] }, [
+        `git clone -q ${open.url} public 2>&1 && cat public/README.md`,
+        `git clone -q ${closed.url} other 2>&1; echo "exit=$?"`,
+      ]);
+      assert.match(out[0]!, /hello from upstream/);
+      assert.match(out[1]!, /403|not allowed/);
+      assert.match(out[1]!, /exit=[1-9]/);
+      assert.equal(closed.seen.length, 0, 'the host that was not allowed got nothing');
+      // git makes a request per step (refs, then the pack): each is decided, and recorded.
+      const byPort = new Set(decided(events).map((d) => `${d.port} ${d.decision}`));
+      assert.deepEqual([...byPort].sort(), [`${new URL(closed.url).port} deny`, `${new URL(open.url).port} allow`].sort());
+    } finally {
+      await Promise.all([open.close(), closed.close()]);
+    }
+  });
+
   it('refuses a host the policy does not allow, with a clear error in the tool output and a network event', async () => {
     const before = forbidden.seen.length;
     const { out, events } = await run({ default: 'deny', allow: [http.authority] }, [`curl -sS ${forbidden.url}/x`, `curl -sS -o /dev/null ${forbidden.url.replace('http:', 'https:')}/x 2>&1`]);

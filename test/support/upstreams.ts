@@ -110,7 +110,7 @@ export async function startEchoUpstream(token: string): Promise<Upstream> {
 
 /**
  * A bare git repository served by git http-backend (smart HTTP, push enabled) behind Basic
- * auth with the token, on `host` (127.0.0.2: one the sandbox reaches through the egress proxy),
+ * auth with the token (none when it is ''), on `host` (127.0.0.2: one the sandbox reaches through the egress proxy),
  * over HTTPS with `tls`.
  */
 export async function startGitUpstream(token: string, host = '127.0.0.1', tls?: { key: string; cert: string }): Promise<Upstream & { repoDir: string; log(): string }> {
@@ -125,7 +125,8 @@ export async function startGitUpstream(token: string, host = '127.0.0.1', tls?: 
   const seen: string[] = [];
   const { server, url } = await listen((req, res) => {
     seen.push(String(req.headers.authorization ?? ''));
-    if (req.headers.authorization !== expected) {
+    // No token: a public repository, anyone may clone it.
+    if (token !== '' && req.headers.authorization !== expected) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' }).end('auth required\n');
       return;
     }
