@@ -1,9 +1,10 @@
 /**
  * Egress proxy figures, one JSON line each, every one beside a baseline from the same run:
  *
- * 1. egress.download_20mb - an HTTPS download of 20 MB from a local server (127.0.0.2) with
- *    curl through the proxy path a sandbox uses (loopback forwarder -> unix socket ->
- *    egress proxy -> CONNECT tunnel), vs curl straight to the server. Median of runs.
+ * 1. egress.download_20mb - an HTTPS download of 20 MB from a local server (127.0.0.2, its
+ *    own process) with curl through the proxy path a sandbox uses (the host's loopback
+ *    forwarder, its own process -> unix socket -> egress proxy -> CONNECT tunnel), vs curl
+ *    straight to the server. Median of runs, alternating.
  * 2. egress.connect_setup - a fresh HTTPS connection and a small GET (curl's time_total),
  *    through the proxy vs direct: p50, and the overhead p50 - p50.
  * 3. egress.npm_install   - `npm install` of a small real package set from the registry this
@@ -23,13 +24,12 @@ import type { EgressSession } from '../daemon/proxy/egress.js';
 import { CredentialProxy } from '../daemon/proxy/proxy.js';
 import { Vault } from '../daemon/vault/vault.js';
 import { SessionPrompt, type Event } from '../protocol/index.js';
-import { forwardProxy } from '../sandbox/host/proxy-forward.js';
 import { createSession, ofType, settle, startAgentRig, workspace } from '../test/support/agent.js';
-import { loopbackCertificate, startRecordingUpstream } from '../test/support/egress-upstreams.js';
+import { loopbackCertificate, UPSTREAM_HOST } from '../test/support/egress-upstreams.js';
 import { tempDir } from '../test/support/temp.js';
 import { printFigure, round, stats } from './ttft/common.js';
 
-const DOWNLOAD_RUNS = Number(process.env.EGRESS_DOWNLOAD_RUNS ?? 5);
+const DOWNLOAD_RUNS = Number(process.env.EGRESS_DOWNLOAD_RUNS ?? 9);
 const SETUP_RUNS = Number(process.env.EGRESS_SETUP_RUNS ?? 30);
 const NPM_RUNS = Number(process.env.EGRESS_NPM_RUNS ?? 3);
 const NPM_PACKAGES = ['is-number@7.0.0', 'ms@2.1.3', 'left-pad@1.3.0', 'escape-string-regexp@4.0.0'];
@@ -44,14 +44,45 @@ async function curlMs(args: string[]): Promise<number> {
   return Number(stdout) * 1000;
 }
 
+/**
+ * A child node process running `code`, which prints one line (its result) when ready: the
+ * upstream server and the sandbox-side forwarder each get their own event loop, as they
+ * have in use (the server is elsewhere, the forwarder is in the sandbox's host process).
+ */
+async function child(code: string): Promise<{ line: string; stop(): void }> {
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    proc.on('exit', (code) => reject(new Error(`bench child exited ${code}`)));
+  });
+  return { line, stop: () => proc.kill() };
+}
+
+const UPSTREAM_CODE = (key: string, cert: string, host: string) => `
+import { createServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+const blob = Buffer.alloc(${SIZE}, 7);
+const server = createServer({ key: readFileSync(${JSON.stringify(key)}), cert: readFileSync(${JSON.stringify(cert)}) }, (req, res) => {
+  const body = req.url === '/blob' ? blob : Buffer.from('ok\\n');
+  res.writeHead(200, { 'content-length': body.length });
+  res.end(body);
+});
+server.listen(0, ${JSON.stringify(host)}, () => console.log(server.address().port));`;
+
+const FORWARDER_CODE = (socket: string) => `
+import { forwardProxy } from ${JSON.stringify(new URL('../sandbox/host/proxy-forward.js', import.meta.url).href)};
+const url = await forwardProxy({ socket: ${JSON.stringify(socket)}, port: 0 });
+console.log(url);
+setInterval(() => {}, 1 << 30);`;
+
 async function proxyFigures(): Promise<void> {
   const tls = loopbackCertificate();
-  const blob = Buffer.alloc(SIZE, 7);
-  const upstream = await startRecordingUpstream(tls, (req, res) => {
-    const body = req.url === '/blob' ? blob : Buffer.from('ok\n');
-    res.writeHead(200, { 'content-length': body.length });
-    res.end(body);
-  });
+  const server = await child(UPSTREAM_CODE(tls.key, tls.cert, UPSTREAM_HOST));
+  const upstream = { authority: `${UPSTREAM_HOST}:${server.line}`, url: `https://${UPSTREAM_HOST}:${server.line}`, close: async () => server.stop() };
   const dir = tempDir('agentd-bench-egress-');
   const logger: Logger = { log: () => undefined };
   const allowUpstream: EgressSession = {
@@ -60,7 +91,8 @@ async function proxyFigures(): Promise<void> {
     ask: async () => ({ decision: 'deny', reason: 'no questions in the bench' }),
   };
   const endpoint = await new CredentialProxy(new Vault(join(dir, 'vault.json'), join(dir, 'vault.key')), logger, join(dir, 'proxy')).open('s_benchegress0001', [], allowUpstream);
-  const proxyUrl = await forwardProxy({ socket: endpoint.socketPath, port: 0 });
+  const forwarder = await child(FORWARDER_CODE(endpoint.socketPath));
+  const proxyUrl = forwarder.line;
   const common = ['--cacert', tls.cert];
   try {
     const direct: number[] = [];
@@ -94,6 +126,7 @@ async function proxyFigures(): Promise<void> {
       overheadP50: round(median(setupProxied) - median(setupDirect)),
     });
   } finally {
+    forwarder.stop();
     await endpoint.close();
     await upstream.close();
   }
@@ -149,4 +182,4 @@ async function npmFigure(): Promise<void> {
 }
 
 await proxyFigures();
-await npmFigure();
+if (NPM_RUNS > 0) await npmFigure();
