@@ -12,11 +12,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { connect } from '../clients/lib/index.js';
-import { SessionAttach, SessionGet, SessionPrompt, VaultSet, type Event, type PermissionQuestion, type SessionCreateParams } from '../protocol/index.js';
+import { DaemonStatus, SessionAttach, SessionGet, SessionPrompt, VaultSet, type Event, type PermissionQuestion, type SessionCreateParams } from '../protocol/index.js';
 import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { loopbackCertificate, startRecordingUpstream, UPSTREAM_HOST, type RecordingUpstream } from './support/egress-upstreams.js';
 import { runAgentd } from './support/daemon.js';
 import { startGitUpstream } from './support/upstreams.js';
+import { until } from './support/until.js';
 
 const resultText = (e: Event) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
 const decided = (events: Event[]) => ofType(events, 'network.decided').map((e) => e.data as { host: string; port: number; decision: string; reason: string; toolUseId?: string; address?: string });
@@ -298,5 +299,35 @@ describe('egress proxy', () => {
     const { out } = await run(undefined, [`curl -sS ${http.url}/default`]);
     assert.match(out[0]!, /default deny/);
     assert.equal(http.seen.length, before);
+  });
+});
+
+describe('egress proxy from a pooled sandbox', () => {
+  let rig: AgentRig;
+  let http: RecordingUpstream;
+  before(async () => {
+    rig = await startAgentRig({ AGENTD_SANDBOX_POOL: '1' });
+    http = await startRecordingUpstream();
+  });
+  after(async () => {
+    await http?.close();
+    await rig?.dispose();
+  });
+
+  it('reaches an allowed host and is refused the rest, as a cold sandbox is', async () => {
+    const client = await rig.daemon.client();
+    await until(async () => (await client.request(DaemonStatus, {})).sandboxPool?.ready === 1, 'the pool to be full');
+    const sessionId = await createSession(client, { network: { default: 'deny', allow: [http.authority] } });
+    rig.emulator.script([
+      reply.toolUse({ name: 'bash', input: { command: `curl -sS ${http.url}/pooled` } }),
+      reply.toolUse({ name: 'bash', input: { command: `curl -sS -m 10 --noproxy '' -x "$HTTP_PROXY" http://169.254.169.254/latest/meta-data/` } }),
+      reply.text('done'),
+    ]);
+    await client.request(SessionPrompt, { sessionId, content: 'go' });
+    const events = await settle(client, sessionId);
+    assert.equal(ofType(events, 'sandbox.provisioned')[0]?.data.pooled, true, 'the sandbox came from the pool');
+    const out = ofType(events, 'tool.result').map(resultText);
+    assert.match(out[0]!, /hello from \/pooled/);
+    assert.match(out[1]!, /not allowed for this session \(default deny\)/);
   });
 });
