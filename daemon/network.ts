@@ -32,6 +32,8 @@ export interface NetworkDeps {
   running(sessionId: string): { turnId: string; toolUseId?: string } | undefined;
   /** For sessions created before network policies existed. */
   fallback: NetworkPolicy;
+  /** Runs a task on the session's queue: an answer's read-modify-write of the added hosts is one step. */
+  serialize<T>(sessionId: string, task: () => Promise<T>): Promise<T>;
 }
 
 export class SessionNetworks {
@@ -81,14 +83,12 @@ export class SessionNetworks {
       await appendEvents(this.deps.log, sessionId, [{ type: 'permission.resolved', data: { ...turn, toolUseId: questionId, decision: 'deny', by: 'withdrawn: the connection closed' } }]);
       return { decision: 'deny', reason: 'the question was withdrawn' };
     }
-    const always = answer.decision === 'allow_always';
-    const added = always ? [...new Set([...(record?.networkAdded ?? []), exactPattern(host, port)])] : undefined;
-    await appendEvents(
-      this.deps.log,
-      sessionId,
-      [{ type: 'permission.resolved', data: { ...turn, toolUseId: questionId, decision: answer.decision, by: answer.by } }],
-      added ? { networkAdded: added } : undefined,
-    );
+    await this.deps.serialize(sessionId, async () => {
+      // Read again: another answer may have added a host while this one waited.
+      const now = answer.decision === 'allow_always' ? await this.deps.find(sessionId) : undefined;
+      const added = now ? { networkAdded: [...new Set([...(now.networkAdded ?? []), exactPattern(host, port)])] } : undefined;
+      await appendEvents(this.deps.log, sessionId, [{ type: 'permission.resolved', data: { ...turn, toolUseId: questionId, decision: answer.decision, by: answer.by } }], added);
+    });
     this.deps.logger.log('info', 'network question answered', { sessionId, host, port, decision: answer.decision });
     return { decision: answer.decision === 'deny' ? 'deny' : 'allow', reason: `answered ${answer.decision} by ${answer.by}`, answered: true };
   }

@@ -135,6 +135,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     ask: (question, signal) => permissions.ask(question, signal),
     running: (sessionId) => running(sessionId),
     fallback: networkDefault,
+    serialize: (sessionId, task) => queue.run(sessionId, task),
   });
   const harness = new Harness({
     serialize: (sessionId, task) => queue.run(sessionId, task),
