@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { connect } from '../clients/lib/index.js';
 import { DaemonStatus, SessionAttach, SessionGet, SessionPrompt, VaultSet, type Event, type PermissionQuestion, type SessionCreateParams } from '../protocol/index.js';
-import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { loopbackCertificate, startRecordingUpstream, UPSTREAM_HOST, type RecordingUpstream } from './support/egress-upstreams.js';
 import { runAgentd } from './support/daemon.js';
 import { startGitUpstream } from './support/upstreams.js';
@@ -205,6 +205,46 @@ describe('egress proxy', () => {
       assert.deepEqual(info.network, { default: 'ask', added: [http.authority] });
     } finally {
       second.close();
+    }
+  });
+
+  it('keeps a network question in the log across a daemon crash; the session asks again after it, and the answer holds', async () => {
+    const owner = await rig.daemon.client();
+    const sessionId = await createSession(owner, { network: { default: 'ask' } });
+    const curl = `curl -sS -m 120 ${http.url}/after-restart`;
+    rig.emulator.script([
+      reply.toolUse({ name: 'bash', input: { command: curl } }),
+      reply.toolUse({ name: 'bash', input: { command: curl } }),
+      reply.text('done'),
+    ]);
+    await owner.request(SessionPrompt, { sessionId, content: 'go' });
+    await waitForEvent(owner, sessionId, (e) => e.type === 'permission.requested' && e.data.kind === 'network');
+    await rig.crashAndRestart();
+    // Nobody answered before the crash; a controller of the new daemon answers what it is asked now.
+    const asked: PermissionQuestion[] = [];
+    const controller = await connect({
+      layout: rig.daemon.layout,
+      autostart: false,
+      clientName: 'after-restart',
+      onPermissionRequest: async (q) => {
+        asked.push(q);
+        return { decision: 'allow_always' };
+      },
+    });
+    try {
+      await controller.request(SessionAttach, { sessionId, role: 'controller' });
+      const events = await settle(controller, sessionId);
+      const requested = ofType(events, 'permission.requested').filter((e) => e.data.kind === 'network');
+      assert.equal(requested.length, 2, 'the question before the crash is in the log, and the session asked again after it');
+      const woke = ofType(events, 'harness.woke')[0]!;
+      assert.ok(requested[0]!.seq < woke.seq && woke.seq < requested[1]!.seq);
+      assert.deepEqual(ofType(events, 'permission.resolved').map((e) => [e.data.toolUseId, e.data.decision]), [[requested[1]!.data.toolUseId, 'allow_always']]);
+      const out = ofType(events, 'tool.result').map(resultText);
+      assert.match(out.at(-1)!, /hello from \/after-restart/);
+      assert.equal(asked.length, 1, 'only the live question was asked');
+      assert.deepEqual((await controller.request(SessionGet, { sessionId })).network?.added, [http.authority]);
+    } finally {
+      controller.close();
     }
   });
 
