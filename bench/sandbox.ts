@@ -12,12 +12,15 @@
  * - pss_per_sandbox_kb  PSS of idle sandboxes (host, shell, bubblewrap) vs idle bwrap bash;
  * - burst_50            50 provisions at once, empty pool and a pool of 50: all ready, vs 50
  *                       `bwrap /bin/true` at once;
- * - warm_execute_us     read_file through the provider vs the same host unisolated.
+ * - warm_execute_us     read_file through the provider vs the same host unisolated;
+ * - ttft.sandbox.pool   time to first token of fresh sessions, lazy and eager, on a daemon
+ *                       with a pool that refills while they stream, vs sessions with no
+ *                       sandbox (bench/ttft/pool.ts, run as `bench:ttft` runs it).
  *
- * Arguments pick figures (default all): cold pool bash pss burst warm. The machine's load is
+ * Arguments pick figures (default all): cold pool bash pss burst warm ttft. The machine's load is
  * printed with each figure: on a shared machine run it when load is low, and repeat.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,7 +31,7 @@ import { LocalSandbox } from '../sandbox/local-sandbox.js';
 import { createLocalProvider } from '../sandbox/provider.js';
 import { ChildProcessTransport } from '../sandbox/transport.js';
 import type { Sandbox, SandboxProvider, SandboxSpec } from '../sandbox/types.js';
-import { agentdFloor, cpuMeter, descendantsMemory, start, timeRun, type Floor } from './sandbox/floor.js';
+import { agentdFloor, cpuMeter, descendantsMemory, perInstance, start, timeRun, type Floor } from './sandbox/floor.js';
 
 const RUNS = Number(process.env.RUNS ?? 30);
 const POOL = 4;
@@ -193,23 +196,29 @@ async function memory(floor: Floor): Promise<void> {
   const unbound = descendantsMemory();
   await pool.close?.();
 
-  const bashes = Array.from({ length: IDLE }, () => start(floor.launch(['/bin/bash', '--noprofile', '--norc']), floor.env, 'pipe'));
-  await new Promise((r) => setTimeout(r, 1_000));
-  const idle = descendantsMemory();
-  for (const child of bashes) child.stdin!.end();
-  await Promise.all(bashes.map((child) => new Promise((r) => child.once('exit', r))));
-  const perSandbox = Math.round(busy.pssKb / IDLE);
-  const perFloor = Math.round(idle.pssKb / IDLE);
+  /** IDLE copies of `command` in agentd's launch, idle: their memory, once they have settled. */
+  const idleCopies = async (command: string[]) => {
+    const copies = Array.from({ length: IDLE }, () => start(floor.launch(command), floor.env, 'pipe'));
+    await new Promise((r) => setTimeout(r, 1_000));
+    const memory = descendantsMemory();
+    for (const child of copies) child.stdin!.end(); // each ends with its stdin
+    await Promise.all(copies.map((child) => new Promise((r) => child.once('exit', r))));
+    return memory;
+  };
+  const idle = await idleCopies(['/bin/bash', '--noprofile', '--norc']);
+  // What any node host starts from: node itself, running nothing.
+  const bareNode = await idleCopies([process.execPath, '-e', "process.stdin.resume().on('end', () => process.exit())"]);
+  const sandbox = perInstance(busy, IDLE);
+  const floorBash = perInstance(idle, IDLE);
   emit({
     figure: 'pss_per_sandbox_kb',
     sandboxes: IDLE,
-    pss: perSandbox,
-    rss: Math.round(busy.rssKb / IDLE),
-    processes_per_sandbox: round(busy.processes / IDLE),
-    pooled_unbound_pss: Math.round(unbound.pssKb / IDLE),
-    floor: { what: "idle bash in bwrap with agentd's launch", pss: perFloor, rss: Math.round(idle.rssKb / IDLE), processes_per_sandbox: round(idle.processes / IDLE) },
-    ratio: round(perSandbox / perFloor),
+    ...sandbox,
+    pooled_unbound: perInstance(unbound, IDLE),
+    floor: { what: "idle bash in bwrap with agentd's launch", ...floorBash },
+    ratio: round(sandbox.pss / floorBash.pss),
     target: { ratio: 5 },
+    bare_node: { what: "idle node running nothing, in bwrap with agentd's launch: any node host's own floor", ...perInstance(bareNode, IDLE) },
     note: 'PSS from smaps_rollup of every process below the bench, with the sandboxes idle after one bash call; shared pages are split between the processes sharing them',
   });
 }
@@ -306,6 +315,13 @@ async function warm(): Promise<void> {
   await provider.close?.();
 }
 
+/** The time-to-first-token figure with a pool, from bench/ttft (its emulator and daemons are its own). */
+function ttft(): void {
+  const entry = new URL('./ttft.js', import.meta.url).pathname;
+  const run = spawnSync(process.execPath, [entry], { env: { ...process.env, TTFT_ONLY: 'pool' }, stdio: 'inherit' });
+  if (run.status !== 0) throw new Error(`bench/ttft (pool) failed: ${run.status ?? run.signal}`);
+}
+
 const picked = new Set(process.argv.slice(2));
 const wants = (figure: string) => picked.size === 0 || picked.has(figure);
 const floor = await agentdFloor(spec('floor'));
@@ -314,6 +330,7 @@ try {
   if (wants('pss')) await memory(floor);
   if (wants('burst')) await bursts(floor);
   if (wants('warm')) await warm();
+  if (wants('ttft')) ttft();
 } finally {
   await floor.cleanup();
   rmSync(scratch, { recursive: true, force: true });

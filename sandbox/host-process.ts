@@ -1,4 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import * as z from 'zod/mini';
@@ -7,11 +9,14 @@ import type { Launch } from './isolation/launch.js';
 import type { LimitPlacement } from './limits/index.js';
 import type { ToolDefinition, ToolErrorKind, ToolResult } from './types.js';
 import { ChildProcessTransport } from './transport.js';
+import { readStat } from './tools/procs.js';
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const CLOSE_GRACE_MS = 2_000;
 const NO_TIMEOUT = 2 ** 31 - 1;
 const STDERR_TAIL = 4_000;
+/** How long the end of a sandbox waits for its pid 1 (and so for everything in it) to be gone. */
+const INIT_GONE_MS = 10_000;
 
 /** What bubblewrap reports on its info fd: the sandbox's pid 1 (outside numbering) and its namespaces. */
 const BwrapInfo = z.object({ 'child-pid': z.number(), 'mnt-namespace': z.number() });
@@ -45,7 +50,10 @@ export class HostProcess {
   private stderr = '';
   private readonly inFlight = new Set<() => void>(); // resolvers that report sandbox_lost to pending calls
   private connectionLost = false; // the host's stdio closed; its exit may be reported a moment later
+  private endsAfterCall = false; // the host said it exits after its last answer (HostToolResult.endsSandbox)
   private readonly info: Promise<string> | null;
+  /** The sandbox's pid 1 (outside numbering, with its start time), once close() has looked it up. */
+  private init: { pid: number; start: number } | null = null;
 
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
@@ -53,6 +61,8 @@ export class HostProcess {
     private readonly placement: LimitPlacement | null,
     /** Removes what was made outside for the sandbox; `ended` settles after it. */
     cleanup: () => Promise<void>,
+    /** The launcher's child is the sandbox's pid 1 (see Launch.pidNamespace). */
+    private readonly pidNamespace: boolean,
   ) {
     const infoStream = child.stdio[4] as Readable | undefined;
     this.info = infoStream ? readAll(infoStream) : null;
@@ -71,7 +81,9 @@ export class HostProcess {
         const reason = this.closing ? 'closed' : `sandbox host ${how}${tail}`;
         this.endReason = reason;
         for (const lose of this.inFlight) lose();
-        void cleanup().finally(() => resolve({ reason }));
+        void this.initGone()
+          .then(cleanup)
+          .finally(() => resolve({ reason }));
       });
     });
   }
@@ -90,7 +102,7 @@ export class HostProcess {
     const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
     let cleaned: Promise<void> | undefined;
     const once = () => (cleaned ??= cleanup());
-    const host = new HostProcess(child, new Client({ name: 'agentd', version: '0.1.0' }), placement, once);
+    const host = new HostProcess(child, new Client({ name: 'agentd', version: '0.1.0' }), placement, once, launch.pidNamespace === true);
     child.once('error', () => void once());
     try {
       await host.withinTimeout(host.client.connect(new ChildProcessTransport(child)), 'answer', new Promise<never>((_, reject) => child.once('error', reject)));
@@ -141,7 +153,7 @@ export class HostProcess {
 
   /** Running, and its connection open. */
   get alive(): boolean {
-    return this.endReason === null && !this.connectionLost && !this.closing;
+    return this.endReason === null && !this.connectionLost && !this.closing && !this.endsAfterCall;
   }
 
   /** Has the host load what its first command needs, while nobody waits for it (a pooled host). */
@@ -165,8 +177,9 @@ export class HostProcess {
 
   async execute(name: string, input: Record<string, unknown>, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ToolResult> {
     const started = performance.now();
-    if (this.endReason !== null || this.connectionLost) {
-      return failure('sandbox_lost', `the sandbox is gone (${this.endReason ?? 'its host stopped answering'}); a new one must be provisioned`, started);
+    if (this.endReason !== null || this.connectionLost || this.endsAfterCall) {
+      const why = this.endReason ?? (this.endsAfterCall ? 'it could run no more commands, and its host ended' : 'its host stopped answering');
+      return failure('sandbox_lost', `the sandbox is gone (${why}); a new one must be provisioned`, started);
     }
     if (options.signal?.aborted) return failure('interrupted', 'interrupted before it started', started);
     // Only cancellable calls pay for an AbortController and listeners (the warm path stays lean).
@@ -187,6 +200,7 @@ export class HostProcess {
       const result = await Promise.race([call, lost]);
       if (result === null) return failure('sandbox_lost', `the sandbox died during the call (${this.endReason})`, started);
       const { content, isError } = result;
+      if (result.endsSandbox) this.endsAfterCall = true;
       return { content, isError, ...(isError ? { errorKind: result.errorKind ?? 'tool_error' } : {}), durationMs: performance.now() - started };
     } catch (error) {
       if (stopped === 'timeout') return failure('timeout', `${name} timed out after ${options.timeoutMs} ms and was stopped`, started);
@@ -206,10 +220,71 @@ export class HostProcess {
     if (this.child.pid === undefined) return; // never started
     if (this.endReason === null) {
       this.closing = true;
+      this.findInit();
       await this.client.close().catch(() => undefined);
       const grace = setTimeout(() => this.killAll(), CLOSE_GRACE_MS);
       await this.ended;
       clearTimeout(grace);
+    }
+  }
+
+  /**
+   * Sets the niceness of every thread of the sandbox's processes (raising it back needs root,
+   * which a pooled sandbox's daemon is). Threads started later take it from the one starting them.
+   */
+  setNiceness(niceness: number): void {
+    const processes = [this.child.pid!];
+    while (processes.length) {
+      const pid = processes.pop()!;
+      let threads: string[];
+      try {
+        threads = readdirSync(`/proc/${pid}/task`); // the main thread first
+      } catch {
+        continue; // gone
+      }
+      for (const tid of threads) {
+        try {
+          setPriority(Number(tid), niceness);
+          processes.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number));
+        } catch {
+          // Gone.
+        }
+      }
+    }
+  }
+
+  /**
+   * Notes the sandbox's pid 1 (the launcher's child) while the launcher is alive to name it: once
+   * the launcher has exited, `ended` waits for it too. A launcher killed (the close grace ran
+   * out) exits at once, while the kernel is still killing the sandbox's processes; they are all
+   * gone only when pid 1 is.
+   */
+  private findInit(): void {
+    if (!this.pidNamespace || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const pid = this.child.pid!;
+    try {
+      const [first] = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ');
+      const stat = first ? readStat(Number(first)) : null;
+      if (stat && stat.ppid === pid) this.init = { pid: stat.pid, start: stat.start };
+    } catch {
+      // No children file (a kernel without it), or the launcher is gone: nothing to wait for.
+    }
+  }
+
+  /** Resolves once the sandbox's pid 1, when known, is gone or a zombie (bounded). */
+  private async initGone(): Promise<void> {
+    const init = this.init;
+    if (!init) return;
+    const deadline = performance.now() + INIT_GONE_MS;
+    for (;;) {
+      const now = readStat(init.pid);
+      if (!now || now.start !== init.start || now.state === 'Z' || performance.now() > deadline) return;
+      try {
+        process.kill(init.pid, 'SIGKILL'); // its launcher is gone: it is being killed anyway
+      } catch {
+        // Gone.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 

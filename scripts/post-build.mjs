@@ -1,12 +1,17 @@
 // After tsc: marks the CLI entry executable (npm links bin files but tsc does not set modes),
 // and bundles the sandbox's tool host, so each sandbox loads its code from one file instead of
-// resolving ~200 modules at start:
-// - main.cjs: the host and what every sandbox runs (CommonJS: node starts its CommonJS loader
-//   faster than its ESM one);
-// - glob.js, grep.js (+ a shared chunk): loaded on first use, since they pull in classic zod,
-//   which would double the host's start; session-servers.js, whose MCP client comes from
-//   node_modules, for sessions with servers of their own.
-import { chmodSync, existsSync, rmSync } from 'node:fs';
+// resolving ~200 modules at start, compiled from a code cache instead of parsed:
+// - main.cjs: the entry (sandbox/host/start.ts), which loads host.cjs with host.cjs.cache;
+// - host.cjs: the host and what every sandbox runs (CommonJS: node starts its CommonJS loader
+//   faster than its ESM one), and host.cjs.cache, V8's code cache of it (sandbox/host/code-cache.ts);
+// - search.cjs (glob and grep, with classic zod, which alone costs about what node's boot
+//   does) and session-servers.cjs (whose MCP client comes from node_modules, for sessions
+//   with servers of their own): required on first use. The host's dynamic imports become
+//   require() calls (code compiled through node:vm cannot import() on node 20);
+// - fetch-proxy.cjs, preloaded into the sandbox's node processes (NODE_OPTIONS), and
+//   undici-agent.cjs, which it loads on a process's first fetch (see sandbox/host/fetch-proxy.ts).
+import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 
 const entry = new URL('../dist/bin/agentd.cjs', import.meta.url);
@@ -14,27 +19,32 @@ if (existsSync(entry)) chmodSync(entry, 0o755);
 
 const dist = (path) => new URL(`../dist/${path}`, import.meta.url).pathname;
 const outdir = dist('sandbox/host/bundle');
-const LAZY = /^\.\/(glob|grep|session-servers)\.js$/;
-const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', external: ['@lydell/node-pty'] };
+/** The lazy modules, and the bundle each is required from. */
+const LAZY = { './glob.js': './search.cjs', './grep.js': './search.cjs', './session-servers.js': './session-servers.cjs' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  logLevel: 'warning',
+  outdir,
+  outExtension: { '.js': '.cjs' },
+  external: ['@lydell/node-pty', '@modelcontextprotocol/sdk'],
+  supported: { 'dynamic-import': false },
+};
 rmSync(outdir, { recursive: true, force: true });
 await build({
   ...common,
-  entryPoints: { main: dist('sandbox/host/main.js') },
-  format: 'cjs',
-  outdir,
-  outExtension: { '.js': '.cjs' },
-  // The lazy modules stay dynamic imports, of the bundles built next to this one.
-  plugins: [{ name: 'lazy', setup: (b) => b.onResolve({ filter: LAZY }, (args) => ({ path: args.path, external: true })) }],
+  entryPoints: { host: dist('sandbox/host/main.js') },
+  plugins: [{ name: 'lazy', setup: (b) => b.onResolve({ filter: /^\.\/(glob|grep|session-servers)\.js$/ }, (args) => ({ path: LAZY[args.path], external: true })) }],
 });
+await build({ ...common, entryPoints: { main: dist('sandbox/host/start.js'), 'session-servers': dist('sandbox/host/session-servers.js') } });
 // Preloaded into the sandbox's node processes, so their fetch uses the egress proxy; undici
 // itself (undici-agent.cjs) is loaded on a process's first fetch.
 await build({
   ...common,
   entryPoints: { 'fetch-proxy': dist('sandbox/host/fetch-proxy.js'), 'undici-agent': dist('sandbox/host/undici-agent.js') },
-  format: 'cjs',
   minify: true,
-  outdir,
-  outExtension: { '.js': '.cjs' },
   plugins: [
     // undici's cache store needs node:sqlite, which node 20 lacks; the proxy agent never loads it.
     {
@@ -48,11 +58,14 @@ await build({
 });
 await build({
   ...common,
-  entryPoints: { glob: dist('sandbox/tools/glob.js'), grep: dist('sandbox/tools/grep.js'), 'session-servers': dist('sandbox/host/session-servers.js') },
-  format: 'esm',
-  splitting: true,
-  outdir,
-  chunkNames: 'chunk-[hash]',
-  // The session servers' MCP client comes from node_modules (read-only inside), as a dependency.
-  external: [...common.external, '@modelcontextprotocol/sdk'],
+  stdin: { contents: "export { globTool } from './glob.js';\nexport { grepTool } from './grep.js';\n", resolveDir: dist('sandbox/tools'), sourcefile: 'search.js' },
+  outdir: undefined,
+  outfile: `${outdir}/search.cjs`,
 });
+
+// The code cache, made after the host module's top level has run (here: it starts nothing).
+const { compileHost, loadHost } = await import(dist('sandbox/host/code-cache.js'));
+const host = `${outdir}/host.cjs`;
+const script = compileHost(host);
+loadHost(script, host, createRequire(host));
+writeFileSync(`${host}.cache`, script.createCachedData());

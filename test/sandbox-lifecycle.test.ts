@@ -76,6 +76,20 @@ describe('sandbox lifecycle', () => {
     });
   }
 
+  for (const level of levels.filter((l) => l !== 'none')) {
+    it(`close of a host that does not stop kills it, and returns only once nothing of its sandbox runs (${level})`, async (t) => {
+      const pg = makePlayground();
+      t.after(() => pg.cleanup());
+      const sb = await provider.provision({ sessionId: 'hung', workspace: pg.workspace, isolation: level, env: { AGENTD_TEST_TAG: pg.tag } });
+      await bash(sb, 'sleep 1000 & (setsid sleep 1001 &)');
+      const host = hostPid(pg.tag);
+      process.kill(host, 'SIGSTOP'); // it cannot answer close: the grace runs out and its launcher is killed
+      await sb.close();
+      assert.deepEqual(processesTagged(pg.tag), [], 'gone when close resolves, not a moment later');
+      assert.deepEqual(await sb.ended, { reason: 'closed' });
+    });
+  }
+
   it('close ends the sandbox cleanly and later calls are sandbox_lost', async (t) => {
     const pg = makePlayground();
     t.after(() => pg.cleanup());

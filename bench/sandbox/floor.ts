@@ -97,22 +97,44 @@ function children(): Map<number, number[]> {
   return out;
 }
 
+export interface TreeMemory {
+  pssKb: number;
+  rssKb: number;
+  processes: number;
+  /** PSS (kB) by command name (bwrap, node, bash, ...): where the memory is. */
+  pssKbByCommand: Record<string, number>;
+}
+
 /** PSS and RSS (kB) of every process below this one, and how many there are. */
-export function descendantsMemory(): { pssKb: number; rssKb: number; processes: number } {
+export function descendantsMemory(): TreeMemory {
   const tree = children();
-  const total = { pssKb: 0, rssKb: 0, processes: 0 };
+  const total: TreeMemory = { pssKb: 0, rssKb: 0, processes: 0, pssKbByCommand: {} };
   const stack = [...(tree.get(process.pid) ?? [])];
   while (stack.length) {
     const pid = stack.pop()!;
     try {
       const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-      total.pssKb += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      const command = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      const pss = Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      total.pssKb += pss;
       total.rssKb += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
       total.processes++;
+      total.pssKbByCommand[command] = (total.pssKbByCommand[command] ?? 0) + pss;
     } catch {
       // Gone, or a kernel thread.
     }
     stack.push(...(tree.get(pid) ?? []));
   }
   return total;
+}
+
+/** `memory`'s figures per sandbox (or per floor instance): totals and by command, divided by `count`. */
+export function perInstance(memory: TreeMemory, count: number) {
+  const each = (kb: number) => Math.round(kb / count);
+  return {
+    pss: each(memory.pssKb),
+    rss: each(memory.rssKb),
+    processes: Math.round((memory.processes / count) * 100) / 100,
+    pss_by_command: Object.fromEntries(Object.entries(memory.pssKbByCommand).map(([command, kb]) => [command, each(kb)])),
+  };
 }

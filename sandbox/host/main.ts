@@ -124,8 +124,9 @@ function main(): void {
         const entry = byName.get(name);
         if (!entry) return errorResult(`unknown tool: ${name}`);
         const result = await callBuiltin(b, entry, args, signal);
-        if (b.shell.unusable) setImmediate(giveUp); // once this result is out
-        return result;
+        if (!b.shell.unusable) return result;
+        setImmediate(giveUp); // once this result is out; it says so, so no further call is sent here
+        return { ...result, endsSandbox: true };
       } catch (error) {
         if (error instanceof ToolFailure) return errorResult(error.message);
         if (signal.aborted) return errorResult('interrupted', 'interrupted');
@@ -148,9 +149,12 @@ function main(): void {
   process.on('SIGHUP', () => void stop());
 }
 
-try {
-  main();
-} catch (error) {
-  process.stderr.write(`agentd sandbox host: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
+/** Starts the host (start.ts calls this, once the module is loaded). */
+export function run(): void {
+  try {
+    main();
+  } catch (error) {
+    process.stderr.write(`agentd sandbox host: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  }
 }

@@ -95,5 +95,7 @@ export const HostToolResult = z.object({
   content: z.array(ToolContent),
   isError: z.boolean(),
   errorKind: z.optional(HostErrorKind),
+  /** The host exits after this answer: its sandbox cannot run commands any more (see host/main.ts). */
+  endsSandbox: z.optional(z.literal(true)),
 });
 export type HostToolResult = z.infer<typeof HostToolResult>;

@@ -12,6 +12,11 @@ export interface Launch {
   fd3?: Buffer;
   /** bubblewrap writes its sandbox's pid and namespaces as JSON on fd 4 (a pooled sandbox's, to bind it later). */
   infoFd?: boolean;
+  /**
+   * The launcher's child is the sandbox's pid 1 (bwrap and namespaces levels): the kernel ends
+   * everything in the sandbox before pid 1 is gone, while the launcher can end first.
+   */
+  pidNamespace?: boolean;
 }
 
 export interface LaunchPlan extends FilesystemPlan {
@@ -149,7 +154,7 @@ export function buildLaunch(plan: LaunchPlan): Launch {
   let launch: Launch;
   switch (plan.level) {
     case 'bwrap':
-      launch = { command: tool('bwrap'), args: bwrapArgs(plan, inner), cwd: plan.cwd, ...(plan.seccomp ? { fd3: plan.seccomp } : {}), ...(plan.infoFd ? { infoFd: true } : {}) };
+      launch = { command: tool('bwrap'), args: bwrapArgs(plan, inner), cwd: plan.cwd, pidNamespace: true, ...(plan.seccomp ? { fd3: plan.seccomp } : {}), ...(plan.infoFd ? { infoFd: true } : {}) };
       break;
     case 'namespaces': {
       const { uid, gid } = insideIds();
@@ -161,6 +166,7 @@ export function buildLaunch(plan: LaunchPlan): Launch {
           '--', tool('bash'), '-c', namespacesScript(plan), 'agentd-sandbox-setup', ...REAPER, ...inner,
         ],
         cwd: plan.cwd,
+        pidNamespace: true,
       };
       break;
     }

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listProcesses } from '../../sandbox/tools/procs.js';
 import type { Sandbox, ToolResult } from '../../sandbox/types.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -69,6 +70,19 @@ export function processesTagged(tag: string): number[] {
     }
   }
   return found;
+}
+
+/** Tasks (threads included, as a process limit counts them) of the processes working in `dir`: a sandbox's, seen from outside. */
+export function tasksWorkingIn(dir: string): number {
+  return listProcesses()
+    .filter((p) => p.state !== 'Z')
+    .reduce((sum, p) => {
+      try {
+        return readlinkSync(`/proc/${p.pid}/cwd`) === dir ? sum + p.threads : sum;
+      } catch {
+        return sum; // gone
+      }
+    }, 0);
 }
 
 /** The pid (outside the sandbox) of the tool host of the sandbox started with `tag` in its env. */
