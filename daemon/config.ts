@@ -7,9 +7,12 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { NetworkPolicy } from '../protocol/index.js';
 import type { IsolationLevel } from '../sandbox/types.js';
 
 const Level = z.enum(['bwrap', 'namespaces', 'none']);
+const Preset = NetworkPolicy.shape.presets.unwrap().element;
+type Preset = z.infer<typeof Preset>;
 /** A pooled sandbox holds a few MB: more than this is a typo, not a plan. */
 const MAX_POOL = 1024;
 
@@ -48,6 +51,13 @@ const DaemonConfigFile = z
       })
       .strict()
       .optional(),
+    network: z
+      .object({
+        /** Presets every new session without a network policy of its own gets (default none). */
+        presets: z.array(Preset).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -74,6 +84,8 @@ export interface DaemonConfig {
   listen?: ListenConfig;
   /** Sandboxes kept started ahead of need. */
   sandboxPool: number;
+  /** Network presets of a session created without a network policy. */
+  networkPresets: Preset[];
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -82,6 +94,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   sandboxLimits: { pids: 1024, memoryMb: 4096 },
   forkMaxBytes: 10 * 1024 ** 3,
   sandboxPool: 0,
+  networkPresets: [],
 };
 
 /** A configuration that cannot be used, with the file or option at fault. */
@@ -120,6 +133,15 @@ function positive(value: string | undefined, where: string, min: number): number
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`${where}: must be an integer of at least ${min}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** A comma-separated list of preset names ("" for none). */
+function presets(value: string): Preset[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean).map((name) => {
+    const parsed = Preset.safeParse(name);
+    if (!parsed.success) throw new ConfigError(`AGENTD_NETWORK_PRESETS: unknown preset ${JSON.stringify(name)}; known: ${Preset.options.join(', ')}`);
+    return parsed.data;
+  });
 }
 
 /** `agentd daemon`'s options (bin/main refuses anything else before this runs). */
@@ -204,7 +226,7 @@ function listenConfig(file: z.infer<typeof DaemonConfigFile>, env: NodeJS.Proces
 /**
  * The configuration for a daemon on `configFile`, `env` and `argv`. Environment:
  * AGENTD_ISOLATION_FLOOR, AGENTD_SANDBOX_PIDS, AGENTD_SANDBOX_MEMORY_MB, AGENTD_FORK_MAX_BYTES,
- * AGENTD_SANDBOX_POOL, AGENTD_LISTEN, AGENTD_TLS_CERT, AGENTD_TLS_KEY.
+ * AGENTD_SANDBOX_POOL, AGENTD_NETWORK_PRESETS (comma-separated), AGENTD_LISTEN, AGENTD_TLS_CERT, AGENTD_TLS_KEY.
  */
 export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = process.env, argv: string[] = []): DaemonConfig {
   const file = readFile(configFile);
@@ -214,6 +236,7 @@ export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = pr
     sandboxLimits: { ...DEFAULT_CONFIG.sandboxLimits, ...file.sandbox?.limits },
     forkMaxBytes: file.sandbox?.forkMaxBytes ?? DEFAULT_CONFIG.forkMaxBytes,
     sandboxPool: file.sandbox?.pool ?? DEFAULT_CONFIG.sandboxPool,
+    networkPresets: file.network?.presets ?? DEFAULT_CONFIG.networkPresets,
   };
   if (file.isolationFloor) Object.assign(config, { isolationFloor: file.isolationFloor, floorSource: configFile });
   if (env.AGENTD_ISOLATION_FLOOR) Object.assign(config, { isolationFloor: level(env.AGENTD_ISOLATION_FLOOR, 'AGENTD_ISOLATION_FLOOR'), floorSource: 'AGENTD_ISOLATION_FLOOR' });
@@ -222,6 +245,7 @@ export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = pr
   config.sandboxLimits.memoryMb = positive(env.AGENTD_SANDBOX_MEMORY_MB, 'AGENTD_SANDBOX_MEMORY_MB', 64) ?? config.sandboxLimits.memoryMb;
   config.forkMaxBytes = positive(env.AGENTD_FORK_MAX_BYTES, 'AGENTD_FORK_MAX_BYTES', 0) ?? config.forkMaxBytes;
   config.sandboxPool = positive(env.AGENTD_SANDBOX_POOL, 'AGENTD_SANDBOX_POOL', 0) ?? config.sandboxPool;
+  if (env.AGENTD_NETWORK_PRESETS !== undefined) config.networkPresets = presets(env.AGENTD_NETWORK_PRESETS);
   if (config.sandboxPool > MAX_POOL) throw new ConfigError(`AGENTD_SANDBOX_POOL: at most ${MAX_POOL}, got ${config.sandboxPool}`);
   const listen = listenConfig(file, env, args, configFile);
   if (listen) config.listen = listen;

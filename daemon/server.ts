@@ -28,6 +28,7 @@ import { Harness, type HarnessSettings } from './harness/index.js';
 import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
 import { authHeader, CredentialProxy } from './proxy/proxy.js';
+import { defaultNetworkPolicy, SessionNetworks } from './network.js';
 import type { SandboxProvider } from '../sandbox/types.js';
 import type { DaemonConfig } from './config.js';
 import { SandboxPolicy } from './containment.js';
@@ -136,7 +137,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();
   const policy = new SandboxPolicy(options.config, paths);
-  const sessions = new SessionService(timed, paths.workspaces, policy, leases);
+  const networkDefault = defaultNetworkPolicy(options.config.networkPresets);
+  const sessions = new SessionService(timed, paths.workspaces, policy, leases, networkDefault);
+  // Filled in below: the harness knows which tool call runs when a connection is made.
+  let running: (sessionId: string) => { turnId: string; toolUseId?: string } | undefined = () => undefined;
+  const networks = new SessionNetworks({
+    log: timed,
+    logger,
+    find: (sessionId) => sessions.find(sessionId),
+    ask: (question, signal) => permissions.ask(question, signal),
+    running: (sessionId) => running(sessionId),
+    fallback: networkDefault,
+    serialize: (sessionId, task) => queue.run(sessionId, task),
+  });
   const harness = new Harness({
     serialize: (sessionId, task) => queue.run(sessionId, task),
     log: timed,
@@ -154,12 +167,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       const credential = await vault.reveal(name).catch(() => undefined);
       return credential && authHeader(credential.binding ?? { kind: 'mcp', url }, credential.value)[1];
     },
-    openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials),
+    openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials, networks.for(sessionId)),
     redactor: () => vault.redactor(),
     settings: harnessSettings(),
     daemonId,
     ...(leases ? { leases } : {}),
   });
+  running = (sessionId) => harness.running(sessionId);
   const daemon: Daemon = {
     id: daemonId,
     store: { backend: store.backend, location: store.location },

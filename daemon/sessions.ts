@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   AgentdError,
   ErrorCode,
+  type NetworkPolicy,
   type PromptContent,
   type SessionCreateParams,
   type SessionInfo,
@@ -35,6 +36,8 @@ export interface SessionRecord extends SessionMeta {
   forkedFrom?: { sessionId: string; at: number };
   /** The tools of the session's own MCP servers, listed once by the harness. */
   toolCatalog?: ToolDefinition[];
+  /** Hosts ("host:port") that "allow always" answers to network questions added to its policy. */
+  networkAdded?: string[];
 }
 
 /**
@@ -48,6 +51,8 @@ export class SessionService {
     private readonly policy: SandboxPolicy,
     /** With a shared log: who runs which session now. */
     private readonly leases?: SessionLeases,
+    /** The network policy of a session created without one. */
+    private readonly networkDefault: NetworkPolicy = { default: 'deny' },
   ) {}
 
   async create(params: SessionCreateParams): Promise<{ sessionId: string }> {
@@ -55,7 +60,9 @@ export class SessionService {
     this.policy.checkWorkspace(params.workspace);
     this.policy.checkRequest(params.sandbox);
     const now = Date.now();
-    const { workspace, title, model, ...config } = params;
+    const { workspace, title, model, ...rest } = params;
+    // Resolved now, so the session keeps the policy it started with whatever the daemon's configuration becomes.
+    const config = { ...rest, network: rest.network ?? this.networkDefault };
     const record: SessionRecord = {
       sessionId: newSessionId(now),
       createdAt: now,
@@ -218,5 +225,6 @@ function toInfo(record: SessionRecord, headSeq: number, runningOn: string | unde
     ...(record.model !== undefined ? { model: record.model } : {}),
     ...(record.forkedFrom !== undefined ? { forkedFrom: record.forkedFrom } : {}),
     ...(runningOn !== undefined ? { runningOn } : {}),
+    ...(record.config?.network ? { network: { ...record.config.network, added: record.networkAdded ?? [] } } : {}),
   };
 }

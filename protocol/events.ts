@@ -57,7 +57,12 @@ export const EventData = {
     input,
     where: z.enum(['sandbox', 'daemon']),
   }),
-  'permission.requested': z.looseObject({ turnId, toolUseId, tool: z.string(), input }),
+  /**
+   * A question for the session's controllers. `kind: "network"`: a connection through the
+   * egress proxy waits (tool "network", input {host, port, toolUseId}); it has no turnId
+   * when no turn runs (a background process), and its toolUseId is the question's own id.
+   */
+  'permission.requested': z.looseObject({ turnId: turnId.optional(), toolUseId, tool: z.string(), input, kind: z.enum(['tool', 'network']).optional() }),
   'permission.resolved': z.looseObject({
     turnId: turnId.optional(),
     toolUseId,
@@ -85,6 +90,20 @@ export const EventData = {
     limits: z.object({ pids: z.number(), memoryMb: z.number(), pidsMechanism: z.string(), memoryMechanism: z.string() }).optional(),
     /** The session's repos, cloned through the proxy when the sandbox started. */
     repos: z.array(z.object({ path: z.string(), cloned: z.boolean(), error: z.string().optional() })).optional(),
+  }),
+  /**
+   * The egress proxy decided a connection: `reason` says which rule (a pattern, a preset, the
+   * default, an address range, an answer). `toolUseId`: the tool call running when it was made.
+   */
+  'network.decided': z.looseObject({
+    host: z.string(),
+    port: z.number().int(),
+    decision: z.enum(['allow', 'deny']),
+    reason: z.string(),
+    via: z.enum(['connect', 'http']),
+    toolUseId: z.string().optional(),
+    /** The address connected to (allowed), or the one refused. */
+    address: z.string().optional(),
   }),
   'sandbox.lost': z.looseObject({ reason: z.string() }),
   /** A harness took the session up from the log: `pendingTurn` is the turn it carries on. */

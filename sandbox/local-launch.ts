@@ -147,7 +147,8 @@ function hostLimits(placement: LimitPlacement, limits: SandboxLimits, inside: bo
 /** What `agentd/configure` tells the host: the same for a cold and a pooled sandbox. */
 export function hostConfig(spec: SandboxSpec, level: IsolationLevel, workspace: string, placement: LimitPlacement | null, outsideDir: string | null, umask: number | undefined): HostConfig {
   const inside = level !== 'none';
-  const proxy = spec.proxySocket ? (inside ? { socket: PROXY_SOCKET_INSIDE, port: PROXY_PORT_INSIDE } : { socket: spec.proxySocket, port: 0 }) : undefined;
+  const ca = spec.proxyCa ? { ca: spec.proxyCa } : {};
+  const proxy = spec.proxySocket ? { ...(inside ? { socket: PROXY_SOCKET_INSIDE, port: PROXY_PORT_INSIDE } : { socket: spec.proxySocket, port: 0 }), ...ca } : undefined;
   return {
     workspace,
     env: sandboxEnv(spec, inside, workspace),

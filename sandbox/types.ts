@@ -74,6 +74,11 @@ export interface SandboxSpec {
    * and sets AGENTD_PROXY to that base URL; the sandbox's network stays otherwise off.
    */
   proxySocket?: string;
+  /**
+   * A CA certificate (PEM) the sandbox's TLS clients trust besides the system's: the proxy's,
+   * which it signs with to add a credential on an HTTPS host the credential is bound to.
+   */
+  proxyCa?: string;
 }
 
 export interface ToolDefinition {

@@ -8,7 +8,9 @@
 // - search.cjs (glob and grep, with classic zod, which alone costs about what node's boot
 //   does) and session-servers.cjs (whose MCP client comes from node_modules, for sessions
 //   with servers of their own): required on first use. The host's dynamic imports become
-//   require() calls (code compiled through node:vm cannot import() on node 20).
+//   require() calls (code compiled through node:vm cannot import() on node 20);
+// - fetch-proxy.cjs, preloaded into the sandbox's node processes (NODE_OPTIONS), and
+//   undici-agent.cjs, which it loads on a process's first fetch (see sandbox/host/fetch-proxy.ts).
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +76,23 @@ await build({
   plugins: [{ name: 'lazy', setup: (b) => b.onResolve({ filter: /^\.\/(glob|grep|session-servers)\.js$/ }, (args) => ({ path: LAZY[args.path], external: true })) }],
 });
 await build({ ...common, entryPoints: { main: dist('sandbox/host/start.js'), 'session-servers': dist('sandbox/host/session-servers.js') } });
+// Preloaded into the sandbox's node processes, so their fetch uses the egress proxy; undici
+// itself (undici-agent.cjs) is loaded on a process's first fetch.
+await build({
+  ...common,
+  entryPoints: { 'fetch-proxy': dist('sandbox/host/fetch-proxy.js'), 'undici-agent': dist('sandbox/host/undici-agent.js') },
+  minify: true,
+  plugins: [
+    // undici's cache store needs node:sqlite, which node 20 lacks; the proxy agent never loads it.
+    {
+      name: 'no-sqlite',
+      setup: (b) => {
+        b.onResolve({ filter: /^node:sqlite$/ }, () => ({ path: 'node:sqlite', namespace: 'absent' }));
+        b.onLoad({ filter: /.*/, namespace: 'absent' }, () => ({ contents: 'throw new Error("node:sqlite is not available in this node");', loader: 'js' }));
+      },
+    },
+  ],
+});
 await build({
   ...common,
   stdin: { contents: "export { globTool } from './glob.js';\nexport { grepTool } from './grep.js';\n", resolveDir: dist('sandbox/tools'), sourcefile: 'search.js' },

@@ -197,6 +197,23 @@ describe('transcript fold', () => {
     assert.deepEqual(fold.event(add('permission.resolved', { toolUseId: 'tu_gone', decision: 'deny', by: 'policy' })).changes, []);
   });
 
+  it('folds a network question and the egress decisions of a running tool call as notices of its turn, not as tool calls', () => {
+    const { events, add } = log();
+    add('user.message', { turnId: 't1', content: 'install' });
+    add('turn.started', { turnId: 't1' });
+    add('assistant.message', { turnId: 't1', content: [{ type: 'tool_use', id: 'tu1', name: 'bash', input: { command: 'npm i' } }], stopReason: 'tool_use', usage });
+    add('tool.started', { turnId: 't1', toolUseId: 'tu1', name: 'bash', input: { command: 'npm i' }, where: 'sandbox' });
+    add('permission.requested', { turnId: 't1', toolUseId: 'net_1', tool: 'network', input: { host: 'example.org', port: 443, toolUseId: 'tu1' }, kind: 'network' });
+    add('permission.resolved', { turnId: 't1', toolUseId: 'net_1', decision: 'deny', by: 'cli#2' });
+    add('network.decided', { host: 'example.org', port: 443, decision: 'deny', reason: 'answered deny by cli#2', via: 'connect', toolUseId: 'tu1' });
+    add('network.decided', { host: 'registry.npmjs.org', port: 443, decision: 'allow', reason: 'preset package-registries', via: 'connect', toolUseId: 'tu1' });
+    const fold = new TranscriptFold();
+    assert.deepEqual(brief(fold.events(events)), ['user', 'tool:tu1:announced', 'tool:tu1:running', 'notice:network.decided', 'notice:network.decided']);
+    const items = fold.transcript.turns[0]!.items;
+    assert.equal(items.filter((i) => i.kind === 'tool').length, 1, 'the question made no tool call');
+    assert.equal(transcriptStatus(fold.transcript), 'running');
+  });
+
   it('puts notices where they happened: in the running turn, or the session (fork, archive, a loss between turns)', () => {
     const { events, add } = log();
     add('session.created', { workspace: '/origin' });

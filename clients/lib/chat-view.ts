@@ -146,6 +146,12 @@ function noticeItems(n: Notice): ChatItem[] {
       return [notice(n.seq, 'info', `Forked from ${n.data.from} at event ${n.data.at}`)];
     case 'session.archived':
       return [notice(n.seq, 'info', 'Archived: read-only from here on')];
+    case 'network.decided':
+      return [
+        n.data.decision === 'allow'
+          ? notice(n.seq, 'info', `Network: reached ${n.data.host}:${n.data.port} (${n.data.reason})`)
+          : notice(n.seq, 'warning', `Network: refused ${n.data.host}:${n.data.port} (${n.data.reason})`),
+      ];
   }
 }
 

@@ -18,7 +18,7 @@ export type Delta = ParamsOf<typeof SessionDeltaNotification>;
 export type ImageContent = Extract<ContentBlock, { type: 'image' }>;
 
 /** Notices are the events themselves, typed: a renderer reads their data as the protocol defines it. */
-export type Notice = EventOf<'sandbox.provisioned' | 'sandbox.lost' | 'model.retry' | 'context.compacted' | 'harness.woke' | 'session.forked' | 'session.archived'>;
+export type Notice = EventOf<'sandbox.provisioned' | 'sandbox.lost' | 'model.retry' | 'context.compacted' | 'harness.woke' | 'session.forked' | 'session.archived' | 'network.decided'>;
 
 export interface ToolResult {
   content: ContentBlock[];
@@ -113,6 +113,8 @@ const EARLY_TURNS_KEPT = 4;
 
 export class TranscriptFold {
   readonly transcript: Transcript = { next: 0, archived: false, turns: [], notices: [] };
+  /** Open network questions (permission.requested of kind network), by id. */
+  private readonly networkQuestions = new Set<string>();
   private readonly turns = new Map<string, TranscriptTurn>();
   private readonly calls = new Map<string, { call: ToolUse; turn: TranscriptTurn }>();
   /** Deltas of turns not yet in view, applied when the turn appears. */
@@ -225,12 +227,16 @@ export class TranscriptFold {
         return turn;
       }
       case 'permission.requested': {
+        // A network question is no tool call: its outcome shows as the network.decided that follows.
+        if (event.data.kind === 'network') return void this.networkQuestions.add(event.data.toolUseId);
+        if (event.data.turnId === undefined) return undefined;
         const { call, turn } = this.call(event.data.turnId, event.data.toolUseId, event.data.tool, event.data.input, event.seq, changes);
         call.permission = { state: 'asked' };
         changes.push({ kind: 'tool', turn, call, what: 'asked' });
         return turn;
       }
       case 'permission.resolved': {
+        if (this.networkQuestions.delete(event.data.toolUseId)) return undefined;
         const known = this.calls.get(event.data.toolUseId);
         const turnId = known?.turn.turnId ?? event.data.turnId;
         if (turnId === undefined) return undefined; // a question of a call out of view, in no turn we know
@@ -250,6 +256,7 @@ export class TranscriptFold {
       case 'sandbox.provisioned':
       case 'sandbox.lost':
       case 'context.compacted':
+      case 'network.decided':
         return this.notice(this.current, event, changes);
       case 'harness.woke': {
         if (event.data.pendingTurn === null) return undefined;

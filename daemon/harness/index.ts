@@ -12,6 +12,13 @@ import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
+/** The session's proxy as the harness hands it to the sandbox: its socket, and the CA the sandbox trusts. */
+export interface ProxyEndpoint {
+  socketPath: string;
+  ca?: string;
+  close(): Promise<void>;
+}
+
 export interface HarnessSettings {
   defaultModel: string;
   maxTokens: number;
@@ -32,8 +39,11 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
    * credential (undefined when there is none): the daemon forms it, the harness passes it on.
    */
   remoteAuthorization(credential: string, url: string): Promise<string | undefined>;
-  /** Opens the session's credential proxy (only its own credentials are served); its socket goes into the sandbox. */
-  openProxy(sessionId: string, credentials: readonly string[]): Promise<{ socketPath: string; close(): Promise<void> }>;
+  /**
+   * Opens the session's proxy (only its own credentials are served, and the egress proxy as
+   * its network policy allows); its socket goes into the sandbox.
+   */
+  openProxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint>;
   settings: HarnessSettings;
   /**
    * Set when other daemons share the session log: a session runs here only while this
@@ -56,7 +66,7 @@ export class Harness {
   private readonly runners = new Map<string, SessionRunner>();
   private readonly making = new Map<string, Promise<SessionRunner>>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
-  private readonly proxies = new Map<string, { socketPath: string; close(): Promise<void> }>();
+  private readonly proxies = new Map<string, ProxyEndpoint>();
   private client: { key: string; api: Anthropic } | undefined;
   private stopping = false;
   /** Leases held, by session (with `deps.leases` only). */
@@ -113,7 +123,8 @@ export class Harness {
     const { logger } = this.deps;
     const log = this.writerLog(sessionId);
     const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
-    const proxySocket = record.config.credentials?.length ? await this.proxy(sessionId, record.config.credentials) : undefined;
+    // Every sandbox gets the proxy: the egress proxy is its way to the network, as its policy allows.
+    const proxy = await this.proxy(sessionId, record.config.credentials ?? []);
     const slot = new SandboxSlot(
       this.deps.provider,
       {
@@ -122,7 +133,8 @@ export class Harness {
         isolation: record.config.sandbox?.isolation ?? 'auto',
         ...this.deps.sandboxSpec(record.config.sandbox),
         mcpServers: stdioServers,
-        ...(proxySocket ? { proxySocket } : {}),
+        proxySocket: proxy.socketPath,
+        ...(proxy.ca ? { proxyCa: proxy.ca } : {}),
       },
       sandboxNotices(record, log, logger),
     );
@@ -149,13 +161,13 @@ export class Harness {
     return runner;
   }
 
-  private async proxy(sessionId: string, credentials: readonly string[]): Promise<string> {
+  private async proxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
     let endpoint = this.proxies.get(sessionId);
     if (!endpoint) {
       endpoint = await this.deps.openProxy(sessionId, credentials);
       this.proxies.set(sessionId, endpoint);
     }
-    return endpoint.socketPath;
+    return endpoint;
   }
 
   /**
@@ -299,6 +311,11 @@ export class Harness {
     } finally {
       await this.ran(sessionId, runner);
     }
+  }
+
+  /** The turn and tool call the session runs now, if any. */
+  running(sessionId: string): { turnId: string; toolUseId?: string } | undefined {
+    return this.runners.get(sessionId)?.running;
   }
 
   interrupt(sessionId: string): boolean {

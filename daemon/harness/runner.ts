@@ -87,6 +87,8 @@ export class SessionRunner {
   private draining = false;
   /** Withdraws a permission wait when draining: an open question is already durable. */
   private readonly drainAbort = new AbortController();
+  /** The turn running now, and its tool call under way: what a connection the sandbox makes is attributed to. */
+  running: { turnId: string; toolUseId?: string } | undefined;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -291,6 +293,7 @@ export class SessionRunner {
     const abort = new AbortController();
     this.turnAbort = abort;
     const { turnId } = turn;
+    this.running = { turnId };
     // A turn that opens with a model call records turn.started with model.requested in
     // one durable write: one fsync less before the first token.
     const opening: NewKnownEvent[] = [];
@@ -343,6 +346,7 @@ export class SessionRunner {
     } finally {
       this.turnAbort = undefined;
       this.launched.clear();
+      this.running = undefined;
     }
   }
 
@@ -410,7 +414,10 @@ export class SessionRunner {
       }
       const started = performance.now();
       const remote = this.remote.owns(call.name);
-      const result = remote ? await this.remote.call(call.name, call.input, signal) : await this.slot.execute(call.name, call.input, signal);
+      this.running = { turnId: turn.turnId, toolUseId: call.toolUseId };
+      const result = await (remote ? this.remote.call(call.name, call.input, signal) : this.slot.execute(call.name, call.input, signal)).finally(() => {
+        this.running = { turnId: turn.turnId };
+      });
       if (signal.reason === SHUTDOWN) return;
       const next = calls[i + 1];
       const nextStarted = next && !signal.aborted ? this.launch(turn.turnId, next) : [];

@@ -49,8 +49,12 @@ async function bind(config: HostConfig): Promise<Bound> {
   const workspace = realpathSync(config.workspace);
   process.chdir(workspace);
   const env = { ...config.env };
-  // Before the shell starts, so its commands inherit AGENTD_PROXY.
-  if (config.proxy) env.AGENTD_PROXY = await (await import('./proxy-forward.js')).forwardProxy(config.proxy);
+  // Before the shell starts, so its commands inherit AGENTD_PROXY and the HTTP(S)_PROXY variables.
+  if (config.proxy) {
+    const { forwardProxy, proxyEnv, trustEnv } = await import('./proxy-forward.js');
+    Object.assign(env, proxyEnv(await forwardProxy(config.proxy), env.NODE_OPTIONS));
+    if (config.proxy.ca) Object.assign(env, trustEnv(config.proxy.ca, config.scratch));
+  }
   const processes = new SandboxProcesses(config.processScope);
   const shell = new PtyShell(workspace, env, OUTPUT_CAP, config.scratch, processes, config.limits ? new LimitWatch(config.limits, processes) : null);
   // The MCP client side is loaded only for sessions that have servers of their own.

@@ -58,7 +58,7 @@ export const HostConfig = z.object({
   /** Where the host keeps its own files; removed by the provider when the sandbox ends. */
   scratch: z.string(),
   /** Forward 127.0.0.1:port (0: any free port) inside to the proxy's unix socket at this path. */
-  proxy: z.optional(z.object({ socket: z.string(), port: z.number() })),
+  proxy: z.optional(z.object({ socket: z.string(), port: z.number(), ca: z.optional(z.string()) })),
   processScope: ProcessScope,
   limits: z.optional(HostLimits),
   /** The file-creation mask for everything the tools create (the user's, not the daemon's tighter one). */

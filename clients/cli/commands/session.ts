@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { SessionArchive, SessionCreate, SessionFork, SessionList, SessionPrompt, SessionStatus } from '../../../protocol/index.js';
 import { type Command, intOption, sessionIdArg, UsageError } from '../context.js';
+import { NETWORK_OPTIONS, NETWORK_USAGE, networkOption } from '../network.js';
 import { renderSessions } from '../render.js';
 
 export const sessions: Command = {
@@ -24,14 +25,16 @@ export const sessions: Command = {
 };
 
 export const create: Command = {
-  usage: 'agentd new [--workspace DIR] [--title TEXT] [--model NAME] [--json]',
+  usage: ['agentd new [--workspace DIR] [--title TEXT] [--model NAME] [network options] [--json]', '', NETWORK_USAGE].join('\n'),
   summary: 'create a session (workspace defaults to the current directory); prints its id',
-  options: { workspace: { type: 'string' }, title: { type: 'string' }, model: { type: 'string' }, json: { type: 'boolean' } },
+  options: { workspace: { type: 'string' }, title: { type: 'string' }, model: { type: 'string' }, json: { type: 'boolean' }, ...NETWORK_OPTIONS },
   args: [],
   async run({ values }, ctx) {
+    const network = networkOption(values);
     const client = await ctx.connect();
     const result = await client.request(SessionCreate, {
       workspace: resolve(typeof values.workspace === 'string' ? values.workspace : process.cwd()),
+      ...(network ? { network } : {}),
       ...(typeof values.title === 'string' ? { title: values.title } : {}),
       ...(typeof values.model === 'string' ? { model: values.model } : {}),
     });
