@@ -1,6 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import * as z from 'zod/mini';
@@ -225,31 +224,6 @@ export class HostProcess {
       const grace = setTimeout(() => this.killAll(), CLOSE_GRACE_MS);
       await this.ended;
       clearTimeout(grace);
-    }
-  }
-
-  /**
-   * Sets the niceness of every thread of the sandbox's processes (raising it back needs root,
-   * which a pooled sandbox's daemon is). Threads started later take it from the one starting them.
-   */
-  setNiceness(niceness: number): void {
-    const processes = [this.child.pid!];
-    while (processes.length) {
-      const pid = processes.pop()!;
-      let threads: string[];
-      try {
-        threads = readdirSync(`/proc/${pid}/task`); // the main thread first
-      } catch {
-        continue; // gone
-      }
-      for (const tid of threads) {
-        try {
-          setPriority(Number(tid), niceness);
-          processes.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number));
-        } catch {
-          // Gone.
-        }
-      }
     }
   }
 

@@ -15,7 +15,6 @@ import { HostProcess } from './host-process.js';
 import { LateBinder, lateBindSupport, SandboxGone, type BindTarget } from './isolation/late-bind.js';
 import { hostConfig, planBinding, prepareBlank, type LevelCheck, type PoolShape, type PreparedBlank } from './local-launch.js';
 import { LocalSandbox, sandboxId } from './local-sandbox.js';
-import { findExecutable } from './isolation/which.js';
 import type { Limiter } from './limits/index.js';
 import type { Check, PoolStatus, SandboxSpec } from './types.js';
 
@@ -24,12 +23,6 @@ const MAX_FAILURES = 3;
 const RETRY_MS = 1_000;
 /** Refills wait until no sandbox has been provisioned for this long: sessions just started come first. */
 const REFILL_QUIET_MS = 100;
-/**
- * A pooled sandbox starts and waits at this niceness, so that the CPU its start takes goes to
- * turns first; binding raises it to the daemon's own (0), before its shell starts.
- */
-const POOL_NICENESS = 10;
-const NICE = findExecutable('nice', `${process.env.PATH ?? ''}:/usr/bin:/bin`);
 
 interface Blank {
   prepared: PreparedBlank;
@@ -41,9 +34,7 @@ interface Blank {
 /** Starts one pooled sandbox, its host warmed up. */
 async function startBlank(shape: PoolShape, limiter: Limiter | null): Promise<Blank> {
   const prepared = prepareBlank(shape, `pool-${randomBytes(4).toString('hex')}`, limiter);
-  const { launch } = prepared;
-  const niced = NICE ? { ...launch, command: NICE, args: ['-n', String(POOL_NICENESS), launch.command, ...launch.args] } : launch;
-  const host = await HostProcess.start(niced, prepared.env, prepared.placement, prepared.cleanup);
+  const host = await HostProcess.start(prepared.launch, prepared.env, prepared.placement, prepared.cleanup);
   try {
     await host.warm();
     const info = await host.bwrapInfo();
@@ -67,7 +58,6 @@ async function bindBlank(binder: LateBinder, blank: Blank, spec: SandboxSpec, wo
       prepared.placement!.setLimits!(spec.limits);
     }
     await binder.bind(blank.target, plan);
-    host.setNiceness(0);
     const timings = await host.configure(hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask));
     const { placement } = prepared;
     const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
