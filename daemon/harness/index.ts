@@ -368,7 +368,7 @@ export class Harness {
     // Handed over at once: another daemon need not wait for these to expire.
     const { leases } = this.deps;
     if (leases) {
-      await Promise.allSettled([...this.held.values()].map((lease) => leases.release(lease)));
+      await Promise.allSettled([...this.held.values()].map((lease) => leases.release(lease, { handOver: true })));
       this.held.clear();
       await leases.close();
     }

@@ -20,13 +20,23 @@ export interface SessionLeases {
   readonly ttlMs: number;
   /** The lease if we hold it or nobody holds a live one; undefined while another holder has it. */
   acquire(sessionId: string): Promise<Lease | undefined>;
-  /** Gives the lease up at once, so another daemon need not wait for it to expire. */
-  release(lease: Lease): Promise<void>;
+  /**
+   * Gives the lease up at once, so another daemon need not wait for it to expire. `handOver`:
+   * the session is mid-turn and this daemon is stopping, so any daemon may take it now;
+   * otherwise the session went idle, and a prompt queued on it later belongs to the daemon
+   * that queued it for a lease's time (see `orphans`).
+   */
+  release(lease: Lease, options?: { handOver?: boolean }): Promise<void>;
   /** Marks a lease lost (a write carrying it was fenced); its `lost` signal aborts. */
   lose(lease: Lease, reason: string): void;
   /** Who holds a live lease on each of these sessions (absent: nobody). */
   holders(sessionIds: readonly string[]): Promise<Map<string, string>>;
-  /** Sessions with a turn under way and no live lease: the work of a daemon that died. */
+  /**
+   * Sessions with a turn under way and no live lease: the work of a daemon that died or
+   * handed over. A session whose lease was given up at idle (or never taken) counts only once
+   * it has not changed for a lease's time: until then the daemon that queued its prompt is
+   * about to take the lease itself.
+   */
   orphans(limit: number): Promise<string[]>;
   /** Stops renewing; held leases are left to expire unless released first. */
   close(): Promise<void>;

@@ -56,10 +56,12 @@ export class PgLeases implements SessionLeases {
     return lease;
   }
 
-  async release(lease: Lease): Promise<void> {
+  async release(lease: Lease, options: { handOver?: boolean } = {}): Promise<void> {
     if (this.held.get(lease.sessionId) === lease) this.held.delete(lease.sessionId);
-    // '-infinity': free at once, and the epoch stays, so the next holder's is higher.
-    await this.log.query(`UPDATE ${this.log.table('leases')} SET expires_at = '-infinity' WHERE session_id = $1 AND holder = $2 AND epoch = $3`, [
+    // Free at once, and the epoch stays, so the next holder's is higher. '-infinity' marks a
+    // lease given up at idle; a hand-over expires it just now, which orphans() takes at once.
+    const expires = options.handOver ? `clock_timestamp() - interval '1 millisecond'` : `'-infinity'`;
+    await this.log.query(`UPDATE ${this.log.table('leases')} SET expires_at = ${expires} WHERE session_id = $1 AND holder = $2 AND epoch = $3`, [
       lease.sessionId,
       lease.holder,
       lease.epoch,
@@ -86,9 +88,12 @@ export class PgLeases implements SessionLeases {
   async orphans(limit: number): Promise<string[]> {
     const rows = await this.log.query<{ session_id: string }>(
       `SELECT s.session_id FROM ${this.log.table('sessions')} s LEFT JOIN ${this.log.table('leases')} l ON l.session_id = s.session_id
-       WHERE s.meta->>'status' IN ('queued', 'running', 'waiting') AND (l.session_id IS NULL OR l.expires_at <= clock_timestamp())
+       WHERE s.meta->>'status' IN ('queued', 'running', 'waiting')
+         AND (l.expires_at > '-infinity' AND l.expires_at <= clock_timestamp()
+           OR (l.session_id IS NULL OR l.expires_at = '-infinity')
+             AND COALESCE((s.meta->>'updatedAt')::numeric, 0) <= extract(epoch from clock_timestamp()) * 1000 - $2)
        ORDER BY s.session_id LIMIT $1`,
-      [limit],
+      [limit, this.ttlMs],
     );
     return rows.map((r) => r.session_id);
   }
