@@ -47,7 +47,8 @@ export async function openBrowser(origin: string, cert: TestCert, label: string)
     viewport: { width: 1280, height: 800 },
   });
   const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(30_000);
+  // Only bounds a wait that would hang: a daemon restart under a loaded CI machine can take a while.
+  page.setDefaultTimeout(90_000);
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(error.message));
   await page.goto(`${origin}/`);
