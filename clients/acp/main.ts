@@ -10,11 +10,11 @@ import * as acp from '@agentclientprotocol/sdk';
 import { startStdioCommand } from '../lib/stdio-command.js';
 import { createAgent } from './agent.js';
 
-const USAGE = `usage: agentd acp
+const USAGE = `usage: agentd acp [--home DIR]
 
 Speaks the Agent Client Protocol (newline-delimited JSON-RPC) on stdin/stdout, for
-editors such as Zed. Sessions live in the agentd daemon of $AGENTD_HOME (default
-~/.agentd), started when none runs. Diagnostics go to stderr.
+editors such as Zed. Sessions live in the agentd daemon of DIR (else $AGENTD_HOME,
+else ~/.agentd), started when none runs. Diagnostics go to stderr.
 `;
 
 export async function run(argv: string[], version: string): Promise<number> {

@@ -1,10 +1,11 @@
 import type { Socket } from 'node:net';
 import { dataLayout } from '../../protocol/layout.cjs';
+import { HomeOptionError, takeHomeOption } from '../lib/home-option.cjs';
 import { defaultHome, dialOnce, isNoDaemon } from '../lib/socket.cjs';
 
 const USAGE =
-  'usage: agentd stdio [--start]   (an editor bridge: JSON-RPC frames between stdin/stdout and the daemon of $AGENTD_HOME;\n' +
-  '  it starts the daemon when none runs, but not one stopped with `agentd stop` (exit 3) unless --start)';
+  'usage: agentd stdio [--start] [--home DIR]   (an editor bridge: JSON-RPC frames between stdin/stdout and the daemon of\n' +
+  '  DIR, else $AGENTD_HOME; it starts the daemon when none runs, but not one stopped with `agentd stop` (exit 3) unless --start)';
 
 /** A running daemon is dialled straight away; only when none answers is the (ESM) autostart loaded. */
 async function connect(explicit: boolean): Promise<Socket> {
@@ -31,6 +32,13 @@ const EXIT_STOPPED = 3;
  */
 export async function run(argv: string[] = []): Promise<number> {
   // Help and mistakes go to stderr: stdout carries the daemon's frames only.
+  try {
+    argv = takeHomeOption(argv);
+  } catch (error) {
+    if (!(error instanceof HomeOptionError)) throw error;
+    process.stderr.write(`agentd stdio: ${error.message}\n${USAGE}\n`);
+    return 2;
+  }
   const unknown = argv.filter((a) => a !== '--start');
   if (unknown.length > 0) {
     const help = unknown.every((a) => a === '--help' || a === '-h');

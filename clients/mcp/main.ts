@@ -6,15 +6,17 @@ import { PermissionAsker } from './permissions.js';
 import { registerResources } from './resources.js';
 import { explainError, registerTools } from './tools.js';
 
-const USAGE = `usage: agentd mcp
+const USAGE = `usage: agentd mcp [--home DIR]
 
 An MCP server over stdio that drives agentd sessions (starting the daemon when none
-runs). Configure it in an MCP host as: {"command": "agentd", "args": ["mcp"]}.
+runs). Configure it in an MCP host as: {"command": "agentd", "args": ["mcp", "--home", "/home/you/.agentd"]}.
 
 Tools: agentd_create_session, agentd_prompt, agentd_read_events,
 agentd_list_sessions, agentd_interrupt.
 Resources: agentd://sessions/{sessionId}/events (readable, subscribable).
-Data dir: $AGENTD_HOME (default ~/.agentd).
+Data dir: --home DIR, else $AGENTD_HOME, else ~/.agentd. MCP hosts start servers with
+a minimal environment: store the API key in the vault (agentd vault set ANTHROPIC_API_KEY)
+and the daemon this starts finds it there.
 `;
 
 /**
