@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { dataLayout } from '../../protocol/layout.cjs';
 import { HomeOptionError, takeHomeOption } from '../lib/home-option.cjs';
 import { defaultHome, dialOnce, isNoDaemon } from '../lib/socket.cjs';
+import { pipeEditorToDaemon } from './lsp-lifecycle.cjs';
 
 const USAGE =
   'usage: agentd stdio [--start] [--home DIR]   (an editor bridge: JSON-RPC frames between stdin/stdout and the daemon of\n' +
@@ -55,7 +56,7 @@ export async function run(argv: string[] = []): Promise<number> {
   }
   return new Promise<number>((resolve) => {
     let editorGone = false;
-    process.stdin.pipe(socket);
+    const lifecycle = pipeEditorToDaemon(process.stdin, socket);
     socket.pipe(process.stdout);
     process.stdin.on('end', () => {
       editorGone = true;
@@ -67,10 +68,11 @@ export async function run(argv: string[] = []): Promise<number> {
     });
     socket.on('error', (error) => process.stderr.write(`agentd stdio: ${error.message}\n`));
     socket.on('close', () => {
-      if (!editorGone) process.stderr.write('agentd stdio: the daemon closed the connection\n');
-      process.stdin.unpipe(socket);
+      const exitCode = lifecycle.exitCode();
+      if (!editorGone && exitCode === undefined) process.stderr.write('agentd stdio: the daemon closed the connection\n');
       process.stdin.destroy();
-      resolve(editorGone ? 0 : 1);
+      // LSP: after `exit`, 0 when `shutdown` came first, else 1.
+      resolve(exitCode ?? (editorGone ? 0 : 1));
     });
   });
 }

@@ -83,11 +83,13 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
       });
     return work;
   });
-  // A client that half-closes (`printf ... | agentd stdio`) still gets its answers.
-  socket.on('end', () => {
+  // A client that half-closes (`printf ... | agentd stdio`) or says LSP's `exit` still gets its answers, then the connection closes.
+  const finish = () => {
     daemon.hub.closeAll(peer);
     void Promise.allSettled([...mine]).then(() => setImmediate(() => socket.end()));
-  });
+  };
+  socket.on('end', finish);
+  guard.onExit = finish;
   rpc.onError(([error]) => daemon.logger.log('debug', 'connection error', { conn: peer.id, error: error.message }));
 
   socket.on('error', (error) => daemon.logger.log('debug', 'socket error', { conn: peer.id, error: error.message }));
@@ -108,8 +110,9 @@ async function dispatch(method: string, raw: unknown, token: CancellationToken, 
   if (peer.state === 'new' && method !== 'initialize') {
     throw new ResponseError(ErrorCode.ServerNotInitialized, `not initialized: send initialize before ${method}`);
   }
+  // LSP: after `shutdown` every request is an InvalidRequest; the client sends `exit` or closes.
   if (peer.state === 'shutdown') {
-    throw new AgentdError(ErrorCode.ConnectionShutDown, `this connection sent shutdown; ${method} is refused, close it`);
+    throw new ResponseError(ErrorCode.InvalidRequest, `this connection sent shutdown; ${method} is refused: send exit or close it`);
   }
   if (!Object.hasOwn(handlers, method)) throw new ResponseError(ErrorCode.MethodNotFound, `unknown method ${method}`);
   const name = method as ClientMethod;
