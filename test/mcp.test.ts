@@ -44,7 +44,7 @@ describe('agentd mcp', () => {
     const byName = new Map(tools.map((t) => [t.name, t]));
     assert.deepEqual(
       [...byName.keys()].sort(),
-      ['agentd_create_session', 'agentd_interrupt', 'agentd_list_sessions', 'agentd_prompt', 'agentd_read_events'],
+      ['agentd_answer_permission', 'agentd_create_session', 'agentd_interrupt', 'agentd_list_sessions', 'agentd_prompt', 'agentd_read_events'],
     );
     assert.deepEqual(byName.get('agentd_prompt')!.inputSchema.required, ['sessionId', 'prompt']);
     assert.deepEqual(byName.get('agentd_read_events')!.inputSchema.required, ['sessionId']);

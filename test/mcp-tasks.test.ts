@@ -1,0 +1,179 @@
+/**
+ * `agentd mcp` as standard MCP hosts drive it, through the TypeScript SDK's client over
+ * real stdio: long turns (a 90 s tool run) with the default 60 s request timeout, turns
+ * as tasks (2025-11-25), a task found again by a new server after its host went away,
+ * permission questions as `input_required` or an early answer, and the errors the spec
+ * asks for.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { ResponseMessage } from '@modelcontextprotocol/sdk/shared/responseMessage.js';
+import { CallToolResultSchema, McpError, type CallToolResult, type Task } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { reply } from '../clients/cli/demo/model-emulator.js';
+import { startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { startMcp, type McpRig } from './support/mcp-client.js';
+import { until } from './support/until.js';
+
+function text(result: CallToolResult): string {
+  return result.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+}
+
+async function newSession(mcp: McpRig, policy: 'allow' | 'ask'): Promise<string> {
+  const result = (await mcp.client.callTool({ name: 'agentd_create_session', arguments: { workspace: workspace(), permissions: { default: policy } } })) as CallToolResult;
+  assert.equal(result.isError, undefined, text(result));
+  return (result.structuredContent as { sessionId: string }).sessionId;
+}
+
+/** Runs agentd_prompt as a task to its end; every message the SDK's stream gave. */
+async function promptAsTask(mcp: McpRig, sessionId: string, prompt: string): Promise<Array<ResponseMessage<CallToolResult>>> {
+  const messages: Array<ResponseMessage<CallToolResult>> = [];
+  const stream = mcp.client.experimental.tasks.callToolStream({ name: 'agentd_prompt', arguments: { sessionId, prompt } }, CallToolResultSchema, { task: {} });
+  for await (const message of stream) messages.push(message as ResponseMessage<CallToolResult>);
+  return messages;
+}
+
+function resultOf(messages: Array<ResponseMessage<CallToolResult>>): CallToolResult {
+  const last = messages.at(-1)!;
+  assert.equal(last.type, 'result', JSON.stringify(last));
+  return (last as { result: CallToolResult }).result;
+}
+
+async function mcpError(promise: Promise<unknown>): Promise<McpError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof McpError, String(error));
+    return error;
+  }
+  assert.fail('no error');
+}
+
+describe('agentd mcp: long turns, tasks and the spec', () => {
+  let rig: AgentRig;
+  let mcp: McpRig;
+  before(async () => {
+    rig = await startAgentRig();
+    mcp = await startMcp(rig.daemon.layout.home);
+  });
+  after(async () => {
+    await mcp.close();
+    await rig.dispose();
+  });
+
+  it('a 90 s turn: a plain call with resetTimeoutOnProgress under the default 60 s timeout, and a task', async () => {
+    const plainSession = await newSession(mcp, 'allow');
+    const taskSession = await newSession(mcp, 'allow');
+    // Both turns run a 90 s tool call (no model event meanwhile), then answer.
+    const sleep = reply.toolUse({ name: 'bash', input: { command: 'sleep 90 && echo slept' } });
+    rig.emulator.script([sleep, sleep, reply.text('slept'), reply.text('slept')]);
+    const progress: string[] = [];
+    const plain = mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId: plainSession, prompt: 'sleep' } }, undefined, {
+      resetTimeoutOnProgress: true,
+      onprogress: (p) => void progress.push(p.message ?? ''),
+    });
+    const asTask = promptAsTask(mcp, taskSession, 'sleep');
+    const [plainResult, taskMessages] = await Promise.all([plain, asTask]);
+
+    const summary = (plainResult as CallToolResult).structuredContent as { answer: string; outcome: string; toolCalls: Array<{ ok: boolean }> };
+    assert.deepEqual([summary.answer, summary.outcome, summary.toolCalls.map((c) => c.ok)], ['slept', 'completed', [true]]);
+    // Progress came while the tool ran, not only when events landed.
+    assert.ok(progress.some((m) => /^running for \d+ s; last: /.test(m)), JSON.stringify(progress));
+
+    assert.equal(taskMessages[0]!.type, 'taskCreated');
+    const statuses = taskMessages.filter((m) => m.type === 'taskStatus').map((m) => (m as { task: Task }).task.status);
+    assert.ok(statuses.includes('working'), JSON.stringify(statuses));
+    assert.equal(statuses.at(-1), 'completed');
+    assert.equal((resultOf(taskMessages).structuredContent as { answer: string }).answer, 'slept');
+  });
+
+  it('a task outlives its host: a new agentd mcp finds it by id, lists nothing else, cancels it', async () => {
+    const first = await startMcp(rig.daemon.layout.home);
+    const sessionId = await newSession(first, 'allow');
+    rig.emulator.script([reply.hang()]);
+    const stream = first.client.experimental.tasks.callToolStream({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'hang' } }, CallToolResultSchema, {
+      task: {},
+    });
+    const created = (await stream.next()).value as { type: string; task: Task };
+    assert.equal(created.type, 'taskCreated');
+    const { taskId } = created.task;
+    assert.deepEqual((await first.client.experimental.tasks.listTasks()).tasks.map((t) => t.taskId), [taskId]);
+    await first.close();
+
+    const second = await startMcp(rig.daemon.layout.home);
+    try {
+      const found = await second.client.experimental.tasks.getTask(taskId);
+      assert.deepEqual([found.taskId, found.status, found.ttl], [taskId, 'working', null]);
+      const cancelled = await second.client.experimental.tasks.cancelTask(taskId);
+      assert.equal(cancelled.status, 'cancelled');
+      const result = (await second.client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema)) as CallToolResult;
+      assert.equal((result.structuredContent as { outcome: string }).outcome, 'interrupted');
+      assert.equal((await second.client.experimental.tasks.getTask(taskId)).status, 'cancelled');
+      // A made-up id, and one naming a turn that is not in the log, are not found.
+      for (const bogus of ['nope', `${sessionId}.t_000000000000.1`]) {
+        assert.equal((await mcpError(second.client.experimental.tasks.getTask(bogus))).code, -32602);
+      }
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('a permission question under a task is input_required; the host answers it by elicitation', async () => {
+    const seen: Task[] = [];
+    const host: McpRig = await startMcp(rig.daemon.layout.home, async () => {
+      // While the question is open the task says so, naming it.
+      seen.push(await until(async () => (await host.client.experimental.tasks.listTasks()).tasks.find((t) => t.status === 'input_required'), 'input_required'));
+      return { action: 'accept', content: { decision: 'allow' } };
+    });
+    try {
+      const sessionId = await newSession(host, 'ask');
+      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo asked' } }), reply.text('ran it')]);
+      const messages = await promptAsTask(host, sessionId, 'ask first');
+      assert.equal(seen.length, 1);
+      assert.match(seen[0]!.statusMessage ?? '', new RegExp(`session ${sessionId} waits for permission to run bash .*echo asked`));
+      assert.equal((resultOf(messages).structuredContent as { answer: string }).answer, 'ran it');
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('under ask, a host without elicitation gets the question at once, and answers it with a later call', async () => {
+    const sessionId = await newSession(mcp, 'ask');
+    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo later' } }), reply.text('answered later')]);
+    const result = (await mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'needs permission' } })) as CallToolResult;
+    const waiting = result.structuredContent as { sessionId: string; waitingFor: { toolUseId: string; tool: string } };
+    assert.equal(waiting.sessionId, sessionId);
+    assert.equal(waiting.waitingFor.tool, 'bash');
+    assert.match(text(result), new RegExp(`session ${sessionId} waits for permission to run bash .*echo later`));
+    assert.match(text(result), /agentd_answer_permission/);
+
+    const answered = (await mcp.client.callTool({
+      name: 'agentd_answer_permission',
+      arguments: { sessionId, toolUseId: waiting.waitingFor.toolUseId, decision: 'allow' },
+    })) as CallToolResult;
+    assert.equal(answered.isError, undefined, text(answered));
+    const ended = await until(async () => {
+      const page = (await mcp.client.callTool({ name: 'agentd_read_events', arguments: { sessionId, types: ['assistant.message', 'turn.completed'] } })) as CallToolResult;
+      const events = (page.structuredContent as { events: Array<{ type: string; data: { content?: Array<{ text?: string }> } }> }).events;
+      return events.some((e) => e.type === 'turn.completed') && events;
+    }, 'the turn to complete after the answer');
+    assert.equal(ended.at(-2)!.data.content![0]!.text, 'answered later');
+  });
+
+  it('answers as the spec says: unknown tool and missing params -32602, a missing resource -32002, no listChanged promised', async () => {
+    assert.equal((await mcpError(mcp.client.callTool({ name: 'no_such_tool', arguments: {} }))).code, -32602);
+    const raw = z.object({}).passthrough();
+    const missingName = await mcpError(mcp.client.request({ method: 'tools/call', params: { arguments: {} } } as never, raw));
+    assert.equal(missingName.code, -32602);
+    assert.match(missingName.message, /params\.name/);
+    assert.equal((await mcpError(mcp.client.request({ method: 'resources/read', params: {} } as never, raw))).code, -32602);
+    for (const uri of ['agentd://sessions/s_0000000000unknown/events', 'file:///etc/passwd']) {
+      assert.equal((await mcpError(mcp.client.readResource({ uri }))).code, -32002, uri);
+    }
+    assert.equal((await mcpError(mcp.client.subscribeResource({ uri: 'agentd://sessions/s_0000000000unknown/events' }))).code, -32002);
+    assert.equal(mcp.client.getServerCapabilities()?.resources?.listChanged, false);
+    const tools = await mcp.client.listTools();
+    assert.equal(tools.tools.find((t) => t.name === 'agentd_prompt')?.execution?.taskSupport, 'optional');
+    assert.deepEqual(mcp.errors, []);
+  });
+});
