@@ -5,9 +5,12 @@
  */
 import * as acp from '@agentclientprotocol/sdk';
 import { DaemonLink, notOurSession, socketConnector, type AgentdClient } from '../lib/index.js';
-import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionPrompt } from '../../protocol/index.js';
+import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionList, SessionPrompt } from '../../protocol/index.js';
 import { SessionView, type EditorPort } from './session-view.js';
 import { mcpServersOf, promptToAgentd, stopReasonOf, UnsupportedContent } from './translate.js';
+
+/** Sessions per session/list page. */
+const LIST_PAGE = 100;
 
 export interface AgentOptions {
   version: string;
@@ -67,14 +70,14 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
     }
   });
 
-  /** A fresh view of the session, replaying its log to the editor before it returns. */
-  async function open(sessionId: string): Promise<SessionView> {
+  /** A fresh view of the session from `from` (0: replaying its log to the editor before it returns). */
+  async function open(sessionId: string, from = 0): Promise<SessionView> {
     views.get(sessionId)?.dispose();
     const view = new SessionView(sessionId, port, diag);
     views.set(sessionId, view);
     try {
       await daemon();
-      await view.open(link);
+      await view.open(link, from);
     } catch (error) {
       views.delete(sessionId);
       view.dispose();
@@ -111,15 +114,22 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
         agentCapabilities: {
           loadSession: true,
           promptCapabilities: { image: true, audio: false, embeddedContext: true },
-          // agentd runs stdio MCP servers inside the session's sandbox; remote ones need a vault credential.
-          mcpCapabilities: { http: false, sse: false },
+          // Stdio MCP servers run inside the session's sandbox; http ones are called by the daemon.
+          mcpCapabilities: { http: true, sse: false },
+          sessionCapabilities: { list: {}, resume: {}, close: {} },
         },
         authMethods: [],
       };
     })
     .onRequest(acp.methods.agent.session.new, async ({ params }) => {
       await daemon();
-      const mcpServers = mcpServersOf(params.mcpServers ?? []);
+      let mcpServers;
+      try {
+        mcpServers = mcpServersOf(params.mcpServers ?? []);
+      } catch (error) {
+        if (error instanceof UnsupportedContent) throw acp.RequestError.invalidParams({ mcpServers: error.message }, error.message);
+        throw error;
+      }
       const { sessionId } = await translateErrors(() =>
         link.request(SessionCreate, {
           workspace: params.cwd,
@@ -136,6 +146,39 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       await daemon();
       await translateErrors(() => link.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
       await translateErrors(() => open(params.sessionId), params.sessionId);
+      return {};
+    })
+    .onRequest(acp.methods.agent.session.list, async ({ params }) => {
+      await daemon();
+      const page = await translateErrors(() =>
+        link.request(SessionList, { limit: LIST_PAGE, ...(params.cwd ? { workspace: params.cwd } : {}), ...(params.cursor ? { cursor: params.cursor } : {}) }),
+      );
+      return {
+        sessions: page.sessions.map((s) => ({
+          sessionId: s.sessionId,
+          cwd: s.workspace,
+          ...(s.title !== undefined ? { title: s.title } : {}),
+          updatedAt: new Date(s.updatedAt).toISOString(),
+        })),
+        ...(page.cursor !== undefined ? { nextCursor: page.cursor } : {}),
+      };
+    })
+    .onRequest(acp.methods.agent.session.resume, async ({ params }) => {
+      // As session/load, without the replay: the editor already shows the conversation.
+      if (!SessionId.safeParse(params.sessionId).success) throw acp.RequestError.sessionNotFound(params.sessionId);
+      await daemon();
+      const { headSeq } = await translateErrors(() => link.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
+      await translateErrors(() => open(params.sessionId, headSeq), params.sessionId);
+      return {};
+    })
+    .onRequest(acp.methods.agent.session.close, async ({ params }) => {
+      const view = viewOf(params.sessionId);
+      // ACP: closing cancels the session's ongoing work (this editor's prompt), then frees it.
+      if (view.waiting) await interrupt(view);
+      views.delete(params.sessionId);
+      view.close();
+      // No longer this editor's to answer: its questions go to the session's other controllers.
+      await link.attach(params.sessionId, 'observer').catch((error: Error) => diag(`detaching from ${params.sessionId} failed: ${error.message}`));
       return {};
     })
     .onRequest(acp.methods.agent.session.prompt, async ({ params, signal }) => {

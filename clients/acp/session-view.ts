@@ -25,6 +25,9 @@ interface Waiter {
 /** Ended turns remembered for prompts whose answer raced the turn's end; older ones are forgotten. */
 const ENDED_KEPT = 64;
 
+/** Said where a turn was interrupted while the model replied: the partial reply is not in the log. */
+export const CUT_REPLY_NOTE = '\n\n[agentd: the turn was interrupted while the model was replying; the partial reply is not kept]\n';
+
 export class SessionView {
   private readonly fold = new TranscriptFold();
   private follower: SessionFollower | undefined;
@@ -38,6 +41,14 @@ export class SessionView {
   private readonly permissions = new Map<string, { abort: AbortController }>();
   /** Updates go out one after another so the editor sees them in log order. */
   private chain: Promise<void> = Promise.resolve();
+  /** Turns with a model call in flight (model.requested, no reply yet): their reply streams. */
+  private readonly replying = new Set<string>();
+  /**
+   * The turn whose reply was streaming when this view caught up: its fragments began
+   * before the editor was there, so they are not shown and the reply is sent whole once
+   * it is in the log.
+   */
+  private joinedMidReply: string | undefined;
 
   constructor(
     readonly sessionId: string,
@@ -46,19 +57,22 @@ export class SessionView {
   ) {}
 
   /**
-   * Follows the session from its first event on the link (and on its later
-   * connections). Resolves once the log as it was has been replayed to the editor;
-   * then, as a controller, this view is asked the questions still open on the session
-   * (one asked before the editor opened it).
+   * Follows the session from `from` (0: its first event, replayed: `session/load`; its
+   * head: `session/resume`) on the link (and on its later connections). Resolves once
+   * the log as it was has been replayed to the editor; then, as a controller, this view
+   * is asked the questions still open on the session (one asked before the editor opened it).
    */
-  async open(link: DaemonLink): Promise<void> {
+  async open(link: DaemonLink, from = 0): Promise<void> {
     let replayed!: () => void;
     let refused!: (error: Error) => void;
     const ready = new Promise<void>((resolve, reject) => ((replayed = resolve), (refused = reject)));
-    this.follower = link.follow(this.sessionId, 0, {
+    this.follower = link.follow(this.sessionId, from, {
       onEvents: (events) => this.onEvents(events),
       onDelta: (delta) => this.show(this.fold.delta(delta)),
-      onCaughtUp: () => replayed(),
+      onCaughtUp: () => {
+        if (this.joinedMidReply === undefined) this.joinedMidReply = [...this.replying].at(-1) ?? '';
+        replayed();
+      },
       onEnded: (error) => {
         refused(error);
         this.fail(error);
@@ -82,6 +96,15 @@ export class SessionView {
       this.waiters.delete(turnId);
       for (const w of list) w.reject(error);
     }
+  }
+
+  /** `session/close`, after the turn was interrupted: waiting prompts answer `cancelled`, then the view stops. */
+  close(): void {
+    for (const [turnId, list] of this.waiters) {
+      this.waiters.delete(turnId);
+      for (const w of list) w.resolve({ kind: 'interrupted' });
+    }
+    this.dispose();
   }
 
   dispose(): void {
@@ -151,7 +174,7 @@ export class SessionView {
   private onEvents(events: Event[]): void {
     for (const event of events) {
       try {
-        this.show(this.fold.event(event).changes);
+        this.showEvent(event, this.fold.event(event).changes);
       } catch (error) {
         this.diag(`cannot show event ${event.seq} (${event.type}) of ${this.sessionId}: ${(error as Error).message}`);
       }
@@ -160,6 +183,28 @@ export class SessionView {
 
   private show(changes: TranscriptChange[]): void {
     for (const change of changes) this.update(change);
+  }
+
+  /** An event's changes, with what the log alone cannot say: a reply joined mid-stream, a reply cut off. */
+  private showEvent(event: Event, changes: TranscriptChange[]): void {
+    const turnId = typeof event.data.turnId === 'string' ? event.data.turnId : undefined;
+    if (turnId === undefined) return this.show(changes);
+    if (event.type === 'model.requested') this.replying.add(turnId);
+    if (event.type === 'assistant.message') {
+      this.replying.delete(turnId);
+      if (this.joinedMidReply === turnId) {
+        this.joinedMidReply = '';
+        // The reply whole, as the fold keeps it, in place of what streamed of it.
+        const text = changes.find((c) => c.kind === 'text')?.turn?.reply?.text ?? '';
+        if (text !== '') this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text } });
+        return this.show(changes.filter((c) => c.kind !== 'text'));
+      }
+    }
+    if (event.type === 'turn.interrupted' && this.replying.has(turnId)) {
+      this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: CUT_REPLY_NOTE } });
+    }
+    if (event.type === 'turn.interrupted' || event.type === 'turn.completed' || event.type === 'turn.failed') this.replying.delete(turnId);
+    this.show(changes);
   }
 
   /** One change as the editor shows it (nothing, for what an ACP editor has no place for). */
@@ -171,6 +216,8 @@ export class SessionView {
         for (const content of contentToAcp(change.content)) this.send({ sessionUpdate: 'user_message_chunk', content });
         return;
       case 'text':
+        // Fragments of a reply that began before the editor was there: the whole reply follows.
+        if (change.streamed && change.turn.turnId === this.joinedMidReply) return;
         this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: change.text } });
         return;
       case 'image':
