@@ -6,12 +6,17 @@
  * asks for.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import type { ResponseMessage } from '@modelcontextprotocol/sdk/shared/responseMessage.js';
 import { CallToolResultSchema, McpError, type CallToolResult, type Task } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { AGENTD_BIN } from './support/daemon.js';
 import { startMcp, type McpRig } from './support/mcp-client.js';
 import { until } from './support/until.js';
 
@@ -175,5 +180,27 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     const tools = await mcp.client.listTools();
     assert.equal(tools.tools.find((t) => t.name === 'agentd_prompt')?.execution?.taskSupport, 'optional');
     assert.deepEqual(mcp.errors, []);
+  });
+
+  it('the MCP Inspector CLI, another client, lists and calls tools and gets the spec errors', async () => {
+    const cli = createRequire(import.meta.url).resolve('@modelcontextprotocol/inspector-cli/build/index.js');
+    // The CLI looks for its own package.json relative to the working directory: run it where that works.
+    const inspect = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [cli, process.execPath, ...args, '--', AGENTD_BIN, 'mcp', '--home', rig.daemon.layout.home], { cwd: dirname(cli) }).then(
+        (r) => ({ ok: true, out: r.stdout }),
+        (e: { stdout: string; stderr: string }) => ({ ok: false, out: `${e.stdout}${e.stderr}` }),
+      );
+    const listed = await inspect('--method', 'tools/list');
+    assert.ok(listed.ok, listed.out);
+    const tools = (JSON.parse(listed.out) as { tools: Array<{ name: string; execution?: { taskSupport?: string } }> }).tools;
+    assert.equal(tools.find((t) => t.name === 'agentd_prompt')?.execution?.taskSupport, 'optional');
+    const called = await inspect('--method', 'tools/call', '--tool-name', 'agentd_list_sessions');
+    assert.ok(called.ok, called.out);
+    assert.ok(Array.isArray((JSON.parse(called.out) as { structuredContent: { sessions: unknown[] } }).structuredContent.sessions));
+    const unknown = await inspect('--method', 'tools/call', '--tool-name', 'no_such_tool');
+    assert.equal(unknown.ok, false);
+    assert.match(unknown.out, /MCP error -32602: Unknown tool: no_such_tool/);
+    const missing = await inspect('--method', 'resources/read', '--uri', 'agentd://sessions/s_0000000000unknown/events');
+    assert.match(missing.out, /MCP error -32002/);
   });
 });
