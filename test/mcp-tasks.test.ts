@@ -7,16 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { ResponseMessage } from '@modelcontextprotocol/sdk/shared/responseMessage.js';
 import { CallToolResultSchema, McpError, type CallToolResult, type Task } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { startAgentRig, workspace, type AgentRig } from './support/agent.js';
-import { AGENTD_BIN } from './support/daemon.js';
+import { API_KEY, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { startMcp, type McpRig } from './support/mcp-client.js';
 import { until } from './support/until.js';
 
@@ -202,5 +205,28 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     assert.match(unknown.out, /MCP error -32602: Unknown tool: no_such_tool/);
     const missing = await inspect('--method', 'resources/read', '--uri', 'agentd://sessions/s_0000000000unknown/events');
     assert.match(missing.out, /MCP error -32002/);
+  });
+
+  it('a host with a minimal environment: --home picks the data dir, config.json the model API, the vault the key', async () => {
+    const layout = tempHome();
+    writeFileSync(join(layout.home, 'config.json'), JSON.stringify({ model: { baseUrl: rig.emulator.url } }));
+    // What a host passes (the SDK adds HOME, PATH, USER...), and the test run's markers so its leftovers are found.
+    const env = { AGENTD_TEST_RUN: process.env.AGENTD_TEST_RUN ?? '', TMPDIR: process.env.TMPDIR ?? '/tmp' };
+    const host = new Client({ name: 'minimal-host', version: '0' });
+    await host.connect(new StdioClientTransport({ command: process.execPath, args: [AGENTD_BIN, 'mcp', '--home', layout.home], env, stderr: 'pipe' }));
+    try {
+      // The first call starts the daemon, in that data dir, with no API key in its environment.
+      const created = (await host.callTool({ name: 'agentd_create_session', arguments: { workspace: workspace(), permissions: { default: 'allow' } } })) as CallToolResult;
+      const sessionId = (created.structuredContent as { sessionId: string }).sessionId;
+      const stored = await runAgentd(layout, ['vault', 'set', 'ANTHROPIC_API_KEY'], { input: API_KEY });
+      assert.equal(stored.code, 0, stored.stderr);
+      rig.emulator.script([reply.text('reached through config.json with the vault key')]);
+      const result = (await host.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'hello' } })) as CallToolResult;
+      assert.equal((result.structuredContent as { answer: string }).answer, 'reached through config.json with the vault key', text(result));
+    } finally {
+      await host.close();
+      await runAgentd(layout, ['stop']);
+      rmSync(layout.home, { recursive: true, force: true });
+    }
   });
 });
