@@ -128,7 +128,10 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
 
   it('a permission question under a task is input_required; the host answers it by elicitation', async () => {
     const seen: Task[] = [];
-    const host: McpRig = await startMcp(rig.daemon.layout.home, async () => {
+    const related: unknown[] = [];
+    const host: McpRig = await startMcp(rig.daemon.layout.home, async (_message, meta) => {
+      // The question came by the task's side channel (tasks/result), tagged with the task.
+      related.push(meta?.['io.modelcontextprotocol/related-task']);
       // While the question is open the task says so, naming it.
       seen.push(await until(async () => (await host.client.experimental.tasks.listTasks()).tasks.find((t) => t.status === 'input_required'), 'input_required'));
       return { action: 'accept', content: { decision: 'allow' } };
@@ -138,6 +141,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo asked' } }), reply.text('ran it')]);
       const messages = await promptAsTask(host, sessionId, 'ask first');
       assert.equal(seen.length, 1);
+      assert.deepEqual(related, [{ taskId: seen[0]!.taskId }]);
       assert.match(seen[0]!.statusMessage ?? '', new RegExp(`session ${sessionId} waits for permission to run bash .*echo asked`));
       assert.equal((resultOf(messages).structuredContent as { answer: string }).answer, 'ran it');
     } finally {

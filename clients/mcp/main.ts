@@ -1,3 +1,4 @@
+import { InMemoryTaskMessageQueue } from '@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { DaemonLink, socketConnector } from '../lib/index.js';
@@ -58,9 +59,11 @@ export async function run(argv: string[], version: string): Promise<number> {
       // Tasks (MCP 2025-11-25): a prompt's turn as a task the host polls, kept in the daemon's log.
       capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
       taskStore,
+      // Requests of a task (a permission question) wait here for the host's tasks/result.
+      taskMessageQueue: new InMemoryTaskMessageQueue(),
     },
   );
-  const permissions = new PermissionAsker(mcp.server);
+  const permissions = new PermissionAsker(mcp.server, (sessionId) => taskStore.runningTaskOf(sessionId));
   asker = permissions;
   let connected = false;
   link.onState((state) => {

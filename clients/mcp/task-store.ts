@@ -58,6 +58,14 @@ export class TurnTaskStore implements TaskStore {
     return { tasks: [...this.tasks.values()].filter((t) => !t.hidden).map((t) => t.turn.status) };
   }
 
+  /** The running task (one the host asked for) of the session's turn, if any. */
+  runningTaskOf(sessionId: string): string | undefined {
+    for (const { turn, hidden } of this.tasks.values()) {
+      if (!hidden && turn.ids.sessionId === sessionId && turn.result === undefined) return turn.taskId;
+    }
+    return undefined;
+  }
+
   close(): void {
     for (const { turn } of this.tasks.values()) turn.dispose();
     this.tasks.clear();

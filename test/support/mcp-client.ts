@@ -17,7 +17,7 @@ export interface McpRig {
  * Client. `elicit`, when given, makes the client a host that can ask its user
  * (declared as `elicitation: {}`, as hosts predating elicitation modes do).
  */
-export async function startMcp(home: string, elicit?: (message: string) => ElicitResult | Promise<ElicitResult>): Promise<McpRig> {
+export async function startMcp(home: string, elicit?: (message: string, meta?: Record<string, unknown>) => ElicitResult | Promise<ElicitResult>): Promise<McpRig> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [AGENTD_BIN, 'mcp'],
@@ -28,7 +28,7 @@ export async function startMcp(home: string, elicit?: (message: string) => Elici
   transport.stderr?.on('data', (d) => (stderr += d));
   const errors: Error[] = [];
   const client = new Client({ name: 'agentd-mcp-test', version: '0.0.0' }, elicit ? { capabilities: { elicitation: {} } } : {});
-  if (elicit) client.setRequestHandler(ElicitRequestSchema, (request) => elicit(request.params.message));
+  if (elicit) client.setRequestHandler(ElicitRequestSchema, (request) => elicit(request.params.message, request.params._meta));
   client.onerror = (error) => errors.push(error);
   await client.connect(transport);
   return { client, errors, stderr: () => stderr, close: () => client.close() };
