@@ -172,7 +172,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     assert.equal(ended.at(-2)!.data.content![0]!.text, 'answered later');
   });
 
-  it('answers as the spec says: unknown tool and missing params -32602, a missing resource -32002, no listChanged promised', async () => {
+  it('answers as the spec says: unknown tool and missing params -32602, a missing resource -32002, no list_changed promised it never sends', async () => {
     assert.equal((await mcpError(mcp.client.callTool({ name: 'no_such_tool', arguments: {} }))).code, -32602);
     const raw = z.object({}).passthrough();
     const missingName = await mcpError(mcp.client.request({ method: 'tools/call', params: { arguments: {} } } as never, raw));
@@ -184,6 +184,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     }
     assert.equal((await mcpError(mcp.client.subscribeResource({ uri: 'agentd://sessions/s_0000000000unknown/events' }))).code, -32002);
     assert.equal(mcp.client.getServerCapabilities()?.resources?.listChanged, false);
+    assert.equal(mcp.client.getServerCapabilities()?.tools?.listChanged, false);
     const tools = await mcp.client.listTools();
     assert.equal(tools.tools.find((t) => t.name === 'agentd_prompt')?.execution?.taskSupport, 'optional');
     assert.deepEqual(mcp.errors, []);

@@ -80,6 +80,8 @@ export async function run(argv: string[], version: string): Promise<number> {
     hostCanElicit: () => mcp.server.getClientCapabilities()?.elicitation !== undefined,
   });
   const resources = registerResources(mcp, link, log);
+  // The tool set never changes: no tools/list_changed will come, so none is promised (the SDK's default is true).
+  mcp.server.registerCapabilities({ tools: { listChanged: false } });
 
   const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
