@@ -10,7 +10,7 @@ import type { IsolationLevel } from '../sandbox/provider.js';
 
 const Level = z.enum(['bwrap', 'namespaces', 'none']);
 
-export const DaemonConfigFile = z
+const DaemonConfigFile = z
   .object({
     /** The weakest sandbox isolation a session may get (default bwrap). */
     isolationFloor: Level.optional(),

@@ -1,5 +1,6 @@
 import { CancellationTokenSource } from 'vscode-jsonrpc/node';
-import { AgentdError, ErrorCode, PermissionRequest, type PermissionDecision, type PermissionQuestion } from '../protocol/index.js';
+import { AgentdError, ErrorCode, knownEvent, PermissionRequest, type EventType, type PermissionDecision, type PermissionQuestion } from '../protocol/index.js';
+import type { SessionLog } from './log/session-log.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './rpc/peer.js';
 
@@ -154,4 +155,30 @@ export class PermissionBroker {
 /** How an answer names who gave it, in permission.resolved. */
 function who(peer: Peer): string {
   return `${peer.clientName || 'client'}#${peer.id}`;
+}
+
+/** How far back a question is looked for: a waiting session's question is near its head. */
+const QUESTION_SCAN = 10_000;
+/** A question is asked by permission.requested and closed by its answer or its call's result. */
+const QUESTION_EVENTS: EventType[] = ['permission.requested', 'permission.resolved', 'tool.result'];
+
+/** Questions of a session still waiting for an answer, as its log records them. */
+export async function openQuestions(log: SessionLog, sessionId: string): Promise<PermissionQuestion[]> {
+  const [head, meta] = await Promise.all([log.head(sessionId), log.getMeta(sessionId)]);
+  const sessionTitle = typeof meta?.['title'] === 'string' ? meta['title'] : null;
+  const open = new Map<string, PermissionQuestion>();
+  for (let from: number | undefined = Math.max(0, head - QUESTION_SCAN); from !== undefined; ) {
+    const page = await log.read(sessionId, { from, types: QUESTION_EVENTS });
+    for (const stored of page.events) {
+      const event = knownEvent(stored);
+      if (event?.type === 'permission.requested') {
+        const { toolUseId, tool, input } = event.data;
+        open.set(toolUseId, { sessionId, sessionTitle, toolUseId, tool, input });
+      } else if (event?.type === 'permission.resolved' || event?.type === 'tool.result') {
+        open.delete(event.data.toolUseId);
+      }
+    }
+    from = page.next;
+  }
+  return [...open.values()];
 }

@@ -1,22 +1,19 @@
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tightenTree } from './file-modes.js';
 import { IdleCollector } from './idle-gc.js';
-
-/** Quiet time after work before the daemon gives memory back (see IdleCollector). */
-const IDLE_GC_MS = 10_000;
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { KeyedQueue } from './keyed-queue.js';
 import { LatencyWindow } from './latency.js';
 import type { Logger } from './logger.js';
-import type { SessionLog } from './log/session-log.js';
-import { delegateLog } from './log/delegate.js';
+import { timedLog } from './log/delegate.js';
 import { isLevelLocked } from './log/level-log.js';
 import { StoreConfigError, type OpenedLog } from './store.js';
 import { wireCluster } from './cluster/wire.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DataPaths } from './paths.js';
-import type { Daemon } from './handlers/index.js';
+import { handlers, type Daemon, type RequestContext } from './handlers/index.js';
 import { MAX_SUBSCRIPTIONS_PER_CONNECTION, SUBSCRIPTION_BATCH, SUBSCRIPTION_BATCH_BYTES, SUBSCRIPTION_MAX_PENDING, SUBSCRIPTION_MAX_PENDING_BYTES } from './rpc/limits.js';
 import type { Peer } from './rpc/peer.js';
 import { serveConnection, type ServeState } from './rpc/serve.js';
@@ -26,12 +23,15 @@ import { Vault } from './vault/vault.js';
 import { Harness, type HarnessSettings } from './harness/index.js';
 import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
-import { CredentialProxy } from './proxy/proxy.js';
+import { authHeader, CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
 import type { DaemonConfig } from './config.js';
 import { SandboxPolicy } from './containment.js';
 import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
+
+/** Quiet time after work before the daemon gives memory back (see IdleCollector). */
+const IDLE_GC_MS = 10_000;
 
 export interface DaemonOptions {
   paths: DataPaths;
@@ -95,10 +95,14 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   }
   const appendLatency = new LatencyWindow();
   const idle = new IdleCollector(IDLE_GC_MS);
-  const timedLog = timeAppends(log, appendLatency, () => idle.touch());
+  // Every durable append is timed for daemon/status, and counts as work for the idle collector.
+  const timed = timedLog(log, (ms) => {
+    appendLatency.add(ms);
+    idle.touch();
+  });
   const peers = new Set<Peer>();
   let stopRequested: (reason: string, drainMs: number) => void = () => undefined;
-  const hub = new SubscriptionHub(timedLog, logger, {
+  const hub = new SubscriptionHub(timed, logger, {
     maxPending: SUBSCRIPTION_MAX_PENDING,
     maxPendingBytes: SUBSCRIPTION_MAX_PENDING_BYTES,
     batchSize: SUBSCRIPTION_BATCH,
@@ -120,9 +124,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();
   const policy = new SandboxPolicy(options.config, paths);
+  const sessions = new SessionService(timed, paths.workspaces, policy, leases);
   const harness = new Harness({
     serialize: (sessionId, task) => queue.run(sessionId, task),
-    log: timedLog,
+    log: timed,
     logger,
     provider: policy.police(options.sandboxes),
     sandboxSpec: (request) => policy.specFor(request),
@@ -132,7 +137,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       bus?.sendDelta(sessionId, turnId, kind, index, text);
     },
     askPermission: (question, signal) => permissions.ask(question, signal),
-    credential: (name) => vault.reveal(name).catch(() => undefined),
+    session: (sessionId) => sessions.find(sessionId),
+    remoteAuthorization: async (name, url) => {
+      const credential = await vault.reveal(name).catch(() => undefined);
+      return credential && authHeader(credential.binding ?? { kind: 'mcp', url }, credential.value)[1];
+    },
     openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials),
     redactor: () => vault.redactor(),
     settings: harnessSettings(options.config),
@@ -145,8 +154,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     version: options.version,
     startedAt: Date.now(),
     paths,
-    log: timedLog,
-    sessions: new SessionService(timedLog, paths.workspaces, policy, leases),
+    log: timed,
+    sessions,
     hub,
     vault,
     harness,
@@ -158,8 +167,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     requestStop: (reason, drainMs) => stopRequested(reason, drainMs),
     ...(bus ? { cluster: bus } : {}),
   };
-  const unwireCluster = bus ? wireCluster(bus, { log: timedLog, harness, hub, permissions }) : () => undefined;
-  const state: ServeState = { daemon, peers, queue, inFlight: new Set(), stopping: false, activity: () => idle.touch() };
+  const unwireCluster = bus ? wireCluster(bus, { log: timed, harness, hub, permissions }) : () => undefined;
+  const state: ServeState<RequestContext> = {
+    handlers,
+    context: (peer, token) => ({ daemon, peer, token }),
+    logger,
+    redactor: () => vault.redactor(),
+    connectionEnded: (peer) => hub.closeAll(peer),
+    peers,
+    queue,
+    inFlight: new Set(),
+    stopping: false,
+    activity: () => idle.touch(),
+  };
   const sockets = new Set<Socket>();
   let server: Server;
   try {
@@ -198,7 +218,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       }
       await Promise.all([
         // In-flight requests (appends among them) finish and are answered before the log closes.
-        Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000)]),
+        Promise.race([Promise.allSettled([...state.inFlight]), delay(10_000, undefined, { ref: false })]),
         // Runners get drainMs to reach a durable point, then stop without recording an
         // end, as in a crash: the next daemon wakes them.
         harness.stop(drainMs),
@@ -208,7 +228,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       unwireCluster();
       await log.close();
       for (const peer of peers) daemon.hub.closeAll(peer);
-      await delay(20); // let the last replies reach the sockets
+      await delay(20, undefined, { ref: false }); // let the last replies reach the sockets
       for (const socket of sockets) socket.end();
       rmSync(paths.socket, { force: true });
       rmSync(paths.pidFile, { force: true });
@@ -348,20 +368,3 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** Times every durable append for daemon/status, and counts it as work for the idle collector. */
-function timeAppends(log: SessionLog, window: LatencyWindow, onAppend: () => void): SessionLog {
-  return delegateLog(log, {
-    append: async (sessionId, events, metaPatch, options) => {
-      const started = performance.now();
-      const seqs = await log.append(sessionId, events, metaPatch, options);
-      window.add(performance.now() - started);
-      onAppend();
-      return seqs;
-    },
-  });
-}

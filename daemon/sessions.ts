@@ -14,7 +14,9 @@ import { newSessionId, newTurnId } from './ids.js';
 import type { NewEvent, SessionLog, SessionMeta } from './log/session-log.js';
 import type { SessionLeases } from './log/leases.js';
 import type { SandboxPolicy } from './containment.js';
+import { appendEvents, checkedEvent } from './events.js';
 import { copyWorkspace } from './workspace-copy.js';
+import type { ToolDefinition } from '../sandbox/provider.js';
 
 const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
@@ -31,6 +33,8 @@ export interface SessionRecord extends SessionMeta {
   usage: Usage;
   config: Omit<SessionCreateParams, 'workspace' | 'title' | 'model'>;
   forkedFrom?: { sessionId: string; at: number };
+  /** The tools of the session's own MCP servers, listed once by the harness. */
+  toolCatalog?: ToolDefinition[];
 }
 
 /**
@@ -63,15 +67,22 @@ export class SessionService {
       ...(title !== undefined ? { title } : {}),
       ...(model !== undefined ? { model } : {}),
     };
-    const created: NewEvent = { type: 'session.created', data: { workspace, title, model, ...config } };
+    const created = checkedEvent({ type: 'session.created', data: { workspace, title, model, ...config } });
     await this.log.create(record, [created]).catch((e) => Promise.reject(fromLogError(e)));
     return { sessionId: record.sessionId };
   }
 
   async record(sessionId: string): Promise<SessionRecord> {
+    const record = await this.find(sessionId);
+    if (!record) throw new AgentdError(ErrorCode.SessionNotFound, `unknown session ${sessionId}`, { sessionId });
+    return record;
+  }
+
+  /** The session's record, or undefined for an unknown session. */
+  async find(sessionId: string): Promise<SessionRecord | undefined> {
     const meta = await this.log.getMeta(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
-    if (!meta) throw new AgentdError(ErrorCode.SessionNotFound, `unknown session ${sessionId}`, { sessionId });
-    return meta as SessionRecord;
+    // The daemon alone writes session metadata, always as a SessionRecord.
+    return meta as SessionRecord | undefined;
   }
 
   async info(sessionId: string): Promise<SessionInfo> {
@@ -115,18 +126,18 @@ export class SessionService {
     requireWritable(record);
     const turnId = newTurnId();
     const status: SessionStatus = record.status === 'idle' ? 'queued' : record.status;
-    const [seq] = await this.log
-      .append(sessionId, [{ type: 'user.message', data: { turnId, content } }], { status })
-      .catch((e) => Promise.reject(fromLogError(e, sessionId)));
+    const [seq] = await appendEvents(this.log, sessionId, [{ type: 'user.message', data: { turnId, content } }], { status }).catch((e) =>
+      Promise.reject(fromLogError(e, sessionId)),
+    );
     return { turnId, seq: seq! };
   }
 
   async archive(sessionId: string): Promise<void> {
     const record = await this.record(sessionId);
     if (record.status === 'archived') return;
-    await this.log
-      .append(sessionId, [{ type: 'session.archived', data: {} }], { status: 'archived' })
-      .catch((e) => Promise.reject(fromLogError(e, sessionId)));
+    await appendEvents(this.log, sessionId, [{ type: 'session.archived', data: {} }], { status: 'archived' }).catch((e) =>
+      Promise.reject(fromLogError(e, sessionId)),
+    );
   }
 
   /**
@@ -139,6 +150,7 @@ export class SessionService {
     if (at > head) {
       throw new AgentdError(ErrorCode.InvalidPosition, `fork position ${at} is past the head ${head}`, { headSeq: head });
     }
+    // The events are copied as they are stored: a newer daemon's types too.
     const events: NewEvent[] = [];
     for (let from = 0; from < at; ) {
       const page = await this.log.read(sessionId, { from, to: at, limit: FORK_PAGE });
@@ -162,7 +174,7 @@ export class SessionService {
       forkedFrom: { sessionId, at },
     };
     const skipped = copy.skippedCount ? { skipped: copy.skipped, skippedCount: copy.skippedCount } : {};
-    events.push({ type: 'session.forked', data: { from: sessionId, at, workspace, ...skipped } });
+    events.push(checkedEvent({ type: 'session.forked', data: { from: sessionId, at, workspace, ...skipped } }));
     try {
       await this.log.create(record, events);
     } catch (error) {

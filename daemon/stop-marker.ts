@@ -2,7 +2,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseStopMarker, type StopMarker } from '../protocol/index.js';
 
 /** The marker `agentd stop` left (protocol/methods/daemon.ts), if any. */
-export function readStopMarker(path: string): StopMarker | undefined {
+function readStopMarker(path: string): StopMarker | undefined {
   try {
     return parseStopMarker(readFileSync(path, 'utf8'));
   } catch {

@@ -19,7 +19,7 @@ export interface OpenedLog {
   location: string;
 }
 
-export const DEFAULT_LEASE_MS = 10_000;
+const DEFAULT_LEASE_MS = 10_000;
 
 export class StoreConfigError extends Error {}
 

@@ -2,17 +2,11 @@ import { AgentdError, ErrorCode, SessionDeltaNotification, SessionEventNotificat
 import { fromLogError } from './errors.js';
 import { newSubscriptionId } from './ids.js';
 import type { Logger } from './logger.js';
-import type { SessionLog, Subscription } from './log/session-log.js';
+import type { SessionLog, SubscribeOptions, Subscription } from './log/session-log.js';
 import type { Peer } from './rpc/peer.js';
 
-export interface SubscriptionLimits {
-  /** Live events (by count and by bytes) that may wait for one slow subscriber before it is dropped. */
-  maxPending: number;
-  maxPendingBytes: number;
-  /** Events, and bytes of them, per session/event notification. */
-  batchSize: number;
-  maxBatchBytes: number;
-  /** Subscriptions one connection may hold. */
+/** The log's subscription options (SubscribeOptions), each set, and how many subscriptions one connection may hold. */
+export interface SubscriptionLimits extends Required<SubscribeOptions> {
   perConnection: number;
 }
 

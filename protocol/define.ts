@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { NotificationType, ParameterStructures, RequestType } from 'vscode-jsonrpc';
+import type { z } from 'zod';
 
 /** Who sends the message. */
 export type Direction = 'clientToDaemon' | 'daemonToClient';
@@ -19,8 +18,6 @@ export interface RequestDefinition<M extends string, P extends z.ZodType, R exte
   readonly description: string;
   readonly params: P;
   readonly result: R;
-  /** The vscode-jsonrpc type; callers and handlers pass the definition, never a string. */
-  readonly type: RequestType<z.input<P>, z.output<R>, unknown>;
 }
 
 export interface NotificationDefinition<M extends string, P extends z.ZodType> {
@@ -30,19 +27,15 @@ export interface NotificationDefinition<M extends string, P extends z.ZodType> {
   readonly scope: Scope;
   readonly description: string;
   readonly params: P;
-  readonly type: NotificationType<z.input<P>>;
 }
 
-export function defineRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(
-  def: Omit<RequestDefinition<M, P, R>, 'kind' | 'type'>,
-): RequestDefinition<M, P, R> {
-  return { ...def, kind: 'request', type: new RequestType(def.method, ParameterStructures.byName) };
+/** One request, as one constant: callers and handlers pass the definition, never a method string. */
+export function defineRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(def: Omit<RequestDefinition<M, P, R>, 'kind'>): RequestDefinition<M, P, R> {
+  return { ...def, kind: 'request' };
 }
 
-export function defineNotification<M extends string, P extends z.ZodType>(
-  def: Omit<NotificationDefinition<M, P>, 'kind' | 'type'>,
-): NotificationDefinition<M, P> {
-  return { ...def, kind: 'notification', type: new NotificationType(def.method, ParameterStructures.byName) };
+export function defineNotification<M extends string, P extends z.ZodType>(def: Omit<NotificationDefinition<M, P>, 'kind'>): NotificationDefinition<M, P> {
+  return { ...def, kind: 'notification' };
 }
 
 /** Params of a request or notification definition, as a handler receives them. */

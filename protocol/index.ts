@@ -1,5 +1,5 @@
 /**
- * The wire contract of agentd. Imports only zod and vscode-jsonrpc: clients in any
+ * The wire contract of agentd. Imports only zod: clients in any
  * language can rely on it through the generated JSON Schema (protocol/schema/).
  */
 export * from './version.js';

@@ -21,37 +21,35 @@ import { VaultDelete, VaultList, VaultSet } from './methods/vault.js';
 import { DaemonStatus, DaemonStop, DaemonStoppingNotification } from './methods/daemon.js';
 import { PermissionAnswer, PermissionRequest } from './methods/permission.js';
 
+/** Definitions keyed by their method name. */
+function byMethod<const D extends readonly { method: string }[]>(defs: D): { readonly [K in D[number] as K['method']]: K } {
+  return Object.fromEntries(defs.map((def) => [def.method, def])) as { readonly [K in D[number] as K['method']]: K };
+}
+
 /** Every request a client may send the daemon, by method name. */
-export const ClientRequests = {
-  [Initialize.method]: Initialize,
-  [Shutdown.method]: Shutdown,
-  [SessionCreate.method]: SessionCreate,
-  [SessionList.method]: SessionList,
-  [SessionGet.method]: SessionGet,
-  [SessionPrompt.method]: SessionPrompt,
-  [SessionInterrupt.method]: SessionInterrupt,
-  [SessionEvents.method]: SessionEvents,
-  [SessionSubscribe.method]: SessionSubscribe,
-  [SessionUnsubscribe.method]: SessionUnsubscribe,
-  [SessionFork.method]: SessionFork,
-  [SessionAttach.method]: SessionAttach,
-  [SessionArchive.method]: SessionArchive,
-  [VaultSet.method]: VaultSet,
-  [VaultList.method]: VaultList,
-  [VaultDelete.method]: VaultDelete,
-  [DaemonStatus.method]: DaemonStatus,
-  [DaemonStop.method]: DaemonStop,
-  [PermissionAnswer.method]: PermissionAnswer,
-} as const;
+export const ClientRequests = byMethod([
+  Initialize,
+  Shutdown,
+  SessionCreate,
+  SessionList,
+  SessionGet,
+  SessionPrompt,
+  SessionInterrupt,
+  SessionEvents,
+  SessionSubscribe,
+  SessionUnsubscribe,
+  SessionFork,
+  SessionAttach,
+  SessionArchive,
+  VaultSet,
+  VaultList,
+  VaultDelete,
+  DaemonStatus,
+  DaemonStop,
+  PermissionAnswer,
+]);
 export type ClientRequests = typeof ClientRequests;
 export type ClientMethod = keyof ClientRequests;
 
 /** Messages the daemon sends a client. */
-export const DaemonMessages = {
-  [SessionEventNotification.method]: SessionEventNotification,
-  [SessionDeltaNotification.method]: SessionDeltaNotification,
-  [SubscriptionDroppedNotification.method]: SubscriptionDroppedNotification,
-  [PermissionRequest.method]: PermissionRequest,
-  [DaemonStoppingNotification.method]: DaemonStoppingNotification,
-} as const;
-export type DaemonMethod = keyof typeof DaemonMessages;
+export const DaemonMessages = byMethod([SessionEventNotification, SessionDeltaNotification, SubscriptionDroppedNotification, PermissionRequest, DaemonStoppingNotification]);

@@ -10,7 +10,7 @@ import { DaemonStatus, ErrorCode, SessionGet, SessionPrompt, type Event } from '
 import { readLog, runAgentd, tempHome, type TestDaemon } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { startCluster, waitForDaemonLog, type Cluster } from './support/cluster.js';
 import { startTcpLink, type TcpLink } from './support/tcp-link.js';
 import { DaemonLink, socketConnector } from '../clients/lib/index.js';
 import { until } from './support/until.js';
@@ -109,11 +109,10 @@ describe('shared log failures', () => {
       assert.deepEqual(assertLogInvariants(events), []);
       assert.deepEqual(ofType(events, 'assistant.message').map((e) => (e.data.content as Array<{ text?: string }>)[0]?.text), ['the reply B stores']);
       assert.equal(ofType(events, 'harness.woke')[0]?.data.daemon, idB);
-      // Back on the database, A finds its lease gone and adds nothing. Not a wait for a
-      // condition: a window in which A would have written, had it been going to.
-      await new Promise((r) => setTimeout(r, 2000));
+      // A's runner gave up when its reply could not be stored; back on the database, A adds nothing.
+      await waitForDaemonLog(a, /session runner failed/);
+      await until(() => ca.request(SessionGet, { sessionId }).then((info) => info.status === 'idle', () => false), 'A to serve the session again once the database is back');
       assert.deepEqual(await allEvents(cb, sessionId), events);
-      assert.equal((await ca.request(SessionGet, { sessionId })).status, 'idle', 'A serves the session again once the database is back');
     });
   });
 

@@ -21,26 +21,16 @@ import {
   type Event,
 } from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
-import { readLog, type TestDaemon } from './support/daemon.js';
+import type { TestDaemon } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { startCluster, waitForDaemonLog, type Cluster } from './support/cluster.js';
+import { until } from './support/until.js';
 
 const LEASE_MS = 2500;
 
 async function daemonId(client: AgentdClient): Promise<string> {
   return (await client.request(DaemonStatus, {})).daemonId;
-}
-
-/** Waits until `test` holds for what `daemon`'s log file says. */
-async function waitForDaemonLog(daemon: TestDaemon, test: RegExp, timeoutMs = 20_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const line = readLog(daemon.layout).split('\n').find((l) => test.test(l));
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`daemon log never matched ${test}: ${readLog(daemon.layout).slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** A fresh cluster for one test, disposed whatever happens. */
@@ -85,8 +75,7 @@ describe('several daemons on one PostgreSQL log', () => {
     cluster.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo from-the-sandbox' } }), reply.text('done, through A', { chunks: 4 })]);
     await ca.request(SessionPrompt, { sessionId, content: 'run something' });
     const events = await settle(ca, sessionId);
-    const deadline = Date.now() + 10_000;
-    while (seen.length < events.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => seen.length >= events.length, 'B to deliver the whole log');
     assertDense(seen);
     assert.deepEqual(seen, events, 'B delivered exactly the log A wrote, in order');
     assert.deepEqual(assertLogInvariants(events), []);
@@ -148,9 +137,7 @@ describe('several daemons on one PostgreSQL log', () => {
       assert.match(String(ofType(events, 'permission.resolved')[0]?.data.by), /^editor-on-b#/);
       assert.match(JSON.stringify(ofType(events, 'tool.result')), /approved-on-b/);
       // Deltas are not events: they may arrive just after the reply is in the log.
-      const deadline = Date.now() + 5000;
-      while (deltas.join('') !== 'streamed to B in pieces' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(deltas.join(''), 'streamed to B in pieces');
+      await until(() => deltas.join('') === 'streamed to B in pieces', 'every delta of the reply on B');
 
       cluster.emulator.script([reply.hang()]);
       const { seq } = await ca.request(SessionPrompt, { sessionId, content: 'this one never answers' });
@@ -226,8 +213,7 @@ describe('hand-over when the lease holder fails', () => {
       const handOverMs = Date.now() - killedAt;
       const events = await settle(cb, sessionId);
       // Idle is written just before the lease is given up: look again for a moment.
-      for (let i = 0; i < 100 && (await cb.request(SessionGet, { sessionId })).runningOn !== undefined; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal((await cb.request(SessionGet, { sessionId })).runningOn, undefined, 'an idle session runs nowhere');
+      await until(async () => (await cb.request(SessionGet, { sessionId })).runningOn === undefined, 'the idle session to run nowhere (its lease given up)');
       assert.deepEqual(assertLogInvariants(events), []);
       assertDense(events);
       const woke = ofType(events, 'harness.woke');
@@ -281,7 +267,7 @@ describe('hand-over when the lease holder fails', () => {
       a.proc.kill('SIGCONT');
       // A wakes, gets its (stale) reply, and its write is refused by the fence.
       t.diagnostic(`paused daemon: ${await waitForDaemonLog(a, /lease lost/)}`);
-      await new Promise((r) => setTimeout(r, 500));
+      await waitForDaemonLog(a, /stopped running the session after losing its lease/);
       const events = await allEvents(cb, sessionId);
       assert.deepEqual(assertLogInvariants(events), []);
       assertDense(events);

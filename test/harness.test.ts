@@ -108,9 +108,10 @@ describe('harness', () => {
       layout,
       autostart: false,
       clientName: 'slow',
+      // Answers only once fast's answer is in the log: too late, and ignored.
       onPermissionRequest: async (q) => {
         asked.push(`slow:${q.tool}`);
-        await new Promise((r) => setTimeout(r, 2000));
+        await waitForEvent(admin, q.sessionId, (e) => e.type === 'permission.resolved' && e.data.toolUseId === q.toolUseId);
         return { decision: 'deny' };
       },
     });
@@ -161,8 +162,8 @@ describe('harness', () => {
 
     rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'sleep 60 & sleep 60' } })]);
     await client.request(SessionPrompt, { sessionId, content: 'run something slow' });
-    await waitForEvent(client, sessionId, (e) => e.type === 'tool.started');
-    await new Promise((r) => setTimeout(r, 300));
+    // Its sandbox is provisioned for this call, which then runs in it.
+    await waitForEvent(client, sessionId, (e) => e.type === 'sandbox.provisioned');
     assert.deepEqual(await client.request(SessionInterrupt, { sessionId }), { interrupted: true });
     events = await settle(client, sessionId);
     const result = ofType(events, 'tool.result').at(-1)!;

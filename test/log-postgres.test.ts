@@ -11,6 +11,7 @@ import type { StoredEvent } from '../daemon/log/index.js';
 import { runSessionLogConformance } from './log-conformance.js';
 import { readAll } from './support/log.js';
 import { freshDatabase } from './support/postgres.js';
+import { until } from './support/until.js';
 
 const schemaName = () => `c_${randomBytes(5).toString('hex')}`;
 
@@ -102,9 +103,8 @@ describe('PgSessionLog shared by several writers', () => {
       await a.append('s_lease', [{ type: 'note', data: { by: 'a' } }], undefined, { fence: leaseA });
       // a stops renewing (as a paused daemon would); after expiry b takes over.
       await leasesA.close();
-      await new Promise((r) => setTimeout(r, 400));
-      const leaseB = await leasesB.acquire('s_lease');
-      assert.ok(leaseB && leaseB.epoch > leaseA.epoch, 'the expired lease moves to b with a higher epoch');
+      const leaseB = await until(() => leasesB.acquire('s_lease'), 'the lease to expire and move to b');
+      assert.ok(leaseB.epoch > leaseA.epoch, 'the expired lease moves to b with a higher epoch');
       await assert.rejects(a.append('s_lease', [{ type: 'note', data: { by: 'a, late' } }], undefined, { fence: leaseA }), (e: unknown) => e instanceof LogError && e.kind === 'fenced');
       await assert.rejects(a.patchMeta('s_lease', { by: 'a, late' }, { fence: leaseA }), (e: unknown) => e instanceof LogError && e.kind === 'fenced');
       await b.append('s_lease', [{ type: 'note', data: { by: 'b' } }], undefined, { fence: leaseB });
@@ -118,6 +118,29 @@ describe('PgSessionLog shared by several writers', () => {
     } finally {
       await leasesA.close();
       await leasesB.close();
+    }
+  });
+
+  it('keeps following another writer after its notification connection is cut, and catches up on what it missed', async () => {
+    const [a, b] = await pair();
+    await a.create({ sessionId: 's_cut', createdAt: 1, updatedAt: 1 }, []);
+    const got: StoredEvent[] = [];
+    const sub = await b.subscribe('s_cut', 0, (batch) => void got.push(...batch));
+    try {
+      await a.append('s_cut', [{ type: 'note', data: { i: 0 } }]);
+      await until(() => got.length === 1, 'the first event by NOTIFY');
+      // Every LISTEN connection of this database goes, as when the server restarts them.
+      const cut = await a.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN %'`,
+        [],
+      );
+      assert.ok(cut.length > 0, 'a listening connection was cut');
+      await a.append('s_cut', [{ type: 'note', data: { i: 1 } }]);
+      await a.append('s_cut', [{ type: 'note', data: { i: 2 } }]);
+      await until(() => got.length === 3, 'the events appended across the cut');
+      assert.deepEqual(got.map((e) => e.data['i']), [0, 1, 2]);
+    } finally {
+      sub.close();
     }
   });
 

@@ -14,6 +14,7 @@ import { allEvents, assertLogInvariants, createSession, ofType, settle, startAge
 import { AGENTD_BIN } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
+import { until } from './support/until.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -53,7 +54,7 @@ describe('many clients on one session', () => {
       assert.equal(resolved.length, 1);
       assert.match(String(resolved[0]!.data.by), /^agentd-acp#/, 'the ACP editor answered');
 
-      for (let i = 0; i < 200 && cliEvents().length < events.length; i++) await new Promise((r) => setTimeout(r, 25));
+      await until(() => cliEvents().length >= events.length, 'the CLI follower to print every event');
       assert.deepEqual(sequence(cliEvents()), sequence(events), 'the CLI saw every event, in order');
       const read = (await host.client.callTool({ name: 'agentd_read_events', arguments: { sessionId, limit: 1000 } })) as CallToolResult;
       assert.deepEqual(sequence((read.structuredContent as { events: Event[] }).events), sequence(events), 'the MCP host reads the same log');

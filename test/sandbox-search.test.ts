@@ -10,7 +10,7 @@ import type { Shell, ToolContext } from '../sandbox/tools/define.js';
 import { globTool } from '../sandbox/tools/glob.js';
 import { grepTool } from '../sandbox/tools/grep.js';
 import { resolveInWorkspace } from '../sandbox/tools/paths.js';
-import { globToRegExp } from '../sandbox/tools/walk.js';
+import { globMatcher } from '../sandbox/tools/walk.js';
 import { makePlayground, textOf, type Playground } from './support/sandbox-fixtures.js';
 
 const noShell: Shell = { run: () => Promise.reject(new Error('no shell in this test')) };
@@ -43,13 +43,19 @@ describe('path confinement (real symlinks, no sandbox in the way)', () => {
 });
 
 describe('glob patterns', () => {
-  it('translates **, *, ?, braces and classes', () => {
-    assert.ok(globToRegExp('**/*.ts').test('a.ts'));
-    assert.ok(globToRegExp('**/*.ts').test('x/y/a.ts'));
-    assert.ok(!globToRegExp('*.ts').test('x/a.ts'));
-    assert.ok(globToRegExp('src/{a,b}?.[jt]s').test('src/b1.ts'));
-    assert.ok(!globToRegExp('src/[!a]*.js').test('src/a.js'));
-    assert.ok(globToRegExp('a.b+c').test('a.b+c') && !globToRegExp('a.b').test('axb'));
+  it('match **, *, ?, braces and classes, dotfiles too', () => {
+    assert.ok(globMatcher('**/*.ts')('a.ts'));
+    assert.ok(globMatcher('**/*.ts')('x/y/a.ts'));
+    assert.ok(!globMatcher('*.ts')('x/a.ts'));
+    assert.ok(globMatcher('src/{a,b}?.[jt]s')('src/b1.ts'));
+    assert.ok(!globMatcher('src/[!a]*.js')('src/a.js'));
+    assert.ok(globMatcher('a.b+c')('a.b+c') && !globMatcher('a.b')('axb'));
+    assert.ok(globMatcher('*.png')('.hidden.png') && globMatcher('**/*')('.github/ci.yml'));
+  });
+
+  it('match a glob without / against file names anywhere, with basename', () => {
+    assert.ok(globMatcher('*.ts', { basename: true })('x/y/a.ts'));
+    assert.ok(!globMatcher('x/*.ts', { basename: true })('y/x/a.ts'));
   });
 });
 

@@ -84,3 +84,41 @@ describe('layering', () => {
     });
   }
 });
+
+describe('daemon layering', () => {
+  /** The daemon module an import names, as a path from the repo root (undefined outside daemon/). */
+  const daemonTarget = (spec: string, file: string): string | undefined => {
+    if (!spec.startsWith('.')) return undefined;
+    const target = relative(root, resolve(dirname(file), spec));
+    return target.startsWith(`daemon${sep}`) ? target.split(sep).join('/') : undefined;
+  };
+  const rules: Array<{ dir: string; why: string; ok: (target: string) => boolean }> = [
+    {
+      dir: 'daemon/harness',
+      why: 'the harness is handed the daemon services it uses (daemon/harness/deps.ts); of the daemon it imports only the log and the typed event writer',
+      ok: (t) => /^daemon\/(harness|log)\//.test(t) || t === 'daemon/events.js',
+    },
+    { dir: 'daemon/rpc', why: 'the server wires the handler table in; rpc does not import it back', ok: (t) => !/^daemon\/(handlers\/|server\.js)/.test(t) },
+    { dir: 'daemon/log', why: 'the session log stores envelopes and knows nothing of the daemon around it', ok: (t) => t.startsWith('daemon/log/') },
+  ];
+  for (const rule of rules) {
+    it(`${rule.dir}/ imports only what the design allows: ${rule.why}`, () => {
+      for (const file of sources(rule.dir)) {
+        for (const spec of imports(file)) {
+          const target = daemonTarget(spec, file);
+          assert.ok(target === undefined || rule.ok(target), `${relative(root, file)} imports ${spec}`);
+        }
+      }
+    });
+  }
+
+  it('writes events only through the typed writer (daemon/events.ts), and reads their data only narrowed by type', () => {
+    const untyped = [/\blog\.append\(/, /\b(?:event|e|ev)\.data(?:\[| as\b)/, /as ContentBlock\[\]/, /String\(\w+\.data\b/];
+    for (const file of sources('daemon')) {
+      const path = relative(root, file).split(sep).join('/');
+      if (path.startsWith('daemon/log/') || path === 'daemon/events.ts') continue;
+      const text = readFileSync(file, 'utf8');
+      for (const pattern of untyped) assert.doesNotMatch(text, pattern, `${path} has ${pattern}`);
+    }
+  });
+});

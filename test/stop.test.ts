@@ -59,6 +59,17 @@ async function carriedOn(rig: AgentRig, sessionId: string): Promise<Event[]> {
 
 const readyLines = (rig: AgentRig) => readLog(rig.daemon.layout).split('\n').filter((l) => l.includes('"msg":"daemon ready"')).length;
 
+/** A rig for one test: whatever the test did, the daemon is stopped (a restarted one too) and the rig disposed. */
+async function withRig(body: (rig: AgentRig) => Promise<void>): Promise<void> {
+  const rig = await startAgentRig();
+  try {
+    await body(rig);
+  } finally {
+    await runAgentd(rig.daemon.layout, ['stop']);
+    await rig.dispose();
+  }
+}
+
 describe('agentd stop with clients connected', () => {
   it('no follower, bridge, editor or MCP server starts the daemon again; each says so, and resumes after `agentd start`', async () => {
     const rig = await startAgentRig();
@@ -161,10 +172,9 @@ describe('agentd stop with clients connected', () => {
 });
 
 describe('a daemon start that races agentd stop', () => {
-  it('does not start when a client asked for it before the stop, and starts when asked after it', async () => {
-    const rig = await startAgentRig();
-    const { layout } = rig.daemon;
-    try {
+  it('does not start when a client asked for it before the stop, and starts when asked after it', () =>
+    withRig(async (rig) => {
+      const { layout } = rig.daemon;
       // A client that found no daemon asked for one at `asked`; the daemon it raced with
       // served it and is then stopped on purpose; the late start must not outlive that.
       const asked = Date.now();
@@ -178,21 +188,16 @@ describe('a daemon start that races agentd stop', () => {
       const started = await runAgentd(layout, ['start'], { env: rigEnv(rig) });
       assert.equal(started.code, 0, started.stderr);
       assert.equal(existsSync(layout.stopMarker), false, 'a daemon that starts removes the marker');
-    } finally {
-      await runAgentd(layout, ['stop']);
-      await rig.dispose();
-    }
-  });
+    }));
 });
 
 describe('agentd stop drains', () => {
-  it('lets a tool call in flight finish and be recorded, starts nothing new, and the turn carries on after the start', async () => {
-    const rig = await startAgentRig();
-    const { layout } = rig.daemon;
-    const admin = await rig.daemon.client();
-    const cwd = workspace();
-    const sessionId = await createSession(admin, { workspace: cwd });
-    try {
+  it('lets a tool call in flight finish and be recorded, starts nothing new, and the turn carries on after the start', () =>
+    withRig(async (rig) => {
+      const { layout } = rig.daemon;
+      const admin = await rig.daemon.client();
+      const cwd = workspace();
+      const sessionId = await createSession(admin, { workspace: cwd });
       rig.emulator.script([
         reply.toolUse({ name: 'bash', input: { command: 'until [ -e go ]; do sleep 0.05; done; echo finished-while-stopping' } }),
         reply.text('carried on after the start'),
@@ -219,52 +224,45 @@ describe('agentd stop drains', () => {
       assert.deepEqual(ofType(events, 'tool.started').length, 1, 'the tool ran once');
       assert.equal(ofType(events, 'turn.completed').length, 1);
       assert.match(JSON.stringify(ofType(events, 'assistant.message').at(-1)!.data.content), /carried on after the start/);
-    } finally {
-      await runAgentd(layout, ['stop']);
-      await rig.dispose();
-    }
-  });
+    }));
 
-  it('lets a model call in flight finish and be recorded without starting its tool calls', async () => {
-    const rig = await startAgentRig();
-    const { layout } = rig.daemon;
-    const admin = await rig.daemon.client();
-    const sessionId = await createSession(admin);
-    let answer!: () => void;
-    const answered = new Promise<void>((resolve) => (answer = resolve));
-    try {
-      rig.emulator.script([
-        async () => (await answered, reply.toolUse({ name: 'bash', input: { command: 'echo ran after the start' } })),
-        reply.text('done'),
-      ]);
-      const requestsBefore = rig.emulator.requests.length;
-      await admin.request(SessionPrompt, { sessionId, content: 'think slowly' });
-      await rig.emulator.waitForRequests(requestsBefore + 1);
-      const stopper = spawnAgentd(layout, ['stop']);
-      await stopper.until(/stopping: waiting up to 30 s for 1 running turn/);
-      answer(); // the model answers while the daemon stops
-      assert.equal(await stopper.exited, 0, stopper.stderr());
+  it('lets a model call in flight finish and be recorded without starting its tool calls', () =>
+    withRig(async (rig) => {
+      const { layout } = rig.daemon;
+      const admin = await rig.daemon.client();
+      const sessionId = await createSession(admin);
+      let answer!: () => void;
+      const answered = new Promise<void>((resolve) => (answer = resolve));
+      try {
+        rig.emulator.script([
+          async () => (await answered, reply.toolUse({ name: 'bash', input: { command: 'echo ran after the start' } })),
+          reply.text('done'),
+        ]);
+        const requestsBefore = rig.emulator.requests.length;
+        await admin.request(SessionPrompt, { sessionId, content: 'think slowly' });
+        await rig.emulator.waitForRequests(requestsBefore + 1);
+        const stopper = spawnAgentd(layout, ['stop']);
+        await stopper.until(/stopping: waiting up to 30 s for 1 running turn/);
+        answer(); // the model answers while the daemon stops
+        assert.equal(await stopper.exited, 0, stopper.stderr());
 
-      const events = await carriedOn(rig, sessionId);
-      const beforeStop = events.slice(0, events.findIndex((e) => e.type === 'harness.woke'));
-      assert.equal(ofType(beforeStop, 'assistant.message').length, 1, 'the reply in flight was recorded');
-      assert.equal(ofType(beforeStop, 'tool.started').length, 0, 'its tool call did not start while stopping');
-      assert.equal(ofType(events, 'model.requested').filter((e) => e.data.attempt === 1).length, 2, 'the recorded reply was not asked for again');
-      assert.match(JSON.stringify(ofType(events, 'tool.result')[0]!.data.content), /ran after the start/);
-      assert.equal(ofType(events, 'turn.completed').length, 1);
-    } finally {
-      answer();
-      await runAgentd(layout, ['stop']);
-      await rig.dispose();
-    }
-  });
+        const events = await carriedOn(rig, sessionId);
+        const beforeStop = events.slice(0, events.findIndex((e) => e.type === 'harness.woke'));
+        assert.equal(ofType(beforeStop, 'assistant.message').length, 1, 'the reply in flight was recorded');
+        assert.equal(ofType(beforeStop, 'tool.started').length, 0, 'its tool call did not start while stopping');
+        assert.equal(ofType(events, 'model.requested').filter((e) => e.data.attempt === 1).length, 2, 'the recorded reply was not asked for again');
+        assert.match(JSON.stringify(ofType(events, 'tool.result')[0]!.data.content), /ran after the start/);
+        assert.equal(ofType(events, 'turn.completed').length, 1);
+      } finally {
+        answer();
+      }
+    }));
 
-  it('is bounded: a tool still running at --timeout is cut off and gets an interrupted result after the start', async () => {
-    const rig = await startAgentRig();
-    const { layout } = rig.daemon;
-    const admin = await rig.daemon.client();
-    const sessionId = await createSession(admin);
-    try {
+  it('is bounded: a tool still running at --timeout is cut off and gets an interrupted result after the start', () =>
+    withRig(async (rig) => {
+      const { layout } = rig.daemon;
+      const admin = await rig.daemon.client();
+      const sessionId = await createSession(admin);
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'until [ -e never ]; do sleep 0.05; done' } }), reply.text('noted')]);
       await admin.request(SessionPrompt, { sessionId, content: 'run forever' });
       await waitForEvent(admin, sessionId, (e) => e.type === 'tool.started');
@@ -275,9 +273,5 @@ describe('agentd stop drains', () => {
       assert.equal(result.data.errorKind, 'interrupted');
       assert.ok(events.indexOf(result) > events.findIndex((e) => e.type === 'harness.woke'), 'recorded by the next daemon');
       assert.equal(ofType(events, 'turn.completed').length, 1);
-    } finally {
-      await runAgentd(layout, ['stop']);
-      await rig.dispose();
-    }
-  });
+    }));
 });

@@ -9,7 +9,6 @@ import { until } from './support/until.js';
 
 const workspace = () => tempDir('agentd-ws-');
 
-
 function assertDense(events: Event[], from: number, to: number): void {
   assert.deepEqual(
     events.map((e) => e.seq),
@@ -80,10 +79,11 @@ describe('session/subscribe', () => {
         const body = JSON.stringify({ jsonrpc: '2.0', ...(m as object) });
         return `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
       };
+      let heard = '';
+      stuck.on('data', (chunk: Buffer) => (heard += chunk.toString('latin1')));
       stuck.write(frame({ id: 1, method: 'initialize', params: { protocolVersion: '1.0', clientInfo: { name: 'stuck' } } }));
       stuck.write(frame({ id: 2, method: 'session/subscribe', params: { sessionId, from: 0 } }));
-      // Paused once the daemon holds its subscription: from then on it reads nothing.
-      await until(async () => (await writer.request(DaemonStatus, {})).counts.subscriptions === 1, 'the stuck subscription');
+      await until(() => heard.includes('"id":2'), 'the subscription to be answered');
       stuck.pause();
       let followed = 0;
       await follower.subscribe(sessionId, 0, { onEvents: (events) => (followed += events.length) });

@@ -16,7 +16,7 @@ const FOLLOW_CHUNK = 100;
 export const FOLLOW_TTL_MS = 30_000;
 const Base = { sessionId: Id, from: Id };
 
-export const BusMessage = z.discriminatedUnion('kind', [
+const BusMessage = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('interrupt'), ...Base }),
   /** The session is archived: whoever runs it closes its sandbox now. */
   z.object({ kind: z.literal('release'), ...Base }),

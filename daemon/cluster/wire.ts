@@ -3,14 +3,13 @@
  * turn, deltas reach subscribers everywhere, and permission questions are asked of the
  * controllers on every daemon, the first answer anywhere winning.
  */
-import type { Harness, PermissionQuestion } from '../harness/index.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Harness } from '../harness/index.js';
 import type { SessionLog } from '../log/session-log.js';
-import type { PermissionBroker } from '../permissions.js';
+import { openQuestions, type PermissionBroker } from '../permissions.js';
 import type { SubscriptionHub } from '../subscriptions.js';
 import { FOLLOW_TTL_MS, type ClusterBus } from './bus.js';
 
-/** How far back a question is looked for: a waiting session's question is near its head. */
-const QUESTION_SCAN = 10_000;
 
 export interface ClusterParts {
   log: SessionLog;
@@ -32,7 +31,7 @@ export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
   // subscription waits for the announcement, so the first deltas are not missed, but not
   // long: a slow database must not hold a subscriber up.
   hub.onFirstSubscriber = (sessionId) =>
-    Promise.race([bus.follow([sessionId]), new Promise<void>((resolve) => setTimeout(resolve, FOLLOW_WAIT_MS).unref())]);
+    Promise.race([bus.follow([sessionId]), delay(FOLLOW_WAIT_MS, undefined, { ref: false })]);
   const repeat = setInterval(() => {
     const followed = hub.followed();
     if (followed.length > 0) void bus.follow(followed);
@@ -55,24 +54,4 @@ export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
     answered: (q, decision, by) => bus.send({ kind: 'permission.answer', sessionId: q.sessionId, toolUseId: q.toolUseId, decision, by }),
   };
   return () => clearInterval(repeat);
-}
-
-/** Questions of a session still waiting for an answer, as its log records them. */
-export async function openQuestions(log: SessionLog, sessionId: string): Promise<PermissionQuestion[]> {
-  const [head, meta] = await Promise.all([log.head(sessionId), log.getMeta(sessionId)]);
-  const sessionTitle = typeof meta?.['title'] === 'string' ? meta['title'] : null;
-  const open = new Map<string, PermissionQuestion>();
-  for (let from: number | undefined = Math.max(0, head - QUESTION_SCAN); from !== undefined; ) {
-    const page = await log.read(sessionId, { from, types: ['permission.requested', 'permission.resolved', 'tool.result'] });
-    for (const event of page.events) {
-      const toolUseId = String(event.data['toolUseId']);
-      if (event.type === 'permission.requested') {
-        open.set(toolUseId, { sessionId, sessionTitle, toolUseId, tool: String(event.data['tool']), input: (event.data['input'] ?? {}) as Record<string, unknown> });
-      } else {
-        open.delete(toolUseId);
-      }
-    }
-    from = page.next;
-  }
-  return [...open.values()];
 }

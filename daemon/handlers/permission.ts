@@ -1,5 +1,5 @@
 import type { PermissionAnswer } from '../../protocol/index.js';
-import { openQuestions } from '../cluster/wire.js';
+import { openQuestions } from '../permissions.js';
 import type { Handler } from './context.js';
 
 export const answer: Handler<typeof PermissionAnswer> = async ({ sessionId, toolUseId, decision }, { daemon, peer }) => {

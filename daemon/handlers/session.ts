@@ -13,7 +13,7 @@ import {
 import type { ParamsOf } from '../../protocol/index.js';
 import type { Peer } from '../rpc/peer.js';
 import type { Daemon, Handler } from './context.js';
-import { openQuestions } from '../cluster/wire.js';
+import { openQuestions } from '../permissions.js';
 
 function refuseObserver(peer: Peer, sessionId: string, action: string): void {
   if (peer.isObserver(sessionId)) {
@@ -30,7 +30,7 @@ function refuseObserver(peer: Peer, sessionId: string, action: string): void {
  * it) and asks it the session's open questions. With other daemons, a question asked
  * there before this daemon heard of it is found in the log. Resolves once offered.
  */
-export async function takeControl(daemon: Daemon, peer: Peer, sessionId: string): Promise<void> {
+async function takeControl(daemon: Daemon, peer: Peer, sessionId: string): Promise<void> {
   peer.roles.set(sessionId, 'controller');
   if (daemon.cluster && !daemon.permissions.hasOpen(sessionId)) {
     for (const question of await openQuestions(daemon.log, sessionId)) daemon.permissions.askRemote(question);

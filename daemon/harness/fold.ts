@@ -1,4 +1,4 @@
-import type { ContentBlock, PermissionDecision, PromptContent } from '../../protocol/index.js';
+import { knownEvent, type ContentBlock, type KnownEvent, type PermissionDecision, type PromptContent, type ToolErrorKind } from '../../protocol/index.js';
 import type { StoredEvent } from '../log/session-log.js';
 
 /** A tool call the model asked for, and how far it got, as the log tells it. */
@@ -8,7 +8,7 @@ export interface ToolCall {
   input: Record<string, unknown>;
   /** seq of tool.started, if it started. */
   startedSeq?: number;
-  result?: { content: ContentBlock[]; isError: boolean; errorKind?: string };
+  result?: { content: ContentBlock[]; isError: boolean; errorKind?: ToolErrorKind };
   permission?: { requestedSeq: number; decision?: PermissionDecision; by?: string };
 }
 
@@ -28,7 +28,7 @@ export interface Turn {
   /** model.requested seen after the last assistant message: a call was in flight. */
   modelInFlight: boolean;
   steps: TurnStep[];
-  end?: { kind: 'completed' | 'interrupted' | 'failed'; seq: number };
+  end?: { kind: (typeof TURN_ENDS)[keyof typeof TURN_ENDS]; seq: number };
 }
 
 export interface SessionState {
@@ -40,90 +40,95 @@ export interface SessionState {
   alwaysAllowed: Set<string>;
 }
 
+const TURN_ENDS = { 'turn.completed': 'completed', 'turn.interrupted': 'interrupted', 'turn.failed': 'failed' } as const;
+
 /**
  * Rebuilds a session's state from its log alone: everything the harness needs to
  * carry on after any crash. Events are applied one at a time, so the harness keeps
  * the fold current as it appends instead of re-reading the log. The log is never
- * rewritten.
+ * rewritten. An event this harness does not know (a newer daemon's type) moves the
+ * head and nothing else.
  */
 export class SessionFold {
   readonly state: SessionState = { headSeq: 0, turns: [], alwaysAllowed: new Set() };
   private readonly turns = new Map<string, Turn>();
   private readonly calls = new Map<string, ToolCall>();
 
-  apply(event: StoredEvent): void {
-    const state = this.state;
-    state.headSeq = event.seq + 1;
-    const d = event.data as Record<string, unknown>;
-    const turn = typeof d.turnId === 'string' ? this.turns.get(d.turnId) : undefined;
-    const call = typeof d.toolUseId === 'string' ? this.calls.get(d.toolUseId) : undefined;
+  apply(stored: StoredEvent): void {
+    this.state.headSeq = stored.seq + 1;
+    const event = knownEvent(stored);
+    if (event) this.applyKnown(event);
+  }
+
+  private applyKnown(event: KnownEvent): void {
+    const { state } = this;
     switch (event.type) {
       case 'user.message': {
-        const t: Turn = { turnId: String(d.turnId), userSeq: event.seq, content: d.content as PromptContent, started: false, modelInFlight: false, steps: [] };
-        this.turns.set(t.turnId, t);
-        state.turns.push(t);
+        const turn: Turn = { turnId: event.data.turnId, userSeq: event.seq, content: event.data.content, started: false, modelInFlight: false, steps: [] };
+        this.turns.set(turn.turnId, turn);
+        state.turns.push(turn);
         break;
       }
-      case 'turn.started':
+      case 'turn.started': {
+        const turn = this.turns.get(event.data.turnId);
         if (turn) turn.started = true;
         break;
-      case 'model.requested':
+      }
+      case 'model.requested': {
+        const turn = this.turns.get(event.data.turnId);
         if (turn) turn.modelInFlight = true;
         break;
+      }
       case 'assistant.message': {
+        const turn = this.turns.get(event.data.turnId);
         if (!turn) break;
-        const content = d.content as ContentBlock[];
-        const stepCalls: ToolCall[] = [];
+        const { content, stopReason } = event.data;
+        const calls: ToolCall[] = [];
         for (const block of content) {
           if (block.type !== 'tool_use') continue;
-          const c: ToolCall = { toolUseId: block.id, name: block.name, input: block.input };
-          this.calls.set(block.id, c);
-          stepCalls.push(c);
+          const call: ToolCall = { toolUseId: block.id, name: block.name, input: block.input };
+          this.calls.set(block.id, call);
+          calls.push(call);
         }
-        turn.steps.push({ seq: event.seq, content, stopReason: (d.stopReason as string | null) ?? null, calls: stepCalls });
+        turn.steps.push({ seq: event.seq, content, stopReason, calls });
         turn.modelInFlight = false;
         break;
       }
-      case 'permission.requested':
+      case 'permission.requested': {
+        const call = this.calls.get(event.data.toolUseId);
         if (call) call.permission = { requestedSeq: event.seq };
         break;
+      }
       case 'permission.resolved': {
-        const decision = d.decision as PermissionDecision;
-        if (call?.permission) {
-          call.permission.decision = decision;
-          call.permission.by = String(d.by);
-        }
+        const call = this.calls.get(event.data.toolUseId);
+        const { decision, by } = event.data;
+        if (call?.permission) Object.assign(call.permission, { decision, by });
         if (call && decision === 'allow_always') state.alwaysAllowed.add(call.name);
         break;
       }
-      case 'tool.started':
+      case 'tool.started': {
+        const call = this.calls.get(event.data.toolUseId);
         if (call) call.startedSeq = event.seq;
         break;
-      case 'tool.result':
-        if (call) {
-          call.result = {
-            content: d.content as ContentBlock[],
-            isError: Boolean(d.isError),
-            ...(typeof d.errorKind === 'string' ? { errorKind: d.errorKind } : {}),
-          };
-        }
+      }
+      case 'tool.result': {
+        const call = this.calls.get(event.data.toolUseId);
+        const { content, isError, errorKind } = event.data;
+        if (call) call.result = { content, isError, ...(errorKind ? { errorKind } : {}) };
         break;
+      }
       case 'turn.completed':
       case 'turn.interrupted':
-      case 'turn.failed':
-        if (turn && !turn.end) turn.end = { kind: event.type.slice('turn.'.length) as 'completed' | 'interrupted' | 'failed', seq: event.seq };
+      case 'turn.failed': {
+        const turn = this.turns.get(event.data.turnId);
+        if (turn && !turn.end) turn.end = { kind: TURN_ENDS[event.type], seq: event.seq };
         break;
+      }
       case 'context.compacted':
-        state.compaction = { upToSeq: Number(d.upToSeq), summary: String(d.summary), seq: event.seq };
+        state.compaction = { upToSeq: event.data.upToSeq, summary: event.data.summary, seq: event.seq };
         break;
     }
   }
-}
-
-export function foldSession(events: readonly StoredEvent[]): SessionState {
-  const fold = new SessionFold();
-  for (const event of events) fold.apply(event);
-  return fold.state;
 }
 
 /** The first turn that has not ended: the one the harness must carry on. */

@@ -1,22 +1,16 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import { BUILTIN_TOOLS, type SandboxProvider, type ToolDefinition } from '../../sandbox/provider.js';
-import type { SessionRecord } from '../sessions.js';
-import type { ApiTool } from './context.js';
+import { realpath } from 'node:fs/promises';
+import type { SessionCreateParams, Usage } from '../../protocol/index.js';
+import type { SandboxProvider, SandboxSpec } from '../../sandbox/provider.js';
+import { fencedLog } from '../log/fenced.js';
+import type { Lease, SessionLeases } from '../log/leases.js';
+import type { SessionLog } from '../log/session-log.js';
+import type { HarnessSession } from './deps.js';
 import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
+import { RemoteMcpServers } from './remote-mcp.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
-import { RemoteMcpServers, type RemoteServerSpec } from './remote-mcp.js';
-import { authHeader, type ProxyEndpoint } from '../proxy/proxy.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Sandbox } from '../../sandbox/provider.js';
-import type { SessionCreateParams, Usage, VaultBinding } from '../../protocol/index.js';
-import type { SandboxSpec } from '../../sandbox/provider.js';
-import type { Lease, SessionLeases } from '../log/leases.js';
-import { fencedLog } from '../log/fenced.js';
-import type { SessionLog } from '../log/session-log.js';
-
-export type { PermissionQuestion } from './runner.js';
+import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
 export interface HarnessSettings {
   defaultModel: string;
@@ -33,10 +27,15 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
   sandboxSpec(request: SessionCreateParams['sandbox']): Pick<SandboxSpec, 'hide' | 'minimumIsolation' | 'limits'>;
   /** The API key: the environment's, else the vault's ANTHROPIC_API_KEY. */
   apiKey(): Promise<string | undefined>;
-  /** A credential's value and binding, for the daemon's own use (remote MCP auth). */
-  credential(name: string): Promise<{ value: string; binding?: VaultBinding } | undefined>;
-  /** Opens the session's credential proxy (only its own credentials are served). */
-  openProxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint>;
+  /** The session's record, or undefined for an unknown session. */
+  session(sessionId: string): Promise<HarnessSession | undefined>;
+  /**
+   * The Authorization header value for a remote MCP server at `url` from the named vault
+   * credential (undefined when there is none): the daemon forms it, the harness passes it on.
+   */
+  remoteAuthorization(credential: string, url: string): Promise<string | undefined>;
+  /** Opens the session's credential proxy (only its own credentials are served); its socket goes into the sandbox. */
+  openProxy(sessionId: string, credentials: readonly string[]): Promise<{ socketPath: string; close(): Promise<void> }>;
   settings: HarnessSettings;
   /**
    * Set when other daemons share the session log: a session runs here only while this
@@ -48,49 +47,17 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
 /** How often a daemon looks for sessions whose lease holder died, at most. */
 const ORPHAN_SCAN_MAX_MS = 1000;
 
-function systemPrompt(record: SessionRecord): string {
-  const base =
-    `You are a coding agent working in the workspace ${record.workspace}, inside an isolated sandbox. ` +
-    'Use the tools to read, search and change files and to run commands there; paths are relative to the workspace. ' +
-    'Work step by step, check results, and finish with a short answer saying what you did.';
-  return record.config.system ? `${base}\n\n${record.config.system}` : base;
-}
-
-/**
- * Clones the session's repos into the workspace from inside the sandbox, through the
- * proxy: the remote written into .git/config is the proxy's in-sandbox address, which
- * holds no token. A repo already in the workspace is left as it is.
- */
-async function cloneRepos(sandbox: Sandbox, record: SessionRecord): Promise<Array<{ path: string; cloned: boolean; error?: string }>> {
-  const out: Array<{ path: string; cloned: boolean; error?: string }> = [];
-  for (const repo of record.config.repos ?? []) {
-    if (existsSync(join(record.workspace, repo.path))) {
-      out.push({ path: repo.path, cloned: false });
-      continue;
-    }
-    const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const result = await sandbox.execute('bash', { command: `git clone -q "$AGENTD_PROXY/${repo.credential}" ${quoted(repo.path)}`, timeout_ms: 300_000 });
-    const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
-    out.push(result.isError || !/\[exit code: 0\]/.test(text) ? { path: repo.path, cloned: false, error: text.slice(0, 2000) } : { path: repo.path, cloned: true });
-  }
-  return out;
-}
-
-function apiTool(t: ToolDefinition): ApiTool {
-  return { name: t.name, description: t.description, input_schema: t.inputSchema };
-}
+/** A runner with no work for this long is dropped with its sandbox; its log wakes a new one. */
+const IDLE_EVICT_MS = 5 * 60_000;
 
 /**
  * The brains: one SessionRunner per session with work to do. Stateless between
  * runs: every runner starts from the log (wake), so a crash anywhere loses nothing.
  */
-/** A runner with no work for this long is dropped with its sandbox; its log wakes a new one. */
-const IDLE_EVICT_MS = 5 * 60_000;
-
 export class Harness {
   private readonly runners = new Map<string, SessionRunner>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
-  private readonly proxies = new Map<string, ProxyEndpoint>();
+  private readonly proxies = new Map<string, { socketPath: string; close(): Promise<void> }>();
   private client: { key: string; api: Anthropic } | undefined;
   private stopping = false;
   /** Leases held, by session (with `deps.leases` only). */
@@ -128,7 +95,7 @@ export class Harness {
   private async runner(sessionId: string): Promise<SessionRunner> {
     const existing = this.runners.get(sessionId);
     if (existing) return existing;
-    const record = (await this.deps.log.getMeta(sessionId)) as SessionRecord | undefined;
+    const record = await this.deps.session(sessionId);
     if (!record) throw new Error(`unknown session ${sessionId}`);
     const { logger } = this.deps;
     const log = this.writerLog(sessionId);
@@ -144,42 +111,22 @@ export class Harness {
         mcpServers: stdioServers,
         ...(proxySocket ? { proxySocket } : {}),
       },
-      {
-        provisioned: async (sandbox, durationMs) => {
-          for (const warning of sandbox.warnings) logger.log('warn', warning, { sessionId });
-          const repos = await cloneRepos(sandbox, record);
-          await log.append(sessionId, [
-            {
-              type: 'sandbox.provisioned',
-              data: {
-                sandboxId: sandbox.id,
-                isolation: sandbox.isolation,
-                durationMs: Math.round(durationMs),
-                warnings: sandbox.warnings,
-                ...(sandbox.limits ? { limits: sandbox.limits } : {}),
-                ...(repos.length ? { repos } : {}),
-              },
-            },
-          ]);
-        },
-        lost: async (reason) => {
-          logger.log('warn', 'sandbox lost', { sessionId, reason });
-          await log.append(sessionId, [{ type: 'sandbox.lost', data: { reason } }]).catch(() => undefined);
-        },
-      },
+      sandboxNotices(record, log, logger),
     );
-    const remote = new RemoteMcpServers(await this.remoteSpecs(record));
+    const remote = new RemoteMcpServers(await remoteServerSpecs(record, this.deps.remoteAuthorization));
     const runner = new SessionRunner(
       { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry },
       {
         sessionId,
+        // As the sandbox's tools see it: they resolve paths against its real path.
+        workspace: await realpath(record.workspace).catch(() => record.workspace),
         title: record.title ?? null,
         model: record.model ?? this.deps.settings.defaultModel,
         maxTokens: this.deps.settings.maxTokens,
         system: systemPrompt(record),
         ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
         contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
-        tools: [...(await this.tools(record, slot)), ...(await this.remoteTools(record, remote))],
+        tools: [...(await offeredTools(record, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
         usage: record.usage,
       },
       slot,
@@ -189,26 +136,6 @@ export class Harness {
     return runner;
   }
 
-  /**
-   * The tools offered to the model come from the built-in catalogue, so the first
-   * model call never waits for a sandbox. Only a session's own MCP servers need one
-   * started to list their tools, once; the list is kept in the session's metadata.
-   */
-  private async tools(record: SessionRecord, slot: SandboxSlot): Promise<ApiTool[]> {
-    const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
-    let defs: ToolDefinition[] = [...BUILTIN_TOOLS];
-    const hasServers = (record.config.mcpServers ?? []).some((s) => 'command' in s);
-    if (hasServers) {
-      let catalog = record.toolCatalog as ToolDefinition[] | undefined;
-      if (!catalog) {
-        catalog = (await (await slot.get()).tools()).filter((t) => t.name.startsWith('mcp__'));
-        await this.deps.log.patchMeta(record.sessionId, { toolCatalog: catalog });
-      }
-      defs = [...defs, ...catalog];
-    }
-    return defs.filter((t) => !allowed || allowed.has(t.name)).map(apiTool);
-  }
-
   private async proxy(sessionId: string, credentials: readonly string[]): Promise<string> {
     let endpoint = this.proxies.get(sessionId);
     if (!endpoint) {
@@ -216,28 +143,6 @@ export class Harness {
       this.proxies.set(sessionId, endpoint);
     }
     return endpoint.socketPath;
-  }
-
-  /** Remote MCP servers of the session, with the Authorization header from the vault. */
-  private async remoteSpecs(record: SessionRecord): Promise<RemoteServerSpec[]> {
-    const specs: RemoteServerSpec[] = [];
-    for (const server of record.config.mcpServers ?? []) {
-      if (!('type' in server)) continue;
-      const credential = server.credential ? await this.deps.credential(server.credential) : undefined;
-      const [, authorization] = credential ? authHeader(credential.binding ?? { kind: 'mcp', url: server.url }, credential.value) : [];
-      specs.push({ name: server.name, url: server.url, ...(authorization ? { authorization } : {}) });
-    }
-    return specs;
-  }
-
-  private async remoteTools(record: SessionRecord, remote: RemoteMcpServers): Promise<ApiTool[]> {
-    const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
-    try {
-      return (await remote.tools()).filter((t) => !allowed || allowed.has(t.name));
-    } catch (error) {
-      this.deps.logger.log('warn', 'remote MCP servers unavailable; their tools are not offered', { sessionId: record.sessionId, error: (error as Error).message });
-      return [];
-    }
   }
 
   /** A user message was appended: run the session's pending turns. */
@@ -257,7 +162,7 @@ export class Harness {
     if (this.deps.leases) {
       // Lease and usage in parallel: one round trip less before the first token. The
       // usage is re-read because other daemons may have run turns of this session.
-      const [held, record] = await Promise.all([this.hold(sessionId), this.deps.log.getMeta(sessionId) as Promise<SessionRecord | undefined>]);
+      const [held, record] = await Promise.all([this.hold(sessionId), this.deps.session(sessionId)]);
       // Held by another daemon: it runs the session, and sees in the log what was appended.
       if (!held) return;
       usage = record?.usage;
@@ -288,7 +193,10 @@ export class Harness {
     const runner = this.runners.get(sessionId);
     this.runners.delete(sessionId);
     // Not awaited: this may run inside the runner's own loop (a fenced write).
-    void runner?.stop().then(() => this.closeProxy(sessionId));
+    void runner?.stop().then(() => {
+      this.deps.logger.log('info', 'stopped running the session after losing its lease', { sessionId });
+      return this.closeProxy(sessionId);
+    });
   }
 
   /**

@@ -1,4 +1,5 @@
 import type Anthropic from '@anthropic-ai/sdk';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { ContentBlock, Usage } from '../../protocol/index.js';
 import type { ModelRequest } from './context.js';
 
@@ -78,21 +79,6 @@ function backoff(Anthropic: Sdk, policy: RetryPolicy, attempt: number, error: un
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2)); // jitter: spread retries of many sessions
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new ModelAborted('aborted'));
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new ModelAborted('aborted'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 function toContent(blocks: Anthropic.ContentBlock[]): ContentBlock[] {
   const out: ContentBlock[] = [];
   for (const block of blocks) {
@@ -145,7 +131,7 @@ export async function callModel(
       if (attempt > policy.maxRetries) throw new ModelFailure(`the model API failed after ${attempt} attempts: ${describe(Anthropic, error)}`);
       const delayMs = backoff(Anthropic, policy, attempt, error);
       await hooks.onRetry(attempt, describe(Anthropic, error), delayMs);
-      await sleep(delayMs, signal);
+      await delay(delayMs, undefined, { signal }).catch(() => Promise.reject(new ModelAborted('aborted')));
     }
   }
 }

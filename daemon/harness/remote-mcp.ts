@@ -1,18 +1,12 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { ContentBlock } from '../../protocol/index.js';
 import type { ApiTool } from './context.js';
+import { contentBlocks, type McpContent, type ToolOutcome } from './tool-content.js';
 
 export interface RemoteServerSpec {
   name: string;
   url: string;
   /** The Authorization header value, from the vault; never leaves the daemon. */
   authorization?: string;
-}
-
-export interface RemoteResult {
-  content: ContentBlock[];
-  isError: boolean;
-  errorKind?: 'tool_error' | 'interrupted';
 }
 
 const PREFIX = (name: string) => `mcp__${name}__`;
@@ -61,16 +55,12 @@ export class RemoteMcpServers {
     return all.flat();
   }
 
-  async call(toolName: string, input: Record<string, unknown>, signal: AbortSignal): Promise<RemoteResult> {
+  async call(toolName: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome> {
     const spec = this.specs.find((s) => toolName.startsWith(PREFIX(s.name)))!;
     try {
       const result = await (await this.client(spec)).callTool({ name: toolName.slice(PREFIX(spec.name).length), arguments: input }, undefined, { signal });
-      const content: ContentBlock[] = [];
-      for (const item of (result.content ?? []) as Array<{ type: string; text?: string; data?: string; mimeType?: string }>) {
-        if (item.type === 'text') content.push({ type: 'text', text: item.text ?? '' });
-        else if (item.type === 'image' && item.data) content.push({ type: 'image', source: { type: 'base64', media_type: (item.mimeType ?? 'image/png') as 'image/png', data: item.data } });
-        else content.push({ type: 'text', text: JSON.stringify(item) });
-      }
+      // Typed loosely by the SDK (a union with the old `toolResult` form); the SDK checked it against its schema.
+      const content = contentBlocks((result.content ?? []) as McpContent[]);
       return { content, isError: Boolean(result.isError), ...(result.isError ? { errorKind: 'tool_error' as const } : {}) };
     } catch (error) {
       if (signal.aborted) return { content: [{ type: 'text', text: 'interrupted' }], isError: true, errorKind: 'interrupted' };

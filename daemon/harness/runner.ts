@@ -1,29 +1,27 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import type { PermissionDecision, PermissionQuestion, Usage } from '../../protocol/index.js';
-import type { Logger } from '../logger.js';
-import { LogError, type NewEvent, type SessionLog } from '../log/session-log.js';
+import type { NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage } from '../../protocol/index.js';
+import { appendEvents } from '../events.js';
+import { LogError, type SessionLog } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
 import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions } from './context.js';
 import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from './fold.js';
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
-import { decide, type PermissionPolicy } from './policy.js';
-import { SandboxSlot, toContentBlocks } from './sandbox-slot.js';
+import { decide } from './policy.js';
+import type { SandboxSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
-import type { Redactor } from '../vault/redact.js';
-
-export type { PermissionQuestion };
+import type { HarnessLogger, HarnessRedactor } from './deps.js';
 
 /** What a runner needs from the daemon. */
 export interface RunnerDeps {
   log: SessionLog;
-  logger: Logger;
+  logger: HarnessLogger;
   model(): Promise<Anthropic>;
   delta(sessionId: string, turnId: string, kind: 'text' | 'tool_input', index: number, text: string): void;
   /** Resolves with the first answer from any client; rejects when `signal` aborts. */
   askPermission(question: PermissionQuestion, signal: AbortSignal): Promise<{ decision: PermissionDecision; by: string }>;
   retry: RetryPolicy;
   /** Replaces vault values in everything the runner records (a second line of defence). */
-  redactor(): Promise<Redactor>;
+  redactor(): Promise<HarnessRedactor>;
   /** Runs a task on the session's queue, the one session/prompt appends on. */
   serialize<T>(sessionId: string, task: () => Promise<T>): Promise<T>;
   /** Names this daemon in harness.woke, so a hand-over says where the session went. */
@@ -32,6 +30,8 @@ export interface RunnerDeps {
 
 export interface RunnerConfig {
   sessionId: string;
+  /** The session's workspace: path patterns of the permission policy are matched relative to it. */
+  workspace: string;
   /** The session's title, shown with its permission questions. */
   title: string | null;
   model: string;
@@ -45,6 +45,11 @@ export interface RunnerConfig {
 }
 
 const SHUTDOWN = 'shutdown';
+
+/** The event with secrets replaced in its data (never in its type). */
+function redactData<E extends NewKnownEvent>(event: E, redactor: HarnessRedactor): E {
+  return { ...event, data: redactor.value(event.data) };
+}
 const PAGE = 5000;
 
 /** The runner reached a durable point while draining: it stops there, recording nothing more. */
@@ -178,10 +183,11 @@ export class SessionRunner {
     }
   }
 
-  private async append(events: NewEvent[], metaPatch?: Record<string, unknown>): Promise<void> {
+  /** Appends through the typed writer, redacted first: what is checked against the schema is what is written. */
+  private async append(events: NewKnownEvent[], metaPatch?: Record<string, unknown>): Promise<void> {
     const redactor = await this.deps.redactor();
-    const redacted = redactor.empty ? events : events.map((e) => ({ type: e.type, data: redactor.value(e.data) }));
-    const seqs = await this.deps.log.append(this.config.sessionId, redacted, metaPatch);
+    const redacted = redactor.empty ? events : events.map((e) => redactData(e, redactor));
+    const seqs = await appendEvents(this.deps.log, this.config.sessionId, redacted, metaPatch);
     // Our events right after what the fold has: apply them without reading them back.
     // Otherwise another writer got in between, and the log is read in order.
     if (seqs[0] !== this.fold.state.headSeq) return this.catchUp();
@@ -195,7 +201,7 @@ export class SessionRunner {
     const { turnId } = turn;
     // A turn that opens with a model call records turn.started with model.requested in
     // one durable write: one fsync less before the first token.
-    const opening: NewEvent[] = [];
+    const opening: NewKnownEvent[] = [];
     try {
       if (!turn.started) {
         if (openCalls(turn).length === 0) opening.push({ type: 'turn.started', data: { turnId } });
@@ -240,7 +246,7 @@ export class SessionRunner {
     return { model: this.config.model, maxTokens: this.config.maxTokens, system: this.config.system, tools: this.config.tools };
   }
 
-  private hooks(turnId: string, record = true, opening: () => NewEvent[] = () => []): ModelCallHooks {
+  private hooks(turnId: string, record = true, opening: () => NewKnownEvent[] = () => []): ModelCallHooks {
     return {
       onAttempt: async (attempt) => {
         if (!record) return;
@@ -285,9 +291,7 @@ export class SessionRunner {
         continue;
       }
       const started = performance.now();
-      const result = remote
-        ? await this.remote.call(call.name, call.input, signal)
-        : await this.slot.execute(call.name, call.input, signal).then((r) => ({ ...r, content: toContentBlocks(r.content) }));
+      const result = remote ? await this.remote.call(call.name, call.input, signal) : await this.slot.execute(call.name, call.input, signal);
       if (signal.reason === SHUTDOWN) return;
       await this.append([
         {
@@ -305,11 +309,11 @@ export class SessionRunner {
     }
   }
 
-  private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: string, durationMs: number): Promise<void> {
+  private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: ToolErrorKind, durationMs: number): Promise<void> {
     return this.append([this.errorResult(turn, call, text, errorKind, durationMs)]);
   }
 
-  private errorResult(turn: Turn, call: ToolCall, text: string, errorKind: string, durationMs: number): NewEvent {
+  private errorResult(turn: Turn, call: ToolCall, text: string, errorKind: ToolErrorKind, durationMs: number): NewKnownEvent {
     return {
       type: 'tool.result',
       data: { turnId: turn.turnId, toolUseId: call.toolUseId, content: [{ type: 'text', text }], isError: true, errorKind, durationMs },
@@ -317,12 +321,12 @@ export class SessionRunner {
   }
 
   /** Results for the calls an interrupt (or failure) left open, so no tool_use is ever orphaned. */
-  private interruptedResults(turn: Turn): NewEvent[] {
+  private interruptedResults(turn: Turn): NewKnownEvent[] {
     return openCalls(turn).map((call) => this.errorResult(turn, call, 'interrupted before this tool finished', 'interrupted', 0));
   }
 
   private async permission(turn: Turn, call: ToolCall, signal: AbortSignal): Promise<'allow' | 'deny'> {
-    const verdict = decide(this.config.permissions, this.fold.state.alwaysAllowed, call.name, call.input);
+    const verdict = decide(this.config.permissions, this.fold.state.alwaysAllowed, call, this.config.workspace);
     if (verdict !== 'ask') return verdict;
     const known = call.permission?.decision;
     if (known) return known === 'deny' ? 'deny' : 'allow';

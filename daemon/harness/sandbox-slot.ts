@@ -1,5 +1,5 @@
-import type { ContentBlock } from '../../protocol/index.js';
-import type { Sandbox, SandboxProvider, SandboxSpec, ToolContent, ToolResult } from '../../sandbox/provider.js';
+import type { Sandbox, SandboxProvider, SandboxSpec } from '../../sandbox/provider.js';
+import { contentBlocks, type ToolOutcome } from './tool-content.js';
 
 export interface SlotEvents {
   provisioned(sandbox: Sandbox, durationMs: number): Promise<void>;
@@ -21,10 +21,6 @@ export class SandboxSlot {
     private readonly events: SlotEvents,
   ) {}
 
-  get provisioned(): boolean {
-    return this.current !== undefined;
-  }
-
   get(): Promise<Sandbox> {
     if (!this.current) {
       const started = performance.now();
@@ -45,15 +41,16 @@ export class SandboxSlot {
     return this.current;
   }
 
-  async execute(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolResult> {
-    const started = performance.now();
+  /** Runs a tool in the sandbox (provisioning it first if need be); its output as content blocks. */
+  async execute(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome> {
     let sandbox: Sandbox;
     try {
       sandbox = await this.get();
     } catch (error) {
-      return { content: [{ type: 'text', text: `the sandbox could not be provisioned: ${(error as Error).message}` }], isError: true, errorKind: 'sandbox_lost', durationMs: performance.now() - started };
+      return { content: [{ type: 'text', text: `the sandbox could not be provisioned: ${(error as Error).message}` }], isError: true, errorKind: 'sandbox_lost' };
     }
-    return sandbox.execute(name, input, { signal });
+    const { content, isError, errorKind } = await sandbox.execute(name, input, { signal });
+    return { content: contentBlocks(content), isError, ...(errorKind ? { errorKind } : {}) };
   }
 
   async close(): Promise<void> {
@@ -62,13 +59,4 @@ export class SandboxSlot {
     this.current = undefined;
     if (current) await current.then((s) => s.close(), () => undefined);
   }
-}
-
-/** Sandbox tool output as Messages-API content blocks. */
-export function toContentBlocks(content: ToolContent[]): ContentBlock[] {
-  return content.map((c) =>
-    c.type === 'text'
-      ? { type: 'text', text: c.text }
-      : { type: 'image', source: { type: 'base64', media_type: c.mimeType as 'image/png', data: c.data } },
-  );
 }

@@ -4,7 +4,6 @@
  */
 import { LogError, READ_LIMIT_MAX } from './session-log.js';
 import type { NewEvent, ReadOptions, SessionMeta, StoredEvent, SubscribeOptions, WriteOptions } from './session-log.js';
-import type { SubscriptionLimits } from './subscriptions.js';
 
 /** Printable ASCII without '!' (the key separator) or space: keeps key ranges unambiguous. */
 const SESSION_ID = /^[\x22-\x7e]{1,200}$/;
@@ -143,7 +142,7 @@ export function checkListLimit(limit: unknown): number {
 }
 
 /** Options for subscribe, with the documented defaults. */
-export function subscribeLimits(options: SubscribeOptions | undefined): SubscriptionLimits {
+export function subscribeLimits(options: SubscribeOptions | undefined): Required<SubscribeOptions> {
   return {
     maxPending: positive(options?.maxPending, 'maxPending') ?? 10000,
     maxPendingBytes: positive(options?.maxPendingBytes, 'maxPendingBytes') ?? Infinity,

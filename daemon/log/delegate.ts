@@ -16,3 +16,15 @@ export function delegateLog(log: SessionLog, overrides: Partial<Omit<SessionLog,
     ...overrides,
   };
 }
+
+/** A SessionLog that reports how long each durable append took (for daemon/status, and as a sign of work). */
+export function timedLog(log: SessionLog, appended: (ms: number) => void): SessionLog {
+  return delegateLog(log, {
+    append: async (sessionId, events, metaPatch, options) => {
+      const started = performance.now();
+      const seqs = await log.append(sessionId, events, metaPatch, options);
+      appended(performance.now() - started);
+      return seqs;
+    },
+  });
+}

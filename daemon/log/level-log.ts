@@ -4,27 +4,13 @@
  * needs no read, and reads are iterator range reads over ordered keys.
  */
 import { ClassicLevel } from 'classic-level';
-import { LogError } from './session-log.js';
-import type {
-  WriteOptions,
-  ListOptions,
-  ListPage,
-  NewEvent,
-  ReadOptions,
-  ReadPage,
-  SessionLog,
-  SessionLogSupports,
-  SessionMeta,
-  StoredEvent,
-  SubscribeOptions,
-  Subscription,
-  SubscriptionListener,
-} from './session-log.js';
+import { LogError, type NewEvent, type SessionMeta, type StoredEvent } from './session-log.js';
+import type * as Log from './session-log.js';
 import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, storageError } from './group-commit.js';
 import type { BatchPut, BatchWriter, CommitEntry, CommitStats } from './group-commit.js';
 import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
-import { SubscriptionHub } from './subscriptions.js';
+import { LiveSubscriptions } from './subscriptions.js';
 import { parsedEvent } from './event-bytes.js';
 import { BoundedCache } from './bounded-cache.js';
 
@@ -43,7 +29,7 @@ interface LevelEntry extends CommitEntry {
   ops: BatchPut[];
 }
 
-interface SessionState {
+interface CachedSession {
   /** The seq the next enqueued event gets (includes appends not yet durable). */
   head: number;
   /** Events [0, durableHead) are durable and published. */
@@ -62,13 +48,13 @@ const STATE_CACHE_SESSIONS = 1024;
 const STATE_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** A state with nothing queued: dropping it loses nothing the store does not have. */
-const idle = (s: SessionState) => s.head === s.durableHead && s.meta === s.durableMeta;
+const idle = (s: CachedSession) => s.head === s.durableHead && s.meta === s.durableMeta;
 
-export class LevelSessionLog implements SessionLog {
-  readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: false };
-  private readonly states = new BoundedCache<string, SessionState>(STATE_CACHE_SESSIONS, STATE_CACHE_BYTES, idle, (_, state) => (state.valid = false));
-  private readonly loads = new Map<string, Promise<SessionState | undefined>>();
-  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
+export class LevelSessionLog implements Log.SessionLog {
+  readonly supports: Log.SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: false };
+  private readonly states = new BoundedCache<string, CachedSession>(STATE_CACHE_SESSIONS, STATE_CACHE_BYTES, idle, (_, state) => (state.valid = false));
+  private readonly loads = new Map<string, Promise<CachedSession | undefined>>();
+  private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
   private readonly commits: GroupCommit<LevelEntry>;
   private readonly gate = new WriteGate();
   private closing: Promise<void> | undefined;
@@ -103,14 +89,14 @@ export class LevelSessionLog implements SessionLog {
     return this.gate.admit(() => this.whenReady(() => this.createNow(meta, events)));
   }
 
-  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: Log.WriteOptions): Promise<number[]> {
     return this.gate.admit(() => {
       checkWriteOptions(options, false);
       return this.whenReady(() => this.appendNow(sessionId, events, metaPatch, options));
     });
   }
 
-  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
+  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: Log.WriteOptions): Promise<SessionMeta> {
     return this.gate.admit(() => {
       checkWriteOptions(options, false);
       return this.whenReady(() => this.patchMetaNow(sessionId, patch, options));
@@ -148,12 +134,12 @@ export class LevelSessionLog implements SessionLog {
     }
     // Re-checked after the await: another create may have claimed the id meanwhile.
     if (this.states.has(id)) throw new LogError('exists', `session ${id} already exists`);
-    const state: SessionState = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true, metaBytes: metaJson.length };
+    const state: CachedSession = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true, metaBytes: metaJson.length };
     this.states.set(id, state, state.metaBytes);
     return this.commit(id, state, 0, ops, jsons, stored);
   }
 
-  private async appendNow(sessionId: string, events: NewEvent[], metaPatch: Record<string, unknown> | undefined, options: WriteOptions | undefined): Promise<number[]> {
+  private async appendNow(sessionId: string, events: NewEvent[], metaPatch: Record<string, unknown> | undefined, options: Log.WriteOptions | undefined): Promise<number[]> {
     checkSessionId(sessionId);
     checkEvents(events);
     if (metaPatch !== undefined) checkPatch(metaPatch);
@@ -174,7 +160,7 @@ export class LevelSessionLog implements SessionLog {
     return this.commit(sessionId, state, first, ops, jsons, meta);
   }
 
-  async read(sessionId: string, options?: ReadOptions): Promise<ReadPage> {
+  async read(sessionId: string, options?: Log.ReadOptions): Promise<Log.ReadPage> {
     this.checkOpen();
     if (this.failed) await this.reopen();
     checkSessionId(sessionId);
@@ -197,7 +183,7 @@ export class LevelSessionLog implements SessionLog {
     return (await this.existing(sessionId, false)).durableHead;
   }
 
-  async subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription> {
+  async subscribe(sessionId: string, from: number, listener: Log.SubscriptionListener, options?: Log.SubscribeOptions): Promise<Log.Subscription> {
     this.checkOpen();
     if (this.failed) await this.reopen();
     checkSessionId(sessionId);
@@ -217,7 +203,7 @@ export class LevelSessionLog implements SessionLog {
     return state?.durableMeta === undefined ? undefined : structuredClone(state.durableMeta);
   }
 
-  private async patchMetaNow(sessionId: string, patch: Record<string, unknown>, options: WriteOptions | undefined): Promise<SessionMeta> {
+  private async patchMetaNow(sessionId: string, patch: Record<string, unknown>, options: Log.WriteOptions | undefined): Promise<SessionMeta> {
     checkSessionId(sessionId);
     checkPatch(patch);
     let state = await this.existing(sessionId, true);
@@ -230,7 +216,7 @@ export class LevelSessionLog implements SessionLog {
     return structuredClone(meta);
   }
 
-  async list(options?: ListOptions): Promise<ListPage> {
+  async list(options?: Log.ListOptions): Promise<Log.ListPage> {
     this.checkOpen();
     if (this.failed) await this.reopen();
     const page = await this.scanMeta(options);
@@ -239,7 +225,7 @@ export class LevelSessionLog implements SessionLog {
     return { ...page, heads: await Promise.all(page.sessions.map((meta) => this.head(meta.sessionId))) };
   }
 
-  private async scanMeta(options: ListOptions | undefined): Promise<ListPage> {
+  private async scanMeta(options: Log.ListOptions | undefined): Promise<Log.ListPage> {
     const limit = checkListLimit(options?.limit);
     const lt = options?.cursor === undefined ? META_END : metaKey(options.cursor);
     const sessions: SessionMeta[] = [];
@@ -312,7 +298,7 @@ export class LevelSessionLog implements SessionLog {
   }
 
   /** Queues one append; resolves with its seqs once its batch is durable. */
-  private commit(sessionId: string, state: SessionState, first: number, ops: BatchPut[], jsons: string[], meta: SessionMeta | undefined): Promise<number[]> {
+  private commit(sessionId: string, state: CachedSession, first: number, ops: BatchPut[], jsons: string[], meta: SessionMeta | undefined): Promise<number[]> {
     return new Promise((resolve, reject) => {
       this.commits.enqueue({
         sessionId,
@@ -331,7 +317,7 @@ export class LevelSessionLog implements SessionLog {
     });
   }
 
-  private setMeta(sessionId: string, state: SessionState, meta: SessionMeta, bytes: number): void {
+  private setMeta(sessionId: string, state: CachedSession, meta: SessionMeta, bytes: number): void {
     state.meta = meta;
     state.metaBytes = bytes;
     this.states.resize(sessionId, bytes);
@@ -351,13 +337,13 @@ export class LevelSessionLog implements SessionLog {
    * A session that exists. `pending` admits one whose create is still being written, so
    * an append issued right after create queues behind it; readers see only durable ones.
    */
-  private async existing(sessionId: string, pending: boolean): Promise<SessionState> {
+  private async existing(sessionId: string, pending: boolean): Promise<CachedSession> {
     const state = await this.validSession(sessionId);
     if (!state || (!pending && state.durableMeta === undefined)) throw new LogError('not_found', `session ${sessionId} not found`);
     return state;
   }
 
-  private async validSession(sessionId: string): Promise<SessionState | undefined> {
+  private async validSession(sessionId: string): Promise<CachedSession | undefined> {
     for (;;) {
       const state = await this.session(sessionId);
       if (!state || state.valid) return state;
@@ -365,7 +351,7 @@ export class LevelSessionLog implements SessionLog {
   }
 
   /** Cached state, loaded once per session by a meta get and a reverse read of the last key. */
-  private async session(sessionId: string): Promise<SessionState | undefined> {
+  private async session(sessionId: string): Promise<CachedSession | undefined> {
     const cached = this.states.get(sessionId);
     if (cached) return cached;
     let load = this.loads.get(sessionId);
@@ -380,7 +366,7 @@ export class LevelSessionLog implements SessionLog {
     return loaded;
   }
 
-  private async load(sessionId: string): Promise<SessionState | undefined> {
+  private async load(sessionId: string): Promise<CachedSession | undefined> {
     try {
       const [metaJson, last] = await Promise.all([
         this.db.get(metaKey(sessionId)),

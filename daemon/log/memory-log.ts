@@ -3,24 +3,10 @@
  * so the conformance suite is proved backend-agnostic; values go through a JSON round
  * trip, so callers see exactly what the LevelDB backend would give them.
  */
-import { LogError } from './session-log.js';
-import type {
-  WriteOptions,
-  ListOptions,
-  ListPage,
-  NewEvent,
-  ReadOptions,
-  ReadPage,
-  SessionLog,
-  SessionLogSupports,
-  SessionMeta,
-  StoredEvent,
-  SubscribeOptions,
-  Subscription,
-  SubscriptionListener,
-} from './session-log.js';
+import { LogError, type NewEvent, type SessionMeta, type StoredEvent } from './session-log.js';
+import type * as Log from './session-log.js';
 import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
-import { SubscriptionHub } from './subscriptions.js';
+import { LiveSubscriptions } from './subscriptions.js';
 import { countWithin, eventBytes } from './event-bytes.js';
 
 interface MemorySession {
@@ -28,10 +14,10 @@ interface MemorySession {
   events: StoredEvent[];
 }
 
-export class MemorySessionLog implements SessionLog {
-  readonly supports: SessionLogSupports = { durable: false, groupCommit: false, sharedWriters: false };
+export class MemorySessionLog implements Log.SessionLog {
+  readonly supports: Log.SessionLogSupports = { durable: false, groupCommit: false, sharedWriters: false };
   private readonly sessions = new Map<string, MemorySession>();
-  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => Promise.resolve(this.slice(id, from, to, limit, maxBytes)));
+  private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => Promise.resolve(this.slice(id, from, to, limit, maxBytes)));
   private closed = false;
 
   async create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
@@ -45,7 +31,7 @@ export class MemorySessionLog implements SessionLog {
     return this.commit(meta.sessionId, session, stored);
   }
 
-  async append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
+  async append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: Log.WriteOptions): Promise<number[]> {
     this.checkOpen();
     checkWriteOptions(options, false);
     checkEvents(events);
@@ -59,7 +45,7 @@ export class MemorySessionLog implements SessionLog {
     return this.commit(sessionId, session, stored);
   }
 
-  async read(sessionId: string, options?: ReadOptions): Promise<ReadPage> {
+  async read(sessionId: string, options?: Log.ReadOptions): Promise<Log.ReadPage> {
     this.checkOpen();
     const session = this.session(sessionId);
     const head = session.events.length;
@@ -82,7 +68,7 @@ export class MemorySessionLog implements SessionLog {
     return this.session(sessionId).events.length;
   }
 
-  async subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription> {
+  async subscribe(sessionId: string, from: number, listener: Log.SubscriptionListener, options?: Log.SubscribeOptions): Promise<Log.Subscription> {
     this.checkOpen();
     const limits = subscribeLimits(options);
     const start = readRange({ from }, this.session(sessionId).events.length).from;
@@ -96,7 +82,7 @@ export class MemorySessionLog implements SessionLog {
     return session ? copy(session.meta) : undefined;
   }
 
-  async patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
+  async patchMeta(sessionId: string, patch: Record<string, unknown>, options?: Log.WriteOptions): Promise<SessionMeta> {
     this.checkOpen();
     checkWriteOptions(options, false);
     checkPatch(patch);
@@ -106,13 +92,13 @@ export class MemorySessionLog implements SessionLog {
     return copy(session.meta);
   }
 
-  async list(options?: ListOptions): Promise<ListPage> {
+  async list(options?: Log.ListOptions): Promise<Log.ListPage> {
     this.checkOpen();
     const limit = checkListLimit(options?.limit);
     // Ids are ASCII (checkSessionId), so code-unit order is LevelDB's byte order.
     const ids = [...this.sessions.keys()].filter((id) => options?.cursor === undefined || id < options.cursor).sort().reverse();
     const sessions: SessionMeta[] = [];
-    const page = (cursor?: string): ListPage => ({
+    const page = (cursor?: string): Log.ListPage => ({
       sessions,
       ...(options?.withHeads ? { heads: sessions.map((m) => this.sessions.get(m.sessionId)!.events.length) } : {}),
       ...(cursor !== undefined ? { cursor } : {}),

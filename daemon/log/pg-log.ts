@@ -8,28 +8,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { LogError } from './session-log.js';
-import type {
-  WriteOptions,
-  ListOptions,
-  ListPage,
-  NewEvent,
-  ReadOptions,
-  ReadPage,
-  SessionLog,
-  SessionLogSupports,
-  SessionMeta,
-  StoredEvent,
-  SubscribeOptions,
-  Subscription,
-  SubscriptionListener,
-} from './session-log.js';
+import { LogError, type NewEvent, type SessionMeta, type StoredEvent } from './session-log.js';
+import type * as Log from './session-log.js';
 import { checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, type CommitStats } from './group-commit.js';
 import { channelOf, checkSchemaName, parsePgUrl, SCHEMA_VERSION, schemaSql } from './pg-schema.js';
 import { applyBatch, encodeEvents, jsonbText, splitPatch, type PgEntry } from './pg-batch.js';
 import { PgListener, type AppendNotice } from './pg-notify.js';
-import { SubscriptionHub } from './subscriptions.js';
+import { LiveSubscriptions } from './subscriptions.js';
 
 const TYPE_SCAN_MAX = 100_000;
 const IMPORT_CHUNK = 5000;
@@ -77,7 +63,7 @@ function toEvent(row: EventRow): StoredEvent {
   return { seq: row.seq, ts: row.ts, type: row.type, data: JSON.parse(row.data) as Record<string, unknown> };
 }
 
-export function storage(cause: unknown, action: 'read' | 'write'): LogError {
+function storage(cause: unknown, action: 'read' | 'write'): LogError {
   if (cause instanceof LogError) return cause;
   const message = cause instanceof Error ? cause.message : String(cause);
   return new LogError('storage', `session log ${action} failed (PostgreSQL): ${message}`, { cause });
@@ -110,10 +96,10 @@ async function checkSchemaVersion(client: pg.PoolClient, schema: string): Promis
   }
 }
 
-export class PgSessionLog implements SessionLog {
-  readonly supports: SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: true };
+export class PgSessionLog implements Log.SessionLog {
+  readonly supports: Log.SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: true };
   readonly writerId: string;
-  private readonly hub = new SubscriptionHub((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
+  private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => this.readRange(id, from, to, limit, maxBytes));
   private readonly commits: GroupCommit<PgEntry>;
   /** Per followed session: the seq after the last event published to its subscribers. */
   private readonly published = new Map<string, number>();
@@ -191,7 +177,7 @@ export class PgSessionLog implements SessionLog {
     }).then((entry) => events.map((_, i) => entry.first! + i));
   }
 
-  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<number[]> {
+  append(sessionId: string, events: NewEvent[], metaPatch?: Record<string, unknown>, options?: Log.WriteOptions): Promise<number[]> {
     return this.gate.admit(() => {
       checkSessionId(sessionId);
       checkWriteOptions(options, true);
@@ -202,7 +188,7 @@ export class PgSessionLog implements SessionLog {
     }).then((entry) => events.map((_, i) => entry.first! + i));
   }
 
-  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: WriteOptions): Promise<SessionMeta> {
+  patchMeta(sessionId: string, patch: Record<string, unknown>, options?: Log.WriteOptions): Promise<SessionMeta> {
     return this.gate.admit(() => {
       checkSessionId(sessionId);
       checkWriteOptions(options, true);
@@ -212,7 +198,7 @@ export class PgSessionLog implements SessionLog {
     }).then((entry) => entry.merged!);
   }
 
-  async read(sessionId: string, options?: ReadOptions): Promise<ReadPage> {
+  async read(sessionId: string, options?: Log.ReadOptions): Promise<Log.ReadPage> {
     this.checkOpen();
     checkSessionId(sessionId);
     // Validated against an unbounded head first; clamped to the real one below.
@@ -245,7 +231,7 @@ export class PgSessionLog implements SessionLog {
     return rows[0]!.head;
   }
 
-  async subscribe(sessionId: string, from: number, listener: SubscriptionListener, options?: SubscribeOptions): Promise<Subscription> {
+  async subscribe(sessionId: string, from: number, listener: Log.SubscriptionListener, options?: Log.SubscribeOptions): Promise<Log.Subscription> {
     this.checkOpen();
     checkSessionId(sessionId);
     const limits = subscribeLimits(options);
@@ -265,12 +251,12 @@ export class PgSessionLog implements SessionLog {
     return rows[0]?.meta;
   }
 
-  async list(options?: ListOptions): Promise<ListPage> {
+  async list(options?: Log.ListOptions): Promise<Log.ListPage> {
     this.checkOpen();
     const limit = checkListLimit(options?.limit);
     const sessions: SessionMeta[] = [];
     const heads: number[] = [];
-    const page = (cursor?: string): ListPage => ({ sessions, ...(options?.withHeads ? { heads } : {}), ...(cursor !== undefined ? { cursor } : {}) });
+    const page = (cursor?: string): Log.ListPage => ({ sessions, ...(options?.withHeads ? { heads } : {}), ...(cursor !== undefined ? { cursor } : {}) });
     for (let before = options?.cursor; ; ) {
       const rows = await this.query<{ session_id: string; meta: SessionMeta; head: number }>(
         `SELECT session_id, meta, head FROM ${this.table('sessions')} WHERE $1::text IS NULL OR session_id < $1 ORDER BY session_id DESC LIMIT $2`,

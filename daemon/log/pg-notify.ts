@@ -3,6 +3,7 @@
  * with backoff when it drops. Notifications say "<session> <first seq> <count> <writer>";
  * the log reads the events themselves from the table, so a payload never carries data.
  */
+import pRetry from 'p-retry';
 import pg from 'pg';
 
 export interface AppendNotice {
@@ -23,10 +24,11 @@ export interface NotifyOptions {
   onError(error: Error): void;
 }
 
+/** Reconnects back off from this to that, with jitter, for as long as the listener is open. */
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
 
-export function parseNotice(payload: string | undefined): AppendNotice | undefined {
+function parseNotice(payload: string | undefined): AppendNotice | undefined {
   const [sessionId, first, count, writer] = (payload ?? '').split(' ');
   if (!sessionId || writer === undefined) return undefined;
   const notice = { sessionId, first: Number(first), count: Number(count), writer };
@@ -36,8 +38,8 @@ export function parseNotice(payload: string | undefined): AppendNotice | undefin
 export class PgListener {
   private client: pg.Client | undefined;
   private closed = false;
-  private retryMs = RETRY_MIN_MS;
-  private retryTimer: NodeJS.Timeout | undefined;
+  /** Ends a reconnect loop in progress when the listener closes. */
+  private readonly closing = new AbortController();
 
   private constructor(private readonly options: NotifyOptions) {}
 
@@ -67,7 +69,6 @@ export class PgListener {
       return;
     }
     this.client = client;
-    this.retryMs = RETRY_MIN_MS;
   }
 
   private lost(client: pg.Client, error: Error): void {
@@ -75,22 +76,29 @@ export class PgListener {
     this.client = undefined;
     client.end().catch(() => undefined);
     this.options.onError(error);
-    this.retry();
+    this.reconnect();
   }
 
-  private retry(): void {
-    if (this.closed) return;
-    this.retryTimer = setTimeout(() => {
-      this.connect().then(
-        () => this.options.onResync(),
-        (error: unknown) => {
-          this.options.onError(error instanceof Error ? error : new Error(String(error)));
-          this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
-          this.retry();
-        },
-      );
-    }, this.retryMs);
-    this.retryTimer.unref();
+  /** Jittered: daemons that lost the same database do not all come back at once. */
+  private reconnect(): void {
+    // p-retry gives up on a TypeError; the listener must not: any failure is retried.
+    const attempt = () => this.connect().catch((error: unknown) => Promise.reject(error instanceof TypeError ? new Error(error.message, { cause: error }) : error));
+    pRetry(attempt, {
+      retries: Infinity,
+      minTimeout: RETRY_MIN_MS,
+      maxTimeout: RETRY_MAX_MS,
+      randomize: true,
+      unref: true,
+      signal: this.closing.signal,
+      onFailedAttempt: ({ error }) => this.options.onError(error),
+    }).then(
+      () => {
+        if (!this.closed) this.options.onResync();
+      },
+      (error: unknown) => {
+        if (!this.closed) this.options.onError(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
   }
 
   /** Hears `channel` too from now on (and after every reconnect). */
@@ -102,7 +110,7 @@ export class PgListener {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.retryTimer);
+    this.closing.abort();
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);

@@ -100,7 +100,7 @@ export interface Subscription {
 }
 
 /**
- * The lease a writer holds on a session (see daemon/cluster/leases.ts). An append or
+ * The lease a writer holds on a session (see leases.ts). An append or
  * patch carrying it commits only while that lease is current; otherwise it fails with
  * LogError('fenced') and writes nothing.
  */

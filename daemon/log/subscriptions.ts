@@ -5,17 +5,11 @@
  * the union has no gap, and dropping seqs below `next` removes the overlap.
  */
 import { eventBytes } from './event-bytes.js';
-import type { StoredEvent, Subscription, SubscriptionEnd, SubscriptionListener } from './session-log.js';
+import type { StoredEvent, SubscribeOptions, Subscription, SubscriptionEnd, SubscriptionListener } from './session-log.js';
 
 /** What a subscription needs from its backend: a durable range read [from, to), at most `limit` events and about `maxBytes`. */
 export type RangeReader = (sessionId: string, from: number, to: number | undefined, limit: number, maxBytes: number) => Promise<StoredEvent[]>;
 
-export interface SubscriptionLimits {
-  maxPending: number;
-  maxPendingBytes: number;
-  batchSize: number;
-  maxBatchBytes: number;
-}
 
 class LiveSubscription implements Subscription {
   readonly ended: Promise<SubscriptionEnd>;
@@ -34,7 +28,7 @@ class LiveSubscription implements Subscription {
     /** First seq not yet handed to the listener. */
     private next: number,
     private readonly listener: SubscriptionListener,
-    private readonly limits: SubscriptionLimits,
+    private readonly limits: Required<SubscribeOptions>,
     private readonly read: RangeReader,
     private readonly onEnd: (sub: LiveSubscription) => void,
   ) {
@@ -154,7 +148,7 @@ class LiveSubscription implements Subscription {
 }
 
 /** The live side of a backend: which subscriptions each session has. */
-export class SubscriptionHub {
+export class LiveSubscriptions {
   private readonly bySession = new Map<string, Set<LiveSubscription>>();
 
   constructor(private readonly read: RangeReader) {}
@@ -164,7 +158,7 @@ export class SubscriptionHub {
    * synchronously after learning `from` (already clamped to the durable head), so no
    * publish can slip between the two.
    */
-  open(sessionId: string, from: number, listener: SubscriptionListener, limits: SubscriptionLimits): Subscription {
+  open(sessionId: string, from: number, listener: SubscriptionListener, limits: Required<SubscribeOptions>): Subscription {
     const sub = new LiveSubscription(sessionId, from, listener, limits, this.read, (s) => this.remove(s));
     let subs = this.bySession.get(sessionId);
     if (!subs) {

@@ -23,14 +23,14 @@ export type Inbound =
 const LIFECYCLE_VOID = new Set(['shutdown', 'exit']);
 
 /** Longer ids are refused: an id is echoed back and kept while its request runs. */
-export const MAX_ID_CHARS = 256;
+const MAX_ID_CHARS = 256;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** A request id the daemon accepts: a string (bounded) or a number. */
-export function usableId(id: unknown): id is RequestId {
+function usableId(id: unknown): id is RequestId {
   return (typeof id === 'string' && id.length <= MAX_ID_CHARS) || (typeof id === 'number' && Number.isFinite(id));
 }
 

@@ -8,16 +8,30 @@ import {
 } from 'vscode-jsonrpc/node';
 import { AgentdError, ClientRequests, ErrorCode, type ClientMethod } from '../../protocol/index.js';
 import { invalidParams, toResponseError } from '../errors.js';
-import { handlers, type Daemon, type RequestContext } from '../handlers/index.js';
 import type { KeyedQueue } from '../keyed-queue.js';
+import type { Logger } from '../logger.js';
+import type { Redactor } from '../vault/redact.js';
 import { FramedMessageReader, FramedMessageWriter, type FrameProblem } from './framing.js';
 import { ConnectionGuard } from './guard.js';
 import { CONNECTION_LIMITS, MAX_FRAME_BYTES } from './limits.js';
 import { Peer } from './peer.js';
 
+/**
+ * One handler per client request, each given the request's params (parsed by the method's
+ * schema) and a context: daemon/handlers has the table, this module only dispatches to it.
+ */
+export type HandlersFor<C> = { readonly [M in ClientMethod]: (params: never, ctx: C) => Promise<unknown> };
+
 /** What the server keeps across connections. */
-export interface ServeState {
-  daemon: Daemon;
+export interface ServeState<C> {
+  handlers: HandlersFor<C>;
+  /** The context a handler gets for one request on `peer`. */
+  context(peer: Peer, token: CancellationToken): C;
+  logger: Logger;
+  /** Whatever an error echoes back is redacted with this. */
+  redactor(): Promise<Redactor>;
+  /** The connection ended or half-closed: its subscriptions go. */
+  connectionEnded(peer: Peer): void;
   peers: Set<Peer>;
   queue: KeyedQueue;
   /** Requests being handled; a stopping daemon waits for them. */
@@ -27,24 +41,23 @@ export interface ServeState {
   activity: () => void;
 }
 
-type AnyHandler = (params: unknown, ctx: RequestContext) => Promise<unknown>;
 
 let nextPeerId = 1;
 
 /** Serves JSON-RPC on one accepted socket until it closes. */
-export function serveConnection(socket: Socket, state: ServeState): Peer {
-  const { daemon } = state;
+export function serveConnection<C>(socket: Socket, state: ServeState<C>): Peer {
+  const { logger } = state;
   const connId = nextPeerId++;
-  const guard = new ConnectionGuard(socket, CONNECTION_LIMITS, daemon.logger, connId);
+  const guard = new ConnectionGuard(socket, CONNECTION_LIMITS, logger, connId);
   const writer = new FramedMessageWriter(socket, guard.written);
   guard.attach(writer);
   const reader = new FramedMessageReader(socket, MAX_FRAME_BYTES, (problem) => onProblem(problem), guard.gate);
   guard.onRoom = () => reader.resume();
   const rpcLogger: RpcLogger = {
-    error: (message) => daemon.logger.log('error', message, { conn: connId }),
-    warn: (message) => daemon.logger.log('warn', message, { conn: connId }),
-    info: (message) => daemon.logger.log('debug', message, { conn: connId }),
-    log: (message) => daemon.logger.log('debug', message, { conn: connId }),
+    error: (message) => logger.log('error', message, { conn: connId }),
+    warn: (message) => logger.log('warn', message, { conn: connId }),
+    info: (message) => logger.log('debug', message, { conn: connId }),
+    log: (message) => logger.log('debug', message, { conn: connId }),
   };
   const rpc = createMessageConnection(reader, writer, rpcLogger, {
     // Cancellation is the guard's: `$/cancelRequest` never reaches the library.
@@ -70,7 +83,7 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
     const work = dispatch(method, params, token, peer, state).catch(async (error: unknown) => {
       // Whatever an error echoes back, no vault value leaves in it.
       const response = toResponseError(error);
-      const redactor = await daemon.vault.redactor().catch(() => undefined);
+      const redactor = await state.redactor().catch(() => undefined);
       throw redactor && !redactor.empty ? new ResponseError(response.code, redactor.text(response.message), redactor.value(response.data)) : response;
     });
     state.inFlight.add(work);
@@ -85,28 +98,28 @@ export function serveConnection(socket: Socket, state: ServeState): Peer {
   });
   // A client that half-closes (`printf ... | agentd stdio`) or says LSP's `exit` still gets its answers, then the connection closes.
   const finish = () => {
-    daemon.hub.closeAll(peer);
+    state.connectionEnded(peer);
     void Promise.allSettled([...mine]).then(() => setImmediate(() => socket.end()));
   };
   socket.on('end', finish);
   guard.onExit = finish;
-  rpc.onError(([error]) => daemon.logger.log('debug', 'connection error', { conn: peer.id, error: error.message }));
+  rpc.onError(([error]) => logger.log('debug', 'connection error', { conn: peer.id, error: error.message }));
 
-  socket.on('error', (error) => daemon.logger.log('debug', 'socket error', { conn: peer.id, error: error.message }));
+  socket.on('error', (error) => logger.log('debug', 'socket error', { conn: peer.id, error: error.message }));
   socket.on('close', () => {
     peer.closed = true;
     guard.dispose();
     state.activity();
-    daemon.hub.closeAll(peer);
+    state.connectionEnded(peer);
     state.peers.delete(peer);
     rpc.dispose();
-    daemon.logger.log('debug', 'connection closed', { conn: peer.id });
+    logger.log('debug', 'connection closed', { conn: peer.id });
   });
   rpc.listen();
   return peer;
 }
 
-async function dispatch(method: string, raw: unknown, token: CancellationToken, peer: Peer, state: ServeState): Promise<unknown> {
+async function dispatch<C>(method: string, raw: unknown, token: CancellationToken, peer: Peer, state: ServeState<C>): Promise<unknown> {
   if (peer.state === 'new' && method !== 'initialize') {
     throw new ResponseError(ErrorCode.ServerNotInitialized, `not initialized: send initialize before ${method}`);
   }
@@ -114,7 +127,7 @@ async function dispatch(method: string, raw: unknown, token: CancellationToken, 
   if (peer.state === 'shutdown') {
     throw new ResponseError(ErrorCode.InvalidRequest, `this connection sent shutdown; ${method} is refused: send exit or close it`);
   }
-  if (!Object.hasOwn(handlers, method)) throw new ResponseError(ErrorCode.MethodNotFound, `unknown method ${method}`);
+  if (!Object.hasOwn(state.handlers, method)) throw new ResponseError(ErrorCode.MethodNotFound, `unknown method ${method}`);
   const name = method as ClientMethod;
   if (state.stopping && name !== 'daemon/status') {
     throw new AgentdError(ErrorCode.DaemonStopping, `the daemon is stopping; ${method} was not run`);
@@ -122,9 +135,9 @@ async function dispatch(method: string, raw: unknown, token: CancellationToken, 
   const def = ClientRequests[name];
   const parsed = def.params.safeParse(raw ?? undefined);
   if (!parsed.success) throw invalidParams(method, parsed.error);
-  const handler = handlers[name] as AnyHandler;
-  const ctx: RequestContext = { daemon: state.daemon, peer, token };
-  const run = () => handler(parsed.data, ctx);
+  // The params were parsed by this method's own schema: they are what its handler takes.
+  const handler = state.handlers[name] as (params: unknown, ctx: C) => Promise<unknown>;
+  const run = () => handler(parsed.data, state.context(peer, token));
   const result =
     def.scope === 'session' ? await state.queue.run((parsed.data as { sessionId: string }).sessionId, run) : await run();
   if (token.isCancellationRequested) throw new ResponseError(ErrorCode.RequestCancelled, `${method} was cancelled`);

@@ -45,6 +45,7 @@ export const PermissionPolicy = z.object({
   allow: list.optional(),
   deny: list.optional(),
 });
+export type PermissionPolicy = z.infer<typeof PermissionPolicy>;
 
 export const SessionCreateParams = z.object({
   workspace: path.startsWith('/', 'workspace must be an absolute path'),

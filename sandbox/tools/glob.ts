@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { defineTool, text, ToolFailure } from './define.js';
-import { globToRegExp, walkFiles } from './walk.js';
+import { globMatcher, walkFiles } from './walk.js';
 
 const MAX_RESULTS = 1_000;
 
@@ -23,17 +23,17 @@ export const globTool = defineTool({
     if (pattern.split('/').includes('..')) throw new ToolFailure('patterns may not contain ".."; the workspace root is the top');
     pattern = pattern.replace(/^\.\//, '');
     if (pattern === '') throw new ToolFailure('pattern is empty');
-    const matcher = globToRegExp(pattern);
-    const matches: string[] = [];
+    const matches = globMatcher(pattern);
+    const found: string[] = [];
     let total = 0;
     for await (const file of walkFiles(ctx.workspace, ctx.signal)) {
-      if (!matcher.test(file)) continue;
+      if (!matches(file)) continue;
       total++;
-      if (matches.length < MAX_RESULTS) matches.push(file);
+      if (found.length < MAX_RESULTS) found.push(file);
     }
     if (total === 0) return text(`no files match ${JSON.stringify(input.pattern)}`);
-    matches.sort();
+    found.sort();
     const more = total > MAX_RESULTS ? `\n[${total - MAX_RESULTS} more matches not shown; narrow the pattern]` : '';
-    return text(matches.join('\n') + more);
+    return text(found.join('\n') + more);
   },
 });

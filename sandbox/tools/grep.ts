@@ -4,7 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { capText, defineTool, text, ToolFailure, type ToolContext } from './define.js';
 import { displayPath, resolveInWorkspace } from './paths.js';
-import { globToRegExp, walkFiles } from './walk.js';
+import { globMatcher, walkFiles } from './walk.js';
 
 const MAX_OUTPUT_CHARS = 30_000;
 const MAX_LINE_CHARS = 500;
@@ -57,8 +57,8 @@ async function runBuiltin(search: Search, ctx: ToolContext): Promise<string> {
   } catch (error) {
     throw new ToolFailure(`grep failed: invalid regular expression: ${(error as Error).message}`);
   }
-  const fileFilter = search.glob ? globToRegExp(search.glob) : null;
-  const matchesFilter = (rel: string) => !fileFilter || fileFilter.test(search.glob!.includes('/') ? rel : path.posix.basename(rel));
+  // As ripgrep's --glob: a glob without "/" matches file names anywhere.
+  const matchesFilter = search.glob ? globMatcher(search.glob, { basename: true }) : () => true;
   const info = await stat(search.target);
   const files: string[] = [];
   if (info.isFile()) files.push(search.target);

@@ -1,47 +1,18 @@
 import { opendir } from 'node:fs/promises';
 import path from 'node:path';
+import picomatch from 'picomatch';
 
 const MAX_ENTRIES = 200_000;
 
-/** Turns a glob (`**`, `*`, `?`, `{a,b}`, `[...]`) into a RegExp over `/`-separated relative paths. */
-export function globToRegExp(glob: string): RegExp {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        const slash = glob[i + 2] === '/';
-        out += slash ? '(?:.*/)?' : '.*';
-        i += slash ? 2 : 1;
-      } else {
-        out += '[^/]*';
-      }
-    } else if (c === '?') {
-      out += '[^/]';
-    } else if (c === '{') {
-      const close = glob.indexOf('}', i);
-      if (close === -1) {
-        out += '\\{';
-        continue;
-      }
-      const alternatives = glob.slice(i + 1, close).split(',').map((alt) => globToRegExp(alt).source.slice(1, -1));
-      out += `(?:${alternatives.join('|')})`;
-      i = close;
-    } else if (c === '[') {
-      const close = glob.indexOf(']', i + 2);
-      if (close === -1) {
-        out += '\\[';
-        continue;
-      }
-      let body = glob.slice(i + 1, close).replace(/\\/g, '\\\\');
-      if (body.startsWith('!')) body = `^${body.slice(1)}`;
-      out += `[${body}]`;
-      i = close;
-    } else {
-      out += c.replace(/[.+^$()|\\\]]/g, '\\$&');
-    }
-  }
-  return new RegExp(`^${out}$`);
+/**
+ * A matcher for a glob (`**`, `*`, `?`, `{a,b}`, `[...]`) over `/`-separated paths relative
+ * to the workspace. Dotfiles match like any other file (`*.png` finds `.hidden.png`). With
+ * `basename`, a glob without `/` is matched against the file's name, wherever it is.
+ */
+export function globMatcher(glob: string, options: { basename?: boolean } = {}): (relPath: string) => boolean {
+  // posix: `[!a]` negates a class, as in a shell.
+  const matches = picomatch(glob, { dot: true, posix: true });
+  return options.basename && !glob.includes('/') ? (relPath) => matches(path.posix.basename(relPath)) : matches;
 }
 
 /**

@@ -14,6 +14,7 @@ import { reply } from '../../clients/cli/demo/model-emulator.js';
 import { API_KEY, startAgentRig, type AgentRig } from '../support/agent.js';
 import { RawConnection } from '../support/daemon.js';
 import { startGitUpstream, startHttpUpstream, startMcpUpstream, type Upstream } from '../support/upstreams.js';
+import { until } from '../support/until.js';
 
 const everything = fileURLToPath(new URL('../../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
 
@@ -93,7 +94,10 @@ describe('no secret ever leaks', () => {
       await call(method, params);
     }
     await call('vault/list');
-    await new Promise((r) => setTimeout(r, 300));
+    // Everything the subscription sends is part of what the client received.
+    const last = events.at(-1)!.seq;
+    const delivered = (m: Record<string, unknown>) => m.method === 'session/event' && (m.params as { events: Event[] }).events.some((e) => e.seq === last);
+    await until(() => raw.messages.some(delivered), 'the subscription to deliver the whole log');
     raw.close();
     await rig.daemon.kill('SIGTERM');
   });

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { processesTagged, waitUntilGone } from '../support/sandbox-fixtures.js';
 import { securityMatrix, startSecurityRig, type SecurityRig } from './support/rig.js';
+import { until } from '../support/until.js';
 
 const matrix = await securityMatrix();
 
@@ -18,14 +19,6 @@ const matrix = await securityMatrix();
  */
 const escapes = (mark: string) =>
   `(export ${mark}; setsid sleep 1000 & nohup sleep 1001 >/dev/null 2>&1 & (setsid bash -c "sleep 1002 & disown" &); (trap "" HUP INT TERM; exec sleep 1003) &);`;
-
-async function waitFor(condition: () => boolean, withinMs = 20_000): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 for (const { principal, level } of matrix) {
   describe(`nothing outlives its call or its session (${level}, daemon as ${principal.label})`, () => {
@@ -51,7 +44,7 @@ for (const { principal, level } of matrix) {
       const session = await rig.session({ workspace: rig.dir('interrupt') });
       const mark = `AGENTD_MARK=${randomBytes(8).toString('hex')}`;
       const seq = await rig.start(session, `${escapes(mark)} sleep 1004`);
-      await waitFor(() => processesTagged(mark).length >= 4);
+      await until(() => processesTagged(mark).length >= 4, 'the four escaped processes to start');
       assert.deepEqual((await rig.rpc('session/interrupt', { sessionId: session })).result, { interrupted: true });
       const r = await rig.result(session, seq);
       assert.equal(r.errorKind, 'interrupted');
@@ -63,7 +56,7 @@ for (const { principal, level } of matrix) {
       const mark = `AGENTD_MARK=${randomBytes(8).toString('hex')}`;
       const r = await rig.bash(session, `${escapes(mark)} (export ${mark}; while :; do sleep 0.2; done) & echo left-running`);
       assert.match(r.text, /^left-running\n\[exit code: 0\]$/);
-      await waitFor(() => processesTagged(mark).length >= 5);
+      await until(() => processesTagged(mark).length >= 5, 'the five escaped processes to start');
       assert.deepEqual((await rig.rpc('session/archive', { sessionId: session })).result, {});
       assert.deepEqual(processesTagged(mark), [], 'gone when archive answers, not at idle eviction');
     });

@@ -3,6 +3,7 @@ import type { AgentdClient } from '../../clients/lib/index.js';
 import { SessionCreate, SessionEvents, SessionGet, type Event, type SessionCreateParams } from '../../protocol/index.js';
 import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
 import { tempDir } from './temp.js';
+import { until } from './until.js';
 import { startModelEmulator, type ModelEmulator } from '../../clients/cli/demo/model-emulator.js';
 
 export const API_KEY = 'sk-test-key';
@@ -57,22 +58,17 @@ export async function allEvents(client: AgentdClient, sessionId: string): Promis
 
 /** Waits until the session's log has an event passing `test`; returns it. */
 export async function waitForEvent(client: AgentdClient, sessionId: string, test: (e: Event) => boolean, timeoutMs = 30_000): Promise<Event> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await allEvents(client, sessionId)).find(test);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no matching event in ${sessionId}: ${JSON.stringify((await allEvents(client, sessionId)).map((e) => e.type))}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  let log: Event[] = [];
+  return until(async () => (log = await allEvents(client, sessionId)).find(test), `a matching event in ${sessionId}`, timeoutMs).catch((error: Error) =>
+    Promise.reject(new Error(`${error.message}; its log: ${JSON.stringify(log.map((e) => e.type))}`)),
+  );
 }
 
 /** Waits until the session is idle (no turn pending) and returns its log. */
 export async function settle(client: AgentdClient, sessionId: string, timeoutMs = 60_000): Promise<Event[]> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await client.request(SessionGet, { sessionId })).status !== 'idle') {
-    if (Date.now() > deadline) throw new Error(`session ${sessionId} did not settle: ${JSON.stringify((await allEvents(client, sessionId)).map((e) => e.type))}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await until(async () => (await client.request(SessionGet, { sessionId })).status === 'idle', `session ${sessionId} to settle`, timeoutMs).catch(async (error: Error) =>
+    Promise.reject(new Error(`${error.message}; its log: ${JSON.stringify((await allEvents(client, sessionId)).map((e) => e.type))}`)),
+  );
   return allEvents(client, sessionId);
 }
 

@@ -1,5 +1,6 @@
 /** Several real daemons (child processes, each with its own data dir) sharing one PostgreSQL session log. */
-import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
+import { readLog, startDaemon, tempHome, type TestDaemon } from './daemon.js';
+import { until } from './until.js';
 import { API_KEY } from './agent.js';
 import { startModelEmulator, type ModelEmulator } from '../../clients/cli/demo/model-emulator.js';
 import { freshDatabase } from './postgres.js';
@@ -46,4 +47,11 @@ export async function startCluster(size: number, options: { leaseMs?: number } =
   // One after the other: each creates or checks the schema under an advisory lock anyway.
   for (let i = 0; i < size; i++) await cluster.add();
   return cluster;
+}
+
+/** Waits until `test` holds for what `daemon`'s log file says. */
+export async function waitForDaemonLog(daemon: TestDaemon, test: RegExp, timeoutMs = 20_000): Promise<string> {
+  return until(() => readLog(daemon.layout).split('\n').find((l) => test.test(l)), `a daemon log line matching ${test}`, timeoutMs).catch((error: Error) =>
+    Promise.reject(new Error(`${error.message}: ${readLog(daemon.layout).slice(-2000)}`)),
+  );
 }

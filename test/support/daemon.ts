@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { dataLayout, type DataLayout } from '../../protocol/index.js';
 import { connect, type AgentdClient } from '../../clients/lib/index.js';
 import { tempDir } from './temp.js';
+import { until } from './until.js';
 
 /** The compiled `agentd` entry, as a user runs it. */
 export const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.cjs', import.meta.url));
@@ -80,8 +81,9 @@ export function spawnAgentd(layout: DataLayout, args: string[], options: { env?:
     stdout: () => out,
     stderr: () => err,
     async until(re) {
-      for (let i = 0; i < 2400 && !re.test(out + err); i++) await new Promise((r) => setTimeout(r, 25));
-      if (!re.test(out + err)) throw new Error(`agentd ${args.join(' ')} never printed ${re}:\n${out}${err}`);
+      await until(() => re.test(out + err), `agentd ${args.join(' ')} to print ${re}`, 60_000).catch((error: Error) =>
+        Promise.reject(new Error(`${error.message}; it printed:\n${out}${err}`)),
+      );
     },
     type: (line) => void proc.stdin!.write(`${line}\n`),
     exited,
@@ -183,23 +185,21 @@ export async function stopDaemonsOf(layout: DataLayout): Promise<void> {
   }
 }
 
-async function waitForSocket(path: string, timeoutMs = 15_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (existsSync(path)) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = netConnect(path);
-        s.once('connect', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once('error', () => resolve(false));
-      });
-      if (ok) return true;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`daemon socket ${path} did not appear`);
+/** Whether a daemon answers on the socket now. */
+function answers(path: string): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return new Promise<boolean>((resolve) => {
+    const s = netConnect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function waitForSocket(path: string, timeoutMs = 15_000): Promise<boolean> {
+  return until(() => answers(path), `a daemon to answer on ${path}`, timeoutMs);
 }
 
 export function readLog(layout: DataLayout): string {
@@ -337,10 +337,7 @@ export async function startParkingDaemon(env: Record<string, string> = {}): Prom
       const workspace = tempDir('agentd-ws-');
       const { sessionId } = await client.request(SessionCreate, { workspace, permissions: { default: 'ask' } });
       await client.request(SessionPrompt, { sessionId, content: 'park here' });
-      for (let i = 0; (await client.request(SessionGet, { sessionId })).status !== 'waiting'; i++) {
-        if (i > 500) throw new Error('session did not park');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until(async () => (await client.request(SessionGet, { sessionId })).status === 'waiting', `session ${sessionId} to park on its question`);
       return sessionId;
     },
     async dispose() {

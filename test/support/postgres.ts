@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { until } from './until.js';
 
 export interface PgServer {
   /** URL of the server's `postgres` database, as superuser. */
@@ -62,20 +63,21 @@ function serverUser(): { uid: number; gid: number } | undefined {
 }
 
 async function waitReady(url: string, proc: ChildProcess, log: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
+  let refused = '';
+  const accepts = async () => {
     if (proc.exitCode !== null) throw new Error(`postgres exited (${proc.exitCode}): ${log()}`);
     const client = new pg.Client({ connectionString: url });
     try {
       await client.connect();
-      await client.end();
-      return;
+      return true;
     } catch (error) {
+      refused = (error as Error).message;
+      return false;
+    } finally {
       await client.end().catch(() => undefined);
-      if (Date.now() > deadline) throw new Error(`postgres did not become ready: ${(error as Error).message}\n${log()}`);
-      await new Promise((r) => setTimeout(r, 100));
     }
-  }
+  };
+  await until(accepts, 'postgres to accept connections').catch((error: Error) => Promise.reject(new Error(`${error.message}: ${refused}\n${log()}`)));
 }
 
 /** Makes and starts a private cluster; fsync stays on, so durability tests mean something. */

@@ -13,6 +13,7 @@ import { dataLayout, PROTOCOL_VERSION, type DataLayout, type Event, type Session
 import { probeIsolation, type IsolationLevel } from '../../../sandbox/provider.js';
 import { RawConnection, startDaemon, type TestDaemon } from '../../support/daemon.js';
 import { tempDir } from '../../support/temp.js';
+import { until } from '../../support/until.js';
 import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest, type Reply } from '../../../clients/cli/demo/model-emulator.js';
 
 export const API_KEY = 'sk-containment-test';
@@ -149,11 +150,10 @@ export async function startSecurityRig(
     return out;
   };
   const settle = async (sessionId: string): Promise<Event[]> => {
-    const deadline = Date.now() + 120_000;
-    while (((await rpc('session/get', { sessionId })).result as { status: string }).status !== 'idle') {
-      if (Date.now() > deadline) throw new Error(`session ${sessionId} did not settle: ${JSON.stringify((await events(sessionId)).map((e) => e.type))}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const idle = async () => ((await rpc('session/get', { sessionId })).result as { status: string }).status === 'idle';
+    await until(idle, `session ${sessionId} to settle`, 120_000).catch(async (error: Error) =>
+      Promise.reject(new Error(`${error.message}; its log: ${JSON.stringify((await events(sessionId)).map((e) => e.type))}`)),
+    );
     return events(sessionId);
   };
 
