@@ -6,7 +6,6 @@ import {
   GetTaskPayloadRequestSchema,
   GetTaskRequestSchema,
   isJSONRPCRequest,
-  isJSONRPCResponse,
   ReadResourceRequestSchema,
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
@@ -62,7 +61,8 @@ export class SpecGuardTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    if (isJSONRPCResponse(message)) this.taskCalls.delete(message.id);
+    // A response (a result or an error) ends its request.
+    if ('id' in message && !('method' in message) && message.id !== undefined) this.taskCalls.delete(message.id);
     await this.inner.send(message, options);
   }
 

@@ -4,6 +4,9 @@ import { AgentdError, SessionEvents, SessionInterrupt } from '../../protocol/ind
 import type { DaemonLink } from '../lib/index.js';
 import { turnIdsOf, TurnTask, type TurnIds } from './turn-task.js';
 
+/** Ended tasks kept in memory; older ones are read from the log again when asked for. */
+const ENDED_KEPT = 256;
+
 /** The turn a task is made for, handed to `createTask` as its context by the prompt tool. */
 export interface TurnTaskContext {
   turn: TurnTask;
@@ -25,7 +28,7 @@ export class TurnTaskStore implements TaskStore {
   async createTask(taskParams: CreateTaskOptions): Promise<Task> {
     const context = taskParams.context as TurnTaskContext | undefined;
     if (!context || !(context.turn instanceof TurnTask)) throw new Error('agentd makes tasks only for agentd_prompt turns');
-    this.tasks.set(context.turn.taskId, context);
+    this.keep(context.turn, context.hidden);
     return context.turn.status;
   }
 
@@ -42,6 +45,8 @@ export class TurnTaskStore implements TaskStore {
     const turn = await this.find(taskId);
     if (!turn) throw new Error(`no task ${taskId}`);
     await turn.ended;
+    // A plain call's task is read once, by the SDK answering that call.
+    if (this.tasks.get(taskId)?.hidden) this.tasks.delete(taskId);
     return turn.result!;
   }
 
@@ -77,9 +82,18 @@ export class TurnTaskStore implements TaskStore {
     const ids = turnIdsOf(taskId);
     if (!ids || !(await this.promptExists(ids))) return undefined;
     const turn = this.tasks.get(taskId)?.turn ?? new TurnTask(this.link, ids);
-    this.tasks.set(taskId, { turn, hidden: false });
+    this.keep(turn, false);
     await turn.caughtUp;
     return turn;
+  }
+
+  /** Holds a task while it runs and for a while after; the oldest ended ones go (the log keeps them). */
+  private keep(turn: TurnTask, hidden: boolean): void {
+    this.tasks.set(turn.taskId, { turn, hidden });
+    void turn.ended.then(() => {
+      const ended = [...this.tasks.entries()].filter(([, t]) => t.turn.result !== undefined);
+      for (const [id] of ended.slice(0, Math.max(0, ended.length - ENDED_KEPT))) this.tasks.delete(id);
+    });
   }
 
   /** The id names a prompt in the log: the event at its seq is that turn's user message. */

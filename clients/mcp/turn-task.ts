@@ -78,6 +78,7 @@ export class TurnTask {
     let caughtUp!: () => void;
     this.caughtUp = new Promise((resolve) => (caughtUp = resolve));
     const heartbeat = setInterval(() => this.report(`running for ${Math.round((Date.now() - this.started) / 1000)} s; last: ${this.lastEvent}`), PROGRESS_EVERY_MS);
+    heartbeat.unref();
     this.ended = followTurn(link, { ...ids, from: ids.seq, onStep: (step) => this.step(step), onCaughtUp: caughtUp, signal: this.stop.signal })
       .then(
         (summary): Ending => ({ kind: 'turn', summary }),
