@@ -18,9 +18,9 @@ import type { ResponseMessage } from '@modelcontextprotocol/sdk/shared/responseM
 import { CallToolResultSchema, McpError, type CallToolResult, type Task } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { API_KEY, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { API_KEY, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
-import { startMcp, type McpRig } from './support/mcp-client.js';
+import { disposeMcpRig, startMcp, startMcpRig, type McpRig } from './support/mcp-client.js';
 import { until } from './support/until.js';
 
 function text(result: CallToolResult): string {
@@ -60,14 +60,8 @@ async function mcpError(promise: Promise<unknown>): Promise<McpError> {
 describe('agentd mcp: long turns, tasks and the spec', () => {
   let rig: AgentRig;
   let mcp: McpRig;
-  before(async () => {
-    rig = await startAgentRig();
-    mcp = await startMcp(rig.daemon.layout.home);
-  });
-  after(async () => {
-    await mcp.close();
-    await rig.dispose();
-  });
+  before(async () => ({ rig, mcp } = await startMcpRig()));
+  after(() => disposeMcpRig({ rig, mcp }));
 
   it('a 90 s turn: a plain call with resetTimeoutOnProgress under the default 60 s timeout, and a task', async () => {
     const plainSession = await newSession(mcp, 'allow');

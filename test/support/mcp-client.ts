@@ -2,6 +2,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { ElicitRequestSchema, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import { startAgentRig, type AgentRig } from './agent.js';
 import { AGENTD_BIN } from './daemon.js';
 
 export interface McpRig {
@@ -34,3 +35,14 @@ export async function startMcp(home: string, elicit?: (message: string, meta?: R
   return { client, errors, stderr: () => stderr, close: () => client.close() };
 }
 
+
+/** A daemon wired to the model emulator with an `agentd mcp` on it: the usual start of an MCP test file. */
+export async function startMcpRig(): Promise<{ rig: AgentRig; mcp: McpRig }> {
+  const rig = await startAgentRig();
+  return { rig, mcp: await startMcp(rig.daemon.layout.home) };
+}
+
+export async function disposeMcpRig(parts: { rig: AgentRig; mcp: McpRig }): Promise<void> {
+  await parts.mcp.close();
+  await parts.rig.dispose();
+}
