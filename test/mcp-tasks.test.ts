@@ -166,8 +166,13 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     assert.equal(ended.at(-2)!.data.content![0]!.text, 'answered later');
   });
 
-  it('answers as the spec says: unknown tool and missing params -32602, a missing resource -32002, no list_changed promised it never sends', async () => {
+  it('answers as the spec says: unknown tool and missing params -32602, a task of a task-less tool -32601, a missing resource -32002, no list_changed promised it never sends', async () => {
     assert.equal((await mcpError(mcp.client.callTool({ name: 'no_such_tool', arguments: {} }))).code, -32602);
+    // A task asked of a tool that runs none (taskSupport forbidden): -32601.
+    const asTask = mcp.client.experimental.tasks.callToolStream({ name: 'agentd_list_sessions', arguments: {} }, CallToolResultSchema, { task: {} });
+    const refused = (await asTask.next()).value as { type: string; error?: McpError };
+    assert.equal(refused.type, 'error');
+    assert.equal(refused.error?.code, -32601);
     const raw = z.object({}).passthrough();
     const missingName = await mcpError(mcp.client.request({ method: 'tools/call', params: { arguments: {} } } as never, raw));
     assert.equal(missingName.code, -32602);

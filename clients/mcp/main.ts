@@ -72,7 +72,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     connected = state.kind === 'connected';
   });
   registerTools(mcp, link);
-  const transport = new SpecGuardTransport(new StdioServerTransport(), () => new Set(TOOLS));
+  const transport = new SpecGuardTransport(new StdioServerTransport(), { all: new Set(TOOLS), tasks: new Set(['agentd_prompt']) });
   registerPromptTools(mcp, {
     link,
     asker: permissions,

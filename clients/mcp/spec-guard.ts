@@ -34,7 +34,8 @@ type Refusal = { code: number; message: string; data?: Record<string, unknown> }
  * asks, what the SDK (1.32) answers otherwise: a request with missing or malformed
  * params gets -32602 naming the field (not -32603 with a zod dump), an unknown tool
  * -32602 (not an `isError` result), and a resource that does not exist -32002, the one
- * "not found" code (the SDK uses -32602 for URIs no template matches). It also notes
+ * "not found" code (the SDK uses -32602 for URIs no template matches), and a task asked
+ * of a tool that runs none -32601 (the SDK runs it plainly). It also notes
  * which `tools/call` requests ask for a task, which the SDK does not tell a tool.
  */
 export class SpecGuardTransport implements Transport {
@@ -45,7 +46,8 @@ export class SpecGuardTransport implements Transport {
 
   constructor(
     private readonly inner: Transport,
-    private readonly tools: () => ReadonlySet<string>,
+    /** Every tool, and those that may run as tasks. */
+    private readonly tools: { all: ReadonlySet<string>; tasks: ReadonlySet<string> },
   ) {}
 
   /** Whether this `tools/call` request asked for a task (`params.task`). */
@@ -92,8 +94,12 @@ export class SpecGuardTransport implements Transport {
       return { code: McpErrorCode.InvalidParams, message: `invalid ${method} request: ${field || 'params'}: ${issue.message}`, data: { field } };
     }
     const params = (parsed.data as { params: Record<string, unknown> }).params;
-    if (method === 'tools/call' && !this.tools().has(String(params.name))) {
+    if (method === 'tools/call' && !this.tools.all.has(String(params.name))) {
       return { code: McpErrorCode.InvalidParams, message: `Unknown tool: ${String(params.name)}`, data: { tool: params.name } };
+    }
+    // The spec: a tool whose taskSupport is forbidden (the default) called as a task gets -32601.
+    if (method === 'tools/call' && params.task !== undefined && !this.tools.tasks.has(String(params.name))) {
+      return { code: McpErrorCode.MethodNotFound, message: `${String(params.name)} does not run as a task (taskSupport: forbidden); call it plainly`, data: { tool: params.name } };
     }
     if (method === 'resources/read' || method === 'resources/subscribe') {
       const uri = String(params.uri);
