@@ -18,7 +18,7 @@ import {
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/index.js';
-import { AGENTD_BIN, startDaemon, type TestDaemon } from './support/daemon.js';
+import { AGENTD_BIN, runAgentd, startDaemon, type TestDaemon } from './support/daemon.js';
 
 const Shutdown = new RequestType0<null, void>('shutdown');
 const Exit = new NotificationType0('exit');
@@ -115,5 +115,14 @@ describe('agentd stdio: the LSP lifecycle', () => {
     const again = await daemon.client();
     assert.ok(Array.isArray((await again.rpc.sendRequest<{ sessions: unknown[] }>('session/list', {})).sessions));
     again.close();
+  });
+
+  it('--home without a directory is a usage error for stdio, mcp and acp; stdout stays empty', async () => {
+    for (const command of ['stdio', 'mcp', 'acp']) {
+      const run = await runAgentd(daemon.layout, [command, '--home']);
+      assert.equal(run.code, 2, `${command}: ${run.stderr}`);
+      assert.match(run.stderr, /--home/);
+      assert.equal(run.stdout, '');
+    }
   });
 });
