@@ -120,6 +120,30 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     }
   });
 
+  it('cancelling a queued task leaves the running turn alone and stops its own turn once it starts', async () => {
+    const sessionId = await newSession(mcp, 'allow');
+    rig.emulator.script([reply.hang(), reply.hang()]);
+    const before = rig.emulator.requests.length;
+    const first = mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'runs first' } });
+    await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
+    const stream = mcp.client.experimental.tasks.callToolStream({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'queued' } }, CallToolResultSchema, { task: {} });
+    const { task } = (await stream.next()).value as { task: Task };
+    assert.equal((await mcp.client.experimental.tasks.cancelTask(task.taskId)).status, 'cancelled');
+    const events = async () =>
+      ((await mcp.client.callTool({ name: 'agentd_read_events', arguments: { sessionId, types: ['turn.interrupted'] } })) as CallToolResult).structuredContent as {
+        events: Array<{ data: { turnId: string } }>;
+      };
+    assert.deepEqual((await events()).events, [], 'the running turn was not interrupted for the queued one');
+    // The running turn ends (interrupted by its own caller); the cancelled one starts and is stopped.
+    await mcp.client.callTool({ name: 'agentd_interrupt', arguments: { sessionId } });
+    assert.equal(((await first) as CallToolResult).structuredContent?.outcome, 'interrupted');
+    const result = (await mcp.client.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema)) as CallToolResult;
+    assert.equal((result.structuredContent as { outcome: string; turnId: string }).outcome, 'interrupted');
+    const interrupted = (await events()).events.map((e) => e.data.turnId);
+    assert.equal(interrupted.length, 2);
+    assert.equal(interrupted[1], (result.structuredContent as { turnId: string }).turnId);
+  });
+
   it('a permission question under a task is input_required; the host answers it by elicitation', async () => {
     const seen: Task[] = [];
     const related: unknown[] = [];

@@ -50,13 +50,12 @@ export class TurnTaskStore implements TaskStore {
     return turn.result!;
   }
 
-  /** Only `cancelled` is the host's to set (`tasks/cancel`): it interrupts the turn. Other statuses come from the log. */
+  /** Only `cancelled` is the host's to set (`tasks/cancel`): it interrupts the turn (once it runs). Other statuses come from the log. */
   async updateTaskStatus(taskId: string, status: Task['status']): Promise<void> {
     if (status !== 'cancelled') return;
     const turn = await this.find(taskId);
     if (!turn) throw new Error(`no task ${taskId}`);
-    turn.cancel();
-    await this.link.request(SessionInterrupt, { sessionId: turn.ids.sessionId });
+    turn.cancel(() => this.link.request(SessionInterrupt, { sessionId: turn.ids.sessionId }));
   }
 
   async listTasks(): Promise<{ tasks: Task[] }> {

@@ -65,6 +65,9 @@ export class TurnTask {
   private readonly stop = new AbortController();
   private readonly reporters = new Set<{ send: ProgressSender; count: number; last: Promise<void> }>();
   private lastEvent = 'turn queued';
+  /** An event of the turn past its prompt came: the turn runs (it was not merely queued). */
+  private running = false;
+  private interruptOnStart: (() => Promise<unknown>) | undefined;
   private readonly started = Date.now();
   readonly caughtUp: Promise<void>;
   readonly ended: Promise<void>;
@@ -106,10 +109,15 @@ export class TurnTask {
     if (!this.ending) this.reporters.add({ send, count: 0, last: Promise.resolve() });
   }
 
-  /** The host cancelled the task (`tasks/cancel`): it is cancelled now, and the turn interrupted by the caller. */
-  cancel(): void {
+  /**
+   * The host cancelled the task (`tasks/cancel`): it is cancelled now, and `interrupt` stops
+   * the turn, at once if it runs, else once it starts (a queued turn must not stop another's).
+   */
+  cancel(interrupt: () => Promise<unknown>): void {
     this.cancelled = true;
     this.touch();
+    this.interruptOnStart = interrupt;
+    if (this.running) this.interruptNow();
   }
 
   get status(): Task {
@@ -174,12 +182,22 @@ export class TurnTask {
       if (change.what === 'answered' || change.what === 'result') this.asked.delete(call.toolUseId);
     }
     this.options.onStep?.(step);
+    if (step.event && step.event.type !== 'user.message' && !this.running) {
+      this.running = true;
+      this.interruptNow();
+    }
     if (step.event) {
       this.lastEvent = describeEvent(step.event);
       this.report(this.lastEvent);
     }
     this.touch();
     if (this.options.stopAtQuestion && this.asked.size > 0) this.stop.abort();
+  }
+
+  private interruptNow(): void {
+    const interrupt = this.interruptOnStart;
+    this.interruptOnStart = undefined;
+    if (interrupt && !this.ending) void interrupt().catch(() => undefined);
   }
 
   private report(message: string): void {
