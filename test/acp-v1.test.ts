@@ -12,9 +12,9 @@ import * as acp from '@agentclientprotocol/sdk';
 import * as zed from '@zed-industries/agent-client-protocol';
 import type { AgentdClient } from '../clients/lib/index.js';
 import { CUT_REPLY_NOTE } from '../clients/acp/session-view.js';
-import { SessionGet, SessionPrompt, VaultSet } from '../protocol/index.js';
+import { SessionGet, SessionInterrupt, SessionPrompt, VaultSet } from '../protocol/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { allEvents, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { initialize, startAcp, type AcpProcess } from './support/acp-client.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { startMcpUpstream } from './support/upstreams.js';
@@ -83,6 +83,31 @@ describe('agentd acp: ACP v1 sessions', () => {
         (error: acp.RequestError) => error.code === -32002,
       );
       await assert.rejects(proc.agent.request(acp.methods.agent.session.resume, { sessionId: 's_doesnotexist0000', cwd: workspace() }), (error: acp.RequestError) => error.code === -32002);
+    } finally {
+      assert.equal(await proc.close(), 0, proc.stderr());
+    }
+  });
+
+  it('cancelling a prompt queued behind another client\'s turn answers cancelled, leaves that turn alone, and stops its own when it starts', async () => {
+    const sessionId = await createSession(client);
+    rig.emulator.script([reply.hang(), reply.hang()]);
+    const before = rig.emulator.requests.length;
+    await client.request(SessionPrompt, { sessionId, content: 'another client runs first' });
+    await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
+    const proc = startAcp(rig);
+    try {
+      await initialize(proc);
+      await proc.agent.request(acp.methods.agent.session.load, { sessionId, cwd: workspace(), mcpServers: [] });
+      const queued = proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'queued' }] });
+      await waitForEvent(client, sessionId, (e) => e.type === 'user.message' && JSON.stringify(e.data).includes('queued'));
+      await proc.agent.notify(acp.methods.agent.session.cancel, { sessionId });
+      assert.equal((await queued).stopReason, 'cancelled');
+      assert.deepEqual(ofType(await allEvents(client, sessionId), 'turn.interrupted'), [], 'the other client\'s turn runs on');
+      // That turn ends; the cancelled one starts and is stopped at once.
+      await client.request(SessionInterrupt, { sessionId });
+      const events = await settle(client, sessionId);
+      const turns = ofType(events, 'user.message').map((e) => e.data.turnId);
+      assert.deepEqual(ofType(events, 'turn.interrupted').map((e) => e.data.turnId), turns);
     } finally {
       assert.equal(await proc.close(), 0, proc.stderr());
     }

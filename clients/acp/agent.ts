@@ -203,10 +203,11 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       view.ownTurn(turnId, content);
       const cancel = () => void interrupt(view);
       signal.addEventListener('abort', cancel, { once: true });
+      const ended = view.waitTurn(turnId);
       // Cancelled while the prompt was on its way: the turn it started must stop too.
       if (view.cancels !== cancelsBefore) cancel();
       try {
-        const end = await view.waitTurn(turnId);
+        const end = await ended;
         // ACP: a prompt the editor cancelled answers `cancelled`, however the turn ended.
         if (view.cancels !== cancelsBefore || end.kind === 'interrupted') return { stopReason: 'cancelled' as const };
         if (end.kind === 'failed') {
@@ -225,11 +226,19 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
 
   async function interrupt(view: SessionView): Promise<void> {
     view.cancels += 1;
-    try {
-      await link.request(SessionInterrupt, { sessionId: view.sessionId });
-    } catch (error) {
-      diag(`interrupting ${view.sessionId} failed: ${(error as Error).message}`);
-    }
+    const stop = async () => {
+      try {
+        await link.request(SessionInterrupt, { sessionId: view.sessionId });
+      } catch (error) {
+        diag(`interrupting ${view.sessionId} failed: ${(error as Error).message}`);
+      }
+    };
+    // session/interrupt stops whatever turn runs: a prompt of this editor still queued behind
+    // another client's turn is stopped when it starts, and answers `cancelled` now.
+    const queued = view.queuedOwnTurns;
+    for (const turnId of queued) view.cancelQueued(turnId, stop);
+    if (queued.length > 0 && !view.waiting) return;
+    await stop();
     // After the interrupt, so a "deny" cannot let the turn go on to another model call first.
     view.withdrawPermissions();
   }

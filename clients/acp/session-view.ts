@@ -49,6 +49,12 @@ export class SessionView {
    * it is in the log.
    */
   private joinedMidReply: string | undefined;
+  /** Turns past their prompt (an event beyond user.message came): they run, not merely queue. */
+  private readonly startedTurns = new Set<string>();
+  /** Interrupts waiting for a queued turn of this editor to start (it was cancelled while queued). */
+  private readonly interruptOnStart = new Map<string, () => Promise<void>>();
+  /** Closed by the editor (`session/close`): nothing more is shown. */
+  private closed = false;
 
   constructor(
     readonly sessionId: string,
@@ -100,11 +106,13 @@ export class SessionView {
 
   /** `session/close`, after the turn was interrupted: waiting prompts answer `cancelled`, then the view stops. */
   close(): void {
+    this.closed = true;
     for (const [turnId, list] of this.waiters) {
       this.waiters.delete(turnId);
       for (const w of list) w.resolve({ kind: 'interrupted' });
     }
-    this.dispose();
+    // A queued turn of this editor still to be stopped when it starts: follow until then, silently.
+    if (this.interruptOnStart.size === 0) this.dispose();
   }
 
   dispose(): void {
@@ -141,6 +149,22 @@ export class SessionView {
       list.push({ resolve, reject });
       this.waiters.set(turnId, list);
     });
+  }
+
+  /** This editor's turns that wait for their turn in the session's queue. */
+  get queuedOwnTurns(): string[] {
+    return [...this.waiters.keys()].filter((turnId) => !this.startedTurns.has(turnId));
+  }
+
+  /**
+   * A queued turn of this editor was cancelled: its prompt answers `cancelled` now, and
+   * `interrupt` stops the turn when it starts (interrupting now would stop the turn ahead of it).
+   */
+  cancelQueued(turnId: string, interrupt: () => Promise<void>): void {
+    this.interruptOnStart.set(turnId, interrupt);
+    const list = this.waiters.get(turnId) ?? [];
+    this.waiters.delete(turnId);
+    for (const w of list) w.resolve({ kind: 'interrupted' });
   }
 
   /** Counts the editor's cancels: a prompt that saw it move while it ran was cancelled. */
@@ -189,6 +213,13 @@ export class SessionView {
   private showEvent(event: Event, changes: TranscriptChange[]): void {
     const turnId = typeof event.data.turnId === 'string' ? event.data.turnId : undefined;
     if (turnId === undefined) return this.show(changes);
+    if (event.type !== 'user.message' && !this.startedTurns.has(turnId)) {
+      this.startedTurns.add(turnId);
+      const interrupt = this.interruptOnStart.get(turnId);
+      this.interruptOnStart.delete(turnId);
+      if (interrupt) void interrupt();
+      if (this.closed && this.interruptOnStart.size === 0) return this.dispose();
+    }
     if (event.type === 'model.requested') this.replying.add(turnId);
     if (event.type === 'assistant.message') {
       this.replying.delete(turnId);
@@ -281,6 +312,7 @@ export class SessionView {
   }
 
   private send(update: acp.SessionUpdate): void {
+    if (this.closed) return;
     this.chain = this.chain
       .then(() => this.editor.update(this.sessionId, update))
       .catch((error: Error) => this.diag(`session/update for ${this.sessionId} failed: ${error.message}`));
