@@ -1,6 +1,7 @@
 /**
- * `agentd stdio` keeps the LSP lifecycle, driven by vscode-jsonrpc's own client API
- * (a MessageConnection over the bridge's stdio, as an editor makes one): `shutdown`
+ * `agentd stdio` keeps the LSP lifecycle, driven by vscode-jsonrpc's own client API in a
+ * separately installed version (8.2, the one VS Code's language client uses; the daemon
+ * has 10): a MessageConnection over the bridge's stdio, as an editor makes one: `shutdown`
  * with params `null` or none, InvalidRequest after it, and `exit` ending the bridge
  * with 0 after `shutdown` and 1 without.
  */
@@ -16,7 +17,7 @@ import {
   StreamMessageWriter,
   type Message,
   type MessageConnection,
-} from 'vscode-jsonrpc/node';
+} from 'vscode-jsonrpc-8/node.js';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/index.js';
 import { AGENTD_BIN, runAgentd, startDaemon, type TestDaemon } from './support/daemon.js';
 
@@ -109,8 +110,9 @@ describe('agentd stdio: the LSP lifecycle', () => {
 
   it('the daemon closes a socket connection on exit, and keeps running', async () => {
     const client = await daemon.client();
-    await client.rpc.sendRequest(Shutdown);
-    await client.rpc.sendNotification(Exit);
+    // The test client is the project's own vscode-jsonrpc: methods by name.
+    await client.rpc.sendRequest('shutdown');
+    await client.rpc.sendNotification('exit');
     await client.closed;
     const again = await daemon.client();
     assert.ok(Array.isArray((await again.rpc.sendRequest<{ sessions: unknown[] }>('session/list', {})).sessions));
