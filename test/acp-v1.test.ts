@@ -63,8 +63,10 @@ describe('agentd acp: ACP v1 sessions', () => {
     const proc = startAcp(rig);
     try {
       await initialize(proc);
-      await proc.agent.request(acp.methods.agent.session.resume, { sessionId, cwd: workspace() });
+      await proc.agent.request(acp.methods.agent.session.resume, { sessionId, cwd: workspace(), mcpServers: [{ name: 'late', command: 'true', args: [], env: [] }] });
       assert.deepEqual(proc.updates, [], 'nothing replayed');
+      // A session's MCP servers are fixed at creation: the editor's are said to be left out.
+      await until(() => /keeps the MCP servers it was created with; late \(given with session\/resume\) are not added/.test(proc.stderr()), 'the note on stderr');
       rig.emulator.script([reply.text('after the resume', { chunks: 2 })]);
       const answered = await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'second' }] });
       assert.equal(answered.stopReason, 'end_turn');

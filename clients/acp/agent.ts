@@ -146,6 +146,7 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       await daemon();
       await translateErrors(() => link.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
       await translateErrors(() => open(params.sessionId), params.sessionId);
+      await serversNotAdded(params.sessionId, params.mcpServers ?? [], 'load');
       return {};
     })
     .onRequest(acp.methods.agent.session.list, async ({ params }) => {
@@ -169,6 +170,7 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       await daemon();
       const { headSeq } = await translateErrors(() => link.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
       await translateErrors(() => open(params.sessionId, headSeq), params.sessionId);
+      await serversNotAdded(params.sessionId, params.mcpServers ?? [], 'resume');
       return {};
     })
     .onRequest(acp.methods.agent.session.close, async ({ params }) => {
@@ -223,6 +225,14 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       const view = views.get(params.sessionId);
       if (view) await interrupt(view);
     });
+
+  /** A session's MCP servers are fixed when it is created: those an editor names on load or resume are said to be left out, never dropped silently. */
+  async function serversNotAdded(sessionId: string, servers: acp.McpServer[], method: string): Promise<void> {
+    if (servers.length === 0) return;
+    const description = `session ${sessionId} keeps the MCP servers it was created with; ${servers.map((s) => s.name).join(', ')} (given with session/${method}) are not added`;
+    if (notices) await port.update(sessionId, { sessionUpdate: 'notice', severity: 'warning', title: 'agentd: MCP servers not added', description });
+    else diag(description);
+  }
 
   async function interrupt(view: SessionView): Promise<void> {
     view.cancels += 1;
