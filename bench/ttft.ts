@@ -12,6 +12,8 @@
  *                      directly with the byte-identical request body the daemon sent.
  * 2. ttft.sandbox    - first prompt of a fresh session with sandbox start-up slowed to
  *                      500 ms, lazy vs eager, against the no-delay daemon.
+ *    ttft.sandbox.pool - the same with real sandboxes from a warm pool that refills
+ *                      while the first prompts stream (bench/ttft/pool.ts).
  * 3. wake.10k        - reading and folding a 10,000-event session log in-process (what a
  *                      woken runner does before its first action) vs reading it only;
  *                      and a daemon restart that wakes it, vs waking a tiny session.
@@ -33,6 +35,7 @@ import { API_KEY } from './ttft/common.js';
 import { EmulatorHandle, emulatorChild, probeChild } from './ttft/children.js';
 import { Driver, Scratch, stopDaemon } from './ttft/driver.js';
 import { benchLostWakeups, benchOverhead, benchSandbox } from './ttft/overhead.js';
+import { benchSandboxPool } from './ttft/pool.js';
 import { benchWake } from './ttft/wake.js';
 import { benchLoad } from './ttft/load.js';
 
@@ -46,11 +49,12 @@ async function main(): Promise<void> {
   const want = (name: string) => !only || only.includes(name);
   let daemon: TestDaemon | undefined;
   try {
-    if (want('overhead') || want('sandbox') || want('lost')) {
+    if (want('overhead') || want('sandbox') || want('pool') || want('lost')) {
       daemon = await startDaemon({ env: modelEnv });
       const driver = new Driver(await daemon.client({ name: 'bench-ttft' }));
       if (want('overhead')) await benchOverhead(emu, driver, scratch);
       if (want('sandbox')) await benchSandbox(driver, scratch, modelEnv);
+      if (want('pool')) await benchSandboxPool(driver, scratch, modelEnv);
       if (want('lost')) await benchLostWakeups(driver, scratch);
       await stopDaemon(daemon);
       daemon = undefined;

@@ -1,7 +1,8 @@
 import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { atLeast, probeContainment, probeIsolation, probeLimits, type ContainmentReport, type IsolationReport, type LimitsReport } from '../sandbox/provider.js';
+import { probeContainment, probeIsolation, probeLateBinding, probeLimits } from '../sandbox/provider.js';
+import { atLeast, type ContainmentReport, type IsolationReport, type LimitsReport } from '../sandbox/types.js';
 import { ConfigError, DEFAULT_CONFIG, loadDaemonConfig, type DaemonConfig } from './config.js';
 import { SandboxPolicy } from './containment.js';
 import { dataPaths, type DataPaths } from './paths.js';
@@ -115,6 +116,20 @@ async function containment(paths: DataPaths, isolation: IsolationReport, config:
   return { findings, report: { floor: config.isolationFloor, levels, limits } };
 }
 
+/**
+ * The warm pool: whether a daemon started now would keep one, found by binding a started
+ * sandbox to a temp dir for real (the daemon runs the same probe when it starts its pool).
+ */
+async function poolFinding(config: DaemonConfig, isolation: IsolationReport): Promise<Finding> {
+  const size = config.sandboxPool;
+  const off = 'sandboxes start cold (set sandbox.pool in config.json to keep some started ahead of need)';
+  const check = await probeLateBinding(async (level) => isolation.levels[level]);
+  if (size === 0) return { name: 'sandbox pool', ok: true, required: false, detail: `${off}; a pool ${check.ok ? 'would work here' : `would not work here: ${check.detail}`}` };
+  return check.ok
+    ? { name: 'sandbox pool', ok: true, required: false, detail: `${size} sandboxes kept started and bound on demand (${check.detail})` }
+    : { name: 'sandbox pool', ok: false, required: false, detail: `${size} configured, but no pool here: ${check.detail}; sandboxes start cold` };
+}
+
 function floorFinding(paths: DataPaths): { finding: Finding; config: DaemonConfig } {
   try {
     const config = loadDaemonConfig(paths.config);
@@ -150,6 +165,7 @@ export async function run(argv: string[]): Promise<number> {
     { name: 'ripgrep', ok: isolation.ripgrep.ok, required: false, detail: isolation.ripgrep.detail },
     floor.finding,
     ...contained.findings,
+    await poolFinding(floor.config, isolation),
     await levelDb(),
     ...(await sharedLog()),
     dataDir(paths.home),

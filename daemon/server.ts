@@ -17,6 +17,10 @@ import { handlers, type Daemon, type RequestContext } from './handlers/index.js'
 import { MAX_SUBSCRIPTIONS_PER_CONNECTION, SUBSCRIPTION_BATCH, SUBSCRIPTION_BATCH_BYTES, SUBSCRIPTION_MAX_PENDING, SUBSCRIPTION_MAX_PENDING_BYTES } from './rpc/limits.js';
 import type { Peer } from './rpc/peer.js';
 import { serveConnection, type ServeState } from './rpc/serve.js';
+import { streamTransport } from './rpc/transport.js';
+import { TokenService } from './tokens.js';
+import { startRemoteListener, type RemoteListener } from './remote/listener.js';
+import { readiness } from './remote/readiness.js';
 import { SessionService } from './sessions.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { Vault } from './vault/vault.js';
@@ -24,11 +28,12 @@ import { Harness, type HarnessSettings } from './harness/index.js';
 import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
 import { authHeader, CredentialProxy } from './proxy/proxy.js';
-import type { SandboxProvider } from '../sandbox/provider.js';
+import type { SandboxProvider } from '../sandbox/types.js';
 import type { DaemonConfig } from './config.js';
 import { SandboxPolicy } from './containment.js';
 import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
+import { StartError } from './start-error.js';
 
 /** Quiet time after work before the daemon gives memory back (see IdleCollector). */
 const IDLE_GC_MS = 10_000;
@@ -41,8 +46,10 @@ export interface DaemonOptions {
   openLog: (dir: string, daemonId: string) => Promise<OpenedLog>;
   /** Where sandboxes come from. */
   sandboxes: SandboxProvider;
-  /** The isolation floor, sandbox limits and fork size limit (daemon/config.ts). */
+  /** The isolation floor, sandbox limits, fork size limit and network listener (daemon/config.ts). */
   config: DaemonConfig;
+  /** The web client's built files, served at / by the network listener. */
+  webRoot?: string;
 }
 
 function intFromEnv(name: string, fallback: number): number {
@@ -74,10 +81,11 @@ export interface RunningDaemon {
    * from starting the daemon again; runners get `drainMs` to reach a durable point.
    */
   stop(reason: string, options?: { onPurpose?: boolean; drainMs?: number }): Promise<void>;
+  /** The network listener's URL, when it listens. */
+  listenUrl?: string;
 }
 
-/** A failure to start, with a message for the person who ran `agentd daemon`. */
-export class StartError extends Error {}
+export { StartError };
 
 /** Starting fails fast and clearly: unusable data dir, another daemon, a socket in use. */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
@@ -115,6 +123,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (redactor.tooShort.length > 0) logger.log('warn', 'credentials shorter than 6 characters cannot be redacted; replace them', { names: redactor.tooShort });
   });
   const permissions = new PermissionBroker(() => peers, logger);
+  // Revocations reach the other daemons' connections through the bus (a message holds at most 100 ids).
+  const tokens = new TokenService(log.tokens, (ids) => {
+    for (let at = 0; at < ids.length; at += 100) bus?.send({ kind: 'tokens.revoked', ids: ids.slice(at, at + 100) });
+  });
+  bus?.on('tokens.revoked', (message) => tokens.revoked(message.ids));
   // The model's key: the daemon's own environment (read when it started), else the vault.
   const modelKey = async (): Promise<{ source: 'environment' | 'vault' | 'missing'; value?: string }> => {
     if (process.env.ANTHROPIC_API_KEY) return { source: 'environment', value: process.env.ANTHROPIC_API_KEY };
@@ -160,10 +173,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     vault,
     harness,
     permissions,
+    tokens,
     logger,
     appendLatency,
     peers,
     modelApiKey: async () => (await modelKey()).source,
+    sandboxPool: () => options.sandboxes.pool?.(),
     requestStop: (reason, drainMs) => stopRequested(reason, drainMs),
     ...(bus ? { cluster: bus } : {}),
   };
@@ -186,16 +201,34 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     server = await listen(paths.socket, (socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      serveConnection(socket, state);
+      serveConnection(streamTransport(socket), state);
     });
   } catch (error) {
     await log.close();
     throw error;
   }
+  let remote: RemoteListener | undefined;
+  if (options.config.listen) {
+    try {
+      remote = await startRemoteListener({
+        config: options.config.listen,
+        state,
+        tokens,
+        logger,
+        webRoot: options.webRoot,
+        readiness: () => readiness(daemon, state),
+      });
+    } catch (error) {
+      server.close();
+      rmSync(paths.socket, { force: true });
+      await log.close();
+      throw error;
+    }
+  }
   writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   clearStopMarker(paths.stopMarker);
   logger.log('info', 'daemon ready', {
-    pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location,
+    pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location, ...(remote ? { listen: remote.url } : {}),
     isolationFloor: options.config.isolationFloor, floorFrom: options.config.floorSource, sandboxLimits: options.config.sandboxLimits,
   });
   // With leases the harness takes over unfinished sessions itself, as they become free.
@@ -224,6 +257,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         harness.stop(drainMs),
       ]);
       server.close();
+      await remote?.close();
       idle.dispose();
       unwireCluster();
       await log.close();
@@ -239,7 +273,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   };
   // Answer the daemon/stop request first, then stop.
   stopRequested = (reason, drainMs) => void setImmediate(() => void stop(reason, { onPurpose: true, drainMs }));
-  return { daemon, stopped, stop };
+  return { daemon, stopped, stop, ...(remote ? { listenUrl: remote.url } : {}) };
 }
 
 /** After a restart (crash or not), every session whose log ends mid-turn carries on. */

@@ -16,7 +16,7 @@ import type { SessionLeases } from './log/leases.js';
 import type { SandboxPolicy } from './containment.js';
 import { appendEvents, checkedEvent } from './events.js';
 import { copyWorkspace } from './workspace-copy.js';
-import type { ToolDefinition } from '../sandbox/provider.js';
+import type { ToolDefinition } from '../sandbox/types.js';
 
 const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
@@ -99,8 +99,10 @@ export class SessionService {
     workspace?: string;
     limit?: number;
     cursor?: string;
+    /** Only sessions the asking connection may see (its token's scope). */
+    visible?: (sessionId: string) => boolean;
   }): Promise<{ sessions: SessionInfo[]; cursor?: string }> {
-    const { status, workspace } = options;
+    const { status, workspace, visible } = options;
     const limit = options.limit ?? 100;
     const sessions: SessionInfo[] = [];
     let cursor = options.cursor;
@@ -111,7 +113,8 @@ export class SessionService {
         withHeads: true,
         limit: Math.min(LIST_PAGE, limit - sessions.length),
         ...(cursor !== undefined ? { cursor } : {}),
-        filter: (meta) => (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace),
+        filter: (meta) =>
+          (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace) && (visible === undefined || visible(meta.sessionId)),
       });
       const holders = await this.holders(page.sessions.map((meta) => meta.sessionId));
       for (const [i, meta] of page.sessions.entries()) sessions.push(toInfo(meta as SessionRecord, page.heads![i]!, holders.get(meta.sessionId)));

@@ -77,6 +77,8 @@ export const EventData = {
     sandboxId: z.string().optional(),
     isolation: z.string(),
     durationMs: z.number().nonnegative(),
+    /** It came from the warm pool (started ahead of need, then bound to this session). */
+    pooled: z.boolean().optional(),
     /** Loud notices: isolation weaker than bubblewrap, a limit that cannot be held. */
     warnings: z.array(z.string()).optional(),
     /** The sandbox's limits and how each is held: cgroup1, cgroup2, rlimit, or none. */

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogError } from '../daemon/log/session-log.js';
-import type { NewEvent, SessionLog, SessionMeta, StoredEvent, SubscriptionEnd } from '../daemon/log/session-log.js';
+import type { NewEvent, SessionLog, SessionMeta, StoredEvent, StoredToken, SubscriptionEnd } from '../daemon/log/session-log.js';
 
 /** A lost or repeated event shows up as a wait that never ends: fail it instead of hanging. */
 const HANG_GUARD_MS = 30_000;
@@ -62,6 +62,12 @@ class Collector {
     if (last + 1 >= head) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ seq: head, resolve }));
   }
+}
+
+/** A token record; `n` makes its id and hash. */
+function token(n: number, extra: Partial<StoredToken> = {}): StoredToken {
+  const hex = n.toString(16).padStart(16, '0');
+  return { id: `tok_${hex}`, hash: hex.repeat(4), name: `t${n}`, role: 'observer', sessions: null, createdAt: 1000 + n, expiresAt: null, parent: null, ...extra };
 }
 
 function tick(): Promise<void> {
@@ -456,6 +462,66 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.equal(batches, after);
           assert.equal((await sub.ended).reason, 'closed');
         }));
+    });
+
+    describe('tokens', () => {
+      it('stores token records and reads them back by id and in a list, apart from the caller’s objects', () =>
+        withLog(factory, async (log) => {
+          const scoped = token(2, { role: 'controller', sessions: ['s_a', 's_b'], expiresAt: 99_999 });
+          const web = token(3, { id: 'web_0000000000000003', parent: scoped.id });
+          for (const t of [token(1), scoped, web]) await log.tokens.put(t);
+          scoped.sessions!.push('s_c');
+          assert.deepEqual(await log.tokens.get('tok_0000000000000002'), token(2, { role: 'controller', sessions: ['s_a', 's_b'], expiresAt: 99_999 }));
+          assert.equal(await log.tokens.get('tok_00000000000000ff'), undefined);
+          assert.deepEqual((await log.tokens.list()).map((t) => t.id), ['tok_0000000000000001', 'tok_0000000000000002', 'web_0000000000000003']);
+          const listed = await log.tokens.list();
+          listed[0]!.name = 'changed';
+          assert.equal((await log.tokens.get('tok_0000000000000001'))!.name, 't1');
+        }));
+
+      it('refuses a second record with the same id and keeps the first', () =>
+        withLog(factory, async (log) => {
+          await log.tokens.put(token(1));
+          await rejectsWith(log.tokens.put(token(1, { name: 'other', hash: 'f'.repeat(64) })), 'exists');
+          assert.equal((await log.tokens.get('tok_0000000000000001'))!.name, 't1');
+          // Two puts of one id at once: exactly one wins.
+          const raced = await Promise.allSettled([log.tokens.put(token(2)), log.tokens.put(token(2, { name: 'b' }))]);
+          assert.deepEqual(raced.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+        }));
+
+      it('deletes records by id and says how many there were', () =>
+        withLog(factory, async (log) => {
+          for (const n of [1, 2, 3]) await log.tokens.put(token(n));
+          assert.equal(await log.tokens.delete(['tok_0000000000000001', 'tok_0000000000000003', 'tok_00000000000000ff']), 2);
+          assert.equal(await log.tokens.delete([]), 0);
+          assert.deepEqual((await log.tokens.list()).map((t) => t.id), ['tok_0000000000000002']);
+          assert.equal(await log.tokens.get('tok_0000000000000001'), undefined);
+        }));
+
+      it('refuses malformed records and ids with invalid, writing nothing', () =>
+        withLog(factory, async (log) => {
+          const bad: unknown[] = [
+            null,
+            { ...token(1), id: 'tok_xyz' },
+            { ...token(1), hash: 'short' },
+            { ...token(1), role: 'owner' },
+            { ...token(1), sessions: 's_a' },
+            { ...token(1), expiresAt: -1 },
+            { ...token(1), parent: 'nope' },
+          ];
+          for (const record of bad) await rejectsWith(log.tokens.put(record as StoredToken), 'invalid');
+          await rejectsWith(log.tokens.get('../etc'), 'invalid');
+          await rejectsWith(log.tokens.delete(['tok_1']), 'invalid');
+          assert.deepEqual(await log.tokens.list(), []);
+        }));
+
+      it('refuses token calls once closed', async () => {
+        const log = await factory();
+        await log.close();
+        await rejectsWith(log.tokens.put(token(1)), 'closed');
+        await rejectsWith(log.tokens.get('tok_0000000000000001'), 'closed');
+        await rejectsWith(log.tokens.list(), 'closed');
+      });
     });
 
     describe('close', () => {

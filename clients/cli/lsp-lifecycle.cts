@@ -4,8 +4,7 @@
  * The bridge stays a byte pipe: it forwards every byte unchanged and only reads the
  * editor's frames for these two methods. CommonJS, like the bridge.
  */
-import type { Readable } from 'node:stream';
-import type { Socket } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
 
 /** Frames larger than this are passed on unread: `shutdown` and `exit` are a few dozen bytes. */
 const READ_BODY_MAX = 64 * 1024;
@@ -98,7 +97,7 @@ function envelope(body: Buffer): { method: string | undefined; request: boolean 
  * lifecycle: after `exit` nothing more is forwarded and the connection is ended.
  * `exitCode()` is what LSP asks of the process once `exit` came (undefined before).
  */
-export function pipeEditorToDaemon(input: Readable, socket: Socket): { exitCode(): number | undefined } {
+export function pipeEditorToDaemon(input: Readable, socket: Duplex): { exitCode(): number | undefined } {
   const scanner = new FrameScanner();
   let shutdown = false;
   let code: number | undefined;

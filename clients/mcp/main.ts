@@ -22,7 +22,8 @@ agentd_answer_permission, agentd_read_events, agentd_list_sessions, agentd_inter
 Resources: agentd://sessions/{sessionId}/events (readable, subscribable).
 Data dir: --home DIR, else $AGENTD_HOME, else ~/.agentd. MCP hosts start servers with
 a minimal environment: store the API key in the vault (agentd vault set ANTHROPIC_API_KEY)
-and the daemon this starts finds it there.
+and the daemon this starts finds it there. A daemon over the network instead:
+AGENTD_REMOTE=wss://host:port with AGENTD_TOKEN (or AGENTD_TOKEN_FILE) in the env.
 `;
 
 /**

@@ -9,10 +9,13 @@ import {
 } from '../../protocol/index.js';
 import type { Handler } from './context.js';
 import { fromLogError } from '../errors.js';
+import { maySee } from '../access.js';
 
-export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) => {
+export const status: Handler<typeof DaemonStatus> = async (_params, { daemon, peer }) => {
   // Status answers even when the log does not: that is when it is needed most.
-  const listed = await daemon.log.list({ limit: 1_000_000 }).then(
+  const pool = daemon.sandboxPool();
+  const scoped = peer.access.kind === 'token' && peer.access.sessions !== null;
+  const listed = await daemon.log.list({ limit: 1_000_000, ...(scoped ? { filter: (meta) => maySee(peer.access, meta.sessionId) } : {}) }).then(
     (page) => ({ count: page.sessions.length, error: undefined }),
     (error: unknown) => ({ count: null, error: (fromLogError(error) as Error).message }),
   );
@@ -31,6 +34,7 @@ export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) 
     ...(listed.error ? { logError: listed.error } : {}),
     modelApiKey: await daemon.modelApiKey(),
     appendLatencyMs: daemon.appendLatency.summary(),
+    ...(pool ? { sandboxPool: pool } : {}),
   };
 };
 

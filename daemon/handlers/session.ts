@@ -14,6 +14,7 @@ import type { ParamsOf } from '../../protocol/index.js';
 import type { Peer } from '../rpc/peer.js';
 import type { Daemon, Handler } from './context.js';
 import { openQuestions } from '../permissions.js';
+import { maySee } from '../access.js';
 
 function refuseObserver(peer: Peer, sessionId: string, action: string): void {
   if (peer.isObserver(sessionId)) {
@@ -71,7 +72,8 @@ export const create: Handler<typeof SessionCreate> = async (params, { daemon, pe
   return created;
 };
 
-export const list: Handler<typeof SessionList> = (params, { daemon }) => daemon.sessions.list(params);
+export const list: Handler<typeof SessionList> = (params, { daemon, peer }) =>
+  daemon.sessions.list({ ...params, visible: (sessionId) => maySee(peer.access, sessionId) });
 
 export const get: Handler<typeof SessionGet> = ({ sessionId }, { daemon }) => daemon.sessions.info(sessionId);
 

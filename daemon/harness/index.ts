@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { realpath } from 'node:fs/promises';
 import type { SessionCreateParams, Usage } from '../../protocol/index.js';
-import type { SandboxProvider, SandboxSpec } from '../../sandbox/provider.js';
+import type { SandboxProvider, SandboxSpec } from '../../sandbox/types.js';
 import { fencedLog } from '../log/fenced.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
 import type { SessionLog } from '../log/session-log.js';
@@ -64,10 +64,14 @@ export class Harness {
   private readonly held = new Map<string, Lease>();
   private readonly scanTimer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
+  private readonly scanEveryMs: number = 0;
+  /** The last scan for orphaned sessions that finished, and how (for /readyz). */
+  private lastScan: { at: number; error?: string } | undefined;
 
   constructor(private readonly deps: HarnessDeps) {
     if (deps.leases) {
       const every = Math.min(ORPHAN_SCAN_MAX_MS, Math.max(50, Math.floor(deps.leases.ttlMs / 4)));
+      this.scanEveryMs = every;
       this.scanTimer = setInterval(() => void this.adoptOrphans(), every);
       this.scanTimer.unref();
       void this.adoptOrphans();
@@ -126,7 +130,7 @@ export class Harness {
         system: systemPrompt(record),
         ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
         contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
-        tools: [...(await offeredTools(record, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
+        tools: [...(await offeredTools(record, this.deps.provider.builtinTools, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
         usage: record.usage,
       },
       slot,
@@ -227,11 +231,25 @@ export class Harness {
           this.deps.logger.log('info', 'taking over session', { sessionId });
           await this.wake(sessionId);
         }
+        this.lastScan = { at: Date.now() };
       } catch (error) {
+        this.lastScan = { at: Date.now(), error: String(error) };
         this.deps.logger.log('warn', 'looking for sessions to take over failed', { error: String(error) });
       }
     })().finally(() => (this.scanning = undefined));
     return this.scanning;
+  }
+
+  /**
+   * For /readyz: without leases there is no loop; with them, it runs when its last scan
+   * for orphaned sessions succeeded within a few intervals (or the first is under way).
+   */
+  leaseLoop(): 'none' | 'running' | 'stalled' | 'failing' {
+    if (!this.deps.leases) return 'none';
+    if (this.stopping) return 'stalled';
+    if (!this.lastScan) return this.scanning ? 'running' : 'stalled';
+    if (this.lastScan.error) return 'failing';
+    return Date.now() - this.lastScan.at <= Math.max(3 * this.scanEveryMs, 5000) ? 'running' : 'stalled';
   }
 
   /** Keeps memory to the sessions at work: an idle runner (its fold, its sandbox) goes after a while. */

@@ -13,6 +13,7 @@ import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey }
 import { LiveSubscriptions } from './subscriptions.js';
 import { parsedEvent } from './event-bytes.js';
 import { BoundedCache } from './bounded-cache.js';
+import { LevelTokenStore } from './token-store.js';
 
 /** A filtered read scans at most this many events before it returns a page with `next`. */
 const TYPE_SCAN_MAX = 100_000;
@@ -65,6 +66,14 @@ export class LevelSessionLog implements Log.SessionLog {
    */
   private failed = false;
   private reopening: Promise<void> | undefined;
+  readonly tokens = new LevelTokenStore(
+    async () => {
+      if (this.failed) await this.reopen();
+      return this.db;
+    },
+    (op) => this.gate.admit(op),
+    () => this.checkOpen(),
+  );
 
   private constructor(
     private db: ClassicLevel<string, string>,

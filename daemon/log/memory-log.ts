@@ -8,6 +8,7 @@ import type * as Log from './session-log.js';
 import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
 import { LiveSubscriptions } from './subscriptions.js';
 import { countWithin, eventBytes } from './event-bytes.js';
+import { MemoryTokenStore } from './token-store.js';
 
 interface MemorySession {
   meta: SessionMeta;
@@ -19,6 +20,7 @@ export class MemorySessionLog implements Log.SessionLog {
   private readonly sessions = new Map<string, MemorySession>();
   private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => Promise.resolve(this.slice(id, from, to, limit, maxBytes)));
   private closed = false;
+  readonly tokens = new MemoryTokenStore(() => this.checkOpen());
 
   async create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
     this.checkOpen();

@@ -16,6 +16,7 @@ import { channelOf, checkSchemaName, parsePgUrl, SCHEMA_VERSION, schemaSql } fro
 import { applyBatch, encodeEvents, jsonbText, splitPatch, type PgEntry } from './pg-batch.js';
 import { PgListener, type AppendNotice } from './pg-notify.js';
 import { LiveSubscriptions } from './subscriptions.js';
+import { PgTokenStore } from './pg-tokens.js';
 
 const TYPE_SCAN_MAX = 100_000;
 const IMPORT_CHUNK = 5000;
@@ -107,6 +108,7 @@ export class PgSessionLog implements Log.SessionLog {
   private readonly gate = new WriteGate();
   private listener: PgListener | undefined;
   private closing: Promise<void> | undefined;
+  readonly tokens: PgTokenStore;
 
   private constructor(
     readonly pool: pg.Pool,
@@ -115,6 +117,12 @@ export class PgSessionLog implements Log.SessionLog {
   ) {
     this.writerId = options.writerId ?? `w${randomBytes(6).toString('hex')}`;
     this.commits = new GroupCommit<PgEntry>((batch) => this.writeBatch(batch), () => undefined, false);
+    this.tokens = new PgTokenStore({
+      query: (sql, params) => this.query(sql, params),
+      admit: (op) => this.gate.admit(op),
+      checkOpen: () => this.checkOpen(),
+      table: this.table('tokens'),
+    });
   }
 
   /** Connects, creates the schema if missing, and starts listening. */
@@ -165,7 +173,7 @@ export class PgSessionLog implements Log.SessionLog {
   }
 
   /** `"schema".table`, for queries. */
-  table(name: 'sessions' | 'events' | 'leases' | 'settings'): string {
+  table(name: 'sessions' | 'events' | 'leases' | 'settings' | 'tokens'): string {
     return `"${this.schema}".${name}`;
   }
 

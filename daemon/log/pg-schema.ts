@@ -3,6 +3,7 @@
  *   sessions(session_id, head, meta)        head = the seq the next event gets; meta is jsonb
  *   events(session_id, seq, ts, type, data) primary key (session_id, seq): reads are index range scans
  *   leases(session_id, holder, epoch, expires_at)  which daemon runs a session's harness
+ *   tokens(id, record)                      access tokens (their hashes) for the network listener
  * Every write goes through apply_batch, one call per group commit: it locks the sessions it
  * touches in id order (so concurrent writers never deadlock), takes each head under that
  * lock (so seqs stay dense and unique whoever writes), checks the writer's lease where one
@@ -76,6 +77,11 @@ CREATE TABLE IF NOT EXISTS ${s}.leases (
   -- Grows by one at every change of holder, and never goes back: the fencing token.
   epoch bigint NOT NULL,
   expires_at timestamptz NOT NULL
+);
+-- Access tokens: the record holds a token's hash, never the token (daemon/tokens.ts).
+CREATE TABLE IF NOT EXISTS ${s}.tokens (
+  id text PRIMARY KEY,
+  record jsonb NOT NULL
 );
 -- Sessions with a turn to finish, for the lease scanner (see daemon/cluster).
 CREATE INDEX IF NOT EXISTS sessions_unfinished ON ${s}.sessions ((meta->>'status'))

@@ -126,8 +126,44 @@ export interface SessionLogSupports {
   sharedWriters: boolean;
 }
 
+/**
+ * An access token as stored (daemon/tokens.ts): its hash, never the token. A web login
+ * (the browser's session cookie) is a record of its own whose `parent` is the token it
+ * was exchanged for.
+ */
+export interface StoredToken {
+  /** `tok_` or `web_` and 16 hex digits of the hash: public, what `agentd token revoke` takes. */
+  id: string;
+  /** Hex SHA-256 of the token. */
+  hash: string;
+  name: string;
+  role: 'observer' | 'controller';
+  /** The sessions it is scoped to; null: all. */
+  sessions: string[] | null;
+  createdAt: number;
+  expiresAt: number | null;
+  /** A web login: the token it was made with. */
+  parent: string | null;
+}
+
+/**
+ * Token records, kept beside the sessions so that every daemon sharing a log accepts
+ * the same tokens. Primitives only: TokenService checks and interprets them.
+ */
+export interface TokenStore {
+  /** Stores a new record durably; LogError('exists') when its id is taken (nothing changes then). */
+  put(token: StoredToken): Promise<void>;
+  get(id: string): Promise<StoredToken | undefined>;
+  /** Every record, in id order. */
+  list(): Promise<StoredToken[]>;
+  /** Removes these records durably; resolves with how many there were. */
+  delete(ids: readonly string[]): Promise<number>;
+}
+
 export interface SessionLog {
   readonly supports: SessionLogSupports;
+  /** Access tokens for the network listener. */
+  readonly tokens: TokenStore;
 
   /**
    * Creates a session with its metadata and first events, atomically.

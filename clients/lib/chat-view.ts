@@ -1,6 +1,6 @@
-import type { ContentBlock, Event, PromptContent, ToolErrorKind } from '../../../../protocol/index.js';
-import { weakerIsolation } from '../../../lib/isolation.js';
-import { TranscriptFold, transcriptStatus, type Delta, type Notice, type ToolUse, type Transcript, type TranscriptTurn } from '../../../lib/transcript.js';
+import type { ContentBlock, Event, PromptContent, ToolErrorKind } from '../../protocol/index.js';
+import { weakerIsolation } from './isolation.js';
+import { TranscriptFold, transcriptStatus, type Delta, type Notice, type ToolUse, type Transcript, type TranscriptTurn } from './transcript.js';
 
 export interface ToolResultView {
   text: string;
@@ -42,9 +42,10 @@ export interface ChatView {
 }
 
 /**
- * A session's conversation for the chat panel: the shared fold (clients/lib/transcript)
- * does the folding of durable events and ephemeral deltas; this only says how its
- * transcript reads in the chat (items with stable keys, notices in words).
+ * A session's conversation as a chat shows it (VS Code's chat panel, the web page): the
+ * shared fold (clients/lib/transcript) does the folding of durable events and ephemeral
+ * deltas; this only says how its transcript reads in a chat (items with stable keys,
+ * notices in words).
  */
 export class ChatModel {
   private readonly fold = new TranscriptFold();
