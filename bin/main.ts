@@ -29,8 +29,8 @@ const ENTRIES: Record<string, EntrySpec> = {
   doctor: { module: '../daemon/doctor.js', usage: 'agentd doctor [--json]', options: { json: { type: 'boolean' } } },
   migrate: { module: '../daemon/migrate.js', usage: 'agentd migrate --to postgres://...', options: { to: { type: 'string' } }, ownHelp: true },
   // Their help goes to stderr: their stdout carries protocol frames only.
-  mcp: { module: '../clients/mcp/main.js', usage: 'agentd mcp', options: {}, ownHelp: true },
-  acp: { module: '../clients/acp/main.js', usage: 'agentd acp', options: {}, ownHelp: true },
+  mcp: { module: '../clients/mcp/main.js', usage: 'agentd mcp [--home DIR]', options: { home: { type: 'string' } }, ownHelp: true },
+  acp: { module: '../clients/acp/main.js', usage: 'agentd acp [--home DIR]', options: { home: { type: 'string' } }, ownHelp: true },
 };
 
 /** Exit code for a command line the entry does not take (printed to stderr), or undefined when it is fine. */

@@ -20,6 +20,8 @@ const DaemonConfigFile = z
   .object({
     /** The weakest sandbox isolation a session may get (default bwrap). */
     isolationFloor: Level.optional(),
+    /** The model API: where (ANTHROPIC_BASE_URL) and the default model (AGENTD_MODEL), for daemons started without that environment. */
+    model: z.object({ baseUrl: z.url().optional(), name: z.string().min(1).max(200).optional() }).strict().optional(),
     sandbox: z
       .object({
         /** Each sandbox's limits: the default and the most a session may ask for. */
@@ -80,6 +82,10 @@ export interface DaemonConfig {
   floorSource: string;
   sandboxLimits: { pids: number; memoryMb: number };
   forkMaxBytes: number;
+  /** The model API's base URL, when not Anthropic's. */
+  modelBaseUrl?: string;
+  /** The model of sessions that name none. */
+  defaultModel: string;
   /** The network listener, when there is one. */
   listen?: ListenConfig;
   /** Sandboxes kept started ahead of need. */
@@ -93,6 +99,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   floorSource: 'default',
   sandboxLimits: { pids: 1024, memoryMb: 4096 },
   forkMaxBytes: 10 * 1024 ** 3,
+  defaultModel: 'claude-sonnet-5-5',
   sandboxPool: 0,
   networkPresets: [],
 };
@@ -226,7 +233,8 @@ function listenConfig(file: z.infer<typeof DaemonConfigFile>, env: NodeJS.Proces
 /**
  * The configuration for a daemon on `configFile`, `env` and `argv`. Environment:
  * AGENTD_ISOLATION_FLOOR, AGENTD_SANDBOX_PIDS, AGENTD_SANDBOX_MEMORY_MB, AGENTD_FORK_MAX_BYTES,
- * AGENTD_SANDBOX_POOL, AGENTD_NETWORK_PRESETS (comma-separated), AGENTD_LISTEN, AGENTD_TLS_CERT, AGENTD_TLS_KEY.
+ * ANTHROPIC_BASE_URL, AGENTD_MODEL, AGENTD_SANDBOX_POOL, AGENTD_NETWORK_PRESETS (comma-separated),
+ * AGENTD_LISTEN, AGENTD_TLS_CERT, AGENTD_TLS_KEY.
  */
 export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = process.env, argv: string[] = []): DaemonConfig {
   const file = readFile(configFile);
@@ -244,6 +252,9 @@ export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = pr
   config.sandboxLimits.pids = positive(env.AGENTD_SANDBOX_PIDS, 'AGENTD_SANDBOX_PIDS', 32) ?? config.sandboxLimits.pids;
   config.sandboxLimits.memoryMb = positive(env.AGENTD_SANDBOX_MEMORY_MB, 'AGENTD_SANDBOX_MEMORY_MB', 64) ?? config.sandboxLimits.memoryMb;
   config.forkMaxBytes = positive(env.AGENTD_FORK_MAX_BYTES, 'AGENTD_FORK_MAX_BYTES', 0) ?? config.forkMaxBytes;
+  const baseUrl = env.ANTHROPIC_BASE_URL || file.model?.baseUrl;
+  if (baseUrl) config.modelBaseUrl = baseUrl;
+  config.defaultModel = env.AGENTD_MODEL || file.model?.name || config.defaultModel;
   config.sandboxPool = positive(env.AGENTD_SANDBOX_POOL, 'AGENTD_SANDBOX_POOL', 0) ?? config.sandboxPool;
   if (env.AGENTD_NETWORK_PRESETS !== undefined) config.networkPresets = presets(env.AGENTD_NETWORK_PRESETS);
   if (config.sandboxPool > MAX_POOL) throw new ConfigError(`AGENTD_SANDBOX_POOL: at most ${MAX_POOL}, got ${config.sandboxPool}`);

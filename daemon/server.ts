@@ -58,10 +58,11 @@ function intFromEnv(name: string, fallback: number): number {
   return Number.isSafeInteger(value) && value >= 0 ? value : fallback;
 }
 
-/** Harness settings; the environment may override them (documented in the README). */
-function harnessSettings(): HarnessSettings {
+/** Harness settings: the model's from the configuration; the environment may override the rest (documented in the README). */
+function harnessSettings(config: DaemonConfig): HarnessSettings {
   return {
-    defaultModel: process.env.AGENTD_MODEL || 'claude-sonnet-5-5',
+    defaultModel: config.defaultModel,
+    ...(config.modelBaseUrl ? { baseUrl: config.modelBaseUrl } : {}),
     maxTokens: intFromEnv('AGENTD_MAX_TOKENS', 8192),
     contextBudget: intFromEnv('AGENTD_CONTEXT_BUDGET', 150_000),
     retry: {
@@ -169,7 +170,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     },
     openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials, networks.for(sessionId)),
     redactor: () => vault.redactor(),
-    settings: harnessSettings(),
+    settings: harnessSettings(options.config),
     daemonId,
     ...(leases ? { leases } : {}),
   });

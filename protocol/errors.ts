@@ -21,8 +21,6 @@ export const ErrorCode = {
   StorageFailure: -33004,
   /** A frame larger than the daemon accepts; the connection is closed after this error. */
   MessageTooLarge: -33005,
-  /** The connection sent `shutdown` and may only close now. */
-  ConnectionShutDown: -33006,
   /** The daemon is stopping and takes no new work. */
   DaemonStopping: -33007,
   /**
@@ -75,7 +73,7 @@ export type ErrorCodeValue = (typeof ErrorCode)[ErrorCodeName];
 /** What each code means, for docs/design.md; a new code without a meaning does not compile. */
 export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   ParseError: 'The frame is not valid JSON.',
-  InvalidRequest: 'Not a JSON-RPC request.',
+  InvalidRequest: 'Not a JSON-RPC request, or a request after `shutdown` (as LSP says).',
   MethodNotFound: 'No such method.',
   InvalidParams: "A param is missing or malformed; the message and `data` name the field.",
   InternalError: 'A bug in the daemon; it stays up.',
@@ -86,7 +84,6 @@ export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   SessionArchived: 'The session is archived: it can be read, not changed.',
   StorageFailure: 'The data cannot be written (permissions, full disk); nothing was acknowledged.',
   MessageTooLarge: 'A frame larger than the daemon accepts; the connection is closed after this error.',
-  ConnectionShutDown: 'The connection sent `shutdown` and may only close now.',
   DaemonStopping: 'The daemon is stopping and takes no new work.',
   NotController:
     'The connection is not a controller of the session (an observer, or it never created, prompted or attached to it as controller): an observer may not prompt, interrupt or archive; only a controller answers its questions.',

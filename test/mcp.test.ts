@@ -9,8 +9,8 @@ import { ResourceUpdatedNotificationSchema, type CallToolResult, type ElicitResu
 import { SessionGet } from '../protocol/index.js';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { startMcp, type McpRig } from './support/mcp-client.js';
-import { ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { disposeMcpRig, startMcp, startMcpRig, type McpRig } from './support/mcp-client.js';
+import { ofType, settle, workspace, type AgentRig } from './support/agent.js';
 import { until } from './support/until.js';
 
 function text(result: CallToolResult): string {
@@ -30,21 +30,15 @@ async function newSession(client: Client, title: string): Promise<string> {
 describe('agentd mcp', () => {
   let rig: AgentRig;
   let mcp: McpRig;
-  before(async () => {
-    rig = await startAgentRig();
-    mcp = await startMcp(rig.daemon.layout.home);
-  });
-  after(async () => {
-    await mcp.close();
-    await rig.dispose();
-  });
+  before(async () => ({ rig, mcp } = await startMcpRig()));
+  after(() => disposeMcpRig({ rig, mcp }));
 
   it('lists its tools with input schemas', async () => {
     const { tools } = await mcp.client.listTools();
     const byName = new Map(tools.map((t) => [t.name, t]));
     assert.deepEqual(
       [...byName.keys()].sort(),
-      ['agentd_create_session', 'agentd_interrupt', 'agentd_list_sessions', 'agentd_prompt', 'agentd_read_events'],
+      ['agentd_answer_permission', 'agentd_create_session', 'agentd_interrupt', 'agentd_list_sessions', 'agentd_prompt', 'agentd_read_events'],
     );
     assert.deepEqual(byName.get('agentd_prompt')!.inputSchema.required, ['sessionId', 'prompt']);
     assert.deepEqual(byName.get('agentd_read_events')!.inputSchema.required, ['sessionId']);

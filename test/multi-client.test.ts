@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import * as acp from '@agentclientprotocol/sdk';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, SessionAttach, SessionFork, SessionGet, SessionInterrupt, SessionPrompt, type Event } from '../protocol/index.js';
 import { initialize, startAcp } from './support/acp-client.js';
 import { allEvents, assertLogInvariants, createSession, ofType, settle, startAgentRig, workspace } from './support/agent.js';
@@ -46,8 +46,14 @@ describe('many clients on one session', () => {
       await assert.rejects(observer.request(SessionInterrupt, { sessionId }), (e: { code?: number }) => e.code === ErrorCode.NotController);
 
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo seen by all' } }), reply.text('Everyone saw this.', { chunks: 3 })]);
-      const answer = (await host.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'say it to everyone' } })) as CallToolResult;
-      assert.match(answer.content.map((c) => (c.type === 'text' ? c.text : '')).join(''), /Everyone saw this\./);
+      // As a task: the host cannot answer the question itself (no elicitation), so a plain call
+      // would return at once naming it; the task waits, input_required, until the editor answers.
+      const stream = host.client.experimental.tasks.callToolStream({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'say it to everyone' } }, CallToolResultSchema, {
+        task: {},
+      });
+      let answer: CallToolResult | undefined;
+      for await (const message of stream) if (message.type === 'result') answer = message.result as CallToolResult;
+      assert.match(answer!.content.map((c) => (c.type === 'text' ? c.text : '')).join(''), /Everyone saw this\./);
       const events = await settle(admin, sessionId);
       assert.deepEqual(assertLogInvariants(events), []);
       const resolved = ofType(events, 'permission.resolved');

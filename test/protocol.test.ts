@@ -118,7 +118,7 @@ const cases: Case[] = [
   { name: 'daemon/status', method: 'daemon/status', expect: (r) => (assert.equal(typeof r.pid, 'number'), assert.equal(r.modelApiKey, 'missing')) },
   { name: 'daemon/stop with a negative timeout', method: 'daemon/stop', params: () => ({ timeoutMs: -1 }), expect: ErrorCode.InvalidParams },
   { name: 'shutdown', method: 'shutdown', expect: (r) => assert.equal(r, null) },
-  { name: 'a request after shutdown', method: 'session/list', expect: ErrorCode.ConnectionShutDown },
+  { name: 'a request after shutdown', method: 'session/list', expect: ErrorCode.InvalidRequest },
 ];
 
 for (const transport of ['socket', 'stdio'] as const) {

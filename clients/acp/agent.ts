@@ -5,9 +5,12 @@
  */
 import * as acp from '@agentclientprotocol/sdk';
 import { DaemonLink, notOurSession, socketConnector, type AgentdClient } from '../lib/index.js';
-import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionPrompt } from '../../protocol/index.js';
+import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionList, SessionPrompt } from '../../protocol/index.js';
 import { SessionView, type EditorPort } from './session-view.js';
 import { mcpServersOf, promptToAgentd, stopReasonOf, UnsupportedContent } from './translate.js';
+
+/** Sessions per session/list page. */
+const LIST_PAGE = 100;
 
 export interface AgentOptions {
   version: string;
@@ -67,14 +70,14 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
     }
   });
 
-  /** A fresh view of the session, replaying its log to the editor before it returns. */
-  async function open(sessionId: string): Promise<SessionView> {
+  /** A fresh view of the session from `from` (0: replaying its log to the editor before it returns). */
+  async function open(sessionId: string, from = 0): Promise<SessionView> {
     views.get(sessionId)?.dispose();
     const view = new SessionView(sessionId, port, diag);
     views.set(sessionId, view);
     try {
       await daemon();
-      await view.open(link);
+      await view.open(link, from);
     } catch (error) {
       views.delete(sessionId);
       view.dispose();
@@ -111,15 +114,22 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
         agentCapabilities: {
           loadSession: true,
           promptCapabilities: { image: true, audio: false, embeddedContext: true },
-          // agentd runs stdio MCP servers inside the session's sandbox; remote ones need a vault credential.
-          mcpCapabilities: { http: false, sse: false },
+          // Stdio MCP servers run inside the session's sandbox; http ones are called by the daemon.
+          mcpCapabilities: { http: true, sse: false },
+          sessionCapabilities: { list: {}, resume: {}, close: {} },
         },
         authMethods: [],
       };
     })
     .onRequest(acp.methods.agent.session.new, async ({ params }) => {
       await daemon();
-      const mcpServers = mcpServersOf(params.mcpServers ?? []);
+      let mcpServers;
+      try {
+        mcpServers = mcpServersOf(params.mcpServers ?? []);
+      } catch (error) {
+        if (error instanceof UnsupportedContent) throw acp.RequestError.invalidParams({ mcpServers: error.message }, error.message);
+        throw error;
+      }
       const { sessionId } = await translateErrors(() =>
         link.request(SessionCreate, {
           workspace: params.cwd,
@@ -136,6 +146,41 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       await daemon();
       await translateErrors(() => link.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
       await translateErrors(() => open(params.sessionId), params.sessionId);
+      await serversNotAdded(params.sessionId, params.mcpServers ?? [], 'load');
+      return {};
+    })
+    .onRequest(acp.methods.agent.session.list, async ({ params }) => {
+      await daemon();
+      const page = await translateErrors(() =>
+        link.request(SessionList, { limit: LIST_PAGE, ...(params.cwd ? { workspace: params.cwd } : {}), ...(params.cursor ? { cursor: params.cursor } : {}) }),
+      );
+      return {
+        sessions: page.sessions.map((s) => ({
+          sessionId: s.sessionId,
+          cwd: s.workspace,
+          ...(s.title !== undefined ? { title: s.title } : {}),
+          updatedAt: new Date(s.updatedAt).toISOString(),
+        })),
+        ...(page.cursor !== undefined ? { nextCursor: page.cursor } : {}),
+      };
+    })
+    .onRequest(acp.methods.agent.session.resume, async ({ params }) => {
+      // As session/load, without the replay: the editor already shows the conversation.
+      if (!SessionId.safeParse(params.sessionId).success) throw acp.RequestError.sessionNotFound(params.sessionId);
+      await daemon();
+      const { headSeq } = await translateErrors(() => link.request(SessionGet, { sessionId: params.sessionId }), params.sessionId);
+      await translateErrors(() => open(params.sessionId, headSeq), params.sessionId);
+      await serversNotAdded(params.sessionId, params.mcpServers ?? [], 'resume');
+      return {};
+    })
+    .onRequest(acp.methods.agent.session.close, async ({ params }) => {
+      const view = viewOf(params.sessionId);
+      // ACP: closing cancels the session's ongoing work (this editor's prompt), then frees it.
+      if (view.waiting) await interrupt(view);
+      views.delete(params.sessionId);
+      view.close();
+      // No longer this editor's to answer: its questions go to the session's other controllers.
+      await link.attach(params.sessionId, 'observer').catch((error: Error) => diag(`detaching from ${params.sessionId} failed: ${error.message}`));
       return {};
     })
     .onRequest(acp.methods.agent.session.prompt, async ({ params, signal }) => {
@@ -160,10 +205,11 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       view.ownTurn(turnId, content);
       const cancel = () => void interrupt(view);
       signal.addEventListener('abort', cancel, { once: true });
+      const ended = view.waitTurn(turnId);
       // Cancelled while the prompt was on its way: the turn it started must stop too.
       if (view.cancels !== cancelsBefore) cancel();
       try {
-        const end = await view.waitTurn(turnId);
+        const end = await ended;
         // ACP: a prompt the editor cancelled answers `cancelled`, however the turn ended.
         if (view.cancels !== cancelsBefore || end.kind === 'interrupted') return { stopReason: 'cancelled' as const };
         if (end.kind === 'failed') {
@@ -180,13 +226,29 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       if (view) await interrupt(view);
     });
 
+  /** A session's MCP servers are fixed when it is created: those an editor names on load or resume are said to be left out, never dropped silently. */
+  async function serversNotAdded(sessionId: string, servers: acp.McpServer[], method: string): Promise<void> {
+    if (servers.length === 0) return;
+    const description = `session ${sessionId} keeps the MCP servers it was created with; ${servers.map((s) => s.name).join(', ')} (given with session/${method}) are not added`;
+    if (notices) await port.update(sessionId, { sessionUpdate: 'notice', severity: 'warning', title: 'agentd: MCP servers not added', description });
+    else diag(description);
+  }
+
   async function interrupt(view: SessionView): Promise<void> {
     view.cancels += 1;
-    try {
-      await link.request(SessionInterrupt, { sessionId: view.sessionId });
-    } catch (error) {
-      diag(`interrupting ${view.sessionId} failed: ${(error as Error).message}`);
-    }
+    const stop = async () => {
+      try {
+        await link.request(SessionInterrupt, { sessionId: view.sessionId });
+      } catch (error) {
+        diag(`interrupting ${view.sessionId} failed: ${(error as Error).message}`);
+      }
+    };
+    // session/interrupt stops whatever turn runs: a prompt of this editor still queued behind
+    // another client's turn is stopped when it starts, and answers `cancelled` now.
+    const queued = view.queuedOwnTurns;
+    for (const turnId of queued) view.cancelQueued(turnId, stop);
+    if (queued.length > 0 && !view.waiting) return;
+    await stop();
     // After the interrupt, so a "deny" cannot let the turn go on to another model call first.
     view.withdrawPermissions();
   }

@@ -10,11 +10,11 @@ import * as acp from '@agentclientprotocol/sdk';
 import { startStdioCommand } from '../lib/stdio-command.js';
 import { createAgent } from './agent.js';
 
-const USAGE = `usage: agentd acp
+const USAGE = `usage: agentd acp [--home DIR]
 
 Speaks the Agent Client Protocol (newline-delimited JSON-RPC) on stdin/stdout, for
-editors such as Zed. Sessions live in the agentd daemon of $AGENTD_HOME (default
-~/.agentd), started when none runs, or over the network with AGENTD_REMOTE=wss://host:port
+editors such as Zed. Sessions live in the agentd daemon of DIR (else $AGENTD_HOME,
+else ~/.agentd), started when none runs, or over the network with AGENTD_REMOTE=wss://host:port
 and AGENTD_TOKEN (or AGENTD_TOKEN_FILE) in the env. Diagnostics go to stderr.
 `;
 

@@ -25,6 +25,9 @@ interface Waiter {
 /** Ended turns remembered for prompts whose answer raced the turn's end; older ones are forgotten. */
 const ENDED_KEPT = 64;
 
+/** Said where a turn was interrupted while the model replied: the partial reply is not in the log. */
+export const CUT_REPLY_NOTE = '\n\n[agentd: the turn was interrupted while the model was replying; the partial reply is not kept]\n';
+
 export class SessionView {
   private readonly fold = new TranscriptFold();
   private follower: SessionFollower | undefined;
@@ -38,6 +41,20 @@ export class SessionView {
   private readonly permissions = new Map<string, { abort: AbortController }>();
   /** Updates go out one after another so the editor sees them in log order. */
   private chain: Promise<void> = Promise.resolve();
+  /** Turns with a model call in flight (model.requested, no reply yet): their reply streams. */
+  private readonly replying = new Set<string>();
+  /**
+   * The turn whose reply was streaming when this view caught up: its fragments began
+   * before the editor was there, so they are not shown and the reply is sent whole once
+   * it is in the log.
+   */
+  private joinedMidReply: string | undefined;
+  /** Turns past their prompt (an event beyond user.message came): they run, not merely queue. */
+  private readonly startedTurns = new Set<string>();
+  /** Interrupts waiting for a queued turn of this editor to start (it was cancelled while queued). */
+  private readonly interruptOnStart = new Map<string, () => Promise<void>>();
+  /** Closed by the editor (`session/close`): nothing more is shown. */
+  private closed = false;
 
   constructor(
     readonly sessionId: string,
@@ -46,19 +63,22 @@ export class SessionView {
   ) {}
 
   /**
-   * Follows the session from its first event on the link (and on its later
-   * connections). Resolves once the log as it was has been replayed to the editor;
-   * then, as a controller, this view is asked the questions still open on the session
-   * (one asked before the editor opened it).
+   * Follows the session from `from` (0: its first event, replayed: `session/load`; its
+   * head: `session/resume`) on the link (and on its later connections). Resolves once
+   * the log as it was has been replayed to the editor; then, as a controller, this view
+   * is asked the questions still open on the session (one asked before the editor opened it).
    */
-  async open(link: DaemonLink): Promise<void> {
+  async open(link: DaemonLink, from = 0): Promise<void> {
     let replayed!: () => void;
     let refused!: (error: Error) => void;
     const ready = new Promise<void>((resolve, reject) => ((replayed = resolve), (refused = reject)));
-    this.follower = link.follow(this.sessionId, 0, {
+    this.follower = link.follow(this.sessionId, from, {
       onEvents: (events) => this.onEvents(events),
       onDelta: (delta) => this.show(this.fold.delta(delta)),
-      onCaughtUp: () => replayed(),
+      onCaughtUp: () => {
+        if (this.joinedMidReply === undefined) this.joinedMidReply = [...this.replying].at(-1) ?? '';
+        replayed();
+      },
       onEnded: (error) => {
         refused(error);
         this.fail(error);
@@ -82,6 +102,17 @@ export class SessionView {
       this.waiters.delete(turnId);
       for (const w of list) w.reject(error);
     }
+  }
+
+  /** `session/close`, after the turn was interrupted: waiting prompts answer `cancelled`, then the view stops. */
+  close(): void {
+    this.closed = true;
+    for (const [turnId, list] of this.waiters) {
+      this.waiters.delete(turnId);
+      for (const w of list) w.resolve({ kind: 'interrupted' });
+    }
+    // A queued turn of this editor still to be stopped when it starts: follow until then, silently.
+    if (this.interruptOnStart.size === 0) this.dispose();
   }
 
   dispose(): void {
@@ -120,6 +151,22 @@ export class SessionView {
     });
   }
 
+  /** This editor's turns that wait for their turn in the session's queue. */
+  get queuedOwnTurns(): string[] {
+    return [...this.waiters.keys()].filter((turnId) => !this.startedTurns.has(turnId));
+  }
+
+  /**
+   * A queued turn of this editor was cancelled: its prompt answers `cancelled` now, and
+   * `interrupt` stops the turn when it starts (interrupting now would stop the turn ahead of it).
+   */
+  cancelQueued(turnId: string, interrupt: () => Promise<void>): void {
+    this.interruptOnStart.set(turnId, interrupt);
+    const list = this.waiters.get(turnId) ?? [];
+    this.waiters.delete(turnId);
+    for (const w of list) w.resolve({ kind: 'interrupted' });
+  }
+
   /** Counts the editor's cancels: a prompt that saw it move while it ran was cancelled. */
   cancels = 0;
 
@@ -151,7 +198,7 @@ export class SessionView {
   private onEvents(events: Event[]): void {
     for (const event of events) {
       try {
-        this.show(this.fold.event(event).changes);
+        this.showEvent(event, this.fold.event(event).changes);
       } catch (error) {
         this.diag(`cannot show event ${event.seq} (${event.type}) of ${this.sessionId}: ${(error as Error).message}`);
       }
@@ -160,6 +207,35 @@ export class SessionView {
 
   private show(changes: TranscriptChange[]): void {
     for (const change of changes) this.update(change);
+  }
+
+  /** An event's changes, with what the log alone cannot say: a reply joined mid-stream, a reply cut off. */
+  private showEvent(event: Event, changes: TranscriptChange[]): void {
+    const turnId = typeof event.data.turnId === 'string' ? event.data.turnId : undefined;
+    if (turnId === undefined) return this.show(changes);
+    if (event.type !== 'user.message' && !this.startedTurns.has(turnId)) {
+      this.startedTurns.add(turnId);
+      const interrupt = this.interruptOnStart.get(turnId);
+      this.interruptOnStart.delete(turnId);
+      if (interrupt) void interrupt();
+      if (this.closed && this.interruptOnStart.size === 0) return this.dispose();
+    }
+    if (event.type === 'model.requested') this.replying.add(turnId);
+    if (event.type === 'assistant.message') {
+      this.replying.delete(turnId);
+      if (this.joinedMidReply === turnId) {
+        this.joinedMidReply = '';
+        // The reply whole, as the fold keeps it, in place of what streamed of it.
+        const text = changes.find((c) => c.kind === 'text')?.turn?.reply?.text ?? '';
+        if (text !== '') this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text } });
+        return this.show(changes.filter((c) => c.kind !== 'text'));
+      }
+    }
+    if (event.type === 'turn.interrupted' && this.replying.has(turnId)) {
+      this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: CUT_REPLY_NOTE } });
+    }
+    if (event.type === 'turn.interrupted' || event.type === 'turn.completed' || event.type === 'turn.failed') this.replying.delete(turnId);
+    this.show(changes);
   }
 
   /** One change as the editor shows it (nothing, for what an ACP editor has no place for). */
@@ -171,6 +247,8 @@ export class SessionView {
         for (const content of contentToAcp(change.content)) this.send({ sessionUpdate: 'user_message_chunk', content });
         return;
       case 'text':
+        // Fragments of a reply that began before the editor was there: the whole reply follows.
+        if (change.streamed && change.turn.turnId === this.joinedMidReply) return;
         this.send({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: change.text } });
         return;
       case 'image':
@@ -234,6 +312,7 @@ export class SessionView {
   }
 
   private send(update: acp.SessionUpdate): void {
+    if (this.closed) return;
     this.chain = this.chain
       .then(() => this.editor.update(this.sessionId, update))
       .catch((error: Error) => this.diag(`session/update for ${this.sessionId} failed: ${error.message}`));

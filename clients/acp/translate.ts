@@ -164,12 +164,35 @@ export function decisionOf(response: acp.RequestPermissionResponse): PermissionD
 }
 
 /** ACP stdio MCP servers → agentd session MCP servers (run inside the session's sandbox). */
-export function mcpServersOf(servers: acp.McpServer[]): Array<{ name: string; command: string; args: string[]; env: Record<string, string> }> {
-  const out = [];
+/** The header an editor names a vault credential with, for an http MCP server that needs one. */
+export const CREDENTIAL_HEADER = 'agentd-credential';
+
+type McpServerSpec = { name: string; command: string; args: string[]; env: Record<string, string> } | { name: string; type: 'http'; url: string; credential?: string };
+
+/**
+ * The editor's MCP servers as agentd's: stdio ones run in the sandbox, http ones are
+ * called by the daemon. Header values would land in the session log, so an http server
+ * may carry only `agentd-credential: NAME` (a vault entry, `agentd vault set NAME --mcp
+ * URL`); other headers, and SSE servers, are refused rather than dropped.
+ */
+export function mcpServersOf(servers: acp.McpServer[]): McpServerSpec[] {
+  const out: McpServerSpec[] = [];
   for (const server of servers) {
-    if ('type' in server && (server.type === 'http' || server.type === 'sse')) continue; // not advertised; see initialize
+    const name = server.name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40) || 'mcp';
+    if ('type' in server && server.type === 'sse') throw new UnsupportedContent(`MCP server ${server.name}: SSE servers are not supported (mcpCapabilities.sse is false); use streamable http`);
+    if ('type' in server && server.type === 'http') {
+      const other = server.headers.filter((h) => h.name.toLowerCase() !== CREDENTIAL_HEADER);
+      if (other.length > 0) {
+        throw new UnsupportedContent(
+          `MCP server ${server.name}: headers (${other.map((h) => h.name).join(', ')}) are not taken, their values would be stored in the session log; ` +
+            `store the secret with \`agentd vault set NAME --mcp ${server.url}\` and pass the header ${CREDENTIAL_HEADER}: NAME instead`,
+        );
+      }
+      const credential = server.headers.find((h) => h.name.toLowerCase() === CREDENTIAL_HEADER)?.value;
+      out.push({ name, type: 'http', url: server.url, ...(credential ? { credential } : {}) });
+      continue;
+    }
     const s = server as acp.McpServerStdio;
-    const name = s.name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40) || 'mcp';
     out.push({ name, command: s.command, args: s.args ?? [], env: Object.fromEntries((s.env ?? []).map((e) => [e.name, e.value])) });
   }
   return out;

@@ -1,11 +1,13 @@
 import type { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { dataLayout } from '../../protocol/layout.cjs';
+import { HomeOptionError, takeHomeOption } from '../lib/home-option.cjs';
 import { defaultHome, dialOnce, isNoDaemon } from '../lib/socket.cjs';
+import { pipeEditorToDaemon } from './lsp-lifecycle.cjs';
 
 const USAGE =
-  'usage: agentd stdio [--start] [--remote wss://HOST:PORT [--token-file FILE]]\n' +
-  '  an editor bridge: JSON-RPC frames between stdin/stdout and the daemon of $AGENTD_HOME; it starts\n' +
+  'usage: agentd stdio [--start] [--home DIR] [--remote wss://HOST:PORT [--token-file FILE]]\n' +
+  '  an editor bridge: JSON-RPC frames between stdin/stdout and the daemon of DIR, else $AGENTD_HOME; it starts\n' +
   '  the daemon when none runs, but not one stopped with `agentd stop` (exit 3) unless --start.\n' +
   '  --remote (or AGENTD_REMOTE): the daemon listening there instead, with the token in AGENTD_TOKEN\n' +
   '  or the file --token-file (or AGENTD_TOKEN_FILE) names; AGENTD_REMOTE_CA: a PEM file to trust.';
@@ -59,6 +61,13 @@ function parse(argv: string[]): { start: boolean; remote?: string; tokenFile?: s
  */
 export async function run(argv: string[] = []): Promise<number> {
   // Help and mistakes go to stderr: stdout carries the daemon's frames only.
+  try {
+    argv = takeHomeOption(argv);
+  } catch (error) {
+    if (!(error instanceof HomeOptionError)) throw error;
+    process.stderr.write(`agentd stdio: ${error.message}\n${USAGE}\n`);
+    return 2;
+  }
   const options = parse(argv);
   if (typeof options === 'number') return options;
   let socket: Duplex;
@@ -71,7 +80,7 @@ export async function run(argv: string[] = []): Promise<number> {
   }
   return new Promise<number>((resolve) => {
     let editorGone = false;
-    process.stdin.pipe(socket);
+    const lifecycle = pipeEditorToDaemon(process.stdin, socket);
     socket.pipe(process.stdout);
     process.stdin.on('end', () => {
       editorGone = true;
@@ -83,11 +92,12 @@ export async function run(argv: string[] = []): Promise<number> {
     });
     socket.on('error', (error) => process.stderr.write(`agentd stdio: ${error.message}\n`));
     socket.on('close', () => {
+      const exitCode = lifecycle.exitCode();
       const reason = (socket as { closeReason?: string }).closeReason;
-      if (!editorGone) process.stderr.write(`agentd stdio: ${reason ?? 'the daemon closed the connection'}\n`);
-      process.stdin.unpipe(socket);
+      if (!editorGone && exitCode === undefined) process.stderr.write(`agentd stdio: ${reason ?? 'the daemon closed the connection'}\n`);
       process.stdin.destroy();
-      resolve(editorGone ? 0 : 1);
+      // LSP: after `exit`, 0 when `shutdown` came first, else 1.
+      resolve(exitCode ?? (editorGone ? 0 : 1));
     });
   });
 }

@@ -26,7 +26,11 @@ export class PermissionAsker {
   /** Open elicitations by tool use id, withdrawn when the question is settled elsewhere. */
   private readonly open = new Map<string, { sessionId: string; abort: AbortController }>();
 
-  constructor(private readonly server: Server) {}
+  /** `taskOf`: the MCP task running the session's turn, if any: its questions go by that task's side channel. */
+  constructor(
+    private readonly server: Server,
+    private readonly taskOf: (sessionId: string) => string | undefined,
+  ) {}
 
   /** The question was answered (by anyone): close its elicitation if still open. */
   settled(toolUseId: string): void {
@@ -51,6 +55,7 @@ export class PermissionAsker {
   }
 
   private async elicit(question: Question, signal: AbortSignal): Promise<{ decision: PermissionDecision }> {
+    const taskId = this.taskOf(question.sessionId);
     // `server.request` rather than `elicitInput`: hosts that declare `elicitation: {}`
     // (form mode, by the spec's default) are refused by the latter.
     const result = await this.server.request(
@@ -74,8 +79,9 @@ export class PermissionAsker {
         },
       },
       ElicitResultSchema,
-      // The user may take their time; the question stays open in the daemon meanwhile.
-      { timeout: 24 * 60 * 60 * 1000, signal },
+      // The user may take their time; the question stays open in the daemon meanwhile. Under a
+      // task the question is queued for the host's tasks/result (the task is input_required).
+      { timeout: 24 * 60 * 60 * 1000, signal, ...(taskId ? { relatedTask: { taskId } } : {}) },
     );
     if (result.action === 'decline') return { decision: 'deny' };
     const decision = result.content?.decision;

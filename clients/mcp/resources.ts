@@ -10,14 +10,20 @@ export function eventsUri(sessionId: string): string {
   return `agentd://sessions/${sessionId}/events`;
 }
 
-function sessionOf(uri: string): string {
-  const match = /^agentd:\/\/sessions\/([^/]+)\/events$/.exec(uri);
-  if (!match) throw new McpError(McpErrorCode.InvalidParams, `not an agentd resource: ${uri} (expected ${EVENTS_URI_TEMPLATE})`);
-  return decodeURIComponent(match[1]!);
+const EVENTS_URI = /^agentd:\/\/sessions\/([^/]+)\/events$/;
+
+/** MCP's "resource not found" code (the spec's -32002): the one this server answers a missing resource with. */
+export const RESOURCE_NOT_FOUND = -32002;
+
+export function isEventsUri(uri: string): boolean {
+  return EVENTS_URI.test(uri);
 }
 
-/** MCP's "resource not found" code (the spec's -32002). */
-const RESOURCE_NOT_FOUND = -32002;
+function sessionOf(uri: string): string {
+  const match = EVENTS_URI.exec(uri);
+  if (!match) throw new McpError(RESOURCE_NOT_FOUND, `Resource not found: ${uri} (agentd's are ${EVENTS_URI_TEMPLATE})`, { uri });
+  return decodeURIComponent(match[1]!);
+}
 
 function asMcpError(error: unknown, uri: string): McpError {
   if (error instanceof McpError) return error;
@@ -120,7 +126,9 @@ export function registerResources(mcp: McpServer, link: DaemonLink, log: (messag
   );
 
   const watcher = new Watcher(mcp, link, log);
-  mcp.server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
+  // No listChanged: the daemon tells no one when sessions are created or archived, so this
+  // server could not keep that promise for sessions other clients make.
+  mcp.server.registerCapabilities({ resources: { subscribe: true, listChanged: false } });
   mcp.server.setRequestHandler(SubscribeRequestSchema, async (request) => {
     try {
       await watcher.add(request.params.uri);

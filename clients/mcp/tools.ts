@@ -9,18 +9,12 @@ import {
   SessionEvents,
   SessionInterrupt,
   SessionList,
-  SessionPrompt,
   SessionStatus,
   type SessionInfo,
 } from '../../protocol/index.js';
-import { DialError, type DaemonLink, type FoldStep } from '../lib/index.js';
-import type { PermissionAsker } from './permissions.js';
-import { describeEvent, followTurn, renderSummary, type TurnSummary } from './turn.js';
+import { DialError, type DaemonLink } from '../lib/index.js';
 
-const sessionId = z.string().describe('The session id, as returned by agentd_create_session or agentd_list_sessions (looks like s_…).');
-
-/** How long the last progress notification gets to reach the host before the result. */
-const PROGRESS_FLUSH_MS = 50;
+export const sessionIdArg = z.string().describe('The session id, as returned by agentd_create_session or agentd_list_sessions (looks like s_…).');
 
 /** Error text a model can act on: what went wrong, in agentd's words, with a hint where one helps. */
 export function explainError(error: unknown): string {
@@ -37,12 +31,12 @@ function failure(error: unknown): CallToolResult {
   return { isError: true, content: [{ type: 'text', text: explainError(error) }] };
 }
 
-function json(value: Record<string, unknown>, text = JSON.stringify(value, null, 2)): CallToolResult {
+export function json(value: Record<string, unknown>, text = JSON.stringify(value, null, 2)): CallToolResult {
   return { content: [{ type: 'text', text }], structuredContent: value };
 }
 
 /** Runs a tool body; any failure comes back as an `isError` result, never as a protocol error. */
-async function guarded(body: () => Promise<CallToolResult>): Promise<CallToolResult> {
+export async function guarded(body: () => Promise<CallToolResult>): Promise<CallToolResult> {
   try {
     return await body();
   } catch (error) {
@@ -63,9 +57,8 @@ function sessionLine(s: SessionInfo): Record<string, unknown> {
 }
 
 const EventOut = z.object({ seq: z.number(), ts: z.number(), type: z.string(), data: z.record(z.string(), z.unknown()) });
-const ToolCallOut = z.object({ name: z.string(), toolUseId: z.string(), ok: z.boolean(), errorKind: z.string().optional() });
 
-export function registerTools(mcp: McpServer, link: DaemonLink, asker: PermissionAsker): void {
+export function registerTools(mcp: McpServer, link: DaemonLink): void {
   mcp.registerTool(
     'agentd_create_session',
     {
@@ -111,62 +104,6 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
   );
 
   mcp.registerTool(
-    'agentd_prompt',
-    {
-      title: 'Prompt an agentd session',
-      description:
-        'Sends a prompt to a session and waits until the agent’s turn ends. Returns the final answer text, a summary of the ' +
-        'tool calls it made (name, ok or error) and how the turn ended (stop reason, interruption or failure). ' +
-        'Sends progress notifications while the turn runs when the request carries a progress token. ' +
-        'If this call is cancelled the turn keeps running in the daemon; stop it with agentd_interrupt.',
-      inputSchema: { sessionId, prompt: z.string().min(1).describe('What to ask the agent.') },
-      outputSchema: {
-        sessionId: z.string(),
-        turnId: z.string(),
-        outcome: z.enum(['completed', 'interrupted', 'failed']),
-        stopReason: z.string().nullable(),
-        error: z.string().optional(),
-        answer: z.string(),
-        toolCalls: z.array(ToolCallOut),
-        firstSeq: z.number(),
-        lastSeq: z.number(),
-        warnings: z.array(z.string()),
-      },
-    },
-    (args, extra) =>
-      guarded(async () => {
-        // Prompting makes this server a controller of the session: its questions come here.
-        const { turnId, seq } = await link.request(SessionPrompt, { sessionId: args.sessionId, content: args.prompt });
-        const progressToken = extra._meta?.progressToken;
-        let progress = 0;
-        let lastProgress = Promise.resolve();
-        const onStep = ({ event, changes }: FoldStep) => {
-          for (const change of changes) if (change.kind === 'tool' && change.what === 'answered') asker.settled(change.call.toolUseId);
-          if (progressToken === undefined || event === undefined) return;
-          progress += 1;
-          // Progress is best effort: a host that went away must not fail the turn.
-          lastProgress = extra
-            .sendNotification({ method: 'notifications/progress', params: { progressToken, progress, message: describeEvent(event) } })
-            .catch(() => undefined);
-        };
-        const summary: TurnSummary = await followTurn(link, { sessionId: args.sessionId, turnId, from: seq, onStep, signal: extra.signal });
-        // The last progress goes out before the result: after it, the host no longer knows the token.
-        await lastProgress;
-        // The TypeScript SDK's client handles a notification a microtask later but a response at
-        // once, so a progress notification read in the same chunk as the result is dropped as
-        // "unknown token". A short pause lets the host read the notifications first.
-        if (progress > 0) await new Promise((resolve) => setTimeout(resolve, PROGRESS_FLUSH_MS));
-        asker.turnEnded(args.sessionId);
-        return {
-          content: [{ type: 'text', text: renderSummary(summary) }],
-          structuredContent: summary as unknown as Record<string, unknown>,
-          // A failed turn is an error the caller should notice; an interrupted one was asked for.
-          ...(summary.outcome === 'failed' ? { isError: true } : {}),
-        };
-      }),
-  );
-
-  mcp.registerTool(
     'agentd_read_events',
     {
       title: 'Read a session’s events',
@@ -175,7 +112,7 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
         'tool.started, tool.result, turn.completed and so on. Returns the events, `headSeq` (the seq the next event will get) ' +
         'and `next` (where to continue when the page was cut short).',
       inputSchema: {
-        sessionId,
+        sessionId: sessionIdArg,
         from: z.number().int().min(0).optional().describe('First seq to read (default 0).'),
         limit: z.number().int().min(1).max(1000).optional().describe('At most this many events (default 100).'),
         types: z.array(z.string().min(1)).min(1).optional().describe('Only events of these types, e.g. ["assistant.message", "tool.result"].'),
@@ -219,7 +156,7 @@ export function registerTools(mcp: McpServer, link: DaemonLink, asker: Permissio
     {
       title: 'Interrupt a session’s turn',
       description: 'Stops the turn the session is running, if any. A pending agentd_prompt call then returns with outcome "interrupted".',
-      inputSchema: { sessionId },
+      inputSchema: { sessionId: sessionIdArg },
       outputSchema: { sessionId: z.string(), interrupted: z.boolean() },
     },
     (args) =>

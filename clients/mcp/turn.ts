@@ -94,6 +94,8 @@ export interface FollowTurnOptions {
   from: number;
   /** Each event of the turn as it is folded (with the changes it made). */
   onStep?: (step: FoldStep) => void;
+  /** The follower has the log up to its head as it was when following began. */
+  onCaughtUp?: () => void;
   signal?: AbortSignal;
 }
 
@@ -130,6 +132,7 @@ export function followTurn(link: DaemonLink, options: FollowTurnOptions): Promis
           if (end) return finish(() => resolve(turnSummary(options.sessionId, turn, end)));
         }
       },
+      onCaughtUp: () => options.onCaughtUp?.(),
       onEnded: (error) => finish(() => reject(error)),
     });
     const state = link.onState((s) => {

@@ -21,6 +21,8 @@ export interface ProxyEndpoint {
 
 export interface HarnessSettings {
   defaultModel: string;
+  /** The model API's base URL, when not Anthropic's. */
+  baseUrl?: string;
   maxTokens: number;
   contextBudget: number;
   retry: RetryPolicy;
@@ -100,7 +102,7 @@ export class Harness {
     }
     if (this.client?.key !== key) {
       const Sdk = await anthropicSdk();
-      this.client = { key, api: new Sdk({ apiKey: key, maxRetries: 0, ...(process.env.ANTHROPIC_BASE_URL ? { baseURL: process.env.ANTHROPIC_BASE_URL } : {}) }) };
+      this.client = { key, api: new Sdk({ apiKey: key, maxRetries: 0, ...(this.deps.settings.baseUrl ? { baseURL: this.deps.settings.baseUrl } : {}) }) };
     }
     return this.client.api;
   }

@@ -12,11 +12,15 @@ export type Inbound =
   | { kind: 'request'; message: RequestMessage; id: RequestId }
   /** `$/cancelRequest` with a usable id: the daemon cancels that request itself. */
   | { kind: 'cancel'; id: RequestId }
+  /** LSP's `exit`: the client is done with this connection, which the daemon closes. */
+  | { kind: 'exit' }
   | { kind: 'response'; message: ResponseMessage; id: RequestId | null }
   /** Not a JSON-RPC message: answered with -32600 (id null when none was usable). */
   | { kind: 'invalid'; reason: string; id: RequestId | null }
   /** A notification the daemon does not take, or a malformed response: dropped, never answered. */
   | { kind: 'ignored'; reason: string };
+
+const LIFECYCLE_VOID = new Set(['shutdown', 'exit']);
 
 /** Longer ids are refused: an id is echoed back and kept while its request runs. */
 const MAX_ID_CHARS = 256;
@@ -41,6 +45,8 @@ export function classify(value: unknown): Inbound {
   if (value.jsonrpc !== '2.0') return { kind: 'invalid', reason: 'jsonrpc must be "2.0"', id };
   if ('method' in value) {
     if (typeof value.method !== 'string') return { kind: 'invalid', reason: 'method must be a string', id };
+    // LSP's `shutdown` and `exit` take no params, which clients send as `null` too: taken as none.
+    if (value.params === null && LIFECYCLE_VOID.has(value.method)) delete value.params;
     if ('params' in value && (typeof value.params !== 'object' || value.params === null)) {
       return { kind: 'invalid', reason: 'params must be an object or an array', id };
     }
@@ -57,8 +63,9 @@ export function classify(value: unknown): Inbound {
   return { kind: 'invalid', reason: 'not a request, notification or response', id };
 }
 
-/** The only notification a client sends the daemon is `$/cancelRequest {id}`. */
+/** The notifications a client sends the daemon: `$/cancelRequest {id}` and LSP's `exit`. */
 function classifyNotification(message: NotificationMessage): Inbound {
+  if (message.method === 'exit') return { kind: 'exit' };
   if (message.method !== '$/cancelRequest') return { kind: 'ignored', reason: `notification ${message.method.slice(0, 100)} is not one the daemon takes` };
   const params: unknown = message.params;
   if (!isRecord(params) || !usableId(params.id)) return { kind: 'ignored', reason: '$/cancelRequest without a usable id' };

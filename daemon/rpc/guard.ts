@@ -27,6 +27,9 @@ export class ConnectionGuard {
   private logged = 0;
   /** Called when a held message may pass now. */
   onRoom: () => void = () => undefined;
+  /** Called on LSP's `exit`; nothing the client sends after it is read. */
+  onExit: () => void = () => undefined;
+  private exited = false;
 
   constructor(
     private readonly socket: Socket,
@@ -44,6 +47,7 @@ export class ConnectionGuard {
 
   /** The reader's gate: see InboundGate. */
   readonly gate = (inbound: Inbound, frameBytes: number): 'deliver' | 'drop' | 'hold' => {
+    if (this.exited) return 'drop';
     // A client that does not read its answers gets no more work done for it.
     if (this.socket.writableLength > this.limits.maxBacklogBytes) return 'hold';
     switch (inbound.kind) {
@@ -51,6 +55,10 @@ export class ConnectionGuard {
         return this.admitRequest(inbound.id, frameBytes);
       case 'cancel':
         this.inFlight.get(key(inbound.id))?.cancel.cancel();
+        return 'drop';
+      case 'exit':
+        this.exited = true;
+        this.onExit();
         return 'drop';
       case 'response':
         if (inbound.id !== null && this.awaited.delete(key(inbound.id))) return 'deliver';

@@ -100,11 +100,13 @@ export function serveConnection<C>(transport: Transport, state: ServeState<C>, a
       });
     return work;
   });
-  // A client that half-closes (`printf ... | agentd stdio`) still gets its answers.
-  transport.onPeerEnd(() => {
+  // A client that half-closes (`printf ... | agentd stdio`) or says LSP's `exit` still gets its answers, then the connection closes.
+  const finish = () => {
     state.connectionEnded(peer);
     void Promise.allSettled([...mine]).then(() => setImmediate(() => transport.end()));
-  });
+  };
+  transport.onPeerEnd(finish);
+  guard.onExit = finish;
   rpc.onError(([error]) => logger.log('debug', 'connection error', { conn: peer.id, error: error.message }));
 
   socket.on('error', (error) => logger.log('debug', 'socket error', { conn: peer.id, error: error.message }));
@@ -125,8 +127,9 @@ async function dispatch<C>(method: string, raw: unknown, token: CancellationToke
   if (peer.state === 'new' && method !== 'initialize') {
     throw new ResponseError(ErrorCode.ServerNotInitialized, `not initialized: send initialize before ${method}`);
   }
+  // LSP: after `shutdown` every request is an InvalidRequest; the client sends `exit` or closes.
   if (peer.state === 'shutdown') {
-    throw new AgentdError(ErrorCode.ConnectionShutDown, `this connection sent shutdown; ${method} is refused, close it`);
+    throw new ResponseError(ErrorCode.InvalidRequest, `this connection sent shutdown; ${method} is refused: send exit or close it`);
   }
   if (!Object.hasOwn(state.handlers, method)) throw new ResponseError(ErrorCode.MethodNotFound, `unknown method ${method}`);
   const name = method as ClientMethod;

@@ -17,7 +17,9 @@ export type Expect =
   /** No reply at all: the daemon dropped it and carries on. */
   | 'silence'
   /** One error reply (id null), then the daemon closes the connection. */
-  | { code: number; closes: true };
+  | { code: number; closes: true }
+  /** No reply; the daemon closes the connection (LSP's `exit`). */
+  | 'closes';
 
 export interface CorpusCase {
   name: string;
@@ -114,7 +116,9 @@ const notifications: CorpusCase[] = [
   { name: '$/progress with a bad token', phase: 'ready', bytes: json(note('$/progress', { token: {}, value: 1 })), expect: 'silence' },
   { name: '$/setTrace with junk', phase: 'ready', bytes: json(note('$/setTrace', { value: { deep: [1] } })), expect: 'silence' },
   { name: '$/logTrace without params', phase: 'ready', bytes: json(note('$/logTrace')), expect: 'silence' },
-  { name: 'exit', phase: 'ready', bytes: json(note('exit')), expect: 'silence' },
+  { name: 'exit', phase: 'ready', bytes: json(note('exit')), expect: 'closes' },
+  { name: 'exit before initialize', phase: 'fresh', bytes: json(note('exit')), expect: 'closes' },
+  { name: 'exit with params null', phase: 'ready', bytes: json({ jsonrpc: '2.0', method: 'exit', params: null }), expect: 'closes' },
   { name: 'an unknown notification', phase: 'ready', bytes: json(note('no/such', { a: 1 })), expect: 'silence' },
   { name: 'initialize as a notification', phase: 'fresh', bytes: json(note('initialize', { protocolVersion: PROTOCOL_VERSION, clientInfo: { name: 'x' } })), expect: 'silence' },
   { name: 'daemon/stop as a notification', phase: 'ready', bytes: json(note('daemon/stop')), expect: 'silence' },

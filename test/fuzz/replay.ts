@@ -31,7 +31,7 @@ export async function initialize(conn: RawConnection): Promise<void> {
 
 /** Sends one case and reports the outcome. `n` makes the liveness probe's id unique. */
 export async function replay(c: CorpusCase, conns: Connections, n: number): Promise<Outcome> {
-  if (typeof c.expect === 'object' && 'closes' in c.expect) return replayClosing(c, conns);
+  if (c.expect === 'closes' || (typeof c.expect === 'object' && 'closes' in c.expect)) return replayClosing(c, conns);
   const conn = c.phase === 'fresh' ? conns.fresh : conns.ready;
   const start = conn.messages.length;
   const fresh = (m: Message) => conn.messages.indexOf(m) >= start;
@@ -60,6 +60,7 @@ async function replayClosing(c: CorpusCase, conns: Connections): Promise<Outcome
     conn.sendRaw(c.bytes(), c.oneByteAtATime);
     const reply = await conn.next((m) => conn.messages.indexOf(m) >= start, 10_000).catch(() => undefined);
     const closed = await conn.waitClosed(10_000).then(() => true, () => false);
+    if (c.expect === 'closes') return closed && !reply ? 'closes' : { unexpected: JSON.stringify({ reply, closed }) };
     if (!reply || !errorOf(reply)) return { unexpected: `no error reply; closed: ${closed}` };
     return closed && reply.id === null ? { code: errorOf(reply)!.code, closes: true } : { unexpected: JSON.stringify({ reply, closed }) };
   } finally {

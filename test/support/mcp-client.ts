@@ -2,6 +2,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { ElicitRequestSchema, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import { startAgentRig, type AgentRig } from './agent.js';
 import { AGENTD_BIN } from './daemon.js';
 
 export interface McpRig {
@@ -17,7 +18,11 @@ export interface McpRig {
  * Client. `elicit`, when given, makes the client a host that can ask its user
  * (declared as `elicitation: {}`, as hosts predating elicitation modes do).
  */
-export async function startMcp(home: string, elicit?: (message: string) => ElicitResult, env: Record<string, string> = {}): Promise<McpRig> {
+export async function startMcp(
+  home: string,
+  elicit?: (message: string, meta?: Record<string, unknown>) => ElicitResult | Promise<ElicitResult>,
+  env: Record<string, string> = {},
+): Promise<McpRig> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [AGENTD_BIN, 'mcp'],
@@ -28,9 +33,20 @@ export async function startMcp(home: string, elicit?: (message: string) => Elici
   transport.stderr?.on('data', (d) => (stderr += d));
   const errors: Error[] = [];
   const client = new Client({ name: 'agentd-mcp-test', version: '0.0.0' }, elicit ? { capabilities: { elicitation: {} } } : {});
-  if (elicit) client.setRequestHandler(ElicitRequestSchema, (request) => elicit(request.params.message));
+  if (elicit) client.setRequestHandler(ElicitRequestSchema, (request) => elicit(request.params.message, request.params._meta));
   client.onerror = (error) => errors.push(error);
   await client.connect(transport);
   return { client, errors, stderr: () => stderr, close: () => client.close() };
 }
 
+
+/** A daemon wired to the model emulator with an `agentd mcp` on it: the usual start of an MCP test file. */
+export async function startMcpRig(): Promise<{ rig: AgentRig; mcp: McpRig }> {
+  const rig = await startAgentRig();
+  return { rig, mcp: await startMcp(rig.daemon.layout.home) };
+}
+
+export async function disposeMcpRig(parts: { rig: AgentRig; mcp: McpRig }): Promise<void> {
+  await parts.mcp.close();
+  await parts.rig.dispose();
+}
