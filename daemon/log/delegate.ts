@@ -12,6 +12,7 @@ export function delegateLog(log: SessionLog, overrides: Partial<Omit<SessionLog,
     getMeta: (sessionId) => log.getMeta(sessionId),
     patchMeta: (sessionId, patch, options) => log.patchMeta(sessionId, patch, options),
     list: (options) => log.list(options),
+    delete: (sessionId) => log.delete(sessionId),
     close: () => log.close(),
     ...overrides,
   };

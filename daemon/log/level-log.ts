@@ -248,6 +248,32 @@ export class LevelSessionLog implements Log.SessionLog {
     }
   }
 
+  delete(sessionId: string): Promise<boolean> {
+    return this.gate.admit(() => this.whenReady(() => this.deleteNow(sessionId)));
+  }
+
+  /**
+   * The metadata goes first, in a synced write: from then on the session does not exist,
+   * whatever happens to the range delete of its events after it (events without metadata
+   * are never read; ids are never reused).
+   */
+  private async deleteNow(sessionId: string): Promise<boolean> {
+    checkSessionId(sessionId);
+    const state = await this.validSession(sessionId);
+    if (!state || state.durableMeta === undefined) return false;
+    // Appends queued before the delete land first; the caller lets nobody write after it.
+    await this.commits.drain();
+    try {
+      await this.db.del(metaKey(sessionId), { sync: true });
+      this.states.delete(sessionId);
+      await this.db.clear({ gte: eventKey(sessionId, 0), lt: eventRangeEnd(sessionId) });
+    } catch (cause) {
+      throw storageError(cause, 'write');
+    }
+    this.hub.endSession(sessionId, new LogError('not_found', `session ${sessionId} was deleted`));
+    return true;
+  }
+
   /** Sessions whose state is cached now (bounded: see STATE_CACHE_SESSIONS). */
   get cachedSessions(): number {
     return this.states.size;

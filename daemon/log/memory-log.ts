@@ -111,6 +111,14 @@ export class MemorySessionLog implements Log.SessionLog {
     return page();
   }
 
+  async delete(sessionId: string): Promise<boolean> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    if (!this.sessions.delete(sessionId)) return false;
+    this.hub.endSession(sessionId, new LogError('not_found', `session ${sessionId} was deleted`));
+    return true;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.hub.closeAll();

@@ -274,6 +274,24 @@ export class PgSessionLog implements Log.SessionLog {
     }
   }
 
+  /** One transaction: the session, its events and its lease. Other daemons' followers hear nothing more of it. */
+  delete(sessionId: string): Promise<boolean> {
+    return this.gate.admit(async () => {
+      checkSessionId(sessionId);
+      const deleted = await inTransaction(this.pool, async (client) => {
+        const { rowCount } = await client.query(`DELETE FROM ${this.table('sessions')} WHERE session_id = $1`, [sessionId]);
+        await client.query(`DELETE FROM ${this.table('events')} WHERE session_id = $1`, [sessionId]);
+        await client.query(`DELETE FROM ${this.table('leases')} WHERE session_id = $1`, [sessionId]);
+        return (rowCount ?? 0) > 0;
+      }).catch((error: unknown) => Promise.reject(storage(error, 'write')));
+      if (deleted) {
+        this.published.delete(sessionId);
+        this.hub.endSession(sessionId, new LogError('not_found', `session ${sessionId} was deleted`));
+      }
+      return deleted;
+    });
+  }
+
   /**
    * Copies a whole session in as it was stored elsewhere (seqs and timestamps kept), in
    * one transaction: for moving sessions from another log. False if the id is taken.

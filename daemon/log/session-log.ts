@@ -156,6 +156,12 @@ export interface SessionLog {
   /** Sessions newest first. */
   list(options?: ListOptions): Promise<ListPage>;
 
+  /**
+   * Removes a session, its events and metadata, for good; false when there was none. Its
+   * subscriptions end with `error` (not_found). The caller makes sure nobody writes to it.
+   */
+  delete(sessionId: string): Promise<boolean>;
+
   /** Waits for in-flight appends, then releases the store. */
   close(): Promise<void>;
 }
