@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import type { IsolationLevel } from '../sandbox/provider.js';
+import { ModelPrice, type PriceTable } from './usage.js';
 
 const Level = z.enum(['bwrap', 'namespaces', 'none']);
 
@@ -23,6 +24,8 @@ const DaemonConfigFile = z
       })
       .strict()
       .optional(),
+    /** US dollars per million tokens by model: session usage gets a cost, and budgets a `maxCost`. */
+    prices: z.record(z.string(), ModelPrice).optional(),
   })
   .strict();
 
@@ -32,6 +35,7 @@ export interface DaemonConfig {
   floorSource: string;
   sandboxLimits: { pids: number; memoryMb: number };
   forkMaxBytes: number;
+  prices: PriceTable;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -39,6 +43,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   floorSource: 'default',
   sandboxLimits: { pids: 1024, memoryMb: 4096 },
   forkMaxBytes: 10 * 1024 ** 3,
+  prices: {},
 };
 
 /** A configuration that cannot be used, with the file or option at fault. */
@@ -101,6 +106,7 @@ export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = pr
     ...DEFAULT_CONFIG,
     sandboxLimits: { ...DEFAULT_CONFIG.sandboxLimits, ...file.sandbox?.limits },
     forkMaxBytes: file.sandbox?.forkMaxBytes ?? DEFAULT_CONFIG.forkMaxBytes,
+    prices: file.prices ?? {},
   };
   if (file.isolationFloor) Object.assign(config, { isolationFloor: file.isolationFloor, floorSource: configFile });
   if (env.AGENTD_ISOLATION_FLOOR) Object.assign(config, { isolationFloor: level(env.AGENTD_ISOLATION_FLOOR, 'AGENTD_ISOLATION_FLOOR'), floorSource: 'AGENTD_ISOLATION_FLOOR' });

@@ -26,6 +26,7 @@ import { PermissionBroker } from './permissions.js';
 import { authHeader, CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
 import type { DaemonConfig } from './config.js';
+import type { PriceTable } from './usage.js';
 import { SandboxPolicy } from './containment.js';
 import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
@@ -51,8 +52,9 @@ function intFromEnv(name: string, fallback: number): number {
 }
 
 /** Harness settings; the environment may override them (documented in the README). */
-function harnessSettings(): HarnessSettings {
+function harnessSettings(prices: PriceTable): HarnessSettings {
   return {
+    prices,
     defaultModel: process.env.AGENTD_MODEL || 'claude-sonnet-5-5',
     maxTokens: intFromEnv('AGENTD_MAX_TOKENS', 8192),
     contextBudget: intFromEnv('AGENTD_CONTEXT_BUDGET', 150_000),
@@ -123,7 +125,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();
   const policy = new SandboxPolicy(options.config, paths);
-  const sessions = new SessionService(timed, paths.workspaces, policy, leases);
+  const settings = harnessSettings(options.config.prices);
+  const sessions = new SessionService(timed, paths.workspaces, policy, { prices: settings.prices, defaultModel: settings.defaultModel }, leases);
   const harness = new Harness({
     serialize: (sessionId, task) => queue.run(sessionId, task),
     log: timed,
@@ -143,7 +146,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     },
     openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials),
     redactor: () => vault.redactor(),
-    settings: harnessSettings(),
+    settings,
     daemonId,
     ...(leases ? { leases } : {}),
   });

@@ -1,5 +1,5 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import {
   AgentdError,
   ErrorCode,
@@ -7,7 +7,7 @@ import {
   type SessionCreateParams,
   type SessionInfo,
   type SessionStatus,
-  type Usage,
+  type UsageTotals,
 } from '../protocol/index.js';
 import { fromLogError } from './errors.js';
 import { newSessionId, newTurnId } from './ids.js';
@@ -17,8 +17,7 @@ import type { SandboxPolicy } from './containment.js';
 import { appendEvents, checkedEvent } from './events.js';
 import { copyWorkspace } from './workspace-copy.js';
 import type { ToolDefinition } from '../sandbox/provider.js';
-
-const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
+import { ZERO_USAGE, type PriceTable } from './usage.js';
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
 const FORK_PAGE = 5000;
 /** Sessions read from the log per step of a listing. */
@@ -30,7 +29,9 @@ export interface SessionRecord extends SessionMeta {
   workspace: string;
   model?: string;
   status: SessionStatus;
-  usage: Usage;
+  usage: UsageTotals;
+  /** The turn running now (null or absent when none): what session/steer joins. */
+  runningTurn?: string | null;
   config: Omit<SessionCreateParams, 'workspace' | 'title' | 'model'>;
   forkedFrom?: { sessionId: string; at: number };
   /** The tools of the session's own MCP servers, listed once by the harness. */
@@ -46,6 +47,8 @@ export class SessionService {
     private readonly log: SessionLog,
     private readonly workspacesDir: string,
     private readonly policy: SandboxPolicy,
+    /** Prices for budgets with a `maxCost`, and the model of sessions that name none. */
+    private readonly pricing: { prices: PriceTable; defaultModel: string },
     /** With a shared log: who runs which session now. */
     private readonly leases?: SessionLeases,
   ) {}
@@ -54,6 +57,7 @@ export class SessionService {
     await requireDirectory(params.workspace);
     this.policy.checkWorkspace(params.workspace);
     this.policy.checkRequest(params.sandbox);
+    this.checkBudget(params);
     const now = Date.now();
     const { workspace, title, model, ...config } = params;
     const record: SessionRecord = {
@@ -70,6 +74,16 @@ export class SessionService {
     const created = checkedEvent({ type: 'session.created', data: { workspace, title, model, ...config } });
     await this.log.create(record, [created]).catch((e) => Promise.reject(fromLogError(e)));
     return { sessionId: record.sessionId };
+  }
+
+  /** A cost limit needs the model's price; a limit that could never be checked is refused now, not ignored. */
+  private checkBudget(params: SessionCreateParams): void {
+    const model = params.model ?? this.pricing.defaultModel;
+    if (params.budget?.maxCost !== undefined && !this.pricing.prices[model]) {
+      throw new AgentdError(ErrorCode.InvalidParams, `invalid params for session/create: budget.maxCost: the daemon has no price for ${model} (prices in config.json)`, {
+        issues: [{ path: 'budget.maxCost', message: `no price for ${model}` }],
+      });
+    }
   }
 
   async record(sessionId: string): Promise<SessionRecord> {
@@ -132,6 +146,23 @@ export class SessionService {
     return { turnId, seq: seq! };
   }
 
+  async rename(sessionId: string, title: string): Promise<void> {
+    requireWritable(await this.record(sessionId));
+    await appendEvents(this.log, sessionId, [{ type: 'session.renamed', data: { title } }], { title }).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+  }
+
+  /**
+   * Removes the session's log, and its workspace when it is a fork's copy (in the data
+   * dir; a workspace the user named is theirs and stays). Idle or archived sessions only.
+   */
+  async delete(sessionId: string): Promise<void> {
+    const record = await this.record(sessionId);
+    requireIdle(record, 'deleted');
+    await this.log.delete(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+    const inside = relative(this.workspacesDir, record.workspace);
+    if (record.forkedFrom && inside === sessionId) await rm(record.workspace, { recursive: true, force: true });
+  }
+
   async archive(sessionId: string): Promise<void> {
     const record = await this.record(sessionId);
     if (record.status === 'archived') return;
@@ -185,7 +216,16 @@ export class SessionService {
   }
 }
 
-function requireWritable(record: SessionRecord): void {
+/** Refuses a session with a turn running, queued or waiting for an answer. */
+export function requireIdle(record: SessionRecord, what: string): void {
+  if (record.status === 'idle' || record.status === 'archived') return;
+  throw new AgentdError(ErrorCode.SessionBusy, `session ${record.sessionId} is ${record.status} and cannot be ${what}: interrupt it or wait for its turn to end`, {
+    sessionId: record.sessionId,
+    status: record.status,
+  });
+}
+
+export function requireWritable(record: SessionRecord): void {
   if (record.status === 'archived') {
     throw new AgentdError(ErrorCode.SessionArchived, `session ${record.sessionId} is archived and read-only`, {
       sessionId: record.sessionId,
@@ -214,6 +254,7 @@ function toInfo(record: SessionRecord, headSeq: number, runningOn: string | unde
     ...(record.title !== undefined ? { title: record.title } : {}),
     ...(record.model !== undefined ? { model: record.model } : {}),
     ...(record.forkedFrom !== undefined ? { forkedFrom: record.forkedFrom } : {}),
+    ...(record.config.budget !== undefined ? { budget: record.config.budget } : {}),
     ...(runningOn !== undefined ? { runningOn } : {}),
   };
 }

@@ -53,6 +53,8 @@ export const ErrorCode = {
   WorkspaceForbidden: -33016,
   /** A fork's copy of the workspace would be larger than the daemon allows, or than the free space. */
   WorkspaceTooLarge: -33017,
+  /** The session has a turn running or queued: interrupt it or wait (session/delete, session/rollback). */
+  SessionBusy: -33018,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;
@@ -85,6 +87,7 @@ export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   IsolationBelowFloor: "The session asks for weaker sandbox isolation than the daemon's floor (`agentd daemon --isolation-floor`).",
   WorkspaceForbidden: 'The workspace may not be used: the data dir or inside it, `/`, or a system directory.',
   WorkspaceTooLarge: 'A fork would copy more data than the daemon allows (`sandbox.forkMaxBytes`), or than the free space.',
+  SessionBusy: 'The session has a turn running or queued: interrupt it or wait (refused by session/delete and session/rollback).',
 };
 
 /**

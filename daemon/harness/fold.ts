@@ -1,5 +1,6 @@
-import { knownEvent, type ContentBlock, type KnownEvent, type PermissionDecision, type PromptContent, type ToolErrorKind } from '../../protocol/index.js';
+import { knownEvent, type ContentBlock, type KnownEvent, type PermissionDecision, type PromptContent, type ToolErrorKind, type Usage } from '../../protocol/index.js';
 import type { StoredEvent } from '../log/session-log.js';
+import { sumUsage, ZERO_USAGE } from '../usage.js';
 
 /** A tool call the model asked for, and how far it got, as the log tells it. */
 export interface ToolCall {
@@ -20,6 +21,14 @@ export interface TurnStep {
   calls: ToolCall[];
 }
 
+/** User input that joined a running turn (session/steer). */
+export interface Steer {
+  seq: number;
+  content: PromptContent;
+  /** How many steps the turn had when a model call first carried it; unset until one did. */
+  at?: number;
+}
+
 export interface Turn {
   turnId: string;
   userSeq: number;
@@ -28,6 +37,9 @@ export interface Turn {
   /** model.requested seen after the last assistant message: a call was in flight. */
   modelInFlight: boolean;
   steps: TurnStep[];
+  steers: Steer[];
+  /** What the turn's model calls used, its compaction included. */
+  usage: Usage;
   end?: { kind: (typeof TURN_ENDS)[keyof typeof TURN_ENDS]; seq: number };
 }
 
@@ -38,6 +50,9 @@ export interface SessionState {
   compaction?: { upToSeq: number; summary: string; seq: number };
   /** Tools the user allowed for good with allow_always. */
   alwaysAllowed: Set<string>;
+  /** Turns taken out of the context by session/rollback (still in the log). */
+  rolledBack: Set<string>;
+  title?: string;
 }
 
 const TURN_ENDS = { 'turn.completed': 'completed', 'turn.interrupted': 'interrupted', 'turn.failed': 'failed' } as const;
@@ -50,7 +65,7 @@ const TURN_ENDS = { 'turn.completed': 'completed', 'turn.interrupted': 'interrup
  * head and nothing else.
  */
 export class SessionFold {
-  readonly state: SessionState = { headSeq: 0, turns: [], alwaysAllowed: new Set() };
+  readonly state: SessionState = { headSeq: 0, turns: [], alwaysAllowed: new Set(), rolledBack: new Set() };
   private readonly turns = new Map<string, Turn>();
   private readonly calls = new Map<string, ToolCall>();
 
@@ -63,10 +78,18 @@ export class SessionFold {
   private applyKnown(event: KnownEvent): void {
     const { state } = this;
     switch (event.type) {
-      case 'user.message': {
-        const turn: Turn = { turnId: event.data.turnId, userSeq: event.seq, content: event.data.content, started: false, modelInFlight: false, steps: [] };
-        this.turns.set(turn.turnId, turn);
-        state.turns.push(turn);
+      case 'session.created':
+      case 'session.renamed':
+        if (event.data.title !== undefined) state.title = event.data.title;
+        break;
+      case 'user.message':
+        this.addTurn(event.data.turnId, event.seq, event.data.content);
+        break;
+      case 'user.steer': {
+        // Joins its turn only while that turn runs; after it ended, it is a turn of its own.
+        const joined = this.turns.get(event.data.joins);
+        if (joined && !joined.end) joined.steers.push({ seq: event.seq, content: event.data.content });
+        else this.addTurn(event.data.turnId, event.seq, event.data.content);
         break;
       }
       case 'turn.started': {
@@ -76,7 +99,9 @@ export class SessionFold {
       }
       case 'model.requested': {
         const turn = this.turns.get(event.data.turnId);
-        if (turn) turn.modelInFlight = true;
+        if (!turn) break;
+        turn.modelInFlight = true;
+        for (const steer of turn.steers) if (steer.at === undefined && event.data.steers?.includes(steer.seq)) steer.at = turn.steps.length;
         break;
       }
       case 'assistant.message': {
@@ -92,6 +117,7 @@ export class SessionFold {
         }
         turn.steps.push({ seq: event.seq, content, stopReason, calls });
         turn.modelInFlight = false;
+        turn.usage = sumUsage(turn.usage, event.data.usage);
         break;
       }
       case 'permission.requested': {
@@ -124,11 +150,30 @@ export class SessionFold {
         if (turn && !turn.end) turn.end = { kind: TURN_ENDS[event.type], seq: event.seq };
         break;
       }
-      case 'context.compacted':
+      case 'context.compacted': {
         state.compaction = { upToSeq: event.data.upToSeq, summary: event.data.summary, seq: event.seq };
+        // Compaction runs inside the pending turn: its cost is that turn's.
+        const turn = pendingTurn(state);
+        if (turn && event.data.usage) turn.usage = sumUsage(turn.usage, event.data.usage);
+        break;
+      }
+      case 'session.rolled_back':
+        for (const turnId of event.data.turnIds) state.rolledBack.add(turnId);
         break;
     }
   }
+
+  private addTurn(turnId: string, userSeq: number, content: PromptContent): void {
+    const turn: Turn = { turnId, userSeq, content, started: false, modelInFlight: false, steps: [], steers: [], usage: ZERO_USAGE };
+    this.turns.set(turnId, turn);
+    this.state.turns.push(turn);
+  }
+}
+
+
+/** Steers no model call has carried yet: the turn's next call carries them. */
+export function undeliveredSteers(turn: Turn): Steer[] {
+  return turn.steers.filter((s) => s.at === undefined);
 }
 
 /** The first turn that has not ended: the one the harness must carry on. */

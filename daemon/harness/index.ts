@@ -1,6 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { realpath } from 'node:fs/promises';
-import type { SessionCreateParams, Usage } from '../../protocol/index.js';
+import type { SessionCreateParams, UsageTotals } from '../../protocol/index.js';
 import type { SandboxProvider, SandboxSpec } from '../../sandbox/provider.js';
 import { fencedLog } from '../log/fenced.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
@@ -10,6 +10,7 @@ import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
 import { RemoteMcpServers } from './remote-mcp.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
+import type { PriceTable } from '../usage.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
 export interface HarnessSettings {
@@ -17,6 +18,7 @@ export interface HarnessSettings {
   maxTokens: number;
   contextBudget: number;
   retry: RetryPolicy;
+  prices: PriceTable;
 }
 
 export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
@@ -118,7 +120,6 @@ export class Harness {
         sessionId,
         // As the sandbox's tools see it: they resolve paths against its real path.
         workspace: await realpath(record.workspace).catch(() => record.workspace),
-        title: record.title ?? null,
         model: record.model ?? this.deps.settings.defaultModel,
         maxTokens: this.deps.settings.maxTokens,
         system: systemPrompt(record),
@@ -126,6 +127,8 @@ export class Harness {
         contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
         tools: [...(await offeredTools(record, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
         usage: record.usage,
+        ...(record.config.budget ? { budget: record.config.budget } : {}),
+        prices: this.deps.settings.prices,
       },
       slot,
       remote,
@@ -156,7 +159,7 @@ export class Harness {
   private async start(sessionId: string, woke: boolean): Promise<void> {
     if (this.stopping) return;
     clearTimeout(this.idleTimers.get(sessionId));
-    let usage: Usage | undefined;
+    let usage: UsageTotals | undefined;
     if (this.deps.leases) {
       // Lease and usage in parallel: one round trip less before the first token. The
       // usage is re-read because other daemons may have run turns of this session.

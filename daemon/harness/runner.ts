@@ -1,15 +1,16 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import type { NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage } from '../../protocol/index.js';
+import type { Budget, NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage, UsageTotals } from '../../protocol/index.js';
 import { appendEvents } from '../events.js';
-import { LogError, type SessionLog } from '../log/session-log.js';
+import { LogError, type SessionLog, type WriteOptions } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
 import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions } from './context.js';
-import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from './fold.js';
+import { openCalls, pendingTurn, SessionFold, undeliveredSteers, type ToolCall, type Turn } from './fold.js';
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
 import { decide } from './policy.js';
 import type { SandboxSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { HarnessLogger, HarnessRedactor } from './deps.js';
+import { addUsage, budgetExceeded, costOf, type PriceTable } from '../usage.js';
 
 /** What a runner needs from the daemon. */
 export interface RunnerDeps {
@@ -32,8 +33,6 @@ export interface RunnerConfig {
   sessionId: string;
   /** The session's workspace: path patterns of the permission policy are matched relative to it. */
   workspace: string;
-  /** The session's title, shown with its permission questions. */
-  title: string | null;
   model: string;
   maxTokens: number;
   system: string;
@@ -41,7 +40,9 @@ export interface RunnerConfig {
   /** Context size (estimated tokens) above which older turns are compacted. */
   contextBudget: number;
   tools: readonly ApiTool[];
-  usage: Usage;
+  usage: UsageTotals;
+  budget?: Budget;
+  prices: PriceTable;
 }
 
 const SHUTDOWN = 'shutdown';
@@ -54,6 +55,12 @@ const PAGE = 5000;
 
 /** The runner reached a durable point while draining: it stops there, recording nothing more. */
 class Drained extends Error {}
+
+/** The session's budget allows no further model call. */
+class BudgetExceeded extends Error {}
+
+/** Meta of a session with no turn running: session/steer reads `runningTurn` to know what to join. */
+const NO_TURN_RUNNING = { runningTurn: null };
 
 /**
  * The brain of one session, and nothing it knows is not in the log: it folds the log,
@@ -116,7 +123,7 @@ export class SessionRunner {
   }
 
   /** Usage as recorded now: another daemon may have run turns of this session meanwhile. */
-  setUsage(usage: Usage): void {
+  setUsage(usage: UsageTotals): void {
     this.config.usage = usage;
   }
 
@@ -165,7 +172,7 @@ export class SessionRunner {
       const idle = await this.deps.serialize(this.config.sessionId, async () => {
         await this.catchUp();
         if (pendingTurn(this.fold.state)) return false;
-        return this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' }, { ifHead: this.fold.state.headSeq }).then(
+        return this.deps.log.patchMeta(this.config.sessionId, { status: 'idle', ...NO_TURN_RUNNING }, { ifHead: this.fold.state.headSeq }).then(
           () => true,
           (error: unknown) => (error instanceof LogError && error.kind === 'conflict' ? false : Promise.reject(error)),
         );
@@ -184,10 +191,10 @@ export class SessionRunner {
   }
 
   /** Appends through the typed writer, redacted first: what is checked against the schema is what is written. */
-  private async append(events: NewKnownEvent[], metaPatch?: Record<string, unknown>): Promise<void> {
+  private async append(events: NewKnownEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<void> {
     const redactor = await this.deps.redactor();
     const redacted = redactor.empty ? events : events.map((e) => redactData(e, redactor));
-    const seqs = await appendEvents(this.deps.log, this.config.sessionId, redacted, metaPatch);
+    const seqs = await appendEvents(this.deps.log, this.config.sessionId, redacted, metaPatch, options);
     // Our events right after what the fold has: apply them without reading them back.
     // Otherwise another writer got in between, and the log is read in order.
     if (seqs[0] !== this.fold.state.headSeq) return this.catchUp();
@@ -205,22 +212,22 @@ export class SessionRunner {
     try {
       if (!turn.started) {
         if (openCalls(turn).length === 0) opening.push({ type: 'turn.started', data: { turnId } });
-        else await this.append([{ type: 'turn.started', data: { turnId } }], { status: 'running' });
+        else await this.append([{ type: 'turn.started', data: { turnId } }], { status: 'running', runningTurn: turnId });
       }
       for (;;) {
         await this.settleOpenCalls(turn, abort.signal);
         if (abort.signal.aborted) throw new ModelAborted('aborted');
         // A durable point: every result so far is recorded, the next model call not yet made.
         if (this.draining) throw new Drained();
-        const last = turn.steps.at(-1);
-        if (last && last.calls.length === 0) {
-          await this.append([{ type: 'turn.completed', data: { turnId, stopReason: last.stopReason } }]);
-          return;
-        }
+        if (await this.completed(turn)) return;
+        const exceeded = budgetExceeded(this.config.budget, this.config.usage);
+        if (exceeded) throw new BudgetExceeded(exceeded);
         await this.compactIfNeeded(turn, abort.signal);
         const model = await this.deps.model();
+        // Steered input goes out with this call; model.requested says so, which places it in the context for good.
+        const steers = undeliveredSteers(turn).map((s) => s.seq);
         const request = buildRequest(this.fold.state, this.contextOptions());
-        const reply = await callModel(model, request, this.hooks(turnId, true, () => opening.splice(0)), abort.signal, this.deps.retry);
+        const reply = await callModel(model, request, this.hooks(turnId, true, () => opening.splice(0), steers), abort.signal, this.deps.retry);
         this.addUsage(reply.usage);
         await this.append(
           [{ type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } }],
@@ -230,28 +237,57 @@ export class SessionRunner {
     } catch (error) {
       // Stopped, drained, or another daemon took the session over: it records the rest, not us.
       if (abort.signal.reason === SHUTDOWN || isFenced(error) || (this.draining && !abort.signal.aborted)) return;
+      const usage = this.turnUsage(turn);
       if (error instanceof ModelAborted || abort.signal.aborted) {
-        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId } }]);
+        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId, usage } }], NO_TURN_RUNNING);
       } else {
-        const message = error instanceof ModelFailure ? error.message : `internal error: ${(error as Error)?.message ?? error}`;
-        if (!(error instanceof ModelFailure)) this.deps.logger.log('error', 'turn failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) });
-        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.failed', data: { turnId, error: message } }]);
+        const known = error instanceof ModelFailure || error instanceof BudgetExceeded;
+        const message = known ? error.message : `internal error: ${(error as Error)?.message ?? error}`;
+        if (!known) this.deps.logger.log('error', 'turn failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) });
+        const reason = error instanceof BudgetExceeded ? { reason: 'budget_exceeded' } : {};
+        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.failed', data: { turnId, error: message, ...reason, usage } }], NO_TURN_RUNNING);
       }
     } finally {
       this.turnAbort = undefined;
     }
   }
 
+  /**
+   * Ends the turn when the model's last reply asked for nothing more and no steered input
+   * waits for it. Written only if the log is where the fold is: input steered in meanwhile
+   * makes it a conflict, and the turn goes on with it.
+   */
+  private async completed(turn: Turn): Promise<boolean> {
+    const last = turn.steps.at(-1);
+    if (!last || last.calls.length > 0 || undeliveredSteers(turn).length > 0) return false;
+    const ended: NewKnownEvent = { type: 'turn.completed', data: { turnId: turn.turnId, stopReason: last.stopReason, usage: this.turnUsage(turn) } };
+    try {
+      await this.append([ended], NO_TURN_RUNNING, { ifHead: this.fold.state.headSeq });
+      return true;
+    } catch (error) {
+      if (!(error instanceof LogError && error.kind === 'conflict')) throw error;
+      await this.catchUp();
+      return this.completed(turn);
+    }
+  }
+
+  /** What the turn used, priced when the model has a price. */
+  private turnUsage(turn: Turn): UsageTotals {
+    const cost = costOf(this.config.prices, this.config.model, turn.usage);
+    return cost === undefined ? turn.usage : { ...turn.usage, costUsd: cost };
+  }
+
   private contextOptions(): ContextOptions {
     return { model: this.config.model, maxTokens: this.config.maxTokens, system: this.config.system, tools: this.config.tools };
   }
 
-  private hooks(turnId: string, record = true, opening: () => NewKnownEvent[] = () => []): ModelCallHooks {
+  private hooks(turnId: string, record = true, opening: () => NewKnownEvent[] = () => [], steers: number[] = []): ModelCallHooks {
     return {
       onAttempt: async (attempt) => {
         if (!record) return;
         const first = opening();
-        await this.append([...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt } }], first.length ? { status: 'running' } : undefined);
+        const carried = steers.length > 0 ? { steers } : {};
+        await this.append([...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt, ...carried } }], first.length ? { status: 'running', runningTurn: turnId } : undefined);
       },
       onRetry: (attempt, reason, delayMs) => this.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
       onDelta: (kind, index, text) => {
@@ -261,13 +297,7 @@ export class SessionRunner {
   }
 
   private addUsage(u: Usage): void {
-    const t = this.config.usage;
-    this.config.usage = {
-      inputTokens: t.inputTokens + u.inputTokens,
-      outputTokens: t.outputTokens + u.outputTokens,
-      cacheReadTokens: t.cacheReadTokens + u.cacheReadTokens,
-      cacheWriteTokens: t.cacheWriteTokens + u.cacheWriteTokens,
-    };
+    this.config.usage = addUsage(this.config.usage, u, this.config.model, this.config.prices);
   }
 
   /** Every tool call of the last reply gets exactly one result before the model is called again. */
@@ -330,14 +360,14 @@ export class SessionRunner {
     if (verdict !== 'ask') return verdict;
     const known = call.permission?.decision;
     if (known) return known === 'deny' ? 'deny' : 'allow';
-    const question: PermissionQuestion = { sessionId: this.config.sessionId, sessionTitle: this.config.title, toolUseId: call.toolUseId, tool: call.name, input: call.input };
+    const question: PermissionQuestion = { sessionId: this.config.sessionId, sessionTitle: this.fold.state.title ?? null, toolUseId: call.toolUseId, tool: call.name, input: call.input };
     if (!call.permission) {
       await this.append([{ type: 'permission.requested', data: { turnId: turn.turnId, toolUseId: call.toolUseId, tool: call.name, input: call.input } }], { status: 'waiting' });
     } else {
       await this.deps.log.patchMeta(this.config.sessionId, { status: 'waiting' });
     }
     const answer = await this.deps.askPermission(question, AbortSignal.any([signal, this.drainAbort.signal]));
-    await this.append([{ type: 'permission.resolved', data: { turnId: turn.turnId, toolUseId: call.toolUseId, decision: answer.decision, by: answer.by } }], { status: 'running' });
+    await this.append([{ type: 'permission.resolved', data: { turnId: turn.turnId, toolUseId: call.toolUseId, decision: answer.decision, by: answer.by } }], { status: 'running', runningTurn: turn.turnId });
     return answer.decision === 'deny' ? 'deny' : 'allow';
   }
 
@@ -352,6 +382,6 @@ export class SessionRunner {
     this.addUsage(reply.usage);
     const summary = reply.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n').trim();
     if (!summary) return;
-    await this.append([{ type: 'context.compacted', data: { upToSeq: lastDone.end.seq, summary, turns: done.length } }], { usage: this.config.usage });
+    await this.append([{ type: 'context.compacted', data: { upToSeq: lastDone.end.seq, summary, turns: done.length, usage: reply.usage } }], { usage: this.config.usage });
   }
 }
