@@ -17,6 +17,7 @@ import {
 } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
 import { lastUserText, reply, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
+import { runAgentd } from './support/daemon.js';
 import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 
 const refused = (code: number) => (e: unknown) => e instanceof AgentdError && e.code === code;
@@ -191,5 +192,42 @@ describe('session surface', () => {
     assert.match(String(failed.data.error), /budget exceeded/);
     assert.equal(ofType(events, 'tool.result').length, 1, 'the tool call of the last allowed reply still got its result');
     rig.emulator.script([]);
+  });
+
+  it('does all of it from the CLI: new with a budget, usage, rename, rollback, steer, delete with a confirmation', async () => {
+    const { layout } = rig.daemon;
+    const cli = async (args: string[], input?: string) => {
+      const run = await runAgentd(layout, args, input === undefined ? {} : { input });
+      assert.equal(run.code, 0, `agentd ${args.join(' ')}: ${run.stderr}`);
+      return run.stdout;
+    };
+    const sessionId = (await cli(['new', '--workspace', workspace(), '--title', 'cli session', '--max-tokens', '1'])).trim();
+    const client = await rig.daemon.client();
+    rig.emulator.script([reply.text('one reply within the budget')]);
+    await cli(['prompt', sessionId, 'hello']);
+    await settle(client, sessionId);
+    rig.emulator.script([]);
+    await cli(['prompt', sessionId, 'over budget']);
+    await settle(client, sessionId);
+    const usage = JSON.parse(await cli(['usage', sessionId, '--json'])) as { budget: unknown; usage: { outputTokens: number }; turns: Array<{ end: string }> };
+    assert.deepEqual(usage.budget, { maxTokens: 1 });
+    assert.deepEqual(usage.turns.map((t) => t.end), ['completed', 'failed']);
+    assert.ok(usage.usage.outputTokens > 0);
+    assert.match(await cli(['usage', sessionId]), /session +in \d+ .* out \d+/);
+
+    assert.match(await cli(['rename', sessionId, 'a', 'new', 'name']), /renamed/);
+    assert.equal((await client.request(SessionGet, { sessionId })).title, 'a new name');
+    assert.match(await cli(['rollback', sessionId, '--turns', '2']), /rolled back 2 turns/);
+    const tooMany = await runAgentd(layout, ['rollback', sessionId, '--turns', '1']);
+    assert.equal(tooMany.code, 2, 'no turn left in the context: a usage error');
+    assert.match(await cli(['steer', sessionId, 'anyone', 'there?']), /no turn was running: queued as turn/);
+    await settle(client, sessionId);
+
+    const declined = await runAgentd(layout, ['delete', sessionId], { input: 'n\n' });
+    assert.equal(declined.code, 1);
+    assert.match(declined.stderr, /delete session "a new name".*\[y\/N\][\s\S]*not deleted/);
+    assert.equal((await client.request(SessionGet, { sessionId })).sessionId, sessionId);
+    assert.match(await cli(['delete', sessionId], 'y\n'), new RegExp(`deleted ${sessionId}`));
+    await assert.rejects(client.request(SessionGet, { sessionId }), refused(ErrorCode.SessionNotFound));
   });
 });

@@ -1,4 +1,4 @@
-import { knownEvent, type ContentBlock, type DaemonStatusResult, type Event, type PromptContent, type SessionInfo } from '../../protocol/index.js';
+import { knownEvent, type ContentBlock, type DaemonStatusResult, type Event, type PromptContent, type SessionInfo, type UsageTotals } from '../../protocol/index.js';
 import type { LinkState } from '../lib/link.js';
 
 /** Human output for the CLI; `--json` prints the protocol's own shapes instead. */
@@ -44,6 +44,12 @@ function summary(event: Event): string {
 export function renderEvent(event: Event, width = 120): string {
   const time = new Date(event.ts).toISOString().slice(11, 23);
   return `${String(event.seq).padStart(6)}  ${time}  ${event.type.padEnd(20)} ${oneLine(summary(event), width)}`;
+}
+
+/** Tokens in (fresh, cache reads, cache writes) and out, and the cost when it is known. */
+export function renderUsage(u: UsageTotals): string {
+  const cost = u.costUsd !== undefined ? `  $${u.costUsd.toFixed(4)}` : '';
+  return `in ${u.inputTokens} (cache read ${u.cacheReadTokens}, write ${u.cacheWriteTokens})  out ${u.outputTokens}${cost}`;
 }
 
 export function renderSessions(sessions: SessionInfo[]): string {

@@ -24,16 +24,29 @@ export const sessions: Command = {
 };
 
 export const create: Command = {
-  usage: 'agentd new [--workspace DIR] [--title TEXT] [--model NAME] [--json]',
-  summary: 'create a session (workspace defaults to the current directory); prints its id',
-  options: { workspace: { type: 'string' }, title: { type: 'string' }, model: { type: 'string' }, json: { type: 'boolean' } },
+  usage: 'agentd new [--workspace DIR] [--title TEXT] [--model NAME] [--max-tokens N] [--max-cost USD] [--json]',
+  summary: 'create a session (workspace defaults to the current directory); prints its id. --max-tokens/--max-cost: a budget its turns stop at',
+  options: {
+    workspace: { type: 'string' },
+    title: { type: 'string' },
+    model: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    'max-cost': { type: 'string' },
+    json: { type: 'boolean' },
+  },
   args: [],
+  params: { 'budget.maxTokens': '--max-tokens', 'budget.maxCost': '--max-cost' },
   async run({ values }, ctx) {
+    const maxTokens = intOption(values, 'max-tokens', 1);
+    const maxCost = values['max-cost'] === undefined ? undefined : Number(values['max-cost']);
+    if (maxCost !== undefined && !(maxCost > 0)) throw new UsageError(`--max-cost must be a positive number of US dollars, not ${String(values['max-cost'])}`);
+    const budget = { ...(maxTokens !== undefined ? { maxTokens } : {}), ...(maxCost !== undefined ? { maxCost } : {}) };
     const client = await ctx.connect();
     const result = await client.request(SessionCreate, {
       workspace: resolve(typeof values.workspace === 'string' ? values.workspace : process.cwd()),
       ...(typeof values.title === 'string' ? { title: values.title } : {}),
       ...(typeof values.model === 'string' ? { model: values.model } : {}),
+      ...(Object.keys(budget).length > 0 ? { budget } : {}),
     });
     if (values.json) ctx.json(result);
     else ctx.out(result.sessionId);
