@@ -18,7 +18,9 @@ export type Delta = ParamsOf<typeof SessionDeltaNotification>;
 export type ImageContent = Extract<ContentBlock, { type: 'image' }>;
 
 /** Notices are the events themselves, typed: a renderer reads their data as the protocol defines it. */
-export type Notice = EventOf<'sandbox.provisioned' | 'sandbox.lost' | 'model.retry' | 'context.compacted' | 'harness.woke' | 'session.forked' | 'session.archived'>;
+export type Notice = EventOf<
+  'sandbox.provisioned' | 'sandbox.lost' | 'model.retry' | 'context.compacted' | 'harness.woke' | 'session.forked' | 'session.archived' | 'session.rolled_back'
+>;
 
 export interface ToolResult {
   content: ContentBlock[];
@@ -46,6 +48,8 @@ export interface ToolUse {
 export type TurnItem =
   | { kind: 'text'; seq: number; text: string }
   | { kind: 'image'; seq: number; image: ImageContent }
+  /** User input that joined the turn while it ran (session/steer). */
+  | { kind: 'steer'; seq: number; content: PromptContent }
   | { kind: 'tool'; call: ToolUse }
   | { kind: 'notice'; notice: Notice };
 
@@ -196,7 +200,25 @@ export class TranscriptFold {
       case 'session.archived':
         t.archived = true;
         return this.notice(undefined, event, changes);
+      case 'session.renamed':
+        t.title = event.data.title;
+        return undefined;
+      case 'session.rolled_back':
+        return this.notice(undefined, event, changes);
       case 'user.message': {
+        const turn = this.turnFor(event.data.turnId, event.seq);
+        turn.user = { seq: event.seq, content: event.data.content };
+        changes.push({ kind: 'user', turn, content: event.data.content });
+        return turn;
+      }
+      case 'user.steer': {
+        // As the daemon folds it: it joins its turn while that runs, else it is a turn of its own.
+        const joined = this.turns.get(event.data.joins);
+        if (joined && !joined.end) {
+          joined.items.push({ kind: 'steer', seq: event.seq, content: event.data.content });
+          changes.push({ kind: 'user', turn: joined, content: event.data.content });
+          return joined;
+        }
         const turn = this.turnFor(event.data.turnId, event.seq);
         turn.user = { seq: event.seq, content: event.data.content };
         changes.push({ kind: 'user', turn, content: event.data.content });

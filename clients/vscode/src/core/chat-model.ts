@@ -89,6 +89,7 @@ function turnItems(turn: TranscriptTurn): ChatItem[] {
     if (item.kind === 'text') items.push({ kind: 'assistant', key: `e${item.seq}:${i}`, seq: item.seq, text: item.text, streaming: false });
     else if (item.kind === 'tool') items.push(toolItem(item.call));
     else if (item.kind === 'notice') items.push(...noticeItems(item.notice));
+    else if (item.kind === 'steer') items.push({ kind: 'user', key: `e${item.seq}`, seq: item.seq, text: contentText(item.content) });
   });
   // What the model call in flight streamed so far, until its durable copy arrives.
   for (const part of turn.streaming) {
@@ -145,6 +146,8 @@ function noticeItems(n: Notice): ChatItem[] {
       return [notice(n.seq, 'info', `Forked from ${n.data.from} at event ${n.data.at}`)];
     case 'session.archived':
       return [notice(n.seq, 'info', 'Archived: read-only from here on')];
+    case 'session.rolled_back':
+      return [notice(n.seq, 'info', `Rolled back ${n.data.turns} turn${n.data.turns === 1 ? '' : 's'}: the agent no longer sees them`)];
   }
 }
 
