@@ -13,7 +13,7 @@ import { requireIdle, requireWritable, type SessionService } from './sessions.js
 
 /** Events read per page when folding a session for rollback. */
 const PAGE = 5000;
-/** Other writers may move the head between our look and our write; this many looks, then SessionBusy. */
+/** Other writers may move the head between our look and our write (rollback): this many looks, then SessionBusy. */
 const ATTEMPTS = 20;
 
 const isConflict = (error: unknown) => error instanceof LogError && error.kind === 'conflict';
@@ -24,9 +24,9 @@ function busy(sessionId: string, what: string): AgentdError {
 
 /**
  * Appends `content` to the running turn as a user.steer, or, with no turn running, as a
- * prompt of its own. The turn it joins is read from the metadata at a head that the
- * append then requires (ifHead), so `steered` says what the log holds: the turn had not
- * ended when the input joined it.
+ * prompt of its own. Whether it joined is what the log says: the daemon folds a steer
+ * into its turn only if that turn had not ended before it, so `steered` is false when the
+ * turn's end landed between our look at the metadata and the append.
  */
 export async function steer(
   log: SessionLog,
@@ -34,22 +34,29 @@ export async function steer(
   sessionId: string,
   content: PromptContent,
 ): Promise<{ turnId: string; seq: number; steered: boolean }> {
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const head = await log.head(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
-    const record = await sessions.record(sessionId);
-    requireWritable(record);
-    const joins = (record.status === 'running' || record.status === 'waiting') && record.runningTurn ? record.runningTurn : undefined;
-    if (!joins) return { ...(await sessions.prompt(sessionId, content)), steered: false };
-    // Meta and events are written together: an unchanged head means the meta was read at it.
-    if ((await log.head(sessionId)) !== head) continue;
-    try {
-      const [seq] = await appendEvents(log, sessionId, [{ type: 'user.steer', data: { turnId: newTurnId(), joins, content } }], undefined, { ifHead: head });
-      return { turnId: joins, seq: seq!, steered: true };
-    } catch (error) {
-      if (!isConflict(error)) throw fromLogError(error, sessionId);
-    }
+  // The head first: the metadata read after it is at least as new, so a turn it shows running had not ended before it.
+  const head = await log.head(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+  const record = await sessions.record(sessionId);
+  requireWritable(record);
+  const joins = (record.status === 'running' || record.status === 'waiting') && record.runningTurn ? record.runningTurn : undefined;
+  if (!joins) return { ...(await sessions.prompt(sessionId, content)), steered: false };
+  const turnId = newTurnId();
+  const [seq] = await appendEvents(log, sessionId, [{ type: 'user.steer', data: { turnId, joins, content } }]).catch((e) =>
+    Promise.reject(fromLogError(e, sessionId)),
+  );
+  return (await endedBetween(log, sessionId, joins, head, seq!)) ? { turnId, seq: seq!, steered: false } : { turnId: joins, seq: seq!, steered: true };
+}
+
+const TURN_ENDS = ['turn.completed', 'turn.interrupted', 'turn.failed'];
+
+/** Whether turn `turnId` ended in [from, to). */
+async function endedBetween(log: SessionLog, sessionId: string, turnId: string, from: number, to: number): Promise<boolean> {
+  for (let next: number | undefined = from; next !== undefined && next < to; ) {
+    const page = await log.read(sessionId, { from: next, to, types: TURN_ENDS });
+    if (page.events.some((e) => e.data.turnId === turnId)) return true;
+    next = page.next;
   }
-  throw busy(sessionId, 'steered');
+  return false;
 }
 
 /**

@@ -176,6 +176,11 @@ export function undeliveredSteers(turn: Turn): Steer[] {
   return turn.steers.filter((s) => s.at === undefined);
 }
 
+/** Steers no reply has answered yet: carried by no call, or by the call whose reply is not in the log. */
+export function unansweredSteers(turn: Turn): Steer[] {
+  return turn.steers.filter((s) => s.at === undefined || s.at >= turn.steps.length);
+}
+
 /** The first turn that has not ended: the one the harness must carry on. */
 export function pendingTurn(state: SessionState): Turn | undefined {
   return state.turns.find((t) => !t.end);

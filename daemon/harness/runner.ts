@@ -1,10 +1,11 @@
 import type Anthropic from '@anthropic-ai/sdk';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Budget, NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage, UsageTotals } from '../../protocol/index.js';
 import { appendEvents } from '../events.js';
 import { LogError, type SessionLog, type WriteOptions } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
 import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions } from './context.js';
-import { openCalls, pendingTurn, SessionFold, undeliveredSteers, type ToolCall, type Turn } from './fold.js';
+import { openCalls, pendingTurn, SessionFold, unansweredSteers, undeliveredSteers, type ToolCall, type Turn } from './fold.js';
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
 import { decide } from './policy.js';
 import type { SandboxSlot } from './sandbox-slot.js';
@@ -46,6 +47,8 @@ export interface RunnerConfig {
 }
 
 const SHUTDOWN = 'shutdown';
+/** How long a turn about to complete waits for another writer's append it collided with. */
+const APPEND_LANDING_MS = 5;
 
 /** The event with secrets replaced in its data (never in its type). */
 function redactData<E extends NewKnownEvent>(event: E, redactor: HarnessRedactor): E {
@@ -259,14 +262,17 @@ export class SessionRunner {
    */
   private async completed(turn: Turn): Promise<boolean> {
     const last = turn.steps.at(-1);
-    if (!last || last.calls.length > 0 || undeliveredSteers(turn).length > 0) return false;
+    if (!last || last.calls.length > 0 || unansweredSteers(turn).length > 0) return false;
     const ended: NewKnownEvent = { type: 'turn.completed', data: { turnId: turn.turnId, stopReason: last.stopReason, usage: this.turnUsage(turn) } };
     try {
       await this.append([ended], NO_TURN_RUNNING, { ifHead: this.fold.state.headSeq });
       return true;
     } catch (error) {
       if (!(error instanceof LogError && error.kind === 'conflict')) throw error;
+      const before = this.fold.state.headSeq;
       await this.catchUp();
+      // Another writer's append is under way and not yet readable: let it land before looking again.
+      if (this.fold.state.headSeq === before) await delay(APPEND_LANDING_MS);
       return this.completed(turn);
     }
   }
