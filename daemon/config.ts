@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import type { IsolationLevel } from '../sandbox/provider.js';
-import { ModelPrice, type PriceTable } from './usage.js';
+import { ModelPrice, type PriceTable } from './harness/usage.js';
 
 const Level = z.enum(['bwrap', 'namespaces', 'none']);
 

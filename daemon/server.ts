@@ -26,7 +26,7 @@ import { PermissionBroker } from './permissions.js';
 import { authHeader, CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
 import type { DaemonConfig } from './config.js';
-import type { PriceTable } from './usage.js';
+import type { PriceTable } from './harness/usage.js';
 import { SandboxPolicy } from './containment.js';
 import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';

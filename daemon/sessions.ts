@@ -17,7 +17,7 @@ import type { SandboxPolicy } from './containment.js';
 import { appendEvents, checkedEvent } from './events.js';
 import { copyWorkspace } from './workspace-copy.js';
 import type { ToolDefinition } from '../sandbox/provider.js';
-import { ZERO_USAGE, type PriceTable } from './usage.js';
+import { ZERO_USAGE, type PriceTable } from './harness/usage.js';
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
 const FORK_PAGE = 5000;
 /** Sessions read from the log per step of a listing. */

@@ -1,6 +1,6 @@
 import { knownEvent, type ContentBlock, type KnownEvent, type PermissionDecision, type PromptContent, type ToolErrorKind, type Usage } from '../../protocol/index.js';
 import type { StoredEvent } from '../log/session-log.js';
-import { sumUsage, ZERO_USAGE } from '../usage.js';
+import { sumUsage, ZERO_USAGE } from './usage.js';
 
 /** A tool call the model asked for, and how far it got, as the log tells it. */
 export interface ToolCall {

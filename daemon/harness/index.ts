@@ -10,7 +10,7 @@ import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
 import { RemoteMcpServers } from './remote-mcp.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
 import { SandboxSlot } from './sandbox-slot.js';
-import type { PriceTable } from '../usage.js';
+import type { PriceTable } from './usage.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
 export interface HarnessSettings {

@@ -11,7 +11,7 @@ import { decide } from './policy.js';
 import type { SandboxSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { HarnessLogger, HarnessRedactor } from './deps.js';
-import { addUsage, budgetExceeded, costOf, type PriceTable } from '../usage.js';
+import { addUsage, budgetExceeded, costOf, type PriceTable } from './usage.js';
 
 /** What a runner needs from the daemon. */
 export interface RunnerDeps {

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { SessionDelete, SessionEvents, SessionGet, SessionRename, SessionRollback, SessionSteer, type Event, type UsageTotals } from '../../../protocol/index.js';
-import { type Command, intOption, sessionIdArg, UsageError } from '../context.js';
+import { type Command, intOption, sessionIdArg, textArg } from '../context.js';
 import { renderUsage } from '../render.js';
 
 /** Commands that change a session after the fact: rename, delete, rollback, steer, and its usage. */
@@ -13,8 +13,7 @@ export const rename: Command = {
   params: { title: '<title>' },
   async run({ positionals }, ctx) {
     const sessionId = sessionIdArg(positionals, 0);
-    const title = positionals.slice(1).join(' ');
-    if (!title) throw new UsageError('missing <title>');
+    const title = textArg(positionals, 1, 'title');
     const client = await ctx.connect();
     await client.request(SessionRename, { sessionId, title });
     ctx.out(`renamed ${sessionId}: ${title}`);
@@ -79,11 +78,8 @@ export const steer: Command = {
   args: ['sessionId', 'text...'],
   params: { content: '<text>' },
   async run({ values, positionals }, ctx) {
-    const sessionId = sessionIdArg(positionals, 0);
-    const text = positionals.slice(1).join(' ');
-    if (!text) throw new UsageError('missing <text>');
     const client = await ctx.connect();
-    const result = await client.request(SessionSteer, { sessionId, content: text });
+    const result = await client.request(SessionSteer, { sessionId: sessionIdArg(positionals, 0), content: textArg(positionals, 1, 'text') });
     if (values.json) ctx.json(result);
     else ctx.out(result.steered ? `steered turn ${result.turnId} (seq ${result.seq})` : `no turn was running: queued as turn ${result.turnId} (seq ${result.seq})`);
     return 0;

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { SessionArchive, SessionCreate, SessionFork, SessionList, SessionPrompt, SessionStatus } from '../../../protocol/index.js';
-import { type Command, intOption, sessionIdArg, UsageError } from '../context.js';
+import { type Command, intOption, sessionIdArg, textArg, UsageError } from '../context.js';
 import { renderSessions } from '../render.js';
 
 export const sessions: Command = {
@@ -61,11 +61,8 @@ export const prompt: Command = {
   args: ['sessionId', 'text...'],
   params: { content: '<text>' },
   async run({ values, positionals }, ctx) {
-    const sessionId = sessionIdArg(positionals, 0);
-    const text = positionals.slice(1).join(' ');
-    if (!text) throw new UsageError('missing <text>');
     const client = await ctx.connect();
-    const result = await client.request(SessionPrompt, { sessionId, content: text });
+    const result = await client.request(SessionPrompt, { sessionId: sessionIdArg(positionals, 0), content: textArg(positionals, 1, 'text') });
     if (values.json) ctx.json(result);
     else ctx.out(`user message at seq ${result.seq} (turn ${result.turnId})`);
     return 0;

@@ -3,7 +3,7 @@
  * and whether its budget lets another model call start.
  */
 import { z } from 'zod';
-import type { Budget, Usage, UsageTotals } from '../protocol/index.js';
+import type { Budget, Usage, UsageTotals } from '../../protocol/index.js';
 
 /** US dollars per million tokens of each kind, for one model. */
 export const ModelPrice = z
