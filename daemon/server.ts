@@ -27,6 +27,7 @@ import { authHeader, CredentialProxy } from './proxy/proxy.js';
 import type { SandboxProvider } from '../sandbox/provider.js';
 import type { DaemonConfig } from './config.js';
 import type { PriceTable } from './harness/usage.js';
+import { newSessionId } from './ids.js';
 import { SandboxPolicy } from './containment.js';
 import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
@@ -148,6 +149,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     redactor: () => vault.redactor(),
     settings,
     daemonId,
+    newSessionId: () => newSessionId(),
+    createChild: (spec) => sessions.createChild(spec),
     ...(leases ? { leases } : {}),
   });
   const daemon: Daemon = {

@@ -11,13 +11,14 @@ import {
 } from '../protocol/index.js';
 import { fromLogError } from './errors.js';
 import { newSessionId, newTurnId } from './ids.js';
-import type { NewEvent, SessionLog, SessionMeta } from './log/session-log.js';
+import { LogError, type NewEvent, type SessionLog, type SessionMeta } from './log/session-log.js';
 import type { SessionLeases } from './log/leases.js';
 import type { SandboxPolicy } from './containment.js';
 import { appendEvents, checkedEvent } from './events.js';
 import { copyWorkspace } from './workspace-copy.js';
 import type { ToolDefinition } from '../sandbox/provider.js';
 import { ZERO_USAGE, type PriceTable } from './harness/usage.js';
+import { childTurnId, type ChildSpec } from './harness/agent-tool.js';
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
 const FORK_PAGE = 5000;
 /** Sessions read from the log per step of a listing. */
@@ -32,6 +33,10 @@ export interface SessionRecord extends SessionMeta {
   usage: UsageTotals;
   /** The turn running now (null or absent when none): what session/steer joins. */
   runningTurn?: string | null;
+  /** A sub-agent: the session that started it and that session's `agent` call. */
+  parent?: { sessionId: string; toolUseId: string };
+  /** Sub-agents this session started (its harness keeps the list). */
+  children?: string[];
   config: Omit<SessionCreateParams, 'workspace' | 'title' | 'model'>;
   forkedFrom?: { sessionId: string; at: number };
   /** The tools of the session's own MCP servers, listed once by the harness. */
@@ -74,6 +79,36 @@ export class SessionService {
     const created = checkedEvent({ type: 'session.created', data: { workspace, title, model, ...config } });
     await this.log.create(record, [created]).catch((e) => Promise.reject(fromLogError(e)));
     return { sessionId: record.sessionId };
+  }
+
+  /**
+   * A sub-agent's session: the parent's workspace, model, policy and credentials, the tools
+   * it was given, no budget of its own (its parent's turn is what it serves), and the task as
+   * its one prompt. Nothing happens when it exists already (a call resumed after a crash).
+   */
+  async createChild(spec: ChildSpec): Promise<void> {
+    const parent = await this.record(spec.parentSessionId);
+    const now = Date.now();
+    const { budget: _none, ...inherited } = parent.config;
+    const config = { ...inherited, tools: spec.tools };
+    const link = { sessionId: spec.parentSessionId, toolUseId: spec.toolUseId };
+    const record: SessionRecord = {
+      sessionId: spec.childSessionId,
+      createdAt: now,
+      updatedAt: now,
+      workspace: parent.workspace,
+      status: 'queued',
+      usage: ZERO_USAGE,
+      config,
+      parent: link,
+      ...(spec.title !== undefined ? { title: spec.title } : {}),
+      ...(parent.model !== undefined ? { model: parent.model } : {}),
+    };
+    const events = [
+      checkedEvent({ type: 'session.created', data: { workspace: parent.workspace, title: spec.title, model: parent.model, ...config, parent: link } }),
+      checkedEvent({ type: 'user.message', data: { turnId: childTurnId(spec.toolUseId), content: spec.prompt } }),
+    ];
+    await this.log.create(record, events).catch((error: unknown) => (error instanceof LogError && error.kind === 'exists' ? undefined : Promise.reject(fromLogError(error))));
   }
 
   /** A cost limit needs the model's price; a limit that could never be checked is refused now, not ignored. */
@@ -255,6 +290,8 @@ function toInfo(record: SessionRecord, headSeq: number, runningOn: string | unde
     ...(record.model !== undefined ? { model: record.model } : {}),
     ...(record.forkedFrom !== undefined ? { forkedFrom: record.forkedFrom } : {}),
     ...(record.config.budget !== undefined ? { budget: record.config.budget } : {}),
+    ...(record.parent !== undefined ? { parent: record.parent } : {}),
+    ...(record.children?.length ? { children: record.children } : {}),
     ...(runningOn !== undefined ? { runningOn } : {}),
   };
 }

@@ -43,6 +43,8 @@ export const EventData = {
     tools: z.array(z.string()).optional(),
     credentials: z.array(z.string()).optional(),
     budget: Budget.optional(),
+    /** Set for a sub-agent: the session and the `agent` tool call that started it. */
+    parent: z.object({ sessionId: z.string(), toolUseId }).optional(),
   }),
   'user.message': z.looseObject({ turnId, content: PromptContent }),
   /**
@@ -72,6 +74,8 @@ export const EventData = {
     name: z.string(),
     input,
     where: z.enum(['sandbox', 'daemon']),
+    /** An `agent` call: the sub-agent session it runs in (named here before that session is created). */
+    childSessionId: z.string().optional(),
   }),
   'permission.requested': z.looseObject({ turnId, toolUseId, tool: z.string(), input }),
   'permission.resolved': z.looseObject({

@@ -12,7 +12,7 @@ export function oneLine(text: string, max: number): string {
 /** The part of a tool's input a person recognises it by: the command, the path, the pattern. */
 export function shortInput(name: string, input: Record<string, unknown>): string {
   const pick = (key: string) => (typeof input[key] === 'string' ? (input[key] as string) : undefined);
-  const main = pick('command') ?? pick('path') ?? pick('pattern');
+  const main = pick('command') ?? pick('path') ?? pick('pattern') ?? pick('prompt');
   if (main === undefined) return oneLine(JSON.stringify(input), 100);
   const extra = name === 'grep' && pick('path') ? ` in ${pick('path')}` : '';
   return oneLine(`${main}${extra}`, 100);
@@ -52,11 +52,18 @@ export function renderUsage(u: UsageTotals): string {
   return `in ${u.inputTokens} (cache read ${u.cacheReadTokens}, write ${u.cacheWriteTokens})  out ${u.outputTokens}${cost}`;
 }
 
+/** Where a session sits in the tree of sub-agents. */
+function tree(s: SessionInfo): string {
+  const parts = [s.parent ? `sub-agent of ${s.parent.sessionId}` : '', s.children?.length ? `${s.children.length} sub-agent${s.children.length === 1 ? '' : 's'}: ${s.children.join(' ')}` : ''];
+  const said = parts.filter(Boolean).join('; ');
+  return said ? `  (${said})` : '';
+}
+
 export function renderSessions(sessions: SessionInfo[]): string {
   if (sessions.length === 0) return 'no sessions';
   const rows = sessions.map(
     (s) =>
-      `${s.sessionId}  ${s.status.padEnd(8)}  ${String(s.headSeq).padStart(6)} events  ${new Date(s.updatedAt).toISOString().slice(0, 19)}  ${s.title ?? ''}  ${s.workspace}${s.runningOn ? `  (running on ${s.runningOn})` : ''}`,
+      `${s.sessionId}  ${s.status.padEnd(8)}  ${String(s.headSeq).padStart(6)} events  ${new Date(s.updatedAt).toISOString().slice(0, 19)}  ${s.title ?? ''}  ${s.workspace}${s.runningOn ? `  (running on ${s.runningOn})` : ''}${tree(s)}`,
   );
   return rows.join('\n');
 }

@@ -118,13 +118,19 @@ export const rollback: Handler<typeof SessionRollback> = async ({ sessionId, tur
 export const remove: Handler<typeof SessionDelete> = async ({ sessionId }, { daemon, peer }) => {
   refuseObserver(peer, sessionId, 'delete it');
   const record = await daemon.sessions.record(sessionId);
-  requireIdle(record, 'deleted');
-  // An idle runner (its sandbox, its proxy) goes first, here and wherever else it waits.
-  await daemon.harness.release(sessionId);
-  daemon.cluster?.send({ kind: 'release', sessionId });
-  await daemon.sessions.delete(sessionId);
-  daemon.logger.log('info', 'session deleted', { sessionId });
-  return { deleted: [sessionId] };
+  // Its sub-agents go with it (they are part of its work), all or none: every one must be idle.
+  const children = (await Promise.all((record.children ?? []).map((id) => daemon.sessions.find(id)))).filter((r) => r !== undefined);
+  for (const r of [record, ...children]) requireIdle(r, 'deleted');
+  const deleted: string[] = [];
+  for (const { sessionId: id } of [...children, record]) {
+    // An idle runner (its sandbox, its proxy) goes first, here and wherever else it waits.
+    await daemon.harness.release(id);
+    daemon.cluster?.send({ kind: 'release', sessionId: id });
+    await daemon.sessions.delete(id);
+    deleted.push(id);
+  }
+  daemon.logger.log('info', 'session deleted', { sessionId, deleted });
+  return { deleted };
 };
 
 /** Stops the session's running turn wherever it runs: here, or on the daemon holding its lease. */

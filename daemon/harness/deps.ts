@@ -25,6 +25,8 @@ export interface HarnessSession {
   title?: string;
   model?: string;
   usage: UsageTotals;
+  /** Set for a sub-agent: the session that started it, and that session's `agent` call. */
+  parent?: { sessionId: string; toolUseId: string };
   config: Pick<SessionCreateParams, 'system' | 'tools' | 'mcpServers' | 'credentials' | 'repos' | 'sandbox' | 'permissions' | 'context' | 'budget'>;
   /** The tools of the session's own MCP servers, listed once and kept in its metadata by the harness. */
   toolCatalog?: ToolDefinition[];

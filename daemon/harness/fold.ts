@@ -9,6 +9,8 @@ export interface ToolCall {
   input: Record<string, unknown>;
   /** seq of tool.started, if it started. */
   startedSeq?: number;
+  /** An `agent` call: the sub-agent session it runs in. */
+  childSessionId?: string;
   result?: { content: ContentBlock[]; isError: boolean; errorKind?: ToolErrorKind };
   permission?: { requestedSeq: number; decision?: PermissionDecision; by?: string };
 }
@@ -53,6 +55,8 @@ export interface SessionState {
   /** Turns taken out of the context by session/rollback (still in the log). */
   rolledBack: Set<string>;
   title?: string;
+  /** Sub-agent sessions this session started, oldest first. */
+  children: string[];
 }
 
 const TURN_ENDS = { 'turn.completed': 'completed', 'turn.interrupted': 'interrupted', 'turn.failed': 'failed' } as const;
@@ -65,7 +69,7 @@ const TURN_ENDS = { 'turn.completed': 'completed', 'turn.interrupted': 'interrup
  * head and nothing else.
  */
 export class SessionFold {
-  readonly state: SessionState = { headSeq: 0, turns: [], alwaysAllowed: new Set(), rolledBack: new Set() };
+  readonly state: SessionState = { headSeq: 0, turns: [], alwaysAllowed: new Set(), rolledBack: new Set(), children: [] };
   private readonly turns = new Map<string, Turn>();
   private readonly calls = new Map<string, ToolCall>();
 
@@ -135,6 +139,9 @@ export class SessionFold {
       case 'tool.started': {
         const call = this.calls.get(event.data.toolUseId);
         if (call) call.startedSeq = event.seq;
+        const child = event.data.childSessionId;
+        if (call && child) call.childSessionId = child;
+        if (child && !state.children.includes(child)) state.children.push(child);
         break;
       }
       case 'tool.result': {

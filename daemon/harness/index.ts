@@ -9,7 +9,8 @@ import type { HarnessSession } from './deps.js';
 import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
 import { RemoteMcpServers } from './remote-mcp.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
-import { SandboxSlot } from './sandbox-slot.js';
+import { BorrowedSlot, SandboxSlot, type ToolSlot } from './sandbox-slot.js';
+import { childTurnId, firstTurnEnd, type ChildOutcome, type ChildSpec } from './agent-tool.js';
 import type { PriceTable } from './usage.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
@@ -21,7 +22,9 @@ export interface HarnessSettings {
   prices: PriceTable;
 }
 
-export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
+export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry' | 'runChild'> {
+  /** Creates a sub-agent session (its record, session.created and its prompt) unless it exists. */
+  createChild(spec: ChildSpec): Promise<void>;
   provider: SandboxProvider;
   /** What the daemon decides of every sandbox: hidden paths, the isolation floor, the limits. */
   sandboxSpec(request: SessionCreateParams['sandbox']): Pick<SandboxSpec, 'hide' | 'minimumIsolation' | 'limits'>;
@@ -99,23 +102,12 @@ export class Harness {
     if (!record) throw new Error(`unknown session ${sessionId}`);
     const { logger } = this.deps;
     const log = this.writerLog(sessionId);
-    const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
-    const proxySocket = record.config.credentials?.length ? await this.proxy(sessionId, record.config.credentials) : undefined;
-    const slot = new SandboxSlot(
-      this.deps.provider,
-      {
-        sessionId,
-        workspace: record.workspace,
-        isolation: record.config.sandbox?.isolation ?? 'auto',
-        ...this.deps.sandboxSpec(record.config.sandbox),
-        mcpServers: stdioServers,
-        ...(proxySocket ? { proxySocket } : {}),
-      },
-      sandboxNotices(record, log, logger),
-    );
+    const parentId = record.parent?.sessionId;
+    // A sub-agent works in its parent's sandbox (and through its parent's credential proxy).
+    const slot: ToolSlot = parentId ? new BorrowedSlot(async () => (await this.runner(parentId)).slot) : await this.ownSlot(record, log);
     const remote = new RemoteMcpServers(await remoteServerSpecs(record, this.deps.remoteAuthorization));
     const runner = new SessionRunner(
-      { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry },
+      { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry, runChild: (spec, signal) => this.runChild(spec, signal) },
       {
         sessionId,
         // As the sandbox's tools see it: they resolve paths against its real path.
@@ -127,6 +119,7 @@ export class Harness {
         contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
         tools: [...(await offeredTools(record, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
         usage: record.usage,
+        ...(parentId ? { parentSessionId: parentId } : {}),
         ...(record.config.budget ? { budget: record.config.budget } : {}),
         prices: this.deps.settings.prices,
       },
@@ -135,6 +128,48 @@ export class Harness {
     );
     this.runners.set(sessionId, runner);
     return runner;
+  }
+
+  private async ownSlot(record: HarnessSession, log: SessionLog): Promise<SandboxSlot> {
+    const { sessionId } = record;
+    const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
+    const proxySocket = record.config.credentials?.length ? await this.proxy(sessionId, record.config.credentials) : undefined;
+    return new SandboxSlot(
+      this.deps.provider,
+      {
+        sessionId,
+        workspace: record.workspace,
+        isolation: record.config.sandbox?.isolation ?? 'auto',
+        ...this.deps.sandboxSpec(record.config.sandbox),
+        mcpServers: stdioServers,
+        ...(proxySocket ? { proxySocket } : {}),
+      },
+      sandboxNotices(record, log, this.deps.logger),
+    );
+  }
+
+  /**
+   * Runs a sub-agent for its parent's `agent` call: creates its session unless it exists
+   * (a call resumed after a crash finds it), runs it, and resolves when its turn ends.
+   * An interrupt of the parent's turn interrupts the sub-agent too; a stop or a drain
+   * leaves it be, for the next daemon to carry on.
+   */
+  private async runChild(spec: ChildSpec, signal: AbortSignal): Promise<ChildOutcome> {
+    const { childSessionId } = spec;
+    await this.deps.createChild(spec);
+    const cascade = () => {
+      if (signal.reason === 'interrupt') void this.runner(childSessionId).then((child) => child.interrupt(childTurnId(spec.toolUseId)), () => undefined);
+    };
+    if (signal.aborted) cascade();
+    signal.addEventListener('abort', cascade, { once: true });
+    try {
+      const ended = firstTurnEnd(this.deps.log, childSessionId, signal);
+      ended.catch(() => undefined); // awaited below; a kick that throws first must not leave it unhandled
+      await this.kick(childSessionId);
+      return await ended;
+    } finally {
+      signal.removeEventListener('abort', cascade);
+    }
   }
 
   private async proxy(sessionId: string, credentials: readonly string[]): Promise<string> {

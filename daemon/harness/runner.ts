@@ -8,10 +8,11 @@ import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type A
 import { openCalls, pendingTurn, SessionFold, unansweredSteers, undeliveredSteers, type ToolCall, type Turn } from './fold.js';
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
 import { decide } from './policy.js';
-import type { SandboxSlot } from './sandbox-slot.js';
+import type { ToolSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { HarnessLogger, HarnessRedactor } from './deps.js';
 import { addUsage, budgetExceeded, costOf, type PriceTable } from './usage.js';
+import { AGENT_TOOL_NAME, AgentToolInput, childTools, type ChildOutcome, type ChildSpec } from './agent-tool.js';
 
 /** What a runner needs from the daemon. */
 export interface RunnerDeps {
@@ -28,6 +29,13 @@ export interface RunnerDeps {
   serialize<T>(sessionId: string, task: () => Promise<T>): Promise<T>;
   /** Names this daemon in harness.woke, so a hand-over says where the session went. */
   daemonId: string;
+  /** A new session id, for a sub-agent named in the log before it is created. */
+  newSessionId(): string;
+  /**
+   * Creates the sub-agent session unless it exists, runs it, and resolves with how its
+   * turn ended (at once when the log says it already did). Aborting `signal` interrupts it.
+   */
+  runChild(spec: ChildSpec, signal: AbortSignal): Promise<ChildOutcome>;
 }
 
 export interface RunnerConfig {
@@ -44,6 +52,8 @@ export interface RunnerConfig {
   usage: UsageTotals;
   budget?: Budget;
   prices: PriceTable;
+  /** Set for a sub-agent: its questions go to the parent's controllers too. */
+  parentSessionId?: string;
 }
 
 const SHUTDOWN = 'shutdown';
@@ -81,11 +91,15 @@ export class SessionRunner {
   private draining = false;
   /** Withdraws a permission wait when draining: an open question is already durable. */
   private readonly drainAbort = new AbortController();
+  private appending: Promise<void> = Promise.resolve();
+  /** A turn interrupted before it started (see interrupt). */
+  private interruptAtStart: string | undefined;
+  private runningTurnId: string | undefined;
 
   constructor(
     private readonly deps: RunnerDeps,
     private readonly config: RunnerConfig,
-    readonly slot: SandboxSlot,
+    readonly slot: ToolSlot,
     private readonly remote: RemoteMcpServers,
   ) {}
 
@@ -130,11 +144,17 @@ export class SessionRunner {
     this.config.usage = usage;
   }
 
-  /** Stops the running turn; false when none runs. */
-  interrupt(): boolean {
-    if (!this.turnAbort || this.turnAbort.signal.aborted) return false;
-    this.turnAbort.abort('interrupt');
-    return true;
+  /**
+   * Stops the running turn; false when none runs. With `turnId` (a sub-agent's turn whose
+   * parent was interrupted), only that turn, and it is stopped as it starts if it has not yet.
+   */
+  interrupt(turnId?: string): boolean {
+    if (this.turnAbort && !this.turnAbort.signal.aborted && (turnId === undefined || this.runningTurnId === turnId)) {
+      this.turnAbort.abort('interrupt');
+      return true;
+    }
+    if (turnId !== undefined) this.interruptAtStart = turnId;
+    return false;
   }
 
   /**
@@ -194,7 +214,14 @@ export class SessionRunner {
   }
 
   /** Appends through the typed writer, redacted first: what is checked against the schema is what is written. */
-  private async append(events: NewKnownEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<void> {
+  private append(events: NewKnownEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<void> {
+    // One at a time: sub-agent calls finish side by side, and the fold takes events in order.
+    const appended = this.appending.then(() => this.appendNow(events, metaPatch, options));
+    this.appending = appended.catch(() => undefined);
+    return appended;
+  }
+
+  private async appendNow(events: NewKnownEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<void> {
     const redactor = await this.deps.redactor();
     const redacted = redactor.empty ? events : events.map((e) => redactData(e, redactor));
     const seqs = await appendEvents(this.deps.log, this.config.sessionId, redacted, metaPatch, options);
@@ -209,6 +236,8 @@ export class SessionRunner {
     const abort = new AbortController();
     this.turnAbort = abort;
     const { turnId } = turn;
+    this.runningTurnId = turnId;
+    if (this.interruptAtStart === turnId) abort.abort('interrupt');
     // A turn that opens with a model call records turn.started with model.requested in
     // one durable write: one fsync less before the first token.
     const opening: NewKnownEvent[] = [];
@@ -308,7 +337,10 @@ export class SessionRunner {
 
   /** Every tool call of the last reply gets exactly one result before the model is called again. */
   private async settleOpenCalls(turn: Turn, signal: AbortSignal): Promise<void> {
-    for (const call of openCalls(turn)) {
+    const open = openCalls(turn);
+    const agents = this.offers(AGENT_TOOL_NAME) ? open.filter((c) => c.name === AGENT_TOOL_NAME) : [];
+    await this.settleAgentCalls(turn, agents, signal);
+    for (const call of open.filter((c) => !agents.includes(c))) {
       if (signal.aborted || this.draining) return;
       if (call.startedSeq !== undefined) {
         // Started before a crash and never finished: say so; the model decides what to do.
@@ -345,6 +377,65 @@ export class SessionRunner {
     }
   }
 
+  private offers(tool: string): boolean {
+    return this.config.tools.some((t) => t.name === tool);
+  }
+
+  /**
+   * `agent` calls: each is named its sub-agent session in tool.started (before that
+   * session exists, so a crash in between creates it once, not twice), then they all run
+   * side by side and each records its result when its sub-agent's turn ends. A call that
+   * started before a crash finds its sub-agent again and waits for it.
+   */
+  private async settleAgentCalls(turn: Turn, calls: ToolCall[], signal: AbortSignal): Promise<void> {
+    const running: Array<Promise<void>> = [];
+    for (const call of calls) {
+      if (signal.aborted || this.draining) break;
+      if (call.startedSeq === undefined) {
+        if ((await this.permission(turn, call, signal)) === 'deny') {
+          await this.appendResult(turn, call, `permission to run ${call.name} was denied`, 'denied', 0);
+          continue;
+        }
+        if (signal.aborted || this.draining) break;
+        const childSessionId = this.deps.newSessionId();
+        const started: NewKnownEvent = { type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: 'daemon', childSessionId } };
+        await this.append([started], { children: [...this.fold.state.children, childSessionId] });
+      }
+      const input = AgentToolInput.safeParse(call.input);
+      if (!input.success || !call.childSessionId) {
+        await this.appendResult(turn, call, input.success ? 'the sub-agent was never named (started by an older daemon)' : `invalid agent input: ${input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'tool_error', 0);
+        continue;
+      }
+      const spec: ChildSpec = {
+        parentSessionId: this.config.sessionId,
+        toolUseId: call.toolUseId,
+        childSessionId: call.childSessionId,
+        prompt: input.data.prompt,
+        ...(input.data.title !== undefined ? { title: input.data.title } : {}),
+        tools: childTools(this.config.tools, input.data.tools),
+      };
+      // Draining, the wait ends but the sub-agent is left to reach its own durable point; the next daemon waits on.
+      running.push(this.runAgentCall(turn, call, spec, AbortSignal.any([signal, this.drainAbort.signal])));
+    }
+    await Promise.all(running);
+  }
+
+  private async runAgentCall(turn: Turn, call: ToolCall, spec: ChildSpec, signal: AbortSignal): Promise<void> {
+    const started = performance.now();
+    const outcome = await this.deps.runChild(spec, signal).catch((error: unknown): ChildOutcome | undefined =>
+      signal.aborted ? undefined : { text: `the sub-agent could not run: ${(error as Error)?.message ?? error}`, isError: true },
+    );
+    // Interrupted or stopped: the turn records (or a later daemon finds) what is still open.
+    if (!outcome || signal.aborted) return;
+    const durationMs = Math.round(performance.now() - started);
+    await this.append([
+      {
+        type: 'tool.result',
+        data: { turnId: turn.turnId, toolUseId: call.toolUseId, content: [{ type: 'text', text: outcome.text }], isError: outcome.isError, ...(outcome.isError ? { errorKind: 'tool_error' as const } : {}), durationMs },
+      },
+    ]);
+  }
+
   private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: ToolErrorKind, durationMs: number): Promise<void> {
     return this.append([this.errorResult(turn, call, text, errorKind, durationMs)]);
   }
@@ -366,7 +457,14 @@ export class SessionRunner {
     if (verdict !== 'ask') return verdict;
     const known = call.permission?.decision;
     if (known) return known === 'deny' ? 'deny' : 'allow';
-    const question: PermissionQuestion = { sessionId: this.config.sessionId, sessionTitle: this.fold.state.title ?? null, toolUseId: call.toolUseId, tool: call.name, input: call.input };
+    const question: PermissionQuestion = {
+      sessionId: this.config.sessionId,
+      sessionTitle: this.fold.state.title ?? null,
+      ...(this.config.parentSessionId ? { parentSessionId: this.config.parentSessionId } : {}),
+      toolUseId: call.toolUseId,
+      tool: call.name,
+      input: call.input,
+    };
     if (!call.permission) {
       await this.append([{ type: 'permission.requested', data: { turnId: turn.turnId, toolUseId: call.toolUseId, tool: call.name, input: call.input } }], { status: 'waiting' });
     } else {

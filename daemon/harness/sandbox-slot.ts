@@ -6,12 +6,37 @@ export interface SlotEvents {
   lost(reason: string): Promise<void>;
 }
 
+/** Where a runner's sandbox tools run: its own slot, or (a sub-agent's) its parent's. */
+export interface ToolSlot {
+  get(): Promise<Sandbox>;
+  execute(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome>;
+  close(): Promise<void>;
+}
+
+/**
+ * A sub-agent's view of its parent's slot: the parent's current slot is looked up for
+ * each call (the parent's runner may have been replaced), and the sub-agent never closes it.
+ */
+export class BorrowedSlot implements ToolSlot {
+  constructor(private readonly owner: () => Promise<ToolSlot>) {}
+
+  async get(): Promise<Sandbox> {
+    return (await this.owner()).get();
+  }
+
+  async execute(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome> {
+    return (await this.owner()).execute(name, input, signal);
+  }
+
+  async close(): Promise<void> {}
+}
+
 /**
  * A session's one sandbox, provisioned on first use. Cattle: when it dies the call in
  * flight comes back as `sandbox_lost` and the next call provisions a fresh one on the
  * same workspace.
  */
-export class SandboxSlot {
+export class SandboxSlot implements ToolSlot {
   private current: Promise<Sandbox> | undefined;
   private closing = false;
 

@@ -97,6 +97,10 @@ export const SessionInfo = z.object({
   forkedFrom: z.object({ sessionId: SessionId, at: z.number().int() }).optional(),
   /** With a shared log: the daemon (its daemonId) whose harness holds the session now. */
   runningOn: z.string().optional(),
+  /** A sub-agent: the session that started it, and that session's `agent` tool call. */
+  parent: z.object({ sessionId: SessionId, toolUseId: z.string() }).optional(),
+  /** The sub-agents this session started, oldest first. */
+  children: z.array(SessionId).optional(),
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 
@@ -213,7 +217,7 @@ export const SessionDelete = defineRequest({
   direction: 'clientToDaemon',
   scope: 'session',
   description:
-    "Deletes the session for good: its log, and its workspace copy when it is a fork's (never a workspace of yours). SessionBusy while it has a turn running or queued. Refused to an observer.",
+    "Deletes the session for good: its log, its workspace copy when it is a fork's (never a workspace of yours), and its sub-agent sessions (`deleted` lists them all). SessionBusy while it or a sub-agent has a turn running or queued. Refused to an observer.",
   params: z.object({ sessionId: SessionId }),
   result: z.object({ deleted: z.array(SessionId) }),
 });

@@ -1,0 +1,201 @@
+/** Sub-agents: the `agent` tool starts child sessions that share the parent's sandbox, run in parallel, stop with it and survive kill -9. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AgentdError, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
+import { connect } from '../clients/lib/index.js';
+import { runAgentd } from './support/daemon.js';
+import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
+import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
+
+type Body = { tools?: Array<{ name: string }>; messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };
+const body = (req: RecordedRequest) => req.body as Body;
+/** The text that opened the conversation: which session (parent or which child) a request is from. */
+const opening = (req: RecordedRequest) => body(req).messages[0]?.content.find((b) => b.type === 'text')?.text ?? '';
+/** Replies the model gave so far in this conversation. */
+const steps = (req: RecordedRequest) => body(req).messages.filter((m) => m.role === 'assistant').length;
+const resultText = (e: Event) => JSON.stringify(e.data.content);
+
+/** One reply function per expected request: each picks its reply by the conversation it is in. */
+function routed(count: number, route: (req: RecordedRequest) => Reply | Promise<Reply>): Reply[] {
+  return Array.from({ length: count }, () => route);
+}
+
+describe('sub-agents', () => {
+  let rig: AgentRig;
+  before(async () => {
+    rig = await startAgentRig();
+  });
+  after(() => rig.dispose());
+
+  it('runs two sub-agents in parallel in the parent’s sandbox: both write, the parent reads both', async () => {
+    const client = await rig.daemon.client();
+    const parent = await createSession(client, { title: 'parent' });
+    const sawChildB = () => rig.emulator.requests.some((r) => opening(r) === 'write b.txt');
+    rig.emulator.script(
+      routed(7, async (req) => {
+        const text = opening(req);
+        if (text === 'split the work') {
+          if (steps(req) === 0) return reply.toolUse([{ name: 'agent', input: { prompt: 'write a.txt', title: 'A' } }, { name: 'agent', input: { prompt: 'write b.txt', title: 'B' } }]);
+          if (steps(req) === 1) return reply.toolUse({ name: 'bash', input: { command: 'cat a.txt b.txt' } });
+          return reply.text('both files are there');
+        }
+        const name = text === 'write a.txt' ? 'a' : 'b';
+        // A waits for B's first call: were the sub-agents run one after the other, this would never return.
+        if (name === 'a' && steps(req) === 0) await rig.emulator.waitFor(sawChildB, 30_000);
+        if (steps(req) === 0) return reply.toolUse({ name: 'write_file', input: { path: `${name}.txt`, content: `from ${name}\n` } });
+        return reply.text(`wrote ${name}.txt`);
+      }),
+    );
+    await client.request(SessionPrompt, { sessionId: parent, content: 'split the work' });
+    const events = await settle(client, parent);
+    assert.deepEqual(assertLogInvariants(events), []);
+    const started = ofType(events, 'tool.started').filter((e) => e.data.name === 'agent');
+    assert.equal(started.length, 2);
+    const results = ofType(events, 'tool.result');
+    const byCall = new Map(results.map((r) => [String(r.data.toolUseId), r]));
+    assert.deepEqual(started.map((s) => resultText(byCall.get(String(s.data.toolUseId))!)).sort(), [JSON.stringify([{ type: 'text', text: 'wrote a.txt' }]), JSON.stringify([{ type: 'text', text: 'wrote b.txt' }])].sort());
+    const cat = results.at(-1)!;
+    assert.match(resultText(cat), /from a\\nfrom b/);
+
+    const info = await client.request(SessionGet, { sessionId: parent });
+    const children = started.map((s) => String(s.data.childSessionId));
+    assert.deepEqual(info.children, children);
+    for (const [i, childId] of children.entries()) {
+      const child = await client.request(SessionGet, { sessionId: childId });
+      assert.deepEqual(child.parent, { sessionId: parent, toolUseId: started[i]!.data.toolUseId });
+      assert.equal(child.workspace, info.workspace);
+      const childEvents = await settle(client, childId);
+      assert.deepEqual(assertLogInvariants(childEvents), []);
+      assert.equal(ofType(childEvents, 'sandbox.provisioned').length, 0, 'a sub-agent provisions no sandbox of its own');
+    }
+    assert.equal(ofType(events, 'sandbox.provisioned').length, 1, 'one sandbox for the parent and both sub-agents');
+    const listed = (await client.request(SessionList, {})).sessions.filter((s) => s.parent?.sessionId === parent);
+    assert.equal(listed.length, 2);
+    // As a user sees the tree in the CLI.
+    const shown = await runAgentd(rig.daemon.layout, ['sessions']);
+    assert.match(shown.stdout, new RegExp(`${parent} .*\\(2 sub-agents: ${children.join(' ')}\\)`));
+    for (const childId of children) assert.match(shown.stdout, new RegExp(`${childId} .*\\(sub-agent of ${parent}\\)`));
+  });
+
+  it('gives a sub-agent only the tools asked for: a tool the parent has is refused to it, and it gets no agent tool', async () => {
+    const client = await rig.daemon.client();
+    const parent = await createSession(client);
+    rig.emulator.script(
+      routed(4, (req) => {
+        if (opening(req) === 'delegate') {
+          return steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'only read', tools: ['read_file'] } }) : reply.text('delegated');
+        }
+        return steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'touch forbidden' } }) : reply.text('could not');
+      }),
+    );
+    const start = rig.emulator.requests.length;
+    await client.request(SessionPrompt, { sessionId: parent, content: 'delegate' });
+    const events = await settle(client, parent);
+    const requests = rig.emulator.requests.slice(start);
+    const parentTools = body(requests.find((r) => opening(r) === 'delegate')!).tools!.map((t) => t.name);
+    assert.ok(parentTools.includes('bash') && parentTools.includes('agent'));
+    const childRequest = requests.find((r) => opening(r) === 'only read')!;
+    assert.deepEqual(body(childRequest).tools!.map((t) => t.name), ['read_file']);
+    const childId = String(ofType(events, 'tool.started')[0]!.data.childSessionId);
+    const childEvents = await settle(client, childId);
+    const refused = ofType(childEvents, 'tool.result')[0]!;
+    assert.equal(refused.data.isError, true);
+    assert.match(resultText(refused), /unknown tool bash/);
+    assert.equal(ofType(childEvents, 'sandbox.provisioned').length + ofType(events, 'sandbox.provisioned').length, 0, 'bash never ran');
+
+    // Deleting the parent deletes its sub-agents with it.
+    assert.deepEqual(await client.request(SessionDelete, { sessionId: parent }), { deleted: [childId, parent] });
+    await assert.rejects(client.request(SessionGet, { sessionId: childId }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.SessionNotFound);
+  });
+
+  it('interrupting the parent interrupts its sub-agent; the agent call gets one interrupted result', async () => {
+    const client = await rig.daemon.client();
+    const parent = await createSession(client);
+    rig.emulator.script(routed(2, (req) => (opening(req) === 'wait on a child' ? reply.toolUse({ name: 'agent', input: { prompt: 'hang' } }) : reply.hang())));
+    await client.request(SessionPrompt, { sessionId: parent, content: 'wait on a child' });
+    const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+    const childId = String(started.data.childSessionId);
+    await waitForEvent(client, childId, (e) => e.type === 'model.requested');
+    assert.deepEqual(await client.request(SessionInterrupt, { sessionId: parent }), { interrupted: true });
+    const events = await settle(client, parent);
+    const childEvents = await settle(client, childId);
+    assert.deepEqual(assertLogInvariants(events), []);
+    assert.deepEqual(assertLogInvariants(childEvents), []);
+    assert.equal(ofType(childEvents, 'turn.interrupted').length, 1);
+    assert.equal(ofType(events, 'turn.interrupted').length, 1);
+    const results = ofType(events, 'tool.result');
+    assert.equal(results.length, 1);
+    assert.equal(results[0]!.data.errorKind, 'interrupted');
+  });
+
+  it('asks a sub-agent’s permission questions of the parent’s controllers, naming the parent', async () => {
+    const layout = rig.daemon.layout;
+    const asked: Array<{ sessionId: string; parentSessionId?: string; tool: string }> = [];
+    const controller = await connect({
+      layout,
+      autostart: false,
+      clientName: 'parent-controller',
+      onPermissionRequest: async (q) => (asked.push({ sessionId: q.sessionId, ...(q.parentSessionId ? { parentSessionId: q.parentSessionId } : {}), tool: q.tool }), { decision: 'allow' }),
+    });
+    try {
+      const parent = await createSession(controller, { permissions: { default: 'ask', allow: ['agent'] } });
+      rig.emulator.script(
+        routed(4, (req) =>
+          opening(req) === 'ask through me'
+            ? steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'run a command' } }) : reply.text('ok')
+            : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo asked' } }) : reply.text('ran it'),
+        ),
+      );
+      await controller.request(SessionAttach, { sessionId: parent, role: 'controller' });
+      await controller.request(SessionPrompt, { sessionId: parent, content: 'ask through me' });
+      const events = await settle(controller, parent);
+      const childId = String(ofType(events, 'tool.started')[0]!.data.childSessionId);
+      assert.deepEqual(asked, [{ sessionId: childId, parentSessionId: parent, tool: 'bash' }]);
+      assert.match(resultText(ofType(events, 'tool.result')[0]!), /ran it/);
+    } finally {
+      controller.close();
+    }
+  });
+});
+
+describe('sub-agents across kill -9 of the daemon', () => {
+  it('carries the sub-agent on after a restart: no tool twice, no second reply, one result for the parent’s call', async () => {
+    const rig = await startAgentRig();
+    try {
+      const client = await rig.daemon.client();
+      const parent = await createSession(client);
+      const route = (req: RecordedRequest): Reply => {
+        if (opening(req) === 'delegate and crash') return steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'work, then wait' } }) : reply.text('the parent is done');
+        return steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo once >> ran.txt' } }) : reply.hang();
+      };
+      rig.emulator.script(routed(3, route));
+      await client.request(SessionPrompt, { sessionId: parent, content: 'delegate and crash' });
+      const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+      const childId = String(started.data.childSessionId);
+      // The sub-agent ran its tool and is waiting on its second model call: kill the daemon there.
+      await waitForEvent(client, childId, (e) => e.type === 'tool.result');
+      await rig.emulator.waitFor(() => rig.emulator.requests.filter((r) => opening(r) === 'work, then wait').length === 2, 30_000);
+      rig.emulator.script(routed(2, (req) => (opening(req) === 'work, then wait' ? reply.text('the child is done') : reply.text('the parent is done'))));
+      const daemon = await rig.crashAndRestart();
+      const again = await daemon.client();
+      const events = await settle(again, parent);
+      const childEvents = await settle(again, childId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.deepEqual(assertLogInvariants(childEvents), []);
+      assert.equal(ofType(childEvents, 'harness.woke').length, 1);
+      assert.equal(ofType(childEvents, 'tool.result').length, 1, 'the sub-agent’s tool ran once');
+      assert.equal(ofType(childEvents, 'turn.completed').length, 1);
+      const results = ofType(events, 'tool.result');
+      assert.equal(results.length, 1, 'one result for the agent call');
+      assert.match(resultText(results[0]!), /the child is done/);
+      assert.equal(ofType(events, 'turn.completed').length, 1);
+      const child = await again.request(SessionGet, { sessionId: childId });
+      assert.equal(child.status, 'idle');
+      assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
+    } finally {
+      await rig.dispose();
+    }
+  });
+});
