@@ -25,7 +25,7 @@ const turnId = z.string();
 const toolUseId = z.string();
 const seq = z.number().int().nonnegative();
 const input = z.record(z.string(), z.unknown());
-/** What a turn's model calls used (its compaction included), and their cost when the model has a price. */
+/** What a turn's model calls used (its compaction and its sub-agents included), and their cost when the model has a price. */
 const turnUsage = UsageTotals.optional();
 
 /**
@@ -92,6 +92,8 @@ export const EventData = {
     isError: z.boolean(),
     errorKind: ToolErrorKind.optional(),
     durationMs: z.number().nonnegative(),
+    /** An `agent` call's result: what the sub-agent's turn used, counted in the parent's turn and session. */
+    usage: UsageTotals.optional(),
   }),
   'sandbox.provisioned': z.looseObject({
     sandboxId: z.string().optional(),

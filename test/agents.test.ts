@@ -71,6 +71,15 @@ describe('sub-agents', () => {
       assert.equal(ofType(childEvents, 'sandbox.provisioned').length, 0, 'a sub-agent provisions no sandbox of its own');
     }
     assert.equal(ofType(events, 'sandbox.provisioned').length, 1, 'one sandbox for the parent and both sub-agents');
+    // The sub-agents' usage is the parent's: in the agent calls' results, its turn and its session.
+    const out = (list: Event[]) => list.reduce((n, e) => n + (e.data.usage as { outputTokens: number }).outputTokens, 0);
+    let childOut = 0;
+    for (const childId of children) childOut += out(ofType(await settle(client, childId), 'turn.completed'));
+    assert.ok(childOut > 0);
+    assert.equal(out(started.map((s) => byCall.get(String(s.data.toolUseId))!)), childOut);
+    const own = out(ofType(events, 'assistant.message'));
+    assert.equal(out(ofType(events, 'turn.completed')), own + childOut);
+    assert.equal(info.usage.outputTokens, own + childOut);
     const listed = (await client.request(SessionList, {})).sessions.filter((s) => s.parent?.sessionId === parent);
     assert.equal(listed.length, 2);
     // As a user sees the tree in the CLI.

@@ -4,7 +4,7 @@
  * with the parent's tools or fewer. The call's result is the sub-agent's final answer.
  */
 import { z } from 'zod';
-import { knownEvent } from '../../protocol/index.js';
+import { knownEvent, type UsageTotals } from '../../protocol/index.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { ApiTool } from './context.js';
 
@@ -54,6 +54,8 @@ export function childTurnId(toolUseId: string): string {
 export interface ChildOutcome {
   text: string;
   isError: boolean;
+  /** What the sub-agent's turn used, as its end event says. */
+  usage?: UsageTotals;
 }
 
 /** The tools a sub-agent gets: those asked for (default: all) that the parent has, never `agent` (one level). */
@@ -61,6 +63,8 @@ export function childTools(parentTools: readonly ApiTool[], asked: readonly stri
   const names = parentTools.map((t) => t.name).filter((name) => name !== AGENT_TOOL_NAME);
   return asked ? names.filter((name) => asked.includes(name)) : names;
 }
+
+const used = (usage: UsageTotals | undefined) => (usage ? { usage } : {});
 
 /**
  * Resolves with how the sub-agent's first turn ended, read from its log (at once when it
@@ -74,9 +78,9 @@ export async function firstTurnEnd(log: SessionLog, sessionId: string, signal: A
     for (const stored of events) {
       const event = knownEvent(stored);
       if (event?.type === 'assistant.message') answer = event.data.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n').trim();
-      else if (event?.type === 'turn.completed') settle.resolve({ text: answer || '(the sub-agent gave no answer)', isError: false });
-      else if (event?.type === 'turn.failed') settle.resolve({ text: `the sub-agent failed: ${event.data.error}`, isError: true });
-      else if (event?.type === 'turn.interrupted') settle.resolve({ text: 'the sub-agent was interrupted', isError: true });
+      else if (event?.type === 'turn.completed') settle.resolve({ text: answer || '(the sub-agent gave no answer)', isError: false, ...used(event.data.usage) });
+      else if (event?.type === 'turn.failed') settle.resolve({ text: `the sub-agent failed: ${event.data.error}`, isError: true, ...used(event.data.usage) });
+      else if (event?.type === 'turn.interrupted') settle.resolve({ text: 'the sub-agent was interrupted', isError: true, ...used(event.data.usage) });
     }
   });
   void subscription.ended.then((end) => settle.reject(end.reason === 'error' ? end.error : new Error(`following the sub-agent ended (${end.reason})`)));

@@ -148,6 +148,9 @@ export class SessionFold {
         const call = this.calls.get(event.data.toolUseId);
         const { content, isError, errorKind } = event.data;
         if (call) call.result = { content, isError, ...(errorKind ? { errorKind } : {}) };
+        // A sub-agent's usage is its parent turn's.
+        const turn = this.turns.get(event.data.turnId);
+        if (turn && event.data.usage) turn.usage = sumUsage(turn.usage, event.data.usage);
         break;
       }
       case 'turn.completed':

@@ -428,12 +428,25 @@ export class SessionRunner {
     // Interrupted or stopped: the turn records (or a later daemon finds) what is still open.
     if (!outcome || signal.aborted) return;
     const durationMs = Math.round(performance.now() - started);
-    await this.append([
-      {
-        type: 'tool.result',
-        data: { turnId: turn.turnId, toolUseId: call.toolUseId, content: [{ type: 'text', text: outcome.text }], isError: outcome.isError, ...(outcome.isError ? { errorKind: 'tool_error' as const } : {}), durationMs },
-      },
-    ]);
+    // What the sub-agent used is the parent's too: in its turn (the fold adds it) and its session, so its budget counts it.
+    if (outcome.usage) this.addUsage(outcome.usage);
+    await this.append(
+      [
+        {
+          type: 'tool.result',
+          data: {
+            turnId: turn.turnId,
+            toolUseId: call.toolUseId,
+            content: [{ type: 'text', text: outcome.text }],
+            isError: outcome.isError,
+            ...(outcome.isError ? { errorKind: 'tool_error' as const } : {}),
+            durationMs,
+            ...(outcome.usage ? { usage: outcome.usage } : {}),
+          },
+        },
+      ],
+      outcome.usage ? { usage: this.config.usage } : undefined,
+    );
   }
 
   private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: ToolErrorKind, durationMs: number): Promise<void> {
