@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AgentdError, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
-import { connect } from '../clients/lib/index.js';
-import { runAgentd } from './support/daemon.js';
+import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
+import { connect, type AgentdClient } from '../clients/lib/index.js';
+import { until } from './support/until.js';
+import { runAgentd, type TestDaemon } from './support/daemon.js';
+import { startCluster } from './support/cluster.js';
 import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
 import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 
@@ -16,6 +18,11 @@ const opening = (req: RecordedRequest) => body(req).messages[0]?.content.find((b
 /** Replies the model gave so far in this conversation. */
 const steps = (req: RecordedRequest) => body(req).messages.filter((m) => m.role === 'assistant').length;
 const resultText = (e: Event) => JSON.stringify(e.data.content);
+
+/** The sub-agent is named in the parent's log a moment before its session exists. */
+function childCreated(client: AgentdClient, sessionId: string): Promise<unknown> {
+  return until(() => client.request(SessionGet, { sessionId }).then(() => true, () => false), `sub-agent ${sessionId} to exist`);
+}
 
 /** One reply function per expected request: each picks its reply by the conversation it is in. */
 function routed(count: number, route: (req: RecordedRequest) => Reply | Promise<Reply>): Reply[] {
@@ -126,6 +133,7 @@ describe('sub-agents', () => {
     await client.request(SessionPrompt, { sessionId: parent, content: 'wait on a child' });
     const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
     const childId = String(started.data.childSessionId);
+    await childCreated(client, childId);
     await waitForEvent(client, childId, (e) => e.type === 'model.requested');
     assert.deepEqual(await client.request(SessionInterrupt, { sessionId: parent }), { interrupted: true });
     const events = await settle(client, parent);
@@ -183,6 +191,7 @@ describe('sub-agents across kill -9 of the daemon', () => {
       await client.request(SessionPrompt, { sessionId: parent, content: 'delegate and crash' });
       const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
       const childId = String(started.data.childSessionId);
+      await childCreated(client, childId);
       // The sub-agent ran its tool and is waiting on its second model call: kill the daemon there.
       await waitForEvent(client, childId, (e) => e.type === 'tool.result');
       await rig.emulator.waitFor(() => rig.emulator.requests.filter((r) => opening(r) === 'work, then wait').length === 2, 30_000);
@@ -205,6 +214,51 @@ describe('sub-agents across kill -9 of the daemon', () => {
       assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
     } finally {
       await rig.dispose();
+    }
+  });
+});
+
+describe('sub-agents on a PostgreSQL cluster', () => {
+  it('hands a parent and its running sub-agent over after kill -9 of their daemon, wherever each is taken over', async () => {
+    const cluster = await startCluster(3, { leaseMs: 2500 });
+    try {
+      const [a, b] = cluster.daemons as [TestDaemon, TestDaemon, TestDaemon];
+      const ca = await a.client();
+      const cb = await b.client();
+      const idA = (await ca.request(DaemonStatus, {})).daemonId;
+      const parent = await createSession(ca);
+      cluster.emulator.script(
+        routed(3, (req) =>
+          opening(req) === 'delegate on a cluster'
+            ? reply.toolUse({ name: 'agent', input: { prompt: 'work on a cluster' } })
+            : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo once >> ran.txt' } }) : reply.hang(),
+        ),
+      );
+      await ca.request(SessionPrompt, { sessionId: parent, content: 'delegate on a cluster' });
+      const started = await waitForEvent(ca, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+      const childId = String(started.data.childSessionId);
+      await childCreated(ca, childId);
+      await waitForEvent(ca, childId, (e) => e.type === 'tool.result');
+      await cluster.emulator.waitFor(() => cluster.emulator.requests.filter((r) => opening(r) === 'work on a cluster').length === 2, 30_000);
+      cluster.emulator.script(routed(2, (req) => (opening(req) === 'work on a cluster' ? reply.text('the child is done elsewhere') : reply.text('the parent is done elsewhere'))));
+      await a.kill('SIGKILL');
+      const events = await settle(cb, parent);
+      const childEvents = await settle(cb, childId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.deepEqual(assertLogInvariants(childEvents), []);
+      // The last wake is the take-over (the child may have been woken on A too, when it was new).
+      const wokeOn = (list: Event[]) => String(ofType(list, 'harness.woke').at(-1)?.data.daemon);
+      assert.notEqual(wokeOn(events), idA);
+      assert.notEqual(wokeOn(childEvents), idA);
+      assert.equal(ofType(childEvents, 'tool.result').length, 1, 'the sub-agent’s tool ran once');
+      const results = ofType(events, 'tool.result');
+      assert.equal(results.length, 1, 'one result for the agent call');
+      assert.match(resultText(results[0]!), /the child is done elsewhere/);
+      assert.equal(ofType(events, 'turn.completed').length, 1);
+      const child = await cb.request(SessionGet, { sessionId: childId });
+      assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
+    } finally {
+      await cluster.dispose();
     }
   });
 });

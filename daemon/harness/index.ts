@@ -104,7 +104,9 @@ export class Harness {
     const log = this.writerLog(sessionId);
     const parentId = record.parent?.sessionId;
     // A sub-agent works in its parent's sandbox (and through its parent's credential proxy).
-    const slot: ToolSlot = parentId ? new BorrowedSlot(async () => (await this.runner(parentId)).slot) : await this.ownSlot(record, log);
+    // With leases, the parent's slot is here only while this daemon runs the parent.
+    const parentSlot = async (id: string) => (this.deps.leases && !this.held.has(id) ? undefined : (await this.runner(id)).slot);
+    const slot: ToolSlot = parentId ? new BorrowedSlot(() => parentSlot(parentId), () => this.ownSlot(record, log)) : await this.ownSlot(record, log);
     const remote = new RemoteMcpServers(await remoteServerSpecs(record, this.deps.remoteAuthorization));
     const runner = new SessionRunner(
       { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry, runChild: (spec, signal) => this.runChild(spec, signal) },

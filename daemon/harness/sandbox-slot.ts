@@ -15,20 +15,35 @@ export interface ToolSlot {
 
 /**
  * A sub-agent's view of its parent's slot: the parent's current slot is looked up for
- * each call (the parent's runner may have been replaced), and the sub-agent never closes it.
+ * each call (the parent's runner may have been replaced), and the sub-agent never closes
+ * it. Where the parent's slot is not to be had (its parent runs on another daemon), the
+ * sub-agent gets a slot of its own over the same workspace, and closes that one.
  */
 export class BorrowedSlot implements ToolSlot {
-  constructor(private readonly owner: () => Promise<ToolSlot>) {}
+  private own: Promise<ToolSlot> | undefined;
+
+  constructor(
+    private readonly parent: () => Promise<ToolSlot | undefined>,
+    private readonly ownSlot: () => Promise<ToolSlot>,
+  ) {}
+
+  private async slot(): Promise<ToolSlot> {
+    return (await this.parent()) ?? (this.own ??= this.ownSlot());
+  }
 
   async get(): Promise<Sandbox> {
-    return (await this.owner()).get();
+    return (await this.slot()).get();
   }
 
   async execute(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome> {
-    return (await this.owner()).execute(name, input, signal);
+    return (await this.slot()).execute(name, input, signal);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    const own = this.own;
+    this.own = undefined;
+    await own?.then((slot) => slot.close(), () => undefined);
+  }
 }
 
 /**
