@@ -93,6 +93,8 @@ describe('sub-agents', () => {
     const shown = await runAgentd(rig.daemon.layout, ['sessions']);
     assert.match(shown.stdout, new RegExp(`${parent} .*\\(2 sub-agents: ${children.join(' ')}\\)`));
     for (const childId of children) assert.match(shown.stdout, new RegExp(`${childId} .*\\(sub-agent of ${parent}\\)`));
+    const log = await runAgentd(rig.daemon.layout, ['log', parent]);
+    for (const childId of children) assert.match(log.stdout, new RegExp(`tool\\.started +agent .*→ sub-agent ${childId}`));
   });
 
   it('gives a sub-agent only the tools asked for: a tool the parent has is refused to it, and it gets no agent tool', async () => {

@@ -31,7 +31,7 @@ function summary(event: Event): string {
     case 'assistant.message':
       return contentText(known.data.content);
     case 'tool.started':
-      return `${known.data.name} ${JSON.stringify(known.data.input)}`;
+      return `${known.data.name} ${JSON.stringify(known.data.input)}${known.data.childSessionId ? ` → sub-agent ${known.data.childSessionId}` : ''}`;
     case 'tool.result':
       return `${known.data.isError ? `error (${known.data.errorKind ?? 'tool_error'}) ` : ''}${contentText(known.data.content)}`;
     case 'turn.failed':
