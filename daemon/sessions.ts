@@ -83,14 +83,13 @@ export class SessionService {
 
   /**
    * A sub-agent's session: the parent's workspace, model, policy and credentials, the tools
-   * it was given, no budget of its own (its parent's turn is what it serves), and the task as
-   * its one prompt. Nothing happens when it exists already (a call resumed after a crash).
+   * it was given, what is left of its parent's budget, and the task as its one prompt. Nothing happens when it exists already (a call resumed after a crash).
    */
   async createChild(spec: ChildSpec): Promise<void> {
     const parent = await this.record(spec.parentSessionId);
     const now = Date.now();
-    const { budget: _none, ...inherited } = parent.config;
-    const config = { ...inherited, tools: spec.tools };
+    const { budget: _parents, ...inherited } = parent.config;
+    const config = { ...inherited, tools: spec.tools, ...(spec.budget ? { budget: spec.budget } : {}) };
     const link = { sessionId: spec.parentSessionId, toolUseId: spec.toolUseId };
     const record: SessionRecord = {
       sessionId: spec.childSessionId,

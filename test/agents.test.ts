@@ -128,6 +128,33 @@ describe('sub-agents', () => {
     await assert.rejects(client.request(SessionGet, { sessionId: childId }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.SessionNotFound);
   });
 
+  it('holds a sub-agent to what is left of its parent’s budget, and counts what it spent in the parent’s', async () => {
+    const client = await rig.daemon.client();
+    const parent = await createSession(client, { budget: { maxTokens: 1 } });
+    rig.emulator.script(
+      routed(3, (req) =>
+        opening(req) === 'spend through a child'
+          ? reply.toolUse({ name: 'agent', input: { prompt: 'spend' } })
+          : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo spent' } }) : reply.text('never sent'),
+      ),
+    );
+    const start = rig.emulator.requests.length;
+    await client.request(SessionPrompt, { sessionId: parent, content: 'spend through a child' });
+    const events = await settle(client, parent);
+    const childId = String(ofType(events, 'tool.started')[0]!.data.childSessionId);
+    const childEvents = await settle(client, childId);
+    assert.equal(rig.emulator.requests.length - start, 2, 'one call each: the budget stops both next calls');
+    assert.equal(ofType(childEvents, 'turn.failed')[0]!.data.reason, 'budget_exceeded');
+    assert.deepEqual((await client.request(SessionGet, { sessionId: childId })).budget, { maxTokens: 1 });
+    const result = ofType(events, 'tool.result')[0]!;
+    assert.equal(result.data.isError, true);
+    assert.match(resultText(result), /budget exceeded/);
+    assert.equal(ofType(events, 'turn.failed')[0]!.data.reason, 'budget_exceeded');
+    const child = await client.request(SessionGet, { sessionId: childId });
+    const own = ofType(events, 'assistant.message').reduce((n, e) => n + (e.data.usage as { outputTokens: number }).outputTokens, 0);
+    assert.equal((await client.request(SessionGet, { sessionId: parent })).usage.outputTokens, own + child.usage.outputTokens);
+  });
+
   it('interrupting the parent interrupts its sub-agent; the agent call gets one interrupted result', async () => {
     const client = await rig.daemon.client();
     const parent = await createSession(client);

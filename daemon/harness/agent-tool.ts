@@ -4,7 +4,7 @@
  * with the parent's tools or fewer. The call's result is the sub-agent's final answer.
  */
 import { z } from 'zod';
-import { knownEvent, type UsageTotals } from '../../protocol/index.js';
+import { knownEvent, type Budget, type UsageTotals } from '../../protocol/index.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { ApiTool } from './context.js';
 
@@ -43,6 +43,8 @@ export interface ChildSpec {
   title?: string;
   /** The tools it may use: those asked for that the parent has, never `agent`. */
   tools: string[];
+  /** What is left of the parent's budget when the call starts. */
+  budget?: Budget;
 }
 
 /** The sub-agent's one turn, named after the call that started it: the parent can interrupt it before it starts. */

@@ -11,7 +11,7 @@ import { decide } from './policy.js';
 import type { ToolSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { HarnessLogger, HarnessRedactor } from './deps.js';
-import { addUsage, budgetExceeded, costOf, type PriceTable } from './usage.js';
+import { addUsage, budgetExceeded, costOf, remainingBudget, type PriceTable } from './usage.js';
 import { AGENT_TOOL_NAME, AgentToolInput, childTools, type ChildOutcome, type ChildSpec } from './agent-tool.js';
 
 /** What a runner needs from the daemon. */
@@ -413,6 +413,7 @@ export class SessionRunner {
         prompt: input.data.prompt,
         ...(input.data.title !== undefined ? { title: input.data.title } : {}),
         tools: childTools(this.config.tools, input.data.tools),
+        ...(this.config.budget ? { budget: remainingBudget(this.config.budget, this.config.usage)! } : {}),
       };
       // Draining, the wait ends but the sub-agent is left to reach its own durable point; the next daemon waits on.
       running.push(this.runAgentCall(turn, call, spec, AbortSignal.any([signal, this.drainAbort.signal])));

@@ -73,3 +73,15 @@ export function budgetExceeded(budget: Budget | undefined, used: UsageTotals): s
   }
   return undefined;
 }
+
+/**
+ * What is left of `budget` after `used`: a sub-agent's own budget, so that what it spends
+ * (counted in its parent's afterwards) cannot go past its parent's. Undefined without a budget.
+ */
+export function remainingBudget(budget: Budget | undefined, used: UsageTotals): Budget | undefined {
+  if (!budget) return undefined;
+  const left: Budget = {};
+  if (budget.maxTokens !== undefined) left.maxTokens = Math.max(1, budget.maxTokens - totalTokens(used));
+  if (budget.maxCost !== undefined) left.maxCost = Math.max(Number.MIN_VALUE, budget.maxCost - (used.costUsd ?? 0));
+  return left;
+}
