@@ -6,10 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { until } from './support/until.js';
-import { runAgentd, type TestDaemon } from './support/daemon.js';
+import { runAgentd, startDaemon, type TestDaemon } from './support/daemon.js';
+import { LevelSessionLog } from '../daemon/log/index.js';
 import { startCluster } from './support/cluster.js';
 import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
-import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
+import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 
 type Body = { tools?: Array<{ name: string }>; messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };
 const body = (req: RecordedRequest) => req.body as Body;
@@ -241,6 +242,97 @@ describe('sub-agents across kill -9 of the daemon', () => {
       const child = await again.request(SessionGet, { sessionId: childId });
       assert.equal(child.status, 'idle');
       assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
+    } finally {
+      await rig.dispose();
+    }
+  });
+});
+
+describe('sub-agents across kill -9 at the other recovery points (the log as the dead daemon left it)', () => {
+  /** A parent whose last reply asked for one agent call, as logged up to tool.started; the daemon is dead. */
+  async function parentLeftAt(rig: AgentRig, childSessionId: string): Promise<{ parent: string; toolUseId: string; workspace: string }> {
+    const client = await rig.daemon.client();
+    const parent = await createSession(client);
+    const { workspace } = await client.request(SessionGet, { sessionId: parent });
+    client.close();
+    await rig.daemon.kill('SIGKILL');
+    const turnId = 't_crashagentcall01';
+    const toolUseId = 'toolu_crash_agent_01';
+    const input = { prompt: 'finish the job' };
+    const log = await LevelSessionLog.open(rig.daemon.layout.db);
+    try {
+      await log.append(parent, [
+        { type: 'user.message', data: { turnId, content: 'delegate' } },
+        { type: 'turn.started', data: { turnId } },
+        { type: 'model.requested', data: { turnId, model: 'claude-sonnet-5-5', attempt: 1 } },
+        { type: 'assistant.message', data: { turnId, content: [{ type: 'tool_use', id: toolUseId, name: 'agent', input }], stopReason: 'tool_use', usage: NO_USAGE } },
+        { type: 'tool.started', data: { turnId, toolUseId, name: 'agent', input, where: 'daemon', childSessionId } },
+      ], { status: 'running', runningTurn: turnId, children: [childSessionId] });
+    } finally {
+      await log.close();
+    }
+    return { parent, toolUseId, workspace };
+  }
+  const NO_USAGE = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
+
+  async function restart(rig: AgentRig): Promise<AgentdClient> {
+    rig.daemon = await startDaemon({ layout: rig.daemon.layout, env: { ANTHROPIC_BASE_URL: rig.emulator.url, ANTHROPIC_API_KEY: API_KEY } });
+    return rig.daemon.client();
+  }
+
+  it('creates the sub-agent once when the daemon died after naming it and before creating it', async () => {
+    const rig = await startAgentRig();
+    try {
+      const childId = 's_00crashchild0000001';
+      const { parent } = await parentLeftAt(rig, childId);
+      rig.emulator.script(routed(2, (req) => (opening(req) === 'finish the job' ? reply.text('the job is finished') : reply.text('the parent heard it'))));
+      const client = await restart(rig);
+      const events = await settle(client, parent);
+      assert.deepEqual(assertLogInvariants(events), []);
+      const results = ofType(events, 'tool.result');
+      assert.equal(results.length, 1);
+      assert.match(resultText(results[0]!), /the job is finished/);
+      const child = await client.request(SessionGet, { sessionId: childId });
+      assert.deepEqual(child.parent, { sessionId: parent, toolUseId: 'toolu_crash_agent_01' });
+      assert.equal(ofType(await settle(client, childId), 'user.message').length, 1, 'created once');
+    } finally {
+      await rig.dispose();
+    }
+  });
+
+  it('takes the result of a sub-agent that had finished when the daemon died, without running it again', async () => {
+    const rig = await startAgentRig();
+    try {
+      const childId = 's_00crashchild0000002';
+      const { parent, toolUseId, workspace } = await parentLeftAt(rig, childId);
+      const turnId = `t_agent_${toolUseId}`;
+      const log = await LevelSessionLog.open(rig.daemon.layout.db);
+      try {
+        const now = Date.now();
+        const link = { sessionId: parent, toolUseId };
+        await log.create(
+          { sessionId: childId, createdAt: now, updatedAt: now, workspace, status: 'idle', usage: NO_USAGE, config: { permissions: { default: 'allow' }, tools: ['bash'] }, parent: link },
+          [
+            { type: 'session.created', data: { workspace, tools: ['bash'], parent: link } },
+            { type: 'user.message', data: { turnId, content: 'finish the job' } },
+            { type: 'turn.started', data: { turnId } },
+            { type: 'model.requested', data: { turnId, model: 'claude-sonnet-5-5', attempt: 1 } },
+            { type: 'assistant.message', data: { turnId, content: [{ type: 'text', text: 'finished before the crash' }], stopReason: 'end_turn', usage: NO_USAGE } },
+            { type: 'turn.completed', data: { turnId, stopReason: 'end_turn' } },
+          ],
+        );
+      } finally {
+        await log.close();
+      }
+      rig.emulator.script(routed(1, () => reply.text('the parent heard it')));
+      const start = rig.emulator.requests.length;
+      const client = await restart(rig);
+      const events = await settle(client, parent);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.match(resultText(ofType(events, 'tool.result')[0]!), /finished before the crash/);
+      assert.equal(ofType(events, 'tool.result').length, 1);
+      assert.deepEqual(rig.emulator.requests.slice(start).map(opening), ['delegate'], 'only the parent called the model');
+      assert.equal(ofType(await settle(client, childId), 'assistant.message').length, 1);
     } finally {
       await rig.dispose();
     }
