@@ -4,7 +4,7 @@
  * with the parent's tools or fewer. The call's result is the sub-agent's final answer.
  */
 import { z } from 'zod';
-import { knownEvent, type Budget, type UsageTotals } from '../../protocol/index.js';
+import { knownEvent, type Budget, type NewKnownEvent, type UsageTotals } from '../../protocol/index.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { ApiTool } from './context.js';
 
@@ -61,9 +61,46 @@ export interface ChildOutcome {
 }
 
 /** The tools a sub-agent gets: those asked for (default: all) that the parent has, never `agent` (one level). */
-export function childTools(parentTools: readonly ApiTool[], asked: readonly string[] | undefined): string[] {
+function childTools(parentTools: readonly ApiTool[], asked: readonly string[] | undefined): string[] {
   const names = parentTools.map((t) => t.name).filter((name) => name !== AGENT_TOOL_NAME);
   return asked ? names.filter((name) => asked.includes(name)) : names;
+}
+
+/** The sub-agent a started `agent` call runs, or why it cannot run (the call's error result). */
+export function childSpec(
+  parentSessionId: string,
+  call: { toolUseId: string; input: Record<string, unknown>; childSessionId?: string },
+  parentTools: readonly ApiTool[],
+  budget: Budget | undefined,
+): ChildSpec | string {
+  const input = AgentToolInput.safeParse(call.input);
+  if (!input.success) return `invalid agent input: ${input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+  if (!call.childSessionId) return 'the sub-agent was never named (started by an older daemon)';
+  return {
+    parentSessionId,
+    toolUseId: call.toolUseId,
+    childSessionId: call.childSessionId,
+    prompt: input.data.prompt,
+    ...(input.data.title !== undefined ? { title: input.data.title } : {}),
+    tools: childTools(parentTools, input.data.tools),
+    ...(budget ? { budget } : {}),
+  };
+}
+
+/** The `agent` call's result: the sub-agent's answer, and what it used. */
+export function childResult(turnId: string, toolUseId: string, outcome: ChildOutcome, durationMs: number): NewKnownEvent {
+  return {
+    type: 'tool.result',
+    data: {
+      turnId,
+      toolUseId,
+      content: [{ type: 'text', text: outcome.text }],
+      isError: outcome.isError,
+      ...(outcome.isError ? { errorKind: 'tool_error' as const } : {}),
+      durationMs,
+      ...(outcome.usage ? { usage: outcome.usage } : {}),
+    },
+  };
 }
 
 const used = (usage: UsageTotals | undefined) => (usage ? { usage } : {});

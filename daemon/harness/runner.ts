@@ -12,7 +12,7 @@ import type { ToolSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { HarnessLogger, HarnessRedactor } from './deps.js';
 import { addUsage, budgetExceeded, costOf, remainingBudget, type PriceTable } from './usage.js';
-import { AGENT_TOOL_NAME, AgentToolInput, childTools, type ChildOutcome, type ChildSpec } from './agent-tool.js';
+import { AGENT_TOOL_NAME, childResult, childSpec, type ChildOutcome, type ChildSpec } from './agent-tool.js';
 
 /** What a runner needs from the daemon. */
 export interface RunnerDeps {
@@ -401,20 +401,11 @@ export class SessionRunner {
         const started: NewKnownEvent = { type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: 'daemon', childSessionId } };
         await this.append([started], { children: [...this.fold.state.children, childSessionId] });
       }
-      const input = AgentToolInput.safeParse(call.input);
-      if (!input.success || !call.childSessionId) {
-        await this.appendResult(turn, call, input.success ? 'the sub-agent was never named (started by an older daemon)' : `invalid agent input: ${input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'tool_error', 0);
+      const spec = childSpec(this.config.sessionId, call, this.config.tools, this.config.budget && remainingBudget(this.config.budget, this.config.usage));
+      if (typeof spec === 'string') {
+        await this.appendResult(turn, call, spec, 'tool_error', 0);
         continue;
       }
-      const spec: ChildSpec = {
-        parentSessionId: this.config.sessionId,
-        toolUseId: call.toolUseId,
-        childSessionId: call.childSessionId,
-        prompt: input.data.prompt,
-        ...(input.data.title !== undefined ? { title: input.data.title } : {}),
-        tools: childTools(this.config.tools, input.data.tools),
-        ...(this.config.budget ? { budget: remainingBudget(this.config.budget, this.config.usage)! } : {}),
-      };
       // Draining, the wait ends but the sub-agent is left to reach its own durable point; the next daemon waits on.
       running.push(this.runAgentCall(turn, call, spec, AbortSignal.any([signal, this.drainAbort.signal])));
     }
@@ -428,26 +419,10 @@ export class SessionRunner {
     );
     // Interrupted or stopped: the turn records (or a later daemon finds) what is still open.
     if (!outcome || signal.aborted) return;
-    const durationMs = Math.round(performance.now() - started);
     // What the sub-agent used is the parent's too: in its turn (the fold adds it) and its session, so its budget counts it.
     if (outcome.usage) this.addUsage(outcome.usage);
-    await this.append(
-      [
-        {
-          type: 'tool.result',
-          data: {
-            turnId: turn.turnId,
-            toolUseId: call.toolUseId,
-            content: [{ type: 'text', text: outcome.text }],
-            isError: outcome.isError,
-            ...(outcome.isError ? { errorKind: 'tool_error' as const } : {}),
-            durationMs,
-            ...(outcome.usage ? { usage: outcome.usage } : {}),
-          },
-        },
-      ],
-      outcome.usage ? { usage: this.config.usage } : undefined,
-    );
+    const result = childResult(turn.turnId, call.toolUseId, outcome, Math.round(performance.now() - started));
+    await this.append([result], outcome.usage ? { usage: this.config.usage } : undefined);
   }
 
   private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: ToolErrorKind, durationMs: number): Promise<void> {
