@@ -53,8 +53,8 @@ export const ErrorCode = {
   WorkspaceForbidden: -33016,
   /** A fork's copy of the workspace would be larger than the daemon allows, or than the free space. */
   WorkspaceTooLarge: -33017,
-  /** The session has a turn running or queued: interrupt it or wait (session/delete, session/rollback). */
-  SessionBusy: -33018,
+  /** The session has a turn running or queued: interrupt it or wait (session/delete, session/rollback). -33018 to -33022 are the network listener's (issue 18). */
+  SessionBusy: -33023,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;
