@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { until } from './support/until.js';
-import { runAgentd, startDaemon, type TestDaemon } from './support/daemon.js';
+import { runAgentd, startDaemon } from './support/daemon.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { startCluster } from './support/cluster.js';
 import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
@@ -340,13 +340,12 @@ describe('sub-agents across kill -9 at the other recovery points (the log as the
 });
 
 describe('sub-agents on a PostgreSQL cluster', () => {
-  it('hands a parent and its running sub-agent over after kill -9 of their daemon, wherever each is taken over', async () => {
+  it('hands a running sub-agent over after kill -9 of its daemon; its parent, there or on another daemon, gets one result', async () => {
     const cluster = await startCluster(3, { leaseMs: 2500 });
     try {
-      const [a, b] = cluster.daemons as [TestDaemon, TestDaemon, TestDaemon];
-      const ca = await a.client();
-      const cb = await b.client();
-      const idA = (await ca.request(DaemonStatus, {})).daemonId;
+      const clients = await Promise.all(cluster.daemons.map((d) => d.client()));
+      const ids = await Promise.all(clients.map(async (c) => (await c.request(DaemonStatus, {})).daemonId));
+      const ca = clients[0]!;
       const parent = await createSession(ca);
       cluster.emulator.script(
         routed(3, (req) =>
@@ -361,22 +360,27 @@ describe('sub-agents on a PostgreSQL cluster', () => {
       await childCreated(ca, childId);
       await waitForEvent(ca, childId, (e) => e.type === 'tool.result');
       await cluster.emulator.waitFor(() => cluster.emulator.requests.filter((r) => opening(r) === 'work on a cluster').length === 2, 30_000);
+      // Any daemon may have taken either up (a new session is free for all): kill the one running the sub-agent.
+      const childOn = (await ca.request(SessionGet, { sessionId: childId })).runningOn!;
+      const parentOn = (await ca.request(SessionGet, { sessionId: parent })).runningOn!;
+      const victim = ids.indexOf(childOn);
+      assert.ok(victim >= 0, `the sub-agent runs on a daemon of the cluster (${childOn})`);
+      const survivor = clients[(victim + 1) % clients.length]!;
       cluster.emulator.script(routed(2, (req) => (opening(req) === 'work on a cluster' ? reply.text('the child is done elsewhere') : reply.text('the parent is done elsewhere'))));
-      await a.kill('SIGKILL');
-      const events = await settle(cb, parent);
-      const childEvents = await settle(cb, childId);
+      await cluster.daemons[victim]!.kill('SIGKILL');
+      const events = await settle(survivor, parent);
+      const childEvents = await settle(survivor, childId);
       assert.deepEqual(assertLogInvariants(events), []);
       assert.deepEqual(assertLogInvariants(childEvents), []);
-      // The last wake is the take-over (the child may have been woken on A too, when it was new).
       const wokeOn = (list: Event[]) => String(ofType(list, 'harness.woke').at(-1)?.data.daemon);
-      assert.notEqual(wokeOn(events), idA);
-      assert.notEqual(wokeOn(childEvents), idA);
+      assert.notEqual(wokeOn(childEvents), childOn, 'the sub-agent was taken over');
+      if (parentOn === childOn) assert.notEqual(wokeOn(events), childOn, 'the parent was taken over');
       assert.equal(ofType(childEvents, 'tool.result').length, 1, 'the sub-agent’s tool ran once');
       const results = ofType(events, 'tool.result');
       assert.equal(results.length, 1, 'one result for the agent call');
       assert.match(resultText(results[0]!), /the child is done elsewhere/);
       assert.equal(ofType(events, 'turn.completed').length, 1);
-      const child = await cb.request(SessionGet, { sessionId: childId });
+      const child = await survivor.request(SessionGet, { sessionId: childId });
       assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
     } finally {
       await cluster.dispose();
