@@ -2,12 +2,13 @@
  * Daemon figures, one JSON line each, every one beside a baseline measured in the same
  * run: catch-up subscribe over the socket (vs reading the same log in-process), daemon
  * start to ready and `agentd stdio` attach (vs a bare node start that does the same
- * socket work), idle RSS (vs a bare node process).
+ * socket work), idle RSS (vs a bare node process), `daemon/status` with 10,000 sessions
+ * (vs `session/get` of one session over the same connection).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { PROTOCOL_VERSION } from '../protocol/index.js';
+import { DaemonStatus, PROTOCOL_VERSION, SessionGet } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
 import { LevelSessionLog, PgSessionLog } from '../daemon/log/index.js';
 import { freshDatabase } from '../test/support/postgres.js';
@@ -15,6 +16,8 @@ import { AGENTD_BIN, startDaemon, tempHome } from '../test/support/daemon.js';
 import { backendArg, printFigure, sampleEvent, type Backend } from './log.js';
 
 const CATCH_UP_EVENTS = 200_000;
+const STATUS_SESSIONS = Number(process.env.BENCH_STATUS_SESSIONS ?? 10_000);
+const STATUS_CALLS = 200;
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -163,13 +166,83 @@ export async function benchCatchUp(backend: Backend = 'level'): Promise<void> {
   }
 }
 
+/**
+ * `daemon/status` with STATUS_SESSIONS sessions in the log: it reads a counter the log
+ * keeps. Baseline: `session/get` of one session over the same connection (one small
+ * read); and, in-process on the same log, the listing of every session that status did
+ * before.
+ */
+export async function benchStatus(backend: Backend = 'level'): Promise<void> {
+  const layout = tempHome();
+  const env = await backendEnv(backend);
+  const log = env.AGENTD_LOG ? await PgSessionLog.open(env.AGENTD_LOG) : await LevelSessionLog.open(layout.db);
+  const now = Date.now();
+  const id = (i: number) => `s_benchstatus${String(i).padStart(8, '0')}`;
+  for (let i = 0; i < STATUS_SESSIONS; i += 500) {
+    await Promise.all(
+      Array.from({ length: Math.min(500, STATUS_SESSIONS - i) }, (_, j) =>
+        log.create({ sessionId: id(i + j), createdAt: now, updatedAt: now, workspace: '/tmp', status: 'idle', usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 }, config: {} }, [
+          { type: 'session.created', data: { workspace: '/tmp' } },
+        ]),
+      ),
+    );
+  }
+  const listing: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    const page = await log.list({ limit: 1_000_000 });
+    if (page.sessions.length !== STATUS_SESSIONS) throw new Error(`listed ${page.sessions.length}`);
+    listing.push(performance.now() - t);
+  }
+  await log.close();
+  const daemon = await startDaemon({ layout, env });
+  try {
+    const client = await connect({ layout, clientName: 'bench', autostart: false });
+    const status: number[] = [];
+    const get: number[] = [];
+    for (let i = 0; i < STATUS_CALLS + 20; i++) {
+      const t0 = performance.now();
+      const s = await client.request(DaemonStatus, {});
+      const t1 = performance.now();
+      await client.request(SessionGet, { sessionId: id(i % STATUS_SESSIONS) });
+      const t2 = performance.now();
+      if (s.counts.sessions !== STATUS_SESSIONS) throw new Error(`status counted ${s.counts.sessions}`);
+      if (i < 20) continue; // warm-up
+      status.push(t1 - t0);
+      get.push(t2 - t1);
+    }
+    client.close();
+    const st = summary(status);
+    const g = summary(get);
+    printFigure({
+      bench: 'daemon.status',
+      ...(backend === 'postgres' ? { backend } : {}),
+      unit: 'ms',
+      sessions: STATUS_SESSIONS,
+      calls: status.length,
+      p50: st.p50,
+      p95: st.p95,
+      baseline: 'session/get of one session over the same connection',
+      baselineP50: g.p50,
+      baselineP95: g.p95,
+      ratio: round(st.p50 / g.p50),
+      listingEverySessionInProcessP50: summary(listing).p50,
+      target: '<= 5 ms at 10k sessions',
+    });
+  } finally {
+    await daemon.dispose();
+  }
+}
+
 async function main(): Promise<void> {
   if (backendArg(process.argv.slice(2)) === 'postgres') {
     // The daemon on PostgreSQL: catch-up over the socket and start-up (attach and RSS do not depend on the log).
     await benchCatchUp('postgres');
     await benchStartup(15, 'postgres');
+    await benchStatus('postgres');
     return;
   }
+  await benchStatus();
   await benchCatchUp();
   await benchStartup();
   await benchAttach();

@@ -10,11 +10,19 @@
  * 1. ttft.overhead   - first text delta through the daemon (session/prompt sent ->
  *                      first session/delta on a subscribed client) vs the SDK called
  *                      directly with the byte-identical request body the daemon sent.
+ * 1b. ttft.run_turn - a turn with a tool call: time beyond both model calls (made again
+ *                      directly with the SDK on the same bodies) and the tool's own time,
+ *                      and the durable writes per turn.
  * 2. ttft.sandbox    - first prompt of a fresh session with sandbox start-up slowed to
  *                      500 ms, lazy vs eager, against the no-delay daemon.
+ *    ttft.sandbox.pool - the same with real sandboxes from a warm pool that refills
+ *                      while the first prompts stream (bench/ttft/pool.ts).
  * 3. wake.10k        - reading and folding a 10,000-event session log in-process (what a
- *                      woken runner does before its first action) vs reading it only;
- *                      and a daemon restart that wakes it, vs waking a tiny session.
+ *                      woken runner does before its first action) vs reading it only, and
+ *                      vs the same fold with every event schema-checked;
+ *    wake.100k       - a 100,000-event session woken from the checkpoint its runner would
+ *                      keep vs a 4-event session, vs a full fold; heap kept vs context;
+ *    wake.100k.daemon - a daemon restart that wakes it, vs waking a 4-event session.
  * 4. ttft.load       - 100 sessions running turns concurrently: turns/s, p95 TTFT vs the
  *                      single-session figure, daemon RSS, daemon event-loop delay.
  * Also harness.prompt_right_after_turn_end: prompts sent the moment turn.completed
@@ -32,7 +40,8 @@ import { startDaemon, type TestDaemon } from '../test/support/daemon.js';
 import { API_KEY } from './ttft/common.js';
 import { EmulatorHandle, emulatorChild, probeChild } from './ttft/children.js';
 import { Driver, Scratch, stopDaemon } from './ttft/driver.js';
-import { benchLostWakeups, benchOverhead, benchSandbox } from './ttft/overhead.js';
+import { benchLostWakeups, benchOverhead, benchRunTurn, benchSandbox } from './ttft/overhead.js';
+import { benchSandboxPool } from './ttft/pool.js';
 import { benchWake } from './ttft/wake.js';
 import { benchLoad } from './ttft/load.js';
 
@@ -46,11 +55,13 @@ async function main(): Promise<void> {
   const want = (name: string) => !only || only.includes(name);
   let daemon: TestDaemon | undefined;
   try {
-    if (want('overhead') || want('sandbox') || want('lost')) {
+    if (want('overhead') || want('run') || want('sandbox') || want('pool') || want('lost')) {
       daemon = await startDaemon({ env: modelEnv });
       const driver = new Driver(await daemon.client({ name: 'bench-ttft' }));
       if (want('overhead')) await benchOverhead(emu, driver, scratch);
+      if (want('run')) await benchRunTurn(emu, driver, scratch);
       if (want('sandbox')) await benchSandbox(driver, scratch, modelEnv);
+      if (want('pool')) await benchSandboxPool(driver, scratch, modelEnv);
       if (want('lost')) await benchLostWakeups(driver, scratch);
       await stopDaemon(daemon);
       daemon = undefined;

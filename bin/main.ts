@@ -21,7 +21,11 @@ interface EntrySpec {
 
 /** Commands with an entry module of their own; everything else is the CLI's. */
 const ENTRIES: Record<string, EntrySpec> = {
-  daemon: { module: '../daemon/main.js', usage: 'agentd daemon [--isolation-floor bwrap|namespaces|none]', options: { 'isolation-floor': { type: 'string' } } },
+  daemon: {
+    module: '../daemon/main.js',
+    usage: 'agentd daemon [--isolation-floor bwrap|namespaces|none] [--listen HOST:PORT [--tls-cert FILE --tls-key FILE]]',
+    options: { 'isolation-floor': { type: 'string' }, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' } },
+  },
   doctor: { module: '../daemon/doctor.js', usage: 'agentd doctor [--json]', options: { json: { type: 'boolean' } } },
   migrate: { module: '../daemon/migrate.js', usage: 'agentd migrate --to postgres://...', options: { to: { type: 'string' } }, ownHelp: true },
   // Their help goes to stderr: their stdout carries protocol frames only.

@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { AgentdError, ErrorCode, type SessionCreateParams } from '../protocol/index.js';
-import { atLeast, type SandboxProvider, type SandboxSpec } from '../sandbox/provider.js';
+import { atLeast, type SandboxProvider, type SandboxSpec } from '../sandbox/types.js';
 import type { DaemonConfig } from './config.js';
 import type { DataPaths } from './paths.js';
 
@@ -88,11 +88,13 @@ export class SandboxPolicy {
   /** The provider, refusing a workspace this daemon does not allow (a session made elsewhere, or before a change). */
   police(provider: SandboxProvider): SandboxProvider {
     return {
+      builtinTools: provider.builtinTools,
       provision: async (spec) => {
         const problem = this.workspaceProblem(spec.workspace);
         if (problem) throw new Error(problem);
         return provider.provision(spec);
       },
+      ...(provider.pool ? { pool: () => provider.pool!() } : {}),
       close: async () => provider.close?.(),
     };
   }

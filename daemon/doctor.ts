@@ -1,10 +1,13 @@
-import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { atLeast, probeContainment, probeIsolation, probeLimits, type ContainmentReport, type IsolationReport, type LimitsReport } from '../sandbox/provider.js';
+import { probeContainment, probeIsolation, probeLateBinding, probeLimits } from '../sandbox/provider.js';
+import { atLeast, type ContainmentReport, type IsolationReport, type LimitsReport } from '../sandbox/types.js';
 import { ConfigError, DEFAULT_CONFIG, loadDaemonConfig, type DaemonConfig } from './config.js';
 import { SandboxPolicy } from './containment.js';
 import { dataPaths, type DataPaths } from './paths.js';
+import { PRESETS } from './proxy/network-policy.js';
 
 interface Finding {
   name: string;
@@ -115,6 +118,46 @@ async function containment(paths: DataPaths, isolation: IsolationReport, config:
   return { findings, report: { floor: config.isolationFloor, levels, limits } };
 }
 
+/**
+ * The warm pool: whether a daemon started now would keep one, found by binding a started
+ * sandbox to a temp dir for real (the daemon runs the same probe when it starts its pool).
+ */
+async function poolFinding(config: DaemonConfig, isolation: IsolationReport): Promise<Finding> {
+  const size = config.sandboxPool;
+  const off = 'sandboxes start cold (set sandbox.pool in config.json to keep some started ahead of need)';
+  const check = await probeLateBinding(async (level) => isolation.levels[level]);
+  if (size === 0) return { name: 'sandbox pool', ok: true, required: false, detail: `${off}; a pool ${check.ok ? 'would work here' : `would not work here: ${check.detail}`}` };
+  return check.ok
+    ? { name: 'sandbox pool', ok: true, required: false, detail: `${size} sandboxes kept started and bound on demand (${check.detail})` }
+    : { name: 'sandbox pool', ok: false, required: false, detail: `${size} configured, but no pool here: ${check.detail}; sandboxes start cold` };
+}
+
+/**
+ * The egress proxy: what a new session may reach by default, and the CA it signs with to add
+ * credentials on HTTPS hosts they are bound to (made on first use, kept in the data dir).
+ */
+function egressFindings(paths: DataPaths, config: DaemonConfig): Finding[] {
+  const presets = config.networkPresets.map((name) => `${name} (${PRESETS[name].join(', ')})`);
+  const caFile = join(paths.proxies, 'ca', 'ca.pem');
+  const ca = existsSync(caFile) ? new X509Certificate(readFileSync(caFile)) : undefined;
+  return [
+    {
+      name: 'egress proxy',
+      ok: true,
+      required: false,
+      detail: `one per session on a unix socket under ${paths.proxies}, the sandbox's only way out; new sessions: default deny${presets.length ? `, presets ${presets.join('; ')}` : ', no presets (set network.presets in config.json or AGENTD_NETWORK_PRESETS)'}`,
+    },
+    {
+      name: 'egress CA',
+      ok: true,
+      required: false,
+      detail: ca
+        ? `${caFile}, SHA-256 ${ca.fingerprint256}, valid until ${ca.validTo}; trusted only inside sandboxes of sessions with credentials`
+        : `not made yet: made in ${dirname(caFile)} when a session with credentials first starts a sandbox`,
+    },
+  ];
+}
+
 function floorFinding(paths: DataPaths): { finding: Finding; config: DaemonConfig } {
   try {
     const config = loadDaemonConfig(paths.config);
@@ -150,6 +193,8 @@ export async function run(argv: string[]): Promise<number> {
     { name: 'ripgrep', ok: isolation.ripgrep.ok, required: false, detail: isolation.ripgrep.detail },
     floor.finding,
     ...contained.findings,
+    await poolFinding(floor.config, isolation),
+    ...egressFindings(paths, floor.config),
     await levelDb(),
     ...(await sharedLog()),
     dataDir(paths.home),

@@ -1,10 +1,11 @@
 /**
  * `agentd migrate --to postgres://...`: copies every session of this data dir's LevelDB
  * log into a PostgreSQL database, events with their seqs and timestamps, so daemons
- * sharing that database carry on with them. Run with the daemon stopped (the data dir's
- * lock says so otherwise); a session already in the database is left as it is there.
+ * sharing that database carry on with them, and its access tokens (their hashes: every
+ * daemon on the database then accepts them). Run with the daemon stopped (the data dir's
+ * lock says so otherwise); a session or token already in the database is left as it is there.
  */
-import { isLevelLocked, LevelSessionLog, PgSessionLog, redactPgUrl } from './log/index.js';
+import { isLevelLocked, LevelSessionLog, LogError, PgSessionLog, redactPgUrl } from './log/index.js';
 import type { StoredEvent } from './log/index.js';
 import { dataPaths } from './paths.js';
 
@@ -55,8 +56,16 @@ export async function run(argv: string[]): Promise<number> {
       if (!page.cursor) break;
       cursor = page.cursor;
     }
+    let tokens = 0;
+    for (const token of await source.tokens.list()) {
+      tokens += await dest.tokens.put(token).then(
+        () => 1,
+        (error: unknown) => (error instanceof LogError && error.kind === 'exists' ? 0 : Promise.reject(error)),
+      );
+    }
     process.stdout.write(
       `copied ${copied} session(s), ${events} event(s) to ${redactPgUrl(url)}` +
+        `${tokens ? `, and ${tokens} access token(s)` : ''}` +
         `${skipped ? `; ${skipped} already there, left as they are` : ''}\n` +
         `start daemons with AGENTD_LOG set to that URL to use them\n`,
     );

@@ -167,8 +167,12 @@ function who(peer: Peer): string {
 
 /** How far back a question is looked for: a waiting session's question is near its head. */
 const QUESTION_SCAN = 10_000;
-/** A question is asked by permission.requested and closed by its answer or its call's result. */
-const QUESTION_EVENTS: EventType[] = ['permission.requested', 'permission.resolved', 'tool.result'];
+/**
+ * A question is asked by permission.requested and closed by its answer or its call's result;
+ * a network question also by a harness waking the session: the connection that waited for it
+ * went with the daemon that stopped, and the sandbox's next attempt asks anew.
+ */
+const QUESTION_EVENTS: EventType[] = ['permission.requested', 'permission.resolved', 'tool.result', 'harness.woke'];
 
 /** Questions of a session still waiting for an answer, as its log records them. */
 export async function openQuestions(log: SessionLog, sessionId: string): Promise<PermissionQuestion[]> {
@@ -180,8 +184,10 @@ export async function openQuestions(log: SessionLog, sessionId: string): Promise
     for (const stored of page.events) {
       const event = knownEvent(stored);
       if (event?.type === 'permission.requested') {
-        const { toolUseId, tool, input } = event.data;
-        open.set(toolUseId, { sessionId, sessionTitle, toolUseId, tool, input });
+        const { toolUseId, tool, input, kind } = event.data;
+        open.set(toolUseId, { sessionId, sessionTitle, toolUseId, tool, input, ...(kind ? { kind } : {}) });
+      } else if (event?.type === 'harness.woke') {
+        for (const [id, question] of open) if (question.kind === 'network') open.delete(id);
       } else if (event?.type === 'permission.resolved' || event?.type === 'tool.result') {
         open.delete(event.data.toolUseId);
       }

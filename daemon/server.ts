@@ -17,6 +17,10 @@ import { handlers, type Daemon, type RequestContext } from './handlers/index.js'
 import { MAX_SUBSCRIPTIONS_PER_CONNECTION, SUBSCRIPTION_BATCH, SUBSCRIPTION_BATCH_BYTES, SUBSCRIPTION_MAX_PENDING, SUBSCRIPTION_MAX_PENDING_BYTES } from './rpc/limits.js';
 import type { Peer } from './rpc/peer.js';
 import { serveConnection, type ServeState } from './rpc/serve.js';
+import { streamTransport } from './rpc/transport.js';
+import { TokenService } from './tokens.js';
+import { startRemoteListener, type RemoteListener } from './remote/listener.js';
+import { readiness } from './remote/readiness.js';
 import { SessionService } from './sessions.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { Vault } from './vault/vault.js';
@@ -24,13 +28,15 @@ import { Harness, type HarnessSettings } from './harness/index.js';
 import { DEFAULT_RETRY } from './harness/model.js';
 import { PermissionBroker } from './permissions.js';
 import { authHeader, CredentialProxy } from './proxy/proxy.js';
-import type { SandboxProvider } from '../sandbox/provider.js';
+import { defaultNetworkPolicy, SessionNetworks } from './network.js';
+import type { SandboxProvider } from '../sandbox/types.js';
 import type { DaemonConfig } from './config.js';
 import type { PriceTable } from './harness/usage.js';
 import { newSessionId } from './ids.js';
 import { SandboxPolicy } from './containment.js';
 import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
+import { StartError } from './start-error.js';
 
 /** Quiet time after work before the daemon gives memory back (see IdleCollector). */
 const IDLE_GC_MS = 10_000;
@@ -43,8 +49,10 @@ export interface DaemonOptions {
   openLog: (dir: string, daemonId: string) => Promise<OpenedLog>;
   /** Where sandboxes come from. */
   sandboxes: SandboxProvider;
-  /** The isolation floor, sandbox limits and fork size limit (daemon/config.ts). */
+  /** The isolation floor, sandbox limits, fork size limit and network listener (daemon/config.ts). */
   config: DaemonConfig;
+  /** The web client's built files, served at / by the network listener. */
+  webRoot?: string;
 }
 
 function intFromEnv(name: string, fallback: number): number {
@@ -76,10 +84,11 @@ export interface RunningDaemon {
    * from starting the daemon again; runners get `drainMs` to reach a durable point.
    */
   stop(reason: string, options?: { onPurpose?: boolean; drainMs?: number }): Promise<void>;
+  /** The network listener's URL, when it listens. */
+  listenUrl?: string;
 }
 
-/** A failure to start, with a message for the person who ran `agentd daemon`. */
-export class StartError extends Error {}
+export { StartError };
 
 /** Starting fails fast and clearly: unusable data dir, another daemon, a socket in use. */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
@@ -117,6 +126,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (redactor.tooShort.length > 0) logger.log('warn', 'credentials shorter than 6 characters cannot be redacted; replace them', { names: redactor.tooShort });
   });
   const permissions = new PermissionBroker(() => peers, logger);
+  // Revocations reach the other daemons' connections through the bus (a message holds at most 100 ids).
+  const tokens = new TokenService(log.tokens, (ids) => {
+    for (let at = 0; at < ids.length; at += 100) bus?.send({ kind: 'tokens.revoked', ids: ids.slice(at, at + 100) });
+  });
+  bus?.on('tokens.revoked', (message) => tokens.revoked(message.ids));
   // The model's key: the daemon's own environment (read when it started), else the vault.
   const modelKey = async (): Promise<{ source: 'environment' | 'vault' | 'missing'; value?: string }> => {
     if (process.env.ANTHROPIC_API_KEY) return { source: 'environment', value: process.env.ANTHROPIC_API_KEY };
@@ -127,7 +141,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const queue = new KeyedQueue();
   const policy = new SandboxPolicy(options.config, paths);
   const settings = harnessSettings(options.config.prices);
-  const sessions = new SessionService(timed, paths.workspaces, policy, { prices: settings.prices, defaultModel: settings.defaultModel }, leases);
+  const networkDefault = defaultNetworkPolicy(options.config.networkPresets);
+  const sessions = new SessionService(timed, paths.workspaces, policy, { prices: settings.prices, defaultModel: settings.defaultModel }, leases, networkDefault);
+  // Filled in below: the harness knows which tool call runs when a connection is made.
+  let running: (sessionId: string) => { turnId: string; toolUseId?: string } | undefined = () => undefined;
+  const networks = new SessionNetworks({
+    log: timed,
+    logger,
+    find: (sessionId) => sessions.find(sessionId),
+    ask: (question, signal) => permissions.ask(question, signal),
+    running: (sessionId) => running(sessionId),
+    fallback: networkDefault,
+    serialize: (sessionId, task) => queue.run(sessionId, task),
+  });
   const harness = new Harness({
     serialize: (sessionId, task) => queue.run(sessionId, task),
     log: timed,
@@ -145,7 +171,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       const credential = await vault.reveal(name).catch(() => undefined);
       return credential && authHeader(credential.binding ?? { kind: 'mcp', url }, credential.value)[1];
     },
-    openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials),
+    openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials, networks.for(sessionId)),
     redactor: () => vault.redactor(),
     settings,
     daemonId,
@@ -153,6 +179,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     createChild: (spec) => sessions.createChild(spec),
     ...(leases ? { leases } : {}),
   });
+  running = (sessionId) => harness.running(sessionId);
   const daemon: Daemon = {
     id: daemonId,
     store: { backend: store.backend, location: store.location },
@@ -165,10 +192,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     vault,
     harness,
     permissions,
+    tokens,
     logger,
     appendLatency,
     peers,
     modelApiKey: async () => (await modelKey()).source,
+    sandboxPool: () => options.sandboxes.pool?.(),
     requestStop: (reason, drainMs) => stopRequested(reason, drainMs),
     ...(bus ? { cluster: bus } : {}),
   };
@@ -191,16 +220,34 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     server = await listen(paths.socket, (socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      serveConnection(socket, state);
+      serveConnection(streamTransport(socket), state);
     });
   } catch (error) {
     await log.close();
     throw error;
   }
+  let remote: RemoteListener | undefined;
+  if (options.config.listen) {
+    try {
+      remote = await startRemoteListener({
+        config: options.config.listen,
+        state,
+        tokens,
+        logger,
+        webRoot: options.webRoot,
+        readiness: () => readiness(daemon, state),
+      });
+    } catch (error) {
+      server.close();
+      rmSync(paths.socket, { force: true });
+      await log.close();
+      throw error;
+    }
+  }
   writeFileSync(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
   clearStopMarker(paths.stopMarker);
   logger.log('info', 'daemon ready', {
-    pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location,
+    pid: process.pid, socket: paths.socket, version: options.version, daemonId, log: store.location, ...(remote ? { listen: remote.url } : {}),
     isolationFloor: options.config.isolationFloor, floorFrom: options.config.floorSource, sandboxLimits: options.config.sandboxLimits,
   });
   // With leases the harness takes over unfinished sessions itself, as they become free.
@@ -229,6 +276,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         harness.stop(drainMs),
       ]);
       server.close();
+      await remote?.close();
       idle.dispose();
       unwireCluster();
       await log.close();
@@ -244,7 +292,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   };
   // Answer the daemon/stop request first, then stop.
   stopRequested = (reason, drainMs) => void setImmediate(() => void stop(reason, { onPurpose: true, drainMs }));
-  return { daemon, stopped, stop };
+  return { daemon, stopped, stop, ...(remote ? { listenUrl: remote.url } : {}) };
 }
 
 /** After a restart (crash or not), every session whose log ends mid-turn carries on. */

@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 import {
   AgentdError,
   ErrorCode,
+  type NetworkPolicy,
   type PromptContent,
   type SessionCreateParams,
   type SessionInfo,
@@ -16,9 +17,10 @@ import type { SessionLeases } from './log/leases.js';
 import type { SandboxPolicy } from './containment.js';
 import { appendEvents, checkedEvent } from './events.js';
 import { copyWorkspace } from './workspace-copy.js';
-import type { ToolDefinition } from '../sandbox/provider.js';
+import type { ToolDefinition } from '../sandbox/types.js';
 import { ZERO_USAGE, type PriceTable } from './harness/usage.js';
 import { childTurnId, type ChildSpec } from './harness/agent-tool.js';
+
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
 const FORK_PAGE = 5000;
 /** Sessions read from the log per step of a listing. */
@@ -41,6 +43,8 @@ export interface SessionRecord extends SessionMeta {
   forkedFrom?: { sessionId: string; at: number };
   /** The tools of the session's own MCP servers, listed once by the harness. */
   toolCatalog?: ToolDefinition[];
+  /** Hosts ("host:port") that "allow always" answers to network questions added to its policy. */
+  networkAdded?: string[];
 }
 
 /**
@@ -56,6 +60,8 @@ export class SessionService {
     private readonly pricing: { prices: PriceTable; defaultModel: string },
     /** With a shared log: who runs which session now. */
     private readonly leases?: SessionLeases,
+    /** The network policy of a session created without one. */
+    private readonly networkDefault: NetworkPolicy = { default: 'deny' },
   ) {}
 
   async create(params: SessionCreateParams): Promise<{ sessionId: string }> {
@@ -64,7 +70,9 @@ export class SessionService {
     this.policy.checkRequest(params.sandbox);
     this.checkBudget(params);
     const now = Date.now();
-    const { workspace, title, model, ...config } = params;
+    const { workspace, title, model, ...rest } = params;
+    // Resolved now, so the session keeps the policy it started with whatever the daemon's configuration becomes.
+    const config = { ...rest, network: rest.network ?? this.networkDefault };
     const record: SessionRecord = {
       sessionId: newSessionId(now),
       createdAt: now,
@@ -147,8 +155,10 @@ export class SessionService {
     workspace?: string;
     limit?: number;
     cursor?: string;
+    /** Only sessions the asking connection may see (its token's scope). */
+    visible?: (sessionId: string) => boolean;
   }): Promise<{ sessions: SessionInfo[]; cursor?: string }> {
-    const { status, workspace } = options;
+    const { status, workspace, visible } = options;
     const limit = options.limit ?? 100;
     const sessions: SessionInfo[] = [];
     let cursor = options.cursor;
@@ -159,7 +169,8 @@ export class SessionService {
         withHeads: true,
         limit: Math.min(LIST_PAGE, limit - sessions.length),
         ...(cursor !== undefined ? { cursor } : {}),
-        filter: (meta) => (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace),
+        filter: (meta) =>
+          (status === undefined || meta.status === status) && (workspace === undefined || meta.workspace === workspace) && (visible === undefined || visible(meta.sessionId)),
       });
       const holders = await this.holders(page.sessions.map((meta) => meta.sessionId));
       for (const [i, meta] of page.sessions.entries()) sessions.push(toInfo(meta as SessionRecord, page.heads![i]!, holders.get(meta.sessionId)));
@@ -292,5 +303,6 @@ function toInfo(record: SessionRecord, headSeq: number, runningOn: string | unde
     ...(record.parent !== undefined ? { parent: record.parent } : {}),
     ...(record.children?.length ? { children: record.children } : {}),
     ...(runningOn !== undefined ? { runningOn } : {}),
+    ...(record.config?.network ? { network: { ...record.config.network, added: record.networkAdded ?? [] } } : {}),
   };
 }

@@ -53,6 +53,20 @@ export const ErrorCode = {
   WorkspaceForbidden: -33016,
   /** A fork's copy of the workspace would be larger than the daemon allows, or than the free space. */
   WorkspaceTooLarge: -33017,
+  /**
+   * The connection's access token does not allow this method: an observer token reads
+   * and follows only; a session-scoped token may not create or fork sessions or touch the
+   * vault; tokens and daemon/stop are for the local socket only. Nothing was done.
+   */
+  TokenForbids: -33018,
+  /** The session is not one the connection's token is scoped to (said whether it exists or not). */
+  OutsideTokenScope: -33019,
+  /** No valid token: missing, unknown, revoked or expired (HTTP 401 on the WebSocket upgrade and on /login). */
+  Unauthenticated: -33020,
+  /** A WebSocket upgrade or login from a page of another origin (HTTP 403). */
+  OriginRefused: -33021,
+  /** `token/revoke` names no valid token. */
+  TokenNotFound: -33022,
   /** The session has a turn running or queued: interrupt it or wait (session/delete, session/rollback). -33018 to -33022 are the network listener's (issue 18). */
   SessionBusy: -33023,
 } as const;
@@ -87,6 +101,12 @@ export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   IsolationBelowFloor: "The session asks for weaker sandbox isolation than the daemon's floor (`agentd daemon --isolation-floor`).",
   WorkspaceForbidden: 'The workspace may not be used: the data dir or inside it, `/`, or a system directory.',
   WorkspaceTooLarge: 'A fork would copy more data than the daemon allows (`sandbox.forkMaxBytes`), or than the free space.',
+  TokenForbids:
+    "The connection's token does not allow this method: an observer token reads and follows only; a session-scoped token may not create or fork sessions or touch the vault; tokens and `daemon/stop` are for the local socket only.",
+  OutsideTokenScope: "The session is not one the connection's token is scoped to (said whether it exists or not).",
+  Unauthenticated: 'No valid token: missing, unknown, revoked or expired (HTTP 401 on the WebSocket upgrade and on `/login`).',
+  OriginRefused: 'A WebSocket upgrade or login from a page of another origin (HTTP 403).',
+  TokenNotFound: '`token/revoke` names no valid token.',
   SessionBusy: 'The session has a turn running or queued: interrupt it or wait (refused by session/delete and session/rollback).',
 };
 

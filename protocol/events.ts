@@ -77,7 +77,12 @@ export const EventData = {
     /** An `agent` call: the sub-agent session it runs in (named here before that session is created). */
     childSessionId: z.string().optional(),
   }),
-  'permission.requested': z.looseObject({ turnId, toolUseId, tool: z.string(), input }),
+  /**
+   * A question for the session's controllers. `kind: "network"`: a connection through the
+   * egress proxy waits (tool "network", input {host, port, toolUseId}); it has no turnId
+   * when no turn runs (a background process), and its toolUseId is the question's own id.
+   */
+  'permission.requested': z.looseObject({ turnId: turnId.optional(), toolUseId, tool: z.string(), input, kind: z.enum(['tool', 'network']).optional() }),
   'permission.resolved': z.looseObject({
     turnId: turnId.optional(),
     toolUseId,
@@ -99,12 +104,28 @@ export const EventData = {
     sandboxId: z.string().optional(),
     isolation: z.string(),
     durationMs: z.number().nonnegative(),
+    /** It came from the warm pool (started ahead of need, then bound to this session). */
+    pooled: z.boolean().optional(),
     /** Loud notices: isolation weaker than bubblewrap, a limit that cannot be held. */
     warnings: z.array(z.string()).optional(),
     /** The sandbox's limits and how each is held: cgroup1, cgroup2, rlimit, or none. */
     limits: z.object({ pids: z.number(), memoryMb: z.number(), pidsMechanism: z.string(), memoryMechanism: z.string() }).optional(),
     /** The session's repos, cloned through the proxy when the sandbox started. */
     repos: z.array(z.object({ path: z.string(), cloned: z.boolean(), error: z.string().optional() })).optional(),
+  }),
+  /**
+   * The egress proxy decided a connection: `reason` says which rule (a pattern, a preset, the
+   * default, an address range, an answer). `toolUseId`: the tool call running when it was made.
+   */
+  'network.decided': z.looseObject({
+    host: z.string(),
+    port: z.number().int(),
+    decision: z.enum(['allow', 'deny']),
+    reason: z.string(),
+    via: z.enum(['connect', 'http']),
+    toolUseId: z.string().optional(),
+    /** The address connected to (allowed), or the one refused. */
+    address: z.string().optional(),
   }),
   'sandbox.lost': z.looseObject({ reason: z.string() }),
   /** A harness took the session up from the log: `pendingTurn` is the turn it carries on. */
@@ -162,6 +183,28 @@ export function knownEvent(event: Event): KnownEvent | undefined {
   if (!isEventType(event.type)) return undefined;
   const data = EventData[event.type].safeParse(event.data);
   return data.success ? ({ seq: event.seq, ts: event.ts, type: event.type, data: data.data } as KnownEvent) : undefined;
+}
+
+/** Fields that readers iterate (blocks of content): each must be an array of objects. */
+const BLOCK_FIELDS: Partial<Record<EventType, string>> = { 'assistant.message': 'content', 'tool.result': 'content' };
+
+/**
+ * The event narrowed like `knownEvent`, without running its schema: for events read back
+ * from a session log, which only ever holds events its writer checked against their
+ * schema (`validEvent`) when writing them. Logged events never change, and schemas only
+ * gain optional fields, so what passed then passes now; running the schemas again cost
+ * about 2 µs per event on every wake. What is left is a type check of the fields a reader
+ * iterates, so that even a log nobody expected cannot make a reader throw.
+ */
+export function trustedEvent(event: Event): KnownEvent | undefined {
+  if (!isEventType(event.type)) return undefined;
+  const field = BLOCK_FIELDS[event.type];
+  if (field !== undefined) {
+    const blocks = event.data[field];
+    if (!Array.isArray(blocks) || !blocks.every((b) => typeof b === 'object' && b !== null)) return undefined;
+  }
+  if (event.type === 'user.message' && typeof event.data['content'] !== 'string' && !Array.isArray(event.data['content'])) return undefined;
+  return event as KnownEvent;
 }
 
 /**

@@ -15,5 +15,7 @@ export * from './methods/events.js';
 export * from './methods/vault.js';
 export * from './methods/daemon.js';
 export * from './methods/permission.js';
+export * from './methods/token.js';
+export * from './framing.js';
 export * from './registry.js';
 export * from './layout.cjs';

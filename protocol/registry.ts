@@ -24,6 +24,7 @@ import {
 import { VaultDelete, VaultList, VaultSet } from './methods/vault.js';
 import { DaemonStatus, DaemonStop, DaemonStoppingNotification } from './methods/daemon.js';
 import { PermissionAnswer, PermissionRequest } from './methods/permission.js';
+import { TokenCreate, TokenList, TokenRevoke } from './methods/token.js';
 
 /** Definitions keyed by their method name. */
 function byMethod<const D extends readonly { method: string }[]>(defs: D): { readonly [K in D[number] as K['method']]: K } {
@@ -55,6 +56,9 @@ export const ClientRequests = byMethod([
   DaemonStatus,
   DaemonStop,
   PermissionAnswer,
+  TokenCreate,
+  TokenList,
+  TokenRevoke,
 ]);
 export type ClientRequests = typeof ClientRequests;
 export type ClientMethod = keyof ClientRequests;

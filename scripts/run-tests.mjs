@@ -7,7 +7,7 @@
 // that carries the marker or lives in the run's temp dir (a daemon, a sandbox, a
 // PostgreSQL server), or a file in the temp dir. Whatever is left is then removed.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -46,8 +46,14 @@ if (!process.env.AGENTD_TEST_PG) {
     process.exit(1);
   }
 }
-const env = { ...process.env, AGENTD_TEST_RUN: runDir, ...(pg ? { AGENTD_TEST_PG: pg.url } : {}) };
+// What the tests keep for people to look at (the web client's screenshots): outside the
+// temp dir, which is removed, in .build/test-output/<run>/ (gitignored).
+const artifacts = join('.build', 'test-output', runDir.split('-').pop());
+mkdirSync(artifacts, { recursive: true });
+const env = { ...process.env, AGENTD_TEST_RUN: runDir, AGENTD_TEST_ARTIFACTS: join(process.cwd(), artifacts), ...(pg ? { AGENTD_TEST_PG: pg.url } : {}) };
 const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: 'inherit', env });
+if (existsSync(artifacts) && readdirSync(artifacts).length > 0) process.stderr.write(`\ntest artifacts (screenshots): ${artifacts}\n`);
+else rmSync(artifacts, { recursive: true, force: true });
 await pg?.stop();
 
 /** Processes of this run still alive: the marker in their environment, or their cwd or arguments in the run's dir. */

@@ -1,11 +1,16 @@
-/** LSP framing as a unit: FramedMessageReader over an in-memory stream, and the writer's frames read back. */
+/**
+ * LSP framing as a unit: the gated reader over a stream transport on an in-memory
+ * stream, and the writer's frames read back. (The WebSocket transport shares the reader
+ * and writer; the corpus replayed through `agentd stdio --remote` covers it end to end.)
+ */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import type { Message } from 'vscode-jsonrpc/node';
 import type { Inbound } from '../daemon/rpc/envelope.js';
-import { FramedMessageReader, FramedMessageWriter, type FrameProblem, type InboundGate } from '../daemon/rpc/framing.js';
+import { GatedMessageReader, TransportMessageWriter, type FrameProblem, type InboundGate } from '../daemon/rpc/framing.js';
+import { streamTransport } from '../daemon/rpc/transport.js';
 
 const frame = (body: string | Buffer) => {
   const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
@@ -19,7 +24,7 @@ function reader(maxFrameBytes = 1024, gate: InboundGate = () => 'deliver') {
   const delivered: Message[] = [];
   const seen: Inbound[] = [];
   const problems: FrameProblem[] = [];
-  const r = new FramedMessageReader(input, maxFrameBytes, (p) => problems.push(p), (inbound, bytes) => (seen.push(inbound), gate(inbound, bytes)));
+  const r = new GatedMessageReader(streamTransport(input as unknown as Socket, maxFrameBytes), (p) => problems.push(p), (inbound, bytes) => (seen.push(inbound), gate(inbound, bytes)));
   r.listen((message) => delivered.push(message));
   const ids = () => delivered.map((m) => ('id' in m ? m.id : undefined));
   return { input, reader: r, delivered, seen, problems, ids };
@@ -109,7 +114,7 @@ describe('framed message writer', () => {
   it('writes frames the reader reads back, with UTF-8 lengths, and tells of each message written', async () => {
     const pipe = new PassThrough();
     const written: Message[] = [];
-    const writer = new FramedMessageWriter(pipe as unknown as Socket, (m) => written.push(m));
+    const writer = new TransportMessageWriter(streamTransport(pipe as unknown as Socket), (m) => written.push(m));
     const r = reader(1 << 20);
     pipe.pipe(r.input);
     const messages: Message[] = [
@@ -124,7 +129,7 @@ describe('framed message writer', () => {
   });
 
   it('refuses a message it cannot serialise', async () => {
-    const writer = new FramedMessageWriter(new PassThrough() as unknown as Socket);
+    const writer = new TransportMessageWriter(streamTransport(new PassThrough() as unknown as Socket));
     const cyclic: Record<string, unknown> = { jsonrpc: '2.0', id: 1 };
     cyclic['result'] = cyclic;
     await assert.rejects(writer.write(cyclic as unknown as Message), /circular/);

@@ -1,6 +1,7 @@
 /**
  * No input kills the daemon, no client bloats it. The corpus of hostile inputs
- * (test/fuzz/corpus.ts) is replayed over the socket and through `agentd stdio`, each
+ * (test/fuzz/corpus.ts) is replayed over the socket, through `agentd stdio` and through
+ * `agentd stdio --remote` (to the daemon's WebSocket listener over wss://), each
  * case checked for its exact error code (or for silence); every field of every method
  * gets wrong types; and the whole lot, with the burst, slow-reader and big-create
  * clients, runs against a daemon inside the strongest memory limit the machine allows.
@@ -15,6 +16,7 @@ import { bigCreates, bigSession, burst, fuzz, slowSubscribers } from './support/
 import { workspace as makeWorkspace } from './support/agent.js';
 import { RawConnection, startDaemon, type TestDaemon } from './support/daemon.js';
 import { expectedLimitKind, strongestMemoryLimit } from './support/memory-limit.js';
+import { createToken, startListeningDaemon } from './support/remote.js';
 import { corpus } from './fuzz/corpus.js';
 import { initialize, openConnections, replay } from './fuzz/replay.js';
 
@@ -66,12 +68,22 @@ function shapeOf(schema: z.ZodType): Record<string, unknown> {
   return s instanceof z.ZodObject ? (s.shape as Record<string, unknown>) : {};
 }
 
-for (const transport of ['socket', 'stdio'] as const) {
+// `stdio --remote`: the bridge to a daemon's WebSocket listener (wss://, a controller token), which cuts frames as the socket does.
+for (const transport of ['socket', 'stdio', 'stdio --remote'] as const) {
   describe(`hostile input over ${transport}`, () => {
     let daemon: TestDaemon;
-    const open = () => (transport === 'socket' ? RawConnection.open(daemon.layout.socket) : Promise.resolve(RawConnection.stdio(daemon.layout)));
+    let remote: { args: string[]; env: Record<string, string> } | undefined;
+    const open = () =>
+      transport === 'socket' ? RawConnection.open(daemon.layout.socket) : Promise.resolve(RawConnection.stdio(daemon.layout, remote ?? {}));
     before(async () => {
-      daemon = await startDaemon();
+      if (transport !== 'stdio --remote') {
+        daemon = await startDaemon();
+        return;
+      }
+      const listening = await startListeningDaemon();
+      daemon = listening;
+      const token = await createToken(daemon.layout, ['--controller']);
+      remote = { args: ['--remote', listening.url], env: { AGENTD_TOKEN: token, AGENTD_REMOTE_CA: listening.cert.certFile } };
     });
     after(async () => {
       stopStrayDaemon(daemon);

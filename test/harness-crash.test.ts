@@ -9,16 +9,7 @@ import { SessionAttach, SessionDeltaNotification, SessionPrompt, SessionSteer, t
 import { connect } from '../clients/lib/index.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { lastUserText, reply, type Reply } from '../clients/cli/demo/model-emulator.js';
-import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
-
-async function withRig(body: (rig: AgentRig) => Promise<void>): Promise<void> {
-  const rig = await startAgentRig();
-  try {
-    await body(rig);
-  } finally {
-    await rig.dispose();
-  }
-}
+import { assertLogInvariants, createSession, ofType, settle, withAgentRig, waitForEvent } from './support/agent.js';
 
 function assertCarriedOn(events: Event[]): void {
   assert.deepEqual(assertLogInvariants(events), []);
@@ -28,7 +19,7 @@ function assertCarriedOn(events: Event[]): void {
 
 describe('harness crash recovery (SIGKILL of the daemon)', () => {
   it('runs a turn whose user message is durable but whose model call never started', async () => {
-    await withRig(async (rig) => {
+    await withAgentRig(async (rig) => {
       const client = await rig.daemon.client();
       const sessionId = await createSession(client);
       // Reproduce the exact state: stop the daemon, append the user message as the
@@ -51,7 +42,7 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
   });
 
   it('also survives a kill right after session/prompt answers', async () => {
-    await withRig(async (rig) => {
+    await withAgentRig(async (rig) => {
       const client = await rig.daemon.client();
       const sessionId = await createSession(client);
       rig.emulator.script([reply.text('one answer', { delayMs: 300 }), reply.text('one answer')]);
@@ -64,7 +55,7 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
   });
 
   it('makes the model call again when the daemon died mid-stream, storing exactly one reply', async () => {
-    await withRig(async (rig) => {
+    await withAgentRig(async (rig) => {
       const client = await rig.daemon.client();
       const sessionId = await createSession(client);
       rig.emulator.script([reply.text('a slow reply in many pieces', { chunks: 20, chunkDelayMs: 200 }), reply.text('the reply after the crash')]);
@@ -85,7 +76,7 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
   });
 
   it('records an interrupted result for a tool that was running, never sending an orphan tool_use', async () => {
-    await withRig(async (rig) => {
+    await withAgentRig(async (rig) => {
       const client = await rig.daemon.client();
       const sessionId = await createSession(client);
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'sleep 30' } }), reply.text('I saw the tool was interrupted')]);
@@ -103,7 +94,7 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
   });
 
   it('asks an unanswered permission question again of clients that connect after the restart', async () => {
-    await withRig(async (rig) => {
+    await withAgentRig(async (rig) => {
       const client = await rig.daemon.client();
       const sessionId = await createSession(client, { permissions: { default: 'ask' } });
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo permitted' } }), reply.text('ran it')]);
@@ -140,7 +131,7 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
 
   for (const point of ['before a model call carried it', 'after the model call that carries it was requested'] as const) {
     it(`carries a steer on exactly once when the daemon died ${point}`, async () => {
-      await withRig(async (rig) => {
+      await withAgentRig(async (rig) => {
         const client = await rig.daemon.client();
         const sessionId = await createSession(client);
         const first = held(reply.text('a first draft'));

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NewKnownEvent } from '../protocol/index.js';
-import { openCalls, pendingTurn, SessionFold } from '../daemon/harness/fold.js';
+import { CHECKPOINT_FORMAT, openCalls, pendingTurn, SessionFold } from '../daemon/harness/fold.js';
 import type { StoredEvent } from '../daemon/log/session-log.js';
 
 /** A log of these events, seqs from 0. */
@@ -19,6 +19,39 @@ function fold(events: StoredEvent[]): SessionFold {
 const usage = { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 };
 const toolUse = (id: string, name = 'bash') => ({ type: 'tool_use' as const, id, name, input: { command: `echo ${id}` } });
 const text = (t: string) => ({ type: 'text' as const, text: t });
+
+/** Turns with tool calls, an allow_always, a rename, a rollback, a compaction, a steer, a sub-agent, and a turn left mid-call. */
+function sampleLog(): StoredEvent[] {
+  return log(
+    { type: 'session.created', data: { workspace: '/w', title: 'first' } },
+    { type: 'user.message', data: { turnId: 't1', content: 'hello' } },
+    { type: 'turn.started', data: { turnId: 't1' } },
+    { type: 'model.requested', data: { turnId: 't1', model: 'm', attempt: 1 } },
+    { type: 'assistant.message', data: { turnId: 't1', content: [text('calling'), toolUse('u1')], stopReason: 'tool_use', usage } },
+    { type: 'permission.requested', data: { turnId: 't1', toolUseId: 'u1', tool: 'bash', input: {} } },
+    { type: 'permission.resolved', data: { turnId: 't1', toolUseId: 'u1', decision: 'allow_always', by: 'cli' } },
+    { type: 'tool.started', data: { turnId: 't1', toolUseId: 'u1', name: 'bash', input: {}, where: 'sandbox' } },
+    { type: 'tool.result', data: { turnId: 't1', toolUseId: 'u1', content: [text('u1')], isError: false, durationMs: 3 } },
+    { type: 'assistant.message', data: { turnId: 't1', content: [text('done')], stopReason: 'end_turn', usage } },
+    { type: 'turn.completed', data: { turnId: 't1', stopReason: 'end_turn' } },
+    { type: 'user.message', data: { turnId: 't2', content: [text('two')] } },
+    { type: 'user.message', data: { turnId: 't3', content: 'three' } },
+    { type: 'turn.started', data: { turnId: 't2' } },
+    { type: 'turn.failed', data: { turnId: 't2', error: 'boom' } },
+    { type: 'context.compacted', data: { upToSeq: 10, summary: 'the first turn', turns: 1 } },
+    { type: 'session.rolled_back', data: { turns: 1, turnIds: ['t2'], fromSeq: 11 } },
+    { type: 'session.renamed', data: { title: 'renamed' } },
+    { type: 'turn.started', data: { turnId: 't3' } },
+    { type: 'user.steer', data: { turnId: 't4', joins: 't3', content: 'this way' } },
+    { type: 'model.requested', data: { turnId: 't3', model: 'm', attempt: 1, steers: [19] } },
+    { type: 'assistant.message', data: { turnId: 't3', content: [toolUse('u2'), toolUse('u3', 'read_file'), toolUse('u4', 'agent')], stopReason: 'tool_use', usage } },
+    { type: 'tool.started', data: { turnId: 't3', toolUseId: 'u4', name: 'agent', input: {}, where: 'daemon', childSessionId: 's_childaaaaaaa' } },
+    { type: 'tool.started', data: { turnId: 't3', toolUseId: 'u2', name: 'bash', input: {}, where: 'sandbox' } },
+    { type: 'tool.result', data: { turnId: 't3', toolUseId: 'u2', content: [text('u2')], isError: true, errorKind: 'tool_error', durationMs: 1 } },
+    { type: 'future.event', data: { anything: true } },
+    { type: 'tool.started', data: { turnId: 't3', toolUseId: 'u3', name: 'read_file', input: {}, where: 'sandbox' } },
+  );
+}
 
 describe('harness fold', () => {
   it('follows a turn from the user message through a tool call to its end', () => {
@@ -103,6 +136,68 @@ describe('harness fold', () => {
     assert.equal(state.headSeq, 4);
     assert.equal(state.turns[0]!.end, undefined, 'a turn.completed with a bad turnId ends nothing');
     assert.equal(pendingTurn(state)?.turnId, 't1');
+  });
+
+  it('forgets the turns a compaction summarised, and keeps the rest', () => {
+    const state = fold(
+      log(
+        { type: 'user.message', data: { turnId: 't1', content: 'one' } },
+        { type: 'turn.started', data: { turnId: 't1' } },
+        { type: 'assistant.message', data: { turnId: 't1', content: [toolUse('u1')], stopReason: 'tool_use', usage } },
+        { type: 'tool.result', data: { turnId: 't1', toolUseId: 'u1', content: [text('r')], isError: false, durationMs: 1 } },
+        { type: 'turn.completed', data: { turnId: 't1', stopReason: 'end_turn' } },
+        { type: 'user.message', data: { turnId: 't2', content: 'two' } },
+        { type: 'context.compacted', data: { upToSeq: 4, summary: 'did one' } },
+        { type: 'tool.result', data: { turnId: 't1', toolUseId: 'u1', content: [text('late')], isError: false, durationMs: 1 } },
+      ),
+    ).state;
+    assert.deepEqual(state.turns.map((t) => t.turnId), ['t2']);
+    assert.equal(pendingTurn(state)?.turnId, 't2');
+    assert.equal(state.headSeq, 8);
+  });
+
+  it('resumes from a checkpoint at any seq to exactly the state of a full fold', () => {
+    const events = sampleLog();
+    const full = fold(events);
+    for (let at = 0; at <= events.length; at++) {
+      const checkpoint = fold(events.slice(0, at)).checkpoint();
+      assert.equal(checkpoint.seq, at);
+      const resumed = SessionFold.fromCheckpoint(checkpoint);
+      assert.ok(resumed, `checkpoint at ${at} reads back`);
+      for (const event of events.slice(at)) resumed.apply(event);
+      assert.deepEqual(resumed.state, full.state, `resumed from ${at}`);
+      assert.deepEqual(resumed.checkpoint(), full.checkpoint());
+    }
+  });
+
+  it('keeps in a checkpoint what issue 22 folds: steers, usage, rolled-back turns, the title, sub-agents', () => {
+    const full = fold(sampleLog());
+    const { state } = full;
+    const t3 = state.turns.find((t) => t.turnId === 't3')!;
+    assert.deepEqual(t3.steers, [{ seq: 19, content: 'this way', at: 0 }]);
+    assert.deepEqual(t3.usage, usage);
+    assert.deepEqual([...state.rolledBack], ['t2']);
+    assert.equal(state.title, 'renamed');
+    assert.deepEqual(state.children, ['s_childaaaaaaa']);
+    const resumed = SessionFold.fromCheckpoint(full.checkpoint())!;
+    assert.deepEqual(resumed.state, state);
+    // A checkpoint of the format before these (agentd.fold/1) is not read: the runner folds the whole log instead.
+    const body = JSON.parse(full.checkpoint().state) as Record<string, unknown>;
+    const { rolledBack: _r, title: _t, children: _c, ...old } = body;
+    assert.equal(SessionFold.fromCheckpoint({ seq: state.headSeq, state: JSON.stringify({ ...old, format: 'agentd.fold/1' }) }), undefined);
+    assert.equal(SessionFold.fromCheckpoint({ seq: state.headSeq, state: JSON.stringify({ ...old, format: CHECKPOINT_FORMAT }) }), undefined);
+  });
+
+  it('refuses a checkpoint of another format, one that does not parse, or one that says another seq', () => {
+    const good = fold(sampleLog()).checkpoint();
+    const body = JSON.parse(good.state) as Record<string, unknown>;
+    assert.equal(body['format'], CHECKPOINT_FORMAT);
+    assert.equal(SessionFold.fromCheckpoint({ seq: good.seq, state: JSON.stringify({ ...body, format: 'agentd.fold/0' }) }), undefined);
+    assert.equal(SessionFold.fromCheckpoint({ seq: good.seq, state: JSON.stringify({ ...body, format: undefined }) }), undefined);
+    assert.equal(SessionFold.fromCheckpoint({ seq: good.seq, state: good.state.slice(0, -3) }), undefined);
+    assert.equal(SessionFold.fromCheckpoint({ seq: good.seq, state: 'null' }), undefined);
+    assert.equal(SessionFold.fromCheckpoint({ seq: good.seq - 1, state: good.state }), undefined);
+    assert.equal(SessionFold.fromCheckpoint({ seq: good.seq, state: JSON.stringify({ ...body, turns: 'x' }) }), undefined);
   });
 
   it('ignores events about turns and calls it never saw', () => {

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogError } from '../daemon/log/session-log.js';
-import type { NewEvent, SessionLog, SessionMeta, StoredEvent, SubscriptionEnd } from '../daemon/log/session-log.js';
+import type { NewEvent, SessionLog, SessionMeta, StoredEvent, StoredToken, SubscriptionEnd } from '../daemon/log/session-log.js';
 
 /** A lost or repeated event shows up as a wait that never ends: fail it instead of hanging. */
 const HANG_GUARD_MS = 30_000;
@@ -62,6 +62,12 @@ class Collector {
     if (last + 1 >= head) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ seq: head, resolve }));
   }
+}
+
+/** A token record; `n` makes its id and hash. */
+function token(n: number, extra: Partial<StoredToken> = {}): StoredToken {
+  const hex = n.toString(16).padStart(16, '0');
+  return { id: `tok_${hex}`, hash: hex.repeat(4), name: `t${n}`, role: 'observer', sessions: null, createdAt: 1000 + n, expiresAt: null, parent: null, ...extra };
 }
 
 function tick(): Promise<void> {
@@ -244,6 +250,64 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
         }));
     });
 
+    describe('count and checkpoints', () => {
+      it('counts sessions without listing: each create once, a refused create not at all', () =>
+        withLog(factory, async (log) => {
+          assert.equal(await log.count(), 0);
+          await log.create(meta('s_c0'), events(2));
+          await rejectsWith(log.create(meta('s_c0'), []), 'exists');
+          assert.equal(await log.count(), 1);
+          await Promise.all(range(1, 21).map((i) => log.create(meta(`s_c${i}`), events(1))));
+          await log.append('s_c1', events(3));
+          assert.equal(await log.count(), 21);
+          assert.equal((await log.list()).sessions.length, 21);
+        }));
+
+      it('keeps the newest checkpoint beside the log, whole, and never touches the events', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_k'), events(5));
+          assert.equal(await log.getCheckpoint('s_k'), undefined);
+          const state = JSON.stringify({ v: 1, text: 'spaces, new\nlines, "quotes" and ünïcödé 🙂' });
+          assert.equal(await log.putCheckpoint('s_k', { seq: 3, state }), true);
+          assert.deepEqual(await log.getCheckpoint('s_k'), { seq: 3, state });
+          assert.equal(await log.putCheckpoint('s_k', { seq: 5, state: 'five' }), true);
+          assert.equal(await log.putCheckpoint('s_k', { seq: 4, state: 'older' }), false, 'an older checkpoint does not replace a newer one');
+          assert.deepEqual(await log.getCheckpoint('s_k'), { seq: 5, state: 'five' });
+          assert.equal(await log.putCheckpoint('s_k', { seq: 5, state: 'five again' }), true, 'the same seq may be rewritten');
+          assert.deepEqual(await log.getCheckpoint('s_k'), { seq: 5, state: 'five again' });
+          assert.deepEqual(seqs((await log.read('s_k')).events), range(0, 5));
+          assert.equal(await log.head('s_k'), 5);
+          assert.deepEqual((await log.read('s_k')).events.map((e) => e.data['i']), range(0, 5));
+          await log.create(meta('s_k2'), []);
+          assert.equal(await log.getCheckpoint('s_k2'), undefined, 'checkpoints are per session');
+        }));
+
+      it('refuses a checkpoint past the head, of an unknown session, or malformed', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_kb'), events(2));
+          await rejectsWith(log.putCheckpoint('s_kb', { seq: 3, state: 'x' }), 'invalid');
+          await rejectsWith(log.putCheckpoint('s_kb', { seq: -1, state: 'x' }), 'invalid');
+          await rejectsWith(log.putCheckpoint('s_kb', { seq: 1.5, state: 'x' }), 'invalid');
+          await rejectsWith(log.putCheckpoint('s_kb', { seq: 1, state: 7 as unknown as string }), 'invalid');
+          await rejectsWith(log.putCheckpoint('s_none', { seq: 0, state: 'x' }), 'not_found');
+          await rejectsWith(log.getCheckpoint('s_none'), 'not_found');
+          await rejectsWith(log.putCheckpoint('bad!id', { seq: 0, state: 'x' }), 'invalid');
+          assert.equal(await log.getCheckpoint('s_kb'), undefined);
+          assert.equal(await log.putCheckpoint('s_kb', { seq: 0, state: '' }), true, 'seq 0 and an empty state are a checkpoint too');
+          assert.deepEqual(await log.getCheckpoint('s_kb'), { seq: 0, state: '' });
+        }));
+
+      it('ends with the highest of concurrent checkpoints, whatever order they land in', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_kc'), events(30));
+          const kept = await Promise.all(range(0, 30).reverse().map((seq) => log.putCheckpoint('s_kc', { seq, state: `at ${seq}` })));
+          assert.equal(kept[0], true);
+          assert.deepEqual(await log.getCheckpoint('s_kc'), { seq: 29, state: 'at 29' });
+          await Promise.all(range(0, 31).map((seq) => log.putCheckpoint('s_kc', { seq, state: `again ${seq}` })));
+          assert.deepEqual(await log.getCheckpoint('s_kc'), { seq: 30, state: 'again 30' });
+        }));
+    });
+
     describe('errors', () => {
       it('rejects unknown sessions with not_found', () =>
         withLog(factory, async (log) => {
@@ -306,6 +370,22 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           await log.delete('s_delsub');
           const end = await sub.ended;
           assert.equal(end.reason, 'error');
+        }));
+
+      it('takes the session out of the count and drops its checkpoint (an id made again starts with none)', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_dc'), events(3));
+          await log.create(meta('s_dk'), events(1));
+          assert.equal(await log.putCheckpoint('s_dc', { seq: 3, state: 'folded' }), true);
+          assert.equal(await log.count(), 2);
+          assert.equal(await log.delete('s_dc'), true);
+          assert.equal(await log.count(), 1);
+          await rejectsWith(log.getCheckpoint('s_dc'), 'not_found');
+          assert.equal(await log.delete('s_dc'), false);
+          assert.equal(await log.count(), 1, 'a delete that finds none counts nothing');
+          await log.create(meta('s_dc'), events(1));
+          assert.equal(await log.getCheckpoint('s_dc'), undefined);
+          assert.equal(await log.count(), 2);
         }));
     });
 
@@ -484,6 +564,66 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.equal(batches, after);
           assert.equal((await sub.ended).reason, 'closed');
         }));
+    });
+
+    describe('tokens', () => {
+      it('stores token records and reads them back by id and in a list, apart from the caller’s objects', () =>
+        withLog(factory, async (log) => {
+          const scoped = token(2, { role: 'controller', sessions: ['s_a', 's_b'], expiresAt: 99_999 });
+          const web = token(3, { id: 'web_0000000000000003', parent: scoped.id });
+          for (const t of [token(1), scoped, web]) await log.tokens.put(t);
+          scoped.sessions!.push('s_c');
+          assert.deepEqual(await log.tokens.get('tok_0000000000000002'), token(2, { role: 'controller', sessions: ['s_a', 's_b'], expiresAt: 99_999 }));
+          assert.equal(await log.tokens.get('tok_00000000000000ff'), undefined);
+          assert.deepEqual((await log.tokens.list()).map((t) => t.id), ['tok_0000000000000001', 'tok_0000000000000002', 'web_0000000000000003']);
+          const listed = await log.tokens.list();
+          listed[0]!.name = 'changed';
+          assert.equal((await log.tokens.get('tok_0000000000000001'))!.name, 't1');
+        }));
+
+      it('refuses a second record with the same id and keeps the first', () =>
+        withLog(factory, async (log) => {
+          await log.tokens.put(token(1));
+          await rejectsWith(log.tokens.put(token(1, { name: 'other', hash: 'f'.repeat(64) })), 'exists');
+          assert.equal((await log.tokens.get('tok_0000000000000001'))!.name, 't1');
+          // Two puts of one id at once: exactly one wins.
+          const raced = await Promise.allSettled([log.tokens.put(token(2)), log.tokens.put(token(2, { name: 'b' }))]);
+          assert.deepEqual(raced.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+        }));
+
+      it('deletes records by id and says how many there were', () =>
+        withLog(factory, async (log) => {
+          for (const n of [1, 2, 3]) await log.tokens.put(token(n));
+          assert.equal(await log.tokens.delete(['tok_0000000000000001', 'tok_0000000000000003', 'tok_00000000000000ff']), 2);
+          assert.equal(await log.tokens.delete([]), 0);
+          assert.deepEqual((await log.tokens.list()).map((t) => t.id), ['tok_0000000000000002']);
+          assert.equal(await log.tokens.get('tok_0000000000000001'), undefined);
+        }));
+
+      it('refuses malformed records and ids with invalid, writing nothing', () =>
+        withLog(factory, async (log) => {
+          const bad: unknown[] = [
+            null,
+            { ...token(1), id: 'tok_xyz' },
+            { ...token(1), hash: 'short' },
+            { ...token(1), role: 'owner' },
+            { ...token(1), sessions: 's_a' },
+            { ...token(1), expiresAt: -1 },
+            { ...token(1), parent: 'nope' },
+          ];
+          for (const record of bad) await rejectsWith(log.tokens.put(record as StoredToken), 'invalid');
+          await rejectsWith(log.tokens.get('../etc'), 'invalid');
+          await rejectsWith(log.tokens.delete(['tok_1']), 'invalid');
+          assert.deepEqual(await log.tokens.list(), []);
+        }));
+
+      it('refuses token calls once closed', async () => {
+        const log = await factory();
+        await log.close();
+        await rejectsWith(log.tokens.put(token(1)), 'closed');
+        await rejectsWith(log.tokens.get('tok_0000000000000001'), 'closed');
+        await rejectsWith(log.tokens.list(), 'closed');
+      });
     });
 
     describe('close', () => {

@@ -1,7 +1,8 @@
 /**
  * Crash durability: a writer process appending from many sessions is SIGKILLed at random
  * moments, again and again on the same store (a LevelDB directory, a PostgreSQL database). Every append it acknowledged must be in
- * the log afterwards exactly once, byte for byte, with dense seqs per session.
+ * the log afterwards exactly once, byte for byte, with dense seqs per session. The writer
+ * also keeps checkpoints as it goes: whichever one a kill left is whole and not past the head.
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StoredEvent } from '../daemon/log/index.js';
-import { sha256OfData } from './support/log-crash-writer.js';
+import { isWholeCheckpoint, sha256OfData } from './support/log-crash-writer.js';
 import type { AckLine } from './support/log-crash-writer.js';
 import { openLogAt, readAll } from './support/log.js';
 import { freshDatabase } from './support/postgres.js';
@@ -62,9 +63,16 @@ async function crashAndCheck(location: string, t: TestContext): Promise<void> {
   try {
     const stored = new Map<string, StoredEvent[]>();
     const uids = new Set<string>();
+    let checkpoints = 0;
     for (let i = 0; i < SESSIONS; i++) {
       const id = `s_crash_${String(i).padStart(2, '0')}`;
       const events = await readAll(log, id);
+      const checkpoint = await log.getCheckpoint(id);
+      if (checkpoint) {
+        checkpoints++;
+        assert.ok(checkpoint.seq <= events.length, `${id}: checkpoint at ${checkpoint.seq} past the head ${events.length}`);
+        assert.ok(isWholeCheckpoint(checkpoint.seq, checkpoint.state), `${id}: checkpoint at ${checkpoint.seq} is torn or not the one written for its seq`);
+      }
       assert.deepEqual(events.map((e) => e.seq), Array.from({ length: events.length }, (_, k) => k), `${id}: seqs not dense`);
       assert.equal(await log.head(id), events.length);
       for (const event of events) {
@@ -75,6 +83,7 @@ async function crashAndCheck(location: string, t: TestContext): Promise<void> {
       stored.set(id, events);
     }
     t.diagnostic(`${uids.size} events stored (acknowledged or written just before a kill)`);
+    assert.ok(checkpoints > 0, 'the writer kept checkpoints');
     for (const ack of acked) {
       const event = stored.get(ack.sessionId)?.[ack.seq];
       assert.ok(event, `acknowledged ${ack.sessionId}#${ack.seq} is missing`);

@@ -9,7 +9,9 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ClassicLevel } from 'classic-level';
 import { LevelSessionLog, LogError, MemorySessionLog } from '../daemon/log/index.js';
+import { SESSION_COUNT_KEY } from '../daemon/log/keys.js';
 import type { NewEvent } from '../daemon/log/index.js';
 import { runSessionLogConformance } from './log-conformance.js';
 import { sha256OfData } from './support/log-crash-writer.js';
@@ -64,6 +66,28 @@ describe('LevelSessionLog', () => {
     // The head is reloaded from the last key, so appending continues densely.
     assert.deepEqual(await log.append('s_2', [{ type: 'turn.completed', data: {} }]), [2]);
     await assert.rejects(log.create({ sessionId: 's_1', createdAt: 1, updatedAt: 1 }, []), (e: unknown) => e instanceof LogError && e.kind === 'exists');
+    await log.close();
+  });
+
+  it('keeps the session count and checkpoints across reopen, and counts a store from before the counter once', async () => {
+    const location = dir();
+    let log = await LevelSessionLog.open(location);
+    for (const id of ['s_1', 's_2', 's_3']) await log.create({ sessionId: id, createdAt: 1, updatedAt: 1 }, [{ type: 'note', data: {} }]);
+    assert.equal(await log.putCheckpoint('s_2', { seq: 1, state: 'two words' }), true);
+    await log.close();
+    log = await LevelSessionLog.open(location);
+    assert.equal(await log.count(), 3);
+    assert.deepEqual(await log.getCheckpoint('s_2'), { seq: 1, state: 'two words' });
+    assert.equal(await log.putCheckpoint('s_2', { seq: 0, state: 'older' }), false, 'the kept seq is known after reopen');
+    await log.close();
+    // A store written before the counter existed: the key is removed, as it was never there.
+    const raw = new ClassicLevel<string, string>(location);
+    await raw.del(SESSION_COUNT_KEY);
+    await raw.close();
+    log = await LevelSessionLog.open(location);
+    assert.equal(await log.count(), 3);
+    await log.create({ sessionId: 's_4', createdAt: 1, updatedAt: 1 }, []);
+    assert.equal(await log.count(), 4);
     await log.close();
   });
 

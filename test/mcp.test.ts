@@ -160,8 +160,10 @@ describe('agentd mcp', () => {
     await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
     abort.abort();
     await assert.rejects(pending);
-    const listed = (await call(mcp.client, 'agentd_list_sessions', {})).structuredContent as { sessions: Array<{ sessionId: string; status: string }> };
-    assert.equal(listed.sessions.find((s) => s.sessionId === sessionId)?.status, 'running');
+    // Running: the status is written with model.requested, which the request does not wait for.
+    const status = async () =>
+      ((await call(mcp.client, 'agentd_list_sessions', {})).structuredContent as { sessions: Array<{ sessionId: string; status: string }> }).sessions.find((s) => s.sessionId === sessionId)?.status;
+    await until(async () => (await status()) === 'running', 'the cancelled prompt\'s turn to run on');
     const interrupted = await call(mcp.client, 'agentd_interrupt', { sessionId });
     assert.equal((interrupted.structuredContent as { interrupted: boolean }).interrupted, true);
   });

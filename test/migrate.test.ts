@@ -27,6 +27,8 @@ describe('agentd migrate', () => {
       emulator.script([reply.text('before the move')]);
       await client.request(SessionPrompt, { sessionId: talked, content: 'hello' });
       await settle(client, talked);
+      const token = await runAgentd(layout, ['token', 'create', '--observer', '--name', 'moves-along']);
+      assert.equal(token.code, 0, token.stderr);
 
       // Not while the daemon runs: the data dir's lock says so.
       const refused = await runAgentd(layout, ['migrate', '--to', url]);
@@ -37,7 +39,7 @@ describe('agentd migrate', () => {
 
       const moved = await runAgentd(layout, ['migrate', '--to', url]);
       assert.equal(moved.code, 0, moved.stderr);
-      assert.match(moved.stdout, /^copied 2 session\(s\), \d+ event\(s\) to postgres:\/\//);
+      assert.match(moved.stdout, /^copied 2 session\(s\), \d+ event\(s\) to postgres:\/\/\S+, and 1 access token\(s\)/);
       const again = await runAgentd(layout, ['migrate', '--to', url]);
       assert.match(again.stdout, /copied 0 session\(s\), 0 event\(s\) .*; 2 already there/);
 
@@ -48,6 +50,7 @@ describe('agentd migrate', () => {
           assert.deepEqual(await readAll(to, id), await readAll(from, id), `${id}: events, seqs and timestamps as stored`);
           assert.deepEqual(await to.getMeta(id), await from.getMeta(id));
         }
+        assert.deepEqual(await to.tokens.list(), await from.tokens.list(), 'the access token (its hash) moved along');
       } finally {
         await from.close();
         await to.close();

@@ -35,7 +35,7 @@ describe('npm pack', () => {
 
   it('ships the compiled CLI, daemon, sandbox, clients and docs, and no tests, sources or maps', () => {
     const paths = files();
-    for (const needed of ['package.json', 'README.md', 'docs/design.md', 'dist/bin/agentd.cjs', 'dist/bin/main.js', 'dist/daemon/main.js', 'dist/sandbox/host/main.js', 'dist/clients/mcp/main.js', 'dist/clients/acp/main.js', 'dist/clients/cli/demo/model-emulator.js', 'protocol/schema/agentd.schema.json']) {
+    for (const needed of ['package.json', 'README.md', 'docs/design.md', 'dist/bin/agentd.cjs', 'dist/bin/main.js', 'dist/daemon/main.js', 'dist/sandbox/host/bundle/main.cjs', 'dist/clients/mcp/main.js', 'dist/clients/acp/main.js', 'dist/clients/cli/demo/model-emulator.js', 'protocol/schema/agentd.schema.json']) {
       assert.ok(paths.has(needed), `${needed} is packed`);
     }
     for (const path of paths) {

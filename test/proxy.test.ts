@@ -10,11 +10,18 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import type { Logger } from '../daemon/logger.js';
+import type { EgressSession } from '../daemon/proxy/egress.js';
 import { authHeader, CredentialProxy, type ProxyEndpoint } from '../daemon/proxy/proxy.js';
 import { Vault } from '../daemon/vault/vault.js';
 import { tempDir } from './support/temp.js';
 
 const TOKEN = 'tok-6d1f9c2b7a';
+/** These tests are of the credential proxy's paths: the egress proxy on the same socket lets nothing out. */
+const DENY_ALL_EGRESS: EgressSession = {
+  policy: async () => ({ policy: { default: 'deny' }, added: [] }),
+  record: async () => undefined,
+  ask: async () => ({ decision: 'deny', reason: 'no questions here' }),
+};
 
 describe('authHeader', () => {
   const cases: Array<[string, Parameters<typeof authHeader>[0], [string, string]]> = [
@@ -51,7 +58,7 @@ describe('credential proxy headers', () => {
     const vault = new Vault(join(dir, 'vault.json'), join(dir, 'vault.key'));
     await vault.set('API', TOKEN, { kind: 'http', url: upstreamUrl, header: 'X-Api-Key: {value}' });
     await vault.set('REMOTE', `mcp-${TOKEN}`, { kind: 'mcp', url: upstreamUrl });
-    endpoint = await new CredentialProxy(vault, logger, join(dir, 'proxies')).open('s_proxytest001', ['API', 'REMOTE']);
+    endpoint = await new CredentialProxy(vault, logger, join(dir, 'proxies')).open('s_proxytest001', ['API', 'REMOTE'], DENY_ALL_EGRESS);
   });
   after(async () => {
     await endpoint.close();

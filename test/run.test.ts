@@ -10,6 +10,7 @@ import { SessionEvents, SessionList, type Event } from '../protocol/index.js';
 import { AGENTD_BIN, startDaemon, type TestDaemon } from './support/daemon.js';
 import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
 import { until } from './support/until.js';
+import { startRecordingUpstream } from './support/egress-upstreams.js';
 
 const KEY = 'test-key';
 
@@ -233,5 +234,32 @@ describe('agentd run', () => {
     const log = await events(daemon, sessionOf(term.screen()));
     assert.equal(log.at(-1)?.type, 'turn.interrupted');
     assert.ok(!log.some((e) => e.type === 'tool.started'), 'the tool never ran');
+  });
+
+  it('asks a network question on the terminal (--yes answers tools only), shows each egress decision, and --allow-host needs none', async () => {
+    const upstream = await startRecordingUpstream();
+    try {
+      const curl = `curl -sS ${upstream.url}/from-run`;
+      emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('fetched')]);
+      const term = agentdRunTty(daemon, ['fetch it', '--workspace', workspace, '--yes', '--network', 'ask']);
+      await term.expect(new RegExp(`allow network access to 127\\.0\\.0\\.2:${upstream.port} \\(made by tool call toolu_\\w+\\)\\s+\\[y\\]es / \\[n\\]o / \\[a\\]lways for this host`));
+      term.type('a\r');
+      await term.expect(new RegExp(`· network: reached 127\\.0\\.0\\.2:${upstream.port} \\(answered allow_always by agentd-run`));
+      await term.expect(/hello from \/from-run/);
+      assert.equal(await term.done, 0, term.screen());
+
+      // Without a terminal nobody answers: refused, with how to allow it; with --allow-host nothing is asked.
+      emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('refused')]);
+      const refused = agentdRun(daemon, ['fetch it', '--workspace', workspace, '--yes', '--network', 'ask']);
+      assert.equal(await refused.done, 0, refused.stderr());
+      assert.match(refused.stderr(), /✗ denied network access to 127\.0\.0\.2:\d+ .*allow the host with --allow-host/);
+      assert.match(refused.stderr(), /✗ network: refused 127\.0\.0\.2:\d+ \(answered deny by agentd-run/);
+      emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('allowed')]);
+      const allowed = agentdRun(daemon, ['fetch it', '--workspace', workspace, '--yes', '--allow-host', upstream.authority]);
+      assert.equal(await allowed.done, 0, allowed.stderr());
+      assert.match(allowed.stderr(), new RegExp(`· network: reached ${upstream.authority.replaceAll('.', '\\.')} \\(allow "`));
+    } finally {
+      await upstream.close();
+    }
   });
 });

@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createLocalProvider, probeIsolation, type IsolationLevel, type IsolationReport, type Sandbox } from '../sandbox/provider.js';
+import { createLocalProvider, probeIsolation } from '../sandbox/provider.js';
+import type { IsolationLevel, IsolationReport, Sandbox } from '../sandbox/types.js';
 import { bash, makePlayground, textOf, type Playground } from './support/sandbox-fixtures.js';
 
 const provider = createLocalProvider();

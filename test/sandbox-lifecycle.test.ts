@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { createLocalProvider, probeIsolation, type IsolationLevel } from '../sandbox/provider.js';
+import { createLocalProvider, probeIsolation } from '../sandbox/provider.js';
+import type { IsolationLevel } from '../sandbox/types.js';
 import { bash, hostPid, makePlayground, processesTagged, textOf, waitUntilGone } from './support/sandbox-fixtures.js';
 
 const provider = createLocalProvider();
@@ -72,6 +73,20 @@ describe('sandbox lifecycle', () => {
       } finally {
         await fresh.close();
       }
+    });
+  }
+
+  for (const level of levels.filter((l) => l !== 'none')) {
+    it(`close of a host that does not stop kills it, and returns only once nothing of its sandbox runs (${level})`, async (t) => {
+      const pg = makePlayground();
+      t.after(() => pg.cleanup());
+      const sb = await provider.provision({ sessionId: 'hung', workspace: pg.workspace, isolation: level, env: { AGENTD_TEST_TAG: pg.tag } });
+      await bash(sb, 'sleep 1000 & (setsid sleep 1001 &)');
+      const host = hostPid(pg.tag);
+      process.kill(host, 'SIGSTOP'); // it cannot answer close: the grace runs out and its launcher is killed
+      await sb.close();
+      assert.deepEqual(processesTagged(pg.tag), [], 'gone when close resolves, not a moment later');
+      assert.deepEqual(await sb.ended, { reason: 'closed' });
     });
   }
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createLocalProvider, type Sandbox } from '../sandbox/provider.js';
+import { createLocalProvider } from '../sandbox/provider.js';
+import type { Sandbox } from '../sandbox/types.js';
 import { bash, fixturePath, makePlayground, packageRoot, textOf, waitUntilGone, type Playground } from './support/sandbox-fixtures.js';
 
 const provider = createLocalProvider();

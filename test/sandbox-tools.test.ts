@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BUILTIN_TOOLS, createLocalProvider, type Sandbox } from '../sandbox/provider.js';
+import { createLocalProvider } from '../sandbox/provider.js';
+import type { Sandbox } from '../sandbox/types.js';
 import { bash, makePlayground, textOf, type Playground } from './support/sandbox-fixtures.js';
 
 const provider = createLocalProvider();
@@ -22,10 +23,10 @@ describe('sandbox built-in tools', () => {
 
   it('lists the static catalogue, the same as the host serves', async () => {
     const served = await sb.tools();
-    assert.deepEqual(served, [...BUILTIN_TOOLS]);
+    assert.deepEqual(served, [...provider.builtinTools]);
     const names = served.map((t) => t.name);
     assert.deepEqual(names, ['bash', 'read_file', 'write_file', 'edit_file', 'glob', 'grep']);
-    const bashTool = BUILTIN_TOOLS.find((t) => t.name === 'bash')!;
+    const bashTool = provider.builtinTools.find((t) => t.name === 'bash')!;
     assert.deepEqual((bashTool.inputSchema as { required: string[] }).required, ['command']);
   });
 

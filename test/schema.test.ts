@@ -83,6 +83,37 @@ describe('layering', () => {
       }
     });
   }
+
+  // The provider's interface (sandbox/types.ts) for everyone, its factory (sandbox/provider.ts) for the composition root.
+  const SANDBOX_API = ['sandbox/types.ts', 'sandbox/provider.ts'];
+  it(`the rest of agentd imports only ${SANDBOX_API.join(' and ')} from sandbox/`, () => {
+    for (const dir of ['daemon', 'clients', 'bin', 'protocol']) {
+      for (const file of sources(dir)) {
+        for (const spec of imports(file).filter((s) => s.startsWith('.'))) {
+          const target = relative(root, resolve(dirname(file), spec)).replace(/\.js$/, '.ts');
+          if (target.startsWith(`sandbox${sep}`)) assert.ok(SANDBOX_API.includes(target), `${relative(root, file)} imports ${target}`);
+        }
+      }
+    }
+  });
+
+  it('sandbox/ has no import cycle', () => {
+    const graph = new Map<string, string[]>();
+    for (const file of sources('sandbox')) {
+      const local = imports(file).filter((s) => s.startsWith('.')).map((s) => resolve(dirname(file), s).replace(/\.js$/, '.ts'));
+      graph.set(file, local);
+    }
+    // Depth-first, with the path so far: a node met again on it closes a cycle.
+    const done = new Set<string>();
+    const visit = (file: string, path: string[]) => {
+      const at = path.indexOf(file);
+      assert.equal(at, -1, `import cycle: ${[...path.slice(at), file].map((f) => relative(root, f)).join(' -> ')}`);
+      if (done.has(file)) return;
+      for (const next of graph.get(file) ?? []) visit(next, [...path, file]);
+      done.add(file);
+    };
+    for (const file of graph.keys()) visit(file, []);
+  });
 });
 
 describe('daemon layering', () => {

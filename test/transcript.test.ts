@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { build } from 'esbuild';
 import type { Event } from '../protocol/index.js';
 import { transcriptOf, transcriptStatus, TranscriptFold, type Delta, type TranscriptChange } from '../clients/lib/transcript.js';
+import { ChatModel } from '../clients/lib/chat-view.js';
 
 /** A log written event by event: seqs dense from 0, as the daemon appends them. */
 function log() {
@@ -197,6 +198,23 @@ describe('transcript fold', () => {
     assert.deepEqual(fold.event(add('permission.resolved', { toolUseId: 'tu_gone', decision: 'deny', by: 'policy' })).changes, []);
   });
 
+  it('folds a network question and the egress decisions of a running tool call as notices of its turn, not as tool calls', () => {
+    const { events, add } = log();
+    add('user.message', { turnId: 't1', content: 'install' });
+    add('turn.started', { turnId: 't1' });
+    add('assistant.message', { turnId: 't1', content: [{ type: 'tool_use', id: 'tu1', name: 'bash', input: { command: 'npm i' } }], stopReason: 'tool_use', usage });
+    add('tool.started', { turnId: 't1', toolUseId: 'tu1', name: 'bash', input: { command: 'npm i' }, where: 'sandbox' });
+    add('permission.requested', { turnId: 't1', toolUseId: 'net_1', tool: 'network', input: { host: 'example.org', port: 443, toolUseId: 'tu1' }, kind: 'network' });
+    add('permission.resolved', { turnId: 't1', toolUseId: 'net_1', decision: 'deny', by: 'cli#2' });
+    add('network.decided', { host: 'example.org', port: 443, decision: 'deny', reason: 'answered deny by cli#2', via: 'connect', toolUseId: 'tu1' });
+    add('network.decided', { host: 'registry.npmjs.org', port: 443, decision: 'allow', reason: 'preset package-registries', via: 'connect', toolUseId: 'tu1' });
+    const fold = new TranscriptFold();
+    assert.deepEqual(brief(fold.events(events)), ['user', 'tool:tu1:announced', 'tool:tu1:running', 'notice:network.decided', 'notice:network.decided']);
+    const items = fold.transcript.turns[0]!.items;
+    assert.equal(items.filter((i) => i.kind === 'tool').length, 1, 'the question made no tool call');
+    assert.equal(transcriptStatus(fold.transcript), 'running');
+  });
+
   it('puts notices where they happened: in the running turn, or the session (fork, archive, a loss between turns)', () => {
     const { events, add } = log();
     add('session.created', { workspace: '/origin' });
@@ -219,6 +237,33 @@ describe('transcript fold', () => {
     );
     assert.deepEqual(t.turns[0]!.end, { kind: 'failed', error: 'model unavailable', seq: 7 });
     assert.equal(transcriptStatus(t), 'archived');
+  });
+
+  it('knows a sub-agent\'s parent and the sub-agents a session started, for the chat view (web page, VS Code)', () => {
+    const parent = log();
+    parent.add('session.created', { workspace: '/w' });
+    parent.add('user.message', { turnId: 't1', content: 'split the work' });
+    parent.add('assistant.message', {
+      turnId: 't1',
+      content: [
+        { type: 'tool_use', id: 'toolu_a', name: 'agent', input: { prompt: 'a' } },
+        { type: 'tool_use', id: 'toolu_b', name: 'agent', input: { prompt: 'b' } },
+      ],
+      stopReason: 'tool_use',
+      usage,
+    });
+    parent.add('tool.started', { turnId: 't1', toolUseId: 'toolu_a', name: 'agent', input: { prompt: 'a' }, where: 'daemon', childSessionId: 's_childaaaaaaa' });
+    parent.add('tool.started', { turnId: 't1', toolUseId: 'toolu_b', name: 'agent', input: { prompt: 'b' }, where: 'daemon', childSessionId: 's_childbbbbbbb' });
+    const model = new ChatModel('s_parentaaaaaa');
+    model.applyEvents(parent.events);
+    assert.deepEqual(model.view().children, ['s_childaaaaaaa', 's_childbbbbbbb']);
+    assert.equal(model.view().parent, undefined);
+    const child = log();
+    child.add('session.created', { workspace: '/w', parent: { sessionId: 's_parentaaaaaa', toolUseId: 'toolu_a' } });
+    const childModel = new ChatModel('s_childaaaaaaa');
+    childModel.applyEvents(child.events);
+    assert.deepEqual(childModel.view().parent, { sessionId: 's_parentaaaaaa', toolUseId: 'toolu_a' });
+    assert.deepEqual(childModel.view().children, []);
   });
 
   it('bundles for a browser: no Node module in the fold', async () => {

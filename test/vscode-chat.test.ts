@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
 import { connect } from '../clients/lib/index.js';
 import { ApprovalsState, type ApprovalChange } from '../clients/vscode/src/core/approvals.js';
-import { ChatModel, type ChatItem, type ChatView } from '../clients/vscode/src/core/chat-model.js';
+import { ChatModel, type ChatItem, type ChatView } from '../clients/lib/chat-view.js';
 import { AgentdConnection } from '../clients/vscode/src/core/connection.js';
 import { renderConversation } from '../clients/vscode/src/core/render.js';
 import { SessionAttach, SessionCreate, SessionPrompt } from '../protocol/index.js';

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
 import { AgentdConnection, agentdNotFound, type ConnectionState } from '../clients/vscode/src/core/connection.js';
 import { AgentdNotFoundError, openBridge, type BridgeCommand } from '../clients/vscode/src/core/bridge.js';
-import { ChatModel } from '../clients/vscode/src/core/chat-model.js';
+import { ChatModel } from '../clients/lib/chat-view.js';
 import { treeChildren } from '../clients/vscode/src/core/sessions.js';
 import { SessionCreate, SessionPrompt, type Event, type SessionInfo } from '../protocol/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';

@@ -4,7 +4,8 @@
  * `agentd stdio`: a session made with the CLI shows up in the sessions view, opening
  * it renders the chat webview (strict CSP), a prompt from the webview runs a turn
  * whose tool call is approved through the quick pick, and a missing `agentd` gives
- * the message with the fix. No VS Code binary is needed.
+ * the message with the fix; with `agentd.remote`, the same over wss:// with the token
+ * from secret storage. No VS Code binary is needed.
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
@@ -16,9 +17,11 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../clients/lib/index.js';
 import { SessionAttach } from '../protocol/index.js';
-import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { allEvents, API_KEY, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
-import { reply } from '../clients/cli/demo/model-emulator.js';
+import { reply, startModelEmulator, type ModelEmulator } from '../clients/cli/demo/model-emulator.js';
+import { createToken, startListeningDaemon, type ListeningDaemon } from './support/remote.js';
+import { processes } from './support/procs.js';
 import { until } from './support/until.js';
 
 const require = createRequire(import.meta.url);
@@ -156,6 +159,57 @@ function fakeVscode(config: Record<string, string>, folder: string) {
   return { api, shown, commands };
 }
 
+/** The extension bundle as vsce ships it, built into `dir`. */
+function buildBundle(dir: string): string {
+  const bundle = join(dir, 'extension.js');
+  const built = spawnSync(process.execPath, [join(repoRoot(), 'clients/vscode/scripts/package.mjs'), '--bundle-only', '--outfile', bundle], { encoding: 'utf8' });
+  assert.equal(built.status, 0, built.stderr);
+  return bundle;
+}
+
+/** An `agentd` executable in `dir`, as a user's `which agentd` would give (agentd.path points at it). */
+function agentdExecutable(dir: string): string {
+  const agentd = join(dir, 'agentd');
+  writeFileSync(agentd, `#!/bin/sh\nexec "${process.execPath}" "${AGENTD_BIN}" "$@"\n`);
+  chmodSync(agentd, 0o755);
+  return agentd;
+}
+
+/** VS Code's secret storage, in memory. */
+function fakeSecrets(initial: Record<string, string> = {}) {
+  const values = new Map(Object.entries(initial));
+  const changed = new Set<Listener>();
+  return {
+    get: async (key: string) => values.get(key),
+    store: async (key: string, value: string) => {
+      values.set(key, value);
+      for (const l of [...changed]) l({ key });
+    },
+    delete: async (key: string) => {
+      values.delete(key);
+      for (const l of [...changed]) l({ key });
+    },
+    onDidChange: event(changed),
+  };
+}
+
+/** Loads the bundle with `vscode` resolved to the stand-in, and activates it. */
+function activateIn(bundle: string, dir: string, config: Record<string, string>, folder: string, secrets = fakeSecrets()) {
+  const { api, shown, commands } = fakeVscode(config, folder);
+  const Module = require('node:module') as { _load: (request: string, ...rest: unknown[]) => unknown };
+  const load = Module._load;
+  Module._load = function (request: string, ...rest: unknown[]) {
+    return request === 'vscode' ? api : load.call(this, request, ...rest);
+  };
+  // A fresh copy per activation: the bundle keeps its services in a module variable.
+  delete require.cache[bundle];
+  const extension = require(bundle) as { activate(context: unknown): void; deactivate(): void };
+  Module._load = load;
+  const context = { subscriptions: [] as Array<{ dispose(): void }>, extensionUri: { fsPath: dir, path: dir }, extension: { packageJSON: { version: '0.1.0' } }, secrets };
+  extension.activate(context);
+  return { api, shown, commands, extension, context, secrets };
+}
+
 describe('vscode extension bundle in a stand-in host', () => {
   let rig: AgentRig;
   let dir: string;
@@ -163,9 +217,7 @@ describe('vscode extension bundle in a stand-in host', () => {
   before(async () => {
     rig = await startAgentRig();
     dir = mkdtempSync(join(tmpdir(), 'agentd-vscode-host-'));
-    bundle = join(dir, 'extension.js');
-    const built = spawnSync(process.execPath, [join(repoRoot(), 'clients/vscode/scripts/package.mjs'), '--bundle-only', '--outfile', bundle], { encoding: 'utf8' });
-    assert.equal(built.status, 0, built.stderr);
+    bundle = buildBundle(dir);
   });
   after(async () => {
     await rig.dispose();
@@ -173,26 +225,14 @@ describe('vscode extension bundle in a stand-in host', () => {
   });
 
   it('lists a CLI session, renders its chat, runs a prompt with an approval, and explains a missing agentd', async () => {
-    // agentd.path points at an executable, as a user's `which agentd` would.
-    const agentd = join(dir, 'agentd');
-    writeFileSync(agentd, `#!/bin/sh\nexec "${process.execPath}" "${AGENTD_BIN}" "$@"\n`);
-    chmodSync(agentd, 0o755);
+    const agentd = agentdExecutable(dir);
     const folder = workspace();
     const cli = await runAgentd(rig.daemon.layout, ['new', '--workspace', folder, '--title', 'started from the CLI', '--json']);
     assert.equal(cli.code, 0, cli.stderr);
     const sessionId = /s_[0-9a-z]+/.exec(cli.stdout)![0];
 
     const config: Record<string, string> = { path: agentd, dataDir: rig.daemon.layout.home };
-    const { api, shown, commands } = fakeVscode(config, folder);
-    const Module = require('node:module') as { _load: (request: string, ...rest: unknown[]) => unknown };
-    const load = Module._load;
-    Module._load = function (request: string, ...rest: unknown[]) {
-      return request === 'vscode' ? api : load.call(this, request, ...rest);
-    };
-    const extension = require(bundle) as { activate(context: unknown): void; deactivate(): void };
-    Module._load = load;
-    const context = { subscriptions: [] as Array<{ dispose(): void }>, extensionUri: { fsPath: dir, path: dir }, extension: { packageJSON: { version: '0.1.0' } } };
-    extension.activate(context);
+    const { api, shown, commands, extension, context } = activateIn(bundle, dir, config, folder);
     try {
       const tree = shown.trees[0];
       const listed = await until(() => (tree.provider.getChildren() as Array<{ sessionId: string }>).find((s) => s.sessionId === sessionId), 'the CLI session in the view');
@@ -279,6 +319,52 @@ describe('vscode extension bundle in a stand-in host', () => {
       assert.match(error, /agentd\.path/);
       assert.match(error, /npm ci && npm install -g \./);
       assert.match(tree.message ?? '', /Not connected to agentd/);
+    } finally {
+      extension.deactivate();
+      for (const d of context.subscriptions) d.dispose();
+    }
+  });
+});
+
+describe('vscode extension with a remote daemon', () => {
+  let daemon: ListeningDaemon;
+  let emulator: ModelEmulator;
+  let dir: string;
+  let bundle: string;
+  before(async () => {
+    emulator = await startModelEmulator({ apiKey: API_KEY });
+    daemon = await startListeningDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY } });
+    dir = mkdtempSync(join(tmpdir(), 'agentd-vscode-remote-'));
+    bundle = buildBundle(dir);
+  });
+  after(async () => {
+    await daemon?.dispose();
+    await emulator?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reaches the daemon over wss:// with the token from secret storage, never in the bridge’s argv or env', async () => {
+    const agentd = agentdExecutable(dir);
+    const folder = workspace();
+    const cli = await runAgentd(daemon.layout, ['new', '--workspace', folder, '--title', 'on the server', '--json']);
+    const sessionId = /s_[0-9a-z]+/.exec(cli.stdout)![0];
+    const token = await createToken(daemon.layout, ['--controller', '--name', 'vscode']);
+
+    // No token yet: the user is told how to give one.
+    const config: Record<string, string> = { path: agentd, remote: daemon.url, remoteCaFile: daemon.cert.certFile };
+    const { shown, extension, context, secrets } = activateIn(bundle, dir, config, folder);
+    try {
+      await until(() => shown.errors.find((m) => /needs a token/.test(m)), 'the missing token message');
+      await secrets.store('agentd.remoteToken', token);
+      const tree = await until(() => shown.trees[0], 'the sessions view');
+      const listed = await until(() => (tree.provider.getChildren() as Array<{ sessionId: string }>).find((s) => s.sessionId === sessionId), 'the server’s session in the view');
+      assert.equal(tree.provider.getTreeItem(listed).label, 'on the server');
+      const bridges = processes().filter((p) => ['stdio', '--remote', daemon.url].every((part) => p.cmdline.includes(part)));
+      assert.ok(bridges.length > 0, 'the bridge runs `agentd stdio --remote`');
+      for (const bridge of bridges) {
+        assert.ok(!bridge.cmdline.includes(token), 'the token is not in the bridge’s argv');
+        assert.ok(!bridge.environ.includes(token), 'the token is not in the bridge’s environment');
+      }
     } finally {
       extension.deactivate();
       for (const d of context.subscriptions) d.dispose();

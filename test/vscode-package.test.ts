@@ -63,7 +63,7 @@ describe('vscode extension packaging', () => {
       const manifest = JSON.parse(entries.get('extension/package.json')!().toString('utf8')) as Record<string, any>;
       assert.equal(manifest.main, './dist/extension.js');
       assert.ok(manifest.engines.vscode);
-      assert.deepEqual(Object.keys(manifest.contributes.configuration.properties).sort(), ['agentd.dataDir', 'agentd.path']);
+      assert.deepEqual(Object.keys(manifest.contributes.configuration.properties).sort(), ['agentd.dataDir', 'agentd.path', 'agentd.remote', 'agentd.remoteCaFile']);
       const bundle = entries.get('extension/dist/extension.js')!().toString('utf8');
       assert.match(bundle, /require\("vscode"\)/, 'vscode stays external');
       assert.doesNotMatch(bundle, /import\.meta/, 'no ESM-only syntax left in the CommonJS bundle');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as acp from '@agentclientprotocol/sdk';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { ChatModel } from '../clients/vscode/src/core/chat-model.js';
+import { ChatModel } from '../clients/lib/chat-view.js';
 import { renderConversation } from '../clients/vscode/src/core/render.js';
 import { startAcp } from './support/acp-client.js';
 import { allEvents, createSession, ofType, startAgentRig } from './support/agent.js';

@@ -10,10 +10,13 @@ export const API_KEY = 'bench-key';
 export const REPLY_TEXT = 'Sure. I looked at it and everything is in order; nothing else needs to change.';
 
 export const OVERHEAD_RUNS = Number(process.env.TTFT_RUNS ?? 100);
+export const RUN_TURNS = Number(process.env.TTFT_RUN_TURNS ?? 40);
 export const SANDBOX_RUNS = Number(process.env.TTFT_SANDBOX_RUNS ?? 30);
 export const SANDBOX_DELAY_MS = 500;
 export const WAKE_EVENTS = 10_000;
 export const WAKE_REPS = 25;
+export const WAKE_HUGE_EVENTS = Number(process.env.TTFT_WAKE_EVENTS ?? 100_000);
+export const WAKE_HUGE_REPS = 7;
 export const LOAD_SESSIONS = 100;
 export const LOAD_TOOL_EVERY = 5; // every 5th session's turns make a tool call (20 of 100)
 export const LOAD_CONNECTIONS = 10;

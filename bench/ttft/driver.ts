@@ -39,7 +39,8 @@ export class Driver {
 
   async create(params: SessionCreateParams): Promise<string> {
     const { sessionId } = await this.client.request(SessionCreate, params);
-    await this.client.subscribe(sessionId, undefined, {
+    // From its first event: an eager sandbox (a pooled one takes milliseconds) can be provisioned before the subscription starts.
+    await this.client.subscribe(sessionId, 0, {
       onEvents: (events) => {
         for (const e of events) {
           if (e.type === 'turn.completed' || e.type === 'turn.failed' || e.type === 'turn.interrupted') {
@@ -63,15 +64,18 @@ export class Driver {
     const ended = new Promise<string>((resolve) => this.turnEnd.set(sessionId, resolve));
     const t0 = performance.now();
     await this.client.request(SessionPrompt, { sessionId, content });
-    const end = await withTimeout(ended, timeoutMs, `turn of ${sessionId}`).catch(async (error: Error) => {
-      const { events } = await this.client.request(SessionEvents, { sessionId, from: 0 });
-      throw new Error(`${error.message}; its log: ${events.map((e) => `${e.seq} ${e.type} ${JSON.stringify(e.data).slice(0, 120)}`).join('\n')}`);
-    });
+    const end = await withTimeout(ended, timeoutMs, `turn of ${sessionId}`).catch((error: Error) => this.failWithLog(sessionId, error));
     const tEnd = performance.now();
     const tFirst = await withTimeout(first, 1000, `first delta of ${sessionId}`).catch(() => NaN);
     this.firstDelta.delete(sessionId);
     if (settle) await this.settle(sessionId);
     return { ttft: tFirst - t0, total: tEnd - t0, end };
+  }
+
+  /** Fails with `error`, and the session's log to say why. */
+  private async failWithLog(sessionId: string, error: Error): Promise<never> {
+    const { events } = await this.client.request(SessionEvents, { sessionId, from: 0 });
+    throw new Error(`${error.message}; its log: ${events.map((e) => `${e.seq} ${e.type} ${JSON.stringify(e.data).slice(0, 120)}`).join('\n')}`);
   }
 
   /**
@@ -89,7 +93,9 @@ export class Driver {
   waitProvisioned(sessionId: string, timeoutMs = 20_000): Promise<number> {
     const at = this.provisionedAt.get(sessionId);
     if (at !== undefined) return Promise.resolve(at);
-    return withTimeout(new Promise<number>((resolve) => this.provisioned.set(sessionId, resolve)), timeoutMs, `sandbox of ${sessionId}`);
+    return withTimeout(new Promise<number>((resolve) => this.provisioned.set(sessionId, resolve)), timeoutMs, `sandbox of ${sessionId}`).catch((error: Error) =>
+      this.failWithLog(sessionId, error),
+    );
   }
 }
 

@@ -7,11 +7,33 @@ import {
   SessionEvents,
 } from '../../protocol/index.js';
 import { startDaemon } from '../../test/support/daemon.js';
-import { LOAD_CONNECTIONS, LOAD_SECONDS, LOAD_SESSIONS, LOAD_TOOL_EVERY, cpuMs, descendants, mean, printFigure, quantile, round, rssBytes, sleep, stats } from './common.js';
+import Anthropic from '@anthropic-ai/sdk';
+import { directCall } from './overhead.js';
+import { API_KEY, LOAD_CONNECTIONS, LOAD_SECONDS, LOAD_SESSIONS, LOAD_TOOL_EVERY, cpuMs, descendants, mean, printFigure, quantile, round, rssBytes, sleep, stats } from './common.js';
 import { ELD_PRELOAD, EmulatorHandle, ProbeHandle, eldSnapshot } from './children.js';
 import { Driver, Scratch, stopDaemon } from './driver.js';
 
 // ---------------------------------------------------------------- 4. many brains at once
+
+const DIRECT_SECONDS = 10;
+
+/** Turns per second of LOAD_SESSIONS loops making a turn's model calls with the SDK directly, no daemon. */
+async function directThroughput(emu: EmulatorHandle, bodies: { text: Array<Record<string, unknown>>; tool: Array<Record<string, unknown>> }): Promise<number> {
+  if (bodies.text.length === 0 || bodies.tool.length === 0) throw new Error('no bodies recorded for the direct baseline');
+  const api = new Anthropic({ baseURL: emu.url, apiKey: API_KEY, maxRetries: 0 });
+  let turns = 0;
+  const deadline = performance.now() + DIRECT_SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: LOAD_SESSIONS }, async (_, k) => {
+      const calls = k % LOAD_TOOL_EVERY === 0 ? bodies.tool : bodies.text;
+      while (performance.now() < deadline) {
+        for (const body of calls) await directCall(api, body);
+        if (performance.now() <= deadline) turns++;
+      }
+    }),
+  );
+  return round(turns / DIRECT_SECONDS, 1);
+}
 
 export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, string>, scratch: Scratch): Promise<void> {
   const eldFile = join(scratch.dir, 'eld.json');
@@ -37,9 +59,14 @@ export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, st
     // Single-session baseline in the same daemon, the same 1-in-5 tool mix.
     const single: number[] = [];
     const singleTurnMs: number[] = [];
+    // The bodies of one text turn and one tool turn (two calls), for the direct-SDK baseline.
+    const bodies: { text: Array<Record<string, unknown>>; tool: Array<Record<string, unknown>> } = { text: [], tool: [] };
     for (let i = 0; i < 50; i++) {
       const s = sessions[i % LOAD_TOOL_EVERY === 0 ? 0 : 1]!;
+      const before = await emu.count();
       const r = await s.driver.turn(s.id, prompt(s.tool, i));
+      const made = (await emu.count()) - before;
+      if (made === (s.tool ? 2 : 1)) bodies[s.tool ? 'tool' : 'text'] = await Promise.all(Array.from({ length: made }, (_, k) => emu.call<Record<string, unknown>>('body', before + k)));
       if (r.end !== 'turn.completed') failures.push(r.end);
       single.push(r.ttft);
       singleTurnMs.push(r.total);
@@ -88,6 +115,7 @@ export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, st
     );
     const elapsed = (performance.now() - t0) / 1000;
     control.disable();
+    const direct = await directThroughput(emu, bodies);
     const controlMs = (ns: number) => round(Math.max(0, (ns - 5e6) / 1e6));
     const benchCpu = process.cpuUsage(cpu0.bench);
     const cpuPct = (ms: number) => round((ms / (elapsed * 1000)) * 100, 0);
@@ -143,7 +171,11 @@ export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, st
       singleP95: sg.p95,
       singleTurnsPerSec: round(1000 / mean(singleTurnMs), 1),
       p95Ratio: round(l.p95 / sg.p95),
+      directBaseline: `${LOAD_SESSIONS} loops calling the SDK directly from the bench process with the byte-identical bodies of one text and one tool turn, same mix, ${DIRECT_SECONDS} s`,
+      directTurnsPerSec: direct,
+      throughputToDirect: round(completed / LOAD_SECONDS / direct),
       ...cpu,
+      target: '>= 0.9x direct-SDK throughput; daemon event-loop delay p99 <= 20 ms (ttft.load.daemon eldLoadP99)',
     });
     printFigure({
       bench: 'ttft.load.daemon',

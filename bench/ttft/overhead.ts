@@ -4,7 +4,7 @@ import {
   SessionEvents,
 } from '../../protocol/index.js';
 import { startDaemon } from '../../test/support/daemon.js';
-import { API_KEY, OVERHEAD_RUNS, SANDBOX_DELAY_MS, SANDBOX_RUNS, mean, printFigure, quantile, round, stats } from './common.js';
+import { API_KEY, OVERHEAD_RUNS, RUN_TURNS, SANDBOX_DELAY_MS, SANDBOX_RUNS, mean, printFigure, quantile, round, stats } from './common.js';
 import { EmulatorHandle } from './children.js';
 import { Driver, Scratch, stopDaemon } from './driver.js';
 
@@ -20,6 +20,65 @@ export async function directTtft(api: Anthropic, body: Record<string, unknown>):
   });
   await stream.finalMessage();
   return first - t0;
+}
+
+/** The whole streamed call, the SDK called directly: what a model call costs without the daemon. */
+export async function directCall(api: Anthropic, body: Record<string, unknown>): Promise<number> {
+  const { stream: _stream, ...params } = body;
+  const t0 = performance.now();
+  await api.messages.stream(params as unknown as Anthropic.MessageStreamParams).finalMessage();
+  return performance.now() - t0;
+}
+
+/**
+ * A tool turn (read_file, then the answer) through the daemon: the time beyond the model
+ * and the tool. Model time is both calls made again with the SDK directly on the
+ * byte-identical bodies; tool time is the tool.result's durationMs. Also the durable
+ * writes per turn, from the daemon's append-latency sample count.
+ */
+export async function benchRunTurn(emu: EmulatorHandle, driver: Driver, scratch: Scratch): Promise<void> {
+  const api = new Anthropic({ baseURL: emu.url, apiKey: API_KEY, maxRetries: 0 });
+  const sessionId = await driver.create({ workspace: scratch.workspace(), permissions: { default: 'allow' } });
+  const beyond: number[] = [];
+  const turnMs: number[] = [];
+  const modelMs: number[] = [];
+  const toolMs: number[] = [];
+  const writes: number[] = [];
+  for (let i = 0; i < RUN_TURNS + 5; i++) {
+    const before = await emu.count();
+    const samplesBefore = (await driver.client.request(DaemonStatus, {})).appendLatencyMs.samples;
+    const r = await driver.turn(sessionId, `tool: read hello.txt (${i})`);
+    if (r.end !== 'turn.completed') throw new Error(`turn ended ${r.end}`);
+    const samplesAfter = (await driver.client.request(DaemonStatus, {})).appendLatencyMs.samples;
+    if ((await emu.count()) !== before + 2) throw new Error('a tool turn should make two model calls');
+    const bodies = [await emu.call<Record<string, unknown>>('body', before), await emu.call<Record<string, unknown>>('body', before + 1)];
+    let model = 0;
+    for (const body of bodies) model += await directCall(api, body);
+    const { events } = await driver.client.request(SessionEvents, { sessionId, from: 0, types: ['tool.result'] });
+    const tool = Number(events.at(-1)!.data['durationMs']);
+    if (i < 5) continue; // warm-up: the sandbox starts on the first
+    turnMs.push(r.total);
+    modelMs.push(model);
+    toolMs.push(tool);
+    beyond.push(r.total - model - tool);
+    // The status call itself is no write; idle (patchMeta) is one, after the turn's end.
+    writes.push(samplesAfter - samplesBefore);
+  }
+  const b = stats(beyond);
+  printFigure({
+    bench: 'ttft.run_turn',
+    case: 'a turn with one tool call (read_file in the sandbox), then the answer',
+    unit: 'ms',
+    runs: beyond.length,
+    beyondModelAndToolP50: b.p50,
+    beyondModelAndToolP95: b.p95,
+    turnP50: stats(turnMs).p50,
+    baseline: 'both model calls made directly with the SDK on the byte-identical bodies, plus the tool time the daemon recorded',
+    modelDirectP50: stats(modelMs).p50,
+    toolP50: stats(toolMs).p50,
+    durableWritesPerTurnP50: round(quantile(writes, 0.5)),
+    target: 'beyond model and tool <= 8 ms p50',
+  });
 }
 
 export interface Stage {

@@ -1,10 +1,14 @@
 import { cpSync, rmSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { knownEvent } from '../../protocol/index.js';
 import { LevelSessionLog } from '../../daemon/log/index.js';
-import type { NewEvent, StoredEvent } from '../../daemon/log/index.js';
+import type { Checkpoint, NewEvent, StoredEvent } from '../../daemon/log/index.js';
 import { SessionFold, pendingTurn } from '../../daemon/harness/fold.js';
+import { CHECKPOINT_EVERY } from '../../daemon/harness/runner.js';
 import { buildRequest } from '../../daemon/harness/context.js';
 import { startDaemon, tempHome } from '../../test/support/daemon.js';
-import { WAKE_EVENTS, WAKE_REPS, printFigure, round, stats, withTimeout } from './common.js';
+import { WAKE_EVENTS, WAKE_HUGE_EVENTS, WAKE_HUGE_REPS, WAKE_REPS, printFigure, quantile, round, rssBytes, stats, withTimeout } from './common.js';
 import { EmulatorHandle } from './children.js';
 import { Scratch, stopDaemon } from './driver.js';
 
@@ -90,10 +94,10 @@ export async function fillSession(log: LevelSessionLog, sessionId: string, works
   for (let i = 1; i < events.length; i += 2000) await log.append(sessionId, events.slice(i, i + 2000));
 }
 
-/** Pages through the log as the runner's catch-up does (pages of 5000). */
-export async function readAll(log: LevelSessionLog, sessionId: string, each: (e: StoredEvent) => void): Promise<number> {
+/** Pages through the log from `start` as the runner's catch-up does (pages of 5000). */
+export async function readAll(log: LevelSessionLog, sessionId: string, each: (e: StoredEvent) => void, start = 0): Promise<number> {
   let n = 0;
-  for (let from: number | undefined = 0; from !== undefined; ) {
+  for (let from: number | undefined = start; from !== undefined; ) {
     const page: { events: StoredEvent[]; next?: number } = await log.read(sessionId, { from, limit: 5000 });
     for (const e of page.events) each(e);
     n += page.events.length;
@@ -102,31 +106,70 @@ export async function readAll(log: LevelSessionLog, sessionId: string, each: (e:
   return n;
 }
 
+/**
+ * The checkpoint a runner would hold for these events: it keeps one every CHECKPOINT_EVERY
+ * folded events and at each compaction (SessionRunner.checkpointIfDue), by the same code.
+ */
+export function runnerCheckpoint(events: StoredEvent[]): Checkpoint | undefined {
+  const fold = new SessionFold();
+  let last: Checkpoint | undefined;
+  for (const event of events) {
+    fold.apply(event);
+    if (event.type === 'context.compacted' || fold.state.headSeq - (last?.seq ?? 0) >= CHECKPOINT_EVERY) last = fold.checkpoint();
+  }
+  return last;
+}
+
+/** Heap in use after a full collection. */
+function heapAfterGc(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const WAKE_OPTIONS = { model: WAKE_MODEL, maxTokens: 8192, system: 'You are a coding agent.', tools: WAKE_TOOLS };
+
+/** A woken runner's first steps: its checkpoint if it can read one, the events after it, the pending turn found. */
+async function wakeFold(log: LevelSessionLog, sessionId: string, useCheckpoint: boolean): Promise<SessionFold> {
+  const checkpoint = useCheckpoint ? await log.getCheckpoint(sessionId) : undefined;
+  const fold = (checkpoint && SessionFold.fromCheckpoint(checkpoint)) || new SessionFold();
+  await readAll(log, sessionId, (e) => fold.apply(e), fold.state.headSeq);
+  if (!pendingTurn(fold.state)) throw new Error('the bench session should have a pending turn');
+  return fold;
+}
+
 export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, string>, scratch: Scratch): Promise<void> {
   const layout = tempHome('agentd-bench-wake-');
   const bigId = 's_benchwake0000000big';
+  const hugeId = 's_benchwake00000huge';
   const smallId = 's_benchwake000000tiny';
   const ws = scratch.workspace();
   try {
     const events = wakeEvents(WAKE_EVENTS);
+    const huge = wakeEvents(WAKE_HUGE_EVENTS);
     let log = await LevelSessionLog.open(layout.db);
     await fillSession(log, bigId, ws, events);
+    await fillSession(log, hugeId, ws, huge);
     await fillSession(log, smallId, ws, [events[0]!, ...events.slice(-3)]);
+    const hugeCheckpoint = runnerCheckpoint(huge.map((e, seq) => ({ seq, ts: 0, ...e })))!;
+    await log.putCheckpoint(hugeId, hugeCheckpoint);
     const storedBytes = events.reduce((a, e) => a + JSON.stringify(e).length, 0);
     await log.close();
 
     // Cold: the daemon just started: open the log, read, fold.
     const tCold = performance.now();
     log = await LevelSessionLog.open(layout.db);
-    const coldFold = new SessionFold();
-    await readAll(log, bigId, (e) => coldFold.apply(e));
-    if (!pendingTurn(coldFold.state)) throw new Error('the bench session should have a pending turn');
+    await wakeFold(log, bigId, false);
     const coldMs = performance.now() - tCold;
 
+    // 10k events, no checkpoint: the full fold as it is now (events of our own log narrowed by
+    // a type check) against the same fold with every event's schema run first (as before).
     const readOnly: number[] = [];
     const wake: number[] = [];
+    const wakeSchema: number[] = [];
     const wakeAndRequest: number[] = [];
-    const options = { model: WAKE_MODEL, maxTokens: 8192, system: 'You are a coding agent.', tools: WAKE_TOOLS };
     let read = 0;
     for (let rep = 0; rep < WAKE_REPS; rep++) {
       const doRead = async () => {
@@ -137,26 +180,46 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
       };
       const doWake = async () => {
         const t = performance.now();
-        const fold = new SessionFold();
-        await readAll(log, bigId, (e) => fold.apply(e));
-        pendingTurn(fold.state);
+        const fold = await wakeFold(log, bigId, false);
         wake.push(performance.now() - t);
         // What it does next for a turn whose model call was in flight: build the request
         // and serialise it (as the SDK does).
-        JSON.stringify(buildRequest(fold.state, options));
+        JSON.stringify(buildRequest(fold.state, WAKE_OPTIONS));
         wakeAndRequest.push(performance.now() - t);
       };
-      if (rep % 2 === 0) {
-        await doRead();
-        await doWake();
-      } else {
-        await doWake();
-        await doRead();
+      const doSchemaWake = async () => {
+        const t = performance.now();
+        const fold = new SessionFold();
+        await readAll(log, bigId, (e) => (knownEvent(e), fold.apply(e)));
+        wakeSchema.push(performance.now() - t);
+      };
+      const order = [doRead, doWake, doSchemaWake];
+      for (let k = 0; k < 3; k++) await order[(rep + k) % 3]!();
+    }
+    // The fold alone, on the same events already read: as the harness folds them now, and
+    // with every event's schema run first (knownEvent), as it did before.
+    const stored: StoredEvent[] = [];
+    await readAll(log, bigId, (e) => stored.push(e));
+    const foldOnly: number[] = [];
+    const schemaFoldOnly: number[] = [];
+    for (let rep = 0; rep < WAKE_REPS; rep++) {
+      const runs: Array<[number[], (e: StoredEvent, fold: SessionFold) => void]> = [
+        [foldOnly, (e, fold) => fold.apply(e)],
+        [schemaFoldOnly, (e, fold) => (knownEvent(e), fold.apply(e))],
+      ];
+      for (let k = 0; k < 2; k++) {
+        const [samples, step] = runs[(rep + k) % 2]!;
+        const t = performance.now();
+        const fold = new SessionFold();
+        for (const e of stored) step(e, fold);
+        samples.push(performance.now() - t);
       }
     }
-    await log.close();
     const w = stats(wake);
     const r = stats(readOnly);
+    const ws10 = stats(wakeSchema);
+    const fo = stats(foldOnly);
+    const sfo = stats(schemaFoldOnly);
     const wr = stats(wakeAndRequest);
     printFigure({
       bench: 'wake.10k',
@@ -171,33 +234,96 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
       readOnlyP95: r.p95,
       ratio: round(w.p50 / r.p50),
       foldCostP50: round(w.p50 - r.p50),
+      schemaCheckedFoldP50: ws10.p50,
+      schemaCheckedFoldP95: ws10.p95,
+      schemaCheckedFoldCostP50: round(ws10.p50 - r.p50),
+      foldOnlyP50: fo.p50,
+      foldOnlyP95: fo.p95,
+      foldOnlyBaseline: 'the same in-memory fold with every event schema-checked (zod), as before',
+      schemaFoldOnlyP50: sfo.p50,
+      schemaFoldOnlyP95: sfo.p95,
+      foldOnlySpeedup: round(sfo.p50 / fo.p50, 1),
       withFirstRequestBuiltP50: wr.p50,
       withFirstRequestBuiltP95: wr.p95,
       coldOpenReadFoldMs: round(coldMs),
+      note: 'a full fold (no checkpoint); schemaCheckedFold is the same fold with every event zod-checked first, as the harness did before',
       target: '<= 100 ms',
     });
 
-    // The same in the real daemon: start it on this log; it wakes both sessions. Time
-    // from spawn to the emulator receiving each woken session's model call.
-    const samples: Record<'big' | 'small', number[]> = { big: [], small: [] };
+    // 100k events: from the checkpoint the runner would hold, against the whole log, against
+    // the 4-event session; and the heap the woken fold keeps against the context it gives.
+    const fromCheckpoint: number[] = [];
+    const fullFold: number[] = [];
+    const tiny: number[] = [];
+    for (let rep = 0; rep < WAKE_HUGE_REPS; rep++) {
+      const runs: Array<[number[], string, boolean]> = [[fromCheckpoint, hugeId, true], [fullFold, hugeId, false], [tiny, smallId, true]];
+      for (let k = 0; k < 3; k++) {
+        const [samples, id, useCheckpoint] = runs[(rep + k) % 3]!;
+        const t = performance.now();
+        const fold = await wakeFold(log, id, useCheckpoint);
+        JSON.stringify(buildRequest(fold.state, WAKE_OPTIONS));
+        samples.push(performance.now() - t);
+      }
+    }
+    const heapBefore = heapAfterGc();
+    const kept = await wakeFold(log, hugeId, true);
+    const heapKept = heapAfterGc() - heapBefore;
+    const contextBytes = JSON.stringify(buildRequest(kept.state, WAKE_OPTIONS)).length;
+    const fullBefore = heapAfterGc();
+    const keptFull = await wakeFold(log, hugeId, false);
+    const heapKeptFull = heapAfterGc() - fullBefore;
+    await log.close();
+    const c = stats(fromCheckpoint);
+    const f = stats(fullFold);
+    const t4 = stats(tiny);
+    printFigure({
+      bench: 'wake.100k',
+      unit: 'ms',
+      events: huge.length,
+      eventsAfterCheckpoint: huge.length - hugeCheckpoint.seq,
+      checkpointKB: round(hugeCheckpoint.state.length / 1024, 1),
+      reps: WAKE_HUGE_REPS,
+      fromCheckpointP50: c.p50,
+      fromCheckpointP95: c.p95,
+      baseline: 'the same wake (checkpoint, read, fold, first request built) of a 4-event session',
+      tinyP50: t4.p50,
+      tinyP95: t4.p95,
+      ratio: round(c.p50 / t4.p50),
+      fullFoldP50: f.p50,
+      fullFoldP95: f.p95,
+      fullFoldToCheckpointRatio: round(f.p50 / c.p50),
+      heapKeptMB: round(heapKept / 1048576, 2),
+      heapKeptFullFoldMB: round(heapKeptFull / 1048576, 2),
+      contextMB: round(contextBytes / 1048576, 2),
+      heapToContext: round(heapKept / contextBytes, 2),
+      note: `heap kept: the woken fold's retained heap after gc; context: the JSON of the first request it builds (${keptFull.state.turns.length} turns in context)`,
+      target: 'first token <= 1.5x the 4-event session; heap kept <= 2x the context',
+    });
+
+    // The same in the real daemon: start it on this log; it wakes the session under test
+    // (the others archived in its copy). Time from spawn to the emulator receiving the
+    // woken session's model call.
+    const samples: Record<'huge' | 'big' | 'small', number[]> = { huge: [], big: [], small: [] };
+    const rss: Record<'huge' | 'big' | 'small', number[]> = { huge: [], big: [], small: [] };
     let compactionCalls = 0;
+    const ids = { huge: hugeId, big: bigId, small: smallId };
     for (let rep = 0; rep < 5; rep++) {
-      for (const which of ['big', 'small'] as const) {
+      for (const which of ['huge', 'big', 'small'] as const) {
         const home = tempHome('agentd-bench-wake-run-');
-        const src = await LevelSessionLog.open(layout.db);
-        await src.close();
         cpSync(layout.db, home.db, { recursive: true });
-        // Only the session under test may wake: drop the other by archiving its copy.
         const copy = await LevelSessionLog.open(home.db);
-        await copy.patchMeta(which === 'big' ? smallId : bigId, { status: 'archived' });
-        await copy.append(which === 'big' ? smallId : bigId, [{ type: 'turn.completed', data: { turnId: 'x' } }]);
+        for (const other of Object.values(ids).filter((id) => id !== ids[which])) {
+          await copy.patchMeta(other, { status: 'archived' });
+          await copy.append(other, [{ type: 'turn.completed', data: { turnId: 'x' } }]);
+        }
         await copy.close();
         const before = await emu.count();
         const t0 = performance.now();
         const daemon = await startDaemon({ layout: home, env: modelEnv });
         try {
-          await withTimeout(emu.call('wait', before + 1), 30_000, 'woken model call');
+          await withTimeout(emu.call('wait', before + 1), 60_000, 'woken model call');
           samples[which].push(performance.now() - t0);
+          rss[which].push(rssBytes(daemon.proc.pid!));
           const body = await emu.call<{ messages: Array<{ content: unknown }> }>('body', before);
           if (JSON.stringify(body.messages.at(-1)).includes('Summarise the conversation')) compactionCalls++;
         } finally {
@@ -205,19 +331,26 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
         }
       }
     }
+    const h = stats(samples.huge);
     const b = stats(samples.big);
     const s = stats(samples.small);
+    const mb = (list: number[]) => round(quantile(list, 0.5) / 1048576, 1);
     printFigure({
-      bench: 'wake.10k.daemon',
+      bench: 'wake.100k.daemon',
       unit: 'ms',
-      runs: samples.big.length,
-      spawnToModelCallP50: b.p50,
-      spawnToModelCallMax: round(Math.max(...samples.big)),
+      runs: samples.huge.length,
+      spawnToModelCallP50: h.p50,
+      spawnToModelCallMax: round(Math.max(...samples.huge)),
       baseline: 'the same daemon restart waking a 4-event session',
       baselineP50: s.p50,
-      ratio: round(b.p50 / s.p50),
-      wakeCostP50: round(b.p50 - s.p50),
+      ratio: round(h.p50 / s.p50),
+      wakeCostP50: round(h.p50 - s.p50),
+      noCheckpoint10kP50: b.p50,
+      noCheckpoint10kRatio: round(b.p50 / s.p50),
+      daemonRssAtCallMB: { huge: mb(rss.huge), big: mb(rss.big), small: mb(rss.small) },
       firstCallsThatWereCompactions: compactionCalls,
+      note: 'the 100k-event session has the checkpoint its runner would have kept; the 10k one none (a full fold)',
+      target: '<= 1.5x',
     });
   } finally {
     rmSync(layout.home, { recursive: true, force: true });

@@ -14,7 +14,8 @@ const USAGE = `usage: agentd acp
 
 Speaks the Agent Client Protocol (newline-delimited JSON-RPC) on stdin/stdout, for
 editors such as Zed. Sessions live in the agentd daemon of $AGENTD_HOME (default
-~/.agentd), started when none runs. Diagnostics go to stderr.
+~/.agentd), started when none runs, or over the network with AGENTD_REMOTE=wss://host:port
+and AGENTD_TOKEN (or AGENTD_TOKEN_FILE) in the env. Diagnostics go to stderr.
 `;
 
 export async function run(argv: string[], version: string): Promise<number> {

@@ -86,6 +86,8 @@ export function toolKind(name: string): acp.ToolKind {
     case 'glob':
     case 'grep':
       return 'search';
+    case 'network': // a network question: a connection the sandbox makes waits for it
+      return 'fetch';
     default:
       return 'other';
   }
@@ -111,6 +113,8 @@ export function toolTitle(name: string, input: Record<string, unknown>): string 
       return `Find ${str(input.pattern) ?? ''}`.trim();
     case 'grep':
       return `Search ${str(input.pattern) ?? ''}${str(input.path) ? ` in ${str(input.path)}` : ''}`.trim();
+    case 'network':
+      return `Network access to ${String(input.host)}:${String(input.port)}`;
     default:
       return name;
   }

@@ -49,14 +49,15 @@ export function parse(command: Command, argv: string[]): { values: Values; posit
   return parseStrict(argv, command.options, variadic ? Infinity : command.args.length);
 }
 
-/** A duration: `30s`, `500ms`, `2m`, or a number of seconds. */
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: `30s`, `500ms`, `2m`, `12h`, `30d`, or a number of seconds. */
 export function durationOption(values: Values, name: string): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(raw).trim());
-  if (!m) throw new UsageError(`--${name} must be a duration such as 30s, 500ms or 2m, not ${String(raw)}`);
-  const scale = m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000;
-  return Math.round(Number(m[1]) * scale);
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(String(raw).trim());
+  if (!m) throw new UsageError(`--${name} must be a duration such as 30s, 500ms, 2m, 12h or 30d, not ${String(raw)}`);
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
 }
 
 /** An integer option of at least `min` (default 0), or undefined when absent. */

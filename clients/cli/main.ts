@@ -8,11 +8,12 @@ import { remove, rename, rollback, steer, usage } from './commands/manage.js';
 import { run } from './commands/run.js';
 import { archive, create, fork, prompt, sessions } from './commands/session.js';
 import { vault } from './commands/vault.js';
+import { token } from './commands/token.js';
 import { CliContext, type Command, parse, UsageError, usageErrorFrom } from './context.js';
 
 /** Commands with an entry module of their own (bin/agentd, bin/main), listed for --help. */
 const EARLY = [
-  ['daemon', 'run the daemon in the foreground (clients start it on demand) [--isolation-floor bwrap|namespaces|none]'],
+  ['daemon', 'run the daemon in the foreground (clients start it on demand) [--isolation-floor bwrap|namespaces|none] [--listen HOST:PORT --tls-cert F --tls-key F]'],
   ['stdio', 'editor bridge: pipe JSON-RPC frames between stdin/stdout and the daemon'],
   ['mcp', 'MCP server over stdio for MCP hosts (Claude Desktop, Claude Code): drive sessions as tools'],
   ['acp', 'Agent Client Protocol agent over stdio for editors such as Zed'],
@@ -37,6 +38,7 @@ const commands: Record<string, Command> = {
   archive,
   fork,
   vault,
+  token,
   run,
   demo,
 };
@@ -51,12 +53,43 @@ function help(): string {
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`),
     '',
     'agentd <command> --help shows a command\'s options. Data dir: $AGENTD_HOME (default ~/.agentd).',
+    'Any command may go to a daemon over the network: --remote wss://HOST:PORT (or AGENTD_REMOTE), with the',
+    'token in AGENTD_TOKEN or the file --token-file (AGENTD_TOKEN_FILE) names; AGENTD_REMOTE_CA: a PEM file to trust.',
   ];
   return lines.join('\n');
 }
 
+/**
+ * `--remote URL` and `--token-file FILE` go with any command: they become AGENTD_REMOTE and
+ * AGENTD_TOKEN_FILE for this process, so that every connection it makes (follows and
+ * reconnects included) goes to that daemon. The token itself is never an argument.
+ */
+function takeRemoteOptions(argv: string[]): string[] {
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return [...rest, ...argv.slice(i)];
+    const m = /^--(remote|token-file)(?:=(.*))?$/.exec(arg);
+    if (!m) {
+      rest.push(arg);
+      continue;
+    }
+    const value = m[2] ?? argv[++i];
+    if (value === undefined) throw new UsageError(`--${m[1]} needs a value`);
+    process.env[m[1] === 'remote' ? 'AGENTD_REMOTE' : 'AGENTD_TOKEN_FILE'] = value;
+  }
+  return rest;
+}
+
 export async function runCli(argv: string[], version: string): Promise<number> {
-  const [name, ...rest] = argv;
+  let args: string[];
+  try {
+    args = takeRemoteOptions(argv);
+  } catch (error) {
+    process.stderr.write(`agentd: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const [name, ...rest] = args;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${help()}\n`);
     return name === undefined ? 2 : 0;

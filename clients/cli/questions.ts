@@ -17,6 +17,12 @@ function sessionLabel(q: Pick<Question, 'sessionId' | 'sessionTitle'>): string {
   return q.sessionTitle ? `session ${q.sessionId} "${oneLine(q.sessionTitle, 60)}"` : `session ${q.sessionId}`;
 }
 
+/** What a question asks about: a tool call, or (kind network) a connection the sandbox makes. */
+function questionText(q: Question): string {
+  if (q.kind === 'network') return `network access to ${String(q.input.host)}:${String(q.input.port)}${typeof q.input.toolUseId === 'string' ? ` (made by tool call ${q.input.toolUseId})` : ''}`;
+  return `${q.tool} ${shortInput(q.tool, q.input)}`;
+}
+
 /**
  * Answers permission questions of the session `run` drives (`driven()`), on the
  * terminal, one at a time; --yes allows them. Without a terminal nobody could answer,
@@ -33,10 +39,12 @@ export function terminalPermissions(
   /** The prompt on screen: it holds stdin open, so the run cannot end while it is there. */
   let open: { close(): void } | undefined;
   const ask = (q: Question): Promise<Answer> => {
-    const what = `${q.tool} ${shortInput(q.tool, q.input)}`;
-    if (yes) return Promise.resolve({ decision: 'allow' });
+    const what = questionText(q);
+    // --yes allows tools; it opens no host: the network policy does that.
+    if (yes && q.kind !== 'network') return Promise.resolve({ decision: 'allow' });
     if (!process.stdin.isTTY) {
-      view.note(`✗ denied ${what}: stdin is not a terminal, so nobody can answer; pass --yes to allow tools, or create the session with a permissions policy`);
+      const how = q.kind === 'network' ? 'allow the host with --allow-host' : 'pass --yes to allow tools, or create the session with a permissions policy';
+      view.note(`✗ denied ${what}: stdin is not a terminal, so nobody can answer; ${how}`);
       return Promise.resolve({ decision: 'deny' });
     }
     view.lineBreak();
@@ -61,7 +69,7 @@ export function terminalPermissions(
         process.stderr.write(`\n  (answered ${decision} by ${by})\n`);
         done(decision);
       };
-      rl.question(`? ${sessionLabel(q)}: allow ${what}  [y]es / [n]o / [a]lways for ${q.tool}: `, (answer) => {
+      rl.question(`? ${sessionLabel(q)}: allow ${what}  [y]es / [n]o / [a]lways for ${q.kind === 'network' ? 'this host' : q.tool}: `, (answer) => {
         const a = answer.trim().toLowerCase();
         done(a === 'y' || a === 'yes' ? 'allow' : a === 'a' || a === 'always' ? 'allow_always' : 'deny');
       });
@@ -100,7 +108,7 @@ export class AttachQuestions {
       if (known?.decided) return reply(known.decided);
       if (known) return void (known.reply = reply);
       this.open.set(question.toolUseId, { question, reply });
-      this.view.note(`? ${sessionLabel(question)}: ${question.tool} ${shortInput(question.tool, question.input)} wants to run: allow? [y]es / [n]o / [a]lways`);
+      this.view.note(`? ${sessionLabel(question)}: ${questionText(question)} ${question.kind === 'network' ? 'waits' : 'wants to run'}: allow? [y]es / [n]o / [a]lways`);
     });
   }
 

@@ -77,7 +77,13 @@ export function renderStatus(status: DaemonStatusResult): string {
     `sessions   ${status.counts.sessions ?? `unknown (${status.logError ?? 'log unreadable'})`}   connections ${status.counts.connections}   subscriptions ${status.counts.subscriptions}`,
     `appends    p50 ${status.appendLatencyMs.p50} ms, p99 ${status.appendLatencyMs.p99} ms over ${status.appendLatencyMs.samples}`,
     `memory     ${Math.round(status.rssBytes / 1048576)} MB RSS`,
+    ...(status.sandboxPool ? [`pool       ${renderPool(status.sandboxPool)}`] : []),
   ].join('\n');
+}
+
+function renderPool(pool: NonNullable<DaemonStatusResult['sandboxPool']>): string {
+  if (pool.disabled) return `${pool.size} configured, none kept: ${pool.disabled}`;
+  return `${pool.ready} of ${pool.size} sandboxes ready${pool.starting ? `, ${pool.starting} starting` : ''}; served ${pool.served}, cold ${pool.cold}, replaced ${pool.replaced}`;
 }
 
 /** What a follower says when the daemon was stopped on purpose. */

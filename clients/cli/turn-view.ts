@@ -102,8 +102,16 @@ export class TurnView {
       case 'context.compacted':
         this.note(`· older context compacted (up to seq ${notice.data.upToSeq})`);
         return;
+      case 'network.decided':
+        this.note(networkLine(notice.data));
+        return;
       default:
         return;
     }
   }
+}
+
+/** One egress decision on one line: what was reached or refused, and by which rule. */
+export function networkLine(d: { host: string; port: number; decision: 'allow' | 'deny'; reason: string }): string {
+  return `${d.decision === 'allow' ? '· network: reached' : '✗ network: refused'} ${d.host}:${d.port} (${oneLine(d.reason, 120)})`;
 }

@@ -1,9 +1,9 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   createMessageConnection,
   ResponseError,
-  SocketMessageReader,
-  SocketMessageWriter,
+  StreamMessageReader,
+  StreamMessageWriter,
   type CancellationToken,
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
@@ -77,7 +77,7 @@ export class AgentdClient {
 
   constructor(
     readonly rpc: MessageConnection,
-    private readonly socket?: Socket,
+    private readonly socket?: Duplex,
   ) {
     this.closedPromise = new Promise((resolve) =>
       rpc.onClose(() => {
@@ -211,7 +211,7 @@ export function notOurSession(sessionId: string, who: string): AgentdError {
 /** A connected, initialized client. */
 export async function connect(options: ConnectOptions): Promise<AgentdClient> {
   const socket = await dial(options);
-  const rpc = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+  const rpc = createMessageConnection(new StreamMessageReader(socket), new StreamMessageWriter(socket));
   socket.on('error', () => undefined); // surfaced as the connection closing
   const client = new AgentdClient(rpc, socket);
   if (options.onPermissionRequest) client.onRequest(PermissionRequest, options.onPermissionRequest);

@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // layout.cjs, not index.js: no zod needed to find the socket.
 import { dataLayout, type DataLayout } from '../../protocol/layout.cjs';
 import { parseStopMarker, type StopMarker } from '../../protocol/methods/daemon.js';
 import { DialError, defaultHome, dialOnce, isNoDaemon } from './socket.cjs';
+import { dialRemote, remoteTarget, type RemoteTarget } from './remote.js';
 
 export { DialError, dialOnce };
 
@@ -60,7 +61,8 @@ export function startDaemonDetached(layout: DataLayout, requestedAt = Date.now()
       detached: true,
       stdio: ['ignore', 'ignore', log],
       cwd: '/',
-      env: { ...process.env, AGENTD_HOME: layout.home, AGENTD_AUTOSTART_AT: String(requestedAt) },
+      // A remote daemon's token is the client's, never the local daemon's.
+      env: { ...process.env, AGENTD_HOME: layout.home, AGENTD_AUTOSTART_AT: String(requestedAt), AGENTD_TOKEN: undefined },
     });
     child.unref();
   } finally {
@@ -80,6 +82,11 @@ export interface DialOptions {
   explicit?: boolean;
   /** Give up after this long (default 10 s). */
   timeoutMs?: number;
+  /**
+   * A daemon over the network (clients/lib/remote.ts). Default: AGENTD_REMOTE, unless
+   * `layout` pins a local data dir; else the local daemon.
+   */
+  remote?: RemoteTarget;
 }
 
 /**
@@ -87,7 +94,9 @@ export interface DialOptions {
  * clients start daemons at once, the data dir's lock lets one win and the other
  * exits; both clients then reach the winner.
  */
-export async function dial(options: DialOptions = {}): Promise<Socket> {
+export async function dial(options: DialOptions = {}): Promise<Duplex> {
+  const remote = options.remote ?? (options.layout ? undefined : remoteTarget(undefined));
+  if (remote) return dialRemote(remote, options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {});
   const layout = options.layout ?? clientLayout();
   try {
     return await dialOnce(layout.socket);

@@ -1,9 +1,21 @@
 import { AgentdError, ErrorCode, SessionDeltaNotification, type Event } from '../../protocol/index.js';
-import type { AgentdClient } from './client.js';
+import type { SubscriptionHandlers } from './client.js';
 import type { Delta } from './transcript.js';
 
 interface Disposable {
   dispose(): void;
+}
+
+/**
+ * What a follower needs of a connection: `AgentdClient` has it, and so has the web page's
+ * own (clients/web/rpc.ts, which cannot use Node's streams). Requests the daemon answers
+ * with an error reject with AgentdError; anything else means the connection went.
+ */
+export interface FollowedConnection {
+  /** Settles when the connection is gone. */
+  readonly closed: Promise<unknown>;
+  subscribe(sessionId: string, from: number | undefined, handlers: SubscriptionHandlers): Promise<{ headSeq: number; unsubscribe(): Promise<void> }>;
+  onNotification(def: typeof SessionDeltaNotification, handler: (delta: Delta) => void): Disposable;
 }
 
 /**
@@ -12,14 +24,14 @@ interface Disposable {
  * `singleConnection` is a source that never reconnects.
  */
 export interface ClientSource {
-  readonly current: AgentdClient | undefined;
+  readonly current: FollowedConnection | undefined;
   /** Called with each new connection; the source waits for the returned promise before it announces it. */
-  onConnected(listener: (client: AgentdClient) => Promise<void> | void): Disposable;
+  onConnected(listener: (client: FollowedConnection) => Promise<void> | void): Disposable;
   hold(): Disposable;
 }
 
 /** A source of one connection: following ends with it. */
-export function singleConnection(client: AgentdClient): ClientSource {
+export function singleConnection(client: FollowedConnection): ClientSource {
   const none = { dispose: () => undefined };
   return { current: client, onConnected: () => none, hold: () => none };
 }
@@ -53,7 +65,7 @@ const HELD_DELTAS_MAX = 2000;
 export class SessionFollower {
   private cursor: number;
   /** The connection subscribed (or subscribing) on. */
-  private on: AgentdClient | undefined;
+  private on: FollowedConnection | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
   /** While set, the follower is catching up to this head (undefined: until the subscribe answers). */
   private catchingUp: { headSeq: number | undefined } | undefined;
@@ -94,7 +106,7 @@ export class SessionFollower {
   }
 
   /** Subscribes on `client` unless already on it: resolves once subscribed (or given up on it). */
-  private async follow(client: AgentdClient): Promise<void> {
+  private async follow(client: FollowedConnection): Promise<void> {
     if (this.disposed || this.on === client) return;
     this.on = client;
     this.unsubscribe = undefined;
@@ -112,7 +124,7 @@ export class SessionFollower {
     await this.subscribe(client, this.cursor);
   }
 
-  private async subscribe(client: AgentdClient, from: number): Promise<void> {
+  private async subscribe(client: FollowedConnection, from: number): Promise<void> {
     for (let failures = 0; !this.disposed && this.on === client; ) {
       this.catchingUp = { headSeq: undefined };
       try {
@@ -145,7 +157,7 @@ export class SessionFollower {
     }
   }
 
-  private deliver(client: AgentdClient, events: Event[]): void {
+  private deliver(client: FollowedConnection, events: Event[]): void {
     if (this.disposed || this.on !== client) return;
     // A resubscription may overlap what was delivered: each event goes out once.
     const fresh = events.filter((e) => e.seq >= this.cursor);

@@ -1,4 +1,4 @@
-/** The client library: one typed connection, one link that keeps it, one follower, one fold. */
+/** The client library: one typed connection, one link that keeps it, one follower, one fold (chat-view.ts reads it as a chat). */
 export {
   AgentdClient,
   asResponseError,
@@ -11,7 +11,7 @@ export {
   type SubscriptionHandlers,
 } from './client.js';
 export { clientLayout, DaemonStoppedError, dial, dialOnce, DialError, startDaemonDetached, stopMarker, stoppedError, type DialOptions } from './dial.js';
-export { SessionFollower, singleConnection, type ClientSource, type FollowerHooks } from './follower.js';
+export { SessionFollower, singleConnection, type ClientSource, type FollowedConnection, type FollowerHooks } from './follower.js';
 export { DaemonLink, socketConnector, type Connector, type LinkConnection, type LinkOptions, type LinkState } from './link.js';
 export * from './transcript.js';
 export { weakerIsolation } from './isolation.js';

@@ -50,7 +50,7 @@ export interface LinkOptions {
 /** The options of a socket connector: `connect`'s, without what the link decides; `autostart: false` never starts a daemon. */
 export type SocketConnectorOptions = Omit<ConnectOptions, 'explicit' | 'onPermissionRequest'>;
 
-/** Connections over the daemon's unix socket (`connect`). */
+/** Connections through `connect`: the daemon's unix socket, or the WebSocket of AGENTD_REMOTE (clients/lib/remote.ts). */
 export function socketConnector(options: SocketConnectorOptions): Connector {
   return async ({ explicit, autostart, onPermissionRequest }) => {
     const client = await connect({

@@ -19,7 +19,7 @@ export type ImageContent = Extract<ContentBlock, { type: 'image' }>;
 
 /** Notices are the events themselves, typed: a renderer reads their data as the protocol defines it. */
 export type Notice = EventOf<
-  'sandbox.provisioned' | 'sandbox.lost' | 'model.retry' | 'context.compacted' | 'harness.woke' | 'session.forked' | 'session.archived' | 'session.rolled_back'
+  'sandbox.provisioned' | 'sandbox.lost' | 'model.retry' | 'context.compacted' | 'harness.woke' | 'session.forked' | 'session.archived' | 'session.rolled_back' | 'network.decided'
 >;
 
 export interface ToolResult {
@@ -83,6 +83,10 @@ export interface Transcript {
   title?: string;
   model?: string;
   forkedFrom?: { sessionId: string; at: number };
+  /** A sub-agent: the session whose `agent` call started it. */
+  parent?: { sessionId: string; toolUseId: string };
+  /** The sub-agents this session started, oldest first. */
+  children: string[];
   archived: boolean;
   /** In the order they came into view. */
   turns: TranscriptTurn[];
@@ -116,7 +120,9 @@ export interface FoldStep {
 const EARLY_TURNS_KEPT = 4;
 
 export class TranscriptFold {
-  readonly transcript: Transcript = { next: 0, archived: false, turns: [], notices: [] };
+  readonly transcript: Transcript = { next: 0, children: [], archived: false, turns: [], notices: [] };
+  /** Open network questions (permission.requested of kind network), by id. */
+  private readonly networkQuestions = new Set<string>();
   private readonly turns = new Map<string, TranscriptTurn>();
   private readonly calls = new Map<string, { call: ToolUse; turn: TranscriptTurn }>();
   /** Deltas of turns not yet in view, applied when the turn appears. */
@@ -192,6 +198,7 @@ export class TranscriptFold {
         t.workspace = event.data.workspace;
         t.title = event.data.title;
         t.model = event.data.model;
+        if (event.data.parent) t.parent = event.data.parent;
         return undefined;
       case 'session.forked':
         t.forkedFrom = { sessionId: event.data.from, at: event.data.at };
@@ -243,16 +250,22 @@ export class TranscriptFold {
         const { call, turn } = this.call(event.data.turnId, event.data.toolUseId, event.data.name, event.data.input, event.seq, changes);
         call.status = 'running';
         call.where = event.data.where;
+        const child = event.data.childSessionId;
+        if (child && !this.transcript.children.includes(child)) this.transcript.children.push(child);
         changes.push({ kind: 'tool', turn, call, what: 'running' });
         return turn;
       }
       case 'permission.requested': {
+        // A network question is no tool call: its outcome shows as the network.decided that follows.
+        if (event.data.kind === 'network') return void this.networkQuestions.add(event.data.toolUseId);
+        if (event.data.turnId === undefined) return undefined;
         const { call, turn } = this.call(event.data.turnId, event.data.toolUseId, event.data.tool, event.data.input, event.seq, changes);
         call.permission = { state: 'asked' };
         changes.push({ kind: 'tool', turn, call, what: 'asked' });
         return turn;
       }
       case 'permission.resolved': {
+        if (this.networkQuestions.delete(event.data.toolUseId)) return undefined;
         const known = this.calls.get(event.data.toolUseId);
         const turnId = known?.turn.turnId ?? event.data.turnId;
         if (turnId === undefined) return undefined; // a question of a call out of view, in no turn we know
@@ -272,6 +285,7 @@ export class TranscriptFold {
       case 'sandbox.provisioned':
       case 'sandbox.lost':
       case 'context.compacted':
+      case 'network.decided':
         return this.notice(this.current, event, changes);
       case 'harness.woke': {
         if (event.data.pendingTurn === null) return undefined;

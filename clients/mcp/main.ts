@@ -14,7 +14,8 @@ runs). Configure it in an MCP host as: {"command": "agentd", "args": ["mcp"]}.
 Tools: agentd_create_session, agentd_prompt, agentd_read_events,
 agentd_list_sessions, agentd_interrupt.
 Resources: agentd://sessions/{sessionId}/events (readable, subscribable).
-Data dir: $AGENTD_HOME (default ~/.agentd).
+Data dir: $AGENTD_HOME (default ~/.agentd). A daemon over the network instead:
+AGENTD_REMOTE=wss://host:port with AGENTD_TOKEN (or AGENTD_TOKEN_FILE) in the env.
 `;
 
 /**

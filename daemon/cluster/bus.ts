@@ -34,6 +34,8 @@ const BusMessage = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('permission.answer'), ...Base, toolUseId: Id, decision: PermissionDecision, by: z.string().max(400) }),
   /** Answered or withdrawn: stop asking. */
   z.object({ kind: z.literal('permission.closed'), ...Base, toolUseId: Id }),
+  /** Tokens or web logins revoked on the sender: close the connections that use them. */
+  z.object({ kind: z.literal('tokens.revoked'), from: Id, ids: z.array(Id).max(FOLLOW_CHUNK) }),
   /** The sender has subscribers of these sessions: send it their deltas for a while. */
   z.object({ kind: z.literal('follow'), from: Id, sessionIds: z.array(Id).max(FOLLOW_CHUNK) }),
 ]);

@@ -7,13 +7,23 @@ import {
   type VaultList,
   type VaultSet,
 } from '../../protocol/index.js';
-import type { Handler } from './context.js';
+import type { Daemon, Handler } from './context.js';
 import { fromLogError } from '../errors.js';
 
-export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) => {
+/** How many of a token's scoped sessions exist: a get per id, bounded by the scope. */
+async function countVisible(daemon: Daemon, scope: ReadonlySet<string>): Promise<number> {
+  const metas = await Promise.all([...scope].map((id) => daemon.log.getMeta(id)));
+  return metas.filter((meta) => meta !== undefined).length;
+}
+
+export const status: Handler<typeof DaemonStatus> = async (_params, { daemon, peer }) => {
   // Status answers even when the log does not: that is when it is needed most.
-  const listed = await daemon.log.list({ limit: 1_000_000 }).then(
-    (page) => ({ count: page.sessions.length, error: undefined }),
+  const pool = daemon.sandboxPool();
+  // A counter the log keeps: O(1) however many sessions there are. A token scoped to some
+  // sessions counts only those it may see (at most its scope's size).
+  const scope = peer.access.kind === 'token' ? peer.access.sessions : null;
+  const listed = await (scope ? countVisible(daemon, scope) : daemon.log.count()).then(
+    (count) => ({ count, error: undefined }),
     (error: unknown) => ({ count: null, error: (fromLogError(error) as Error).message }),
   );
   return {
@@ -31,6 +41,7 @@ export const status: Handler<typeof DaemonStatus> = async (_params, { daemon }) 
     ...(listed.error ? { logError: listed.error } : {}),
     modelApiKey: await daemon.modelApiKey(),
     appendLatencyMs: daemon.appendLatency.summary(),
+    ...(pool ? { sandboxPool: pool } : {}),
   };
 };
 

@@ -11,6 +11,8 @@ import type { Vault } from '../vault/vault.js';
 import type { Harness } from '../harness/index.js';
 import type { PermissionBroker } from '../permissions.js';
 import type { ClusterBus } from '../cluster/bus.js';
+import type { TokenService } from '../tokens.js';
+import type { PoolStatus } from '../../sandbox/types.js';
 
 /** The daemon's services, as handlers see them. */
 export interface Daemon {
@@ -26,6 +28,8 @@ export interface Daemon {
   readonly vault: Vault;
   readonly harness: Harness;
   readonly permissions: PermissionBroker;
+  /** Access tokens for the network listener. */
+  readonly tokens: TokenService;
   readonly logger: Logger;
   readonly appendLatency: LatencyWindow;
   readonly peers: ReadonlySet<Peer>;
@@ -33,6 +37,8 @@ export interface Daemon {
   readonly cluster?: ClusterBus;
   /** Where the harness finds the Messages-API key (never the key). */
   modelApiKey(): Promise<'environment' | 'vault' | 'missing'>;
+  /** The warm sandbox pool's state, when the daemon keeps one. */
+  sandboxPool(): PoolStatus | undefined;
   /** Begins a graceful stop on purpose once the current reply is on its way (see daemon/stop). */
   requestStop(reason: string, drainMs: number): void;
 }

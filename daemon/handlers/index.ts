@@ -4,6 +4,7 @@ import * as events from './events.js';
 import * as lifecycle from './lifecycle.js';
 import * as permission from './permission.js';
 import * as session from './session.js';
+import * as token from './token.js';
 
 export type { Daemon, HandlerTable, RequestContext } from './context.js';
 
@@ -31,4 +32,7 @@ export const handlers = {
   'daemon/status': admin.status,
   'daemon/stop': admin.stop,
   'permission/answer': permission.answer,
+  'token/create': token.create,
+  'token/list': token.list,
+  'token/revoke': token.revoke,
 } satisfies HandlerTable;

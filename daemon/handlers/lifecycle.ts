@@ -8,6 +8,7 @@ import {
 } from '../../protocol/index.js';
 import type { Handler } from './context.js';
 import { CONNECTION_LIMITS, MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CONNECTION } from '../rpc/limits.js';
+import { describeAccess } from '../access.js';
 
 export const initialize: Handler<typeof Initialize> = async (params, { peer, daemon }) => {
   if (peer.state !== 'new') throw new AgentdError(ErrorCode.AlreadyInitialized, 'initialize was already sent on this connection');
@@ -21,7 +22,8 @@ export const initialize: Handler<typeof Initialize> = async (params, { peer, dae
   peer.state = 'ready';
   peer.clientName = params.clientInfo.name;
   peer.capabilities = params.capabilities;
-  daemon.logger.log('info', 'client initialized', { conn: peer.id, client: params.clientInfo.name, version: params.clientInfo.version });
+  const token = peer.access.kind === 'token' ? { token: peer.access.tokenId, role: peer.access.role } : {};
+  daemon.logger.log('info', 'client initialized', { conn: peer.id, client: params.clientInfo.name, version: params.clientInfo.version, ...token });
   return {
     protocolVersion: PROTOCOL_VERSION,
     serverInfo: { name: 'agentd', version: daemon.version },
@@ -31,6 +33,7 @@ export const initialize: Handler<typeof Initialize> = async (params, { peer, dae
       maxRequestsInFlight: CONNECTION_LIMITS.maxRequestsInFlight,
       maxSubscriptions: MAX_SUBSCRIPTIONS_PER_CONNECTION,
     },
+    access: describeAccess(peer.access),
   };
 };
 

@@ -20,6 +20,7 @@ import type { Peer } from '../rpc/peer.js';
 import type { Daemon, Handler } from './context.js';
 import { openQuestions } from '../permissions.js';
 import { requireIdle } from '../sessions.js';
+import { maySee } from '../access.js';
 
 function refuseObserver(peer: Peer, sessionId: string, action: string): void {
   if (peer.isObserver(sessionId)) {
@@ -77,12 +78,14 @@ export const create: Handler<typeof SessionCreate> = async (params, { daemon, pe
   return created;
 };
 
-export const list: Handler<typeof SessionList> = (params, { daemon }) => daemon.sessions.list(params);
+export const list: Handler<typeof SessionList> = (params, { daemon, peer }) =>
+  daemon.sessions.list({ ...params, visible: (sessionId) => maySee(peer.access, sessionId) });
 
 export const get: Handler<typeof SessionGet> = ({ sessionId }, { daemon }) => daemon.sessions.info(sessionId);
 
 export const prompt: Handler<typeof SessionPrompt> = async ({ sessionId, content }, { daemon, peer }) => {
   refuseObserver(peer, sessionId, 'prompt');
+  daemon.harness.prepare(sessionId);
   const appended = await daemon.sessions.prompt(sessionId, content);
   afterInput(daemon, peer, sessionId);
   return appended;
@@ -98,6 +101,7 @@ function afterInput(daemon: Daemon, peer: Peer, sessionId: string): void {
 
 export const steer: Handler<typeof SessionSteer> = async ({ sessionId, content }, { daemon, peer }) => {
   refuseObserver(peer, sessionId, 'steer it');
+  await daemon.harness.writesLanded(sessionId);
   const appended = await turns.steer(daemon.log, daemon.sessions, sessionId, content);
   // A steered turn's runner reads the input before its next model call; the kick matters when it became a turn of its own.
   afterInput(daemon, peer, sessionId);

@@ -4,7 +4,7 @@
  * the small interface the harness uses, and the daemon wires its own in (daemon/server.ts).
  */
 import type { SessionCreateParams, UsageTotals } from '../../protocol/index.js';
-import type { ToolDefinition } from '../../sandbox/provider.js';
+import type { ToolDefinition } from '../../sandbox/types.js';
 
 /** Where the harness writes diagnostics (the daemon's log file). */
 export interface HarnessLogger {

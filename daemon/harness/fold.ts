@@ -1,5 +1,5 @@
-import { knownEvent, type ContentBlock, type KnownEvent, type PermissionDecision, type PromptContent, type ToolErrorKind, type Usage } from '../../protocol/index.js';
-import type { StoredEvent } from '../log/session-log.js';
+import { trustedEvent, type ContentBlock, type KnownEvent, type PermissionDecision, type PromptContent, type ToolErrorKind, type Usage } from '../../protocol/index.js';
+import type { Checkpoint, StoredEvent } from '../log/session-log.js';
 import { sumUsage, ZERO_USAGE } from './usage.js';
 
 /** A tool call the model asked for, and how far it got, as the log tells it. */
@@ -62,6 +62,23 @@ export interface SessionState {
 const TURN_ENDS = { 'turn.completed': 'completed', 'turn.interrupted': 'interrupted', 'turn.failed': 'failed' } as const;
 
 /**
+ * The checkpoint format this fold writes and reads; any other falls back to a full fold.
+ * 2: turns carry steers and usage; rolled-back turns, the title and sub-agents are kept.
+ */
+export const CHECKPOINT_FORMAT = 'agentd.fold/2';
+
+interface CheckpointBody {
+  format: typeof CHECKPOINT_FORMAT;
+  headSeq: number;
+  turns: Turn[];
+  compaction?: SessionState['compaction'];
+  alwaysAllowed: string[];
+  rolledBack: string[];
+  title?: string;
+  children: string[];
+}
+
+/**
  * Rebuilds a session's state from its log alone: everything the harness needs to
  * carry on after any crash. Events are applied one at a time, so the harness keeps
  * the fold current as it appends instead of re-reading the log. The log is never
@@ -75,8 +92,63 @@ export class SessionFold {
 
   apply(stored: StoredEvent): void {
     this.state.headSeq = stored.seq + 1;
-    const event = knownEvent(stored);
+    // Our own log: every event in it passed its schema when written (see trustedEvent).
+    const event = trustedEvent(stored);
     if (event) this.applyKnown(event);
+  }
+
+  /** The state as a checkpoint: covers events [0, headSeq). */
+  checkpoint(): Checkpoint {
+    const { headSeq, turns, compaction, alwaysAllowed, rolledBack, title, children } = this.state;
+    const body: CheckpointBody = {
+      format: CHECKPOINT_FORMAT,
+      headSeq,
+      turns,
+      ...(compaction ? { compaction } : {}),
+      alwaysAllowed: [...alwaysAllowed],
+      rolledBack: [...rolledBack],
+      ...(title !== undefined ? { title } : {}),
+      children,
+    };
+    return { seq: headSeq, state: JSON.stringify(body) };
+  }
+
+  /**
+   * The fold a checkpoint holds, or undefined when it is of another format (an older or
+   * newer daemon's), does not parse, or does not say what it covers: the caller then
+   * folds the whole log, which gives the same state.
+   */
+  static fromCheckpoint(checkpoint: Checkpoint): SessionFold | undefined {
+    let body: Partial<CheckpointBody>;
+    try {
+      body = JSON.parse(checkpoint.state) as Partial<CheckpointBody>;
+    } catch {
+      return undefined;
+    }
+    if (
+      body?.format !== CHECKPOINT_FORMAT ||
+      body.headSeq !== checkpoint.seq ||
+      !Array.isArray(body.turns) ||
+      !Array.isArray(body.alwaysAllowed) ||
+      !Array.isArray(body.rolledBack) ||
+      !Array.isArray(body.children)
+    ) {
+      return undefined;
+    }
+    const fold = new SessionFold();
+    const { state } = fold;
+    state.headSeq = body.headSeq;
+    state.turns = body.turns;
+    if (body.compaction) state.compaction = body.compaction;
+    state.alwaysAllowed = new Set(body.alwaysAllowed);
+    state.rolledBack = new Set(body.rolledBack);
+    if (body.title !== undefined) state.title = body.title;
+    state.children = body.children;
+    for (const turn of state.turns) {
+      fold.turns.set(turn.turnId, turn);
+      for (const step of turn.steps) for (const call of step.calls) fold.calls.set(call.toolUseId, call);
+    }
+    return fold;
   }
 
   private applyKnown(event: KnownEvent): void {
@@ -165,6 +237,7 @@ export class SessionFold {
         // Compaction runs inside the pending turn: its cost is that turn's.
         const turn = pendingTurn(state);
         if (turn && event.data.usage) turn.usage = sumUsage(turn.usage, event.data.usage);
+        this.forgetCompacted(event.data.upToSeq);
         break;
       }
       case 'session.rolled_back':
@@ -178,8 +251,26 @@ export class SessionFold {
     this.turns.set(turnId, turn);
     this.state.turns.push(turn);
   }
-}
 
+  /**
+   * Turns the summary replaced are never read again (the context leaves them out, and
+   * they have ended): dropped, so a session's memory is bounded by its context, not its history.
+   */
+  private forgetCompacted(upToSeq: number): void {
+    const { state } = this;
+    const kept: Turn[] = [];
+    for (const turn of state.turns) {
+      if (!(turn.end && turn.end.seq <= upToSeq)) {
+        kept.push(turn);
+        continue;
+      }
+      this.turns.delete(turn.turnId);
+      state.rolledBack.delete(turn.turnId);
+      for (const step of turn.steps) for (const call of step.calls) this.calls.delete(call.toolUseId);
+    }
+    state.turns = kept;
+  }
+}
 
 /** Steers no model call has carried yet: the turn's next call carries them. */
 export function undeliveredSteers(turn: Turn): Steer[] {

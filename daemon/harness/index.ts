@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { realpath } from 'node:fs/promises';
 import type { SessionCreateParams, UsageTotals } from '../../protocol/index.js';
-import type { SandboxProvider, SandboxSpec } from '../../sandbox/provider.js';
+import type { SandboxProvider, SandboxSpec } from '../../sandbox/types.js';
 import { fencedLog } from '../log/fenced.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
 import type { SessionLog } from '../log/session-log.js';
@@ -13,6 +13,13 @@ import { BorrowedSlot, SandboxSlot, type ToolSlot } from './sandbox-slot.js';
 import { childTurnId, firstTurnEnd, type ChildOutcome, type ChildSpec } from './agent-tool.js';
 import type { PriceTable } from './usage.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
+
+/** The session's proxy as the harness hands it to the sandbox: its socket, and the CA the sandbox trusts. */
+export interface ProxyEndpoint {
+  socketPath: string;
+  ca?: string;
+  close(): Promise<void>;
+}
 
 export interface HarnessSettings {
   defaultModel: string;
@@ -37,8 +44,11 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry' | 'runCh
    * credential (undefined when there is none): the daemon forms it, the harness passes it on.
    */
   remoteAuthorization(credential: string, url: string): Promise<string | undefined>;
-  /** Opens the session's credential proxy (only its own credentials are served); its socket goes into the sandbox. */
-  openProxy(sessionId: string, credentials: readonly string[]): Promise<{ socketPath: string; close(): Promise<void> }>;
+  /**
+   * Opens the session's proxy (only its own credentials are served, and the egress proxy as
+   * its network policy allows); its socket goes into the sandbox.
+   */
+  openProxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint>;
   settings: HarnessSettings;
   /**
    * Set when other daemons share the session log: a session runs here only while this
@@ -59,18 +69,23 @@ const IDLE_EVICT_MS = 5 * 60_000;
  */
 export class Harness {
   private readonly runners = new Map<string, SessionRunner>();
+  private readonly making = new Map<string, Promise<SessionRunner>>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
-  private readonly proxies = new Map<string, { socketPath: string; close(): Promise<void> }>();
+  private readonly proxies = new Map<string, ProxyEndpoint>();
   private client: { key: string; api: Anthropic } | undefined;
   private stopping = false;
   /** Leases held, by session (with `deps.leases` only). */
   private readonly held = new Map<string, Lease>();
   private readonly scanTimer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
+  private readonly scanEveryMs: number = 0;
+  /** The last scan for orphaned sessions that finished, and how (for /readyz). */
+  private lastScan: { at: number; error?: string } | undefined;
 
   constructor(private readonly deps: HarnessDeps) {
     if (deps.leases) {
       const every = Math.min(ORPHAN_SCAN_MAX_MS, Math.max(50, Math.floor(deps.leases.ttlMs / 4)));
+      this.scanEveryMs = every;
       this.scanTimer = setInterval(() => void this.adoptOrphans(), every);
       this.scanTimer.unref();
       void this.adoptOrphans();
@@ -95,9 +110,19 @@ export class Harness {
     return this.client.api;
   }
 
-  private async runner(sessionId: string): Promise<SessionRunner> {
+  /** The session's runner; made once however many ask at the same time. */
+  private runner(sessionId: string): Promise<SessionRunner> {
     const existing = this.runners.get(sessionId);
-    if (existing) return existing;
+    if (existing) return Promise.resolve(existing);
+    let making = this.making.get(sessionId);
+    if (!making) {
+      making = this.makeRunner(sessionId).finally(() => this.making.delete(sessionId));
+      this.making.set(sessionId, making);
+    }
+    return making;
+  }
+
+  private async makeRunner(sessionId: string): Promise<SessionRunner> {
     const record = await this.deps.session(sessionId);
     if (!record) throw new Error(`unknown session ${sessionId}`);
     const { logger } = this.deps;
@@ -119,7 +144,7 @@ export class Harness {
         system: systemPrompt(record),
         ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
         contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
-        tools: [...(await offeredTools(record, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
+        tools: [...(await offeredTools(record, this.deps.provider.builtinTools, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
         usage: record.usage,
         ...(parentId ? { parentSessionId: parentId } : {}),
         ...(record.config.budget ? { budget: record.config.budget } : {}),
@@ -135,7 +160,8 @@ export class Harness {
   private async ownSlot(record: HarnessSession, log: SessionLog): Promise<SandboxSlot> {
     const { sessionId } = record;
     const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
-    const proxySocket = record.config.credentials?.length ? await this.proxy(sessionId, record.config.credentials) : undefined;
+    // Every sandbox gets the proxy: the egress proxy is its way to the network, as its policy allows.
+    const proxy = await this.proxy(sessionId, record.config.credentials ?? []);
     return new SandboxSlot(
       this.deps.provider,
       {
@@ -144,7 +170,8 @@ export class Harness {
         isolation: record.config.sandbox?.isolation ?? 'auto',
         ...this.deps.sandboxSpec(record.config.sandbox),
         mcpServers: stdioServers,
-        ...(proxySocket ? { proxySocket } : {}),
+        proxySocket: proxy.socketPath,
+        ...(proxy.ca ? { proxyCa: proxy.ca } : {}),
       },
       sandboxNotices(record, log, this.deps.logger),
     );
@@ -174,13 +201,29 @@ export class Harness {
     }
   }
 
-  private async proxy(sessionId: string, credentials: readonly string[]): Promise<string> {
+  private async proxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
     let endpoint = this.proxies.get(sessionId);
     if (!endpoint) {
       endpoint = await this.deps.openProxy(sessionId, credentials);
       this.proxies.set(sessionId, endpoint);
     }
-    return endpoint.socketPath;
+    return endpoint;
+  }
+
+  /**
+   * A prompt is on its way to the log: the runner is made and its checkpoint read
+   * meanwhile, so the first model call waits for the prompt's fsync and nothing else.
+   * Without leases only (with them, a runner is made once the lease is held).
+   */
+  prepare(sessionId: string): void {
+    if (this.stopping || this.deps.leases) return;
+    void this.runner(sessionId)
+      .then((runner) => {
+        runner.prepare();
+        // Dropped after a while if no kick comes (the prompt failed): a kick clears this.
+        if (!runner.busy) this.evictWhenIdle(sessionId, runner);
+      })
+      .catch(() => undefined); // the kick that follows reports it
   }
 
   /** A user message was appended: run the session's pending turns. */
@@ -265,11 +308,25 @@ export class Harness {
           this.deps.logger.log('info', 'taking over session', { sessionId });
           await this.wake(sessionId);
         }
+        this.lastScan = { at: Date.now() };
       } catch (error) {
+        this.lastScan = { at: Date.now(), error: String(error) };
         this.deps.logger.log('warn', 'looking for sessions to take over failed', { error: String(error) });
       }
     })().finally(() => (this.scanning = undefined));
     return this.scanning;
+  }
+
+  /**
+   * For /readyz: without leases there is no loop; with them, it runs when its last scan
+   * for orphaned sessions succeeded within a few intervals (or the first is under way).
+   */
+  leaseLoop(): 'none' | 'running' | 'stalled' | 'failing' {
+    if (!this.deps.leases) return 'none';
+    if (this.stopping) return 'stalled';
+    if (!this.lastScan) return this.scanning ? 'running' : 'stalled';
+    if (this.lastScan.error) return 'failing';
+    return Date.now() - this.lastScan.at <= Math.max(3 * this.scanEveryMs, 5000) ? 'running' : 'stalled';
   }
 
   /** Keeps memory to the sessions at work: an idle runner (its fold, its sandbox) goes after a while. */
@@ -294,6 +351,20 @@ export class Harness {
     } finally {
       await this.ran(sessionId, runner);
     }
+  }
+
+  /**
+   * Resolves once the session's runner's writes so far have landed: its metadata then
+   * says which turn runs (session/steer reads it), though a turn's first write is not
+   * waited for before its model call.
+   */
+  async writesLanded(sessionId: string): Promise<void> {
+    await this.runners.get(sessionId)?.writesLanded();
+  }
+
+  /** The turn and tool call the session runs now, if any. */
+  running(sessionId: string): { turnId: string; toolUseId?: string } | undefined {
+    return this.runners.get(sessionId)?.running;
   }
 
   interrupt(sessionId: string): boolean {

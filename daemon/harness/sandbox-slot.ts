@@ -1,4 +1,4 @@
-import type { Sandbox, SandboxProvider, SandboxSpec } from '../../sandbox/provider.js';
+import type { Sandbox, SandboxProvider, SandboxSpec } from '../../sandbox/types.js';
 import { contentBlocks, type ToolOutcome } from './tool-content.js';
 
 export interface SlotEvents {
@@ -86,6 +86,11 @@ export class SandboxSlot implements ToolSlot {
     let sandbox: Sandbox;
     try {
       sandbox = await this.get();
+      // Died since the last call (its end not yet recorded): this call gets a fresh one, once it is.
+      if (!sandbox.alive) {
+        await sandbox.ended;
+        sandbox = await this.get();
+      }
     } catch (error) {
       return { content: [{ type: 'text', text: `the sandbox could not be provisioned: ${(error as Error).message}` }], isError: true, errorKind: 'sandbox_lost' };
     }

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUILTIN_TOOLS, type Sandbox, type ToolDefinition } from '../../sandbox/provider.js';
+import type { Sandbox, ToolDefinition } from '../../sandbox/types.js';
 import { appendEvents } from '../events.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { ApiTool } from './context.js';
@@ -48,13 +48,13 @@ function apiTool(t: ToolDefinition): ApiTool {
 }
 
 /**
- * The tools offered to the model come from the built-in catalogue, so the first
+ * The tools offered to the model come from the provider's built-in catalogue, so the first
  * model call never waits for a sandbox. Only a session's own MCP servers need one
  * started to list their tools, once; the list is kept in the session's metadata.
  */
-export async function offeredTools(record: HarnessSession, slot: ToolSlot, log: SessionLog): Promise<ApiTool[]> {
+export async function offeredTools(record: HarnessSession, builtin: readonly ToolDefinition[], slot: ToolSlot, log: SessionLog): Promise<ApiTool[]> {
   const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
-  let defs: ToolDefinition[] = [...BUILTIN_TOOLS];
+  let defs: ToolDefinition[] = [...builtin];
   const hasServers = (record.config.mcpServers ?? []).some((s) => 'command' in s);
   if (hasServers) {
     let catalog = record.toolCatalog;
@@ -108,6 +108,7 @@ export function sandboxNotices(record: HarnessSession, log: SessionLog, logger: 
             sandboxId: sandbox.id,
             isolation: sandbox.isolation,
             durationMs: Math.round(durationMs),
+            pooled: sandbox.pooled,
             warnings: sandbox.warnings,
             ...(sandbox.limits ? { limits: sandbox.limits } : {}),
             ...(repos.length ? { repos } : {}),

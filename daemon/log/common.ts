@@ -3,7 +3,7 @@
  * backends differ only in storage and agree on every edge case the conformance suite checks.
  */
 import { LogError, READ_LIMIT_MAX } from './session-log.js';
-import type { NewEvent, ReadOptions, SessionMeta, StoredEvent, SubscribeOptions, WriteOptions } from './session-log.js';
+import type { Checkpoint, NewEvent, ReadOptions, SessionMeta, StoredEvent, SubscribeOptions, WriteOptions } from './session-log.js';
 
 /** Printable ASCII without '!' (the key separator) or space: keeps key ranges unambiguous. */
 const SESSION_ID = /^[\x22-\x7e]{1,200}$/;
@@ -43,6 +43,18 @@ export function checkIfHead(sessionId: string, options: WriteOptions | undefined
   if (options?.ifHead !== undefined && options.ifHead !== head) {
     throw new LogError('conflict', `session ${sessionId} moved on (head ${head}, expected ${options.ifHead}); nothing was written`);
   }
+}
+
+export function checkCheckpoint(checkpoint: unknown): asserts checkpoint is Checkpoint {
+  if (!isPlainObject(checkpoint)) throw new LogError('invalid', 'checkpoint must be a plain object');
+  checkSeq(checkpoint['seq'], 'checkpoint.seq');
+  if (typeof checkpoint['seq'] !== 'number') throw new LogError('invalid', 'checkpoint.seq must be a non-negative integer');
+  if (typeof checkpoint['state'] !== 'string') throw new LogError('invalid', 'checkpoint.state must be a string');
+}
+
+/** A checkpoint may cover only events that are there. */
+export function checkCheckpointHead(sessionId: string, checkpoint: Checkpoint, head: number): void {
+  if (checkpoint.seq > head) throw new LogError('invalid', `checkpoint of ${sessionId} at seq ${checkpoint.seq} is past the head ${head}`);
 }
 
 export function checkPatch(patch: unknown): asserts patch is Record<string, unknown> {

@@ -1,9 +1,10 @@
 import type { SessionLog } from './session-log.js';
 
 /** A SessionLog that forwards to `log`, with some methods replaced: for wrappers that time or fence writes. */
-export function delegateLog(log: SessionLog, overrides: Partial<Omit<SessionLog, 'supports'>>): SessionLog {
+export function delegateLog(log: SessionLog, overrides: Partial<Omit<SessionLog, 'supports' | 'tokens'>>): SessionLog {
   return {
     supports: log.supports,
+    tokens: log.tokens,
     create: (meta, events) => log.create(meta, events),
     append: (sessionId, events, metaPatch, options) => log.append(sessionId, events, metaPatch, options),
     read: (sessionId, options) => log.read(sessionId, options),
@@ -13,6 +14,9 @@ export function delegateLog(log: SessionLog, overrides: Partial<Omit<SessionLog,
     patchMeta: (sessionId, patch, options) => log.patchMeta(sessionId, patch, options),
     list: (options) => log.list(options),
     delete: (sessionId) => log.delete(sessionId),
+    count: () => log.count(),
+    putCheckpoint: (sessionId, checkpoint) => log.putCheckpoint(sessionId, checkpoint),
+    getCheckpoint: (sessionId) => log.getCheckpoint(sessionId),
     close: () => log.close(),
     ...overrides,
   };

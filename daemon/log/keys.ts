@@ -2,6 +2,8 @@
  * LevelDB key layout. Keys sort so that every read is a range read:
  *   e!<sessionId>!<seq, 12 digits>   an event (zero padding makes byte order = seq order)
  *   m!<sessionId>                    a session's metadata (ids are time-sortable: reverse = newest first)
+ *   c!<sessionId>                    a session's checkpoint: "<seq> <state>" (see SessionLog.putCheckpoint)
+ *   n!sessions                       how many sessions there are (kept with every create)
  * Session ids never contain '!' (checkSessionId), so no session's range overlaps another's.
  */
 
@@ -28,3 +30,9 @@ export function metaKey(sessionId: string): string {
 export const META_FIRST = 'm!';
 /** '"' follows '!': the exclusive end of all meta keys. */
 export const META_END = 'm"';
+
+export function checkpointKey(sessionId: string): string {
+  return `c!${sessionId}`;
+}
+
+export const SESSION_COUNT_KEY = 'n!sessions';

@@ -6,13 +6,14 @@
 import { ClassicLevel } from 'classic-level';
 import { LogError, type NewEvent, type SessionMeta, type StoredEvent } from './session-log.js';
 import type * as Log from './session-log.js';
-import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, WriteGate } from './common.js';
+import { checkCheckpoint, checkCheckpointHead, checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, storageError } from './group-commit.js';
 import type { BatchPut, BatchWriter, CommitEntry, CommitStats } from './group-commit.js';
-import { eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey } from './keys.js';
+import { checkpointKey, eventKey, eventRangeEnd, META_END, META_FIRST, metaKey, seqOfEventKey, SESSION_COUNT_KEY } from './keys.js';
 import { LiveSubscriptions } from './subscriptions.js';
 import { parsedEvent } from './event-bytes.js';
 import { BoundedCache } from './bounded-cache.js';
+import { LevelTokenStore } from './token-store.js';
 
 /** A filtered read scans at most this many events before it returns a page with `next`. */
 const TYPE_SCAN_MAX = 100_000;
@@ -41,6 +42,8 @@ interface CachedSession {
   valid: boolean;
   /** Size of the metadata as stored, for the cache's byte bound. */
   metaBytes: number;
+  /** The seq of the checkpoint kept (-1: none), once looked up. */
+  checkpointSeq?: number;
 }
 
 /** Sessions whose state stays cached, by count and by metadata bytes; idle ones beyond are dropped, least recently used first. */
@@ -65,6 +68,19 @@ export class LevelSessionLog implements Log.SessionLog {
    */
   private failed = false;
   private reopening: Promise<void> | undefined;
+  readonly tokens = new LevelTokenStore(
+    async () => {
+      if (this.failed) await this.reopen();
+      return this.db;
+    },
+    (op) => this.gate.admit(op),
+    () => this.checkOpen(),
+  );
+  /** Sessions counting creates queued, and counting durable ones (what count() says). */
+  private sessionsQueued = 0;
+  private sessionsDurable = 0;
+  /** Checkpoint writes in flight, one at a time per session: each compares with the one before. */
+  private readonly checkpointWrites = new Map<string, Promise<unknown>>();
 
   private constructor(
     private db: ClassicLevel<string, string>,
@@ -82,7 +98,12 @@ export class LevelSessionLog implements Log.SessionLog {
 
   /** Opens (creating if missing) the log stored in directory `location`. */
   static async open(location: string, options: LevelLogOptions = {}): Promise<LevelSessionLog> {
-    return new LevelSessionLog(await openStore(location), location, options);
+    const log = new LevelSessionLog(await openStore(location), location, options);
+    await log.loadCount().catch(async (error: unknown) => {
+      await log.db.close();
+      throw error;
+    });
+    return log;
   }
 
   create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
@@ -114,6 +135,7 @@ export class LevelSessionLog implements Log.SessionLog {
       await this.commits.drain();
       await this.db.close().catch(() => undefined);
       this.db = await openStore(this.location);
+      await this.loadCount();
       this.failed = false;
     })().finally(() => (this.reopening = undefined));
     return this.reopening;
@@ -134,9 +156,12 @@ export class LevelSessionLog implements Log.SessionLog {
     }
     // Re-checked after the await: another create may have claimed the id meanwhile.
     if (this.states.has(id)) throw new LogError('exists', `session ${id} already exists`);
-    const state: CachedSession = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true, metaBytes: metaJson.length };
+    const state: CachedSession = { head: events.length, durableHead: 0, meta: stored, durableMeta: undefined, valid: true, metaBytes: metaJson.length, checkpointSeq: -1 };
     this.states.set(id, state, state.metaBytes);
-    return this.commit(id, state, 0, ops, jsons, stored);
+    // The counter goes in the create's own batch: counted exactly when the session is there.
+    const count = ++this.sessionsQueued;
+    ops.push({ type: 'put', key: SESSION_COUNT_KEY, value: String(count) });
+    return this.commit(id, state, 0, ops, jsons, stored, () => (this.sessionsDurable = Math.max(this.sessionsDurable, count)));
   }
 
   private async appendNow(sessionId: string, events: NewEvent[], metaPatch: Record<string, unknown> | undefined, options: Log.WriteOptions | undefined): Promise<number[]> {
@@ -263,8 +288,23 @@ export class LevelSessionLog implements Log.SessionLog {
     if (!state || state.durableMeta === undefined) return false;
     // Appends queued before the delete land first; the caller lets nobody write after it.
     await this.commits.drain();
+    // The counter and the checkpoint go in the same synced batch as the metadata.
+    const count = --this.sessionsQueued;
     try {
-      await this.db.del(metaKey(sessionId), { sync: true });
+      await this.db.batch(
+        [
+          { type: 'del', key: metaKey(sessionId) },
+          { type: 'del', key: checkpointKey(sessionId) },
+          { type: 'put', key: SESSION_COUNT_KEY, value: String(count) },
+        ],
+        { sync: true },
+      );
+    } catch (cause) {
+      this.sessionsQueued++;
+      throw storageError(cause, 'write');
+    }
+    this.sessionsDurable--;
+    try {
       this.states.delete(sessionId);
       await this.db.clear({ gte: eventKey(sessionId, 0), lt: eventRangeEnd(sessionId) });
     } catch (cause) {
@@ -272,6 +312,78 @@ export class LevelSessionLog implements Log.SessionLog {
     }
     this.hub.endSession(sessionId, new LogError('not_found', `session ${sessionId} was deleted`));
     return true;
+  }
+
+  async count(): Promise<number> {
+    this.checkOpen();
+    if (this.failed) await this.reopen();
+    return this.sessionsDurable;
+  }
+
+  putCheckpoint(sessionId: string, checkpoint: Log.Checkpoint): Promise<boolean> {
+    return this.gate.admit(() => {
+      checkSessionId(sessionId);
+      checkCheckpoint(checkpoint);
+      const previous = this.checkpointWrites.get(sessionId) ?? Promise.resolve();
+      const write = previous.then(() => this.whenReady(() => this.putCheckpointNow(sessionId, checkpoint)));
+      const settled = write.catch(() => undefined);
+      this.checkpointWrites.set(sessionId, settled);
+      void settled.then(() => this.checkpointWrites.get(sessionId) === settled && this.checkpointWrites.delete(sessionId));
+      return write;
+    });
+  }
+
+  private async putCheckpointNow(sessionId: string, checkpoint: Log.Checkpoint): Promise<boolean> {
+    const state = await this.existing(sessionId, false);
+    checkCheckpointHead(sessionId, checkpoint, state.durableHead);
+    state.checkpointSeq ??= (await this.readCheckpoint(sessionId))?.seq ?? -1;
+    if (state.checkpointSeq > checkpoint.seq) return false;
+    // One put is one atomic LevelDB write; unsynced, as the interface allows (a lost
+    // checkpoint costs a longer read on wake, and never holds up a synced append).
+    try {
+      await this.db.put(checkpointKey(sessionId), `${checkpoint.seq} ${checkpoint.state}`);
+    } catch (cause) {
+      throw storageError(cause);
+    }
+    state.checkpointSeq = checkpoint.seq;
+    return true;
+  }
+
+  async getCheckpoint(sessionId: string): Promise<Log.Checkpoint | undefined> {
+    this.checkOpen();
+    if (this.failed) await this.reopen();
+    checkSessionId(sessionId);
+    await this.existing(sessionId, false);
+    return this.readCheckpoint(sessionId);
+  }
+
+  private async readCheckpoint(sessionId: string): Promise<Log.Checkpoint | undefined> {
+    let value: string | undefined;
+    try {
+      value = await this.db.get(checkpointKey(sessionId));
+    } catch (cause) {
+      throw storageError(cause, 'read');
+    }
+    if (value === undefined) return undefined;
+    const space = value.indexOf(' ');
+    return { seq: Number(value.slice(0, space)), state: value.slice(space + 1) };
+  }
+
+  /** The session counter as stored; a store from before it had one is counted once, and keeps one from then on. */
+  private async loadCount(): Promise<void> {
+    let stored = await this.db.get(SESSION_COUNT_KEY);
+    if (stored === undefined) {
+      let n = 0;
+      const it = this.db.keys({ gte: META_FIRST, lt: META_END });
+      try {
+        for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) n += chunk.length;
+      } finally {
+        await it.close();
+      }
+      stored = String(n);
+      await this.db.put(SESSION_COUNT_KEY, stored, { sync: true });
+    }
+    this.sessionsQueued = this.sessionsDurable = Number(stored);
   }
 
   /** Sessions whose state is cached now (bounded: see STATE_CACHE_SESSIONS). */
@@ -324,7 +436,7 @@ export class LevelSessionLog implements Log.SessionLog {
   }
 
   /** Queues one append; resolves with its seqs once its batch is durable. */
-  private commit(sessionId: string, state: CachedSession, first: number, ops: BatchPut[], jsons: string[], meta: SessionMeta | undefined): Promise<number[]> {
+  private commit(sessionId: string, state: CachedSession, first: number, ops: BatchPut[], jsons: string[], meta: SessionMeta | undefined, durable?: () => void): Promise<number[]> {
     return new Promise((resolve, reject) => {
       this.commits.enqueue({
         sessionId,
@@ -332,6 +444,7 @@ export class LevelSessionLog implements Log.SessionLog {
         onDurable: () => {
           state.durableHead = Math.max(state.durableHead, first + jsons.length);
           if (meta) state.durableMeta = meta;
+          durable?.();
           // Idle now, perhaps: the cache may drop something to stay within its bounds.
           this.states.evict();
           // Parsed only when someone listens: the append path stays string-only.

@@ -5,13 +5,15 @@
  */
 import { LogError, type NewEvent, type SessionMeta, type StoredEvent } from './session-log.js';
 import type * as Log from './session-log.js';
-import { checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
+import { checkCheckpoint, checkCheckpointHead, checkIfHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, encode, mergeMeta, readRange, subscribeLimits, toStored } from './common.js';
 import { LiveSubscriptions } from './subscriptions.js';
 import { countWithin, eventBytes } from './event-bytes.js';
+import { MemoryTokenStore } from './token-store.js';
 
 interface MemorySession {
   meta: SessionMeta;
   events: StoredEvent[];
+  checkpoint?: Log.Checkpoint;
 }
 
 export class MemorySessionLog implements Log.SessionLog {
@@ -19,6 +21,7 @@ export class MemorySessionLog implements Log.SessionLog {
   private readonly sessions = new Map<string, MemorySession>();
   private readonly hub = new LiveSubscriptions((id, from, to, limit, maxBytes) => Promise.resolve(this.slice(id, from, to, limit, maxBytes)));
   private closed = false;
+  readonly tokens = new MemoryTokenStore(() => this.checkOpen());
 
   async create(meta: SessionMeta, events: NewEvent[]): Promise<number[]> {
     this.checkOpen();
@@ -117,6 +120,27 @@ export class MemorySessionLog implements Log.SessionLog {
     if (!this.sessions.delete(sessionId)) return false;
     this.hub.endSession(sessionId, new LogError('not_found', `session ${sessionId} was deleted`));
     return true;
+  }
+
+  async count(): Promise<number> {
+    this.checkOpen();
+    return this.sessions.size;
+  }
+
+  async putCheckpoint(sessionId: string, checkpoint: Log.Checkpoint): Promise<boolean> {
+    this.checkOpen();
+    checkCheckpoint(checkpoint);
+    const session = this.session(sessionId);
+    checkCheckpointHead(sessionId, checkpoint, session.events.length);
+    if (session.checkpoint && session.checkpoint.seq > checkpoint.seq) return false;
+    session.checkpoint = { seq: checkpoint.seq, state: checkpoint.state };
+    return true;
+  }
+
+  async getCheckpoint(sessionId: string): Promise<Log.Checkpoint | undefined> {
+    this.checkOpen();
+    const { checkpoint } = this.session(sessionId);
+    return checkpoint && { ...checkpoint };
   }
 
   async close(): Promise<void> {

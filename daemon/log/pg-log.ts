@@ -10,12 +10,13 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { LogError, type NewEvent, type SessionMeta, type StoredEvent } from './session-log.js';
 import type * as Log from './session-log.js';
-import { checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, readRange, subscribeLimits, WriteGate } from './common.js';
+import { checkCheckpoint, checkCheckpointHead, checkWriteOptions, checkEvents, checkListLimit, checkMeta, checkPatch, checkSessionId, readRange, subscribeLimits, WriteGate } from './common.js';
 import { GroupCommit, type CommitStats } from './group-commit.js';
 import { channelOf, checkSchemaName, parsePgUrl, SCHEMA_VERSION, schemaSql } from './pg-schema.js';
 import { applyBatch, encodeEvents, jsonbText, splitPatch, type PgEntry } from './pg-batch.js';
 import { PgListener, type AppendNotice } from './pg-notify.js';
 import { LiveSubscriptions } from './subscriptions.js';
+import { PgTokenStore } from './pg-tokens.js';
 
 const TYPE_SCAN_MAX = 100_000;
 const IMPORT_CHUNK = 5000;
@@ -107,6 +108,7 @@ export class PgSessionLog implements Log.SessionLog {
   private readonly gate = new WriteGate();
   private listener: PgListener | undefined;
   private closing: Promise<void> | undefined;
+  readonly tokens: PgTokenStore;
 
   private constructor(
     readonly pool: pg.Pool,
@@ -115,6 +117,12 @@ export class PgSessionLog implements Log.SessionLog {
   ) {
     this.writerId = options.writerId ?? `w${randomBytes(6).toString('hex')}`;
     this.commits = new GroupCommit<PgEntry>((batch) => this.writeBatch(batch), () => undefined, false);
+    this.tokens = new PgTokenStore({
+      query: (sql, params) => this.query(sql, params),
+      admit: (op) => this.gate.admit(op),
+      checkOpen: () => this.checkOpen(),
+      table: this.table('tokens'),
+    });
   }
 
   /** Connects, creates the schema if missing, and starts listening. */
@@ -133,6 +141,8 @@ export class PgSessionLog implements Log.SessionLog {
         await client.query("SELECT pg_advisory_xact_lock(hashtext('agentd schema'))");
         await checkSchemaVersion(client, schema);
         await client.query(schemaSql(schema));
+        // The counter starts from what is there (a layout-1 database had none).
+        await client.query(`INSERT INTO "${schema}".settings (key, value) SELECT 'session_count', count(*)::text FROM "${schema}".sessions ON CONFLICT (key) DO NOTHING`);
         await client.query(
           `INSERT INTO "${schema}".settings (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
           [String(SCHEMA_VERSION)],
@@ -165,7 +175,7 @@ export class PgSessionLog implements Log.SessionLog {
   }
 
   /** `"schema".table`, for queries. */
-  table(name: 'sessions' | 'events' | 'leases' | 'settings'): string {
+  table(name: 'sessions' | 'events' | 'leases' | 'settings' | 'tokens' | 'checkpoints'): string {
     return `"${this.schema}".${name}`;
   }
 
@@ -282,7 +292,10 @@ export class PgSessionLog implements Log.SessionLog {
         const { rowCount } = await client.query(`DELETE FROM ${this.table('sessions')} WHERE session_id = $1`, [sessionId]);
         await client.query(`DELETE FROM ${this.table('events')} WHERE session_id = $1`, [sessionId]);
         await client.query(`DELETE FROM ${this.table('leases')} WHERE session_id = $1`, [sessionId]);
-        return (rowCount ?? 0) > 0;
+        await client.query(`DELETE FROM ${this.table('checkpoints')} WHERE session_id = $1`, [sessionId]);
+        const deleted = (rowCount ?? 0) > 0;
+        if (deleted) await client.query(`UPDATE ${this.table('settings')} SET value = (value::bigint - 1)::text WHERE key = 'session_count'`);
+        return deleted;
       }).catch((error: unknown) => Promise.reject(storage(error, 'write')));
       if (deleted) {
         this.published.delete(sessionId);
@@ -290,6 +303,47 @@ export class PgSessionLog implements Log.SessionLog {
       }
       return deleted;
     });
+  }
+
+  async count(): Promise<number> {
+    this.checkOpen();
+    const rows = await this.query<{ value: string }>(`SELECT value FROM ${this.table('settings')} WHERE key = 'session_count'`, []);
+    return Number(rows[0]?.value ?? 0);
+  }
+
+  /** One statement: kept only while the session's head has reached it and nothing newer is kept. */
+  putCheckpoint(sessionId: string, checkpoint: Log.Checkpoint): Promise<boolean> {
+    return this.gate.admit(async () => {
+      checkSessionId(sessionId);
+      checkCheckpoint(checkpoint);
+      const rows = await this.query<{ head: number | null; kept: number }>(
+        `WITH s AS (SELECT head FROM ${this.table('sessions')} WHERE session_id = $1),
+         up AS (
+           INSERT INTO ${this.table('checkpoints')} AS c (session_id, seq, state)
+           SELECT $1, $2, $3 FROM s WHERE s.head >= $2
+           ON CONFLICT (session_id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state WHERE c.seq <= EXCLUDED.seq
+           RETURNING 1
+         )
+         SELECT (SELECT head FROM s) AS head, (SELECT count(*) FROM up)::int AS kept`,
+        [sessionId, checkpoint.seq, checkpoint.state],
+      );
+      const { head, kept } = rows[0]!;
+      if (head === null) throw new LogError('not_found', `session ${sessionId} not found`);
+      checkCheckpointHead(sessionId, checkpoint, head);
+      return kept > 0;
+    });
+  }
+
+  async getCheckpoint(sessionId: string): Promise<Log.Checkpoint | undefined> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    const rows = await this.query<{ exists: boolean; seq: number | null; state: string | null }>(
+      `SELECT true AS exists, c.seq, c.state FROM ${this.table('sessions')} s LEFT JOIN ${this.table('checkpoints')} c USING (session_id) WHERE s.session_id = $1`,
+      [sessionId],
+    );
+    if (rows.length === 0) throw new LogError('not_found', `session ${sessionId} not found`);
+    const { seq, state } = rows[0]!;
+    return seq === null || state === null ? undefined : { seq, state };
   }
 
   /**
@@ -310,6 +364,7 @@ export class PgSessionLog implements Log.SessionLog {
         metaJson,
       ]);
       if (created.rowCount === 0) return false; // taken: nothing was written
+      await client.query(`UPDATE ${this.table('settings')} SET value = (value::bigint + 1)::text WHERE key = 'session_count'`);
       for (let at = 0; at < events.length; at += IMPORT_CHUNK) {
         const chunk = events.slice(at, at + IMPORT_CHUNK);
         await client.query(

@@ -3,6 +3,9 @@
  *   sessions(session_id, head, meta)        head = the seq the next event gets; meta is jsonb
  *   events(session_id, seq, ts, type, data) primary key (session_id, seq): reads are index range scans
  *   leases(session_id, holder, epoch, expires_at)  which daemon runs a session's harness
+ *   tokens(id, record)                      access tokens (their hashes) for the network listener
+ *   checkpoints(session_id, seq, state)     a session's checkpoint (SessionLog.putCheckpoint)
+ *   settings('session_count')               how many sessions there are, kept by apply_batch
  * Every write goes through apply_batch, one call per group commit: it locks the sessions it
  * touches in id order (so concurrent writers never deadlock), takes each head under that
  * lock (so seqs stay dense and unique whoever writes), checks the writer's lease where one
@@ -46,7 +49,7 @@ export function channelOf(schema: string): string {
  * refuses a database whose layout is newer than it knows, and a newer daemon is where a
  * migration from an older layout would go.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export function schemaSql(schema: string): string {
   const s = `"${checkSchemaName(schema)}"`;
@@ -70,12 +73,22 @@ CREATE TABLE IF NOT EXISTS ${s}.events (
   data text NOT NULL,
   PRIMARY KEY (session_id, seq)
 );
+CREATE TABLE IF NOT EXISTS ${s}.checkpoints (
+  session_id text PRIMARY KEY,
+  seq bigint NOT NULL,
+  state text NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ${s}.leases (
   session_id text PRIMARY KEY,
   holder text NOT NULL,
   -- Grows by one at every change of holder, and never goes back: the fencing token.
   epoch bigint NOT NULL,
   expires_at timestamptz NOT NULL
+);
+-- Access tokens: the record holds a token's hash, never the token (daemon/tokens.ts).
+CREATE TABLE IF NOT EXISTS ${s}.tokens (
+  id text PRIMARY KEY,
+  record jsonb NOT NULL
 );
 -- Sessions with a turn to finish, for the lease scanner (see daemon/cluster).
 CREATE INDEX IF NOT EXISTS sessions_unfinished ON ${s}.sessions ((meta->>'status'))
@@ -107,6 +120,7 @@ DECLARE
   h bigint;
   cur jsonb;
   merged jsonb;
+  created int := 0;
 BEGIN
   -- One lock order for every writer: concurrent batches cannot deadlock.
   PERFORM 1 FROM ${s}.sessions t WHERE t.session_id = ANY(p_session) ORDER BY t.session_id FOR UPDATE;
@@ -128,6 +142,7 @@ BEGIN
       IF NOT FOUND THEN
         o_status := 'exists'; off := off + n; RETURN NEXT; CONTINUE;
       END IF;
+      created := created + 1;
       h := 0;
     ELSE
       SELECT t.meta, t.head INTO cur, h FROM ${s}.sessions t WHERE t.session_id = sid;
@@ -156,6 +171,10 @@ BEGIN
     o_status := 'ok'; o_first := h;
     RETURN NEXT;
   END LOOP;
+  -- The session counter, once per batch: daemon/status counts without listing.
+  IF created > 0 THEN
+    UPDATE ${s}.settings SET value = (value::bigint + created)::text WHERE key = 'session_count';
+  END IF;
 END
 $fn$;
 `;

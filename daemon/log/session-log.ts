@@ -117,6 +117,18 @@ export interface WriteOptions {
   ifHead?: number;
 }
 
+/**
+ * A checkpoint of a session, kept beside its log (never in it): what a reader derived from
+ * events [0, seq), so that it can resume from there and read only the events after it.
+ * The log stores it as it is given and knows nothing of its format: `state` carries its
+ * own version, and a reader that cannot use it reads the whole log instead.
+ */
+export interface Checkpoint {
+  /** The state covers events [0, seq); seq is never past the session's head. */
+  seq: number;
+  state: string;
+}
+
 export interface SessionLogSupports {
   /** Acknowledged appends survive a crash of the process (and of the machine, where the disk honours fsync). */
   durable: boolean;
@@ -126,8 +138,44 @@ export interface SessionLogSupports {
   sharedWriters: boolean;
 }
 
+/**
+ * An access token as stored (daemon/tokens.ts): its hash, never the token. A web login
+ * (the browser's session cookie) is a record of its own whose `parent` is the token it
+ * was exchanged for.
+ */
+export interface StoredToken {
+  /** `tok_` or `web_` and 16 hex digits of the hash: public, what `agentd token revoke` takes. */
+  id: string;
+  /** Hex SHA-256 of the token. */
+  hash: string;
+  name: string;
+  role: 'observer' | 'controller';
+  /** The sessions it is scoped to; null: all. */
+  sessions: string[] | null;
+  createdAt: number;
+  expiresAt: number | null;
+  /** A web login: the token it was made with. */
+  parent: string | null;
+}
+
+/**
+ * Token records, kept beside the sessions so that every daemon sharing a log accepts
+ * the same tokens. Primitives only: TokenService checks and interprets them.
+ */
+export interface TokenStore {
+  /** Stores a new record durably; LogError('exists') when its id is taken (nothing changes then). */
+  put(token: StoredToken): Promise<void>;
+  get(id: string): Promise<StoredToken | undefined>;
+  /** Every record, in id order. */
+  list(): Promise<StoredToken[]>;
+  /** Removes these records durably; resolves with how many there were. */
+  delete(ids: readonly string[]): Promise<number>;
+}
+
 export interface SessionLog {
   readonly supports: SessionLogSupports;
+  /** Access tokens for the network listener. */
+  readonly tokens: TokenStore;
 
   /**
    * Creates a session with its metadata and first events, atomically.
@@ -161,6 +209,20 @@ export interface SessionLog {
    * subscriptions end with `error` (not_found). The caller makes sure nobody writes to it.
    */
   delete(sessionId: string): Promise<boolean>;
+  /** How many sessions the log holds: a counter the backend keeps, not a listing. */
+  count(): Promise<number>;
+
+  /**
+   * Keeps `checkpoint` as the session's checkpoint unless the one kept is newer (a higher
+   * seq): resolves true when kept. Atomic: a reader sees the old one or the new one,
+   * whole, whatever crashes meanwhile. Not synced on its own: a checkpoint lost with the
+   * machine costs a longer read, never an event. LogError('invalid') when its seq is past
+   * the head; not fenced (any writer's fold of the same events is the same).
+   */
+  putCheckpoint(sessionId: string, checkpoint: Checkpoint): Promise<boolean>;
+
+  /** The session's checkpoint, if one was kept. */
+  getCheckpoint(sessionId: string): Promise<Checkpoint | undefined>;
 
   /** Waits for in-flight appends, then releases the store. */
   close(): Promise<void>;

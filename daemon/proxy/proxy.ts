@@ -1,12 +1,16 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Transform } from 'node:stream';
+import type { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { VaultBinding } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { Vault } from '../vault/vault.js';
+import { EgressProxy, refuseResponse, type BoundCredentials, type EgressSession } from './egress.js';
+import { InterceptionCa } from './interception.js';
+import { fixedLookup } from './lookup.js';
+import { exactPattern } from './network-policy.js';
 
 /** Headers that belong to one hop, or that a sandbox must never set itself. */
 const DROPPED_REQUEST_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'authorization', 'cookie']);
@@ -26,6 +30,8 @@ export function authHeader(binding: VaultBinding, secret: string): [string, stri
 export interface ProxyEndpoint {
   /** Unix socket the session's sandbox reaches the proxy through. */
   socketPath: string;
+  /** The CA certificate (PEM) the sandbox trusts, when the session has credentials the proxy may add over HTTPS. */
+  ca?: string;
   close(): Promise<void>;
 }
 
@@ -33,24 +39,59 @@ export interface ProxyEndpoint {
  * The only way out of a sandbox: per session, a small HTTP server on a unix socket
  * that serves `/<NAME>/<path>` for exactly the credentials the session may use,
  * forwarding to the bound upstream with the secret added on the way out and
- * redacted from what comes back. Everything else gets a 403 that says what is allowed.
+ * redacted from what comes back; and, on the same socket, the egress proxy (egress.ts)
+ * for absolute-form requests and CONNECT, as the session's network policy allows.
  */
 export class CredentialProxy {
+  private readonly egress: EgressProxy;
+  private readonly ca: InterceptionCa;
+
   constructor(
     private readonly vault: Vault,
     private readonly logger: Logger,
     private readonly socketDir: string,
-  ) {}
+  ) {
+    this.ca = new InterceptionCa(`${socketDir}/ca`);
+    this.egress = new EgressProxy(logger, this.ca);
+  }
 
-  async open(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
+  /** The session's credentials as the egress proxy uses them. */
+  private bound(sessionId: string, credentials: readonly string[]): BoundCredentials {
+    return {
+      origins: async () => (await this.usable(credentials)).map((e) => ({ pattern: originPattern(e.binding.url), tls: new URL(e.binding.url).protocol === 'https:' })),
+      forward: async (target, address, req, res) => {
+        const entry = (await this.usable(credentials)).find((e) => boundTo(e.binding.url, target));
+        if (!entry) return false;
+        await this.send(sessionId, entry, target, req, res, address);
+        return true;
+      },
+    };
+  }
+
+  /** The named credentials that exist and are bound to an HTTP(S) upstream (not an MCP server, which the daemon calls itself). */
+  private async usable(credentials: readonly string[]): Promise<Array<{ name: string; value: string; binding: Exclude<VaultBinding, { kind: 'mcp' }> }>> {
+    const entries = await Promise.all(credentials.map((name) => this.vault.reveal(name).then((e) => ({ name, ...e }), () => undefined)));
+    return entries.flatMap((e) => (e?.binding && e.binding.kind !== 'mcp' ? [{ name: e.name, value: e.value, binding: e.binding }] : []));
+  }
+
+  async open(sessionId: string, credentials: readonly string[], network: EgressSession): Promise<ProxyEndpoint> {
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
     const socketPath = `${this.socketDir}/${sessionId}.sock`;
     rmSync(socketPath, { force: true });
+    const bound = this.bound(sessionId, credentials);
     const server = createServer((req, res) => {
-      this.handle(sessionId, credentials, req, res).catch((error: unknown) => {
+      const absolute = /^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '');
+      const handled = absolute ? this.egress.forward(network, bound, req, res) : this.handle(sessionId, credentials, req, res);
+      handled.catch((error: unknown) => {
         this.logger.log('warn', 'proxy request failed', { sessionId, error: (error as Error).message });
         if (!res.headersSent) this.refuse(res, 502, `agentd proxy: the upstream request failed`);
         else res.destroy();
+      });
+    });
+    server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.egress.tunnel(sessionId, network, bound, req, socket, head).catch((error: unknown) => {
+        this.logger.log('warn', 'egress tunnel failed', { sessionId, error: (error as Error).message });
+        socket.destroy();
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -59,12 +100,12 @@ export class CredentialProxy {
     });
     // Only this user's sandboxes may connect, whatever the umask was.
     chmodSync(socketPath, 0o600);
-    return { socketPath, close: () => closeServer(server, socketPath) };
+    const ca = credentials.length > 0 ? { ca: this.ca.certificate() } : {};
+    return { socketPath, ...ca, close: () => closeServer(server, socketPath) };
   }
 
   private refuse(res: ServerResponse, status: number, message: string): void {
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end(`${message}\n`);
+    refuseResponse(res, status, message);
   }
 
   private async allowedList(credentials: readonly string[]): Promise<string> {
@@ -88,6 +129,13 @@ export class CredentialProxy {
       return;
     }
     const upstream = new URL(binding.url.replace(/\/+$/, '') + '/' + rest.join('/') + url.search);
+    await this.send(sessionId, { name, ...entry }, upstream, req, res);
+  }
+
+  /** To `upstream` (at `address` when the egress proxy resolved it) with the credential added, the answer redacted. */
+  private async send(sessionId: string, entry: { name: string; value: string; binding?: VaultBinding }, upstream: URL, req: IncomingMessage, res: ServerResponse, address?: string): Promise<void> {
+    const { name } = entry;
+    const binding = entry.binding!;
     const headers: Record<string, string | string[]> = {};
     for (const [key, value] of Object.entries(req.headers)) if (value !== undefined && !DROPPED_REQUEST_HEADERS.has(key)) headers[key] = value;
     const [headerName, headerValue] = authHeader(binding, entry.value);
@@ -99,7 +147,7 @@ export class CredentialProxy {
     const redactor = await this.vault.redactor();
     const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
     const upstreamRes = await new Promise<IncomingMessage>((resolve, reject) => {
-      const out = send(upstream, { method: req.method, headers }, resolve);
+      const out = send(upstream, { method: req.method, headers, ...(address ? { lookup: fixedLookup(address) } : {}) }, resolve);
       out.on('error', reject);
       req.pipe(out);
     });
@@ -120,6 +168,20 @@ export class CredentialProxy {
     await pipeline([upstreamRes, ...decoders, redactor.stream(), res]);
     this.logger.log('info', 'proxied', { sessionId, name, method: req.method, host: upstream.host, status: res.statusCode });
   }
+}
+
+/** `host:port` of a binding's origin. */
+function originPattern(url: string): string {
+  const u = new URL(url);
+  return exactPattern(u.hostname.replace(/^\[(.*)\]$/, '$1'), Number(u.port || (u.protocol === 'https:' ? 443 : 80)));
+}
+
+/** Whether `target` is the origin `bound` names, at or under its path. */
+export function boundTo(bound: string, target: URL): boolean {
+  const binding = new URL(bound);
+  if (binding.origin !== target.origin) return false;
+  const prefix = binding.pathname.replace(/\/+$/, '');
+  return prefix === '' || target.pathname === prefix || target.pathname.startsWith(`${prefix}/`);
 }
 
 /** Content codings the proxy decodes before redacting. */

@@ -3,7 +3,7 @@ import { CancellationTokenSource, type Message, type ResponseMessage } from 'vsc
 import { ErrorCode } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { Inbound, RequestId } from './envelope.js';
-import type { FramedMessageWriter } from './framing.js';
+import type { TransportMessageWriter } from './framing.js';
 import type { ConnectionLimits } from './limits.js';
 
 const key = (id: RequestId) => `${typeof id}:${id}`;
@@ -33,12 +33,12 @@ export class ConnectionGuard {
     private readonly limits: ConnectionLimits,
     private readonly logger: Logger,
     private readonly connId: number,
-    private writer?: FramedMessageWriter,
+    private writer?: TransportMessageWriter,
   ) {
     socket.on('drain', () => this.onRoom());
   }
 
-  attach(writer: FramedMessageWriter): void {
+  attach(writer: TransportMessageWriter): void {
     this.writer = writer;
   }
 

@@ -4,8 +4,8 @@
  * until it drains): never in unbounded memory. Field sizes are in the protocol schemas.
  */
 
-/** The largest frame the daemon reads; a bigger one closes the connection (after an error). */
-export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** The largest frame (or WebSocket message) the daemon reads; a bigger one closes the connection. */
+export { MAX_FRAME_BYTES } from '../../protocol/index.js';
 
 export interface ConnectionLimits {
   /** Requests admitted and not yet answered; one more is refused with LimitExceeded. */

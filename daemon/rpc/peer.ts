@@ -6,6 +6,7 @@ import type {
   NotificationDefinition,
   RequestDefinition,
 } from '../../protocol/index.js';
+import { OWNER, type Access } from '../access.js';
 
 /** One client connection as the daemon's services see it. */
 export class Peer {
@@ -22,6 +23,8 @@ export class Peer {
     readonly id: number,
     private readonly rpc: MessageConnection,
     private readonly pendingBytes: () => number = () => 0,
+    /** The owner on the local socket; a token's role and scope over the network. */
+    readonly access: Access = OWNER,
   ) {}
 
   /** Resolves once the notification has been handed to the socket. */

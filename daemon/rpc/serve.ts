@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import {
   CancellationSenderStrategy,
   createMessageConnection,
@@ -6,15 +5,17 @@ import {
   type CancellationToken,
   type Logger as RpcLogger,
 } from 'vscode-jsonrpc/node';
-import { AgentdError, ClientRequests, ErrorCode, type ClientMethod } from '../../protocol/index.js';
+import { AgentdError, ClientRequests, ErrorCode, frameProblemCode, type ClientMethod } from '../../protocol/index.js';
 import { invalidParams, toResponseError } from '../errors.js';
 import type { KeyedQueue } from '../keyed-queue.js';
 import type { Logger } from '../logger.js';
 import type { Redactor } from '../vault/redact.js';
-import { FramedMessageReader, FramedMessageWriter, type FrameProblem } from './framing.js';
+import { GatedMessageReader, TransportMessageWriter, type FrameProblem } from './framing.js';
 import { ConnectionGuard } from './guard.js';
-import { CONNECTION_LIMITS, MAX_FRAME_BYTES } from './limits.js';
+import { CONNECTION_LIMITS } from './limits.js';
 import { Peer } from './peer.js';
+import type { Transport } from './transport.js';
+import { OWNER, checkAccess, type Access } from '../access.js';
 
 /**
  * One handler per client request, each given the request's params (parsed by the method's
@@ -44,14 +45,18 @@ export interface ServeState<C> {
 
 let nextPeerId = 1;
 
-/** Serves JSON-RPC on one accepted socket until it closes. */
-export function serveConnection<C>(socket: Socket, state: ServeState<C>): Peer {
+/**
+ * Serves JSON-RPC on one accepted connection until it closes: the unix socket (the
+ * owner) or a WebSocket (with its token's access). Every check and limit is the same.
+ */
+export function serveConnection<C>(transport: Transport, state: ServeState<C>, access: Access = OWNER): Peer {
   const { logger } = state;
+  const { socket } = transport;
   const connId = nextPeerId++;
   const guard = new ConnectionGuard(socket, CONNECTION_LIMITS, logger, connId);
-  const writer = new FramedMessageWriter(socket, guard.written);
+  const writer = new TransportMessageWriter(transport, guard.written);
   guard.attach(writer);
-  const reader = new FramedMessageReader(socket, MAX_FRAME_BYTES, (problem) => onProblem(problem), guard.gate);
+  const reader = new GatedMessageReader(transport, (problem) => onProblem(problem), guard.gate);
   guard.onRoom = () => reader.resume();
   const rpcLogger: RpcLogger = {
     error: (message) => logger.log('error', message, { conn: connId }),
@@ -63,16 +68,15 @@ export function serveConnection<C>(socket: Socket, state: ServeState<C>): Peer {
     // Cancellation is the guard's: `$/cancelRequest` never reaches the library.
     cancellationStrategy: { receiver: { createCancellationTokenSource: (id) => guard.cancellationFor(id) }, sender: CancellationSenderStrategy.Message },
   });
-  const peer = new Peer(connId, rpc, () => socket.writableLength);
+  const peer = new Peer(connId, rpc, () => socket.writableLength, access);
   state.peers.add(peer);
 
   function onProblem(problem: FrameProblem): void {
     guard.problem('bad frame from client', { kind: problem.kind, detail: problem.message });
-    const code = problem.kind === 'too_large' ? ErrorCode.MessageTooLarge : ErrorCode.ParseError;
-    guard.answer(null, code, problem.message);
+    guard.answer(null, frameProblemCode(problem.kind), problem.message);
     if (problem.fatal) {
       // The stream is out of sync (or the peer is abusive): answer, then hang up.
-      setImmediate(() => socket.end());
+      setImmediate(() => transport.end());
       setTimeout(() => socket.destroy(), 1000).unref();
     }
   }
@@ -97,9 +101,9 @@ export function serveConnection<C>(socket: Socket, state: ServeState<C>): Peer {
     return work;
   });
   // A client that half-closes (`printf ... | agentd stdio`) still gets its answers.
-  socket.on('end', () => {
+  transport.onPeerEnd(() => {
     state.connectionEnded(peer);
-    void Promise.allSettled([...mine]).then(() => setImmediate(() => socket.end()));
+    void Promise.allSettled([...mine]).then(() => setImmediate(() => transport.end()));
   });
   rpc.onError(([error]) => logger.log('debug', 'connection error', { conn: peer.id, error: error.message }));
 
@@ -129,6 +133,8 @@ async function dispatch<C>(method: string, raw: unknown, token: CancellationToke
   if (state.stopping && name !== 'daemon/status') {
     throw new AgentdError(ErrorCode.DaemonStopping, `the daemon is stopping; ${method} was not run`);
   }
+  // Before the params are judged: a token that may not call this learns nothing more.
+  checkAccess(peer.access, name, raw);
   const def = ClientRequests[name];
   const parsed = def.params.safeParse(raw ?? undefined);
   if (!parsed.success) throw invalidParams(method, parsed.error);

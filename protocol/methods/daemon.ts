@@ -29,6 +29,23 @@ export const DaemonStatusResult = z.object({
   modelApiKey: z.enum(['environment', 'vault', 'missing']),
   /** Durable append latency over the daemon's recent appends, in ms. */
   appendLatencyMs: z.object({ p50: z.number(), p99: z.number(), samples: z.number().int() }),
+  /** The warm pool of sandboxes started ahead of need (`sandbox.pool` in config.json); absent when none is configured. */
+  sandboxPool: z
+    .object({
+      /** How many it keeps ready. */
+      size: z.number().int(),
+      /** Started and waiting for a session, and being started. */
+      ready: z.number().int(),
+      starting: z.number().int(),
+      /** Sandboxes provisioned from the pool, and cold (the pool was empty, or the session needed another kind). */
+      served: z.number().int(),
+      cold: z.number().int(),
+      /** Pooled sandboxes that died while waiting, and were replaced. */
+      replaced: z.number().int(),
+      /** Why the pool is off although configured (not root, perl missing, repeated failures). */
+      disabled: z.string().optional(),
+    })
+    .optional(),
 });
 export type DaemonStatusResult = z.infer<typeof DaemonStatusResult>;
 

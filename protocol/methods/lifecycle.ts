@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineRequest } from '../define.js';
 import { FieldLimits as L } from '../limits.js';
+import { SessionId } from './session.js';
 
 export const ClientInfo = z.object({ name: z.string().min(1).max(L.nameChars), version: z.string().max(L.nameChars).optional() });
 
@@ -31,6 +32,19 @@ export const Initialize = defineRequest({
       /** Subscriptions one connection may hold. */
       maxSubscriptions: z.number().int().optional(),
     }),
+    /**
+     * What this connection may do: `owner` on the local socket (everything); over the
+     * network, its token's role and session scope (protocol/methods/token.ts).
+     */
+    access: z
+      .object({
+        role: z.enum(['owner', 'controller', 'observer']),
+        /** The sessions a scoped token sees; absent: every session. */
+        sessions: z.array(SessionId).optional(),
+        /** The token's name, for clients to show who they are connected as. */
+        tokenName: z.string().optional(),
+      })
+      .optional(),
   }),
 });
 

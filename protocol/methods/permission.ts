@@ -36,6 +36,8 @@ export const PermissionQuestion = z.object({
   toolUseId: z.string(),
   tool: z.string(),
   input: z.record(z.string(), z.unknown()),
+  /** "network": the egress proxy asks whether the session may reach `input.host`:`input.port` (absent: a tool call). */
+  kind: z.enum(['tool', 'network']).optional(),
 });
 export type PermissionQuestion = z.infer<typeof PermissionQuestion>;
 

@@ -48,6 +48,20 @@ export const PermissionPolicy = z.object({
 });
 export type PermissionPolicy = z.infer<typeof PermissionPolicy>;
 
+/**
+ * Where a session's sandbox may connect through the egress proxy. Patterns: `github.com`,
+ * `*.npmjs.org` (subdomains only), `host:port`, `host:*`; without a port, 80 and 443.
+ * Deny wins; loopback, private and link-local addresses are refused unless a host is named
+ * exactly (no wildcard) in `allow`. `presets` add named host lists (see daemon/proxy/presets.ts).
+ */
+export const NetworkPolicy = z.object({
+  default: z.enum(['deny', 'ask', 'allow']),
+  allow: list.optional(),
+  deny: list.optional(),
+  presets: z.array(z.enum(['package-registries'])).max(L.listItems).optional(),
+});
+export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
+
 export const SessionCreateParams = z.object({
   workspace: path.startsWith('/', 'workspace must be an absolute path'),
   title: z.string().max(L.titleChars).optional(),
@@ -74,6 +88,8 @@ export const SessionCreateParams = z.object({
     })
     .optional(),
   permissions: PermissionPolicy.optional(),
+  /** Egress through the proxy; without it: deny, plus the presets the daemon's configuration enables. */
+  network: NetworkPolicy.optional(),
   /** Older turns are compacted when the context would pass this many (estimated) tokens. */
   context: z.object({ budgetTokens: z.number().int().min(1000) }).optional(),
   /** A spending limit for the session (see Budget). */
@@ -101,6 +117,8 @@ export const SessionInfo = z.object({
   parent: z.object({ sessionId: SessionId, toolUseId: z.string() }).optional(),
   /** The sub-agents this session started, oldest first. */
   children: z.array(SessionId).optional(),
+  /** The session's egress policy as it stands; `added`: hosts that answers (allow always) added to `allow`. */
+  network: NetworkPolicy.extend({ added: z.array(z.string()) }).optional(),
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 

@@ -2,13 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { ToolFailure } from '../tools/define.js';
-
-export interface SessionServerSpec {
-  name: string;
-  command: string;
-  args?: string[];
-  env?: Record<string, string>;
-}
+import type { HostToolResult, SessionServerSpec, ToolContent } from './protocol.js';
 
 const START_TIMEOUT_MS = 20_000;
 const STDERR_TAIL = 2_000;
@@ -20,6 +14,15 @@ interface Running {
   tools: Tool[];
   failure: string | null; // why the server is not usable, once it is not
   stderr: string;
+}
+
+/** A server's content in the provider's shape: text and images as they are, anything else as its JSON. */
+function toolContent(result: CallToolResult): ToolContent[] {
+  return result.content.map((item): ToolContent => {
+    if (item.type === 'text') return { type: 'text', text: item.text };
+    if (item.type === 'image') return { type: 'image', data: item.data, mimeType: item.mimeType };
+    return { type: 'text', text: JSON.stringify(item) };
+  });
 }
 
 /**
@@ -90,7 +93,7 @@ export class SessionServers {
     return out;
   }
 
-  async call(fullName: string, args: Record<string, unknown>, signal: AbortSignal): Promise<CallToolResult> {
+  async call(fullName: string, args: Record<string, unknown>, signal: AbortSignal): Promise<HostToolResult> {
     const rest = fullName.slice('mcp__'.length);
     const split = rest.indexOf('__');
     const serverName = split === -1 ? rest : rest.slice(0, split);
@@ -100,7 +103,9 @@ export class SessionServers {
     await this.ready;
     if (!server.client) throw new ToolFailure(`${fullName} is unavailable: ${server.failure ?? `MCP server "${serverName}" is not running`}`);
     try {
-      return (await server.client.callTool({ name: toolName, arguments: args }, undefined, { signal, timeout: NO_TIMEOUT })) as CallToolResult;
+      const result = (await server.client.callTool({ name: toolName, arguments: args }, undefined, { signal, timeout: NO_TIMEOUT })) as CallToolResult;
+      const isError = result.isError === true;
+      return { content: toolContent(result), isError, ...(isError ? { errorKind: 'tool_error' as const } : {}) };
     } catch (error) {
       if (signal.aborted) throw error;
       if (!server.client) throw new ToolFailure(`${fullName} failed: ${server.failure ?? 'the server exited'}`);

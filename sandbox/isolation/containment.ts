@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildLaunch, insideIds } from './launch.js';
-import type { IsolationLevel } from './probe.js';
+import type { ContainmentReport, IsolationLevel } from '../types.js';
 import { seccompPolicy } from './seccomp.js';
 
 export interface RunResult {
@@ -25,7 +25,7 @@ export async function runInside(level: IsolationLevel, command: string[], option
   const stagingDir = level === 'namespaces' ? mkdtempSync(path.join(tmpdir(), 'agentd-probe-')) : undefined;
   try {
     const launch = buildLaunch({
-      level, command, workspace: options.workspace ?? tmpdir(), readOnly: [], binds: [], hide: options.hide ?? [], extras: [], cgroupProcs: [],
+      level, command, workspace: options.workspace ?? tmpdir(), cwd: options.workspace ?? tmpdir(), readOnly: [], binds: [], hide: options.hide ?? [], extras: [], cgroupProcs: [],
       seccomp: level === 'bwrap' ? seccompPolicy().program : null, ...(stagingDir ? { stagingDir } : {}),
     });
     return await new Promise<RunResult>((resolve) => {
@@ -46,16 +46,6 @@ export async function runInside(level: IsolationLevel, command: string[], option
   } finally {
     if (stagingDir) rmSync(stagingDir, { recursive: true, force: true });
   }
-}
-
-export interface ContainmentReport {
-  ok: boolean;
-  /** "uid 1000 inside (uid 0 outside)". */
-  uid: string;
-  capabilities: string;
-  seccomp: string;
-  /** Hidden paths and kernel files, and whether the probe could reach them. */
-  masked: string;
 }
 
 const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '?';

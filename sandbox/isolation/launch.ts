@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { IsolationLevel } from './probe.js';
+import type { IsolationLevel } from '../types.js';
 import { mountOf, mountTable, type MountEntry } from './mountinfo.js';
 import { findExecutable } from './which.js';
 import { bwrapMountArgs, mountOps, type FilesystemPlan, type MountOp } from './mounts.js';
@@ -10,12 +10,23 @@ export interface Launch {
   cwd: string;
   /** Bytes to hand the launcher on fd 3 (bubblewrap reads its seccomp program there). */
   fd3?: Buffer;
+  /** bubblewrap writes its sandbox's pid and namespaces as JSON on fd 4 (a pooled sandbox's, to bind it later). */
+  infoFd?: boolean;
+  /**
+   * The launcher's child is the sandbox's pid 1 (bwrap and namespaces levels): the kernel ends
+   * everything in the sandbox before pid 1 is gone, while the launcher can end first.
+   */
+  pidNamespace?: boolean;
 }
 
 export interface LaunchPlan extends FilesystemPlan {
   level: IsolationLevel;
   /** The program to run inside, absolute path first. */
   command: string[];
+  /** Where it starts, inside and (the launcher) outside: the workspace, or / for a pooled sandbox. */
+  cwd: string;
+  /** bwrap level: report the sandbox's pid and namespaces on fd 4. */
+  infoFd?: boolean;
   /** cgroup.procs files the launcher joins before it starts anything (empty without cgroups). */
   cgroupProcs: string[];
   /** Set inside, once the sandbox's user namespace exists (see ../limits). */
@@ -62,7 +73,8 @@ function bwrapArgs(plan: LaunchPlan, inner: string[]): string[] {
   if (process.getuid?.() === 0) args.push('--cap-drop', 'ALL');
   args.push(...bwrapMountArgs(mountOps(plan)));
   if (plan.seccomp) args.push('--seccomp', '3');
-  args.push('--chdir', plan.workspace, '--', ...inner);
+  if (plan.infoFd) args.push('--info-fd', '4');
+  args.push('--chdir', plan.cwd, '--', ...inner);
   return args;
 }
 
@@ -124,7 +136,7 @@ function namespacesScript(plan: LaunchPlan): string {
     ...mountOps(plan).map((op) => shellOp(op, table)),
     ...(ip ? [`${quote(ip)} link set lo up`] : []),
     'cd "$R"; mkdir .agentd-old-root; pivot_root . .agentd-old-root; umount -i -n -l /.agentd-old-root; rmdir /.agentd-old-root',
-    `cd ${quote(plan.workspace)}`,
+    `cd ${quote(plan.cwd)}`,
     // A new, empty session keyring: the daemon's would otherwise be readable by possession.
     ...(perl && keyctl !== undefined ? [`set -- ${quote(perl)} -e 'syscall(${keyctl}, 1, 0) >= 0 or die "keyctl: $!\\n"; exec @ARGV or die "exec: $!\\n"' "$@"`] : []),
     `exec ${dropPrivileges().map(quote).join(' ')} "$@"`,
@@ -142,7 +154,7 @@ export function buildLaunch(plan: LaunchPlan): Launch {
   let launch: Launch;
   switch (plan.level) {
     case 'bwrap':
-      launch = { command: tool('bwrap'), args: bwrapArgs(plan, inner), cwd: plan.workspace, ...(plan.seccomp ? { fd3: plan.seccomp } : {}) };
+      launch = { command: tool('bwrap'), args: bwrapArgs(plan, inner), cwd: plan.cwd, pidNamespace: true, ...(plan.seccomp ? { fd3: plan.seccomp } : {}), ...(plan.infoFd ? { infoFd: true } : {}) };
       break;
     case 'namespaces': {
       const { uid, gid } = insideIds();
@@ -153,12 +165,13 @@ export function buildLaunch(plan: LaunchPlan): Launch {
           '--pid', '--fork', '--kill-child', '--mount', '--net', '--ipc', '--uts', '--cgroup',
           '--', tool('bash'), '-c', namespacesScript(plan), 'agentd-sandbox-setup', ...REAPER, ...inner,
         ],
-        cwd: plan.workspace,
+        cwd: plan.cwd,
+        pidNamespace: true,
       };
       break;
     }
     case 'none':
-      launch = { command: inner[0]!, args: inner.slice(1), cwd: plan.workspace };
+      launch = { command: inner[0]!, args: inner.slice(1), cwd: plan.cwd };
       break;
   }
   if (plan.cgroupProcs.length === 0) return launch;

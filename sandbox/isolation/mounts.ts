@@ -21,7 +21,8 @@ export type MountOp =
   | { kind: 'remount-ro'; dst: string };
 
 export interface FilesystemPlan {
-  workspace: string;
+  /** Absent for a pooled sandbox, which gets its workspace when it is bound (late-bind.ts). */
+  workspace?: string;
   /** Install paths the host needs (compiled tree, node_modules, package.json), read-only. */
   readOnly: string[];
   binds: { path: string; readOnly: boolean }[];
@@ -84,7 +85,7 @@ export function mountOps(plan: FilesystemPlan): MountOp[] {
   const ops = systemOps(plan.tmpfsBytes);
   const bound: MountOp[] = [
     ...nodePrefix().map((p): MountOp => ({ kind: 'ro-bind', src: p, dst: p })),
-    { kind: 'bind', src: plan.workspace, dst: plan.workspace },
+    ...(plan.workspace ? [{ kind: 'bind', src: plan.workspace, dst: plan.workspace } as const] : []),
     ...plan.binds.map((b): MountOp => ({ kind: b.readOnly ? 'ro-bind' : 'bind', src: b.path, dst: b.path })),
     // After the workspace: a workspace that holds agentd's own install cannot rewrite it.
     ...plan.readOnly.map((p): MountOp => ({ kind: 'ro-bind', src: p, dst: p })),

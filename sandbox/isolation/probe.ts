@@ -1,30 +1,7 @@
 import { spawn } from 'node:child_process';
 import { runInside } from './containment.js';
 import { findExecutable } from './which.js';
-
-export type IsolationLevel = 'bwrap' | 'namespaces' | 'none';
-
-/** Strongest first. */
-export const ISOLATION_LEVELS: readonly IsolationLevel[] = ['bwrap', 'namespaces', 'none'];
-
-/** Whether `level` isolates at least as much as `floor`. */
-export function atLeast(level: IsolationLevel, floor: IsolationLevel): boolean {
-  return ISOLATION_LEVELS.indexOf(level) <= ISOLATION_LEVELS.indexOf(floor);
-}
-
-export interface Check {
-  ok: boolean;
-  detail: string;
-}
-
-export interface IsolationReport {
-  best: IsolationLevel;
-  levels: Record<IsolationLevel, Check>;
-  userNamespaces: Check;
-  netNamespaces: Check;
-  nodePty: Check;
-  ripgrep: Check;
-}
+import type { Check, IsolationLevel, IsolationReport } from '../types.js';
 
 export { findExecutable };
 

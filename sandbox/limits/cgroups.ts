@@ -25,6 +25,8 @@ export interface CgroupHandle {
   /** The cgroup.procs files a launcher writes its own pid to before it starts the sandbox. */
   procsFiles: string[];
   counters: CgroupCounters;
+  /** Sets new limits (a pooled sandbox bound to a session that asked for other ones). */
+  setLimits(limits: CgroupLimits): void;
   /** Kills every process in the cgroup, again and again until none is left (a fork bomb races). */
   killAll(): Promise<void>;
   /** killAll, then removes the cgroup. */
@@ -171,15 +173,22 @@ function v1Tree(prepare: boolean): CgroupTree | null {
       const dirs = bases.map((base) => path.join(base, id));
       for (const dir of dirs) mkdirSync(dir, { recursive: true });
       const [pidsDir, memoryDir, freezerDir] = dirs as [string, string, string | undefined];
-      write(path.join(pidsDir, 'pids.max'), String(limits.pids));
-      write(path.join(memoryDir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-      // With swap accounting, memory+swap gets the same cap: the sandbox cannot swap its way past it.
-      if (existsSync(path.join(memoryDir, 'memory.memsw.limit_in_bytes'))) write(path.join(memoryDir, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+      const setLimits = (to: CgroupLimits) => {
+        write(path.join(pidsDir, 'pids.max'), String(to.pids));
+        // With swap accounting, memory+swap gets the same cap: the sandbox cannot swap its way past it.
+        // memsw may never be below the memory limit: lower it second, raise it first.
+        const memsw = path.join(memoryDir, 'memory.memsw.limit_in_bytes');
+        const files = [path.join(memoryDir, 'memory.limit_in_bytes'), ...(existsSync(memsw) ? [memsw] : [])];
+        const current = Number(read(files[0]!).trim());
+        for (const file of to.memoryBytes < current ? files : files.reverse()) write(file, String(to.memoryBytes));
+      };
+      setLimits(limits);
       const freeze = freezerDir ? { set: (frozen: boolean) => tryWrite(path.join(freezerDir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED') } : undefined;
       const killAll = () => drain(dirs, freeze);
       return {
         procsFiles: dirs.map((dir) => path.join(dir, 'cgroup.procs')),
         counters: { pidsEvents: path.join(pidsDir, 'pids.events'), memoryEvents: path.join(memoryDir, 'memory.oom_control') },
+        setLimits,
         killAll,
         remove: async () => {
           await killAll();
@@ -250,8 +259,11 @@ function v2Tree(prepare: boolean): CgroupTree | null {
     create(id, limits) {
       const dir = path.join(base, id);
       mkdirSync(dir);
-      write(path.join(dir, 'pids.max'), String(limits.pids));
-      write(path.join(dir, 'memory.max'), String(limits.memoryBytes));
+      const setLimits = (to: CgroupLimits) => {
+        write(path.join(dir, 'pids.max'), String(to.pids));
+        write(path.join(dir, 'memory.max'), String(to.memoryBytes));
+      };
+      setLimits(limits);
       if (existsSync(path.join(dir, 'memory.swap.max'))) write(path.join(dir, 'memory.swap.max'), '0');
       const killAll = async () => {
         if (existsSync(path.join(dir, 'cgroup.kill'))) tryWrite(path.join(dir, 'cgroup.kill'), '1');
@@ -260,6 +272,7 @@ function v2Tree(prepare: boolean): CgroupTree | null {
       return {
         procsFiles: [path.join(dir, 'cgroup.procs')],
         counters: { pidsEvents: path.join(dir, 'pids.events'), memoryEvents: path.join(dir, 'memory.events') },
+        setLimits,
         killAll,
         remove: async () => {
           await killAll();

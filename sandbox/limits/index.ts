@@ -8,17 +8,8 @@
  *   user namespace of its own (isolation "none") it would count every process of the user,
  *   so there it is not used.
  */
-import type { IsolationLevel } from '../isolation/probe.js';
+import type { IsolationLevel, LimitMechanism, LimitsReport, SandboxLimits } from '../types.js';
 import { detectCgroups, type CgroupCounters, type CgroupHandle, type CgroupTree } from './cgroups.js';
-
-export interface SandboxLimits {
-  /** Tasks (processes and threads) in the whole sandbox. */
-  pids: number;
-  /** Memory of the whole sandbox (cgroup), or of each process (rlimit), in MiB. */
-  memoryMb: number;
-}
-
-export type LimitMechanism = 'cgroup2' | 'cgroup1' | 'rlimit' | 'none';
 
 /** How one sandbox is held to its limits: what its launcher and its host need to know. */
 export interface LimitPlacement {
@@ -30,17 +21,14 @@ export interface LimitPlacement {
   counters?: CgroupCounters;
   /** Applied inside, after the user namespace exists. */
   rlimits?: { nproc?: number; dataBytes?: number };
+  /** Sets other limits on a started sandbox; absent where they are fixed at start (rlimits). */
+  setLimits?(limits: SandboxLimits): void;
   /** Kills every process still in the sandbox's cgroup (no-op without one). */
   killAll(): Promise<void>;
   /** Kills what is left and removes the cgroup. */
   release(): Promise<void>;
   /** What could not be enforced, for the sandbox's warnings. */
   warnings: string[];
-}
-
-export interface LimitsReport {
-  pids: { mechanism: LimitMechanism; detail: string };
-  memory: { mechanism: LimitMechanism; detail: string };
 }
 
 export interface Limiter {
@@ -80,6 +68,7 @@ class CgroupLimiter implements Limiter {
       memory: mechanism,
       procsFiles: handle.procsFiles,
       counters: handle.counters,
+      setLimits: (to) => handle.setLimits({ pids: to.pids, memoryBytes: to.memoryMb * MIB }),
       killAll: () => handle.killAll(),
       release: () => handle.remove(),
       warnings: [],

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { defineTool, type ToolOutput } from './define.js';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -12,8 +12,8 @@ export const bashTool = defineTool({
     `keeping the beginning and the end. The command and everything it started are killed after timeout_ms (default ${DEFAULT_TIMEOUT_MS}, max ${MAX_TIMEOUT_MS}). ` +
     'The result ends with the exit code.',
   input: z.object({
-    command: z.string().describe('The command to run (may be several lines)'),
-    timeout_ms: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional().describe(`Time limit in milliseconds (default ${DEFAULT_TIMEOUT_MS})`),
+    command: z.string().check(z.describe('The command to run (may be several lines)')),
+    timeout_ms: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(MAX_TIMEOUT_MS), z.describe(`Time limit in milliseconds (default ${DEFAULT_TIMEOUT_MS})`))),
   }),
   async handler(input, ctx): Promise<ToolOutput> {
     const timeoutMs = input.timeout_ms ?? DEFAULT_TIMEOUT_MS;

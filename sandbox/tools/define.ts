@@ -1,5 +1,6 @@
-import { z } from 'zod';
-import type { ToolContent } from '../provider.js';
+import type { ZodType } from 'zod';
+import * as z from 'zod/mini';
+import type { ToolContent } from '../host/protocol.js';
 
 /** What a built-in tool returns; `timeout` marks a result cut short by the tool's own time limit. */
 export interface ToolOutput {
@@ -32,10 +33,25 @@ export interface Shell {
   run(command: string, timeoutMs: number, signal: AbortSignal): Promise<ShellRun>;
 }
 
-/** A failure the model should read: becomes a tool result with isError, never a crash. */
-export class ToolFailure extends Error {}
+const TOOL_FAILURE = Symbol.for('agentd.ToolFailure');
 
-export interface BuiltinTool<S extends z.ZodType = z.ZodType> {
+/**
+ * A failure the model should read: becomes a tool result with isError, never a crash. Tools
+ * loaded on first use are bundled apart from the host (each with its own copy of this class),
+ * so `instanceof` goes by a brand rather than by the class.
+ */
+export class ToolFailure extends Error {
+  readonly [TOOL_FAILURE] = true;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TOOL_FAILURE] === true;
+  }
+}
+
+/** A tool's input schema: classic zod or zod/mini, each parsing with its own copy of zod (see host/main.ts). */
+type Schema = ZodType | z.ZodMiniType;
+
+export interface BuiltinTool<S extends Schema = Schema> {
   name: string;
   description: string;
   inputSchema: Record<string, unknown>;
@@ -43,7 +59,7 @@ export interface BuiltinTool<S extends z.ZodType = z.ZodType> {
   handler: (input: z.infer<S>, ctx: ToolContext) => Promise<ToolOutput>;
 }
 
-export function defineTool<S extends z.ZodType>(tool: {
+export function defineTool<S extends Schema>(tool: {
   name: string;
   description: string;
   input: S;

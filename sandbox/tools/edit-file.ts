@@ -1,5 +1,5 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { defineTool, text, ToolFailure } from './define.js';
 import { displayPath, resolveInWorkspace } from './paths.js';
 
@@ -17,10 +17,10 @@ export const editFileTool = defineTool({
     'Replace an exact string in a file. old_string must occur exactly once (include surrounding lines to make it unique), ' +
     'unless replace_all is true, which replaces every occurrence. Whitespace and indentation must match exactly.',
   input: z.object({
-    path: z.string().describe('File path, relative to the workspace root (or absolute inside it)'),
-    old_string: z.string().describe('The exact text to replace'),
-    new_string: z.string().describe('The text to put in its place'),
-    replace_all: z.boolean().optional().describe('Replace every occurrence instead of requiring exactly one (default false)'),
+    path: z.string().check(z.describe('File path, relative to the workspace root (or absolute inside it)')),
+    old_string: z.string().check(z.describe('The exact text to replace')),
+    new_string: z.string().check(z.describe('The text to put in its place')),
+    replace_all: z.optional(z.boolean().check(z.describe('Replace every occurrence instead of requiring exactly one (default false)'))),
   }),
   async handler(input, ctx) {
     const file = resolveInWorkspace(ctx.workspace, input.path);

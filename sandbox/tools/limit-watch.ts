@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { HostLimits } from '../host/config.js';
+import type { HostLimits } from '../host/protocol.js';
 import type { SandboxProcesses } from './procs.js';
 
 export interface LimitState {

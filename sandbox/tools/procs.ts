@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import type { ProcessScope } from '../host/config.js';
+import type { ProcessScope } from '../host/protocol.js';
 
 export interface ProcInfo {
   pid: number;
@@ -11,22 +11,32 @@ export interface ProcInfo {
   threads: number;
 }
 
+/** One process's entry in /proc, or null when there is none (it exited, or was reaped). */
+export function readStat(pid: number): ProcInfo | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name may contain spaces and parentheses; fields resume after the last ')' (field 3 on).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { pid, state: fields[0]!, ppid: Number(fields[1]), sid: Number(fields[3]), threads: Number(fields[17]), start: Number(fields[19]) };
+}
+
 /** Reads the process table from /proc. */
 export function listProcesses(): ProcInfo[] {
   const out: ProcInfo[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // The command name may contain spaces and parentheses; fields resume after the last ')' (field 3 on).
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ pid: Number(name), state: fields[0]!, ppid: Number(fields[1]), sid: Number(fields[3]), threads: Number(fields[17]), start: Number(fields[19]) });
-    } catch {
-      // The process exited while we were reading.
-    }
+    const info = readStat(Number(name));
+    if (info) out.push(info);
   }
   return out;
 }
+
+/** How long killUntilGone waits, once nothing it killed runs, for the dead to be reaped. */
+const REAP_MS = 1_000;
 
 /** Which processes were running at a moment: pid → start time. */
 export type Snapshot = ReadonlyMap<number, number>;
@@ -98,14 +108,22 @@ export class SandboxProcesses {
 
   /**
    * SIGKILLs what `select` names, rescanning until it names nothing (a process that forks while
-   * being killed leaves no child behind) or `withinMs` passes. Returns how many are left.
+   * being killed leaves no child behind) and every process killed has been reaped (a zombie
+   * still shows in the next command's `ps`), or `withinMs` passes. Returns how many are left
+   * running.
    */
   async killUntilGone(select: () => ProcInfo[], withinMs = 5_000): Promise<number> {
     const deadline = Date.now() + withinMs;
+    const killed = new Map<number, number>(); // pid → start time
+    const unreaped = () => [...killed].some(([pid, start]) => readStat(pid)?.start === start);
+    // A zombie whose parent lives on and never reaps it is not waited for long.
+    let reapBy: number | undefined;
     for (;;) {
       const targets = select();
-      if (targets.length === 0 || Date.now() > deadline) return targets.length;
+      if (targets.length === 0) reapBy ??= Date.now() + REAP_MS;
+      if ((targets.length === 0 && (!unreaped() || Date.now() > reapBy!)) || Date.now() > deadline) return targets.length;
       for (const p of targets) {
+        killed.set(p.pid, p.start);
         try {
           process.kill(p.pid, 'SIGKILL');
         } catch {

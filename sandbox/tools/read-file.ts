@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { capText, defineTool, text, ToolFailure } from './define.js';
 import { displayPath, resolveInWorkspace } from './paths.js';
 
@@ -44,9 +44,9 @@ export const readFileTool = defineTool({
     'Read a text file in the workspace. Returns lines prefixed with their 1-based line numbers. ' +
     'Use offset and limit to read a range of a large file. Images (png, jpeg, gif, webp) are returned as images; other binary files are refused.',
   input: z.object({
-    path: z.string().describe('File path, relative to the workspace root (or absolute inside it)'),
-    offset: z.number().int().min(1).optional().describe('1-based line number to start reading at (default 1)'),
-    limit: z.number().int().min(1).optional().describe(`Maximum number of lines to return (default ${DEFAULT_LIMIT})`),
+    path: z.string().check(z.describe('File path, relative to the workspace root (or absolute inside it)')),
+    offset: z.optional(z.number().check(z.int(), z.minimum(1), z.describe('1-based line number to start reading at (default 1)'))),
+    limit: z.optional(z.number().check(z.int(), z.minimum(1), z.describe(`Maximum number of lines to return (default ${DEFAULT_LIMIT})`))),
   }),
   async handler(input, ctx) {
     const file = resolveInWorkspace(ctx.workspace, input.path);

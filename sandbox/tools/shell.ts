@@ -37,6 +37,18 @@ class CappedText {
   }
 }
 
+type PtyModule = typeof import('@lydell/node-pty');
+let ptyModule: Promise<PtyModule> | undefined;
+
+/** Loads node-pty (a native module: some milliseconds), once; the host calls it while it waits for work. */
+export function loadPty(): Promise<PtyModule> {
+  ptyModule ??= import('@lydell/node-pty').then((mod) => {
+    const m = mod as PtyModule & { default?: PtyModule };
+    return typeof m.spawn === 'function' ? m : m.default!;
+  });
+  return ptyModule;
+}
+
 function marker(kind: string, id: string): { shell: string; seen: string } {
   // Printed from two quoted halves so the text typed into the shell never equals the text it prints.
   return { shell: `"__AGENTD_${kind}_""${id}"`, seen: `__AGENTD_${kind}_${id}` };
@@ -48,12 +60,15 @@ function marker(kind: string, id: string): { shell: string; seen: string } {
  */
 export class PtyShell implements Shell {
   private pty: IPty | null = null;
+  private starting: Promise<IPty> | null = null;
   private buffer = '';
   private onData: (() => void) | null = null;
   private onExit: ((code: number) => void) | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly scratch: string;
   private counter = 0;
+  /** No shell can start any more (see runNow): the host gives the sandbox up. */
+  unusable = false;
   /** The limit counters when the last command ended: what happened since is the background's doing. */
   private lastLimits: LimitState | undefined;
 
@@ -72,6 +87,17 @@ export class PtyShell implements Shell {
     const next = this.queue.then(() => this.runNow(command, timeoutMs, signal));
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Starts the shell now rather than at the first command (which then finds it ready). */
+  warm(): void {
+    this.ready().catch(() => undefined); // the first command starts it again and reports the failure
+  }
+
+  private ready(): Promise<IPty> {
+    if (this.pty) return Promise.resolve(this.pty);
+    this.starting ??= this.start().finally(() => (this.starting = null));
+    return this.starting;
   }
 
   close(): void {
@@ -94,8 +120,7 @@ export class PtyShell implements Shell {
   }
 
   private async start(): Promise<IPty> {
-    const mod = (await import('@lydell/node-pty')) as typeof import('@lydell/node-pty') & { default?: typeof import('@lydell/node-pty') };
-    const spawn = mod.spawn ?? mod.default!.spawn;
+    const { spawn } = await loadPty();
     const env = { ...this.env, TERM: 'dumb', PAGER: 'cat', GIT_PAGER: 'cat', PS1: '', PS2: '', HISTFILE: '/dev/null' };
     const pty = spawn('/bin/bash', ['--noprofile', '--norc', '--noediting', '-i'], { name: 'dumb', cols: 200, rows: 50, cwd: this.cwd, env });
     this.buffer = '';
@@ -146,7 +171,7 @@ export class PtyShell implements Shell {
   private async runNow(command: string, timeoutMs: number, signal: AbortSignal): Promise<ShellRun> {
     const notes: string[] = [];
     if (signal.aborted) return { output: '', exitCode: null, ended: 'interrupted', notes, unkilled: 0, limitReached: false };
-    const pty = this.pty ?? (await this.start());
+    const pty = await this.ready();
     const limitsBefore = await this.clearBackgroundAtLimit(pty.pid, notes);
     const id = randomBytes(12).toString('hex');
     const begin = marker('BEGIN', id);
@@ -219,6 +244,12 @@ export class PtyShell implements Shell {
       }
     }
     const limitReached = limitsBefore ? await this.reportLimits(limitsBefore, before, notes) : false;
+    // Killed at the memory limit, the shell may leave the memory full (files in the tmpfs dirs
+    // count against it, and no process holds them): if a fresh one cannot start, nothing can.
+    if (result.ended === 'shell_exited' && limitReached && !(await this.ready().then(() => true, () => false))) {
+      this.unusable = true;
+      notes.push('the sandbox is out of memory even without its shell (files in /tmp, /dev/shm or /run hold it): it is replaced by a fresh one');
+    }
     return { output: output.toString().replace(/\r\n/g, '\n'), exitCode: result.exitCode, ended: result.ended, notes, unkilled, limitReached };
   }
 

@@ -14,8 +14,8 @@ import { securityMatrix, startSecurityRig, type SecurityRig } from './support/ri
 
 const matrix = await securityMatrix();
 
-for (const { principal, level } of matrix) {
-  describe(`the data dir stays out of reach (${level}, daemon as ${principal.label})`, () => {
+for (const { principal, level, pool, where } of matrix) {
+  describe(`the data dir stays out of reach (${where})`, () => {
     const daemonSecret = `daemon-env-secret-${randomBytes(8).toString('hex')}`;
     let rig: SecurityRig;
     let sessionId: string;
@@ -25,7 +25,7 @@ for (const { principal, level } of matrix) {
     let loopbackConnections = 0;
 
     before(async () => {
-      rig = await startSecurityRig(principal, level, { env: { AGENTD_TEST_DAEMON_SECRET: daemonSecret } });
+      rig = await startSecurityRig(principal, level, { pool, env: { AGENTD_TEST_DAEMON_SECRET: daemonSecret } });
       // A vault with an entry, so vault.key and vault.json exist, and a credential proxy socket.
       assert.equal((await rig.rpc('vault/set', { name: 'API', value: `vault-value-${randomBytes(6).toString('hex')}`, binding: { kind: 'http', url: 'http://127.0.0.1:9/' } })).error, undefined);
       keyHex = readFileSync(rig.layout.vaultKey).toString('hex');

@@ -14,11 +14,11 @@ import { securityMatrix, startSecurityRig, type SecurityRig } from './support/ri
 const matrix = await securityMatrix();
 const MAX_BYTES = 64 * 1024 * 1024;
 
-for (const { principal, level } of matrix) {
-  describe(`session/fork copies only what it should (${level}, daemon as ${principal.label})`, () => {
+for (const { principal, level, pool, where } of matrix) {
+  describe(`session/fork copies only what it should (${where})`, () => {
     let rig: SecurityRig;
     before(async () => {
-      rig = await startSecurityRig(principal, level, { env: { AGENTD_FORK_MAX_BYTES: String(MAX_BYTES) } });
+      rig = await startSecurityRig(principal, level, { pool, env: { AGENTD_FORK_MAX_BYTES: String(MAX_BYTES) } });
     });
     after(() => rig.dispose());
 

@@ -24,8 +24,8 @@ const SETTINGS: Array<[string, string]> = [
 const NR = process.arch === 'arm64' ? { ptrace: 117, keyctl: 219, addKey: 217, unshare: 97, mount: 40, socket: 198 } : { ptrace: 101, keyctl: 250, addKey: 248, unshare: 272, mount: 165, socket: 41 };
 const perl = (code: string) => `perl -e '${code}'`;
 
-for (const { principal, level } of matrix) {
-  describe(`the host's kernel stays out of reach (${level}, daemon as ${principal.label})`, () => {
+for (const { principal, level, pool, where } of matrix) {
+  describe(`the host's kernel stays out of reach (${where})`, () => {
     const keySecret = `keyring-secret-${randomBytes(8).toString('hex')}`;
     const escapes = [`/etc/agentd-escape-${randomBytes(4).toString('hex')}`, `/usr/agentd-escape-${randomBytes(4).toString('hex')}`];
     const saved = new Map(SETTINGS.map(([file]) => [file, readFileSync(file, 'utf8')]));
@@ -37,7 +37,7 @@ for (const { principal, level } of matrix) {
     before(async () => {
       // The daemon starts with a key in its session keyring, which sandboxes would inherit.
       const plant = `syscall(${NR.keyctl}, 1, 0) >= 0 or die "join: $!"; my ($t, $d, $v) = ("user", "agentd-test-key", "${keySecret}"); my $id = syscall(${NR.addKey}, $t, $d, $v, length $v, -3); $id > 0 or die "add_key: $!"; print STDERR "planted key $id\\n"; exec @ARGV or die "exec: $!"`;
-      rig = await startSecurityRig(principal, level, { prefix: ['perl', '-e', plant, '--'] });
+      rig = await startSecurityRig(principal, level, { pool, prefix: ['perl', '-e', plant, '--'] });
       keyId = /planted key (\d+)/.exec(rig.daemon.stderr())?.[1] ?? '';
       assert.ok(keyId, `the key was planted: ${rig.daemon.stderr()}`);
       sessionId = await rig.session({ workspace: rig.dir('kernel') });

@@ -20,11 +20,11 @@ const matrix = await securityMatrix();
 const escapes = (mark: string) =>
   `(export ${mark}; setsid sleep 1000 & nohup sleep 1001 >/dev/null 2>&1 & (setsid bash -c "sleep 1002 & disown" &); (trap "" HUP INT TERM; exec sleep 1003) &);`;
 
-for (const { principal, level } of matrix) {
-  describe(`nothing outlives its call or its session (${level}, daemon as ${principal.label})`, () => {
+for (const { principal, level, pool, where } of matrix) {
+  describe(`nothing outlives its call or its session (${where})`, () => {
     let rig: SecurityRig;
     before(async () => {
-      rig = await startSecurityRig(principal, level);
+      rig = await startSecurityRig(principal, level, { pool });
     });
     after(() => rig.dispose());
 

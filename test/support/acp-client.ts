@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import * as acp from '@agentclientprotocol/sdk';
 import { AGENTD_BIN } from './daemon.js';
-import type { AgentRig } from './agent.js';
 
 export type PermissionAnswer = (request: acp.RequestPermissionRequest) => acp.RequestPermissionResponse;
 
@@ -20,7 +19,7 @@ export interface AcpProcess {
 }
 
 /** Spawns `agentd acp` for the rig's daemon and connects an ACP client to its stdio. */
-export function startAcp(rig: AgentRig, options: { home?: string; env?: Record<string, string> } = {}): AcpProcess {
+export function startAcp(rig: { daemon: { layout: { home: string } } }, options: { home?: string; env?: Record<string, string> } = {}): AcpProcess {
   const child = spawn(process.execPath, [AGENTD_BIN, 'acp'], {
     env: { ...process.env, AGENTD_HOME: options.home ?? rig.daemon.layout.home, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],

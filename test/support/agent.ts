@@ -42,6 +42,16 @@ export async function startAgentRig(env: Record<string, string> = {}, args: stri
   return rig;
 }
 
+/** Runs `body` with a fresh rig, disposed whatever happens (a daemon the body restarted too). */
+export async function withAgentRig(body: (rig: AgentRig) => Promise<void>): Promise<void> {
+  const rig = await startAgentRig();
+  try {
+    await body(rig);
+  } finally {
+    await rig.dispose();
+  }
+}
+
 export function workspace(): string {
   return tempDir('agentd-ws-');
 }

@@ -4,6 +4,7 @@ import { until } from './until.js';
 import { API_KEY } from './agent.js';
 import { startModelEmulator, type ModelEmulator } from '../../clients/cli/demo/model-emulator.js';
 import { freshDatabase } from './postgres.js';
+import { selfSignedCert, startListeningDaemon } from './remote.js';
 
 export interface Cluster {
   emulator: ModelEmulator;
@@ -16,7 +17,8 @@ export interface Cluster {
   dispose(): Promise<void>;
 }
 
-export async function startCluster(size: number, options: { leaseMs?: number } = {}): Promise<Cluster> {
+/** `listen`: each daemon also listens on wss:// (one self-signed certificate for all), as ListeningDaemons. */
+export async function startCluster(size: number, options: { leaseMs?: number; listen?: boolean } = {}): Promise<Cluster> {
   const emulator = await startModelEmulator({ apiKey: API_KEY });
   const url = await freshDatabase('agentd_cluster');
   const env = {
@@ -26,13 +28,17 @@ export async function startCluster(size: number, options: { leaseMs?: number } =
     AGENTD_LOG: url,
     AGENTD_LEASE_MS: String(options.leaseMs ?? 1500),
   };
+  const cert = options.listen ? selfSignedCert() : undefined;
   const cluster: Cluster = {
     emulator,
     url,
     env,
     daemons: [],
     async add(overrides = {}) {
-      const daemon = await startDaemon({ layout: tempHome('agentd-cluster-'), env: { ...env, ...overrides } });
+      const layout = tempHome('agentd-cluster-');
+      const daemon = cert
+        ? await startListeningDaemon({ layout, cert, env: { ...env, ...overrides } })
+        : await startDaemon({ layout, env: { ...env, ...overrides } });
       cluster.daemons.push(daemon);
       return daemon;
     },

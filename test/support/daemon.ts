@@ -239,13 +239,14 @@ export class RawConnection {
     });
   }
 
-  /** Through `agentd stdio`, as an editor talks to the daemon. */
-  static stdio(layout: DataLayout): RawConnection {
-    const child = spawn(process.execPath, [AGENTD_BIN, 'stdio'], {
-      env: { ...process.env, AGENTD_HOME: layout.home },
-      stdio: ['pipe', 'pipe', 'inherit'],
+  /** Through `agentd stdio` (with `args`, e.g. --remote), as an editor talks to the daemon. */
+  static stdio(layout: DataLayout, options: { args?: string[]; env?: Record<string, string>; onStderr?: (text: string) => void } = {}): RawConnection {
+    const child = spawn(process.execPath, [AGENTD_BIN, 'stdio', ...(options.args ?? [])], {
+      env: { ...process.env, AGENTD_HOME: layout.home, ...options.env },
+      stdio: ['pipe', 'pipe', options.onStderr ? 'pipe' : 'inherit'],
     });
-    return new RawConnection(child.stdout, child.stdin, () => child.kill('SIGKILL'));
+    child.stderr?.on('data', (chunk: Buffer) => options.onStderr?.(chunk.toString('utf8')));
+    return new RawConnection(child.stdout!, child.stdin!, () => child.kill('SIGKILL'));
   }
 
   private parse(): void {

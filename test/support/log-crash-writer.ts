@@ -5,6 +5,9 @@
  * limit; mode `recover` then waits for a line on stdin and appends again). Every acknowledged event is printed as one JSON line *after* its append resolved:
  *   {"sessionId":"s_crash_00","seq":12,"sha256":"<hex of JSON.stringify(data)>","uid":"<run>:<n>"}
  * A failure is printed as {"error":{"kind":...,"message":...}}.
+ * In `crash` mode every third append of a session is followed by a checkpoint of about
+ * 64 KiB that names its seq and carries its own hash (see checkpointState), so a kill can
+ * land in the middle of one and the test can tell a whole checkpoint from a torn one.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { writeSync } from 'node:fs';
@@ -43,12 +46,25 @@ async function ensureSession(log: SessionLog, sessionId: string): Promise<void> 
   }
 }
 
-async function appendAndAck(log: SessionLog, sessionId: string, events: NewEvent[]): Promise<void> {
+async function appendAndAck(log: SessionLog, sessionId: string, events: NewEvent[]): Promise<number[]> {
   const seqs = await log.append(sessionId, events);
   for (const [i, seq] of seqs.entries()) {
     const data = events[i]!.data;
     print({ sessionId, seq, sha256: sha256OfData(data), uid: data['uid'] });
   }
+  return seqs;
+}
+
+/** A checkpoint state that can be checked whole: its seq, a pad, and the pad's hash. */
+export function checkpointState(seq: number): string {
+  const pad = randomBytes(48 * 1024).toString('base64');
+  return JSON.stringify({ seq, pad, sha256: createHash('sha256').update(pad).digest('hex') });
+}
+
+/** Whether `state` is one checkpointState(seq) wrote, whole. */
+export function isWholeCheckpoint(seq: number, state: string): boolean {
+  const body = JSON.parse(state) as { seq: number; pad: string; sha256: string };
+  return body.seq === seq && createHash('sha256').update(body.pad).digest('hex') === body.sha256;
 }
 
 async function crash(log: SessionLog, sessions: number): Promise<void> {
@@ -59,7 +75,11 @@ async function crash(log: SessionLog, sessions: number): Promise<void> {
   print({ ready: true });
   await Promise.all(
     ids.map(async (id, k) => {
-      for (let i = 0; ; i++) await appendAndAck(log, id, makeEvents(run, counter, 1 + ((i + k) % 3), 100));
+      for (let i = 0; ; i++) {
+        const seqs = await appendAndAck(log, id, makeEvents(run, counter, 1 + ((i + k) % 3), 100));
+        const head = seqs.at(-1)! + 1;
+        if (i % 3 === k % 3) await log.putCheckpoint(id, { seq: head, state: checkpointState(head) });
+      }
     }),
   );
 }

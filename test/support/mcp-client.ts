@@ -17,11 +17,11 @@ export interface McpRig {
  * Client. `elicit`, when given, makes the client a host that can ask its user
  * (declared as `elicitation: {}`, as hosts predating elicitation modes do).
  */
-export async function startMcp(home: string, elicit?: (message: string) => ElicitResult): Promise<McpRig> {
+export async function startMcp(home: string, elicit?: (message: string) => ElicitResult, env: Record<string, string> = {}): Promise<McpRig> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [AGENTD_BIN, 'mcp'],
-    env: { ...(process.env as Record<string, string>), AGENTD_HOME: home },
+    env: { ...(process.env as Record<string, string>), AGENTD_HOME: home, ...env },
     stderr: 'pipe',
   });
   let stderr = '';

@@ -40,7 +40,7 @@ function binDir(): string {
   throw new Error('PostgreSQL is not installed: `apt-get install -y postgresql` (what .ci/run does), or set AGENTD_TEST_PG to a server URL');
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

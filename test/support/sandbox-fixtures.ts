@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Sandbox, ToolResult } from '../../sandbox/provider.js';
+import { listProcesses } from '../../sandbox/tools/procs.js';
+import type { Sandbox, ToolResult } from '../../sandbox/types.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -71,11 +72,24 @@ export function processesTagged(tag: string): number[] {
   return found;
 }
 
+/** Tasks (threads included, as a process limit counts them) of the processes working in `dir`: a sandbox's, seen from outside. */
+export function tasksWorkingIn(dir: string): number {
+  return listProcesses()
+    .filter((p) => p.state !== 'Z')
+    .reduce((sum, p) => {
+      try {
+        return readlinkSync(`/proc/${p.pid}/cwd`) === dir ? sum + p.threads : sum;
+      } catch {
+        return sum; // gone
+      }
+    }, 0);
+}
+
 /** The pid (outside the sandbox) of the tool host of the sandbox started with `tag` in its env. */
 export function hostPid(tag: string): number {
   for (const pid of processesTagged(tag)) {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (cmdline[0] === process.execPath && cmdline[1]?.endsWith(path.join('sandbox', 'host', 'main.js'))) return pid;
+    if (cmdline[0] === process.execPath && cmdline[1]?.endsWith(path.join('sandbox', 'host', 'bundle', 'main.cjs'))) return pid;
   }
   throw new Error(`no host process tagged ${tag}`);
 }

@@ -1,7 +1,9 @@
 /** Real upstream servers that demand a token: an HTTP echo, git http-backend, and an MCP server over streamable HTTP. */
 import { spawn, execFileSync } from 'node:child_process';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -16,10 +18,10 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string }> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void, host = '127.0.0.1', tls?: { key: string; cert: string }): Promise<{ server: Server; url: string }> {
+  const server = tls ? createTlsServer({ key: readFileSync(tls.key), cert: readFileSync(tls.cert) }, handler) : createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return { server, url: `${tls ? 'https' : 'http'}://${host}:${(server.address() as AddressInfo).port}` };
 }
 
 function close(server: Server): Promise<void> {
@@ -106,8 +108,12 @@ export async function startEchoUpstream(token: string): Promise<Upstream> {
   return { url, seen, close: () => close(server) };
 }
 
-/** A bare git repository served by git http-backend (smart HTTP, push enabled) behind Basic auth with the token. */
-export async function startGitUpstream(token: string): Promise<Upstream & { repoDir: string; log(): string }> {
+/**
+ * A bare git repository served by git http-backend (smart HTTP, push enabled) behind Basic
+ * auth with the token (none when it is ''), on `host` (127.0.0.2: one the sandbox reaches through the egress proxy),
+ * over HTTPS with `tls`.
+ */
+export async function startGitUpstream(token: string, host = '127.0.0.1', tls?: { key: string; cert: string }): Promise<Upstream & { repoDir: string; log(): string }> {
   const root = tempDir('agentd-git-');
   const repoDir = join(root, 'repo.git');
   const seed = join(root, 'seed');
@@ -119,7 +125,8 @@ export async function startGitUpstream(token: string): Promise<Upstream & { repo
   const seen: string[] = [];
   const { server, url } = await listen((req, res) => {
     seen.push(String(req.headers.authorization ?? ''));
-    if (req.headers.authorization !== expected) {
+    // No token: a public repository, anyone may clone it.
+    if (token !== '' && req.headers.authorization !== expected) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' }).end('auth required\n');
       return;
     }
@@ -156,7 +163,7 @@ export async function startGitUpstream(token: string): Promise<Upstream & { repo
       res.write(head.subarray(end + 4));
     });
     cgi.on('close', () => res.end());
-  });
+  }, host, tls);
   return {
     url: `${url}/repo.git`,
     repoDir,

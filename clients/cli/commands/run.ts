@@ -4,6 +4,7 @@ import { connect, type AgentdClient } from '../../lib/client.js';
 import { SessionFollower, singleConnection } from '../../lib/follower.js';
 import { TranscriptFold, type TranscriptChange, type TurnEnd } from '../../lib/transcript.js';
 import { checked, type Command, UsageError } from '../context.js';
+import { NETWORK_OPTIONS, NETWORK_USAGE, networkOption } from '../network.js';
 import { terminalPermissions } from '../questions.js';
 import { oneLine } from '../render.js';
 import { TurnView } from '../turn-view.js';
@@ -109,7 +110,7 @@ async function missingApiKey(client: AgentdClient): Promise<string | undefined> 
 
 export const run: Command = {
   usage: [
-    'agentd run "<prompt>" [--workspace DIR] [--session ID] [--model M] [--yes]',
+    'agentd run "<prompt>" [--workspace DIR] [--session ID] [--model M] [--yes] [network options]',
     '',
     'Prompts a new session (workspace DIR, default the current directory) or --session ID, and',
     'streams the turn: the answer on stdout; tool calls, results, questions and notes on stderr.',
@@ -123,17 +124,21 @@ export const run: Command = {
     'read when it started, else the vault entry ANTHROPIC_API_KEY. A daemon started before you exported',
     'the key does not see it: `agentd stop` and run again, or `agentd vault set ANTHROPIC_API_KEY`.',
     'No key at all? `agentd demo` shows the whole thing with an offline scripted model.',
+    '',
+    NETWORK_USAGE,
+    'Network questions are asked here like tool permissions (a = always allow that host); --yes does not answer them.',
   ].join('\n'),
   summary: 'prompt a session and stream the turn in the terminal (tools, permissions inline, Ctrl-C interrupts)',
-  options: { workspace: { type: 'string' }, session: { type: 'string' }, model: { type: 'string' }, yes: { type: 'boolean', short: 'y' } },
+  options: { workspace: { type: 'string' }, session: { type: 'string' }, model: { type: 'string' }, yes: { type: 'boolean', short: 'y' }, ...NETWORK_OPTIONS },
   args: ['prompt...'],
   params: { sessionId: '--session', content: '"<prompt>"' },
   async run({ values, positionals }, ctx) {
     const text = positionals.join(' ').trim();
     if (!text) throw new UsageError('missing "<prompt>"');
     const existing = typeof values.session === 'string' ? checked(SessionId, values.session, '--session') : undefined;
-    if (existing && (values.workspace !== undefined || values.model !== undefined)) {
-      throw new UsageError('--workspace and --model apply to a new session; drop them with --session');
+    const network = networkOption(values);
+    if (existing && (values.workspace !== undefined || values.model !== undefined || network)) {
+      throw new UsageError('--workspace, --model and the network options apply to a new session; drop them with --session');
     }
     const yes = values.yes === true;
     const view = new TurnView({ text: process.stdout, info: process.stderr });
@@ -157,6 +162,7 @@ export const run: Command = {
             title: oneLine(text, 80),
             ...(typeof values.model === 'string' ? { model: values.model } : {}),
             ...(yes ? { permissions: { default: 'allow' as const } } : {}),
+            ...(network ? { network } : {}),
           })
         ).sessionId;
         process.stderr.write(`session ${sessionId} in ${workspace} (continue with --session ${sessionId})\n`);

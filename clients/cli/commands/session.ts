@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { SessionArchive, SessionCreate, SessionFork, SessionList, SessionPrompt, SessionStatus } from '../../../protocol/index.js';
 import { type Command, intOption, sessionIdArg, textArg, UsageError } from '../context.js';
+import { NETWORK_OPTIONS, NETWORK_USAGE, networkOption } from '../network.js';
 import { renderSessions } from '../render.js';
 
 export const sessions: Command = {
@@ -24,7 +25,7 @@ export const sessions: Command = {
 };
 
 export const create: Command = {
-  usage: 'agentd new [--workspace DIR] [--title TEXT] [--model NAME] [--max-tokens N] [--max-cost USD] [--json]',
+  usage: ['agentd new [--workspace DIR] [--title TEXT] [--model NAME] [--max-tokens N] [--max-cost USD] [network options] [--json]', '', NETWORK_USAGE].join('\n'),
   summary: 'create a session (workspace defaults to the current directory); prints its id. --max-tokens/--max-cost: a budget its turns stop at',
   options: {
     workspace: { type: 'string' },
@@ -33,6 +34,7 @@ export const create: Command = {
     'max-tokens': { type: 'string' },
     'max-cost': { type: 'string' },
     json: { type: 'boolean' },
+    ...NETWORK_OPTIONS,
   },
   args: [],
   params: { 'budget.maxTokens': '--max-tokens', 'budget.maxCost': '--max-cost' },
@@ -41,9 +43,11 @@ export const create: Command = {
     const maxCost = values['max-cost'] === undefined ? undefined : Number(values['max-cost']);
     if (maxCost !== undefined && !(maxCost > 0)) throw new UsageError(`--max-cost must be a positive number of US dollars, not ${String(values['max-cost'])}`);
     const budget = { ...(maxTokens !== undefined ? { maxTokens } : {}), ...(maxCost !== undefined ? { maxCost } : {}) };
+    const network = networkOption(values);
     const client = await ctx.connect();
     const result = await client.request(SessionCreate, {
       workspace: resolve(typeof values.workspace === 'string' ? values.workspace : process.cwd()),
+      ...(network ? { network } : {}),
       ...(typeof values.title === 'string' ? { title: values.title } : {}),
       ...(typeof values.model === 'string' ? { model: values.model } : {}),
       ...(Object.keys(budget).length > 0 ? { budget } : {}),

@@ -12,6 +12,13 @@ const CHOICES: Choice[] = [
   { label: '$(circle-slash) Deny', description: 'the agent is told it was denied', decision: 'deny' },
 ];
 
+/** For a network question (a connection the sandbox makes while the request waits). */
+const NETWORK_CHOICES: Choice[] = [
+  { label: '$(check) Allow', description: 'this connection only', decision: 'allow' },
+  { label: '$(check-all) Always allow', description: 'this host and port, for the rest of the session', decision: 'allow_always' },
+  { label: '$(circle-slash) Deny', description: 'the connection is refused', decision: 'deny' },
+];
+
 /**
  * Permission questions as a quick pick (allow / always allow / deny) that stays open
  * when focus moves, one question at a time. A question answered elsewhere first is
@@ -47,9 +54,9 @@ export class ApprovalsUi implements vscode.Disposable {
     if (!next) return;
     this.dismissed.delete(next.id);
     const pick = vscode.window.createQuickPick<Choice>();
-    pick.title = `agentd session ${sessionName(next)} wants to run ${next.summary}`;
-    pick.placeholder = `Session ${sessionName(next)}: allow this tool call?`;
-    pick.items = CHOICES;
+    pick.title = `agentd session ${sessionName(next)} wants ${next.network ? '' : 'to run '}${next.summary}`;
+    pick.placeholder = `Session ${sessionName(next)}: allow this ${next.network ? 'connection' : 'tool call'}?`;
+    pick.items = next.network ? NETWORK_CHOICES : CHOICES;
     pick.ignoreFocusOut = true;
     pick.onDidAccept(() => {
       const choice = pick.selectedItems[0];

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { SessionInterrupt, SessionSteer } from '../../../protocol/index.js';
-import { ChatModel } from './core/chat-model.js';
+import { ChatModel } from '../../lib/chat-view.js';
 import type { SessionFollower } from '../../lib/index.js';
 import type { AgentdConnection, ConnectionState } from './core/connection.js';
 import { chatPageHtml, renderConversation } from './core/render.js';

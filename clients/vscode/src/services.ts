@@ -13,19 +13,32 @@ import { ApprovalsUi } from './approvals-ui.js';
 import { ChatPanel } from './chat-panel.js';
 import { ApprovalsState } from './core/approvals.js';
 import { INSTALL_COMMAND, INSTALL_HINT, type BridgeCommand } from './core/bridge.js';
-import { contentText } from './core/chat-model.js';
+import { contentText } from '../../lib/chat-view.js';
 import { AgentdConnection, agentdNotFound, type ConnectionState } from './core/connection.js';
 import { SessionsState } from './core/sessions.js';
 import type { SessionsTree } from './sessions-view.js';
 
-/** The bridge command from the settings: `agentd.path stdio`, with `agentd.dataDir` as AGENTD_HOME. */
-export function bridgeFromSettings(): BridgeCommand {
+/** The secret storage key of the remote daemon's token. */
+export const REMOTE_TOKEN_KEY = 'agentd.remoteToken';
+
+const home = (path: string) => path.replace(/^~(?=$|\/)/, process.env.HOME ?? '~');
+
+/**
+ * The bridge command from the settings: `agentd.path stdio`, with `agentd.dataDir` as
+ * AGENTD_HOME; with `agentd.remote`, `stdio --remote URL` and the token from VS Code's
+ * secret storage (handed over on a pipe, never in argv or env).
+ */
+export function bridgeFromSettings(remoteToken: string | undefined): BridgeCommand {
   const config = vscode.workspace.getConfiguration('agentd');
   const command = config.get<string>('path')?.trim() || 'agentd';
   const dataDir = config.get<string>('dataDir')?.trim();
+  const remote = config.get<string>('remote')?.trim();
+  const ca = config.get<string>('remoteCaFile')?.trim();
   const env = { ...process.env };
-  if (dataDir) env.AGENTD_HOME = dataDir.replace(/^~(?=$|\/)/, process.env.HOME ?? '~');
-  return { command, args: ['stdio'], env };
+  if (dataDir) env.AGENTD_HOME = home(dataDir);
+  if (!remote) return { command, args: ['stdio'], env };
+  if (ca) env.AGENTD_REMOTE_CA = home(ca);
+  return { command, args: ['stdio', '--remote', remote], env, ...(remoteToken ? { secret: remoteToken } : {}) };
 }
 
 /**
@@ -47,9 +60,10 @@ export class Services implements vscode.Disposable {
     private readonly view: vscode.TreeView<SessionInfo>,
     tree: SessionsTree,
     version: string,
+    remoteToken: string | undefined,
   ) {
     this.connection = new AgentdConnection({
-      bridge: bridgeFromSettings(),
+      bridge: bridgeFromSettings(remoteToken),
       clientName: 'vscode',
       clientVersion: version,
       onPermissionRequest: this.approvals.handler,

@@ -10,7 +10,8 @@ import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataLayout, PROTOCOL_VERSION, type DataLayout, type Event, type SessionCreateParams } from '../../../protocol/index.js';
-import { probeIsolation, type IsolationLevel } from '../../../sandbox/provider.js';
+import { probeIsolation } from '../../../sandbox/provider.js';
+import type { IsolationLevel } from '../../../sandbox/types.js';
 import { RawConnection, startDaemon, type TestDaemon } from '../../support/daemon.js';
 import { tempDir } from '../../support/temp.js';
 import { until } from '../../support/until.js';
@@ -53,16 +54,35 @@ function levelsFor(principal: Principal): Promise<IsolationLevel[]> | IsolationL
   }
 }
 
+export interface SecurityCase {
+  principal: Principal;
+  level: IsolationLevel;
+  /** Sandboxes come from a warm pool of this size (0: each one started cold). */
+  pool: number;
+  /** For test titles: "bwrap, daemon as root, pooled sandboxes". */
+  where: string;
+}
+
+/** The pool of a pooled case: small, so that it is used up and refilled while a file runs. */
+const POOL = 2;
+
 /**
  * Every (principal, level) this machine can run: as root (the CI case) and, when the tests run
  * as root and setpriv is there, as the ordinary user nobody; otherwise as the current user.
+ * As root at the bwrap level, once more with a warm pool, so every attack also runs in sandboxes
+ * started before their workspace was bound to them.
  */
-export async function securityMatrix(): Promise<Array<{ principal: Principal; level: IsolationLevel }>> {
+export async function securityMatrix(): Promise<SecurityCase[]> {
   const uid = process.getuid?.() ?? 0;
   const principals: Principal[] = [{ label: uid === 0 ? 'root' : 'user', uid, gid: process.getgid?.() ?? 0, prefix: [] }];
   if (uid === 0 && spawnSync('setpriv', ['--version']).status === 0) principals.push({ label: 'user', uid: NOBODY, gid: NOBODY, prefix: asNobody });
-  const out: Array<{ principal: Principal; level: IsolationLevel }> = [];
-  for (const principal of principals) for (const level of await levelsFor(principal)) out.push({ principal, level });
+  const out: SecurityCase[] = [];
+  for (const principal of principals) {
+    for (const level of await levelsFor(principal)) {
+      out.push({ principal, level, pool: 0, where: `${level}, daemon as ${principal.label}` });
+      if (principal.uid === 0 && level === 'bwrap') out.push({ principal, level, pool: POOL, where: `${level}, daemon as ${principal.label}, pooled sandboxes` });
+    }
+  }
   return out;
 }
 
@@ -80,6 +100,8 @@ export interface RpcReply {
 export interface SecurityRig {
   principal: Principal;
   level: IsolationLevel;
+  /** The daemon's warm pool size: each tool call then waits for a pooled sandbox and checks it got one. */
+  pool: number;
   /** The fake home dir: the default layout's workspace. */
   home: string;
   layout: DataLayout;
@@ -109,8 +131,9 @@ const tagOf = (request: RecordedRequest) => /\[session-tag ([0-9a-f]+)\]/.exec(J
 export async function startSecurityRig(
   principal: Principal,
   level: IsolationLevel,
-  options: { env?: Record<string, string>; args?: string[]; prefix?: string[] } = {},
+  options: { env?: Record<string, string>; args?: string[]; prefix?: string[]; pool?: number } = {},
 ): Promise<SecurityRig> {
+  const pool = options.pool ?? 0;
   const queues = new Map<string, Reply[]>();
   const route: Reply = (request) => queues.get(tagOf(request) ?? '')?.shift() ?? { kind: 'text', text: 'nothing more to do' };
   const emulator = await startModelEmulator({ apiKey: API_KEY, defaultReply: route });
@@ -130,7 +153,7 @@ export async function startSecurityRig(
   const floor = level === 'bwrap' ? [] : ['--isolation-floor', level];
   const daemon = await startDaemon({
     layout,
-    env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20', HOME: home, TMPDIR: daemonTmp, ...options.env },
+    env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20', HOME: home, TMPDIR: daemonTmp, AGENTD_SANDBOX_POOL: String(pool), ...options.env },
     args: [...floor, ...(options.args ?? [])],
     prefix: [...principal.prefix, ...(options.prefix ?? [])],
   });
@@ -157,9 +180,23 @@ export async function startSecurityRig(
     return events(sessionId);
   };
 
+  /** With a pool: waits until it is full again, so the next sandbox comes from it. */
+  const poolFull = () =>
+    until(
+      async () => {
+        const state = ((await rpc('daemon/status', {})).result as { sandboxPool?: { size: number; ready: number; disabled?: string } }).sandboxPool;
+        if (!state) throw new Error('the daemon reports no sandbox pool');
+        if (state.disabled) throw new Error(`the daemon's sandbox pool is off: ${state.disabled}`);
+        return state.ready >= state.size;
+      },
+      'the sandbox pool to fill',
+      120_000,
+    );
+
   const rig: SecurityRig = {
     principal,
     level,
+    pool,
     home,
     layout,
     daemon,
@@ -188,13 +225,18 @@ export async function startSecurityRig(
       const tag = tags.get(sessionId)!;
       const input = timeoutMs === undefined ? { command } : { command, timeout_ms: timeoutMs };
       queues.set(tag, [...(queues.get(tag) ?? []), reply.toolUse({ name: 'bash', input }), reply.text('done')]);
+      if (pool > 0) await poolFull();
       const prompted = await rpc('session/prompt', { sessionId, content: 'run it' });
       if (prompted.error) throw new Error(`session/prompt failed: ${JSON.stringify(prompted.error)}`);
       return Number(prompted.result!.seq);
     },
     async result(sessionId, seq) {
-      const last = (await settle(sessionId)).filter((e) => e.type === 'tool.result' && e.seq > seq).at(-1);
+      const settled = await settle(sessionId);
+      const last = settled.filter((e) => e.type === 'tool.result' && e.seq > seq).at(-1);
       if (!last) throw new Error(`no tool result after seq ${seq}`);
+      // The pooled case is only worth its name if the attacks ran in pooled sandboxes.
+      const cold = settled.filter((e) => e.type === 'sandbox.provisioned' && e.data.pooled !== true);
+      if (pool > 0 && cold.length) throw new Error(`session ${sessionId} got a cold sandbox from a daemon with a pool: ${JSON.stringify(cold.map((e) => e.data))}`);
       const text = (last.data.content as Array<{ type: string; text?: string }>).map((c) => c.text ?? '').join('\n');
       return { text, isError: last.data.isError === true, ...(last.data.errorKind ? { errorKind: String(last.data.errorKind) } : {}) };
     },

@@ -10,6 +10,8 @@ export interface PendingApproval {
   input: Record<string, unknown>;
   /** One line for a notification or a quick pick title. */
   summary: string;
+  /** A network question: a connection of the session's sandbox waits for it. */
+  network?: boolean;
 }
 
 export type ApprovalChange =
@@ -84,7 +86,8 @@ export class ApprovalsState {
       sessionTitle: params.sessionTitle,
       tool: params.tool,
       input: params.input,
-      summary: summarize(params.tool, params.input),
+      summary: params.kind === 'network' ? `network access to ${String(params.input.host)}:${String(params.input.port)}` : summarize(params.tool, params.input),
+      ...(params.kind === 'network' ? { network: true } : {}),
     };
     return new Promise((resolve, reject) => {
       if (withdrawn.aborted) return reject(new ApprovalWithdrawn('withdrawn'));

@@ -1,15 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { AgentdClient, type PermissionHandler } from '../../../lib/client.js';
 import { DaemonStoppedError } from '../../../lib/dial.js';
 import { PermissionRequest, PROTOCOL_VERSION } from '../../../../protocol/index.js';
 
-/** How to start the editor bridge: normally `agentd stdio`. */
+/** How to start the editor bridge: normally `agentd stdio` (with `--remote URL` for a daemon over the network). */
 export interface BridgeCommand {
   command: string;
   args: string[];
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /**
+   * A secret for the bridge (a remote daemon's token): written to its fd 3, which
+   * AGENTD_TOKEN_FILE=/dev/fd/3 names, so that it is in neither its argv nor its env.
+   */
+  secret?: string;
 }
 
 /** The install command, run in a checkout of the agentd repository (the `agentd` name on npm is another package). */
@@ -52,11 +58,17 @@ export async function openBridge(
   command: BridgeCommand,
   options: { clientName: string; clientVersion?: string; onPermissionRequest?: PermissionHandler; timeoutMs?: number },
 ): Promise<Bridge> {
+  const env = command.env ?? process.env;
   const child = spawn(command.command, command.args, {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: command.env ?? process.env,
+    stdio: command.secret === undefined ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', 'pipe'],
+    env: command.secret === undefined ? env : { ...env, AGENTD_TOKEN: undefined, AGENTD_TOKEN_FILE: '/dev/fd/3' },
     ...(command.cwd ? { cwd: command.cwd } : {}),
   });
+  if (command.secret !== undefined) {
+    const secretPipe = child.stdio[3] as Writable;
+    secretPipe.on('error', () => undefined);
+    secretPipe.end(command.secret);
+  }
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => {

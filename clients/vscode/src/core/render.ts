@@ -1,5 +1,5 @@
 import type { ToolErrorKind } from '../../../../protocol/index.js';
-import type { ChatItem, ChatView } from './chat-model.js';
+import type { ChatItem, ChatView } from '../../../lib/chat-view.js';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);

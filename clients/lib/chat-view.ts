@@ -1,6 +1,6 @@
-import type { ContentBlock, Event, PromptContent, ToolErrorKind } from '../../../../protocol/index.js';
-import { weakerIsolation } from '../../../lib/isolation.js';
-import { TranscriptFold, transcriptStatus, type Delta, type Notice, type ToolUse, type Transcript, type TranscriptTurn } from '../../../lib/transcript.js';
+import type { ContentBlock, Event, PromptContent, ToolErrorKind } from '../../protocol/index.js';
+import { weakerIsolation } from './isolation.js';
+import { TranscriptFold, transcriptStatus, type Delta, type Notice, type ToolUse, type Transcript, type TranscriptTurn } from './transcript.js';
 
 export interface ToolResultView {
   text: string;
@@ -35,6 +35,9 @@ export interface ChatView {
   title?: string;
   workspace?: string;
   forkedFrom?: { sessionId: string; at: number };
+  /** A sub-agent's parent session; the sub-agents a session started. */
+  parent?: { sessionId: string; toolUseId: string };
+  children: string[];
   status: ChatStatus;
   /** Every event before this seq is reflected. */
   next: number;
@@ -42,9 +45,10 @@ export interface ChatView {
 }
 
 /**
- * A session's conversation for the chat panel: the shared fold (clients/lib/transcript)
- * does the folding of durable events and ephemeral deltas; this only says how its
- * transcript reads in the chat (items with stable keys, notices in words).
+ * A session's conversation as a chat shows it (VS Code's chat panel, the web page): the
+ * shared fold (clients/lib/transcript) does the folding of durable events and ephemeral
+ * deltas; this only says how its transcript reads in a chat (items with stable keys,
+ * notices in words).
  */
 export class ChatModel {
   private readonly fold = new TranscriptFold();
@@ -76,6 +80,8 @@ function chatView(sessionId: string, t: Transcript): ChatView {
     ...(t.title !== undefined ? { title: t.title } : {}),
     ...(t.workspace !== undefined ? { workspace: t.workspace } : {}),
     ...(t.forkedFrom ? { forkedFrom: t.forkedFrom } : {}),
+    ...(t.parent ? { parent: t.parent } : {}),
+    children: [...t.children],
     status: transcriptStatus(t),
     next: t.next,
     items: parts.sort((a, b) => a.seq - b.seq).flatMap((p) => p.items),
@@ -148,6 +154,12 @@ function noticeItems(n: Notice): ChatItem[] {
       return [notice(n.seq, 'info', 'Archived: read-only from here on')];
     case 'session.rolled_back':
       return [notice(n.seq, 'info', `Rolled back ${n.data.turns} turn${n.data.turns === 1 ? '' : 's'}: the agent no longer sees them`)];
+    case 'network.decided':
+      return [
+        n.data.decision === 'allow'
+          ? notice(n.seq, 'info', `Network: reached ${n.data.host}:${n.data.port} (${n.data.reason})`)
+          : notice(n.seq, 'warning', `Network: refused ${n.data.host}:${n.data.port} (${n.data.reason})`),
+      ];
   }
 }
 

@@ -1,0 +1,64 @@
+import { DaemonStatus, SessionArchive } from '../../protocol/index.js';
+import { startDaemon } from '../../test/support/daemon.js';
+import { SANDBOX_RUNS, printFigure, quantile, round, stats } from './common.js';
+import { Driver, Scratch, stopDaemon } from './driver.js';
+
+const POOL = 4;
+
+/**
+ * 2b. ttft.sandbox.pool - the first prompt of a fresh session on a daemon with a warm sandbox
+ * pool and real sandboxes: lazy (no sandbox in a turn without tools) and eager (a pooled
+ * sandbox bound at session/create, and the pool refilling, while the model call streams),
+ * against a daemon without a pool on sessions that never provision one. Runs interleave.
+ */
+export async function benchSandboxPool(plain: Driver, scratch: Scratch, modelEnv: Record<string, string>): Promise<void> {
+  const pooled = await startDaemon({ env: { ...modelEnv, AGENTD_SANDBOX_POOL: String(POOL) } });
+  try {
+    const driver = new Driver(await pooled.client({ name: 'bench-sandbox-pool' }));
+    const perms = { permissions: { default: 'allow' as const } };
+    const samples = { lazy: [] as number[], eager: [] as number[], none: [] as number[] };
+    const eagerReady: number[] = [];
+    const poolState = async () => (await driver.client.request(DaemonStatus, {})).sandboxPool;
+    const runOne = async (mode: 'lazy' | 'eager' | 'none', i: number, record: boolean) => {
+      const on = mode === 'none' ? plain : driver;
+      const t0 = performance.now();
+      const sessionId = await on.create({ workspace: scratch.workspace(), ...perms, ...(mode === 'eager' ? { sandbox: { eager: true } } : {}) });
+      const r = await on.turn(sessionId, `Say something short (${i}).`);
+      if (mode === 'eager') {
+        const ready = await on.waitProvisioned(sessionId);
+        if (record) eagerReady.push(ready - t0);
+        await on.client.request(SessionArchive, { sessionId }); // its sandbox goes; the pool refills in the background
+      }
+      if (record) samples[mode].push(r.ttft);
+    };
+    const state = await poolState();
+    if (state?.disabled) throw new Error(`no pool: ${state.disabled}`);
+    for (const mode of ['none', 'lazy', 'eager'] as const) await runOne(mode, -1, false);
+    const modes = ['lazy', 'eager', 'none'] as const;
+    for (let i = 0; i < SANDBOX_RUNS; i++) {
+      for (let k = 0; k < 3; k++) await runOne(modes[(i + k) % 3]!, i, true);
+    }
+    const [l, e, n] = [stats(samples.lazy), stats(samples.eager), stats(samples.none)];
+    printFigure({
+      bench: 'ttft.sandbox.pool',
+      unit: 'ms',
+      pool: POOL,
+      runs: SANDBOX_RUNS,
+      lazyP50: l.p50,
+      lazyP95: l.p95,
+      eagerP50: e.p50,
+      eagerP95: e.p95,
+      baseline: 'first prompt of a fresh session on a daemon without a pool, no sandbox',
+      noSandboxP50: n.p50,
+      noSandboxP95: n.p95,
+      lazyToNoSandboxP95: round(l.p95 / n.p95),
+      eagerToNoSandboxP95: round(e.p95 / n.p95),
+      eagerSandboxReadyAfterCreateP50: round(quantile(eagerReady, 0.5)),
+      poolAfter: await poolState(),
+      note: 'eager sessions take a pooled sandbox at session/create and are archived after their turn, so the pool refills while the next runs stream',
+      target: 'lazy and eager p95 <= 1.1x no-sandbox p95',
+    });
+  } finally {
+    await stopDaemon(pooled);
+  }
+}

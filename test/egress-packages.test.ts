@@ -1,0 +1,66 @@
+/**
+ * Package managers through the egress proxy, unconfigured, inside a real bwrap sandbox:
+ * npm from the registry this machine reaches with the package-registries preset, and pip
+ * from a real simple index (this machine's PyPI mirror, served over HTTP on 127.0.0.2)
+ * allowed by host. What the policy did not allow stays out of reach.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { reply } from '../clients/cli/demo/model-emulator.js';
+import { SessionPrompt, type Event, type SessionCreateParams } from '../protocol/index.js';
+import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { startStaticUpstream, type RecordingUpstream } from './support/egress-upstreams.js';
+
+const PYPI_MIRROR = '/opt/pypi';
+const resultText = (e: Event) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
+
+describe('package managers through the egress proxy', () => {
+  let rig: AgentRig;
+  before(async () => {
+    rig = await startAgentRig();
+  });
+  after(() => rig?.dispose());
+
+  async function run(ws: string, network: SessionCreateParams['network'], command: string): Promise<{ out: string; events: Event[] }> {
+    const client = await rig.daemon.client();
+    const sessionId = await createSession(client, { workspace: ws, network });
+    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command, timeout_ms: 300_000 } }), reply.text('done')]);
+    await client.request(SessionPrompt, { sessionId, content: 'install' });
+    const events = await settle(client, sessionId, 600_000);
+    return { out: ofType(events, 'tool.result').map(resultText)[0]!, events };
+  }
+
+  it('npm install works with the package-registries preset, and not without it', async () => {
+    const allowed = workspace();
+    const { out, events } = await run(allowed, { default: 'deny', presets: ['package-registries'] }, 'npm install --no-audit --no-fund --cache /tmp/npm-cache is-number@7.0.0 2>&1 | tail -3');
+    assert.ok(existsSync(join(allowed, 'node_modules/is-number/package.json')), out);
+    assert.equal(JSON.parse(readFileSync(join(allowed, 'node_modules/is-number/package.json'), 'utf8')).version, '7.0.0');
+    const hosts = new Set(ofType(events, 'network.decided').map((e) => `${e.data.host} ${e.data.decision} ${e.data.reason}`));
+    assert.ok(hosts.has('registry.npmjs.org allow preset package-registries ("registry.npmjs.org")'), JSON.stringify([...hosts]));
+
+    const denied = workspace();
+    const refused = await run(denied, { default: 'deny' }, 'npm install --no-audit --no-fund --cache /tmp/npm-cache --fetch-retries 0 is-number@7.0.0 2>&1 | tail -3');
+    assert.ok(!existsSync(join(denied, 'node_modules/is-number')), refused.out);
+    assert.ok(ofType(refused.events, 'network.decided').some((e) => e.data.host === 'registry.npmjs.org' && e.data.decision === 'deny'));
+  });
+
+  it('pip install works from an index allowed by host', async () => {
+    let index: RecordingUpstream | undefined;
+    try {
+      index = await startStaticUpstream(PYPI_MIRROR);
+      const ws = workspace();
+      const { out, events } = await run(
+        ws,
+        { default: 'deny', allow: [index.authority] },
+        `pip install --no-cache-dir --disable-pip-version-check --target ./pylib --index-url ${index.url}/simple --trusted-host 127.0.0.2 six==1.17.0 2>&1 | tail -2 && python3 -c "import sys; sys.path.insert(0, 'pylib'); import six; print('six', six.__version__)"`,
+      );
+      assert.match(out, /six 1\.17\.0/);
+      assert.ok(index.seen.some((s) => s.path.endsWith('.whl')), 'the wheel came through the proxy');
+      assert.ok(ofType(events, 'network.decided').every((e) => e.data.decision === 'allow'));
+    } finally {
+      await index?.close();
+    }
+  });
+});
