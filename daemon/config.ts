@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { NetworkPolicy } from '../protocol/index.js';
 import type { IsolationLevel } from '../sandbox/types.js';
+import { ModelPrice, type PriceTable } from './harness/usage.js';
 
 const Level = z.enum(['bwrap', 'namespaces', 'none']);
 const Preset = NetworkPolicy.shape.presets.unwrap().element;
@@ -60,6 +61,8 @@ const DaemonConfigFile = z
       })
       .strict()
       .optional(),
+    /** US dollars per million tokens by model: session usage gets a cost, and budgets a `maxCost`. */
+    prices: z.record(z.string(), ModelPrice).optional(),
   })
   .strict();
 
@@ -86,6 +89,7 @@ export interface DaemonConfig {
   modelBaseUrl?: string;
   /** The model of sessions that name none. */
   defaultModel: string;
+  prices: PriceTable;
   /** The network listener, when there is one. */
   listen?: ListenConfig;
   /** Sandboxes kept started ahead of need. */
@@ -100,6 +104,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   sandboxLimits: { pids: 1024, memoryMb: 4096 },
   forkMaxBytes: 10 * 1024 ** 3,
   defaultModel: 'claude-sonnet-5-5',
+  prices: {},
   sandboxPool: 0,
   networkPresets: [],
 };
@@ -243,6 +248,7 @@ export function loadDaemonConfig(configFile: string, env: NodeJS.ProcessEnv = pr
     ...DEFAULT_CONFIG,
     sandboxLimits: { ...DEFAULT_CONFIG.sandboxLimits, ...file.sandbox?.limits },
     forkMaxBytes: file.sandbox?.forkMaxBytes ?? DEFAULT_CONFIG.forkMaxBytes,
+    prices: file.prices ?? {},
     sandboxPool: file.sandbox?.pool ?? DEFAULT_CONFIG.sandboxPool,
     networkPresets: file.network?.presets ?? DEFAULT_CONFIG.networkPresets,
   };

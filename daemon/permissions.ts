@@ -100,21 +100,24 @@ export class PermissionBroker {
     return [...this.open.values()].some((e) => e.question.sessionId === sessionId);
   }
 
-  /** The connection became a controller of the session: ask it the session's open questions. */
+  /** The connection became a controller of the session: ask it the session's open questions, and its sub-agents'. */
   offer(peer: Peer, sessionId: string): void {
-    for (const entry of this.open.values()) if (entry.question.sessionId === sessionId) this.askPeer(entry, peer);
+    for (const entry of this.open.values()) {
+      if (entry.question.sessionId === sessionId || entry.question.parentSessionId === sessionId) this.askPeer(entry, peer);
+    }
   }
 
   /** `permission/answer`: a controller of the session answers one of its open questions by id. */
   answer(peer: Peer, sessionId: string, toolUseId: string, decision: PermissionDecision): void {
-    if (!peer.isController(sessionId)) {
+    const entry = this.open.get(toolUseId);
+    // A sub-agent's question may be answered by a controller of its parent session too.
+    if (!peer.isController(sessionId) && !(entry?.question.sessionId === sessionId && controls(peer, entry.question))) {
       throw new AgentdError(
         ErrorCode.NotController,
         `this connection is not a controller of ${sessionId} and may not answer its questions; create, prompt or attach to it as controller first`,
         { sessionId, toolUseId },
       );
     }
-    const entry = this.open.get(toolUseId);
     if (!entry || entry.question.sessionId !== sessionId) {
       throw new AgentdError(ErrorCode.QuestionNotOpen, `no open permission question ${toolUseId} in ${sessionId}: answered already, withdrawn, or never asked`, { sessionId, toolUseId });
     }
@@ -129,13 +132,13 @@ export class PermissionBroker {
   private askPeer(entry: OpenQuestion, peer: Peer): void {
     const { question } = entry;
     if (peer.closed || peer.state !== 'ready' || !peer.capabilities.permissionRequests) return;
-    if (!peer.isController(question.sessionId) || entry.asked.has(peer)) return;
+    if (!controls(peer, question) || entry.asked.has(peer)) return;
     const cancel = new CancellationTokenSource();
     entry.asked.set(peer, cancel);
     peer.request(PermissionRequest, question, cancel.token).then(
       ({ decision }) => {
         if (this.open.get(question.toolUseId) !== entry) return; // answered elsewhere first
-        if (!peer.isController(question.sessionId)) return;
+        if (!controls(peer, question)) return;
         this.logger.log('info', 'permission answered', { sessionId: question.sessionId, toolUseId: question.toolUseId, decision, conn: peer.id });
         entry.answer({ decision, by: who(peer) });
       },
@@ -150,6 +153,11 @@ export class PermissionBroker {
     for (const cancel of entry.asked.values()) cancel.cancel();
     if (!entry.remote) this.relay?.closed(entry.question);
   }
+}
+
+/** Who may answer: a controller of the asking session, or of the session that started it (a sub-agent's). */
+function controls(peer: Peer, question: PermissionQuestion): boolean {
+  return peer.isController(question.sessionId) || (question.parentSessionId !== undefined && peer.isController(question.parentSessionId));
 }
 
 /** How an answer names who gave it, in permission.resolved. */

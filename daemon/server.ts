@@ -31,6 +31,7 @@ import { authHeader, CredentialProxy } from './proxy/proxy.js';
 import { defaultNetworkPolicy, SessionNetworks } from './network.js';
 import type { SandboxProvider } from '../sandbox/types.js';
 import type { DaemonConfig } from './config.js';
+import { newSessionId } from './ids.js';
 import { SandboxPolicy } from './containment.js';
 import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
@@ -58,9 +59,10 @@ function intFromEnv(name: string, fallback: number): number {
   return Number.isSafeInteger(value) && value >= 0 ? value : fallback;
 }
 
-/** Harness settings: the model's from the configuration; the environment may override the rest (documented in the README). */
+/** Harness settings: the model's and the prices from the configuration; the environment may override the rest (documented in the README). */
 function harnessSettings(config: DaemonConfig): HarnessSettings {
   return {
+    prices: config.prices,
     defaultModel: config.defaultModel,
     ...(config.modelBaseUrl ? { baseUrl: config.modelBaseUrl } : {}),
     maxTokens: intFromEnv('AGENTD_MAX_TOKENS', 8192),
@@ -138,8 +140,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const proxy = new CredentialProxy(vault, logger, paths.proxies);
   const queue = new KeyedQueue();
   const policy = new SandboxPolicy(options.config, paths);
+  const settings = harnessSettings(options.config);
   const networkDefault = defaultNetworkPolicy(options.config.networkPresets);
-  const sessions = new SessionService(timed, paths.workspaces, policy, leases, networkDefault);
+  const sessions = new SessionService(timed, paths.workspaces, policy, { prices: settings.prices, defaultModel: settings.defaultModel }, leases, networkDefault);
   // Filled in below: the harness knows which tool call runs when a connection is made.
   let running: (sessionId: string) => { turnId: string; toolUseId?: string } | undefined = () => undefined;
   const networks = new SessionNetworks({
@@ -170,8 +173,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     },
     openProxy: (sessionId, credentials) => proxy.open(sessionId, credentials, networks.for(sessionId)),
     redactor: () => vault.redactor(),
-    settings: harnessSettings(options.config),
+    settings,
     daemonId,
+    newSessionId: () => newSessionId(),
+    createChild: (spec) => sessions.createChild(spec),
     ...(leases ? { leases } : {}),
   });
   running = (sessionId) => harness.running(sessionId);

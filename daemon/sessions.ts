@@ -1,5 +1,5 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import {
   AgentdError,
   ErrorCode,
@@ -8,18 +8,19 @@ import {
   type SessionCreateParams,
   type SessionInfo,
   type SessionStatus,
-  type Usage,
+  type UsageTotals,
 } from '../protocol/index.js';
 import { fromLogError } from './errors.js';
 import { newSessionId, newTurnId } from './ids.js';
-import type { NewEvent, SessionLog, SessionMeta } from './log/session-log.js';
+import { LogError, type NewEvent, type SessionLog, type SessionMeta } from './log/session-log.js';
 import type { SessionLeases } from './log/leases.js';
 import type { SandboxPolicy } from './containment.js';
 import { appendEvents, checkedEvent } from './events.js';
 import { copyWorkspace } from './workspace-copy.js';
 import type { ToolDefinition } from '../sandbox/types.js';
+import { ZERO_USAGE, type PriceTable } from './harness/usage.js';
+import { childTurnId, type ChildSpec } from './harness/agent-tool.js';
 
-const ZERO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
 const FORK_PAGE = 5000;
 /** Sessions read from the log per step of a listing. */
@@ -31,7 +32,13 @@ export interface SessionRecord extends SessionMeta {
   workspace: string;
   model?: string;
   status: SessionStatus;
-  usage: Usage;
+  usage: UsageTotals;
+  /** The turn running now (null or absent when none): what session/steer joins. */
+  runningTurn?: string | null;
+  /** A sub-agent: the session that started it and that session's `agent` call. */
+  parent?: { sessionId: string; toolUseId: string };
+  /** Sub-agents this session started (its harness keeps the list). */
+  children?: string[];
   config: Omit<SessionCreateParams, 'workspace' | 'title' | 'model'>;
   forkedFrom?: { sessionId: string; at: number };
   /** The tools of the session's own MCP servers, listed once by the harness. */
@@ -49,6 +56,8 @@ export class SessionService {
     private readonly log: SessionLog,
     private readonly workspacesDir: string,
     private readonly policy: SandboxPolicy,
+    /** Prices for budgets with a `maxCost`, and the model of sessions that name none. */
+    private readonly pricing: { prices: PriceTable; defaultModel: string },
     /** With a shared log: who runs which session now. */
     private readonly leases?: SessionLeases,
     /** The network policy of a session created without one. */
@@ -59,6 +68,7 @@ export class SessionService {
     await requireDirectory(params.workspace);
     this.policy.checkWorkspace(params.workspace);
     this.policy.checkRequest(params.sandbox);
+    this.checkBudget(params);
     const now = Date.now();
     const { workspace, title, model, ...rest } = params;
     // Resolved now, so the session keeps the policy it started with whatever the daemon's configuration becomes.
@@ -77,6 +87,45 @@ export class SessionService {
     const created = checkedEvent({ type: 'session.created', data: { workspace, title, model, ...config } });
     await this.log.create(record, [created]).catch((e) => Promise.reject(fromLogError(e)));
     return { sessionId: record.sessionId };
+  }
+
+  /**
+   * A sub-agent's session: the parent's workspace, model, policy and credentials, the tools
+   * it was given, what is left of its parent's budget, and the task as its one prompt. Nothing happens when it exists already (a call resumed after a crash).
+   */
+  async createChild(spec: ChildSpec): Promise<void> {
+    const parent = await this.record(spec.parentSessionId);
+    const now = Date.now();
+    const { budget: _parents, ...inherited } = parent.config;
+    const config = { ...inherited, tools: spec.tools, ...(spec.budget ? { budget: spec.budget } : {}) };
+    const link = { sessionId: spec.parentSessionId, toolUseId: spec.toolUseId };
+    const record: SessionRecord = {
+      sessionId: spec.childSessionId,
+      createdAt: now,
+      updatedAt: now,
+      workspace: parent.workspace,
+      status: 'queued',
+      usage: ZERO_USAGE,
+      config,
+      parent: link,
+      ...(spec.title !== undefined ? { title: spec.title } : {}),
+      ...(parent.model !== undefined ? { model: parent.model } : {}),
+    };
+    const events = [
+      checkedEvent({ type: 'session.created', data: { workspace: parent.workspace, title: spec.title, model: parent.model, ...config, parent: link } }),
+      checkedEvent({ type: 'user.message', data: { turnId: childTurnId(spec.toolUseId), content: spec.prompt } }),
+    ];
+    await this.log.create(record, events).catch((error: unknown) => (error instanceof LogError && error.kind === 'exists' ? undefined : Promise.reject(fromLogError(error))));
+  }
+
+  /** A cost limit needs the model's price; a limit that could never be checked is refused now, not ignored. */
+  private checkBudget(params: SessionCreateParams): void {
+    const model = params.model ?? this.pricing.defaultModel;
+    if (params.budget?.maxCost !== undefined && !this.pricing.prices[model]) {
+      throw new AgentdError(ErrorCode.InvalidParams, `invalid params for session/create: budget.maxCost: the daemon has no price for ${model} (prices in config.json)`, {
+        issues: [{ path: 'budget.maxCost', message: `no price for ${model}` }],
+      });
+    }
   }
 
   async record(sessionId: string): Promise<SessionRecord> {
@@ -142,6 +191,23 @@ export class SessionService {
     return { turnId, seq: seq! };
   }
 
+  async rename(sessionId: string, title: string): Promise<void> {
+    requireWritable(await this.record(sessionId));
+    await appendEvents(this.log, sessionId, [{ type: 'session.renamed', data: { title } }], { title }).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+  }
+
+  /**
+   * Removes the session's log, and its workspace when it is a fork's copy (in the data
+   * dir; a workspace the user named is theirs and stays). Idle or archived sessions only.
+   */
+  async delete(sessionId: string): Promise<void> {
+    const record = await this.record(sessionId);
+    requireIdle(record, 'deleted');
+    await this.log.delete(sessionId).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+    const inside = relative(this.workspacesDir, record.workspace);
+    if (record.forkedFrom && inside === sessionId) await rm(record.workspace, { recursive: true, force: true });
+  }
+
   async archive(sessionId: string): Promise<void> {
     const record = await this.record(sessionId);
     if (record.status === 'archived') return;
@@ -195,7 +261,16 @@ export class SessionService {
   }
 }
 
-function requireWritable(record: SessionRecord): void {
+/** Refuses a session with a turn running, queued or waiting for an answer. */
+export function requireIdle(record: SessionRecord, what: string): void {
+  if (record.status === 'idle' || record.status === 'archived') return;
+  throw new AgentdError(ErrorCode.SessionBusy, `session ${record.sessionId} is ${record.status} and cannot be ${what}: interrupt it or wait for its turn to end`, {
+    sessionId: record.sessionId,
+    status: record.status,
+  });
+}
+
+export function requireWritable(record: SessionRecord): void {
   if (record.status === 'archived') {
     throw new AgentdError(ErrorCode.SessionArchived, `session ${record.sessionId} is archived and read-only`, {
       sessionId: record.sessionId,
@@ -224,6 +299,9 @@ function toInfo(record: SessionRecord, headSeq: number, runningOn: string | unde
     ...(record.title !== undefined ? { title: record.title } : {}),
     ...(record.model !== undefined ? { model: record.model } : {}),
     ...(record.forkedFrom !== undefined ? { forkedFrom: record.forkedFrom } : {}),
+    ...(record.config.budget !== undefined ? { budget: record.config.budget } : {}),
+    ...(record.parent !== undefined ? { parent: record.parent } : {}),
+    ...(record.children?.length ? { children: record.children } : {}),
     ...(runningOn !== undefined ? { runningOn } : {}),
     ...(record.config?.network ? { network: { ...record.config.network, added: record.networkAdded ?? [] } } : {}),
   };

@@ -65,6 +65,8 @@ export const ErrorCode = {
   OriginRefused: -33021,
   /** `token/revoke` names no valid token. */
   TokenNotFound: -33022,
+  /** The session has a turn running or queued: interrupt it or wait (session/delete, session/rollback). -33018 to -33022 are the network listener's (issue 18). */
+  SessionBusy: -33023,
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;
@@ -102,6 +104,7 @@ export const ERROR_MEANINGS: Record<ErrorCodeName, string> = {
   Unauthenticated: 'No valid token: missing, unknown, revoked or expired (HTTP 401 on the WebSocket upgrade and on `/login`).',
   OriginRefused: 'A WebSocket upgrade or login from a page of another origin (HTTP 403).',
   TokenNotFound: '`token/revoke` names no valid token.',
+  SessionBusy: 'The session has a turn running or queued: interrupt it or wait (refused by session/delete and session/rollback).',
 };
 
 /**

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ContentBlock, PromptContent, Usage } from './content.js';
+import { Budget, UsageTotals } from './usage.js';
 
 /**
  * Every event in a session log as it travels: `seq` is dense per session from 0, `ts` is
@@ -24,6 +25,8 @@ const turnId = z.string();
 const toolUseId = z.string();
 const seq = z.number().int().nonnegative();
 const input = z.record(z.string(), z.unknown());
+/** What a turn's model calls used (its compaction and its sub-agents included), and their cost when the model has a price. */
+const turnUsage = UsageTotals.optional();
 
 /**
  * The data of each event type. Objects are loose: a newer daemon may add fields, and an
@@ -39,11 +42,26 @@ export const EventData = {
     system: z.string().optional(),
     tools: z.array(z.string()).optional(),
     credentials: z.array(z.string()).optional(),
+    budget: Budget.optional(),
+    /** Set for a sub-agent: the session and the `agent` tool call that started it. */
+    parent: z.object({ sessionId: z.string(), toolUseId }).optional(),
   }),
   'user.message': z.looseObject({ turnId, content: PromptContent }),
+  /**
+   * User input for the turn `joins` while it runs (session/steer): the turn's next model
+   * call carries it. One that reaches the log after that turn ended is a turn of its own,
+   * `turnId`, as a user.message would be.
+   */
+  'user.steer': z.looseObject({ turnId, joins: turnId, content: PromptContent }),
   'turn.started': z.looseObject({ turnId }),
   /** A model call leaves (`attempt` counts from 1); the reply, if any, is the next assistant.message. */
-  'model.requested': z.looseObject({ turnId, model: z.string(), attempt: z.number().int() }),
+  'model.requested': z.looseObject({
+    turnId,
+    model: z.string(),
+    attempt: z.number().int(),
+    /** The user.steer events (by seq) this call carries for the first time, after what the turn had so far. */
+    steers: z.array(seq).optional(),
+  }),
   'assistant.message': z.looseObject({
     turnId,
     content: z.array(ContentBlock),
@@ -56,6 +74,8 @@ export const EventData = {
     name: z.string(),
     input,
     where: z.enum(['sandbox', 'daemon']),
+    /** An `agent` call: the sub-agent session it runs in (named here before that session is created). */
+    childSessionId: z.string().optional(),
   }),
   /**
    * A question for the session's controllers. `kind: "network"`: a connection through the
@@ -77,6 +97,8 @@ export const EventData = {
     isError: z.boolean(),
     errorKind: ToolErrorKind.optional(),
     durationMs: z.number().nonnegative(),
+    /** An `agent` call's result: what the sub-agent's turn used, counted in the parent's turn and session. */
+    usage: UsageTotals.optional(),
   }),
   'sandbox.provisioned': z.looseObject({
     sandboxId: z.string().optional(),
@@ -109,17 +131,24 @@ export const EventData = {
   /** A harness took the session up from the log: `pendingTurn` is the turn it carries on. */
   'harness.woke': z.looseObject({ fromSeq: seq, pendingTurn: z.string().nullable(), daemon: z.string().optional() }),
   /** Turns whose events end before `upToSeq` are replaced by `summary` in the model's context. */
-  'context.compacted': z.looseObject({ upToSeq: seq, summary: z.string(), turns: z.number().int().optional() }),
+  'context.compacted': z.looseObject({ upToSeq: seq, summary: z.string(), turns: z.number().int().optional(), usage: Usage.optional() }),
   'model.retry': z.looseObject({
     turnId,
     attempt: z.number().int(),
     reason: z.string(),
     delayMs: z.number().nonnegative(),
   }),
-  'turn.completed': z.looseObject({ turnId, stopReason: z.string().nullable() }),
-  'turn.interrupted': z.looseObject({ turnId }),
-  'turn.failed': z.looseObject({ turnId, error: z.string() }),
+  'turn.completed': z.looseObject({ turnId, stopReason: z.string().nullable(), usage: turnUsage }),
+  'turn.interrupted': z.looseObject({ turnId, usage: turnUsage }),
+  /** `reason` names a failure a client may act on; older daemons and other failures leave it out. */
+  'turn.failed': z.looseObject({ turnId, error: z.string(), reason: z.string().optional(), usage: turnUsage }),
   'session.archived': z.looseObject({}),
+  'session.renamed': z.looseObject({ title: z.string() }),
+  /**
+   * session/rollback: the turns `turnIds` (the last `turns` of the context, their user
+   * messages from `fromSeq` on) leave the model's context; the log keeps them.
+   */
+  'session.rolled_back': z.looseObject({ turns: z.number().int().positive(), turnIds: z.array(turnId), fromSeq: seq }),
   'session.forked': z.looseObject({
     from: z.string(),
     at: seq,

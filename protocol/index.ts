@@ -7,6 +7,7 @@ export * from './errors.js';
 export * from './limits.js';
 export * from './define.js';
 export * from './content.js';
+export * from './usage.js';
 export * from './events.js';
 export * from './methods/lifecycle.js';
 export * from './methods/session.js';

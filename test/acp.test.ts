@@ -169,6 +169,33 @@ describe('agentd acp', () => {
     }
   });
 
+  it('steers a running prompt with _session/steering: the turn goes on with it and ends once', async () => {
+    const proc = startAcp(rig);
+    try {
+      const init = await initialize(proc);
+      assert.deepEqual(init._meta?.steering, { supported: true });
+      const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      rig.emulator.script([async () => (await released, reply.text('A first draft. ')), reply.text('A draft about the sea.')]);
+      const before = rig.emulator.requests.length;
+      const prompt = proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'write a poem' }] });
+      await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
+      const steered = await proc.agent.request<{ outcome: string }>('_session/steering', { sessionId, prompt: [{ type: 'text', text: 'about the sea' }] });
+      assert.equal(steered.outcome, 'injected');
+      release();
+      assert.equal((await prompt).stopReason, 'end_turn');
+      assert.equal(rig.emulator.requests.length - before, 2);
+      assert.equal(textOf(updatesOf(proc, sessionId), 'agent_message_chunk'), 'A first draft. A draft about the sea.');
+      assert.equal(textOf(updatesOf(proc, sessionId), 'user_message_chunk'), '', 'what the editor sent is not echoed back');
+      const bad = proc.agent.request('_session/steering', { sessionId, prompt: [] });
+      await assert.rejects(bad, (e: unknown) => e instanceof acp.RequestError && e.code === -32602);
+      assertOnlyFrames(proc);
+    } finally {
+      assert.equal(await proc.close(), 0, proc.stderr());
+    }
+  });
+
   it('a cancelled permission request denies the call', async () => {
     const proc = startAcp(rig);
     try {

@@ -5,7 +5,7 @@ import { connect } from '../clients/lib/index.js';
 import { dataLayout, SessionPrompt } from '../protocol/index.js';
 import { API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent } from './support/agent.js';
 import { runAgentd, spawnAgentd, type SpawnedAgentd } from './support/daemon.js';
-import { reply } from '../clients/cli/demo/model-emulator.js';
+import { lastUserText, reply } from '../clients/cli/demo/model-emulator.js';
 
 function attach(home: string, args: string[]): SpawnedAgentd {
   return spawnAgentd(dataLayout(home), ['attach', ...args]);
@@ -29,6 +29,32 @@ describe('agentd attach', () => {
       assert.match((term.stdout() + term.stderr()), /\(allow by agentd-attach \(controller\)#\d+\)/);
       const events = await settle(client, sessionId);
       assert.equal(ofType(events, 'turn.completed').length, 1);
+      assert.equal(await term.close(), 0);
+    } finally {
+      await term.close();
+      await rig.dispose();
+    }
+  });
+
+  it('steers the running turn with /steer: the turn’s next model call reads it', async () => {
+    const rig = await startAgentRig();
+    const client = await rig.daemon.client();
+    const sessionId = await createSession(client);
+    const term = attach(rig.daemon.layout.home, [sessionId]);
+    try {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      rig.emulator.script([async () => (await released, reply.text('a first draft')), reply.text('a draft about the sea')]);
+      term.type('write a poem');
+      await waitForEvent(client, sessionId, (e) => e.type === 'model.requested');
+      term.type('/steer about the sea');
+      await waitForEvent(client, sessionId, (e) => e.type === 'user.steer');
+      release();
+      await term.until(/a draft about the sea/);
+      assert.match(term.stdout() + term.stderr(), /you> about the sea/);
+      const events = await settle(client, sessionId);
+      assert.equal(ofType(events, 'turn.completed').length, 1);
+      assert.equal(lastUserText(rig.emulator.requests.at(-1)!.body), 'about the sea');
       assert.equal(await term.close(), 0);
     } finally {
       await term.close();

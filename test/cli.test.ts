@@ -189,7 +189,7 @@ describe('agentd log --follow across a daemon restart', () => {
 });
 
 describe('agentd CLI conventions', () => {
-  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'log', 'attach', 'archive', 'fork', 'vault', 'token', 'run', 'demo'];
+  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'steer', 'log', 'usage', 'attach', 'rename', 'rollback', 'delete', 'archive', 'fork', 'vault', 'token', 'run', 'demo'];
   const SESSION = 's_0000000000nosuchsess';
 
   it('--help lists every command, and each command has its own --help', async () => {
@@ -210,13 +210,14 @@ describe('agentd CLI conventions', () => {
       daemon: ['now'], stdio: ['x'], mcp: ['x'], acp: ['x'], doctor: ['x'], migrate: ['--to', 'postgres://h/db', 'x'],
       status: ['x'], start: ['x'], stop: ['now'], sessions: ['x'], new: ['x'], log: [SESSION, 'x'], attach: [SESSION, 'x'],
       archive: [SESSION, 'x'], fork: [SESSION, 'x', '--at', '1'], vault: ['list', 'x'], token: ['list', 'x'], demo: ['x'],
+      usage: [SESSION, 'x'], rollback: [SESSION, 'x'], delete: [SESSION, 'x'],
     };
     for (const command of ALL) {
       const bogus = await runAgentd(layout, [command, ...(command === 'run' ? ['hi'] : []), '--bogus']);
       assert.equal(bogus.code, 2, `${command} --bogus: ${bogus.stdout}${bogus.stderr}`);
       assert.match(bogus.stderr, /unknown option --bogus/, command);
       const args = extra[command];
-      if (!args) continue; // prompt and run take text
+      if (!args) continue; // prompt, steer, rename and run take text
       const more = await runAgentd(layout, [command, ...args]);
       assert.equal(more.code, 2, `${command} ${args.join(' ')}: ${more.stdout}${more.stderr}`);
       assert.match(more.stderr, /unexpected arguments?: (x|now)/, command);

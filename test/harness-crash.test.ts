@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SessionAttach, SessionDeltaNotification, SessionPrompt, type Event } from '../protocol/index.js';
+import { SessionAttach, SessionDeltaNotification, SessionPrompt, SessionSteer, type Event } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
-import { reply } from '../clients/cli/demo/model-emulator.js';
+import { lastUserText, reply, type Reply } from '../clients/cli/demo/model-emulator.js';
 import { assertLogInvariants, createSession, ofType, settle, withAgentRig, waitForEvent } from './support/agent.js';
 
 function assertCarriedOn(events: Event[]): void {
@@ -121,4 +121,46 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
       }
     });
   });
+
+  /** A reply that waits for `release()`; the test releases it once the daemon that asked is gone. */
+  function held(then: Reply): { reply: Reply; release: () => void } {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    return { reply: async () => (await released, then), release };
+  }
+
+  for (const point of ['before a model call carried it', 'after the model call that carries it was requested'] as const) {
+    it(`carries a steer on exactly once when the daemon died ${point}`, async () => {
+      await withAgentRig(async (rig) => {
+        const client = await rig.daemon.client();
+        const sessionId = await createSession(client);
+        const first = held(reply.text('a first draft'));
+        const second = held(reply.text('never delivered'));
+        rig.emulator.script([first.reply, second.reply]);
+        await client.request(SessionPrompt, { sessionId, content: 'write a poem' });
+        await waitForEvent(client, sessionId, (e) => e.type === 'model.requested');
+        const steer = await client.request(SessionSteer, { sessionId, content: 'about the sea' });
+        assert.equal(steer.steered, true);
+        if (point === 'before a model call carried it') {
+          await waitForEvent(client, sessionId, (e) => e.type === 'user.steer');
+        } else {
+          first.release();
+          await waitForEvent(client, sessionId, (e) => e.type === 'model.requested' && Array.isArray(e.data.steers));
+        }
+        rig.emulator.script([reply.text('the poem about the sea')]);
+        const start = rig.emulator.requests.length;
+        const daemon = await rig.crashAndRestart();
+        first.release();
+        second.release();
+        const events = await settle(await daemon.client(), sessionId);
+        assertCarriedOn(events);
+        const after = rig.emulator.requests.slice(start).filter((r) => r.replyKind !== undefined);
+        assert.equal(after.length, 1, 'one model call after the restart');
+        assert.match(lastUserText(after[0]!.body), /about the sea$/, 'the steer is the last thing the model reads');
+        assert.equal(JSON.stringify(after[0]!.body).split('about the sea').length - 1, 1, 'the steer is in the request once');
+        assert.match(JSON.stringify(ofType(events, 'assistant.message').at(-1)!.data.content), /the poem about the sea/);
+        assert.equal(ofType(events, 'user.steer').length, 1);
+      });
+    });
+  }
 });

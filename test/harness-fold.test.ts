@@ -20,10 +20,10 @@ const usage = { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteT
 const toolUse = (id: string, name = 'bash') => ({ type: 'tool_use' as const, id, name, input: { command: `echo ${id}` } });
 const text = (t: string) => ({ type: 'text' as const, text: t });
 
-/** Two turns with a tool call, an allow_always, a compaction, and a turn left mid-call. */
+/** Turns with tool calls, an allow_always, a rename, a rollback, a compaction, a steer, a sub-agent, and a turn left mid-call. */
 function sampleLog(): StoredEvent[] {
   return log(
-    { type: 'session.created', data: { workspace: '/w' } },
+    { type: 'session.created', data: { workspace: '/w', title: 'first' } },
     { type: 'user.message', data: { turnId: 't1', content: 'hello' } },
     { type: 'turn.started', data: { turnId: 't1' } },
     { type: 'model.requested', data: { turnId: 't1', model: 'm', attempt: 1 } },
@@ -39,9 +39,13 @@ function sampleLog(): StoredEvent[] {
     { type: 'turn.started', data: { turnId: 't2' } },
     { type: 'turn.failed', data: { turnId: 't2', error: 'boom' } },
     { type: 'context.compacted', data: { upToSeq: 10, summary: 'the first turn', turns: 1 } },
+    { type: 'session.rolled_back', data: { turns: 1, turnIds: ['t2'], fromSeq: 11 } },
+    { type: 'session.renamed', data: { title: 'renamed' } },
     { type: 'turn.started', data: { turnId: 't3' } },
-    { type: 'model.requested', data: { turnId: 't3', model: 'm', attempt: 1 } },
-    { type: 'assistant.message', data: { turnId: 't3', content: [toolUse('u2'), toolUse('u3', 'read_file')], stopReason: 'tool_use', usage } },
+    { type: 'user.steer', data: { turnId: 't4', joins: 't3', content: 'this way' } },
+    { type: 'model.requested', data: { turnId: 't3', model: 'm', attempt: 1, steers: [19] } },
+    { type: 'assistant.message', data: { turnId: 't3', content: [toolUse('u2'), toolUse('u3', 'read_file'), toolUse('u4', 'agent')], stopReason: 'tool_use', usage } },
+    { type: 'tool.started', data: { turnId: 't3', toolUseId: 'u4', name: 'agent', input: {}, where: 'daemon', childSessionId: 's_childaaaaaaa' } },
     { type: 'tool.started', data: { turnId: 't3', toolUseId: 'u2', name: 'bash', input: {}, where: 'sandbox' } },
     { type: 'tool.result', data: { turnId: 't3', toolUseId: 'u2', content: [text('u2')], isError: true, errorKind: 'tool_error', durationMs: 1 } },
     { type: 'future.event', data: { anything: true } },
@@ -164,6 +168,24 @@ describe('harness fold', () => {
       assert.deepEqual(resumed.state, full.state, `resumed from ${at}`);
       assert.deepEqual(resumed.checkpoint(), full.checkpoint());
     }
+  });
+
+  it('keeps in a checkpoint what issue 22 folds: steers, usage, rolled-back turns, the title, sub-agents', () => {
+    const full = fold(sampleLog());
+    const { state } = full;
+    const t3 = state.turns.find((t) => t.turnId === 't3')!;
+    assert.deepEqual(t3.steers, [{ seq: 19, content: 'this way', at: 0 }]);
+    assert.deepEqual(t3.usage, usage);
+    assert.deepEqual([...state.rolledBack], ['t2']);
+    assert.equal(state.title, 'renamed');
+    assert.deepEqual(state.children, ['s_childaaaaaaa']);
+    const resumed = SessionFold.fromCheckpoint(full.checkpoint())!;
+    assert.deepEqual(resumed.state, state);
+    // A checkpoint of the format before these (agentd.fold/1) is not read: the runner folds the whole log instead.
+    const body = JSON.parse(full.checkpoint().state) as Record<string, unknown>;
+    const { rolledBack: _r, title: _t, children: _c, ...old } = body;
+    assert.equal(SessionFold.fromCheckpoint({ seq: state.headSeq, state: JSON.stringify({ ...old, format: 'agentd.fold/1' }) }), undefined);
+    assert.equal(SessionFold.fromCheckpoint({ seq: state.headSeq, state: JSON.stringify({ ...old, format: CHECKPOINT_FORMAT }) }), undefined);
   });
 
   it('refuses a checkpoint of another format, one that does not parse, or one that says another seq', () => {

@@ -58,7 +58,7 @@ describe('harness', () => {
     const talked = await settle(client, lazy);
     assert.equal(ofType(talked, 'sandbox.provisioned').length, 0, 'no sandbox for a turn without tools');
     const request = rig.emulator.requests.at(-1)!.body as { tools: Array<{ name: string }> };
-    assert.deepEqual(request.tools.map((t) => t.name), ['bash', 'read_file', 'write_file', 'edit_file', 'glob', 'grep']);
+    assert.deepEqual(request.tools.map((t) => t.name), ['bash', 'read_file', 'write_file', 'edit_file', 'glob', 'grep', 'agent']);
     rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo lazy' } }), reply.text('ok')]);
     await client.request(SessionPrompt, { sessionId: lazy, content: 'now a tool' });
     const used = await settle(client, lazy);

@@ -345,6 +345,50 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
         }));
     });
 
+    describe('delete', () => {
+      it('removes a session, its events and metadata; other sessions stay; a second delete finds none', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_del', { title: 'gone' }), events(3));
+          await log.create(meta('s_keep'), events(2));
+          await log.append('s_del', events(2, 'note', 3), { more: 1 });
+          assert.equal(await log.delete('s_del'), true);
+          assert.equal(await log.getMeta('s_del'), undefined);
+          await rejectsWith(log.read('s_del'), 'not_found');
+          await rejectsWith(log.head('s_del'), 'not_found');
+          await rejectsWith(log.append('s_del', events(1)), 'not_found');
+          assert.deepEqual((await log.list()).sessions.map((m) => m.sessionId), ['s_keep']);
+          assert.deepEqual(seqs((await log.read('s_keep')).events), [0, 1]);
+          assert.equal(await log.delete('s_del'), false);
+        }));
+
+      it('ends the session’s subscriptions with error', { timeout: HANG_GUARD_MS }, () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_delsub'), events(2));
+          const collector = new Collector();
+          const sub = await log.subscribe('s_delsub', 0, collector.listener);
+          await collector.reached(2);
+          await log.delete('s_delsub');
+          const end = await sub.ended;
+          assert.equal(end.reason, 'error');
+        }));
+
+      it('takes the session out of the count and drops its checkpoint (an id made again starts with none)', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_dc'), events(3));
+          await log.create(meta('s_dk'), events(1));
+          assert.equal(await log.putCheckpoint('s_dc', { seq: 3, state: 'folded' }), true);
+          assert.equal(await log.count(), 2);
+          assert.equal(await log.delete('s_dc'), true);
+          assert.equal(await log.count(), 1);
+          await rejectsWith(log.getCheckpoint('s_dc'), 'not_found');
+          assert.equal(await log.delete('s_dc'), false);
+          assert.equal(await log.count(), 1, 'a delete that finds none counts nothing');
+          await log.create(meta('s_dc'), events(1));
+          assert.equal(await log.getCheckpoint('s_dc'), undefined);
+          assert.equal(await log.count(), 2);
+        }));
+    });
+
     describe('concurrency', () => {
       it('acknowledges concurrent appends from many sessions once each, with dense seqs', () =>
         withLog(factory, async (log) => {

@@ -38,7 +38,7 @@ describe('agentd mcp', () => {
     const byName = new Map(tools.map((t) => [t.name, t]));
     assert.deepEqual(
       [...byName.keys()].sort(),
-      ['agentd_answer_permission', 'agentd_create_session', 'agentd_interrupt', 'agentd_list_sessions', 'agentd_prompt', 'agentd_read_events'],
+      ['agentd_answer_permission', 'agentd_create_session', 'agentd_interrupt', 'agentd_list_sessions', 'agentd_prompt', 'agentd_read_events', 'agentd_steer'],
     );
     assert.deepEqual(byName.get('agentd_prompt')!.inputSchema.required, ['sessionId', 'prompt']);
     assert.deepEqual(byName.get('agentd_read_events')!.inputSchema.required, ['sessionId']);
@@ -127,6 +127,22 @@ describe('agentd mcp', () => {
     assert.match(text(result), /Turn interrupted\./);
     const again = await call(mcp.client, 'agentd_interrupt', { sessionId });
     assert.equal((again.structuredContent as { interrupted: boolean }).interrupted, false);
+  });
+
+  it('steers a running turn: the waiting prompt returns the answer of the model call that read the steer', async () => {
+    const sessionId = await newSession(mcp.client, 'mcp steer');
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    rig.emulator.script([async () => (await released, reply.text('a first draft')), reply.text('a draft about the sea')]);
+    const before = rig.emulator.requests.length;
+    const pending = call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'write a poem' });
+    await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
+    const steered = await call(mcp.client, 'agentd_steer', { sessionId, text: 'about the sea' });
+    assert.equal((steered.structuredContent as { steered: boolean }).steered, true, text(steered));
+    release();
+    const result = await pending;
+    assert.equal((result.structuredContent as { answer: string }).answer, 'a draft about the sea');
+    assert.equal(rig.emulator.requests.length - before, 2);
   });
 
   it('stops waiting when the host cancels agentd_prompt; the turn runs on until interrupted', async () => {

@@ -112,7 +112,11 @@ describe('network listener over wss://', () => {
       'session/list': {},
       'session/get': { sessionId },
       'session/prompt': { sessionId, content: 'may I?' },
+      'session/steer': { sessionId, content: 'this way' },
       'session/interrupt': { sessionId },
+      'session/rename': { sessionId, title: 'renamed by an observer' },
+      'session/rollback': { sessionId, turns: 1 },
+      'session/delete': { sessionId },
       'session/events': { sessionId },
       'session/subscribe': { sessionId },
       'session/unsubscribe': { subscriptionId: 'sub_none' },
@@ -142,7 +146,9 @@ describe('network listener over wss://', () => {
     const events = ((await local.request(SessionEvents, { sessionId })) as { events: Event[] }).events;
     assert.deepEqual(events.map((e) => e.type), ['session.created']);
     assert.equal((await runAgentd(daemon.layout, ['vault', 'list'])).stdout.includes('STOLEN'), false);
-    assert.equal((await local.request(SessionGet, { sessionId })).status, 'idle');
+    const kept = await local.request(SessionGet, { sessionId });
+    assert.equal(kept.status, 'idle');
+    assert.equal(kept.title, 'watched', 'not renamed, not deleted');
     ws.close();
     local.close();
   });
@@ -162,6 +168,11 @@ describe('network listener over wss://', () => {
       ['session/events', { sessionId: other }],
       ['session/subscribe', { sessionId: other }],
       ['session/prompt', { sessionId: other, content: 'x' }],
+      ['session/steer', { sessionId: other, content: 'x' }],
+      ['session/rename', { sessionId: other, title: 'taken over' }],
+      ['session/rollback', { sessionId: other, turns: 1 }],
+      ['session/delete', { sessionId: other }],
+      ['session/delete', { sessionId: 's_0000000000nosuchsess' }],
       ['session/attach', { sessionId: other, role: 'observer' }],
       ['session/get', { sessionId: 's_0000000000nosuchsess' }],
     ] as const) {
@@ -176,9 +187,19 @@ describe('network listener over wss://', () => {
     ] as const) {
       assert.equal(codeOf(await ws.request(method, p)), ErrorCode.TokenForbids, method);
     }
+    // The other session is as it was: not renamed, not deleted, no input in its log.
+    const untouched = await local.request(SessionGet, { sessionId: other });
+    assert.equal(untouched.title, 'not mine');
+    assert.deepEqual(((await local.request(SessionEvents, { sessionId: other })) as { events: Event[] }).events.map((e) => e.type), ['session.created']);
     emulator.script([reply.text('scoped answer')]);
     assert.equal(codeOf(await ws.request('session/prompt', { sessionId: mine, content: 'in scope' })), undefined);
     await settle(local, mine);
+    // In scope, a controller token renames, rolls back and deletes its own session.
+    assert.equal(codeOf(await ws.request('session/rename', { sessionId: mine, title: 'mine, renamed' })), undefined);
+    assert.equal((await local.request(SessionGet, { sessionId: mine })).title, 'mine, renamed');
+    assert.equal(codeOf(await ws.request('session/rollback', { sessionId: mine, turns: 1 })), undefined);
+    assert.equal(codeOf(await ws.request('session/delete', { sessionId: mine })), undefined);
+    assert.equal(codeOf(await ws.request('session/get', { sessionId: mine })), ErrorCode.SessionNotFound, 'deleted');
     ws.close();
     local.close();
   });

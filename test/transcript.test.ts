@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { build } from 'esbuild';
 import type { Event } from '../protocol/index.js';
 import { transcriptOf, transcriptStatus, TranscriptFold, type Delta, type TranscriptChange } from '../clients/lib/transcript.js';
+import { ChatModel } from '../clients/lib/chat-view.js';
 
 /** A log written event by event: seqs dense from 0, as the daemon appends them. */
 function log() {
@@ -236,6 +237,33 @@ describe('transcript fold', () => {
     );
     assert.deepEqual(t.turns[0]!.end, { kind: 'failed', error: 'model unavailable', seq: 7 });
     assert.equal(transcriptStatus(t), 'archived');
+  });
+
+  it('knows a sub-agent\'s parent and the sub-agents a session started, for the chat view (web page, VS Code)', () => {
+    const parent = log();
+    parent.add('session.created', { workspace: '/w' });
+    parent.add('user.message', { turnId: 't1', content: 'split the work' });
+    parent.add('assistant.message', {
+      turnId: 't1',
+      content: [
+        { type: 'tool_use', id: 'toolu_a', name: 'agent', input: { prompt: 'a' } },
+        { type: 'tool_use', id: 'toolu_b', name: 'agent', input: { prompt: 'b' } },
+      ],
+      stopReason: 'tool_use',
+      usage,
+    });
+    parent.add('tool.started', { turnId: 't1', toolUseId: 'toolu_a', name: 'agent', input: { prompt: 'a' }, where: 'daemon', childSessionId: 's_childaaaaaaa' });
+    parent.add('tool.started', { turnId: 't1', toolUseId: 'toolu_b', name: 'agent', input: { prompt: 'b' }, where: 'daemon', childSessionId: 's_childbbbbbbb' });
+    const model = new ChatModel('s_parentaaaaaa');
+    model.applyEvents(parent.events);
+    assert.deepEqual(model.view().children, ['s_childaaaaaaa', 's_childbbbbbbb']);
+    assert.equal(model.view().parent, undefined);
+    const child = log();
+    child.add('session.created', { workspace: '/w', parent: { sessionId: 's_parentaaaaaa', toolUseId: 'toolu_a' } });
+    const childModel = new ChatModel('s_childaaaaaaa');
+    childModel.applyEvents(child.events);
+    assert.deepEqual(childModel.view().parent, { sessionId: 's_parentaaaaaa', toolUseId: 'toolu_a' });
+    assert.deepEqual(childModel.view().children, []);
   });
 
   it('bundles for a browser: no Node module in the fold', async () => {

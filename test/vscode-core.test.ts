@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { AgentdConnection, agentdNotFound, type ConnectionState } from '../clients/vscode/src/core/connection.js';
 import { AgentdNotFoundError, openBridge, type BridgeCommand } from '../clients/vscode/src/core/bridge.js';
 import { ChatModel } from '../clients/lib/chat-view.js';
-import { SessionCreate, SessionPrompt, type Event } from '../protocol/index.js';
+import { treeChildren } from '../clients/vscode/src/core/sessions.js';
+import { SessionCreate, SessionPrompt, type Event, type SessionInfo } from '../protocol/index.js';
 import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
@@ -139,5 +140,24 @@ describe('vscode core: connection through agentd stdio', () => {
     } finally {
       await conn.dispose();
     }
+  });
+});
+
+describe('vscode core: the sessions tree', () => {
+  it('puts sub-agents under the session that started them, keeping order; a sub-agent whose parent is not listed stays at the top', () => {
+    const info = (sessionId: string, parent?: string): SessionInfo => ({
+      sessionId,
+      workspace: '/w',
+      status: 'idle',
+      headSeq: 1,
+      createdAt: 0,
+      updatedAt: 0,
+      usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
+      ...(parent ? { parent: { sessionId: parent, toolUseId: `toolu_${sessionId}` } } : {}),
+    });
+    const sessions = [info('s_child2aaaaaa', 's_parentaaaaa'), info('s_parentaaaaa'), info('s_child1aaaaaa', 's_parentaaaaa'), info('s_orphanaaaaa', 's_goneaaaaaaa')];
+    assert.deepEqual(treeChildren(sessions).map((s) => s.sessionId), ['s_parentaaaaa', 's_orphanaaaaa']);
+    assert.deepEqual(treeChildren(sessions, 's_parentaaaaa').map((s) => s.sessionId), ['s_child2aaaaaa', 's_child1aaaaaa']);
+    assert.deepEqual(treeChildren(sessions, 's_child1aaaaaa'), []);
   });
 });

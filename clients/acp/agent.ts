@@ -5,9 +5,9 @@
  */
 import * as acp from '@agentclientprotocol/sdk';
 import { DaemonLink, notOurSession, socketConnector, type AgentdClient } from '../lib/index.js';
-import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionList, SessionPrompt } from '../../protocol/index.js';
+import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionList, SessionPrompt, SessionSteer } from '../../protocol/index.js';
 import { SessionView, type EditorPort } from './session-view.js';
-import { mcpServersOf, promptToAgentd, stopReasonOf, UnsupportedContent } from './translate.js';
+import { mcpServersOf, promptToAgentd, SteeringParams, STEERING_METHOD, stopReasonOf, UnsupportedContent } from './translate.js';
 
 /** Sessions per session/list page. */
 const LIST_PAGE = 100;
@@ -119,6 +119,8 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
           sessionCapabilities: { list: {}, resume: {}, close: {} },
         },
         authMethods: [],
+        // Input for the running turn: the steering extension other ACP agents serve.
+        _meta: { steering: { supported: true } },
       };
     })
     .onRequest(acp.methods.agent.session.new, async ({ params }) => {
@@ -183,15 +185,23 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       await link.attach(params.sessionId, 'observer').catch((error: Error) => diag(`detaching from ${params.sessionId} failed: ${error.message}`));
       return {};
     })
-    .onRequest(acp.methods.agent.session.prompt, async ({ params, signal }) => {
+    .onRequest(STEERING_METHOD, { parse: (raw) => SteeringParams.parse(raw) }, async ({ params }) => {
       const view = viewOf(params.sessionId);
-      let content;
+      const content = userContent(params.prompt as acp.ContentBlock[]);
+      await daemon();
+      // The editor shows what it sent: the steer's user.steer is not echoed back to it.
+      view.expectOwn(content);
       try {
-        content = promptToAgentd(params.prompt);
+        const { steered } = await translateErrors(() => link.request(SessionSteer, { sessionId: params.sessionId, content }), params.sessionId);
+        return { outcome: steered ? ('injected' as const) : ('startedNewTurn' as const) };
       } catch (error) {
-        if (error instanceof UnsupportedContent) throw acp.RequestError.invalidParams(undefined, error.message);
+        view.forgetOwn(content);
         throw error;
       }
+    })
+    .onRequest(acp.methods.agent.session.prompt, async ({ params, signal }) => {
+      const view = viewOf(params.sessionId);
+      const content = userContent(params.prompt);
       await daemon();
       const cancelsBefore = view.cancels;
       view.expectOwn(content);
@@ -261,6 +271,16 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       await link.close();
     },
   };
+}
+
+/** ACP prompt blocks as agentd content; what agentd cannot carry is the editor's invalid params. */
+function userContent(blocks: acp.ContentBlock[]): ReturnType<typeof promptToAgentd> {
+  try {
+    return promptToAgentd(blocks);
+  } catch (error) {
+    if (error instanceof UnsupportedContent) throw acp.RequestError.invalidParams(undefined, error.message);
+    throw error;
+  }
 }
 
 /** agentd errors as the ACP errors an editor understands. */

@@ -5,6 +5,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type * as acp from '@agentclientprotocol/sdk';
+import { z } from 'zod';
 import type { ContentBlock, PermissionDecision, UserContentBlock } from '../../protocol/index.js';
 import type { ToolUse } from '../lib/index.js';
 
@@ -13,6 +14,20 @@ const IMAGE_TYPES = new Set<string>(['image/png', 'image/jpeg', 'image/gif', 'im
 
 /** A prompt content block agentd cannot take (audio, binary resources, unknown image types). */
 export class UnsupportedContent extends Error {}
+
+/**
+ * `_session/steering`, the steering extension claude-agent-acp and codex-acp serve (and
+ * advertise with `_meta.steering.supported`): prompt blocks for the turn running now.
+ */
+export const STEERING_METHOD = '_session/steering';
+const SteeringBlock = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('text'), text: z.string() }),
+  z.looseObject({ type: z.literal('image'), mimeType: z.string(), data: z.string() }),
+  z.looseObject({ type: z.literal('resource_link'), uri: z.string(), name: z.string(), title: z.string().nullish() }),
+  z.looseObject({ type: z.literal('resource'), resource: z.union([z.looseObject({ uri: z.string(), text: z.string() }), z.looseObject({ uri: z.string(), blob: z.string() })]) }),
+]);
+export const SteeringParams = z.object({ sessionId: z.string(), prompt: z.array(SteeringBlock).min(1) });
+export type SteeringParams = z.infer<typeof SteeringParams>;
 
 /**
  * ACP prompt blocks → agentd user content. Resource links and embedded text resources

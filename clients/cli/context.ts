@@ -84,6 +84,13 @@ export function checked(schema: z.ZodType<string>, value: string, what: string):
   return result.data;
 }
 
+/** The positional words from `index` on, as one text; a usage error when there are none. */
+export function textArg(positionals: string[], index: number, name: string): string {
+  const text = positionals.slice(index).join(' ');
+  if (!text) throw new UsageError(`missing <${name}>`);
+  return text;
+}
+
 /** The positional session id at `index`, well formed. */
 export function sessionIdArg(positionals: string[], index: number): string {
   return checked(SessionId, requirePositional(positionals, index, 'sessionId'), '<sessionId>');

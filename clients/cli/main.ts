@@ -4,6 +4,7 @@ import { start, status, stop } from './commands/daemon.js';
 import { demo } from './commands/demo.js';
 import { attach } from './commands/attach.js';
 import { log } from './commands/log.js';
+import { remove, rename, rollback, steer, usage } from './commands/manage.js';
 import { run } from './commands/run.js';
 import { archive, create, fork, prompt, sessions } from './commands/session.js';
 import { vault } from './commands/vault.js';
@@ -27,7 +28,12 @@ const commands: Record<string, Command> = {
   sessions,
   new: create,
   prompt,
+  steer,
   log,
+  usage,
+  rename,
+  rollback,
+  delete: remove,
   attach,
   archive,
   fork,

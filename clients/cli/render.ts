@@ -1,4 +1,4 @@
-import { knownEvent, type ContentBlock, type DaemonStatusResult, type Event, type PromptContent, type SessionInfo } from '../../protocol/index.js';
+import { knownEvent, type ContentBlock, type DaemonStatusResult, type Event, type PromptContent, type SessionInfo, type UsageTotals } from '../../protocol/index.js';
 import type { LinkState } from '../lib/link.js';
 
 /** Human output for the CLI; `--json` prints the protocol's own shapes instead. */
@@ -12,7 +12,7 @@ export function oneLine(text: string, max: number): string {
 /** The part of a tool's input a person recognises it by: the command, the path, the pattern. */
 export function shortInput(name: string, input: Record<string, unknown>): string {
   const pick = (key: string) => (typeof input[key] === 'string' ? (input[key] as string) : undefined);
-  const main = pick('command') ?? pick('path') ?? pick('pattern');
+  const main = pick('command') ?? pick('path') ?? pick('pattern') ?? pick('prompt');
   if (main === undefined) return oneLine(JSON.stringify(input), 100);
   const extra = name === 'grep' && pick('path') ? ` in ${pick('path')}` : '';
   return oneLine(`${main}${extra}`, 100);
@@ -31,7 +31,7 @@ function summary(event: Event): string {
     case 'assistant.message':
       return contentText(known.data.content);
     case 'tool.started':
-      return `${known.data.name} ${JSON.stringify(known.data.input)}`;
+      return `${known.data.name} ${JSON.stringify(known.data.input)}${known.data.childSessionId ? ` → sub-agent ${known.data.childSessionId}` : ''}`;
     case 'tool.result':
       return `${known.data.isError ? `error (${known.data.errorKind ?? 'tool_error'}) ` : ''}${contentText(known.data.content)}`;
     case 'turn.failed':
@@ -46,11 +46,24 @@ export function renderEvent(event: Event, width = 120): string {
   return `${String(event.seq).padStart(6)}  ${time}  ${event.type.padEnd(20)} ${oneLine(summary(event), width)}`;
 }
 
+/** Tokens in (fresh, cache reads, cache writes) and out, and the cost when it is known. */
+export function renderUsage(u: UsageTotals): string {
+  const cost = u.costUsd !== undefined ? `  $${u.costUsd.toFixed(4)}` : '';
+  return `in ${u.inputTokens} (cache read ${u.cacheReadTokens}, write ${u.cacheWriteTokens})  out ${u.outputTokens}${cost}`;
+}
+
+/** Where a session sits in the tree of sub-agents. */
+function tree(s: SessionInfo): string {
+  const parts = [s.parent ? `sub-agent of ${s.parent.sessionId}` : '', s.children?.length ? `${s.children.length} sub-agent${s.children.length === 1 ? '' : 's'}: ${s.children.join(' ')}` : ''];
+  const said = parts.filter(Boolean).join('; ');
+  return said ? `  (${said})` : '';
+}
+
 export function renderSessions(sessions: SessionInfo[]): string {
   if (sessions.length === 0) return 'no sessions';
   const rows = sessions.map(
     (s) =>
-      `${s.sessionId}  ${s.status.padEnd(8)}  ${String(s.headSeq).padStart(6)} events  ${new Date(s.updatedAt).toISOString().slice(0, 19)}  ${s.title ?? ''}  ${s.workspace}${s.runningOn ? `  (running on ${s.runningOn})` : ''}`,
+      `${s.sessionId}  ${s.status.padEnd(8)}  ${String(s.headSeq).padStart(6)} events  ${new Date(s.updatedAt).toISOString().slice(0, 19)}  ${s.title ?? ''}  ${s.workspace}${s.runningOn ? `  (running on ${s.runningOn})` : ''}${tree(s)}`,
   );
   return rows.join('\n');
 }

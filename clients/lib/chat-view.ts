@@ -35,6 +35,9 @@ export interface ChatView {
   title?: string;
   workspace?: string;
   forkedFrom?: { sessionId: string; at: number };
+  /** A sub-agent's parent session; the sub-agents a session started. */
+  parent?: { sessionId: string; toolUseId: string };
+  children: string[];
   status: ChatStatus;
   /** Every event before this seq is reflected. */
   next: number;
@@ -77,6 +80,8 @@ function chatView(sessionId: string, t: Transcript): ChatView {
     ...(t.title !== undefined ? { title: t.title } : {}),
     ...(t.workspace !== undefined ? { workspace: t.workspace } : {}),
     ...(t.forkedFrom ? { forkedFrom: t.forkedFrom } : {}),
+    ...(t.parent ? { parent: t.parent } : {}),
+    children: [...t.children],
     status: transcriptStatus(t),
     next: t.next,
     items: parts.sort((a, b) => a.seq - b.seq).flatMap((p) => p.items),
@@ -90,6 +95,7 @@ function turnItems(turn: TranscriptTurn): ChatItem[] {
     if (item.kind === 'text') items.push({ kind: 'assistant', key: `e${item.seq}:${i}`, seq: item.seq, text: item.text, streaming: false });
     else if (item.kind === 'tool') items.push(toolItem(item.call));
     else if (item.kind === 'notice') items.push(...noticeItems(item.notice));
+    else if (item.kind === 'steer') items.push({ kind: 'user', key: `e${item.seq}`, seq: item.seq, text: contentText(item.content) });
   });
   // What the model call in flight streamed so far, until its durable copy arrives.
   for (const part of turn.streaming) {
@@ -146,6 +152,8 @@ function noticeItems(n: Notice): ChatItem[] {
       return [notice(n.seq, 'info', `Forked from ${n.data.from} at event ${n.data.at}`)];
     case 'session.archived':
       return [notice(n.seq, 'info', 'Archived: read-only from here on')];
+    case 'session.rolled_back':
+      return [notice(n.seq, 'info', `Rolled back ${n.data.turns} turn${n.data.turns === 1 ? '' : 's'}: the agent no longer sees them`)];
     case 'network.decided':
       return [
         n.data.decision === 'allow'

@@ -18,7 +18,9 @@ export type Delta = ParamsOf<typeof SessionDeltaNotification>;
 export type ImageContent = Extract<ContentBlock, { type: 'image' }>;
 
 /** Notices are the events themselves, typed: a renderer reads their data as the protocol defines it. */
-export type Notice = EventOf<'sandbox.provisioned' | 'sandbox.lost' | 'model.retry' | 'context.compacted' | 'harness.woke' | 'session.forked' | 'session.archived' | 'network.decided'>;
+export type Notice = EventOf<
+  'sandbox.provisioned' | 'sandbox.lost' | 'model.retry' | 'context.compacted' | 'harness.woke' | 'session.forked' | 'session.archived' | 'session.rolled_back' | 'network.decided'
+>;
 
 export interface ToolResult {
   content: ContentBlock[];
@@ -46,6 +48,8 @@ export interface ToolUse {
 export type TurnItem =
   | { kind: 'text'; seq: number; text: string }
   | { kind: 'image'; seq: number; image: ImageContent }
+  /** User input that joined the turn while it ran (session/steer). */
+  | { kind: 'steer'; seq: number; content: PromptContent }
   | { kind: 'tool'; call: ToolUse }
   | { kind: 'notice'; notice: Notice };
 
@@ -79,6 +83,10 @@ export interface Transcript {
   title?: string;
   model?: string;
   forkedFrom?: { sessionId: string; at: number };
+  /** A sub-agent: the session whose `agent` call started it. */
+  parent?: { sessionId: string; toolUseId: string };
+  /** The sub-agents this session started, oldest first. */
+  children: string[];
   archived: boolean;
   /** In the order they came into view. */
   turns: TranscriptTurn[];
@@ -112,7 +120,7 @@ export interface FoldStep {
 const EARLY_TURNS_KEPT = 4;
 
 export class TranscriptFold {
-  readonly transcript: Transcript = { next: 0, archived: false, turns: [], notices: [] };
+  readonly transcript: Transcript = { next: 0, children: [], archived: false, turns: [], notices: [] };
   /** Open network questions (permission.requested of kind network), by id. */
   private readonly networkQuestions = new Set<string>();
   private readonly turns = new Map<string, TranscriptTurn>();
@@ -190,6 +198,7 @@ export class TranscriptFold {
         t.workspace = event.data.workspace;
         t.title = event.data.title;
         t.model = event.data.model;
+        if (event.data.parent) t.parent = event.data.parent;
         return undefined;
       case 'session.forked':
         t.forkedFrom = { sessionId: event.data.from, at: event.data.at };
@@ -198,7 +207,25 @@ export class TranscriptFold {
       case 'session.archived':
         t.archived = true;
         return this.notice(undefined, event, changes);
+      case 'session.renamed':
+        t.title = event.data.title;
+        return undefined;
+      case 'session.rolled_back':
+        return this.notice(undefined, event, changes);
       case 'user.message': {
+        const turn = this.turnFor(event.data.turnId, event.seq);
+        turn.user = { seq: event.seq, content: event.data.content };
+        changes.push({ kind: 'user', turn, content: event.data.content });
+        return turn;
+      }
+      case 'user.steer': {
+        // As the daemon folds it: it joins its turn while that runs, else it is a turn of its own.
+        const joined = this.turns.get(event.data.joins);
+        if (joined && !joined.end) {
+          joined.items.push({ kind: 'steer', seq: event.seq, content: event.data.content });
+          changes.push({ kind: 'user', turn: joined, content: event.data.content });
+          return joined;
+        }
         const turn = this.turnFor(event.data.turnId, event.seq);
         turn.user = { seq: event.seq, content: event.data.content };
         changes.push({ kind: 'user', turn, content: event.data.content });
@@ -223,6 +250,8 @@ export class TranscriptFold {
         const { call, turn } = this.call(event.data.turnId, event.data.toolUseId, event.data.name, event.data.input, event.seq, changes);
         call.status = 'running';
         call.where = event.data.where;
+        const child = event.data.childSessionId;
+        if (child && !this.transcript.children.includes(child)) this.transcript.children.push(child);
         changes.push({ kind: 'tool', turn, call, what: 'running' });
         return turn;
       }

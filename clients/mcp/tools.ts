@@ -9,6 +9,7 @@ import {
   SessionEvents,
   SessionInterrupt,
   SessionList,
+  SessionSteer,
   SessionStatus,
   type SessionInfo,
 } from '../../protocol/index.js';
@@ -165,6 +166,27 @@ export function registerTools(mcp: McpServer, link: DaemonLink): void {
         return json(
           { sessionId: args.sessionId, interrupted },
           interrupted ? `Interrupted the running turn of ${args.sessionId}.` : `No turn was running in ${args.sessionId}; nothing to interrupt.`,
+        );
+      }),
+  );
+
+  mcp.registerTool(
+    'agentd_steer',
+    {
+      title: 'Steer a session’s running turn',
+      description:
+        'Adds input to the turn the session is running now: the agent reads it at its next model call, without waiting for the turn ' +
+        'to end (a pending agentd_prompt call then returns that turn’s answer). With no turn running it starts a turn of its own, ' +
+        'as agentd_prompt would, without waiting for it.',
+      inputSchema: { sessionId: sessionIdArg, text: z.string().min(1).describe('What to tell the agent now.') },
+      outputSchema: { sessionId: z.string(), turnId: z.string(), steered: z.boolean() },
+    },
+    (args) =>
+      guarded(async () => {
+        const { turnId, steered } = await link.request(SessionSteer, { sessionId: args.sessionId, content: args.text });
+        return json(
+          { sessionId: args.sessionId, turnId, steered },
+          steered ? `Added to the running turn ${turnId}.` : `No turn was running: started turn ${turnId}.`,
         );
       }),
   );

@@ -318,10 +318,22 @@ function renderSessions(): void {
       h(
         'li',
         { class: `session ${s.status}${state.followed?.sessionId === s.sessionId ? ' selected' : ''}`, attrs: { 'data-session-id': s.sessionId }, on: { click: () => void select(s.sessionId) } },
-        h('div', { class: 'title' }, s.title || s.sessionId, waiting.has(s.sessionId) ? h('span', { class: 'asks-badge' }, 'asks') : undefined),
+        h('div', { class: 'title' }, s.parent ? '↳ ' : '', s.title || s.sessionId, waiting.has(s.sessionId) ? h('span', { class: 'asks-badge' }, 'asks') : undefined),
         h('div', { class: 'meta' }, h('span', { class: `status ${s.status}` }, s.status), h('span', { class: 'runs-on' }, s.runningOn ? `on ${s.runningOn}` : 'not running'), h('span', {}, `${s.headSeq} events`)),
       ),
     ),
+  );
+}
+
+/** A sub-agent links to its parent, a session to the sub-agents it started. */
+function renderFamily(parent: string | undefined, children: string[]): void {
+  const titled = (sessionId: string) => state.sessions.find((s) => s.sessionId === sessionId)?.title || sessionId;
+  const link = (sessionId: string) => h('a', { attrs: { 'data-session-id': sessionId }, on: { click: () => void select(sessionId) } }, titled(sessionId));
+  const family = $('session-family');
+  family.hidden = !parent && children.length === 0;
+  family.replaceChildren(
+    ...(parent ? ['sub-agent of ', link(parent)] : []),
+    ...(children.length > 0 ? [parent ? ' · ' : '', 'sub-agents: ', ...children.map(link)] : []),
   );
 }
 
@@ -341,6 +353,7 @@ function render(): void {
   Object.assign(main.dataset, { sessionId: followed.sessionId, next: String(view.next), gaps: String(followed.gaps), status: view.status });
   $('session-title').textContent = view.title ?? followed.sessionId;
   $('session-status').textContent = view.status;
+  renderFamily(view.parent?.sessionId, view.children);
   $('conversation').replaceChildren(...renderChat(view, state.approvals));
   $('prompt-form').hidden = !canControl() || view.status === 'archived';
   $('read-only').hidden = canControl();

@@ -4,16 +4,22 @@ import {
   type SessionArchive,
   type SessionAttach,
   type SessionCreate,
+  type SessionDelete,
   type SessionFork,
   type SessionGet,
   type SessionInterrupt,
   type SessionList,
   type SessionPrompt,
+  type SessionRename,
+  type SessionRollback,
+  type SessionSteer,
 } from '../../protocol/index.js';
+import * as turns from '../turns.js';
 import type { ParamsOf } from '../../protocol/index.js';
 import type { Peer } from '../rpc/peer.js';
 import type { Daemon, Handler } from './context.js';
 import { openQuestions } from '../permissions.js';
+import { requireIdle } from '../sessions.js';
 import { maySee } from '../access.js';
 
 function refuseObserver(peer: Peer, sessionId: string, action: string): void {
@@ -81,11 +87,54 @@ export const prompt: Handler<typeof SessionPrompt> = async ({ sessionId, content
   refuseObserver(peer, sessionId, 'prompt');
   daemon.harness.prepare(sessionId);
   const appended = await daemon.sessions.prompt(sessionId, content);
+  afterInput(daemon, peer, sessionId);
+  return appended;
+};
+
+/** The connection that gave input controls the session, and its runner looks at the log again. */
+function afterInput(daemon: Daemon, peer: Peer, sessionId: string): void {
   // A controller from now on: before the turn can ask anything.
   void takeControl(daemon, peer, sessionId).catch((error: unknown) => daemon.logger.log('warn', 'reading open questions failed', { sessionId, error: String(error) }));
   // Prompts queue in the log in order; the session's runner takes them one turn at a time.
   void daemon.harness.kick(sessionId).catch((error: unknown) => daemon.logger.log('error', 'harness kick failed', { sessionId, error: String(error) }));
+}
+
+export const steer: Handler<typeof SessionSteer> = async ({ sessionId, content }, { daemon, peer }) => {
+  refuseObserver(peer, sessionId, 'steer it');
+  await daemon.harness.writesLanded(sessionId);
+  const appended = await turns.steer(daemon.log, daemon.sessions, sessionId, content);
+  // A steered turn's runner reads the input before its next model call; the kick matters when it became a turn of its own.
+  afterInput(daemon, peer, sessionId);
   return appended;
+};
+
+export const rename: Handler<typeof SessionRename> = async ({ sessionId, title }, { daemon, peer }) => {
+  refuseObserver(peer, sessionId, 'rename it');
+  await daemon.sessions.rename(sessionId, title);
+  return {};
+};
+
+export const rollback: Handler<typeof SessionRollback> = async ({ sessionId, turns: count }, { daemon, peer }) => {
+  refuseObserver(peer, sessionId, 'roll it back');
+  return turns.rollback(daemon.log, daemon.sessions, sessionId, count);
+};
+
+export const remove: Handler<typeof SessionDelete> = async ({ sessionId }, { daemon, peer }) => {
+  refuseObserver(peer, sessionId, 'delete it');
+  const record = await daemon.sessions.record(sessionId);
+  // Its sub-agents go with it (they are part of its work), all or none: every one must be idle.
+  const children = (await Promise.all((record.children ?? []).map((id) => daemon.sessions.find(id)))).filter((r) => r !== undefined);
+  for (const r of [record, ...children]) requireIdle(r, 'deleted');
+  const deleted: string[] = [];
+  for (const { sessionId: id } of [...children, record]) {
+    // An idle runner (its sandbox, its proxy) goes first, here and wherever else it waits.
+    await daemon.harness.release(id);
+    daemon.cluster?.send({ kind: 'release', sessionId: id });
+    await daemon.sessions.delete(id);
+    deleted.push(id);
+  }
+  daemon.logger.log('info', 'session deleted', { sessionId, deleted });
+  return { deleted };
 };
 
 /** Stops the session's running turn wherever it runs: here, or on the daemon holding its lease. */

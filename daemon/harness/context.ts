@@ -39,30 +39,43 @@ const COMPACTED_PREFIX = 'Summary of the earlier part of this conversation (olde
 export function contextTurns(state: SessionState): Turn[] {
   const upTo = state.compaction?.upToSeq ?? -1;
   const current = pendingTurn(state);
-  return state.turns.filter((t) => (t.started || t === current) && !(t.end && t.end.seq <= upTo));
+  return state.turns.filter((t) => (t.started || t === current) && !(t.end && t.end.seq <= upTo) && !state.rolledBack.has(t.turnId));
 }
 
 function userBlocks(content: PromptContent): ContentBlock[] {
   return typeof content === 'string' ? [{ type: 'text', text: content }] : content;
 }
 
+/**
+ * The turn's steered input that goes after its first `steps` steps: what a model call
+ * carried once it had that many, and (at the end) what no call has carried yet.
+ */
+function steersAt(turn: Turn, steps: number): ApiMessage[] {
+  const at = turn.steers.filter((s) => (s.at ?? turn.steps.length) === steps);
+  return at.length > 0 ? [{ role: 'user', content: at.flatMap((s) => userBlocks(s.content)) }] : [];
+}
+
 /** A turn as alternating messages; a tool call without a recorded result gets one, never an orphan. */
 function turnMessages(turn: Turn): ApiMessage[] {
-  const messages: ApiMessage[] = [{ role: 'user', content: userBlocks(turn.content) }];
-  for (const step of turn.steps) {
+  const messages: ApiMessage[] = [{ role: 'user', content: userBlocks(turn.content) }, ...steersAt(turn, 0)];
+  for (const [i, step] of turn.steps.entries()) {
     if (step.content.length > 0) messages.push({ role: 'assistant', content: step.content });
-    if (step.calls.length === 0) continue;
-    messages.push({
-      role: 'user',
-      content: step.calls.map((call) => ({
-        type: 'tool_result',
-        tool_use_id: call.toolUseId,
-        content: call.result ? toolResultContent(call.result.content) : 'no result was recorded for this call (interrupted)',
-        ...(call.result?.isError === false ? {} : { is_error: true }),
-      })),
-    });
+    if (step.calls.length > 0) messages.push(toolResults(step));
+    messages.push(...steersAt(turn, i + 1));
   }
   return messages;
+}
+
+function toolResults(step: Turn['steps'][number]): ApiMessage {
+  return {
+    role: 'user',
+    content: step.calls.map((call) => ({
+      type: 'tool_result',
+      tool_use_id: call.toolUseId,
+      content: call.result ? toolResultContent(call.result.content) : 'no result was recorded for this call (interrupted)',
+      ...(call.result?.isError === false ? {} : { is_error: true }),
+    })),
+  };
 }
 
 function toolResultContent(content: ContentBlock[]): Extract<ContentBlock, { type: 'tool_result' }>['content'] {

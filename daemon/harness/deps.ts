@@ -3,7 +3,7 @@
  * harness imports none of the daemon's services (a layering test holds this): each is
  * the small interface the harness uses, and the daemon wires its own in (daemon/server.ts).
  */
-import type { SessionCreateParams, Usage } from '../../protocol/index.js';
+import type { SessionCreateParams, UsageTotals } from '../../protocol/index.js';
 import type { ToolDefinition } from '../../sandbox/types.js';
 
 /** Where the harness writes diagnostics (the daemon's log file). */
@@ -24,8 +24,10 @@ export interface HarnessSession {
   workspace: string;
   title?: string;
   model?: string;
-  usage: Usage;
-  config: Pick<SessionCreateParams, 'system' | 'tools' | 'mcpServers' | 'credentials' | 'repos' | 'sandbox' | 'permissions' | 'context'>;
+  usage: UsageTotals;
+  /** Set for a sub-agent: the session that started it, and that session's `agent` call. */
+  parent?: { sessionId: string; toolUseId: string };
+  config: Pick<SessionCreateParams, 'system' | 'tools' | 'mcpServers' | 'credentials' | 'repos' | 'sandbox' | 'permissions' | 'context' | 'budget'>;
   /** The tools of the session's own MCP servers, listed once and kept in its metadata by the harness. */
   toolCatalog?: ToolDefinition[];
 }

@@ -1,6 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { realpath } from 'node:fs/promises';
-import type { SessionCreateParams, Usage } from '../../protocol/index.js';
+import type { SessionCreateParams, UsageTotals } from '../../protocol/index.js';
 import type { SandboxProvider, SandboxSpec } from '../../sandbox/types.js';
 import { fencedLog } from '../log/fenced.js';
 import type { Lease, SessionLeases } from '../log/leases.js';
@@ -9,7 +9,9 @@ import type { HarnessSession } from './deps.js';
 import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
 import { RemoteMcpServers } from './remote-mcp.js';
 import { SessionRunner, type RunnerDeps } from './runner.js';
-import { SandboxSlot } from './sandbox-slot.js';
+import { BorrowedSlot, SandboxSlot, type ToolSlot } from './sandbox-slot.js';
+import { childTurnId, firstTurnEnd, type ChildOutcome, type ChildSpec } from './agent-tool.js';
+import type { PriceTable } from './usage.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
 /** The session's proxy as the harness hands it to the sandbox: its socket, and the CA the sandbox trusts. */
@@ -26,9 +28,12 @@ export interface HarnessSettings {
   maxTokens: number;
   contextBudget: number;
   retry: RetryPolicy;
+  prices: PriceTable;
 }
 
-export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry'> {
+export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry' | 'runChild'> {
+  /** Creates a sub-agent session (its record, session.created and its prompt) unless it exists. */
+  createChild(spec: ChildSpec): Promise<void>;
   provider: SandboxProvider;
   /** What the daemon decides of every sandbox: hidden paths, the isolation floor, the limits. */
   sandboxSpec(request: SessionCreateParams['sandbox']): Pick<SandboxSpec, 'hide' | 'minimumIsolation' | 'limits'>;
@@ -124,10 +129,42 @@ export class Harness {
     if (!record) throw new Error(`unknown session ${sessionId}`);
     const { logger } = this.deps;
     const log = this.writerLog(sessionId);
+    const parentId = record.parent?.sessionId;
+    // A sub-agent works in its parent's sandbox (and through its parent's credential proxy).
+    // With leases, the parent's slot is here only while this daemon runs the parent.
+    const parentSlot = async (id: string) => (this.deps.leases && !this.held.has(id) ? undefined : (await this.runner(id)).slot);
+    const slot: ToolSlot = parentId ? new BorrowedSlot(() => parentSlot(parentId), () => this.ownSlot(record, log)) : await this.ownSlot(record, log);
+    const remote = new RemoteMcpServers(await remoteServerSpecs(record, this.deps.remoteAuthorization));
+    const runner = new SessionRunner(
+      { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry, runChild: (spec, signal) => this.runChild(spec, signal) },
+      {
+        sessionId,
+        // As the sandbox's tools see it: they resolve paths against its real path.
+        workspace: await realpath(record.workspace).catch(() => record.workspace),
+        model: record.model ?? this.deps.settings.defaultModel,
+        maxTokens: this.deps.settings.maxTokens,
+        system: systemPrompt(record),
+        ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
+        contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
+        tools: [...(await offeredTools(record, this.deps.provider.builtinTools, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
+        usage: record.usage,
+        ...(parentId ? { parentSessionId: parentId } : {}),
+        ...(record.config.budget ? { budget: record.config.budget } : {}),
+        prices: this.deps.settings.prices,
+      },
+      slot,
+      remote,
+    );
+    this.runners.set(sessionId, runner);
+    return runner;
+  }
+
+  private async ownSlot(record: HarnessSession, log: SessionLog): Promise<SandboxSlot> {
+    const { sessionId } = record;
     const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
     // Every sandbox gets the proxy: the egress proxy is its way to the network, as its policy allows.
     const proxy = await this.proxy(sessionId, record.config.credentials ?? []);
-    const slot = new SandboxSlot(
+    return new SandboxSlot(
       this.deps.provider,
       {
         sessionId,
@@ -138,29 +175,32 @@ export class Harness {
         proxySocket: proxy.socketPath,
         ...(proxy.ca ? { proxyCa: proxy.ca } : {}),
       },
-      sandboxNotices(record, log, logger),
+      sandboxNotices(record, log, this.deps.logger),
     );
-    const remote = new RemoteMcpServers(await remoteServerSpecs(record, this.deps.remoteAuthorization));
-    const runner = new SessionRunner(
-      { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry },
-      {
-        sessionId,
-        // As the sandbox's tools see it: they resolve paths against its real path.
-        workspace: await realpath(record.workspace).catch(() => record.workspace),
-        title: record.title ?? null,
-        model: record.model ?? this.deps.settings.defaultModel,
-        maxTokens: this.deps.settings.maxTokens,
-        system: systemPrompt(record),
-        ...(record.config.permissions ? { permissions: record.config.permissions } : {}),
-        contextBudget: record.config.context?.budgetTokens ?? this.deps.settings.contextBudget,
-        tools: [...(await offeredTools(record, this.deps.provider.builtinTools, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
-        usage: record.usage,
-      },
-      slot,
-      remote,
-    );
-    this.runners.set(sessionId, runner);
-    return runner;
+  }
+
+  /**
+   * Runs a sub-agent for its parent's `agent` call: creates its session unless it exists
+   * (a call resumed after a crash finds it), runs it, and resolves when its turn ends.
+   * An interrupt of the parent's turn interrupts the sub-agent too; a stop or a drain
+   * leaves it be, for the next daemon to carry on.
+   */
+  private async runChild(spec: ChildSpec, signal: AbortSignal): Promise<ChildOutcome> {
+    const { childSessionId } = spec;
+    await this.deps.createChild(spec);
+    const cascade = () => {
+      if (signal.reason === 'interrupt') void this.runner(childSessionId).then((child) => child.interrupt(childTurnId(spec.toolUseId)), () => undefined);
+    };
+    if (signal.aborted) cascade();
+    signal.addEventListener('abort', cascade, { once: true });
+    try {
+      const ended = firstTurnEnd(this.deps.log, childSessionId, signal);
+      ended.catch(() => undefined); // awaited below; a kick that throws first must not leave it unhandled
+      await this.kick(childSessionId);
+      return await ended;
+    } finally {
+      signal.removeEventListener('abort', cascade);
+    }
   }
 
   private async proxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
@@ -201,7 +241,7 @@ export class Harness {
   private async start(sessionId: string, woke: boolean): Promise<void> {
     if (this.stopping) return;
     clearTimeout(this.idleTimers.get(sessionId));
-    let usage: Usage | undefined;
+    let usage: UsageTotals | undefined;
     if (this.deps.leases) {
       // Lease and usage in parallel: one round trip less before the first token. The
       // usage is re-read because other daemons may have run turns of this session.
@@ -313,6 +353,15 @@ export class Harness {
     } finally {
       await this.ran(sessionId, runner);
     }
+  }
+
+  /**
+   * Resolves once the session's runner's writes so far have landed: its metadata then
+   * says which turn runs (session/steer reads it), though a turn's first write is not
+   * waited for before its model call.
+   */
+  async writesLanded(sessionId: string): Promise<void> {
+    await this.runners.get(sessionId)?.writesLanded();
   }
 
   /** The turn and tool call the session runs now, if any. */

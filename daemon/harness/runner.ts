@@ -1,15 +1,18 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import type { NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage } from '../../protocol/index.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Budget, NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage, UsageTotals } from '../../protocol/index.js';
 import { appendEvents } from '../events.js';
-import { LogError, type SessionLog } from '../log/session-log.js';
+import { LogError, type SessionLog, type WriteOptions } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
 import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ApiTool, type ContextOptions, type ModelRequest } from './context.js';
-import { openCalls, pendingTurn, SessionFold, type ToolCall, type Turn } from './fold.js';
+import { openCalls, pendingTurn, SessionFold, unansweredSteers, undeliveredSteers, type ToolCall, type Turn } from './fold.js';
 import { callModel, ModelAborted, ModelFailure, type ModelCallHooks, type RetryPolicy } from './model.js';
 import { decide } from './policy.js';
-import type { SandboxSlot } from './sandbox-slot.js';
+import type { ToolSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { HarnessLogger, HarnessRedactor } from './deps.js';
+import { addUsage, budgetExceeded, costOf, remainingBudget, sumUsage, type PriceTable } from './usage.js';
+import { AGENT_TOOL_NAME, childResult, childSpec, type ChildOutcome, type ChildSpec } from './agent-tool.js';
 
 /** What a runner needs from the daemon. */
 export interface RunnerDeps {
@@ -26,14 +29,19 @@ export interface RunnerDeps {
   serialize<T>(sessionId: string, task: () => Promise<T>): Promise<T>;
   /** Names this daemon in harness.woke, so a hand-over says where the session went. */
   daemonId: string;
+  /** A new session id, for a sub-agent named in the log before it is created. */
+  newSessionId(): string;
+  /**
+   * Creates the sub-agent session unless it exists, runs it, and resolves with how its
+   * turn ended (at once when the log says it already did). Aborting `signal` interrupts it.
+   */
+  runChild(spec: ChildSpec, signal: AbortSignal): Promise<ChildOutcome>;
 }
 
 export interface RunnerConfig {
   sessionId: string;
   /** The session's workspace: path patterns of the permission policy are matched relative to it. */
   workspace: string;
-  /** The session's title, shown with its permission questions. */
-  title: string | null;
   model: string;
   maxTokens: number;
   system: string;
@@ -41,10 +49,16 @@ export interface RunnerConfig {
   /** Context size (estimated tokens) above which older turns are compacted. */
   contextBudget: number;
   tools: readonly ApiTool[];
-  usage: Usage;
+  usage: UsageTotals;
+  budget?: Budget;
+  prices: PriceTable;
+  /** Set for a sub-agent: its questions go to the parent's controllers too. */
+  parentSessionId?: string;
 }
 
 const SHUTDOWN = 'shutdown';
+/** How long a turn about to complete waits for another writer's append it collided with. */
+const APPEND_LANDING_MS = 5;
 
 /** The event with secrets replaced in its data (never in its type). */
 function redactData<E extends NewKnownEvent>(event: E, redactor: HarnessRedactor): E {
@@ -59,6 +73,12 @@ export const CHECKPOINT_EVERY = 1000;
 
 /** The runner reached a durable point while draining: it stops there, recording nothing more. */
 class Drained extends Error {}
+
+/** The session's budget allows no further model call. */
+class BudgetExceeded extends Error {}
+
+/** Meta of a session with no turn running: session/steer reads `runningTurn` to know what to join. */
+const NO_TURN_RUNNING = { runningTurn: null };
 
 /**
  * The brain of one session, and nothing it knows is not in the log: it folds the log,
@@ -87,13 +107,17 @@ export class SessionRunner {
   private draining = false;
   /** Withdraws a permission wait when draining: an open question is already durable. */
   private readonly drainAbort = new AbortController();
+  /** Writes in order, one at a time: sub-agent calls finish side by side, and the fold takes events in order. */
+  private appending: Promise<void> = Promise.resolve();
+  /** A turn interrupted before it started (see interrupt). */
+  private interruptAtStart: string | undefined;
   /** The turn running now, and its tool call under way: what a connection the sandbox makes is attributed to. */
   running: { turnId: string; toolUseId?: string } | undefined;
 
   constructor(
     private readonly deps: RunnerDeps,
     private readonly config: RunnerConfig,
-    readonly slot: SandboxSlot,
+    readonly slot: ToolSlot,
     private readonly remote: RemoteMcpServers,
   ) {}
 
@@ -133,16 +157,27 @@ export class SessionRunner {
     return pendingTurn(this.fold.state) !== undefined;
   }
 
+  /** Resolves once the writes started so far (one not waited for too) have landed or failed. */
+  async writesLanded(): Promise<void> {
+    await this.appending;
+  }
+
   /** Usage as recorded now: another daemon may have run turns of this session meanwhile. */
-  setUsage(usage: Usage): void {
+  setUsage(usage: UsageTotals): void {
     this.config.usage = usage;
   }
 
-  /** Stops the running turn; false when none runs. */
-  interrupt(): boolean {
-    if (!this.turnAbort || this.turnAbort.signal.aborted) return false;
-    this.turnAbort.abort('interrupt');
-    return true;
+  /**
+   * Stops the running turn; false when none runs. With `turnId` (a sub-agent's turn whose
+   * parent was interrupted), only that turn, and it is stopped as it starts if it has not yet.
+   */
+  interrupt(turnId?: string): boolean {
+    if (this.turnAbort && !this.turnAbort.signal.aborted && (turnId === undefined || this.running?.turnId === turnId)) {
+      this.turnAbort.abort('interrupt');
+      return true;
+    }
+    if (turnId !== undefined) this.interruptAtStart = turnId;
+    return false;
   }
 
   /**
@@ -183,7 +218,7 @@ export class SessionRunner {
       const idle = await this.deps.serialize(this.config.sessionId, async () => {
         await this.catchUp();
         if (pendingTurn(this.fold.state)) return false;
-        return this.deps.log.patchMeta(this.config.sessionId, { status: 'idle' }, { ifHead: this.fold.state.headSeq }).then(
+        return this.deps.log.patchMeta(this.config.sessionId, { status: 'idle', ...NO_TURN_RUNNING }, { ifHead: this.fold.state.headSeq }).then(
           () => true,
           (error: unknown) => (error instanceof LogError && error.kind === 'conflict' ? false : Promise.reject(error)),
         );
@@ -243,13 +278,22 @@ export class SessionRunner {
   }
 
   /** Appends through the typed writer, redacted first: what is checked against the schema is what is written. */
-  private async append(events: NewKnownEvent[], metaPatch?: Record<string, unknown>): Promise<void> {
+  private append(events: NewKnownEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<void> {
+    // A write started and not awaited (appendUnawaited) lands first; its failure surfaces here.
     const before = this.unawaited;
     this.unawaited = undefined;
-    await before;
+    const appended = this.appending.then(async () => {
+      await before;
+      await this.appendNow(events, metaPatch, options);
+    });
+    this.appending = appended.catch(() => undefined);
+    return appended;
+  }
+
+  private async appendNow(events: NewKnownEvent[], metaPatch?: Record<string, unknown>, options?: WriteOptions): Promise<void> {
     const redactor = await this.deps.redactor();
     const redacted = redactor.empty ? events : events.map((e) => redactData(e, redactor));
-    const seqs = await appendEvents(this.deps.log, this.config.sessionId, redacted, metaPatch);
+    const seqs = await appendEvents(this.deps.log, this.config.sessionId, redacted, metaPatch, options);
     // Our events right after what the fold has: apply them without reading them back.
     // Otherwise another writer got in between, and the log is read in order.
     if (seqs[0] !== this.fold.state.headSeq) return this.catchUp();
@@ -294,36 +338,39 @@ export class SessionRunner {
     this.turnAbort = abort;
     const { turnId } = turn;
     this.running = { turnId };
+    if (this.interruptAtStart === turnId) abort.abort('interrupt');
     // A turn that opens with a model call records turn.started with model.requested in
     // one durable write: one fsync less before the first token.
     const opening: NewKnownEvent[] = [];
     try {
       if (!turn.started) {
         if (openCalls(turn).length === 0) opening.push({ type: 'turn.started', data: { turnId } });
-        else await this.append([{ type: 'turn.started', data: { turnId } }], { status: 'running' });
+        else await this.append([{ type: 'turn.started', data: { turnId } }], { status: 'running', runningTurn: turnId });
       }
       for (;;) {
         await this.settleOpenCalls(turn, abort.signal);
         if (abort.signal.aborted) throw new ModelAborted('aborted');
         // A durable point: every result so far is recorded, the next model call not yet made.
         if (this.draining) throw new Drained();
-        const last = turn.steps.at(-1);
-        if (last && last.calls.length === 0) {
-          await this.append([{ type: 'turn.completed', data: { turnId, stopReason: last.stopReason } }]);
-          return;
-        }
+        if (await this.completed(turn)) return;
+        const exceeded = budgetExceeded(this.config.budget, this.config.usage);
+        if (exceeded) throw new BudgetExceeded(exceeded);
+        // Steered input goes out with this call; model.requested says so, which places it in the context for good.
+        const steers = undeliveredSteers(turn).map((s) => s.seq);
         const request = await this.compactIfNeeded(turn, buildRequest(this.fold.state, this.contextOptions()), abort.signal);
         const model = await this.deps.model();
-        const reply = await callModel(model, request, this.hooks(turnId, true, () => opening.splice(0)), abort.signal, this.deps.retry);
+        const reply = await callModel(model, request, this.hooks(turnId, true, () => opening.splice(0), steers), abort.signal, this.deps.retry);
         this.addUsage(reply.usage);
         const answer: NewKnownEvent = { type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } };
-        // A reply without tool calls ends the turn: both in one durable write.
-        const firstCall = reply.content.find((block) => block.type === 'tool_use');
+        const toolCalls = reply.content.flatMap((block) => (block.type === 'tool_use' ? [block] : []));
+        const firstCall = toolCalls[0];
         if (!firstCall) {
-          await this.append([answer, { type: 'turn.completed', data: { turnId, stopReason: reply.stopReason } }], { usage: this.config.usage });
-          return;
+          if (await this.answerAndComplete(turn, answer, reply)) return;
+          continue;
         }
-        const started = this.launch(turnId, { toolUseId: firstCall.id, name: firstCall.name, input: firstCall.input });
+        // Sub-agents are named in tool.started of their own, written before any other call of the reply runs.
+        const agentCalls = toolCalls.some((call) => call.name === AGENT_TOOL_NAME);
+        const started = agentCalls ? [] : this.launch(turnId, { toolUseId: firstCall.id, name: firstCall.name, input: firstCall.input });
         await this.append([answer, ...started], { usage: this.config.usage });
         this.launchedWith(started);
       }
@@ -336,12 +383,15 @@ export class SessionRunner {
       if (isFenced(unrecorded)) return;
       // Stopped, drained, or another daemon took the session over: it records the rest, not us.
       if (abort.signal.reason === SHUTDOWN || isFenced(error) || (this.draining && !abort.signal.aborted)) return;
+      const usage = this.turnUsage(turn);
       if (error instanceof ModelAborted || abort.signal.aborted) {
-        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId } }]);
+        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.interrupted', data: { turnId, usage } }], NO_TURN_RUNNING);
       } else {
-        const message = error instanceof ModelFailure ? error.message : `internal error: ${(error as Error)?.message ?? error}`;
-        if (!(error instanceof ModelFailure)) this.deps.logger.log('error', 'turn failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) });
-        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.failed', data: { turnId, error: message } }]);
+        const known = error instanceof ModelFailure || error instanceof BudgetExceeded;
+        const message = known ? error.message : `internal error: ${(error as Error)?.message ?? error}`;
+        if (!known) this.deps.logger.log('error', 'turn failed', { sessionId: this.config.sessionId, error: String((error as Error)?.stack ?? error) });
+        const reason = error instanceof BudgetExceeded ? { reason: 'budget_exceeded' } : {};
+        await this.append([...opening.splice(0), ...this.interruptedResults(turn), { type: 'turn.failed', data: { turnId, error: message, ...reason, usage } }], NO_TURN_RUNNING);
       }
     } finally {
       this.turnAbort = undefined;
@@ -350,17 +400,69 @@ export class SessionRunner {
     }
   }
 
+  /**
+   * Ends the turn when the model's last reply asked for nothing more and no steered input
+   * waits for it. Written only if the log is where the fold is: input steered in meanwhile
+   * makes it a conflict, and the turn goes on with it.
+   */
+  private async completed(turn: Turn): Promise<boolean> {
+    const last = turn.steps.at(-1);
+    if (!last || last.calls.length > 0 || unansweredSteers(turn).length > 0) return false;
+    const ended: NewKnownEvent = { type: 'turn.completed', data: { turnId: turn.turnId, stopReason: last.stopReason, usage: this.turnUsage(turn) } };
+    try {
+      await this.append([ended], NO_TURN_RUNNING, { ifHead: this.fold.state.headSeq });
+      return true;
+    } catch (error) {
+      if (!(error instanceof LogError && error.kind === 'conflict')) throw error;
+      const before = this.fold.state.headSeq;
+      await this.catchUp();
+      // Another writer's append is under way and not yet readable: let it land before looking again.
+      if (this.fold.state.headSeq === before) await delay(APPEND_LANDING_MS);
+      return this.completed(turn);
+    }
+  }
+
+  /**
+   * Writes a reply that asked for no tool. With turn.completed in the same durable write
+   * when no steered input waits for an answer, and only if the log is where the fold is:
+   * input steered in meanwhile makes it a conflict. Otherwise the reply alone, and the
+   * turn goes on (see completed).
+   */
+  private async answerAndComplete(turn: Turn, answer: NewKnownEvent, reply: { stopReason: string | null; usage: Usage }): Promise<boolean> {
+    // The call's model.requested (not awaited) is folded first: the steers it carried are marked.
+    await this.settleUnawaited();
+    if (undeliveredSteers(turn).length === 0) {
+      const usage = this.turnUsage({ usage: sumUsage(turn.usage, reply.usage) });
+      const ended: NewKnownEvent = { type: 'turn.completed', data: { turnId: turn.turnId, stopReason: reply.stopReason, usage } };
+      try {
+        await this.append([answer, ended], { usage: this.config.usage, ...NO_TURN_RUNNING }, { ifHead: this.fold.state.headSeq });
+        return true;
+      } catch (error) {
+        if (!(error instanceof LogError && error.kind === 'conflict')) throw error;
+      }
+    }
+    await this.append([answer], { usage: this.config.usage });
+    return false;
+  }
+
+  /** What the turn used, priced when the model has a price. */
+  private turnUsage(turn: Pick<Turn, 'usage'>): UsageTotals {
+    const cost = costOf(this.config.prices, this.config.model, turn.usage);
+    return cost === undefined ? turn.usage : { ...turn.usage, costUsd: cost };
+  }
+
   private contextOptions(): ContextOptions {
     return { model: this.config.model, maxTokens: this.config.maxTokens, system: this.config.system, tools: this.config.tools };
   }
 
-  private hooks(turnId: string, record = true, opening: () => NewKnownEvent[] = () => []): ModelCallHooks {
+  private hooks(turnId: string, record = true, opening: () => NewKnownEvent[] = () => [], steers: number[] = []): ModelCallHooks {
     return {
       onAttempt: async (attempt) => {
         if (!record) return;
         const first = opening();
-        const events: NewKnownEvent[] = [...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt } }];
-        const patch = first.length ? { status: 'running' } : undefined;
+        const carried = steers.length > 0 ? { steers } : {};
+        const events: NewKnownEvent[] = [...first, { type: 'model.requested', data: { turnId, model: this.config.model, attempt, ...carried } }];
+        const patch = first.length ? { status: 'running', runningTurn: turnId } : undefined;
         // Not waited for: a model call lost with its model.requested is made again on wake,
         // as it is when the record survives (see the design doc on durable points). With
         // other daemons on the log it is: a write cut off with its connection may still
@@ -379,18 +481,15 @@ export class SessionRunner {
   }
 
   private addUsage(u: Usage): void {
-    const t = this.config.usage;
-    this.config.usage = {
-      inputTokens: t.inputTokens + u.inputTokens,
-      outputTokens: t.outputTokens + u.outputTokens,
-      cacheReadTokens: t.cacheReadTokens + u.cacheReadTokens,
-      cacheWriteTokens: t.cacheWriteTokens + u.cacheWriteTokens,
-    };
+    this.config.usage = addUsage(this.config.usage, u, this.config.model, this.config.prices);
   }
 
   /** Every tool call of the last reply gets exactly one result before the model is called again. */
   private async settleOpenCalls(turn: Turn, signal: AbortSignal): Promise<void> {
-    const calls = openCalls(turn);
+    const open = openCalls(turn);
+    const agents = this.offers(AGENT_TOOL_NAME) ? open.filter((c) => c.name === AGENT_TOOL_NAME) : [];
+    await this.settleAgentCalls(turn, agents, signal);
+    const calls = open.filter((c) => !agents.includes(c));
     for (const [i, call] of calls.entries()) {
       // Recorded as started by this runner with the write before (see launch): it runs now, drain or not.
       const launched = this.launched.delete(call.toolUseId);
@@ -407,7 +506,7 @@ export class SessionRunner {
         }
         if (signal.aborted || this.draining) return;
         await this.append([this.toolStarted(turn.turnId, call)]);
-        if (!this.knownTool(call.name)) {
+        if (!this.offers(call.name)) {
           await this.appendResult(turn, call, `unknown tool ${call.name}`, 'tool_error', 0);
           continue;
         }
@@ -439,8 +538,8 @@ export class SessionRunner {
     }
   }
 
-  private knownTool(name: string): boolean {
-    return this.config.tools.some((t) => t.name === name);
+  private offers(tool: string): boolean {
+    return this.config.tools.some((t) => t.name === tool);
   }
 
   private toolStarted(turnId: string, call: Pick<ToolCall, 'toolUseId' | 'name' | 'input'>): NewKnownEvent {
@@ -454,7 +553,8 @@ export class SessionRunner {
    * before the tool runs. Empty otherwise (the call goes through settleOpenCalls' steps).
    */
   private launch(turnId: string, call: Pick<ToolCall, 'toolUseId' | 'name' | 'input'>): NewKnownEvent[] {
-    if (this.draining || this.stopped || !this.knownTool(call.name)) return [];
+    // An `agent` call is named its sub-agent in its tool.started: settleAgentCalls writes that.
+    if (this.draining || this.stopped || !this.offers(call.name) || call.name === AGENT_TOOL_NAME) return [];
     if (decide(this.config.permissions, this.fold.state.alwaysAllowed, call, this.config.workspace) !== 'allow') return [];
     return [this.toolStarted(turnId, call)];
   }
@@ -462,6 +562,50 @@ export class SessionRunner {
   /** Marks the calls whose tool.started was just written with another event. */
   private launchedWith(events: NewKnownEvent[]): void {
     for (const event of events) if (event.type === 'tool.started') this.launched.add(event.data.toolUseId);
+  }
+
+  /**
+   * `agent` calls: each is named its sub-agent session in tool.started (before that
+   * session exists, so a crash in between creates it once, not twice), then they all run
+   * side by side and each records its result when its sub-agent's turn ends. A call that
+   * started before a crash finds its sub-agent again and waits for it.
+   */
+  private async settleAgentCalls(turn: Turn, calls: ToolCall[], signal: AbortSignal): Promise<void> {
+    const running: Array<Promise<void>> = [];
+    for (const call of calls) {
+      if (signal.aborted || this.draining) break;
+      if (call.startedSeq === undefined) {
+        if ((await this.permission(turn, call, signal)) === 'deny') {
+          await this.appendResult(turn, call, `permission to run ${call.name} was denied`, 'denied', 0);
+          continue;
+        }
+        if (signal.aborted || this.draining) break;
+        const childSessionId = this.deps.newSessionId();
+        const started: NewKnownEvent = { type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: 'daemon', childSessionId } };
+        await this.append([started], { children: [...this.fold.state.children, childSessionId] });
+      }
+      const spec = childSpec(this.config.sessionId, call, this.config.tools, this.config.budget && remainingBudget(this.config.budget, this.config.usage));
+      if (typeof spec === 'string') {
+        await this.appendResult(turn, call, spec, 'tool_error', 0);
+        continue;
+      }
+      // Draining, the wait ends but the sub-agent is left to reach its own durable point; the next daemon waits on.
+      running.push(this.runAgentCall(turn, call, spec, AbortSignal.any([signal, this.drainAbort.signal])));
+    }
+    await Promise.all(running);
+  }
+
+  private async runAgentCall(turn: Turn, call: ToolCall, spec: ChildSpec, signal: AbortSignal): Promise<void> {
+    const started = performance.now();
+    const outcome = await this.deps.runChild(spec, signal).catch((error: unknown): ChildOutcome | undefined =>
+      signal.aborted ? undefined : { text: `the sub-agent could not run: ${(error as Error)?.message ?? error}`, isError: true },
+    );
+    // Interrupted or stopped: the turn records (or a later daemon finds) what is still open.
+    if (!outcome || signal.aborted) return;
+    // What the sub-agent used is the parent's too: in its turn (the fold adds it) and its session, so its budget counts it.
+    if (outcome.usage) this.addUsage(outcome.usage);
+    const result = childResult(turn.turnId, call.toolUseId, outcome, Math.round(performance.now() - started));
+    await this.append([result], outcome.usage ? { usage: this.config.usage } : undefined);
   }
 
   private appendResult(turn: Turn, call: ToolCall, text: string, errorKind: ToolErrorKind, durationMs: number): Promise<void> {
@@ -485,14 +629,21 @@ export class SessionRunner {
     if (verdict !== 'ask') return verdict;
     const known = call.permission?.decision;
     if (known) return known === 'deny' ? 'deny' : 'allow';
-    const question: PermissionQuestion = { sessionId: this.config.sessionId, sessionTitle: this.config.title, toolUseId: call.toolUseId, tool: call.name, input: call.input };
+    const question: PermissionQuestion = {
+      sessionId: this.config.sessionId,
+      sessionTitle: this.fold.state.title ?? null,
+      ...(this.config.parentSessionId ? { parentSessionId: this.config.parentSessionId } : {}),
+      toolUseId: call.toolUseId,
+      tool: call.name,
+      input: call.input,
+    };
     if (!call.permission) {
       await this.append([{ type: 'permission.requested', data: { turnId: turn.turnId, toolUseId: call.toolUseId, tool: call.name, input: call.input } }], { status: 'waiting' });
     } else {
       await this.deps.log.patchMeta(this.config.sessionId, { status: 'waiting' });
     }
     const answer = await this.deps.askPermission(question, AbortSignal.any([signal, this.drainAbort.signal]));
-    await this.append([{ type: 'permission.resolved', data: { turnId: turn.turnId, toolUseId: call.toolUseId, decision: answer.decision, by: answer.by } }], { status: 'running' });
+    await this.append([{ type: 'permission.resolved', data: { turnId: turn.turnId, toolUseId: call.toolUseId, decision: answer.decision, by: answer.by } }], { status: 'running', runningTurn: turn.turnId });
     return answer.decision === 'deny' ? 'deny' : 'allow';
   }
 
@@ -510,7 +661,7 @@ export class SessionRunner {
     this.addUsage(reply.usage);
     const summary = reply.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n').trim();
     if (!summary) return request;
-    await this.append([{ type: 'context.compacted', data: { upToSeq: lastDone.end.seq, summary, turns: done.length } }], { usage: this.config.usage });
+    await this.append([{ type: 'context.compacted', data: { upToSeq: lastDone.end.seq, summary, turns: done.length, usage: reply.usage } }], { usage: this.config.usage });
     return buildRequest(this.fold.state, options);
   }
 }

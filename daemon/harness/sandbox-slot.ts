@@ -6,12 +6,52 @@ export interface SlotEvents {
   lost(reason: string): Promise<void>;
 }
 
+/** Where a runner's sandbox tools run: its own slot, or (a sub-agent's) its parent's. */
+export interface ToolSlot {
+  get(): Promise<Sandbox>;
+  execute(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome>;
+  close(): Promise<void>;
+}
+
+/**
+ * A sub-agent's view of its parent's slot: the parent's current slot is looked up for
+ * each call (the parent's runner may have been replaced), and the sub-agent never closes
+ * it. Where the parent's slot is not to be had (its parent runs on another daemon), the
+ * sub-agent gets a slot of its own over the same workspace, and closes that one.
+ */
+export class BorrowedSlot implements ToolSlot {
+  private own: Promise<ToolSlot> | undefined;
+
+  constructor(
+    private readonly parent: () => Promise<ToolSlot | undefined>,
+    private readonly ownSlot: () => Promise<ToolSlot>,
+  ) {}
+
+  private async slot(): Promise<ToolSlot> {
+    return (await this.parent()) ?? (this.own ??= this.ownSlot());
+  }
+
+  async get(): Promise<Sandbox> {
+    return (await this.slot()).get();
+  }
+
+  async execute(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome> {
+    return (await this.slot()).execute(name, input, signal);
+  }
+
+  async close(): Promise<void> {
+    const own = this.own;
+    this.own = undefined;
+    await own?.then((slot) => slot.close(), () => undefined);
+  }
+}
+
 /**
  * A session's one sandbox, provisioned on first use. Cattle: when it dies the call in
  * flight comes back as `sandbox_lost` and the next call provisions a fresh one on the
  * same workspace.
  */
-export class SandboxSlot {
+export class SandboxSlot implements ToolSlot {
   private current: Promise<Sandbox> | undefined;
   private closing = false;
 

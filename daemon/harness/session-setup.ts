@@ -9,9 +9,10 @@ import type { Sandbox, ToolDefinition } from '../../sandbox/types.js';
 import { appendEvents } from '../events.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { ApiTool } from './context.js';
+import { AGENT_TOOL, AGENT_TOOL_NAME } from './agent-tool.js';
 import type { HarnessLogger, HarnessSession } from './deps.js';
 import type { RemoteMcpServers, RemoteServerSpec } from './remote-mcp.js';
-import type { SandboxSlot, SlotEvents } from './sandbox-slot.js';
+import type { SlotEvents, ToolSlot } from './sandbox-slot.js';
 
 /** What the agent is told it is, then the session's own system prompt. */
 export function systemPrompt(record: HarnessSession): string {
@@ -51,7 +52,7 @@ function apiTool(t: ToolDefinition): ApiTool {
  * model call never waits for a sandbox. Only a session's own MCP servers need one
  * started to list their tools, once; the list is kept in the session's metadata.
  */
-export async function offeredTools(record: HarnessSession, builtin: readonly ToolDefinition[], slot: SandboxSlot, log: SessionLog): Promise<ApiTool[]> {
+export async function offeredTools(record: HarnessSession, builtin: readonly ToolDefinition[], slot: ToolSlot, log: SessionLog): Promise<ApiTool[]> {
   const allowed = record.config.tools ? new Set(record.config.tools) : undefined;
   let defs: ToolDefinition[] = [...builtin];
   const hasServers = (record.config.mcpServers ?? []).some((s) => 'command' in s);
@@ -63,7 +64,9 @@ export async function offeredTools(record: HarnessSession, builtin: readonly Too
     }
     defs = [...defs, ...catalog];
   }
-  return defs.filter((t) => !allowed || allowed.has(t.name)).map(apiTool);
+  // Sub-agents are one level deep: a sub-agent is not offered `agent`.
+  const agent = record.parent || (allowed && !allowed.has(AGENT_TOOL_NAME)) ? [] : [AGENT_TOOL];
+  return [...defs.filter((t) => !allowed || allowed.has(t.name)).map(apiTool), ...agent];
 }
 
 /** Remote MCP servers of the session, with the Authorization header the daemon forms from the vault. */

@@ -273,6 +273,47 @@ export class LevelSessionLog implements Log.SessionLog {
     }
   }
 
+  delete(sessionId: string): Promise<boolean> {
+    return this.gate.admit(() => this.whenReady(() => this.deleteNow(sessionId)));
+  }
+
+  /**
+   * The metadata goes first, in a synced write: from then on the session does not exist,
+   * whatever happens to the range delete of its events after it (events without metadata
+   * are never read; ids are never reused).
+   */
+  private async deleteNow(sessionId: string): Promise<boolean> {
+    checkSessionId(sessionId);
+    const state = await this.validSession(sessionId);
+    if (!state || state.durableMeta === undefined) return false;
+    // Appends queued before the delete land first; the caller lets nobody write after it.
+    await this.commits.drain();
+    // The counter and the checkpoint go in the same synced batch as the metadata.
+    const count = --this.sessionsQueued;
+    try {
+      await this.db.batch(
+        [
+          { type: 'del', key: metaKey(sessionId) },
+          { type: 'del', key: checkpointKey(sessionId) },
+          { type: 'put', key: SESSION_COUNT_KEY, value: String(count) },
+        ],
+        { sync: true },
+      );
+    } catch (cause) {
+      this.sessionsQueued++;
+      throw storageError(cause, 'write');
+    }
+    this.sessionsDurable--;
+    try {
+      this.states.delete(sessionId);
+      await this.db.clear({ gte: eventKey(sessionId, 0), lt: eventRangeEnd(sessionId) });
+    } catch (cause) {
+      throw storageError(cause, 'write');
+    }
+    this.hub.endSession(sessionId, new LogError('not_found', `session ${sessionId} was deleted`));
+    return true;
+  }
+
   async count(): Promise<number> {
     this.checkOpen();
     if (this.failed) await this.reopen();

@@ -114,6 +114,14 @@ export class MemorySessionLog implements Log.SessionLog {
     return page();
   }
 
+  async delete(sessionId: string): Promise<boolean> {
+    this.checkOpen();
+    checkSessionId(sessionId);
+    if (!this.sessions.delete(sessionId)) return false;
+    this.hub.endSession(sessionId, new LogError('not_found', `session ${sessionId} was deleted`));
+    return true;
+  }
+
   async count(): Promise<number> {
     this.checkOpen();
     return this.sessions.size;

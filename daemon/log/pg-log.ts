@@ -284,6 +284,27 @@ export class PgSessionLog implements Log.SessionLog {
     }
   }
 
+  /** One transaction: the session, its events and its lease. Other daemons' followers hear nothing more of it. */
+  delete(sessionId: string): Promise<boolean> {
+    return this.gate.admit(async () => {
+      checkSessionId(sessionId);
+      const deleted = await inTransaction(this.pool, async (client) => {
+        const { rowCount } = await client.query(`DELETE FROM ${this.table('sessions')} WHERE session_id = $1`, [sessionId]);
+        await client.query(`DELETE FROM ${this.table('events')} WHERE session_id = $1`, [sessionId]);
+        await client.query(`DELETE FROM ${this.table('leases')} WHERE session_id = $1`, [sessionId]);
+        await client.query(`DELETE FROM ${this.table('checkpoints')} WHERE session_id = $1`, [sessionId]);
+        const deleted = (rowCount ?? 0) > 0;
+        if (deleted) await client.query(`UPDATE ${this.table('settings')} SET value = (value::bigint - 1)::text WHERE key = 'session_count'`);
+        return deleted;
+      }).catch((error: unknown) => Promise.reject(storage(error, 'write')));
+      if (deleted) {
+        this.published.delete(sessionId);
+        this.hub.endSession(sessionId, new LogError('not_found', `session ${sessionId} was deleted`));
+      }
+      return deleted;
+    });
+  }
+
   async count(): Promise<number> {
     this.checkOpen();
     const rows = await this.query<{ value: string }>(`SELECT value FROM ${this.table('settings')} WHERE key = 'session_count'`, []);

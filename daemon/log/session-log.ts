@@ -204,6 +204,11 @@ export interface SessionLog {
   /** Sessions newest first. */
   list(options?: ListOptions): Promise<ListPage>;
 
+  /**
+   * Removes a session, its events and metadata, for good; false when there was none. Its
+   * subscriptions end with `error` (not_found). The caller makes sure nobody writes to it.
+   */
+  delete(sessionId: string): Promise<boolean>;
   /** How many sessions the log holds: a counter the backend keeps, not a listing. */
   count(): Promise<number>;
 

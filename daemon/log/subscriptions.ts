@@ -187,6 +187,11 @@ export class LiveSubscriptions {
     return [...this.bySession.keys()];
   }
 
+  /** The session is gone: its subscriptions end with `error`, resuming nowhere. */
+  endSession(sessionId: string, error: Error): void {
+    for (const sub of [...(this.bySession.get(sessionId) ?? [])]) sub.end({ reason: 'error', next: 0, error });
+  }
+
   closeAll(): void {
     for (const subs of [...this.bySession.values()]) for (const sub of [...subs]) sub.close();
   }

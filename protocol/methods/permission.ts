@@ -11,7 +11,8 @@
  * that reconnects attaches again.
  *
  * `permission/request` goes only to controllers of the question's session that declared
- * `capabilities.permissionRequests`, on whichever daemon they are connected to (with a
+ * `capabilities.permissionRequests` (for a sub-agent's question, also the controllers of
+ * its parent session), on whichever daemon they are connected to (with a
  * shared PostgreSQL log, a question raised on one daemon reaches controllers on every
  * daemon). The first answer, by reply or by `permission/answer`, wins; the other
  * requests are cancelled. Answering a question of a session the connection does not
@@ -27,6 +28,11 @@ export const PermissionQuestion = z.object({
   sessionId: SessionId,
   /** That session's title, or null when it has none (show the id then). */
   sessionTitle: z.string().nullable(),
+  /**
+   * Set when the asking session is a sub-agent: the session that started it. The parent's
+   * controllers are asked (and may answer) too; show the question as the sub-agent's.
+   */
+  parentSessionId: SessionId.optional(),
   toolUseId: z.string(),
   tool: z.string(),
   input: z.record(z.string(), z.unknown()),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineRequest } from '../define.js';
-import { PromptInput, Usage } from '../content.js';
+import { PromptInput } from '../content.js';
+import { Budget, UsageTotals } from '../usage.js';
 import { FieldLimits as L } from '../limits.js';
 
 export const SessionId = z.string().regex(/^s_[0-9a-z]{10,40}$/, 'a session id looks like s_<letters and digits>');
@@ -91,6 +92,8 @@ export const SessionCreateParams = z.object({
   network: NetworkPolicy.optional(),
   /** Older turns are compacted when the context would pass this many (estimated) tokens. */
   context: z.object({ budgetTokens: z.number().int().min(1000) }).optional(),
+  /** A spending limit for the session (see Budget). */
+  budget: Budget.optional(),
 });
 export type SessionCreateParams = z.infer<typeof SessionCreateParams>;
 
@@ -104,10 +107,16 @@ export const SessionInfo = z.object({
   headSeq: z.number().int().nonnegative(),
   createdAt: z.number(),
   updatedAt: z.number(),
-  usage: Usage,
+  /** Tokens (and their cost, when the model has a price) of the session's model calls. */
+  usage: UsageTotals,
+  budget: Budget.optional(),
   forkedFrom: z.object({ sessionId: SessionId, at: z.number().int() }).optional(),
   /** With a shared log: the daemon (its daemonId) whose harness holds the session now. */
   runningOn: z.string().optional(),
+  /** A sub-agent: the session that started it, and that session's `agent` tool call. */
+  parent: z.object({ sessionId: SessionId, toolUseId: z.string() }).optional(),
+  /** The sub-agents this session started, oldest first. */
+  children: z.array(SessionId).optional(),
   /** The session's egress policy as it stands; `added`: hosts that answers (allow always) added to `allow`. */
   network: NetworkPolicy.extend({ added: z.array(z.string()) }).optional(),
 });
@@ -195,4 +204,48 @@ export const SessionArchive = defineRequest({
   description: 'Marks the session read-only; its log stays readable.',
   params: z.object({ sessionId: SessionId }),
   result: z.object({}),
+});
+
+export const SessionSteer = defineRequest({
+  method: 'session/steer',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description:
+    "Adds user input to the running turn: durable when this answers, it joins that turn's next model call (`steered: true`). With no turn running it is a prompt: it queues a turn of its own (`steered: false`). Makes the connection a controller, as session/prompt does.",
+  params: z.object({ sessionId: SessionId, content: PromptInput }),
+  result: z.object({
+    /** The turn the input joined, or the new turn it queued. */
+    turnId: z.string(),
+    seq: z.number().int().nonnegative(),
+    steered: z.boolean(),
+  }),
+});
+
+export const SessionRename = defineRequest({
+  method: 'session/rename',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description: 'Gives the session a new title (a session.renamed event). Refused to an observer.',
+  params: z.object({ sessionId: SessionId, title: z.string().min(1).max(L.titleChars) }),
+  result: z.object({}),
+});
+
+export const SessionDelete = defineRequest({
+  method: 'session/delete',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description:
+    "Deletes the session for good: its log, its workspace copy when it is a fork's (never a workspace of yours), and its sub-agent sessions (`deleted` lists them all). SessionBusy while it or a sub-agent has a turn running or queued. Refused to an observer.",
+  params: z.object({ sessionId: SessionId }),
+  result: z.object({ deleted: z.array(SessionId) }),
+});
+
+export const SessionRollback = defineRequest({
+  method: 'session/rollback',
+  direction: 'clientToDaemon',
+  scope: 'session',
+  description:
+    "Takes the last `turns` turns out of the model's context (a session.rolled_back event; the log keeps them, nothing is rewritten). Files they changed stay as they are. SessionBusy while a turn runs or is queued; InvalidPosition for more turns than the context has.",
+  params: z.object({ sessionId: SessionId, turns: z.number().int().min(1).max(10_000) }),
+  result: z.object({ seq: z.number().int().nonnegative(), turnIds: z.array(z.string()) }),
 });

@@ -1,4 +1,5 @@
 /** A real daemon wired to a Messages-API emulator, and helpers to drive and inspect sessions. */
+import { writeFileSync } from 'node:fs';
 import type { AgentdClient } from '../../clients/lib/index.js';
 import { SessionCreate, SessionEvents, SessionGet, type Event, type SessionCreateParams } from '../../protocol/index.js';
 import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
@@ -16,11 +17,15 @@ export interface AgentRig {
   dispose(): Promise<void>;
 }
 
-/** `args` go to `agentd daemon` (e.g. ['--isolation-floor', 'namespaces'] for sessions that ask for less than bwrap). */
-export async function startAgentRig(env: Record<string, string> = {}, args: string[] = []): Promise<AgentRig> {
+/**
+ * `args` go to `agentd daemon` (e.g. ['--isolation-floor', 'namespaces'] for sessions that
+ * ask for less than bwrap); `config` is written to its config.json first.
+ */
+export async function startAgentRig(env: Record<string, string> = {}, args: string[] = [], config?: Record<string, unknown>): Promise<AgentRig> {
   const emulator = await startModelEmulator({ apiKey: API_KEY });
   const daemonEnv = { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20', ...env };
   const layout = tempHome();
+  if (config) writeFileSync(layout.config, JSON.stringify(config));
   const rig: AgentRig = {
     emulator,
     daemon: await startDaemon({ layout, env: daemonEnv, args }),

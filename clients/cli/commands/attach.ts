@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline';
-import { SessionInterrupt, SessionPrompt } from '../../../protocol/index.js';
+import { SessionInterrupt, SessionPrompt, SessionSteer } from '../../../protocol/index.js';
 import { DaemonLink, socketConnector } from '../../lib/link.js';
 import { TranscriptFold, type TranscriptChange } from '../../lib/transcript.js';
 import { type Command, intOption, sessionIdArg } from '../context.js';
@@ -15,7 +15,7 @@ import { TurnView } from '../turn-view.js';
  */
 export const attach: Command = {
   usage: 'agentd attach <sessionId> [--observer] [--from N]',
-  summary: 'follow a live session from a terminal, prompt it and answer its questions (--observer: watch only)',
+  summary: 'follow a live session from a terminal, prompt it (/steer TEXT: into the running turn; /interrupt) and answer its questions (--observer: watch only)',
   options: { observer: { type: 'boolean' }, from: { type: 'string' } },
   args: ['sessionId'],
   async run({ values, positionals }, ctx) {
@@ -48,7 +48,9 @@ export const attach: Command = {
       if (link.state.kind === 'daemonStopped') return view.note('! the daemon is stopped; nothing was sent (start it with `agentd start`)');
       try {
         // Lines typed while the link reconnects wait for it rather than fail.
+        const steer = /^\/steer\s+(\S[\s\S]*)$/.exec(line)?.[1];
         if (line === '/interrupt') await link.request(SessionInterrupt, { sessionId }, Infinity);
+        else if (steer !== undefined) await link.request(SessionSteer, { sessionId, content: steer }, Infinity);
         else await link.request(SessionPrompt, { sessionId, content: line }, Infinity);
       } catch (error) {
         view.note(`! ${(error as Error).message}`);

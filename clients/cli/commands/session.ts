@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { SessionArchive, SessionCreate, SessionFork, SessionList, SessionPrompt, SessionStatus } from '../../../protocol/index.js';
-import { type Command, intOption, sessionIdArg, UsageError } from '../context.js';
+import { type Command, intOption, sessionIdArg, textArg, UsageError } from '../context.js';
 import { NETWORK_OPTIONS, NETWORK_USAGE, networkOption } from '../network.js';
 import { renderSessions } from '../render.js';
 
@@ -25,11 +25,24 @@ export const sessions: Command = {
 };
 
 export const create: Command = {
-  usage: ['agentd new [--workspace DIR] [--title TEXT] [--model NAME] [network options] [--json]', '', NETWORK_USAGE].join('\n'),
-  summary: 'create a session (workspace defaults to the current directory); prints its id',
-  options: { workspace: { type: 'string' }, title: { type: 'string' }, model: { type: 'string' }, json: { type: 'boolean' }, ...NETWORK_OPTIONS },
+  usage: ['agentd new [--workspace DIR] [--title TEXT] [--model NAME] [--max-tokens N] [--max-cost USD] [network options] [--json]', '', NETWORK_USAGE].join('\n'),
+  summary: 'create a session (workspace defaults to the current directory); prints its id. --max-tokens/--max-cost: a budget its turns stop at',
+  options: {
+    workspace: { type: 'string' },
+    title: { type: 'string' },
+    model: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    'max-cost': { type: 'string' },
+    json: { type: 'boolean' },
+    ...NETWORK_OPTIONS,
+  },
   args: [],
+  params: { 'budget.maxTokens': '--max-tokens', 'budget.maxCost': '--max-cost' },
   async run({ values }, ctx) {
+    const maxTokens = intOption(values, 'max-tokens', 1);
+    const maxCost = values['max-cost'] === undefined ? undefined : Number(values['max-cost']);
+    if (maxCost !== undefined && !(maxCost > 0)) throw new UsageError(`--max-cost must be a positive number of US dollars, not ${String(values['max-cost'])}`);
+    const budget = { ...(maxTokens !== undefined ? { maxTokens } : {}), ...(maxCost !== undefined ? { maxCost } : {}) };
     const network = networkOption(values);
     const client = await ctx.connect();
     const result = await client.request(SessionCreate, {
@@ -37,6 +50,7 @@ export const create: Command = {
       ...(network ? { network } : {}),
       ...(typeof values.title === 'string' ? { title: values.title } : {}),
       ...(typeof values.model === 'string' ? { model: values.model } : {}),
+      ...(Object.keys(budget).length > 0 ? { budget } : {}),
     });
     if (values.json) ctx.json(result);
     else ctx.out(result.sessionId);
@@ -51,11 +65,8 @@ export const prompt: Command = {
   args: ['sessionId', 'text...'],
   params: { content: '<text>' },
   async run({ values, positionals }, ctx) {
-    const sessionId = sessionIdArg(positionals, 0);
-    const text = positionals.slice(1).join(' ');
-    if (!text) throw new UsageError('missing <text>');
     const client = await ctx.connect();
-    const result = await client.request(SessionPrompt, { sessionId, content: text });
+    const result = await client.request(SessionPrompt, { sessionId: sessionIdArg(positionals, 0), content: textArg(positionals, 1, 'text') });
     if (values.json) ctx.json(result);
     else ctx.out(`user message at seq ${result.seq} (turn ${result.turnId})`);
     return 0;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
-import { SessionInterrupt, SessionPrompt } from '../../../protocol/index.js';
+import { SessionInterrupt, SessionSteer } from '../../../protocol/index.js';
 import { ChatModel } from '../../lib/chat-view.js';
 import type { SessionFollower } from '../../lib/index.js';
 import type { AgentdConnection, ConnectionState } from './core/connection.js';
@@ -104,8 +104,9 @@ export class ChatPanel implements vscode.Disposable {
           this.render();
           break;
         case 'prompt':
+          // While a turn runs, what the user types joins it (its next model call reads it); otherwise it starts a turn.
           if (typeof message.text === 'string' && message.text.trim()) {
-            await this.host.connection.request(SessionPrompt, { sessionId: this.sessionId, content: message.text });
+            await this.host.connection.request(SessionSteer, { sessionId: this.sessionId, content: message.text });
           }
           break;
         case 'interrupt': {

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { SessionInfo } from '../../../protocol/index.js';
-import type { SessionsState } from './core/sessions.js';
+import { treeChildren, type SessionsState } from './core/sessions.js';
 
 const ICONS: Record<SessionInfo['status'], [string, string?]> = {
   idle: ['circle-outline'],
@@ -38,7 +38,9 @@ export class SessionsTree implements vscode.TreeDataProvider<SessionInfo>, vscod
   }
 
   getTreeItem(s: SessionInfo): vscode.TreeItem {
-    const item = new vscode.TreeItem(s.title || s.sessionId, vscode.TreeItemCollapsibleState.None);
+    // Sub-agents sit under the session that started them.
+    const hasChildren = this.state !== undefined && treeChildren(this.state.sessions, s.sessionId).length > 0;
+    const item = new vscode.TreeItem(s.title || s.sessionId, hasChildren ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
     item.id = s.sessionId;
     item.description = `${s.status} · ${ago(s.updatedAt)}`;
     const [icon, color] = ICONS[s.status];
@@ -50,13 +52,14 @@ export class SessionsTree implements vscode.TreeDataProvider<SessionInfo>, vscod
     tooltip.appendMarkdown(`Workspace: \`${s.workspace}\`\n\n`);
     tooltip.appendMarkdown(`Tokens: ${s.usage.inputTokens} in / ${s.usage.outputTokens} out`);
     if (s.forkedFrom) tooltip.appendMarkdown(`\n\nForked from \`${s.forkedFrom.sessionId}\` at event ${s.forkedFrom.at}`);
+    if (s.parent) tooltip.appendMarkdown(`\n\nSub-agent of \`${s.parent.sessionId}\``);
     item.tooltip = tooltip;
     item.command = { command: 'agentd.openSession', title: 'Open Session', arguments: [s] };
     return item;
   }
 
   getChildren(element?: SessionInfo): SessionInfo[] {
-    return element || !this.state ? [] : this.state.sessions;
+    return this.state ? treeChildren(this.state.sessions, element?.sessionId) : [];
   }
 
   dispose(): void {

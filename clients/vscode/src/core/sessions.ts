@@ -111,6 +111,16 @@ export function ofFolders(sessions: SessionInfo[], folders: string[]): SessionIn
   return sessions.filter((s) => kept.has(s.sessionId));
 }
 
+/**
+ * The sessions shown under `parentId` in the tree: its sub-agents; at the top (no
+ * `parentId`), every session that is no listed session's sub-agent. Order is kept.
+ */
+export function treeChildren(sessions: SessionInfo[], parentId?: string): SessionInfo[] {
+  if (parentId !== undefined) return sessions.filter((s) => s.parent?.sessionId === parentId);
+  const listed = new Set(sessions.map((s) => s.sessionId));
+  return sessions.filter((s) => !s.parent || !listed.has(s.parent.sessionId));
+}
+
 function changed(a: SessionInfo[], b: SessionInfo[]): boolean {
   if (a.length !== b.length) return true;
   return a.some((s, i) => {
