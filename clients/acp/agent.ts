@@ -182,7 +182,10 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       views.delete(params.sessionId);
       view.close();
       // No longer this editor's to answer: its questions go to the session's other controllers.
-      await link.attach(params.sessionId, 'observer').catch((error: Error) => diag(`detaching from ${params.sessionId} failed: ${error.message}`));
+      // Only once a queued turn of this editor was stopped as it started: an observer may not interrupt.
+      void view.disposed.then(() =>
+        link.attach(params.sessionId, 'observer').catch((error: Error) => diag(`detaching from ${params.sessionId} failed: ${error.message}`)),
+      );
       return {};
     })
     .onRequest(STEERING_METHOD, { parse: (raw) => SteeringParams.parse(raw) }, async ({ params }) => {

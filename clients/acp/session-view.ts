@@ -55,6 +55,9 @@ export class SessionView {
   private readonly interruptOnStart = new Map<string, () => Promise<void>>();
   /** Closed by the editor (`session/close`): nothing more is shown. */
   private closed = false;
+  private markDisposed!: () => void;
+  /** Settles once the view stops following (after a close, when its queued turns were stopped). */
+  readonly disposed = new Promise<void>((resolve) => (this.markDisposed = resolve));
 
   constructor(
     readonly sessionId: string,
@@ -116,6 +119,7 @@ export class SessionView {
   }
 
   dispose(): void {
+    this.markDisposed();
     this.follower?.dispose();
     for (const p of this.permissions.values()) p.abort.abort();
     this.fail(new Error('session closed'));

@@ -10,7 +10,7 @@ import { SpecGuardTransport } from './spec-guard.js';
 import { TurnTaskStore } from './task-store.js';
 import { explainError, registerTools } from './tools.js';
 
-const TOOLS = ['agentd_create_session', 'agentd_prompt', 'agentd_answer_permission', 'agentd_read_events', 'agentd_list_sessions', 'agentd_interrupt'];
+const TOOLS = ['agentd_create_session', 'agentd_prompt', 'agentd_answer_permission', 'agentd_read_events', 'agentd_list_sessions', 'agentd_interrupt', 'agentd_steer'];
 
 const USAGE = `usage: agentd mcp [--home DIR]
 
@@ -18,7 +18,8 @@ An MCP server over stdio that drives agentd sessions (starting the daemon when n
 runs). Configure it in an MCP host as: {"command": "agentd", "args": ["mcp", "--home", "/home/you/.agentd"]}.
 
 Tools: agentd_create_session, agentd_prompt (also as an MCP task),
-agentd_answer_permission, agentd_read_events, agentd_list_sessions, agentd_interrupt.
+agentd_answer_permission, agentd_read_events, agentd_list_sessions, agentd_interrupt,
+agentd_steer (input for the running turn).
 Resources: agentd://sessions/{sessionId}/events (readable, subscribable).
 Data dir: --home DIR, else $AGENTD_HOME, else ~/.agentd. MCP hosts start servers with
 a minimal environment: store the API key in the vault (agentd vault set ANTHROPIC_API_KEY)
@@ -56,7 +57,7 @@ export async function run(argv: string[], version: string): Promise<number> {
       instructions:
         'agentd runs tool-using agent sessions in a local daemon. Create a session with agentd_create_session, ' +
         'give it work with agentd_prompt (waits for the answer), inspect what it did with agentd_read_events, ' +
-        'and stop a running turn with agentd_interrupt.',
+        'steer a running turn with agentd_steer and stop it with agentd_interrupt.',
       // Tasks (MCP 2025-11-25): a prompt's turn as a task the host polls, kept in the daemon's log.
       capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
       taskStore,
