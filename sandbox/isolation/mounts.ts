@@ -31,8 +31,8 @@ export interface FilesystemPlan {
   /** Extra files bound inside at the given paths (the proxy socket read-write, limit counters read-only). */
   extras: { src: string; dst: string; readOnly: boolean }[];
   /**
-   * The most each writable tmpfs (/tmp, /run, /dev/shm) may hold: its pages are memory, which a
-   * cgroup counts but a per-process rlimit does not.
+   * The memory limit the writable tmpfs (/tmp, /run, /dev/shm) share (see systemOps): their
+   * pages are memory, which a cgroup counts but a per-process rlimit does not.
    */
   tmpfsBytes?: number;
 }
@@ -75,8 +75,12 @@ function systemOps(tmpfsBytes: number | undefined): MountOp[] {
   ops.push({ kind: 'proc' });
   for (const name of PROC_READ_ONLY) if (existsSync(`/proc/${name}`)) ops.push({ kind: 'ro-bind', src: `/proc/${name}`, dst: `/proc/${name}` });
   for (const name of PROC_MASKED) if (existsSync(`/proc/${name}`)) ops.push({ kind: 'mask', dst: `/proc/${name}` });
-  const size = tmpfsBytes !== undefined ? { size: tmpfsBytes } : {};
-  ops.push({ kind: 'dev' }, { kind: 'tmpfs', dst: '/dev/shm', ...size }, { kind: 'tmpfs', dst: '/tmp', ...size }, { kind: 'tmpfs', dst: '/run', ...size });
+  // Together the tmpfs hold at most half the memory limit (/tmp a quarter, /dev/shm and /run
+  // an eighth each): their pages count against the sandbox's memory cgroup and killing a
+  // process cannot free them, so filled tmpfs sized to the whole limit could leave the cgroup
+  // in an OOM that nothing ends. Filled as they are, a write fails with ENOSPC instead.
+  const share = (part: number) => (tmpfsBytes !== undefined ? { size: Math.floor(tmpfsBytes / part) } : {});
+  ops.push({ kind: 'dev' }, { kind: 'tmpfs', dst: '/dev/shm', ...share(8) }, { kind: 'tmpfs', dst: '/tmp', ...share(4) }, { kind: 'tmpfs', dst: '/run', ...share(8) });
   return ops;
 }
 

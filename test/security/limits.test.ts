@@ -67,7 +67,7 @@ for (const { principal, level, pool, where } of matrix) {
       assert.equal((await rig.bash(hog, 'echo alive')).text, 'alive\n[exit code: 0]');
     });
 
-    it('cannot fill the host\'s memory through its private /tmp and /dev/shm (tmpfs, sized to the memory limit)', async () => {
+    it('cannot fill the host\'s memory through its private /tmp and /dev/shm (tmpfs, together at most half the memory limit)', async () => {
       const filler = await rig.session({ workspace: rig.dir('filler'), sandbox: { isolation: level, limits: { memoryMb: 128 } } });
       const r = await rig.bash(filler, 'for d in /tmp /dev/shm; do head -c 300M /dev/zero > $d/fill; echo "$d status=$? size=$(stat -c %s $d/fill 2>/dev/null)"; rm -f $d/fill; done');
       for (const dir of ['/tmp', '/dev/shm']) {
