@@ -29,13 +29,23 @@ export interface NotificationDefinition<M extends string, P extends z.ZodType> {
   readonly params: P;
 }
 
-/** One request, as one constant: callers and handlers pass the definition, never a method string. */
-export function defineRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(def: Omit<RequestDefinition<M, P, R>, 'kind'>): RequestDefinition<M, P, R> {
-  return { ...def, kind: 'request' };
+type RequestFields<P extends z.ZodType, R extends z.ZodType> = Pick<RequestDefinition<string, P, R>, 'scope' | 'description' | 'params' | 'result'>;
+type NotificationFields<P extends z.ZodType> = Pick<NotificationDefinition<string, P>, 'scope' | 'description' | 'params'>;
+
+/**
+ * One message, as one constant: callers and handlers pass the definition, never a
+ * method string. The helper's name says who sends it.
+ */
+export function clientRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(method: M, fields: RequestFields<P, R>): RequestDefinition<M, P, R> {
+  return { ...fields, kind: 'request', method, direction: 'clientToDaemon' };
 }
 
-export function defineNotification<M extends string, P extends z.ZodType>(def: Omit<NotificationDefinition<M, P>, 'kind'>): NotificationDefinition<M, P> {
-  return { ...def, kind: 'notification' };
+export function daemonRequest<M extends string, P extends z.ZodType, R extends z.ZodType>(method: M, fields: RequestFields<P, R>): RequestDefinition<M, P, R> {
+  return { ...fields, kind: 'request', method, direction: 'daemonToClient' };
+}
+
+export function daemonNotification<M extends string, P extends z.ZodType>(method: M, fields: NotificationFields<P>): NotificationDefinition<M, P> {
+  return { ...fields, kind: 'notification', method, direction: 'daemonToClient' };
 }
 
 /** Params of a request or notification definition, as a handler receives them. */

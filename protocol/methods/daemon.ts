@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineNotification, defineRequest } from '../define.js';
+import { clientRequest, daemonNotification } from '../define.js';
 
 export const DaemonStatusResult = z.object({
   /** This daemon process, as named in session leases and harness.woke events. */
@@ -49,9 +49,7 @@ export const DaemonStatusResult = z.object({
 });
 export type DaemonStatusResult = z.infer<typeof DaemonStatusResult>;
 
-export const DaemonStatus = defineRequest({
-  method: 'daemon/status',
-  direction: 'clientToDaemon',
+export const DaemonStatus = clientRequest('daemon/status', {
   scope: 'global',
   description: 'Version, pid, data dir, counts, latency figures.',
   params: z.object({}).optional(),
@@ -61,9 +59,7 @@ export const DaemonStatus = defineRequest({
 /** How long `daemon/stop` lets in-flight model and tool calls run on, by default. */
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 
-export const DaemonStop = defineRequest({
-  method: 'daemon/stop',
-  direction: 'clientToDaemon',
+export const DaemonStop = clientRequest('daemon/stop', {
   scope: 'global',
   description:
     'Stops the daemon on purpose: tells every connection (daemon/stopping), leaves the stop marker that keeps clients from starting it again on their own, ' +
@@ -72,9 +68,7 @@ export const DaemonStop = defineRequest({
   result: z.object({}),
 });
 
-export const DaemonStoppingNotification = defineNotification({
-  method: 'daemon/stopping',
-  direction: 'daemonToClient',
+export const DaemonStoppingNotification = daemonNotification('daemon/stopping', {
   scope: 'global',
   description:
     'The daemon was asked to stop (daemon/stop) and will close this connection. Clients must not start it again on their own: only an explicit command does.',

@@ -1,14 +1,12 @@
 import { z } from 'zod';
-import { defineNotification, defineRequest } from '../define.js';
+import { clientRequest, daemonNotification } from '../define.js';
 import { Event } from '../events.js';
 import { SessionId } from './session.js';
 import { FieldLimits as L } from '../limits.js';
 
 const Seq = z.number().int().nonnegative();
 
-export const SessionEvents = defineRequest({
-  method: 'session/events',
-  direction: 'clientToDaemon',
+export const SessionEvents = clientRequest('session/events', {
   scope: 'global',
   description:
     'Reads events [from, to) by position, at most `limit`, optionally of some types. `next` is where to read on when the page was cut short.',
@@ -24,9 +22,7 @@ export const SessionEvents = defineRequest({
   result: z.object({ events: z.array(Event), headSeq: Seq, next: Seq.optional() }),
 });
 
-export const SessionSubscribe = defineRequest({
-  method: 'session/subscribe',
-  direction: 'clientToDaemon',
+export const SessionSubscribe = clientRequest('session/subscribe', {
   scope: 'global',
   description:
     'Sends every event from `from` (default: the head) as session/event notifications: catch-up first, then live; no gap, no duplicate.',
@@ -34,27 +30,21 @@ export const SessionSubscribe = defineRequest({
   result: z.object({ subscriptionId: z.string(), headSeq: Seq }),
 });
 
-export const SessionUnsubscribe = defineRequest({
-  method: 'session/unsubscribe',
-  direction: 'clientToDaemon',
+export const SessionUnsubscribe = clientRequest('session/unsubscribe', {
   scope: 'global',
   description: 'Ends a subscription of this connection.',
   params: z.object({ subscriptionId: z.string().max(L.nameChars) }),
   result: z.object({}),
 });
 
-export const SessionEventNotification = defineNotification({
-  method: 'session/event',
-  direction: 'daemonToClient',
+export const SessionEventNotification = daemonNotification('session/event', {
   scope: 'session',
   description:
     'Durable events of a subscription, in order, as a batch of consecutive seqs (batches amortise framing during catch-up).',
   params: z.object({ subscriptionId: z.string(), sessionId: SessionId, events: z.array(Event).min(1) }),
 });
 
-export const SessionDeltaNotification = defineNotification({
-  method: 'session/delta',
-  direction: 'daemonToClient',
+export const SessionDeltaNotification = daemonNotification('session/delta', {
   scope: 'session',
   description: 'Ephemeral streaming text or tool-input fragments of the running turn; never stored.',
   params: z.object({
@@ -66,9 +56,7 @@ export const SessionDeltaNotification = defineNotification({
   }),
 });
 
-export const SubscriptionDroppedNotification = defineNotification({
-  method: 'session/subscriptionDropped',
-  direction: 'daemonToClient',
+export const SubscriptionDroppedNotification = daemonNotification('session/subscriptionDropped', {
   scope: 'session',
   description:
     'The subscriber fell too far behind its bounded buffer; the subscription is gone. Resubscribe from `next`.',

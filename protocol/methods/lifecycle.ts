@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRequest } from '../define.js';
+import { clientRequest } from '../define.js';
 import { FieldLimits as L } from '../limits.js';
 import { SessionId } from './session.js';
 
@@ -11,9 +11,7 @@ export const ClientCapabilities = z.object({
 });
 export type ClientCapabilities = z.infer<typeof ClientCapabilities>;
 
-export const Initialize = defineRequest({
-  method: 'initialize',
-  direction: 'clientToDaemon',
+export const Initialize = clientRequest('initialize', {
   scope: 'global',
   description: 'Must be the first request on a connection; agrees on the protocol version.',
   params: z.object({
@@ -48,9 +46,7 @@ export const Initialize = defineRequest({
   }),
 });
 
-export const Shutdown = defineRequest({
-  method: 'shutdown',
-  direction: 'clientToDaemon',
+export const Shutdown = clientRequest('shutdown', {
   scope: 'global',
   description: "Ends this connection's session with the daemon: its subscriptions are freed; the daemon keeps running.",
   params: z.object({}).optional(),

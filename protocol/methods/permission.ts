@@ -19,7 +19,7 @@
  * control is refused with `NotController` (-33008).
  */
 import { z } from 'zod';
-import { defineRequest } from '../define.js';
+import { clientRequest, daemonRequest } from '../define.js';
 import { PermissionDecision } from '../events.js';
 import { SessionId } from './session.js';
 
@@ -41,9 +41,7 @@ export const PermissionQuestion = z.object({
 });
 export type PermissionQuestion = z.infer<typeof PermissionQuestion>;
 
-export const PermissionRequest = defineRequest({
-  method: 'permission/request',
-  direction: 'daemonToClient',
+export const PermissionRequest = daemonRequest('permission/request', {
   scope: 'session',
   description:
     'Asks a controller of the session (one that declared capabilities.permissionRequests) whether a tool call may run. The first answer wins; the others are cancelled.',
@@ -51,9 +49,7 @@ export const PermissionRequest = defineRequest({
   result: z.object({ decision: PermissionDecision }),
 });
 
-export const PermissionAnswer = defineRequest({
-  method: 'permission/answer',
-  direction: 'clientToDaemon',
+export const PermissionAnswer = clientRequest('permission/answer', {
   scope: 'global',
   description:
     "Answers an open question of a session this connection controls, by its toolUseId, as a reply to permission/request would. NotController for another session's question; QuestionNotOpen when it was answered or withdrawn.",

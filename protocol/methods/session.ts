@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRequest } from '../define.js';
+import { clientRequest } from '../define.js';
 import { PromptInput } from '../content.js';
 import { Budget, UsageTotals } from '../usage.js';
 import { FieldLimits as L } from '../limits.js';
@@ -122,18 +122,14 @@ export const SessionInfo = z.object({
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 
-export const SessionCreate = defineRequest({
-  method: 'session/create',
-  direction: 'clientToDaemon',
+export const SessionCreate = clientRequest('session/create', {
   scope: 'global',
   description: 'Creates a session; its log starts with session.created. This connection becomes a controller of it.',
   params: SessionCreateParams,
   result: z.object({ sessionId: SessionId }),
 });
 
-export const SessionList = defineRequest({
-  method: 'session/list',
-  direction: 'clientToDaemon',
+export const SessionList = clientRequest('session/list', {
   scope: 'global',
   description: 'Lists sessions, newest first, a page at a time.',
   params: z
@@ -147,18 +143,14 @@ export const SessionList = defineRequest({
   result: z.object({ sessions: z.array(SessionInfo), cursor: z.string().optional() }),
 });
 
-export const SessionGet = defineRequest({
-  method: 'session/get',
-  direction: 'clientToDaemon',
+export const SessionGet = clientRequest('session/get', {
   scope: 'global',
   description: 'One session: status, head, times, usage.',
   params: z.object({ sessionId: SessionId }),
   result: SessionInfo,
 });
 
-export const SessionPrompt = defineRequest({
-  method: 'session/prompt',
-  direction: 'clientToDaemon',
+export const SessionPrompt = clientRequest('session/prompt', {
   scope: 'session',
   description:
     'Appends a user message; answers once it is durable. The turn runs on. This connection becomes a controller of the session (an observer is refused).',
@@ -166,18 +158,14 @@ export const SessionPrompt = defineRequest({
   result: z.object({ turnId: z.string(), seq: z.number().int().nonnegative() }),
 });
 
-export const SessionInterrupt = defineRequest({
-  method: 'session/interrupt',
-  direction: 'clientToDaemon',
+export const SessionInterrupt = clientRequest('session/interrupt', {
   scope: 'global',
   description: 'Stops the running turn, if any. Refused to an observer.',
   params: z.object({ sessionId: SessionId }),
   result: z.object({ interrupted: z.boolean() }),
 });
 
-export const SessionFork = defineRequest({
-  method: 'session/fork',
-  direction: 'clientToDaemon',
+export const SessionFork = clientRequest('session/fork', {
   scope: 'session',
   description: 'A new session whose log is the events [0, at) of this one; it then runs on its own. This connection becomes a controller of the new session.',
   params: z.object({ sessionId: SessionId, at: z.number().int().min(1) }),
@@ -187,9 +175,7 @@ export const SessionFork = defineRequest({
 export const AttachRole = z.enum(['controller', 'observer']);
 export type AttachRole = z.infer<typeof AttachRole>;
 
-export const SessionAttach = defineRequest({
-  method: 'session/attach',
-  direction: 'clientToDaemon',
+export const SessionAttach = clientRequest('session/attach', {
   scope: 'global',
   description:
     'Declares this connection a controller of the session (it is then asked its permission questions) or an observer (it may read and follow, not prompt, interrupt or answer).',
@@ -197,18 +183,14 @@ export const SessionAttach = defineRequest({
   result: z.object({ role: AttachRole }),
 });
 
-export const SessionArchive = defineRequest({
-  method: 'session/archive',
-  direction: 'clientToDaemon',
+export const SessionArchive = clientRequest('session/archive', {
   scope: 'session',
   description: 'Marks the session read-only; its log stays readable.',
   params: z.object({ sessionId: SessionId }),
   result: z.object({}),
 });
 
-export const SessionSteer = defineRequest({
-  method: 'session/steer',
-  direction: 'clientToDaemon',
+export const SessionSteer = clientRequest('session/steer', {
   scope: 'session',
   description:
     "Adds user input to the running turn: durable when this answers, it joins that turn's next model call (`steered: true`). With no turn running it is a prompt: it queues a turn of its own (`steered: false`). Makes the connection a controller, as session/prompt does.",
@@ -221,18 +203,14 @@ export const SessionSteer = defineRequest({
   }),
 });
 
-export const SessionRename = defineRequest({
-  method: 'session/rename',
-  direction: 'clientToDaemon',
+export const SessionRename = clientRequest('session/rename', {
   scope: 'session',
   description: 'Gives the session a new title (a session.renamed event). Refused to an observer.',
   params: z.object({ sessionId: SessionId, title: z.string().min(1).max(L.titleChars) }),
   result: z.object({}),
 });
 
-export const SessionDelete = defineRequest({
-  method: 'session/delete',
-  direction: 'clientToDaemon',
+export const SessionDelete = clientRequest('session/delete', {
   scope: 'session',
   description:
     "Deletes the session for good: its log, its workspace copy when it is a fork's (never a workspace of yours), and its sub-agent sessions (`deleted` lists them all). SessionBusy while it or a sub-agent has a turn running or queued. Refused to an observer.",
@@ -240,9 +218,7 @@ export const SessionDelete = defineRequest({
   result: z.object({ deleted: z.array(SessionId) }),
 });
 
-export const SessionRollback = defineRequest({
-  method: 'session/rollback',
-  direction: 'clientToDaemon',
+export const SessionRollback = clientRequest('session/rollback', {
   scope: 'session',
   description:
     "Takes the last `turns` turns out of the model's context (a session.rolled_back event; the log keeps them, nothing is rewritten). Files they changed stay as they are. SessionBusy while a turn runs or is queued; InvalidPosition for more turns than the context has.",

@@ -18,7 +18,7 @@
  * every daemon accepts them.
  */
 import { z } from 'zod';
-import { defineRequest } from '../define.js';
+import { clientRequest } from '../define.js';
 import { FieldLimits as L } from '../limits.js';
 import { SessionId } from './session.js';
 
@@ -45,9 +45,7 @@ export type TokenInfo = z.infer<typeof TokenInfo>;
 /** The longest a token may live: a year. */
 export const MAX_TOKEN_LIFETIME_MS = 366 * 24 * 3600 * 1000;
 
-export const TokenCreate = defineRequest({
-  method: 'token/create',
-  direction: 'clientToDaemon',
+export const TokenCreate = clientRequest('token/create', {
   scope: 'global',
   description:
     'Makes an access token for the network listener and answers it once; the daemon keeps only its hash. Local socket only (TokenForbids over the network).',
@@ -64,18 +62,14 @@ export const TokenCreate = defineRequest({
   }),
 });
 
-export const TokenList = defineRequest({
-  method: 'token/list',
-  direction: 'clientToDaemon',
+export const TokenList = clientRequest('token/list', {
   scope: 'global',
   description: 'Lists the tokens that are valid now (never the tokens themselves). Local socket only.',
   params: z.object({}).optional(),
   result: z.object({ tokens: z.array(TokenInfo) }),
 });
 
-export const TokenRevoke = defineRequest({
-  method: 'token/revoke',
-  direction: 'clientToDaemon',
+export const TokenRevoke = clientRequest('token/revoke', {
   scope: 'global',
   description:
     'Revokes a token and the web logins made with it; connections using them are closed, on every daemon sharing the log. TokenNotFound when no valid token has this id. Local socket only.',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRequest } from '../define.js';
+import { clientRequest } from '../define.js';
 import { FieldLimits as L } from '../limits.js';
 
 export const VaultName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a credential name is letters, digits and _');
@@ -23,9 +23,7 @@ export const VaultEntryInfo = z.object({
   updatedAt: z.number(),
 });
 
-export const VaultSet = defineRequest({
-  method: 'vault/set',
-  direction: 'clientToDaemon',
+export const VaultSet = clientRequest('vault/set', {
   scope: 'global',
   description: 'Stores (or replaces) a credential, encrypted. Values are never returned by any method.',
   params: z.object({
@@ -37,18 +35,14 @@ export const VaultSet = defineRequest({
   result: z.object({}),
 });
 
-export const VaultList = defineRequest({
-  method: 'vault/list',
-  direction: 'clientToDaemon',
+export const VaultList = clientRequest('vault/list', {
   scope: 'global',
   description: 'Names and bindings of stored credentials; never values.',
   params: z.object({}).optional(),
   result: z.object({ entries: z.array(VaultEntryInfo) }),
 });
 
-export const VaultDelete = defineRequest({
-  method: 'vault/delete',
-  direction: 'clientToDaemon',
+export const VaultDelete = clientRequest('vault/delete', {
   scope: 'global',
   description: 'Deletes a credential.',
   params: z.object({ name: VaultName }),
