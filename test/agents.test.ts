@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { until } from './support/until.js';
@@ -11,6 +11,7 @@ import { LevelSessionLog } from '../daemon/log/index.js';
 import { startCluster } from './support/cluster.js';
 import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
 import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
+import { suiteFixture } from './support/suite.js';
 
 type Body = { tools?: Array<{ name: string }>; messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };
 const body = (req: RecordedRequest) => req.body as Body;
@@ -31,17 +32,13 @@ function routed(count: number, route: (req: RecordedRequest) => Reply | Promise<
 }
 
 describe('sub-agents', () => {
-  let rig: AgentRig;
-  before(async () => {
-    rig = await startAgentRig();
-  });
-  after(() => rig.dispose());
+  const rig = suiteFixture(() => startAgentRig());
 
   it('runs two sub-agents in parallel in the parent’s sandbox: both write, the parent reads both', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const parent = await createSession(client, { title: 'parent' });
-    const sawChildB = () => rig.emulator.requests.some((r) => opening(r) === 'write b.txt');
-    rig.emulator.script(
+    const sawChildB = () => rig().emulator.requests.some((r) => opening(r) === 'write b.txt');
+    rig().emulator.script(
       routed(7, async (req) => {
         const text = opening(req);
         if (text === 'split the work') {
@@ -51,7 +48,7 @@ describe('sub-agents', () => {
         }
         const name = text === 'write a.txt' ? 'a' : 'b';
         // A waits for B's first call: were the sub-agents run one after the other, this would never return.
-        if (name === 'a' && steps(req) === 0) await rig.emulator.waitFor(sawChildB, 30_000);
+        if (name === 'a' && steps(req) === 0) await rig().emulator.waitFor(sawChildB, 30_000);
         if (steps(req) === 0) return reply.toolUse({ name: 'write_file', input: { path: `${name}.txt`, content: `from ${name}\n` } });
         return reply.text(`wrote ${name}.txt`);
       }),
@@ -91,17 +88,17 @@ describe('sub-agents', () => {
     const listed = (await client.request(SessionList, {})).sessions.filter((s) => s.parent?.sessionId === parent);
     assert.equal(listed.length, 2);
     // As a user sees the tree in the CLI.
-    const shown = await runAgentd(rig.daemon.layout, ['sessions']);
+    const shown = await runAgentd(rig().daemon.layout, ['sessions']);
     assert.match(shown.stdout, new RegExp(`${parent} .*\\(2 sub-agents: ${children.join(' ')}\\)`));
     for (const childId of children) assert.match(shown.stdout, new RegExp(`${childId} .*\\(sub-agent of ${parent}\\)`));
-    const log = await runAgentd(rig.daemon.layout, ['log', parent]);
+    const log = await runAgentd(rig().daemon.layout, ['log', parent]);
     for (const childId of children) assert.match(log.stdout, new RegExp(`tool\\.started +agent .*→ sub-agent ${childId}`));
   });
 
   it('gives a sub-agent only the tools asked for: a tool the parent has is refused to it, and it gets no agent tool', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const parent = await createSession(client);
-    rig.emulator.script(
+    rig().emulator.script(
       routed(4, (req) => {
         if (opening(req) === 'delegate') {
           return steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'only read', tools: ['read_file'] } }) : reply.text('delegated');
@@ -109,10 +106,10 @@ describe('sub-agents', () => {
         return steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'touch forbidden' } }) : reply.text('could not');
       }),
     );
-    const start = rig.emulator.requests.length;
+    const start = rig().emulator.requests.length;
     await client.request(SessionPrompt, { sessionId: parent, content: 'delegate' });
     const events = await settle(client, parent);
-    const requests = rig.emulator.requests.slice(start);
+    const requests = rig().emulator.requests.slice(start);
     const parentTools = body(requests.find((r) => opening(r) === 'delegate')!).tools!.map((t) => t.name);
     assert.ok(parentTools.includes('bash') && parentTools.includes('agent'));
     const childRequest = requests.find((r) => opening(r) === 'only read')!;
@@ -130,21 +127,21 @@ describe('sub-agents', () => {
   });
 
   it('holds a sub-agent to what is left of its parent’s budget, and counts what it spent in the parent’s', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const parent = await createSession(client, { budget: { maxTokens: 1 } });
-    rig.emulator.script(
+    rig().emulator.script(
       routed(3, (req) =>
         opening(req) === 'spend through a child'
           ? reply.toolUse({ name: 'agent', input: { prompt: 'spend' } })
           : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo spent' } }) : reply.text('never sent'),
       ),
     );
-    const start = rig.emulator.requests.length;
+    const start = rig().emulator.requests.length;
     await client.request(SessionPrompt, { sessionId: parent, content: 'spend through a child' });
     const events = await settle(client, parent);
     const childId = String(ofType(events, 'tool.started')[0]!.data.childSessionId);
     const childEvents = await settle(client, childId);
-    assert.equal(rig.emulator.requests.length - start, 2, 'one call each: the budget stops both next calls');
+    assert.equal(rig().emulator.requests.length - start, 2, 'one call each: the budget stops both next calls');
     assert.equal(ofType(childEvents, 'turn.failed')[0]!.data.reason, 'budget_exceeded');
     assert.deepEqual((await client.request(SessionGet, { sessionId: childId })).budget, { maxTokens: 1 });
     const result = ofType(events, 'tool.result')[0]!;
@@ -157,9 +154,9 @@ describe('sub-agents', () => {
   });
 
   it('interrupting the parent interrupts its sub-agent; the agent call gets one interrupted result', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const parent = await createSession(client);
-    rig.emulator.script(routed(2, (req) => (opening(req) === 'wait on a child' ? reply.toolUse({ name: 'agent', input: { prompt: 'hang' } }) : reply.hang())));
+    rig().emulator.script(routed(2, (req) => (opening(req) === 'wait on a child' ? reply.toolUse({ name: 'agent', input: { prompt: 'hang' } }) : reply.hang())));
     await client.request(SessionPrompt, { sessionId: parent, content: 'wait on a child' });
     const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
     const childId = String(started.data.childSessionId);
@@ -178,7 +175,7 @@ describe('sub-agents', () => {
   });
 
   it('asks a sub-agent’s permission questions of the parent’s controllers, naming the parent', async () => {
-    const layout = rig.daemon.layout;
+    const layout = rig().daemon.layout;
     const asked: Array<{ sessionId: string; parentSessionId?: string; tool: string }> = [];
     const controller = await connect({
       layout,
@@ -188,7 +185,7 @@ describe('sub-agents', () => {
     });
     try {
       const parent = await createSession(controller, { permissions: { default: 'ask', allow: ['agent'] } });
-      rig.emulator.script(
+      rig().emulator.script(
         routed(4, (req) =>
           opening(req) === 'ask through me'
             ? steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'run a command' } }) : reply.text('ok')

@@ -7,29 +7,26 @@ import { createSession, ofType, settle, startAgentRig, type AgentRig } from './s
 import { startGitUpstream, startHttpUpstream, startMcpUpstream } from './support/upstreams.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { suiteFixture } from './support/suite.js';
 
 const node = (code: string) => `node -e ${JSON.stringify(code)}`;
 const fetchText = (url: string) => node(`fetch(${url}).then(async r => console.log(r.status, await r.text())).catch(e => console.log('FAILED', e.cause?.code ?? e.message))`);
 const resultText = (e: { data: Record<string, unknown> }) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
 
 describe('remote MCP servers', () => {
-  let rig: AgentRig;
-  before(async () => {
-    rig = await startAgentRig();
-  });
-  after(() => rig.dispose());
+  const rig = suiteFixture(() => startAgentRig());
 
   it('are called by the daemon with the vault token, outside any sandbox, namespaced for the model', async () => {
     const token = `mcp-token-${Math.random().toString(36).slice(2)}`;
     const upstream = await startMcpUpstream(token);
     try {
-      const client = await rig.daemon.client();
+      const client = await rig().daemon.client();
       await client.request(VaultSet, { name: 'NOTES_TOKEN', value: token, binding: { kind: 'mcp', url: upstream.url } });
       const sessionId = await createSession(client, { mcpServers: [{ name: 'notes', type: 'http', url: upstream.url, credential: 'NOTES_TOKEN' }] });
-      rig.emulator.script([reply.toolUse({ name: 'mcp__notes__lookup', input: { word: 'agentd' } }), reply.text('The notes have 3 entries.')]);
+      rig().emulator.script([reply.toolUse({ name: 'mcp__notes__lookup', input: { word: 'agentd' } }), reply.text('The notes have 3 entries.')]);
       await client.request(SessionPrompt, { sessionId, content: 'look it up' });
       const events = await settle(client, sessionId);
-      const offered = (rig.emulator.requests.at(-1)!.body as { tools: Array<{ name: string }> }).tools.map((t) => t.name);
+      const offered = (rig().emulator.requests.at(-1)!.body as { tools: Array<{ name: string }> }).tools.map((t) => t.name);
       assert.ok(offered.includes('mcp__notes__lookup'));
       const started = ofType(events, 'tool.started')[0]!;
       assert.equal(started.data.where, 'daemon');

@@ -1,11 +1,12 @@
 /** The harness against the Messages-API emulator: the model loop, lazy sandboxes, caching, permissions, interrupts, retries, compaction. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { SessionDeltaNotification, SessionGet, SessionInterrupt, SessionPrompt, SessionAttach } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
 import { reply, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
-import { allEvents, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
+import { allEvents, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent } from './support/agent.js';
+import { suiteFixture } from './support/suite.js';
 
 type Body = { system?: unknown; tools?: unknown; messages: Array<{ role: string; content: Array<Record<string, unknown>> }> };
 
@@ -14,16 +15,12 @@ function withoutCacheMarks(value: unknown): unknown {
 }
 
 describe('harness', () => {
-  let rig: AgentRig;
-  before(async () => {
-    rig = await startAgentRig();
-  });
-  after(() => rig.dispose());
+  const rig = suiteFixture(() => startAgentRig());
 
   it('runs a turn: streams deltas, routes a tool call to the sandbox, stores one reply per call and sums usage', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client);
-    rig.emulator.script([
+    rig().emulator.script([
       reply.toolUse({ name: 'write_file', input: { path: 'hello.txt', content: 'hi there\n' } }, { text: 'Writing the file.' }),
       reply.text('Done: hello.txt holds a greeting.', { chunks: 4 }),
     ]);
@@ -51,15 +48,15 @@ describe('harness', () => {
   });
 
   it('starts the first model call with no sandbox, and provisions one only when a tool is first called', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const lazy = await createSession(client);
-    rig.emulator.script([reply.text('No tools needed.')]);
+    rig().emulator.script([reply.text('No tools needed.')]);
     await client.request(SessionPrompt, { sessionId: lazy, content: 'just talk' });
     const talked = await settle(client, lazy);
     assert.equal(ofType(talked, 'sandbox.provisioned').length, 0, 'no sandbox for a turn without tools');
-    const request = rig.emulator.requests.at(-1)!.body as { tools: Array<{ name: string }> };
+    const request = rig().emulator.requests.at(-1)!.body as { tools: Array<{ name: string }> };
     assert.deepEqual(request.tools.map((t) => t.name), ['bash', 'read_file', 'write_file', 'edit_file', 'glob', 'grep', 'agent']);
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo lazy' } }), reply.text('ok')]);
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo lazy' } }), reply.text('ok')]);
     await client.request(SessionPrompt, { sessionId: lazy, content: 'now a tool' });
     const used = await settle(client, lazy);
     const provisioned = ofType(used, 'sandbox.provisioned');
@@ -72,15 +69,15 @@ describe('harness', () => {
   });
 
   it('builds each request so the next one extends it byte for byte (prompt cache prefix)', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client, { system: 'Be brief.' });
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo one' } }), reply.text('first'), reply.text('second')]);
-    const start = rig.emulator.requests.length;
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo one' } }), reply.text('first'), reply.text('second')]);
+    const start = rig().emulator.requests.length;
     await client.request(SessionPrompt, { sessionId, content: 'turn one' });
     await settle(client, sessionId);
     await client.request(SessionPrompt, { sessionId, content: 'turn two' });
     await settle(client, sessionId);
-    const bodies = rig.emulator.requests.slice(start).map((r: RecordedRequest) => withoutCacheMarks(r.body) as Body);
+    const bodies = rig().emulator.requests.slice(start).map((r: RecordedRequest) => withoutCacheMarks(r.body) as Body);
     assert.equal(bodies.length, 3);
     for (let i = 1; i < bodies.length; i++) {
       const [prev, next] = [bodies[i - 1]!, bodies[i]!];
@@ -94,10 +91,10 @@ describe('harness', () => {
   });
 
   it('asks permission of every controller that can answer, takes the first answer, and remembers allow_always', async () => {
-    const admin = await rig.daemon.client();
+    const admin = await rig().daemon.client();
     const sessionId = await createSession(admin, { title: 'asks twice', permissions: { default: 'ask', deny: ['bash(rm *)'] } });
     const asked: string[] = [];
-    const layout = rig.daemon.layout;
+    const layout = rig().daemon.layout;
     const fast = await connect({
       layout,
       autostart: false,
@@ -122,7 +119,7 @@ describe('harness', () => {
     await fast.request(SessionAttach, { sessionId, role: 'controller' });
     await slow.request(SessionAttach, { sessionId, role: 'controller' });
     try {
-      rig.emulator.script([
+      rig().emulator.script([
         reply.toolUse({ name: 'bash', input: { command: 'echo asked' } }),
         reply.toolUse({ name: 'bash', input: { command: 'echo not asked again' } }),
         reply.toolUse({ name: 'bash', input: { command: 'rm -rf /tmp/nothing' } }),
@@ -150,17 +147,17 @@ describe('harness', () => {
   });
 
   it('interrupts a streaming reply and a running tool, leaving no orphan tool call, and carries on', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client);
-    rig.emulator.script([reply.hang()]);
+    rig().emulator.script([reply.hang()]);
     await client.request(SessionPrompt, { sessionId, content: 'hang' });
-    await rig.emulator.waitFor(() => rig.emulator.inFlight > 0);
+    await rig().emulator.waitFor(() => rig().emulator.inFlight > 0);
     assert.deepEqual(await client.request(SessionInterrupt, { sessionId }), { interrupted: true });
     let events = await settle(client, sessionId);
     assert.equal(ofType(events, 'turn.interrupted').length, 1);
     assert.equal(ofType(events, 'assistant.message').length, 0);
 
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'sleep 60 & sleep 60' } })]);
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'sleep 60 & sleep 60' } })]);
     await client.request(SessionPrompt, { sessionId, content: 'run something slow' });
     // Its sandbox is provisioned for this call, which then runs in it.
     await waitForEvent(client, sessionId, (e) => e.type === 'sandbox.provisioned');
@@ -171,19 +168,19 @@ describe('harness', () => {
     assert.equal(result.data.errorKind, 'interrupted');
     assert.equal(ofType(events, 'turn.interrupted').length, 2);
 
-    rig.emulator.script([reply.text('back to work')]);
+    rig().emulator.script([reply.text('back to work')]);
     await client.request(SessionPrompt, { sessionId, content: 'continue' });
     events = await settle(client, sessionId);
     assert.equal(ofType(events, 'turn.completed').length, 1);
     assert.deepEqual(assertLogInvariants(events), []);
-    assert.equal(rig.emulator.requests.at(-1)!.status, 200, 'the API accepted the context after interrupts (no orphan tool_use)');
+    assert.equal(rig().emulator.requests.at(-1)!.status, 200, 'the API accepted the context after interrupts (no orphan tool_use)');
     assert.deepEqual(await client.request(SessionInterrupt, { sessionId }), { interrupted: false });
   });
 
   it('retries 429, 529, 500 and a dropped stream, recording each retry, then completes', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client);
-    rig.emulator.script([reply.rateLimited(0), reply.overloaded(), reply.serverError(), reply.disconnect({ afterEvents: 3 }), reply.text('made it')]);
+    rig().emulator.script([reply.rateLimited(0), reply.overloaded(), reply.serverError(), reply.disconnect({ afterEvents: 3 }), reply.text('made it')]);
     await client.request(SessionPrompt, { sessionId, content: 'flaky' });
     const events = await settle(client, sessionId);
     assert.equal(ofType(events, 'model.retry').length, 4);
@@ -194,24 +191,24 @@ describe('harness', () => {
   });
 
   it('fails the turn with the API message once retries run out', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client);
-    rig.emulator.script(Array.from({ length: 10 }, () => reply.overloaded('Overloaded right now')));
+    rig().emulator.script(Array.from({ length: 10 }, () => reply.overloaded('Overloaded right now')));
     await client.request(SessionPrompt, { sessionId, content: 'doomed' });
     const events = await settle(client, sessionId);
     const failed = ofType(events, 'turn.failed');
     assert.equal(failed.length, 1);
     assert.match(String(failed[0]!.data.error), /Overloaded right now/);
-    rig.emulator.script([]);
+    rig().emulator.script([]);
   });
 
   it('compacts older turns into a summary when the context passes its budget, leaving the log whole', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client, { context: { budgetTokens: 3000 } });
     const long = 'lorem ipsum '.repeat(400);
     for (let i = 0; i < 3; i++) {
-      rig.emulator.script([(req) => (JSON.stringify(req.body).includes('Summarise the conversation') ? reply.text('SUMMARY: three long turns') : reply.text(`answer ${i} ${long}`))]);
-      rig.emulator.enqueue((req) => (JSON.stringify(req.body).includes('Summarise the conversation') ? reply.text('SUMMARY: three long turns') : reply.text(`answer ${i}`)));
+      rig().emulator.script([(req) => (JSON.stringify(req.body).includes('Summarise the conversation') ? reply.text('SUMMARY: three long turns') : reply.text(`answer ${i} ${long}`))]);
+      rig().emulator.enqueue((req) => (JSON.stringify(req.body).includes('Summarise the conversation') ? reply.text('SUMMARY: three long turns') : reply.text(`answer ${i}`)));
       await client.request(SessionPrompt, { sessionId, content: `question ${i} ${long}` });
       await settle(client, sessionId);
     }
@@ -220,15 +217,15 @@ describe('harness', () => {
     assert.ok(compacted.length >= 1, 'compacted at least once');
     assert.match(String(compacted[0]!.data.summary), /SUMMARY/);
     assert.equal(ofType(events, 'user.message').length, 3, 'the log keeps every turn');
-    const last = rig.emulator.requests.at(-1)!.body as Body;
+    const last = rig().emulator.requests.at(-1)!.body as Body;
     assert.match(JSON.stringify(last.messages[0]), /SUMMARY: three long turns/);
     assert.doesNotMatch(JSON.stringify(last.messages), /question 0/);
   });
 
   it('gives a sandbox_lost result when the sandbox dies mid-call, and a fresh sandbox to the next call', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client);
-    rig.emulator.script([
+    rig().emulator.script([
       reply.toolUse({ name: 'bash', input: { command: 'echo marker > kept.txt; kill -KILL $PPID; sleep 5' } }),
       reply.toolUse({ name: 'bash', input: { command: 'cat kept.txt' } }),
       reply.text('recovered'),

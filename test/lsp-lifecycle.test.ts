@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   createMessageConnection,
   NotificationType0,
@@ -20,6 +20,7 @@ import {
 } from 'vscode-jsonrpc-8/node.js';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/index.js';
 import { AGENTD_BIN, runAgentd, startDaemon, type TestDaemon } from './support/daemon.js';
+import { suiteFixture } from './support/suite.js';
 
 const Shutdown = new RequestType0<null, void>('shutdown');
 const Exit = new NotificationType0('exit');
@@ -59,14 +60,10 @@ async function errorCode(promise: Promise<unknown>): Promise<number> {
 }
 
 describe('agentd stdio: the LSP lifecycle', () => {
-  let daemon: TestDaemon;
-  before(async () => {
-    daemon = await startDaemon();
-  });
-  after(() => daemon.dispose());
+  const daemon = suiteFixture(() => startDaemon());
 
   it('shutdown without params, InvalidRequest after it, exit ends the bridge with 0', async () => {
-    const b = bridge(daemon);
+    const b = bridge(daemon());
     const rpc = connectionTo(b);
     await rpc.sendRequest('initialize', init);
     assert.equal(await rpc.sendRequest(Shutdown), null);
@@ -78,7 +75,7 @@ describe('agentd stdio: the LSP lifecycle', () => {
   });
 
   it('shutdown with params null, then exit: 0', async () => {
-    const b = bridge(daemon);
+    const b = bridge(daemon());
     // The raw writer and reader: vscode-jsonrpc's request API never sends a literal `params: null`.
     const writer = new StreamMessageWriter(b.child.stdin);
     const reader = new StreamMessageReader(b.child.stdout);
@@ -100,7 +97,7 @@ describe('agentd stdio: the LSP lifecycle', () => {
   });
 
   it('exit without shutdown ends the bridge with 1', async () => {
-    const b = bridge(daemon);
+    const b = bridge(daemon());
     const rpc = connectionTo(b);
     await rpc.sendRequest('initialize', init);
     await rpc.sendNotification(Exit);
@@ -108,20 +105,20 @@ describe('agentd stdio: the LSP lifecycle', () => {
     rpc.dispose();
   });
 
-  it('the daemon closes a socket connection on exit, and keeps running', async () => {
-    const client = await daemon.client();
+  it('the daemon() closes a socket connection on exit, and keeps running', async () => {
+    const client = await daemon().client();
     // The test client is the project's own vscode-jsonrpc: methods by name.
     await client.rpc.sendRequest('shutdown');
     await client.rpc.sendNotification('exit');
     await client.closed;
-    const again = await daemon.client();
+    const again = await daemon().client();
     assert.ok(Array.isArray((await again.rpc.sendRequest<{ sessions: unknown[] }>('session/list', {})).sessions));
     again.close();
   });
 
   it('--home without a directory is a usage error for stdio, mcp and acp; stdout stays empty', async () => {
     for (const command of ['stdio', 'mcp', 'acp']) {
-      const run = await runAgentd(daemon.layout, [command, '--home']);
+      const run = await runAgentd(daemon().layout, [command, '--home']);
       assert.equal(run.code, 2, `${command}: ${run.stderr}`);
       assert.match(run.stderr, /--home/);
       assert.equal(run.stdout, '');

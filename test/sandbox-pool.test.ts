@@ -18,6 +18,7 @@ import { runAgentd, tempHome } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
 import { until } from './support/until.js';
 import { securityMatrix, startSecurityRig, type SecurityRig } from './security/support/rig.js';
+import { suiteFixture } from './support/suite.js';
 
 const root = process.getuid?.() === 0;
 const matrix = await securityMatrix();
@@ -58,88 +59,80 @@ function hostsOf(daemonPid: number): number[] {
 if (root) {
   describe('warm sandbox pool (daemon as root)', () => {
     const POOL = 2;
-    let rig: SecurityRig;
-    before(async () => {
-      rig = await startSecurityRig(matrix[0]!.principal, 'bwrap', { pool: POOL });
-    });
-    after(() => rig.dispose());
+    const rig = suiteFixture(() => startSecurityRig(matrix[0]!.principal, 'bwrap', { pool: POOL }));
 
     it('binds a pooled sandbox to its session: the workspace at its own path, the data dir masked, the daemon\'s limits', async () => {
-      writeFileSync(join(rig.home, 'note.txt'), 'mine');
-      const session = await rig.session();
-      const r = await rig.bash(session, 'pwd; cat note.txt; echo; ls -A .agentd | wc -l; echo made > made.txt');
-      assert.equal(r.text, `${realpathSync(rig.home)}\nmine\n0\n[exit code: 0]`);
-      assert.equal(readFileSync(join(rig.home, 'made.txt'), 'utf8'), 'made\n');
-      const [provisioned] = provisionedIn(await rig.events(session));
+      writeFileSync(join(rig().home, 'note.txt'), 'mine');
+      const session = await rig().session();
+      const r = await rig().bash(session, 'pwd; cat note.txt; echo; ls -A .agentd | wc -l; echo made > made.txt');
+      assert.equal(r.text, `${realpathSync(rig().home)}\nmine\n0\n[exit code: 0]`);
+      assert.equal(readFileSync(join(rig().home, 'made.txt'), 'utf8'), 'made\n');
+      const [provisioned] = provisionedIn(await rig().events(session));
       assert.equal(provisioned!.data.pooled, true);
       const limits = provisioned!.data.limits as { pids: number; memoryMb: number };
       assert.deepEqual([limits.pids, limits.memoryMb], [1024, 4096]);
     });
 
     it('runs out: more sessions than the pool holds all get working sandboxes, the rest provisioned cold', async () => {
-      const before = await poolStatus(rig);
-      const sessions = await Promise.all(Array.from({ length: 6 }, (_, i) => rig.session({ workspace: rig.dir(`exhaust-${i}`) })));
-      // rig.start waits for a full pool, so all six ask for a sandbox at about the same moment.
-      await Promise.all(sessions.map((s, i) => rig.start(s, `echo ok-${i}`)));
+      const before = await poolStatus(rig());
+      const sessions = await Promise.all(Array.from({ length: 6 }, (_, i) => rig().session({ workspace: rig().dir(`exhaust-${i}`) })));
+      // rig().start waits for a full pool, so all six ask for a sandbox at about the same moment.
+      await Promise.all(sessions.map((s, i) => rig().start(s, `echo ok-${i}`)));
       const pooled: boolean[] = [];
       for (const [i, session] of sessions.entries()) {
-        const events = await rig.settle(session);
+        const events = await rig().settle(session);
         assert.equal(lastResult(events), `ok-${i}\n[exit code: 0]`);
         pooled.push(...provisionedIn(events).map((e) => e.data.pooled === true));
       }
       assert.equal(pooled.length, 6, 'one sandbox per session');
       assert.ok(pooled.filter(Boolean).length >= POOL, `the pool's sandboxes were used: ${pooled}`);
       assert.ok(pooled.some((p) => !p), `the sessions beyond the pool got cold sandboxes: ${pooled}`);
-      const after = await poolStatus(rig);
+      const after = await poolStatus(rig());
       assert.equal(after.served - before.served + after.cold - before.cold, 6);
       assert.equal(after.served - before.served, pooled.filter(Boolean).length);
     });
 
     it('replaces a pooled host that dies, and never hands out a dead one', async () => {
-      await until(async () => (await poolStatus(rig)).ready === POOL, 'the pool is full');
-      const before = await poolStatus(rig);
-      const [first] = hostsOf(rig.daemon.proc.pid!);
+      await until(async () => (await poolStatus(rig())).ready === POOL, 'the pool is full');
+      const before = await poolStatus(rig());
+      const [first] = hostsOf(rig().daemon.proc.pid!);
       assert.ok(first, 'a pooled host is running');
       process.kill(first, 'SIGKILL');
       await until(async () => {
-        const now = await poolStatus(rig);
+        const now = await poolStatus(rig());
         return now.replaced > before.replaced && now.ready === POOL;
       }, 'the dead host to be replaced');
       // Both pooled hosts die, and a session asks for a sandbox at once (eagerly, at creation).
-      const doomed = hostsOf(rig.daemon.proc.pid!);
+      const doomed = hostsOf(rig().daemon.proc.pid!);
       assert.equal(doomed.length, POOL);
       for (const pid of doomed) process.kill(pid, 'SIGKILL');
-      const session = await rig.session({ workspace: rig.dir('after-deaths'), sandbox: { isolation: 'bwrap', eager: true } });
-      // Cold or from a fresh pooled one (rig.bash would insist on pooled).
-      await rig.start(session, 'echo alive');
-      const events = await rig.settle(session);
+      const session = await rig().session({ workspace: rig().dir('after-deaths'), sandbox: { isolation: 'bwrap', eager: true } });
+      // Cold or from a fresh pooled one (rig().bash would insist on pooled).
+      await rig().start(session, 'echo alive');
+      const events = await rig().settle(session);
       assert.equal(lastResult(events), 'alive\n[exit code: 0]');
       assert.equal(provisionedIn(events).length, 1);
       assert.equal(events.filter((e) => e.type === 'sandbox.lost').length, 0, 'the session never had a dead sandbox');
       await until(async () => {
-        const now = await poolStatus(rig);
+        const now = await poolStatus(rig());
         return now.replaced >= before.replaced + 1 + POOL && now.ready === POOL;
       }, 'every dead host to be replaced');
     });
   });
 
   describe('a burst of fifty sessions (daemon as root, pool of 20)', () => {
-    let rig: SecurityRig;
-    before(async () => {
-      rig = await startSecurityRig(matrix[0]!.principal, 'bwrap', { pool: 20 });
-    });
-    after(() => rig.dispose());
+    const rig = suiteFixture(() => startSecurityRig(matrix[0]!.principal, 'bwrap', { pool: 20 }));
 
     it('completes every tool call, each in a sandbox of its own, confined to its own workspace', async () => {
       const count = 50;
-      const workspaces = Array.from({ length: count }, (_, i) => rig.dir(`burst-${i}`));
-      const sessions = await Promise.all(workspaces.map((workspace) => rig.session({ workspace })));
+      const workspaces = Array.from({ length: count }, (_, i) => rig().dir(`burst-${i}`));
+      const sessions = await Promise.all(workspaces.map((workspace) => rig().session({ workspace })));
       // Each writes its marker, then lists what it can see of the others' (only its own workspace is there).
       const command = (i: number) => `echo ${i} > mine && pwd && ls -A .. && cat ../*/mine && ls /proc | grep -c '^[0-9]'`;
-      await Promise.all(sessions.map((s, i) => rig.start(s, command(i))));
+      await Promise.all(sessions.map((s, i) => rig().start(s, command(i))));
       const ids = new Set<string>();
       for (const [i, session] of sessions.entries()) {
-        const events = await rig.settle(session);
+        const events = await rig().settle(session);
         const workspace = realpathSync(workspaces[i]!);
         const [pwd, listed, marker, ...rest] = lastResult(events).split('\n');
         assert.deepEqual([pwd, listed, marker], [workspace, workspace.split('/').at(-1), String(i)], `session ${i}: ${lastResult(events)}`);
@@ -151,7 +144,7 @@ if (root) {
         ids.add(String(provisioned[0]!.data.sandboxId));
       }
       assert.equal(ids.size, count, 'no sandbox served two sessions');
-      const status = await poolStatus(rig);
+      const status = await poolStatus(rig());
       assert.equal(status.served + status.cold, count);
       assert.ok(status.served >= 20, `the pool served its sandboxes: ${JSON.stringify(status)}`);
     });

@@ -1,7 +1,7 @@
 /** The session surface over the protocol: rename, delete, rollback, steer, usage per turn and per session, budgets. */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   AgentdError,
   ErrorCode,
@@ -18,7 +18,8 @@ import {
 import { connect } from '../clients/lib/index.js';
 import { lastUserText, reply, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
 import { runAgentd } from './support/daemon.js';
-import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
+import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, workspace } from './support/agent.js';
+import { suiteFixture } from './support/suite.js';
 
 const refused = (code: number) => (e: unknown) => e instanceof AgentdError && e.code === code;
 type Body = { messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };
@@ -32,14 +33,10 @@ function heldReply(then: ReturnType<typeof reply.text>) {
 }
 
 describe('session surface', () => {
-  let rig: AgentRig;
-  before(async () => {
-    rig = await startAgentRig({}, [], { prices: { 'priced-model': { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 } } });
-  });
-  after(() => rig.dispose());
+  const rig = suiteFixture(() => startAgentRig({}, [], { prices: { 'priced-model': { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 } } }));
 
   it('renames a session: a session.renamed event, the new title in session/get and list; observers and bad titles refused', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client, { title: 'first name' });
     await client.request(SessionRename, { sessionId, title: 'second name' });
     assert.equal((await client.request(SessionGet, { sessionId })).title, 'second name');
@@ -48,7 +45,7 @@ describe('session surface', () => {
     const renamed = await waitForEvent(client, sessionId, (e) => e.type === 'session.renamed');
     assert.equal(renamed.data.title, 'second name');
     await assert.rejects(client.request(SessionRename, { sessionId, title: '' }), refused(ErrorCode.InvalidParams));
-    const observer = await connect({ layout: rig.daemon.layout, autostart: false, clientName: 'observer' });
+    const observer = await connect({ layout: rig().daemon.layout, autostart: false, clientName: 'observer' });
     try {
       await observer.request(SessionAttach, { sessionId, role: 'observer' });
       await assert.rejects(observer.request(SessionRename, { sessionId, title: 'hijacked' }), refused(ErrorCode.NotController));
@@ -60,10 +57,10 @@ describe('session surface', () => {
   });
 
   it('deletes a session and a fork: logs gone, the fork’s workspace copy removed, the user’s workspace kept', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const dir = workspace();
     const sessionId = await createSession(client, { workspace: dir });
-    rig.emulator.script([reply.text('hello')]);
+    rig().emulator.script([reply.text('hello')]);
     await client.request(SessionPrompt, { sessionId, content: 'hi' });
     await settle(client, sessionId);
     const fork = await client.request(SessionFork, { sessionId, at: 2 });
@@ -81,10 +78,10 @@ describe('session surface', () => {
   });
 
   it('refuses delete and rollback while a turn runs (SessionBusy), and both work once it ended', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client);
     const held = heldReply(reply.text('slow answer'));
-    rig.emulator.script([held.reply]);
+    rig().emulator.script([held.reply]);
     await client.request(SessionPrompt, { sessionId, content: 'take your time' });
     await waitForEvent(client, sessionId, (e) => e.type === 'model.requested');
     await assert.rejects(client.request(SessionDelete, { sessionId }), refused(ErrorCode.SessionBusy));
@@ -96,9 +93,9 @@ describe('session surface', () => {
   });
 
   it('rolls back the last turns: an event, the log kept, and the next request without them', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client);
-    rig.emulator.script([reply.text('noted alpha'), reply.text('noted beta'), reply.text('noted gamma')]);
+    rig().emulator.script([reply.text('noted alpha'), reply.text('noted beta'), reply.text('noted gamma')]);
     for (const word of ['alpha', 'beta']) {
       await client.request(SessionPrompt, { sessionId, content: `remember ${word}` });
       await settle(client, sessionId);
@@ -108,10 +105,10 @@ describe('session surface', () => {
     const betaTurn = String(ofType(before, 'user.message')[1]!.data.turnId);
     const rolled = await client.request(SessionRollback, { sessionId, turns: 1 });
     assert.deepEqual(rolled.turnIds, [betaTurn]);
-    const start = rig.emulator.requests.length;
+    const start = rig().emulator.requests.length;
     await client.request(SessionPrompt, { sessionId, content: 'what do you remember?' });
     const events = await settle(client, sessionId);
-    const request = rig.emulator.requests[start]!;
+    const request = rig().emulator.requests[start]!;
     assert.match(texts(request), /remember alpha/);
     assert.doesNotMatch(texts(request), /remember beta|noted beta/);
     const event = ofType(events, 'session.rolled_back')[0]!;
@@ -121,11 +118,11 @@ describe('session surface', () => {
   });
 
   it('steers a running turn: logged at once, carried by the next model call of the same turn', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client);
     const held = heldReply(reply.text('a first answer'));
-    rig.emulator.script([held.reply, reply.text('answer with the steer in mind')]);
-    const start = rig.emulator.requests.length;
+    rig().emulator.script([held.reply, reply.text('answer with the steer in mind')]);
+    const start = rig().emulator.requests.length;
     const prompted = await client.request(SessionPrompt, { sessionId, content: 'write a poem' });
     await waitForEvent(client, sessionId, (e) => e.type === 'model.requested');
     const steered = await client.request(SessionSteer, { sessionId, content: 'make it about the sea' });
@@ -134,7 +131,7 @@ describe('session surface', () => {
     held.release();
     const events = await settle(client, sessionId);
     assert.deepEqual(assertLogInvariants(events), []);
-    const requests = rig.emulator.requests.slice(start);
+    const requests = rig().emulator.requests.slice(start);
     assert.equal(requests.length, 2, 'the turn called the model once more for the steer');
     assert.doesNotMatch(texts(requests[0]!), /about the sea/);
     assert.equal(lastUserText(requests[1]!.body), 'make it about the sea');
@@ -147,7 +144,7 @@ describe('session surface', () => {
     assert.deepEqual(requested[1]!.data.steers, [steered.seq]);
 
     // No turn running: a steer is a prompt, a turn of its own.
-    rig.emulator.script([reply.text('a turn of its own')]);
+    rig().emulator.script([reply.text('a turn of its own')]);
     const idle = await client.request(SessionSteer, { sessionId, content: 'and now?' });
     assert.equal(idle.steered, false);
     const after = await settle(client, sessionId);
@@ -155,9 +152,9 @@ describe('session surface', () => {
   });
 
   it('counts usage per turn and per session, priced by the daemon’s price table', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client, { model: 'priced-model' });
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo hi' } }), reply.text('done'), reply.text('again')]);
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo hi' } }), reply.text('done'), reply.text('again')]);
     await client.request(SessionPrompt, { sessionId, content: 'one' });
     await settle(client, sessionId);
     await client.request(SessionPrompt, { sessionId, content: 'two' });
@@ -177,36 +174,36 @@ describe('session surface', () => {
   });
 
   it('stops a turn at its token budget with budget_exceeded, and refuses a cost budget for a model without a price', async () => {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     await assert.rejects(createSession(client, { budget: { maxCost: 1 } }), refused(ErrorCode.InvalidParams));
     const sessionId = await createSession(client, { budget: { maxTokens: 1 } });
     assert.deepEqual((await client.request(SessionGet, { sessionId })).budget, { maxTokens: 1 });
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo spent' } }), reply.text('never sent')]);
-    const start = rig.emulator.requests.length;
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo spent' } }), reply.text('never sent')]);
+    const start = rig().emulator.requests.length;
     await client.request(SessionPrompt, { sessionId, content: 'spend' });
     const events = await settle(client, sessionId);
     assert.deepEqual(assertLogInvariants(events), []);
-    assert.equal(rig.emulator.requests.length - start, 1, 'no model call past the budget');
+    assert.equal(rig().emulator.requests.length - start, 1, 'no model call past the budget');
     const failed = ofType(events, 'turn.failed')[0]!;
     assert.equal(failed.data.reason, 'budget_exceeded');
     assert.match(String(failed.data.error), /budget exceeded/);
     assert.equal(ofType(events, 'tool.result').length, 1, 'the tool call of the last allowed reply still got its result');
-    rig.emulator.script([]);
+    rig().emulator.script([]);
   });
 
   it('does all of it from the CLI: new with a budget, usage, rename, rollback, steer, delete with a confirmation', async () => {
-    const { layout } = rig.daemon;
+    const { layout } = rig().daemon;
     const cli = async (args: string[], input?: string) => {
       const run = await runAgentd(layout, args, input === undefined ? {} : { input });
       assert.equal(run.code, 0, `agentd ${args.join(' ')}: ${run.stderr}`);
       return run.stdout;
     };
     const sessionId = (await cli(['new', '--workspace', workspace(), '--title', 'cli session', '--max-tokens', '1'])).trim();
-    const client = await rig.daemon.client();
-    rig.emulator.script([reply.text('one reply within the budget')]);
+    const client = await rig().daemon.client();
+    rig().emulator.script([reply.text('one reply within the budget')]);
     await cli(['prompt', sessionId, 'hello']);
     await settle(client, sessionId);
-    rig.emulator.script([]);
+    rig().emulator.script([]);
     await cli(['prompt', sessionId, 'over budget']);
     await settle(client, sessionId);
     const usage = JSON.parse(await cli(['usage', sessionId, '--json'])) as { budget: unknown; usage: { outputTokens: number }; turns: Array<{ end: string }> };

@@ -7,38 +7,35 @@
 import assert from 'node:assert/strict';
 import { closeSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ErrorCode } from '../../protocol/index.js';
-import { securityMatrix, startSecurityRig, type SecurityRig } from './support/rig.js';
+import { securityMatrix, startSecurityRig } from './support/rig.js';
+import { suiteFixture } from '../support/suite.js';
 
 const matrix = await securityMatrix();
 const MAX_BYTES = 64 * 1024 * 1024;
 
 for (const { principal, level, pool, where } of matrix) {
   describe(`session/fork copies only what it should (${where})`, () => {
-    let rig: SecurityRig;
-    before(async () => {
-      rig = await startSecurityRig(principal, level, { pool, env: { AGENTD_FORK_MAX_BYTES: String(MAX_BYTES) } });
-    });
-    after(() => rig.dispose());
+    const rig = suiteFixture(() => startSecurityRig(principal, level, { pool, env: { AGENTD_FORK_MAX_BYTES: String(MAX_BYTES) } }));
 
     const forks = () => {
       try {
-        return readdirSync(rig.layout.workspaces);
+        return readdirSync(rig().layout.workspaces);
       } catch {
         return [];
       }
     };
-    const workspaceOf = async (sessionId: string) => String(((await rig.rpc('session/get', { sessionId })).result as { workspace: string }).workspace);
+    const workspaceOf = async (sessionId: string) => String(((await rig().rpc('session/get', { sessionId })).result as { workspace: string }).workspace);
 
     it('copies files and symlinks (as links) and skips a FIFO and a socket', async () => {
-      const session = await rig.session({ workspace: rig.dir('special') });
-      const made = await rig.bash(
+      const session = await rig().session({ workspace: rig().dir('special') });
+      const made = await rig().bash(
         session,
         "mkfifo pipe; echo data > file.txt; ln -s file.txt link; mkdir -p sub/deep; echo y > sub/deep/y; node -e \"require('net').createServer().listen('sock', () => process.exit(0))\"; ls -1F",
       );
       assert.match(made.text, /^file\.txt\nlink@\npipe\|\nsock=\nsub\/\n/);
-      const forked = await rig.fork(session);
+      const forked = await rig().fork(session);
       assert.equal(forked.error, undefined, JSON.stringify(forked.error));
       const fork = String(forked.result!.sessionId);
       const copy = await workspaceOf(fork);
@@ -46,15 +43,15 @@ for (const { principal, level, pool, where } of matrix) {
       assert.equal(readlinkSync(join(copy, 'link')), 'file.txt');
       assert.equal(readFileSync(join(copy, 'sub/deep/y'), 'utf8'), 'y\n');
       assert.deepEqual(readdirSync(copy).sort(), ['file.txt', 'link', 'sub']);
-      const event = (await rig.events(fork)).find((e) => e.type === 'session.forked')!;
+      const event = (await rig().events(fork)).find((e) => e.type === 'session.forked')!;
       assert.deepEqual((event.data.skipped as string[]).sort(), ['pipe', 'sock']);
-      assert.equal((await rig.bash(fork, 'cat link')).text, 'data\n[exit code: 0]', 'the fork runs in its copy');
+      assert.equal((await rig().bash(fork, 'cat link')).text, 'data\n[exit code: 0]', 'the fork runs in its copy');
     });
 
     it('keeps sparse files sparse, a 1 TB one included', async () => {
-      const session = await rig.session({ workspace: rig.dir('sparse') });
-      await rig.bash(session, 'truncate -s 2G sparse.bin; printf x | dd of=sparse.bin bs=1 seek=1000000 conv=notrunc 2>/dev/null; truncate -s 1T huge.bin');
-      const forked = await rig.fork(session);
+      const session = await rig().session({ workspace: rig().dir('sparse') });
+      await rig().bash(session, 'truncate -s 2G sparse.bin; printf x | dd of=sparse.bin bs=1 seek=1000000 conv=notrunc 2>/dev/null; truncate -s 1T huge.bin');
+      const forked = await rig().fork(session);
       assert.equal(forked.error, undefined, JSON.stringify(forked.error));
       const copy = await workspaceOf(String(forked.result!.sessionId));
       const sparse = statSync(join(copy, 'sparse.bin'));
@@ -71,10 +68,10 @@ for (const { principal, level, pool, where } of matrix) {
     });
 
     it('refuses a workspace with more data than the limit before copying, and leaves nothing behind', async () => {
-      const session = await rig.session({ workspace: rig.dir('big') });
-      await rig.bash(session, 'head -c 80M /dev/urandom > big.bin; ls -s --block-size=M big.bin');
+      const session = await rig().session({ workspace: rig().dir('big') });
+      await rig().bash(session, 'head -c 80M /dev/urandom > big.bin; ls -s --block-size=M big.bin');
       const before = forks();
-      const forked = await rig.fork(session);
+      const forked = await rig().fork(session);
       assert.equal(forked.error?.code, ErrorCode.WorkspaceTooLarge, JSON.stringify(forked));
       assert.match(forked.error!.message, /holds 0\.08 GiB of data; a fork copies at most 0\.06 GiB/);
       assert.deepEqual(forks(), before, 'no partial copy');
@@ -82,10 +79,10 @@ for (const { principal, level, pool, where } of matrix) {
 
     if (principal.label === 'user') {
       it('removes a partial copy when the copy fails (a file the daemon cannot read)', async () => {
-        const session = await rig.session({ workspace: rig.dir('unreadable') });
-        await rig.bash(session, 'for i in 1 2 3; do echo $i > ok-$i.txt; done; echo secret > locked; chmod 000 locked');
+        const session = await rig().session({ workspace: rig().dir('unreadable') });
+        await rig().bash(session, 'for i in 1 2 3; do echo $i > ok-$i.txt; done; echo secret > locked; chmod 000 locked');
         const before = forks();
-        const forked = await rig.fork(session);
+        const forked = await rig().fork(session);
         assert.equal(forked.error?.code, ErrorCode.StorageFailure, JSON.stringify(forked));
         assert.match(forked.error!.message, /copying the workspace for the fork failed: cp failed: .*locked.*Permission denied/);
         assert.deepEqual(forks(), before, 'no partial copy');

@@ -1,0 +1,17 @@
+import { after, before } from 'node:test';
+
+/**
+ * One fixture (a daemon, a rig) for the enclosing describe block: started before its
+ * tests, disposed after them. Tests read it through the returned function.
+ */
+export function suiteFixture<T extends { dispose(): Promise<void> }>(start: () => Promise<T>): () => T {
+  let fixture: T | undefined;
+  before(async () => {
+    fixture = await start();
+  });
+  after(() => fixture?.dispose());
+  return () => {
+    if (!fixture) throw new Error('the suite fixture was read before its before hook ran');
+    return fixture;
+  };
+}
