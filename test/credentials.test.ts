@@ -1,9 +1,9 @@
 /** Credentials end to end: remote MCP servers called by the daemon, the proxy, git through the proxy. */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { SessionPrompt, VaultSet } from '../protocol/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { createSession, ofType, settle, startAgentRig, type AgentRig } from './support/agent.js';
+import { createSession, ofType, settle, startAgentRig } from './support/agent.js';
 import { startGitUpstream, startHttpUpstream, startMcpUpstream } from './support/upstreams.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,12 +43,8 @@ describe('remote MCP servers', () => {
 });
 
 describe('credential proxy', () => {
-  let rig: AgentRig;
-  before(async () => {
-    // Its sessions ask for the namespaces level too, which the default floor (bwrap) refuses.
-    rig = await startAgentRig({}, ['--isolation-floor', 'namespaces']);
-  });
-  after(() => rig.dispose());
+  // Its sessions ask for the namespaces level too, which the default floor (bwrap) refuses.
+  const rig = suiteFixture(() => startAgentRig({}, ['--isolation-floor', 'namespaces']));
 
   // Every isolation level that keeps the sandbox off the network reaches the proxy the same way.
   for (const isolation of ['bwrap', 'namespaces'] as const) {
@@ -56,11 +52,11 @@ describe('credential proxy', () => {
       const token = `http-token-${Math.random().toString(36).slice(2)}`;
       const upstream = await startHttpUpstream(token);
       try {
-        const client = await rig.daemon.client();
+        const client = await rig().daemon.client();
         await client.request(VaultSet, { name: 'API_TOKEN', value: token, binding: { kind: 'http', url: upstream.url } });
         await client.request(VaultSet, { name: 'OTHER_TOKEN', value: `other-${token}`, binding: { kind: 'http', url: upstream.url } });
         const sessionId = await createSession(client, { credentials: ['API_TOKEN'], sandbox: { isolation } });
-        rig.emulator.script([
+        rig().emulator.script([
           reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/API_TOKEN/things?x=1"') } }),
           reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/API_TOKEN/echo-secret"') } }),
           reply.toolUse({ name: 'bash', input: { command: fetchText('process.env.AGENTD_PROXY + "/OTHER_TOKEN/things"') } }),
@@ -87,10 +83,10 @@ describe('credential proxy', () => {
     const token = `git-token-${Math.random().toString(36).slice(2)}`;
     const upstream = await startGitUpstream(token);
     try {
-      const client = await rig.daemon.client();
+      const client = await rig().daemon.client();
       await client.request(VaultSet, { name: 'GIT_TOKEN', value: token, binding: { kind: 'git', url: upstream.url } });
       const sessionId = await createSession(client, { credentials: ['GIT_TOKEN'], repos: [{ url: upstream.url, credential: 'GIT_TOKEN', path: 'repo' }] });
-      rig.emulator.script([
+      rig().emulator.script([
         reply.toolUse({
           name: 'bash',
           input: {

@@ -7,26 +7,23 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { SessionPrompt, type Event, type SessionCreateParams } from '../protocol/index.js';
-import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { createSession, ofType, settle, startAgentRig, workspace } from './support/agent.js';
 import { startStaticUpstream, type RecordingUpstream } from './support/egress-upstreams.js';
+import { suiteFixture } from './support/suite.js';
 
 const PYPI_MIRROR = '/opt/pypi';
 const resultText = (e: Event) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
 
 describe('package managers through the egress proxy', () => {
-  let rig: AgentRig;
-  before(async () => {
-    rig = await startAgentRig();
-  });
-  after(() => rig?.dispose());
+  const rig = suiteFixture(() => startAgentRig());
 
   async function run(ws: string, network: SessionCreateParams['network'], command: string): Promise<{ out: string; events: Event[] }> {
-    const client = await rig.daemon.client();
+    const client = await rig().daemon.client();
     const sessionId = await createSession(client, { workspace: ws, network });
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command, timeout_ms: 300_000 } }), reply.text('done')]);
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command, timeout_ms: 300_000 } }), reply.text('done')]);
     await client.request(SessionPrompt, { sessionId, content: 'install' });
     const events = await settle(client, sessionId, 600_000);
     return { out: ofType(events, 'tool.result').map(resultText)[0]!, events };

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -18,9 +18,10 @@ import type { ResponseMessage } from '@modelcontextprotocol/sdk/shared/responseM
 import { CallToolResultSchema, McpError, type CallToolResult, type Task } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { API_KEY, workspace, type AgentRig } from './support/agent.js';
+import { API_KEY, workspace } from './support/agent.js';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
-import { disposeMcpRig, startMcp, startMcpRig, type McpRig } from './support/mcp-client.js';
+import { startMcp, startMcpRig, type McpRig } from './support/mcp-client.js';
+import { suiteFixture } from './support/suite.js';
 import { until } from './support/until.js';
 
 function text(result: CallToolResult): string {
@@ -58,23 +59,22 @@ async function mcpError(promise: Promise<unknown>): Promise<McpError> {
 }
 
 describe('agentd mcp: long turns, tasks and the spec', () => {
-  let rig: AgentRig;
-  let mcp: McpRig;
-  before(async () => ({ rig, mcp } = await startMcpRig()));
-  after(() => disposeMcpRig({ rig, mcp }));
+  const mcpRig = suiteFixture(startMcpRig);
+  const rig = () => mcpRig().rig;
+  const mcp = () => mcpRig().mcp;
 
   it('a 90 s turn: a plain call with resetTimeoutOnProgress under the default 60 s timeout, and a task', async () => {
-    const plainSession = await newSession(mcp, 'allow');
-    const taskSession = await newSession(mcp, 'allow');
+    const plainSession = await newSession(mcp(), 'allow');
+    const taskSession = await newSession(mcp(), 'allow');
     // Both turns run a 90 s tool call (no model event meanwhile), then answer.
     const sleep = reply.toolUse({ name: 'bash', input: { command: 'sleep 90 && echo slept' } });
-    rig.emulator.script([sleep, sleep, reply.text('slept'), reply.text('slept')]);
+    rig().emulator.script([sleep, sleep, reply.text('slept'), reply.text('slept')]);
     const progress: string[] = [];
-    const plain = mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId: plainSession, prompt: 'sleep' } }, undefined, {
+    const plain = mcp().client.callTool({ name: 'agentd_prompt', arguments: { sessionId: plainSession, prompt: 'sleep' } }, undefined, {
       resetTimeoutOnProgress: true,
       onprogress: (p) => void progress.push(p.message ?? ''),
     });
-    const asTask = promptAsTask(mcp, taskSession, 'sleep');
+    const asTask = promptAsTask(mcp(), taskSession, 'sleep');
     const [plainResult, taskMessages] = await Promise.all([plain, asTask]);
 
     const summary = (plainResult as CallToolResult).structuredContent as { answer: string; outcome: string; toolCalls: Array<{ ok: boolean }> };
@@ -89,10 +89,10 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     assert.equal((resultOf(taskMessages).structuredContent as { answer: string }).answer, 'slept');
   });
 
-  it('a task outlives its host: a new agentd mcp finds it by id, lists nothing else, cancels it', async () => {
-    const first = await startMcp(rig.daemon.layout.home);
+  it('a task outlives its host: a new agentd mcp() finds it by id, lists nothing else, cancels it', async () => {
+    const first = await startMcp(rig().daemon.layout.home);
     const sessionId = await newSession(first, 'allow');
-    rig.emulator.script([reply.hang()]);
+    rig().emulator.script([reply.hang()]);
     const stream = first.client.experimental.tasks.callToolStream({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'hang' } }, CallToolResultSchema, {
       task: {},
     });
@@ -102,7 +102,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     assert.deepEqual((await first.client.experimental.tasks.listTasks()).tasks.map((t) => t.taskId), [taskId]);
     await first.close();
 
-    const second = await startMcp(rig.daemon.layout.home);
+    const second = await startMcp(rig().daemon.layout.home);
     try {
       const found = await second.client.experimental.tasks.getTask(taskId);
       assert.deepEqual([found.taskId, found.status, found.ttl], [taskId, 'working', null]);
@@ -121,23 +121,23 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
   });
 
   it('cancelling a queued task leaves the running turn alone and stops its own turn once it starts', async () => {
-    const sessionId = await newSession(mcp, 'allow');
-    rig.emulator.script([reply.hang(), reply.hang()]);
-    const before = rig.emulator.requests.length;
-    const first = mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'runs first' } });
-    await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
-    const stream = mcp.client.experimental.tasks.callToolStream({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'queued' } }, CallToolResultSchema, { task: {} });
+    const sessionId = await newSession(mcp(), 'allow');
+    rig().emulator.script([reply.hang(), reply.hang()]);
+    const before = rig().emulator.requests.length;
+    const first = mcp().client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'runs first' } });
+    await rig().emulator.waitFor(() => rig().emulator.requests.length > before && rig().emulator.inFlight > 0, 30_000);
+    const stream = mcp().client.experimental.tasks.callToolStream({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'queued' } }, CallToolResultSchema, { task: {} });
     const { task } = (await stream.next()).value as { task: Task };
-    assert.equal((await mcp.client.experimental.tasks.cancelTask(task.taskId)).status, 'cancelled');
+    assert.equal((await mcp().client.experimental.tasks.cancelTask(task.taskId)).status, 'cancelled');
     const events = async () =>
-      ((await mcp.client.callTool({ name: 'agentd_read_events', arguments: { sessionId, types: ['turn.interrupted'] } })) as CallToolResult).structuredContent as {
+      ((await mcp().client.callTool({ name: 'agentd_read_events', arguments: { sessionId, types: ['turn.interrupted'] } })) as CallToolResult).structuredContent as {
         events: Array<{ data: { turnId: string } }>;
       };
     assert.deepEqual((await events()).events, [], 'the running turn was not interrupted for the queued one');
     // The running turn ends (interrupted by its own caller); the cancelled one starts and is stopped.
-    await mcp.client.callTool({ name: 'agentd_interrupt', arguments: { sessionId } });
+    await mcp().client.callTool({ name: 'agentd_interrupt', arguments: { sessionId } });
     assert.equal(((await first) as CallToolResult).structuredContent?.outcome, 'interrupted');
-    const result = (await mcp.client.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema)) as CallToolResult;
+    const result = (await mcp().client.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema)) as CallToolResult;
     assert.equal((result.structuredContent as { outcome: string; turnId: string }).outcome, 'interrupted');
     const interrupted = (await events()).events.map((e) => e.data.turnId);
     assert.equal(interrupted.length, 2);
@@ -147,7 +147,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
   it('a permission question under a task is input_required; the host answers it by elicitation', async () => {
     const seen: Task[] = [];
     const related: unknown[] = [];
-    const host: McpRig = await startMcp(rig.daemon.layout.home, async (_message, meta) => {
+    const host: McpRig = await startMcp(rig().daemon.layout.home, async (_message, meta) => {
       // The question came by the task's side channel (tasks/result), tagged with the task.
       related.push(meta?.['io.modelcontextprotocol/related-task']);
       // While the question is open the task says so, naming it.
@@ -156,7 +156,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     });
     try {
       const sessionId = await newSession(host, 'ask');
-      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo asked' } }), reply.text('ran it')]);
+      rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo asked' } }), reply.text('ran it')]);
       const messages = await promptAsTask(host, sessionId, 'ask first');
       assert.equal(seen.length, 1);
       assert.deepEqual(related, [{ taskId: seen[0]!.taskId }]);
@@ -168,22 +168,22 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
   });
 
   it('under ask, a host without elicitation gets the question at once, and answers it with a later call', async () => {
-    const sessionId = await newSession(mcp, 'ask');
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo later' } }), reply.text('answered later')]);
-    const result = (await mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'needs permission' } })) as CallToolResult;
+    const sessionId = await newSession(mcp(), 'ask');
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo later' } }), reply.text('answered later')]);
+    const result = (await mcp().client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'needs permission' } })) as CallToolResult;
     const waiting = result.structuredContent as { sessionId: string; waitingFor: { toolUseId: string; tool: string } };
     assert.equal(waiting.sessionId, sessionId);
     assert.equal(waiting.waitingFor.tool, 'bash');
     assert.match(text(result), new RegExp(`session ${sessionId} waits for permission to run bash .*echo later`));
     assert.match(text(result), /agentd_answer_permission/);
 
-    const answered = (await mcp.client.callTool({
+    const answered = (await mcp().client.callTool({
       name: 'agentd_answer_permission',
       arguments: { sessionId, toolUseId: waiting.waitingFor.toolUseId, decision: 'allow' },
     })) as CallToolResult;
     assert.equal(answered.isError, undefined, text(answered));
     const ended = await until(async () => {
-      const page = (await mcp.client.callTool({ name: 'agentd_read_events', arguments: { sessionId, types: ['assistant.message', 'turn.completed'] } })) as CallToolResult;
+      const page = (await mcp().client.callTool({ name: 'agentd_read_events', arguments: { sessionId, types: ['assistant.message', 'turn.completed'] } })) as CallToolResult;
       const events = (page.structuredContent as { events: Array<{ type: string; data: { content?: Array<{ text?: string }> } }> }).events;
       return events.some((e) => e.type === 'turn.completed') && events;
     }, 'the turn to complete after the answer');
@@ -191,33 +191,33 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
   });
 
   it('answers as the spec says: unknown tool and missing params -32602, a task of a task-less tool -32601, a missing resource -32002, no list_changed promised it never sends', async () => {
-    assert.equal((await mcpError(mcp.client.callTool({ name: 'no_such_tool', arguments: {} }))).code, -32602);
+    assert.equal((await mcpError(mcp().client.callTool({ name: 'no_such_tool', arguments: {} }))).code, -32602);
     // A task asked of a tool that runs none (taskSupport forbidden): -32601.
-    const asTask = mcp.client.experimental.tasks.callToolStream({ name: 'agentd_list_sessions', arguments: {} }, CallToolResultSchema, { task: {} });
+    const asTask = mcp().client.experimental.tasks.callToolStream({ name: 'agentd_list_sessions', arguments: {} }, CallToolResultSchema, { task: {} });
     const refused = (await asTask.next()).value as { type: string; error?: McpError };
     assert.equal(refused.type, 'error');
     assert.equal(refused.error?.code, -32601);
     const raw = z.object({}).passthrough();
-    const missingName = await mcpError(mcp.client.request({ method: 'tools/call', params: { arguments: {} } } as never, raw));
+    const missingName = await mcpError(mcp().client.request({ method: 'tools/call', params: { arguments: {} } } as never, raw));
     assert.equal(missingName.code, -32602);
     assert.match(missingName.message, /params\.name/);
-    assert.equal((await mcpError(mcp.client.request({ method: 'resources/read', params: {} } as never, raw))).code, -32602);
+    assert.equal((await mcpError(mcp().client.request({ method: 'resources/read', params: {} } as never, raw))).code, -32602);
     for (const uri of ['agentd://sessions/s_0000000000unknown/events', 'file:///etc/passwd']) {
-      assert.equal((await mcpError(mcp.client.readResource({ uri }))).code, -32002, uri);
+      assert.equal((await mcpError(mcp().client.readResource({ uri }))).code, -32002, uri);
     }
-    assert.equal((await mcpError(mcp.client.subscribeResource({ uri: 'agentd://sessions/s_0000000000unknown/events' }))).code, -32002);
-    assert.equal(mcp.client.getServerCapabilities()?.resources?.listChanged, false);
-    assert.equal(mcp.client.getServerCapabilities()?.tools?.listChanged, false);
-    const tools = await mcp.client.listTools();
+    assert.equal((await mcpError(mcp().client.subscribeResource({ uri: 'agentd://sessions/s_0000000000unknown/events' }))).code, -32002);
+    assert.equal(mcp().client.getServerCapabilities()?.resources?.listChanged, false);
+    assert.equal(mcp().client.getServerCapabilities()?.tools?.listChanged, false);
+    const tools = await mcp().client.listTools();
     assert.equal(tools.tools.find((t) => t.name === 'agentd_prompt')?.execution?.taskSupport, 'optional');
-    assert.deepEqual(mcp.errors, []);
+    assert.deepEqual(mcp().errors, []);
   });
 
   it('the MCP Inspector CLI, another client, lists and calls tools and gets the spec errors', async () => {
     const cli = createRequire(import.meta.url).resolve('@modelcontextprotocol/inspector-cli/build/index.js');
     // The CLI looks for its own package.json relative to the working directory: run it where that works.
     const inspect = (...args: string[]) =>
-      promisify(execFile)(process.execPath, [cli, process.execPath, ...args, '--', AGENTD_BIN, 'mcp', '--home', rig.daemon.layout.home], { cwd: dirname(cli) }).then(
+      promisify(execFile)(process.execPath, [cli, process.execPath, ...args, '--', AGENTD_BIN, 'mcp', '--home', rig().daemon.layout.home], { cwd: dirname(cli) }).then(
         (r) => ({ ok: true, out: r.stdout }),
         (e: { stdout: string; stderr: string }) => ({ ok: false, out: `${e.stdout}${e.stderr}` }),
       );
@@ -237,7 +237,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
 
   it('a host with a minimal environment: --home picks the data dir, config.json the model API, the vault the key', async () => {
     const layout = tempHome();
-    writeFileSync(join(layout.home, 'config.json'), JSON.stringify({ model: { baseUrl: rig.emulator.url } }));
+    writeFileSync(join(layout.home, 'config.json'), JSON.stringify({ model: { baseUrl: rig().emulator.url } }));
     // What a host passes (the SDK adds HOME, PATH, USER...), and the test run's markers so its leftovers are found.
     const env = { AGENTD_TEST_RUN: process.env.AGENTD_TEST_RUN ?? '', TMPDIR: process.env.TMPDIR ?? '/tmp' };
     const host = new Client({ name: 'minimal-host', version: '0' });
@@ -248,7 +248,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
       const sessionId = (created.structuredContent as { sessionId: string }).sessionId;
       const stored = await runAgentd(layout, ['vault', 'set', 'ANTHROPIC_API_KEY'], { input: API_KEY });
       assert.equal(stored.code, 0, stored.stderr);
-      rig.emulator.script([reply.text('reached through config.json with the vault key')]);
+      rig().emulator.script([reply.text('reached through config.json with the vault key')]);
       const result = (await host.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'hello' } })) as CallToolResult;
       assert.equal((result.structuredContent as { answer: string }).answer, 'reached through config.json with the vault key', text(result));
     } finally {

@@ -3,14 +3,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ResourceUpdatedNotificationSchema, type CallToolResult, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { SessionGet } from '../protocol/index.js';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { disposeMcpRig, startMcp, startMcpRig, type McpRig } from './support/mcp-client.js';
-import { ofType, settle, workspace, type AgentRig } from './support/agent.js';
+import { startMcp, startMcpRig } from './support/mcp-client.js';
+import { suiteFixture } from './support/suite.js';
+import { ofType, settle, workspace } from './support/agent.js';
 import { until } from './support/until.js';
 
 function text(result: CallToolResult): string {
@@ -28,13 +29,12 @@ async function newSession(client: Client, title: string): Promise<string> {
 }
 
 describe('agentd mcp', () => {
-  let rig: AgentRig;
-  let mcp: McpRig;
-  before(async () => ({ rig, mcp } = await startMcpRig()));
-  after(() => disposeMcpRig({ rig, mcp }));
+  const mcpRig = suiteFixture(startMcpRig);
+  const rig = () => mcpRig().rig;
+  const mcp = () => mcpRig().mcp;
 
   it('lists its tools with input schemas', async () => {
-    const { tools } = await mcp.client.listTools();
+    const { tools } = await mcp().client.listTools();
     const byName = new Map(tools.map((t) => [t.name, t]));
     assert.deepEqual(
       [...byName.keys()].sort(),
@@ -46,10 +46,10 @@ describe('agentd mcp', () => {
   });
 
   it('creates a session and prompts it: answer, tool summary, stop reason, progress notifications', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp prompt');
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo from-the-sandbox' } }), reply.text('The command printed from-the-sandbox.')]);
+    const sessionId = await newSession(mcp().client, 'mcp prompt');
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo from-the-sandbox' } }), reply.text('The command printed from-the-sandbox.')]);
     const progress: Array<{ progress: number; message?: string }> = [];
-    const result = (await mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'run echo' } }, undefined, {
+    const result = (await mcp().client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'run echo' } }, undefined, {
       onprogress: (p) => progress.push(p),
     })) as CallToolResult;
     assert.equal(result.isError, undefined, text(result));
@@ -69,96 +69,96 @@ describe('agentd mcp', () => {
   });
 
   it('reports a failing tool call and a failed turn', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp failures');
-    rig.emulator.script([reply.toolUse({ name: 'read_file', input: { path: 'missing.txt' } }), reply.text('No such file.')]);
-    const result = await call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'read missing.txt' });
+    const sessionId = await newSession(mcp().client, 'mcp failures');
+    rig().emulator.script([reply.toolUse({ name: 'read_file', input: { path: 'missing.txt' } }), reply.text('No such file.')]);
+    const result = await call(mcp().client, 'agentd_prompt', { sessionId, prompt: 'read missing.txt' });
     assert.match(text(result), /Tool calls: read_file \(error: tool_error\)/);
-    rig.emulator.script([reply.error(400, { message: 'emulated bad request' })]);
-    const failed = await call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'fail please' });
+    rig().emulator.script([reply.error(400, { message: 'emulated bad request' })]);
+    const failed = await call(mcp().client, 'agentd_prompt', { sessionId, prompt: 'fail please' });
     assert.equal(failed.isError, true);
     assert.equal((failed.structuredContent as { outcome: string }).outcome, 'failed');
     assert.match(text(failed), /Turn failed: .*emulated bad request/);
   });
 
   it('reads events by position, with paging and a type filter', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp events');
-    rig.emulator.script([reply.text('hello back')]);
-    await call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'hello' });
-    const first = (await call(mcp.client, 'agentd_read_events', { sessionId, from: 0, limit: 2 })).structuredContent as {
+    const sessionId = await newSession(mcp().client, 'mcp events');
+    rig().emulator.script([reply.text('hello back')]);
+    await call(mcp().client, 'agentd_prompt', { sessionId, prompt: 'hello' });
+    const first = (await call(mcp().client, 'agentd_read_events', { sessionId, from: 0, limit: 2 })).structuredContent as {
       events: Array<{ seq: number; type: string }>;
       next: number;
       headSeq: number;
     };
     assert.deepEqual(first.events.map((e) => [e.seq, e.type]), [[0, 'session.created'], [1, 'user.message']]);
     assert.equal(first.next, 2);
-    const rest = (await call(mcp.client, 'agentd_read_events', { sessionId, from: first.next })).structuredContent as {
+    const rest = (await call(mcp().client, 'agentd_read_events', { sessionId, from: first.next })).structuredContent as {
       events: Array<{ seq: number; type: string }>;
       next?: number;
     };
     assert.equal(rest.next, undefined);
     assert.deepEqual(rest.events.map((e) => e.seq), Array.from({ length: first.headSeq - 2 }, (_, i) => i + 2));
     assert.equal(rest.events.at(-1)!.type, 'turn.completed');
-    const replies = (await call(mcp.client, 'agentd_read_events', { sessionId, types: ['assistant.message'] })).structuredContent as {
+    const replies = (await call(mcp().client, 'agentd_read_events', { sessionId, types: ['assistant.message'] })).structuredContent as {
       events: Array<{ type: string; data: { content: Array<{ text?: string }> } }>;
     };
     assert.deepEqual(replies.events.map((e) => e.data.content[0]!.text), ['hello back']);
   });
 
   it('lists sessions, by status too', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp listed');
-    const all = (await call(mcp.client, 'agentd_list_sessions', {})).structuredContent as { sessions: Array<{ sessionId: string; title?: string; status: string }> };
+    const sessionId = await newSession(mcp().client, 'mcp listed');
+    const all = (await call(mcp().client, 'agentd_list_sessions', {})).structuredContent as { sessions: Array<{ sessionId: string; title?: string; status: string }> };
     const mine = all.sessions.find((s) => s.sessionId === sessionId);
     assert.deepEqual([mine?.title, mine?.status], ['mcp listed', 'idle']);
-    const running = (await call(mcp.client, 'agentd_list_sessions', { status: 'running' })).structuredContent as { sessions: unknown[] };
+    const running = (await call(mcp().client, 'agentd_list_sessions', { status: 'running' })).structuredContent as { sessions: unknown[] };
     assert.deepEqual(running.sessions, []);
   });
 
   it('interrupts a hanging turn; the waiting prompt returns "interrupted"', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp interrupt');
-    rig.emulator.script([reply.hang()]);
-    const before = rig.emulator.requests.length;
-    const pending = call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'hang' });
-    await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
-    const interrupted = await call(mcp.client, 'agentd_interrupt', { sessionId });
+    const sessionId = await newSession(mcp().client, 'mcp interrupt');
+    rig().emulator.script([reply.hang()]);
+    const before = rig().emulator.requests.length;
+    const pending = call(mcp().client, 'agentd_prompt', { sessionId, prompt: 'hang' });
+    await rig().emulator.waitFor(() => rig().emulator.requests.length > before && rig().emulator.inFlight > 0, 30_000);
+    const interrupted = await call(mcp().client, 'agentd_interrupt', { sessionId });
     assert.deepEqual(interrupted.structuredContent, { sessionId, interrupted: true });
     const result = await pending;
     assert.equal(result.isError, undefined, text(result));
     assert.equal((result.structuredContent as { outcome: string }).outcome, 'interrupted');
     assert.match(text(result), /Turn interrupted\./);
-    const again = await call(mcp.client, 'agentd_interrupt', { sessionId });
+    const again = await call(mcp().client, 'agentd_interrupt', { sessionId });
     assert.equal((again.structuredContent as { interrupted: boolean }).interrupted, false);
   });
 
   it('steers a running turn: the waiting prompt returns the answer of the model call that read the steer', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp steer');
+    const sessionId = await newSession(mcp().client, 'mcp steer');
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    rig.emulator.script([async () => (await released, reply.text('a first draft')), reply.text('a draft about the sea')]);
-    const before = rig.emulator.requests.length;
-    const pending = call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'write a poem' });
-    await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
-    const steered = await call(mcp.client, 'agentd_steer', { sessionId, text: 'about the sea' });
+    rig().emulator.script([async () => (await released, reply.text('a first draft')), reply.text('a draft about the sea')]);
+    const before = rig().emulator.requests.length;
+    const pending = call(mcp().client, 'agentd_prompt', { sessionId, prompt: 'write a poem' });
+    await rig().emulator.waitFor(() => rig().emulator.requests.length > before && rig().emulator.inFlight > 0, 30_000);
+    const steered = await call(mcp().client, 'agentd_steer', { sessionId, text: 'about the sea' });
     assert.equal((steered.structuredContent as { steered: boolean }).steered, true, text(steered));
     release();
     const result = await pending;
     assert.equal((result.structuredContent as { answer: string }).answer, 'a draft about the sea');
-    assert.equal(rig.emulator.requests.length - before, 2);
+    assert.equal(rig().emulator.requests.length - before, 2);
   });
 
   it('stops waiting when the host cancels agentd_prompt; the turn runs on until interrupted', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp cancel');
-    rig.emulator.script([reply.hang()]);
-    const before = rig.emulator.requests.length;
+    const sessionId = await newSession(mcp().client, 'mcp cancel');
+    rig().emulator.script([reply.hang()]);
+    const before = rig().emulator.requests.length;
     const abort = new AbortController();
-    const pending = mcp.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'hang' } }, undefined, { signal: abort.signal });
-    await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
+    const pending = mcp().client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'hang' } }, undefined, { signal: abort.signal });
+    await rig().emulator.waitFor(() => rig().emulator.requests.length > before && rig().emulator.inFlight > 0, 30_000);
     abort.abort();
     await assert.rejects(pending);
     // Running: the status is written with model.requested, which the request does not wait for.
     const status = async () =>
-      ((await call(mcp.client, 'agentd_list_sessions', {})).structuredContent as { sessions: Array<{ sessionId: string; status: string }> }).sessions.find((s) => s.sessionId === sessionId)?.status;
+      ((await call(mcp().client, 'agentd_list_sessions', {})).structuredContent as { sessions: Array<{ sessionId: string; status: string }> }).sessions.find((s) => s.sessionId === sessionId)?.status;
     await until(async () => (await status()) === 'running', 'the cancelled prompt\'s turn to run on');
-    const interrupted = await call(mcp.client, 'agentd_interrupt', { sessionId });
+    const interrupted = await call(mcp().client, 'agentd_interrupt', { sessionId });
     assert.equal((interrupted.structuredContent as { interrupted: boolean }).interrupted, true);
   });
 
@@ -168,66 +168,66 @@ describe('agentd mcp', () => {
       ['agentd_read_events', { sessionId: 's_0000000000unknown' }],
       ['agentd_interrupt', { sessionId: 's_0000000000unknown' }],
     ] as const) {
-      const result = await call(mcp.client, name, args);
+      const result = await call(mcp().client, name, args);
       assert.equal(result.isError, true, `${name}: ${text(result)}`);
       assert.match(text(result), /s_0000000000unknown/, `${name}: ${text(result)}`);
     }
-    const malformed = await call(mcp.client, 'agentd_read_events', { sessionId: 'not-a-session' });
+    const malformed = await call(mcp().client, 'agentd_read_events', { sessionId: 'not-a-session' });
     assert.equal(malformed.isError, true);
     assert.match(text(malformed), /session id/);
-    const badPolicy = await call(mcp.client, 'agentd_create_session', { permissions: { default: 'sometimes' } });
+    const badPolicy = await call(mcp().client, 'agentd_create_session', { permissions: { default: 'sometimes' } });
     assert.equal(badPolicy.isError, true);
   });
 
   it('serves event logs as resources; a subscription hears of new events; unsubscribe stops it', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp resource');
+    const sessionId = await newSession(mcp().client, 'mcp resource');
     const uri = `agentd://sessions/${sessionId}/events`;
-    const { resourceTemplates } = await mcp.client.listResourceTemplates();
+    const { resourceTemplates } = await mcp().client.listResourceTemplates();
     assert.deepEqual(resourceTemplates.map((t) => t.uriTemplate), ['agentd://sessions/{sessionId}/events']);
-    const { resources } = await mcp.client.listResources();
+    const { resources } = await mcp().client.listResources();
     assert.ok(resources.some((r) => r.uri === uri && r.name.includes('mcp resource')), JSON.stringify(resources));
-    const read = await mcp.client.readResource({ uri });
+    const read = await mcp().client.readResource({ uri });
     const body = JSON.parse(String((read.contents[0] as { text: string }).text)) as { headSeq: number; events: Array<{ type: string }> };
     assert.deepEqual(body.events.map((e) => e.type), ['session.created']);
     assert.equal(body.headSeq, 1);
 
     const updates: string[] = [];
-    mcp.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
-    await mcp.client.subscribeResource({ uri });
-    rig.emulator.script([reply.text('subscribed answer')]);
-    await call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'notify me' });
+    mcp().client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
+    await mcp().client.subscribeResource({ uri });
+    rig().emulator.script([reply.text('subscribed answer')]);
+    await call(mcp().client, 'agentd_prompt', { sessionId, prompt: 'notify me' });
     await until(() => updates.includes(uri), 'notifications/resources/updated');
-    const after = JSON.parse(String(((await mcp.client.readResource({ uri })).contents[0] as { text: string }).text)) as { events: Array<{ type: string }> };
+    const after = JSON.parse(String(((await mcp().client.readResource({ uri })).contents[0] as { text: string }).text)) as { events: Array<{ type: string }> };
     assert.equal(after.events.at(-1)!.type, 'turn.completed');
 
-    await mcp.client.unsubscribeResource({ uri });
+    await mcp().client.unsubscribeResource({ uri });
     updates.length = 0;
-    rig.emulator.script([reply.text('unheard')]);
-    await call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'quietly' });
+    rig().emulator.script([reply.text('unheard')]);
+    await call(mcp().client, 'agentd_prompt', { sessionId, prompt: 'quietly' });
     // A marker after the turn: the updates of the turn, had there been any, came before its answer.
-    await call(mcp.client, 'agentd_list_sessions', {});
+    await call(mcp().client, 'agentd_list_sessions', {});
     assert.deepEqual(updates, []);
 
-    await assert.rejects(mcp.client.subscribeResource({ uri: 'agentd://sessions/s_0000000000unknown/events' }), /s_0000000000unknown/);
-    await assert.rejects(mcp.client.readResource({ uri: 'agentd://sessions/s_0000000000unknown/events' }), /s_0000000000unknown/);
+    await assert.rejects(mcp().client.subscribeResource({ uri: 'agentd://sessions/s_0000000000unknown/events' }), /s_0000000000unknown/);
+    await assert.rejects(mcp().client.readResource({ uri: 'agentd://sessions/s_0000000000unknown/events' }), /s_0000000000unknown/);
   });
 
   it('reconnects on the next call after the daemon restarts, and resubscribes its resources', async () => {
-    const sessionId = await newSession(mcp.client, 'mcp restart');
+    const sessionId = await newSession(mcp().client, 'mcp restart');
     const uri = `agentd://sessions/${sessionId}/events`;
     const updates: string[] = [];
-    mcp.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
-    await mcp.client.subscribeResource({ uri });
-    await rig.crashAndRestart();
-    const listed = await call(mcp.client, 'agentd_list_sessions', {});
+    mcp().client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
+    await mcp().client.subscribeResource({ uri });
+    await rig().crashAndRestart();
+    const listed = await call(mcp().client, 'agentd_list_sessions', {});
     assert.equal(listed.isError, undefined, text(listed));
     assert.ok((listed.structuredContent as { sessions: Array<{ sessionId: string }> }).sessions.some((s) => s.sessionId === sessionId));
-    rig.emulator.script([reply.text('after the restart')]);
-    const result = await call(mcp.client, 'agentd_prompt', { sessionId, prompt: 'still there?' });
+    rig().emulator.script([reply.text('after the restart')]);
+    const result = await call(mcp().client, 'agentd_prompt', { sessionId, prompt: 'still there?' });
     assert.equal((result.structuredContent as { answer: string }).answer, 'after the restart');
     await until(() => updates.includes(uri), 'an update: the subscription survived the restart');
-    await mcp.client.unsubscribeResource({ uri });
-    const client = await rig.daemon.client();
+    await mcp().client.unsubscribeResource({ uri });
+    const client = await rig().daemon.client();
     const events = await settle(client, sessionId);
     assert.equal(ofType(events, 'turn.completed').length, 1);
     assert.equal((await client.request(SessionGet, { sessionId })).status, 'idle');
@@ -236,14 +236,14 @@ describe('agentd mcp', () => {
   it('puts permission questions of its sessions to the host user by elicitation', async () => {
     const asked: string[] = [];
     const answers: ElicitResult[] = [{ action: 'accept', content: { decision: 'allow' } }, { action: 'decline' }];
-    const host = await startMcp(rig.daemon.layout.home, (message) => {
+    const host = await startMcp(rig().daemon.layout.home, (message) => {
       asked.push(message);
       return answers.shift()!;
     });
     try {
       const created = await call(host.client, 'agentd_create_session', { workspace: workspace(), title: 'mcp asks', permissions: { default: 'ask' } });
       const sessionId = (created.structuredContent as { sessionId: string }).sessionId;
-      rig.emulator.script([
+      rig().emulator.script([
         reply.toolUse({ name: 'bash', input: { command: 'echo allowed' } }),
         reply.toolUse({ name: 'bash', input: { command: 'echo declined' } }),
         reply.text('one ran, one was denied'),
@@ -284,10 +284,10 @@ describe('agentd mcp', () => {
   });
 
   it('writes nothing but JSON-RPC messages to stdout', async () => {
-    assert.deepEqual(mcp.errors, []);
+    assert.deepEqual(mcp().errors, []);
     // The SDK client tolerates nothing else either, but read the raw bytes to be sure.
     const child = spawn(process.execPath, [AGENTD_BIN, 'mcp'], {
-      env: { ...process.env, AGENTD_HOME: rig.daemon.layout.home },
+      env: { ...process.env, AGENTD_HOME: rig().daemon.layout.home },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const lines: string[] = [];

@@ -4,16 +4,17 @@
  * every followed session resubscribed from its last seq (no gap, no duplicate).
  */
 import { strict as assert } from 'node:assert';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { AgentdConnection, agentdNotFound, type ConnectionState } from '../clients/vscode/src/core/connection.js';
 import { AgentdNotFoundError, openBridge, type BridgeCommand } from '../clients/vscode/src/core/bridge.js';
 import { ChatModel } from '../clients/lib/chat-view.js';
 import { treeChildren } from '../clients/vscode/src/core/sessions.js';
 import { SessionCreate, SessionPrompt, type Event, type SessionInfo } from '../protocol/index.js';
-import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { allEvents, settle, startAgentRig, workspace } from './support/agent.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { until } from './support/until.js';
+import { suiteFixture } from './support/suite.js';
 
 function bridgeFor(home: string): BridgeCommand {
   return { command: process.execPath, args: [AGENTD_BIN, 'stdio'], env: { ...process.env, AGENTD_HOME: home } };
@@ -42,17 +43,11 @@ function untilState(conn: AgentdConnection, test: (s: ConnectionState) => boolea
 
 
 describe('vscode core: connection through agentd stdio', () => {
-  let rig: AgentRig;
-  before(async () => {
-    rig = await startAgentRig();
-  });
-  after(async () => {
-    await rig.dispose();
-  });
+  const rig = suiteFixture(() => startAgentRig());
 
   it('survives a daemon kill and restart: resubscribes from the last seq, no gap, no duplicate', async () => {
     const g = gate();
-    const conn = new AgentdConnection({ bridge: bridgeFor(rig.daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
+    const conn = new AgentdConnection({ bridge: bridgeFor(rig().daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
     conn.start();
     try {
       const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), permissions: { default: 'allow' } });
@@ -65,15 +60,15 @@ describe('vscode core: connection through agentd stdio', () => {
         },
         onDelta: (d) => model.applyDelta(d),
       });
-      rig.emulator.script([reply.text('first answer'), reply.text('second answer, while the editor was away'), reply.text('third answer')]);
+      rig().emulator.script([reply.text('first answer'), reply.text('second answer, while the editor was away'), reply.text('third answer')]);
       await conn.request(SessionPrompt, { sessionId, content: 'one' });
       await until(() => seen.some((e) => e.type === 'turn.completed'), 'the first turn in the follower');
 
-      await rig.crashAndRestart();
+      await rig().crashAndRestart();
       await untilState(conn, (s) => s.kind !== 'connected');
       await g.reached;
       // Events appended while the extension is disconnected: it must catch up on them.
-      const other = await rig.daemon.client();
+      const other = await rig().daemon.client();
       await other.request(SessionPrompt, { sessionId, content: 'two' });
       await settle(other, sessionId);
       g.open();
@@ -98,19 +93,19 @@ describe('vscode core: connection through agentd stdio', () => {
 
   it('survives the bridge process dying: a new bridge, the same daemon, no gap, no duplicate', async () => {
     const g = gate();
-    const conn = new AgentdConnection({ bridge: bridgeFor(rig.daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
+    const conn = new AgentdConnection({ bridge: bridgeFor(rig().daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
     conn.start();
     try {
       const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), permissions: { default: 'allow' } });
       const seen: Event[] = [];
       conn.follow(sessionId, 0, { onEvents: (events) => seen.push(...events) });
-      rig.emulator.script([reply.text('before'), reply.text('during'), reply.text('after')]);
+      rig().emulator.script([reply.text('before'), reply.text('during'), reply.text('after')]);
       await conn.request(SessionPrompt, { sessionId, content: 'a' });
       await until(() => seen.some((e) => e.type === 'turn.completed'), 'the first turn');
       const pid = conn.bridgePid!;
       process.kill(pid, 'SIGKILL');
       await g.reached;
-      const other = await rig.daemon.client();
+      const other = await rig().daemon.client();
       await other.request(SessionPrompt, { sessionId, content: 'b' });
       await settle(other, sessionId);
       g.open();

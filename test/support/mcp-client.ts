@@ -41,12 +41,15 @@ export async function startMcp(
 
 
 /** A daemon wired to the model emulator with an `agentd mcp` on it: the usual start of an MCP test file. */
-export async function startMcpRig(): Promise<{ rig: AgentRig; mcp: McpRig }> {
+export async function startMcpRig(): Promise<{ rig: AgentRig; mcp: McpRig; dispose(): Promise<void> }> {
   const rig = await startAgentRig();
-  return { rig, mcp: await startMcp(rig.daemon.layout.home) };
-}
-
-export async function disposeMcpRig(parts: { rig: AgentRig; mcp: McpRig }): Promise<void> {
-  await parts.mcp.close();
-  await parts.rig.dispose();
+  const mcp = await startMcp(rig.daemon.layout.home);
+  return {
+    rig,
+    mcp,
+    async dispose() {
+      await mcp.close();
+      await rig.dispose();
+    },
+  };
 }
