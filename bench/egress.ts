@@ -94,13 +94,18 @@ async function proxyFigures(): Promise<void> {
   const forwarder = await child(FORWARDER_CODE(endpoint.socketPath));
   const proxyUrl = forwarder.line;
   const common = ['--cacert', tls.cert];
-  try {
+  /** `runs` fetches of `path` straight from the upstream and through the proxy, alternating. */
+  const directAndProxied = async (path: string, runs: number) => {
     const direct: number[] = [];
     const proxied: number[] = [];
-    for (let i = 0; i < DOWNLOAD_RUNS; i++) {
-      direct.push(await curlMs([...common, `${upstream.url}/blob`]));
-      proxied.push(await curlMs([...common, '-x', proxyUrl, `${upstream.url}/blob`]));
+    for (let i = 0; i < runs; i++) {
+      direct.push(await curlMs([...common, `${upstream.url}${path}`]));
+      proxied.push(await curlMs([...common, '-x', proxyUrl, `${upstream.url}${path}`]));
     }
+    return { direct, proxied };
+  };
+  try {
+    const { direct, proxied } = await directAndProxied('/blob', DOWNLOAD_RUNS);
     printFigure({
       bench: 'egress',
       figure: 'egress.download_20mb',
@@ -111,12 +116,7 @@ async function proxyFigures(): Promise<void> {
       target: '<= 1.2x direct',
       runs: DOWNLOAD_RUNS,
     });
-    const setupDirect: number[] = [];
-    const setupProxied: number[] = [];
-    for (let i = 0; i < SETUP_RUNS; i++) {
-      setupDirect.push(await curlMs([...common, `${upstream.url}/small`]));
-      setupProxied.push(await curlMs([...common, '-x', proxyUrl, `${upstream.url}/small`]));
-    }
+    const { direct: setupDirect, proxied: setupProxied } = await directAndProxied('/small', SETUP_RUNS);
     printFigure({
       bench: 'egress',
       figure: 'egress.connect_setup',

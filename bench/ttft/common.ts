@@ -43,6 +43,21 @@ export function stats(samples: number[]): { p50: number; p95: number; n: number 
   return { p50: round(quantile(samples, 0.5)), p95: round(quantile(samples, 0.95)), n: samples.length };
 }
 
+/**
+ * Runs every arm once per rep, each rep starting one arm later than the one before, so
+ * the machine's drift (other load, caches, GC) falls on every arm alike.
+ */
+export async function inRotation<A>(reps: number, arms: readonly A[], run: (arm: A, rep: number) => void | Promise<void>): Promise<void> {
+  for (let rep = 0; rep < reps; rep++) {
+    for (let k = 0; k < arms.length; k++) await run(arms[(rep + k) % arms.length]!, rep);
+  }
+}
+
+/** A distribution as two fields of a figure: `<name>P50` and `<name>P95`. */
+export function p50p95(name: string, s: { p50: number; p95: number }): Record<string, number> {
+  return { [`${name}P50`]: s.p50, [`${name}P95`]: s.p95 };
+}
+
 export function mean(samples: number[]): number {
   return samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
 }

@@ -9,7 +9,7 @@ import {
 import { startDaemon } from '../../test/support/daemon.js';
 import Anthropic from '@anthropic-ai/sdk';
 import { directCall } from './overhead.js';
-import { API_KEY, LOAD_CONNECTIONS, LOAD_SECONDS, LOAD_SESSIONS, LOAD_TOOL_EVERY, cpuMs, descendants, mean, printFigure, quantile, round, rssBytes, sleep, stats } from './common.js';
+import { API_KEY, LOAD_CONNECTIONS, LOAD_SECONDS, LOAD_SESSIONS, LOAD_TOOL_EVERY, cpuMs, descendants, mean, printFigure, quantile, round, rssBytes, sleep, stats, p50p95 } from './common.js';
 import { ELD_PRELOAD, EmulatorHandle, ProbeHandle, eldSnapshot } from './children.js';
 import { Driver, Scratch, stopDaemon } from './driver.js';
 
@@ -162,13 +162,11 @@ export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, st
       turnsPerSec: round(completed / LOAD_SECONDS, 1),
       failedTurns: failures.length,
       unit: 'ms',
-      ttftP50: l.p50,
-      ttftP95: l.p95,
+      ...p50p95('ttft', l),
       textTurnTtftP95: round(quantile(ttfts, 0.95)),
       toolTurnTtftP95: toolTtfts.length ? round(quantile(toolTtfts, 0.95)) : null,
       baseline: 'one session at a time in the same daemon, same prompt mix',
-      singleP50: sg.p50,
-      singleP95: sg.p95,
+      ...p50p95('single', sg),
       singleTurnsPerSec: round(1000 / mean(singleTurnMs), 1),
       p95Ratio: round(l.p95 / sg.p95),
       directBaseline: `${LOAD_SESSIONS} loops calling the SDK directly from the bench process with the byte-identical bodies of one text and one tool turn, same mix, ${DIRECT_SECONDS} s`,

@@ -4,7 +4,7 @@ import {
   SessionEvents,
 } from '../../protocol/index.js';
 import { startDaemon } from '../../test/support/daemon.js';
-import { API_KEY, OVERHEAD_RUNS, RUN_TURNS, SANDBOX_DELAY_MS, SANDBOX_RUNS, mean, printFigure, quantile, round, stats } from './common.js';
+import { API_KEY, OVERHEAD_RUNS, RUN_TURNS, SANDBOX_DELAY_MS, SANDBOX_RUNS, mean, printFigure, quantile, round, stats, p50p95, inRotation } from './common.js';
 import { EmulatorHandle } from './children.js';
 import { Driver, Scratch, stopDaemon } from './driver.js';
 
@@ -70,8 +70,7 @@ export async function benchRunTurn(emu: EmulatorHandle, driver: Driver, scratch:
     case: 'a turn with one tool call (read_file in the sandbox), then the answer',
     unit: 'ms',
     runs: beyond.length,
-    beyondModelAndToolP50: b.p50,
-    beyondModelAndToolP95: b.p95,
+    ...p50p95('beyondModelAndTool', b),
     turnP50: stats(turnMs).p50,
     baseline: 'both model calls made directly with the SDK on the byte-identical bodies, plus the tool time the daemon recorded',
     modelDirectP50: stats(modelMs).p50,
@@ -140,11 +139,9 @@ export async function benchOverhead(emu: EmulatorHandle, driver: Driver, scratch
       case: name === 'fresh_session' ? 'first prompt of a fresh session' : 'follow-up prompts in one session (context grows)',
       unit: 'ms',
       runs: d.length,
-      daemonP50: dd.p50,
-      daemonP95: dd.p95,
+      ...p50p95('daemon', dd),
       baseline: 'SDK messages.stream called directly with the byte-identical request body, same emulator, warm connection',
-      directP50: ss.p50,
-      directP95: ss.p95,
+      ...p50p95('direct', ss),
       overheadP50: round(dd.p50 - ss.p50),
       overheadP95: round(dd.p95 - ss.p95),
       pairedOverheadP50: round(quantile(paired, 0.5)),
@@ -167,44 +164,51 @@ export async function benchOverhead(emu: EmulatorHandle, driver: Driver, scratch
 }
 
 /**
+ * Prompts one session after another, each prompt as soon as the previous turn ended
+ * (`settle`: once the session also reports idle). A turn that never completes counts as
+ * lost, and the prompts go on in a new session.
+ */
+async function promptsInARow(driver: Driver, scratch: Scratch, settle: boolean) {
+  const newSession = () => driver.create({ workspace: scratch.workspace(), permissions: { default: 'allow' } });
+  let sessionId = await newSession();
+  const counts = { sent: 0, lost: 0 };
+  return {
+    get sent() {
+      return counts.sent;
+    },
+    get lost() {
+      return counts.lost;
+    },
+    async send(): Promise<void> {
+      try {
+        const r = await driver.turn(sessionId, `Say something short (${counts.sent++}).`, 2000, settle);
+        if (r.end !== 'turn.completed') throw new Error(r.end);
+      } catch {
+        counts.lost++;
+        sessionId = await newSession();
+      }
+    },
+  };
+}
+
+/**
  * A client that sends its next prompt as soon as it sees turn.completed (as a chat UI
  * with a queued message does). Counts prompts the harness never starts: the runner's
  * loop has decided it is done but not yet cleared itself, so the kick is dropped.
  */
 export async function benchLostWakeups(driver: Driver, scratch: Scratch): Promise<void> {
-  const perms = { permissions: { default: 'allow' as const } };
-  let sessionId = await driver.create({ workspace: scratch.workspace(), ...perms });
-  let sent = 0;
-  let lost = 0;
+  const racing = await promptsInARow(driver, scratch, false);
   const deadline = performance.now() + 15_000;
-  while (sent < 300 && performance.now() < deadline) {
-    sent++;
-    try {
-      const r = await driver.turn(sessionId, `Say something short (${sent}).`, 2000, false);
-      if (r.end !== 'turn.completed') throw new Error(r.end);
-    } catch {
-      lost++;
-      sessionId = await driver.create({ workspace: scratch.workspace(), ...perms });
-    }
-  }
+  while (racing.sent < 300 && performance.now() < deadline) await racing.send();
   // Baseline: as many prompts, each sent once the session reports idle.
-  let settledLost = 0;
-  sessionId = await driver.create({ workspace: scratch.workspace(), ...perms });
-  for (let i = 0; i < sent; i++) {
-    try {
-      const r = await driver.turn(sessionId, `Say something short (${i}).`, 2000, true);
-      if (r.end !== 'turn.completed') throw new Error(r.end);
-    } catch {
-      settledLost++;
-      sessionId = await driver.create({ workspace: scratch.workspace(), ...perms });
-    }
-  }
+  const settled = await promptsInARow(driver, scratch, true);
+  while (settled.sent < racing.sent) await settled.send();
   printFigure({
     bench: 'harness.prompt_right_after_turn_end',
-    prompts: sent,
-    neverStarted: lost,
+    prompts: racing.sent,
+    neverStarted: racing.lost,
     baseline: 'as many prompts, each sent once session/get says idle (as every other figure here does)',
-    baselineNeverStarted: settledLost,
+    baselineNeverStarted: settled.lost,
     note: 'a prompt racing the end of the previous turn must still start: the runner restarts its loop on a late kick and writes idle on the session queue, where prompts append',
   });
 }
@@ -246,10 +250,7 @@ export async function benchSandbox(plain: Driver, scratch: Scratch, modelEnv: Re
       }
     };
     for (const mode of ['none', 'lazy', 'eager'] as const) await runOne(mode, -1, false);
-    const modes = ['lazy', 'eager', 'none'] as const;
-    for (let i = 0; i < SANDBOX_RUNS; i++) {
-      for (let k = 0; k < 3; k++) await runOne(modes[(i + k) % 3]!, i, true);
-    }
+    await inRotation(SANDBOX_RUNS, ['lazy', 'eager', 'none'] as const, (mode, i) => runOne(mode, i, true));
     const l = stats(lazy);
     const e = stats(eager);
     const n = stats(none);
@@ -258,15 +259,12 @@ export async function benchSandbox(plain: Driver, scratch: Scratch, modelEnv: Re
       unit: 'ms',
       sandboxDelayMs: SANDBOX_DELAY_MS,
       runs: SANDBOX_RUNS,
-      lazyP50: l.p50,
-      lazyP95: l.p95,
-      eagerP50: e.p50,
-      eagerP95: e.p95,
+      ...p50p95('lazy', l),
+      ...p50p95('eager', e),
       lazyToEagerP50: round(l.p50 / e.p50),
       lazyToEagerP95: round(l.p95 / e.p95),
       baseline: 'first prompt of a fresh session on a daemon without the sandbox delay',
-      noSandboxP50: n.p50,
-      noSandboxP95: n.p95,
+      ...p50p95('noSandbox', n),
       lazyToNoSandboxP95: round(l.p95 / n.p95),
       eagerSandboxReadyAfterCreateP50: round(quantile(eagerReady, 0.5)),
       eagerFirstTokenBeforeSandboxReady: `${eagerFirstTokenBeforeSandbox}/${eager.length}`,

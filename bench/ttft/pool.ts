@@ -1,6 +1,6 @@
 import { DaemonStatus, SessionArchive } from '../../protocol/index.js';
 import { startDaemon } from '../../test/support/daemon.js';
-import { SANDBOX_RUNS, printFigure, quantile, round, stats } from './common.js';
+import { SANDBOX_RUNS, printFigure, quantile, round, stats, p50p95, inRotation } from './common.js';
 import { Driver, Scratch, stopDaemon } from './driver.js';
 
 const POOL = 4;
@@ -34,23 +34,17 @@ export async function benchSandboxPool(plain: Driver, scratch: Scratch, modelEnv
     const state = await poolState();
     if (state?.disabled) throw new Error(`no pool: ${state.disabled}`);
     for (const mode of ['none', 'lazy', 'eager'] as const) await runOne(mode, -1, false);
-    const modes = ['lazy', 'eager', 'none'] as const;
-    for (let i = 0; i < SANDBOX_RUNS; i++) {
-      for (let k = 0; k < 3; k++) await runOne(modes[(i + k) % 3]!, i, true);
-    }
+    await inRotation(SANDBOX_RUNS, ['lazy', 'eager', 'none'] as const, (mode, i) => runOne(mode, i, true));
     const [l, e, n] = [stats(samples.lazy), stats(samples.eager), stats(samples.none)];
     printFigure({
       bench: 'ttft.sandbox.pool',
       unit: 'ms',
       pool: POOL,
       runs: SANDBOX_RUNS,
-      lazyP50: l.p50,
-      lazyP95: l.p95,
-      eagerP50: e.p50,
-      eagerP95: e.p95,
+      ...p50p95('lazy', l),
+      ...p50p95('eager', e),
       baseline: 'first prompt of a fresh session on a daemon without a pool, no sandbox',
-      noSandboxP50: n.p50,
-      noSandboxP95: n.p95,
+      ...p50p95('noSandbox', n),
       lazyToNoSandboxP95: round(l.p95 / n.p95),
       eagerToNoSandboxP95: round(e.p95 / n.p95),
       eagerSandboxReadyAfterCreateP50: round(quantile(eagerReady, 0.5)),

@@ -8,7 +8,7 @@ import { SessionFold, pendingTurn } from '../../daemon/harness/fold.js';
 import { CHECKPOINT_EVERY } from '../../daemon/harness/runner.js';
 import { buildRequest } from '../../daemon/harness/context.js';
 import { startDaemon, tempHome } from '../../test/support/daemon.js';
-import { WAKE_EVENTS, WAKE_HUGE_EVENTS, WAKE_HUGE_REPS, WAKE_REPS, printFigure, quantile, round, rssBytes, stats, withTimeout } from './common.js';
+import { WAKE_EVENTS, WAKE_HUGE_EVENTS, WAKE_HUGE_REPS, WAKE_REPS, printFigure, quantile, round, rssBytes, stats, withTimeout, p50p95, inRotation } from './common.js';
 import { EmulatorHandle } from './children.js';
 import { Scratch, stopDaemon } from './driver.js';
 
@@ -171,50 +171,44 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
     const wakeSchema: number[] = [];
     const wakeAndRequest: number[] = [];
     let read = 0;
-    for (let rep = 0; rep < WAKE_REPS; rep++) {
-      const doRead = async () => {
-        const t = performance.now();
-        let bytes = 0;
-        read = await readAll(log, bigId, (e) => (bytes += e.seq));
-        readOnly.push(performance.now() - t);
-      };
-      const doWake = async () => {
-        const t = performance.now();
-        const fold = await wakeFold(log, bigId, false);
-        wake.push(performance.now() - t);
-        // What it does next for a turn whose model call was in flight: build the request
-        // and serialise it (as the SDK does).
-        JSON.stringify(buildRequest(fold.state, WAKE_OPTIONS));
-        wakeAndRequest.push(performance.now() - t);
-      };
-      const doSchemaWake = async () => {
-        const t = performance.now();
-        const fold = new SessionFold();
-        await readAll(log, bigId, (e) => (knownEvent(e), fold.apply(e)));
-        wakeSchema.push(performance.now() - t);
-      };
-      const order = [doRead, doWake, doSchemaWake];
-      for (let k = 0; k < 3; k++) await order[(rep + k) % 3]!();
-    }
+    const doRead = async () => {
+      const t = performance.now();
+      let bytes = 0;
+      read = await readAll(log, bigId, (e) => (bytes += e.seq));
+      readOnly.push(performance.now() - t);
+    };
+    const doWake = async () => {
+      const t = performance.now();
+      const fold = await wakeFold(log, bigId, false);
+      wake.push(performance.now() - t);
+      // What it does next for a turn whose model call was in flight: build the request
+      // and serialise it (as the SDK does).
+      JSON.stringify(buildRequest(fold.state, WAKE_OPTIONS));
+      wakeAndRequest.push(performance.now() - t);
+    };
+    const doSchemaWake = async () => {
+      const t = performance.now();
+      const fold = new SessionFold();
+      await readAll(log, bigId, (e) => (knownEvent(e), fold.apply(e)));
+      wakeSchema.push(performance.now() - t);
+    };
+    await inRotation(WAKE_REPS, [doRead, doWake, doSchemaWake], (step) => step());
     // The fold alone, on the same events already read: as the harness folds them now, and
     // with every event's schema run first (knownEvent), as it did before.
     const stored: StoredEvent[] = [];
     await readAll(log, bigId, (e) => stored.push(e));
     const foldOnly: number[] = [];
     const schemaFoldOnly: number[] = [];
-    for (let rep = 0; rep < WAKE_REPS; rep++) {
-      const runs: Array<[number[], (e: StoredEvent, fold: SessionFold) => void]> = [
-        [foldOnly, (e, fold) => fold.apply(e)],
-        [schemaFoldOnly, (e, fold) => (knownEvent(e), fold.apply(e))],
-      ];
-      for (let k = 0; k < 2; k++) {
-        const [samples, step] = runs[(rep + k) % 2]!;
-        const t = performance.now();
-        const fold = new SessionFold();
-        for (const e of stored) step(e, fold);
-        samples.push(performance.now() - t);
-      }
-    }
+    const foldRuns: Array<[number[], (e: StoredEvent, fold: SessionFold) => void]> = [
+      [foldOnly, (e, fold) => fold.apply(e)],
+      [schemaFoldOnly, (e, fold) => (knownEvent(e), fold.apply(e))],
+    ];
+    await inRotation(WAKE_REPS, foldRuns, ([samples, step]) => {
+      const t = performance.now();
+      const fold = new SessionFold();
+      for (const e of stored) step(e, fold);
+      samples.push(performance.now() - t);
+    });
     const w = stats(wake);
     const r = stats(readOnly);
     const ws10 = stats(wakeSchema);
@@ -230,21 +224,16 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
       p50: w.p50,
       p95: w.p95,
       baseline: 'paged read of the same events without folding',
-      readOnlyP50: r.p50,
-      readOnlyP95: r.p95,
+      ...p50p95('readOnly', r),
       ratio: round(w.p50 / r.p50),
       foldCostP50: round(w.p50 - r.p50),
-      schemaCheckedFoldP50: ws10.p50,
-      schemaCheckedFoldP95: ws10.p95,
+      ...p50p95('schemaCheckedFold', ws10),
       schemaCheckedFoldCostP50: round(ws10.p50 - r.p50),
-      foldOnlyP50: fo.p50,
-      foldOnlyP95: fo.p95,
+      ...p50p95('foldOnly', fo),
       foldOnlyBaseline: 'the same in-memory fold with every event schema-checked (zod), as before',
-      schemaFoldOnlyP50: sfo.p50,
-      schemaFoldOnlyP95: sfo.p95,
+      ...p50p95('schemaFoldOnly', sfo),
       foldOnlySpeedup: round(sfo.p50 / fo.p50, 1),
-      withFirstRequestBuiltP50: wr.p50,
-      withFirstRequestBuiltP95: wr.p95,
+      ...p50p95('withFirstRequestBuilt', wr),
       coldOpenReadFoldMs: round(coldMs),
       note: 'a full fold (no checkpoint); schemaCheckedFold is the same fold with every event zod-checked first, as the harness did before',
       target: '<= 100 ms',
@@ -255,16 +244,13 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
     const fromCheckpoint: number[] = [];
     const fullFold: number[] = [];
     const tiny: number[] = [];
-    for (let rep = 0; rep < WAKE_HUGE_REPS; rep++) {
-      const runs: Array<[number[], string, boolean]> = [[fromCheckpoint, hugeId, true], [fullFold, hugeId, false], [tiny, smallId, true]];
-      for (let k = 0; k < 3; k++) {
-        const [samples, id, useCheckpoint] = runs[(rep + k) % 3]!;
-        const t = performance.now();
-        const fold = await wakeFold(log, id, useCheckpoint);
-        JSON.stringify(buildRequest(fold.state, WAKE_OPTIONS));
-        samples.push(performance.now() - t);
-      }
-    }
+    const wakeRuns: Array<[number[], string, boolean]> = [[fromCheckpoint, hugeId, true], [fullFold, hugeId, false], [tiny, smallId, true]];
+    await inRotation(WAKE_HUGE_REPS, wakeRuns, async ([samples, id, useCheckpoint]) => {
+      const t = performance.now();
+      const fold = await wakeFold(log, id, useCheckpoint);
+      JSON.stringify(buildRequest(fold.state, WAKE_OPTIONS));
+      samples.push(performance.now() - t);
+    });
     const heapBefore = heapAfterGc();
     const kept = await wakeFold(log, hugeId, true);
     const heapKept = heapAfterGc() - heapBefore;
@@ -283,14 +269,11 @@ export async function benchWake(emu: EmulatorHandle, modelEnv: Record<string, st
       eventsAfterCheckpoint: huge.length - hugeCheckpoint.seq,
       checkpointKB: round(hugeCheckpoint.state.length / 1024, 1),
       reps: WAKE_HUGE_REPS,
-      fromCheckpointP50: c.p50,
-      fromCheckpointP95: c.p95,
+      ...p50p95('fromCheckpoint', c),
       baseline: 'the same wake (checkpoint, read, fold, first request built) of a 4-event session',
-      tinyP50: t4.p50,
-      tinyP95: t4.p95,
+      ...p50p95('tiny', t4),
       ratio: round(c.p50 / t4.p50),
-      fullFoldP50: f.p50,
-      fullFoldP95: f.p95,
+      ...p50p95('fullFold', f),
       fullFoldToCheckpointRatio: round(f.p50 / c.p50),
       heapKeptMB: round(heapKept / 1048576, 2),
       heapKeptFullFoldMB: round(heapKeptFull / 1048576, 2),
