@@ -4,13 +4,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
-import { connect, type AgentdClient } from '../clients/lib/index.js';
+import type { AgentdClient } from '../clients/lib/index.js';
 import { until } from './support/until.js';
 import { runAgentd, startDaemon } from './support/daemon.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { startCluster } from './support/cluster.js';
 import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
-import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
+import { answeringClient, API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 import { suiteFixture } from './support/suite.js';
 
 type Body = { tools?: Array<{ name: string }>; messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };
@@ -177,12 +177,7 @@ describe('sub-agents', () => {
   it('asks a sub-agent’s permission questions of the parent’s controllers, naming the parent', async () => {
     const layout = rig().daemon.layout;
     const asked: Array<{ sessionId: string; parentSessionId?: string; tool: string }> = [];
-    const controller = await connect({
-      layout,
-      autostart: false,
-      clientName: 'parent-controller',
-      onPermissionRequest: async (q) => (asked.push({ sessionId: q.sessionId, ...(q.parentSessionId ? { parentSessionId: q.parentSessionId } : {}), tool: q.tool }), { decision: 'allow' }),
-    });
+    const controller = await answeringClient(layout, 'parent-controller', async (q) => (asked.push({ sessionId: q.sessionId, ...(q.parentSessionId ? { parentSessionId: q.parentSessionId } : {}), tool: q.tool }), 'allow'));
     try {
       const parent = await createSession(controller, { permissions: { default: 'ask', allow: ['agent'] } });
       rig().emulator.script(

@@ -20,10 +20,10 @@ import {
   SessionPrompt,
   type Event,
 } from '../protocol/index.js';
-import { connect, type AgentdClient } from '../clients/lib/index.js';
+import type { AgentdClient } from '../clients/lib/index.js';
 import type { TestDaemon } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
+import { answeringClient, allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
 import { startCluster, waitForDaemonLog, type Cluster } from './support/cluster.js';
 import { until } from './support/until.js';
 
@@ -108,19 +108,9 @@ describe('several daemons on one PostgreSQL log', () => {
     const [a, b] = cluster.daemons as [TestDaemon, TestDaemon];
     const ca = await a.client();
     const asked: string[] = [];
-    const cb = await connect({
-      layout: b.layout,
-      autostart: false,
-      clientName: 'editor-on-b',
-      onPermissionRequest: async (q) => (asked.push(q.tool), { decision: 'allow' }),
-    });
+    const cb = await answeringClient(b.layout, 'editor-on-b', async (q) => (asked.push(q.tool), 'allow'));
     // Connected to B and able to answer, but no controller of the session: never asked.
-    const bystander = await connect({
-      layout: b.layout,
-      autostart: false,
-      clientName: 'bystander-on-b',
-      onPermissionRequest: async () => (asked.push('bystander'), { decision: 'deny' }),
-    });
+    const bystander = await answeringClient(b.layout, 'bystander-on-b', async () => (asked.push('bystander'), 'deny'));
     try {
       const sessionId = await createSession(ca, { permissions: { default: 'ask' } });
       await cb.request(SessionAttach, { sessionId, role: 'controller' });

@@ -11,9 +11,8 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { connect } from '../clients/lib/index.js';
 import { DaemonStatus, SessionAttach, SessionGet, SessionPrompt, VaultSet, type Event, type PermissionQuestion, type SessionCreateParams } from '../protocol/index.js';
-import { createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
+import { answeringClient, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { loopbackCertificate, startRecordingUpstream, UPSTREAM_HOST, type RecordingUpstream } from './support/egress-upstreams.js';
 import { runAgentd } from './support/daemon.js';
 import { startGitUpstream } from './support/upstreams.js';
@@ -164,14 +163,9 @@ describe('egress proxy', () => {
     const sessionId = await createSession(owner, { workspace: ws, network: { default: 'ask' } });
     // A second client, a controller of the session, answers.
     const asked: PermissionQuestion[] = [];
-    const second = await connect({
-      layout: rig.daemon.layout,
-      autostart: false,
-      clientName: 'second',
-      onPermissionRequest: async (q) => {
-        asked.push(q);
-        return { decision: q.input.port === http.port ? 'allow_always' : 'deny' };
-      },
+    const second = await answeringClient(rig.daemon.layout, 'second', async (q) => {
+      asked.push(q);
+      return q.input.port === http.port ? 'allow_always' : 'deny';
     });
     try {
       await second.request(SessionAttach, { sessionId, role: 'controller' });
@@ -222,14 +216,9 @@ describe('egress proxy', () => {
     await rig.crashAndRestart();
     // Nobody answered before the crash; a controller of the new daemon answers what it is asked now.
     const asked: PermissionQuestion[] = [];
-    const controller = await connect({
-      layout: rig.daemon.layout,
-      autostart: false,
-      clientName: 'after-restart',
-      onPermissionRequest: async (q) => {
-        asked.push(q);
-        return { decision: 'allow_always' };
-      },
+    const controller = await answeringClient(rig.daemon.layout, 'after-restart', async (q) => {
+      asked.push(q);
+      return 'allow_always';
     });
     try {
       await controller.request(SessionAttach, { sessionId, role: 'controller' });

@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SessionAttach, SessionDeltaNotification, SessionPrompt, SessionSteer, type Event } from '../protocol/index.js';
-import { connect } from '../clients/lib/index.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { lastUserText, reply, type Reply } from '../clients/cli/demo/model-emulator.js';
-import { assertLogInvariants, createSession, ofType, settle, withAgentRig, waitForEvent } from './support/agent.js';
+import { answeringClient, assertLogInvariants, createSession, ofType, settle, withAgentRig, waitForEvent } from './support/agent.js';
 
 function assertCarriedOn(events: Event[]): void {
   assert.deepEqual(assertLogInvariants(events), []);
@@ -102,12 +101,7 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
       await waitForEvent(client, sessionId, (e) => e.type === 'permission.requested');
       const daemon = await rig.crashAndRestart();
       const asked: string[] = [];
-      const answerer = await connect({
-        layout: daemon.layout,
-        autostart: false,
-        clientName: 'late',
-        onPermissionRequest: async (q) => (asked.push(q.toolUseId), { decision: 'allow' }),
-      });
+      const answerer = await answeringClient(daemon.layout, 'late', async (q) => (asked.push(q.toolUseId), 'allow'));
       await answerer.request(SessionAttach, { sessionId, role: 'controller' });
       try {
         const events = await settle(await daemon.client(), sessionId);

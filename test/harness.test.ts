@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { SessionDeltaNotification, SessionGet, SessionInterrupt, SessionPrompt, SessionAttach } from '../protocol/index.js';
-import { connect } from '../clients/lib/index.js';
 import { reply, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
-import { allEvents, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent } from './support/agent.js';
+import { answeringClient, allEvents, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent } from './support/agent.js';
 import { suiteFixture } from './support/suite.js';
 
 type Body = { system?: unknown; tools?: unknown; messages: Array<{ role: string; content: Array<Record<string, unknown>> }> };
@@ -95,26 +94,16 @@ describe('harness', () => {
     const sessionId = await createSession(admin, { title: 'asks twice', permissions: { default: 'ask', deny: ['bash(rm *)'] } });
     const asked: string[] = [];
     const layout = rig().daemon.layout;
-    const fast = await connect({
-      layout,
-      autostart: false,
-      clientName: 'fast',
-      onPermissionRequest: async (q) => (asked.push(`fast:${q.tool}:${q.sessionId}:${q.sessionTitle}`), { decision: 'allow_always' }),
+    const fast = await answeringClient(layout, 'fast', async (q) => (asked.push(`fast:${q.tool}:${q.sessionId}:${q.sessionTitle}`), 'allow_always'));
+    // Answers only once fast's answer is in the log: too late, and ignored.
+    const slow = await answeringClient(layout, 'slow', async (q) => {
+      asked.push(`slow:${q.tool}`);
+      await waitForEvent(admin, q.sessionId, (e) => e.type === 'permission.resolved' && e.data.toolUseId === q.toolUseId);
+      return 'deny';
     });
-    const slow = await connect({
-      layout,
-      autostart: false,
-      clientName: 'slow',
-      // Answers only once fast's answer is in the log: too late, and ignored.
-      onPermissionRequest: async (q) => {
-        asked.push(`slow:${q.tool}`);
-        await waitForEvent(admin, q.sessionId, (e) => e.type === 'permission.resolved' && e.data.toolUseId === q.toolUseId);
-        return { decision: 'deny' };
-      },
-    });
-    const observer = await connect({ layout, autostart: false, clientName: 'observer', onPermissionRequest: async () => (asked.push('observer'), { decision: 'deny' }) });
+    const observer = await answeringClient(layout, 'observer', async () => (asked.push('observer'), 'deny'));
     // Connected and able to answer, but never attached: not a controller, never asked.
-    const bystander = await connect({ layout, autostart: false, clientName: 'bystander', onPermissionRequest: async () => (asked.push('bystander'), { decision: 'allow' }) });
+    const bystander = await answeringClient(layout, 'bystander', async () => (asked.push('bystander'), 'allow'));
     await observer.request(SessionAttach, { sessionId, role: 'observer' });
     await fast.request(SessionAttach, { sessionId, role: 'controller' });
     await slow.request(SessionAttach, { sessionId, role: 'controller' });

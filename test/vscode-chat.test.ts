@@ -6,13 +6,12 @@
  */
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
-import { connect } from '../clients/lib/index.js';
 import { ApprovalsState, type ApprovalChange } from '../clients/vscode/src/core/approvals.js';
 import { ChatModel, type ChatItem, type ChatView } from '../clients/lib/chat-view.js';
 import { AgentdConnection } from '../clients/vscode/src/core/connection.js';
 import { renderConversation } from '../clients/vscode/src/core/render.js';
 import { SessionAttach, SessionCreate, SessionPrompt } from '../protocol/index.js';
-import { settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { answeringClient, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { until } from './support/until.js';
@@ -98,14 +97,9 @@ describe('vscode core: chat view model and approvals on a real session', () => {
     const shownInVscode = new Promise<void>((r) => (shown = r));
     approvals.onChange((c) => c.kind === 'added' && shown());
     // The other client answers only once the question is on screen in "VS Code".
-    const cli = await connect({
-      layout: rig.daemon.layout,
-      autostart: false,
-      clientName: 'cli',
-      onPermissionRequest: async () => {
-        await shownInVscode;
-        return { decision: 'allow' };
-      },
+    const cli = await answeringClient(rig.daemon.layout, 'cli', async () => {
+      await shownInVscode;
+      return 'allow';
     });
     await cli.request(SessionAttach, { sessionId, role: 'controller' });
     try {

@@ -15,9 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { connect } from '../clients/lib/index.js';
 import { SessionAttach } from '../protocol/index.js';
-import { allEvents, API_KEY, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { answeringClient, allEvents, API_KEY, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { reply, startModelEmulator, type ModelEmulator } from '../clients/cli/demo/model-emulator.js';
 import { createToken, startListeningDaemon, type ListeningDaemon } from './support/remote.js';
@@ -271,7 +270,7 @@ describe('vscode extension bundle in a stand-in host', () => {
       const picksBefore = shown.picks.length;
       let shownInVscode!: () => void;
       const onScreen = new Promise<void>((r) => (shownInVscode = r));
-      const other = await connect({ layout: rig.daemon.layout, autostart: false, clientName: 'other-editor', onPermissionRequest: async () => (await onScreen, { decision: 'allow' }) });
+      const other = await answeringClient(rig.daemon.layout, 'other-editor', async () => (await onScreen, 'allow'));
       await other.request(SessionAttach, { sessionId, role: 'controller' });
       try {
         rig.emulator.script([reply.toolUse({ name: 'write_file', input: { path: 'note.txt', content: 'hi' } }), reply.text('written')]);

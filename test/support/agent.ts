@@ -1,7 +1,7 @@
 /** A real daemon wired to a Messages-API emulator, and helpers to drive and inspect sessions. */
 import { writeFileSync } from 'node:fs';
-import type { AgentdClient } from '../../clients/lib/index.js';
-import { SessionCreate, SessionEvents, SessionGet, type Event, type SessionCreateParams } from '../../protocol/index.js';
+import { connect, type AgentdClient } from '../../clients/lib/index.js';
+import { SessionCreate, SessionEvents, SessionGet, type Event, type DataLayout, type PermissionDecision, type PermissionQuestion, type SessionCreateParams } from '../../protocol/index.js';
 import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
 import { tempDir } from './temp.js';
 import { until } from './until.js';
@@ -50,6 +50,14 @@ export async function withAgentRig(body: (rig: AgentRig) => Promise<void>): Prom
   } finally {
     await rig.dispose();
   }
+}
+
+/**
+ * A client of the daemon at `layout` (it never starts one) that answers every permission
+ * question it is asked with `answer`. It answers only for sessions it controls.
+ */
+export function answeringClient(layout: DataLayout, clientName: string, answer: (q: PermissionQuestion) => Promise<PermissionDecision>): Promise<AgentdClient> {
+  return connect({ layout, autostart: false, clientName, onPermissionRequest: async (q) => ({ decision: await answer(q) }) });
 }
 
 export function workspace(): string {
