@@ -11,7 +11,7 @@ import { LevelSessionLog } from '../daemon/log/index.js';
 import { startCluster } from './support/cluster.js';
 import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
 import { answeringClient, API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture, withFixture } from './support/fixture.js';
 
 type Body = { tools?: Array<{ name: string }>; messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };
 const body = (req: RecordedRequest) => req.body as Body;
@@ -201,8 +201,7 @@ describe('sub-agents', () => {
 
 describe('sub-agents across kill -9 of the daemon', () => {
   it('carries the sub-agent on after a restart: no tool twice, no second reply, one result for the parent’s call', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const client = await rig.daemon.client();
       const parent = await createSession(client);
       const route = (req: RecordedRequest): Reply => {
@@ -234,9 +233,7 @@ describe('sub-agents across kill -9 of the daemon', () => {
       const child = await again.request(SessionGet, { sessionId: childId });
       assert.equal(child.status, 'idle');
       assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });
 
@@ -273,8 +270,7 @@ describe('sub-agents across kill -9 at the other recovery points (the log as the
   }
 
   it('creates the sub-agent once when the daemon died after naming it and before creating it', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const childId = 's_00crashchild0000001';
       const { parent } = await parentLeftAt(rig, childId);
       rig.emulator.script(routed(2, (req) => (opening(req) === 'finish the job' ? reply.text('the job is finished') : reply.text('the parent heard it'))));
@@ -287,14 +283,11 @@ describe('sub-agents across kill -9 at the other recovery points (the log as the
       const child = await client.request(SessionGet, { sessionId: childId });
       assert.deepEqual(child.parent, { sessionId: parent, toolUseId: 'toolu_crash_agent_01' });
       assert.equal(ofType(await settle(client, childId), 'user.message').length, 1, 'created once');
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 
   it('takes the result of a sub-agent that had finished when the daemon died, without running it again', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const childId = 's_00crashchild0000002';
       const { parent, toolUseId, workspace } = await parentLeftAt(rig, childId);
       const turnId = `t_agent_${toolUseId}`;
@@ -325,16 +318,13 @@ describe('sub-agents across kill -9 at the other recovery points (the log as the
       assert.equal(ofType(events, 'tool.result').length, 1);
       assert.deepEqual(rig.emulator.requests.slice(start).map(opening), ['delegate'], 'only the parent called the model');
       assert.equal(ofType(await settle(client, childId), 'assistant.message').length, 1);
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });
 
 describe('sub-agents on a PostgreSQL cluster', () => {
   it('hands a running sub-agent over after kill -9 of its daemon; its parent, there or on another daemon, gets one result', async () => {
-    const cluster = await startCluster(3, { leaseMs: 2500 });
-    try {
+    await withFixture(startCluster(3, { leaseMs: 2500 }), async (cluster) => {
       const clients = await Promise.all(cluster.daemons.map((d) => d.client()));
       const ids = await Promise.all(clients.map(async (c) => (await c.request(DaemonStatus, {})).daemonId));
       const ca = clients[0]!;
@@ -374,8 +364,6 @@ describe('sub-agents on a PostgreSQL cluster', () => {
       assert.equal(ofType(events, 'turn.completed').length, 1);
       const child = await survivor.request(SessionGet, { sessionId: childId });
       assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
-    } finally {
-      await cluster.dispose();
-    }
+    });
   });
 });

@@ -6,6 +6,7 @@ import { dataLayout, SessionPrompt } from '../protocol/index.js';
 import { API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent } from './support/agent.js';
 import { runAgentd, spawnAgentd, type SpawnedAgentd } from './support/daemon.js';
 import { lastUserText, reply } from '../clients/cli/demo/model-emulator.js';
+import { withFixture } from './support/fixture.js';
 
 function attach(home: string, args: string[]): SpawnedAgentd {
   return spawnAgentd(dataLayout(home), ['attach', ...args]);
@@ -121,16 +122,13 @@ describe('agentd attach', () => {
   });
 
   it('exits at once with an error for an unknown or malformed session id', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const unknown = await runAgentd(rig.daemon.layout, ['attach', 's_0000000000nosuchsess']);
       assert.equal(unknown.code, 1, unknown.stderr);
       assert.match(unknown.stderr, /unknown session s_0000000000nosuchsess \(SessionNotFound -33001\)/);
       const malformed = await runAgentd(rig.daemon.layout, ['attach', 'not-a-session']);
       assert.equal(malformed.code, 2, malformed.stderr);
       assert.match(malformed.stderr, /<sessionId>: a session id looks like s_.*not "not-a-session"/);
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });

@@ -14,6 +14,7 @@ import { startCluster, waitForDaemonLog, type Cluster } from './support/cluster.
 import { startTcpLink, type TcpLink } from './support/tcp-link.js';
 import { DaemonLink, socketConnector } from '../clients/lib/index.js';
 import { until } from './support/until.js';
+import { withFixture } from './support/fixture.js';
 
 async function rejectsWithCode(promise: Promise<unknown>, code: number): Promise<void> {
   await assert.rejects(promise, (error: unknown) => {
@@ -60,8 +61,7 @@ describe('shared log failures', () => {
 
   it('never shows the database password: not in status, the log, daemon.log, or anything in the sandbox', async () => {
     const marker = `pw-${Math.random().toString(36).slice(2)}-secret`;
-    const cluster = await startCluster(0);
-    try {
+    await withFixture(startCluster(0), async (cluster) => {
       // The test server trusts loopback, so the password is carried along and never checked.
       const withPassword = new URL(cluster.url);
       withPassword.password = marker;
@@ -86,9 +86,7 @@ describe('shared log failures', () => {
       ] as const) {
         assert.ok(!text.includes(marker), `the database password showed up in ${where}`);
       }
-    } finally {
-      await cluster.dispose();
-    }
+    });
   });
 
   it('hands a turn over when its holder loses the database mid-turn, and the holder writes nothing when it is back', async () => {

@@ -26,6 +26,7 @@ import { reply } from '../clients/cli/demo/model-emulator.js';
 import { answeringClient, allEvents, assertLogInvariants, createSession, ofType, settle, waitForEvent } from './support/agent.js';
 import { startCluster, waitForDaemonLog, type Cluster } from './support/cluster.js';
 import { until } from './support/until.js';
+import { withFixture } from './support/fixture.js';
 
 const LEASE_MS = 2500;
 
@@ -35,12 +36,9 @@ async function daemonId(client: AgentdClient): Promise<string> {
 
 /** A fresh cluster for one test, disposed whatever happens. */
 async function withCluster(size: number, leaseMs: number, body: (cluster: Cluster) => Promise<void>): Promise<void> {
-  const cluster = await startCluster(size, { leaseMs });
-  try {
+  await withFixture(startCluster(size, { leaseMs }), async (cluster) => {
     await body(cluster);
-  } finally {
-    await cluster.dispose();
-  }
+  });
 }
 
 function assertDense(events: Event[]): void {

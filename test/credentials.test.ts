@@ -7,7 +7,7 @@ import { createSession, ofType, settle, startAgentRig } from './support/agent.js
 import { startGitUpstream, startHttpUpstream, startMcpUpstream } from './support/upstreams.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture } from './support/fixture.js';
 
 const node = (code: string) => `node -e ${JSON.stringify(code)}`;
 const fetchText = (url: string) => node(`fetch(${url}).then(async r => console.log(r.status, await r.text())).catch(e => console.log('FAILED', e.cause?.code ?? e.message))`);

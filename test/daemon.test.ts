@@ -7,34 +7,29 @@ import { DaemonStatus, DaemonStop, ErrorCode, SessionCreate, SessionEvents, Sess
 import { connect } from '../clients/lib/index.js';
 import { readLog, runAgentd, startDaemon, stopDaemonsOf, tempHome } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
+import { withFixture } from './support/fixture.js';
 
 const workspace = () => tempDir('agentd-ws-');
 
 describe('daemon process', () => {
   it('listens on a 0600 socket, logs to daemon.log and never to stdout', async () => {
-    const daemon = await startDaemon();
-    try {
+    await withFixture(startDaemon(), async (daemon) => {
       assert.equal(statSync(daemon.layout.socket).mode & 0o777, 0o600);
       const client = await daemon.client();
       await client.request(SessionCreate, { workspace: workspace() });
       assert.match(readLog(daemon.layout), /daemon ready/);
       assert.equal(daemon.stdout(), '');
-    } finally {
-      await daemon.dispose();
-    }
+    });
   });
 
   it('refuses a second daemon on the same data dir, naming the running pid', async () => {
-    const daemon = await startDaemon();
-    try {
+    await withFixture(startDaemon(), async (daemon) => {
       const second = await runAgentd(daemon.layout, ['daemon']);
       assert.equal(second.code, 1);
       assert.match(second.stderr, new RegExp(`daemon \\(pid ${daemon.proc.pid}\\) is already running`));
       const client = await daemon.client();
       assert.equal((await client.request(DaemonStatus, {})).pid, daemon.proc.pid);
-    } finally {
-      await daemon.dispose();
-    }
+    });
   });
 
   it('cleans up the stale socket of a daemon killed with SIGKILL and keeps its sessions', async () => {
@@ -44,19 +39,15 @@ describe('daemon process', () => {
     await client.request(SessionPrompt, { sessionId, content: 'before the crash' });
     await first.kill('SIGKILL');
     assert.ok(statSync(first.layout.socket).isSocket(), 'the dead daemon left its socket behind');
-    const second = await startDaemon({ layout: first.layout });
-    try {
+    await withFixture(startDaemon({ layout: first.layout }), async (second) => {
       const again = await second.client();
       const page = await again.request(SessionEvents, { sessionId, to: 2 });
       assert.deepEqual(page.events.map((e) => e.type), ['session.created', 'user.message']);
-    } finally {
-      await second.dispose();
-    }
+    });
   });
 
   it('exits 0 on SIGTERM after answering in-flight appends', async () => {
-    const daemon = await startDaemon();
-    try {
+    await withFixture(startDaemon(), async (daemon) => {
       const client = await daemon.client();
       const { sessionId } = await client.request(SessionCreate, { workspace: workspace() });
       const prompts = Array.from({ length: 50 }, (_, i) => client.request(SessionPrompt, { sessionId, content: `m${i}` }));
@@ -71,29 +62,21 @@ describe('daemon process', () => {
       }
       const exit = await daemon.exited;
       assert.deepEqual(exit, { code: 0, signal: null });
-      const restarted = await startDaemon({ layout: daemon.layout });
-      try {
+      await withFixture(startDaemon({ layout: daemon.layout }), async (restarted) => {
         const page = await (await restarted.client()).request(SessionEvents, { sessionId });
         const stored = page.events.filter((e) => e.type === 'user.message').map((e) => e.seq);
         for (const seq of acked) assert.ok(stored.includes(seq), `acknowledged seq ${seq} is on disk`);
-      } finally {
-        await restarted.dispose();
-      }
-    } finally {
-      await daemon.dispose();
-    }
+      });
+    });
   });
 
   it('stops on daemon/stop, answering first, and exits 0', async () => {
-    const daemon = await startDaemon();
-    try {
+    await withFixture(startDaemon(), async (daemon) => {
       const client = await daemon.client();
       assert.deepEqual(await client.request(DaemonStop, {}), {});
       await client.closed;
       assert.deepEqual(await daemon.exited, { code: 0, signal: null });
-    } finally {
-      await daemon.dispose();
-    }
+    });
   });
 
   it('fails fast with a clear message on an unusable data dir', async () => {
@@ -107,8 +90,7 @@ describe('daemon process', () => {
 
   it('reports a full disk as a storage failure, acknowledges nothing unwritten, and stays up', async () => {
     // RLIMIT_FSIZE makes writes past 512 KiB fail with EFBIG, as a full disk would.
-    const daemon = await startDaemon({ wrap: 'ulimit -f 512' });
-    try {
+    await withFixture(startDaemon({ wrap: 'ulimit -f 512' }), async (daemon) => {
       const client = await daemon.client();
       const { sessionId } = await client.request(SessionCreate, { workspace: workspace() });
       const big = 'x'.repeat(60_000);
@@ -127,16 +109,11 @@ describe('daemon process', () => {
       const status = await client.request(DaemonStatus, {});
       assert.equal(status.pid, daemon.proc.pid, 'the daemon is still up');
       await daemon.kill('SIGKILL');
-      const reopened = await startDaemon({ layout: daemon.layout });
-      try {
+      await withFixture(startDaemon({ layout: daemon.layout }), async (reopened) => {
         const page = await (await reopened.client()).request(SessionEvents, { sessionId, types: ['user.message'] });
         assert.deepEqual(page.events.map((e) => e.seq), acked, 'exactly the acknowledged events are on disk');
-      } finally {
-        await reopened.dispose();
-      }
-    } finally {
-      await daemon.dispose();
-    }
+      });
+    });
   });
 
   it('is started once when two clients autostart it at the same moment', async () => {

@@ -12,7 +12,7 @@ import { reply } from '../clients/cli/demo/model-emulator.js';
 import { SessionPrompt, type Event, type SessionCreateParams } from '../protocol/index.js';
 import { createSession, ofType, settle, startAgentRig, workspace } from './support/agent.js';
 import { startStaticUpstream, type RecordingUpstream } from './support/egress-upstreams.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture } from './support/fixture.js';
 
 const PYPI_MIRROR = '/opt/pypi';
 const resultText = (e: Event) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');

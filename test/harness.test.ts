@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { SessionDeltaNotification, SessionGet, SessionInterrupt, SessionPrompt, SessionAttach } from '../protocol/index.js';
 import { reply, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
 import { answeringClient, allEvents, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent } from './support/agent.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture, withFixture } from './support/fixture.js';
 
 type Body = { system?: unknown; tools?: unknown; messages: Array<{ role: string; content: Array<Record<string, unknown>> }> };
 
@@ -232,16 +232,13 @@ describe('harness', () => {
 
 describe('harness without a usable key', () => {
   it('fails a turn at once when the API rejects the key', async () => {
-    const rig = await startAgentRig({ ANTHROPIC_API_KEY: 'sk-wrong' });
-    try {
+    await withFixture(startAgentRig({ ANTHROPIC_API_KEY: 'sk-wrong' }), async (rig) => {
       const client = await rig.daemon.client();
       const sessionId = await createSession(client);
       await client.request(SessionPrompt, { sessionId, content: 'hello' });
       const events = await settle(client, sessionId);
       assert.equal(ofType(events, 'model.retry').length, 0, 'no retries for a bad key');
       assert.match(String(ofType(events, 'turn.failed')[0]!.data.error), /rejected the API key/);
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });

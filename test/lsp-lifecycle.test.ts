@@ -20,7 +20,7 @@ import {
 } from 'vscode-jsonrpc-8/node.js';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/index.js';
 import { AGENTD_BIN, runAgentd, startDaemon, type TestDaemon } from './support/daemon.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture } from './support/fixture.js';
 
 const Shutdown = new RequestType0<null, void>('shutdown');
 const Exit = new NotificationType0('exit');

@@ -21,7 +21,7 @@ import { reply } from '../clients/cli/demo/model-emulator.js';
 import { API_KEY, workspace } from './support/agent.js';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { startMcp, startMcpRig, type McpRig } from './support/mcp-client.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture } from './support/fixture.js';
 import { until } from './support/until.js';
 
 function text(result: CallToolResult): string {

@@ -10,7 +10,7 @@ import { SessionGet } from '../protocol/index.js';
 import { AGENTD_BIN, runAgentd, tempHome } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { startMcp, startMcpRig } from './support/mcp-client.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture } from './support/fixture.js';
 import { ofType, settle, workspace } from './support/agent.js';
 import { until } from './support/until.js';
 

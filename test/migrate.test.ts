@@ -12,6 +12,7 @@ import { API_KEY, assertLogInvariants, createSession, ofType, settle } from './s
 import { readAll } from './support/log.js';
 import { reply, startModelEmulator } from '../clients/cli/demo/model-emulator.js';
 import { freshDatabase } from './support/postgres.js';
+import { withFixture } from './support/fixture.js';
 
 describe('agentd migrate', () => {
   it('copies every session with its events as stored, once, and a daemon on the database carries on', async () => {
@@ -56,8 +57,7 @@ describe('agentd migrate', () => {
         await to.close();
       }
 
-      const shared = await startDaemon({ layout: tempHome(), env: { ...env, AGENTD_LOG: url } });
-      try {
+      await withFixture(startDaemon({ layout: tempHome(), env: { ...env, AGENTD_LOG: url } }), async (shared) => {
         const sc = await shared.client();
         emulator.script([reply.text('after the move')]);
         await sc.request(SessionPrompt, { sessionId: talked, content: 'still there?' });
@@ -65,9 +65,7 @@ describe('agentd migrate', () => {
         assert.deepEqual(assertLogInvariants(events), []);
         assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i));
         assert.equal(ofType(events, 'turn.completed').length, 2);
-      } finally {
-        await shared.dispose();
-      }
+      });
     } finally {
       await local.dispose();
       await emulator.close();

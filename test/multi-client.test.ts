@@ -17,6 +17,7 @@ import { reply } from '../clients/cli/demo/model-emulator.js';
 import { until } from './support/until.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { withFixture } from './support/fixture.js';
 
 const sequence = (events: Array<Pick<Event, 'seq' | 'type'>>) => events.map((e) => `${e.seq}:${e.type}`);
 
@@ -81,8 +82,7 @@ describe('many clients on one session', () => {
   });
 
   it('forks a session at any position into one that runs on its own, with a copy of the workspace as it is now', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const client = await rig.daemon.client();
       const sessionId = await createSession(client);
       rig.emulator.script([reply.text('first answer'), reply.text('second answer')]);
@@ -113,8 +113,6 @@ describe('many clients on one session', () => {
       assert.match(JSON.stringify(body.messages), /first answer/);
       assert.equal(ofType(after, 'turn.completed').length, 2);
       assert.equal(ofType(await allEvents(client, sessionId), 'user.message').length, 2, 'the original is untouched');
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });

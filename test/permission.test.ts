@@ -29,6 +29,7 @@ import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { until } from './support/until.js';
+import { withFixture } from './support/fixture.js';
 
 const rejectsWith = (code: number) => (error: unknown) => error instanceof AgentdError && error.code === code;
 
@@ -66,8 +67,7 @@ async function stillWaiting(client: AgentdClient, sessionId: string): Promise<vo
 
 describe('permission questions go only to controllers', () => {
   it('asks each session’s controllers only, names the session, and refuses answers from anyone else', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const x = await asker(rig, 'x');
       const y = await asker(rig, 'y');
       const sessionA = await createSession(x.client, { title: 'session A', permissions: { default: 'ask' } });
@@ -101,14 +101,11 @@ describe('permission questions go only to controllers', () => {
       assert.deepEqual(ofType(logB, 'permission.resolved').map((e) => [e.data.decision, String(e.data.by).replace(/#\d+$/, '')]), [['deny', 'y']]);
       x.client.close();
       y.client.close();
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 
   it('makes a connection a controller when it prompts or attaches, and asks it the questions already open', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const owner = await rig.daemon.client({ name: 'owner' });
       const { sessionId, toolUseId } = await unrelatedWaiting(rig, owner);
       const prompter = await asker(rig, 'prompter');
@@ -125,16 +122,13 @@ describe('permission questions go only to controllers', () => {
       assert.deepEqual(bystander.asked, [], 'a connection that only looked on was never asked');
       assert.match(String(ofType(log, 'permission.resolved')[0]!.data.by), /^attacher#/);
       for (const c of [owner, prompter.client, attacher.client, bystander.client]) c.close();
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });
 
 describe('every client answers for its own sessions only', () => {
   it('agentd run --yes and agentd run </dev/null leave an unrelated session’s question alone', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const owner = await rig.daemon.client({ name: 'owner' });
       const unrelated = await unrelatedWaiting(rig, owner);
       const cwd = workspace();
@@ -155,9 +149,7 @@ describe('every client answers for its own sessions only', () => {
       assert.match(String(ofType(await settle(owner, mine), 'permission.resolved')[0]!.data.by), /^agentd-run#/);
       await stillWaiting(owner, unrelated.sessionId);
       owner.close();
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 
   it('VS Code is asked about the sessions it created, prompted or opened, and shows which session asks', async () => {

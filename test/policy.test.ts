@@ -11,6 +11,7 @@ import { SessionPrompt } from '../protocol/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { decide, matches } from '../daemon/harness/policy.js';
 import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { withFixture } from './support/fixture.js';
 
 const WS = '/home/me/project';
 const call = (name: string, input: Record<string, unknown> = {}) => ({ name, input });
@@ -64,13 +65,10 @@ describe('policy patterns', () => {
 
 describe('policy attacks', () => {
   it('holds a deny list however the model spells a path or a command', async (t) => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       await t.test('a denied path stays denied however the model spells it', () => deniedPath(rig));
       await t.test('a denied command stays denied behind /.. and a newline', () => deniedCommand(rig));
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });
 

@@ -11,6 +11,7 @@ import { AGENTD_BIN, startDaemon, type TestDaemon } from './support/daemon.js';
 import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
 import { until } from './support/until.js';
 import { startRecordingUpstream } from './support/egress-upstreams.js';
+import { withFixture } from './support/fixture.js';
 
 const KEY = 'test-key';
 
@@ -161,8 +162,7 @@ describe('agentd run', () => {
 
   it('asks the daemon for its API key, not its own shell: a key only in the shell is no key', async () => {
     // A daemon started without a key, as when it was started before the export.
-    const keyless = await startDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: '' } });
-    try {
+    await withFixture(startDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: '' } }), async (keyless) => {
       const client = await keyless.client();
       const before = (await client.request(SessionList, {})).sessions.length;
       const run = agentdRun(keyless, ['hello', '--workspace', workspace], { ANTHROPIC_API_KEY: KEY });
@@ -180,9 +180,7 @@ describe('agentd run', () => {
       assert.equal(await viaVault.done, 0, viaVault.stderr());
       assert.equal(viaVault.stdout().trim(), 'echo: through the vault');
       client.close();
-    } finally {
-      await keyless.dispose();
-    }
+    });
     // The other way round: the daemon has the key, the shell has none.
     const shellless = agentdRun(daemon, ['no key here', '--workspace', workspace], { ANTHROPIC_API_KEY: '' });
     assert.equal(await shellless.done, 0, shellless.stderr());

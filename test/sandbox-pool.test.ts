@@ -18,7 +18,7 @@ import { runAgentd, tempHome } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
 import { until } from './support/until.js';
 import { securityMatrix, startSecurityRig, type SecurityRig } from './security/support/rig.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture } from './support/fixture.js';
 
 const root = process.getuid?.() === 0;
 const matrix = await securityMatrix();

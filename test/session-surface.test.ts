@@ -19,7 +19,7 @@ import { connect } from '../clients/lib/index.js';
 import { lastUserText, reply, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
 import { runAgentd } from './support/daemon.js';
 import { assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, workspace } from './support/agent.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture } from './support/fixture.js';
 
 const refused = (code: number) => (e: unknown) => e instanceof AgentdError && e.code === code;
 type Body = { messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };

@@ -6,6 +6,7 @@ import { DaemonStatus, SessionCreate, SessionEvents, SessionPrompt, type Event }
 import { startParkingDaemon } from './support/daemon.js';
 import { tempDir } from './support/temp.js';
 import { until } from './support/until.js';
+import { withFixture } from './support/fixture.js';
 
 const workspace = () => tempDir('agentd-ws-');
 
@@ -18,8 +19,7 @@ function assertDense(events: Event[], from: number, to: number): void {
 
 describe('session/subscribe', () => {
   it('delivers catch-up then live with no gap and no duplicate while others append (40 rounds)', async () => {
-    const daemon = await startParkingDaemon();
-    try {
+    await withFixture(startParkingDaemon(), async (daemon) => {
       const writer = await daemon.client({ name: 'writer' });
       const reader = await daemon.client({ name: 'reader' });
       for (let round = 0; round < 40; round++) {
@@ -41,14 +41,11 @@ describe('session/subscribe', () => {
         const stored = await reader.request(SessionEvents, { sessionId, from });
         assert.deepEqual(seen, stored.events, 'byte-identical to what session/events returns');
       }
-    } finally {
-      await daemon.dispose();
-    }
+    });
   });
 
   it('frees the subscription of a client that vanishes mid-subscribe', async () => {
-    const daemon = await startParkingDaemon();
-    try {
+    await withFixture(startParkingDaemon(), async (daemon) => {
       const admin = await daemon.client();
       const { sessionId } = await admin.request(SessionCreate, { workspace: workspace() });
       const doomed = await daemon.client({ name: 'doomed' });
@@ -57,17 +54,14 @@ describe('session/subscribe', () => {
       doomed.close();
       await until(async () => (await admin.request(DaemonStatus, {})).counts.subscriptions === 0, 'subscription freed');
       await admin.request(SessionPrompt, { sessionId, content: 'still fine' });
-    } finally {
-      await daemon.dispose();
-    }
+    });
   });
 
   it('drops a subscriber that never reads, with a resume cursor, while memory stays bounded and others carry on', async () => {
     // The daemon's heap is capped well below the volume that goes by: had it kept the
     // stuck client's events, it would die of out-of-memory instead of carrying on.
     const heapCapMb = 128;
-    const daemon = await startParkingDaemon({ NODE_OPTIONS: `--max-old-space-size=${heapCapMb}` });
-    try {
+    await withFixture(startParkingDaemon({ NODE_OPTIONS: `--max-old-space-size=${heapCapMb}` }), async (daemon) => {
       const writer = await daemon.client({ name: 'writer' });
       const follower = await daemon.client({ name: 'follower' });
       const sessionId = await daemon.park(writer);
@@ -106,8 +100,6 @@ describe('session/subscribe', () => {
       const next = Number(/"next":(\d+)/.exec(text.slice(text.indexOf('session/subscriptionDropped')))?.[1]);
       assert.ok(Number.isInteger(next) && next > 0 && next < parkedHead + count, `resume cursor ${next}`);
       stuck.destroy();
-    } finally {
-      await daemon.dispose();
-    }
+    });
   });
 });

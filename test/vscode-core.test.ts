@@ -14,7 +14,7 @@ import { allEvents, settle, startAgentRig, workspace } from './support/agent.js'
 import { AGENTD_BIN } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { until } from './support/until.js';
-import { suiteFixture } from './support/suite.js';
+import { suiteFixture } from './support/fixture.js';
 
 function bridgeFor(home: string): BridgeCommand {
   return { command: process.execPath, args: [AGENTD_BIN, 'stdio'], env: { ...process.env, AGENTD_HOME: home } };

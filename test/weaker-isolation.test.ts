@@ -15,6 +15,7 @@ import { allEvents, createSession, ofType, startAgentRig } from './support/agent
 import { runAgentd, spawnAgentd } from './support/daemon.js';
 import { startMcp } from './support/mcp-client.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
+import { withFixture } from './support/fixture.js';
 
 const NONE_WARNING = /sandbox s_[0-9a-z]+-[0-9a-f]+ runs WITHOUT ISOLATION: its commands can read and write anything this user can/;
 const NAMESPACES_WARNING = /sandbox s_[0-9a-z]+-[0-9a-f]+ uses namespaces without bubblewrap: no seccomp filter/;
@@ -96,8 +97,7 @@ describe('weaker isolation is shown by every client', () => {
   });
 
   it('says nothing more at bwrap', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const admin = await rig.daemon.client();
       const sessionId = await createSession(admin);
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo guarded' } }), reply.text('ran in bwrap')]);
@@ -105,8 +105,6 @@ describe('weaker isolation is shown by every client', () => {
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stderr, /· sandbox ready \(bwrap, \d+ ms\)/);
       assert.doesNotMatch(run.stderr, /WARNING/);
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });

@@ -10,6 +10,7 @@ import { AgentdError, ErrorCode, SessionCreate, SessionPrompt } from '../../prot
 import { API_KEY, createSession, ofType, settle, startAgentRig, workspace } from '../support/agent.js';
 import { runAgentd, startDaemon, tempHome } from '../support/daemon.js';
 import { reply } from '../../clients/cli/demo/model-emulator.js';
+import { withFixture } from '../support/fixture.js';
 
 const refusal = async (promise: Promise<unknown>): Promise<number | undefined> => {
   try {
@@ -22,21 +23,17 @@ const refusal = async (promise: Promise<unknown>): Promise<number | undefined> =
 
 describe('the isolation floor', () => {
   it('by default (bwrap) refuses sessions that ask for namespaces or none', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const client = await rig.daemon.client();
       for (const isolation of ['namespaces', 'none'] as const) {
         assert.equal(await refusal(client.request(SessionCreate, { workspace: workspace(), sandbox: { isolation } })), ErrorCode.IsolationBelowFloor);
       }
       await createSession(client, { sandbox: { isolation: 'bwrap' } });
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 
   it('is lowered only by an explicit option: --isolation-floor, config.json or AGENTD_ISOLATION_FLOOR', async () => {
-    const viaOption = await startAgentRig({}, ['--isolation-floor', 'none']);
-    try {
+    await withFixture(startAgentRig({}, ['--isolation-floor', 'none']), async (viaOption) => {
       const client = await viaOption.daemon.client();
       const sessionId = await createSession(client, { sandbox: { isolation: 'none' } });
       viaOption.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo unisolated' } }), reply.text('done')]);
@@ -44,17 +41,12 @@ describe('the isolation floor', () => {
       const provisioned = ofType(await settle(client, sessionId), 'sandbox.provisioned')[0]!;
       assert.equal(provisioned.data.isolation, 'none');
       assert.match(JSON.stringify(provisioned.data.warnings), /WITHOUT ISOLATION/);
-    } finally {
-      await viaOption.dispose();
-    }
-    const viaEnv = await startAgentRig({ AGENTD_ISOLATION_FLOOR: 'namespaces' });
-    try {
+    });
+    await withFixture(startAgentRig({ AGENTD_ISOLATION_FLOOR: 'namespaces' }), async (viaEnv) => {
       const client = await viaEnv.daemon.client();
       await createSession(client, { sandbox: { isolation: 'namespaces' } });
       assert.equal(await refusal(client.request(SessionCreate, { workspace: workspace(), sandbox: { isolation: 'none' } })), ErrorCode.IsolationBelowFloor);
-    } finally {
-      await viaEnv.dispose();
-    }
+    });
   });
 
   it('reads config.json, and refuses to start on a bad one, naming the file and the field', async () => {
@@ -71,8 +63,7 @@ describe('the isolation floor', () => {
   });
 
   it('holds for a session made under a looser daemon: a stricter one gives it no sandbox', async () => {
-    const loose = await startAgentRig({}, ['--isolation-floor', 'none']);
-    try {
+    await withFixture(startAgentRig({}, ['--isolation-floor', 'none']), async (loose) => {
       const sessionId = await createSession(await loose.daemon.client(), { sandbox: { isolation: 'none' } });
       await loose.daemon.kill('SIGTERM');
       // The same data dir, now under the default floor.
@@ -87,9 +78,7 @@ describe('the isolation floor', () => {
       } finally {
         await strict.kill('SIGKILL');
       }
-    } finally {
-      await loose.dispose();
-    }
+    });
   });
 });
 

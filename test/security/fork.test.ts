@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCode } from '../../protocol/index.js';
 import { securityMatrix, startSecurityRig } from './support/rig.js';
-import { suiteFixture } from '../support/suite.js';
+import { suiteFixture } from '../support/fixture.js';
 
 const matrix = await securityMatrix();
 const MAX_BYTES = 64 * 1024 * 1024;

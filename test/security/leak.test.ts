@@ -20,6 +20,7 @@ import { processes } from '../support/procs.js';
 import { startGitUpstream, startHttpUpstream, startMcpUpstream, type Upstream } from '../support/upstreams.js';
 import { until } from '../support/until.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/egress-upstreams.js';
+import { withFixture } from '../support/fixture.js';
 
 const everything = fileURLToPath(new URL('../../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
 
@@ -172,8 +173,7 @@ const processesHolding = (needle: string) => processes().filter((p) => p.cmdline
 
 describe('no access token ever leaks', () => {
   it('keeps a token, and the web login made with it, out of logs, argv, env, errors and the store (which holds its hash)', async () => {
-    const daemon = await startListeningDaemon();
-    try {
+    await withFixture(startListeningDaemon(), async (daemon) => {
       const made = await runAgentd(daemon.layout, ['token', 'create', '--controller', '--name', 'leaky']);
       const token = made.stdout.trim();
       assert.match(token, /^agt_[A-Za-z0-9_-]{43}$/);
@@ -229,8 +229,6 @@ describe('no access token ever leaks', () => {
       }
       assert.deepEqual(hits, []);
       assert.ok(hashes > 0, 'the store held the token’s SHA-256 (until it was revoked)');
-    } finally {
-      await daemon.dispose();
-    }
+    });
   });
 });

@@ -11,7 +11,7 @@ import { ErrorCode } from '../../protocol/index.js';
 import { tasksWorkingIn } from '../support/sandbox-fixtures.js';
 import { until } from '../support/until.js';
 import { securityMatrix, startSecurityRig } from './support/rig.js';
-import { suiteFixture } from '../support/suite.js';
+import { suiteFixture } from '../support/fixture.js';
 
 const matrix = await securityMatrix();
 const toldOfLimit = (r: { text: string }) => /process limit \(64 processes and threads\)/.test(r.text);

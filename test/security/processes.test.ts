@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { processesTagged, waitUntilGone } from '../support/sandbox-fixtures.js';
 import { securityMatrix, startSecurityRig } from './support/rig.js';
 import { until } from '../support/until.js';
-import { suiteFixture } from '../support/suite.js';
+import { suiteFixture } from '../support/fixture.js';
 
 const matrix = await securityMatrix();
 

@@ -18,6 +18,7 @@ import { settle, startAgentRig, workspace as makeWorkspace, type AgentRig } from
 import { RawConnection, runAgentd } from '../support/daemon.js';
 import { reply } from '../../clients/cli/demo/model-emulator.js';
 import { ECHO_FORMS, startEchoUpstream, type EchoForm, type Upstream } from '../support/upstreams.js';
+import { withFixture } from '../support/fixture.js';
 
 /**
  * Whether `text` gives the secret away to someone who decodes it: line breaks dropped,
@@ -211,8 +212,7 @@ describe('the redactor on its own', () => {
   });
 
   it('is refused at vault set when shorter than 6 characters, saying why', async () => {
-    const rig = await startAgentRig();
-    try {
+    await withFixture(startAgentRig(), async (rig) => {
       const conn = await RawConnection.open(rig.daemon.layout.socket);
       await conn.request(1, 'initialize', { protocolVersion: PROTOCOL_VERSION, clientInfo: { name: 'short' } });
       const refused = await conn.request(2, 'vault/set', { name: 'SHORT', value: 'abc12' });
@@ -223,8 +223,6 @@ describe('the redactor on its own', () => {
       assert.equal(cli.code, 2, cli.stderr);
       assert.match(cli.stderr, /at least 6 characters long/);
       assert.doesNotMatch(cli.stderr + cli.stdout, /abc12/);
-    } finally {
-      await rig.dispose();
-    }
+    });
   });
 });

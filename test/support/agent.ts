@@ -6,6 +6,7 @@ import { startDaemon, tempHome, type TestDaemon } from './daemon.js';
 import { tempDir } from './temp.js';
 import { until } from './until.js';
 import { startModelEmulator, type ModelEmulator } from '../../clients/cli/demo/model-emulator.js';
+import { withFixture } from './fixture.js';
 
 export const API_KEY = 'sk-test-key';
 
@@ -43,13 +44,8 @@ export async function startAgentRig(env: Record<string, string> = {}, args: stri
 }
 
 /** Runs `body` with a fresh rig, disposed whatever happens (a daemon the body restarted too). */
-export async function withAgentRig(body: (rig: AgentRig) => Promise<void>): Promise<void> {
-  const rig = await startAgentRig();
-  try {
-    await body(rig);
-  } finally {
-    await rig.dispose();
-  }
+export function withAgentRig(body: (rig: AgentRig) => Promise<void>): Promise<void> {
+  return withFixture(startAgentRig(), body);
 }
 
 /**

@@ -15,3 +15,13 @@ export function suiteFixture<T extends { dispose(): Promise<void> }>(start: () =
     return fixture;
   };
 }
+
+/** Runs `body` with a fixture of its own, disposed whatever happens. */
+export async function withFixture<T extends { dispose(): Promise<void> }, R>(started: Promise<T>, body: (fixture: T) => Promise<R>): Promise<R> {
+  const fixture = await started;
+  try {
+    return await body(fixture);
+  } finally {
+    await fixture.dispose();
+  }
+}
