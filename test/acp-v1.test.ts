@@ -15,7 +15,7 @@ import { CUT_REPLY_NOTE } from '../clients/acp/session-view.js';
 import { SessionGet, SessionInterrupt, SessionPrompt, VaultSet } from '../protocol/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
-import { initialize, startAcp, type AcpProcess } from './support/acp-client.js';
+import { initialize, startAcp, withAcp, type AcpProcess } from './support/acp-client.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { startMcpUpstream } from './support/upstreams.js';
 import { until } from './support/until.js';
@@ -36,9 +36,7 @@ describe('agentd acp: ACP v1 sessions', () => {
   after(() => rig.dispose());
 
   it('advertises list, resume, close and http MCP servers; lists sessions by cwd', async () => {
-    const proc = startAcp(rig);
-    try {
-      const init = await initialize(proc);
+    await withAcp(rig, async (proc, init) => {
       assert.deepEqual(init.agentCapabilities?.sessionCapabilities, { list: {}, resume: {}, close: {} });
       assert.deepEqual(init.agentCapabilities?.mcpCapabilities, { http: true, sse: false });
       const cwd = workspace();
@@ -49,9 +47,7 @@ describe('agentd acp: ACP v1 sessions', () => {
       assert.ok(!Number.isNaN(Date.parse(listed.sessions[0]!.updatedAt ?? '')));
       const all = await proc.agent.request(acp.methods.agent.session.list, {});
       assert.ok(all.sessions.some((s) => s.sessionId === other && s.title === 'elsewhere'), JSON.stringify(all));
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('resumes a session without replaying it, prompts it, and closes it (cancelling its prompt)', async () => {
@@ -60,9 +56,7 @@ describe('agentd acp: ACP v1 sessions', () => {
     await client.request(SessionPrompt, { sessionId, content: 'first' });
     await settle(client, sessionId);
 
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       await proc.agent.request(acp.methods.agent.session.resume, { sessionId, cwd: workspace(), mcpServers: [{ name: 'late', command: 'true', args: [], env: [] }] });
       assert.deepEqual(proc.updates, [], 'nothing replayed');
       // A session's MCP servers are fixed at creation: the editor's are said to be left out.
@@ -85,9 +79,7 @@ describe('agentd acp: ACP v1 sessions', () => {
         (error: acp.RequestError) => error.code === -32002,
       );
       await assert.rejects(proc.agent.request(acp.methods.agent.session.resume, { sessionId: 's_doesnotexist0000', cwd: workspace() }), (error: acp.RequestError) => error.code === -32002);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('cancelling a prompt queued behind another client\'s turn answers cancelled, leaves that turn alone, and stops its own when it starts', async () => {
@@ -96,9 +88,7 @@ describe('agentd acp: ACP v1 sessions', () => {
     const before = rig.emulator.requests.length;
     await client.request(SessionPrompt, { sessionId, content: 'another client runs first' });
     await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       await proc.agent.request(acp.methods.agent.session.load, { sessionId, cwd: workspace(), mcpServers: [] });
       const queued = proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'queued' }] });
       await waitForEvent(client, sessionId, (e) => e.type === 'user.message' && JSON.stringify(e.data).includes('queued'));
@@ -110,9 +100,7 @@ describe('agentd acp: ACP v1 sessions', () => {
       const events = await settle(client, sessionId);
       const turns = ofType(events, 'user.message').map((e) => e.data.turnId);
       assert.deepEqual(ofType(events, 'turn.interrupted').map((e) => e.data.turnId), turns);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('a load while the reply streams gets that reply whole, once', async () => {

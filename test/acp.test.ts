@@ -10,7 +10,7 @@ import type { AgentdClient } from '../clients/lib/index.js';
 import { SessionPrompt, type Event } from '../protocol/index.js';
 import { allEvents, API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { runAgentd, tempHome } from './support/daemon.js';
-import { initialize, startAcp, type AcpProcess } from './support/acp-client.js';
+import { initialize, startAcp, withAcp, type AcpProcess } from './support/acp-client.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 
 /** Every stdout line is one JSON-RPC 2.0 message: nothing else reached stdout. */
@@ -47,9 +47,7 @@ describe('agentd acp', () => {
   });
 
   it('streams a prompt with a tool call: chunks once, tool_call, tool_call_update, end_turn', async () => {
-    const proc = startAcp(rig);
-    try {
-      const init = await initialize(proc);
+    await withAcp(rig, async (proc, init) => {
       assert.equal(init.protocolVersion, acp.PROTOCOL_VERSION);
       assert.equal(init.agentCapabilities?.loadSession, true);
 
@@ -94,15 +92,11 @@ describe('agentd acp', () => {
       assert.equal(ofType(events, 'session.created')[0]!.data.workspace, cwd);
       assert.equal(ofType(events, 'permission.resolved')[0]!.data.decision, 'allow');
       assertOnlyFrames(proc);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('maps allow-always through session/request_permission to agentd allow_always', async () => {
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       proc.answer = (request) => ({
         outcome: { outcome: 'selected', optionId: request.options.find((o) => o.kind === 'allow_always')!.optionId },
@@ -125,15 +119,11 @@ describe('agentd acp', () => {
       const statuses = updatesOf(proc, sessionId).flatMap((u) => (u.sessionUpdate === 'tool_call_update' && u.status !== 'in_progress' ? [`${u.toolCallId}:${u.status}`] : []));
       assert.deepEqual(statuses, ['toolu_acp_always1:completed', 'toolu_acp_always2:completed']);
       assertOnlyFrames(proc);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('a rejected permission fails the tool call and the turn goes on', async () => {
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       proc.answer = (request) => ({ outcome: { outcome: 'selected', optionId: request.options.find((o) => o.kind === 'reject_once')!.optionId } });
       rig.emulator.script([reply.toolUse({ id: 'toolu_acp_reject', name: 'bash', input: { command: 'echo no' } }), reply.text('not allowed, fine')]);
@@ -145,15 +135,11 @@ describe('agentd acp', () => {
       assert.equal(ofType(events, 'permission.resolved')[0]!.data.decision, 'deny');
       assert.equal(ofType(events, 'tool.result')[0]!.data.errorKind, 'denied');
       assert.equal(ofType(events, 'tool.started').length, 0);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('session/cancel interrupts a hanging reply: stopReason cancelled', async () => {
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       rig.emulator.script([reply.hang()]);
       const before = rig.emulator.requests.length;
@@ -164,15 +150,11 @@ describe('agentd acp', () => {
       const events = await settle(client, sessionId);
       assert.equal(ofType(events, 'turn.interrupted').length, 1);
       assertOnlyFrames(proc);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('steers a running prompt with _session/steering: the turn goes on with it and ends once', async () => {
-    const proc = startAcp(rig);
-    try {
-      const init = await initialize(proc);
+    await withAcp(rig, async (proc, init) => {
       assert.deepEqual(init._meta?.steering, { supported: true });
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       let release!: () => void;
@@ -191,15 +173,11 @@ describe('agentd acp', () => {
       const bad = proc.agent.request('_session/steering', { sessionId, prompt: [] });
       await assert.rejects(bad, (e: unknown) => e instanceof acp.RequestError && e.code === -32602);
       assertOnlyFrames(proc);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('a cancelled permission request denies the call', async () => {
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       proc.answer = () => ({ outcome: { outcome: 'cancelled' } });
       rig.emulator.script([reply.toolUse({ id: 'toolu_acp_cancelled', name: 'bash', input: { command: 'echo x' } }), reply.text('ok')]);
@@ -207,15 +185,11 @@ describe('agentd acp', () => {
       assert.equal(result.stopReason, 'end_turn');
       const events = await settle(client, sessionId);
       assert.equal(ofType(events, 'permission.resolved')[0]!.data.decision, 'deny');
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('a failed turn answers the prompt with a JSON-RPC error', async () => {
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       rig.emulator.script([reply.error(400, { message: 'prompt is malformed on purpose' })]);
       await assert.rejects(
@@ -224,9 +198,7 @@ describe('agentd acp', () => {
       );
       const events = await settle(client, sessionId);
       assert.equal(ofType(events, 'turn.failed').length, 1);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('session/load replays an existing session: user and agent messages, tool calls and results', async () => {
@@ -240,9 +212,7 @@ describe('agentd acp', () => {
     const log = await settle(client, sessionId);
     assert.equal(ofType(log, 'turn.completed').length, 1);
 
-    const proc = startAcp(rig);
-    try {
-      const init = await initialize(proc);
+    await withAcp(rig, async (proc, init) => {
       assert.equal(init.agentCapabilities?.loadSession, true);
       const cwd = String(ofType(log, 'session.created')[0]!.data.workspace);
       await proc.agent.request(acp.methods.agent.session.load, { sessionId, cwd, mcpServers: [] });
@@ -269,9 +239,7 @@ describe('agentd acp', () => {
         (error: acp.RequestError) => error.code === -32002,
       );
       assertOnlyFrames(proc);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('answers a question left open before the editor loaded the session', async () => {
@@ -281,9 +249,7 @@ describe('agentd acp', () => {
     await client.request(SessionPrompt, { sessionId, content: 'ask someone' });
     await waitForEvent(client, sessionId, (e: Event) => e.type === 'permission.requested');
 
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       const cwd = workspace();
       await proc.agent.request(acp.methods.agent.session.load, { sessionId, cwd, mcpServers: [] });
       const events = await settle(client, sessionId);
@@ -295,15 +261,11 @@ describe('agentd acp', () => {
       assert.ok(updates.some((u) => u.sessionUpdate === 'tool_call_update' && u.toolCallId === 'toolu_acp_open' && u.status === 'completed'));
       assert.ok(textOf(updates, 'agent_message_chunk').endsWith('answered late'));
       assertOnlyFrames(proc);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('follows its sessions again after the daemon restarts', async () => {
-    const proc = startAcp(rig);
-    try {
-      await initialize(proc);
+    await withAcp(rig, async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       rig.emulator.script([reply.text('before the crash')]);
       assert.equal((await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'one' }] })).stopReason, 'end_turn');
@@ -316,9 +278,7 @@ describe('agentd acp', () => {
       assert.equal(text, 'before the crashafter the crash');
       assert.equal(ofType(await settle(client, sessionId), 'turn.completed').length, 2);
       assertOnlyFrames(proc);
-    } finally {
-      assert.equal(await proc.close(), 0, proc.stderr());
-    }
+    });
   });
 
   it('starts the daemon when none runs', async () => {

@@ -1,4 +1,5 @@
 /** `agentd acp` as an editor runs it: the real command over stdio, driven by the ACP SDK's client side. */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import * as acp from '@agentclientprotocol/sdk';
@@ -74,5 +75,18 @@ export async function initialize(proc: AcpProcess): Promise<acp.InitializeRespon
     clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
     clientInfo: { name: 'acp-test', version: '0.0.0' },
   });
+}
+
+/**
+ * Runs `body` with an `agentd acp` of its own, initialized, on the rig's daemon; whatever
+ * happens, closing its stdin must then end it with exit code 0.
+ */
+export async function withAcp(rig: { daemon: { layout: { home: string } } }, body: (proc: AcpProcess, init: acp.InitializeResponse) => Promise<void>): Promise<void> {
+  const proc = startAcp(rig);
+  try {
+    await body(proc, await initialize(proc));
+  } finally {
+    assert.equal(await proc.close(), 0, proc.stderr());
+  }
 }
 
