@@ -38,6 +38,12 @@ export class CliContext {
     process.stdout.write(`${JSON.stringify(value)}\n`);
   }
 
+  /** A command's answer: as JSON with --json, else as the text `render` makes of it. */
+  print<T>(values: Values, result: T, render: (result: T) => string): void {
+    if (values.json) this.json(result);
+    else this.out(render(result));
+  }
+
   close(): void {
     this.client?.close();
   }

@@ -65,8 +65,7 @@ export const rollback: Command = {
     const turns = intOption(values, 'turns', 1) ?? 1;
     const client = await ctx.connect();
     const result = await client.request(SessionRollback, { sessionId, turns });
-    if (values.json) ctx.json(result);
-    else ctx.out(`rolled back ${result.turnIds.length} turn${result.turnIds.length === 1 ? '' : 's'} at seq ${result.seq}: ${result.turnIds.join(', ')}`);
+    ctx.print(values, result, (r) => `rolled back ${r.turnIds.length} turn${r.turnIds.length === 1 ? '' : 's'} at seq ${r.seq}: ${r.turnIds.join(', ')}`);
     return 0;
   },
 };
@@ -80,8 +79,7 @@ export const steer: Command = {
   async run({ values, positionals }, ctx) {
     const client = await ctx.connect();
     const result = await client.request(SessionSteer, { sessionId: sessionIdArg(positionals, 0), content: textArg(positionals, 1, 'text') });
-    if (values.json) ctx.json(result);
-    else ctx.out(result.steered ? `steered turn ${result.turnId} (seq ${result.seq})` : `no turn was running: queued as turn ${result.turnId} (seq ${result.seq})`);
+    ctx.print(values, result, (r) => r.steered ? `steered turn ${r.turnId} (seq ${r.seq})` : `no turn was running: queued as turn ${r.turnId} (seq ${r.seq})`);
     return 0;
   },
 };

@@ -18,8 +18,7 @@ export const sessions: Command = {
       ...(typeof values.workspace === 'string' ? { workspace: resolve(values.workspace) } : {}),
       limit: intOption(values, 'limit', 1) ?? 50,
     });
-    if (values.json) ctx.json(page);
-    else ctx.out(renderSessions(page.sessions));
+    ctx.print(values, page, (r) => renderSessions(r.sessions));
     return 0;
   },
 };
@@ -52,8 +51,7 @@ export const create: Command = {
       ...(typeof values.model === 'string' ? { model: values.model } : {}),
       ...(Object.keys(budget).length > 0 ? { budget } : {}),
     });
-    if (values.json) ctx.json(result);
-    else ctx.out(result.sessionId);
+    ctx.print(values, result, (r) => r.sessionId);
     return 0;
   },
 };
@@ -67,8 +65,7 @@ export const prompt: Command = {
   async run({ values, positionals }, ctx) {
     const client = await ctx.connect();
     const result = await client.request(SessionPrompt, { sessionId: sessionIdArg(positionals, 0), content: textArg(positionals, 1, 'text') });
-    if (values.json) ctx.json(result);
-    else ctx.out(`user message at seq ${result.seq} (turn ${result.turnId})`);
+    ctx.print(values, result, (r) => `user message at seq ${r.seq} (turn ${r.turnId})`);
     return 0;
   },
 };
@@ -99,8 +96,7 @@ export const fork: Command = {
     if (at === undefined) throw new UsageError('missing --at SEQ');
     const client = await ctx.connect();
     const result = await client.request(SessionFork, { sessionId, at });
-    if (values.json) ctx.json(result);
-    else ctx.out(result.sessionId);
+    ctx.print(values, result, (r) => r.sessionId);
     return 0;
   },
 };
