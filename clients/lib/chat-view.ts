@@ -1,6 +1,6 @@
 import type { ContentBlock, Event, PromptContent, ToolErrorKind } from '../../protocol/index.js';
 import { weakerIsolation } from './isolation.js';
-import { TranscriptFold, transcriptStatus, type Delta, type Notice, type ToolUse, type Transcript, type TranscriptTurn } from './transcript.js';
+import { TranscriptFold, transcriptStatus, type Delta, type Notice, type SessionOrigin, type ToolUse, type Transcript, type TranscriptTurn } from './transcript.js';
 
 export interface ToolResultView {
   text: string;
@@ -30,14 +30,8 @@ export type ChatItem =
 
 export type ChatStatus = 'idle' | 'running' | 'waiting' | 'archived';
 
-export interface ChatView {
+export interface ChatView extends SessionOrigin {
   sessionId: string;
-  title?: string;
-  workspace?: string;
-  forkedFrom?: { sessionId: string; at: number };
-  /** A sub-agent's parent session; the sub-agents a session started. */
-  parent?: { sessionId: string; toolUseId: string };
-  children: string[];
   status: ChatStatus;
   /** Every event before this seq is reflected. */
   next: number;

@@ -76,17 +76,21 @@ export interface TranscriptTurn {
   end?: TurnEnd & { seq: number };
 }
 
-export interface Transcript {
-  /** Every event before this seq is folded in. */
-  next: number;
+/** What a session is and where it came from: the header of every view of it. */
+export interface SessionOrigin {
   workspace?: string;
   title?: string;
-  model?: string;
   forkedFrom?: { sessionId: string; at: number };
   /** A sub-agent: the session whose `agent` call started it. */
   parent?: { sessionId: string; toolUseId: string };
   /** The sub-agents this session started, oldest first. */
   children: string[];
+}
+
+export interface Transcript extends SessionOrigin {
+  /** Every event before this seq is folded in. */
+  next: number;
+  model?: string;
   archived: boolean;
   /** In the order they came into view. */
   turns: TranscriptTurn[];
