@@ -10,7 +10,7 @@ import { AgentdNotFoundError, openBridge, type BridgeCommand } from '../clients/
 import { ChatModel } from '../clients/lib/chat-view.js';
 import { treeChildren } from '../clients/vscode/src/core/sessions.js';
 import { SessionCreate, SessionPrompt, type Event, type SessionInfo } from '../protocol/index.js';
-import { allEvents, settle, startAgentRig, workspace } from './support/agent.js';
+import { allEvents, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN } from './support/daemon.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { until } from './support/until.js';
@@ -42,83 +42,76 @@ function untilState(conn: AgentdConnection, test: (s: ConnectionState) => boolea
 }
 
 
+/**
+ * Follows a new session from seq 0 over a connection through `agentd stdio`; after the
+ * first turn, `cut` breaks the connection, and while it waits to reconnect another client
+ * runs a second turn. Once it is back, a third turn runs over it. Resolves, after the
+ * follower has caught up, with what it saw and the session's log.
+ */
+async function followAcrossOutage(rig: AgentRig, cut: (conn: AgentdConnection) => Promise<void>) {
+  const g = gate();
+  const conn = new AgentdConnection({ bridge: bridgeFor(rig.daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
+  conn.start();
+  try {
+    const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), permissions: { default: 'allow' } });
+    const seen: Event[] = [];
+    const model = new ChatModel(sessionId);
+    conn.follow(sessionId, 0, {
+      onEvents: (events) => {
+        seen.push(...events);
+        model.applyEvents(events);
+      },
+      onDelta: (d) => model.applyDelta(d),
+    });
+    rig.emulator.script([reply.text('first answer'), reply.text('second answer, while the editor was away'), reply.text('third answer')]);
+    await conn.request(SessionPrompt, { sessionId, content: 'one' });
+    await until(() => seen.some((e) => e.type === 'turn.completed'), 'the first turn in the follower');
+
+    await cut(conn);
+    await g.reached;
+    // Events appended while the connection is down: it must catch up on them.
+    const other = await rig.daemon.client();
+    await other.request(SessionPrompt, { sessionId, content: 'two' });
+    await settle(other, sessionId);
+    g.open();
+    await untilState(conn, (s) => s.kind === 'connected');
+    await conn.request(SessionPrompt, { sessionId, content: 'three' });
+    const log = await settle(other, sessionId);
+    await until(() => seen.length >= log.length, 'the follower to reach the head');
+    return { sessionId, seen, log, model, other, bridgePid: conn.bridgePid };
+  } finally {
+    await conn.dispose();
+  }
+}
+
 describe('vscode core: connection through agentd stdio', () => {
   const rig = suiteFixture(() => startAgentRig());
 
   it('survives a daemon kill and restart: resubscribes from the last seq, no gap, no duplicate', async () => {
-    const g = gate();
-    const conn = new AgentdConnection({ bridge: bridgeFor(rig().daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
-    conn.start();
-    try {
-      const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), permissions: { default: 'allow' } });
-      const seen: Event[] = [];
-      const model = new ChatModel(sessionId);
-      conn.follow(sessionId, 0, {
-        onEvents: (events) => {
-          seen.push(...events);
-          model.applyEvents(events);
-        },
-        onDelta: (d) => model.applyDelta(d),
-      });
-      rig().emulator.script([reply.text('first answer'), reply.text('second answer, while the editor was away'), reply.text('third answer')]);
-      await conn.request(SessionPrompt, { sessionId, content: 'one' });
-      await until(() => seen.some((e) => e.type === 'turn.completed'), 'the first turn in the follower');
-
+    const { seen, log, model } = await followAcrossOutage(rig(), async (conn) => {
       await rig().crashAndRestart();
       await untilState(conn, (s) => s.kind !== 'connected');
-      await g.reached;
-      // Events appended while the extension is disconnected: it must catch up on them.
-      const other = await rig().daemon.client();
-      await other.request(SessionPrompt, { sessionId, content: 'two' });
-      await settle(other, sessionId);
-      g.open();
-      await untilState(conn, (s) => s.kind === 'connected');
-      await conn.request(SessionPrompt, { sessionId, content: 'three' });
-      const log = await settle(other, sessionId);
-      await until(() => seen.length >= log.length, 'the follower to reach the head');
-
-      assert.deepEqual(seen.map((e) => e.seq), log.map((e) => e.seq), 'every seq once, in order');
-      assert.deepEqual(seen, log, 'the follower saw exactly the log');
-      const view = model.view();
-      assert.deepEqual(view.items.filter((i) => i.kind === 'user').map((i) => (i as { text: string }).text), ['one', 'two', 'three']);
-      assert.deepEqual(
-        view.items.filter((i) => i.kind === 'assistant').map((i) => (i as { text: string }).text),
-        ['first answer', 'second answer, while the editor was away', 'third answer'],
-      );
-      assert.equal(view.status, 'idle');
-    } finally {
-      await conn.dispose();
-    }
+    });
+    assert.deepEqual(seen.map((e) => e.seq), log.map((e) => e.seq), 'every seq once, in order');
+    assert.deepEqual(seen, log, 'the follower saw exactly the log');
+    const view = model.view();
+    assert.deepEqual(view.items.filter((i) => i.kind === 'user').map((i) => (i as { text: string }).text), ['one', 'two', 'three']);
+    assert.deepEqual(
+      view.items.filter((i) => i.kind === 'assistant').map((i) => (i as { text: string }).text),
+      ['first answer', 'second answer, while the editor was away', 'third answer'],
+    );
+    assert.equal(view.status, 'idle');
   });
 
   it('survives the bridge process dying: a new bridge, the same daemon, no gap, no duplicate', async () => {
-    const g = gate();
-    const conn = new AgentdConnection({ bridge: bridgeFor(rig().daemon.layout.home), clientName: 'vscode-test', waitBeforeReconnect: () => g.wait() });
-    conn.start();
-    try {
-      const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), permissions: { default: 'allow' } });
-      const seen: Event[] = [];
-      conn.follow(sessionId, 0, { onEvents: (events) => seen.push(...events) });
-      rig().emulator.script([reply.text('before'), reply.text('during'), reply.text('after')]);
-      await conn.request(SessionPrompt, { sessionId, content: 'a' });
-      await until(() => seen.some((e) => e.type === 'turn.completed'), 'the first turn');
-      const pid = conn.bridgePid!;
-      process.kill(pid, 'SIGKILL');
-      await g.reached;
-      const other = await rig().daemon.client();
-      await other.request(SessionPrompt, { sessionId, content: 'b' });
-      await settle(other, sessionId);
-      g.open();
-      await untilState(conn, (s) => s.kind === 'connected');
-      assert.notEqual(conn.bridgePid, pid, 'a new bridge process');
-      await conn.request(SessionPrompt, { sessionId, content: 'c' });
-      const log = await settle(other, sessionId);
-      await until(() => seen.length >= log.length, 'the follower to reach the head');
-      assert.deepEqual(seen, log);
-      assert.deepEqual(await allEvents(other, sessionId), log);
-    } finally {
-      await conn.dispose();
-    }
+    let killed = 0;
+    const { seen, log, bridgePid, other, sessionId } = await followAcrossOutage(rig(), async (conn) => {
+      killed = conn.bridgePid!;
+      process.kill(killed, 'SIGKILL');
+    });
+    assert.notEqual(bridgePid, killed, 'a new bridge process');
+    assert.deepEqual(seen, log);
+    assert.deepEqual(await allEvents(other, sessionId), log);
   });
 
   it('says how to fix a missing agentd executable', async () => {
