@@ -1,9 +1,9 @@
 /** `agentd attach` as a user runs it: a real CLI process on a real daemon, typing lines on its stdin. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { connect } from '../clients/lib/index.js';
-import { dataLayout, SessionPrompt } from '../protocol/index.js';
-import { API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent } from './support/agent.js';
+import { connect, type AgentdClient } from '../clients/lib/index.js';
+import { dataLayout, SessionPrompt, type SessionCreateParams } from '../protocol/index.js';
+import { API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 import { runAgentd, spawnAgentd, type SpawnedAgentd } from './support/daemon.js';
 import { lastUserText, reply } from '../clients/cli/demo/model-emulator.js';
 import { withFixture } from './support/fixture.js';
@@ -14,13 +14,32 @@ function attach(home: string, args: string[]): SpawnedAgentd {
 
 const count = (text: string, re: RegExp) => text.match(new RegExp(re.source, 'g'))?.length ?? 0;
 
+interface AttachScene {
+  rig: AgentRig;
+  client: AgentdClient;
+  sessionId: string;
+  /** Starts `agentd attach` on the session. */
+  startAttach(): SpawnedAgentd;
+}
+
+/** Runs `body` with a rig of its own and a session on it made with `params`; the attach it starts is closed after it. */
+async function withSession(params: Partial<SessionCreateParams>, body: (scene: AttachScene) => Promise<void>): Promise<void> {
+  await withFixture(startAgentRig(), async (rig) => {
+    const client = await rig.daemon.client();
+    const sessionId = await createSession(client, params);
+    let term: SpawnedAgentd | undefined;
+    try {
+      await body({ rig, client, sessionId, startAttach: () => (term = attach(rig.daemon.layout.home, [sessionId])) });
+    } finally {
+      await term?.close();
+    }
+  });
+}
+
 describe('agentd attach', () => {
   it('shows the live session in a terminal, prompts it and answers its questions', async () => {
-    const rig = await startAgentRig();
-    const client = await rig.daemon.client();
-    const sessionId = await createSession(client, { title: 'from the terminal', permissions: { default: 'ask' } });
-    const term = attach(rig.daemon.layout.home, [sessionId]);
-    try {
+    await withSession({ title: 'from the terminal', permissions: { default: 'ask' } }, async ({ rig, client, sessionId, startAttach }) => {
+      const term = startAttach();
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo from attach' } }), reply.text('attached and done')]);
       term.type('hello from the terminal');
       await term.until(/\? session s_[0-9a-z]+ "from the terminal": bash echo from attach wants to run/);
@@ -31,18 +50,12 @@ describe('agentd attach', () => {
       const events = await settle(client, sessionId);
       assert.equal(ofType(events, 'turn.completed').length, 1);
       assert.equal(await term.close(), 0);
-    } finally {
-      await term.close();
-      await rig.dispose();
-    }
+    });
   });
 
   it('steers the running turn with /steer: the turn’s next model call reads it', async () => {
-    const rig = await startAgentRig();
-    const client = await rig.daemon.client();
-    const sessionId = await createSession(client);
-    const term = attach(rig.daemon.layout.home, [sessionId]);
-    try {
+    await withSession({}, async ({ rig, client, sessionId, startAttach }) => {
+      const term = startAttach();
       let release!: () => void;
       const released = new Promise<void>((resolve) => (release = resolve));
       rig.emulator.script([async () => (await released, reply.text('a first draft')), reply.text('a draft about the sea')]);
@@ -57,21 +70,15 @@ describe('agentd attach', () => {
       assert.equal(ofType(events, 'turn.completed').length, 1);
       assert.equal(lastUserText(rig.emulator.requests.at(-1)!.body), 'about the sea');
       assert.equal(await term.close(), 0);
-    } finally {
-      await term.close();
-      await rig.dispose();
-    }
+    });
   });
 
   it('asks a question that was open before it attached once, and the first answer counts', async () => {
-    const rig = await startAgentRig();
-    const client = await rig.daemon.client();
-    const sessionId = await createSession(client, { permissions: { default: 'ask' } });
-    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo asked once' } }), reply.text('ran it')]);
-    await client.request(SessionPrompt, { sessionId, content: 'needs an answer' });
-    await waitForEvent(client, sessionId, (e) => e.type === 'permission.requested');
-    const term = attach(rig.daemon.layout.home, [sessionId]);
-    try {
+    await withSession({ permissions: { default: 'ask' } }, async ({ rig, client, sessionId, startAttach }) => {
+      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo asked once' } }), reply.text('ran it')]);
+      await client.request(SessionPrompt, { sessionId, content: 'needs an answer' });
+      await waitForEvent(client, sessionId, (e) => e.type === 'permission.requested');
+      const term = startAttach();
       await term.until(/bash echo asked once wants to run/);
       // The first y typed is the answer: no second copy of the question swallows it.
       term.type('y');
@@ -83,10 +90,7 @@ describe('agentd attach', () => {
       await term.until(/ran it/);
       assert.equal(count((term.stdout() + term.stderr()), /wants to run/), 1, `asked once:\n${(term.stdout() + term.stderr())}`);
       assert.ok(!/you> y\b/.test((term.stdout() + term.stderr())), 'the answer was not sent as a prompt');
-    } finally {
-      await term.close();
-      await rig.dispose();
-    }
+    });
   });
 
   it('asks once across a daemon stop and start, and the answer typed after it counts', async () => {
