@@ -4,13 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import * as acp from '@agentclientprotocol/sdk';
-import type { AgentdClient } from '../clients/lib/index.js';
 import { SessionPrompt, type Event } from '../protocol/index.js';
-import { allEvents, API_KEY, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
+import { allEvents, API_KEY, createSession, ofType, settle, waitForEvent, workspace } from './support/agent.js';
 import { runAgentd, tempHome } from './support/daemon.js';
-import { initialize, startAcp, withAcp, type AcpProcess } from './support/acp-client.js';
+import { initialize, startAcp, startAcpRig, withAcp, type AcpProcess } from './support/acp-client.js';
+import { suiteFixture } from './support/fixture.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 
 /** Every stdout line is one JSON-RPC 2.0 message: nothing else reached stdout. */
@@ -35,25 +35,16 @@ function textOf(updates: acp.SessionUpdate[], kind: 'agent_message_chunk' | 'use
 }
 
 describe('agentd acp', () => {
-  let rig: AgentRig;
-  let client: AgentdClient;
-
-  before(async () => {
-    rig = await startAgentRig();
-    client = await rig.daemon.client();
-  });
-  after(async () => {
-    await rig.dispose();
-  });
+  const rig = suiteFixture(startAcpRig);
 
   it('streams a prompt with a tool call: chunks once, tool_call, tool_call_update, end_turn', async () => {
-    await withAcp(rig, async (proc, init) => {
+    await withAcp(rig(), async (proc, init) => {
       assert.equal(init.protocolVersion, acp.PROTOCOL_VERSION);
       assert.equal(init.agentCapabilities?.loadSession, true);
 
       const cwd = workspace();
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
-      rig.emulator.script([
+      rig().emulator.script([
         reply.toolUse({ id: 'toolu_acp_echo', name: 'bash', input: { command: 'echo acp-tool-output' } }),
         reply.text('The command printed acp-tool-output.', { chunks: 4 }),
       ]);
@@ -88,7 +79,7 @@ describe('agentd acp', () => {
       assert.deepEqual(asked.options.map((o) => o.kind).sort(), ['allow_always', 'allow_once', 'reject_once']);
       assert.ok(proc.announcedAtPermission[0]!.includes('toolu_acp_echo'));
 
-      const events = await settle(client, sessionId);
+      const events = await settle(rig().client, sessionId);
       assert.equal(ofType(events, 'session.created')[0]!.data.workspace, cwd);
       assert.equal(ofType(events, 'permission.resolved')[0]!.data.decision, 'allow');
       assertOnlyFrames(proc);
@@ -96,12 +87,12 @@ describe('agentd acp', () => {
   });
 
   it('maps allow-always through session/request_permission to agentd allow_always', async () => {
-    await withAcp(rig, async (proc) => {
+    await withAcp(rig(), async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       proc.answer = (request) => ({
         outcome: { outcome: 'selected', optionId: request.options.find((o) => o.kind === 'allow_always')!.optionId },
       });
-      rig.emulator.script([
+      rig().emulator.script([
         reply.toolUse({ id: 'toolu_acp_always1', name: 'bash', input: { command: 'echo one' } }),
         reply.toolUse({ id: 'toolu_acp_always2', name: 'bash', input: { command: 'echo two' } }),
         reply.text('both ran'),
@@ -111,7 +102,7 @@ describe('agentd acp', () => {
       // Asked once: "always" covers the second call.
       assert.deepEqual(proc.permissionRequests.map((r) => r.toolCall.toolCallId), ['toolu_acp_always1']);
 
-      const events = await settle(client, sessionId);
+      const events = await settle(rig().client, sessionId);
       const resolved = ofType(events, 'permission.resolved');
       assert.equal(resolved.length, 1);
       assert.equal(resolved[0]!.data.decision, 'allow_always');
@@ -123,15 +114,15 @@ describe('agentd acp', () => {
   });
 
   it('a rejected permission fails the tool call and the turn goes on', async () => {
-    await withAcp(rig, async (proc) => {
+    await withAcp(rig(), async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       proc.answer = (request) => ({ outcome: { outcome: 'selected', optionId: request.options.find((o) => o.kind === 'reject_once')!.optionId } });
-      rig.emulator.script([reply.toolUse({ id: 'toolu_acp_reject', name: 'bash', input: { command: 'echo no' } }), reply.text('not allowed, fine')]);
+      rig().emulator.script([reply.toolUse({ id: 'toolu_acp_reject', name: 'bash', input: { command: 'echo no' } }), reply.text('not allowed, fine')]);
       const result = await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'try it' }] });
       assert.equal(result.stopReason, 'end_turn');
       const failed = updatesOf(proc, sessionId).find((u) => u.sessionUpdate === 'tool_call_update' && u.toolCallId === 'toolu_acp_reject' && u.status === 'failed');
       assert.ok(failed, 'the denied call is shown as failed');
-      const events = await settle(client, sessionId);
+      const events = await settle(rig().client, sessionId);
       assert.equal(ofType(events, 'permission.resolved')[0]!.data.decision, 'deny');
       assert.equal(ofType(events, 'tool.result')[0]!.data.errorKind, 'denied');
       assert.equal(ofType(events, 'tool.started').length, 0);
@@ -139,35 +130,35 @@ describe('agentd acp', () => {
   });
 
   it('session/cancel interrupts a hanging reply: stopReason cancelled', async () => {
-    await withAcp(rig, async (proc) => {
+    await withAcp(rig(), async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
-      rig.emulator.script([reply.hang()]);
-      const before = rig.emulator.requests.length;
+      rig().emulator.script([reply.hang()]);
+      const before = rig().emulator.requests.length;
       const prompt = proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'wait forever' }] });
-      await rig.emulator.waitForRequests(before + 1);
+      await rig().emulator.waitForRequests(before + 1);
       await proc.agent.notify(acp.methods.agent.session.cancel, { sessionId });
       assert.equal((await prompt).stopReason, 'cancelled');
-      const events = await settle(client, sessionId);
+      const events = await settle(rig().client, sessionId);
       assert.equal(ofType(events, 'turn.interrupted').length, 1);
       assertOnlyFrames(proc);
     });
   });
 
   it('steers a running prompt with _session/steering: the turn goes on with it and ends once', async () => {
-    await withAcp(rig, async (proc, init) => {
+    await withAcp(rig(), async (proc, init) => {
       assert.deepEqual(init._meta?.steering, { supported: true });
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       let release!: () => void;
       const released = new Promise<void>((resolve) => (release = resolve));
-      rig.emulator.script([async () => (await released, reply.text('A first draft. ')), reply.text('A draft about the sea.')]);
-      const before = rig.emulator.requests.length;
+      rig().emulator.script([async () => (await released, reply.text('A first draft. ')), reply.text('A draft about the sea.')]);
+      const before = rig().emulator.requests.length;
       const prompt = proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'write a poem' }] });
-      await rig.emulator.waitFor(() => rig.emulator.requests.length > before && rig.emulator.inFlight > 0, 30_000);
+      await rig().emulator.waitFor(() => rig().emulator.requests.length > before && rig().emulator.inFlight > 0, 30_000);
       const steered = await proc.agent.request<{ outcome: string }>('_session/steering', { sessionId, prompt: [{ type: 'text', text: 'about the sea' }] });
       assert.equal(steered.outcome, 'injected');
       release();
       assert.equal((await prompt).stopReason, 'end_turn');
-      assert.equal(rig.emulator.requests.length - before, 2);
+      assert.equal(rig().emulator.requests.length - before, 2);
       assert.equal(textOf(updatesOf(proc, sessionId), 'agent_message_chunk'), 'A first draft. A draft about the sea.');
       assert.equal(textOf(updatesOf(proc, sessionId), 'user_message_chunk'), '', 'what the editor sent is not echoed back');
       const bad = proc.agent.request('_session/steering', { sessionId, prompt: [] });
@@ -177,42 +168,42 @@ describe('agentd acp', () => {
   });
 
   it('a cancelled permission request denies the call', async () => {
-    await withAcp(rig, async (proc) => {
+    await withAcp(rig(), async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       proc.answer = () => ({ outcome: { outcome: 'cancelled' } });
-      rig.emulator.script([reply.toolUse({ id: 'toolu_acp_cancelled', name: 'bash', input: { command: 'echo x' } }), reply.text('ok')]);
+      rig().emulator.script([reply.toolUse({ id: 'toolu_acp_cancelled', name: 'bash', input: { command: 'echo x' } }), reply.text('ok')]);
       const result = await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'go' }] });
       assert.equal(result.stopReason, 'end_turn');
-      const events = await settle(client, sessionId);
+      const events = await settle(rig().client, sessionId);
       assert.equal(ofType(events, 'permission.resolved')[0]!.data.decision, 'deny');
     });
   });
 
   it('a failed turn answers the prompt with a JSON-RPC error', async () => {
-    await withAcp(rig, async (proc) => {
+    await withAcp(rig(), async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
-      rig.emulator.script([reply.error(400, { message: 'prompt is malformed on purpose' })]);
+      rig().emulator.script([reply.error(400, { message: 'prompt is malformed on purpose' })]);
       await assert.rejects(
         proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'fail please' }] }),
         (error: acp.RequestError) => error.code === -32603 && /turn failed/.test(error.message),
       );
-      const events = await settle(client, sessionId);
+      const events = await settle(rig().client, sessionId);
       assert.equal(ofType(events, 'turn.failed').length, 1);
     });
   });
 
   it('session/load replays an existing session: user and agent messages, tool calls and results', async () => {
-    // A session made and run by another client, with permissions that need no answer.
-    const sessionId = await createSession(client);
-    rig.emulator.script([
+    // A session made and run by another rig().client, with permissions that need no answer.
+    const sessionId = await createSession(rig().client);
+    rig().emulator.script([
       reply.toolUse({ id: 'toolu_acp_replay', name: 'bash', input: { command: 'echo replayed-output' } }, { text: 'Let me run it.' }),
       reply.text('It printed replayed-output.'),
     ]);
-    await client.request(SessionPrompt, { sessionId, content: 'show me the replay' });
-    const log = await settle(client, sessionId);
+    await rig().client.request(SessionPrompt, { sessionId, content: 'show me the replay' });
+    const log = await settle(rig().client, sessionId);
     assert.equal(ofType(log, 'turn.completed').length, 1);
 
-    await withAcp(rig, async (proc, init) => {
+    await withAcp(rig(), async (proc, init) => {
       assert.equal(init.agentCapabilities?.loadSession, true);
       const cwd = String(ofType(log, 'session.created')[0]!.data.workspace);
       await proc.agent.request(acp.methods.agent.session.load, { sessionId, cwd, mcpServers: [] });
@@ -228,11 +219,11 @@ describe('agentd acp', () => {
       assert.match(JSON.stringify(result.content), /replayed-output/);
 
       // The loaded session takes prompts like a new one.
-      rig.emulator.script([reply.text('still here', { chunks: 2 })]);
+      rig().emulator.script([reply.text('still here', { chunks: 2 })]);
       const next = await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'again' }] });
       assert.equal(next.stopReason, 'end_turn');
       assert.ok(textOf(updatesOf(proc, sessionId), 'agent_message_chunk').endsWith('still here'));
-      assert.equal((await allEvents(client, sessionId)).filter((e) => e.type === 'user.message').length, 2);
+      assert.equal((await allEvents(rig().client, sessionId)).filter((e) => e.type === 'user.message').length, 2);
 
       await assert.rejects(
         proc.agent.request(acp.methods.agent.session.load, { sessionId: 's_doesnotexist0000', cwd, mcpServers: [] }),
@@ -243,16 +234,16 @@ describe('agentd acp', () => {
   });
 
   it('answers a question left open before the editor loaded the session', async () => {
-    // Another client prompts a session that asks, and cannot answer itself.
-    const sessionId = await createSession(client, { permissions: { default: 'ask' } });
-    rig.emulator.script([reply.toolUse({ id: 'toolu_acp_open', name: 'bash', input: { command: 'echo late' } }), reply.text('answered late')]);
-    await client.request(SessionPrompt, { sessionId, content: 'ask someone' });
-    await waitForEvent(client, sessionId, (e: Event) => e.type === 'permission.requested');
+    // Another rig().client prompts a session that asks, and cannot answer itself.
+    const sessionId = await createSession(rig().client, { permissions: { default: 'ask' } });
+    rig().emulator.script([reply.toolUse({ id: 'toolu_acp_open', name: 'bash', input: { command: 'echo late' } }), reply.text('answered late')]);
+    await rig().client.request(SessionPrompt, { sessionId, content: 'ask someone' });
+    await waitForEvent(rig().client, sessionId, (e: Event) => e.type === 'permission.requested');
 
-    await withAcp(rig, async (proc) => {
+    await withAcp(rig(), async (proc) => {
       const cwd = workspace();
       await proc.agent.request(acp.methods.agent.session.load, { sessionId, cwd, mcpServers: [] });
-      const events = await settle(client, sessionId);
+      const events = await settle(rig().client, sessionId);
       assert.deepEqual(proc.permissionRequests.map((r) => r.toolCall.toolCallId), ['toolu_acp_open']);
       assert.equal(ofType(events, 'permission.resolved')[0]!.data.decision, 'allow');
       assert.equal(ofType(events, 'turn.completed').length, 1);
@@ -265,32 +256,32 @@ describe('agentd acp', () => {
   });
 
   it('follows its sessions again after the daemon restarts', async () => {
-    await withAcp(rig, async (proc) => {
+    await withAcp(rig(), async (proc) => {
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
-      rig.emulator.script([reply.text('before the crash')]);
+      rig().emulator.script([reply.text('before the crash')]);
       assert.equal((await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'one' }] })).stopReason, 'end_turn');
 
-      await rig.crashAndRestart();
-      client = await rig.daemon.client();
-      rig.emulator.script([reply.text('after the crash', { chunks: 3 })]);
+      await rig().crashAndRestart();
+      rig().client = await rig().daemon.client();
+      rig().emulator.script([reply.text('after the crash', { chunks: 3 })]);
       assert.equal((await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'two' }] })).stopReason, 'end_turn');
       const text = textOf(updatesOf(proc, sessionId), 'agent_message_chunk');
       assert.equal(text, 'before the crashafter the crash');
-      assert.equal(ofType(await settle(client, sessionId), 'turn.completed').length, 2);
+      assert.equal(ofType(await settle(rig().client, sessionId), 'turn.completed').length, 2);
       assertOnlyFrames(proc);
     });
   });
 
   it('starts the daemon when none runs', async () => {
     const layout = tempHome();
-    const proc = startAcp(rig, {
+    const proc = startAcp(rig(), {
       home: layout.home,
-      env: { ANTHROPIC_BASE_URL: rig.emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20' },
+      env: { ANTHROPIC_BASE_URL: rig().emulator.url, ANTHROPIC_API_KEY: API_KEY, AGENTD_RETRY_BASE_MS: '20' },
     });
     try {
       await initialize(proc);
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
-      rig.emulator.script([reply.text('from a daemon started on demand')]);
+      rig().emulator.script([reply.text('from a daemon started on demand')]);
       const result = await proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'hello' }] });
       assert.equal(result.stopReason, 'end_turn');
       assert.equal(textOf(updatesOf(proc, sessionId), 'agent_message_chunk'), 'from a daemon started on demand');

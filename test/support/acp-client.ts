@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import * as acp from '@agentclientprotocol/sdk';
+import type { AgentdClient } from '../../clients/lib/index.js';
+import { startAgentRig, type AgentRig } from './agent.js';
 import { AGENTD_BIN } from './daemon.js';
 
 export type PermissionAnswer = (request: acp.RequestPermissionRequest) => acp.RequestPermissionResponse;
@@ -90,3 +92,8 @@ export async function withAcp(rig: { daemon: { layout: { home: string } } }, bod
   }
 }
 
+/** A rig for ACP tests, and a client of its daemon that reads what the editor's sessions logged. */
+export async function startAcpRig(): Promise<AgentRig & { client: AgentdClient }> {
+  const rig = await startAgentRig();
+  return Object.assign(rig, { client: await rig.daemon.client() });
+}
