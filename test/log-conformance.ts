@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogError } from '../daemon/log/session-log.js';
-import type { NewEvent, SessionLog, SessionMeta, StoredEvent, StoredToken, SubscriptionEnd } from '../daemon/log/session-log.js';
+import type { NewEvent, SessionLog, SessionMeta, StoredEvent, StoredToken, Subscription, SubscriptionEnd } from '../daemon/log/session-log.js';
 
 /** A lost or repeated event shows up as a wait that never ends: fail it instead of hanging. */
 const HANG_GUARD_MS = 30_000;
@@ -72,6 +72,17 @@ function token(n: number, extra: Partial<StoredToken> = {}): StoredToken {
 
 function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Appends with `appendSome` (which says how many events it appended) until the
+ * subscription ends or the session holds `limit` events; resolves with how many it holds.
+ */
+async function appendUntilEnded(sub: Subscription, count: number, limit: number, appendSome: () => Promise<number>): Promise<number> {
+  let ended = false;
+  void sub.ended.then(() => (ended = true));
+  while (!ended && count < limit) count += await appendSome();
+  return count;
 }
 
 export function runSessionLogConformance(name: string, factory: SessionLogFactory): void {
@@ -482,13 +493,10 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
             return new Promise<void>(() => undefined);
           }, { maxPending: 50 });
           // Bounded: it gives up once more than maxPending wait, instead of buffering on.
-          let ended: SubscriptionEnd | undefined;
-          void sub.ended.then((e) => (ended = e));
-          let appended = 5;
-          while (ended === undefined && appended < 1000) {
+          const appended = await appendUntilEnded(sub, 5, 1000, async () => {
             await log.append('s_o', events(10));
-            appended += 10;
-          }
+            return 10;
+          });
           assert.ok(appended <= 5 + 50 + 20, `still subscribed after ${appended} events`);
           const end = await sub.ended;
           assert.equal(end.reason, 'overflow');
@@ -523,14 +531,11 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.deepEqual(batches, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]);
           // Then the listener hangs: live events pile up until about 20 KB of them wait.
           stuck = true;
-          let ended: SubscriptionEnd | undefined;
-          void sub.ended.then((e) => (ended = e));
-          let appended = 10;
-          while (ended === undefined && appended < 200) {
+          const appended = await appendUntilEnded(sub, 10, 200, async () => {
             await log.append('s_bb', big(5));
-            appended += 5;
             await tick();
-          }
+            return 5;
+          });
           const end = await sub.ended;
           assert.equal(end.reason, 'overflow');
           assert.ok(appended <= 10 + 20 + 10, `ended after ${appended} events: by bytes, long before 10000 events`);
