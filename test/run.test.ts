@@ -1,19 +1,16 @@
 /** `agentd run` as a user runs it: a real CLI process, a real daemon, the real harness and sandbox, the emulator as the model. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import * as pty from '@lydell/node-pty';
 import { SessionEvents, SessionList, type Event } from '../protocol/index.js';
 import { AGENTD_BIN, startDaemon, type TestDaemon } from './support/daemon.js';
-import { reply, startModelEmulator, type ModelEmulator, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
+import { reply, type RecordedRequest } from '../clients/cli/demo/model-emulator.js';
+import { API_KEY, startAgentRig } from './support/agent.js';
+import { tempDir } from './support/temp.js';
 import { until } from './support/until.js';
 import { startRecordingUpstream } from './support/egress-upstreams.js';
-import { withFixture } from './support/fixture.js';
-
-const KEY = 'test-key';
+import { suiteFixture, withFixture } from './support/fixture.js';
 
 interface Run {
   child: ReturnType<typeof spawn>;
@@ -23,7 +20,7 @@ interface Run {
 }
 
 /** The CLI as a child process with stdin a pipe (not a terminal), as in scripts and CI. */
-function agentdRun(daemon: TestDaemon, args: string[], env: Record<string, string> = { ANTHROPIC_API_KEY: KEY }): Run {
+function agentdRun(daemon: TestDaemon, args: string[], env: Record<string, string> = { ANTHROPIC_API_KEY: API_KEY }): Run {
   const child = spawn(process.execPath, [AGENTD_BIN, 'run', ...args], {
     env: { ...process.env, AGENTD_HOME: daemon.layout.home, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -45,7 +42,7 @@ function agentdRunTty(daemon: TestDaemon, args: string[]) {
   const term = pty.spawn(process.execPath, [AGENTD_BIN, 'run', ...args], {
     cols: 200,
     rows: 50,
-    env: { ...process.env, AGENTD_HOME: daemon.layout.home, ANTHROPIC_API_KEY: KEY } as Record<string, string>,
+    env: { ...process.env, AGENTD_HOME: daemon.layout.home, ANTHROPIC_API_KEY: API_KEY } as Record<string, string>,
   });
   let screen = '';
   term.onData((d) => (screen += d));
@@ -92,31 +89,18 @@ function count(haystack: string, needle: string): number {
 }
 
 describe('agentd run', () => {
-  let emulator: ModelEmulator;
-  let daemon: TestDaemon;
-  let workspace: string;
-
-  before(async () => {
-    emulator = await startModelEmulator({ apiKey: KEY });
-    daemon = await startDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: KEY } });
-    workspace = mkdtempSync(join(tmpdir(), 'agentd-run-ws-'));
-  });
-
-  after(async () => {
-    await daemon.dispose();
-    await emulator.close();
-    rmSync(workspace, { recursive: true, force: true });
-  });
+  const rig = suiteFixture(() => startAgentRig());
+  const workspace = tempDir('agentd-run-ws-');
 
   it('streams the answer on stdout once, shows the tool call and its result, exits 0; --session continues', async () => {
-    emulator.script([
+    rig().emulator.script([
       reply.toolUse({ name: 'bash', input: { command: 'echo hello-from-the-sandbox' } }, { text: 'Let me run that.' }),
       (req) =>
         reply.text(`The command printed ${lastToolResult(req).split('\n')[0]!.trim()}, all done.`, {
           chunks: 6,
         }),
     ]);
-    const first = agentdRun(daemon, ['say hello', '--workspace', workspace, '--yes']);
+    const first = agentdRun(rig().daemon, ['say hello', '--workspace', workspace, '--yes']);
     assert.equal(await first.done, 0, first.stderr());
     const answer = 'The command printed hello-from-the-sandbox, all done.';
     assert.equal(count(first.stdout(), answer), 1, first.stdout());
@@ -125,36 +109,36 @@ describe('agentd run', () => {
     assert.match(first.stderr(), /^⏺ bash echo hello-from-the-sandbox$/m);
     assert.match(first.stderr(), /^ {2}⎿ {2}exit 0: hello-from-the-sandbox$/m);
     const sessionId = sessionOf(first.stderr());
-    const log = await events(daemon, sessionId);
+    const log = await events(rig().daemon, sessionId);
     assert.equal(log.find((e) => e.type === 'session.created')?.data.workspace, workspace);
     assert.equal(log.at(-1)?.type, 'turn.completed');
 
     // The default reply echoes the prompt.
-    const second = agentdRun(daemon, ['and again', '--session', sessionId]);
+    const second = agentdRun(rig().daemon, ['and again', '--session', sessionId]);
     assert.equal(await second.done, 0, second.stderr());
     assert.equal(second.stdout().trim(), 'echo: and again');
-    const later = await events(daemon, sessionId);
+    const later = await events(rig().daemon, sessionId);
     assert.equal(later.filter((e) => e.type === 'turn.completed').length, 2);
   });
 
   it('without a terminal and without --yes, denies tools with a message saying how to allow them', async () => {
-    emulator.script([
+    rig().emulator.script([
       reply.toolUse({ name: 'write_file', input: { path: 'x.txt', content: 'x' } }),
       (req) => reply.text(`Understood: ${lastToolResult(req)}`),
     ]);
-    const run = agentdRun(daemon, ['write x', '--workspace', workspace]);
+    const run = agentdRun(rig().daemon, ['write x', '--workspace', workspace]);
     assert.equal(await run.done, 0, run.stderr());
     assert.match(run.stderr(), /denied write_file x\.txt: stdin is not a terminal.*pass --yes/);
     assert.match(run.stderr(), /⎿ {2}error \[denied\]: permission to run write_file was denied/);
     assert.match(run.stdout(), /^Understood: permission to run write_file was denied$/m);
-    const log = await events(daemon, sessionOf(run.stderr()));
+    const log = await events(rig().daemon, sessionOf(run.stderr()));
     const resolved = log.find((e) => e.type === 'permission.resolved');
     assert.equal(resolved?.data.decision, 'deny');
   });
 
   it('exits 1 with the error on stderr when the turn fails', async () => {
-    emulator.script([reply.error(400, { message: 'prompt is too long: 250000 tokens > 200000 maximum' })]);
-    const run = agentdRun(daemon, ['fail please', '--workspace', workspace, '--yes']);
+    rig().emulator.script([reply.error(400, { message: 'prompt is too long: 250000 tokens > 200000 maximum' })]);
+    const run = agentdRun(rig().daemon, ['fail please', '--workspace', workspace, '--yes']);
     assert.equal(await run.done, 1);
     assert.match(run.stderr(), /agentd run: turn failed: .*prompt is too long: 250000 tokens/);
     assert.equal(run.stdout(), '');
@@ -162,10 +146,10 @@ describe('agentd run', () => {
 
   it('asks the daemon for its API key, not its own shell: a key only in the shell is no key', async () => {
     // A daemon started without a key, as when it was started before the export.
-    await withFixture(startDaemon({ env: { ANTHROPIC_BASE_URL: emulator.url, ANTHROPIC_API_KEY: '' } }), async (keyless) => {
+    await withFixture(startDaemon({ env: { ANTHROPIC_BASE_URL: rig().emulator.url, ANTHROPIC_API_KEY: '' } }), async (keyless) => {
       const client = await keyless.client();
       const before = (await client.request(SessionList, {})).sessions.length;
-      const run = agentdRun(keyless, ['hello', '--workspace', workspace], { ANTHROPIC_API_KEY: KEY });
+      const run = agentdRun(keyless, ['hello', '--workspace', workspace], { ANTHROPIC_API_KEY: API_KEY });
       assert.equal(await run.done, 1);
       assert.match(run.stderr(), /the daemon has no API key/);
       assert.match(run.stderr(), /This shell has ANTHROPIC_API_KEY, but the running daemon \(pid \d+\) started without it/);
@@ -174,7 +158,7 @@ describe('agentd run', () => {
       assert.equal((await client.request(SessionList, {})).sessions.length, before, 'no session was created');
       // The vault is the daemon's other place: with the key there, a shell without one runs.
       const set = spawn(process.execPath, [AGENTD_BIN, 'vault', 'set', 'ANTHROPIC_API_KEY'], { env: { ...process.env, AGENTD_HOME: keyless.layout.home } });
-      set.stdin.end(KEY);
+      set.stdin.end(API_KEY);
       assert.equal(await new Promise((r) => set.on('close', r)), 0);
       const viaVault = agentdRun(keyless, ['through the vault', '--workspace', workspace], { ANTHROPIC_API_KEY: '' });
       assert.equal(await viaVault.done, 0, viaVault.stderr());
@@ -182,31 +166,31 @@ describe('agentd run', () => {
       client.close();
     });
     // The other way round: the daemon has the key, the shell has none.
-    const shellless = agentdRun(daemon, ['no key here', '--workspace', workspace], { ANTHROPIC_API_KEY: '' });
+    const shellless = agentdRun(rig().daemon, ['no key here', '--workspace', workspace], { ANTHROPIC_API_KEY: '' });
     assert.equal(await shellless.done, 0, shellless.stderr());
     assert.equal(shellless.stdout().trim(), 'echo: no key here');
-    const usage = agentdRun(daemon, []);
+    const usage = agentdRun(rig().daemon, []);
     assert.equal(await usage.done, 2);
     assert.match(usage.stderr(), /missing "<prompt>"/);
   });
 
   it('Ctrl-C interrupts the running turn and exits 130', async () => {
-    emulator.script([reply.hang()]);
-    const seen = emulator.requests.length;
-    const run = agentdRun(daemon, ['wait forever', '--workspace', workspace, '--yes']);
-    await emulator.waitForRequests(seen + 1, 30_000);
+    rig().emulator.script([reply.hang()]);
+    const seen = rig().emulator.requests.length;
+    const run = agentdRun(rig().daemon, ['wait forever', '--workspace', workspace, '--yes']);
+    await rig().emulator.waitForRequests(seen + 1, 30_000);
     run.child.kill('SIGINT');
     assert.equal(await run.done, 130, run.stderr());
     assert.match(run.stderr(), /interrupting the turn/);
     assert.match(run.stderr(), /agentd run: interrupted/);
-    const log = await events(daemon, sessionOf(run.stderr()));
+    const log = await events(rig().daemon, sessionOf(run.stderr()));
     assert.equal(log.at(-1)?.type, 'turn.interrupted');
   });
 
   it('on a terminal, asks permissions inline: y allows once, a allows the tool from then on', async () => {
     const bash = (command: string) => reply.toolUse({ name: 'bash', input: { command } });
-    emulator.script([bash('echo one'), bash('echo two'), bash('echo three'), reply.text('three commands ran')]);
-    const term = agentdRunTty(daemon, ['three commands', '--workspace', workspace]);
+    rig().emulator.script([bash('echo one'), bash('echo two'), bash('echo three'), reply.text('three commands ran')]);
+    const term = agentdRunTty(rig().daemon, ['three commands', '--workspace', workspace]);
     await term.expect(/\? session s_[0-9a-z]+ "three commands": allow bash echo one {2}\[y\]es \/ \[n\]o \/ \[a\]lways for bash: /);
     term.type('y\r');
     await term.expect(/exit 0: one/);
@@ -215,7 +199,7 @@ describe('agentd run', () => {
     await term.expect(/three commands ran/);
     assert.equal(await term.done, 0, term.screen());
     assert.doesNotMatch(term.screen(), /allow bash echo three/);
-    const log = await events(daemon, sessionOf(term.screen()));
+    const log = await events(rig().daemon, sessionOf(term.screen()));
     assert.deepEqual(
       log.filter((e) => e.type === 'permission.resolved').map((e) => e.data.decision),
       ['allow', 'allow_always'],
@@ -224,12 +208,12 @@ describe('agentd run', () => {
   });
 
   it('on a terminal, Ctrl-C at a permission question interrupts the turn', async () => {
-    emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo never' } })]);
-    const term = agentdRunTty(daemon, ['ask me', '--workspace', workspace]);
+    rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo never' } })]);
+    const term = agentdRunTty(rig().daemon, ['ask me', '--workspace', workspace]);
     await term.expect(/\? session s_[0-9a-z]+ "ask me": allow bash echo never/);
     term.type('\x03');
     assert.equal(await term.done, 130, term.screen());
-    const log = await events(daemon, sessionOf(term.screen()));
+    const log = await events(rig().daemon, sessionOf(term.screen()));
     assert.equal(log.at(-1)?.type, 'turn.interrupted');
     assert.ok(!log.some((e) => e.type === 'tool.started'), 'the tool never ran');
   });
@@ -238,8 +222,8 @@ describe('agentd run', () => {
     const upstream = await startRecordingUpstream();
     try {
       const curl = `curl -sS ${upstream.url}/from-run`;
-      emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('fetched')]);
-      const term = agentdRunTty(daemon, ['fetch it', '--workspace', workspace, '--yes', '--network', 'ask']);
+      rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('fetched')]);
+      const term = agentdRunTty(rig().daemon, ['fetch it', '--workspace', workspace, '--yes', '--network', 'ask']);
       await term.expect(new RegExp(`allow network access to 127\\.0\\.0\\.2:${upstream.port} \\(made by tool call toolu_\\w+\\)\\s+\\[y\\]es / \\[n\\]o / \\[a\\]lways for this host`));
       term.type('a\r');
       await term.expect(new RegExp(`· network: reached 127\\.0\\.0\\.2:${upstream.port} \\(answered allow_always by agentd-run`));
@@ -247,13 +231,13 @@ describe('agentd run', () => {
       assert.equal(await term.done, 0, term.screen());
 
       // Without a terminal nobody answers: refused, with how to allow it; with --allow-host nothing is asked.
-      emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('refused')]);
-      const refused = agentdRun(daemon, ['fetch it', '--workspace', workspace, '--yes', '--network', 'ask']);
+      rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('refused')]);
+      const refused = agentdRun(rig().daemon, ['fetch it', '--workspace', workspace, '--yes', '--network', 'ask']);
       assert.equal(await refused.done, 0, refused.stderr());
       assert.match(refused.stderr(), /✗ denied network access to 127\.0\.0\.2:\d+ .*allow the host with --allow-host/);
       assert.match(refused.stderr(), /✗ network: refused 127\.0\.0\.2:\d+ \(answered deny by agentd-run/);
-      emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('allowed')]);
-      const allowed = agentdRun(daemon, ['fetch it', '--workspace', workspace, '--yes', '--allow-host', upstream.authority]);
+      rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('allowed')]);
+      const allowed = agentdRun(rig().daemon, ['fetch it', '--workspace', workspace, '--yes', '--allow-host', upstream.authority]);
       assert.equal(await allowed.done, 0, allowed.stderr());
       assert.match(allowed.stderr(), new RegExp(`· network: reached ${upstream.authority.replaceAll('.', '\\.')} \\(allow "`));
     } finally {
