@@ -26,16 +26,21 @@ for (const { principal, level, pool, where } of matrix) {
         return [];
       }
     };
+    /** A session in a workspace of its own (`dir`) that the shell command `setup` fills, and its fork; `before`: the forks there were. */
+    const forkAfter = async (dir: string, setup: string) => {
+      const session = await rig().session({ workspace: rig().dir(dir) });
+      const made = await rig().bash(session, setup);
+      const before = forks();
+      return { session, made, before, forked: await rig().fork(session) };
+    };
     const workspaceOf = async (sessionId: string) => String(((await rig().rpc('session/get', { sessionId })).result as { workspace: string }).workspace);
 
     it('copies files and symlinks (as links) and skips a FIFO and a socket', async () => {
-      const session = await rig().session({ workspace: rig().dir('special') });
-      const made = await rig().bash(
-        session,
+      const { made, forked } = await forkAfter(
+        'special',
         "mkfifo pipe; echo data > file.txt; ln -s file.txt link; mkdir -p sub/deep; echo y > sub/deep/y; node -e \"require('net').createServer().listen('sock', () => process.exit(0))\"; ls -1F",
       );
       assert.match(made.text, /^file\.txt\nlink@\npipe\|\nsock=\nsub\/\n/);
-      const forked = await rig().fork(session);
       assert.equal(forked.error, undefined, JSON.stringify(forked.error));
       const fork = String(forked.result!.sessionId);
       const copy = await workspaceOf(fork);
@@ -49,9 +54,7 @@ for (const { principal, level, pool, where } of matrix) {
     });
 
     it('keeps sparse files sparse, a 1 TB one included', async () => {
-      const session = await rig().session({ workspace: rig().dir('sparse') });
-      await rig().bash(session, 'truncate -s 2G sparse.bin; printf x | dd of=sparse.bin bs=1 seek=1000000 conv=notrunc 2>/dev/null; truncate -s 1T huge.bin');
-      const forked = await rig().fork(session);
+      const { forked } = await forkAfter('sparse', 'truncate -s 2G sparse.bin; printf x | dd of=sparse.bin bs=1 seek=1000000 conv=notrunc 2>/dev/null; truncate -s 1T huge.bin');
       assert.equal(forked.error, undefined, JSON.stringify(forked.error));
       const copy = await workspaceOf(String(forked.result!.sessionId));
       const sparse = statSync(join(copy, 'sparse.bin'));
@@ -68,10 +71,7 @@ for (const { principal, level, pool, where } of matrix) {
     });
 
     it('refuses a workspace with more data than the limit before copying, and leaves nothing behind', async () => {
-      const session = await rig().session({ workspace: rig().dir('big') });
-      await rig().bash(session, 'head -c 80M /dev/urandom > big.bin; ls -s --block-size=M big.bin');
-      const before = forks();
-      const forked = await rig().fork(session);
+      const { before, forked } = await forkAfter('big', 'head -c 80M /dev/urandom > big.bin; ls -s --block-size=M big.bin');
       assert.equal(forked.error?.code, ErrorCode.WorkspaceTooLarge, JSON.stringify(forked));
       assert.match(forked.error!.message, /holds 0\.08 GiB of data; a fork copies at most 0\.06 GiB/);
       assert.deepEqual(forks(), before, 'no partial copy');
@@ -79,10 +79,7 @@ for (const { principal, level, pool, where } of matrix) {
 
     if (principal.label === 'user') {
       it('removes a partial copy when the copy fails (a file the daemon cannot read)', async () => {
-        const session = await rig().session({ workspace: rig().dir('unreadable') });
-        await rig().bash(session, 'for i in 1 2 3; do echo $i > ok-$i.txt; done; echo secret > locked; chmod 000 locked');
-        const before = forks();
-        const forked = await rig().fork(session);
+        const { session, before, forked } = await forkAfter('unreadable', 'for i in 1 2 3; do echo $i > ok-$i.txt; done; echo secret > locked; chmod 000 locked');
         assert.equal(forked.error?.code, ErrorCode.StorageFailure, JSON.stringify(forked));
         assert.match(forked.error!.message, /copying the workspace for the fork failed: cp failed: .*locked.*Permission denied/);
         assert.deepEqual(forks(), before, 'no partial copy');
