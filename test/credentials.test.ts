@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SessionPrompt, VaultSet } from '../protocol/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { createSession, ofType, settle, startAgentRig } from './support/agent.js';
-import { startGitUpstream, startHttpUpstream, startMcpUpstream } from './support/upstreams.js';
+import type { AgentdClient } from '../clients/lib/index.js';
+import { createSession, ofType, settle, startAgentRig, type AgentRig } from './support/agent.js';
+import { startGitUpstream, startHttpUpstream, startMcpUpstream, type Upstream } from './support/upstreams.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suiteFixture } from './support/fixture.js';
@@ -13,15 +14,32 @@ const node = (code: string) => `node -e ${JSON.stringify(code)}`;
 const fetchText = (url: string) => node(`fetch(${url}).then(async r => console.log(r.status, await r.text())).catch(e => console.log('FAILED', e.cause?.code ?? e.message))`);
 const resultText = (e: { data: Record<string, unknown> }) => (e.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
 
+/**
+ * Runs `body` with an upstream that takes only a fresh random token, stored in the
+ * vault as `name` and bound to the upstream's URL for `kind`; the upstream is closed after.
+ */
+async function withBoundToken<U extends Upstream>(
+  rig: AgentRig,
+  credential: { name: string; kind: 'http' | 'git' | 'mcp' },
+  start: (token: string) => Promise<U>,
+  body: (scene: { upstream: U; token: string; client: AgentdClient }) => Promise<void>,
+): Promise<void> {
+  const token = `${credential.kind}-token-${Math.random().toString(36).slice(2)}`;
+  const upstream = await start(token);
+  try {
+    const client = await rig.daemon.client();
+    await client.request(VaultSet, { name: credential.name, value: token, binding: { kind: credential.kind, url: upstream.url } });
+    await body({ upstream, token, client });
+  } finally {
+    await upstream.close();
+  }
+}
+
 describe('remote MCP servers', () => {
   const rig = suiteFixture(() => startAgentRig());
 
   it('are called by the daemon with the vault token, outside any sandbox, namespaced for the model', async () => {
-    const token = `mcp-token-${Math.random().toString(36).slice(2)}`;
-    const upstream = await startMcpUpstream(token);
-    try {
-      const client = await rig().daemon.client();
-      await client.request(VaultSet, { name: 'NOTES_TOKEN', value: token, binding: { kind: 'mcp', url: upstream.url } });
+    await withBoundToken(rig(), { name: 'NOTES_TOKEN', kind: 'mcp' }, startMcpUpstream, async ({ upstream, token, client }) => {
       const sessionId = await createSession(client, { mcpServers: [{ name: 'notes', type: 'http', url: upstream.url, credential: 'NOTES_TOKEN' }] });
       rig().emulator.script([reply.toolUse({ name: 'mcp__notes__lookup', input: { word: 'agentd' } }), reply.text('The notes have 3 entries.')]);
       await client.request(SessionPrompt, { sessionId, content: 'look it up' });
@@ -36,9 +54,7 @@ describe('remote MCP servers', () => {
       assert.deepEqual(upstream.calls, ['agentd']);
       assert.ok(upstream.seen.every((h) => h === `Bearer ${token}`), 'every request carried the token');
       assert.equal(ofType(events, 'sandbox.provisioned').length, 0, 'no sandbox was involved');
-    } finally {
-      await upstream.close();
-    }
+    });
   });
 });
 
@@ -49,11 +65,7 @@ describe('credential proxy', () => {
   // Every isolation level that keeps the sandbox off the network reaches the proxy the same way.
   for (const isolation of ['bwrap', 'namespaces'] as const) {
     it(`adds the token on the way out, redacts it on the way back, and refuses everything else (isolation ${isolation})`, async () => {
-      const token = `http-token-${Math.random().toString(36).slice(2)}`;
-      const upstream = await startHttpUpstream(token);
-      try {
-        const client = await rig().daemon.client();
-        await client.request(VaultSet, { name: 'API_TOKEN', value: token, binding: { kind: 'http', url: upstream.url } });
+      await withBoundToken(rig(), { name: 'API_TOKEN', kind: 'http' }, startHttpUpstream, async ({ upstream, token, client }) => {
         await client.request(VaultSet, { name: 'OTHER_TOKEN', value: `other-${token}`, binding: { kind: 'http', url: upstream.url } });
         const sessionId = await createSession(client, { credentials: ['API_TOKEN'], sandbox: { isolation } });
         rig().emulator.script([
@@ -73,18 +85,12 @@ describe('credential proxy', () => {
         assert.doesNotMatch(JSON.stringify(events), new RegExp(token));
         assert.deepEqual(upstream.seen, [`Bearer ${token}`, `Bearer ${token}`], 'the upstream got the token, only for the bound name');
         assert.equal(ofType(events, 'sandbox.provisioned')[0]?.data.isolation, isolation);
-      } finally {
-        await upstream.close();
-      }
+      });
     });
   }
 
   it('clones a repo through the proxy, and git fetch and push work from the sandbox without a token in .git/config', async () => {
-    const token = `git-token-${Math.random().toString(36).slice(2)}`;
-    const upstream = await startGitUpstream(token);
-    try {
-      const client = await rig().daemon.client();
-      await client.request(VaultSet, { name: 'GIT_TOKEN', value: token, binding: { kind: 'git', url: upstream.url } });
+    await withBoundToken(rig(), { name: 'GIT_TOKEN', kind: 'git' }, (token) => startGitUpstream(token), async ({ upstream, token, client }) => {
       const sessionId = await createSession(client, { credentials: ['GIT_TOKEN'], repos: [{ url: upstream.url, credential: 'GIT_TOKEN', path: 'repo' }] });
       rig().emulator.script([
         reply.toolUse({
@@ -111,8 +117,6 @@ describe('credential proxy', () => {
       const gitConfig = readFileSync(join(workspace, 'repo', '.git', 'config'), 'utf8');
       assert.doesNotMatch(gitConfig, new RegExp(token));
       assert.doesNotMatch(gitConfig, new RegExp(Buffer.from(`x-access-token:${token}`).toString('base64')));
-    } finally {
-      await upstream.close();
-    }
+    });
   });
 });
