@@ -9,7 +9,7 @@ import { until } from './support/until.js';
 import { runAgentd, startDaemon } from './support/daemon.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { startCluster } from './support/cluster.js';
-import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
+import { reply, type ModelEmulator, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
 import { answeringClient, API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 import { suiteFixture, withFixture } from './support/fixture.js';
 
@@ -24,6 +24,21 @@ const resultText = (e: Event) => JSON.stringify(e.data.content);
 /** The sub-agent is named in the parent's log a moment before its session exists. */
 function childCreated(client: AgentdClient, sessionId: string): Promise<unknown> {
   return until(() => client.request(SessionGet, { sessionId }).then(() => true, () => false), `sub-agent ${sessionId} to exist`);
+}
+
+/**
+ * Prompts `parent` with `prompt`, whose model (scripted by the caller) delegates to a
+ * sub-agent that runs a tool and asks its model again (`childOpening` is the sub-agent's
+ * prompt); resolves with the sub-agent's id once that second model call is in flight.
+ */
+async function delegateUntilChildWaits(client: AgentdClient, emulator: ModelEmulator, parent: string, prompt: string, childOpening: string): Promise<string> {
+  await client.request(SessionPrompt, { sessionId: parent, content: prompt });
+  const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+  const childId = String(started.data.childSessionId);
+  await childCreated(client, childId);
+  await waitForEvent(client, childId, (e) => e.type === 'tool.result');
+  await emulator.waitFor(() => emulator.requests.filter((r) => opening(r) === childOpening).length === 2, 30_000);
+  return childId;
 }
 
 /** One reply function per expected request: each picks its reply by the conversation it is in. */
@@ -209,13 +224,8 @@ describe('sub-agents across kill -9 of the daemon', () => {
         return steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo once >> ran.txt' } }) : reply.hang();
       };
       rig.emulator.script(routed(3, route));
-      await client.request(SessionPrompt, { sessionId: parent, content: 'delegate and crash' });
-      const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-      const childId = String(started.data.childSessionId);
-      await childCreated(client, childId);
       // The sub-agent ran its tool and is waiting on its second model call: kill the daemon there.
-      await waitForEvent(client, childId, (e) => e.type === 'tool.result');
-      await rig.emulator.waitFor(() => rig.emulator.requests.filter((r) => opening(r) === 'work, then wait').length === 2, 30_000);
+      const childId = await delegateUntilChildWaits(client, rig.emulator, parent, 'delegate and crash', 'work, then wait');
       rig.emulator.script(routed(2, (req) => (opening(req) === 'work, then wait' ? reply.text('the child is done') : reply.text('the parent is done'))));
       const daemon = await rig.crashAndRestart();
       const again = await daemon.client();
@@ -336,12 +346,7 @@ describe('sub-agents on a PostgreSQL cluster', () => {
             : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo once >> ran.txt' } }) : reply.hang(),
         ),
       );
-      await ca.request(SessionPrompt, { sessionId: parent, content: 'delegate on a cluster' });
-      const started = await waitForEvent(ca, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-      const childId = String(started.data.childSessionId);
-      await childCreated(ca, childId);
-      await waitForEvent(ca, childId, (e) => e.type === 'tool.result');
-      await cluster.emulator.waitFor(() => cluster.emulator.requests.filter((r) => opening(r) === 'work on a cluster').length === 2, 30_000);
+      const childId = await delegateUntilChildWaits(ca, cluster.emulator, parent, 'delegate on a cluster', 'work on a cluster');
       // Any daemon may have taken either up (a new session is free for all): kill the one running the sub-agent.
       const childOn = (await ca.request(SessionGet, { sessionId: childId })).runningOn!;
       const parentOn = (await ca.request(SessionGet, { sessionId: parent })).runningOn!;
