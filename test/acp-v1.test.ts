@@ -76,11 +76,11 @@ describe('agentd acp: ACP v1 sessions', () => {
     });
   });
 
-  it('cancelling a prompt queued behind another rig().client\'s turn answers cancelled, leaves that turn alone, and stops its own when it starts', async () => {
+  it('cancelling a prompt queued behind another client\'s turn answers cancelled, leaves that turn alone, and stops its own when it starts', async () => {
     const sessionId = await createSession(rig().client);
     rig().emulator.script([reply.hang(), reply.hang()]);
     const before = rig().emulator.requests.length;
-    await rig().client.request(SessionPrompt, { sessionId, content: 'another rig().client runs first' });
+    await rig().client.request(SessionPrompt, { sessionId, content: 'another client runs first' });
     await rig().emulator.waitFor(() => rig().emulator.requests.length > before && rig().emulator.inFlight > 0, 30_000);
     await withAcp(rig(), async (proc) => {
       await proc.agent.request(acp.methods.agent.session.load, { sessionId, cwd: workspace(), mcpServers: [] });
@@ -88,7 +88,7 @@ describe('agentd acp: ACP v1 sessions', () => {
       await waitForEvent(rig().client, sessionId, (e) => e.type === 'user.message' && JSON.stringify(e.data).includes('queued'));
       await proc.agent.notify(acp.methods.agent.session.cancel, { sessionId });
       assert.equal((await queued).stopReason, 'cancelled');
-      assert.deepEqual(ofType(await allEvents(rig().client, sessionId), 'turn.interrupted'), [], 'the other rig().client\'s turn runs on');
+      assert.deepEqual(ofType(await allEvents(rig().client, sessionId), 'turn.interrupted'), [], 'the other client\'s turn runs on');
       // That turn ends; the cancelled one starts and is stopped at once.
       await rig().client.request(SessionInterrupt, { sessionId });
       const events = await settle(rig().client, sessionId);
@@ -202,14 +202,14 @@ describe('agentd acp: ACP v1 sessions', () => {
       assert.equal(init.protocolVersion, 1);
       const cwd = workspace();
       const { sessionId } = await agent.newSession({ cwd, mcpServers: [] });
-      rig().emulator.script([reply.text('hello old rig().client', { chunks: 3 })]);
+      rig().emulator.script([reply.text('hello old client', { chunks: 3 })]);
       assert.equal((await agent.prompt({ sessionId, prompt: [{ type: 'text', text: 'hi' }] })).stopReason, 'end_turn');
       const text = () =>
         updates.map((n) => (n.update.sessionUpdate === 'agent_message_chunk' && n.update.content.type === 'text' ? n.update.content.text : '')).join('');
-      assert.equal(text(), 'hello old rig().client');
+      assert.equal(text(), 'hello old client');
       updates.length = 0;
       await agent.loadSession({ sessionId, cwd, mcpServers: [] });
-      assert.equal(text(), 'hello old rig().client');
+      assert.equal(text(), 'hello old client');
     } finally {
       child.stdin.end();
       assert.equal(await exited, 0);

@@ -193,7 +193,7 @@ describe('agentd acp', () => {
   });
 
   it('session/load replays an existing session: user and agent messages, tool calls and results', async () => {
-    // A session made and run by another rig().client, with permissions that need no answer.
+    // A session made and run by another client, with permissions that need no answer.
     const sessionId = await createSession(rig().client);
     rig().emulator.script([
       reply.toolUse({ id: 'toolu_acp_replay', name: 'bash', input: { command: 'echo replayed-output' } }, { text: 'Let me run it.' }),
@@ -234,7 +234,7 @@ describe('agentd acp', () => {
   });
 
   it('answers a question left open before the editor loaded the session', async () => {
-    // Another rig().client prompts a session that asks, and cannot answer itself.
+    // Another client prompts a session that asks, and cannot answer itself.
     const sessionId = await createSession(rig().client, { permissions: { default: 'ask' } });
     rig().emulator.script([reply.toolUse({ id: 'toolu_acp_open', name: 'bash', input: { command: 'echo late' } }), reply.text('answered late')]);
     await rig().client.request(SessionPrompt, { sessionId, content: 'ask someone' });

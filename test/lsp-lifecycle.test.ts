@@ -105,7 +105,7 @@ describe('agentd stdio: the LSP lifecycle', () => {
     rpc.dispose();
   });
 
-  it('the daemon() closes a socket connection on exit, and keeps running', async () => {
+  it('the daemon closes a socket connection on exit, and keeps running', async () => {
     const client = await daemon().client();
     // The test client is the project's own vscode-jsonrpc: methods by name.
     await client.rpc.sendRequest('shutdown');

@@ -89,7 +89,7 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     assert.equal((resultOf(taskMessages).structuredContent as { answer: string }).answer, 'slept');
   });
 
-  it('a task outlives its host: a new agentd mcp() finds it by id, lists nothing else, cancels it', async () => {
+  it('a task outlives its host: a new agentd mcp finds it by id, lists nothing else, cancels it', async () => {
     const first = await startMcp(rig().daemon.layout.home);
     const sessionId = await newSession(first, 'allow');
     rig().emulator.script([reply.hang()]);

@@ -76,7 +76,7 @@ if (root) {
     it('runs out: more sessions than the pool holds all get working sandboxes, the rest provisioned cold', async () => {
       const before = await poolStatus(rig());
       const sessions = await Promise.all(Array.from({ length: 6 }, (_, i) => rig().session({ workspace: rig().dir(`exhaust-${i}`) })));
-      // rig().start waits for a full pool, so all six ask for a sandbox at about the same moment.
+      // rig.start waits for a full pool, so all six ask for a sandbox at about the same moment.
       await Promise.all(sessions.map((s, i) => rig().start(s, `echo ok-${i}`)));
       const pooled: boolean[] = [];
       for (const [i, session] of sessions.entries()) {
@@ -107,7 +107,7 @@ if (root) {
       assert.equal(doomed.length, POOL);
       for (const pid of doomed) process.kill(pid, 'SIGKILL');
       const session = await rig().session({ workspace: rig().dir('after-deaths'), sandbox: { isolation: 'bwrap', eager: true } });
-      // Cold or from a fresh pooled one (rig().bash would insist on pooled).
+      // Cold or from a fresh pooled one (rig.bash would insist on pooled).
       await rig().start(session, 'echo alive');
       const events = await rig().settle(session);
       assert.equal(lastResult(events), 'alive\n[exit code: 0]');
