@@ -6,14 +6,21 @@ import * as z from 'zod/mini';
 import { CONFIGURE_METHOD, ConfigureResult, HostToolResult, WARM_METHOD, type HostConfig, type HostTimings } from './host/protocol.js';
 import type { Launch } from './isolation/launch.js';
 import type { LimitPlacement } from './limits/index.js';
-import type { ToolDefinition, ToolErrorKind, ToolResult } from './types.js';
+import type { ExecuteOptions, ToolDefinition, ToolErrorKind, ToolResult } from './types.js';
 import { ChildProcessTransport } from './transport.js';
 import { readStat } from './tools/procs.js';
+import { callTimeLimitMs } from './tools/time-limit.js';
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const CLOSE_GRACE_MS = 2_000;
 const NO_TIMEOUT = 2 ** 31 - 1;
 const STDERR_TAIL = 4_000;
+/**
+ * How long past a call's own time limit a host may stay silent before it is taken for hung
+ * and killed: after a timeout the host still kills what the command started and checks the
+ * shell is back (tools/shell.ts stopCommand: under a minute in the worst case).
+ */
+const HANG_GRACE_MS = 60_000;
 /** How long the end of a sandbox waits for its pid 1 (and so for everything in it) to be gone. */
 const INIT_GONE_MS = 10_000;
 
@@ -50,6 +57,7 @@ export class HostProcess {
   private readonly inFlight = new Set<() => void>(); // resolvers that report sandbox_lost to pending calls
   private connectionLost = false; // the host's stdio closed; its exit may be reported a moment later
   private endsAfterCall = false; // the host said it exits after its last answer (HostToolResult.endsSandbox)
+  private hung: string | null = null; // why the host was taken for hung and killed
   private readonly info: Promise<string> | null;
   /** The sandbox's pid 1 (outside numbering, with its start time), once close() has looked it up. */
   private init: { pid: number; start: number } | null = null;
@@ -77,7 +85,7 @@ export class HostProcess {
       child.on('exit', (code, signal) => {
         const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
         const tail = this.stderr.trim() ? `: ${this.stderr.trim().slice(-500)}` : '';
-        const reason = this.closing ? 'closed' : `sandbox host ${how}${tail}`;
+        const reason = this.closing ? 'closed' : this.hung ? `sandbox ${this.hung}; killed` : `sandbox host ${how}${tail}`;
         this.endReason = reason;
         for (const lose of this.inFlight) lose();
         void this.initGone()
@@ -152,7 +160,7 @@ export class HostProcess {
 
   /** Running, and its connection open. */
   get alive(): boolean {
-    return this.endReason === null && !this.connectionLost && !this.closing && !this.endsAfterCall;
+    return this.endReason === null && !this.connectionLost && !this.closing && !this.endsAfterCall && this.hung === null;
   }
 
   /** Has the host load what its first command needs, while nobody waits for it (a pooled host). */
@@ -174,10 +182,15 @@ export class HostProcess {
     return this.toolList;
   }
 
-  async execute(name: string, input: Record<string, unknown>, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ToolResult> {
+  /**
+   * Runs a tool in the host. `hungAfterMs`: how long the host may stay silent on this call before
+   * it is taken for hung, killed, and the call reported sandbox_lost (default: the tool's own
+   * time limit and a grace), so that a host stuck for any reason never holds a turn forever.
+   */
+  async execute(name: string, input: Record<string, unknown>, options: ExecuteOptions = {}): Promise<ToolResult> {
     const started = performance.now();
-    if (this.endReason !== null || this.connectionLost || this.endsAfterCall) {
-      const why = this.endReason ?? (this.endsAfterCall ? 'it could run no more commands, and its host ended' : 'its host stopped answering');
+    if (this.endReason !== null || this.connectionLost || this.endsAfterCall || this.hung !== null) {
+      const why = this.hung ?? this.endReason ?? (this.endsAfterCall ? 'it could run no more commands, and its host ended' : 'its host stopped answering');
       return failure('sandbox_lost', `the sandbox is gone (${why}); a new one must be provisioned`, started);
     }
     if (options.signal?.aborted) return failure('interrupted', 'interrupted before it started', started);
@@ -193,11 +206,13 @@ export class HostProcess {
     let lose!: () => void;
     const lost = new Promise<null>((resolve) => (lose = () => resolve(null)));
     this.inFlight.add(lose);
+    const hungAfterMs = options.hungAfterMs ?? callTimeLimitMs(name, input) + HANG_GRACE_MS;
+    const hangTimer = setTimeout(() => this.takeForHung(`its host did not answer a ${name} call within ${Math.round(hungAfterMs / 1000)} s`), hungAfterMs);
     try {
       const request = { method: 'tools/call' as const, params: { name, arguments: input } };
       const call = this.client.request(request, HostToolResult, abort ? { signal: abort.signal, timeout: NO_TIMEOUT } : { timeout: NO_TIMEOUT });
       const result = await Promise.race([call, lost]);
-      if (result === null) return failure('sandbox_lost', `the sandbox died during the call (${this.endReason})`, started);
+      if (result === null) return failure('sandbox_lost', `the sandbox died during the call (${this.hung ?? this.endReason})`, started);
       const { content, isError } = result;
       if (result.endsSandbox) this.endsAfterCall = true;
       return { content, isError, ...(isError ? { errorKind: result.errorKind ?? 'tool_error' } : {}), durationMs: performance.now() - started };
@@ -211,6 +226,7 @@ export class HostProcess {
     } finally {
       this.inFlight.delete(lose);
       clearTimeout(timer);
+      clearTimeout(hangTimer);
       options.signal?.removeEventListener('abort', onAbort);
     }
   }
@@ -260,6 +276,15 @@ export class HostProcess {
       }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
+  }
+
+  /** A host silent past every limit: its calls are lost now, and it is killed (its end follows). */
+  private takeForHung(why: string): void {
+    if (this.hung !== null || this.endReason !== null) return;
+    this.hung = why;
+    process.stderr.write(`agentd: sandbox ${why}: killed\n`);
+    for (const lose of this.inFlight) lose();
+    this.killAll();
   }
 
   /**

@@ -3,7 +3,7 @@ import type { HostTimings } from './host/protocol.js';
 import { HostProcess } from './host-process.js';
 import { prepareLaunch, type LevelCheck } from './local-launch.js';
 import type { Limiter } from './limits/index.js';
-import type { AppliedLimits, IsolationLevel, Sandbox, SandboxSpec, ToolDefinition, ToolResult } from './types.js';
+import type { AppliedLimits, ExecuteOptions, IsolationLevel, Sandbox, SandboxSpec, ToolDefinition, ToolResult } from './types.js';
 
 /** A bound, configured host: the session's sandbox. */
 export class LocalSandbox implements Sandbox {
@@ -30,7 +30,7 @@ export class LocalSandbox implements Sandbox {
     return this.host.tools();
   }
 
-  execute(name: string, input: Record<string, unknown>, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ToolResult> {
+  execute(name: string, input: Record<string, unknown>, options?: ExecuteOptions): Promise<ToolResult> {
     return this.host.execute(name, input, options);
   }
 

@@ -115,9 +115,20 @@ export interface Sandbox {
   /** Running, its connection open: false once it died, maybe before `ended` settles. */
   readonly alive: boolean;
   tools(): Promise<ToolDefinition[]>; // built-ins + mcp__<server>__<tool>, cached
-  execute(name: string, input: Record<string, unknown>, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<ToolResult>;
+  execute(name: string, input: Record<string, unknown>, options?: ExecuteOptions): Promise<ToolResult>;
   close(): Promise<void>;
   readonly ended: Promise<{ reason: string }>; // settles when the sandbox dies or is closed
+}
+
+/**
+ * How a call may be cut short: `signal` (interrupted), `timeoutMs` (timeout), and `hungAfterMs`:
+ * how long the host may stay silent before it is taken for hung and killed (sandbox_lost; by
+ * default the tool's own time limit and a grace).
+ */
+export interface ExecuteOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  hungAfterMs?: number;
 }
 
 /** The warm pool of started, not yet bound sandboxes, for daemon/status and doctor. */

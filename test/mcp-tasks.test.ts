@@ -78,7 +78,8 @@ describe('agentd mcp: long turns, tasks and the spec', () => {
     const [plainResult, taskMessages] = await Promise.all([plain, asTask]);
 
     const summary = (plainResult as CallToolResult).structuredContent as { answer: string; outcome: string; toolCalls: Array<{ ok: boolean }> };
-    assert.deepEqual([summary.answer, summary.outcome, summary.toolCalls.map((c) => c.ok)], ['slept', 'completed', [true]]);
+    const results = async () => JSON.stringify(await mcp().client.callTool({ name: 'agentd_read_events', arguments: { sessionId: plainSession, types: ['tool.result'] } }));
+    assert.deepEqual([summary.answer, summary.outcome, summary.toolCalls.map((c) => c.ok)], ['slept', 'completed', [true]], summary.toolCalls.every((c) => c.ok) ? '' : await results());
     // Progress came while the tool ran, not only when events landed.
     assert.ok(progress.some((m) => /^running for \d+ s; last: /.test(m)), JSON.stringify(progress));
 

@@ -76,6 +76,28 @@ describe('sandbox lifecycle', () => {
     });
   }
 
+  it('a host silent past hungAfterMs is killed: the call is sandbox_lost, nothing of it runs on, a fresh sandbox works', async (t) => {
+    const pg = makePlayground();
+    t.after(() => pg.cleanup());
+    const sb = await provider.provision({ sessionId: 'silent', workspace: pg.workspace, env: { AGENTD_TEST_TAG: pg.tag } });
+    const call = sb.execute('bash', { command: 'echo started > started.txt; sleep 1000' }, { hungAfterMs: 2_000 });
+    await waitFor(() => readFileOr(path.join(pg.workspace, 'started.txt')) !== '');
+    process.kill(hostPid(pg.tag), 'SIGSTOP'); // alive, but it will never answer
+    const r = await withDeadline(call, 30_000);
+    assert.equal(r.errorKind, 'sandbox_lost', textOf(r));
+    assert.match(textOf(r), /did not answer a bash call within 2 s/);
+    assert.equal(sb.alive, false);
+    assert.match((await withDeadline(sb.ended, 30_000)).reason, /did not answer a bash call within 2 s; killed/);
+    assert.deepEqual(await waitUntilGone(pg.tag), []);
+    assert.equal((await bash(sb, 'echo too late')).errorKind, 'sandbox_lost');
+    const fresh = await provider.provision({ sessionId: 'silent', workspace: pg.workspace });
+    try {
+      assert.equal(textOf(await bash(fresh, 'cat started.txt')), 'started\n[exit code: 0]');
+    } finally {
+      await fresh.close();
+    }
+  });
+
   for (const level of levels.filter((l) => l !== 'none')) {
     it(`close of a host that does not stop kills it, and returns only once nothing of its sandbox runs (${level})`, async (t) => {
       const pg = makePlayground();

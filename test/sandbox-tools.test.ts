@@ -213,6 +213,24 @@ describe('sandbox built-in tools', () => {
     });
   });
 
+  it('refuses a FIFO (made by the model) for every file tool at once, where writing to it used to hang', async () => {
+    assert.equal(textOf(await bash(sb, 'mkfifo pipe && ln -s pipe pipe-link && echo made')), 'made\n[exit code: 0]');
+    // A hang would be cut at 20 s by the host-hang deadline (sandbox_lost), not waited out.
+    const within = { hungAfterMs: 20_000 };
+    for (const target of ['pipe', 'pipe-link']) {
+      const calls = [
+        sb.execute('write_file', { path: target, content: 'x' }, within),
+        sb.execute('read_file', { path: target }, within),
+        sb.execute('edit_file', { path: target, old_string: 'a', new_string: 'b' }, within),
+      ];
+      for (const r of await Promise.all(calls)) {
+        assert.equal(r.errorKind, 'tool_error', textOf(r));
+        assert.match(textOf(r), /pipe is not a regular file/);
+      }
+    }
+    assert.equal(textOf(await bash(sb, 'rm pipe pipe-link && echo fine')), 'fine\n[exit code: 0]');
+  });
+
   describe('glob and grep', () => {
     before(() => {
       mkdirSync(path.join(pg.workspace, 'src/lib'), { recursive: true });

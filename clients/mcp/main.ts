@@ -8,9 +8,8 @@ import { registerPromptTools } from './prompt.js';
 import { registerResources } from './resources.js';
 import { SpecGuardTransport } from './spec-guard.js';
 import { TurnTaskStore } from './task-store.js';
+import { recordToolNames } from './tool-names.js';
 import { explainError, registerTools } from './tools.js';
-
-const TOOLS = ['agentd_create_session', 'agentd_prompt', 'agentd_answer_permission', 'agentd_read_events', 'agentd_list_sessions', 'agentd_interrupt', 'agentd_steer'];
 
 const USAGE = `usage: agentd mcp [--home DIR]
 
@@ -65,6 +64,7 @@ export async function run(argv: string[], version: string): Promise<number> {
       taskMessageQueue: new InMemoryTaskMessageQueue(),
     },
   );
+  const toolNames = recordToolNames(mcp);
   const permissions = new PermissionAsker(mcp.server, (sessionId) => taskStore.runningTaskOf(sessionId));
   asker = permissions;
   let connected = false;
@@ -74,7 +74,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     connected = state.kind === 'connected';
   });
   registerTools(mcp, link);
-  const transport = new SpecGuardTransport(new StdioServerTransport(), { all: new Set(TOOLS), tasks: new Set(['agentd_prompt']) });
+  const transport = new SpecGuardTransport(new StdioServerTransport(), toolNames);
   registerPromptTools(mcp, {
     link,
     asker: permissions,

@@ -1,8 +1,6 @@
 import * as z from 'zod/mini';
 import { defineTool, type ToolOutput } from './define.js';
-
-const DEFAULT_TIMEOUT_MS = 120_000;
-const MAX_TIMEOUT_MS = 600_000;
+import { BASH_DEFAULT_TIMEOUT_MS as DEFAULT_TIMEOUT_MS, BASH_MAX_TIMEOUT_MS as MAX_TIMEOUT_MS } from './time-limit.js';
 
 export const bashTool = defineTool({
   name: 'bash',

@@ -1,7 +1,8 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import * as z from 'zod/mini';
 import { defineTool, text, ToolFailure } from './define.js';
 import { displayPath, resolveInWorkspace } from './paths.js';
+import { readRegular, writeRegular } from './regular-file.js';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -30,7 +31,7 @@ export const editFileTool = defineTool({
     if (!info.isFile()) throw new ToolFailure(`${shown} is not a regular file`);
     if (input.old_string.length === 0) throw new ToolFailure('old_string is empty; use write_file to create or overwrite a file');
     if (input.old_string === input.new_string) throw new ToolFailure('old_string and new_string are identical; nothing to change');
-    const bytes = await readFile(file);
+    const bytes = readRegular(file, shown);
     let before: string;
     try {
       if (bytes.includes(0)) throw new Error('binary');
@@ -44,7 +45,7 @@ export const editFileTool = defineTool({
       throw new ToolFailure(`old_string occurs ${count} times in ${shown}; add surrounding context to make it unique, or set replace_all`);
     }
     const after = input.replace_all ? before.split(input.old_string).join(input.new_string) : before.replace(input.old_string, () => input.new_string);
-    await writeFile(file, after);
+    writeRegular(file, shown, after);
     return text(`replaced ${input.replace_all ? count : 1} occurrence${count > 1 && input.replace_all ? 's' : ''} in ${shown}`);
   },
 });

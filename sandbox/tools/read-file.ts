@@ -1,8 +1,9 @@
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod/mini';
 import { capText, defineTool, text, ToolFailure } from './define.js';
 import { displayPath, resolveInWorkspace } from './paths.js';
+import { readRegular } from './regular-file.js';
 
 const MAX_FILE_BYTES = 10 * 1024 * 1024;
 const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
@@ -12,22 +13,6 @@ const DEFAULT_LIMIT = 2_000;
 const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif', '.webp': 'image/webp' };
 
 // Synchronous reads: the host serves one sandbox, and files are capped at 10 MB.
-function readAll(file: string, bytes: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const buffer = Buffer.alloc(bytes);
-    let filled = 0;
-    while (filled < bytes) {
-      const n = readSync(fd, buffer, filled, bytes - filled, filled);
-      if (n === 0) break;
-      filled += n;
-    }
-    return buffer.subarray(0, filled);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 function decode(bytes: Buffer): { text: string; note: string } {
@@ -58,13 +43,13 @@ export const readFileTool = defineTool({
     if (info.size === 0) return text(`(${shown} is empty)`);
     const mimeType = IMAGE_TYPES[path.extname(file).toLowerCase()];
     if (mimeType && info.size <= MAX_IMAGE_BYTES) {
-      const data = readAll(file, info.size);
+      const data = readRegular(file, shown, info.size);
       return { content: [{ type: 'image', data: data.toString('base64'), mimeType }] };
     }
     if (info.size > MAX_FILE_BYTES) {
       throw new ToolFailure(`${shown} is ${info.size} bytes, over the ${MAX_FILE_BYTES}-byte limit; read it with bash (head, sed -n) or grep`);
     }
-    const bytes = readAll(file, info.size);
+    const bytes = readRegular(file, shown, info.size);
     if (bytes.subarray(0, 8192).includes(0)) {
       throw new ToolFailure(`${shown} looks binary (${info.size} bytes, contains NUL bytes); not shown`);
     }

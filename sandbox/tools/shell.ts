@@ -60,6 +60,8 @@ function marker(kind: string, id: string): { shell: string; seen: string } {
  */
 export class PtyShell implements Shell {
   private pty: IPty | null = null;
+  /** The shell being started, until it says it is ready (then it is `pty`). */
+  private startingPty: IPty | null = null;
   private starting: Promise<IPty> | null = null;
   private buffer = '';
   private onData: (() => void) | null = null;
@@ -102,12 +104,12 @@ export class PtyShell implements Shell {
 
   close(): void {
     this.stopShell();
+    this.stopShell(this.startingPty);
     rmSync(this.scratch, { recursive: true, force: true });
   }
 
-  private stopShell(): void {
-    const pty = this.pty;
-    this.pty = null;
+  private stopShell(pty = this.pty): void {
+    if (this.pty === pty) this.pty = null;
     if (pty) {
       for (const p of [...this.processes.started(pty.pid), { pid: pty.pid }]) {
         try {
@@ -133,16 +135,20 @@ export class PtyShell implements Shell {
       if (this.pty === pty) this.pty = null;
       this.onExit?.(exitCode);
     });
-    this.pty = pty;
+    this.startingPty = pty;
     const ready = marker('READY', randomBytes(8).toString('hex'));
     // Job control off: no job notices in the output; commands are killed by session membership instead.
     // The shell and its commands go first when memory runs out, not the host that serves the tools.
     pty.write(`command -p stty -echo -onlcr 2>/dev/null; set +m; PS0=''; unset PROMPT_COMMAND; set +o history; echo 500 > /proc/self/oom_score_adj 2>/dev/null; printf '%s\\n' ${ready.shell}\n`);
     const seen = await this.waitFor(`${ready.seen}\n`, 5_000);
+    this.startingPty = null;
     if (!seen) {
-      this.stopShell();
+      this.stopShell(pty);
       throw new Error('the shell did not start');
     }
+    // Only now: a command that came while it started waits for this start (ready()), rather than
+    // taking the shell over half-started and having its output handler replaced by the start's.
+    this.pty = pty;
     return pty;
   }
 
@@ -171,8 +177,10 @@ export class PtyShell implements Shell {
   private async runNow(command: string, timeoutMs: number, signal: AbortSignal): Promise<ShellRun> {
     const notes: string[] = [];
     if (signal.aborted) return { output: '', exitCode: null, ended: 'interrupted', notes, unkilled: 0, limitReached: false };
-    const pty = await this.ready();
+    let pty = await this.ready();
     const limitsBefore = await this.clearBackgroundAtLimit(pty.pid, notes);
+    // Exited meanwhile (its exit had nobody to tell): a fresh one; from here on its exit is heard.
+    if (this.pty !== pty) pty = await this.ready();
     const id = randomBytes(12).toString('hex');
     const begin = marker('BEGIN', id);
     const end = marker('END', id);

@@ -1,8 +1,9 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod/mini';
 import { defineTool, text } from './define.js';
 import { displayPath, resolveInWorkspace } from './paths.js';
+import { writeRegular } from './regular-file.js';
 
 export const writeFileTool = defineTool({
   name: 'write_file',
@@ -14,7 +15,8 @@ export const writeFileTool = defineTool({
   async handler(input, ctx) {
     const file = resolveInWorkspace(ctx.workspace, input.path);
     await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, input.content);
-    return text(`wrote ${Buffer.byteLength(input.content)} bytes to ${displayPath(ctx.workspace, file)}`);
+    const shown = displayPath(ctx.workspace, file);
+    writeRegular(file, shown, input.content);
+    return text(`wrote ${Buffer.byteLength(input.content)} bytes to ${shown}`);
   },
 });
