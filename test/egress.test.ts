@@ -170,9 +170,11 @@ describe('egress proxy', () => {
       clientName: 'second',
       onPermissionRequest: async (q) => {
         asked.push(q);
+        statuses.push((await owner.request(SessionGet, { sessionId })).status);
         return { decision: q.input.port === http.port ? 'allow_always' : 'deny' };
       },
     });
+    const statuses: string[] = [];
     try {
       await second.request(SessionAttach, { sessionId, role: 'controller' });
       rig.emulator.script([
@@ -203,6 +205,9 @@ describe('egress proxy', () => {
       ]);
       const info = await owner.request(SessionGet, { sessionId });
       assert.deepEqual(info.network, { default: 'ask', added: [http.authority] });
+      // While a question was open the session said it waits, as for a tool's question.
+      assert.deepEqual(statuses, ['waiting', 'waiting']);
+      assert.equal(info.status, 'idle');
     } finally {
       second.close();
     }
