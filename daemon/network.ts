@@ -24,7 +24,8 @@ export function networkOf(record: SessionRecord, fallback: NetworkPolicy): { pol
 }
 
 export interface NetworkDeps {
-  log: SessionLog;
+  /** What the session's events are written with: its harness's writer, fenced by its lease in a cluster. */
+  writer(sessionId: string): SessionLog;
   logger: Logger;
   find(sessionId: string): Promise<SessionRecord | undefined>;
   ask(question: PermissionQuestion, signal: AbortSignal): Promise<{ decision: PermissionDecision; by: string }>;
@@ -64,7 +65,7 @@ export class SessionNetworks {
 
   private async record(sessionId: string, decision: NetworkDecision): Promise<void> {
     const toolUseId = this.deps.running(sessionId)?.toolUseId;
-    await appendEvents(this.deps.log, sessionId, [{ type: 'network.decided', data: { ...decision, ...(toolUseId ? { toolUseId } : {}) } }]);
+    await appendEvents(this.deps.writer(sessionId), sessionId, [{ type: 'network.decided', data: { ...decision, ...(toolUseId ? { toolUseId } : {}) } }]);
   }
 
   private async ask(sessionId: string, host: string, port: number, signal: AbortSignal): Promise<{ decision: 'allow' | 'deny'; reason: string; answered?: boolean }> {
@@ -73,21 +74,26 @@ export class SessionNetworks {
     const questionId = `net_${randomBytes(8).toString('hex')}`;
     const input = { host, port, ...(running?.toolUseId ? { toolUseId: running.toolUseId } : {}) };
     const turn = running ? { turnId: running.turnId } : {};
-    await appendEvents(this.deps.log, sessionId, [{ type: 'permission.requested', data: { ...turn, toolUseId: questionId, tool: 'network', input, kind: 'network' } }]);
+    const log = this.deps.writer(sessionId);
+    // A running turn waits on the question, as it does on a tool's: the session says so.
+    await appendEvents(log, sessionId, [{ type: 'permission.requested', data: { ...turn, toolUseId: questionId, tool: 'network', input, kind: 'network' } }], running ? { status: 'waiting' } : undefined);
+    // Back to running once answered, unless the turn ended meanwhile (interrupted while it waited).
+    const stillRunning = () => (running && this.deps.running(sessionId)?.turnId === running.turnId ? { status: 'running' } : undefined);
     const question: PermissionQuestion = { sessionId, sessionTitle: record?.title ?? null, toolUseId: questionId, tool: 'network', input, kind: 'network' };
     let answer: { decision: PermissionDecision; by: string };
     try {
       answer = await this.deps.ask(question, signal);
     } catch {
       // The connection went before anyone answered: nothing was decided.
-      await appendEvents(this.deps.log, sessionId, [{ type: 'permission.resolved', data: { ...turn, toolUseId: questionId, decision: 'deny', by: 'withdrawn: the connection closed' } }]);
+      await appendEvents(log, sessionId, [{ type: 'permission.resolved', data: { ...turn, toolUseId: questionId, decision: 'deny', by: 'withdrawn: the connection closed' } }], stillRunning());
       return { decision: 'deny', reason: 'the question was withdrawn' };
     }
     await this.deps.serialize(sessionId, async () => {
       // Read again: another answer may have added a host while this one waited.
       const now = answer.decision === 'allow_always' ? await this.deps.find(sessionId) : undefined;
       const added = now ? { networkAdded: [...new Set([...(now.networkAdded ?? []), exactPattern(host, port)])] } : undefined;
-      await appendEvents(this.deps.log, sessionId, [{ type: 'permission.resolved', data: { ...turn, toolUseId: questionId, decision: answer.decision, by: answer.by } }], added);
+      const patch = { ...stillRunning(), ...added };
+      await appendEvents(log, sessionId, [{ type: 'permission.resolved', data: { ...turn, toolUseId: questionId, decision: answer.decision, by: answer.by } }], Object.keys(patch).length > 0 ? patch : undefined);
     });
     this.deps.logger.log('info', 'network question answered', { sessionId, host, port, decision: answer.decision });
     return { decision: answer.decision === 'deny' ? 'deny' : 'allow', reason: `answered ${answer.decision} by ${answer.by}`, answered: true };

@@ -7,6 +7,7 @@ import { LatencyWindow } from './latency.js';
 import type { Logger } from './logger.js';
 import { timedLog } from './log/delegate.js';
 import { isLevelLocked } from './log/level-log.js';
+import type { SessionLog } from './log/session-log.js';
 import { StoreConfigError, type OpenedLog } from './store.js';
 import { wireCluster } from './cluster/wire.js';
 import { randomBytes } from 'node:crypto';
@@ -146,7 +147,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // Filled in below: the harness knows which tool call runs when a connection is made.
   let running: (sessionId: string) => { turnId: string; toolUseId?: string } | undefined = () => undefined;
   const networks = new SessionNetworks({
-    log: timed,
+    writer: (sessionId): SessionLog => harness.writerLog(sessionId),
     logger,
     find: (sessionId) => sessions.find(sessionId),
     ask: (question, signal) => permissions.ask(question, signal),

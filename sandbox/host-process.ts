@@ -184,8 +184,9 @@ export class HostProcess {
 
   /**
    * Runs a tool in the host. `hungAfterMs`: how long the host may stay silent on this call before
-   * it is taken for hung, killed, and the call reported sandbox_lost (default: the tool's own
-   * time limit and a grace), so that a host stuck for any reason never holds a turn forever.
+   * it is taken for hung, killed, and the call reported sandbox_lost (default: a built-in tool's
+   * own time limit and a grace; none for an MCP server's tool), so that a host stuck for any
+   * reason never holds a turn forever.
    */
   async execute(name: string, input: Record<string, unknown>, options: ExecuteOptions = {}): Promise<ToolResult> {
     const started = performance.now();
@@ -206,8 +207,9 @@ export class HostProcess {
     let lose!: () => void;
     const lost = new Promise<null>((resolve) => (lose = () => resolve(null)));
     this.inFlight.add(lose);
-    const hungAfterMs = options.hungAfterMs ?? callTimeLimitMs(name, input) + HANG_GRACE_MS;
-    const hangTimer = setTimeout(() => this.takeForHung(`its host did not answer a ${name} call within ${Math.round(hungAfterMs / 1000)} s`), hungAfterMs);
+    const ownLimit = callTimeLimitMs(name, input);
+    const hungAfterMs = options.hungAfterMs ?? (ownLimit === null ? null : ownLimit + HANG_GRACE_MS);
+    const hangTimer = hungAfterMs === null ? undefined : setTimeout(() => this.takeForHung(`its host did not answer a ${name} call within ${Math.round(hungAfterMs / 1000)} s`), hungAfterMs);
     try {
       const request = { method: 'tools/call' as const, params: { name, arguments: input } };
       const call = this.client.request(request, HostToolResult, abort ? { signal: abort.signal, timeout: NO_TIMEOUT } : { timeout: NO_TIMEOUT });

@@ -4,8 +4,7 @@
  * how they are held, the mount plan and the host's configuration. A pooled sandbox is
  * planned in two parts: what it starts with (no session yet), and what binding it adds.
  */
-import { existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LIMITS_DIR_INSIDE, PROXY_PORT_INSIDE, PROXY_SOCKET_INSIDE, type HostConfig, type HostLimits } from './host/protocol.js';
@@ -14,6 +13,7 @@ import { buildLaunch, type Launch, type LaunchPlan } from './isolation/launch.js
 import { mountOps, type MountOp } from './isolation/mounts.js';
 import { seccompPolicy } from './isolation/seccomp.js';
 import type { Limiter, LimitPlacement } from './limits/index.js';
+import { ownTempDir } from './temp-dirs.js';
 import { atLeast, type Check, type IsolationLevel, type SandboxLimits, type SandboxSpec } from './types.js';
 
 const DEFAULT_ENV_ALLOWLIST = ['PATH', 'LANG', 'LC_ALL', 'TERM', 'TZ'];
@@ -183,7 +183,7 @@ export async function prepareLaunch(spec: SandboxSpec, id: string, available: Le
   const placement = spec.limits ? limiter.place(id, spec.limits, level) : null;
   warnings.push(...(placement?.warnings ?? []));
   // A plain process gets a scratch dir of its own, the namespaces level an empty dir where its root is assembled.
-  const outsideDir = level === 'bwrap' ? null : mkdtempSync(path.join(tmpdir(), 'agentd-sandbox-'));
+  const outsideDir = level === 'bwrap' ? null : ownTempDir('sandbox');
   const cleanup = async () => {
     await placement?.release();
     if (outsideDir) rmSync(outsideDir, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { chooseLevel, validate } from './local-launch.js';
 import { provisionCold } from './local-sandbox.js';
 import { detectLimiter, type Limiter } from './limits/index.js';
 import { WarmPool } from './pool.js';
+import { sweepTempDirs } from './temp-dirs.js';
 import { builtinTools } from './tools/index.js';
 import type { Check, IsolationLevel, IsolationReport, SandboxLimits, SandboxProvider, ToolDefinition } from './types.js';
 
@@ -46,6 +47,7 @@ export interface LocalProviderOptions {
  * warning), never below `spec.minimumIsolation`.
  */
 export function createLocalProvider(options: LocalProviderOptions = {}): SandboxProvider {
+  sweepTempDirs(); // what a provider of a process killed with -9 left behind
   const { isolationReport, toolUmask: umask } = options;
   const available = isolationReport ? async (level: IsolationLevel) => (await isolationReport).levels[level] : probeOnce;
   let limiter = options.limiter;

@@ -123,7 +123,7 @@ export interface Sandbox {
 /**
  * How a call may be cut short: `signal` (interrupted), `timeoutMs` (timeout), and `hungAfterMs`:
  * how long the host may stay silent before it is taken for hung and killed (sandbox_lost; by
- * default the tool's own time limit and a grace).
+ * default a built-in tool's own time limit and a grace).
  */
 export interface ExecuteOptions {
   signal?: AbortSignal;

@@ -163,8 +163,10 @@ describe('egress proxy', () => {
     const sessionId = await createSession(owner, { workspace: ws, network: { default: 'ask' } });
     // A second client, a controller of the session, answers.
     const asked: PermissionQuestion[] = [];
+    const statuses: string[] = [];
     const second = await answeringClient(rig.daemon.layout, 'second', async (q) => {
       asked.push(q);
+      statuses.push((await owner.request(SessionGet, { sessionId })).status);
       return q.input.port === http.port ? 'allow_always' : 'deny';
     });
     try {
@@ -197,6 +199,9 @@ describe('egress proxy', () => {
       ]);
       const info = await owner.request(SessionGet, { sessionId });
       assert.deepEqual(info.network, { default: 'ask', added: [http.authority] });
+      // While a question was open the session said it waits, as for a tool's question.
+      assert.deepEqual(statuses, ['waiting', 'waiting']);
+      assert.equal(info.status, 'idle');
     } finally {
       second.close();
     }

@@ -1,6 +1,8 @@
 // Sandboxes as cattle: interrupt, time out, die mid-call, get replaced, and run fifty at once.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { createLocalProvider, probeIsolation } from '../sandbox/provider.js';
@@ -111,6 +113,30 @@ describe('sandbox lifecycle', () => {
       assert.deepEqual(await sb.ended, { reason: 'closed' });
     });
   }
+
+  it('what a process killed with -9 left in the temp dir (a plain sandbox\'s scratch) is swept by the next provider', async (t) => {
+    const pg = makePlayground();
+    t.after(() => pg.cleanup());
+    // Another process provisions an unisolated sandbox (its scratch dir is outside) and is killed mid-way.
+    const script = `const { createLocalProvider } = await import(${JSON.stringify(new URL('../sandbox/provider.js', import.meta.url).href)});
+      const sb = await createLocalProvider().provision({ sessionId: 'swept', workspace: ${JSON.stringify(pg.workspace)}, isolation: 'none', env: { AGENTD_TEST_TAG: ${JSON.stringify(pg.tag)} } });
+      await sb.execute('bash', { command: 'true' });
+      process.stdout.write('ready\\n');
+      setInterval(() => undefined, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
+      child.once('exit', (code) => reject(new Error(`the provisioning process exited with ${code}`)));
+    });
+    const left = () => readdirSync(tmpdir()).filter((name) => name.startsWith(`agentd-sandbox-${child.pid}-`));
+    assert.equal(left().length, 1, 'its scratch dir is there while it runs');
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    assert.deepEqual(await waitUntilGone(pg.tag), [], 'its host ends with its stdin');
+    assert.equal(left().length, 1, 'nothing removed it');
+    createLocalProvider();
+    assert.deepEqual(left(), []);
+  });
 
   it('close ends the sandbox cleanly and later calls are sandbox_lost', async (t) => {
     const pg = makePlayground();

@@ -94,8 +94,8 @@ export class Harness {
     }
   }
 
-  /** What this session's harness writes with: fenced by its lease when leases are in use. */
-  private writerLog(sessionId: string): SessionLog {
+  /** What this session's harness writes with (and the egress proxy, for its network events): fenced by its lease when leases are in use. */
+  writerLog(sessionId: string): SessionLog {
     const { leases, log } = this.deps;
     return leases ? fencedLog(log, leases, () => this.held.get(sessionId)) : log;
   }

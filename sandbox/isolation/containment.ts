@@ -4,12 +4,12 @@
  * behind the isolation report and `agentd doctor`.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { buildLaunch, insideIds } from './launch.js';
 import type { ContainmentReport, IsolationLevel } from '../types.js';
 import { seccompPolicy } from './seccomp.js';
+import { ownTempDir } from '../temp-dirs.js';
 
 export interface RunResult {
   code: number | null;
@@ -22,7 +22,7 @@ export interface RunResult {
  * assembled: a bwrap probe leaves nothing behind even when its process is killed mid-way.
  */
 export async function runInside(level: IsolationLevel, command: string[], options: { workspace?: string; hide?: string[]; timeoutMs?: number } = {}): Promise<RunResult> {
-  const stagingDir = level === 'namespaces' ? mkdtempSync(path.join(tmpdir(), 'agentd-probe-')) : undefined;
+  const stagingDir = level === 'namespaces' ? ownTempDir('probe') : undefined;
   try {
     const launch = buildLaunch({
       level, command, workspace: options.workspace ?? tmpdir(), cwd: options.workspace ?? tmpdir(), readOnly: [], binds: [], hide: options.hide ?? [], extras: [], cgroupProcs: [],

@@ -7,6 +7,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { mountTable } from '../isolation/mountinfo.js';
+import { processAlive } from '../tools/procs.js';
 
 export interface CgroupLimits {
   pids: number;
@@ -113,7 +114,7 @@ function sweepStale(roots: string[]): void {
   for (const root of roots) {
     for (const name of safeList(root)) {
       const pid = /^agentd\.(\d+)$/.exec(name)?.[1];
-      if (!pid || alive(Number(pid))) continue;
+      if (!pid || processAlive(Number(pid))) continue;
       const parent = path.join(root, name);
       for (const child of safeList(parent)) {
         const dir = path.join(parent, child);
@@ -141,15 +142,6 @@ const safeList = (dir: string) => {
     return [];
   }
 };
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** cgroup v1: pids, memory and (if mounted) freezer hierarchies, each under our own cgroup there. */
 function v1Tree(prepare: boolean): CgroupTree | null {

@@ -24,6 +24,16 @@ export function readStat(pid: number): ProcInfo | null {
   return { pid, state: fields[0]!, ppid: Number(fields[1]), sid: Number(fields[3]), threads: Number(fields[17]), start: Number(fields[19]) };
 }
 
+/** Whether a process with this pid exists (maybe another user's). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Reads the process table from /proc. */
 export function listProcesses(): ProcInfo[] {
   const out: ProcInfo[] = [];
