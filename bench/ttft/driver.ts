@@ -11,6 +11,7 @@ import {
 } from '../../protocol/index.js';
 import type { AgentdClient } from '../../clients/lib/index.js';
 import { type TestDaemon } from '../../test/support/daemon.js';
+import { MAX_SUBSCRIPTIONS_PER_CONNECTION } from '../../daemon/rpc/limits.js';
 import { sleep, withTimeout } from './common.js';
 
 // ---------------------------------------------------------------- driving sessions through the daemon
@@ -27,6 +28,8 @@ export class Driver {
   private readonly turnEnd = new Map<string, (type: string) => void>();
   private readonly provisioned = new Map<string, (t: number) => void>();
   readonly provisionedAt = new Map<string, number>();
+  /** Unsubscribes, per session followed, least recently used first: a connection may hold only so many. */
+  private readonly following = new Map<string, () => Promise<void>>();
 
   constructor(readonly client: AgentdClient) {
     client.onNotification(SessionDeltaNotification, ({ sessionId }) => {
@@ -39,8 +42,9 @@ export class Driver {
 
   async create(params: SessionCreateParams): Promise<string> {
     const { sessionId } = await this.client.request(SessionCreate, params);
+    await this.makeRoom();
     // From its first event: an eager sandbox (a pooled one takes milliseconds) can be provisioned before the subscription starts.
-    await this.client.subscribe(sessionId, 0, {
+    const { unsubscribe } = await this.client.subscribe(sessionId, 0, {
       onEvents: (events) => {
         for (const e of events) {
           if (e.type === 'turn.completed' || e.type === 'turn.failed' || e.type === 'turn.interrupted') {
@@ -55,11 +59,27 @@ export class Driver {
         }
       },
     });
+    this.following.set(sessionId, unsubscribe);
     return sessionId;
+  }
+
+  /** At the daemon's cap, stops following the least recently used sessions nothing here waits on. */
+  private async makeRoom(): Promise<void> {
+    for (const [sessionId, unsubscribe] of this.following) {
+      if (this.following.size < MAX_SUBSCRIPTIONS_PER_CONNECTION) return;
+      if (this.turnEnd.has(sessionId) || this.firstDelta.has(sessionId) || this.provisioned.has(sessionId)) continue;
+      this.following.delete(sessionId);
+      await unsubscribe();
+    }
   }
 
   /** Sends a prompt; resolves when the turn has ended, with the time to its first delta. */
   async turn(sessionId: string, content: string, timeoutMs = 60_000, settle = true): Promise<TurnResult> {
+    const unsubscribe = this.following.get(sessionId);
+    if (unsubscribe) {
+      this.following.delete(sessionId); // re-inserted: now the most recently used
+      this.following.set(sessionId, unsubscribe);
+    }
     const first = new Promise<number>((resolve) => this.firstDelta.set(sessionId, resolve));
     const ended = new Promise<string>((resolve) => this.turnEnd.set(sessionId, resolve));
     const t0 = performance.now();
