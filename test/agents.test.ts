@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
+import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, SessionSetBudget, type Event, type Usage } from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { until } from './support/until.js';
 import { runAgentd, startDaemon } from './support/daemon.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
-import { startCluster } from './support/cluster.js';
+import { startCluster, type Cluster } from './support/cluster.js';
 import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
 import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 
@@ -19,6 +19,8 @@ const opening = (req: RecordedRequest) => body(req).messages[0]?.content.find((b
 /** Replies the model gave so far in this conversation. */
 const steps = (req: RecordedRequest) => body(req).messages.filter((m) => m.role === 'assistant').length;
 const resultText = (e: Event) => JSON.stringify(e.data.content);
+/** Every token a call was billed for, as a budget counts them. */
+const tokens = (u: Usage) => u.inputTokens + u.outputTokens + u.cacheReadTokens + u.cacheWriteTokens;
 
 /** The sub-agent is named in the parent's log a moment before its session exists. */
 function childCreated(client: AgentdClient, sessionId: string): Promise<unknown> {
@@ -129,31 +131,50 @@ describe('sub-agents', () => {
     await assert.rejects(client.request(SessionGet, { sessionId: childId }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.SessionNotFound);
   });
 
-  it('holds a sub-agent to what is left of its parent’s budget, and counts what it spent in the parent’s', async () => {
+  it('shares one budget across the tree: two sub-agents that each fit what is left, but not both, stop within one model call of it', async () => {
     const client = await rig.daemon.client();
-    const parent = await createSession(client, { budget: { maxTokens: 1 } });
-    rig.emulator.script(
-      routed(3, (req) =>
-        opening(req) === 'spend through a child'
-          ? reply.toolUse({ name: 'agent', input: { prompt: 'spend' } })
-          : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo spent' } }) : reply.text('never sent'),
-      ),
-    );
-    const start = rig.emulator.requests.length;
-    await client.request(SessionPrompt, { sessionId: parent, content: 'spend through a child' });
-    const events = await settle(client, parent);
-    const childId = String(ofType(events, 'tool.started')[0]!.data.childSessionId);
-    const childEvents = await settle(client, childId);
-    assert.equal(rig.emulator.requests.length - start, 2, 'one call each: the budget stops both next calls');
-    assert.equal(ofType(childEvents, 'turn.failed')[0]!.data.reason, 'budget_exceeded');
-    assert.deepEqual((await client.request(SessionGet, { sessionId: childId })).budget, { maxTokens: 1 });
-    const result = ofType(events, 'tool.result')[0]!;
-    assert.equal(result.data.isError, true);
-    assert.match(resultText(result), /budget exceeded/);
-    assert.equal(ofType(events, 'turn.failed')[0]!.data.reason, 'budget_exceeded');
-    const child = await client.request(SessionGet, { sessionId: childId });
-    const own = ofType(events, 'assistant.message').reduce((n, e) => n + (e.data.usage as { outputTokens: number }).outputTokens, 0);
-    assert.equal((await client.request(SessionGet, { sessionId: parent })).usage.outputTokens, own + child.usage.outputTokens);
+    /** Each sub-agent makes three calls (two tool calls, then its answer); the parent two. */
+    const tree = (prompt: string) =>
+      routed(12, (req) => {
+        const text = opening(req);
+        if (text === prompt) return steps(req) === 0 ? reply.toolUse([{ name: 'agent', input: { prompt: 'spend a' } }, { name: 'agent', input: { prompt: 'spend b' } }]) : reply.text('the tree is done');
+        return steps(req) < 2 ? reply.toolUse({ name: 'bash', input: { command: `echo ${text} ${steps(req)}` } }) : reply.text(`${text}: done`);
+      });
+    const spentBy = async (sessionId: string) => {
+      const events = await settle(client, sessionId);
+      const calls = ofType(events, 'assistant.message').map((e) => tokens(e.data.usage as Usage));
+      const children = ofType(events, 'tool.started').flatMap((e) => (e.data.childSessionId ? [String(e.data.childSessionId)] : []));
+      return { events, calls, children };
+    };
+    // What the same tree uses with no budget: the figures the budget below is made of.
+    const free = await createSession(client);
+    rig.emulator.script(tree('spend as a tree'));
+    await client.request(SessionPrompt, { sessionId: free, content: 'spend as a tree' });
+    const measured = await spentBy(free);
+    const childCalls = (await Promise.all(measured.children.map(spentBy))).map((c) => c.calls);
+    assert.deepEqual(childCalls.map((c) => c.length), [3, 3]);
+    const child = childCalls[0]!.reduce((a, b) => a + b, 0);
+    const maxCall = Math.max(...measured.calls, ...childCalls.flat());
+    // What is left after the parent's first call holds one sub-agent's work and half a call more: not both sub-agents'.
+    const maxTokens = measured.calls[0]! + child + Math.floor(maxCall / 2);
+
+    const parent = await createSession(client, { budget: { maxTokens } });
+    rig.emulator.script(tree('spend as a tree'));
+    await client.request(SessionPrompt, { sessionId: parent, content: 'spend as a tree' });
+    const run = await spentBy(parent);
+    assert.deepEqual(assertLogInvariants(run.events), []);
+    assert.equal(ofType(run.events, 'turn.failed')[0]?.data.reason, 'budget_exceeded', 'the parent stopped at the budget');
+    const children = await Promise.all(run.children.map(spentBy));
+    assert.ok(children.some((c) => ofType(c.events, 'turn.failed')[0]?.data.reason === 'budget_exceeded'), 'a sub-agent stopped at the budget');
+    const total = [run, ...children].flatMap((s) => s.calls).reduce((a, b) => a + b, 0);
+    assert.ok(total >= maxTokens, `the tree spent ${total}: the budget ${maxTokens} was reached`);
+    assert.ok(total <= maxTokens + maxCall, `the tree spent ${total}: no more than one call (${maxCall}) past its budget ${maxTokens}`);
+    // The ledger in the parent's log: every reservation settled, what was settled is what the calls used.
+    const settled = ofType(run.events, 'budget.settled');
+    assert.deepEqual(ofType(run.events, 'budget.reserved').map((e) => e.data.key).sort(), settled.map((e) => e.data.key).sort());
+    assert.equal(settled.reduce((n, e) => n + Number(e.data.tokens), 0), total);
+    for (const id of run.children) assert.equal((await client.request(SessionGet, { sessionId: id })).budget, undefined, 'a sub-agent has no budget of its own');
+    await assert.rejects(client.request(SessionSetBudget, { sessionId: run.children[0]!, budget: { maxTokens: 1 } }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.InvalidParams);
   });
 
   it('interrupting the parent interrupts its sub-agent; the agent call gets one interrupted result', async () => {
@@ -340,11 +361,23 @@ describe('sub-agents across kill -9 at the other recovery points (the log as the
 });
 
 describe('sub-agents on a PostgreSQL cluster', () => {
-  it('hands a running sub-agent over after kill -9 of its daemon; its parent, there or on another daemon, gets one result', async () => {
-    const cluster = await startCluster(3, { leaseMs: 2500 });
+  /**
+   * Daemon 0 runs no sub-agents (AGENTD_SUBAGENTS=elsewhere) and takes the parent (it is
+   * prompted there, and a new session is taken up elsewhere only once left untouched for a
+   * lease time): every sub-agent runs on another daemon, in every run.
+   */
+  async function splitCluster(size: number): Promise<{ cluster: Cluster; clients: AgentdClient[]; ids: string[] }> {
+    const cluster = await startCluster(0, { leaseMs: 2500 });
+    await cluster.add({ AGENTD_SUBAGENTS: 'elsewhere' });
+    for (let i = 1; i < size; i++) await cluster.add();
+    const clients = await Promise.all(cluster.daemons.map((d) => d.client()));
+    const ids = await Promise.all(clients.map(async (c) => (await c.request(DaemonStatus, {})).daemonId));
+    return { cluster, clients, ids };
+  }
+
+  it('runs the sub-agent on another daemon than its parent; kill -9 of that daemon hands it over; the parent gets one result', async () => {
+    const { cluster, clients, ids } = await splitCluster(3);
     try {
-      const clients = await Promise.all(cluster.daemons.map((d) => d.client()));
-      const ids = await Promise.all(clients.map(async (c) => (await c.request(DaemonStatus, {})).daemonId));
       const ca = clients[0]!;
       const parent = await createSession(ca);
       cluster.emulator.script(
@@ -360,28 +393,52 @@ describe('sub-agents on a PostgreSQL cluster', () => {
       await childCreated(ca, childId);
       await waitForEvent(ca, childId, (e) => e.type === 'tool.result');
       await cluster.emulator.waitFor(() => cluster.emulator.requests.filter((r) => opening(r) === 'work on a cluster').length === 2, 30_000);
-      // Any daemon may have taken either up (a new session is free for all): kill the one running the sub-agent.
       const childOn = (await ca.request(SessionGet, { sessionId: childId })).runningOn!;
-      const parentOn = (await ca.request(SessionGet, { sessionId: parent })).runningOn!;
+      assert.equal((await ca.request(SessionGet, { sessionId: parent })).runningOn, ids[0], 'the parent runs where it was prompted');
       const victim = ids.indexOf(childOn);
-      assert.ok(victim >= 0, `the sub-agent runs on a daemon of the cluster (${childOn})`);
-      const survivor = clients[(victim + 1) % clients.length]!;
-      cluster.emulator.script(routed(2, (req) => (opening(req) === 'work on a cluster' ? reply.text('the child is done elsewhere') : reply.text('the parent is done elsewhere'))));
+      assert.ok(victim > 0, `the sub-agent runs on another daemon of the cluster (${childOn})`);
+      cluster.emulator.script(routed(2, (req) => (opening(req) === 'work on a cluster' ? reply.text('the child is done elsewhere') : reply.text('the parent is done'))));
       await cluster.daemons[victim]!.kill('SIGKILL');
-      const events = await settle(survivor, parent);
-      const childEvents = await settle(survivor, childId);
+      const events = await settle(ca, parent);
+      const childEvents = await settle(ca, childId);
       assert.deepEqual(assertLogInvariants(events), []);
       assert.deepEqual(assertLogInvariants(childEvents), []);
-      const wokeOn = (list: Event[]) => String(ofType(list, 'harness.woke').at(-1)?.data.daemon);
-      assert.notEqual(wokeOn(childEvents), childOn, 'the sub-agent was taken over');
-      if (parentOn === childOn) assert.notEqual(wokeOn(events), childOn, 'the parent was taken over');
+      const wokeOn = String(ofType(childEvents, 'harness.woke').at(-1)?.data.daemon);
+      assert.ok(wokeOn !== childOn && wokeOn !== ids[0], `the sub-agent was taken over by the third daemon (${wokeOn})`);
       assert.equal(ofType(childEvents, 'tool.result').length, 1, 'the sub-agent’s tool ran once');
       const results = ofType(events, 'tool.result');
       assert.equal(results.length, 1, 'one result for the agent call');
       assert.match(resultText(results[0]!), /the child is done elsewhere/);
       assert.equal(ofType(events, 'turn.completed').length, 1);
-      const child = await survivor.request(SessionGet, { sessionId: childId });
+      const child = await ca.request(SessionGet, { sessionId: childId });
       assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
+    } finally {
+      await cluster.dispose();
+    }
+  });
+
+  it('interrupting the parent interrupts its sub-agent running on another daemon; the agent call gets one interrupted result', async () => {
+    const { cluster, clients, ids } = await splitCluster(2);
+    try {
+      const ca = clients[0]!;
+      const parent = await createSession(ca);
+      cluster.emulator.script(routed(2, (req) => (opening(req) === 'wait on a remote child' ? reply.toolUse({ name: 'agent', input: { prompt: 'hang elsewhere' } }) : reply.hang())));
+      await ca.request(SessionPrompt, { sessionId: parent, content: 'wait on a remote child' });
+      const started = await waitForEvent(ca, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+      const childId = String(started.data.childSessionId);
+      await childCreated(ca, childId);
+      await waitForEvent(ca, childId, (e) => e.type === 'model.requested');
+      assert.equal((await ca.request(SessionGet, { sessionId: childId })).runningOn, ids[1], 'the sub-agent runs on the other daemon');
+      assert.deepEqual(await ca.request(SessionInterrupt, { sessionId: parent }), { interrupted: true });
+      const events = await settle(ca, parent);
+      const childEvents = await settle(ca, childId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.deepEqual(assertLogInvariants(childEvents), []);
+      assert.equal(ofType(childEvents, 'turn.interrupted').length, 1, 'the sub-agent was interrupted where it ran');
+      assert.equal(ofType(events, 'turn.interrupted').length, 1);
+      const results = ofType(events, 'tool.result');
+      assert.equal(results.length, 1);
+      assert.equal(results[0]!.data.errorKind, 'interrupted');
     } finally {
       await cluster.dispose();
     }

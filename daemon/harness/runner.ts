@@ -1,6 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Budget, NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage, UsageTotals } from '../../protocol/index.js';
+import type { NewKnownEvent, PermissionDecision, PermissionPolicy, PermissionQuestion, ToolErrorKind, Usage, UsageTotals } from '../../protocol/index.js';
 import { appendEvents } from '../events.js';
 import { LogError, type SessionLog, type WriteOptions } from '../log/session-log.js';
 import { isFenced } from '../log/fenced.js';
@@ -11,7 +11,8 @@ import { decide } from './policy.js';
 import type { ToolSlot } from './sandbox-slot.js';
 import type { RemoteMcpServers } from './remote-mcp.js';
 import type { HarnessLogger, HarnessRedactor } from './deps.js';
-import { addUsage, budgetExceeded, costOf, remainingBudget, sumUsage, type PriceTable } from './usage.js';
+import { addUsage, costOf, reservationFor, spendOf, sumUsage, ZERO_USAGE, type PriceTable } from './usage.js';
+import { BudgetExceeded, type TreeBudget } from './budget-ledger.js';
 import { AGENT_TOOL_NAME, childResult, childSpec, type ChildOutcome, type ChildSpec } from './agent-tool.js';
 
 /** What a runner needs from the daemon. */
@@ -36,6 +37,8 @@ export interface RunnerDeps {
    * turn ended (at once when the log says it already did). Aborting `signal` interrupts it.
    */
   runChild(spec: ChildSpec, signal: AbortSignal): Promise<ChildOutcome>;
+  /** The budget of the session's tree (it and its sub-agents), which every model call reserves from. */
+  budget: TreeBudget;
 }
 
 export interface RunnerConfig {
@@ -50,7 +53,6 @@ export interface RunnerConfig {
   contextBudget: number;
   tools: readonly ApiTool[];
   usage: UsageTotals;
-  budget?: Budget;
   prices: PriceTable;
   /** Set for a sub-agent: its questions go to the parent's controllers too. */
   parentSessionId?: string;
@@ -73,9 +75,6 @@ export const CHECKPOINT_EVERY = 1000;
 
 /** The runner reached a durable point while draining: it stops there, recording nothing more. */
 class Drained extends Error {}
-
-/** The session's budget allows no further model call. */
-class BudgetExceeded extends Error {}
 
 /** Meta of a session with no turn running: session/steer reads `runningTurn` to know what to join. */
 const NO_TURN_RUNNING = { runningTurn: null };
@@ -202,6 +201,8 @@ export class SessionRunner {
 
   private async run(woke: boolean): Promise<void> {
     await this.catchUp();
+    // Nothing of this session runs now: what its calls cut off by a crash hold is spent.
+    if (woke) await this.deps.budget.release(this.config.sessionId);
     if (woke && pendingTurn(this.fold.state)) {
       await this.append([{ type: 'harness.woke', data: { fromSeq: this.fold.state.headSeq, pendingTurn: pendingTurn(this.fold.state)!.turnId, daemon: this.deps.daemonId } }]);
     }
@@ -353,13 +354,10 @@ export class SessionRunner {
         // A durable point: every result so far is recorded, the next model call not yet made.
         if (this.draining) throw new Drained();
         if (await this.completed(turn)) return;
-        const exceeded = budgetExceeded(this.config.budget, this.config.usage);
-        if (exceeded) throw new BudgetExceeded(exceeded);
         // Steered input goes out with this call; model.requested says so, which places it in the context for good.
         const steers = undeliveredSteers(turn).map((s) => s.seq);
         const request = await this.compactIfNeeded(turn, buildRequest(this.fold.state, this.contextOptions()), abort.signal);
-        const model = await this.deps.model();
-        const reply = await callModel(model, request, this.hooks(turnId, true, () => opening.splice(0), steers), abort.signal, this.deps.retry);
+        const reply = await this.callModel(`${turnId}:${turn.steps.length}`, request, this.hooks(turnId, true, () => opening.splice(0), steers), abort.signal);
         this.addUsage(reply.usage);
         const answer: NewKnownEvent = { type: 'assistant.message', data: { turnId, content: reply.content, stopReason: reply.stopReason, usage: reply.usage } };
         const toolCalls = reply.content.flatMap((block) => (block.type === 'tool_use' ? [block] : []));
@@ -480,6 +478,29 @@ export class SessionRunner {
     };
   }
 
+  /**
+   * A model call within the tree's budget: it reserves the most it may use (the request's
+   * estimated tokens and the reply's max_tokens), and settles what it used when it ends.
+   * `key` names the call, the same when it is made again after a crash.
+   */
+  private async callModel(key: string, request: ModelRequest, hooks: ModelCallHooks, signal: AbortSignal) {
+    const { sessionId, model, prices } = this.config;
+    await this.deps.budget.reserve(`${sessionId}:${key}`, reservationFor(prices, model, estimateTokens(request), request.max_tokens), AbortSignal.any([signal, this.drainAbort.signal]));
+    let used = ZERO_USAGE;
+    try {
+      const reply = await callModel(await this.deps.model(), request, hooks, signal, this.deps.retry);
+      used = reply.usage;
+      return reply;
+    } finally {
+      // Stopped as in a crash: the next daemon's wake releases it.
+      if (signal.reason !== SHUTDOWN) {
+        await this.deps.budget.settle(`${sessionId}:${key}`, spendOf(prices, model, used)).catch((error: unknown) =>
+          this.deps.logger.log('warn', 'settling a budget reservation failed; it stays held until the session next wakes', { sessionId, error: String(error) }),
+        );
+      }
+    }
+  }
+
   private addUsage(u: Usage): void {
     this.config.usage = addUsage(this.config.usage, u, this.config.model, this.config.prices);
   }
@@ -584,7 +605,7 @@ export class SessionRunner {
         const started: NewKnownEvent = { type: 'tool.started', data: { turnId: turn.turnId, toolUseId: call.toolUseId, name: call.name, input: call.input, where: 'daemon', childSessionId } };
         await this.append([started], { children: [...this.fold.state.children, childSessionId] });
       }
-      const spec = childSpec(this.config.sessionId, call, this.config.tools, this.config.budget && remainingBudget(this.config.budget, this.config.usage));
+      const spec = childSpec(this.config.sessionId, call, this.config.tools);
       if (typeof spec === 'string') {
         await this.appendResult(turn, call, spec, 'tool_error', 0);
         continue;
@@ -602,6 +623,8 @@ export class SessionRunner {
     );
     // Interrupted or stopped: the turn records (or a later daemon finds) what is still open.
     if (!outcome || signal.aborted) return;
+    // Its turn ended: a reservation it left open (a crash between its reply and the settling) is spent.
+    await this.deps.budget.release(spec.childSessionId);
     // What the sub-agent used is the parent's too: in its turn (the fold adds it) and its session, so its budget counts it.
     if (outcome.usage) this.addUsage(outcome.usage);
     const result = childResult(turn.turnId, call.toolUseId, outcome, Math.round(performance.now() - started));
@@ -657,7 +680,7 @@ export class SessionRunner {
     const done = contextTurns(this.fold.state).filter((t) => t !== turn && t.end);
     const lastDone = done.at(-1);
     if (!lastDone?.end) return request;
-    const reply = await callModel(await this.deps.model(), buildSummaryRequest(this.fold.state, done, options), this.hooks(turn.turnId, false), signal, this.deps.retry);
+    const reply = await this.callModel(`${turn.turnId}:${turn.steps.length}:summary`, buildSummaryRequest(this.fold.state, done, options), this.hooks(turn.turnId, false), signal);
     this.addUsage(reply.usage);
     const summary = reply.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n').trim();
     if (!summary) return request;
