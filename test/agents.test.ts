@@ -269,6 +269,51 @@ describe('sub-agents across kill -9 of the daemon', () => {
   });
 });
 
+describe('a session tree’s budget across kill -9 of the daemon', () => {
+  it('rebuilds the ledger from the root’s log: a reservation cut off by the crash is settled once, the tree carries on within its budget', async () => {
+    const rig = await startAgentRig();
+    try {
+      const client = await rig.daemon.client();
+      const parent = await createSession(client, { budget: { maxTokens: 1_000_000 } });
+      rig.emulator.script(
+        routed(3, (req) =>
+          opening(req) === 'budgeted crash'
+            ? reply.toolUse({ name: 'agent', input: { prompt: 'hang on a budget' } })
+            : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo before the crash' } }) : reply.hang(),
+        ),
+      );
+      await client.request(SessionPrompt, { sessionId: parent, content: 'budgeted crash' });
+      const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+      const childId = String(started.data.childSessionId);
+      await childCreated(client, childId);
+      await waitForEvent(client, childId, (e) => e.type === 'tool.result');
+      await rig.emulator.waitFor(() => rig.emulator.requests.filter((r) => opening(r) === 'hang on a budget').length === 2, 30_000);
+      // The sub-agent's second call holds its reservation in the parent's log when the daemon dies.
+      const cut = await waitForEvent(client, parent, (e) => e.type === 'budget.reserved' && String(e.data.key).endsWith(':1'));
+      rig.emulator.script(routed(2, (req) => (opening(req) === 'hang on a budget' ? reply.text('the child is done') : reply.text('the parent is done'))));
+      const again = await (await rig.crashAndRestart()).client();
+      const events = await settle(again, parent);
+      const childEvents = await settle(again, childId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.equal(ofType(events, 'turn.completed').length, 1);
+      assert.equal(ofType(childEvents, 'turn.completed').length, 1);
+      const settled = ofType(events, 'budget.settled');
+      const open = new Set<string>();
+      for (const e of events) {
+        if (e.type === 'budget.reserved') open.add(String(e.data.key));
+        if (e.type === 'budget.settled') assert.ok(open.delete(String(e.data.key)), `${String(e.data.key)} settled once per reservation`);
+      }
+      assert.deepEqual([...open], [], 'no reservation left open');
+      const used = [...ofType(events, 'assistant.message'), ...ofType(childEvents, 'assistant.message')].reduce((n, e) => n + tokens(e.data.usage as Usage), 0);
+      const spent = settled.reduce((n, e) => n + Number(e.data.tokens), 0);
+      // The cut-off call counts either as the call made again under its reservation, or in full and again.
+      assert.ok(spent === used || spent === used + Number(cut.data.tokens), `spent ${spent}: what the calls used (${used}), or that and the cut-off reservation`);
+    } finally {
+      await rig.dispose();
+    }
+  });
+});
+
 describe('sub-agents across kill -9 at the other recovery points (the log as the dead daemon left it)', () => {
   /** A parent whose last reply asked for one agent call, as logged up to tool.started; the daemon is dead. */
   async function parentLeftAt(rig: AgentRig, childSessionId: string): Promise<{ parent: string; toolUseId: string; workspace: string }> {
