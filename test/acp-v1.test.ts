@@ -12,7 +12,7 @@ import * as acp from '@agentclientprotocol/sdk';
 import * as zed from '@zed-industries/agent-client-protocol';
 import type { AgentdClient } from '../clients/lib/index.js';
 import { CUT_REPLY_NOTE } from '../clients/acp/session-view.js';
-import { SessionGet, SessionInterrupt, SessionPrompt, VaultSet } from '../protocol/index.js';
+import { AgentdError, ErrorCode, SessionGet, SessionInterrupt, SessionPrompt, VaultSet } from '../protocol/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { initialize, startAcp, type AcpProcess } from './support/acp-client.js';
@@ -35,11 +35,11 @@ describe('agentd acp: ACP v1 sessions', () => {
   });
   after(() => rig.dispose());
 
-  it('advertises list, resume, close and http MCP servers; lists sessions by cwd', async () => {
+  it('advertises list, resume, close, delete and http MCP servers; lists sessions by cwd', async () => {
     const proc = startAcp(rig);
     try {
       const init = await initialize(proc);
-      assert.deepEqual(init.agentCapabilities?.sessionCapabilities, { list: {}, resume: {}, close: {} });
+      assert.deepEqual(init.agentCapabilities?.sessionCapabilities, { list: {}, resume: {}, close: {}, delete: {} });
       assert.deepEqual(init.agentCapabilities?.mcpCapabilities, { http: true, sse: false });
       const cwd = workspace();
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
@@ -85,6 +85,29 @@ describe('agentd acp: ACP v1 sessions', () => {
         (error: acp.RequestError) => error.code === -32002,
       );
       await assert.rejects(proc.agent.request(acp.methods.agent.session.resume, { sessionId: 's_doesnotexist0000', cwd: workspace() }), (error: acp.RequestError) => error.code === -32002);
+    } finally {
+      assert.equal(await proc.close(), 0, proc.stderr());
+    }
+  });
+
+  it('deletes a session for good (session/delete), not while a turn runs', async () => {
+    const sessionId = await createSession(client);
+    const proc = startAcp(rig);
+    try {
+      await initialize(proc);
+      await proc.agent.request(acp.methods.agent.session.resume, { sessionId, cwd: workspace() });
+      rig.emulator.script([reply.hang()]);
+      await client.request(SessionPrompt, { sessionId, content: 'busy' });
+      await waitForEvent(client, sessionId, (e) => e.type === 'model.requested');
+      await assert.rejects(proc.agent.request(acp.methods.agent.session.delete, { sessionId }), (error: acp.RequestError) => (error.data as { agentdCode?: number }).agentdCode === ErrorCode.SessionBusy);
+      await client.request(SessionInterrupt, { sessionId });
+      await settle(client, sessionId);
+      assert.deepEqual(await proc.agent.request(acp.methods.agent.session.delete, { sessionId }), {});
+      await assert.rejects(client.request(SessionGet, { sessionId }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.SessionNotFound);
+      await assert.rejects(
+        proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'deleted' }] }),
+        (error: acp.RequestError) => error.code === -32002,
+      );
     } finally {
       assert.equal(await proc.close(), 0, proc.stderr());
     }
