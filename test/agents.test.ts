@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, SessionSetBudget, type Event, type Usage } from '../protocol/index.js';
+import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, SessionSetBudget, type Event, type SessionCreateParams, type Usage } from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { until } from './support/until.js';
 import { runAgentd, startDaemon } from './support/daemon.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { startCluster, type Cluster } from './support/cluster.js';
-import { reply, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
+import { reply, type ModelEmulator, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
 import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 
 type Body = { tools?: Array<{ name: string }>; messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };
@@ -30,6 +30,59 @@ function childCreated(client: AgentdClient, sessionId: string): Promise<unknown>
 /** One reply function per expected request: each picks its reply by the conversation it is in. */
 function routed(count: number, route: (req: RecordedRequest) => Reply | Promise<Reply>): Reply[] {
   return Array.from({ length: count }, () => route);
+}
+
+/**
+ * A parent (made with `params`) whose one `agent` call's sub-agent has run `command` and
+ * waits on its second model call, which hangs: where the crash and hand-over tests cut in.
+ */
+async function childMidTurn(
+  client: AgentdClient,
+  emulator: ModelEmulator,
+  prompts: { parent: string; child: string; command: string },
+  params: Partial<SessionCreateParams> = {},
+): Promise<{ parent: string; childId: string }> {
+  const parent = await createSession(client, params);
+  emulator.script(
+    routed(3, (req) =>
+      opening(req) === prompts.parent
+        ? reply.toolUse({ name: 'agent', input: { prompt: prompts.child } })
+        : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: prompts.command } }) : reply.hang(),
+    ),
+  );
+  await client.request(SessionPrompt, { sessionId: parent, content: prompts.parent });
+  const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+  const childId = String(started.data.childSessionId);
+  await childCreated(client, childId);
+  await waitForEvent(client, childId, (e) => e.type === 'tool.result');
+  await emulator.waitFor(() => emulator.requests.filter((r) => opening(r) === prompts.child).length === 2, 30_000);
+  return { parent, childId };
+}
+
+/** A parent whose one `agent` call's sub-agent is in its first model call, which hangs. */
+async function childHanging(client: AgentdClient, emulator: ModelEmulator, prompts: { parent: string; child: string }): Promise<{ parent: string; childId: string }> {
+  const parent = await createSession(client);
+  emulator.script(routed(2, (req) => (opening(req) === prompts.parent ? reply.toolUse({ name: 'agent', input: { prompt: prompts.child } }) : reply.hang())));
+  await client.request(SessionPrompt, { sessionId: parent, content: prompts.parent });
+  const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+  const childId = String(started.data.childSessionId);
+  await childCreated(client, childId);
+  await waitForEvent(client, childId, (e) => e.type === 'model.requested');
+  return { parent, childId };
+}
+
+/** Interrupts the parent: the sub-agent's turn is interrupted too, and the agent call gets one interrupted result. */
+async function interruptTree(client: AgentdClient, parent: string, childId: string): Promise<void> {
+  assert.deepEqual(await client.request(SessionInterrupt, { sessionId: parent }), { interrupted: true });
+  const events = await settle(client, parent);
+  const childEvents = await settle(client, childId);
+  assert.deepEqual(assertLogInvariants(events), []);
+  assert.deepEqual(assertLogInvariants(childEvents), []);
+  assert.equal(ofType(childEvents, 'turn.interrupted').length, 1, 'the sub-agent was interrupted where it ran');
+  assert.equal(ofType(events, 'turn.interrupted').length, 1);
+  const results = ofType(events, 'tool.result');
+  assert.equal(results.length, 1);
+  assert.equal(results[0]!.data.errorKind, 'interrupted');
 }
 
 describe('sub-agents', () => {
@@ -179,23 +232,8 @@ describe('sub-agents', () => {
 
   it('interrupting the parent interrupts its sub-agent; the agent call gets one interrupted result', async () => {
     const client = await rig.daemon.client();
-    const parent = await createSession(client);
-    rig.emulator.script(routed(2, (req) => (opening(req) === 'wait on a child' ? reply.toolUse({ name: 'agent', input: { prompt: 'hang' } }) : reply.hang())));
-    await client.request(SessionPrompt, { sessionId: parent, content: 'wait on a child' });
-    const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-    const childId = String(started.data.childSessionId);
-    await childCreated(client, childId);
-    await waitForEvent(client, childId, (e) => e.type === 'model.requested');
-    assert.deepEqual(await client.request(SessionInterrupt, { sessionId: parent }), { interrupted: true });
-    const events = await settle(client, parent);
-    const childEvents = await settle(client, childId);
-    assert.deepEqual(assertLogInvariants(events), []);
-    assert.deepEqual(assertLogInvariants(childEvents), []);
-    assert.equal(ofType(childEvents, 'turn.interrupted').length, 1);
-    assert.equal(ofType(events, 'turn.interrupted').length, 1);
-    const results = ofType(events, 'tool.result');
-    assert.equal(results.length, 1);
-    assert.equal(results[0]!.data.errorKind, 'interrupted');
+    const { parent, childId } = await childHanging(client, rig.emulator, { parent: 'wait on a child', child: 'hang' });
+    await interruptTree(client, parent, childId);
   });
 
   it('asks a sub-agent’s permission questions of the parent’s controllers, naming the parent', async () => {
@@ -233,19 +271,8 @@ describe('sub-agents across kill -9 of the daemon', () => {
     const rig = await startAgentRig();
     try {
       const client = await rig.daemon.client();
-      const parent = await createSession(client);
-      const route = (req: RecordedRequest): Reply => {
-        if (opening(req) === 'delegate and crash') return steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'work, then wait' } }) : reply.text('the parent is done');
-        return steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo once >> ran.txt' } }) : reply.hang();
-      };
-      rig.emulator.script(routed(3, route));
-      await client.request(SessionPrompt, { sessionId: parent, content: 'delegate and crash' });
-      const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-      const childId = String(started.data.childSessionId);
-      await childCreated(client, childId);
       // The sub-agent ran its tool and is waiting on its second model call: kill the daemon there.
-      await waitForEvent(client, childId, (e) => e.type === 'tool.result');
-      await rig.emulator.waitFor(() => rig.emulator.requests.filter((r) => opening(r) === 'work, then wait').length === 2, 30_000);
+      const { parent, childId } = await childMidTurn(client, rig.emulator, { parent: 'delegate and crash', child: 'work, then wait', command: 'echo once >> ran.txt' });
       rig.emulator.script(routed(2, (req) => (opening(req) === 'work, then wait' ? reply.text('the child is done') : reply.text('the parent is done'))));
       const daemon = await rig.crashAndRestart();
       const again = await daemon.client();
@@ -274,20 +301,8 @@ describe('a session tree’s budget across kill -9 of the daemon', () => {
     const rig = await startAgentRig();
     try {
       const client = await rig.daemon.client();
-      const parent = await createSession(client, { budget: { maxTokens: 1_000_000 } });
-      rig.emulator.script(
-        routed(3, (req) =>
-          opening(req) === 'budgeted crash'
-            ? reply.toolUse({ name: 'agent', input: { prompt: 'hang on a budget' } })
-            : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo before the crash' } }) : reply.hang(),
-        ),
-      );
-      await client.request(SessionPrompt, { sessionId: parent, content: 'budgeted crash' });
-      const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-      const childId = String(started.data.childSessionId);
-      await childCreated(client, childId);
-      await waitForEvent(client, childId, (e) => e.type === 'tool.result');
-      await rig.emulator.waitFor(() => rig.emulator.requests.filter((r) => opening(r) === 'hang on a budget').length === 2, 30_000);
+      const prompts = { parent: 'budgeted crash', child: 'hang on a budget', command: 'echo before the crash' };
+      const { parent, childId } = await childMidTurn(client, rig.emulator, prompts, { budget: { maxTokens: 1_000_000 } });
       // The sub-agent's second call holds its reservation in the parent's log when the daemon dies.
       const cut = await waitForEvent(client, parent, (e) => e.type === 'budget.reserved' && String(e.data.key).endsWith(':1'));
       rig.emulator.script(routed(2, (req) => (opening(req) === 'hang on a budget' ? reply.text('the child is done') : reply.text('the parent is done'))));
@@ -424,20 +439,7 @@ describe('sub-agents on a PostgreSQL cluster', () => {
     const { cluster, clients, ids } = await splitCluster(3);
     try {
       const ca = clients[0]!;
-      const parent = await createSession(ca);
-      cluster.emulator.script(
-        routed(3, (req) =>
-          opening(req) === 'delegate on a cluster'
-            ? reply.toolUse({ name: 'agent', input: { prompt: 'work on a cluster' } })
-            : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo once >> ran.txt' } }) : reply.hang(),
-        ),
-      );
-      await ca.request(SessionPrompt, { sessionId: parent, content: 'delegate on a cluster' });
-      const started = await waitForEvent(ca, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-      const childId = String(started.data.childSessionId);
-      await childCreated(ca, childId);
-      await waitForEvent(ca, childId, (e) => e.type === 'tool.result');
-      await cluster.emulator.waitFor(() => cluster.emulator.requests.filter((r) => opening(r) === 'work on a cluster').length === 2, 30_000);
+      const { parent, childId } = await childMidTurn(ca, cluster.emulator, { parent: 'delegate on a cluster', child: 'work on a cluster', command: 'echo once >> ran.txt' });
       const childOn = (await ca.request(SessionGet, { sessionId: childId })).runningOn!;
       assert.equal((await ca.request(SessionGet, { sessionId: parent })).runningOn, ids[0], 'the parent runs where it was prompted');
       const victim = ids.indexOf(childOn);
@@ -466,24 +468,9 @@ describe('sub-agents on a PostgreSQL cluster', () => {
     const { cluster, clients, ids } = await splitCluster(2);
     try {
       const ca = clients[0]!;
-      const parent = await createSession(ca);
-      cluster.emulator.script(routed(2, (req) => (opening(req) === 'wait on a remote child' ? reply.toolUse({ name: 'agent', input: { prompt: 'hang elsewhere' } }) : reply.hang())));
-      await ca.request(SessionPrompt, { sessionId: parent, content: 'wait on a remote child' });
-      const started = await waitForEvent(ca, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-      const childId = String(started.data.childSessionId);
-      await childCreated(ca, childId);
-      await waitForEvent(ca, childId, (e) => e.type === 'model.requested');
+      const { parent, childId } = await childHanging(ca, cluster.emulator, { parent: 'wait on a remote child', child: 'hang elsewhere' });
       assert.equal((await ca.request(SessionGet, { sessionId: childId })).runningOn, ids[1], 'the sub-agent runs on the other daemon');
-      assert.deepEqual(await ca.request(SessionInterrupt, { sessionId: parent }), { interrupted: true });
-      const events = await settle(ca, parent);
-      const childEvents = await settle(ca, childId);
-      assert.deepEqual(assertLogInvariants(events), []);
-      assert.deepEqual(assertLogInvariants(childEvents), []);
-      assert.equal(ofType(childEvents, 'turn.interrupted').length, 1, 'the sub-agent was interrupted where it ran');
-      assert.equal(ofType(events, 'turn.interrupted').length, 1);
-      const results = ofType(events, 'tool.result');
-      assert.equal(results.length, 1);
-      assert.equal(results[0]!.data.errorKind, 'interrupted');
+      await interruptTree(ca, parent, childId);
     } finally {
       await cluster.dispose();
     }

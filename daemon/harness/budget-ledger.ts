@@ -9,6 +9,7 @@
  * last of the budget. A kill -9 loses nothing: the ledger is folded from the log.
  */
 import { knownEvent, type Budget } from '../../protocol/index.js';
+import { appendEvents } from '../events.js';
 import { LogError, type SessionLog } from '../log/session-log.js';
 
 /** Tokens (all kinds) and dollars, as the ledger counts them. */
@@ -129,7 +130,7 @@ export class BudgetLedger {
         continue;
       }
       const reserved = { key, sessionId, tokens: want.tokens, costUsd: want.costUsd };
-      const wrote = await this.log.append(this.rootId, [{ type: 'budget.reserved', data: reserved }], undefined, { ifHead: this.head }).then(
+      const wrote = await appendEvents(this.log, this.rootId, [{ type: 'budget.reserved', data: reserved }], undefined, { ifHead: this.head }).then(
         () => true,
         (error: unknown) => (error instanceof LogError && error.kind === 'conflict' ? false : Promise.reject(error)),
       );
@@ -145,16 +146,17 @@ export class BudgetLedger {
     // A call made with no budget set is counted once one is: what it used is spent all the same.
     if (!reservation && !limited(this.budget)) return;
     const sessionId = reservation?.sessionId ?? '';
-    await this.log.append(this.rootId, [{ type: 'budget.settled', data: { key, sessionId, tokens: used.tokens, costUsd: used.costUsd } }]);
+    await appendEvents(this.log, this.rootId, [{ type: 'budget.settled', data: { key, sessionId, tokens: used.tokens, costUsd: used.costUsd } }]);
   }
 
   private async release(sessionId: string): Promise<void> {
     await this.catchUp();
     const left = [...this.open].filter(([, r]) => r.sessionId === sessionId);
     if (left.length === 0) return;
-    await this.log.append(
+    await appendEvents(
+      this.log,
       this.rootId,
-      left.map(([key, r]) => ({ type: 'budget.settled', data: { key, sessionId, tokens: r.tokens, costUsd: r.costUsd } })),
+      left.map(([key, r]) => ({ type: 'budget.settled' as const, data: { key, sessionId, tokens: r.tokens, costUsd: r.costUsd } })),
     );
   }
 
