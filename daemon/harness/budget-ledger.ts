@@ -65,17 +65,24 @@ export class BudgetLedger {
   /** The root's head as far as the ledger has read. */
   private head = 0;
   private reading: Promise<void> = Promise.resolve();
+  /** Calls this ledger reserved for: they settle whatever the budget is by then. */
+  private readonly reservedHere = new Set<string>();
 
   constructor(
     private readonly log: SessionLog,
     readonly rootId: string,
+    /**
+     * The root's budget as its record says now (kept with every budget.changed): a tree
+     * without one never reads its root's log for the ledger, so a wake stays a short read.
+     */
+    private readonly currentBudget: () => Promise<Budget | undefined>,
   ) {}
 
   /** The runner's view of this ledger, for one session of the tree. */
   for(sessionId: string): TreeBudget {
     return {
       reserve: (key, want, signal) => this.reserve(sessionId, key, want, signal),
-      settle: (key, used) => this.settle(key, used),
+      settle: (key, used) => this.settle(sessionId, key, used),
       release: (id) => this.release(id),
     };
   }
@@ -100,6 +107,8 @@ export class BudgetLedger {
         this.budget = event.data.budget;
         break;
       case 'budget.changed':
+        // A budget where there was none starts afresh: calls then in flight were never reserved.
+        if (!limited(this.budget)) this.open.clear();
         this.budget = event.data.budget;
         break;
       case 'budget.reserved':
@@ -117,11 +126,14 @@ export class BudgetLedger {
   }
 
   private async reserve(sessionId: string, key: string, want: Spend, signal: AbortSignal): Promise<void> {
+    if (!limited(await this.currentBudget())) return;
     for (;;) {
       signal.throwIfAborted();
       await this.catchUp();
       const { budget } = this;
-      if (!limited(budget) || this.open.has(key)) return;
+      if (!limited(budget)) return;
+      // The same call made again after a crash: it holds what it held.
+      if (this.open.has(key)) return void this.reservedHere.add(key);
       const exceeded = overBudget(budget, this.spent);
       if (exceeded) throw new BudgetExceeded(exceeded);
       // What the calls in flight hold is not free: wait for them to settle, then look again.
@@ -134,22 +146,20 @@ export class BudgetLedger {
         () => true,
         (error: unknown) => (error instanceof LogError && error.kind === 'conflict' ? false : Promise.reject(error)),
       );
-      if (wrote) return;
+      if (wrote) return void this.reservedHere.add(key);
       // Another write to the root's log is under way or landed: look again once it is readable.
       await this.moved(signal);
     }
   }
 
-  private async settle(key: string, used: Spend): Promise<void> {
-    await this.catchUp();
-    const reservation = this.open.get(key);
-    // A call made with no budget set is counted once one is: what it used is spent all the same.
-    if (!reservation && !limited(this.budget)) return;
-    const sessionId = reservation?.sessionId ?? '';
+  private async settle(sessionId: string, key: string, used: Spend): Promise<void> {
+    // A call made before a budget was set is counted all the same.
+    if (!this.reservedHere.delete(key) && !limited(await this.currentBudget())) return;
     await appendEvents(this.log, this.rootId, [{ type: 'budget.settled', data: { key, sessionId, tokens: used.tokens, costUsd: used.costUsd } }]);
   }
 
   private async release(sessionId: string): Promise<void> {
+    if (!limited(await this.currentBudget())) return;
     await this.catchUp();
     const left = [...this.open].filter(([, r]) => r.sessionId === sessionId);
     if (left.length === 0) return;

@@ -184,7 +184,7 @@ export class Harness {
   private ledger(rootId: string): BudgetLedger {
     let ledger = this.ledgers.get(rootId);
     if (!ledger) {
-      ledger = new BudgetLedger(this.deps.log, rootId);
+      ledger = new BudgetLedger(this.deps.log, rootId, async () => (await this.deps.session(rootId))?.config.budget);
       this.ledgers.set(rootId, ledger);
     }
     return ledger;
