@@ -82,6 +82,7 @@ const RULES = {
   'session/steer': control,
   'session/interrupt': control,
   'session/rename': control,
+  'session/setBudget': control,
   'session/rollback': control,
   'session/archive': control,
   'session/delete': control,

@@ -67,6 +67,7 @@ function harnessSettings(config: DaemonConfig): HarnessSettings {
     defaultModel: config.defaultModel,
     ...(config.modelBaseUrl ? { baseUrl: config.modelBaseUrl } : {}),
     maxTokens: intFromEnv('AGENTD_MAX_TOKENS', 8192),
+    subAgents: process.env.AGENTD_SUBAGENTS === 'elsewhere' ? 'elsewhere' : 'here',
     contextBudget: intFromEnv('AGENTD_CONTEXT_BUDGET', 150_000),
     retry: {
       maxRetries: intFromEnv('AGENTD_RETRY_MAX', DEFAULT_RETRY.maxRetries),
@@ -142,6 +143,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const queue = new KeyedQueue();
   const policy = new SandboxPolicy(options.config, paths);
   const settings = harnessSettings(options.config);
+  if (settings.subAgents === 'elsewhere' && !leases) {
+    await log.close();
+    throw new StartError('AGENTD_SUBAGENTS=elsewhere needs a session log shared with other daemons (AGENTD_LOG=postgres://...): no daemon would run the sub-agents');
+  }
   const networkDefault = defaultNetworkPolicy(options.config.networkPresets);
   const sessions = new SessionService(timed, paths.workspaces, policy, { prices: settings.prices, defaultModel: settings.defaultModel }, leases, networkDefault);
   // Filled in below: the harness knows which tool call runs when a connection is made.
@@ -178,6 +183,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     daemonId,
     newSessionId: () => newSessionId(),
     createChild: (spec) => sessions.createChild(spec),
+    interruptElsewhere: (sessionId, turnId) => bus?.send({ kind: 'interrupt', sessionId, turnId }),
     ...(leases ? { leases } : {}),
   });
   running = (sessionId) => harness.running(sessionId);

@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 import {
   AgentdError,
   ErrorCode,
+  type Budget,
   type NetworkPolicy,
   type PromptContent,
   type SessionCreateParams,
@@ -68,7 +69,7 @@ export class SessionService {
     await requireDirectory(params.workspace);
     this.policy.checkWorkspace(params.workspace);
     this.policy.checkRequest(params.sandbox);
-    this.checkBudget(params);
+    this.checkBudget('session/create', params.model, params.budget);
     const now = Date.now();
     const { workspace, title, model, ...rest } = params;
     // Resolved now, so the session keeps the policy it started with whatever the daemon's configuration becomes.
@@ -91,13 +92,14 @@ export class SessionService {
 
   /**
    * A sub-agent's session: the parent's workspace, model, policy and credentials, the tools
-   * it was given, what is left of its parent's budget, and the task as its one prompt. Nothing happens when it exists already (a call resumed after a crash).
+   * it was given, and the task as its one prompt; it spends from its parent's budget (no budget of its own).
+   * Nothing happens when it exists already (a call resumed after a crash).
    */
   async createChild(spec: ChildSpec): Promise<void> {
     const parent = await this.record(spec.parentSessionId);
     const now = Date.now();
     const { budget: _parents, ...inherited } = parent.config;
-    const config = { ...inherited, tools: spec.tools, ...(spec.budget ? { budget: spec.budget } : {}) };
+    const config = { ...inherited, tools: spec.tools };
     const link = { sessionId: spec.parentSessionId, toolUseId: spec.toolUseId };
     const record: SessionRecord = {
       sessionId: spec.childSessionId,
@@ -119,13 +121,33 @@ export class SessionService {
   }
 
   /** A cost limit needs the model's price; a limit that could never be checked is refused now, not ignored. */
-  private checkBudget(params: SessionCreateParams): void {
-    const model = params.model ?? this.pricing.defaultModel;
-    if (params.budget?.maxCost !== undefined && !this.pricing.prices[model]) {
-      throw new AgentdError(ErrorCode.InvalidParams, `invalid params for session/create: budget.maxCost: the daemon has no price for ${model} (prices in config.json)`, {
-        issues: [{ path: 'budget.maxCost', message: `no price for ${model}` }],
+  private checkBudget(method: string, model: string | undefined, budget: Budget | undefined): void {
+    const priced = model ?? this.pricing.defaultModel;
+    if (budget?.maxCost !== undefined && !this.pricing.prices[priced]) {
+      throw new AgentdError(ErrorCode.InvalidParams, `invalid params for ${method}: budget.maxCost: the daemon has no price for ${priced} (prices in config.json)`, {
+        issues: [{ path: 'budget.maxCost', message: `no price for ${priced}` }],
       });
     }
+  }
+
+  /**
+   * The budget of the session and its sub-agents from now on (`{}`: none). The runners read
+   * it from the log (budget.changed) before their next model call, on whichever daemon.
+   */
+  async setBudget(sessionId: string, budget: Budget): Promise<void> {
+    const record = await this.record(sessionId);
+    requireWritable(record);
+    if (record.parent) {
+      throw new AgentdError(ErrorCode.InvalidParams, `invalid params for session/setBudget: ${sessionId} is a sub-agent: it spends from the budget of ${record.parent.sessionId}; set that one`, {
+        issues: [{ path: 'sessionId', message: 'a sub-agent has no budget of its own' }],
+      });
+    }
+    this.checkBudget('session/setBudget', record.model, budget);
+    const { budget: _old, ...config } = record.config;
+    const limited = budget.maxTokens !== undefined || budget.maxCost !== undefined;
+    await appendEvents(this.log, sessionId, [{ type: 'budget.changed', data: { budget } }], { config: limited ? { ...config, budget } : config }).catch((e) =>
+      Promise.reject(fromLogError(e, sessionId)),
+    );
   }
 
   async record(sessionId: string): Promise<SessionRecord> {

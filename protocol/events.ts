@@ -144,6 +144,16 @@ export const EventData = {
   'turn.failed': z.looseObject({ turnId, error: z.string(), reason: z.string().optional(), usage: turnUsage }),
   'session.archived': z.looseObject({}),
   'session.renamed': z.looseObject({ title: z.string() }),
+  /** session/setBudget: the session's budget (its sub-agents' too) from now on; an empty object removes it. */
+  'budget.changed': z.looseObject({ budget: Budget }),
+  /**
+   * A model call of the session tree (this session or `sessionId`, one of its sub-agents)
+   * holds `tokens` (and `costUsd`) of the tree's budget until it is settled: the most it is
+   * expected to use. `key` names the call, so the call made again after a crash holds the same.
+   */
+  'budget.reserved': z.looseObject({ key: z.string(), sessionId: z.string(), tokens: z.number().nonnegative(), costUsd: z.number().nonnegative().optional() }),
+  /** The call `key` ended: what it used (`tokens`, `costUsd`) is spent, its reservation released. */
+  'budget.settled': z.looseObject({ key: z.string(), sessionId: z.string(), tokens: z.number().nonnegative(), costUsd: z.number().nonnegative().optional() }),
   /**
    * session/rollback: the turns `turnIds` (the last `turns` of the context, their user
    * messages from `fromSeq` on) leave the model's context; the log keeps them.

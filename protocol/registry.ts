@@ -11,6 +11,7 @@ import {
   SessionPrompt,
   SessionRename,
   SessionRollback,
+  SessionSetBudget,
   SessionSteer,
 } from './methods/session.js';
 import {
@@ -49,6 +50,7 @@ export const ClientRequests = byMethod([
   SessionArchive,
   SessionRename,
   SessionRollback,
+  SessionSetBudget,
   SessionDelete,
   VaultSet,
   VaultList,

@@ -9,9 +9,10 @@ export const UsageTotals = Usage.extend({ costUsd: z.number().nonnegative().opti
 export type UsageTotals = z.infer<typeof UsageTotals>;
 
 /**
- * A session's spending limit. Tokens count everything a model call is billed for (input,
- * output, cache reads and writes) over all the session's model calls. A turn
- * that would start a model call past either limit ends with `turn.failed {reason: "budget_exceeded"}`.
+ * A session's spending limit, shared with its sub-agents. Tokens count everything a model
+ * call is billed for (input, output, cache reads and writes) over all the model calls of
+ * the session and its sub-agents. A turn that would start a model call past either limit
+ * ends with `turn.failed {reason: "budget_exceeded"}`; session/setBudget changes it.
  */
 export const Budget = z.object({
   maxTokens: z.number().int().positive().optional(),

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import * as acp from '@agentclientprotocol/sdk';
 import * as zed from '@zed-industries/agent-client-protocol';
 import { CUT_REPLY_NOTE } from '../clients/acp/session-view.js';
-import { SessionGet, SessionInterrupt, SessionPrompt, VaultSet } from '../protocol/index.js';
+import { AgentdError, ErrorCode, SessionGet, SessionInterrupt, SessionPrompt, VaultSet } from '../protocol/index.js';
 import { reply } from '../clients/cli/demo/model-emulator.js';
 import { allEvents, createSession, ofType, settle, waitForEvent, workspace } from './support/agent.js';
 import { initialize, startAcp, startAcpRig, withAcp, type AcpProcess } from './support/acp-client.js';
@@ -29,9 +29,9 @@ const agentText = (proc: AcpProcess, sessionId: string) =>
 describe('agentd acp: ACP v1 sessions', () => {
   const rig = suiteFixture(startAcpRig);
 
-  it('advertises list, resume, close and http MCP servers; lists sessions by cwd', async () => {
+  it('advertises list, resume, close, delete and http MCP servers; lists sessions by cwd', async () => {
     await withAcp(rig(), async (proc, init) => {
-      assert.deepEqual(init.agentCapabilities?.sessionCapabilities, { list: {}, resume: {}, close: {} });
+      assert.deepEqual(init.agentCapabilities?.sessionCapabilities, { list: {}, resume: {}, close: {}, delete: {} });
       assert.deepEqual(init.agentCapabilities?.mcpCapabilities, { http: true, sse: false });
       const cwd = workspace();
       const { sessionId } = await proc.agent.request(acp.methods.agent.session.new, { cwd, mcpServers: [] });
@@ -73,6 +73,26 @@ describe('agentd acp: ACP v1 sessions', () => {
         (error: acp.RequestError) => error.code === -32002,
       );
       await assert.rejects(proc.agent.request(acp.methods.agent.session.resume, { sessionId: 's_doesnotexist0000', cwd: workspace() }), (error: acp.RequestError) => error.code === -32002);
+    });
+  });
+
+  it('deletes a session for good (session/delete), not while a turn runs', async () => {
+    const { client } = rig();
+    const sessionId = await createSession(client);
+    await withAcp(rig(), async (proc) => {
+      await proc.agent.request(acp.methods.agent.session.resume, { sessionId, cwd: workspace() });
+      rig().emulator.script([reply.hang()]);
+      await client.request(SessionPrompt, { sessionId, content: 'busy' });
+      await waitForEvent(client, sessionId, (e) => e.type === 'model.requested');
+      await assert.rejects(proc.agent.request(acp.methods.agent.session.delete, { sessionId }), (error: acp.RequestError) => (error.data as { agentdCode?: number }).agentdCode === ErrorCode.SessionBusy);
+      await client.request(SessionInterrupt, { sessionId });
+      await settle(client, sessionId);
+      assert.deepEqual(await proc.agent.request(acp.methods.agent.session.delete, { sessionId }), {});
+      await assert.rejects(client.request(SessionGet, { sessionId }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.SessionNotFound);
+      await assert.rejects(
+        proc.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'deleted' }] }),
+        (error: acp.RequestError) => error.code === -32002,
+      );
     });
   });
 

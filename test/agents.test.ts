@@ -2,16 +2,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
-import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, type Event } from '../protocol/index.js';
-import type { AgentdClient } from '../clients/lib/index.js';
+import { after, before, describe, it } from 'node:test';
+import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, SessionSetBudget, type Event, type SessionCreateParams, type Usage } from '../protocol/index.js';
+import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { until } from './support/until.js';
 import { runAgentd, startDaemon } from './support/daemon.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
-import { startCluster } from './support/cluster.js';
+import { startCluster, type Cluster } from './support/cluster.js';
 import { reply, type ModelEmulator, type RecordedRequest, type Reply } from '../clients/cli/demo/model-emulator.js';
-import { answeringClient, API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
-import { suiteFixture, withFixture } from './support/fixture.js';
+import { API_KEY, assertLogInvariants, createSession, ofType, settle, startAgentRig, waitForEvent, type AgentRig } from './support/agent.js';
 
 type Body = { tools?: Array<{ name: string }>; messages: Array<{ role: string; content: Array<{ type: string; text?: string }> }> };
 const body = (req: RecordedRequest) => req.body as Body;
@@ -20,25 +19,12 @@ const opening = (req: RecordedRequest) => body(req).messages[0]?.content.find((b
 /** Replies the model gave so far in this conversation. */
 const steps = (req: RecordedRequest) => body(req).messages.filter((m) => m.role === 'assistant').length;
 const resultText = (e: Event) => JSON.stringify(e.data.content);
+/** Every token a call was billed for, as a budget counts them. */
+const tokens = (u: Usage) => u.inputTokens + u.outputTokens + u.cacheReadTokens + u.cacheWriteTokens;
 
 /** The sub-agent is named in the parent's log a moment before its session exists. */
 function childCreated(client: AgentdClient, sessionId: string): Promise<unknown> {
   return until(() => client.request(SessionGet, { sessionId }).then(() => true, () => false), `sub-agent ${sessionId} to exist`);
-}
-
-/**
- * Prompts `parent` with `prompt`, whose model (scripted by the caller) delegates to a
- * sub-agent that runs a tool and asks its model again (`childOpening` is the sub-agent's
- * prompt); resolves with the sub-agent's id once that second model call is in flight.
- */
-async function delegateUntilChildWaits(client: AgentdClient, emulator: ModelEmulator, parent: string, prompt: string, childOpening: string): Promise<string> {
-  await client.request(SessionPrompt, { sessionId: parent, content: prompt });
-  const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-  const childId = String(started.data.childSessionId);
-  await childCreated(client, childId);
-  await waitForEvent(client, childId, (e) => e.type === 'tool.result');
-  await emulator.waitFor(() => emulator.requests.filter((r) => opening(r) === childOpening).length === 2, 30_000);
-  return childId;
 }
 
 /** One reply function per expected request: each picks its reply by the conversation it is in. */
@@ -46,14 +32,71 @@ function routed(count: number, route: (req: RecordedRequest) => Reply | Promise<
   return Array.from({ length: count }, () => route);
 }
 
+/**
+ * A parent (made with `params`) whose one `agent` call's sub-agent has run `command` and
+ * waits on its second model call, which hangs: where the crash and hand-over tests cut in.
+ */
+async function childMidTurn(
+  client: AgentdClient,
+  emulator: ModelEmulator,
+  prompts: { parent: string; child: string; command: string },
+  params: Partial<SessionCreateParams> = {},
+): Promise<{ parent: string; childId: string }> {
+  const parent = await createSession(client, params);
+  emulator.script(
+    routed(3, (req) =>
+      opening(req) === prompts.parent
+        ? reply.toolUse({ name: 'agent', input: { prompt: prompts.child } })
+        : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: prompts.command } }) : reply.hang(),
+    ),
+  );
+  await client.request(SessionPrompt, { sessionId: parent, content: prompts.parent });
+  const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+  const childId = String(started.data.childSessionId);
+  await childCreated(client, childId);
+  await waitForEvent(client, childId, (e) => e.type === 'tool.result');
+  await emulator.waitFor(() => emulator.requests.filter((r) => opening(r) === prompts.child).length === 2, 30_000);
+  return { parent, childId };
+}
+
+/** A parent whose one `agent` call's sub-agent is in its first model call, which hangs. */
+async function childHanging(client: AgentdClient, emulator: ModelEmulator, prompts: { parent: string; child: string }): Promise<{ parent: string; childId: string }> {
+  const parent = await createSession(client);
+  emulator.script(routed(2, (req) => (opening(req) === prompts.parent ? reply.toolUse({ name: 'agent', input: { prompt: prompts.child } }) : reply.hang())));
+  await client.request(SessionPrompt, { sessionId: parent, content: prompts.parent });
+  const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
+  const childId = String(started.data.childSessionId);
+  await childCreated(client, childId);
+  await waitForEvent(client, childId, (e) => e.type === 'model.requested');
+  return { parent, childId };
+}
+
+/** Interrupts the parent: the sub-agent's turn is interrupted too, and the agent call gets one interrupted result. */
+async function interruptTree(client: AgentdClient, parent: string, childId: string): Promise<void> {
+  assert.deepEqual(await client.request(SessionInterrupt, { sessionId: parent }), { interrupted: true });
+  const events = await settle(client, parent);
+  const childEvents = await settle(client, childId);
+  assert.deepEqual(assertLogInvariants(events), []);
+  assert.deepEqual(assertLogInvariants(childEvents), []);
+  assert.equal(ofType(childEvents, 'turn.interrupted').length, 1, 'the sub-agent was interrupted where it ran');
+  assert.equal(ofType(events, 'turn.interrupted').length, 1);
+  const results = ofType(events, 'tool.result');
+  assert.equal(results.length, 1);
+  assert.equal(results[0]!.data.errorKind, 'interrupted');
+}
+
 describe('sub-agents', () => {
-  const rig = suiteFixture(() => startAgentRig());
+  let rig: AgentRig;
+  before(async () => {
+    rig = await startAgentRig();
+  });
+  after(() => rig.dispose());
 
   it('runs two sub-agents in parallel in the parent’s sandbox: both write, the parent reads both', async () => {
-    const client = await rig().daemon.client();
+    const client = await rig.daemon.client();
     const parent = await createSession(client, { title: 'parent' });
-    const sawChildB = () => rig().emulator.requests.some((r) => opening(r) === 'write b.txt');
-    rig().emulator.script(
+    const sawChildB = () => rig.emulator.requests.some((r) => opening(r) === 'write b.txt');
+    rig.emulator.script(
       routed(7, async (req) => {
         const text = opening(req);
         if (text === 'split the work') {
@@ -63,7 +106,7 @@ describe('sub-agents', () => {
         }
         const name = text === 'write a.txt' ? 'a' : 'b';
         // A waits for B's first call: were the sub-agents run one after the other, this would never return.
-        if (name === 'a' && steps(req) === 0) await rig().emulator.waitFor(sawChildB, 30_000);
+        if (name === 'a' && steps(req) === 0) await rig.emulator.waitFor(sawChildB, 30_000);
         if (steps(req) === 0) return reply.toolUse({ name: 'write_file', input: { path: `${name}.txt`, content: `from ${name}\n` } });
         return reply.text(`wrote ${name}.txt`);
       }),
@@ -103,17 +146,17 @@ describe('sub-agents', () => {
     const listed = (await client.request(SessionList, {})).sessions.filter((s) => s.parent?.sessionId === parent);
     assert.equal(listed.length, 2);
     // As a user sees the tree in the CLI.
-    const shown = await runAgentd(rig().daemon.layout, ['sessions']);
+    const shown = await runAgentd(rig.daemon.layout, ['sessions']);
     assert.match(shown.stdout, new RegExp(`${parent} .*\\(2 sub-agents: ${children.join(' ')}\\)`));
     for (const childId of children) assert.match(shown.stdout, new RegExp(`${childId} .*\\(sub-agent of ${parent}\\)`));
-    const log = await runAgentd(rig().daemon.layout, ['log', parent]);
+    const log = await runAgentd(rig.daemon.layout, ['log', parent]);
     for (const childId of children) assert.match(log.stdout, new RegExp(`tool\\.started +agent .*→ sub-agent ${childId}`));
   });
 
   it('gives a sub-agent only the tools asked for: a tool the parent has is refused to it, and it gets no agent tool', async () => {
-    const client = await rig().daemon.client();
+    const client = await rig.daemon.client();
     const parent = await createSession(client);
-    rig().emulator.script(
+    rig.emulator.script(
       routed(4, (req) => {
         if (opening(req) === 'delegate') {
           return steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'only read', tools: ['read_file'] } }) : reply.text('delegated');
@@ -121,10 +164,10 @@ describe('sub-agents', () => {
         return steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'touch forbidden' } }) : reply.text('could not');
       }),
     );
-    const start = rig().emulator.requests.length;
+    const start = rig.emulator.requests.length;
     await client.request(SessionPrompt, { sessionId: parent, content: 'delegate' });
     const events = await settle(client, parent);
-    const requests = rig().emulator.requests.slice(start);
+    const requests = rig.emulator.requests.slice(start);
     const parentTools = body(requests.find((r) => opening(r) === 'delegate')!).tools!.map((t) => t.name);
     assert.ok(parentTools.includes('bash') && parentTools.includes('agent'));
     const childRequest = requests.find((r) => opening(r) === 'only read')!;
@@ -141,61 +184,70 @@ describe('sub-agents', () => {
     await assert.rejects(client.request(SessionGet, { sessionId: childId }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.SessionNotFound);
   });
 
-  it('holds a sub-agent to what is left of its parent’s budget, and counts what it spent in the parent’s', async () => {
-    const client = await rig().daemon.client();
-    const parent = await createSession(client, { budget: { maxTokens: 1 } });
-    rig().emulator.script(
-      routed(3, (req) =>
-        opening(req) === 'spend through a child'
-          ? reply.toolUse({ name: 'agent', input: { prompt: 'spend' } })
-          : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo spent' } }) : reply.text('never sent'),
-      ),
-    );
-    const start = rig().emulator.requests.length;
-    await client.request(SessionPrompt, { sessionId: parent, content: 'spend through a child' });
-    const events = await settle(client, parent);
-    const childId = String(ofType(events, 'tool.started')[0]!.data.childSessionId);
-    const childEvents = await settle(client, childId);
-    assert.equal(rig().emulator.requests.length - start, 2, 'one call each: the budget stops both next calls');
-    assert.equal(ofType(childEvents, 'turn.failed')[0]!.data.reason, 'budget_exceeded');
-    assert.deepEqual((await client.request(SessionGet, { sessionId: childId })).budget, { maxTokens: 1 });
-    const result = ofType(events, 'tool.result')[0]!;
-    assert.equal(result.data.isError, true);
-    assert.match(resultText(result), /budget exceeded/);
-    assert.equal(ofType(events, 'turn.failed')[0]!.data.reason, 'budget_exceeded');
-    const child = await client.request(SessionGet, { sessionId: childId });
-    const own = ofType(events, 'assistant.message').reduce((n, e) => n + (e.data.usage as { outputTokens: number }).outputTokens, 0);
-    assert.equal((await client.request(SessionGet, { sessionId: parent })).usage.outputTokens, own + child.usage.outputTokens);
+  it('shares one budget across the tree: two sub-agents that each fit what is left, but not both, stop within one model call of it', async () => {
+    const client = await rig.daemon.client();
+    /** Each sub-agent makes three calls (two tool calls, then its answer); the parent two. */
+    const tree = (prompt: string) =>
+      routed(12, (req) => {
+        const text = opening(req);
+        if (text === prompt) return steps(req) === 0 ? reply.toolUse([{ name: 'agent', input: { prompt: 'spend a' } }, { name: 'agent', input: { prompt: 'spend b' } }]) : reply.text('the tree is done');
+        return steps(req) < 2 ? reply.toolUse({ name: 'bash', input: { command: `echo ${text} ${steps(req)}` } }) : reply.text(`${text}: done`);
+      });
+    const spentBy = async (sessionId: string) => {
+      const events = await settle(client, sessionId);
+      const calls = ofType(events, 'assistant.message').map((e) => tokens(e.data.usage as Usage));
+      const children = ofType(events, 'tool.started').flatMap((e) => (e.data.childSessionId ? [String(e.data.childSessionId)] : []));
+      return { events, calls, children };
+    };
+    // What the same tree uses with no budget: the figures the budget below is made of.
+    const free = await createSession(client);
+    rig.emulator.script(tree('spend as a tree'));
+    await client.request(SessionPrompt, { sessionId: free, content: 'spend as a tree' });
+    const measured = await spentBy(free);
+    const childCalls = (await Promise.all(measured.children.map(spentBy))).map((c) => c.calls);
+    assert.deepEqual(childCalls.map((c) => c.length), [3, 3]);
+    const child = childCalls[0]!.reduce((a, b) => a + b, 0);
+    const maxCall = Math.max(...measured.calls, ...childCalls.flat());
+    // What is left after the parent's first call holds one sub-agent's work and half a call more: not both sub-agents'.
+    const maxTokens = measured.calls[0]! + child + Math.floor(maxCall / 2);
+
+    const parent = await createSession(client, { budget: { maxTokens } });
+    rig.emulator.script(tree('spend as a tree'));
+    await client.request(SessionPrompt, { sessionId: parent, content: 'spend as a tree' });
+    const run = await spentBy(parent);
+    assert.deepEqual(assertLogInvariants(run.events), []);
+    assert.equal(ofType(run.events, 'turn.failed')[0]?.data.reason, 'budget_exceeded', 'the parent stopped at the budget');
+    const children = await Promise.all(run.children.map(spentBy));
+    assert.ok(children.some((c) => ofType(c.events, 'turn.failed')[0]?.data.reason === 'budget_exceeded'), 'a sub-agent stopped at the budget');
+    const total = [run, ...children].flatMap((s) => s.calls).reduce((a, b) => a + b, 0);
+    assert.ok(total >= maxTokens, `the tree spent ${total}: the budget ${maxTokens} was reached`);
+    assert.ok(total <= maxTokens + maxCall, `the tree spent ${total}: no more than one call (${maxCall}) past its budget ${maxTokens}`);
+    // The ledger in the parent's log: every reservation settled, what was settled is what the calls used.
+    const settled = ofType(run.events, 'budget.settled');
+    assert.deepEqual(ofType(run.events, 'budget.reserved').map((e) => e.data.key).sort(), settled.map((e) => e.data.key).sort());
+    assert.equal(settled.reduce((n, e) => n + Number(e.data.tokens), 0), total);
+    for (const id of run.children) assert.equal((await client.request(SessionGet, { sessionId: id })).budget, undefined, 'a sub-agent has no budget of its own');
+    await assert.rejects(client.request(SessionSetBudget, { sessionId: run.children[0]!, budget: { maxTokens: 1 } }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.InvalidParams);
   });
 
   it('interrupting the parent interrupts its sub-agent; the agent call gets one interrupted result', async () => {
-    const client = await rig().daemon.client();
-    const parent = await createSession(client);
-    rig().emulator.script(routed(2, (req) => (opening(req) === 'wait on a child' ? reply.toolUse({ name: 'agent', input: { prompt: 'hang' } }) : reply.hang())));
-    await client.request(SessionPrompt, { sessionId: parent, content: 'wait on a child' });
-    const started = await waitForEvent(client, parent, (e) => e.type === 'tool.started' && e.data.name === 'agent');
-    const childId = String(started.data.childSessionId);
-    await childCreated(client, childId);
-    await waitForEvent(client, childId, (e) => e.type === 'model.requested');
-    assert.deepEqual(await client.request(SessionInterrupt, { sessionId: parent }), { interrupted: true });
-    const events = await settle(client, parent);
-    const childEvents = await settle(client, childId);
-    assert.deepEqual(assertLogInvariants(events), []);
-    assert.deepEqual(assertLogInvariants(childEvents), []);
-    assert.equal(ofType(childEvents, 'turn.interrupted').length, 1);
-    assert.equal(ofType(events, 'turn.interrupted').length, 1);
-    const results = ofType(events, 'tool.result');
-    assert.equal(results.length, 1);
-    assert.equal(results[0]!.data.errorKind, 'interrupted');
+    const client = await rig.daemon.client();
+    const { parent, childId } = await childHanging(client, rig.emulator, { parent: 'wait on a child', child: 'hang' });
+    await interruptTree(client, parent, childId);
   });
 
   it('asks a sub-agent’s permission questions of the parent’s controllers, naming the parent', async () => {
-    const layout = rig().daemon.layout;
+    const layout = rig.daemon.layout;
     const asked: Array<{ sessionId: string; parentSessionId?: string; tool: string }> = [];
-    const controller = await answeringClient(layout, 'parent-controller', async (q) => (asked.push({ sessionId: q.sessionId, ...(q.parentSessionId ? { parentSessionId: q.parentSessionId } : {}), tool: q.tool }), 'allow'));
+    const controller = await connect({
+      layout,
+      autostart: false,
+      clientName: 'parent-controller',
+      onPermissionRequest: async (q) => (asked.push({ sessionId: q.sessionId, ...(q.parentSessionId ? { parentSessionId: q.parentSessionId } : {}), tool: q.tool }), { decision: 'allow' }),
+    });
     try {
       const parent = await createSession(controller, { permissions: { default: 'ask', allow: ['agent'] } });
-      rig().emulator.script(
+      rig.emulator.script(
         routed(4, (req) =>
           opening(req) === 'ask through me'
             ? steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'run a command' } }) : reply.text('ok')
@@ -216,16 +268,11 @@ describe('sub-agents', () => {
 
 describe('sub-agents across kill -9 of the daemon', () => {
   it('carries the sub-agent on after a restart: no tool twice, no second reply, one result for the parent’s call', async () => {
-    await withFixture(startAgentRig(), async (rig) => {
+    const rig = await startAgentRig();
+    try {
       const client = await rig.daemon.client();
-      const parent = await createSession(client);
-      const route = (req: RecordedRequest): Reply => {
-        if (opening(req) === 'delegate and crash') return steps(req) === 0 ? reply.toolUse({ name: 'agent', input: { prompt: 'work, then wait' } }) : reply.text('the parent is done');
-        return steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo once >> ran.txt' } }) : reply.hang();
-      };
-      rig.emulator.script(routed(3, route));
       // The sub-agent ran its tool and is waiting on its second model call: kill the daemon there.
-      const childId = await delegateUntilChildWaits(client, rig.emulator, parent, 'delegate and crash', 'work, then wait');
+      const { parent, childId } = await childMidTurn(client, rig.emulator, { parent: 'delegate and crash', child: 'work, then wait', command: 'echo once >> ran.txt' });
       rig.emulator.script(routed(2, (req) => (opening(req) === 'work, then wait' ? reply.text('the child is done') : reply.text('the parent is done'))));
       const daemon = await rig.crashAndRestart();
       const again = await daemon.client();
@@ -243,7 +290,42 @@ describe('sub-agents across kill -9 of the daemon', () => {
       const child = await again.request(SessionGet, { sessionId: childId });
       assert.equal(child.status, 'idle');
       assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
-    });
+    } finally {
+      await rig.dispose();
+    }
+  });
+});
+
+describe('a session tree’s budget across kill -9 of the daemon', () => {
+  it('rebuilds the ledger from the root’s log: a reservation cut off by the crash is settled once, the tree carries on within its budget', async () => {
+    const rig = await startAgentRig();
+    try {
+      const client = await rig.daemon.client();
+      const prompts = { parent: 'budgeted crash', child: 'hang on a budget', command: 'echo before the crash' };
+      const { parent, childId } = await childMidTurn(client, rig.emulator, prompts, { budget: { maxTokens: 1_000_000 } });
+      // The sub-agent's second call holds its reservation in the parent's log when the daemon dies.
+      const cut = await waitForEvent(client, parent, (e) => e.type === 'budget.reserved' && String(e.data.key).endsWith(':1'));
+      rig.emulator.script(routed(2, (req) => (opening(req) === 'hang on a budget' ? reply.text('the child is done') : reply.text('the parent is done'))));
+      const again = await (await rig.crashAndRestart()).client();
+      const events = await settle(again, parent);
+      const childEvents = await settle(again, childId);
+      assert.deepEqual(assertLogInvariants(events), []);
+      assert.equal(ofType(events, 'turn.completed').length, 1);
+      assert.equal(ofType(childEvents, 'turn.completed').length, 1);
+      const settled = ofType(events, 'budget.settled');
+      const open = new Set<string>();
+      for (const e of events) {
+        if (e.type === 'budget.reserved') open.add(String(e.data.key));
+        if (e.type === 'budget.settled') assert.ok(open.delete(String(e.data.key)), `${String(e.data.key)} settled once per reservation`);
+      }
+      assert.deepEqual([...open], [], 'no reservation left open');
+      const used = [...ofType(events, 'assistant.message'), ...ofType(childEvents, 'assistant.message')].reduce((n, e) => n + tokens(e.data.usage as Usage), 0);
+      const spent = settled.reduce((n, e) => n + Number(e.data.tokens), 0);
+      // The cut-off call counts either as the call made again under its reservation, or in full and again.
+      assert.ok(spent === used || spent === used + Number(cut.data.tokens), `spent ${spent}: what the calls used (${used}), or that and the cut-off reservation`);
+    } finally {
+      await rig.dispose();
+    }
   });
 });
 
@@ -280,7 +362,8 @@ describe('sub-agents across kill -9 at the other recovery points (the log as the
   }
 
   it('creates the sub-agent once when the daemon died after naming it and before creating it', async () => {
-    await withFixture(startAgentRig(), async (rig) => {
+    const rig = await startAgentRig();
+    try {
       const childId = 's_00crashchild0000001';
       const { parent } = await parentLeftAt(rig, childId);
       rig.emulator.script(routed(2, (req) => (opening(req) === 'finish the job' ? reply.text('the job is finished') : reply.text('the parent heard it'))));
@@ -293,11 +376,14 @@ describe('sub-agents across kill -9 at the other recovery points (the log as the
       const child = await client.request(SessionGet, { sessionId: childId });
       assert.deepEqual(child.parent, { sessionId: parent, toolUseId: 'toolu_crash_agent_01' });
       assert.equal(ofType(await settle(client, childId), 'user.message').length, 1, 'created once');
-    });
+    } finally {
+      await rig.dispose();
+    }
   });
 
   it('takes the result of a sub-agent that had finished when the daemon died, without running it again', async () => {
-    await withFixture(startAgentRig(), async (rig) => {
+    const rig = await startAgentRig();
+    try {
       const childId = 's_00crashchild0000002';
       const { parent, toolUseId, workspace } = await parentLeftAt(rig, childId);
       const turnId = `t_agent_${toolUseId}`;
@@ -328,47 +414,65 @@ describe('sub-agents across kill -9 at the other recovery points (the log as the
       assert.equal(ofType(events, 'tool.result').length, 1);
       assert.deepEqual(rig.emulator.requests.slice(start).map(opening), ['delegate'], 'only the parent called the model');
       assert.equal(ofType(await settle(client, childId), 'assistant.message').length, 1);
-    });
+    } finally {
+      await rig.dispose();
+    }
   });
 });
 
 describe('sub-agents on a PostgreSQL cluster', () => {
-  it('hands a running sub-agent over after kill -9 of its daemon; its parent, there or on another daemon, gets one result', async () => {
-    await withFixture(startCluster(3, { leaseMs: 2500 }), async (cluster) => {
-      const clients = await Promise.all(cluster.daemons.map((d) => d.client()));
-      const ids = await Promise.all(clients.map(async (c) => (await c.request(DaemonStatus, {})).daemonId));
+  /**
+   * Daemon 0 runs no sub-agents (AGENTD_SUBAGENTS=elsewhere) and takes the parent (it is
+   * prompted there, and a new session is taken up elsewhere only once left untouched for a
+   * lease time): every sub-agent runs on another daemon, in every run.
+   */
+  async function splitCluster(size: number): Promise<{ cluster: Cluster; clients: AgentdClient[]; ids: string[] }> {
+    const cluster = await startCluster(0, { leaseMs: 2500 });
+    await cluster.add({ AGENTD_SUBAGENTS: 'elsewhere' });
+    for (let i = 1; i < size; i++) await cluster.add();
+    const clients = await Promise.all(cluster.daemons.map((d) => d.client()));
+    const ids = await Promise.all(clients.map(async (c) => (await c.request(DaemonStatus, {})).daemonId));
+    return { cluster, clients, ids };
+  }
+
+  it('runs the sub-agent on another daemon than its parent; kill -9 of that daemon hands it over; the parent gets one result', async () => {
+    const { cluster, clients, ids } = await splitCluster(3);
+    try {
       const ca = clients[0]!;
-      const parent = await createSession(ca);
-      cluster.emulator.script(
-        routed(3, (req) =>
-          opening(req) === 'delegate on a cluster'
-            ? reply.toolUse({ name: 'agent', input: { prompt: 'work on a cluster' } })
-            : steps(req) === 0 ? reply.toolUse({ name: 'bash', input: { command: 'echo once >> ran.txt' } }) : reply.hang(),
-        ),
-      );
-      const childId = await delegateUntilChildWaits(ca, cluster.emulator, parent, 'delegate on a cluster', 'work on a cluster');
-      // Any daemon may have taken either up (a new session is free for all): kill the one running the sub-agent.
+      const { parent, childId } = await childMidTurn(ca, cluster.emulator, { parent: 'delegate on a cluster', child: 'work on a cluster', command: 'echo once >> ran.txt' });
       const childOn = (await ca.request(SessionGet, { sessionId: childId })).runningOn!;
-      const parentOn = (await ca.request(SessionGet, { sessionId: parent })).runningOn!;
+      assert.equal((await ca.request(SessionGet, { sessionId: parent })).runningOn, ids[0], 'the parent runs where it was prompted');
       const victim = ids.indexOf(childOn);
-      assert.ok(victim >= 0, `the sub-agent runs on a daemon of the cluster (${childOn})`);
-      const survivor = clients[(victim + 1) % clients.length]!;
-      cluster.emulator.script(routed(2, (req) => (opening(req) === 'work on a cluster' ? reply.text('the child is done elsewhere') : reply.text('the parent is done elsewhere'))));
+      assert.ok(victim > 0, `the sub-agent runs on another daemon of the cluster (${childOn})`);
+      cluster.emulator.script(routed(2, (req) => (opening(req) === 'work on a cluster' ? reply.text('the child is done elsewhere') : reply.text('the parent is done'))));
       await cluster.daemons[victim]!.kill('SIGKILL');
-      const events = await settle(survivor, parent);
-      const childEvents = await settle(survivor, childId);
+      const events = await settle(ca, parent);
+      const childEvents = await settle(ca, childId);
       assert.deepEqual(assertLogInvariants(events), []);
       assert.deepEqual(assertLogInvariants(childEvents), []);
-      const wokeOn = (list: Event[]) => String(ofType(list, 'harness.woke').at(-1)?.data.daemon);
-      assert.notEqual(wokeOn(childEvents), childOn, 'the sub-agent was taken over');
-      if (parentOn === childOn) assert.notEqual(wokeOn(events), childOn, 'the parent was taken over');
+      const wokeOn = String(ofType(childEvents, 'harness.woke').at(-1)?.data.daemon);
+      assert.ok(wokeOn !== childOn && wokeOn !== ids[0], `the sub-agent was taken over by the third daemon (${wokeOn})`);
       assert.equal(ofType(childEvents, 'tool.result').length, 1, 'the sub-agent’s tool ran once');
       const results = ofType(events, 'tool.result');
       assert.equal(results.length, 1, 'one result for the agent call');
       assert.match(resultText(results[0]!), /the child is done elsewhere/);
       assert.equal(ofType(events, 'turn.completed').length, 1);
-      const child = await survivor.request(SessionGet, { sessionId: childId });
+      const child = await ca.request(SessionGet, { sessionId: childId });
       assert.equal(readFileSync(join(child.workspace, 'ran.txt'), 'utf8'), 'once\n');
-    });
+    } finally {
+      await cluster.dispose();
+    }
+  });
+
+  it('interrupting the parent interrupts its sub-agent running on another daemon; the agent call gets one interrupted result', async () => {
+    const { cluster, clients, ids } = await splitCluster(2);
+    try {
+      const ca = clients[0]!;
+      const { parent, childId } = await childHanging(ca, cluster.emulator, { parent: 'wait on a remote child', child: 'hang elsewhere' });
+      assert.equal((await ca.request(SessionGet, { sessionId: childId })).runningOn, ids[1], 'the sub-agent runs on the other daemon');
+      await interruptTree(ca, parent, childId);
+    } finally {
+      await cluster.dispose();
+    }
   });
 });

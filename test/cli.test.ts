@@ -189,7 +189,7 @@ describe('agentd log --follow across a daemon restart', () => {
 });
 
 describe('agentd CLI conventions', () => {
-  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'steer', 'log', 'usage', 'attach', 'rename', 'rollback', 'delete', 'archive', 'fork', 'vault', 'token', 'run', 'demo'];
+  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'steer', 'log', 'usage', 'attach', 'rename', 'budget', 'rollback', 'delete', 'archive', 'fork', 'vault', 'token', 'run', 'demo'];
   const SESSION = 's_0000000000nosuchsess';
 
   it('--help lists every command, and each command has its own --help', async () => {

@@ -65,6 +65,31 @@ async function stillWaiting(client: AgentdClient, sessionId: string): Promise<vo
   assert.equal(ofType(await allEvents(client, sessionId), 'permission.resolved').length, 0, 'no answer was given for the unrelated session');
 }
 
+/**
+ * A client under test (`open`: connected before anything is asked), and beside it an
+ * unrelated session of an owner's, waiting on its own question; `body` drives the client,
+ * and after it the unrelated question must still be open: nothing the client did answered it.
+ */
+async function besideUnrelatedQuestion<C>(
+  open: (rig: AgentRig) => C | Promise<C>,
+  close: (client: C) => Promise<unknown>,
+  body: (client: C, rig: AgentRig, unrelated: { sessionId: string; owner: AgentdClient }) => Promise<void>,
+): Promise<void> {
+  const rig = await startAgentRig();
+  let client: C | undefined;
+  try {
+    client = await open(rig);
+    const owner = await rig.daemon.client({ name: 'owner' });
+    const { sessionId } = await unrelatedWaiting(rig, owner);
+    await body(client, rig, { sessionId, owner });
+    await stillWaiting(owner, sessionId);
+    owner.close();
+  } finally {
+    if (client !== undefined) await close(client);
+    await rig.dispose();
+  }
+}
+
 describe('permission questions go only to controllers', () => {
   it('asks each session’s controllers only, names the session, and refuses answers from anyone else', async () => {
     await withFixture(startAgentRig(), async (rig) => {
@@ -153,78 +178,57 @@ describe('every client answers for its own sessions only', () => {
   });
 
   it('VS Code is asked about the sessions it created, prompted or opened, and shows which session asks', async () => {
-    const rig = await startAgentRig();
     const approvals = new ApprovalsState();
     const added: PendingApproval[] = [];
     approvals.onChange((c) => c.kind === 'added' && added.push(c.approval));
-    const conn = new AgentdConnection({
-      bridge: { command: process.execPath, args: [AGENTD_BIN, 'stdio'], env: { ...process.env, AGENTD_HOME: rig.daemon.layout.home } },
-      clientName: 'vscode',
-      onPermissionRequest: approvals.handler,
-    });
-    conn.start();
-    try {
-      const owner = await rig.daemon.client({ name: 'owner' });
-      const unrelated = await unrelatedWaiting(rig, owner);
+    const openVsCode = (rig: AgentRig) => {
+      const conn = new AgentdConnection({
+        bridge: { command: process.execPath, args: [AGENTD_BIN, 'stdio'], env: { ...process.env, AGENTD_HOME: rig.daemon.layout.home } },
+        clientName: 'vscode',
+        onPermissionRequest: approvals.handler,
+      });
+      conn.start();
+      return conn;
+    };
+    await besideUnrelatedQuestion(openVsCode, (conn) => conn.dispose(), async (conn, rig, unrelated) => {
       const { sessionId } = await conn.request(SessionCreate, { workspace: workspace(), title: 'in vscode', permissions: { default: 'ask' } });
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo vscode' } }), reply.text('vscode done')]);
       await conn.request(SessionPrompt, { sessionId, content: 'go' });
       const own = await until(() => added[0], 'VS Code’s own question');
       assert.deepEqual([own.sessionId, own.sessionTitle, own.summary], [sessionId, 'in vscode', 'bash: echo vscode']);
       assert.ok(approvals.answer(own.id, 'allow'));
-      await settle(owner, sessionId);
+      await settle(unrelated.owner, sessionId);
       assert.deepEqual(added.map((a) => a.sessionId), [sessionId], 'the unrelated session’s question never reached VS Code');
-      await stillWaiting(owner, unrelated.sessionId);
+      await stillWaiting(unrelated.owner, unrelated.sessionId);
 
-      // Opening the unrelated session's chat makes VS Code one of its controllers.
+      // Opening the unrelated session's chat makes VS Code one of its controllers (asked, not answering).
       await conn.control(unrelated.sessionId);
       const theirs = await until(() => added[1], 'the opened session’s question');
       assert.deepEqual([theirs.sessionId, theirs.sessionTitle], [unrelated.sessionId, 'unrelated']);
-      owner.close();
-    } finally {
-      await conn.dispose();
-      await rig.dispose();
-    }
+    });
   });
 
   it('an ACP editor is asked about its own sessions only', async () => {
-    const rig = await startAgentRig();
-    const editor = startAcp(rig);
-    try {
-      const owner = await rig.daemon.client({ name: 'owner' });
-      const unrelated = await unrelatedWaiting(rig, owner);
+    await besideUnrelatedQuestion(startAcp, (editor) => editor.close(), async (editor, rig) => {
       await initialize(editor);
       const { sessionId } = await editor.agent.request(acp.methods.agent.session.new, { cwd: workspace(), mcpServers: [] });
       rig.emulator.script([reply.toolUse({ id: 'toolu_acp_own', name: 'bash', input: { command: 'echo acp' } }), reply.text('acp done')]);
       const result = await editor.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: 'text', text: 'go' }] });
       assert.equal(result.stopReason, 'end_turn');
       assert.deepEqual(editor.permissionRequests.map((r) => [r.sessionId, r.toolCall.toolCallId]), [[sessionId, 'toolu_acp_own']]);
-      await stillWaiting(owner, unrelated.sessionId);
-      owner.close();
-    } finally {
-      await editor.close();
-      await rig.dispose();
-    }
+    });
   });
 
   it('an MCP host is asked (by elicitation) about the sessions it drives only, with the session named', async () => {
-    const rig = await startAgentRig();
     const asked: string[] = [];
-    const host = await startMcp(rig.daemon.layout.home, (message) => (asked.push(message), { action: 'accept', content: { decision: 'allow' } }));
-    try {
-      const owner = await rig.daemon.client({ name: 'owner' });
-      const unrelated = await unrelatedWaiting(rig, owner);
+    const openHost = (rig: AgentRig) => startMcp(rig.daemon.layout.home, (message) => (asked.push(message), { action: 'accept', content: { decision: 'allow' } }));
+    await besideUnrelatedQuestion(openHost, (host) => host.close(), async (host, rig) => {
       const created = (await host.client.callTool({ name: 'agentd_create_session', arguments: { workspace: workspace(), title: 'driven by mcp', permissions: { default: 'ask' } } })) as CallToolResult;
       const sessionId = (created.structuredContent as { sessionId: string }).sessionId;
       rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: 'echo mcp' } }), reply.text('mcp done')]);
       const prompted = (await host.client.callTool({ name: 'agentd_prompt', arguments: { sessionId, prompt: 'go' } })) as CallToolResult;
       assert.equal((prompted.structuredContent as { answer: string }).answer, 'mcp done');
       assert.deepEqual(asked, [`agentd session "driven by mcp" (${sessionId}) wants to run bash: echo mcp`]);
-      await stillWaiting(owner, unrelated.sessionId);
-      owner.close();
-    } finally {
-      await host.close();
-      await rig.dispose();
-    }
+    });
   });
 });

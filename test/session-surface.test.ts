@@ -13,6 +13,7 @@ import {
   SessionPrompt,
   SessionRename,
   SessionRollback,
+  SessionSetBudget,
   SessionSteer,
 } from '../protocol/index.js';
 import { connect } from '../clients/lib/index.js';
@@ -191,6 +192,41 @@ describe('session surface', () => {
     rig().emulator.script([]);
   });
 
+  it('raises and lowers a budget after create (a budget.changed event): a session stopped by it goes on when prompted again', async () => {
+    const client = await rig().daemon.client();
+    const sessionId = await createSession(client, { budget: { maxTokens: 1 } });
+    rig().emulator.script([reply.text('the one call the budget allows')]);
+    await client.request(SessionPrompt, { sessionId, content: 'first' });
+    await settle(client, sessionId);
+    const start = rig().emulator.requests.length;
+    await client.request(SessionPrompt, { sessionId, content: 'refused' });
+    assert.equal(ofType(await settle(client, sessionId), 'turn.failed').at(-1)!.data.reason, 'budget_exceeded');
+    assert.equal(rig().emulator.requests.length, start, 'no call past the budget');
+
+    await assert.rejects(client.request(SessionSetBudget, { sessionId, budget: { maxCost: 1 } }), refused(ErrorCode.InvalidParams));
+    await assert.rejects(client.request(SessionSetBudget, { sessionId, budget: { maxTokens: 0 } }), refused(ErrorCode.InvalidParams));
+    await client.request(SessionSetBudget, { sessionId, budget: { maxTokens: 1_000_000 } });
+    assert.deepEqual((await client.request(SessionGet, { sessionId })).budget, { maxTokens: 1_000_000 });
+    rig().emulator.script([reply.text('raised, it goes on')]);
+    await client.request(SessionPrompt, { sessionId, content: 'again' });
+    const events = await settle(client, sessionId);
+    assert.equal(ofType(events, 'turn.completed').length, 2);
+    assert.deepEqual(ofType(events, 'budget.changed').map((e) => e.data.budget), [{ maxTokens: 1_000_000 }]);
+    // Every call the budget let through was reserved and settled in the log.
+    assert.deepEqual(ofType(events, 'budget.reserved').map((e) => e.data.key), ofType(events, 'budget.settled').map((e) => e.data.key));
+
+    // Lowered below what was spent: the next turn stops before its model call; removed: no limit.
+    await client.request(SessionSetBudget, { sessionId, budget: { maxTokens: 1 } });
+    await client.request(SessionPrompt, { sessionId, content: 'lowered' });
+    assert.equal(ofType(await settle(client, sessionId), 'turn.failed').at(-1)!.data.reason, 'budget_exceeded');
+    await client.request(SessionSetBudget, { sessionId, budget: {} });
+    assert.equal((await client.request(SessionGet, { sessionId })).budget, undefined);
+    rig().emulator.script([reply.text('no budget at all')]);
+    await client.request(SessionPrompt, { sessionId, content: 'unlimited' });
+    assert.equal(ofType(await settle(client, sessionId), 'turn.completed').length, 3);
+    rig().emulator.script([]);
+  });
+
   it('does all of it from the CLI: new with a budget, usage, rename, rollback, steer, delete with a confirmation', async () => {
     const { layout } = rig().daemon;
     const cli = async (args: string[], input?: string) => {
@@ -211,10 +247,16 @@ describe('session surface', () => {
     assert.deepEqual(usage.turns.map((t) => t.end), ['completed', 'failed']);
     assert.ok(usage.usage.outputTokens > 0);
     assert.match(await cli(['usage', sessionId]), /session +in \d+ .* out \d+/);
+    assert.match(await cli(['budget', sessionId, '--max-tokens', '1000000']), /budget of .*: 1000000 tokens/);
+    assert.equal((await runAgentd(layout, ['budget', sessionId])).code, 2, 'neither a limit nor --none: a usage error');
+    rig().emulator.script([reply.text('going on after the raise')]);
+    await cli(['prompt', sessionId, 'raised']);
+    assert.equal(ofType(await settle(client, sessionId), 'turn.completed').length, 2);
+    assert.match(await cli(['budget', sessionId, '--none']), /no budget now/);
 
     assert.match(await cli(['rename', sessionId, 'a', 'new', 'name']), /renamed/);
     assert.equal((await client.request(SessionGet, { sessionId })).title, 'a new name');
-    assert.match(await cli(['rollback', sessionId, '--turns', '2']), /rolled back 2 turns/);
+    assert.match(await cli(['rollback', sessionId, '--turns', '3']), /rolled back 3 turns/);
     const tooMany = await runAgentd(layout, ['rollback', sessionId, '--turns', '1']);
     assert.equal(tooMany.code, 2, 'no turn left in the context: a usage error');
     assert.match(await cli(['steer', sessionId, 'anyone', 'there?']), /no turn was running: queued as turn/);

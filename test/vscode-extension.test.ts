@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { SessionAttach } from '../protocol/index.js';
+import { AgentdError, ErrorCode, SessionAttach, SessionGet } from '../protocol/index.js';
 import { answeringClient, allEvents, API_KEY, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { reply, startModelEmulator, type ModelEmulator } from '../clients/cli/demo/model-emulator.js';
@@ -42,7 +42,9 @@ const event = (listeners: Set<Listener>) => (listener: Listener) => {
 function fakeVscode(config: Record<string, string>, folder: string) {
   const commands = new Map<string, (...args: any[]) => any>();
   const configListeners = new Set<Listener>();
-  const shown = { errors: [] as string[], panels: [] as any[], picks: [] as any[], trees: [] as any[], statusMessages: [] as string[] };
+  const shown = { errors: [] as string[], panels: [] as any[], picks: [] as any[], trees: [] as any[], statusMessages: [] as string[], warnings: [] as string[] };
+  /** What the user types into the next input boxes, and whether they confirm the next warnings. */
+  const user = { inputs: [] as string[], confirms: [] as boolean[] };
   class EventEmitter {
     private readonly listeners = new Set<Listener>();
     event = event(this.listeners);
@@ -97,8 +99,13 @@ function fakeVscode(config: Record<string, string>, folder: string) {
       setStatusBarMessage: (text: string) => (shown.statusMessages.push(text), { dispose() {} }),
       showErrorMessage: async (message: string) => (shown.errors.push(message), undefined),
       showInformationMessage: async () => undefined,
-      // The archive confirmation: the user confirms.
-      showWarningMessage: async (_message: string, _options: unknown, ...actions: string[]) => actions[0],
+      // A confirmation: the user confirms unless told otherwise.
+      showWarningMessage: async (message: string, _options: unknown, ...actions: string[]) => (shown.warnings.push(message), user.confirms.shift() ?? true ? actions[0] : undefined),
+      showInputBox: async (options: { validateInput?: (value: string) => string | undefined }) => {
+        const value = user.inputs.shift();
+        if (value !== undefined && options.validateInput?.(value)) throw new Error(`the input box refused ${value}: ${options.validateInput(value)}`);
+        return value;
+      },
       createQuickPick: () => {
         const accept = new Set<Listener>();
         const hide = new Set<Listener>();
@@ -155,7 +162,7 @@ function fakeVscode(config: Record<string, string>, folder: string) {
       for (const l of [...configListeners]) l({ affectsConfiguration: (key: string) => key.startsWith('agentd') });
     },
   };
-  return { api, shown, commands };
+  return { api, shown, commands, user };
 }
 
 /** The extension bundle as vsce ships it, built into `dir`. */
@@ -194,7 +201,7 @@ function fakeSecrets(initial: Record<string, string> = {}) {
 
 /** Loads the bundle with `vscode` resolved to the stand-in, and activates it. */
 function activateIn(bundle: string, dir: string, config: Record<string, string>, folder: string, secrets = fakeSecrets()) {
-  const { api, shown, commands } = fakeVscode(config, folder);
+  const { api, shown, commands, user } = fakeVscode(config, folder);
   const Module = require('node:module') as { _load: (request: string, ...rest: unknown[]) => unknown };
   const load = Module._load;
   Module._load = function (request: string, ...rest: unknown[]) {
@@ -206,7 +213,7 @@ function activateIn(bundle: string, dir: string, config: Record<string, string>,
   Module._load = load;
   const context = { subscriptions: [] as Array<{ dispose(): void }>, extensionUri: { fsPath: dir, path: dir }, extension: { packageJSON: { version: '0.1.0' } }, secrets };
   extension.activate(context);
-  return { api, shown, commands, extension, context, secrets };
+  return { api, shown, commands, user, extension, context, secrets };
 }
 
 describe('vscode extension bundle in a stand-in host', () => {
@@ -231,7 +238,7 @@ describe('vscode extension bundle in a stand-in host', () => {
     const sessionId = /s_[0-9a-z]+/.exec(cli.stdout)![0];
 
     const config: Record<string, string> = { path: agentd, dataDir: rig.daemon.layout.home };
-    const { api, shown, commands, extension, context } = activateIn(bundle, dir, config, folder);
+    const { api, shown, commands, user, extension, context } = activateIn(bundle, dir, config, folder);
     try {
       const tree = shown.trees[0];
       const listed = await until(() => (tree.provider.getChildren() as Array<{ sessionId: string }>).find((s) => s.sessionId === sessionId), 'the CLI session in the view');
@@ -306,10 +313,35 @@ describe('vscode extension bundle in a stand-in host', () => {
         'the fork in the sessions view (its workspace is a copy outside the folder)',
       );
 
+      // Rename and roll back from the sessions view.
+      user.inputs.push('renamed in vscode');
+      await commands.get('agentd.rename')!(listed);
+      await until(() => (tree.provider.getChildren() as Array<{ sessionId: string; title?: string }>).find((s) => s.sessionId === sessionId && s.title === 'renamed in vscode'), 'the new title in the view');
+      const daemonSide = await rig.daemon.client();
+      user.inputs.push('1');
+      await commands.get('agentd.rollback')!(listed);
+      const rolledBack = (await settle(daemonSide, sessionId)).filter((e) => e.type === 'session.rolled_back');
+      assert.equal(rolledBack.length, 1);
+      assert.equal(rolledBack[0]!.data.turns, 1);
+      assert.ok(shown.statusMessages.includes('agentd: rolled back 1 turn'));
+
       // Archive from the sessions view: the session turns read-only.
       await commands.get('agentd.archive')!(listed);
       await until(() => panel.posted.findLast((m: any) => m.type === 'render' && m.status === 'archived'), 'the archived status in the chat');
       await until(() => (tree.provider.getChildren() as Array<{ sessionId: string; status: string }>).find((s) => s.sessionId === sessionId && s.status === 'archived'), 'the archived status in the view');
+
+      // Delete from the sessions view: nothing happens until the user confirms; then it is gone, its chat closed.
+      user.confirms.push(false);
+      await commands.get('agentd.delete')!(listed);
+      assert.match(shown.warnings.at(-1)!, /Delete "renamed in vscode" for good\?/);
+      assert.equal((await daemonSide.request(SessionGet, { sessionId })).sessionId, sessionId, 'declined: still there');
+      let closed = false;
+      panel.onDidDispose(() => (closed = true));
+      await commands.get('agentd.delete')!(listed);
+      await assert.rejects(daemonSide.request(SessionGet, { sessionId }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.SessionNotFound);
+      await until(() => !(tree.provider.getChildren() as Array<{ sessionId: string }>).some((s) => s.sessionId === sessionId), 'the session gone from the view');
+      assert.ok(closed, 'its chat closed');
+      daemonSide.close();
 
       // A wrong agentd.path: the user is told what is wrong and how to fix it.
       config.path = join(dir, 'no-such-agentd');

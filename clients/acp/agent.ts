@@ -5,7 +5,7 @@
  */
 import * as acp from '@agentclientprotocol/sdk';
 import { DaemonLink, notOurSession, socketConnector, type AgentdClient } from '../lib/index.js';
-import { AgentdError, ErrorCode, SessionCreate, SessionGet, SessionId, SessionInterrupt, SessionList, SessionPrompt, SessionSteer } from '../../protocol/index.js';
+import { AgentdError, ErrorCode, SessionCreate, SessionDelete, SessionGet, SessionId, SessionInterrupt, SessionList, SessionPrompt, SessionSteer } from '../../protocol/index.js';
 import { SessionView, type EditorPort } from './session-view.js';
 import { mcpServersOf, promptToAgentd, SteeringParams, STEERING_METHOD, stopReasonOf, UnsupportedContent } from './translate.js';
 
@@ -116,7 +116,7 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
           promptCapabilities: { image: true, audio: false, embeddedContext: true },
           // Stdio MCP servers run inside the session's sandbox; http ones are called by the daemon.
           mcpCapabilities: { http: true, sse: false },
-          sessionCapabilities: { list: {}, resume: {}, close: {} },
+          sessionCapabilities: { list: {}, resume: {}, close: {}, delete: {} },
         },
         authMethods: [],
         // Input for the running turn: the steering extension other ACP agents serve.
@@ -186,6 +186,16 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       void view.disposed.then(() =>
         link.attach(params.sessionId, 'observer').catch((error: Error) => diag(`detaching from ${params.sessionId} failed: ${error.message}`)),
       );
+      return {};
+    })
+    .onRequest(acp.methods.agent.session.delete, async ({ params }) => {
+      if (!SessionId.safeParse(params.sessionId).success) throw acp.RequestError.sessionNotFound(params.sessionId);
+      await daemon();
+      // agentd's session/delete: the log, a fork's workspace copy and the sub-agents; refused while a turn runs.
+      await translateErrors(() => link.request(SessionDelete, { sessionId: params.sessionId }), params.sessionId);
+      const view = views.get(params.sessionId);
+      views.delete(params.sessionId);
+      view?.close();
       return {};
     })
     .onRequest(STEERING_METHOD, { parse: (raw) => SteeringParams.parse(raw) }, async ({ params }) => {

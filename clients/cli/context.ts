@@ -77,6 +77,14 @@ export function intOption(values: Values, name: string, min = 0): number | undef
   return n;
 }
 
+/** `--max-tokens N` and `--max-cost USD` as a session budget (empty when neither is given). */
+export function budgetOptions(values: Values): { maxTokens?: number; maxCost?: number } {
+  const maxTokens = intOption(values, 'max-tokens', 1);
+  const maxCost = values['max-cost'] === undefined ? undefined : Number(values['max-cost']);
+  if (maxCost !== undefined && !(maxCost > 0)) throw new UsageError(`--max-cost must be a positive number of US dollars, not ${String(values['max-cost'])}`);
+  return { ...(maxTokens !== undefined ? { maxTokens } : {}), ...(maxCost !== undefined ? { maxCost } : {}) };
+}
+
 export function requirePositional(positionals: string[], index: number, name: string): string {
   const value = positionals[index];
   if (value === undefined) throw new UsageError(`missing <${name}>`);

@@ -4,7 +4,7 @@ import { start, status, stop } from './commands/daemon.js';
 import { demo } from './commands/demo.js';
 import { attach } from './commands/attach.js';
 import { log } from './commands/log.js';
-import { remove, rename, rollback, steer, usage } from './commands/manage.js';
+import { budget, remove, rename, rollback, steer, usage } from './commands/manage.js';
 import { run } from './commands/run.js';
 import { archive, create, fork, prompt, sessions } from './commands/session.js';
 import { vault } from './commands/vault.js';
@@ -32,6 +32,7 @@ const commands: Record<string, Command> = {
   log,
   usage,
   rename,
+  budget,
   rollback,
   delete: remove,
   attach,

@@ -17,7 +17,8 @@ export const FOLLOW_TTL_MS = 30_000;
 const Base = { sessionId: Id, from: Id };
 
 const BusMessage = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('interrupt'), ...Base }),
+  /** With `turnId`, only that turn, and stopped as it starts if it has not yet (a sub-agent whose parent was interrupted). */
+  z.object({ kind: z.literal('interrupt'), ...Base, turnId: Id.optional() }),
   /** The session is archived: whoever runs it closes its sandbox now. */
   z.object({ kind: z.literal('release'), ...Base }),
   z.object({

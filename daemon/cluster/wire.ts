@@ -37,7 +37,7 @@ export function wireCluster(bus: ClusterBus, parts: ClusterParts): () => void {
     if (followed.length > 0) void bus.follow(followed);
   }, FOLLOW_REPEAT_MS);
   repeat.unref();
-  bus.on('interrupt', (m) => void harness.interrupt(m.sessionId));
+  bus.on('interrupt', (m) => void harness.interrupt(m.sessionId, m.turnId));
   bus.on('release', (m) => void harness.release(m.sessionId));
   bus.on('delta', (m) => hub.broadcastDelta(m.sessionId, m.turnId, m.delta, m.index, m.text));
   bus.on('permission.ask', (m) => {

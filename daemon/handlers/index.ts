@@ -21,6 +21,7 @@ export const handlers = {
   'session/archive': session.archive,
   'session/steer': session.steer,
   'session/rename': session.rename,
+  'session/setBudget': session.setBudget,
   'session/rollback': session.rollback,
   'session/delete': session.remove,
   'session/events': events.events,

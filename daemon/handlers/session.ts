@@ -11,6 +11,7 @@ import {
   type SessionList,
   type SessionPrompt,
   type SessionRename,
+  type SessionSetBudget,
   type SessionRollback,
   type SessionSteer,
 } from '../../protocol/index.js';
@@ -111,6 +112,12 @@ export const steer: Handler<typeof SessionSteer> = async ({ sessionId, content }
 export const rename: Handler<typeof SessionRename> = async ({ sessionId, title }, { daemon, peer }) => {
   refuseObserver(peer, sessionId, 'rename it');
   await daemon.sessions.rename(sessionId, title);
+  return {};
+};
+
+export const setBudget: Handler<typeof SessionSetBudget> = async ({ sessionId, budget }, { daemon, peer }) => {
+  refuseObserver(peer, sessionId, 'change its budget');
+  await daemon.sessions.setBudget(sessionId, budget);
   return {};
 };
 

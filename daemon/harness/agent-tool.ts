@@ -4,7 +4,7 @@
  * with the parent's tools or fewer. The call's result is the sub-agent's final answer.
  */
 import { z } from 'zod';
-import { knownEvent, type Budget, type NewKnownEvent, type UsageTotals } from '../../protocol/index.js';
+import { knownEvent, type NewKnownEvent, type UsageTotals } from '../../protocol/index.js';
 import type { SessionLog } from '../log/session-log.js';
 import type { ApiTool } from './context.js';
 
@@ -43,8 +43,6 @@ export interface ChildSpec {
   title?: string;
   /** The tools it may use: those asked for that the parent has, never `agent`. */
   tools: string[];
-  /** What is left of the parent's budget when the call starts. */
-  budget?: Budget;
 }
 
 /** The sub-agent's one turn, named after the call that started it: the parent can interrupt it before it starts. */
@@ -71,7 +69,6 @@ export function childSpec(
   parentSessionId: string,
   call: { toolUseId: string; input: Record<string, unknown>; childSessionId?: string },
   parentTools: readonly ApiTool[],
-  budget: Budget | undefined,
 ): ChildSpec | string {
   const input = AgentToolInput.safeParse(call.input);
   if (!input.success) return `invalid agent input: ${input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
@@ -83,7 +80,6 @@ export function childSpec(
     prompt: input.data.prompt,
     ...(input.data.title !== undefined ? { title: input.data.title } : {}),
     tools: childTools(parentTools, input.data.tools),
-    ...(budget ? { budget } : {}),
   };
 }
 

@@ -8,10 +8,12 @@ import type { SessionLog } from '../log/session-log.js';
 import type { HarnessSession } from './deps.js';
 import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
 import { RemoteMcpServers } from './remote-mcp.js';
-import { SessionRunner, type RunnerDeps } from './runner.js';
+import { SessionRunner } from './runner.js';
+import type { RunnerDeps } from './deps.js';
 import { BorrowedSlot, SandboxSlot, type ToolSlot } from './sandbox-slot.js';
 import { childTurnId, firstTurnEnd, type ChildOutcome, type ChildSpec } from './agent-tool.js';
 import type { PriceTable } from './usage.js';
+import { BudgetLedger } from './budget-ledger.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
 /** The session's proxy as the harness hands it to the sandbox: its socket, and the CA the sandbox trusts. */
@@ -29,11 +31,18 @@ export interface HarnessSettings {
   contextBudget: number;
   retry: RetryPolicy;
   prices: PriceTable;
+  /**
+   * `elsewhere`: this daemon runs no sub-agent session, its own children included; other
+   * daemons sharing the log take them up (AGENTD_SUBAGENTS, for daemons kept for parents).
+   */
+  subAgents: 'here' | 'elsewhere';
 }
 
-export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry' | 'runChild'> {
+export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry' | 'runChild' | 'budget'> {
   /** Creates a sub-agent session (its record, session.created and its prompt) unless it exists. */
   createChild(spec: ChildSpec): Promise<void>;
+  /** Asks the other daemons sharing the log to stop this turn of the session, wherever it runs. */
+  interruptElsewhere?(sessionId: string, turnId: string): void;
   provider: SandboxProvider;
   /** What the daemon decides of every sandbox: hidden paths, the isolation floor, the limits. */
   sandboxSpec(request: SessionCreateParams['sandbox']): Pick<SandboxSpec, 'hide' | 'minimumIsolation' | 'limits'>;
@@ -62,6 +71,9 @@ export interface HarnessDeps extends Omit<RunnerDeps, 'model' | 'retry' | 'runCh
 /** How often a daemon looks for sessions whose lease holder died, at most. */
 const ORPHAN_SCAN_MAX_MS = 1000;
 
+/** Interrupts remembered for runners not made yet (see interrupt). */
+const INTERRUPTS_AHEAD_MAX = 1000;
+
 /** A runner with no work for this long is dropped with its sandbox; its log wakes a new one. */
 const IDLE_EVICT_MS = 5 * 60_000;
 
@@ -74,6 +86,10 @@ export class Harness {
   private readonly making = new Map<string, Promise<SessionRunner>>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private readonly proxies = new Map<string, ProxyEndpoint>();
+  /** The budget ledger of each session tree run here, by its root session. */
+  private readonly ledgers = new Map<string, BudgetLedger>();
+  /** Turns to stop as they start, by session, for runners not made yet (a sub-agent whose parent was interrupted). */
+  private readonly interruptsAhead = new Map<string, string>();
   private client: { key: string; api: Anthropic } | undefined;
   private stopping = false;
   /** Leases held, by session (with `deps.leases` only). */
@@ -136,7 +152,7 @@ export class Harness {
     const slot: ToolSlot = parentId ? new BorrowedSlot(() => parentSlot(parentId), () => this.ownSlot(record, log)) : await this.ownSlot(record, log);
     const remote = new RemoteMcpServers(await remoteServerSpecs(record, this.deps.remoteAuthorization));
     const runner = new SessionRunner(
-      { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry, runChild: (spec, signal) => this.runChild(spec, signal) },
+      { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry, runChild: (spec, signal) => this.runChild(spec, signal), budget: this.ledger(parentId ?? sessionId).for(sessionId) },
       {
         sessionId,
         // As the sandbox's tools see it: they resolve paths against its real path.
@@ -149,14 +165,29 @@ export class Harness {
         tools: [...(await offeredTools(record, this.deps.provider.builtinTools, slot, this.deps.log)), ...(await remoteTools(record, remote, logger))],
         usage: record.usage,
         ...(parentId ? { parentSessionId: parentId } : {}),
-        ...(record.config.budget ? { budget: record.config.budget } : {}),
         prices: this.deps.settings.prices,
       },
       slot,
       remote,
     );
     this.runners.set(sessionId, runner);
+    const ahead = this.interruptsAhead.get(sessionId);
+    this.interruptsAhead.delete(sessionId);
+    if (ahead) runner.interrupt(ahead);
     return runner;
+  }
+
+  /**
+   * The tree's ledger, in its root's log (a sub-agent's parent is the root: sub-agents start
+   * none). Written unfenced: sub-agents of one tree may run on other daemons than the root.
+   */
+  private ledger(rootId: string): BudgetLedger {
+    let ledger = this.ledgers.get(rootId);
+    if (!ledger) {
+      ledger = new BudgetLedger(this.deps.log, rootId, async () => (await this.deps.session(rootId))?.config.budget);
+      this.ledgers.set(rootId, ledger);
+    }
+    return ledger;
   }
 
   private async ownSlot(record: HarnessSession, log: SessionLog): Promise<SandboxSlot> {
@@ -189,14 +220,19 @@ export class Harness {
     const { childSessionId } = spec;
     await this.deps.createChild(spec);
     const cascade = () => {
-      if (signal.reason === 'interrupt') void this.runner(childSessionId).then((child) => child.interrupt(childTurnId(spec.toolUseId)), () => undefined);
+      if (signal.reason !== 'interrupt') return;
+      // Here, or on whichever daemon runs it (or will: a turn not started yet stops as it starts).
+      const turnId = childTurnId(spec.toolUseId);
+      this.interrupt(childSessionId, turnId);
+      this.deps.interruptElsewhere?.(childSessionId, turnId);
     };
     if (signal.aborted) cascade();
     signal.addEventListener('abort', cascade, { once: true });
     try {
       const ended = firstTurnEnd(this.deps.log, childSessionId, signal);
       ended.catch(() => undefined); // awaited below; a kick that throws first must not leave it unhandled
-      await this.kick(childSessionId);
+      // Not run here: queued, it is taken up by another daemon (see adoptOrphans).
+      if (this.deps.settings.subAgents === 'here') await this.kick(childSessionId);
       return await ended;
     } finally {
       signal.removeEventListener('abort', cascade);
@@ -241,6 +277,8 @@ export class Harness {
   private async start(sessionId: string, woke: boolean): Promise<void> {
     if (this.stopping) return;
     clearTimeout(this.idleTimers.get(sessionId));
+    // Left to the daemons that run sub-agents.
+    if (this.deps.settings.subAgents === 'elsewhere' && (await this.deps.session(sessionId))?.parent) return;
     let usage: UsageTotals | undefined;
     if (this.deps.leases) {
       // Lease and usage in parallel: one round trip less before the first token. The
@@ -338,6 +376,8 @@ export class Harness {
       this.idleTimers.delete(sessionId);
       if (runner.busy || this.runners.get(sessionId) !== runner) return;
       this.runners.delete(sessionId);
+      // A ledger is only a cache of its root's log: one made again reads it again.
+      this.ledgers.delete(sessionId);
       void runner.stop().then(() => this.closeProxy(sessionId));
     }, IDLE_EVICT_MS);
     timer.unref();
@@ -369,8 +409,17 @@ export class Harness {
     return this.runners.get(sessionId)?.running;
   }
 
-  interrupt(sessionId: string): boolean {
-    return this.runners.get(sessionId)?.interrupt() ?? false;
+  /**
+   * Stops the session's running turn here; false when none runs here. With `turnId`, only
+   * that turn, stopped as it starts when its runner is not here yet (it may never be: the
+   * turn may run elsewhere, so only a few such are remembered).
+   */
+  interrupt(sessionId: string, turnId?: string): boolean {
+    const runner = this.runners.get(sessionId);
+    if (runner || turnId === undefined) return runner?.interrupt(turnId) ?? false;
+    this.interruptsAhead.set(sessionId, turnId);
+    if (this.interruptsAhead.size > INTERRUPTS_AHEAD_MAX) this.interruptsAhead.delete(this.interruptsAhead.keys().next().value!);
+    return false;
   }
 
   /**
@@ -383,6 +432,7 @@ export class Harness {
     const runner = this.runners.get(sessionId);
     this.runners.delete(sessionId);
     await runner?.stop();
+    this.ledgers.delete(sessionId);
     await this.closeProxy(sessionId);
     const lease = this.held.get(sessionId);
     if (lease && this.deps.leases) {

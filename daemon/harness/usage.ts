@@ -1,9 +1,10 @@
 /**
  * Usage arithmetic and the price table: what a model call cost, what a session has used,
- * and whether its budget lets another model call start.
+ * and what a call holds of a budget while it runs.
  */
 import { z } from 'zod';
-import type { Budget, Usage, UsageTotals } from '../../protocol/index.js';
+import type { Usage, UsageTotals } from '../../protocol/index.js';
+import type { Spend } from './budget-ledger.js';
 
 /** US dollars per million tokens of each kind, for one model. */
 export const ModelPrice = z
@@ -63,25 +64,17 @@ export function totalTokens(u: Usage): number {
   return u.inputTokens + u.outputTokens + u.cacheReadTokens + u.cacheWriteTokens;
 }
 
-/** Why no further model call may start under `budget`, in words; undefined while it may. */
-export function budgetExceeded(budget: Budget | undefined, used: UsageTotals): string | undefined {
-  if (budget?.maxTokens !== undefined && totalTokens(used) >= budget.maxTokens) {
-    return `budget exceeded: the session has used ${totalTokens(used)} tokens of its ${budget.maxTokens}`;
-  }
-  if (budget?.maxCost !== undefined && (used.costUsd ?? 0) >= budget.maxCost) {
-    return `budget exceeded: the session has spent $${(used.costUsd ?? 0).toFixed(4)} of its $${budget.maxCost}`;
-  }
-  return undefined;
+/** What a call that used `usage` spent, as a tree's budget counts it. */
+export function spendOf(prices: PriceTable, model: string, usage: Usage): Spend {
+  return { tokens: totalTokens(usage), costUsd: costOf(prices, model, usage) ?? 0 };
 }
 
 /**
- * What is left of `budget` after `used`: a sub-agent's own budget, so that what it spends
- * (counted in its parent's afterwards) cannot go past its parent's. Undefined without a budget.
+ * The most a call is expected to use: its request's estimated tokens, all priced as the
+ * dearest kind of input (a cache write, say), and `maxOutput` tokens of reply.
  */
-export function remainingBudget(budget: Budget | undefined, used: UsageTotals): Budget | undefined {
-  if (!budget) return undefined;
-  const left: Budget = {};
-  if (budget.maxTokens !== undefined) left.maxTokens = Math.max(1, budget.maxTokens - totalTokens(used));
-  if (budget.maxCost !== undefined) left.maxCost = Math.max(Number.MIN_VALUE, budget.maxCost - (used.costUsd ?? 0));
-  return left;
+export function reservationFor(prices: PriceTable, model: string, inputTokens: number, maxOutput: number): Spend {
+  const price = prices[model];
+  const inputPrice = price ? Math.max(price.input, price.cacheRead ?? price.input, price.cacheWrite ?? price.input) : 0;
+  return { tokens: inputTokens + maxOutput, costUsd: price ? (inputTokens * inputPrice + maxOutput * price.output) / 1_000_000 : 0 };
 }

@@ -210,6 +210,14 @@ export const SessionRename = clientRequest('session/rename', {
   result: z.object({}),
 });
 
+export const SessionSetBudget = clientRequest('session/setBudget', {
+  scope: 'session',
+  description:
+    "Sets the session's budget from now on, raised or lowered (a budget.changed event); its sub-agents spend from it too, and `{}` removes it. A turn that stopped with budget_exceeded stays stopped: prompt again to go on. InvalidParams for a sub-agent (it spends its parent's budget) and for a maxCost on a model without a price. Refused to an observer.",
+  params: z.object({ sessionId: SessionId, budget: Budget }),
+  result: z.object({}),
+});
+
 export const SessionDelete = clientRequest('session/delete', {
   scope: 'session',
   description:

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
-import { SessionDelete, SessionEvents, SessionGet, SessionRename, SessionRollback, SessionSteer, type Event, type UsageTotals } from '../../../protocol/index.js';
-import { type Command, intOption, sessionIdArg, textArg } from '../context.js';
+import { SessionDelete, SessionEvents, SessionGet, SessionRename, SessionRollback, SessionSetBudget, SessionSteer, type Budget, type Event, type UsageTotals } from '../../../protocol/index.js';
+import { budgetOptions, type Command, intOption, sessionIdArg, textArg, UsageError } from '../context.js';
 import { renderUsage } from '../render.js';
 
 /** Commands that change a session after the fact: rename, delete, rollback, steer, and its usage. */
@@ -20,6 +20,28 @@ export const rename: Command = {
     return 0;
   },
 };
+
+export const budget: Command = {
+  usage: 'agentd budget <sessionId> (--max-tokens N | --max-cost USD | --none)',
+  summary: 'raise, lower or remove the budget of a session and its sub-agents; a turn stopped by it goes on when prompted again',
+  options: { 'max-tokens': { type: 'string' }, 'max-cost': { type: 'string' }, none: { type: 'boolean' } },
+  args: ['sessionId'],
+  params: { 'budget.maxTokens': '--max-tokens', 'budget.maxCost': '--max-cost' },
+  async run({ values, positionals }, ctx) {
+    const sessionId = sessionIdArg(positionals, 0);
+    const budget = budgetOptions(values);
+    const given = Object.keys(budget).length > 0;
+    if (given === Boolean(values.none)) throw new UsageError('give --max-tokens and/or --max-cost, or --none to remove the budget');
+    const client = await ctx.connect();
+    await client.request(SessionSetBudget, { sessionId, budget });
+    ctx.out(given ? `budget of ${sessionId}: ${renderBudget(budget)}` : `${sessionId} has no budget now`);
+    return 0;
+  },
+};
+
+function renderBudget(budget: Budget): string {
+  return [budget.maxTokens !== undefined ? `${budget.maxTokens} tokens` : '', budget.maxCost !== undefined ? `$${budget.maxCost}` : ''].filter(Boolean).join(', ');
+}
 
 /** One line of the person's answer on stdin (a terminal or a pipe); empty when stdin ends first. */
 function answerLine(question: string): Promise<string> {
@@ -107,7 +129,7 @@ export const usage: Command = {
     }
     for (const t of turns) ctx.out(`${t.turnId}  ${t.end.padEnd(11)}  ${t.usage ? renderUsage(t.usage) : '(not counted)'}`);
     ctx.out(`session      ${renderUsage(info.usage)}`);
-    if (info.budget) ctx.out(`budget       ${[info.budget.maxTokens !== undefined ? `${info.budget.maxTokens} tokens` : '', info.budget.maxCost !== undefined ? `$${info.budget.maxCost}` : ''].filter(Boolean).join(', ')}`);
+    if (info.budget) ctx.out(`budget       ${renderBudget(info.budget)}`);
     return 0;
   },
 };

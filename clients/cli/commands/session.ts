@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { SessionArchive, SessionCreate, SessionFork, SessionList, SessionPrompt, SessionStatus } from '../../../protocol/index.js';
-import { type Command, intOption, sessionIdArg, textArg, UsageError } from '../context.js';
+import { budgetOptions, type Command, intOption, sessionIdArg, textArg, UsageError } from '../context.js';
 import { NETWORK_OPTIONS, NETWORK_USAGE, networkOption } from '../network.js';
 import { renderSessions } from '../render.js';
 
@@ -38,10 +38,7 @@ export const create: Command = {
   args: [],
   params: { 'budget.maxTokens': '--max-tokens', 'budget.maxCost': '--max-cost' },
   async run({ values }, ctx) {
-    const maxTokens = intOption(values, 'max-tokens', 1);
-    const maxCost = values['max-cost'] === undefined ? undefined : Number(values['max-cost']);
-    if (maxCost !== undefined && !(maxCost > 0)) throw new UsageError(`--max-cost must be a positive number of US dollars, not ${String(values['max-cost'])}`);
-    const budget = { ...(maxTokens !== undefined ? { maxTokens } : {}), ...(maxCost !== undefined ? { maxCost } : {}) };
+    const budget = budgetOptions(values);
     const network = networkOption(values);
     const client = await ctx.connect();
     const result = await client.request(SessionCreate, {

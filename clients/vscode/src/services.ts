@@ -2,9 +2,12 @@ import * as vscode from 'vscode';
 import {
   SessionArchive,
   SessionCreate,
+  SessionDelete,
   SessionEvents,
   SessionFork,
   SessionInterrupt,
+  SessionRename,
+  SessionRollback,
   knownEvent,
   type Event,
   type SessionInfo,
@@ -177,6 +180,44 @@ export class Services implements vscode.Disposable {
     if (ok !== 'Archive') return;
     await this.connection.request(SessionArchive, { sessionId });
     await this.sessions.refresh();
+  }
+
+  async rename(sessionId: string): Promise<void> {
+    const title = await vscode.window.showInputBox({
+      title: 'agentd: rename session',
+      prompt: 'The new title of the session',
+      value: this.title(sessionId),
+      validateInput: (value) => (value.trim() ? undefined : 'A title cannot be empty'),
+    });
+    if (!title?.trim()) return;
+    await this.connection.request(SessionRename, { sessionId, title: title.trim() });
+    await this.sessions.refresh();
+  }
+
+  /** Deletes the session (and its sub-agents) for good, once the user confirms; their chats close. */
+  async remove(sessionId: string): Promise<void> {
+    const ok = await vscode.window.showWarningMessage(
+      `Delete "${this.title(sessionId)}" for good? Its log, its sub-agents and, for a fork, its workspace copy are removed. This cannot be undone.`,
+      { modal: true },
+      'Delete',
+    );
+    if (ok !== 'Delete') return;
+    const { deleted } = await this.connection.request(SessionDelete, { sessionId });
+    for (const id of deleted) this.panels.get(id)?.dispose();
+    await this.sessions.refresh();
+  }
+
+  /** Takes the last turns out of the model's context; the log keeps them (nothing to confirm: nothing is lost). */
+  async rollback(sessionId: string): Promise<void> {
+    const answer = await vscode.window.showInputBox({
+      title: 'agentd: roll back',
+      prompt: "How many of the last turns to take out of the model's context? The log keeps them; files stay as they are.",
+      value: '1',
+      validateInput: (value) => (/^[1-9]\d{0,3}$/.test(value.trim()) ? undefined : 'A number of turns, 1 or more'),
+    });
+    if (!answer?.trim()) return;
+    const { turnIds } = await this.connection.request(SessionRollback, { sessionId, turns: Number(answer.trim()) });
+    vscode.window.setStatusBarMessage(`agentd: rolled back ${turnIds.length} turn${turnIds.length === 1 ? '' : 's'}`, 3000);
   }
 
   /** Forks from `at` (events [0, at) are copied), asking which event when not given. */
