@@ -120,9 +120,16 @@ export function buildRequest(state: SessionState, options: ContextOptions): Mode
   };
 }
 
-/** A rough size in tokens (JSON length / 4): enough to decide when to compact. */
+const estimates = new WeakMap<ModelRequest, number>();
+
+/**
+ * A rough size in tokens (JSON length / 4): enough to decide when to compact and what a
+ * call reserves of a budget. Both ask about the same request: it is serialised once.
+ */
 export function estimateTokens(request: ModelRequest): number {
-  return Math.ceil(JSON.stringify(request).length / 4);
+  let tokens = estimates.get(request);
+  if (tokens === undefined) estimates.set(request, (tokens = Math.ceil(JSON.stringify(request).length / 4)));
+  return tokens;
 }
 
 const SUMMARY_INSTRUCTION =
