@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { AgentdError, ErrorCode, SessionAttach, SessionGet } from '../protocol/index.js';
-import { answeringClient, allEvents, API_KEY, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
+import { AgentdError, ErrorCode, SessionAttach, SessionGet, SessionPrompt } from '../protocol/index.js';
+import { answeringClient, allEvents, API_KEY, createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from './support/agent.js';
 import { AGENTD_BIN, runAgentd } from './support/daemon.js';
 import { reply, startModelEmulator, type ModelEmulator } from '../clients/cli/demo/model-emulator.js';
 import { createToken, startListeningDaemon, type ListeningDaemon } from './support/remote.js';
@@ -61,7 +61,7 @@ function fakeVscode(config: Record<string, string>, folder: string) {
     TreeItem: class {
       constructor(public label: string, public collapsibleState: number) {}
     },
-    TreeItemCollapsibleState: { None: 0 },
+    TreeItemCollapsibleState: { None: 0, Collapsed: 1, Expanded: 2 }, // VS Code's values
     ThemeIcon: class {
       constructor(public id: string, public color?: unknown) {}
     },
@@ -350,6 +350,38 @@ describe('vscode extension bundle in a stand-in host', () => {
       assert.match(error, /agentd\.path/);
       assert.match(error, /npm ci && npm install -g \./);
       assert.match(tree.message ?? '', /Not connected to agentd/);
+    } finally {
+      extension.deactivate();
+      for (const d of context.subscriptions) d.dispose();
+    }
+  });
+  it('shows a sub-agent under the session that started it, saying whose it is', async () => {
+    const folder = workspace();
+    const owner = await rig.daemon.client();
+    const parent = await createSession(owner, { workspace: folder, title: 'release notes', permissions: { default: 'allow' } });
+    // The parent's first call starts a sub-agent, which answers; then the parent answers.
+    rig.emulator.script([reply.toolUse({ name: 'agent', input: { prompt: 'list the fixes', title: 'fixes' } }), reply.text('3 fixes'), reply.text('notes written')]);
+    await owner.request(SessionPrompt, { sessionId: parent, content: 'write the release notes' });
+    const events = await settle(owner, parent);
+    const child = String(ofType(events, 'tool.started')[0]!.data.childSessionId);
+    await settle(owner, child);
+    owner.close();
+
+    const { shown, extension, context } = activateIn(bundle, dir, { path: agentdExecutable(dir), dataDir: rig.daemon.layout.home }, folder);
+    try {
+      const tree = shown.trees[0];
+      type Row = { sessionId: string };
+      const top = await until(() => (tree.provider.getChildren() as Row[]).find((s) => s.sessionId === parent), 'the parent in the view');
+      assert.ok(!(tree.provider.getChildren() as Row[]).some((s) => s.sessionId === child), 'the sub-agent is not a top-level session');
+      const under = tree.provider.getChildren(top) as Row[];
+      assert.deepEqual(under.map((s) => s.sessionId), [child]);
+      const parentItem = tree.provider.getTreeItem(top);
+      const childItem = tree.provider.getTreeItem(under[0]!);
+      assert.equal(parentItem.collapsibleState, 2, 'the parent is shown expanded');
+      assert.equal(childItem.label, 'fixes');
+      assert.match(childItem.tooltip.value, new RegExp(`Sub-agent of \`${parent}\``));
+      // As the sessions view shows them (label, then description).
+      console.log(`# sessions view:\n#   ${parentItem.label}  ${parentItem.description}\n#     ${childItem.label}  ${childItem.description}  (tooltip: Sub-agent of ${parent})`);
     } finally {
       extension.deactivate();
       for (const d of context.subscriptions) d.dispose();
