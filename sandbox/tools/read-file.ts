@@ -12,7 +12,6 @@ const MAX_LINE_CHARS = 2_000;
 const DEFAULT_LIMIT = 2_000;
 const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif', '.webp': 'image/webp' };
 
-// Synchronous reads: the host serves one sandbox, and files are capped at 10 MB.
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 function decode(bytes: Buffer): { text: string; note: string } {

@@ -22,7 +22,7 @@ function openRegular(file: string, shown: string, flags: number): number {
   return fd;
 }
 
-/** Reads up to `limit` bytes of a regular file. */
+/** Reads up to `limit` bytes of a regular file (synchronously: the host serves one sandbox, and read_file caps files at 10 MB). */
 export function readRegular(file: string, shown: string, limit = Number.POSITIVE_INFINITY): Buffer {
   const fd = openRegular(file, shown, constants.O_RDONLY);
   try {
