@@ -107,7 +107,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     throw new StartError(`not starting: the daemon was stopped on purpose (${stale.reason}) after a client asked to start it; start it with \`agentd start\``);
   }
   const appendLatency = new LatencyWindow();
-  const idle = new IdleCollector(IDLE_GC_MS);
+  const idle = new IdleCollector(IDLE_GC_MS, () => logger.log('info', 'idle: freed malloc memory stays with glibc here (the trim needs glibc and a koffi binary for this platform)'));
   // Every durable append is timed for daemon/status, and counts as work for the idle collector.
   const timed = timedLog(log, (ms) => {
     appendLatency.add(ms);
