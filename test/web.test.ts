@@ -4,7 +4,7 @@
  *
  * - two daemons on one PostgreSQL log: a session created through A is followed live and
  *   approved through B's page (a token scoped to that session), with the write_file diff
- *   shown; a turn streams into the page and is interrupted from it; a question answered
+ *   shown; a turn streams into the page, is steered and interrupted from it; a question answered
  *   first elsewhere disappears from the page (the first answer wins);
  * - an observer's page shows a turn whose sandbox was killed (the sandbox notices and the
  *   sandbox_lost result), is read-only, and its cookie cannot prompt even from the page's
@@ -86,8 +86,16 @@ describe('web client, two daemons on one PostgreSQL log', () => {
     await streaming.waitFor();
     await until(async () => (await streaming.innerText()).trim().length > 0, 'streamed text in the page');
     await browser.shot('3-streaming');
+    // While the turn runs, the page's Send steers it: the text joins the running turn.
+    assert.equal((await page.locator('#send').innerText()).trim(), 'Steer');
+    await page.fill('#prompt-text', 'and sign it');
+    await page.click('#send');
+    const steer = await waitForEvent(creator, sessionId, (e) => e.type === 'user.steer');
+    assert.equal(steer.data.content, 'and sign it');
+    await page.locator('#conversation .msg.user', { hasText: 'and sign it' }).waitFor();
     await page.click('#interrupt');
     await page.locator('#conversation .notice.warning', { hasText: 'Interrupted' }).waitFor();
+    await until(async () => (await page.locator('#send').innerText()).trim() === 'Send', 'Send to start a turn again once the turn ended');
     let events = await settle(creator, sessionId);
     assert.equal(events.find((e) => e.type === 'permission.resolved')?.data.by?.toString().startsWith('agentd-web'), true, 'the page answered');
     assert.equal(ofType(events, 'turn.interrupted').length, 1);

@@ -3,7 +3,7 @@
  * (the token is posted to /login and exchanged for an HttpOnly session cookie; it is
  * kept nowhere), then speaks the daemon's JSON-RPC over the same WebSocket as every
  * client: the sessions list with status and the daemon running each, a live session
- * view, approvals (the first answer anywhere wins), and prompt and interrupt for
+ * view, approvals (the first answer anywhere wins), and prompt, steer (while a turn runs) and interrupt for
  * controllers; observers get the same view read-only. When the connection drops it
  * reconnects, and the shared follower (clients/lib/follower.ts) follows on from the last
  * event the page applied, into the shared fold (clients/lib/chat-view.ts over
@@ -286,12 +286,19 @@ async function prompt(event: Event): Promise<void> {
   const followed = state.followed;
   if (!text || !followed || !state.rpc) return;
   try {
-    await state.rpc.request('session/prompt', { sessionId: followed.sessionId, content: text });
+    // While a turn runs, what is sent joins it (its next model call); otherwise it is a new turn.
+    if (isRunning(followed)) await state.rpc.request('session/steer', { sessionId: followed.sessionId, content: text });
+    else await state.rpc.request('session/prompt', { sessionId: followed.sessionId, content: text });
     input.value = '';
     showError('');
   } catch (error) {
     showError(error instanceof AgentdError ? `${error.message} (${error.code})` : String(error));
   }
+}
+
+function isRunning(followed: Followed): boolean {
+  const { status } = followed.model.view();
+  return status === 'running' || status === 'waiting';
 }
 
 async function interrupt(): Promise<void> {
@@ -358,7 +365,9 @@ function render(): void {
   $('prompt-form').hidden = !canControl() || view.status === 'archived';
   $('read-only').hidden = canControl();
   $('interrupt').hidden = !canControl();
-  $<HTMLButtonElement>('interrupt').disabled = !(view.status === 'running' || view.status === 'waiting');
+  $<HTMLButtonElement>('interrupt').disabled = !isRunning(followed);
+  $('send').textContent = isRunning(followed) ? 'Steer' : 'Send';
+  $('send').title = isRunning(followed) ? 'Adds this to the running turn: its next model call reads it' : 'Starts a turn';
 }
 
 // ---- start ----
