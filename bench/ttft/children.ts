@@ -95,21 +95,35 @@ export class EmulatorHandle {
  * and keeps a perf_hooks event-loop delay histogram; SIGUSR2 writes it out and resets it.
  */
 export const ELD_PRELOAD = `
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, constants } from 'node:perf_hooks';
 import { writeFileSync, renameSync } from 'node:fs';
 const file = process.env.AGENTD_BENCH_ELD_FILE;
 if (file && process.argv.includes('daemon')) {
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();
+  // GC pauses by kind, to tell the event loop's long stalls that are collections from those that are not.
+  let gc = { minor: [0, 0, 0], major: [0, 0, 0], other: [0, 0, 0] }; // count, total ms, max ms
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR ? 'minor' : entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR ? 'major' : 'other';
+      const g = gc[kind];
+      g[0]++;
+      g[1] += entry.duration;
+      g[2] = Math.max(g[2], entry.duration);
+    }
+  }).observe({ entryTypes: ['gc'] });
   process.on('SIGUSR2', () => {
     // A sample is the time between ticks of a 5 ms timer: the delay is what exceeds 5 ms.
     const ms = (ns) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);
     const m = process.memoryUsage();
     const mb = (b) => Math.round(b / 104857.6) / 10;
     const memory = { heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external), arrayBuffersMB: mb(m.arrayBuffers) };
-    writeFileSync(file + '.tmp', JSON.stringify({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean), samples: h.count, ...memory }));
+    const r = (x) => Math.round(x * 100) / 100;
+    const gcPauses = Object.fromEntries(Object.entries(gc).map(([k, [n, total, max]]) => [k, { n, totalMs: r(total), maxMs: r(max) }]));
+    writeFileSync(file + '.tmp', JSON.stringify({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean), samples: h.count, ...memory, gcPauses }));
     renameSync(file + '.tmp', file);
     h.reset();
+    gc = { minor: [0, 0, 0], major: [0, 0, 0], other: [0, 0, 0] };
   });
 }
 `;
@@ -124,6 +138,8 @@ export interface EldSnapshot {
   max: number;
   mean: number;
   samples: number;
+  /** Collections while measuring, by kind: how many, their total and their longest pause. */
+  gcPauses?: Record<'minor' | 'major' | 'other', { n: number; totalMs: number; maxMs: number }>;
 }
 
 export async function eldSnapshot(pid: number, file: string): Promise<EldSnapshot> {

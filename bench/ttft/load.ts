@@ -195,6 +195,7 @@ export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, st
       eldLoadP50: loadEld.p50,
       eldLoadP99: loadEld.p99,
       eldLoadMax: loadEld.max,
+      gcPausesUnderLoad: loadEld.gcPauses,
       controlBenchProcessEldLoadP99: controlMs(control.percentile(99)),
       controlBenchProcessEldLoadMax: controlMs(control.max),
       outsideProbe: 'round trip of an unknown-method request from a separate process every 20 ms',
