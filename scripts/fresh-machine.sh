@@ -31,11 +31,18 @@ if [ ! -x "$base/bin/sh" ]; then
   debootstrap --variant=minbase bookworm "$base" "${mirror:-http://deb.debian.org/debian}"
 fi
 
+mntns_file=$work/run.mntns
 cleanup() {
-  # Anything still running inside (a daemon, a server a package started) goes first.
+  # Anything still running inside (a daemon, a server a package started) goes first: what
+  # runs in the chroot, or in the mount namespace the README command ran in.
+  local ns; ns=$(cat "$mntns_file" 2>/dev/null || true)
   for p in /proc/[0-9]*; do
-    case "$(readlink "$p/root" 2>/dev/null)" in "$root"|"$root"/*) echo "fresh-machine: killing ${p#/proc/} left in the chroot" >&2; kill -9 "${p#/proc/}" 2>/dev/null ;; esac
+    inside=
+    case "$(readlink "$p/root" 2>/dev/null)" in "$root"|"$root"/*) inside=1 ;; esac
+    [ -n "$ns" ] && [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && [ "${p#/proc/}" != $$ ] && inside=1
+    [ -n "$inside" ] && echo "fresh-machine: killing ${p#/proc/} left in the chroot" >&2 && kill -9 "${p#/proc/}" 2>/dev/null
   done
+  rm -f "$mntns_file"
   for m in dev/pts dev sys proc ''; do mountpoint -q "$root/$m" && umount -l "$root/$m"; done
   return 0
 }
@@ -87,8 +94,20 @@ done
 echo "fresh-machine: running as root in /root/agentd: $command"
 start=$(date +%s)
 set +e
-chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb \
-  bash -c "cd /root/agentd && $command"
+# Not chroot(2) for the command itself: the kernel refuses a new user namespace (which
+# every bwrap sandbox makes) to a chrooted process. A mount namespace whose root is the
+# tree (pivot_root) is what a real machine looks like.
+unshare --mount --fork -- sh -c '
+  set -e
+  readlink /proc/self/ns/mnt > "$2"
+  mount --make-rprivate /
+  cd "$1"
+  mkdir -p .oldroot
+  pivot_root . .oldroot
+  umount -l /.oldroot
+  rmdir /.oldroot
+  exec env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb bash -c "cd /root/agentd && $3"
+' sh "$root" "$mntns_file" "$command"
 code=$?
 set -e
 echo "fresh-machine: '$command' exited $code after $(( $(date +%s) - start )) s"
