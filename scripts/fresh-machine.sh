@@ -82,7 +82,9 @@ git -C "$root/root/agentd" checkout -q "$(git -C "$repo" rev-parse HEAD)"
 # the propagation of / and fail in a bare chroot directory.
 mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
-mount -t sysfs sys "$root/sys"
+# /sys with its submounts (the cgroup hierarchies), as a booted machine has it.
+mount --rbind /sys "$root/sys"
+mount --make-rslave "$root/sys"  # so unmounting it here never reaches the host's
 mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
 

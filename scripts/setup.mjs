@@ -8,8 +8,7 @@ import { delimiter, join } from 'node:path';
 
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
-function onPath(command) {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), ...SBIN];
+function executableIn(dirs, command) {
   return dirs.some((dir) => {
     try {
       accessSync(join(dir, command), constants.X_OK);
@@ -20,11 +19,16 @@ function onPath(command) {
   });
 }
 
+const onPath = (command) => executableIn([...(process.env.PATH ?? '').split(delimiter), ...SBIN], command);
+
 /** The server binaries test/support/postgres.ts looks for (Debian puts them beside their version). */
 function postgresServer() {
   const root = '/usr/lib/postgresql';
   return existsSync(root) && readdirSync(root).some((v) => existsSync(join(root, v, 'bin', 'initdb')));
 }
+
+/** Whether a sandbox finds `command`: sandboxes see the system's own bin dirs, not a user's PATH (pyenv and the like). */
+const onSystemPath = (command) => executableIn(['/usr/local/bin', '/usr/bin', '/bin'], command);
 
 /** Debian package → the check that it is there and why the tests need it. */
 const NEEDED = [
@@ -34,6 +38,9 @@ const NEEDED = [
   // AGENTD_TEST_PG names a server to use instead of a private cluster.
   { pkg: 'postgresql', present: () => Boolean(process.env.AGENTD_TEST_PG) || postgresServer(), why: 'initdb/postgres: the PostgreSQL log tests' },
   { pkg: 'iproute2', present: () => onPath('ip'), why: 'ip: loopback in namespace-level sandboxes' },
+  { pkg: 'curl', present: () => onSystemPath('curl'), why: 'curl: HTTP from inside sandboxes (egress and proxy tests)' },
+  { pkg: 'python3-pip', present: () => onSystemPath('pip'), why: 'pip: pip install through the egress proxy' },
+  { pkg: 'openssl', present: () => onSystemPath('openssl'), why: 'openssl: the tests\' TLS certificates' },
   // playwright-core drives it; no browser is ever downloaded.
   { pkg: 'chromium', present: () => existsSync('/usr/bin/chromium'), why: 'chromium: the web client tests, in a real browser (headless)' },
 ];

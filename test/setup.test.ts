@@ -29,7 +29,7 @@ describe('scripts/setup', () => {
   it('finds everything the tests need on this machine', () => {
     const result = setup(['--check'], { path: process.env.PATH ?? '' });
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stderr, /^scripts\/setup: ok: bubblewrap, ripgrep, git, postgresql, iproute2, chromium present\n$/);
+    assert.match(result.stderr, /^scripts\/setup: ok: bubblewrap, ripgrep, git, postgresql, iproute2, curl, python3-pip, openssl, chromium present\n$/);
   });
 
   it('where it may not install, stops with one line naming the packages and the command', { skip: process.getuid?.() !== 0 && 'needs root to run as nobody' }, () => {

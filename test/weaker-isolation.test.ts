@@ -42,7 +42,8 @@ describe('weaker isolation is shown by every client', () => {
       const events = await allEvents(admin, sessionId);
       const model = new ChatModel(sessionId);
       model.applyEvents(events);
-      const notices = model.view().items.filter((i) => i.kind === 'notice' && i.level === 'warning');
+      // Only the isolation warning is counted: a machine with no process limit for sandboxes adds one of its own.
+      const notices = model.view().items.filter((i) => i.kind === 'notice' && i.level === 'warning' && NONE_WARNING.test(i.text));
       assert.equal(notices.length, 1, JSON.stringify(model.view().items));
       assert.match((notices[0] as { text: string }).text, new RegExp(`^Weaker isolation: ${NONE_WARNING.source}`));
       assert.match(renderConversation(model.view()), /class="notice warning"[^>]*>Weaker isolation: sandbox .* runs WITHOUT ISOLATION/);
@@ -61,7 +62,7 @@ describe('weaker isolation is shown by every client', () => {
         }
         const text = plain.updates.flatMap((n) => (n.update.sessionUpdate === 'agent_message_chunk' && n.update.content.type === 'text' ? [n.update.content.text] : [])).join('');
         assert.match(text, new RegExp(`⚠ agentd: ${NONE_WARNING.source}`));
-        const shown = noticing.updates.flatMap((n) => (n.update.sessionUpdate === 'notice' ? [n.update] : []));
+        const shown = noticing.updates.flatMap((n) => (n.update.sessionUpdate === 'notice' && NONE_WARNING.test(String(n.update.description)) ? [n.update] : []));
         assert.equal(shown.length, 1);
         assert.equal(shown[0]!.severity, 'warning');
         assert.match(String(shown[0]!.description), NONE_WARNING);
@@ -83,8 +84,7 @@ describe('weaker isolation is shown by every client', () => {
         const result = (await host.client.callTool({ name: 'agentd_prompt', arguments: { sessionId: nsSession, prompt: 'go' } })) as CallToolResult;
         const summary = result.structuredContent as { warnings: string[]; answer: string };
         assert.equal(summary.answer, 'ran in namespaces');
-        assert.equal(summary.warnings.length, 1);
-        assert.match(summary.warnings[0]!, NAMESPACES_WARNING);
+        assert.equal(summary.warnings.filter((w) => NAMESPACES_WARNING.test(w)).length, 1, JSON.stringify(summary.warnings));
         assert.match(result.content.map((c) => (c.type === 'text' ? c.text : '')).join(''), new RegExp(`WARNING \\(weaker sandbox isolation\\): ${NAMESPACES_WARNING.source}`));
         assert.equal(ofType(await allEvents(admin, nsSession), 'sandbox.provisioned')[0]!.data.isolation, 'namespaces');
       } finally {

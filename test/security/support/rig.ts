@@ -68,14 +68,21 @@ const POOL = 2;
 
 /**
  * Every (principal, level) this machine can run: as root (the CI case) and, when the tests run
- * as root and setpriv is there, as the ordinary user nobody; otherwise as the current user.
+ * as root, setpriv is there and nobody can read the checkout, as the ordinary user nobody;
+ * otherwise as the current user.
  * As root at the bwrap level, once more with a warm pool, so every attack also runs in sandboxes
  * started before their workspace was bound to them.
  */
 export async function securityMatrix(): Promise<SecurityCase[]> {
   const uid = process.getuid?.() ?? 0;
   const principals: Principal[] = [{ label: uid === 0 ? 'root' : 'user', uid, gid: process.getgid?.() ?? 0, prefix: [] }];
-  if (uid === 0 && spawnSync('setpriv', ['--version']).status === 0) principals.push({ label: 'user', uid: NOBODY, gid: NOBODY, prefix: asNobody });
+  if (uid === 0 && spawnSync('setpriv', ['--version']).status === 0) {
+    // The daemon runs from this checkout: as nobody only where nobody can read it. A checkout in
+    // root's own home (0700) cannot be, and the cases as an ordinary user say so, loudly.
+    const code = fileURLToPath(new URL('../../../sandbox/isolation/probe.js', import.meta.url));
+    if (spawnSync(asNobody[0]!, [...asNobody.slice(1), 'test', '-r', code]).status === 0) principals.push({ label: 'user', uid: NOBODY, gid: NOBODY, prefix: asNobody });
+    else process.stderr.write(`security suite: NOT run as an ordinary user (uid ${NOBODY}): it cannot read this checkout (${code}); clone it where others can read it (not under /root) to run those cases too\n`);
+  }
   const out: SecurityCase[] = [];
   for (const principal of principals) {
     for (const level of await levelsFor(principal)) {
