@@ -11,6 +11,7 @@ import path from 'node:path';
 export async function forwardProxy(proxy: { socket: string; port: number }): Promise<string> {
   const server = createServer((inbound) => {
     const outbound = connect(proxy.socket);
+    inbound.setNoDelay(true);
     inbound.pipe(outbound).pipe(inbound);
     const close = () => {
       inbound.destroy();
