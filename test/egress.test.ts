@@ -157,6 +157,28 @@ describe('egress proxy', () => {
     assert.match(out[2]!, /exit=[1-9]/);
   });
 
+  it('leaves nothing inside holding the channel the proxy listener came through: tools neither inherit it nor reach it', async () => {
+    // The host (node running main.cjs) handed its listener over through an IPC channel (a socket, its fd 5); by the first call that is closed.
+    const host = `h=$(for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline | grep -q '^[^ ]*node [^ ]*main.cjs' && echo \${p#/proc/}; done | head -1)`;
+    const { out } = await run({ default: 'deny', allow: [http.authority] }, [
+      `${host}; echo "host=$h"; cat /proc/self/environ /proc/$$/environ | tr '\\0' '\\n' | grep -c '^NODE_CHANNEL'; readlink /proc/$h/fd/5 || echo closed; ls -l /proc/self/fd/ /proc/$$/fd/ | grep -c 'socket:'`,
+      // Every socket of the host through /proc: the kernel opens no socket that way.
+      `${host}; for f in /proc/$h/fd/*; do case "$(readlink $f)" in socket:*) printf 'garbage\\n' 2>/dev/null > $f && echo "wrote to host fd \${f##*/}";; esac; done; echo tried`,
+      `curl -sS ${http.url}/after`,
+    ]);
+    const [hostLine, channelEnv, hostFd5, ownSockets] = out[0]!.split('\n');
+    assert.match(hostLine!, /^host=\d+$/, out[0]);
+    assert.notEqual(hostLine, 'host=1', 'the host, not the sandbox\'s pid 1');
+    assert.equal(channelEnv, '0', 'no NODE_CHANNEL_FD in a tool\'s environment');
+    // Closed, or (fds are reused) no longer a socket.
+    assert.doesNotMatch(hostFd5!, /socket:/, 'the host closed its end of the channel');
+    assert.equal(ownSockets, '0', `a tool and its shell hold no socket: ${out[0]}`);
+    assert.match(out[1]!, /tried/);
+    assert.doesNotMatch(out[1]!, /wrote to host fd/);
+    // The daemon is up and the proxy serves the sandbox as before.
+    assert.match(out[2]!, /hello from \/after/);
+  });
+
   it('asks the session’s controllers about an undecided host while the request waits; allow always joins the policy', async () => {
     const owner = await rig.daemon.client();
     const ws = workspace();
