@@ -3,8 +3,8 @@
  *
  * 1. egress.download_20mb - an HTTPS download of 20 MB from a local server (127.0.0.2, its
  *    own process) with curl inside a bwrap sandbox of a real daemon, through the path a
- *    sandbox's traffic takes (HTTPS_PROXY on the sandbox's loopback, the sandbox host's
- *    forwarder, the session's proxy socket, the daemon's egress proxy, a CONNECT tunnel),
+ *    sandbox's traffic takes (HTTPS_PROXY on the sandbox's loopback, whose listener the
+ *    daemon's egress proxy accepts on; a CONNECT tunnel),
  *    vs curl straight to the server from here. Both timed by curl itself (time_total), one
  *    tool call per run, alternating; median of runs.
  * 2. egress.connect_setup - a fresh HTTPS connection and a small GET the same way: p50, and
