@@ -387,3 +387,31 @@ describe('egress proxy from a pooled sandbox', () => {
     assert.match(out[1]!, /not allowed for this session \(default deny\)/);
   });
 });
+
+describe('egress proxy at the weaker isolation levels', () => {
+  let rig: AgentRig;
+  let http: RecordingUpstream;
+  before(async () => {
+    rig = await startAgentRig({}, ['--isolation-floor', 'none']);
+    http = await startRecordingUpstream();
+  });
+  after(async () => {
+    await http?.close();
+    await rig?.dispose();
+  });
+
+  // Each level's host hands its listener over the same way: namespaces in its own network namespace, none on the machine's loopback.
+  for (const isolation of ['namespaces', 'none'] as const) {
+    it(`serves a ${isolation} sandbox on the listener its host handed over`, async () => {
+      const client = await rig.daemon.client();
+      const sessionId = await createSession(client, { sandbox: { isolation }, network: { default: 'deny', allow: [http.authority] } });
+      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: `echo "$HTTP_PROXY"; curl -sS ${http.url}/${isolation}` } }), reply.text('done')]);
+      await client.request(SessionPrompt, { sessionId, content: 'go' });
+      const events = await settle(client, sessionId);
+      assert.equal(ofType(events, 'sandbox.provisioned')[0]?.data.isolation, isolation);
+      const [proxy, answer] = resultText(ofType(events, 'tool.result')[0]!).split('\n');
+      assert.match(proxy!, isolation === 'none' ? /^http:\/\/127\.0\.0\.1:\d+$/ : /^http:\/\/127\.0\.0\.1:7890$/);
+      assert.match(answer!, new RegExp(`hello from /${isolation}`));
+    });
+  }
+});
