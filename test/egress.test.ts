@@ -229,7 +229,7 @@ describe('egress proxy', () => {
     }
   });
 
-  it('keeps a network question in the log across a daemon crash; the session asks again after it, and the answer holds', async () => {
+  it('closes a network question a daemon crash cut off as such; the session asks again after it, and the answer holds', async () => {
     const owner = await rig.daemon.client();
     const sessionId = await createSession(owner, { network: { default: 'ask' } });
     const curl = `curl -sS -m 120 ${http.url}/after-restart`;
@@ -254,7 +254,17 @@ describe('egress proxy', () => {
       assert.equal(requested.length, 2, 'the question before the crash is in the log, and the session asked again after it');
       const woke = ofType(events, 'harness.woke')[0]!;
       assert.ok(requested[0]!.seq < woke.seq && woke.seq < requested[1]!.seq);
-      assert.deepEqual(ofType(events, 'permission.resolved').map((e) => [e.data.toolUseId, e.data.decision]), [[requested[1]!.data.toolUseId, 'allow_always']]);
+      // The question the crash cut is closed in the log by the daemon that woke the session, before it asks again.
+      const resolved = ofType(events, 'permission.resolved');
+      assert.deepEqual(
+        resolved.map((e) => [e.data.toolUseId, e.data.decision]),
+        [
+          [requested[0]!.data.toolUseId, 'deny'],
+          [requested[1]!.data.toolUseId, 'allow_always'],
+        ],
+      );
+      assert.match(String(resolved[0]!.data.by), /^cut: the daemon stopped/);
+      assert.ok(woke.seq < resolved[0]!.seq && resolved[0]!.seq < requested[1]!.seq);
       const out = ofType(events, 'tool.result').map(resultText);
       assert.match(out.at(-1)!, /hello from \/after-restart/);
       assert.equal(asked.length, 1, 'only the live question was asked');
