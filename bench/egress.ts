@@ -2,11 +2,13 @@
  * Egress proxy figures, one JSON line each, every one beside a baseline from the same run:
  *
  * 1. egress.download_20mb - an HTTPS download of 20 MB from a local server (127.0.0.2, its
- *    own process) with curl through the proxy path a sandbox uses (the host's loopback
- *    forwarder, its own process -> unix socket -> egress proxy -> CONNECT tunnel), vs curl
- *    straight to the server. Median of runs, alternating.
- * 2. egress.connect_setup - a fresh HTTPS connection and a small GET (curl's time_total),
- *    through the proxy vs direct: p50, and the overhead p50 - p50.
+ *    own process) with curl inside a bwrap sandbox of a real daemon, through the path a
+ *    sandbox's traffic takes (HTTPS_PROXY on the sandbox's loopback, whose listener the
+ *    daemon's egress proxy accepts on; a CONNECT tunnel),
+ *    vs curl straight to the server from here. Both timed by curl itself (time_total), one
+ *    tool call per run, alternating; median of runs.
+ * 2. egress.connect_setup - a fresh HTTPS connection and a small GET the same way: p50, and
+ *    the overhead p50 - p50.
  * 3. egress.npm_install   - `npm install` of a small real package set from the registry this
  *    machine reaches, inside a bwrap sandbox of a real daemon through the proxy (the
  *    package-registries preset; the tool call's own duration), vs the same install run
@@ -16,15 +18,12 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import type { Logger } from '../daemon/logger.js';
-import type { EgressSession } from '../daemon/proxy/egress.js';
-import { CredentialProxy } from '../daemon/proxy/proxy.js';
-import { Vault } from '../daemon/vault/vault.js';
+import type { AgentdClient } from '../clients/lib/index.js';
 import { SessionPrompt, type Event } from '../protocol/index.js';
-import { createSession, ofType, settle, startAgentRig, workspace } from '../test/support/agent.js';
+import { createSession, ofType, settle, startAgentRig, workspace, type AgentRig } from '../test/support/agent.js';
 import { loopbackCertificate, UPSTREAM_HOST } from '../test/support/egress-upstreams.js';
 import { tempDir } from '../test/support/temp.js';
 import { printFigure, round, stats } from './ttft/common.js';
@@ -37,32 +36,18 @@ const SIZE = 20 * 1024 * 1024;
 
 const execFileAsync = promisify(execFile);
 const median = (xs: number[]) => stats(xs).p50;
+/** curl's own timing of one transfer, so neither process start-up nor a tool call's own cost is counted. */
+const CURL_TIMED = ['curl', '-sS', '-o', '/dev/null', '-w', '%{time_total}'];
 
-/** curl's own timing of one transfer (seconds -> ms), so process start-up is not counted. Async: the servers share this event loop. */
+/** One curl run here, outside any sandbox (seconds -> ms). Async: the daemon's child processes keep running meanwhile. */
 async function curlMs(args: string[]): Promise<number> {
-  const { stdout } = await execFileAsync('curl', ['-sS', '-o', '/dev/null', '-w', '%{time_total}', ...args], { encoding: 'utf8' });
+  const { stdout } = await execFileAsync(CURL_TIMED[0]!, [...CURL_TIMED.slice(1), ...args], { encoding: 'utf8' });
   return Number(stdout) * 1000;
 }
 
-/**
- * A child node process running `code`, which prints one line (its result) when ready: the
- * upstream server and the sandbox-side forwarder each get their own event loop, as they
- * have in use (the server is elsewhere, the forwarder is in the sandbox's host process).
- */
-async function child(code: string): Promise<{ line: string; stop(): void }> {
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d;
-      if (out.includes('\n')) resolve(out.trim());
-    });
-    proc.on('exit', (code) => reject(new Error(`bench child exited ${code}`)));
-  });
-  return { line, stop: () => proc.kill() };
-}
-
-const UPSTREAM_CODE = (key: string, cert: string, host: string) => `
+/** The upstream: a node HTTPS server in its own process (it is elsewhere in use); prints its port when ready. */
+async function startUpstream(key: string, cert: string): Promise<{ port: string; stop(): void }> {
+  const code = `
 import { createServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 const blob = Buffer.alloc(${SIZE}, 7);
@@ -71,40 +56,55 @@ const server = createServer({ key: readFileSync(${JSON.stringify(key)}), cert: r
   res.writeHead(200, { 'content-length': body.length });
   res.end(body);
 });
-server.listen(0, ${JSON.stringify(host)}, () => console.log(server.address().port));`;
+server.listen(0, ${JSON.stringify(UPSTREAM_HOST)}, () => console.log(server.address().port));`;
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    proc.on('exit', (code) => reject(new Error(`bench upstream exited ${code}`)));
+  });
+  return { port, stop: () => proc.kill() };
+}
 
-const FORWARDER_CODE = (socket: string) => `
-import { forwardProxy } from ${JSON.stringify(new URL('../sandbox/host/proxy-forward.js', import.meta.url).href)};
-const url = await forwardProxy({ socket: ${JSON.stringify(socket)}, port: 0 });
-console.log(url);
-setInterval(() => {}, 1 << 30);`;
+/** A session whose bwrap sandbox may reach `authority`, and one timed curl in it per call (a tool call each). */
+async function sandboxCurl(rig: AgentRig, client: AgentdClient, authority: string, caFile: string): Promise<(args: string) => Promise<number>> {
+  const ws = workspace();
+  copyFileSync(caFile, join(ws, 'ca.pem'));
+  const sessionId = await createSession(client, { workspace: ws, sandbox: { isolation: 'bwrap' }, network: { default: 'deny', allow: [authority] } });
+  return async (args) => {
+    rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: `${CURL_TIMED.join(' ')} --cacert ca.pem ${args}` } }), reply.text('done')]);
+    await client.request(SessionPrompt, { sessionId, content: 'fetch' });
+    const result = ofType(await settle(client, sessionId), 'tool.result').at(-1)!;
+    const text = (result.data.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('');
+    // The bash tool appends "[exit code: N]" on a line of its own.
+    const seconds = Number(/^\d+(?:\.\d+)?/.exec(text.trim())?.[0]);
+    if (result.data.isError || !Number.isFinite(seconds) || seconds <= 0) throw new Error(`curl in the sandbox failed: ${text}`);
+    return seconds * 1000;
+  };
+}
 
 async function proxyFigures(): Promise<void> {
   const tls = loopbackCertificate();
-  const server = await child(UPSTREAM_CODE(tls.key, tls.cert, UPSTREAM_HOST));
-  const upstream = { authority: `${UPSTREAM_HOST}:${server.line}`, url: `https://${UPSTREAM_HOST}:${server.line}`, close: async () => server.stop() };
-  const dir = tempDir('agentd-bench-egress-');
-  const logger: Logger = { log: () => undefined };
-  const allowUpstream: EgressSession = {
-    policy: async () => ({ policy: { default: 'deny', allow: [upstream.authority] }, added: [] }),
-    record: async () => undefined,
-    ask: async () => ({ decision: 'deny', reason: 'no questions in the bench' }),
-  };
-  const endpoint = await new CredentialProxy(new Vault(join(dir, 'vault.json'), join(dir, 'vault.key')), logger, join(dir, 'proxy')).open('s_benchegress0001', [], allowUpstream);
-  const forwarder = await child(FORWARDER_CODE(endpoint.socketPath));
-  const proxyUrl = forwarder.line;
-  const common = ['--cacert', tls.cert];
-  /** `runs` fetches of `path` straight from the upstream and through the proxy, alternating. */
-  const directAndProxied = async (path: string, runs: number) => {
-    const direct: number[] = [];
-    const proxied: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      direct.push(await curlMs([...common, `${upstream.url}${path}`]));
-      proxied.push(await curlMs([...common, '-x', proxyUrl, `${upstream.url}${path}`]));
-    }
-    return { direct, proxied };
-  };
+  const upstream = await startUpstream(tls.key, tls.cert);
+  const url = `https://${UPSTREAM_HOST}:${upstream.port}`;
+  const rig = await startAgentRig();
   try {
+    const client = await rig.daemon.client();
+    const inside = await sandboxCurl(rig, client, `${UPSTREAM_HOST}:${upstream.port}`, tls.cert);
+    await inside(`${url}/small`); // starts the sandbox, so no run counts its start
+    /** `runs` fetches of `path` straight from the upstream and from inside the sandbox, alternating. */
+    const directAndProxied = async (path: string, runs: number) => {
+      const direct: number[] = [];
+      const proxied: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        direct.push(await curlMs(['--cacert', tls.cert, `${url}${path}`]));
+        proxied.push(await inside(`${url}${path}`));
+      }
+      return { direct, proxied };
+    };
     const { direct, proxied } = await directAndProxied('/blob', DOWNLOAD_RUNS);
     printFigure({
       bench: 'egress',
@@ -126,9 +126,8 @@ async function proxyFigures(): Promise<void> {
       overheadP50: round(median(setupProxied) - median(setupDirect)),
     });
   } finally {
-    forwarder.stop();
-    await endpoint.close();
-    await upstream.close();
+    await rig.dispose();
+    upstream.stop();
   }
 }
 

@@ -27,7 +27,7 @@ import { SubscriptionHub } from './subscriptions.js';
 import { Vault } from './vault/vault.js';
 import { Harness, type HarnessSettings } from './harness/index.js';
 import { DEFAULT_RETRY } from './harness/model.js';
-import { PermissionBroker } from './permissions.js';
+import { openQuestions, PermissionBroker } from './permissions.js';
 import { authHeader, CredentialProxy } from './proxy/proxy.js';
 import { defaultNetworkPolicy, SessionNetworks } from './network.js';
 import type { SandboxProvider } from '../sandbox/types.js';
@@ -172,6 +172,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       bus?.sendDelta(sessionId, turnId, kind, index, text);
     },
     askPermission: (question, signal) => permissions.ask(question, signal),
+    openNetworkQuestions: async (sessionId) => (await openQuestions(timed, sessionId)).filter((q) => q.kind === 'network').map((q) => q.toolUseId),
     session: (sessionId) => sessions.find(sessionId),
     remoteAuthorization: async (name, url) => {
       const credential = await vault.reveal(name).catch(() => undefined);

@@ -1,11 +1,13 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import * as z from 'zod/mini';
 import { CONFIGURE_METHOD, ConfigureResult, HostToolResult, WARM_METHOD, type HostConfig, type HostTimings } from './host/protocol.js';
 import type { Launch } from './isolation/launch.js';
 import type { LimitPlacement } from './limits/index.js';
+import { ListenerHandover } from './listener-handover.js';
 import type { ExecuteOptions, ToolDefinition, ToolErrorKind, ToolResult } from './types.js';
 import { ChildProcessTransport } from './transport.js';
 import { readStat } from './tools/procs.js';
@@ -57,10 +59,13 @@ export class HostProcess {
   private readonly inFlight = new Set<() => void>(); // resolvers that report sandbox_lost to pending calls
   private connectionLost = false; // the host's stdio closed; its exit may be reported a moment later
   private endsAfterCall = false; // the host said it exits after its last answer (HostToolResult.endsSandbox)
-  private hung: string | null = null; // why the host was taken for hung and killed
+  private condemned: string | null = null; // why the host was killed as hung, or for breaking the handover
   private readonly info: Promise<string> | null;
   /** The sandbox's pid 1 (outside numbering, with its start time), once close() has looked it up. */
   private init: { pid: number; start: number } | null = null;
+  private readonly handover: ListenerHandover;
+  /** The proxy's listener inside the sandbox, once handed over: closed when the sandbox ends (it would keep its network namespace). */
+  private listener: Server | null = null;
 
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
@@ -71,8 +76,9 @@ export class HostProcess {
     /** The launcher's child is the sandbox's pid 1 (see Launch.pidNamespace). */
     private readonly pidNamespace: boolean,
   ) {
-    const infoStream = child.stdio[4] as Readable | undefined;
+    const infoStream = child.stdio[4] as Readable | null;
     this.info = infoStream ? readAll(infoStream) : null;
+    this.handover = new ListenerHandover(child, (why) => this.condemn(why));
     this.info?.catch(() => undefined);
     child.stderr.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString('utf8')).slice(-STDERR_TAIL);
@@ -85,8 +91,9 @@ export class HostProcess {
       child.on('exit', (code, signal) => {
         const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
         const tail = this.stderr.trim() ? `: ${this.stderr.trim().slice(-500)}` : '';
-        const reason = this.closing ? 'closed' : this.hung ? `sandbox ${this.hung}; killed` : `sandbox host ${how}${tail}`;
+        const reason = this.closing ? 'closed' : this.condemned ? `sandbox ${this.condemned}; killed` : `sandbox host ${how}${tail}`;
         this.endReason = reason;
+        this.listener?.close();
         for (const lose of this.inFlight) lose();
         void this.initGone()
           .then(cleanup)
@@ -100,7 +107,8 @@ export class HostProcess {
     const child = spawn(launch.command, launch.args, {
       cwd: launch.cwd,
       env,
-      stdio: ['pipe', 'pipe', 'pipe', ...(launch.fd3 || launch.infoFd ? (['pipe'] as const) : []), ...(launch.infoFd ? (['pipe'] as const) : [])],
+      // fd 3 and 4 are the launcher's (seccomp program, info); 5 the channel the proxy's listener is handed over on (listener-handover.ts).
+      stdio: ['pipe', 'pipe', 'pipe', launch.fd3 || launch.infoFd ? 'pipe' : 'ignore', launch.infoFd ? 'pipe' : 'ignore', 'ipc'],
       detached: true, // its own process group, so close() can kill everything it left behind
     }) as ChildProcessWithoutNullStreams;
     // A launcher that fails before reading its fd 3 resets the pipe: that failure is reported by its exit.
@@ -160,7 +168,7 @@ export class HostProcess {
 
   /** Running, and its connection open. */
   get alive(): boolean {
-    return this.endReason === null && !this.connectionLost && !this.closing && !this.endsAfterCall && this.hung === null;
+    return this.endReason === null && !this.connectionLost && !this.closing && !this.endsAfterCall && this.condemned === null;
   }
 
   /** Has the host load what its first command needs, while nobody waits for it (a pooled host). */
@@ -168,10 +176,28 @@ export class HostProcess {
     await this.withinTimeout(this.client.request({ method: WARM_METHOD }, z.object({}), { timeout: NO_TIMEOUT }), 'load its shell');
   }
 
-  /** Binds the host to its session; resolves with where its start-up time went. */
-  async configure(config: HostConfig): Promise<HostTimings> {
-    const result = await this.withinTimeout(this.client.request({ method: CONFIGURE_METHOD, params: config }, ConfigureResult, { timeout: NO_TIMEOUT }), 'accept its configuration');
-    return result.timings;
+  /**
+   * Binds the host to its session; resolves with where its start-up time went and, when the
+   * config has a proxy, the listener the host opened for it inside (the caller serves it; it
+   * is closed when the sandbox ends). The host answers only once the handover channel is
+   * closed, so a proxy listener missing by then is not coming.
+   */
+  async configure(config: HostConfig): Promise<{ timings: HostTimings; listener: Server | null }> {
+    const handedOver = config.proxy ? this.handover.expect(config.proxy.port) : null;
+    if (!handedOver) this.handover.close();
+    try {
+      const result = await this.withinTimeout(this.client.request({ method: CONFIGURE_METHOD, params: config }, ConfigureResult, { timeout: NO_TIMEOUT }), 'accept its configuration');
+      if (!handedOver) return { timings: result.timings, listener: null };
+      this.listener = await Promise.race([handedOver, Promise.resolve(null)]);
+      if (!this.listener) {
+        this.condemn('its host answered its configuration without handing over the proxy listener');
+        throw new Error('the sandbox host did not hand over the proxy listener');
+      }
+      if (this.endReason !== null) this.listener.close(); // ended meanwhile
+      return { timings: result.timings, listener: this.listener };
+    } finally {
+      this.handover.close();
+    }
   }
 
   tools(): Promise<ToolDefinition[]> {
@@ -190,8 +216,8 @@ export class HostProcess {
    */
   async execute(name: string, input: Record<string, unknown>, options: ExecuteOptions = {}): Promise<ToolResult> {
     const started = performance.now();
-    if (this.endReason !== null || this.connectionLost || this.endsAfterCall || this.hung !== null) {
-      const why = this.hung ?? this.endReason ?? (this.endsAfterCall ? 'it could run no more commands, and its host ended' : 'its host stopped answering');
+    if (this.endReason !== null || this.connectionLost || this.endsAfterCall || this.condemned !== null) {
+      const why = this.condemned ?? this.endReason ?? (this.endsAfterCall ? 'it could run no more commands, and its host ended' : 'its host stopped answering');
       return failure('sandbox_lost', `the sandbox is gone (${why}); a new one must be provisioned`, started);
     }
     if (options.signal?.aborted) return failure('interrupted', 'interrupted before it started', started);
@@ -209,12 +235,12 @@ export class HostProcess {
     this.inFlight.add(lose);
     const ownLimit = callTimeLimitMs(name, input);
     const hungAfterMs = options.hungAfterMs ?? (ownLimit === null ? null : ownLimit + HANG_GRACE_MS);
-    const hangTimer = hungAfterMs === null ? undefined : setTimeout(() => this.takeForHung(`its host did not answer a ${name} call within ${Math.round(hungAfterMs / 1000)} s`), hungAfterMs);
+    const hangTimer = hungAfterMs === null ? undefined : setTimeout(() => this.condemn(`its host did not answer a ${name} call within ${Math.round(hungAfterMs / 1000)} s`), hungAfterMs);
     try {
       const request = { method: 'tools/call' as const, params: { name, arguments: input } };
       const call = this.client.request(request, HostToolResult, abort ? { signal: abort.signal, timeout: NO_TIMEOUT } : { timeout: NO_TIMEOUT });
       const result = await Promise.race([call, lost]);
-      if (result === null) return failure('sandbox_lost', `the sandbox died during the call (${this.hung ?? this.endReason})`, started);
+      if (result === null) return failure('sandbox_lost', `the sandbox died during the call (${this.condemned ?? this.endReason})`, started);
       const { content, isError } = result;
       if (result.endsSandbox) this.endsAfterCall = true;
       return { content, isError, ...(isError ? { errorKind: result.errorKind ?? 'tool_error' } : {}), durationMs: performance.now() - started };
@@ -235,6 +261,7 @@ export class HostProcess {
 
   async close(): Promise<void> {
     if (this.child.pid === undefined) return; // never started
+    this.handover.close();
     if (this.endReason === null) {
       this.closing = true;
       this.findInit();
@@ -280,10 +307,10 @@ export class HostProcess {
     }
   }
 
-  /** A host silent past every limit: its calls are lost now, and it is killed (its end follows). */
-  private takeForHung(why: string): void {
-    if (this.hung !== null || this.endReason !== null) return;
-    this.hung = why;
+  /** A host silent past every limit, or one that broke the handover: its calls are lost now, and it is killed (its end follows). */
+  private condemn(why: string): void {
+    if (this.condemned !== null || this.endReason !== null) return;
+    this.condemned = why;
     process.stderr.write(`agentd: sandbox ${why}: killed\n`);
     for (const lose of this.inFlight) lose();
     this.killAll();

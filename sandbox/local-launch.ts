@@ -7,7 +7,7 @@
 import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LIMITS_DIR_INSIDE, PROXY_PORT_INSIDE, PROXY_SOCKET_INSIDE, type HostConfig, type HostLimits } from './host/protocol.js';
+import { LIMITS_DIR_INSIDE, PROXY_PORT_INSIDE, type HostConfig, type HostLimits } from './host/protocol.js';
 import { lateBindPlan, type LateBind } from './isolation/late-bind.js';
 import { buildLaunch, type Launch, type LaunchPlan } from './isolation/launch.js';
 import { mountOps, type MountOp } from './isolation/mounts.js';
@@ -88,7 +88,6 @@ interface Shape {
   workspace?: string;
   binds: SandboxSpec['binds'];
   hide: string[];
-  proxySocket?: string;
   limits?: SandboxLimits;
 }
 
@@ -100,7 +99,6 @@ function launchPlan(level: IsolationLevel, shape: Shape, placement: LimitPlaceme
     extras.push({ src: placement.counters.pidsEvents, dst: `${LIMITS_DIR_INSIDE}/pids.events`, readOnly: true });
     extras.push({ src: placement.counters.memoryEvents, dst: `${LIMITS_DIR_INSIDE}/memory.events`, readOnly: true });
   }
-  if (inside && shape.proxySocket) extras.push({ src: shape.proxySocket, dst: PROXY_SOCKET_INSIDE, readOnly: false });
   return {
     level,
     command: [process.execPath, HOST_ENTRY],
@@ -148,7 +146,8 @@ function hostLimits(placement: LimitPlacement, limits: SandboxLimits, inside: bo
 export function hostConfig(spec: SandboxSpec, level: IsolationLevel, workspace: string, placement: LimitPlacement | null, outsideDir: string | null, umask: number | undefined): HostConfig {
   const inside = level !== 'none';
   const ca = spec.proxyCa ? { ca: spec.proxyCa } : {};
-  const proxy = spec.proxySocket ? { ...(inside ? { socket: PROXY_SOCKET_INSIDE, port: PROXY_PORT_INSIDE } : { socket: spec.proxySocket, port: 0 }), ...ca } : undefined;
+  // Any free port without a network namespace of its own: the machine's loopback is shared.
+  const proxy = spec.proxy ? { port: inside ? PROXY_PORT_INSIDE : 0, ...ca } : undefined;
   return {
     workspace,
     env: sandboxEnv(spec, inside, workspace),
@@ -198,10 +197,7 @@ export async function prepareLaunch(spec: SandboxSpec, id: string, available: Le
   }
 }
 
-const optional = (spec: Pick<SandboxSpec, 'proxySocket' | 'limits'>) => ({
-  ...(spec.proxySocket ? { proxySocket: spec.proxySocket } : {}),
-  ...(spec.limits ? { limits: spec.limits } : {}),
-});
+const optional = (spec: Pick<SandboxSpec, 'limits'>) => (spec.limits ? { limits: spec.limits } : {});
 
 /** What the pool's sandboxes start with: the daemon's defaults (hidden paths, limits). */
 export interface PoolShape {

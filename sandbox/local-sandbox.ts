@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { HostTimings } from './host/protocol.js';
+import type { HostConfig, HostTimings } from './host/protocol.js';
 import { HostProcess } from './host-process.js';
 import { prepareLaunch, type LevelCheck } from './local-launch.js';
 import type { Limiter } from './limits/index.js';
@@ -39,6 +39,13 @@ export class LocalSandbox implements Sandbox {
   }
 }
 
+/** Configures `host` for `spec`; the proxy's listener it hands over goes to the session's proxy. */
+export async function configureFor(host: HostProcess, config: HostConfig, spec: SandboxSpec): Promise<HostTimings> {
+  const { timings, listener } = await host.configure(config);
+  if (listener) spec.proxy?.serve(listener);
+  return timings;
+}
+
 export const sandboxId = (sessionId: string) => `${sessionId}-${randomBytes(4).toString('hex')}`;
 
 /** Starts a host at the chosen isolation level, bound to the spec from the start. */
@@ -50,7 +57,7 @@ export async function provisionCold(spec: SandboxSpec, available: LevelCheck, li
   const host = await HostProcess.start(launch, prepared.env, placement, prepared.cleanup);
   let timings: HostTimings;
   try {
-    timings = await host.configure(prepared.config);
+    timings = await configureFor(host, prepared.config, spec);
   } catch (error) {
     throw await host.failedStart(error as Error);
   }

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { HostProcess } from './host-process.js';
 import { LateBinder, lateBindSupport, SandboxGone, type BindTarget } from './isolation/late-bind.js';
 import { hostConfig, planBinding, prepareBlank, type LevelCheck, type PoolShape, type PreparedBlank } from './local-launch.js';
-import { LocalSandbox, sandboxId } from './local-sandbox.js';
+import { configureFor, LocalSandbox, sandboxId } from './local-sandbox.js';
 import type { Limiter } from './limits/index.js';
 import type { Check, PoolStatus, SandboxSpec } from './types.js';
 
@@ -58,7 +58,7 @@ async function bindBlank(binder: LateBinder, blank: Blank, spec: SandboxSpec, wo
       prepared.placement!.setLimits!(spec.limits);
     }
     await binder.bind(blank.target, plan);
-    const timings = await host.configure(hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask));
+    const timings = await configureFor(host, hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask), spec);
     const { placement } = prepared;
     const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
     return new LocalSandbox(sandboxId(spec.sessionId), 'bwrap', prepared.warnings, limits, true, host, timings);

@@ -3,6 +3,7 @@
  * (the composition root also imports the factory, provider.ts). It imports nothing of the
  * sandbox but the host's wire schemas, so sandbox/ has no import cycle through it.
  */
+import type { Server } from 'node:net';
 import type { HostErrorKind, ToolContent } from './host/protocol.js';
 
 export type { ToolContent } from './host/protocol.js';
@@ -70,10 +71,11 @@ export interface SandboxSpec {
   /** Process and memory limits for the whole sandbox (see limits/index.ts for how they are held). */
   limits?: SandboxLimits;
   /**
-   * The credential proxy's unix socket. Inside, the host serves it on a loopback port
-   * and sets AGENTD_PROXY to that base URL; the sandbox's network stays otherwise off.
+   * The session's proxy. The host opens its port on the sandbox's loopback (AGENTD_PROXY,
+   * HTTP(S)_PROXY point there) and hands the listening socket over; `serve` accepts the
+   * sandbox's connections on it. The sandbox's network stays otherwise off.
    */
-  proxySocket?: string;
+  proxy?: { serve(listener: Server): void };
   /**
    * A CA certificate (PEM) the sandbox's TLS clients trust besides the system's: the proxy's,
    * which it signs with to add a credential on an HTTPS host the credential is bound to.

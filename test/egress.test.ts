@@ -157,6 +157,28 @@ describe('egress proxy', () => {
     assert.match(out[2]!, /exit=[1-9]/);
   });
 
+  it('leaves nothing inside holding the channel the proxy listener came through: tools neither inherit it nor reach it', async () => {
+    // The host (node running main.cjs) handed its listener over through an IPC channel (a socket, its fd 5); by the first call that is closed.
+    const host = `h=$(for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline | grep -q '^[^ ]*node [^ ]*main.cjs' && echo \${p#/proc/}; done | head -1)`;
+    const { out } = await run({ default: 'deny', allow: [http.authority] }, [
+      `${host}; echo "host=$h"; cat /proc/self/environ /proc/$$/environ | tr '\\0' '\\n' | grep -c '^NODE_CHANNEL'; readlink /proc/$h/fd/5 || echo closed; ls -l /proc/self/fd/ /proc/$$/fd/ | grep -c 'socket:'`,
+      // Every socket of the host through /proc: the kernel opens no socket that way.
+      `${host}; for f in /proc/$h/fd/*; do case "$(readlink $f)" in socket:*) printf 'garbage\\n' 2>/dev/null > $f && echo "wrote to host fd \${f##*/}";; esac; done; echo tried`,
+      `curl -sS ${http.url}/after`,
+    ]);
+    const [hostLine, channelEnv, hostFd5, ownSockets] = out[0]!.split('\n');
+    assert.match(hostLine!, /^host=\d+$/, out[0]);
+    assert.notEqual(hostLine, 'host=1', 'the host, not the sandbox\'s pid 1');
+    assert.equal(channelEnv, '0', 'no NODE_CHANNEL_FD in a tool\'s environment');
+    // Closed, or (fds are reused) no longer a socket.
+    assert.doesNotMatch(hostFd5!, /socket:/, 'the host closed its end of the channel');
+    assert.equal(ownSockets, '0', `a tool and its shell hold no socket: ${out[0]}`);
+    assert.match(out[1]!, /tried/);
+    assert.doesNotMatch(out[1]!, /wrote to host fd/);
+    // The daemon is up and the proxy serves the sandbox as before.
+    assert.match(out[2]!, /hello from \/after/);
+  });
+
   it('asks the session’s controllers about an undecided host while the request waits; allow always joins the policy', async () => {
     const owner = await rig.daemon.client();
     const ws = workspace();
@@ -207,7 +229,7 @@ describe('egress proxy', () => {
     }
   });
 
-  it('keeps a network question in the log across a daemon crash; the session asks again after it, and the answer holds', async () => {
+  it('closes a network question a daemon crash cut off as such; the session asks again after it, and the answer holds', async () => {
     const owner = await rig.daemon.client();
     const sessionId = await createSession(owner, { network: { default: 'ask' } });
     const curl = `curl -sS -m 120 ${http.url}/after-restart`;
@@ -232,7 +254,17 @@ describe('egress proxy', () => {
       assert.equal(requested.length, 2, 'the question before the crash is in the log, and the session asked again after it');
       const woke = ofType(events, 'harness.woke')[0]!;
       assert.ok(requested[0]!.seq < woke.seq && woke.seq < requested[1]!.seq);
-      assert.deepEqual(ofType(events, 'permission.resolved').map((e) => [e.data.toolUseId, e.data.decision]), [[requested[1]!.data.toolUseId, 'allow_always']]);
+      // The question the crash cut is closed in the log by the daemon that woke the session, before it asks again.
+      const resolved = ofType(events, 'permission.resolved');
+      assert.deepEqual(
+        resolved.map((e) => [e.data.toolUseId, e.data.decision]),
+        [
+          [requested[0]!.data.toolUseId, 'deny'],
+          [requested[1]!.data.toolUseId, 'allow_always'],
+        ],
+      );
+      assert.match(String(resolved[0]!.data.by), /^cut: the daemon stopped/);
+      assert.ok(woke.seq < resolved[0]!.seq && resolved[0]!.seq < requested[1]!.seq);
       const out = ofType(events, 'tool.result').map(resultText);
       assert.match(out.at(-1)!, /hello from \/after-restart/);
       assert.equal(asked.length, 1, 'only the live question was asked');
@@ -364,4 +396,32 @@ describe('egress proxy from a pooled sandbox', () => {
     assert.match(out[0]!, /hello from \/pooled/);
     assert.match(out[1]!, /not allowed for this session \(default deny\)/);
   });
+});
+
+describe('egress proxy at the weaker isolation levels', () => {
+  let rig: AgentRig;
+  let http: RecordingUpstream;
+  before(async () => {
+    rig = await startAgentRig({}, ['--isolation-floor', 'none']);
+    http = await startRecordingUpstream();
+  });
+  after(async () => {
+    await http?.close();
+    await rig?.dispose();
+  });
+
+  // Each level's host hands its listener over the same way: namespaces in its own network namespace, none on the machine's loopback.
+  for (const isolation of ['namespaces', 'none'] as const) {
+    it(`serves a ${isolation} sandbox on the listener its host handed over`, async () => {
+      const client = await rig.daemon.client();
+      const sessionId = await createSession(client, { sandbox: { isolation }, network: { default: 'deny', allow: [http.authority] } });
+      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: `echo "$HTTP_PROXY"; curl -sS ${http.url}/${isolation}` } }), reply.text('done')]);
+      await client.request(SessionPrompt, { sessionId, content: 'go' });
+      const events = await settle(client, sessionId);
+      assert.equal(ofType(events, 'sandbox.provisioned')[0]?.data.isolation, isolation);
+      const [proxy, answer] = resultText(ofType(events, 'tool.result')[0]!).split('\n');
+      assert.match(proxy!, isolation === 'none' ? /^http:\/\/127\.0\.0\.1:\d+$/ : /^http:\/\/127\.0\.0\.1:7890$/);
+      assert.match(answer!, new RegExp(`hello from /${isolation}`));
+    });
+  }
 });

@@ -52,6 +52,8 @@ export interface RunnerDeps {
   redactor(): Promise<HarnessRedactor>;
   /** Runs a task on the session's queue, the one session/prompt appends on. */
   serialize<T>(sessionId: string, task: () => Promise<T>): Promise<T>;
+  /** The network questions the session's log leaves open (their ids): a stopped daemon's, when a runner wakes. */
+  openNetworkQuestions(sessionId: string): Promise<string[]>;
   /** Names this daemon in harness.woke, so a hand-over says where the session went. */
   daemonId: string;
   /** A new session id, for a sub-agent named in the log before it is created. */

@@ -1,5 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { realpath } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import type { SessionCreateParams, UsageTotals } from '../../protocol/index.js';
 import type { SandboxProvider, SandboxSpec } from '../../sandbox/types.js';
 import { fencedLog } from '../log/fenced.js';
@@ -16,9 +17,9 @@ import type { PriceTable } from './usage.js';
 import { BudgetLedger } from './budget-ledger.js';
 import { offeredTools, remoteServerSpecs, remoteTools, sandboxNotices, systemPrompt } from './session-setup.js';
 
-/** The session's proxy as the harness hands it to the sandbox: its socket, and the CA the sandbox trusts. */
+/** The session's proxy as the harness hands it to the sandbox: what serves the sandbox's listener, and the CA the sandbox trusts. */
 export interface ProxyEndpoint {
-  socketPath: string;
+  serve(listener: Server): void;
   ca?: string;
   close(): Promise<void>;
 }
@@ -203,7 +204,7 @@ export class Harness {
         isolation: record.config.sandbox?.isolation ?? 'auto',
         ...this.deps.sandboxSpec(record.config.sandbox),
         mcpServers: stdioServers,
-        proxySocket: proxy.socketPath,
+        proxy: { serve: (listener) => proxy.serve(listener) },
         ...(proxy.ca ? { proxyCa: proxy.ca } : {}),
       },
       sandboxNotices(record, log, this.deps.logger),

@@ -31,6 +31,9 @@ const NO_TURN_RUNNING = { runningTurn: null };
  * runner that died at any point is replaced by one that continues without a duplicate
  * reply or an orphaned tool call.
  */
+/** Who resolved a network question a stopped daemon left open (see wake). */
+const NETWORK_QUESTION_CUT = 'cut: the daemon stopped before it was answered';
+
 export class SessionRunner {
   private readonly writer: SessionWriter;
   private readonly tools: ToolCalls;
@@ -147,13 +150,26 @@ export class SessionRunner {
     await Promise.allSettled([this.slot.close(), this.remote.close()]);
   }
 
+  /**
+   * Records the wake-up of a session a stopped daemon left mid-turn, and ends the network
+   * questions it left open: the connections that waited on them went with that daemon (a
+   * tool's question stays, for its call runs again and is still asked).
+   */
+  private async wake(): Promise<void> {
+    const turn = pendingTurn(this.writer.state);
+    const cut = await this.deps.openNetworkQuestions(this.config.sessionId);
+    const events: NewKnownEvent[] = [
+      ...(turn ? [{ type: 'harness.woke' as const, data: { fromSeq: this.writer.state.headSeq, pendingTurn: turn.turnId, daemon: this.deps.daemonId } }] : []),
+      ...cut.map((toolUseId) => ({ type: 'permission.resolved' as const, data: { ...(turn ? { turnId: turn.turnId } : {}), toolUseId, decision: 'deny' as const, by: NETWORK_QUESTION_CUT } })),
+    ];
+    if (events.length > 0) await this.writer.append(events);
+  }
+
   private async run(woke: boolean): Promise<void> {
     await this.writer.catchUp();
     // Nothing of this session runs now: what its calls cut off by a crash hold is spent.
     if (woke) await this.deps.budget.release(this.config.sessionId);
-    if (woke && pendingTurn(this.writer.state)) {
-      await this.writer.append([{ type: 'harness.woke', data: { fromSeq: this.writer.state.headSeq, pendingTurn: pendingTurn(this.writer.state)!.turnId, daemon: this.deps.daemonId } }]);
-    }
+    if (woke) await this.wake();
     for (;;) {
       for (let turn = pendingTurn(this.writer.state); turn && !this.stopped && !this.draining; turn = pendingTurn(this.writer.state)) {
         await this.runTurn(turn);

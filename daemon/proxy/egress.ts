@@ -196,7 +196,8 @@ function parseAuthority(authority: string): { host: string; port: number } | und
 
 function open(address: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: address, port });
+    // No Nagle: a TLS handshake's small writes would each wait for the peer's delayed ACK.
+    const socket = connect({ host: address, port, noDelay: true });
     socket.once('connect', () => {
       socket.off('error', reject);
       resolve(socket);

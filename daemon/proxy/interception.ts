@@ -3,7 +3,7 @@
  * connection: only for a host a session's vault credential is bound to, so the credential
  * can be added there (everything else is tunnelled untouched). The CA's key lives in the
  * daemon's data dir, which no sandbox sees; its certificate is trusted inside the
- * sandboxes of sessions with credentials (see sandbox/host/proxy-forward.ts).
+ * sandboxes of sessions with credentials (see sandbox/host/proxy-env.ts).
  *
  * node:crypto makes the keys; node-forge builds and signs the certificates, which
  * node:crypto cannot (it reads X.509, it does not issue it).

@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Server as Listener, Socket } from 'node:net';
 import type { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
@@ -28,8 +29,10 @@ export function authHeader(binding: VaultBinding, secret: string): [string, stri
 }
 
 export interface ProxyEndpoint {
-  /** Unix socket the session's sandbox reaches the proxy through. */
+  /** Unix socket the proxy answers on (for the daemon's own use; sandboxes reach it through `serve`). */
   socketPath: string;
+  /** Serves connections accepted on `listener` (a sandbox's loopback port, handed over by its host) until either closes. */
+  serve(listener: Listener): void;
   /** The CA certificate (PEM) the sandbox trusts, when the session has credentials the proxy may add over HTTPS. */
   ca?: string;
   close(): Promise<void>;
@@ -98,10 +101,24 @@ export class CredentialProxy {
       server.once('error', reject);
       server.listen(socketPath, () => resolve());
     });
-    // Only this user's sandboxes may connect, whatever the umask was.
+    // Only this user's processes may connect, whatever the umask was.
     chmodSync(socketPath, 0o600);
     const ca = credentials.length > 0 ? { ca: this.ca.certificate() } : {};
-    return { socketPath, ...ca, close: () => closeServer(server, socketPath) };
+    const listeners = new Set<Listener>();
+    const serve = (listener: Listener) => {
+      listeners.add(listener);
+      listener.once('close', () => listeners.delete(listener));
+      listener.on('connection', (socket: Socket) => {
+        // No Nagle (an http server sets this on the connections it accepts itself, not on these).
+        socket.setNoDelay(true);
+        server.emit('connection', socket);
+      });
+    };
+    const close = () => {
+      for (const listener of listeners) listener.close();
+      return closeServer(server, socketPath);
+    };
+    return { socketPath, ...ca, serve, close };
   }
 
   private refuse(res: ServerResponse, status: number, message: string): void {

@@ -49,11 +49,14 @@ async function bind(config: HostConfig): Promise<Bound> {
   const workspace = realpathSync(config.workspace);
   process.chdir(workspace);
   const env = { ...config.env };
-  // Before the shell starts, so its commands inherit AGENTD_PROXY and the HTTP(S)_PROXY variables.
+  // Before the shell starts, so its commands inherit AGENTD_PROXY and the HTTP(S)_PROXY variables,
+  // and so that the channel to the daemon is closed before anything of the session runs.
+  const { closeChannel, handOverListener, proxyEnv, trustEnv } = await import('./proxy-env.js');
   if (config.proxy) {
-    const { forwardProxy, proxyEnv, trustEnv } = await import('./proxy-forward.js');
-    Object.assign(env, proxyEnv(await forwardProxy(config.proxy), env.NODE_OPTIONS));
+    Object.assign(env, proxyEnv(await handOverListener(config.proxy.port), env.NODE_OPTIONS));
     if (config.proxy.ca) Object.assign(env, trustEnv(config.proxy.ca, config.scratch));
+  } else {
+    closeChannel();
   }
   const processes = new SandboxProcesses(config.processScope);
   const shell = new PtyShell(workspace, env, OUTPUT_CAP, config.scratch, processes, config.limits ? new LimitWatch(config.limits, processes) : null);

@@ -11,8 +11,6 @@ export const CONFIGURE_METHOD = 'agentd/configure';
 /** Loads what the first command needs (the shell's native module) ahead of it: the pool's hosts, before they count as ready. */
 export const WARM_METHOD = 'agentd/warm';
 
-/** Where the proxy socket is mounted inside the sandbox. */
-export const PROXY_SOCKET_INSIDE = '/run/agentd/proxy.sock';
 /** Where the sandbox's own limit counters are mounted (read-only) inside. */
 export const LIMITS_DIR_INSIDE = '/run/agentd/limits';
 /**
@@ -57,8 +55,8 @@ export const HostConfig = z.object({
   mcpServers: z.array(SessionServerSpec),
   /** Where the host keeps its own files; removed by the provider when the sandbox ends. */
   scratch: z.string(),
-  /** Forward 127.0.0.1:port (0: any free port) inside to the proxy's unix socket at this path. */
-  proxy: z.optional(z.object({ socket: z.string(), port: z.number(), ca: z.optional(z.string()) })),
+  /** Open 127.0.0.1:port (0: any free port) inside and hand it to the daemon's proxy (listener-handover.ts); `ca`: the proxy's, to trust. */
+  proxy: z.optional(z.object({ port: z.number(), ca: z.optional(z.string()) })),
   processScope: ProcessScope,
   limits: z.optional(HostLimits),
   /** The file-creation mask for everything the tools create (the user's, not the daemon's tighter one). */

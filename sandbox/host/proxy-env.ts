@@ -1,32 +1,37 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import path from 'node:path';
 
 /**
- * Serves the credential proxy's unix socket on a loopback port inside the sandbox, so
- * tools see an ordinary base URL (AGENTD_PROXY) while the sandbox has no other way out.
- * Resolves with that base URL.
+ * Opens the proxy's port on 127.0.0.1 (inside the sandbox's own network namespace) and hands
+ * the listening socket to the daemon through the IPC channel it started the host with, so the
+ * daemon's proxy accepts the connections itself (sandbox/listener-handover.ts). Resolves with
+ * the proxy's base URL once the daemon has closed the channel, and only then: nothing else of
+ * the session (shell, servers) starts while the channel is open, so nothing else holds it.
  */
-export async function forwardProxy(proxy: { socket: string; port: number }): Promise<string> {
-  const server = createServer((inbound) => {
-    const outbound = connect(proxy.socket);
-    inbound.pipe(outbound).pipe(inbound);
-    const close = () => {
-      inbound.destroy();
-      outbound.destroy();
-    };
-    inbound.on('error', close);
-    outbound.on('error', close);
-  });
+export async function handOverListener(port: number): Promise<string> {
+  const send = process.send?.bind(process);
+  if (!send || !process.connected) throw new Error('the host has no channel to hand the proxy listener over on');
+  // No connection handler: the daemon accepts on this socket, and this copy closes once it has it.
+  const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(proxy.port, '127.0.0.1', () => resolve());
+    server.listen(port, '127.0.0.1', () => resolve());
   });
-  server.unref();
   const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : proxy.port;
-  return `http://127.0.0.1:${port}`;
+  const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : port}`;
+  await new Promise<void>((resolve, reject) => {
+    process.once('disconnect', resolve);
+    send({ kind: 'proxy-listener' }, server, {}, (error) => error && reject(error));
+  });
+  server.close();
+  return base;
+}
+
+/** The channel closes when no listener is handed over. */
+export function closeChannel(): void {
+  if (process.connected) process.disconnect();
 }
 
 /**
