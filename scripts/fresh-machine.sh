@@ -74,6 +74,10 @@ fi
 # and DNS come along (the network, not the machine's software).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 [ -f /etc/ssl/certs/ca-certificates.crt ] && install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+# ...and its own CAs as local ones, so the bundle apt's ca-certificates rebuilds still has them.
+for ca in /usr/local/share/ca-certificates/*.crt; do
+  [ -f "$ca" ] && install -D -m 0644 "$ca" "$root/usr/local/share/ca-certificates/$(basename "$ca")"
+done
 
 git clone -q --no-hardlinks "$repo" "$root/root/agentd"
 git -C "$root/root/agentd" checkout -q "$(git -C "$repo" rev-parse HEAD)"
