@@ -57,6 +57,10 @@ describe('sandbox lifecycle', () => {
       await bash(sb, 'echo persisted > kept.txt; export SHELL_STATE=old');
       const call = sb.execute('bash', { command: 'echo started > started.txt; sleep 1000' });
       await waitFor(() => readFileOr(path.join(pg.workspace, 'started.txt')) !== '');
+      // The sleep itself, not only the echo before it: at `none` (no pid namespace, and no cgroup
+      // for a spec without limits) a command the shell is still forking when its host dies can
+      // miss the terminal's hangup and outlive the sandbox; the point here is a call mid-run.
+      await waitFor(() => processesTagged(pg.tag).some((pid) => readFileOr(`/proc/${pid}/cmdline`) === 'sleep\u00001000\u0000'));
       const killedAt = performance.now();
       process.kill(hostPid(pg.tag), 'SIGKILL');
       const r = await withDeadline(call, 10_000);
