@@ -137,7 +137,7 @@ describe('sandbox lifecycle', () => {
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
     assert.deepEqual(await waitUntilGone(pg.tag), [], 'its host ends with its stdin');
-    assert.equal(left().length, 1, 'nothing removed it');
+    // From here any new provider may sweep it (test files run in parallel, each with providers of its own).
     createLocalProvider();
     assert.deepEqual(left(), []);
   });
