@@ -287,7 +287,7 @@ async function prompt(event: Event): Promise<void> {
   if (!text || !followed || !state.rpc) return;
   try {
     // While a turn runs, what is sent joins it (its next model call); otherwise it is a new turn.
-    if (isRunning(followed)) await state.rpc.request('session/steer', { sessionId: followed.sessionId, content: text });
+    if (isRunning(followed.model.view().status)) await state.rpc.request('session/steer', { sessionId: followed.sessionId, content: text });
     else await state.rpc.request('session/prompt', { sessionId: followed.sessionId, content: text });
     input.value = '';
     showError('');
@@ -296,8 +296,7 @@ async function prompt(event: Event): Promise<void> {
   }
 }
 
-function isRunning(followed: Followed): boolean {
-  const { status } = followed.model.view();
+function isRunning(status: string): boolean {
   return status === 'running' || status === 'waiting';
 }
 
@@ -365,9 +364,10 @@ function render(): void {
   $('prompt-form').hidden = !canControl() || view.status === 'archived';
   $('read-only').hidden = canControl();
   $('interrupt').hidden = !canControl();
-  $<HTMLButtonElement>('interrupt').disabled = !isRunning(followed);
-  $('send').textContent = isRunning(followed) ? 'Steer' : 'Send';
-  $('send').title = isRunning(followed) ? 'Adds this to the running turn: its next model call reads it' : 'Starts a turn';
+  const running = isRunning(view.status);
+  $<HTMLButtonElement>('interrupt').disabled = !running;
+  $('send').textContent = running ? 'Steer' : 'Send';
+  $('send').title = running ? 'Adds this to the running turn: its next model call reads it' : 'Starts a turn';
 }
 
 // ---- start ----
