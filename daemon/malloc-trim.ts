@@ -24,7 +24,8 @@ export function loadMallocTrim(): MallocTrim | undefined {
   }
 }
 
-function glibcVersion(): string | undefined {
+/** The running glibc's version; undefined where the C library is not glibc. */
+export function glibcVersion(): string | undefined {
   if (process.platform !== 'linux') return undefined;
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: unknown } } | undefined)?.header;
   return typeof header?.glibcVersionRuntime === 'string' ? header.glibcVersionRuntime : undefined;

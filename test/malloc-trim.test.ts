@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { loadMallocTrim } from '../daemon/malloc-trim.js';
+import { glibcVersion, loadMallocTrim } from '../daemon/malloc-trim.js';
 
-const glibc = process.platform === 'linux' && Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime);
+const glibc = glibcVersion() !== undefined;
 const MiB = 1024 * 1024;
 
 /** Runs in the child: 2,000 freed 64 KiB ArrayBuffers (malloc'd), each followed by a 4 KiB one kept. */
