@@ -28,6 +28,8 @@ export interface Principal {
 }
 
 const NOBODY = 65534;
+/** The isolation probe, run as each principal: also what tells whether that principal can read this checkout. */
+const PROBE_MODULE = fileURLToPath(new URL('../../../sandbox/isolation/probe.js', import.meta.url));
 const asNobody = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--'];
 
 /** A temp dir (removed at exit at the latest) that `principal` owns: its TMPDIR. */
@@ -43,8 +45,7 @@ function tempDirOf(principal: Principal, prefix: string): string {
  */
 function levelsFor(principal: Principal): Promise<IsolationLevel[]> | IsolationLevel[] {
   if (principal.prefix.length === 0) return probeIsolation().then((r) => (['bwrap', 'namespaces'] as const).filter((l) => r.levels[l].ok));
-  const probe = fileURLToPath(new URL('../../../sandbox/isolation/probe.js', import.meta.url));
-  const script = `import(${JSON.stringify(probe)}).then((m) => m.probeIsolation()).then((r) => console.log(JSON.stringify(['bwrap', 'namespaces'].filter((l) => r.levels[l].ok))))`;
+  const script = `import(${JSON.stringify(PROBE_MODULE)}).then((m) => m.probeIsolation()).then((r) => console.log(JSON.stringify(['bwrap', 'namespaces'].filter((l) => r.levels[l].ok))))`;
   const env = { ...process.env, TMPDIR: tempDirOf(principal, 'agentd-probe-tmp-') };
   const out = spawnSync(principal.prefix[0]!, [...principal.prefix.slice(1), process.execPath, '-e', script], { cwd: '/', env, encoding: 'utf8', timeout: 60_000 });
   try {
@@ -79,9 +80,8 @@ export async function securityMatrix(): Promise<SecurityCase[]> {
   if (uid === 0 && spawnSync('setpriv', ['--version']).status === 0) {
     // The daemon runs from this checkout: as nobody only where nobody can read it. A checkout in
     // root's own home (0700) cannot be, and the cases as an ordinary user say so, loudly.
-    const code = fileURLToPath(new URL('../../../sandbox/isolation/probe.js', import.meta.url));
-    if (spawnSync(asNobody[0]!, [...asNobody.slice(1), 'test', '-r', code]).status === 0) principals.push({ label: 'user', uid: NOBODY, gid: NOBODY, prefix: asNobody });
-    else process.stderr.write(`security suite: NOT run as an ordinary user (uid ${NOBODY}): it cannot read this checkout (${code}); clone it where others can read it (not under /root) to run those cases too\n`);
+    if (spawnSync(asNobody[0]!, [...asNobody.slice(1), 'test', '-r', PROBE_MODULE]).status === 0) principals.push({ label: 'user', uid: NOBODY, gid: NOBODY, prefix: asNobody });
+    else process.stderr.write(`security suite: NOT run as an ordinary user (uid ${NOBODY}): it cannot read this checkout (${PROBE_MODULE}); clone it where others can read it (not under /root) to run those cases too\n`);
   }
   const out: SecurityCase[] = [];
   for (const principal of principals) {
