@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { HostProcess } from './host-process.js';
-import { LateBinder, lateBindSupport, SandboxGone, type BindTarget } from './isolation/late-bind.js';
+import { LateBinder, lateBindSupport, SandboxGone, type BindTarget, type LateBind } from './isolation/late-bind.js';
 import { hostConfig, planBinding, prepareBlank, type LevelCheck, type PoolShape, type PreparedBlank } from './local-launch.js';
 import { configureFor, LocalSandbox, sandboxId } from './local-sandbox.js';
 import type { Limiter } from './limits/index.js';
@@ -49,11 +49,9 @@ async function startBlank(shape: PoolShape, limiter: Limiter | null): Promise<Bl
 class HostDied extends Error {}
 
 /** Mounts the session's workspace (and the rest) into `blank` and configures its host; closes it on failure. */
-async function bindBlank(binder: LateBinder, blank: Blank, spec: SandboxSpec, workspace: string, umask: number | undefined): Promise<LocalSandbox> {
+async function bindBlank(binder: LateBinder, blank: Blank, plan: LateBind, spec: SandboxSpec, workspace: string, umask: number | undefined): Promise<LocalSandbox> {
   const { prepared, host } = blank;
   try {
-    const plan = planBinding(prepared, spec, workspace);
-    if (!plan) throw new Error('this session needs a sandbox the pool does not hold');
     if (spec.limits && prepared.limits && (spec.limits.pids !== prepared.limits.pids || spec.limits.memoryMb !== prepared.limits.memoryMb)) {
       prepared.placement!.setLimits!(spec.limits);
     }
@@ -85,7 +83,13 @@ export async function probeLateBinding(available: LevelCheck): Promise<Check> {
   const binder = new LateBinder();
   try {
     const blank = await startBlank({ hide: [] }, null);
-    const sandbox = await bindBlank(binder, blank, { sessionId: 'pool-probe', workspace: dir }, dir, undefined);
+    const spec = { sessionId: 'pool-probe', workspace: dir };
+    const plan = planBinding(blank.prepared, spec, dir);
+    if (!plan) {
+      await blank.host.close();
+      return { ok: false, detail: 'a pooled sandbox cannot be bound to a plain workspace' };
+    }
+    const sandbox = await bindBlank(binder, blank, plan, spec, dir, undefined);
     try {
       const read = await sandbox.execute('read_file', { path: 'marker' });
       const text = read.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
@@ -174,12 +178,13 @@ export class WarmPool {
         this.counts.replaced++; // died while waiting; a replacement starts once this provision is done
         continue;
       }
-      if (!planBinding(blank.prepared, spec, workspace)) {
+      const plan = planBinding(blank.prepared, spec, workspace);
+      if (!plan) {
         this.ready.unshift(blank); // fits no session like this one; it stays for others
         break;
       }
       try {
-        const sandbox = await bindBlank(this.binder, blank, spec, workspace, this.options.umask);
+        const sandbox = await bindBlank(this.binder, blank, plan, spec, workspace, this.options.umask);
         this.failures = 0;
         this.counts.served++;
         return sandbox;

@@ -33,6 +33,18 @@ z.config(en());
 const Initialize = z.object({ protocolVersion: z.optional(z.string()) });
 const CallTool = z.object({ name: z.string(), arguments: z.optional(z.record(z.string(), z.unknown())) });
 
+/** A configuration with every part, parsed (not applied) while a pooled host waits. */
+const WARM_UP_CONFIG: HostConfig = {
+  workspace: '/',
+  env: { PATH: '/usr/bin' },
+  mcpServers: [{ name: 'warm-up', command: 'true', args: [], env: {} }],
+  scratch: '/tmp',
+  proxy: { port: 0, ca: '' },
+  processScope: 'namespace',
+  limits: { pids: 1, memoryMb: 1, pidsMechanism: 'none', memoryMechanism: 'none', pidsEvents: '', memoryEvents: '' },
+  umask: 0o22,
+};
+
 function errorResult(message: string, errorKind: HostErrorKind = 'tool_error'): HostToolResult {
   return { content: [{ type: 'text', text: message }], isError: true, errorKind };
 }
@@ -99,7 +111,9 @@ function main(): void {
     },
     ping: async () => ({}),
     [WARM_METHOD]: async () => {
-      await loadPty();
+      await Promise.all([loadPty(), import('./proxy-env.js')]);
+      // zod compiles a schema's parser on its first parse: done here, not while a session waits to be bound.
+      z.safeParse(HostConfig, WARM_UP_CONFIG);
       return {};
     },
     [CONFIGURE_METHOD]: async (params) => {

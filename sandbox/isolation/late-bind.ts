@@ -26,11 +26,8 @@ export interface LateBind {
 const within = (child: string, parent: string) => child === parent || child.startsWith(parent === '/' ? '/' : `${parent}/`);
 const overlaps = (a: string, b: string) => within(a, b) || within(b, a);
 const dstOf = (op: MountOp): string | null => ('dst' in op ? op.dst : null);
-/** Two ops that mount the same thing at the same place; a tmpfs's size is compared apart. */
-const sameOp = (a: MountOp, b: MountOp) => {
-  if (a.kind === 'tmpfs' && b.kind === 'tmpfs') return a.dst === b.dst;
-  return JSON.stringify(a) === JSON.stringify(b);
-};
+/** Equal for two ops that mount the same thing at the same place; a tmpfs's size is compared apart. */
+const opKey = (op: MountOp) => (op.kind === 'tmpfs' ? `tmpfs\0${op.dst}` : JSON.stringify(op));
 
 /**
  * What a sandbox started with `base` needs so that its tree is the one `full` gives a cold
@@ -41,20 +38,28 @@ const sameOp = (a: MountOp, b: MountOp) => {
  * mount `base` has and `full` has not).
  */
 export function lateBindPlan(base: MountOp[], full: MountOp[]): LateBind | null {
-  const unused = [...base];
+  // The ops of `base` not matched yet, by key, first one first (as a search in order would find them).
+  const unused = new Map<string, MountOp[]>();
+  for (const op of base) {
+    const key = opKey(op);
+    const same = unused.get(key);
+    if (same) same.push(op);
+    else unused.set(key, [op]);
+  }
+  let left = base.length;
   const ops: MountOp[] = [];
   const resize: LateBind['resize'] = [];
   const lateDsts: string[] = [];
   for (const op of full) {
-    const at = unused.findIndex((b) => sameOp(b, op));
-    if (at === -1) {
+    const had = unused.get(opKey(op))?.shift();
+    if (!had) {
       if (!['bind', 'ro-bind', 'mask', 'tmpfs', 'remount-ro'].includes(op.kind)) return null;
       ops.push(op);
       lateDsts.push(dstOf(op)!);
       continue;
     }
-    const [had] = unused.splice(at, 1);
-    if (had!.kind === 'tmpfs' && op.kind === 'tmpfs' && had!.size !== op.size) {
+    left--;
+    if (had.kind === 'tmpfs' && op.kind === 'tmpfs' && had.size !== op.size) {
       if (op.size === undefined) return null;
       resize.push({ dst: op.dst, bytes: op.size });
     }
@@ -64,7 +69,7 @@ export function lateBindPlan(base: MountOp[], full: MountOp[]): LateBind | null 
       ops.push(op);
     }
   }
-  return unused.length === 0 ? { ops, resize } : null;
+  return left === 0 ? { ops, resize } : null;
 }
 
 // Numbers of the calls used: the mount API's are the same on every architecture.

@@ -64,6 +64,16 @@ function nodePrefix(): string[] {
   return [path.dirname(path.dirname(real))];
 }
 
+let procCovers: MountOp[] | undefined;
+/** What covers /proc's knobs and host files: which exist is the kernel's to say, so it is looked up once. */
+function procOps(): MountOp[] {
+  procCovers ??= [
+    ...PROC_READ_ONLY.filter((name) => existsSync(`/proc/${name}`)).map((name): MountOp => ({ kind: 'ro-bind', src: `/proc/${name}`, dst: `/proc/${name}` })),
+    ...PROC_MASKED.filter((name) => existsSync(`/proc/${name}`)).map((name): MountOp => ({ kind: 'mask', dst: `/proc/${name}` })),
+  ];
+  return procCovers;
+}
+
 function systemOps(tmpfsBytes: number | undefined): MountOp[] {
   const ops: MountOp[] = [{ kind: 'ro-bind', src: '/usr', dst: '/usr' }];
   for (const name of ROOT_DIRS) {
@@ -72,9 +82,7 @@ function systemOps(tmpfsBytes: number | undefined): MountOp[] {
     ops.push(lstatSync(at).isSymbolicLink() ? { kind: 'symlink', target: readlinkSync(at), dst: at } : { kind: 'ro-bind', src: at, dst: at });
   }
   for (const name of ETC_FILES) if (existsSync(`/etc/${name}`)) ops.push({ kind: 'ro-bind', src: `/etc/${name}`, dst: `/etc/${name}` });
-  ops.push({ kind: 'proc' });
-  for (const name of PROC_READ_ONLY) if (existsSync(`/proc/${name}`)) ops.push({ kind: 'ro-bind', src: `/proc/${name}`, dst: `/proc/${name}` });
-  for (const name of PROC_MASKED) if (existsSync(`/proc/${name}`)) ops.push({ kind: 'mask', dst: `/proc/${name}` });
+  ops.push({ kind: 'proc' }, ...procOps());
   // Together the tmpfs hold at most half the memory limit (/tmp a quarter, /dev/shm and /run
   // an eighth each): their pages count against the sandbox's memory cgroup and killing a
   // process cannot free them, so filled tmpfs sized to the whole limit could leave the cgroup

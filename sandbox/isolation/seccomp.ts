@@ -194,8 +194,16 @@ export interface SeccompPolicy {
   summary: string;
 }
 
-/** The filter for this machine's architecture (x86_64 and aarch64). */
+const policies = new Map<string, SeccompPolicy>();
+
+/** The filter for this machine's architecture (x86_64 and aarch64); made once per architecture (every launch plan asks). */
 export function seccompPolicy(arch: string = process.arch): SeccompPolicy {
+  let policy = policies.get(arch);
+  if (!policy) policies.set(arch, (policy = makePolicy(arch)));
+  return policy;
+}
+
+function makePolicy(arch: string): SeccompPolicy {
   const table = ARCHES[arch];
   if (!table || process.platform !== 'linux') return { program: null, summary: `no seccomp filter: no syscall table for ${process.platform}/${arch}` };
   const denied = DENIED.filter((name) => table.nr[name] !== undefined);
