@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LIMITS_DIR_INSIDE, PROXY_PORT_INSIDE, type HostConfig, type HostLimits } from './host/protocol.js';
 import { lateBindPlan, type LateBind } from './isolation/late-bind.js';
-import { buildLaunch, type Launch, type LaunchPlan } from './isolation/launch.js';
+import { atLowestPriority, buildLaunch, type Launch, type LaunchPlan } from './isolation/launch.js';
 import { mountOps, type MountOp } from './isolation/mounts.js';
 import { seccompPolicy } from './isolation/seccomp.js';
 import type { Limiter, LimitPlacement } from './limits/index.js';
@@ -225,7 +225,7 @@ export function prepareBlank(shape: PoolShape, id: string, limiter: Limiter | nu
   const cleanup = async () => placement?.release();
   const plan = launchPlan('bwrap', { binds: [], hide: shape.hide, ...optional(shape) }, placement, null);
   const env = sandboxEnv({}, true, '/');
-  return { id, ...optional(shape), launch: buildLaunch(plan), env, placement, ops: mountOps(plan), warnings: placement?.warnings ?? [], cleanup };
+  return { id, ...optional(shape), launch: atLowestPriority(buildLaunch(plan)), env, placement, ops: mountOps(plan), warnings: placement?.warnings ?? [], cleanup };
 }
 
 /**

@@ -3,8 +3,9 @@
  * handshake done, but bound to no session: no workspace, no proxy socket, no configuration.
  * Provisioning takes one (it is never handed out twice), mounts the session's workspace and
  * the rest into it (isolation/late-bind.ts), configures its host, and starts a replacement.
- * Refills run one at a time, and only once no sandbox has been provisioned for a moment, so
- * neither a burst of sessions nor their first turns compete with the pool's own starts.
+ * Refills run one at a time, never while a sandbox is being provisioned, and at the lowest
+ * CPU priority until bound (isolation/launch.ts atLowestPriority): neither a burst of
+ * sessions nor their turns compete with the pool's own starts.
  * Root only: see late-bind.ts.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,8 +22,6 @@ import type { Check, PoolStatus, SandboxSpec } from './types.js';
 /** Failures in a row (starting or binding pooled sandboxes) after which the pool stops. */
 const MAX_FAILURES = 3;
 const RETRY_MS = 1_000;
-/** Refills wait until no sandbox has been provisioned for this long: sessions just started come first. */
-const REFILL_QUIET_MS = 100;
 
 interface Blank {
   prepared: PreparedBlank;
@@ -126,9 +125,6 @@ export class WarmPool {
   /** Starts in flight, which close() waits for. */
   private readonly pending = new Set<Promise<unknown>>();
   private readonly binder = new LateBinder();
-  /** Refills start no sooner than this (performance.now()), and this timer starts the next. */
-  private quietUntil = 0;
-  private refillTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PoolOptions) {
     this.probed = probeLateBinding(options.available).then((check) => {
@@ -155,7 +151,6 @@ export class WarmPool {
       if (done) return;
       done = true;
       this.provisioning--;
-      this.quietUntil = performance.now() + REFILL_QUIET_MS;
       this.refill();
     };
   }
@@ -210,14 +205,6 @@ export class WarmPool {
   private refill(): void {
     if (this.closed || this.disabled || this.provisioning > 0 || this.starting > 0) return;
     if (this.ready.length >= this.options.size) return;
-    const wait = this.quietUntil - performance.now();
-    if (wait > 0) {
-      this.refillTimer ??= setTimeout(() => {
-        this.refillTimer = undefined;
-        this.refill();
-      }, wait);
-      return;
-    }
     this.starting++;
     const started = this.probed
       .then(() => (this.disabled || this.closed ? null : startBlank(this.options.shape, this.options.limiter)))
@@ -258,7 +245,6 @@ export class WarmPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.refillTimer);
     await this.probed;
     await Promise.allSettled([...this.pending]);
     await this.drain();

@@ -56,6 +56,9 @@ function hostsOf(daemonPid: number): number[] {
   return processes.map((p) => p.pid).filter((pid) => below(pid) && pooled(pid));
 }
 
+/** A process's nice value, from its stat (the fields after the command name's closing parenthesis). */
+const niceOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(')').at(-1)!.trim().split(' ')[16]);
+
 if (root) {
   describe('warm sandbox pool (daemon as root)', () => {
     const POOL = 2;
@@ -71,6 +74,16 @@ if (root) {
       assert.equal(provisioned!.data.pooled, true);
       const limits = provisioned!.data.limits as { pids: number; memoryMb: number };
       assert.deepEqual([limits.pids, limits.memoryMb], [1024, 4096]);
+    });
+
+    it('starts pooled hosts at the lowest CPU priority and runs a bound one, and what it starts, at the usual', async () => {
+      await until(async () => (await poolStatus(rig())).ready === POOL, 'the pool is full');
+      const waiting = hostsOf(rig().daemon.proc.pid!);
+      assert.equal(waiting.length, POOL);
+      for (const pid of waiting) assert.equal(niceOf(pid), 19, `pooled host ${pid} waits at nice 19`);
+      const session = await rig().session({ workspace: rig().dir('priority') });
+      const r = await rig().bash(session, 'nice; for t in /proc/1/task/* /proc/2/task/*; do cut -d")" -f2 $t/stat | cut -d" " -f18; done | sort -u');
+      assert.equal(r.text, '0\n0\n[exit code: 0]', 'the shell, and every thread of the sandbox\'s init and host, at nice 0');
     });
 
     it('runs out: more sessions than the pool holds all get working sandboxes, the rest provisioned cold', async () => {

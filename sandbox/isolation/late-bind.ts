@@ -92,7 +92,9 @@ const perlPath = () => findExecutable('perl', `${process.env.PATH ?? ''}:/usr/bi
  * daemon's mount namespace: a detached, flagged copy of each source; then setns into the
  * sandbox's (opened by pid, refused unless its inode is the one bubblewrap reported, so a
  * reused pid cannot redirect it): mount points made (never through a symlink), each copy
- * moved to its place, remounts and tmpfs sizes; then setns back to its own namespace.
+ * moved to its place, remounts and tmpfs sizes; then setns back to its own namespace, and
+ * the sandbox's processes (its pid 1's process group: bubblewrap made it a session) raised
+ * from the pool's low priority to the usual one.
  */
 const SCRIPT = String.raw`
 use strict; use warnings;
@@ -146,6 +148,8 @@ sub bind_one {
   syscall($SETNS, fileno($home), 0x20000) == 0 or die "setns back: $!\n";
   chdir '/';
   die $error unless $ok;
+  # Started at the lowest priority (a refill must not slow the sessions running): now a session's, every thread of it.
+  setpriority(1, $pid, 0) or fail('setpriority');
 }
 local $/ = "\0\0";
 while (my $request = <STDIN>) {

@@ -148,6 +148,16 @@ const REAPER = ['/bin/sh', '-c', 'exec 3<&0; "$@" <&3 3<&- & wait $!', 'agentd-i
 /** Joins the cgroups named before `--`, then becomes the rest of its arguments. */
 const CGROUP_JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"';
 
+/**
+ * `launch` at the lowest CPU priority (nice 19, inherited by all it starts): a pooled sandbox
+ * starts while sessions run, and must not take their CPU; binding it raises it (late-bind.ts).
+ * As it is where nice(1) is missing.
+ */
+export function atLowestPriority(launch: Launch): Launch {
+  const nice = findExecutable('nice', SBIN_PATH());
+  return nice ? { ...launch, command: nice, args: ['-n', '19', launch.command, ...launch.args] } : launch;
+}
+
 /** The command line that starts `plan.command` at the planned isolation level. */
 export function buildLaunch(plan: LaunchPlan): Launch {
   const inner = [...rlimitPrefix(plan.rlimits), ...plan.command];
