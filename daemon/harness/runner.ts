@@ -44,7 +44,7 @@ export class SessionRunner {
   private readonly drainAbort = new AbortController();
   /** A prompt's user message to start on before it is durable (see kick). */
   private speculative: SpeculativeInput | undefined;
-  /** The assumed user message did not land: its turn stops and records nothing. */
+  /** The assumed user message did not land: the turn started on it stops and records nothing. */
   private inputLost = false;
   /** A turn interrupted before it started (see interrupt). */
   private interruptAtStart: string | undefined;
@@ -244,7 +244,11 @@ export class SessionRunner {
       );
       if (isFenced(unrecorded)) return;
       // The prompt's append failed (its client was told): the turn it opened never was.
-      if (this.inputLost) return;
+      // Once: a store reopened after a failed fsync may yet hold the message, and then it runs.
+      if (this.inputLost) {
+        this.inputLost = false;
+        return;
+      }
       // Stopped, drained, or another daemon took the session over: it records the rest, not us.
       if (abort.signal.reason === SHUTDOWN || isFenced(error) || (this.draining && !abort.signal.aborted)) return;
       const usage = this.turnUsage(turn);
@@ -331,8 +335,12 @@ export class SessionRunner {
         // as it is when the record survives (see the design doc on durable points). With
         // other daemons on the log it is: a write cut off with its connection may still
         // land, and the lease hand-over reads the session's status from it.
-        if (this.deps.log.supports.sharedWriters) await this.writer.append(events, patch);
-        else this.writer.appendUnawaited(events, patch);
+        if (this.deps.log.supports.sharedWriters) return this.writer.append(events, patch);
+        this.writer.appendUnawaited(events, patch);
+        // One macrotask before the request: the log's group commit takes the write (and a
+        // prompt's message not yet durable, in the same batch) to its fsync first, which
+        // then runs beside the SDK's work instead of after it.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       },
       onRetry: (attempt, reason, delayMs) => this.writer.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
       onDelta: (kind, index, text) => {

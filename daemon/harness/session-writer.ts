@@ -49,6 +49,7 @@ export class SessionWriter {
   private fold = new SessionFold();
   /** Resumes the fold from the session's checkpoint, once, before the first read. */
   private restored: Promise<void> | undefined;
+  private catchingUp: Promise<void> = Promise.resolve();
   /** The seq of the newest checkpoint kept or being kept (0: none). */
   private checkpointSeq = 0;
   private checkpointing: Promise<void> | undefined;
@@ -75,13 +76,24 @@ export class SessionWriter {
     await this.appending;
   }
 
-  /** Reads the checkpoint ahead of the first catch-up. */
+  /**
+   * Reads the checkpoint and the log after it ahead of the first catch-up: a prompt's
+   * turn then starts without reading (see assume), while its message is being made durable.
+   */
   prepare(): void {
-    void (this.restored ??= this.restore());
+    if (this.restored) return;
+    this.restored = this.restore();
+    this.catchUp().catch(() => undefined); // the runner's own catch-up reports it
   }
 
-  /** Applies events appended since the fold's head (ours and other writers'). */
-  async catchUp(): Promise<void> {
+  /** Applies events appended since the fold's head (ours and other writers'), one catch-up at a time. */
+  catchUp(): Promise<void> {
+    const caughtUp = this.catchingUp.then(() => this.catchUpNow());
+    this.catchingUp = caughtUp.catch(() => undefined);
+    return caughtUp;
+  }
+
+  private async catchUpNow(): Promise<void> {
     // The log is read only up to what is durable: an assumed message is folded already.
     if (this.assumed) await this.assumed.catch(() => undefined);
     await (this.restored ??= this.restore());
