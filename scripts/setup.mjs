@@ -34,6 +34,7 @@ const NEEDED = [
   // AGENTD_TEST_PG names a server to use instead of a private cluster.
   { pkg: 'postgresql', present: () => Boolean(process.env.AGENTD_TEST_PG) || postgresServer(), why: 'initdb/postgres: the PostgreSQL log tests' },
   { pkg: 'iproute2', present: () => onPath('ip'), why: 'ip: loopback in namespace-level sandboxes' },
+  { pkg: 'strace', present: () => onPath('strace'), why: 'strace: a slow or failing disk under a live daemon (the crash tests hold its fsyncs)' },
   // playwright-core drives it; no browser is ever downloaded.
   { pkg: 'chromium', present: () => existsSync('/usr/bin/chromium'), why: 'chromium: the web client tests, in a real browser (headless)' },
 ];
