@@ -178,6 +178,8 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
     .onRequest(acp.methods.agent.session.close, async ({ params }) => {
       const view = viewOf(params.sessionId);
       // ACP: closing cancels the session's ongoing work (this editor's prompt), then frees it.
+      // A prompt still on its way counts: its turn can be running before the daemon answers it.
+      await view.promptsAnswered();
       if (view.waiting) await interrupt(view);
       views.delete(params.sessionId);
       view.close();
@@ -220,7 +222,7 @@ export function createAgent(options: AgentOptions): { app: acp.AgentApp; shutdow
       view.expectOwn(content);
       let turnId: string;
       try {
-        ({ turnId } = await translateErrors(() => link.request(SessionPrompt, { sessionId: params.sessionId, content }), params.sessionId));
+        ({ turnId } = await view.sent(translateErrors(() => link.request(SessionPrompt, { sessionId: params.sessionId, content }), params.sessionId)));
       } catch (error) {
         view.forgetOwn(content);
         throw error;

@@ -99,6 +99,24 @@ export class SessionView {
     return this.waiters.size > 0;
   }
 
+  /** Prompts sent to the daemon and not yet answered: their turns may be running already. */
+  private readonly sending = new Set<Promise<unknown>>();
+
+  /** Notes a prompt on its way (see promptsAnswered); returns it. */
+  sent<T>(prompt: Promise<T>): Promise<T> {
+    this.sending.add(prompt);
+    prompt.then(
+      () => this.sending.delete(prompt),
+      () => this.sending.delete(prompt),
+    );
+    return prompt;
+  }
+
+  /** Once every prompt on its way was answered, and each that was accepted waits for its turn. */
+  async promptsAnswered(): Promise<void> {
+    await Promise.allSettled([...this.sending]);
+  }
+
   /** Gives up on every waiting prompt (the daemon cannot be reached again). */
   fail(error: Error): void {
     for (const [turnId, list] of this.waiters) {
