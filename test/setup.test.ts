@@ -50,7 +50,7 @@ describe('scripts/setup', () => {
     const path = barePath(false);
     const result = setup(['--check'], { path });
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /^scripts\/setup: missing bwrap, rg, git .*on Debian\/Ubuntu: apt-get install -y bubblewrap ripgrep git strace\)\n$/);
+    assert.match(result.stderr, /^scripts\/setup: missing bwrap, rg, git, strace .*on Debian\/Ubuntu: apt-get install -y bubblewrap ripgrep git strace\)\n$/);
   });
 });
 
