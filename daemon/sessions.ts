@@ -21,6 +21,7 @@ import { copyWorkspace } from './workspace-copy.js';
 import type { ToolDefinition } from '../sandbox/types.js';
 import { ZERO_USAGE, type PriceTable } from './harness/usage.js';
 import { childTurnId, type ChildSpec } from './harness/agent-tool.js';
+import type { SpeculativeInput } from './harness/session-writer.js';
 
 /** Events copied per batch when forking, so a fork of a long session never holds it all. */
 const FORK_PAGE = 5000;
@@ -201,15 +202,21 @@ export class SessionService {
     return cursor !== undefined ? { sessions, cursor } : { sessions };
   }
 
-  /** Appends the user message; answers once it is durable. */
-  async prompt(sessionId: string, content: PromptContent): Promise<{ turnId: string; seq: number }> {
+  /**
+   * Appends the user message; answers once it is durable. `sequenced` hears of it as soon
+   * as its seq is assigned, with the promise of its durability (see SpeculativeInput).
+   */
+  async prompt(sessionId: string, content: PromptContent, sequenced?: (input: SpeculativeInput) => void): Promise<{ turnId: string; seq: number }> {
     const record = await this.record(sessionId);
     requireWritable(record);
     const turnId = newTurnId();
     const status: SessionStatus = record.status === 'idle' ? 'queued' : record.status;
-    const [seq] = await appendEvents(this.log, sessionId, [{ type: 'user.message', data: { turnId, content } }], { status }).catch((e) =>
-      Promise.reject(fromLogError(e, sessionId)),
-    );
+    const message = { type: 'user.message', data: { turnId, content } } as const;
+    let write: Promise<number[]> | undefined;
+    // A microtask on: a log may assign the seq before appendEvents has returned the write.
+    const onSequenced = sequenced && ((seq: number) => sequenced({ seq, event: message, durable: Promise.resolve().then(() => write).then(() => undefined) }));
+    write = appendEvents(this.log, sessionId, [message], { status }, onSequenced && { onSequenced });
+    const [seq] = await write.catch((e) => Promise.reject(fromLogError(e, sessionId)));
     return { turnId, seq: seq! };
   }
 

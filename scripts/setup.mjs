@@ -41,6 +41,7 @@ const NEEDED = [
   { pkg: 'curl', present: () => onSystemPath('curl'), why: 'curl: HTTP from inside sandboxes (egress and proxy tests)' },
   { pkg: 'python3-pip', present: () => onSystemPath('pip'), why: 'pip: pip install through the egress proxy' },
   { pkg: 'openssl', present: () => onSystemPath('openssl'), why: 'openssl: the tests\' TLS certificates' },
+  { pkg: 'strace', present: () => onPath('strace'), why: 'strace: a slow or failing disk under a live daemon (the crash tests hold its fsyncs)' },
   // playwright-core drives it; no browser is ever downloaded.
   { pkg: 'chromium', present: () => existsSync('/usr/bin/chromium'), why: 'chromium: the web client tests, in a real browser (headless)' },
 ];

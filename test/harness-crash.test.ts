@@ -5,15 +5,32 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SessionAttach, SessionDeltaNotification, SessionPrompt, SessionSteer, type Event } from '../protocol/index.js';
+import { ErrorCode, SessionAttach, SessionDeltaNotification, SessionPrompt, SessionSteer, type Event } from '../protocol/index.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { lastUserText, reply, type Reply } from '../clients/cli/demo/model-emulator.js';
 import { answeringClient, assertLogInvariants, createSession, ofType, settle, withAgentRig, waitForEvent } from './support/agent.js';
+import { holdFsyncs } from './support/fsync-fault.js';
 
 function assertCarriedOn(events: Event[]): void {
   assert.deepEqual(assertLogInvariants(events), []);
   assert.equal(ofType(events, 'harness.woke').length, 1, 'the new daemon recorded that it woke the session');
   assert.equal(ofType(events, 'turn.completed').length, 1);
+}
+
+/** A reply that waits for `release()`; the test releases it once the daemon that asked is gone. */
+function held(then: Reply): { reply: Reply; release: () => void } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  return { reply: async () => (await released, then), release };
+}
+
+/** No model call without the prompt that opened its turn before it in the log. */
+function assertRequestsFollowPrompts(events: Event[]): void {
+  const prompted = new Set<string>();
+  for (const e of events) {
+    if (e.type === 'user.message') prompted.add(String(e.data.turnId));
+    if (e.type === 'model.requested') assert.ok(prompted.has(String(e.data.turnId)), `model.requested at ${e.seq} follows its turn's user.message`);
+  }
 }
 
 describe('harness crash recovery (SIGKILL of the daemon)', () => {
@@ -116,13 +133,6 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
     });
   });
 
-  /** A reply that waits for `release()`; the test releases it once the daemon that asked is gone. */
-  function held(then: Reply): { reply: Reply; release: () => void } {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    return { reply: async () => (await released, then), release };
-  }
-
   for (const point of ['before a model call carried it', 'after the model call that carries it was requested'] as const) {
     it(`carries a steer on exactly once when the daemon died ${point}`, async () => {
       await withAgentRig(async (rig) => {
@@ -157,4 +167,106 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
       });
     });
   }
+
+  // The model call of a prompt leaves while its user message is being made durable (the
+  // prompt is answered only once it is). A kill at either side of that fsync recovers.
+  describe('a prompt whose model call left before its message was durable', () => {
+    it('recovers when the daemon died after the request left, before the message was durable', async (t) => {
+      await withAgentRig(async (rig) => {
+        const client = await rig.daemon.client();
+        const sessionId = await createSession(client);
+        const first = held(reply.text('never delivered'));
+        rig.emulator.script([first.reply, reply.text('the one answer')]);
+        // Every fsync of the daemon waits: the message's append is under way, not durable.
+        const fault = await holdFsyncs(rig.daemon.proc.pid!, { delayMs: 60_000 });
+        let answered = false;
+        const prompt = client.request(SessionPrompt, { sessionId, content: 'hello while the disk is slow' }).then(
+          () => (answered = true),
+          () => undefined,
+        );
+        await rig.emulator.waitForRequests(1);
+        assert.equal(answered, false, 'the request left before the prompt was answered');
+        const daemon = await rig.crashAndRestart();
+        await fault.detach();
+        first.release();
+        await prompt;
+        const events = await settle(await daemon.client(), sessionId);
+        assert.deepEqual(assertLogInvariants(events), []);
+        assertRequestsFollowPrompts(events);
+        // A kill -9 keeps what the OS was handed: the message may be there, never answered.
+        t.diagnostic(`after the restart the unanswered message is ${ofType(events, 'user.message').length ? 'in the log' : 'not in the log'}`);
+        if (ofType(events, 'user.message').length === 1) {
+          assertCarriedOn(events);
+          const replies = ofType(events, 'assistant.message');
+          assert.equal(replies.length, 1, 'exactly one reply');
+          assert.match(JSON.stringify(replies[0]!.data.content), /the one answer/);
+        } else {
+          assert.deepEqual(events.map((e) => e.type), ['session.created'], 'nothing of the unanswered prompt');
+        }
+      });
+    });
+
+    it('recovers when the daemon died after the message was durable, before the first delta', async () => {
+      await withAgentRig(async (rig) => {
+        const client = await rig.daemon.client();
+        const sessionId = await createSession(client);
+        const first = held(reply.text('never delivered'));
+        rig.emulator.script([first.reply, reply.text('the one answer')]);
+        let deltas = 0;
+        client.onNotification(SessionDeltaNotification, () => deltas++);
+        await client.subscribe(sessionId, 0, { onEvents: () => undefined });
+        await client.request(SessionPrompt, { sessionId, content: 'hello' });
+        await rig.emulator.waitForRequests(1);
+        await waitForEvent(client, sessionId, (e) => e.type === 'model.requested');
+        const daemon = await rig.crashAndRestart();
+        first.release();
+        assert.equal(deltas, 0, 'no delta reached the client before the kill');
+        const events = await settle(await daemon.client(), sessionId);
+        assertCarriedOn(events);
+        assertRequestsFollowPrompts(events);
+        const replies = ofType(events, 'assistant.message');
+        assert.equal(replies.length, 1, 'exactly one reply');
+        assert.match(JSON.stringify(replies[0]!.data.content), /the one answer/);
+        assert.equal(ofType(events, 'model.requested').length, 2, 'the call was made again');
+      });
+    });
+
+    it('fails the prompt, stops its model call and records nothing of it when the message cannot be made durable', async (t) => {
+      await withAgentRig(async (rig) => {
+        const client = await rig.daemon.client();
+        const sessionId = await createSession(client);
+        const first = held(reply.text('must never reach a client'));
+        rig.emulator.script([reply.text('warmed up'), first.reply, reply.text('after the disk came back'), reply.text('after the disk came back')]);
+        // A runner made already: its turn starts within the fsync's delay whatever strace costs.
+        await client.request(SessionPrompt, { sessionId, content: 'warm up' });
+        await settle(client, sessionId);
+        const streamed: string[] = [];
+        client.onNotification(SessionDeltaNotification, ({ text }) => void streamed.push(text));
+        await client.subscribe(sessionId, 0, { onEvents: () => undefined });
+        // The message's fsync fails, a while after the model call for it left.
+        const fault = await holdFsyncs(rig.daemon.proc.pid!, { delayMs: 5000, error: 'EIO' });
+        const failed = client.request(SessionPrompt, { sessionId, content: 'lost on the way to disk' }).then(
+          () => undefined,
+          (error: { code?: number }) => error,
+        );
+        await rig.emulator.waitForRequests(2);
+        first.release(); // its reply streams to the daemon while the fsync is held
+        const error = await failed;
+        assert.equal(error?.code, ErrorCode.StorageFailure, 'the prompt failed as a storage failure');
+        await fault.detach();
+        // The disk is back: the session goes on (a store reopened after a failed fsync may
+        // still hold what the OS had been handed, and then that prompt is answered once).
+        await client.request(SessionPrompt, { sessionId, content: 'and now?' });
+        const events = await settle(client, sessionId);
+        t.diagnostic(`the failed prompt's message is ${events.some((e) => JSON.stringify(e.data).includes('lost on the way')) ? 'in' : 'not in'} the reopened log`);
+        assert.deepEqual(assertLogInvariants(events), []);
+        assertRequestsFollowPrompts(events);
+        assert.ok(!streamed.join('').includes('must'), `nothing the unrecorded call streamed reached the client: ${streamed.join('')}`);
+        assert.ok(!JSON.stringify(events).includes('must never'), 'nothing of the unrecorded call is in the log');
+        assert.equal(ofType(events, 'assistant.message').length, ofType(events, 'user.message').length, 'one reply per prompt in the log');
+        assert.equal(ofType(events, 'turn.failed').length, 0);
+        assert.equal(ofType(events, 'turn.completed').length, ofType(events, 'user.message').length);
+      });
+    });
+  });
 });

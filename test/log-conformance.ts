@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogError } from '../daemon/log/session-log.js';
 import type { NewEvent, SessionLog, SessionMeta, StoredEvent, StoredToken, Subscription, SubscriptionEnd } from '../daemon/log/session-log.js';
+import { until } from './support/until.js';
 
 /** A lost or repeated event shows up as a wait that never ends: fail it instead of hanging. */
 const HANG_GUARD_MS = 30_000;
@@ -353,6 +354,26 @@ export function runSessionLogConformance(name: string, factory: SessionLogFactor
           assert.equal((await log.patchMeta('s_if', { b: 1 }, { ifHead: 3 }))['b'], 1);
           assert.equal(await log.head('s_if'), 3);
           assert.equal((await log.getMeta('s_if'))?.['a'], 1);
+        }));
+
+      it('names an append\'s first seq before it is durable (a log with one writer), and appends behind it in order', () =>
+        withLog(factory, async (log) => {
+          await log.create(meta('s_seq'), events(2));
+          const heard: number[] = [];
+          const first = log.append('s_seq', events(2), undefined, { onSequenced: (seq) => heard.push(seq) });
+          if (log.supports.sharedWriters) {
+            await first;
+            return;
+          }
+          // Seqs are assigned after the log's own checks: wait for the call, not a time.
+          await until(() => heard.length > 0 || undefined, 'onSequenced');
+          assert.deepEqual(heard, [2]);
+          // A write conditional on the head right behind it lands right behind it.
+          const behind = log.append('s_seq', events(1), undefined, { ifHead: 4 });
+          assert.deepEqual(await first, [2, 3]);
+          assert.deepEqual(await behind, [4]);
+          await rejectsWith(log.append('s_seq', events(1), undefined, { ifHead: 4, onSequenced: (seq) => heard.push(seq) }), 'conflict');
+          assert.deepEqual(heard, [2], 'a refused append is never sequenced');
         }));
     });
 

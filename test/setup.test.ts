@@ -29,7 +29,7 @@ describe('scripts/setup', () => {
   it('finds everything the tests need on this machine', () => {
     const result = setup(['--check'], { path: process.env.PATH ?? '' });
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stderr, /^scripts\/setup: ok: bubblewrap, ripgrep, git, postgresql, iproute2, curl, python3-pip, openssl, chromium present\n$/);
+    assert.match(result.stderr, /^scripts\/setup: ok: bubblewrap, ripgrep, git, postgresql, iproute2, curl, python3-pip, openssl, strace, chromium present\n$/);
   });
 
   it('where it may not install, stops with one line naming the packages and the command', { skip: process.getuid?.() !== 0 && 'needs root to run as nobody' }, () => {
@@ -43,14 +43,14 @@ describe('scripts/setup', () => {
     assert.equal(result.status, 1, result.stderr);
     const lines = result.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0]!, /^scripts\/setup: missing bwrap, rg, git \(packages: bubblewrap ripgrep git\); install with sudo apt-get install -y bubblewrap ripgrep git$/);
+    assert.match(lines[0]!, /^scripts\/setup: missing bwrap, rg, git, strace \(packages: bubblewrap ripgrep git strace\); install with sudo apt-get install -y bubblewrap ripgrep git strace$/);
   });
 
   it('without apt-get, names the packages for any package manager', () => {
     const path = barePath(false);
     const result = setup(['--check'], { path });
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /^scripts\/setup: missing bwrap, rg, git .*on Debian\/Ubuntu: apt-get install -y bubblewrap ripgrep git\)\n$/);
+    assert.match(result.stderr, /^scripts\/setup: missing bwrap, rg, git, strace .*on Debian\/Ubuntu: apt-get install -y bubblewrap ripgrep git strace\)\n$/);
   });
 });
 

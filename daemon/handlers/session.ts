@@ -87,7 +87,8 @@ export const get: Handler<typeof SessionGet> = ({ sessionId }, { daemon }) => da
 export const prompt: Handler<typeof SessionPrompt> = async ({ sessionId, content }, { daemon, peer }) => {
   refuseObserver(peer, sessionId, 'prompt');
   daemon.harness.prepare(sessionId);
-  const appended = await daemon.sessions.prompt(sessionId, content);
+  // The runner may start the model call while the message is made durable; the answer still waits for it.
+  const appended = await daemon.sessions.prompt(sessionId, content, (input) => daemon.harness.speculate(sessionId, input));
   afterInput(daemon, peer, sessionId);
   return appended;
 };

@@ -10,6 +10,7 @@ import type { HarnessSession } from './deps.js';
 import { anthropicSdk, ModelFailure, type RetryPolicy } from './model.js';
 import { RemoteMcpServers } from './remote-mcp.js';
 import { SessionRunner } from './runner.js';
+import type { SpeculativeInput } from './session-writer.js';
 import type { RunnerDeps } from './deps.js';
 import { BorrowedSlot, SandboxSlot, type ToolSlot } from './sandbox-slot.js';
 import { childTurnId, firstTurnEnd, type ChildOutcome, type ChildSpec } from './agent-tool.js';
@@ -265,6 +266,18 @@ export class Harness {
       .catch(() => undefined); // the kick that follows reports it
   }
 
+  /**
+   * A prompt's user message has its seq but is not durable yet: an idle runner may start
+   * its turn now, the model call leaving during the fsync (single-writer logs only: a
+   * shared log's lease hand-over reads a status that only durable writes set).
+   */
+  speculate(sessionId: string, input: SpeculativeInput): void {
+    input.durable.catch(() => undefined); // the prompt reports a failed append
+    if (this.deps.leases || this.deps.log.supports.sharedWriters) return;
+    // The kick after the append reports what goes wrong.
+    void this.start(sessionId, false, input).catch(() => undefined);
+  }
+
   /** A user message was appended: run the session's pending turns. */
   async kick(sessionId: string): Promise<void> {
     await this.start(sessionId, false);
@@ -275,7 +288,7 @@ export class Harness {
     await this.start(sessionId, true);
   }
 
-  private async start(sessionId: string, woke: boolean): Promise<void> {
+  private async start(sessionId: string, woke: boolean, input?: SpeculativeInput): Promise<void> {
     if (this.stopping) return;
     clearTimeout(this.idleTimers.get(sessionId));
     // Left to the daemons that run sub-agents.
@@ -292,7 +305,7 @@ export class Harness {
     const runner = await this.runner(sessionId);
     if (usage) runner.setUsage(usage);
     void runner
-      .kick(woke)
+      .kick(woke, input)
       .then(() => this.ran(sessionId, runner))
       .catch((error: unknown) => this.deps.logger.log('error', 'after a run of the session', { sessionId, error: String(error) }));
   }

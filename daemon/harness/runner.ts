@@ -11,7 +11,7 @@ import type { RunnerConfig, RunnerDeps } from './deps.js';
 import { addUsage, costOf, reservationFor, spendOf, sumUsage, ZERO_USAGE } from './usage.js';
 import { BudgetExceeded } from './budget-ledger.js';
 import { AGENT_TOOL_NAME } from './agent-tool.js';
-import { SessionWriter } from './session-writer.js';
+import { SessionWriter, type SpeculativeInput } from './session-writer.js';
 import { SHUTDOWN, ToolCalls } from './tool-calls.js';
 
 export { CHECKPOINT_EVERY } from './session-writer.js';
@@ -45,6 +45,10 @@ export class SessionRunner {
   private draining = false;
   /** Withdraws a permission wait when draining: an open question is already durable. */
   private readonly drainAbort = new AbortController();
+  /** A prompt's user message to start on before it is durable (see kick). */
+  private speculative: SpeculativeInput | undefined;
+  /** The assumed user message did not land: the turn started on it stops and records nothing. */
+  private inputLost = false;
   /** A turn interrupted before it started (see interrupt). */
   private interruptAtStart: string | undefined;
   /** The turn running now, and its tool call under way: what a connection the sandbox makes is attributed to. */
@@ -74,8 +78,10 @@ export class SessionRunner {
   /**
    * Runs pending turns. A kick while running makes the loop look again; a kick that
    * lands while the loop is finishing starts it anew, so no prompt is ever left behind.
+   * With `input` (a prompt not yet durable) an idle runner starts its turn at once.
    */
-  kick(woke = false): Promise<void> {
+  kick(woke = false, input?: SpeculativeInput): Promise<void> {
+    if (input && !this.loop) this.speculative = input;
     this.again = true;
     if (this.loop) return this.loop;
     this.loop = (async () => {
@@ -167,6 +173,16 @@ export class SessionRunner {
 
   private async run(woke: boolean): Promise<void> {
     await this.writer.catchUp();
+    const input = this.speculative;
+    this.speculative = undefined;
+    this.inputLost = false;
+    // Only on an idle session: the assumed message opens the turn that runs next.
+    if (input && !woke && !pendingTurn(this.writer.state)) {
+      this.writer.assume(input, () => {
+        this.inputLost = true;
+        this.turnAbort?.abort('input lost');
+      });
+    }
     // Nothing of this session runs now: what its calls cut off by a crash hold is spent.
     if (woke) await this.deps.budget.release(this.config.sessionId);
     if (woke) await this.wake();
@@ -203,6 +219,7 @@ export class SessionRunner {
     const { turnId } = turn;
     this.running = { turnId };
     if (this.interruptAtStart === turnId) abort.abort('interrupt');
+    if (this.inputLost) abort.abort('input lost');
     // A turn that opens with a model call records turn.started with model.requested in
     // one durable write: one fsync less before the first token.
     const opening: NewKnownEvent[] = [];
@@ -242,6 +259,12 @@ export class SessionRunner {
         (e: unknown) => e,
       );
       if (isFenced(unrecorded)) return;
+      // The prompt's append failed (its client was told): the turn it opened never was.
+      // Once: a store reopened after a failed fsync may yet hold the message, and then it runs.
+      if (this.inputLost) {
+        this.inputLost = false;
+        return;
+      }
       // Stopped, drained, or another daemon took the session over: it records the rest, not us.
       if (abort.signal.reason === SHUTDOWN || isFenced(error) || (this.draining && !abort.signal.aborted)) return;
       const usage = this.turnUsage(turn);
@@ -328,8 +351,12 @@ export class SessionRunner {
         // as it is when the record survives (see the design doc on durable points). With
         // other daemons on the log it is: a write cut off with its connection may still
         // land, and the lease hand-over reads the session's status from it.
-        if (this.deps.log.supports.sharedWriters) await this.writer.append(events, patch);
-        else this.writer.appendUnawaited(events, patch);
+        if (this.deps.log.supports.sharedWriters) return this.writer.append(events, patch);
+        this.writer.appendUnawaited(events, patch);
+        // One macrotask before the request: the log's group commit takes the write (and a
+        // prompt's message not yet durable, in the same batch) to its fsync first, which
+        // then runs beside the SDK's work instead of after it.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       },
       onRetry: (attempt, reason, delayMs) => this.writer.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
       onDelta: (kind, index, text) => {

@@ -182,7 +182,9 @@ export class LevelSessionLog implements Log.SessionLog {
     if (metaJson) ops.push({ type: 'put', key: metaKey(sessionId), value: metaJson });
     state.head += events.length;
     if (meta) this.setMeta(sessionId, state, meta, metaJson!.length);
-    return this.commit(sessionId, state, first, ops, jsons, meta);
+    const durable = this.commit(sessionId, state, first, ops, jsons, meta);
+    options?.onSequenced?.(first);
+    return durable;
   }
 
   async read(sessionId: string, options?: Log.ReadOptions): Promise<Log.ReadPage> {

@@ -45,7 +45,10 @@ export class MemorySessionLog implements Log.SessionLog {
     // Both are computed before anything changes, so a bad patch leaves the session as it was.
     const meta = metaPatch === undefined ? session.meta : mergeMeta(session.meta, metaPatch, Date.now());
     session.meta = meta;
-    return this.commit(sessionId, session, stored);
+    const first = session.events.length;
+    const seqs = this.commit(sessionId, session, stored);
+    options?.onSequenced?.(first);
+    return seqs;
   }
 
   async read(sessionId: string, options?: Log.ReadOptions): Promise<Log.ReadPage> {

@@ -115,6 +115,13 @@ export interface WriteOptions {
   fence?: Fence;
   /** Commit only if the session's head is still this (nothing appended since the caller looked), else LogError('conflict'). */
   ifHead?: number;
+  /**
+   * Called with the first seq of the append once its seqs are assigned, before it is
+   * durable: a harness may start work on events it knows will land there, holding
+   * every side effect until the append resolves. Logs with one writer call it (LevelDB,
+   * memory); a shared log does not.
+   */
+  onSequenced?(firstSeq: number): void;
 }
 
 /**
