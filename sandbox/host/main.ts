@@ -66,7 +66,7 @@ async function bind(config: HostConfig): Promise<Bound> {
   const { closeChannel, handOverListener, proxyEnv, trustEnv } = await import('./proxy-env.js');
   if (config.proxy) {
     Object.assign(env, proxyEnv(await handOverListener(config.proxy.port), env.NODE_OPTIONS));
-    if (config.proxy.ca) Object.assign(env, trustEnv(config.proxy.ca, config.scratch));
+    if (config.proxy.ca) Object.assign(env, await trustEnv(config.proxy.ca, config.scratch));
   } else {
     closeChannel();
   }
