@@ -159,7 +159,7 @@ export async function benchOverhead(emu: EmulatorHandle, driver: Driver, scratch
     turnStartedToModelRequested: round(mean(stages.startedToRequested)),
     modelRequestedToEmulatorReceived: round(mean(stages.requestedToEmulator)),
     daemonAppendLatencyMs: status.appendLatencyMs,
-    note: 'before the HTTP request leaves, the daemon makes two durable appends in series: user.message (before the prompt is answered), then turn.started with model.requested in one write',
+    note: 'on a log of its own the turn starts once user.message has its seq; the request leaves while that message and turn.started with model.requested are made durable (usually one fsync); the prompt is answered once the message is durable',
   });
 }
 
