@@ -28,6 +28,11 @@ export interface Transport {
 
 /** LSP framing over a stream socket; the frame size is capped from the header, before any of the body is buffered. */
 export function streamTransport(socket: Socket, maxFrameBytes = MAX_FRAME_BYTES): Transport {
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
   return {
     socket,
     read(onMessage, onBroken) {
@@ -48,8 +53,16 @@ export function streamTransport(socket: Socket, maxFrameBytes = MAX_FRAME_BYTES)
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     write(json, done) {
+      // What is written in one turn of the event loop (the deltas of many sessions, the
+      // replies and events that go with them) leaves in one writev, not a syscall each.
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        setImmediate(uncork);
+      }
       const body = Buffer.from(json, 'utf8');
-      socket.write(Buffer.concat([Buffer.from(frameHeader(body.length), 'ascii'), body]), done);
+      socket.write(frameHeader(body.length), 'ascii');
+      socket.write(body, done);
     },
     get writable() {
       return !socket.destroyed && socket.writable;
