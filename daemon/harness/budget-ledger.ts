@@ -29,10 +29,11 @@ export class BudgetExceeded extends Error {}
 export interface TreeBudget {
   /**
    * Holds `want` for the call `key` of this session; waits while calls in flight hold what
-   * is left; throws BudgetExceeded when the spent budget allows no call, and the signal's
-   * reason when it aborts first. Resolves at once for a tree without a budget.
+   * is left; throws BudgetExceeded when the spent budget allows no call, and the reason of
+   * the first of `signals` that aborts, when one does first. Resolves at once for a tree
+   * without a budget.
    */
-  reserve(key: string, want: Spend, signal: AbortSignal): Promise<void>;
+  reserve(key: string, want: Spend, signals: readonly AbortSignal[]): Promise<void>;
   /** The call `key` ended having used `used` (zero when it gave no reply). */
   settle(key: string, used: Spend): Promise<void>;
   /** Settles, at what they hold, the reservations `sessionId` left open (a crash cut its calls off). */
@@ -81,7 +82,7 @@ export class BudgetLedger {
   /** The runner's view of this ledger, for one session of the tree. */
   for(sessionId: string): TreeBudget {
     return {
-      reserve: (key, want, signal) => this.reserve(sessionId, key, want, signal),
+      reserve: (key, want, signals) => this.reserve(sessionId, key, want, signals),
       settle: (key, used) => this.settle(sessionId, key, used),
       release: (id) => this.release(id),
     };
@@ -125,8 +126,10 @@ export class BudgetLedger {
     return [...this.open.values()].reduce<Spend>(add, ZERO);
   }
 
-  private async reserve(sessionId: string, key: string, want: Spend, signal: AbortSignal): Promise<void> {
+  private async reserve(sessionId: string, key: string, want: Spend, signals: readonly AbortSignal[]): Promise<void> {
     if (!limited(await this.currentBudget())) return;
+    // Combined only here: AbortSignal.any costs more than a model call's other set-up, and a tree without a budget never waits.
+    const signal = signals.length === 1 ? signals[0]! : AbortSignal.any([...signals]);
     for (;;) {
       signal.throwIfAborted();
       await this.catchUp();

@@ -373,7 +373,7 @@ export class SessionRunner {
    */
   private async callModel(key: string, request: ModelRequest, hooks: ModelCallHooks, signal: AbortSignal) {
     const { sessionId, model, prices } = this.config;
-    await this.deps.budget.reserve(`${sessionId}:${key}`, reservationFor(prices, model, estimateTokens(request), request.max_tokens), AbortSignal.any([signal, this.drainAbort.signal]));
+    await this.deps.budget.reserve(`${sessionId}:${key}`, reservationFor(prices, model, estimateTokens(request), request.max_tokens), [signal, this.drainAbort.signal]);
     let used = ZERO_USAGE;
     try {
       const reply = await callModel(await this.deps.model(), request, hooks, signal, this.deps.retry);
