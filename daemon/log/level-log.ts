@@ -38,6 +38,8 @@ interface CachedSession {
   /** Latest metadata including queued patches: patches merge against it, in call order. */
   meta: SessionMeta;
   durableMeta: SessionMeta | undefined;
+  /** durableMeta as stored: getMeta parses it, which costs about half of cloning the object. */
+  durableMetaJson?: string;
   /** Cleared when a failed batch leaves this cache stale, or when it is evicted; holders must load afresh. */
   valid: boolean;
   /** Size of the metadata as stored, for the cache's byte bound. */
@@ -161,7 +163,7 @@ export class LevelSessionLog implements Log.SessionLog {
     // The counter goes in the create's own batch: counted exactly when the session is there.
     const count = ++this.sessionsQueued;
     ops.push({ type: 'put', key: SESSION_COUNT_KEY, value: String(count) });
-    return this.commit(id, state, 0, ops, jsons, stored, () => (this.sessionsDurable = Math.max(this.sessionsDurable, count)));
+    return this.commit(id, state, 0, ops, jsons, { value: stored, json: metaJson }, () => (this.sessionsDurable = Math.max(this.sessionsDurable, count)));
   }
 
   private async appendNow(sessionId: string, events: NewEvent[], metaPatch: Record<string, unknown> | undefined, options: Log.WriteOptions | undefined): Promise<number[]> {
@@ -182,7 +184,7 @@ export class LevelSessionLog implements Log.SessionLog {
     if (metaJson) ops.push({ type: 'put', key: metaKey(sessionId), value: metaJson });
     state.head += events.length;
     if (meta) this.setMeta(sessionId, state, meta, metaJson!.length);
-    const durable = this.commit(sessionId, state, first, ops, jsons, meta);
+    const durable = this.commit(sessionId, state, first, ops, jsons, meta && { value: meta, json: metaJson! });
     options?.onSequenced?.(first);
     return durable;
   }
@@ -227,7 +229,7 @@ export class LevelSessionLog implements Log.SessionLog {
     if (this.failed) await this.reopen();
     checkSessionId(sessionId);
     const state = await this.validSession(sessionId);
-    return state?.durableMeta === undefined ? undefined : structuredClone(state.durableMeta);
+    return state?.durableMetaJson === undefined ? undefined : (JSON.parse(state.durableMetaJson) as SessionMeta);
   }
 
   private async patchMetaNow(sessionId: string, patch: Record<string, unknown>, options: Log.WriteOptions | undefined): Promise<SessionMeta> {
@@ -239,8 +241,8 @@ export class LevelSessionLog implements Log.SessionLog {
     const meta = mergeMeta(state.meta, patch, Date.now());
     const metaJson = JSON.stringify(meta);
     this.setMeta(sessionId, state, meta, metaJson.length);
-    await this.commit(sessionId, state, state.head, [{ type: 'put', key: metaKey(sessionId), value: metaJson }], [], meta);
-    return structuredClone(meta);
+    await this.commit(sessionId, state, state.head, [{ type: 'put', key: metaKey(sessionId), value: metaJson }], [], { value: meta, json: metaJson });
+    return JSON.parse(metaJson) as SessionMeta;
   }
 
   async list(options?: Log.ListOptions): Promise<Log.ListPage> {
@@ -438,14 +440,17 @@ export class LevelSessionLog implements Log.SessionLog {
   }
 
   /** Queues one append; resolves with its seqs once its batch is durable. */
-  private commit(sessionId: string, state: CachedSession, first: number, ops: BatchPut[], jsons: string[], meta: SessionMeta | undefined, durable?: () => void): Promise<number[]> {
+  private commit(sessionId: string, state: CachedSession, first: number, ops: BatchPut[], jsons: string[], meta: { value: SessionMeta; json: string } | undefined, durable?: () => void): Promise<number[]> {
     return new Promise((resolve, reject) => {
       this.commits.enqueue({
         sessionId,
         ops,
         onDurable: () => {
           state.durableHead = Math.max(state.durableHead, first + jsons.length);
-          if (meta) state.durableMeta = meta;
+          if (meta) {
+            state.durableMeta = meta.value;
+            state.durableMetaJson = meta.json;
+          }
           durable?.();
           // Idle now, perhaps: the cache may drop something to stay within its bounds.
           this.states.evict();
@@ -516,7 +521,7 @@ export class LevelSessionLog implements Log.SessionLog {
       if (metaJson === undefined) return undefined;
       const head = last.length > 0 ? seqOfEventKey(last[0]!) + 1 : 0;
       const meta = JSON.parse(metaJson) as SessionMeta;
-      return { head, durableHead: head, meta, durableMeta: meta, valid: true, metaBytes: metaJson.length };
+      return { head, durableHead: head, meta, durableMeta: meta, durableMetaJson: metaJson, valid: true, metaBytes: metaJson.length };
     } catch (cause) {
       throw storageError(cause, 'read');
     }
