@@ -27,6 +27,8 @@ interface Active {
  */
 export class SubscriptionHub {
   private readonly active = new Map<string, Active>();
+  /** The same subscriptions by session: a delta looks only at its session's. */
+  private readonly bySession = new Map<string, Set<Active>>();
   /** Told when a session gets its first subscriber here; awaited before the subscription answers. */
   onFirstSubscriber: ((sessionId: string) => Promise<void>) | undefined;
 
@@ -72,10 +74,10 @@ export class SubscriptionHub {
       },
       this.limits,
     );
-    this.active.set(subscriptionId, { peer, sessionId, subscription });
+    this.add(subscriptionId, { peer, sessionId, subscription });
     peer.subscriptions.add(subscriptionId);
     void subscription.ended.then((end) => {
-      this.active.delete(subscriptionId);
+      this.remove(subscriptionId);
       peer.subscriptions.delete(subscriptionId);
       if (end.reason === 'closed') return;
       const reason =
@@ -91,7 +93,23 @@ export class SubscriptionHub {
 
   /** Sessions with a subscriber here now. */
   followed(): string[] {
-    return [...new Set([...this.active.values()].map((entry) => entry.sessionId))];
+    return [...this.bySession.keys()];
+  }
+
+  private add(subscriptionId: string, entry: Active): void {
+    this.active.set(subscriptionId, entry);
+    const entries = this.bySession.get(entry.sessionId);
+    if (entries) entries.add(entry);
+    else this.bySession.set(entry.sessionId, new Set([entry]));
+  }
+
+  private remove(subscriptionId: string): void {
+    const entry = this.active.get(subscriptionId);
+    if (!entry) return;
+    this.active.delete(subscriptionId);
+    const entries = this.bySession.get(entry.sessionId);
+    entries?.delete(entry);
+    if (entries?.size === 0) this.bySession.delete(entry.sessionId);
   }
 
   /** Ends one subscription of this peer; false if it has none by that id. */
@@ -99,7 +117,7 @@ export class SubscriptionHub {
     const entry = this.active.get(subscriptionId);
     if (!entry || entry.peer !== peer) return false;
     entry.subscription.close();
-    this.active.delete(subscriptionId);
+    this.remove(subscriptionId);
     peer.subscriptions.delete(subscriptionId);
     return true;
   }
@@ -110,10 +128,13 @@ export class SubscriptionHub {
    * still gets the durable assistant.message).
    */
   broadcastDelta(sessionId: string, turnId: string, kind: 'text' | 'tool_input', index: number, text: string): void {
-    const sent = new Set<Peer>();
-    for (const entry of this.active.values()) {
-      if (entry.sessionId !== sessionId || sent.has(entry.peer) || entry.peer.backlog > DELTA_BACKLOG_LIMIT) continue;
-      sent.add(entry.peer);
+    const entries = this.bySession.get(sessionId);
+    if (!entries) return;
+    // One notification per connection, however many of its subscriptions follow the session.
+    const sent = entries.size > 1 ? new Set<Peer>() : undefined;
+    for (const entry of entries) {
+      if (sent?.has(entry.peer) || entry.peer.backlog > DELTA_BACKLOG_LIMIT) continue;
+      sent?.add(entry.peer);
       void entry.peer.notify(SessionDeltaNotification, { sessionId, turnId, kind, index, text }).catch(() => undefined);
     }
   }
