@@ -88,8 +88,11 @@ export function toStored(seq: number, ts: number, event: NewEvent): { stored: St
   return { stored: JSON.parse(json) as StoredEvent, json };
 }
 
-/** Merges a patch the documented way: `undefined` deletes a key; `updatedAt` moves forward. */
-export function mergeMeta(meta: SessionMeta, patch: Record<string, unknown>, now: number): SessionMeta {
+/**
+ * Merges a patch the documented way: `undefined` deletes a key; `updatedAt` moves forward.
+ * With the merged record's JSON, which is what a backend stores: serialised once.
+ */
+export function mergeMeta(meta: SessionMeta, patch: Record<string, unknown>, now: number): { meta: SessionMeta; json: string } {
   const merged: SessionMeta = { ...meta };
   for (const [key, value] of Object.entries(patch)) {
     if (value === undefined) delete merged[key];
@@ -99,7 +102,8 @@ export function mergeMeta(meta: SessionMeta, patch: Record<string, unknown>, now
   if (typeof merged.createdAt !== 'number') merged.createdAt = meta.createdAt;
   // Bumped unless the patch set it explicitly; never moves backwards with a skewed clock.
   if (!('updatedAt' in patch) || typeof patch['updatedAt'] !== 'number') merged.updatedAt = Math.max(now, meta.updatedAt);
-  return JSON.parse(encode(merged, 'meta')) as SessionMeta;
+  const json = encode(merged, 'meta');
+  return { meta: JSON.parse(json) as SessionMeta, json };
 }
 
 export interface ReadRange {

@@ -179,12 +179,11 @@ export class LevelSessionLog implements Log.SessionLog {
     const first = state.head;
     // Everything that can throw runs before the state moves, so a bad call changes nothing.
     const { ops, jsons } = this.eventOps(sessionId, first, events);
-    const meta = metaPatch === undefined ? undefined : mergeMeta(state.meta, metaPatch, Date.now());
-    const metaJson = meta && JSON.stringify(meta);
-    if (metaJson) ops.push({ type: 'put', key: metaKey(sessionId), value: metaJson });
+    const merged = metaPatch === undefined ? undefined : mergeMeta(state.meta, metaPatch, Date.now());
+    if (merged) ops.push({ type: 'put', key: metaKey(sessionId), value: merged.json });
     state.head += events.length;
-    if (meta) this.setMeta(sessionId, state, meta, metaJson!.length);
-    const durable = this.commit(sessionId, state, first, ops, jsons, meta && { value: meta, json: metaJson! });
+    if (merged) this.setMeta(sessionId, state, merged.meta, merged.json.length);
+    const durable = this.commit(sessionId, state, first, ops, jsons, merged && { value: merged.meta, json: merged.json });
     options?.onSequenced?.(first);
     return durable;
   }
@@ -238,8 +237,7 @@ export class LevelSessionLog implements Log.SessionLog {
     let state = await this.existing(sessionId, true);
     while (!state.valid) state = await this.existing(sessionId, true);
     checkIfHead(sessionId, options, state.head);
-    const meta = mergeMeta(state.meta, patch, Date.now());
-    const metaJson = JSON.stringify(meta);
+    const { meta, json: metaJson } = mergeMeta(state.meta, patch, Date.now());
     this.setMeta(sessionId, state, meta, metaJson.length);
     await this.commit(sessionId, state, state.head, [{ type: 'put', key: metaKey(sessionId), value: metaJson }], [], { value: meta, json: metaJson });
     return JSON.parse(metaJson) as SessionMeta;

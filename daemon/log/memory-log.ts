@@ -43,7 +43,7 @@ export class MemorySessionLog implements Log.SessionLog {
     checkIfHead(sessionId, options, session.events.length);
     const stored = this.stamp(session.events.length, events);
     // Both are computed before anything changes, so a bad patch leaves the session as it was.
-    const meta = metaPatch === undefined ? session.meta : mergeMeta(session.meta, metaPatch, Date.now());
+    const meta = metaPatch === undefined ? session.meta : mergeMeta(session.meta, metaPatch, Date.now()).meta;
     session.meta = meta;
     const first = session.events.length;
     const seqs = this.commit(sessionId, session, stored);
@@ -94,7 +94,7 @@ export class MemorySessionLog implements Log.SessionLog {
     checkPatch(patch);
     const session = this.session(sessionId);
     checkIfHead(sessionId, options, session.events.length);
-    session.meta = mergeMeta(session.meta, patch, Date.now());
+    session.meta = mergeMeta(session.meta, patch, Date.now()).meta;
     return copy(session.meta);
   }
 
