@@ -71,6 +71,8 @@ export const create: Handler<typeof SessionCreate> = async (params, { daemon, pe
   await checkCredentials(params, daemon.vault);
   const created = await daemon.sessions.create(params);
   peer.roles.set(created.sessionId, 'controller');
+  // Its runner (fold, tools, request scaffolding) is built while the client sends the first prompt.
+  daemon.harness.prepareNew(created.sessionId);
   if (params.sandbox?.eager) {
     daemon.harness.provisionEagerly(created.sessionId).catch((error: unknown) =>
       daemon.logger.log('warn', 'eager sandbox provisioning failed', { sessionId: created.sessionId, error: String(error) }),

@@ -78,6 +78,8 @@ const INTERRUPTS_AHEAD_MAX = 1000;
 
 /** A runner with no work for this long is dropped with its sandbox; its log wakes a new one. */
 const IDLE_EVICT_MS = 5 * 60_000;
+/** New sessions get a runner ahead of their first prompt only while fewer runners than this exist (a burst of creates holds no more). */
+const PREPARE_NEW_MAX = 64;
 
 /**
  * The brains: one SessionRunner per session with work to do. Stateless between
@@ -255,6 +257,11 @@ export class Harness {
    * meanwhile, so the first model call waits for the prompt's fsync and nothing else.
    * Without leases only (with them, a runner is made once the lease is held).
    */
+  /** A session was created: its runner is made while its first prompt is still to come (up to a bound). */
+  prepareNew(sessionId: string): void {
+    if (this.runners.size + this.making.size < PREPARE_NEW_MAX) this.prepare(sessionId);
+  }
+
   prepare(sessionId: string): void {
     if (this.stopping || this.deps.leases) return;
     void this.runner(sessionId)
