@@ -13,7 +13,7 @@ const PAGE = 5000;
  * A checkpoint of the fold is kept once this many events were folded since the last one
  * (and at every compaction): a woken runner reads at most about this many events.
  */
-export const CHECKPOINT_EVERY = 1000;
+export const CHECKPOINT_EVERY = 500;
 
 /** The event with secrets replaced in its data (never in its type). */
 function redactData<E extends NewKnownEvent>(event: E, redactor: HarnessRedactor): E {
