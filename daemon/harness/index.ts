@@ -252,16 +252,16 @@ export class Harness {
     return endpoint;
   }
 
-  /**
-   * A prompt is on its way to the log: the runner is made and its checkpoint read
-   * meanwhile, so the first model call waits for the prompt's fsync and nothing else.
-   * Without leases only (with them, a runner is made once the lease is held).
-   */
   /** A session was created: its runner is made while its first prompt is still to come (up to a bound). */
   prepareNew(sessionId: string): void {
     if (this.runners.size + this.making.size < PREPARE_NEW_MAX) this.prepare(sessionId);
   }
 
+  /**
+   * A prompt is on its way to the log: the runner is made and its checkpoint read
+   * meanwhile, so the first model call waits for the prompt's fsync and nothing else.
+   * Without leases only (with them, a runner is made once the lease is held).
+   */
   prepare(sessionId: string): void {
     if (this.stopping || this.deps.leases) return;
     void this.runner(sessionId)
