@@ -37,9 +37,8 @@ interface CachedSession {
   durableHead: number;
   /** Latest metadata including queued patches: patches merge against it, in call order. */
   meta: SessionMeta;
-  durableMeta: SessionMeta | undefined;
-  /** durableMeta as stored: getMeta parses it, which costs about half of cloning the object. */
-  durableMetaJson?: string;
+  /** The durable metadata, with its JSON as stored (getMeta parses that: about half the cost of cloning the object). */
+  durableMeta: StoredMeta | undefined;
   /** Cleared when a failed batch leaves this cache stale, or when it is evicted; holders must load afresh. */
   valid: boolean;
   /** Size of the metadata as stored, for the cache's byte bound. */
@@ -48,12 +47,18 @@ interface CachedSession {
   checkpointSeq?: number;
 }
 
+/** Metadata with the JSON it is stored as. */
+interface StoredMeta {
+  value: SessionMeta;
+  json: string;
+}
+
 /** Sessions whose state stays cached, by count and by metadata bytes; idle ones beyond are dropped, least recently used first. */
 const STATE_CACHE_SESSIONS = 1024;
 const STATE_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** A state with nothing queued: dropping it loses nothing the store does not have. */
-const idle = (s: CachedSession) => s.head === s.durableHead && s.meta === s.durableMeta;
+const idle = (s: CachedSession) => s.head === s.durableHead && s.meta === s.durableMeta?.value;
 
 export class LevelSessionLog implements Log.SessionLog {
   readonly supports: Log.SessionLogSupports = { durable: true, groupCommit: true, sharedWriters: false };
@@ -228,7 +233,7 @@ export class LevelSessionLog implements Log.SessionLog {
     if (this.failed) await this.reopen();
     checkSessionId(sessionId);
     const state = await this.validSession(sessionId);
-    return state?.durableMetaJson === undefined ? undefined : (JSON.parse(state.durableMetaJson) as SessionMeta);
+    return state?.durableMeta === undefined ? undefined : (JSON.parse(state.durableMeta.json) as SessionMeta);
   }
 
   private async patchMetaNow(sessionId: string, patch: Record<string, unknown>, options: Log.WriteOptions | undefined): Promise<SessionMeta> {
@@ -438,17 +443,14 @@ export class LevelSessionLog implements Log.SessionLog {
   }
 
   /** Queues one append; resolves with its seqs once its batch is durable. */
-  private commit(sessionId: string, state: CachedSession, first: number, ops: BatchPut[], jsons: string[], meta: { value: SessionMeta; json: string } | undefined, durable?: () => void): Promise<number[]> {
+  private commit(sessionId: string, state: CachedSession, first: number, ops: BatchPut[], jsons: string[], meta: StoredMeta | undefined, durable?: () => void): Promise<number[]> {
     return new Promise((resolve, reject) => {
       this.commits.enqueue({
         sessionId,
         ops,
         onDurable: () => {
           state.durableHead = Math.max(state.durableHead, first + jsons.length);
-          if (meta) {
-            state.durableMeta = meta.value;
-            state.durableMetaJson = meta.json;
-          }
+          if (meta) state.durableMeta = meta;
           durable?.();
           // Idle now, perhaps: the cache may drop something to stay within its bounds.
           this.states.evict();
@@ -519,7 +521,7 @@ export class LevelSessionLog implements Log.SessionLog {
       if (metaJson === undefined) return undefined;
       const head = last.length > 0 ? seqOfEventKey(last[0]!) + 1 : 0;
       const meta = JSON.parse(metaJson) as SessionMeta;
-      return { head, durableHead: head, meta, durableMeta: meta, durableMetaJson: metaJson, valid: true, metaBytes: metaJson.length };
+      return { head, durableHead: head, meta, durableMeta: { value: meta, json: metaJson }, valid: true, metaBytes: metaJson.length };
     } catch (cause) {
       throw storageError(cause, 'read');
     }
