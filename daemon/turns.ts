@@ -2,6 +2,7 @@
  * Edits to a session's turns that the log records as events and never rewrites:
  * session/steer (input joins the running turn) and session/rollback (turns leave the context).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { AgentdError, ErrorCode, type PromptContent } from '../protocol/index.js';
 import { appendEvents } from './events.js';
 import { fromLogError } from './errors.js';
@@ -15,6 +16,8 @@ import { requireIdle, requireWritable, type SessionService } from './sessions.js
 const PAGE = 5000;
 /** Other writers may move the head between our look and our write (rollback): this many looks, then SessionBusy. */
 const ATTEMPTS = 20;
+/** Between those looks: long enough for a write under way to land. */
+const CONFLICT_WAIT_MS = 5;
 
 const isConflict = (error: unknown) => error instanceof LogError && error.kind === 'conflict';
 
@@ -89,6 +92,8 @@ export async function rollback(log: SessionLog, sessions: SessionService, sessio
       return { seq: seq!, turnIds: data.turnIds };
     } catch (error) {
       if (!isConflict(error)) throw fromLogError(error, sessionId);
+      // Another write is under way and not yet readable: looking again at once would find the log as it was.
+      await delay(CONFLICT_WAIT_MS);
     }
   }
   throw busy(sessionId, 'rolled back');

@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ErrorCode, SessionAttach, SessionDeltaNotification, SessionPrompt, SessionSteer, type Event } from '../protocol/index.js';
+import { DaemonStatus, ErrorCode, SessionAttach, SessionDeltaNotification, SessionPrompt, SessionSteer, type Event } from '../protocol/index.js';
 import { LevelSessionLog } from '../daemon/log/index.js';
 import { lastUserText, reply, type Reply } from '../clients/cli/demo/model-emulator.js';
-import { answeringClient, assertLogInvariants, createSession, ofType, settle, withAgentRig, waitForEvent } from './support/agent.js';
+import { answeringClient, assertLogInvariants, createSession, ofType, settle, startAgentRig, withAgentRig, waitForEvent } from './support/agent.js';
+import { withFixture } from './support/fixture.js';
 import { holdFsyncs } from './support/fsync-fault.js';
 
 function assertCarriedOn(events: Event[]): void {
@@ -167,6 +168,32 @@ describe('harness crash recovery (SIGKILL of the daemon)', () => {
       });
     });
   }
+
+  // Another writer's append (here an eager sandbox's sandbox.provisioned) queued while the
+  // turn's last append waits for its fsync: the runner's conditional 'idle' loses to it
+  // until it lands. Looking again at once, with nothing but microtasks in between, kept
+  // the log from ever writing its next batch: the daemon spun at 100% CPU for good.
+  it('goes idle after another append that was not yet durable when its turn ended', { timeout: 60_000 }, async () => {
+    // Each fsync takes 300 ms. The prompt's message is durable at about 300 ms, the turn's
+    // end at about 600; the eager sandbox, bound after the first token and 350 ms slower
+    // than it would be, is recorded at about 420: queued behind the turn's end.
+    await withFixture(startAgentRig({ AGENTD_BENCH_SANDBOX_DELAY_MS: '350' }), async (rig) => {
+      const client = await rig.daemon.client();
+      rig.emulator.script([reply.text('the answer')]);
+      const fault = await holdFsyncs(rig.daemon.proc.pid!, { delayMs: 300 });
+      try {
+        const sessionId = await createSession(client, { sandbox: { eager: true } });
+        await client.request(SessionPrompt, { sessionId, content: 'hello' });
+        await waitForEvent(client, sessionId, (e) => e.type === 'sandbox.provisioned', 15_000);
+        const events = await settle(client, sessionId, 15_000);
+        assert.deepEqual(assertLogInvariants(events), []);
+        assert.equal(ofType(events, 'turn.completed').length, 1);
+        await client.request(DaemonStatus, {}); // still serving
+      } finally {
+        await fault.detach();
+      }
+    });
+  });
 
   // The model call of a prompt leaves while its user message is being made durable (the
   // prompt is answered only once it is). A kill at either side of that fsync recovers.

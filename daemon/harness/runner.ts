@@ -16,7 +16,7 @@ import { SHUTDOWN, ToolCalls } from './tool-calls.js';
 
 export { CHECKPOINT_EVERY } from './session-writer.js';
 
-/** How long a turn about to complete waits for another writer's append it collided with. */
+/** How long the runner waits for another writer's append its conditional write collided with. */
 const APPEND_LANDING_MS = 5;
 
 /** The runner reached a durable point while draining: it stops there, recording nothing more. */
@@ -198,13 +198,14 @@ export class SessionRunner {
       // where we looked (ifHead): a prompt that slipped in makes it a conflict, and we go on.
       const idle = await this.deps.serialize(this.config.sessionId, async () => {
         await this.writer.catchUp();
-        if (pendingTurn(this.writer.state)) return false;
+        if (pendingTurn(this.writer.state)) return 'turn';
         return this.deps.log.patchMeta(this.config.sessionId, { status: 'idle', ...NO_TURN_RUNNING }, { ifHead: this.writer.state.headSeq }).then(
-          () => true,
-          (error: unknown) => (error instanceof LogError && error.kind === 'conflict' ? false : Promise.reject(error)),
+          () => 'idle' as const,
+          (error: unknown) => (error instanceof LogError && error.kind === 'conflict' ? ('conflict' as const) : Promise.reject(error)),
         );
       });
-      if (idle) return;
+      if (idle === 'idle') return;
+      if (idle === 'conflict') await this.afterConflict();
     }
   }
 
@@ -298,12 +299,21 @@ export class SessionRunner {
       return true;
     } catch (error) {
       if (!(error instanceof LogError && error.kind === 'conflict')) throw error;
-      const before = this.writer.state.headSeq;
-      await this.writer.catchUp();
-      // Another writer's append is under way and not yet readable: let it land before looking again.
-      if (this.writer.state.headSeq === before) await delay(APPEND_LANDING_MS);
+      await this.afterConflict();
       return this.completed(turn);
     }
+  }
+
+  /**
+   * A write conditional on the log's head lost to another writer's append. When catching
+   * up does not show that append, it is under way and not yet readable: let it land
+   * before looking again. Looking again at once would be all microtasks, and the log's
+   * next batch (which holds it) could never be written.
+   */
+  private async afterConflict(): Promise<void> {
+    const before = this.writer.state.headSeq;
+    await this.writer.catchUp();
+    if (this.writer.state.headSeq === before) await delay(APPEND_LANDING_MS);
   }
 
   /**
