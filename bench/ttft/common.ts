@@ -11,7 +11,7 @@ export const REPLY_TEXT = 'Sure. I looked at it and everything is in order; noth
 
 export const OVERHEAD_RUNS = Number(process.env.TTFT_RUNS ?? 100);
 export const RUN_TURNS = Number(process.env.TTFT_RUN_TURNS ?? 40);
-export const SANDBOX_RUNS = Number(process.env.TTFT_SANDBOX_RUNS ?? 30);
+export const SANDBOX_RUNS = Number(process.env.TTFT_SANDBOX_RUNS ?? 60);
 export const SANDBOX_DELAY_MS = 500;
 export const WAKE_EVENTS = 10_000;
 export const WAKE_REPS = 25;

@@ -54,7 +54,9 @@ export class Driver {
           } else if (e.type === 'sandbox.provisioned') {
             const t = performance.now();
             this.provisionedAt.set(sessionId, t);
-            this.provisioned.get(sessionId)?.(t);
+            const w = this.provisioned.get(sessionId);
+            this.provisioned.delete(sessionId); // nothing waits on it now: makeRoom may unsubscribe
+            w?.(t);
           }
         }
       },

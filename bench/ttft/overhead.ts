@@ -268,7 +268,7 @@ export async function benchSandbox(plain: Driver, scratch: Scratch, modelEnv: Re
       lazyToNoSandboxP95: round(l.p95 / n.p95),
       eagerSandboxReadyAfterCreateP50: round(quantile(eagerReady, 0.5)),
       eagerFirstTokenBeforeSandboxReady: `${eagerFirstTokenBeforeSandbox}/${eager.length}`,
-      note: 'eager provisioning runs in the background at session/create; the first model call does not wait for it',
+      note: 'eager provisioning runs in the background from session/create, once the first model call has streamed its first output; that call never waits for it',
       target: 'lazy p95 <= 1.1x no-sandbox p95',
     });
   } finally {

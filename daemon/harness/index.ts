@@ -1,5 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { realpath } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Server } from 'node:net';
 import type { SessionCreateParams, UsageTotals } from '../../protocol/index.js';
 import type { SandboxProvider, SandboxSpec } from '../../sandbox/types.js';
@@ -80,6 +81,9 @@ const INTERRUPTS_AHEAD_MAX = 1000;
 const IDLE_EVICT_MS = 5 * 60_000;
 /** New sessions get a runner ahead of their first prompt only while fewer runners than this exist (a burst of creates holds no more). */
 const PREPARE_NEW_MAX = 64;
+
+/** How long an eager provision waits for a prompt sent right after its session/create. */
+const EAGER_GRACE_MS = 20;
 
 /**
  * The brains: one SessionRunner per session with work to do. Stateless between
@@ -405,11 +409,17 @@ export class Harness {
     this.idleTimers.set(sessionId, timer);
   }
 
-  /** `sandbox.eager`: provision at session start, for comparison with lazy start. */
+  /**
+   * `sandbox.eager`: provision at session start, but never ahead of the first token. A
+   * prompt sent right after the create (as `agentd run` does) has its model call out
+   * within EAGER_GRACE_MS; the bind then waits for that call's first output.
+   */
   async provisionEagerly(sessionId: string): Promise<void> {
     if (this.deps.leases && !(await this.hold(sessionId))) return;
     const runner = await this.runner(sessionId);
     try {
+      await delay(EAGER_GRACE_MS);
+      await runner.firstOutput.clear();
       await runner.slot.get();
     } finally {
       await this.ran(sessionId, runner);

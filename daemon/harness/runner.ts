@@ -13,6 +13,7 @@ import { BudgetExceeded } from './budget-ledger.js';
 import { AGENT_TOOL_NAME } from './agent-tool.js';
 import { SessionWriter, type SpeculativeInput } from './session-writer.js';
 import { SHUTDOWN, ToolCalls } from './tool-calls.js';
+import { FirstOutputGate } from './first-output.js';
 
 export { CHECKPOINT_EVERY } from './session-writer.js';
 
@@ -53,6 +54,8 @@ export class SessionRunner {
   private interruptAtStart: string | undefined;
   /** The turn running now, and its tool call under way: what a connection the sandbox makes is attributed to. */
   running: { turnId: string; toolUseId?: string } | undefined;
+  /** Eager provisioning waits on it (see Harness.provisionEagerly). */
+  readonly firstOutput = new FirstOutputGate();
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -153,6 +156,7 @@ export class SessionRunner {
     this.stopped = true;
     this.turnAbort?.abort(SHUTDOWN);
     await this.loop;
+    this.firstOutput.passed();
     await Promise.allSettled([this.slot.close(), this.remote.close()]);
   }
 
@@ -352,6 +356,7 @@ export class SessionRunner {
   private hooks(turnId: string, record = true, opening: () => NewKnownEvent[] = () => [], steers: number[] = []): ModelCallHooks {
     return {
       onAttempt: async (attempt) => {
+        this.firstOutput.sent();
         if (!record) return;
         const first = opening();
         const carried = steers.length > 0 ? { steers } : {};
@@ -368,8 +373,12 @@ export class SessionRunner {
         // then runs beside the SDK's work instead of after it.
         await new Promise<void>((resolve) => setImmediate(resolve));
       },
-      onRetry: (attempt, reason, delayMs) => this.writer.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]),
+      onRetry: (attempt, reason, delayMs) => {
+        this.firstOutput.passed(); // nothing in flight while it backs off
+        return this.writer.append([{ type: 'model.retry', data: { turnId, attempt, reason, delayMs } }]);
+      },
       onDelta: (kind, index, text) => {
+        this.firstOutput.passed();
         if (!record) return;
         this.writer.delta(() => this.deps.delta(this.config.sessionId, turnId, kind, index, text));
       },
@@ -390,6 +399,7 @@ export class SessionRunner {
       used = reply.usage;
       return reply;
     } finally {
+      this.firstOutput.passed();
       // Stopped as in a crash: the next daemon's wake releases it.
       if (signal.reason !== SHUTDOWN) {
         await this.deps.budget.settle(`${sessionId}:${key}`, spendOf(prices, model, used)).catch((error: unknown) =>
