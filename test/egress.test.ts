@@ -6,8 +6,9 @@
  * literals that lead to loopback, private and link-local addresses, the daemon's socket.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { reply } from '../clients/cli/demo/model-emulator.js';
@@ -74,6 +75,31 @@ describe('egress proxy', () => {
       ],
     );
     assert.ok(allowed.every((d) => d.address === UPSTREAM_HOST && d.reason.startsWith('allow "')));
+  });
+
+  it('tunnels a server that speaks first and a large body intact, byte for byte', async () => {
+    // The upstream's banner is written the moment it accepts, before the proxy has answered
+    // the CONNECT; then 8 MB of random bytes, which the proxy relays through one read buffer
+    // to a reader that stops for a while.
+    const body = Buffer.concat([Buffer.from('BANNER first words\n'), randomBytes(8 * 1024 * 1024)]);
+    const server = createServer((socket) => socket.end(body));
+    await new Promise<void>((resolve) => server.listen(0, UPSTREAM_HOST, resolve));
+    const authority = `${UPSTREAM_HOST}:${(server.address() as AddressInfo).port}`;
+    try {
+      const script = [
+        'const net = require("net"), crypto = require("crypto"), u = new URL(process.env.HTTP_PROXY);',
+        `const s = net.connect(+u.port, u.hostname, () => s.write("CONNECT ${authority} HTTP/1.1\\r\\nHost: ${authority}\\r\\n\\r\\n"));`,
+        'let head = Buffer.alloc(0), status = null, n = 0; const hash = crypto.createHash("sha256");',
+        // A slow reader: the proxy's writes back up, and its read buffer must wait for them.
+        's.once("data", () => { s.pause(); setTimeout(() => s.resume(), 300); });',
+        's.on("data", (d) => { if (status === null) { head = Buffer.concat([head, d]); const i = head.indexOf("\\r\\n\\r\\n"); if (i < 0) return; status = head.subarray(0, head.indexOf("\\r\\n")).toString(); d = head.subarray(i + 4); } n += d.length; hash.update(d); });',
+        's.on("end", () => console.log([status, n, hash.digest("hex")].join("|")));',
+      ].join(' ');
+      const { out } = await run({ default: 'deny', allow: [authority] }, [`node -e '${script}'`]);
+      assert.equal(out[0]!.split('\n')[0], ['HTTP/1.1 200 Connection Established', body.length, createHash('sha256').update(body).digest('hex')].join('|'));
+    } finally {
+      server.close();
+    }
   });
 
   it('clones a public repository from a git http-backend allowed by host, and not one whose host is not allowed', async () => {

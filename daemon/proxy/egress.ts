@@ -70,12 +70,13 @@ export class EgressProxy {
     const abort = new AbortController();
     client.once('close', () => abort.abort());
     let upstream: Socket;
+    const down = new Downstream();
     try {
       const origins = await credentials.origins();
       const address = await this.admit(session, origins.map((o) => o.pattern), target.host, target.port, 'connect', abort.signal);
       const bound = origins.find((o) => o.pattern === exactPattern(target.host, target.port));
       if (bound) return this.intercept(target, bound.tls, address, credentials, client, head);
-      upstream = await open(address, target.port);
+      upstream = await open(address, target.port, down.onread);
     } catch (error) {
       return refuseSocket(client, error instanceof Refused ? 403 : 502, (error as Error).message);
     }
@@ -83,7 +84,7 @@ export class EgressProxy {
     if (head.length > 0) upstream.write(head);
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
-    upstream.pipe(client);
+    down.into(upstream, client);
     client.pipe(upstream);
     this.logger.log('debug', 'egress tunnel', { sessionId, host: target.host, port: target.port });
   }
@@ -194,10 +195,47 @@ function parseAuthority(authority: string): { host: string; port: number } | und
   return { host: normalHost(m[1]!), port };
 }
 
-function open(address: string, port: number): Promise<Socket> {
+/** Bytes a tunnel reads from upstream at a time, into one buffer it keeps. */
+const DOWNSTREAM_READ_BYTES = 256 * 1024;
+
+/**
+ * A tunnel's upstream-to-sandbox direction, where downloads go: the upstream socket reads
+ * into one fixed buffer (net's `onread`), each read is written to the sandbox's side, and
+ * reading pauses until that write has gone, since the next read reuses the buffer. No
+ * buffer is made per chunk and reads are larger than a stream's 64 KB: a 20 MB download
+ * costs the proxy markedly less CPU than with pipe() (see bench/egress.ts).
+ */
+class Downstream {
+  private client: Duplex | undefined;
+  private upstream: Socket | undefined;
+  /** What arrived before the tunnel was answered (a server that speaks first). */
+  private early: Buffer[] = [];
+  readonly onread = { buffer: new Uint8Array(DOWNSTREAM_READ_BYTES), callback: (n: number, buffer: Uint8Array) => this.read(n, buffer) };
+
+  /** false pauses the upstream socket: until the write of this read has gone. */
+  private read(n: number, buffer: Uint8Array): boolean {
+    if (!this.client || !this.upstream) {
+      this.early.push(Buffer.from(buffer.subarray(0, n)));
+      return true;
+    }
+    const upstream = this.upstream;
+    this.client.write(buffer.subarray(0, n), () => upstream.resume());
+    return false;
+  }
+
+  into(upstream: Socket, client: Duplex): void {
+    for (const chunk of this.early) client.write(chunk);
+    this.early = [];
+    this.upstream = upstream;
+    this.client = client;
+    upstream.once('end', () => client.end());
+  }
+}
+
+function open(address: string, port: number, onread?: Downstream['onread']): Promise<Socket> {
   return new Promise((resolve, reject) => {
     // No Nagle: a TLS handshake's small writes would each wait for the peer's delayed ACK.
-    const socket = connect({ host: address, port, noDelay: true });
+    const socket = connect({ host: address, port, noDelay: true, ...(onread ? { onread } : {}) });
     socket.once('connect', () => {
       socket.off('error', reject);
       resolve(socket);
