@@ -164,7 +164,8 @@ async function coldAndPooled(floor: Floor, picked: (f: string) => boolean): Prom
       ...p.provision,
       floor: { what: "bwrap with agentd's launch running /bin/true", ...p.floorTrue },
       target: { p50: 5 },
-      cpu_ms_mean: { sandbox: p.cpu.sandbox, what: 'bind, one bash call and close, not counting the refill' },
+      note: 'the refill starts in the event-loop turn after the provision returns; its fork (node spawns synchronously) lands on what runs next here, the first bash call',
+      cpu_ms_mean: { sandbox: p.cpu.sandbox, what: 'bind, one bash call and close' },
     });
   }
   if (picked('bash')) {

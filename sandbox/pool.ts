@@ -206,8 +206,13 @@ export class WarmPool {
     if (this.closed || this.disabled || this.provisioning > 0 || this.starting > 0) return;
     if (this.ready.length >= this.options.size) return;
     this.starting++;
+    // In a later turn of the event loop: starting one forks this process (some ms at a
+    // daemon's size, and node's spawn is synchronous), which must not come before the
+    // caller of the provision that made room has its sandbox. A provision begun
+    // meanwhile takes precedence; its end refills.
     const started = this.probed
-      .then(() => (this.disabled || this.closed ? null : startBlank(this.options.shape, this.options.limiter)))
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => (this.disabled || this.closed || this.provisioning > 0 ? null : startBlank(this.options.shape, this.options.limiter)))
       .then(
         (blank) => {
           this.starting--;
