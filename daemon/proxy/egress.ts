@@ -212,14 +212,27 @@ class Downstream {
   private early: Buffer[] = [];
   readonly onread = { buffer: new Uint8Array(DOWNSTREAM_READ_BYTES), callback: (n: number, buffer: Uint8Array) => this.read(n, buffer) };
 
-  /** false pauses the upstream socket: until the write of this read has gone. */
+  /** A write still holds the buffer: the upstream is paused until it has gone. */
+  private holding = false;
+  private readonly written = () => {
+    if (!this.holding) return;
+    this.holding = false;
+    this.upstream?.resume();
+  };
+
+  /**
+   * Reading goes on at once when the write went to the kernel within the call (nothing
+   * left queued), as it mostly does; otherwise false pauses the upstream until it has.
+   * A write's callback comes on the next tick, before any further read.
+   */
   private read(n: number, buffer: Uint8Array): boolean {
     if (!this.client || !this.upstream) {
       this.early.push(Buffer.from(buffer.subarray(0, n)));
       return true;
     }
-    const upstream = this.upstream;
-    this.client.write(buffer.subarray(0, n), () => upstream.resume());
+    this.client.write(buffer.subarray(0, n), this.written);
+    if (this.client.writableLength === 0) return true;
+    this.holding = true;
     return false;
   }
 
