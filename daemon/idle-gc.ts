@@ -1,8 +1,11 @@
 import { Session } from 'node:inspector';
 import { loadMallocTrim, type MallocTrim } from './malloc-trim.js';
 
+/** Quiet time after work before the daemon gives memory back. */
+export const IDLE_GC_MS = 10_000;
+
 /** Between the collection of a quiet spell and the malloc trim: V8 frees dead buffers' memory after it. */
-const TRIM_AFTER_MS = 2_000;
+export const TRIM_AFTER_MS = 2_000;
 
 /**
  * V8 keeps the heap it grew during a burst of work (many turns, a big request, a

@@ -1,6 +1,6 @@
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tightenTree } from './file-modes.js';
-import { IdleCollector } from './idle-gc.js';
+import { IDLE_GC_MS, IdleCollector } from './idle-gc.js';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { KeyedQueue } from './keyed-queue.js';
 import { LatencyWindow } from './latency.js';
@@ -38,8 +38,6 @@ import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
 import { StartError } from './start-error.js';
 
-/** Quiet time after work before the daemon gives memory back (see IdleCollector). */
-const IDLE_GC_MS = 10_000;
 
 export interface DaemonOptions {
   paths: DataPaths;
