@@ -26,6 +26,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CONFIGURE_METHOD, ConfigureResult } from '../sandbox/host/protocol.js';
+import { QUIET_MS } from '../sandbox/host/idle-memory.js';
 import { HOST_ENTRY } from '../sandbox/local-launch.js';
 import { LocalSandbox } from '../sandbox/local-sandbox.js';
 import { createLocalProvider } from '../sandbox/provider.js';
@@ -186,14 +187,15 @@ async function memory(floor: Floor): Promise<void> {
   const provider = createLocalProvider();
   const sandboxes = await Promise.all(Array.from({ length: IDLE }, (_, i) => provider.provision(spec(`idle-${i}`))));
   for (const sandbox of sandboxes) await bashTrue(sandbox); // the shell is up, as after any first call
-  await new Promise((r) => setTimeout(r, 500));
+  // Idle: past the quiet spell after which a host gives memory back (host/idle-memory.ts).
+  await new Promise((r) => setTimeout(r, QUIET_MS + 500));
   const busy = descendantsMemory();
   await Promise.all(sandboxes.map((s) => s.close()));
   await provider.close?.();
 
   const pool = pooledProvider(IDLE);
   await poolReady(pool, IDLE);
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, QUIET_MS + 500));
   const unbound = descendantsMemory();
   await pool.close?.();
 
@@ -220,7 +222,7 @@ async function memory(floor: Floor): Promise<void> {
     ratio: round(sandbox.pss / floorBash.pss),
     target: { ratio: 5 },
     bare_node: { what: "idle node running nothing, in bwrap with agentd's launch: any node host's own floor", ...perInstance(bareNode, IDLE) },
-    note: 'PSS from smaps_rollup of every process below the bench, with the sandboxes idle after one bash call; shared pages are split between the processes sharing them',
+    note: 'PSS from smaps_rollup of every process below the bench, with the sandboxes idle after one bash call (past the host quiet-spell collection, QUIET_MS); shared pages are split between the processes sharing them',
   });
 }
 

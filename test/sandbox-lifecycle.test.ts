@@ -1,12 +1,13 @@
 // Sandboxes as cattle: interrupt, time out, die mid-call, get replaced, and run fifty at once.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { createLocalProvider, probeIsolation } from '../sandbox/provider.js';
 import type { IsolationLevel } from '../sandbox/types.js';
+import { QUIET_MS } from '../sandbox/host/idle-memory.js';
 import { bash, hostPid, makePlayground, processesTagged, textOf, waitUntilGone } from './support/sandbox-fixtures.js';
 
 const provider = createLocalProvider();
@@ -31,6 +32,23 @@ describe('sandbox lifecycle', () => {
       const already = new AbortController();
       already.abort();
       assert.equal((await sb.execute('bash', { command: 'echo never' }, { signal: already.signal })).errorKind, 'interrupted');
+    } finally {
+      await sb.close();
+    }
+  });
+
+  it('a host quiet for a while gives back the memory its calls grew', async (t) => {
+    const pg = makePlayground();
+    t.after(() => pg.cleanup());
+    writeFileSync(path.join(pg.workspace, 'big.txt'), 'a line of text in a file read a hundred times\n'.repeat(8_000));
+    const sb = await provider.provision({ sessionId: 'quiet', workspace: pg.workspace, env: { AGENTD_TEST_TAG: pg.tag } });
+    try {
+      const anon = () => Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${hostPid(pg.tag)}/status`, 'utf8'))![1]);
+      for (let i = 0; i < 100; i++) await sb.execute('read_file', { path: 'big.txt' });
+      const grown = anon();
+      // V8 keeps the young generation those calls grew until the host's quiet-spell collection.
+      await waitFor(() => anon() < grown / 2, QUIET_MS + 10_000);
+      assert.match(textOf(await sb.execute('read_file', { path: 'big.txt' })), /a line of text/, 'and it still works');
     } finally {
       await sb.close();
     }

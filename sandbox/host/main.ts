@@ -12,6 +12,7 @@ import { loadPty, PtyShell } from '../tools/shell.js';
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 import { CONFIGURE_METHOD, WARM_METHOD, HostConfig, type HostErrorKind, type HostTimings, type HostToolResult } from './protocol.js';
+import { QUIET_MS, releaseMemory } from './idle-memory.js';
 import { INVALID_PARAMS, parseParams, RpcError, serveStdio, type Handler } from './rpc.js';
 import type { SessionServers } from './session-servers.js';
 
@@ -161,7 +162,7 @@ function main(): void {
     await b?.servers?.close();
     process.exit(0);
   };
-  serveStdio(handlers, () => void stop());
+  serveStdio(handlers, () => void stop(), { ms: QUIET_MS, onQuiet: releaseMemory });
   process.on('SIGTERM', () => void stop());
   process.on('SIGHUP', () => void stop());
 }

@@ -35,12 +35,19 @@ export function parseParams<T>(schema: z.ZodMiniType<T>, params: unknown): T {
   throw new RpcError(INVALID_PARAMS, parsed.error.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; '));
 }
 
+/** Called once no request has been in flight for `ms` (again after each later request). */
+export interface QuietSpell {
+  ms: number;
+  onQuiet(): void;
+}
+
 /**
  * Serves `handlers` on this process's stdin and stdout until stdin ends, then calls `onEnd`.
  * Notifications other than cancellation are ignored (`notifications/initialized` among them).
  */
-export function serveStdio(handlers: Readonly<Record<string, Handler>>, onEnd: () => void): void {
+export function serveStdio(handlers: Readonly<Record<string, Handler>>, onEnd: () => void, quiet?: QuietSpell): void {
   const running = new Map<string | number, AbortController>();
+  let quietTimer: NodeJS.Timeout | undefined;
   const send = (message: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ jsonrpc: '2.0', ...message })}\n`);
   const fail = (id: string | number | null, code: number, message: string) => send({ id, error: { code, message } });
 
@@ -67,10 +74,14 @@ export function serveStdio(handlers: Readonly<Record<string, Handler>>, onEnd: (
     if (!handler) return fail(id, METHOD_NOT_FOUND, `unknown method ${method}`);
     const abort = new AbortController();
     running.set(id, abort);
+    clearTimeout(quietTimer);
     handler(params, abort.signal).then(
       (result) => send({ id, result }),
       (error: unknown) => (error instanceof RpcError ? fail(id, error.code, error.message) : fail(id, INTERNAL_ERROR, (error as Error).message ?? String(error))),
-    ).finally(() => running.delete(id));
+    ).finally(() => {
+      running.delete(id);
+      if (quiet && running.size === 0) quietTimer = setTimeout(quiet.onQuiet, quiet.ms).unref();
+    });
   };
 
   let buffered = '';
