@@ -187,7 +187,7 @@ async function memory(floor: Floor): Promise<void> {
   const provider = createLocalProvider();
   const sandboxes = await Promise.all(Array.from({ length: IDLE }, (_, i) => provider.provision(spec(`idle-${i}`))));
   for (const sandbox of sandboxes) await bashTrue(sandbox); // the shell is up, as after any first call
-  // Idle: past the quiet spell after which a host gives memory back (host/idle-memory.ts).
+  // Idle: past the quiet spell after which a bound host gives memory back (host/idle-memory.ts).
   await new Promise((r) => setTimeout(r, QUIET_MS + 500));
   const busy = descendantsMemory();
   await Promise.all(sandboxes.map((s) => s.close()));

@@ -47,7 +47,7 @@ describe('sandbox lifecycle', () => {
       for (let i = 0; i < 100; i++) await sb.execute('read_file', { path: 'big.txt' });
       const grown = anon();
       // V8 keeps the young generation those calls grew until the host's quiet-spell collection.
-      await waitFor(() => anon() < grown / 2, QUIET_MS + 10_000);
+      await waitFor(() => anon() < grown / 2, QUIET_MS + 5_000);
       assert.match(textOf(await sb.execute('read_file', { path: 'big.txt' })), /a line of text/, 'and it still works');
     } finally {
       await sb.close();

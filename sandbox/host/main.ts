@@ -162,7 +162,9 @@ function main(): void {
     await b?.servers?.close();
     process.exit(0);
   };
-  serveStdio(handlers, () => void stop(), { ms: QUIET_MS, onQuiet: releaseMemory });
+  // Only once bound: a pooled host has only warmed up (V8's memory reducer is enough for
+  // that), and the collection would drop the code its warm-up compiled for the bind.
+  serveStdio(handlers, () => void stop(), { ms: QUIET_MS, onQuiet: () => bound && releaseMemory() });
   process.on('SIGTERM', () => void stop());
   process.on('SIGHUP', () => void stop());
 }
