@@ -36,6 +36,9 @@ import { agentdFloor, cpuMeter, descendantsMemory, perInstance, start, timeRun, 
 
 const RUNS = Number(process.env.RUNS ?? 30);
 const POOL = 4;
+/** A pooled provision after the pool has idled this long, this many times. */
+const IDLE_POOL_MS = 3_000;
+const IDLE_POOL_RUNS = 10;
 const IDLE = 10;
 const BURST = 50;
 const BURST_RUNS = Number(process.env.BURST_RUNS ?? 3);
@@ -97,7 +100,7 @@ async function bashTrue(sandbox: Sandbox): Promise<number> {
 }
 
 /** Provisions, times the first bash call, closes; interleaved with the floor's runs. */
-async function provisionRuns(provider: SandboxProvider, floor: Floor, beforeEach: () => Promise<void>) {
+async function provisionRuns(provider: SandboxProvider, floor: Floor, beforeEach: () => Promise<void>, runs = RUNS) {
   const provision: number[] = [];
   const firstBash: number[] = [];
   const floorTrue: number[] = [];
@@ -105,7 +108,7 @@ async function provisionRuns(provider: SandboxProvider, floor: Floor, beforeEach
   const cpuSandbox: Array<number | null> = [];
   const cpuFloor: Array<number | null> = [];
   const where = { sinceCall: [] as number[], boot: [] as number[], load: [] as number[], initialize: [] as number[], configure: [] as number[] };
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < runs; i++) {
     await beforeEach();
     const used = await cpuOf(async () => {
       const calledAt = performance.timeOrigin + performance.now();
@@ -157,6 +160,8 @@ async function coldAndPooled(floor: Floor, picked: (f: string) => boolean): Prom
   }
   const pool = pooledProvider(POOL);
   const p = await provisionRuns(pool, floor, () => poolReady(pool, POOL));
+  // As a daemon's pool mostly is when a session comes: its hosts idle for a while.
+  const idle = await provisionRuns(pool, floor, async () => (await poolReady(pool, POOL), await new Promise((r) => setTimeout(r, IDLE_POOL_MS))), IDLE_POOL_RUNS);
   await pool.close?.();
   if (picked('pool')) {
     emit({
@@ -165,6 +170,7 @@ async function coldAndPooled(floor: Floor, picked: (f: string) => boolean): Prom
       ...p.provision,
       floor: { what: "bwrap with agentd's launch running /bin/true", ...p.floorTrue },
       target: { p50: 5 },
+      after_idle: { idle_ms: IDLE_POOL_MS, ...idle.provision, what: 'the same once the pool has been idle that long (this VM wakes idle processes slowly)' },
       note: 'the refill starts in the event-loop turn after the provision returns; its fork (node spawns synchronously) lands on what runs next here, the first bash call',
       cpu_ms_mean: { sandbox: p.cpu.sandbox, what: 'bind, one bash call and close' },
     });
