@@ -8,7 +8,8 @@ const POOL = 4;
 /**
  * 2b. ttft.sandbox.pool - the first prompt of a fresh session on a daemon with a warm sandbox
  * pool and real sandboxes: lazy (no sandbox in a turn without tools) and eager (a pooled
- * sandbox bound at session/create, and the pool refilling, while the model call streams),
+ * sandbox bound once the first model call has streamed its first output, and the pool
+ * refilling, while the call streams),
  * against a daemon without a pool on sessions that never provision one. Runs interleave.
  */
 export async function benchSandboxPool(plain: Driver, scratch: Scratch, modelEnv: Record<string, string>): Promise<void> {
@@ -49,7 +50,7 @@ export async function benchSandboxPool(plain: Driver, scratch: Scratch, modelEnv
       eagerToNoSandboxP95: round(e.p95 / n.p95),
       eagerSandboxReadyAfterCreateP50: round(quantile(eagerReady, 0.5)),
       poolAfter: await poolState(),
-      note: 'eager sessions take a pooled sandbox at session/create and are archived after their turn, so the pool refills while the next runs stream',
+      note: 'eager sessions take a pooled sandbox from session/create on, once their first model call has streamed its first output, and are archived after their turn, so the pool refills while the next runs stream',
       target: 'lazy and eager p95 <= 1.1x no-sandbox p95',
     });
   } finally {
