@@ -67,6 +67,25 @@ describe('harness', () => {
     await waitForEvent(client, eager, (e) => e.type === 'sandbox.provisioned');
   });
 
+  it('binds an eager sandbox only once the first model call has streamed: the first token never waits for it', async () => {
+    const client = await rig().daemon.client();
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    rig().emulator.script([async () => (await released, reply.text('first words'))]);
+    const before = rig().emulator.requests.length;
+    const sessionId = await createSession(client, { sandbox: { eager: true } });
+    await client.request(SessionPrompt, { sessionId, content: 'hello' });
+    await rig().emulator.waitForRequests(before + 1);
+    // Past the grace for a prompt sent with the create, and past a provision's own time.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(ofType(await allEvents(client, sessionId), 'sandbox.provisioned').length, 0, 'no sandbox while the model call has streamed nothing');
+    release();
+    await waitForEvent(client, sessionId, (e) => e.type === 'sandbox.provisioned');
+    const events = await settle(client, sessionId);
+    assert.deepEqual(assertLogInvariants(events), []);
+    assert.equal(ofType(events, 'sandbox.provisioned').length, 1);
+  });
+
   it('builds each request so the next one extends it byte for byte (prompt cache prefix)', async () => {
     const client = await rig().daemon.client();
     const sessionId = await createSession(client, { system: 'Be brief.' });

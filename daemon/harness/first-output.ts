@@ -1,14 +1,14 @@
 /**
- * Whether the runner's model call is still waiting for its first output. An eager sandbox
- * is bound only once it is not: time to first token never waits for a sandbox, and
- * binding one (mounts, the host's configure, the pool's refill) would otherwise share
- * the CPU with the request and its first event.
+ * Whether the runner has work under way (a prompt, a wake) whose model call has not yet
+ * streamed anything. An eager sandbox is bound only once it has not: time to first token
+ * never waits for a sandbox, and binding one (mounts, the host's configure, the pool's
+ * refill) would otherwise share the CPU with the request and its first event.
  */
 export class FirstOutputGate {
   private waiting = false;
   private readonly waiters: Array<() => void> = [];
 
-  /** A model call (or a retry of one) has been sent. */
+  /** Work that leads to a model call has started (a kick), or a call (or a retry) was sent. */
   sent(): void {
     this.waiting = true;
   }

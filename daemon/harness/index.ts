@@ -411,8 +411,8 @@ export class Harness {
 
   /**
    * `sandbox.eager`: provision at session start, but never ahead of the first token. A
-   * prompt sent right after the create (as `agentd run` does) has its model call out
-   * within EAGER_GRACE_MS; the bind then waits for that call's first output.
+   * prompt sent right after the create (as `agentd run` does) reaches the runner within
+   * EAGER_GRACE_MS; the bind then waits for its turn's first output.
    */
   async provisionEagerly(sessionId: string): Promise<void> {
     if (this.deps.leases && !(await this.hold(sessionId))) return;

@@ -85,6 +85,8 @@ export class SessionRunner {
    */
   kick(woke = false, input?: SpeculativeInput): Promise<void> {
     if (input && !this.loop) this.speculative = input;
+    // From here, not from the request: the first call may wait to load the SDK, or for a wake.
+    this.firstOutput.sent();
     this.again = true;
     if (this.loop) return this.loop;
     this.loop = (async () => {
@@ -101,6 +103,7 @@ export class SessionRunner {
       )
       .finally(() => {
         this.loop = undefined;
+        this.firstOutput.passed(); // a turn that ended (or failed) before any output
         if (this.again && !this.stopped) void this.kick();
       });
     return this.loop;
