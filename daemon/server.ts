@@ -38,7 +38,6 @@ import { DaemonStoppingNotification } from '../protocol/index.js';
 import { clearStopMarker, staleStart, writeStopMarker } from './stop-marker.js';
 import { StartError } from './start-error.js';
 
-
 export interface DaemonOptions {
   paths: DataPaths;
   version: string;

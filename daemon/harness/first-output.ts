@@ -20,7 +20,7 @@ export class FirstOutputGate {
     for (const resolve of this.waiters.splice(0)) resolve();
   }
 
-  /** Resolves when no model call waits for its first output. */
+  /** Resolves when no work under way waits for its first output. */
   clear(): Promise<void> {
     return this.waiting ? new Promise((resolve) => this.waiters.push(resolve)) : Promise.resolve();
   }

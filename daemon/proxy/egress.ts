@@ -201,9 +201,9 @@ const DOWNSTREAM_READ_BYTES = 256 * 1024;
 /**
  * A tunnel's upstream-to-sandbox direction, where downloads go: the upstream socket reads
  * into one fixed buffer (net's `onread`), each read is written to the sandbox's side, and
- * reading pauses until that write has gone, since the next read reuses the buffer. No
- * buffer is made per chunk and reads are larger than a stream's 64 KB: a 20 MB download
- * costs the proxy markedly less CPU than with pipe() (see bench/egress.ts).
+ * reading pauses while such a write is still queued, since the next read reuses the
+ * buffer. No buffer is made per chunk and reads are larger than a stream's 64 KB: a 20 MB
+ * download costs the proxy markedly less CPU than with pipe() (see bench/egress.ts).
  */
 class Downstream {
   private client: Duplex | undefined;
