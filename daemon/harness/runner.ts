@@ -159,7 +159,6 @@ export class SessionRunner {
     this.stopped = true;
     this.turnAbort?.abort(SHUTDOWN);
     await this.loop;
-    this.firstOutput.passed();
     await Promise.allSettled([this.slot.close(), this.remote.close()]);
   }
 
