@@ -73,10 +73,20 @@ export class EgressProxy {
     const down = new Downstream();
     try {
       const origins = await credentials.origins();
-      const address = await this.admit(session, origins.map((o) => o.pattern), target.host, target.port, 'connect', abort.signal);
+      const { address, recorded } = await this.admit(session, origins.map((o) => o.pattern), target.host, target.port, 'connect', abort.signal);
       const bound = origins.find((o) => o.pattern === exactPattern(target.host, target.port));
-      if (bound) return this.intercept(target, bound.tls, address, credentials, client, head);
-      upstream = await open(address, target.port, down.onread);
+      if (bound) {
+        await recorded;
+        return this.intercept(target, bound.tls, address, credentials, client, head);
+      }
+      // The TCP connect overlaps the decision's write; no byte of the sandbox's goes
+      // upstream before the decision is durable (the tunnel is answered after both).
+      const opening = open(address, target.port, down.onread);
+      await Promise.all([opening, recorded]).catch(async (error: unknown) => {
+        (await opening.catch(() => undefined))?.destroy();
+        throw error;
+      });
+      upstream = await opening;
     } catch (error) {
       return refuseSocket(client, error instanceof Refused ? 403 : 502, (error as Error).message);
     }
@@ -103,7 +113,9 @@ export class EgressProxy {
     res.once('close', () => abort.abort());
     let address: string;
     try {
-      address = await this.admit(session, (await credentials.origins()).map((o) => o.pattern), target.hostname, port, 'http', abort.signal);
+      const admitted = await this.admit(session, (await credentials.origins()).map((o) => o.pattern), target.hostname, port, 'http', abort.signal);
+      await admitted.recorded;
+      address = admitted.address;
     } catch (error) {
       return refuseResponse(res, error instanceof Refused ? 403 : 502, (error as Error).message);
     }
@@ -139,9 +151,18 @@ export class EgressProxy {
   /**
    * The policy's verdict (asking the controllers when it says ask), then the address:
    * resolved once, each candidate checked, and the one that passed is what is connected to.
-   * Every outcome is recorded. Throws Refused with the message the sandbox sees.
+   * Every outcome is recorded: a refusal before it is thrown (Refused, with the message
+   * the sandbox sees), an admission in `recorded`, which the caller awaits before any byte
+   * goes to the address.
    */
-  private async admit(session: EgressSession, bound: readonly string[], rawHost: string, port: number, via: NetworkDecision['via'], signal: AbortSignal): Promise<string> {
+  private async admit(
+    session: EgressSession,
+    bound: readonly string[],
+    rawHost: string,
+    port: number,
+    via: NetworkDecision['via'],
+    signal: AbortSignal,
+  ): Promise<{ address: string; recorded: Promise<void> }> {
     const host = normalHost(rawHost);
     const { policy, added } = await session.policy();
     let verdict = decideHost(policy, added, bound, host, port);
@@ -164,8 +185,8 @@ export class EgressProxy {
     if (usable.length === 0) {
       return deny(`${host} resolves to ${addresses[0]}, a loopback, private or link-local address, which only a host named exactly in allow may reach`, addresses[0]);
     }
-    await session.record({ host, port, decision: 'allow', reason: verdict.reason, via, address: usable[0]! });
-    return usable[0]!;
+    const address = usable[0]!;
+    return { address, recorded: session.record({ host, port, decision: 'allow', reason: verdict.reason, via, address }) };
   }
 }
 
