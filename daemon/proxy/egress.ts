@@ -17,10 +17,10 @@ import { connect, isIP, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { NetworkPolicy } from '../../protocol/index.js';
+import { normalHost, type NetworkPolicy } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { InterceptionCa } from './interception.js';
-import { decideHost, exactPattern, isInternalAddress, namedExactly, normalHost, type NetworkVerdict } from './network-policy.js';
+import { decideHost, exactPattern, isInternalAddress, namedExactly, type NetworkVerdict } from './network-policy.js';
 import { fixedLookup } from './lookup.js';
 
 /** One decision of the proxy, as the session's log records it (network.decided). */
@@ -87,9 +87,12 @@ export class EgressProxy {
         throw error;
       });
       upstream = await opening;
+      if (upstream.destroyed) throw new Error(`agentd egress proxy: ${target.host}:${target.port} closed the connection before the tunnel was answered`);
     } catch (error) {
       return refuseSocket(client, error instanceof Refused ? 403 : 502, (error as Error).message);
     }
+    // The sandbox's side went while the decision was written: its close came before the listener below.
+    if (client.destroyed) return void upstream.destroy();
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) upstream.write(head);
     upstream.on('error', () => client.destroy());
@@ -225,12 +228,11 @@ const DOWNSTREAM_READ_BYTES = 256 * 1024;
  * reading pauses while such a write is still queued, since the next read reuses the
  * buffer. No buffer is made per chunk and reads are larger than a stream's 64 KB: a 20 MB
  * download costs the proxy markedly less CPU than with pipe() (see bench/egress.ts).
+ * The upstream is opened paused (see open), so nothing is read before `into`.
  */
 class Downstream {
   private client: Duplex | undefined;
   private upstream: Socket | undefined;
-  /** What arrived before the tunnel was answered (a server that speaks first). */
-  private early: Buffer[] = [];
   readonly onread = { buffer: new Uint8Array(DOWNSTREAM_READ_BYTES), callback: (n: number, buffer: Uint8Array) => this.read(n, buffer) };
 
   /** A write still holds the buffer: the upstream is paused until it has gone. */
@@ -247,22 +249,17 @@ class Downstream {
    * A write's callback comes on the next tick, before any further read.
    */
   private read(n: number, buffer: Uint8Array): boolean {
-    if (!this.client || !this.upstream) {
-      this.early.push(Buffer.from(buffer.subarray(0, n)));
-      return true;
-    }
-    this.client.write(buffer.subarray(0, n), this.written);
-    if (this.client.writableLength === 0) return true;
+    this.client!.write(buffer.subarray(0, n), this.written);
+    if (this.client!.writableLength === 0) return true;
     this.holding = true;
     return false;
   }
 
   into(upstream: Socket, client: Duplex): void {
-    for (const chunk of this.early) client.write(chunk);
-    this.early = [];
     this.upstream = upstream;
     this.client = client;
     upstream.once('end', () => client.end());
+    upstream.resume();
   }
 }
 
@@ -270,8 +267,14 @@ function open(address: string, port: number, onread?: Downstream['onread']): Pro
   return new Promise((resolve, reject) => {
     // No Nagle: a TLS handshake's small writes would each wait for the peer's delayed ACK.
     const socket = connect({ host: address, port, noDelay: true, ...(onread ? { onread } : {}) });
+    // Paused before it connects, node starts no read: what a server says first (and its
+    // end) waits in the kernel until the tunnel is answered and the relay takes over.
+    if (onread) socket.pause();
     socket.once('connect', () => {
       socket.off('error', reject);
+      // Until its user takes it (a tunnel waits for its decision to be durable), an error
+      // only ends it: the user finds it destroyed.
+      socket.on('error', () => socket.destroy());
       resolve(socket);
     });
     socket.once('error', (error) => reject(new Error(`agentd egress proxy: connecting to ${address}:${port} failed: ${error.message}`)));
