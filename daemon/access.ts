@@ -83,6 +83,7 @@ const RULES = {
   'session/interrupt': control,
   'session/rename': control,
   'session/setBudget': control,
+  'session/setNetwork': control,
   'session/rollback': control,
   'session/archive': control,
   'session/delete': control,

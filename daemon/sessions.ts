@@ -5,6 +5,7 @@ import {
   ErrorCode,
   type Budget,
   type NetworkPolicy,
+  type NetworkPolicyShown,
   type PromptContent,
   type SessionCreateParams,
   type SessionInfo,
@@ -223,6 +224,23 @@ export class SessionService {
   async rename(sessionId: string, title: string): Promise<void> {
     requireWritable(await this.record(sessionId));
     await appendEvents(this.log, sessionId, [{ type: 'session.renamed', data: { title } }], { title }).catch((e) => Promise.reject(fromLogError(e, sessionId)));
+  }
+
+  /**
+   * The session's network policy from now on; `added` (the hosts answers added) replaces
+   * the kept list when given. The egress proxy reads the record at each connection, so the
+   * next one is decided by it. Runs on the session's queue, where answers add hosts too.
+   */
+  async setNetwork(sessionId: string, network: NetworkPolicy & { added?: string[] }): Promise<NetworkPolicyShown> {
+    const record = await this.record(sessionId);
+    requireWritable(record);
+    const { added: given, ...policy } = network;
+    const added = given ? [...new Set(given)] : (record.networkAdded ?? []);
+    const shown = { ...policy, added };
+    await appendEvents(this.log, sessionId, [{ type: 'network.changed', data: { network: shown } }], { config: { ...record.config, network: policy }, networkAdded: added }).catch((e) =>
+      Promise.reject(fromLogError(e, sessionId)),
+    );
+    return shown;
   }
 
   /**

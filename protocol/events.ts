@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ContentBlock, PromptContent, Usage } from './content.js';
 import { Budget, UsageTotals } from './usage.js';
+import { NetworkPolicyShown } from './network.js';
 
 /**
  * Every event in a session log as it travels: `seq` is dense per session from 0, `ts` is
@@ -146,6 +147,8 @@ export const EventData = {
   'session.renamed': z.looseObject({ title: z.string() }),
   /** session/setBudget: the session's budget (its sub-agents' too) from now on; an empty object removes it. */
   'budget.changed': z.looseObject({ budget: Budget }),
+  /** session/setNetwork: the session's network policy from now on, with the hosts answers added that it keeps. */
+  'network.changed': z.looseObject({ network: NetworkPolicyShown }),
   /**
    * A model call of the session tree (this session or `sessionId`, one of its sub-agents)
    * holds `tokens` (and `costUsd`) of the tree's budget until it is settled: the most it is

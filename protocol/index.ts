@@ -8,6 +8,7 @@ export * from './limits.js';
 export * from './define.js';
 export * from './content.js';
 export * from './usage.js';
+export * from './network.js';
 export * from './events.js';
 export * from './methods/lifecycle.js';
 export * from './methods/session.js';

@@ -12,6 +12,7 @@ import {
   SessionRename,
   SessionRollback,
   SessionSetBudget,
+  SessionSetNetwork,
   SessionSteer,
 } from './methods/session.js';
 import {
@@ -51,6 +52,7 @@ export const ClientRequests = byMethod([
   SessionRename,
   SessionRollback,
   SessionSetBudget,
+  SessionSetNetwork,
   SessionDelete,
   VaultSet,
   VaultList,

@@ -189,7 +189,7 @@ describe('agentd log --follow across a daemon restart', () => {
 });
 
 describe('agentd CLI conventions', () => {
-  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'steer', 'log', 'usage', 'attach', 'rename', 'budget', 'rollback', 'delete', 'archive', 'fork', 'vault', 'token', 'run', 'demo'];
+  const ALL = ['daemon', 'stdio', 'mcp', 'acp', 'doctor', 'migrate', 'status', 'start', 'stop', 'sessions', 'new', 'prompt', 'steer', 'log', 'usage', 'attach', 'rename', 'budget', 'network', 'rollback', 'delete', 'archive', 'fork', 'vault', 'token', 'run', 'demo'];
   const SESSION = 's_0000000000nosuchsess';
 
   it('--help lists every command, and each command has its own --help', async () => {
@@ -210,7 +210,7 @@ describe('agentd CLI conventions', () => {
       daemon: ['now'], stdio: ['x'], mcp: ['x'], acp: ['x'], doctor: ['x'], migrate: ['--to', 'postgres://h/db', 'x'],
       status: ['x'], start: ['x'], stop: ['now'], sessions: ['x'], new: ['x'], log: [SESSION, 'x'], attach: [SESSION, 'x'],
       archive: [SESSION, 'x'], fork: [SESSION, 'x', '--at', '1'], vault: ['list', 'x'], token: ['list', 'x'], demo: ['x'],
-      usage: [SESSION, 'x'], rollback: [SESSION, 'x'], delete: [SESSION, 'x'],
+      usage: [SESSION, 'x'], rollback: [SESSION, 'x'], delete: [SESSION, 'x'], network: [SESSION, 'x'],
     };
     for (const command of ALL) {
       const bogus = await runAgentd(layout, [command, ...(command === 'run' ? ['hi'] : []), '--bogus']);

@@ -12,7 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { reply } from '../clients/cli/demo/model-emulator.js';
-import { DaemonStatus, SessionAttach, SessionGet, SessionPrompt, VaultSet, type Event, type PermissionQuestion, type SessionCreateParams } from '../protocol/index.js';
+import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionCreate, SessionGet, SessionPrompt, SessionSetNetwork, VaultSet, type Event, type PermissionQuestion, type SessionCreateParams } from '../protocol/index.js';
 import { answeringClient, createSession, ofType, settle, startAgentRig, waitForEvent, workspace, type AgentRig } from './support/agent.js';
 import { loopbackCertificate, startRecordingUpstream, UPSTREAM_HOST, type RecordingUpstream } from './support/egress-upstreams.js';
 import { runAgentd } from './support/daemon.js';
@@ -252,6 +252,71 @@ describe('egress proxy', () => {
       assert.equal(info.status, 'idle');
     } finally {
       second.close();
+    }
+  });
+
+  it('changes a session’s policy after create: the next connection goes by it, answered hosts can be forgotten, bad patterns and observers are refused', async () => {
+    const owner = await rig.daemon.client();
+    const ws = workspace();
+    const sessionId = await createSession(owner, { workspace: ws, network: { default: 'ask' } });
+    const second = await answeringClient(rig.daemon.layout, 'second', async () => 'allow_always');
+    const watcher = await rig.daemon.client();
+    const code = (expected: number) => (e: unknown) => e instanceof AgentdError && e.code === expected;
+    /** One curl as a tool call in the session; its output. */
+    const curl = async (path: string) => {
+      rig.emulator.script([reply.toolUse({ name: 'bash', input: { command: `curl -sS ${http.url}${path}` } }), reply.text('done')]);
+      await owner.request(SessionPrompt, { sessionId, content: 'go' });
+      return resultText(ofType(await settle(owner, sessionId), 'tool.result').at(-1)!);
+    };
+    try {
+      await second.request(SessionAttach, { sessionId, role: 'controller' });
+      assert.match(await curl('/answered'), /hello from \/answered/);
+      second.close();
+      // Forgetting what answers added: the host is refused again, by the new default.
+      const forgot = await owner.request(SessionSetNetwork, { sessionId, network: { default: 'deny', added: [] } });
+      assert.deepEqual(forgot.network, { default: 'deny', added: [] });
+      assert.match(await curl('/forgotten'), /not allowed for this session \(default deny\)/);
+      // Allowing it by name; without `added` the (empty) answered list stays as it is.
+      await owner.request(SessionSetNetwork, { sessionId, network: { default: 'deny', allow: [http.authority] } });
+      assert.match(await curl('/allowed'), /hello from \/allowed/);
+      assert.ok(!http.seen.some((s) => s.path === '/forgotten'), 'the refused request never reached the host');
+
+      // Bad input: a pattern the proxy could never match, at create and here; the policy stays.
+      for (const bad of ['https://example.com', 'example.com/path', 'a.*.com']) {
+        await assert.rejects(owner.request(SessionSetNetwork, { sessionId, network: { default: 'allow', deny: [bad] } }), code(ErrorCode.InvalidParams), bad);
+        await assert.rejects(owner.request(SessionCreate, { workspace: workspace(), network: { default: 'allow', deny: [bad] } }), code(ErrorCode.InvalidParams), bad);
+      }
+      await assert.rejects(owner.request(SessionSetNetwork, { sessionId: 's_0000000000nope', network: { default: 'allow' } }), code(ErrorCode.SessionNotFound));
+      // An observer may read the policy, not change it.
+      await watcher.request(SessionAttach, { sessionId, role: 'observer' });
+      await assert.rejects(watcher.request(SessionSetNetwork, { sessionId, network: { default: 'allow' } }), code(ErrorCode.NotController));
+      assert.deepEqual((await watcher.request(SessionGet, { sessionId })).network, { default: 'deny', allow: [http.authority], added: [] });
+
+      const events = await settle(owner, sessionId);
+      assert.deepEqual(ofType(events, 'network.changed').map((e) => e.data.network), [
+        { default: 'deny', added: [] },
+        { default: 'deny', allow: [http.authority], added: [] },
+      ]);
+      assert.deepEqual(decided(events).map((d) => [d.decision, d.reason.split(' by ')[0]]), [
+        ['allow', 'answered allow_always'],
+        ['deny', 'default deny'],
+        ['allow', `allow "${http.authority}"`],
+      ]);
+
+      // The CLI: --forget and --deny-host amend the policy; without options it shows it.
+      const changed = await runAgentd(rig.daemon.layout, ['network', sessionId, '--forget', http.authority, '--deny-host', 'evil.example', '--json']);
+      assert.equal(changed.code, 0, changed.stderr);
+      assert.deepEqual(JSON.parse(changed.stdout), { default: 'deny', deny: ['evil.example'], added: [] });
+      const shown = await runAgentd(rig.daemon.layout, ['network', sessionId]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /default deny\n\s+allow\s+-\n\s+deny\s+evil\.example\n/);
+      const refused = await runAgentd(rig.daemon.layout, ['network', sessionId, '--allow-host', 'http://evil.example']);
+      assert.equal(refused.code, 2, 'bad usage');
+      assert.match(refused.stderr, /not a host pattern/);
+      assert.deepEqual((await owner.request(SessionGet, { sessionId })).network, { default: 'deny', deny: ['evil.example'], added: [] });
+    } finally {
+      second.close();
+      watcher.close();
     }
   });
 

@@ -1,7 +1,8 @@
 /** The network policy as a pure function: patterns, precedence, presets, exact names, and which addresses count as internal. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decideHost, isInternalAddress, namedExactly, parsePattern } from '../daemon/proxy/network-policy.js';
+import { decideHost, isInternalAddress, namedExactly } from '../daemon/proxy/network-policy.js';
+import { NetworkPolicy, parseHostPattern as parsePattern } from '../protocol/index.js';
 
 describe('network policy', () => {
   it('reads host, *.suffix, host:port, host:* and [v6]:port, and refuses anything else', () => {
@@ -10,7 +11,12 @@ describe('network policy', () => {
     assert.deepEqual(parsePattern('localhost:8080'), { host: 'localhost', port: 8080 });
     assert.deepEqual(parsePattern('example.com:*'), { host: 'example.com', port: '*' });
     assert.deepEqual(parsePattern('[::1]:443'), { host: '::1', port: 443 });
-    for (const bad of ['a.*.com', 'exa*mple.com', 'host:0', 'host:70000', 'http://x.com', 'a b', '']) assert.equal(parsePattern(bad), undefined, bad);
+    for (const bad of ['a.*.com', 'exa*mple.com', 'host:0', 'host:70000', 'http://x.com', 'github.com/me', 'me@github.com', 'a b', '']) {
+      assert.equal(parsePattern(bad), undefined, bad);
+      // The wire contract refuses it where it is given: a deny entry that matched nothing would let the host through.
+      const parsed = NetworkPolicy.safeParse({ default: 'allow', deny: [bad] });
+      assert.ok(!parsed.success && parsed.error.issues[0]!.message.startsWith('not a host pattern'), bad);
+    }
   });
 
   it('lets deny win, allows only 80 and 443 for a pattern without a port, and matches subdomains only with *.', () => {

@@ -116,6 +116,7 @@ describe('network listener over wss://', () => {
       'session/interrupt': { sessionId },
       'session/rename': { sessionId, title: 'renamed by an observer' },
       'session/setBudget': { sessionId, budget: { maxTokens: 1_000_000_000 } },
+      'session/setNetwork': { sessionId, network: { default: 'allow' } },
       'session/rollback': { sessionId, turns: 1 },
       'session/delete': { sessionId },
       'session/events': { sessionId },

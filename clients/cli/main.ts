@@ -9,6 +9,7 @@ import { run } from './commands/run.js';
 import { archive, create, fork, prompt, sessions } from './commands/session.js';
 import { vault } from './commands/vault.js';
 import { token } from './commands/token.js';
+import { network } from './network.js';
 import { CliContext, type Command, parse, UsageError, usageErrorFrom } from './context.js';
 
 /** Commands with an entry module of their own (bin/agentd, bin/main), listed for --help. */
@@ -33,6 +34,7 @@ const commands: Record<string, Command> = {
   usage,
   rename,
   budget,
+  network,
   rollback,
   delete: remove,
   attach,

@@ -22,6 +22,7 @@ export const handlers = {
   'session/steer': session.steer,
   'session/rename': session.rename,
   'session/setBudget': session.setBudget,
+  'session/setNetwork': session.setNetwork,
   'session/rollback': session.rollback,
   'session/delete': session.remove,
   'session/events': events.events,

@@ -12,6 +12,7 @@ import {
   type SessionPrompt,
   type SessionRename,
   type SessionSetBudget,
+  type SessionSetNetwork,
   type SessionRollback,
   type SessionSteer,
 } from '../../protocol/index.js';
@@ -122,6 +123,11 @@ export const setBudget: Handler<typeof SessionSetBudget> = async ({ sessionId, b
   refuseObserver(peer, sessionId, 'change its budget');
   await daemon.sessions.setBudget(sessionId, budget);
   return {};
+};
+
+export const setNetwork: Handler<typeof SessionSetNetwork> = async ({ sessionId, network }, { daemon, peer }) => {
+  refuseObserver(peer, sessionId, 'change its network policy');
+  return { network: await daemon.sessions.setNetwork(sessionId, network) };
 };
 
 export const rollback: Handler<typeof SessionRollback> = async ({ sessionId, turns: count }, { daemon, peer }) => {

@@ -3,7 +3,7 @@
  * connection may reach. Pure: the egress proxy (egress.ts) asks, resolves and connects.
  */
 import { BlockList, isIP } from 'node:net';
-import type { NetworkPolicy } from '../../protocol/index.js';
+import { normalHost, parseHostPattern, type HostPattern, type NetworkPolicy } from '../../protocol/index.js';
 
 /**
  * Named host lists a policy may include. The registries' own hosts, nothing else: a
@@ -33,39 +33,16 @@ const WEB_PORTS = [80, 443];
 /** `answered`: decided by a person's answer (now, or an earlier "allow always"). */
 export type NetworkVerdict = { decision: 'allow' | 'deny' | 'ask'; reason: string; answered?: boolean };
 
-interface Pattern {
-  /** Lower case; `*.` prefix for subdomains, `*` alone for every host. */
-  host: string;
-  /** undefined: 80 and 443; '*': any. */
-  port: number | '*' | undefined;
-}
-
 /** The pattern that names exactly this host and port. */
 export function exactPattern(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-/** `host`, `host:port`, `host:*`, `[v6]:port`, `*.suffix`; undefined when it is none of those. */
-export function parsePattern(text: string): Pattern | undefined {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+)(?::(\*|\d{1,5}))?$/.exec(text.trim());
-  if (!m) return undefined;
-  const host = normalHost(m[1]!);
-  const port = m[2] === undefined ? undefined : m[2] === '*' ? '*' : Number(m[2]);
-  if (typeof port === 'number' && (port < 1 || port > 65535)) return undefined;
-  if (host.includes('*') && host !== '*' && !/^\*\.[^*]+$/.test(host)) return undefined;
-  return { host, port };
-}
-
-/** Lower case, no brackets around an IPv6 literal, no trailing dot. */
-export function normalHost(host: string): string {
-  return host.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '').toLowerCase();
-}
-
-function portMatches(pattern: Pattern, port: number): boolean {
+function portMatches(pattern: HostPattern, port: number): boolean {
   return pattern.port === '*' || (pattern.port === undefined ? WEB_PORTS.includes(port) : pattern.port === port);
 }
 
-function hostMatches(pattern: Pattern, host: string): boolean {
+function hostMatches(pattern: HostPattern, host: string): boolean {
   if (pattern.host === '*') return true;
   if (pattern.host.startsWith('*.')) return host.endsWith(pattern.host.slice(1)) && host.length > pattern.host.length - 1;
   return pattern.host === host;
@@ -73,7 +50,7 @@ function hostMatches(pattern: Pattern, host: string): boolean {
 
 function firstMatch(patterns: readonly string[], host: string, port: number): string | undefined {
   return patterns.find((text) => {
-    const pattern = parsePattern(text);
+    const pattern = parseHostPattern(text);
     return pattern !== undefined && hostMatches(pattern, host) && portMatches(pattern, port);
   });
 }
@@ -112,7 +89,7 @@ export function namedExactly(policy: NetworkPolicy, bound: readonly string[], ve
   const name = normalHost(host);
   if (verdict.answered && isIP(name) !== 0) return true;
   return [...(policy.allow ?? []), ...bound].some((pattern) => {
-    const parsed = parsePattern(pattern);
+    const parsed = parseHostPattern(pattern);
     return parsed !== undefined && !parsed.host.includes('*') && parsed.host === name && portMatches(parsed, port);
   });
 }

@@ -3,6 +3,7 @@ import { clientRequest } from '../define.js';
 import { PromptInput } from '../content.js';
 import { Budget, UsageTotals } from '../usage.js';
 import { FieldLimits as L } from '../limits.js';
+import { hostPatterns, NetworkPolicy, NetworkPolicyShown } from '../network.js';
 
 export const SessionId = z.string().regex(/^s_[0-9a-z]{10,40}$/, 'a session id looks like s_<letters and digits>');
 
@@ -48,19 +49,6 @@ export const PermissionPolicy = z.object({
 });
 export type PermissionPolicy = z.infer<typeof PermissionPolicy>;
 
-/**
- * Where a session's sandbox may connect through the egress proxy. Patterns: `github.com`,
- * `*.npmjs.org` (subdomains only), `host:port`, `host:*`; without a port, 80 and 443.
- * Deny wins; loopback, private and link-local addresses are refused unless a host is named
- * exactly (no wildcard) in `allow`. `presets` add named host lists (see daemon/proxy/presets.ts).
- */
-export const NetworkPolicy = z.object({
-  default: z.enum(['deny', 'ask', 'allow']),
-  allow: list.optional(),
-  deny: list.optional(),
-  presets: z.array(z.enum(['package-registries'])).max(L.listItems).optional(),
-});
-export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
 
 export const SessionCreateParams = z.object({
   workspace: path.startsWith('/', 'workspace must be an absolute path'),
@@ -117,8 +105,8 @@ export const SessionInfo = z.object({
   parent: z.object({ sessionId: SessionId, toolUseId: z.string() }).optional(),
   /** The sub-agents this session started, oldest first. */
   children: z.array(SessionId).optional(),
-  /** The session's egress policy as it stands; `added`: hosts that answers (allow always) added to `allow`. */
-  network: NetworkPolicy.extend({ added: z.array(z.string()) }).optional(),
+  /** The session's egress policy as it stands (session/setNetwork changes it); `added`: hosts that answers (allow always) added to `allow`. */
+  network: NetworkPolicyShown.optional(),
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 
@@ -216,6 +204,14 @@ export const SessionSetBudget = clientRequest('session/setBudget', {
     "Sets the session's budget from now on, raised or lowered (a budget.changed event); its sub-agents spend from it too, and `{}` removes it. A turn that stopped with budget_exceeded stays stopped: prompt again to go on. InvalidParams for a sub-agent (it spends its parent's budget) and for a maxCost on a model without a price. Refused to an observer.",
   params: z.object({ sessionId: SessionId, budget: Budget }),
   result: z.object({}),
+});
+
+export const SessionSetNetwork = clientRequest('session/setNetwork', {
+  scope: 'session',
+  description:
+    "Sets the session's network policy from now on (a network.changed event): connections made after it are decided by it; tunnels already open stay open. `added` replaces the hosts answers added (`[]` forgets them all); without it they stay. InvalidParams for a pattern that is none of host, host:port, host:*, *.domain. Refused to an observer.",
+  params: z.object({ sessionId: SessionId, network: NetworkPolicy.extend({ added: hostPatterns.optional() }) }),
+  result: z.object({ network: NetworkPolicyShown }),
 });
 
 export const SessionDelete = clientRequest('session/delete', {
