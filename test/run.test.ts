@@ -234,7 +234,7 @@ describe('agentd run', () => {
       rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('refused')]);
       const refused = agentdRun(rig().daemon, ['fetch it', '--workspace', workspace, '--yes', '--network', 'ask']);
       assert.equal(await refused.done, 0, refused.stderr());
-      assert.match(refused.stderr(), /✗ denied network access to 127\.0\.0\.2:\d+ .*allow the host with --allow-host/);
+      assert.match(refused.stderr(), /✗ denied network access to 127\.0\.0\.2:\d+ .*allow it with: agentd network s_\w+ --allow-host 127\.0\.0\.2:\d+/);
       assert.match(refused.stderr(), /✗ network: refused 127\.0\.0\.2:\d+ \(answered deny by agentd-run/);
       rig().emulator.script([reply.toolUse({ name: 'bash', input: { command: curl } }), reply.text('allowed')]);
       const allowed = agentdRun(rig().daemon, ['fetch it', '--workspace', workspace, '--yes', '--allow-host', upstream.authority]);
