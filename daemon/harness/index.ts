@@ -93,7 +93,8 @@ export class Harness {
   private readonly runners = new Map<string, SessionRunner>();
   private readonly making = new Map<string, Promise<SessionRunner>>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
-  private readonly proxies = new Map<string, ProxyEndpoint>();
+  /** Each session's proxy, once its first sandbox asked for it. */
+  private readonly proxies = new Map<string, Promise<ProxyEndpoint>>();
   /** The budget ledger of each session tree run here, by its root session. */
   private readonly ledgers = new Map<string, BudgetLedger>();
   /** Turns to stop as they start, by session, for runners not made yet (a sub-agent whose parent was interrupted). */
@@ -157,7 +158,7 @@ export class Harness {
     // A sub-agent works in its parent's sandbox (and through its parent's credential proxy).
     // With leases, the parent's slot is here only while this daemon runs the parent.
     const parentSlot = async (id: string) => (this.deps.leases && !this.held.has(id) ? undefined : (await this.runner(id)).slot);
-    const slot: ToolSlot = parentId ? new BorrowedSlot(() => parentSlot(parentId), () => this.ownSlot(record, log)) : await this.ownSlot(record, log);
+    const slot: ToolSlot = parentId ? new BorrowedSlot(() => parentSlot(parentId), async () => this.ownSlot(record, log)) : this.ownSlot(record, log);
     const remote = new RemoteMcpServers(await remoteServerSpecs(record, this.deps.remoteAuthorization));
     const runner = new SessionRunner(
       { ...this.deps, log, model: () => this.model(), retry: this.deps.settings.retry, runChild: (spec, signal) => this.runChild(spec, signal), budget: this.ledger(parentId ?? sessionId).for(sessionId) },
@@ -198,14 +199,14 @@ export class Harness {
     return ledger;
   }
 
-  private async ownSlot(record: HarnessSession, log: SessionLog): Promise<SandboxSlot> {
+  private ownSlot(record: HarnessSession, log: SessionLog): SandboxSlot {
     const { sessionId } = record;
     const stdioServers = (record.config.mcpServers ?? []).flatMap((s) => ('command' in s ? [s] : []));
-    // Every sandbox gets the proxy: the egress proxy is its way to the network, as its policy allows.
-    const proxy = await this.proxy(sessionId, record.config.credentials ?? []);
-    return new SandboxSlot(
-      this.deps.provider,
-      {
+    // Every sandbox gets the proxy: the egress proxy is its way to the network, as its policy
+    // allows. It is opened with the first sandbox, so a session that runs no tool has none.
+    const spec = async (): Promise<SandboxSpec> => {
+      const proxy = await this.proxy(sessionId, record.config.credentials ?? []);
+      return {
         sessionId,
         workspace: record.workspace,
         isolation: record.config.sandbox?.isolation ?? 'auto',
@@ -213,9 +214,9 @@ export class Harness {
         mcpServers: stdioServers,
         proxy: { serve: (listener) => proxy.serve(listener) },
         ...(proxy.ca ? { proxyCa: proxy.ca } : {}),
-      },
-      sandboxNotices(record, log, this.deps.logger),
-    );
+      };
+    };
+    return new SandboxSlot(this.deps.provider, spec, sandboxNotices(record, log, this.deps.logger));
   }
 
   /**
@@ -247,11 +248,13 @@ export class Harness {
     }
   }
 
-  private async proxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
+  /** The session's proxy, opened once however many ask at the same time (again after a failure). */
+  private proxy(sessionId: string, credentials: readonly string[]): Promise<ProxyEndpoint> {
     let endpoint = this.proxies.get(sessionId);
     if (!endpoint) {
-      endpoint = await this.deps.openProxy(sessionId, credentials);
-      this.proxies.set(sessionId, endpoint);
+      const opening = this.deps.openProxy(sessionId, credentials);
+      opening.catch(() => this.proxies.get(sessionId) === opening && this.proxies.delete(sessionId));
+      this.proxies.set(sessionId, (endpoint = opening));
     }
     return endpoint;
   }
@@ -510,6 +513,6 @@ export class Harness {
   private async closeProxy(sessionId: string): Promise<void> {
     const endpoint = this.proxies.get(sessionId);
     this.proxies.delete(sessionId);
-    await endpoint?.close();
+    await endpoint?.then((opened) => opened.close(), () => undefined);
   }
 }

@@ -57,14 +57,15 @@ export class SandboxSlot implements ToolSlot {
 
   constructor(
     private readonly provider: SandboxProvider,
-    private readonly spec: SandboxSpec,
+    /** What to provision, asked at each provision: what it needs (the session's proxy) is made then, not before. */
+    private readonly spec: () => Promise<SandboxSpec>,
     private readonly events: SlotEvents,
   ) {}
 
   get(): Promise<Sandbox> {
     if (!this.current) {
       const started = performance.now();
-      const attempt = this.provider.provision(this.spec).then(async (sandbox) => {
+      const attempt = this.spec().then((spec) => this.provider.provision(spec)).then(async (sandbox) => {
         await this.events.provisioned(sandbox, performance.now() - started);
         void sandbox.ended.then(({ reason }) => {
           if (this.current !== attempt) return;
