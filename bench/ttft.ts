@@ -5,11 +5,13 @@
  *
  * Modules under bench/ttft/: common (figures, helpers), children (the emulator and
  * probe child processes), driver (sessions through the daemon), overhead (figures 1
- * and 2), wake (3), load (4).
+ * and 2), forwarder (figure 1's floor), wake (3), load (4).
  *
  * 1. ttft.overhead   - first text delta through the daemon (session/prompt sent ->
  *                      first session/delta on a subscribed client) vs the SDK called
- *                      directly with the byte-identical request body the daemon sent.
+ *                      directly with the byte-identical request body the daemon sent,
+ *                      and vs a minimal forwarder process on the same transport and SDK
+ *                      (the two process hops alone: the floor of this design).
  * 1b. ttft.run_turn - a turn with a tool call: time beyond both model calls (made again
  *                      directly with the SDK on the same bodies) and the tool's own time,
  *                      and the durable writes per turn.
@@ -32,7 +34,7 @@
  * The host's load average is printed with every figure: on a shared machine the
  * absolute numbers move with it, the same-run ratios much less.
  * The emulator and the event-loop probe run in child processes of this same script
- * (`--emulator`, `--probe`), so neither shares an event loop with what it measures.
+ * (`--emulator`, `--probe`, `--forwarder`), so none shares an event loop with what it measures.
  */
 import { rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -44,6 +46,7 @@ import { benchLostWakeups, benchOverhead, benchRunTurn, benchSandbox } from './t
 import { benchSandboxPool } from './ttft/pool.js';
 import { benchWake } from './ttft/wake.js';
 import { benchLoad } from './ttft/load.js';
+import { forwarderChild } from './ttft/forwarder.js';
 
 // ---------------------------------------------------------------- main
 
@@ -78,7 +81,8 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
-  const run = process.argv[2] === '--emulator' ? emulatorChild() : process.argv[2] === '--probe' ? probeChild(process.argv[3]!) : main();
+  const [mode, a, b] = process.argv.slice(2);
+  const run = mode === '--emulator' ? emulatorChild() : mode === '--probe' ? probeChild(a!) : mode === '--forwarder' ? forwarderChild(a!, b!) : main();
   run.catch((error) => {
     process.stderr.write(`${(error as Error).stack}\n`);
     process.exit(1);

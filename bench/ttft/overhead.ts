@@ -6,6 +6,7 @@ import {
 import { startDaemon } from '../../test/support/daemon.js';
 import { API_KEY, OVERHEAD_RUNS, RUN_TURNS, SANDBOX_DELAY_MS, SANDBOX_RUNS, mean, printFigure, quantile, round, stats, p50p95, inRotation } from './common.js';
 import { EmulatorHandle } from './children.js';
+import { Forwarder } from './forwarder.js';
 import { Driver, Scratch, stopDaemon } from './driver.js';
 
 // ---------------------------------------------------------------- 1. daemon overhead on TTFT
@@ -86,21 +87,30 @@ export interface Stage {
   requestedToEmulator: number[];
 }
 
+interface Samples {
+  daemon: number[];
+  direct: number[];
+  forwarder: number[];
+}
+
 export async function benchOverhead(emu: EmulatorHandle, driver: Driver, scratch: Scratch): Promise<void> {
   const api = new Anthropic({ baseURL: emu.url, apiKey: API_KEY, maxRetries: 0 });
   const stages: Stage = { userToStarted: [], startedToRequested: [], requestedToEmulator: [] };
 
-  /** One daemon turn, then the SDK directly with the very body the daemon sent. */
-  const pair = async (sessionId: string, prompt: string, record: boolean, daemonSamples: number[], directSamples: number[]) => {
+  const forwarder = await Forwarder.start(emu.url, scratch.dir);
+  /** One daemon turn, then the SDK directly and the minimal forwarder with the very body the daemon sent. */
+  const pair = async (sessionId: string, prompt: string, record: boolean, samples: Samples) => {
     const before = await emu.count();
     const r = await driver.turn(sessionId, prompt);
     if (r.end !== 'turn.completed') throw new Error(`turn ended ${r.end}`);
     const body = await emu.call<Record<string, unknown>>('body', before);
     const emuTime = await emu.call<number>('time', before);
     const direct = await directTtft(api, body);
+    const forwarded = await forwarder.ttft(body);
     if (!record) return;
-    daemonSamples.push(r.ttft);
-    directSamples.push(direct);
+    samples.daemon.push(r.ttft);
+    samples.direct.push(direct);
+    samples.forwarder.push(forwarded);
     // Where the daemon's time goes, from the events' own timestamps (ms resolution).
     const { events } = await driver.client.request(SessionEvents, { sessionId, from: 0 });
     const last = (type: string) => [...events].reverse().find((e) => e.type === type)!.ts;
@@ -112,27 +122,31 @@ export async function benchOverhead(emu: EmulatorHandle, driver: Driver, scratch
   const perms = { permissions: { default: 'allow' as const } };
   // Warm both paths: the daemon's runner code, its SDK client and connection; ours.
   const warmSession = await driver.create({ workspace: scratch.workspace(), ...perms });
-  for (let i = 0; i < 20; i++) await pair(warmSession, `warm-up ${i}`, false, [], []);
+  const unrecorded: Samples = { daemon: [], direct: [], forwarder: [] };
+  for (let i = 0; i < 20; i++) await pair(warmSession, `warm-up ${i}`, false, unrecorded);
 
   // The two cases interleave, so drift in the machine's load hits both alike.
-  const freshDaemon: number[] = [];
-  const freshDirect: number[] = [];
-  const followDaemon: number[] = [];
-  const followDirect: number[] = [];
+  const fresh: Samples = { daemon: [], direct: [], forwarder: [] };
+  const follow: Samples = { daemon: [], direct: [], forwarder: [] };
   const session = await driver.create({ workspace: scratch.workspace(), ...perms });
-  for (let i = 0; i < OVERHEAD_RUNS; i++) {
-    const sessionId = await driver.create({ workspace: scratch.workspace(), ...perms });
-    await pair(sessionId, `Say something short (${i}).`, true, freshDaemon, freshDirect);
-    await pair(session, `And now something else (${i}).`, true, followDaemon, followDirect);
+  try {
+    for (let i = 0; i < OVERHEAD_RUNS; i++) {
+      const sessionId = await driver.create({ workspace: scratch.workspace(), ...perms });
+      await pair(sessionId, `Say something short (${i}).`, true, fresh);
+      await pair(session, `And now something else (${i}).`, true, follow);
+    }
+  } finally {
+    forwarder.close();
   }
 
   const status = await driver.client.request(DaemonStatus, {});
-  for (const [name, d, s] of [
-    ['fresh_session', freshDaemon, freshDirect],
-    ['follow_up', followDaemon, followDirect],
+  for (const [name, { daemon: d, direct: s, forwarder: f }] of [
+    ['fresh_session', fresh],
+    ['follow_up', follow],
   ] as const) {
     const dd = stats(d);
     const ss = stats(s);
+    const ff = stats(f);
     const paired = d.map((x, i) => x - s[i]!);
     printFigure({
       bench: 'ttft.overhead',
@@ -148,7 +162,11 @@ export async function benchOverhead(emu: EmulatorHandle, driver: Driver, scratch
       pairedOverheadP95: round(quantile(paired, 0.95)),
       ratioP50: round(dd.p50 / ss.p50),
       ratioP95: round(dd.p95 / ss.p95),
-      target: 'overhead <= 3 ms p50, <= 10 ms p95',
+      floor: 'a minimal forwarder (bench/ttft/forwarder.ts): the same transport and SDK, nothing validated, logged or durable; same body, same runs',
+      ...p50p95('forwarder', ff),
+      forwarderToDirectP50: round(ff.p50 / ss.p50),
+      daemonToForwarderP50: round(dd.p50 / ff.p50),
+      target: 'ratio p50 <= 1.3x (fresh), <= 1.15x (follow-up); overhead <= 3 ms p50, <= 10 ms p95',
     });
   }
   printFigure({

@@ -1,0 +1,82 @@
+/**
+ * The floor of any design with a process between the client and the model: a minimal
+ * forwarder, in a child process, that takes a request over the same transport as the
+ * daemon (vscode-jsonrpc, LSP framing, a unix socket), sends its body to the emulator with
+ * the same SDK, and passes the first text delta back as a notification. Nothing is
+ * validated, logged or made durable. What the daemon's time to first token costs beyond
+ * this is the daemon's own; what this costs beyond the SDK called directly is the two
+ * process hops the design has.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { API_KEY, THIS_FILE } from './common.js';
+
+/** `--forwarder SOCKET URL`: serves `forward` requests on SOCKET, to the emulator at URL. */
+export async function forwarderChild(socketPath: string, url: string): Promise<void> {
+  const api = new Anthropic({ baseURL: url, apiKey: API_KEY, maxRetries: 0 });
+  const server = createServer((socket) => {
+    const connection = createMessageConnection(new StreamMessageReader(socket), new StreamMessageWriter(socket));
+    connection.onRequest('forward', (body: Record<string, unknown>) => {
+      const { stream: _stream, ...params } = body;
+      let first = true;
+      const stream = api.messages.stream(params as unknown as Anthropic.MessageStreamParams);
+      stream.on('streamEvent', (event) => {
+        if (!first || event.type !== 'content_block_delta') return;
+        first = false;
+        void connection.sendNotification('delta');
+      });
+      void stream.finalMessage().then(() => connection.sendNotification('done'));
+      return {};
+    });
+    connection.listen();
+  });
+  server.listen(socketPath, () => process.send!('ready'));
+  process.on('disconnect', () => process.exit(0));
+}
+
+export class Forwarder {
+  private onDelta: (() => void) | undefined;
+  private onDone: (() => void) | undefined;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly connection: MessageConnection,
+  ) {
+    connection.onNotification('delta', () => this.onDelta?.());
+    connection.onNotification('done', () => this.onDone?.());
+    connection.listen();
+  }
+
+  static async start(url: string, dir: string): Promise<Forwarder> {
+    const socketPath = join(dir, 'forwarder.sock');
+    const child = fork(THIS_FILE, ['--forwarder', socketPath, url], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    await new Promise<void>((resolve, reject) => {
+      child.once('message', () => resolve());
+      child.once('exit', (code) => reject(new Error(`forwarder exited (${code})`)));
+    });
+    const socket = connect(socketPath);
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    return new Forwarder(child, createMessageConnection(new StreamMessageReader(socket), new StreamMessageWriter(socket)));
+  }
+
+  /** Time from sending `body` to the first delta's notification, as the daemon's turns are timed; waits for the whole reply. */
+  async ttft(body: Record<string, unknown>): Promise<number> {
+    let first = NaN;
+    const delta = new Promise<void>((resolve) => (this.onDelta = () => ((first = performance.now()), resolve())));
+    const done = new Promise<void>((resolve) => (this.onDone = resolve));
+    const t0 = performance.now();
+    await this.connection.sendRequest('forward', body);
+    await delta;
+    await done;
+    return first - t0;
+  }
+
+  close(): void {
+    this.connection.dispose();
+    if (this.child.connected) this.child.disconnect();
+    this.child.kill();
+  }
+}
