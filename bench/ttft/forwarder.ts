@@ -19,16 +19,21 @@ export async function forwarderChild(socketPath: string, url: string): Promise<v
   const api = new Anthropic({ baseURL: url, apiKey: API_KEY, maxRetries: 0 });
   const server = createServer((socket) => {
     const connection = createMessageConnection(new StreamMessageReader(socket), new StreamMessageWriter(socket));
-    connection.onRequest('forward', (body: Record<string, unknown>) => {
-      const { stream: _stream, ...params } = body;
-      let first = true;
-      const stream = api.messages.stream(params as unknown as Anthropic.MessageStreamParams);
-      stream.on('streamEvent', (event) => {
-        if (!first || event.type !== 'content_block_delta') return;
-        first = false;
-        void connection.sendNotification('delta');
-      });
-      void stream.finalMessage().then(() => connection.sendNotification('done'));
+    // A turn: its model calls in a row (a tool turn has two), the first delta and the end notified.
+    connection.onRequest('forward', ({ id, bodies }: { id: number; bodies: Array<Record<string, unknown>> }) => {
+      void (async () => {
+        let first = true;
+        for (const { stream: _stream, ...params } of bodies) {
+          const stream = api.messages.stream(params as unknown as Anthropic.MessageStreamParams);
+          stream.on('streamEvent', (event) => {
+            if (!first || event.type !== 'content_block_delta') return;
+            first = false;
+            void connection.sendNotification('delta', { id });
+          });
+          await stream.finalMessage();
+        }
+        await connection.sendNotification('done', { id });
+      })();
       return {};
     });
     connection.listen();
@@ -38,15 +43,15 @@ export async function forwarderChild(socketPath: string, url: string): Promise<v
 }
 
 export class Forwarder {
-  private onDelta: (() => void) | undefined;
-  private onDone: (() => void) | undefined;
+  private nextId = 1;
+  private readonly turns = new Map<number, { delta(): void; done(): void }>();
 
   private constructor(
     private readonly child: ChildProcess,
     private readonly connection: MessageConnection,
   ) {
-    connection.onNotification('delta', () => this.onDelta?.());
-    connection.onNotification('done', () => this.onDone?.());
+    connection.onNotification('delta', ({ id }: { id: number }) => this.turns.get(id)?.delta());
+    connection.onNotification('done', ({ id }: { id: number }) => this.turns.get(id)?.done());
     connection.listen();
   }
 
@@ -62,16 +67,16 @@ export class Forwarder {
     return new Forwarder(child, createMessageConnection(new StreamMessageReader(socket), new StreamMessageWriter(socket)));
   }
 
-  /** Time from sending `body` to the first delta's notification, as the daemon's turns are timed; waits for the whole reply. */
-  async ttft(body: Record<string, unknown>): Promise<number> {
+  /** One turn's model calls through the forwarder: time to the first delta's notification (as the daemon's turns are timed) and to the end. */
+  async turn(bodies: Array<Record<string, unknown>>): Promise<{ ttft: number; total: number }> {
+    const id = this.nextId++;
     let first = NaN;
-    const delta = new Promise<void>((resolve) => (this.onDelta = () => ((first = performance.now()), resolve())));
-    const done = new Promise<void>((resolve) => (this.onDone = resolve));
+    const done = new Promise<void>((resolve) => this.turns.set(id, { delta: () => (first = performance.now()), done: resolve }));
     const t0 = performance.now();
-    await this.connection.sendRequest('forward', body);
-    await delta;
+    await this.connection.sendRequest('forward', { id, bodies });
     await done;
-    return first - t0;
+    this.turns.delete(id);
+    return { ttft: first - t0, total: performance.now() - t0 };
   }
 
   close(): void {

@@ -12,6 +12,7 @@ import { directCall } from './overhead.js';
 import { API_KEY, LOAD_CONNECTIONS, LOAD_SECONDS, LOAD_SESSIONS, LOAD_TOOL_EVERY, cpuMs, descendants, mean, printFigure, quantile, round, rssBytes, sleep, stats, p50p95 } from './common.js';
 import { ELD_PRELOAD, EmulatorHandle, ProbeHandle, eldSnapshot } from './children.js';
 import { Driver, Scratch, stopDaemon } from './driver.js';
+import { Forwarder } from './forwarder.js';
 
 // ---------------------------------------------------------------- 4. many brains at once
 
@@ -33,6 +34,27 @@ async function directThroughput(emu: EmulatorHandle, bodies: { text: Array<Recor
     }),
   );
   return round(turns / DIRECT_SECONDS, 1);
+}
+
+/** The same loops through the minimal forwarder (bench/ttft/forwarder.ts): the throughput floor of a process on the path. */
+async function forwarderThroughput(emu: EmulatorHandle, bodies: { text: Array<Record<string, unknown>>; tool: Array<Record<string, unknown>> }, dir: string): Promise<number> {
+  const forwarder = await Forwarder.start(emu.url, dir);
+  try {
+    let turns = 0;
+    const deadline = performance.now() + DIRECT_SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: LOAD_SESSIONS }, async (_, k) => {
+        const calls = k % LOAD_TOOL_EVERY === 0 ? bodies.tool : bodies.text;
+        while (performance.now() < deadline) {
+          await forwarder.turn(calls);
+          if (performance.now() <= deadline) turns++;
+        }
+      }),
+    );
+    return round(turns / DIRECT_SECONDS, 1);
+  } finally {
+    forwarder.close();
+  }
 }
 
 export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, string>, scratch: Scratch): Promise<void> {
@@ -116,6 +138,7 @@ export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, st
     const elapsed = (performance.now() - t0) / 1000;
     control.disable();
     const direct = await directThroughput(emu, bodies);
+    const forwarded = await forwarderThroughput(emu, bodies, scratch.dir);
     const controlMs = (ns: number) => round(Math.max(0, (ns - 5e6) / 1e6));
     const benchCpu = process.cpuUsage(cpu0.bench);
     const cpuPct = (ms: number) => round((ms / (elapsed * 1000)) * 100, 0);
@@ -172,6 +195,10 @@ export async function benchLoad(emu: EmulatorHandle, modelEnv: Record<string, st
       directBaseline: `${LOAD_SESSIONS} loops calling the SDK directly from the bench process with the byte-identical bodies of one text and one tool turn, same mix, ${DIRECT_SECONDS} s`,
       directTurnsPerSec: direct,
       throughputToDirect: round(completed / LOAD_SECONDS / direct),
+      floor: `the same ${LOAD_SESSIONS} loops through a minimal forwarder process (bench/ttft/forwarder.ts: same transport and SDK, nothing validated, logged or durable, no tool run), ${DIRECT_SECONDS} s`,
+      forwarderTurnsPerSec: forwarded,
+      forwarderToDirect: round(forwarded / direct),
+      daemonToForwarder: round(completed / LOAD_SECONDS / forwarded),
       ...cpu,
       target: '>= 0.9x direct-SDK throughput; daemon event-loop delay p99 <= 20 ms (ttft.load.daemon eldLoadP99)',
     });

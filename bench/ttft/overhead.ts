@@ -106,7 +106,7 @@ export async function benchOverhead(emu: EmulatorHandle, driver: Driver, scratch
     const body = await emu.call<Record<string, unknown>>('body', before);
     const emuTime = await emu.call<number>('time', before);
     const direct = await directTtft(api, body);
-    const forwarded = await forwarder.ttft(body);
+    const forwarded = (await forwarder.turn([body])).ttft;
     if (!record) return;
     samples.daemon.push(r.ttft);
     samples.direct.push(direct);
