@@ -123,6 +123,39 @@ describe('context building', () => {
     assert.ok(!JSON.stringify(summary).includes('and now?'), 'only the turns to summarise');
   });
 
+  it('builds from a long-lived fold exactly what a fresh fold of the same events builds, ended turns kept between calls', () => {
+    const events: NewKnownEvent[] = [
+      ...turn1,
+      // Interrupted with a call that has no result yet: its tool_result message joins the next turn's prompt.
+      { type: 'user.message', data: { turnId: 't2', content: 'go on' } },
+      { type: 'turn.started', data: { turnId: 't2' } },
+      { type: 'assistant.message', data: { turnId: 't2', content: [toolUse('u3')], stopReason: 'tool_use', usage } },
+      { type: 'turn.interrupted', data: { turnId: 't2' } },
+      { type: 'user.message', data: { turnId: 't3', content: 'and then?' } },
+      { type: 'turn.started', data: { turnId: 't3' } },
+      // A result the ended turn gets late: its messages must change with it.
+      { type: 'tool.result', data: { turnId: 't2', toolUseId: 'u3', content: [text('late')], isError: false, durationMs: 1 } },
+      { type: 'user.steer', data: { turnId: 't4', joins: 't3', content: 'briefly' } },
+      { type: 'model.requested', data: { turnId: 't3', model: 'claude-test', attempt: 1, steers: [11] } },
+      { type: 'assistant.message', data: { turnId: 't3', content: [text('done')], stopReason: 'end_turn', usage } },
+      { type: 'turn.completed', data: { turnId: 't3', stopReason: 'end_turn' } },
+      ...turn2.map((e) => ({ ...e, data: { ...e.data, turnId: 't5' } }) as NewKnownEvent),
+      { type: 'session.rolled_back', data: { turns: 1, turnIds: ['t1'], fromSeq: 0 } },
+    ];
+    const live = new SessionFold();
+    const seen: string[] = [];
+    events.forEach((e, seq) => {
+      live.apply({ seq, ts: seq, type: e.type, data: e.data as Record<string, unknown> });
+      const request = buildRequest(live.state, options);
+      const fresh = buildRequest(state(...events.slice(0, seq + 1)), options);
+      assert.equal(JSON.stringify(request), JSON.stringify(fresh), `after event ${seq} (${e.type})`);
+      assert.equal(estimateTokens(request), Math.ceil(JSON.stringify(request).length / 4), `estimate after event ${seq}`);
+      seen.push(JSON.stringify(request));
+    });
+    assert.ok(seen.some((r) => r.includes('late')) && seen.some((r) => r.includes('no result was recorded')), 'the late result replaced the placeholder');
+    assert.equal(seen.at(-1)!.match(/cache_control/g)!.length, 3, 'one mark on the system prompt, the last tool and the last block: none left behind on kept messages');
+  });
+
   it('estimates size from the request', () => {
     const small = buildRequest(state(...turn1.slice(0, 2)), options);
     const big = buildRequest(state(...turn1, ...turn2), options);

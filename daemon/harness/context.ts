@@ -83,15 +83,55 @@ function toolResultContent(content: ContentBlock[]): Extract<ContentBlock, { typ
   return blocks.length > 0 ? blocks : '(no output)';
 }
 
-/** Same-role neighbours become one message (tool results stay first): the API wants strict alternation. */
-function alternate(messages: ApiMessage[]): ApiMessage[] {
-  const out: ApiMessage[] = [];
-  for (const m of messages) {
-    const last = out.at(-1);
-    if (last && last.role === m.role) out[out.length - 1] = { role: m.role, content: [...last.content, ...m.content] };
-    else out.push({ role: m.role, content: [...m.content] });
+/**
+ * Appends `m`, joined to the last message when both have the same role (tool results stay
+ * first): the API wants strict alternation. A message not joined goes in as it is (the
+ * same object each call, for a turn kept in `ENDED`); a joined one is a new object.
+ */
+function pushAlternating(out: ApiMessage[], m: ApiMessage): void {
+  const last = out.at(-1);
+  if (last && last.role === m.role) out[out.length - 1] = { role: m.role, content: [...last.content, ...m.content] };
+  else out.push(m);
+}
+
+/**
+ * An ended turn's messages, kept while its shape is as it was: the request is rebuilt for
+ * every model call, and a long session's context is mostly turns that no longer change.
+ * The key covers what the fold may still change in an ended turn (a late tool result).
+ */
+const ENDED = new WeakMap<Turn, { key: string; messages: ApiMessage[] }>();
+
+function endedKey(turn: Turn): string {
+  let results = 0;
+  for (const step of turn.steps) for (const call of step.calls) if (call.result) results++;
+  return `${turn.end!.seq}:${turn.steps.length}:${turn.steers.length}:${results}`;
+}
+
+function contextMessages(turn: Turn): ApiMessage[] {
+  const alternated = (): ApiMessage[] => {
+    const out: ApiMessage[] = [];
+    for (const m of turnMessages(turn)) pushAlternating(out, m);
+    return out;
+  };
+  if (!turn.end) return alternated();
+  const key = endedKey(turn);
+  const kept = ENDED.get(turn);
+  if (kept?.key === key) return kept.messages;
+  const messages = alternated();
+  ENDED.set(turn, { key, messages });
+  return messages;
+}
+
+/** The tools with the cache breakpoint on the last, made once per tool list. */
+const MARKED_TOOLS = new WeakMap<readonly ApiTool[], Array<ApiTool & CacheControl>>();
+
+function markedTools(tools: readonly ApiTool[]): Array<ApiTool & CacheControl> {
+  let marked = MARKED_TOOLS.get(tools);
+  if (!marked) {
+    marked = tools.map((t, i) => (i === tools.length - 1 ? { ...t, cache_control: { type: 'ephemeral' as const } } : { ...t }));
+    MARKED_TOOLS.set(tools, marked);
   }
-  return out;
+  return marked;
 }
 
 /**
@@ -103,32 +143,49 @@ function alternate(messages: ApiMessage[]): ApiMessage[] {
 export function buildRequest(state: SessionState, options: ContextOptions): ModelRequest {
   const messages: ApiMessage[] = [];
   if (state.compaction) messages.push({ role: 'user', content: [{ type: 'text', text: COMPACTED_PREFIX + state.compaction.summary }] });
-  for (const turn of contextTurns(state)) messages.push(...turnMessages(turn));
-  const alternated = alternate(messages);
-  const last = alternated.at(-1);
+  for (const turn of contextTurns(state)) for (const m of contextMessages(turn)) pushAlternating(messages, m);
+  const last = messages.at(-1);
   if (last) {
-    const blocks = last.content;
+    // A copy: the message itself may be an ended turn's, kept for the next request.
+    const blocks = [...last.content];
     blocks[blocks.length - 1] = { ...blocks[blocks.length - 1]!, cache_control: { type: 'ephemeral' } };
+    messages[messages.length - 1] = { role: last.role, content: blocks };
   }
-  const tools = options.tools.map((t, i) => (i === options.tools.length - 1 ? { ...t, cache_control: { type: 'ephemeral' as const } } : { ...t }));
+  const tools = markedTools(options.tools);
   return {
     model: options.model,
     max_tokens: options.maxTokens,
     ...(options.system ? { system: [{ type: 'text' as const, text: options.system, cache_control: { type: 'ephemeral' as const } }] } : {}),
     ...(tools.length > 0 ? { tools } : {}),
-    messages: alternated,
+    messages,
   };
 }
 
 const estimates = new WeakMap<ModelRequest, number>();
+/** JSON lengths of messages and tool lists the requests share (see contextMessages, markedTools). */
+const lengths = new WeakMap<object, number>();
+
+function jsonLength(value: object): number {
+  let length = lengths.get(value);
+  if (length === undefined) lengths.set(value, (length = JSON.stringify(value).length));
+  return length;
+}
 
 /**
  * A rough size in tokens (JSON length / 4): enough to decide when to compact and what a
- * call reserves of a budget. Both ask about the same request: it is serialised once.
+ * call reserves of a budget. The length is exactly JSON.stringify(request)'s, summed from
+ * parts: the messages and tools a request shares with the one before are measured once.
  */
 export function estimateTokens(request: ModelRequest): number {
   let tokens = estimates.get(request);
-  if (tokens === undefined) estimates.set(request, (tokens = Math.ceil(JSON.stringify(request).length / 4)));
+  if (tokens === undefined) {
+    const { messages, tools, ...rest } = request;
+    // The request's JSON is `rest`'s with `,"tools":[...]` and `,"messages":[...]` (in that order) before its closing brace.
+    let length = JSON.stringify(rest).length + ',"messages":[]'.length + Math.max(0, messages.length - 1);
+    if (tools) length += ',"tools":'.length + jsonLength(tools);
+    for (const m of messages) length += jsonLength(m);
+    estimates.set(request, (tokens = Math.ceil(length / 4)));
+  }
   return tokens;
 }
 
@@ -138,7 +195,8 @@ const SUMMARY_INSTRUCTION =
 /** A request that asks the model to summarise some turns (for compaction). */
 export function buildSummaryRequest(state: SessionState, turns: Turn[], options: ContextOptions): ModelRequest {
   const request = buildRequest({ ...state, turns }, { ...options, tools: [] });
-  const messages = alternate([...request.messages.map(stripCache), { role: 'user', content: [{ type: 'text', text: SUMMARY_INSTRUCTION }] }]);
+  const messages: ApiMessage[] = [];
+  for (const m of [...request.messages.map(stripCache), { role: 'user' as const, content: [{ type: 'text' as const, text: SUMMARY_INSTRUCTION }] }]) pushAlternating(messages, m);
   return { model: options.model, max_tokens: Math.min(options.maxTokens, 4096), ...(request.system ? { system: request.system } : {}), messages };
 }
 
