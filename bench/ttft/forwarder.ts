@@ -42,6 +42,9 @@ export async function forwarderChild(socketPath: string, url: string): Promise<v
   process.on('disconnect', () => process.exit(0));
 }
 
+/** Forwarders started in this process: each gets a socket of its own. */
+let started = 0;
+
 export class Forwarder {
   private nextId = 1;
   private readonly turns = new Map<number, { delta(): void; done(): void }>();
@@ -56,7 +59,7 @@ export class Forwarder {
   }
 
   static async start(url: string, dir: string): Promise<Forwarder> {
-    const socketPath = join(dir, 'forwarder.sock');
+    const socketPath = join(dir, `forwarder-${started++}.sock`);
     const child = fork(THIS_FILE, ['--forwarder', socketPath, url], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       child.once('message', () => resolve());
