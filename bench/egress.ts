@@ -5,8 +5,9 @@
  *    own process) with curl inside a bwrap sandbox of a real daemon, through the path a
  *    sandbox's traffic takes (HTTPS_PROXY on the sandbox's loopback, whose listener the
  *    daemon's egress proxy accepts on; a CONNECT tunnel),
- *    vs curl straight to the server from here. Both timed by curl itself (time_total), one
- *    tool call per run, alternating; median of runs.
+ *    vs curl straight to the server from here, and vs curl through a minimal relay process
+ *    (the floor of any relay hop). All timed by curl itself (time_total), one tool call
+ *    per run, alternating; median of runs.
  * 2. egress.connect_setup - a fresh HTTPS connection and a small GET the same way: p50, and
  *    the overhead p50 - p50.
  * 3. egress.npm_install   - `npm install` of a small real package set from the registry this
@@ -57,6 +58,37 @@ const server = createServer({ key: readFileSync(${JSON.stringify(key)}), cert: r
   res.end(body);
 });
 server.listen(0, ${JSON.stringify(UPSTREAM_HOST)}, () => console.log(server.address().port));`;
+  return childWithPort(code, 'upstream');
+}
+
+/**
+ * The floor of any relay on the path: a minimal one (node, one 256 KB read buffer, as the
+ * proxy's tunnels relay) in its own process, between curl here and the upstream, no
+ * CONNECT, no sandbox, no policy. Prints its port when ready.
+ */
+async function startMinimalRelay(port: string): Promise<{ port: string; stop(): void }> {
+  const code = `
+import net from 'node:net';
+net.createServer((client) => {
+  let holding = false;
+  const buffer = new Uint8Array(256 * 1024);
+  const written = () => { if (holding) { holding = false; up.resume(); } };
+  const up = net.connect({ host: ${JSON.stringify(UPSTREAM_HOST)}, port: ${Number(port)}, noDelay: true, onread: { buffer, callback: (n, b) => {
+    client.write(b.subarray(0, n), written);
+    if (client.writableLength === 0) return true;
+    holding = true;
+    return false;
+  } } });
+  up.once('end', () => client.end());
+  up.on('error', () => client.destroy());
+  client.on('error', () => up.destroy());
+  client.pipe(up);
+}).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`;
+  return childWithPort(code, 'minimal relay');
+}
+
+/** A node child running `code`, which prints its port once listening. */
+async function childWithPort(code: string, what: string): Promise<{ port: string; stop(): void }> {
   const proc = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -64,7 +96,7 @@ server.listen(0, ${JSON.stringify(UPSTREAM_HOST)}, () => console.log(server.addr
       out += d;
       if (out.includes('\n')) resolve(out.trim());
     });
-    proc.on('exit', (code) => reject(new Error(`bench upstream exited ${code}`)));
+    proc.on('exit', (code) => reject(new Error(`bench ${what} exited ${code}`)));
   });
   return { port, stop: () => proc.kill() };
 }
@@ -90,22 +122,25 @@ async function proxyFigures(): Promise<void> {
   const tls = loopbackCertificate();
   const upstream = await startUpstream(tls.key, tls.cert);
   const url = `https://${UPSTREAM_HOST}:${upstream.port}`;
+  const relay = await startMinimalRelay(upstream.port);
   const rig = await startAgentRig();
   try {
     const client = await rig.daemon.client();
     const inside = await sandboxCurl(rig, client, `${UPSTREAM_HOST}:${upstream.port}`, tls.cert);
     await inside(`${url}/small`); // starts the sandbox, so no run counts its start
-    /** `runs` fetches of `path` straight from the upstream and from inside the sandbox, alternating. */
+    /** `runs` fetches of `path` straight from the upstream, through the minimal relay and from inside the sandbox, alternating. */
     const directAndProxied = async (path: string, runs: number) => {
       const direct: number[] = [];
+      const relayed: number[] = [];
       const proxied: number[] = [];
       for (let i = 0; i < runs; i++) {
         direct.push(await curlMs(['--cacert', tls.cert, `${url}${path}`]));
+        relayed.push(await curlMs(['--cacert', tls.cert, '--connect-to', `${UPSTREAM_HOST}:${upstream.port}:127.0.0.1:${relay.port}`, `${url}${path}`]));
         proxied.push(await inside(`${url}${path}`));
       }
-      return { direct, proxied };
+      return { direct, relayed, proxied };
     };
-    const { direct, proxied } = await directAndProxied('/blob', DOWNLOAD_RUNS);
+    const { direct, relayed, proxied } = await directAndProxied('/blob', DOWNLOAD_RUNS);
     printFigure({
       bench: 'egress',
       figure: 'egress.download_20mb',
@@ -114,6 +149,10 @@ async function proxyFigures(): Promise<void> {
       direct: median(direct),
       ratio: round(median(proxied) / median(direct)),
       target: '<= 1.2x direct',
+      floor: 'a minimal relay process (node, one 256 KB read buffer) between curl and the upstream: no CONNECT, sandbox or policy',
+      relayed: median(relayed),
+      relayedToDirect: round(median(relayed) / median(direct)),
+      proxiedToRelayed: round(median(proxied) / median(relayed)),
       runs: DOWNLOAD_RUNS,
     });
     const { direct: setupDirect, proxied: setupProxied } = await directAndProxied('/small', SETUP_RUNS);
@@ -127,6 +166,7 @@ async function proxyFigures(): Promise<void> {
     });
   } finally {
     await rig.dispose();
+    relay.stop();
     upstream.stop();
   }
 }
