@@ -18,17 +18,18 @@ import { Forwarder } from './forwarder.js';
 
 const DIRECT_SECONDS = 10;
 
-/** Turns per second of LOAD_SESSIONS loops making a turn's model calls with the SDK directly, no daemon. */
-async function directThroughput(emu: EmulatorHandle, bodies: { text: Array<Record<string, unknown>>; tool: Array<Record<string, unknown>> }): Promise<number> {
-  if (bodies.text.length === 0 || bodies.tool.length === 0) throw new Error('no bodies recorded for the direct baseline');
-  const api = new Anthropic({ baseURL: emu.url, apiKey: API_KEY, maxRetries: 0 });
+type Bodies = { text: Array<Record<string, unknown>>; tool: Array<Record<string, unknown>> };
+
+/** Turns per second of LOAD_SESSIONS loops, each making its turns (the tool mix of the load) with `turn`, for DIRECT_SECONDS. */
+async function loopsThroughput(bodies: Bodies, turn: (calls: Array<Record<string, unknown>>) => Promise<unknown>): Promise<number> {
+  if (bodies.text.length === 0 || bodies.tool.length === 0) throw new Error('no bodies recorded for the baselines');
   let turns = 0;
   const deadline = performance.now() + DIRECT_SECONDS * 1000;
   await Promise.all(
     Array.from({ length: LOAD_SESSIONS }, async (_, k) => {
       const calls = k % LOAD_TOOL_EVERY === 0 ? bodies.tool : bodies.text;
       while (performance.now() < deadline) {
-        for (const body of calls) await directCall(api, body);
+        await turn(calls);
         if (performance.now() <= deadline) turns++;
       }
     }),
@@ -36,22 +37,19 @@ async function directThroughput(emu: EmulatorHandle, bodies: { text: Array<Recor
   return round(turns / DIRECT_SECONDS, 1);
 }
 
+/** The loops calling the SDK directly, no daemon. */
+async function directThroughput(emu: EmulatorHandle, bodies: Bodies): Promise<number> {
+  const api = new Anthropic({ baseURL: emu.url, apiKey: API_KEY, maxRetries: 0 });
+  return loopsThroughput(bodies, async (calls) => {
+    for (const body of calls) await directCall(api, body);
+  });
+}
+
 /** The same loops through the minimal forwarder (bench/ttft/forwarder.ts): the throughput floor of a process on the path. */
-async function forwarderThroughput(emu: EmulatorHandle, bodies: { text: Array<Record<string, unknown>>; tool: Array<Record<string, unknown>> }, dir: string): Promise<number> {
+async function forwarderThroughput(emu: EmulatorHandle, bodies: Bodies, dir: string): Promise<number> {
   const forwarder = await Forwarder.start(emu.url, dir);
   try {
-    let turns = 0;
-    const deadline = performance.now() + DIRECT_SECONDS * 1000;
-    await Promise.all(
-      Array.from({ length: LOAD_SESSIONS }, async (_, k) => {
-        const calls = k % LOAD_TOOL_EVERY === 0 ? bodies.tool : bodies.text;
-        while (performance.now() < deadline) {
-          await forwarder.turn(calls);
-          if (performance.now() <= deadline) turns++;
-        }
-      }),
-    );
-    return round(turns / DIRECT_SECONDS, 1);
+    return await loopsThroughput(bodies, (calls) => forwarder.turn(calls));
   } finally {
     forwarder.close();
   }
