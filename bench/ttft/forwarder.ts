@@ -2,7 +2,7 @@
  * The floor of any design with a process between the client and the model: a minimal
  * forwarder, in a child process, that takes a request over the same transport as the
  * daemon (vscode-jsonrpc, LSP framing, a unix socket), sends its body to the emulator with
- * the same SDK, and passes the first text delta back as a notification. Nothing is
+ * the same SDK, and passes every streamed fragment back as a notification. Nothing is
  * validated, logged or made durable. What the daemon's time to first token costs beyond
  * this is the daemon's own; what this costs beyond the SDK called directly is the two
  * process hops the design has.
@@ -22,13 +22,14 @@ export async function forwarderChild(socketPath: string, url: string): Promise<v
     // A turn: its model calls in a row (a tool turn has two), the first delta and the end notified.
     connection.onRequest('forward', ({ id, bodies }: { id: number; bodies: Array<Record<string, unknown>> }) => {
       void (async () => {
-        let first = true;
         for (const { stream: _stream, ...params } of bodies) {
           const stream = api.messages.stream(params as unknown as Anthropic.MessageStreamParams);
+          // Every fragment goes to the client, as the daemon streams them: a floor that
+          // passed on less would be doing less than the job.
           stream.on('streamEvent', (event) => {
-            if (!first || event.type !== 'content_block_delta') return;
-            first = false;
-            void connection.sendNotification('delta', { id });
+            if (event.type !== 'content_block_delta') return;
+            const text = event.delta.type === 'text_delta' ? event.delta.text : event.delta.type === 'input_json_delta' ? event.delta.partial_json : '';
+            void connection.sendNotification('delta', { id, index: event.index, text });
           });
           await stream.finalMessage();
         }
@@ -74,7 +75,7 @@ export class Forwarder {
   async turn(bodies: Array<Record<string, unknown>>): Promise<{ ttft: number; total: number }> {
     const id = this.nextId++;
     let first = NaN;
-    const done = new Promise<void>((resolve) => this.turns.set(id, { delta: () => (first = performance.now()), done: resolve }));
+    const done = new Promise<void>((resolve) => this.turns.set(id, { delta: () => (first = Number.isNaN(first) ? performance.now() : first), done: resolve }));
     const t0 = performance.now();
     await this.connection.sendRequest('forward', { id, bodies });
     await done;
