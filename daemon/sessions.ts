@@ -234,6 +234,11 @@ export class SessionService {
   async setNetwork(sessionId: string, network: NetworkPolicy & { added?: string[] }): Promise<NetworkPolicyShown> {
     const record = await this.record(sessionId);
     requireWritable(record);
+    if (record.parent) {
+      throw new AgentdError(ErrorCode.InvalidParams, `invalid params for session/setNetwork: ${sessionId} is a sub-agent: its tools run in its parent's sandbox, behind the network policy of ${record.parent.sessionId}; set that one`, {
+        issues: [{ path: 'sessionId', message: 'a sub-agent has no network of its own' }],
+      });
+    }
     const { added: given, ...policy } = network;
     const added = given ? [...new Set(given)] : (record.networkAdded ?? []);
     const shown = { ...policy, added };

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, SessionSetBudget, type Event, type SessionCreateParams, type Usage } from '../protocol/index.js';
+import { AgentdError, DaemonStatus, ErrorCode, SessionAttach, SessionDelete, SessionGet, SessionInterrupt, SessionList, SessionPrompt, SessionSetBudget, SessionSetNetwork, type Event, type SessionCreateParams, type Usage } from '../protocol/index.js';
 import { connect, type AgentdClient } from '../clients/lib/index.js';
 import { until } from './support/until.js';
 import { runAgentd, startDaemon } from './support/daemon.js';
@@ -228,6 +228,11 @@ describe('sub-agents', () => {
     assert.equal(settled.reduce((n, e) => n + Number(e.data.tokens), 0), total);
     for (const id of run.children) assert.equal((await client.request(SessionGet, { sessionId: id })).budget, undefined, 'a sub-agent has no budget of its own');
     await assert.rejects(client.request(SessionSetBudget, { sessionId: run.children[0]!, budget: { maxTokens: 1 } }), (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.InvalidParams);
+    // Nor a network of its own: its tools run in its parent's sandbox, behind its parent's policy.
+    await assert.rejects(
+      client.request(SessionSetNetwork, { sessionId: run.children[0]!, network: { default: 'allow' } }),
+      (e: unknown) => e instanceof AgentdError && e.code === ErrorCode.InvalidParams && /its parent's sandbox/.test(e.message),
+    );
   });
 
   it('interrupting the parent interrupts its sub-agent; the agent call gets one interrupted result', async () => {

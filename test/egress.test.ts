@@ -310,6 +310,9 @@ describe('egress proxy', () => {
       const shown = await runAgentd(rig.daemon.layout, ['network', sessionId]);
       assert.equal(shown.code, 0, shown.stderr);
       assert.match(shown.stdout, /default deny\n\s+allow\s+-\n\s+deny\s+evil\.example\n/);
+      const unknown = await runAgentd(rig.daemon.layout, ['network', sessionId, '--forget', 'never.example']);
+      assert.equal(unknown.code, 2, 'bad usage');
+      assert.match(unknown.stderr, /--forget never\.example: not in the session's policy/);
       const refused = await runAgentd(rig.daemon.layout, ['network', sessionId, '--allow-host', 'http://evil.example']);
       assert.equal(refused.code, 2, 'bad usage');
       assert.match(refused.stderr, /not a host pattern/);

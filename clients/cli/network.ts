@@ -73,6 +73,9 @@ export const network: Command = {
       ctx.print(values, now, (shown) => renderNetwork(sessionId, shown));
       return 0;
     }
+    const known = [...(now.allow ?? []), ...(now.deny ?? []), ...(now.presets ?? []), ...now.added];
+    const unknown = forget.filter((item) => !known.includes(item));
+    if (unknown.length > 0) throw new UsageError(`--forget ${unknown.join(', ')}: not in the session's policy (allow, deny, presets or answered); \`agentd network ${sessionId}\` shows it`);
     const kept = <T extends string>(items: readonly T[] | undefined): T[] => (items ?? []).filter((item) => !forget.includes(item));
     const next = {
       default: values.network ?? now.default,

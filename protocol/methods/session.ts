@@ -209,7 +209,7 @@ export const SessionSetBudget = clientRequest('session/setBudget', {
 export const SessionSetNetwork = clientRequest('session/setNetwork', {
   scope: 'session',
   description:
-    "Sets the session's network policy from now on (a network.changed event): connections made after it are decided by it; tunnels already open stay open. `added` replaces the hosts answers added (`[]` forgets them all); without it they stay. InvalidParams for a pattern that is none of host, host:port, host:*, *.domain. Refused to an observer.",
+    "Sets the session's network policy from now on (a network.changed event): connections made after it are decided by it; tunnels already open stay open. `added` replaces the hosts answers added (`[]` forgets them all); without it they stay. InvalidParams for a pattern that is none of host, host:port, host:*, *.domain, and for a sub-agent (its tools run in its parent's sandbox, behind its parent's policy). Refused to an observer.",
   params: z.object({ sessionId: SessionId, network: NetworkPolicy.extend({ added: hostPatterns.optional() }) }),
   result: z.object({ network: NetworkPolicyShown }),
 });
