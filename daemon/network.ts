@@ -5,12 +5,11 @@
  * first-answer-wins path as tool permissions.
  */
 import { randomBytes } from 'node:crypto';
-import type { NetworkPolicy, PermissionDecision, PermissionQuestion } from '../protocol/index.js';
+import { exactPattern, type NetworkPolicy, type PermissionDecision, type PermissionQuestion } from '../protocol/index.js';
 import { appendEvents } from './events.js';
 import type { SessionLog } from './log/session-log.js';
 import type { Logger } from './logger.js';
 import type { EgressSession, NetworkDecision } from './proxy/egress.js';
-import { exactPattern } from './proxy/network-policy.js';
 import type { SessionRecord } from './sessions.js';
 
 /** The policy a session without one of its own gets: deny, with the daemon's presets. */

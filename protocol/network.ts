@@ -19,6 +19,11 @@ export function normalHost(host: string): string {
   return host.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '').toLowerCase();
 }
 
+/** The pattern that names exactly this host and port (an IPv6 literal in brackets). */
+export function exactPattern(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 /** `host`, `host:port`, `host:*`, `[v6]:port`, `*.suffix`, `*`; undefined when it is none of those. */
 export function parseHostPattern(text: string): HostPattern | undefined {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]/\s@]+)(?::(\*|\d{1,5}))?$/.exec(text.trim());

@@ -4,7 +4,7 @@
  */
 import { createInterface } from 'node:readline';
 import type { z } from 'zod';
-import type { PermissionDecision, PermissionRequest } from '../../protocol/index.js';
+import { exactPattern, type PermissionDecision, type PermissionRequest } from '../../protocol/index.js';
 import { notOurSession } from '../lib/client.js';
 import type { TurnView } from './turn-view.js';
 import { oneLine, shortInput } from './render.js';
@@ -16,9 +16,6 @@ type Answer = { decision: PermissionDecision };
 function sessionLabel(q: Pick<Question, 'sessionId' | 'sessionTitle'>): string {
   return q.sessionTitle ? `session ${q.sessionId} "${oneLine(q.sessionTitle, 60)}"` : `session ${q.sessionId}`;
 }
-
-/** A network question's host and port as a pattern names them (an IPv6 literal in brackets). */
-const hostPort = (q: Question) => `${String(q.input.host).includes(':') ? `[${String(q.input.host)}]` : String(q.input.host)}:${String(q.input.port)}`;
 
 /** What a question asks about: a tool call, or (kind network) a connection the sandbox makes. */
 function questionText(q: Question): string {
@@ -46,7 +43,7 @@ export function terminalPermissions(
     // --yes allows tools; it opens no host: the network policy does that.
     if (yes && q.kind !== 'network') return Promise.resolve({ decision: 'allow' });
     if (!process.stdin.isTTY) {
-      const how = q.kind === 'network' ? `allow it with: agentd network ${q.sessionId} --allow-host ${hostPort(q)}` : 'pass --yes to allow tools, or create the session with a permissions policy';
+      const how = q.kind === 'network' ? `allow it with: agentd network ${q.sessionId} --allow-host ${exactPattern(String(q.input.host), Number(q.input.port))}` : 'pass --yes to allow tools, or create the session with a permissions policy';
       view.note(`✗ denied ${what}: stdin is not a terminal, so nobody can answer; ${how}`);
       return Promise.resolve({ decision: 'deny' });
     }

@@ -17,10 +17,10 @@ import { connect, isIP, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { normalHost, type NetworkPolicy } from '../../protocol/index.js';
+import { exactPattern, normalHost, type NetworkPolicy } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { InterceptionCa } from './interception.js';
-import { decideHost, exactPattern, isInternalAddress, namedExactly, type NetworkVerdict } from './network-policy.js';
+import { decideHost, isInternalAddress, namedExactly, type NetworkVerdict } from './network-policy.js';
 import { fixedLookup } from './lookup.js';
 
 /** One decision of the proxy, as the session's log records it (network.decided). */

@@ -33,11 +33,6 @@ const WEB_PORTS = [80, 443];
 /** `answered`: decided by a person's answer (now, or an earlier "allow always"). */
 export type NetworkVerdict = { decision: 'allow' | 'deny' | 'ask'; reason: string; answered?: boolean };
 
-/** The pattern that names exactly this host and port. */
-export function exactPattern(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
 function portMatches(pattern: HostPattern, port: number): boolean {
   return pattern.port === '*' || (pattern.port === undefined ? WEB_PORTS.includes(port) : pattern.port === port);
 }

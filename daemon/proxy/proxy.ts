@@ -5,13 +5,12 @@ import type { Server as Listener, Socket } from 'node:net';
 import type { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import type { VaultBinding } from '../../protocol/index.js';
+import { exactPattern, type VaultBinding } from '../../protocol/index.js';
 import type { Logger } from '../logger.js';
 import type { Vault } from '../vault/vault.js';
 import { EgressProxy, refuseResponse, type BoundCredentials, type EgressSession } from './egress.js';
 import { InterceptionCa } from './interception.js';
 import { fixedLookup } from './lookup.js';
-import { exactPattern } from './network-policy.js';
 
 /** Headers that belong to one hop, or that a sandbox must never set itself. */
 const DROPPED_REQUEST_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'authorization', 'cookie']);
