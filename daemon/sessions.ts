@@ -139,11 +139,7 @@ export class SessionService {
   async setBudget(sessionId: string, budget: Budget): Promise<void> {
     const record = await this.record(sessionId);
     requireWritable(record);
-    if (record.parent) {
-      throw new AgentdError(ErrorCode.InvalidParams, `invalid params for session/setBudget: ${sessionId} is a sub-agent: it spends from the budget of ${record.parent.sessionId}; set that one`, {
-        issues: [{ path: 'sessionId', message: 'a sub-agent has no budget of its own' }],
-      });
-    }
+    refuseSubAgent(record, 'session/setBudget', `it spends from the budget of ${record.parent?.sessionId}`, 'a sub-agent has no budget of its own');
     this.checkBudget('session/setBudget', record.model, budget);
     const { budget: _old, ...config } = record.config;
     const limited = budget.maxTokens !== undefined || budget.maxCost !== undefined;
@@ -234,11 +230,7 @@ export class SessionService {
   async setNetwork(sessionId: string, network: NetworkPolicy & { added?: string[] }): Promise<NetworkPolicyShown> {
     const record = await this.record(sessionId);
     requireWritable(record);
-    if (record.parent) {
-      throw new AgentdError(ErrorCode.InvalidParams, `invalid params for session/setNetwork: ${sessionId} is a sub-agent: its tools run in its parent's sandbox, behind the network policy of ${record.parent.sessionId}; set that one`, {
-        issues: [{ path: 'sessionId', message: 'a sub-agent has no network of its own' }],
-      });
-    }
+    refuseSubAgent(record, 'session/setNetwork', `its tools run in its parent's sandbox, behind the network policy of ${record.parent?.sessionId}`, 'a sub-agent has no network of its own');
     const { added: given, ...policy } = network;
     const added = given ? [...new Set(given)] : (record.networkAdded ?? []);
     const shown = { ...policy, added };
@@ -328,6 +320,14 @@ export function requireWritable(record: SessionRecord): void {
       sessionId: record.sessionId,
     });
   }
+}
+
+/** What belongs to a session tree's root (its budget, its network) is refused on a sub-agent: `why` says where it comes from. */
+function refuseSubAgent(record: SessionRecord, method: string, why: string, issue: string): void {
+  if (!record.parent) return;
+  throw new AgentdError(ErrorCode.InvalidParams, `invalid params for ${method}: ${record.sessionId} is a sub-agent: ${why}; set that one`, {
+    issues: [{ path: 'sessionId', message: issue }],
+  });
 }
 
 async function requireDirectory(path: string): Promise<void> {

@@ -22,20 +22,25 @@ export const NETWORK_OPTIONS: Options = {
 
 const list = (value: Values[string]): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
 
+/** `value` as `schema` reads it, or a usage error naming each field the options got wrong. */
+function checkedPolicy<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new UsageError(`network options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'network'}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
 /** The session/create `network` field the options ask for, or undefined when none was given. */
 export function networkOption(values: Values): NetworkPolicy | undefined {
   const allow = list(values['allow-host']);
   const deny = list(values['deny-host']);
   const presets = list(values.preset);
   if (values.network === undefined && allow.length + deny.length + presets.length === 0) return undefined;
-  const parsed = NetworkPolicy.safeParse({
+  return checkedPolicy(NetworkPolicy, {
     default: values.network ?? 'deny',
     ...(allow.length ? { allow } : {}),
     ...(deny.length ? { deny } : {}),
     ...(presets.length ? { presets } : {}),
   });
-  if (!parsed.success) throw new UsageError(`network options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'network'}: ${i.message}`).join('; ')}`);
-  return parsed.data;
 }
 
 /** What a session's policy reads like in a terminal. */
@@ -85,9 +90,8 @@ export const network: Command = {
       // Sent only when something leaves it, so an answer given meanwhile is not undone.
       added: now.added.some((host) => forget.includes(host)) ? kept(now.added) : undefined,
     };
-    const parsed = NetworkPolicy.extend({ added: z.array(z.string()).optional() }).safeParse(Object.fromEntries(Object.entries(next).filter(([, v]) => v !== undefined)));
-    if (!parsed.success) throw new UsageError(`network options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'network'}: ${i.message}`).join('; ')}`);
-    const { network: shown } = await client.request(SessionSetNetwork, { sessionId, network: parsed.data });
+    const policy = checkedPolicy(NetworkPolicy.extend({ added: z.array(z.string()).optional() }), Object.fromEntries(Object.entries(next).filter(([, v]) => v !== undefined)));
+    const { network: shown } = await client.request(SessionSetNetwork, { sessionId, network: policy });
     ctx.print(values, shown, (policy) => renderNetwork(sessionId, policy));
     return 0;
   },
