@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NewKnownEvent } from '../protocol/index.js';
-import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, type ContextOptions } from '../daemon/harness/context.js';
+import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, requestJson, type ContextOptions } from '../daemon/harness/context.js';
 import { SessionFold, type SessionState } from '../daemon/harness/fold.js';
 
 function state(...events: NewKnownEvent[]): SessionState {
@@ -149,6 +149,8 @@ describe('context building', () => {
       const request = buildRequest(live.state, options);
       const fresh = buildRequest(state(...events.slice(0, seq + 1)), options);
       assert.equal(JSON.stringify(request), JSON.stringify(fresh), `after event ${seq} (${e.type})`);
+      // The bytes sent are put together from JSON kept between calls: they must be the request's, exactly.
+      assert.equal(requestJson(request), JSON.stringify(request), `body after event ${seq}`);
       assert.equal(estimateTokens(request), Math.ceil(JSON.stringify(request).length / 4), `estimate after event ${seq}`);
       seen.push(JSON.stringify(request));
     });
@@ -161,5 +163,8 @@ describe('context building', () => {
     const big = buildRequest(state(...turn1, ...turn2), options);
     assert.ok(estimateTokens(big) > estimateTokens(small));
     assert.equal(estimateTokens(small), Math.ceil(JSON.stringify(small).length / 4));
+    const both = state(...turn1, ...turn2);
+    const summary = buildSummaryRequest(both, [both.turns[0]!], options);
+    assert.equal(requestJson(summary), JSON.stringify(summary), 'a request without tools');
   });
 });

@@ -161,32 +161,36 @@ export function buildRequest(state: SessionState, options: ContextOptions): Mode
   };
 }
 
-const estimates = new WeakMap<ModelRequest, number>();
-/** JSON lengths of messages and tool lists the requests share (see contextMessages, markedTools). */
-const lengths = new WeakMap<object, number>();
+/** JSON of messages and tool lists the requests share (see contextMessages, markedTools), and of each request. */
+const JSON_OF = new WeakMap<object, string>();
 
-function jsonLength(value: object): number {
-  let length = lengths.get(value);
-  if (length === undefined) lengths.set(value, (length = JSON.stringify(value).length));
-  return length;
+function jsonOf(value: object): string {
+  let json = JSON_OF.get(value);
+  if (json === undefined) JSON_OF.set(value, (json = JSON.stringify(value)));
+  return json;
 }
 
 /**
- * A rough size in tokens (JSON length / 4): enough to decide when to compact and what a
- * call reserves of a budget. The length is exactly JSON.stringify(request)'s, summed from
- * parts: the messages and tools a request shares with the one before are measured once.
+ * The request's JSON, exactly JSON.stringify(request)'s, made once per request (the token
+ * estimate and the call share it) from parts: the messages and tools a request shares with
+ * the one before are serialized once, so a long context is not walked again on every call.
  */
-export function estimateTokens(request: ModelRequest): number {
-  let tokens = estimates.get(request);
-  if (tokens === undefined) {
+export function requestJson(request: ModelRequest): string {
+  let json = JSON_OF.get(request);
+  if (json === undefined) {
     const { messages, tools, ...rest } = request;
-    // The request's JSON is `rest`'s with `,"tools":[...]` and `,"messages":[...]` (in that order) before its closing brace.
-    let length = JSON.stringify(rest).length + ',"messages":[]'.length + Math.max(0, messages.length - 1);
-    if (tools) length += ',"tools":'.length + jsonLength(tools);
-    for (const m of messages) length += jsonLength(m);
-    estimates.set(request, (tokens = Math.ceil(length / 4)));
+    // JSON.stringify puts `tools` and then `messages` last, as buildRequest orders them.
+    const parts = [JSON.stringify(rest).slice(0, -1)];
+    if (tools) parts.push(',"tools":', jsonOf(tools));
+    parts.push(',"messages":[', messages.map(jsonOf).join(','), ']}');
+    JSON_OF.set(request, (json = parts.join('')));
   }
-  return tokens;
+  return json;
+}
+
+/** A rough size in tokens (JSON length / 4): enough to decide when to compact and what a call reserves of a budget. */
+export function estimateTokens(request: ModelRequest): number {
+  return Math.ceil(requestJson(request).length / 4);
 }
 
 const SUMMARY_INSTRUCTION =

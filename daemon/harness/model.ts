@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ContentBlock, Usage } from '../../protocol/index.js';
-import type { ModelRequest } from './context.js';
+import { requestJson, type ModelRequest } from './context.js';
 
 export interface ModelReply {
   content: ContentBlock[];
@@ -100,11 +100,17 @@ export async function callModel(
   policy: RetryPolicy = DEFAULT_RETRY,
 ): Promise<ModelReply> {
   const Anthropic = await anthropicSdk();
+  // The body goes out as the JSON made once for this request (requestJson): the SDK would
+  // serialize the whole context again, and walk its messages for telemetry, on every call.
+  // Its params then carry only what it reads itself.
+  const body = `${requestJson(request).slice(0, -1)},"stream":true}`;
+  const params: Anthropic.MessageStreamParams = { model: request.model, max_tokens: request.max_tokens, messages: [] };
+  const options = { signal, body, headers: { 'content-type': 'application/json' } };
   for (let attempt = 1; ; attempt++) {
     if (signal.aborted) throw new ModelAborted('aborted');
     await hooks.onAttempt(attempt);
     try {
-      const stream = client.messages.stream(request as Anthropic.MessageStreamParams, { signal });
+      const stream = client.messages.stream(params, options);
       stream.on('streamEvent', (event) => {
         if (event.type !== 'content_block_delta') return;
         if (event.delta.type === 'text_delta') hooks.onDelta('text', event.index, event.delta.text);
