@@ -171,6 +171,11 @@ export class HostProcess {
     return this.endReason === null && !this.connectionLost && !this.closing && !this.endsAfterCall && this.condemned === null;
   }
 
+  /** close() was called: what fails after it failed because of it. */
+  get closed(): boolean {
+    return this.closing;
+  }
+
   /** Has the host load what its first command needs, while nobody waits for it (a pooled host). */
   async warm(): Promise<void> {
     await this.withinTimeout(this.client.request({ method: WARM_METHOD }, z.object({}), { timeout: NO_TIMEOUT }), 'load its shell');
@@ -307,8 +312,11 @@ export class HostProcess {
     }
   }
 
-  /** A host silent past every limit, or one that broke the handover: its calls are lost now, and it is killed (its end follows). */
-  private condemn(why: string): void {
+  /**
+   * A host silent past every limit, one that broke the handover, or one that refused the
+   * configuration its calls were sent behind: its calls are lost now, and it is killed (its end follows).
+   */
+  condemn(why: string): void {
     if (this.condemned !== null || this.endReason !== null) return;
     this.condemned = why;
     process.stderr.write(`agentd: sandbox ${why}: killed\n`);

@@ -16,8 +16,8 @@ export class LocalSandbox implements Sandbox {
     readonly limits: AppliedLimits | null,
     readonly pooled: boolean,
     private readonly host: HostProcess,
-    /** Where the host's start-up time went (for the bench). */
-    readonly timings: HostTimings,
+    /** Where the host's start-up time went (for the bench); null for a host that refused its configuration. */
+    readonly timings: Promise<HostTimings | null>,
   ) {
     this.ended = host.ended;
   }
@@ -62,5 +62,5 @@ export async function provisionCold(spec: SandboxSpec, available: LevelCheck, li
     throw await host.failedStart(error as Error);
   }
   const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
-  return new LocalSandbox(id, level, warnings, limits, false, host, timings);
+  return new LocalSandbox(id, level, warnings, limits, false, host, Promise.resolve(timings));
 }

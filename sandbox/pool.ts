@@ -47,15 +47,27 @@ async function startBlank(shape: PoolShape, limiter: Limiter | null): Promise<Bl
 /** A pooled host that died while it was being bound: replaced, not held against the pool. */
 class HostDied extends Error {}
 
-/** Mounts the session's workspace (and the rest) into `blank` and configures its host; closes it on failure. */
-async function bindBlank(binder: LateBinder, blank: Blank, plan: LateBind, spec: SandboxSpec, workspace: string, umask: number | undefined): Promise<LocalSandbox> {
+/**
+ * Mounts the session's workspace (and the rest) into `blank` and hands it out with its host's
+ * configuration on the way: the session's first call follows that down the same pipe, so a
+ * pooled provision waits for no host round trip. A host that refuses the configuration is
+ * condemned, so the calls behind it end sandbox_lost, and `refused` hears of it. Closes the
+ * host when binding fails.
+ */
+async function bindBlank(binder: LateBinder, blank: Blank, plan: LateBind, spec: SandboxSpec, workspace: string, umask: number | undefined, refused: (why: string) => void): Promise<LocalSandbox> {
   const { prepared, host } = blank;
   try {
     if (spec.limits && prepared.limits && (spec.limits.pids !== prepared.limits.pids || spec.limits.memoryMb !== prepared.limits.memoryMb)) {
       prepared.placement!.setLimits!(spec.limits);
     }
     await binder.bind(blank.target, plan);
-    const timings = await configureFor(host, hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask), spec);
+    const timings = configureFor(host, hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask), spec).catch((error: Error) => {
+      if (host.closed) return null; // its session closed it first
+      const why = `host did not accept its configuration (${error.message})`;
+      host.condemn(why);
+      refused(why);
+      return null;
+    });
     const { placement } = prepared;
     const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
     return new LocalSandbox(sandboxId(spec.sessionId), 'bwrap', prepared.warnings, limits, true, host, timings);
@@ -88,7 +100,7 @@ export async function probeLateBinding(available: LevelCheck): Promise<Check> {
       await blank.host.close();
       return { ok: false, detail: 'a pooled sandbox cannot be bound to a plain workspace' };
     }
-    const sandbox = await bindBlank(binder, blank, plan, spec, dir, undefined);
+    const sandbox = await bindBlank(binder, blank, plan, spec, dir, undefined, () => undefined); // a refusal shows in the read below
     try {
       const read = await sandbox.execute('read_file', { path: 'marker' });
       const text = read.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
@@ -179,7 +191,7 @@ export class WarmPool {
         break;
       }
       try {
-        const sandbox = await bindBlank(this.binder, blank, plan, spec, workspace, this.options.umask);
+        const sandbox = await bindBlank(this.binder, blank, plan, spec, workspace, this.options.umask, (why) => this.failed(`a pooled sandbox's ${why}`));
         this.failures = 0;
         this.counts.served++;
         return sandbox;

@@ -202,6 +202,31 @@ if (root) {
       assert.deepEqual(await table(pooled), await table(cold));
       assert.deepEqual(pooled.limits, cold.limits);
     });
+
+    it('hands a pooled sandbox out with its configuration on the way: one killed right then loses only its first call', async (t) => {
+      const shape = { hide: [], limits: { pids: 512, memoryMb: 1024 } };
+      const provider = createLocalProvider({ pool: { size: 1, ...shape } });
+      const opened: Sandbox[] = [];
+      t.after(async () => {
+        await Promise.all(opened.map((s) => s.close()));
+        await provider.close?.();
+      });
+      await until(async () => provider.pool!().ready === 1, 'the pool is full');
+      const [host] = hostsOf(process.pid);
+      assert.ok(host, 'the pooled host is running');
+      const doomed = await provider.provision({ sessionId: 'doomed', workspace: tempDir('agentd-pool-doomed-'), ...shape });
+      opened.push(doomed);
+      assert.equal(doomed.pooled, true);
+      process.kill(host, 'SIGKILL'); // before its configuration's answer can have been read
+      const lost = await doomed.execute('bash', { command: 'echo never' });
+      assert.equal(lost.errorKind, 'sandbox_lost', JSON.stringify(lost));
+      const workspace = realpathSync(tempDir('agentd-pool-next-'));
+      const next = await provider.provision({ sessionId: 'next', workspace, ...shape });
+      opened.push(next);
+      const r = await next.execute('bash', { command: 'pwd' });
+      assert.equal(r.content.map((c) => (c.type === 'text' ? c.text : '')).join(''), `${workspace}\n[exit code: 0]`);
+      assert.equal(provider.pool!().disabled, undefined, 'one lost host does not stop the pool');
+    });
   });
 }
 
