@@ -266,10 +266,12 @@ async function bursts(floor: Floor): Promise<void> {
   const empty: number[] = [];
   const full: number[] = [];
   const floorAll: number[] = [];
+  const nodeFloorAll: number[] = [];
   const emptyEach: number[] = [];
   const fullEach: number[] = [];
   const cpuCold: Array<number | null> = [];
   const cpuFloor: Array<number | null> = [];
+  const cpuNodeFloor: Array<number | null> = [];
   for (let run = 0; run < BURST_RUNS; run++) {
     const cold = createLocalProvider();
     const e = await burst(cold, `cold-${run}`);
@@ -283,6 +285,10 @@ async function bursts(floor: Floor): Promise<void> {
     const floorRun = await cpuOf(() => Promise.all(Array.from({ length: BURST }, () => timeRun(floor.launch(['/bin/true']), floor.env))));
     floorAll.push(performance.now() - t);
     cpuFloor.push(floorRun.cpuMs);
+    const n = performance.now();
+    const nodeRun = await cpuOf(() => Promise.all(Array.from({ length: BURST }, () => timeRun(floor.launch([process.execPath, '-e', '0']), floor.env))));
+    nodeFloorAll.push(performance.now() - n);
+    cpuNodeFloor.push(nodeRun.cpuMs);
     empty.push(e.all);
     full.push(f.all);
     emptyEach.push(...e.each);
@@ -296,8 +302,15 @@ async function bursts(floor: Floor): Promise<void> {
     empty_pool_each_ms: summary(emptyEach),
     pool_of_50_each_ms: summary(fullEach),
     floor: { what: "50 bwrap with agentd's launch running /bin/true at once", ...summary(floorAll) },
+    node_floor: { what: "50 bwrap with agentd's launch running `node -e 0` at once: any node host's own floor", ...summary(nodeFloorAll) },
+    empty_pool_to_node_floor_p50: round(summary(empty).p50 / summary(nodeFloorAll).p50),
     target: { empty_pool_all_ready_p95: 1500, pool_of_50_all_ready_p95: 300 },
-    cpu_ms_mean: { empty_pool: cpuSummary(cpuCold), floor: cpuSummary(cpuFloor), what: 'CPU until the 50 are ready (this process and all it started), vs 50 bwrap /bin/true' },
+    cpu_ms_mean: {
+      empty_pool: cpuSummary(cpuCold),
+      floor: cpuSummary(cpuFloor),
+      node_floor: cpuSummary(cpuNodeFloor),
+      what: 'CPU until the 50 are ready (this process and all it started), vs 50 bwrap /bin/true, vs 50 bwrap node -e 0',
+    },
   });
 }
 
