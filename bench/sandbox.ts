@@ -13,7 +13,7 @@
  *                       `bwrap <same args> bash -c true`;
  * - pss_per_sandbox_kb  PSS of idle sandboxes (host, shell, bubblewrap) vs idle bwrap bash;
  * - burst_50            50 provisions at once, empty pool and a pool of 50: all ready, vs 50
- *                       `bwrap /bin/true` at once;
+ *                       `bwrap /bin/true` at once and 50 `bwrap node -e 0` (any node host's floor);
  * - warm_execute_us     read_file through the provider vs the same host unisolated;
  * - ttft.sandbox.pool   time to first token of fresh sessions, lazy and eager, on a daemon
  *                       with a pool that refills while they stream, vs sessions with no
