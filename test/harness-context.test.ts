@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NewKnownEvent } from '../protocol/index.js';
-import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, requestJson, type ContextOptions } from '../daemon/harness/context.js';
+import { buildRequest, buildSummaryRequest, contextTurns, estimateTokens, requestBody, type ContextOptions } from '../daemon/harness/context.js';
 import { SessionFold, type SessionState } from '../daemon/harness/fold.js';
 
 function state(...events: NewKnownEvent[]): SessionState {
@@ -150,8 +150,9 @@ describe('context building', () => {
       const fresh = buildRequest(state(...events.slice(0, seq + 1)), options);
       assert.equal(JSON.stringify(request), JSON.stringify(fresh), `after event ${seq} (${e.type})`);
       // The bytes sent are put together from JSON kept between calls: they must be the request's, exactly.
-      assert.equal(requestJson(request), JSON.stringify(request), `body after event ${seq}`);
-      assert.equal(estimateTokens(request), Math.ceil(JSON.stringify(request).length / 4), `estimate after event ${seq}`);
+      const sent = JSON.stringify({ ...request, stream: true });
+      assert.equal(requestBody(request).toString('utf8'), sent, `body after event ${seq}`);
+      assert.equal(estimateTokens(request), Math.ceil(Buffer.byteLength(sent) / 4), `estimate after event ${seq}`);
       seen.push(JSON.stringify(request));
     });
     assert.ok(seen.some((r) => r.includes('late')) && seen.some((r) => r.includes('no result was recorded')), 'the late result replaced the placeholder');
@@ -162,9 +163,9 @@ describe('context building', () => {
     const small = buildRequest(state(...turn1.slice(0, 2)), options);
     const big = buildRequest(state(...turn1, ...turn2), options);
     assert.ok(estimateTokens(big) > estimateTokens(small));
-    assert.equal(estimateTokens(small), Math.ceil(JSON.stringify(small).length / 4));
+    assert.equal(estimateTokens(small), Math.ceil(Buffer.byteLength(JSON.stringify({ ...small, stream: true })) / 4));
     const both = state(...turn1, ...turn2);
     const summary = buildSummaryRequest(both, [both.turns[0]!], options);
-    assert.equal(requestJson(summary), JSON.stringify(summary), 'a request without tools');
+    assert.equal(requestBody(summary).toString('utf8'), JSON.stringify({ ...summary, stream: true }), 'a request without tools');
   });
 });

@@ -161,7 +161,7 @@ export function buildRequest(state: SessionState, options: ContextOptions): Mode
   };
 }
 
-/** JSON of messages and tool lists the requests share (see contextMessages, markedTools), and of each request. */
+/** JSON of the messages and tool lists the requests share (see contextMessages, markedTools). */
 const JSON_OF = new WeakMap<object, string>();
 
 function jsonOf(value: object): string {
@@ -170,27 +170,32 @@ function jsonOf(value: object): string {
   return json;
 }
 
+const BODIES = new WeakMap<ModelRequest, Buffer>();
+
 /**
- * The request's JSON, exactly JSON.stringify(request)'s, made once per request (the token
- * estimate and the call share it) from parts: the messages and tools a request shares with
- * the one before are serialized once, so a long context is not walked again on every call.
+ * The body of the streamed model call for `request`: exactly JSON.stringify({...request,
+ * stream: true}), UTF-8. Made once per request (the token estimate and the call share it)
+ * from parts, so the messages and tools a request shares with the one before are serialized
+ * once and a long context is not walked again on every call. Bytes, off the JS heap: a body
+ * lives as long as its call streams, and the young-generation collector would copy a string
+ * that size on every pass while a hundred calls stream.
  */
-export function requestJson(request: ModelRequest): string {
-  let json = JSON_OF.get(request);
-  if (json === undefined) {
+export function requestBody(request: ModelRequest): Buffer {
+  let body = BODIES.get(request);
+  if (body === undefined) {
     const { messages, tools, ...rest } = request;
-    // JSON.stringify puts `tools` and then `messages` last, as buildRequest orders them.
+    // JSON.stringify puts `tools`, `messages` and then `stream` last, as buildRequest orders them.
     const parts = [JSON.stringify(rest).slice(0, -1)];
     if (tools) parts.push(',"tools":', jsonOf(tools));
-    parts.push(',"messages":[', messages.map(jsonOf).join(','), ']}');
-    JSON_OF.set(request, (json = parts.join('')));
+    parts.push(',"messages":[', messages.map(jsonOf).join(','), '],"stream":true}');
+    BODIES.set(request, (body = Buffer.from(parts.join(''))));
   }
-  return json;
+  return body;
 }
 
-/** A rough size in tokens (JSON length / 4): enough to decide when to compact and what a call reserves of a budget. */
+/** A rough size in tokens (body bytes / 4): enough to decide when to compact and what a call reserves of a budget. */
 export function estimateTokens(request: ModelRequest): number {
-  return Math.ceil(requestJson(request).length / 4);
+  return Math.ceil(requestBody(request).length / 4);
 }
 
 const SUMMARY_INSTRUCTION =

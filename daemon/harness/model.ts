@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ContentBlock, Usage } from '../../protocol/index.js';
-import { requestJson, type ModelRequest } from './context.js';
+import { requestBody, type ModelRequest } from './context.js';
 
 export interface ModelReply {
   content: ContentBlock[];
@@ -100,10 +100,10 @@ export async function callModel(
   policy: RetryPolicy = DEFAULT_RETRY,
 ): Promise<ModelReply> {
   const Anthropic = await anthropicSdk();
-  // The body goes out as the JSON made once for this request (requestJson): the SDK would
+  // The body goes out as the bytes made once for this request (requestBody): the SDK would
   // serialize the whole context again, and walk its messages for telemetry, on every call.
   // Its params then carry only what it reads itself.
-  const body = `${requestJson(request).slice(0, -1)},"stream":true}`;
+  const body = requestBody(request);
   const params: Anthropic.MessageStreamParams = { model: request.model, max_tokens: request.max_tokens, messages: [] };
   const options = { signal, body, headers: { 'content-type': 'application/json' } };
   for (let attempt = 1; ; attempt++) {
