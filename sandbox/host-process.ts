@@ -66,6 +66,8 @@ export class HostProcess {
   private readonly handover: ListenerHandover;
   /** The proxy's listener inside the sandbox, once handed over: closed when the sandbox ends (it would keep its network namespace). */
   private listener: Server | null = null;
+  /** A configuration sent ahead of the calls (configureAhead): null once refused. */
+  private configuring: Promise<unknown> | null = null;
 
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
@@ -171,11 +173,6 @@ export class HostProcess {
     return this.endReason === null && !this.connectionLost && !this.closing && !this.endsAfterCall && this.condemned === null;
   }
 
-  /** close() was called: what fails after it failed because of it. */
-  get closed(): boolean {
-    return this.closing;
-  }
-
   /** Has the host load what its first command needs, while nobody waits for it (a pooled host). */
   async warm(): Promise<void> {
     await this.withinTimeout(this.client.request({ method: WARM_METHOD }, z.object({}), { timeout: NO_TIMEOUT }), 'load its shell');
@@ -203,6 +200,24 @@ export class HostProcess {
     } finally {
       this.handover.close();
     }
+  }
+
+  /**
+   * Sends the configuration and returns without its answer (a pooled sandbox): the calls made
+   * meanwhile follow it down the same pipe, and the host runs them once bound. A host that
+   * refuses it is condemned (`refused` hears why, unless close() came first): the calls behind
+   * it end sandbox_lost, not with the host's answer that it is not configured.
+   */
+  configureAhead(config: HostConfig, refused: (why: string) => void): Promise<{ timings: HostTimings; listener: Server | null } | null> {
+    const configured = this.configure(config).catch((error: Error) => {
+      if (this.closing) return null;
+      const why = `host did not accept its configuration (${error.message})`;
+      this.condemn(why);
+      refused(why);
+      return null;
+    });
+    this.configuring = configured;
+    return configured;
   }
 
   tools(): Promise<ToolDefinition[]> {
@@ -250,6 +265,10 @@ export class HostProcess {
       if (result.endsSandbox) this.endsAfterCall = true;
       return { content, isError, ...(isError ? { errorKind: result.errorKind ?? 'tool_error' } : {}), durationMs: performance.now() - started };
     } catch (error) {
+      // The host's refusal of a call sent behind a configuration it refused: the sandbox is lost.
+      if (this.configuring && (await this.configuring) === null && this.condemned !== null) {
+        return failure('sandbox_lost', `the sandbox is gone (${this.condemned}); a new one must be provisioned`, started);
+      }
       if (stopped === 'timeout') return failure('timeout', `${name} timed out after ${options.timeoutMs} ms and was stopped`, started);
       if (stopped === 'interrupted') return failure('interrupted', `${name} was interrupted`, started);
       if (this.endReason !== null || this.connectionLost) {
@@ -316,7 +335,7 @@ export class HostProcess {
    * A host silent past every limit, one that broke the handover, or one that refused the
    * configuration its calls were sent behind: its calls are lost now, and it is killed (its end follows).
    */
-  condemn(why: string): void {
+  private condemn(why: string): void {
     if (this.condemned !== null || this.endReason !== null) return;
     this.condemned = why;
     process.stderr.write(`agentd: sandbox ${why}: killed\n`);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { HostConfig, HostTimings } from './host/protocol.js';
+import type { Server } from 'node:net';
+import type { HostTimings } from './host/protocol.js';
 import { HostProcess } from './host-process.js';
 import { prepareLaunch, type LevelCheck } from './local-launch.js';
 import type { Limiter } from './limits/index.js';
@@ -39,9 +40,8 @@ export class LocalSandbox implements Sandbox {
   }
 }
 
-/** Configures `host` for `spec`; the proxy's listener it hands over goes to the session's proxy. */
-export async function configureFor(host: HostProcess, config: HostConfig, spec: SandboxSpec): Promise<HostTimings> {
-  const { timings, listener } = await host.configure(config);
+/** A host's answer to its configuration: the proxy's listener it handed over goes to the session's proxy. */
+export function configured({ timings, listener }: { timings: HostTimings; listener: Server | null }, spec: SandboxSpec): HostTimings {
   if (listener) spec.proxy?.serve(listener);
   return timings;
 }
@@ -57,7 +57,7 @@ export async function provisionCold(spec: SandboxSpec, available: LevelCheck, li
   const host = await HostProcess.start(launch, prepared.env, placement, prepared.cleanup);
   let timings: HostTimings;
   try {
-    timings = await configureFor(host, prepared.config, spec);
+    timings = configured(await host.configure(prepared.config), spec);
   } catch (error) {
     throw await host.failedStart(error as Error);
   }

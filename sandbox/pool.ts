@@ -15,11 +15,15 @@ import { randomBytes } from 'node:crypto';
 import { HostProcess } from './host-process.js';
 import { LateBinder, lateBindSupport, SandboxGone, type BindTarget, type LateBind } from './isolation/late-bind.js';
 import { hostConfig, planBinding, prepareBlank, type LevelCheck, type PoolShape, type PreparedBlank } from './local-launch.js';
-import { configureFor, LocalSandbox, sandboxId } from './local-sandbox.js';
+import { configured, LocalSandbox, sandboxId } from './local-sandbox.js';
 import type { Limiter } from './limits/index.js';
 import type { Check, PoolStatus, SandboxSpec } from './types.js';
 
-/** Failures in a row (starting or binding pooled sandboxes) after which the pool stops. */
+/**
+ * Failures in a row after which the pool stops: of starting pooled sandboxes, or of serving
+ * them (binding, or the host taking its configuration). Kept apart: a start that works says
+ * nothing of the binding that follows, which may fail every time.
+ */
 const MAX_FAILURES = 3;
 const RETRY_MS = 1_000;
 
@@ -61,13 +65,8 @@ async function bindBlank(binder: LateBinder, blank: Blank, plan: LateBind, spec:
       prepared.placement!.setLimits!(spec.limits);
     }
     await binder.bind(blank.target, plan);
-    const timings = configureFor(host, hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask), spec).catch((error: Error) => {
-      if (host.closed) return null; // its session closed it first
-      const why = `host did not accept its configuration (${error.message})`;
-      host.condemn(why);
-      refused(why);
-      return null;
-    });
+    const config = hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask);
+    const timings = host.configureAhead(config, refused).then((answer) => answer && configured(answer, spec));
     const { placement } = prepared;
     const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
     return new LocalSandbox(sandboxId(spec.sessionId), 'bwrap', prepared.warnings, limits, true, host, timings);
@@ -131,7 +130,7 @@ export class WarmPool {
   private provisioning = 0;
   private readonly counts = { served: 0, cold: 0, replaced: 0 };
   private disabled: string | undefined;
-  private failures = 0;
+  private readonly failures = { start: 0, serve: 0 };
   private closed = false;
   private readonly probed: Promise<void>;
   /** Starts in flight, which close() waits for. */
@@ -191,13 +190,13 @@ export class WarmPool {
         break;
       }
       try {
-        const sandbox = await bindBlank(this.binder, blank, plan, spec, workspace, this.options.umask, (why) => this.failed(`a pooled sandbox's ${why}`));
-        this.failures = 0;
+        const sandbox = await bindBlank(this.binder, blank, plan, spec, workspace, this.options.umask, (why) => this.failed('serve', `a pooled sandbox's ${why}`));
+        void sandbox.timings.then((configured) => configured && (this.failures.serve = 0));
         this.counts.served++;
         return sandbox;
       } catch (error) {
         if (error instanceof HostDied) this.counts.replaced++;
-        else this.failed(`binding a pooled sandbox failed: ${(error as Error).message}`);
+        else this.failed('serve', `binding a pooled sandbox failed: ${(error as Error).message}`);
       } finally {
         this.refill();
       }
@@ -206,9 +205,9 @@ export class WarmPool {
     return null;
   }
 
-  private failed(reason: string): void {
+  private failed(what: 'start' | 'serve', reason: string): void {
     process.stderr.write(`agentd: ${reason}\n`);
-    if (++this.failures >= MAX_FAILURES) {
+    if (++this.failures[what] >= MAX_FAILURES) {
       this.disabled = `no pool: stopped after ${MAX_FAILURES} failures in a row; the last: ${reason}`;
       void this.drain();
     }
@@ -230,7 +229,7 @@ export class WarmPool {
           this.starting--;
           if (!blank) return;
           if (this.closed || this.disabled) return void this.discard(blank);
-          this.failures = 0;
+          this.failures.start = 0;
           this.ready.push(blank);
           void blank.host.ended.then(() => {
             const at = this.ready.indexOf(blank);
@@ -243,7 +242,7 @@ export class WarmPool {
         },
         (error: unknown) => {
           this.starting--;
-          this.failed(`a pooled sandbox did not start: ${(error as Error).message}`);
+          this.failed('start', `a pooled sandbox did not start: ${(error as Error).message}`);
           setTimeout(() => this.refill(), RETRY_MS).unref();
         },
       );

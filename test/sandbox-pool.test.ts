@@ -6,7 +6,7 @@
  * in their own workspace. As an ordinary user the daemon keeps no pool and says why.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Event } from '../protocol/index.js';
@@ -226,6 +226,34 @@ if (root) {
       const r = await next.execute('bash', { command: 'pwd' });
       assert.equal(r.content.map((c) => (c.type === 'text' ? c.text : '')).join(''), `${workspace}\n[exit code: 0]`);
       assert.equal(provider.pool!().disabled, undefined, 'one lost host does not stop the pool');
+    });
+
+    it('stops the pool after hosts in a row refuse their configuration, each losing only its own first call', async (t) => {
+      const shape = { hide: [], limits: { pids: 512, memoryMb: 1024 } };
+      const provider = createLocalProvider({ pool: { size: 1, ...shape } });
+      const opened: Sandbox[] = [];
+      // A workspace nobody may enter: the daemon (root) sees it, the host (no capabilities) cannot chdir into it.
+      const locked = tempDir('agentd-pool-locked-');
+      chmodSync(locked, 0o000);
+      t.after(async () => {
+        chmodSync(locked, 0o755);
+        await Promise.all(opened.map((s) => s.close()));
+        await provider.close?.();
+      });
+      for (let i = 0; provider.pool!().disabled === undefined; i++) {
+        assert.ok(i < 5, `the pool is still on after ${i} refusals: ${JSON.stringify(provider.pool!())}`);
+        await until(async () => provider.pool!().ready === 1, 'the pool is full');
+        const sandbox = await provider.provision({ sessionId: `locked-${i}`, workspace: locked, ...shape });
+        opened.push(sandbox);
+        assert.equal(sandbox.pooled, true);
+        const r = await sandbox.execute('bash', { command: 'echo never' });
+        assert.equal(r.errorKind, 'sandbox_lost', JSON.stringify(r));
+        assert.match(r.content.map((c) => (c.type === 'text' ? c.text : '')).join(''), /did not accept its configuration/);
+        await until(async () => !sandbox.alive, 'the refusing host is gone');
+      }
+      assert.match(provider.pool!().disabled!, /stopped after 3 failures in a row.*did not accept its configuration/);
+      // Cold from now on: the refusal is the provision's error, as for any cold sandbox.
+      await assert.rejects(provider.provision({ sessionId: 'locked-cold', workspace: locked, ...shape }));
     });
   });
 }
