@@ -2,8 +2,10 @@
  * The warm sandbox pool (`sandbox.pool`), through the real daemon and the model emulator. As
  * root: a pooled sandbox is exactly its session's (its workspace at its own path, the data dir
  * masked, the same mount table as a cold one), the pool runs out and sessions carry on cold, a
- * pooled host that dies is replaced and never handed out, and fifty sessions at once each stay
- * in their own workspace. As an ordinary user the daemon keeps no pool and says why.
+ * pooled host that dies is replaced and never handed out, one handed out with its configuration
+ * on the way that dies or refuses it loses only its calls (sandbox_lost), refusals in a row stop
+ * the pool, and fifty sessions at once each stay in their own workspace. As an ordinary user the
+ * daemon keeps no pool and says why.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
