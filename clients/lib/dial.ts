@@ -50,19 +50,6 @@ export function clientLayout(home: string = defaultHome()): DataLayout {
 const AGENTD_BIN = fileURLToPath(new URL('../../bin/agentd.cjs', import.meta.url));
 
 /**
- * node's arguments for starting the daemon (`agentd daemon <args>`), wherever a client
- * starts one. The flag caps V8's young generation at 8 MB a semi-space: with many sessions
- * streaming, much of what a scavenge finds is in flight and survives, so a smaller young
- * generation stops the event loop for less each time (bench:ttft load: event-loop delay p99
- * 20.9-23.0 ms in four runs without it, 18.2-23.3 with it (mean 22.3 -> 20.4), throughput
- * unchanged; scavenges twice as many, each shorter). V8 reads it only at
- * start: `agentd daemon` run by hand takes it from NODE_OPTIONS (README).
- */
-export function daemonArgv(args: string[] = []): string[] {
-  return ['--max-semi-space-size=8', AGENTD_BIN, 'daemon', ...args];
-}
-
-/**
  * Starts `agentd daemon` detached: it outlives this process (and the editor that started
  * it). `requestedAt` lets the daemon see a stop that came after this request (it then
  * does not start: see StopMarker).
@@ -70,7 +57,7 @@ export function daemonArgv(args: string[] = []): string[] {
 export function startDaemonDetached(layout: DataLayout, requestedAt = Date.now()): void {
   const log = openSync(layout.logFile, 'a', 0o600);
   try {
-    const child = spawn(process.execPath, daemonArgv(), {
+    const child = spawn(process.execPath, [AGENTD_BIN, 'daemon'], {
       detached: true,
       stdio: ['ignore', 'ignore', log],
       cwd: '/',

@@ -10,7 +10,7 @@ export {
   type StoppingNotice,
   type SubscriptionHandlers,
 } from './client.js';
-export { clientLayout, daemonArgv, DaemonStoppedError, dial, dialOnce, DialError, startDaemonDetached, stopMarker, stoppedError, type DialOptions } from './dial.js';
+export { clientLayout, DaemonStoppedError, dial, dialOnce, DialError, startDaemonDetached, stopMarker, stoppedError, type DialOptions } from './dial.js';
 export { SessionFollower, singleConnection, type ClientSource, type FollowedConnection, type FollowerHooks } from './follower.js';
 export { DaemonLink, socketConnector, type Connector, type LinkConnection, type LinkOptions, type LinkState } from './link.js';
 export * from './transcript.js';

@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataLayout, type DataLayout } from '../../protocol/index.js';
-import { connect, daemonArgv, type AgentdClient } from '../../clients/lib/index.js';
+import { connect, type AgentdClient } from '../../clients/lib/index.js';
 import { tempDir } from './temp.js';
 import { until } from './until.js';
 
@@ -107,7 +107,7 @@ export async function startDaemon(
   } = {},
 ): Promise<TestDaemon> {
   const layout = options.layout ?? tempHome();
-  const args = daemonArgv(options.args); // as a client starts it
+  const args = [AGENTD_BIN, 'daemon', ...(options.args ?? [])];
   const env = { ...process.env, AGENTD_HOME: layout.home, ...options.env };
   const proc = options.wrap
     ? spawn('bash', ['-c', `${options.wrap}; exec "$0" "$@"`, process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })

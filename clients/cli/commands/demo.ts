@@ -2,14 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DaemonStop, dataLayout, knownEvent, SessionCreate, SessionEvents, type DataLayout } from '../../../protocol/index.js';
 import { connect, type AgentdClient } from '../../lib/client.js';
-import { daemonArgv } from '../../lib/dial.js';
 import type { Command } from '../context.js';
 import { DEMO_FILES, DEMO_PROMPT, demoAgent } from '../demo/agent.js';
 import { TurnView } from '../turn-view.js';
 import { exitCodeFor, promptAndFollow } from './run.js';
 
+const AGENTD_BIN = fileURLToPath(new URL('../../../bin/agentd.cjs', import.meta.url));
 /** The emulator accepts only this key, so a demo daemon can never reach a real API with a real one. */
 const DEMO_KEY = 'agentd-demo-offline-key';
 const BANNER = 'agentd demo — offline scripted model, no API key used';
@@ -33,7 +34,7 @@ function startDemoDaemon(layout: DataLayout, modelUrl: string): ChildProcess {
   try {
     // The demo model's commands are scripted here, so it may run at whatever isolation the machine
     // has (it says so when that is weaker than bubblewrap); a real model's sessions get the floor.
-    return spawn(process.execPath, daemonArgv(['--isolation-floor', 'none']), { detached: true, stdio: ['ignore', 'ignore', log], cwd: '/', env });
+    return spawn(process.execPath, [AGENTD_BIN, 'daemon', '--isolation-floor', 'none'], { detached: true, stdio: ['ignore', 'ignore', log], cwd: '/', env });
   } finally {
     closeSync(log);
   }
