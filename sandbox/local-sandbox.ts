@@ -3,8 +3,8 @@ import type { Server } from 'node:net';
 import type { HostTimings } from './host/protocol.js';
 import { HostProcess } from './host-process.js';
 import { prepareLaunch, type LevelCheck } from './local-launch.js';
-import type { Limiter } from './limits/index.js';
-import type { AppliedLimits, ExecuteOptions, IsolationLevel, Sandbox, SandboxSpec, ToolDefinition, ToolResult } from './types.js';
+import type { Limiter, LimitPlacement } from './limits/index.js';
+import type { AppliedLimits, ExecuteOptions, IsolationLevel, Sandbox, SandboxLimits, SandboxSpec, ToolDefinition, ToolResult } from './types.js';
 
 /** A bound, configured host: the session's sandbox. */
 export class LocalSandbox implements Sandbox {
@@ -46,6 +46,11 @@ export function configured({ timings, listener }: { timings: HostTimings; listen
   return timings;
 }
 
+/** The session's limits as they are held: by what mechanism each is enforced (none without a placement). */
+export function appliedLimits(placement: LimitPlacement | null, limits: SandboxLimits | undefined): AppliedLimits | null {
+  return placement && limits ? { ...limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
+}
+
 export const sandboxId = (sessionId: string) => `${sessionId}-${randomBytes(4).toString('hex')}`;
 
 /** Starts a host at the chosen isolation level, bound to the spec from the start. */
@@ -61,6 +66,5 @@ export async function provisionCold(spec: SandboxSpec, available: LevelCheck, li
   } catch (error) {
     throw await host.failedStart(error as Error);
   }
-  const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
-  return new LocalSandbox(id, level, warnings, limits, false, host, Promise.resolve(timings));
+  return new LocalSandbox(id, level, warnings, appliedLimits(placement, spec.limits), false, host, Promise.resolve(timings));
 }

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { HostProcess } from './host-process.js';
 import { LateBinder, lateBindSupport, SandboxGone, type BindTarget, type LateBind } from './isolation/late-bind.js';
 import { hostConfig, planBinding, prepareBlank, type LevelCheck, type PoolShape, type PreparedBlank } from './local-launch.js';
-import { configured, LocalSandbox, sandboxId } from './local-sandbox.js';
+import { appliedLimits, configured, LocalSandbox, sandboxId } from './local-sandbox.js';
 import type { Limiter } from './limits/index.js';
 import type { Check, PoolStatus, SandboxSpec } from './types.js';
 
@@ -67,9 +67,7 @@ async function bindBlank(binder: LateBinder, blank: Blank, plan: LateBind, spec:
     await binder.bind(blank.target, plan);
     const config = hostConfig(spec, 'bwrap', workspace, prepared.placement, null, umask);
     const timings = host.configureAhead(config, refused).then((answer) => answer && configured(answer, spec));
-    const { placement } = prepared;
-    const limits = placement && spec.limits ? { ...spec.limits, pidsMechanism: placement.pids, memoryMechanism: placement.memory } : null;
-    return new LocalSandbox(sandboxId(spec.sessionId), 'bwrap', prepared.warnings, limits, true, host, timings);
+    return new LocalSandbox(sandboxId(spec.sessionId), 'bwrap', prepared.warnings, appliedLimits(prepared.placement, spec.limits), true, host, timings);
   } catch (error) {
     const died = !host.alive || error instanceof SandboxGone;
     await host.close();
